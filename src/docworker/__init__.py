@@ -1,0 +1,3 @@
+"""Documents Worker: text, structure, chunks and conversions from documents."""
+
+__version__ = "2.0.0.dev0"

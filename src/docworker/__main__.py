@@ -1,0 +1,5 @@
+"""``python -m docworker``: the command line."""
+
+from docworker.cli import main
+
+main()

@@ -1,0 +1,55 @@
+"""What routes depend on, as ``Annotated`` aliases: the services, the settings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from docworker.config import Settings
+from docworker.jobs.local import LocalExecutor
+from docworker.jobs.queue import JobQueue
+from docworker.jobs.store import JobStore
+from docworker.storage import BlobStore
+
+
+@dataclass
+class Services:
+    """Everything the API holds for its lifetime, built once at start-up."""
+
+    settings: Settings
+    store: JobStore
+    blobs: BlobStore
+    queue: JobQueue
+    executor: LocalExecutor | None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_queue(request: Request) -> JobQueue:
+    return get_services(request).queue
+
+
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+
+
+def get_settings(request: Request) -> Settings:
+    return get_services(request).settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]

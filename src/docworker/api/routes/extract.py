@@ -1,0 +1,118 @@
+"""``POST /api/v2/extract``: upload a document, get its text, Markdown, HTML or JSON.
+
+Like every synchronous endpoint it submits a job and waits for it: the result
+comes back in the response if the job ends within ``wait`` seconds, otherwise
+the answer is ``202`` with the job, to be polled.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from docworker.api.deps import Services, ServicesDep
+from docworker.api.errors import problem_responses
+from docworker.api.routes.jobs import job_response
+from docworker.api.uploads import store_upload
+from docworker.jobs.queue import JobInput
+from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
+from docworker.render import OutputFormat
+
+router = APIRouter(prefix="/api/v2", tags=["extract"])
+
+_RAW_TYPES = {
+    OutputFormat.TEXT: "text/plain",
+    OutputFormat.MARKDOWN: "text/markdown",
+    OutputFormat.HTML: "text/html",
+}
+
+EXTRACT_EXAMPLE = {
+    "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
+    "output": "markdown",
+    "format": "pdf",
+    "mime": "application/pdf",
+    "content": "# Title\n\nFirst paragraph…",
+    "metadata": {"title": "Title", "page_count": 2, "word_count": 420, "char_count": 2710},
+    "warnings": [],
+    "attachments": [],
+}
+
+
+@router.post(
+    "/extract",
+    operation_id="extract",
+    summary="Extract a document's text and structure",
+    responses={
+        200: {
+            "description": "The extraction",
+            "content": {
+                "application/json": {"example": EXTRACT_EXAMPLE},
+                "text/markdown": {},
+                "text/plain": {},
+                "text/html": {},
+            },
+        },
+        202: {"description": "Not finished within `wait`: the job, to poll"},
+        **problem_responses(404, 413, 415, 422, 429, 503),
+    },
+)
+async def extract(
+    services: ServicesDep,
+    file: Annotated[UploadFile, File(description="The document.")],
+    output: Annotated[OutputFormat, Form(description="text, markdown, html or json")] = (
+        OutputFormat.MARKDOWN
+    ),
+    pages: Annotated[str | None, Form(description="Pages, e.g. '1-3,5'", examples=["1-3"])] = None,
+    per_page: Annotated[bool, Form(description="Also give each page's output")] = False,
+    password: Annotated[str | None, Form(description="Password of an encrypted file")] = None,
+    wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
+    priority: Annotated[int, Form(ge=-100, le=100)] = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Upload a document as the multipart ``file`` part. With ``Accept: text/markdown``
+    (or ``text/plain``, ``text/html``) the content alone is returned; otherwise JSON with
+    the content, metadata and warnings."""
+    params: dict[str, Any] = {"output": output, "per_page": per_page}
+    if pages:
+        params["pages"] = pages
+    if password:
+        params["password"] = password
+    job_input = await store_upload(services, file)
+    job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)
+    return await run_and_answer(services, "extract", params, job_input, wait, priority, accept)
+
+
+async def run_and_answer(
+    services: Services,
+    operation: str,
+    params: dict[str, Any],
+    job_input: JobInput,
+    wait: float | None,
+    priority: int,
+    accept: str | None,
+) -> Response:
+    """Submit, wait up to ``wait`` seconds, and answer the result, the error, or 202."""
+    queue = services.queue
+    record, _ = await anyio.to_thread.run_sync(
+        lambda: queue.submit(operation, params, job_input, priority=priority)
+    )
+    timeout = services.settings.server.default_wait if wait is None else wait
+    record = await queue.wait(record.id, min(timeout, services.settings.server.max_wait))
+    if record.status not in TERMINAL_STATUSES:
+        return job_response(record, 202)
+    payload = await anyio.to_thread.run_sync(queue.result, record)
+    return _result_response(record, payload, accept)
+
+
+def _result_response(record: JobRecord, payload: dict[str, Any], accept: str | None) -> Response:
+    headers = {"X-Job-Id": record.id, "Location": f"/api/v2/jobs/{record.id}"}
+    output = OutputFormat(payload.get("output", "json"))
+    raw_type = _RAW_TYPES.get(output)
+    if raw_type and accept and raw_type in accept and "application/json" not in accept:
+        return Response(
+            payload["content"], media_type=f"{raw_type}; charset=utf-8", headers=headers
+        )
+    return JSONResponse({"job_id": record.id, **payload}, headers=headers)

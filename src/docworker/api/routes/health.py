@@ -1,0 +1,180 @@
+"""Health probes and metrics: ``/health``, ``/health/liveness``, ``/health/readiness``,
+``/metrics``.
+
+The bodies keep the v1 shapes (v1 clients and probes depend on them) and add the
+v2 checks beside them. ``/metrics`` answers v1's JSON by default and Prometheus
+text to a scraper (an ``Accept`` asking for text/plain or OpenMetrics).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+
+from docworker.api.deps import Services, ServicesDep
+from docworker.errors import DependencyDown
+
+router = APIRouter(tags=["health"])
+
+QUEUE_DEPTH = Gauge("docworker_queue_depth", "Queued jobs ready to run.")
+QUEUE_AGE = Gauge("docworker_queue_oldest_age_seconds", "Age of the oldest queued job.")
+V1_VERSION = "1.0.0"
+#: Tool probes are cached this long, as v1 did: they start processes.
+PROBE_TTL = 300.0
+
+#: v1's service keys → how v2 provides that capability: a program or a library.
+_CAPABILITIES: dict[str, tuple[str, str]] = {
+    "ffmpeg": ("program", "ffmpeg"),
+    "vips": ("library", "pyvips"),
+    "libreoffice": ("program", "soffice"),
+    "mutool": ("library", "pypdfium2"),
+    "tesseract": ("library", "tesserocr"),
+}
+_probe_cache: dict[str, Any] = {"at": -PROBE_TTL, "services": {}}
+
+
+def go_duration(seconds: float) -> str:
+    """A duration the way Go prints it (``1h2m3.5s``, ``250ms``), as v1 did."""
+    if seconds == 0:
+        return "0s"
+    if seconds < 1:
+        for unit, scale in (("ms", 1e3), ("µs", 1e6), ("ns", 1e9)):
+            if seconds * scale >= 1 or unit == "ns":
+                return f"{seconds * scale:.9g}{unit}".replace("e+", "e")
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:.9f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{int(hours)}h{int(minutes)}m{text}"
+    if minutes:
+        return f"{int(minutes)}m{text}"
+    return text
+
+
+def _probe_services() -> dict[str, dict[str, Any]]:
+    now = time.monotonic()
+    if now - _probe_cache["at"] < PROBE_TTL:
+        cached: dict[str, dict[str, Any]] = _probe_cache["services"]
+        return cached
+    services: dict[str, dict[str, Any]] = {}
+    for key, (kind, name) in _CAPABILITIES.items():
+        found = shutil.which(name) if kind == "program" else importlib.util.find_spec(name)
+        if found:
+            services[key] = {"status": "available", "available": True, "version": "detected"}
+        else:
+            services[key] = {
+                "status": "unavailable",
+                "available": False,
+                "error": f"{kind} '{name}' is not installed",
+            }
+    _probe_cache.update(at=now, services=services)
+    return services
+
+
+def _queue_info(services: Services) -> dict[str, Any]:
+    try:
+        services.store.ping()
+        depth, oldest = services.store.queue_depth()
+    except DependencyDown as exc:
+        return {"connected": False, "stats": None, "error": exc.detail}
+    QUEUE_DEPTH.set(depth)
+    QUEUE_AGE.set(oldest or 0.0)
+    return {"connected": True, "stats": {"pending": depth}}
+
+
+def _checks(services: Services) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    try:
+        services.blobs.ping()
+        checks["storage"] = {"status": "up"}
+    except DependencyDown as exc:
+        checks["storage"] = {"status": "down", "error": exc.detail}
+    executor = services.executor
+    if executor is not None:
+        checks["executor"] = {
+            "status": "up",
+            "kind": "local",
+            "workers": len(executor.pids()),
+            "busy": len(executor.busy()),
+        }
+    return checks
+
+
+def health_report(services: Services) -> tuple[dict[str, Any], int]:
+    tools = _probe_services()
+    queue = _queue_info(services)
+    checks = _checks(services)
+    status = "healthy"
+    if not all(s["available"] for s in tools.values()):
+        status = "degraded"
+    if not queue["connected"] or checks["storage"]["status"] != "up":
+        status = "unhealthy"
+    body = {
+        "status": status,
+        "version": V1_VERSION,
+        "timestamp": _now(),
+        "uptime": go_duration(services.uptime),
+        "services": tools,
+        "queue": queue,
+        "system": {"environment": services.settings.profile.value, "platform": "kubernetes"},
+        "checks": checks,
+    }
+    return body, 503 if status == "unhealthy" else 200
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@router.get("/health", operation_id="health", summary="Full health report")
+async def health(services: ServicesDep) -> JSONResponse:
+    """``healthy``, ``degraded`` (a tool is missing: 200) or ``unhealthy`` (the job store or
+    blob store is down: 503), with each tool, the queue and the v2 checks."""
+    body, status = await anyio.to_thread.run_sync(health_report, services)
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/health/liveness", operation_id="liveness", summary="Liveness probe")
+async def liveness(services: ServicesDep) -> dict[str, Any]:
+    """Always 200 while the process answers."""
+    return {"status": "alive", "timestamp": _now(), "uptime": go_duration(services.uptime)}
+
+
+@router.get("/health/readiness", operation_id="readiness", summary="Readiness probe")
+async def readiness(services: ServicesDep) -> JSONResponse:
+    """200 when the job store answers, 503 otherwise."""
+    queue = await anyio.to_thread.run_sync(_queue_info, services)
+    if not queue["connected"]:
+        return JSONResponse({"status": "not_ready", "reason": "Queue not available"}, 503)
+    return JSONResponse({"status": "ready", "timestamp": _now()})
+
+
+@router.get("/metrics", operation_id="metrics", summary="Metrics (v1 JSON or Prometheus)")
+async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> Response:
+    """Prometheus text when ``Accept`` asks for ``text/plain`` or OpenMetrics (as scrapers
+    do); otherwise v1's flat JSON object."""
+    queue = await anyio.to_thread.run_sync(_queue_info, services)
+    wants_text = (
+        accept is not None
+        and "application/json" not in accept
+        and ("text/plain" in accept or "openmetrics" in accept)
+    )
+    if wants_text:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    tools = await anyio.to_thread.run_sync(_probe_services)
+    body: dict[str, Any] = {
+        "documents_worker_up": 1,
+        "documents_worker_uptime_seconds": round(services.uptime, 3),
+        "documents_worker_queue_pending_jobs": (queue["stats"] or {}).get("pending", 0),
+    }
+    for key, info in tools.items():
+        body[f'documents_worker_service_available{{service="{key}"}}'] = int(info["available"])
+    return JSONResponse(body)

@@ -1,0 +1,113 @@
+"""The public shapes of the v2 API: jobs, job lists, operations, problems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from docworker.jobs.store import JobRecord, JobStatus
+from docworker.operations import public_params
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; ``code`` names the error in one word, stable for clients."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:docworker:problem:password-required"])
+    title: str = Field(examples=["Password required"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["the pdf document is encrypted: pass its password as 'password'"])
+    code: str | None = Field(None, examples=["password-required"])
+    instance: str | None = None
+
+
+class JobInputPublic(BaseModel):
+    name: str | None = None
+    mime: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+
+
+class JobLinks(BaseModel):
+    self: str
+    result: str
+
+
+class JobPublic(BaseModel):
+    id: str = Field(examples=["0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10"])
+    operation: str = Field(examples=["extract"])
+    status: JobStatus
+    params: dict[str, Any]
+    priority: int
+    input: JobInputPublic | None
+    attempts: int
+    max_attempts: int
+    progress: float
+    progress_message: str | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: JobLinks
+
+    @classmethod
+    def of(cls, record: JobRecord, base: str = "/api/v2") -> JobPublic:
+        job_input = record.input or None
+        return cls(
+            id=record.id,
+            operation=record.operation,
+            status=record.status,
+            params=public_params(record.params),
+            priority=record.priority,
+            input=JobInputPublic(**{k: job_input.get(k) for k in JobInputPublic.model_fields})
+            if job_input
+            else None,
+            attempts=record.attempts,
+            max_attempts=record.max_attempts,
+            progress=record.progress,
+            progress_message=record.progress_message,
+            error=record.error,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            links=JobLinks(
+                self=f"{base}/jobs/{record.id}", result=f"{base}/jobs/{record.id}/result"
+            ),
+        )
+
+
+class JobList(BaseModel):
+    jobs: list[JobPublic]
+    next_cursor: str | None = Field(
+        None, description="Pass as 'cursor' for the next page; absent on the last page."
+    )
+
+
+class JobCreate(BaseModel):
+    """A job named in JSON: the input is a blob already in the store."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str = Field(examples=["extract"])
+    params: dict[str, Any] = Field(default_factory=dict, examples=[{"output": "markdown"}])
+    input_uri: str | None = Field(
+        None, description="A blob:// URI returned by an earlier job's input.", examples=[None]
+    )
+    priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
+    idempotency_key: str | None = Field(None, max_length=200)
+
+
+class OperationInfo(BaseModel):
+    name: str
+    summary: str
+    queue: str
+    params_schema: dict[str, Any]
+
+
+class OperationList(BaseModel):
+    operations: list[OperationInfo]

@@ -1,0 +1,96 @@
+"""Uploaded files into the blob store, and the body-size guard in front of them.
+
+The multipart parser spools a file part to a temporary file (a megabyte in
+memory at most); from there it is streamed in chunks to the blob store, its
+sha256 computed on the way. :class:`BodySizeLimit` refuses a request as soon as
+its body passes the configured size, before the spool fills the disk.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import anyio.to_thread
+from fastapi import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from docworker.api.deps import Services
+from docworker.api.errors import too_large_response
+from docworker.errors import InvalidParameter
+from docworker.jobs.queue import JobInput
+
+
+def _client_name(upload: UploadFile) -> str | None:
+    if not upload.filename:
+        return None
+    # Only the last component: a client's path says nothing we should keep.
+    return PurePosixPath(upload.filename.replace("\\", "/")).name[:255] or None
+
+
+async def store_upload(services: Services, upload: UploadFile | None) -> JobInput:
+    """Stream an uploaded file part to the blob store."""
+    if upload is None:
+        raise InvalidParameter(
+            "file", "a multipart part named 'file' with the document is required"
+        )
+    limit = services.settings.server.max_upload_bytes
+    blob = await anyio.to_thread.run_sync(
+        lambda: services.blobs.put_stream(upload.file, max_bytes=limit)
+    )
+    await upload.close()
+    return JobInput(blob=blob, name=_client_name(upload))
+
+
+class RequestTooLarge(StarletteHTTPException):
+    """Raised while the body is read; an HTTP exception so that body parsing passes it on."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(413, "Request Entity Too Large")
+        self.size = size
+        self.limit = limit
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 once a request body passes ``max_bytes``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send, int(declared))
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestTooLarge(received, self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except RequestTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send, received)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
+        response = too_large_response(Request(scope, receive), size, self.max_bytes)
+        await response(scope, receive, send)

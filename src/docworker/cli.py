@@ -1,0 +1,230 @@
+"""The command line: ``serve`` the API, ``extract`` files locally, manage remote ``jobs``.
+
+``docworker`` with no command starts the server, as the v1 binary did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from docworker.config import Settings, load_settings
+from docworker.errors import DocworkerError
+from docworker.operations.base import InputFile, OperationContext
+from docworker.operations.extract import ExtractOperation, ExtractParams
+from docworker.render import OutputFormat
+
+app = typer.Typer(
+    name="docworker",
+    help="Documents Worker: text, structure and Markdown from documents.",
+    no_args_is_help=False,
+    add_completion=False,
+)
+jobs_app = typer.Typer(help="Jobs on a running server.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+err = Console(stderr=True)
+
+SUFFIX = {
+    OutputFormat.TEXT: ".txt",
+    OutputFormat.MARKDOWN: ".md",
+    OutputFormat.HTML: ".html",
+    OutputFormat.JSON: ".json",
+}
+DEFAULT_SERVER = "http://127.0.0.1:3001"
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"docworker: {message}", highlight=False, markup=False)
+    return typer.Exit(code)
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        serve()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (default 0.0.0.0).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 3001, or PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes for jobs.")] = None,
+) -> None:
+    """Start the HTTP API with the local executor (SQLite and local storage by default)."""
+    import uvicorn
+
+    from docworker.api.app import create_app
+    from docworker.telemetry import configure_logging
+
+    settings = load_settings()
+    if host is not None:
+        settings.server.host = host
+    if port is not None:
+        settings.server.port = port
+    if workers is not None:
+        settings.executor.workers = workers
+    configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        timeout_keep_alive=int(settings.server.idle_timeout),
+        log_config=None,
+        access_log=False,
+    )
+
+
+def _inputs(paths: list[Path]) -> list[tuple[Path, Path]]:
+    """(file, path relative to what was named) for each file named or found in a folder."""
+    found: list[tuple[Path, Path]] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend((f, f.relative_to(path)) for f in sorted(path.rglob("*")) if f.is_file())
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        else:
+            raise _fail(f"{path}: no such file or folder")
+    return found
+
+
+def _extract_one(path: Path, params: ExtractParams, settings: Settings) -> dict[str, Any]:
+    from docworker.formats.base import ParseLimits
+
+    ctx = OperationContext(
+        limits=ParseLimits(max_pages=settings.limits.max_pages, max_cells=settings.limits.max_cells)
+    )
+    return ExtractOperation().run(ctx, InputFile(path=path, name=path.name), params).payload
+
+
+def _content_text(payload: dict[str, Any]) -> str:
+    content = payload["content"]
+    return (
+        content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False)
+    )
+
+
+@app.command()
+def extract(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
+    output: Annotated[OutputFormat, typer.Option(help="text, markdown, html or json.")] = (
+        OutputFormat.MARKDOWN
+    ),
+    out: Annotated[Path | None, typer.Option(help="Folder for the outputs.")] = None,
+    pages: Annotated[str | None, typer.Option(help="Pages, e.g. 1-3,5.")] = None,
+    password: Annotated[str | None, typer.Option(help="Password of encrypted files.")] = None,
+) -> None:
+    """Extract documents here, without a server. One file without --out prints to stdout."""
+    try:
+        params = ExtractParams.model_validate(
+            {"output": output, "pages": pages, "password": password}
+        )
+    except ValueError as exc:
+        raise _fail(str(exc).splitlines()[-1], 2) from None
+    settings = load_settings()
+    files = _inputs(paths)
+    if out is None:
+        if len(files) != 1:
+            raise _fail("several files need --out DIR", 2)
+        try:
+            sys.stdout.write(_content_text(_extract_one(files[0][0], params, settings)))
+        except DocworkerError as exc:
+            raise _fail(f"{files[0][0]}: {exc.detail}") from None
+        return
+    failures = _extract_many(files, out, params, settings)
+    if failures:
+        raise _fail(f"{failures} of {len(files)} files failed")
+
+
+def _extract_many(
+    files: list[tuple[Path, Path]], out: Path, params: ExtractParams, settings: Settings
+) -> int:
+    failures = 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("extracting", total=len(files))
+        for path, relative in files:
+            target = (out / relative).with_suffix(relative.suffix + SUFFIX[params.output])
+            try:
+                payload = _extract_one(path, params, settings)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(_content_text(payload), encoding="utf-8")
+            except DocworkerError as exc:
+                failures += 1
+                progress.console.print(f"docworker: {path}: {exc.detail}", markup=False)
+            progress.advance(task)
+    return failures
+
+
+def _client(server: str) -> httpx.Client:
+    return httpx.Client(base_url=server.rstrip("/"), timeout=30.0)
+
+
+def _call(server: str, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        with _client(server) as client:
+            response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach {server}: {exc}") from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail") or response.text
+        except ValueError:
+            detail = response.text
+        raise _fail(f"{response.status_code}: {detail}")
+    return response.json()
+
+
+ServerOption = Annotated[
+    str, typer.Option(envvar="DOCWORKER_SERVER", help="Base URL of the server.")
+]
+
+
+@jobs_app.command("list")
+def jobs_list(
+    server: ServerOption = DEFAULT_SERVER,
+    status: Annotated[list[str] | None, typer.Option(help="Only these states.")] = None,
+    operation: Annotated[str | None, typer.Option(help="Only this operation.")] = None,
+    limit: Annotated[int, typer.Option(help="How many.")] = 20,
+) -> None:
+    """List jobs, newest first."""
+    query: dict[str, Any] = {"limit": limit, "status": status or []}
+    if operation:
+        query["operation"] = operation
+    body = _call(server, "GET", "/api/v2/jobs", params=query)
+    for job in body["jobs"]:
+        name = (job.get("input") or {}).get("name") or "-"
+        typer.echo(
+            f"{job['id']}  {job['status']:<9}  {job['operation']:<8}  {job['created_at']}  {name}"
+        )
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
+    """Show one job as JSON."""
+    typer.echo(json.dumps(_call(server, "GET", f"/api/v2/jobs/{job_id}"), indent=2))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
+    """Cancel a queued or running job."""
+    job = _call(server, "DELETE", f"/api/v2/jobs/{job_id}")
+    typer.echo(f"{job['id']}  {job['status']}")
+
+
+def main() -> None:
+    # Typer's rich tracebacks would show a user's bad input as a crash.
+    os.environ.setdefault("_TYPER_STANDARD_TRACEBACK", "1")
+    app()

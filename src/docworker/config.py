@@ -1,0 +1,268 @@
+"""Configuration: one settings tree, read from ``DOCWORKER_*`` variables and v1 names.
+
+Nested fields use ``__``: ``DOCWORKER_EXECUTOR__WORKERS=4``. The variables of the
+v1 service (``PORT``, ``OCR_LANGUAGE``, ``WORKER_RETRY_COUNT``, ...) are honoured as
+aliases with lower priority than the ``DOCWORKER_*`` names; like v1, an empty or
+unparsable v1 value falls back to the default (with a warning), and durations may
+be written the Go way (``1m30s``) or as plain seconds. Settings are built by
+:func:`load_settings` and passed down; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a Go duration (``1h30m``, ``250ms``) or a plain number of seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    pos, total = 0, 0.0
+    for match in _GO_DURATION.finditer(body):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(body) or not body:
+        raise ValueError(f"'{value}' is not a duration (e.g. 30s, 1m30s, 2h, or seconds)")
+    return sign * total
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Profile(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("0.0.0.0", description="Address the HTTP server listens on.")  # noqa: S104
+    port: int = Field(3001, ge=1, le=65535, description="HTTP port (v1: PORT, SERVER_PORT).")
+    read_timeout: Seconds = Field(30.0, gt=0, description="Time to read a request (v1).")
+    write_timeout: Seconds = Field(30.0, gt=0, description="Time to write a response (v1).")
+    idle_timeout: Seconds = Field(120.0, gt=0, description="Keep-alive idle timeout (v1).")
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes."
+    )
+    default_wait: Seconds = Field(
+        30.0, ge=0, description="How long a synchronous endpoint waits for its job by default."
+    )
+    max_wait: Seconds = Field(300.0, ge=0, description="Longest wait a request may ask for.")
+    docs: bool = Field(True, description="Serve the OpenAPI UI at /docs.")
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the job store; default: SQLite file in the data folder.",
+    )
+    echo: bool = Field(False, description="Log every SQL statement.")
+
+
+class StorageSettings(BaseModel):
+    url: str | None = Field(
+        None, description="fsspec URL of the blob store; default: 'blobs' in the data folder."
+    )
+
+
+class ExecutorKind(StrEnum):
+    #: Jobs run in this process's pool of worker processes.
+    LOCAL = "local"
+    #: This process runs no jobs: an API-only replica, the jobs run by other processes.
+    NONE = "none"
+
+
+class ExecutorSettings(BaseModel):
+    kind: ExecutorKind = Field(ExecutorKind.LOCAL, description="Where jobs run.")
+    workers: int = Field(
+        default_factory=lambda: max(os.cpu_count() or 1, 1),
+        ge=1,
+        le=256,
+        description="Worker processes of the local executor (v1: WORKER_MAX_CONCURRENCY).",
+    )
+    jobs_per_worker: int = Field(
+        100, ge=1, description="A worker process is replaced after this many jobs."
+    )
+    job_timeout: Seconds = Field(300.0, gt=0, description="Wall-clock limit of one job attempt.")
+    memory_limit_mb: int = Field(
+        2048, ge=64, description="Resident memory a worker may use during a job, in MiB."
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts per job in total (v1: WORKER_RETRY_COUNT)."
+    )
+    retry_delay: Seconds = Field(
+        5.0, ge=0, description="Delay before a failed attempt is retried (v1: WORKER_RETRY_DELAY)."
+    )
+    poll_interval: Seconds = Field(
+        0.5, gt=0, description="How often the executor looks for queued or cancelled jobs."
+    )
+    job_retention: Seconds = Field(
+        86400.0, gt=0, description="Finished jobs and their files are deleted after this long."
+    )
+
+
+class LimitSettings(BaseModel):
+    max_pages: int = Field(5000, ge=1, description="Most pages a document may have parsed.")
+    max_cells: int = Field(5_000_000, ge=1, description="Most spreadsheet cells read per file.")
+
+
+class OcrSettings(BaseModel):
+    language: str = Field(
+        "eng", description="Tesseract languages, e.g. 'tur+eng' (v1: OCR_LANGUAGE)."
+    )
+    dpi: int = Field(300, ge=50, le=1200, description="Render resolution for OCR (v1: OCR_DPI).")
+    psm: int = Field(1, ge=0, le=13, description="Tesseract page segmentation mode (v1: OCR_PSM).")
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogSettings(BaseModel):
+    level: str = Field("INFO", description="Lowest level logged (v1: LOG_LEVEL).")
+    format: LogFormat = Field(
+        LogFormat.AUTO,
+        description="json, console, or auto: JSON in production, console in development.",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told, with its defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOCWORKER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    profile: Profile = Field(
+        Profile.DEVELOPMENT, description="development or production (v1: ENVIRONMENT)."
+    )
+    data_dir: Path = Field(
+        Path("data"), description="Folder for the embedded database, blobs and caches."
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)  # type: ignore[arg-type]
+    limits: LimitSettings = Field(default_factory=LimitSettings)  # type: ignore[arg-type]
+    ocr: OcrSettings = Field(default_factory=OcrSettings)  # type: ignore[arg-type]
+    log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if self.database.url is None:
+            self.database.url = f"sqlite:///{(self.data_dir / 'docworker.db').absolute()}"
+        if self.storage.url is None:
+            self.storage.url = f"file://{(self.data_dir / 'blobs').absolute()}"
+        return self
+
+    @property
+    def database_url(self) -> str:
+        assert self.database.url is not None  # set by _fill_defaults
+        return self.database.url
+
+    @property
+    def storage_url(self) -> str:
+        assert self.storage.url is not None  # set by _fill_defaults
+        return self.storage.url
+
+    @property
+    def json_logs(self) -> bool:
+        if self.log.format is LogFormat.AUTO:
+            return self.profile is Profile.PRODUCTION
+        return self.log.format is LogFormat.JSON
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, V1EnvironmentSource(settings_cls), dotenv_settings)
+
+
+#: v1 variable name → (path in the settings tree, converter).
+V1_ALIASES: dict[str, tuple[tuple[str, ...], Any]] = {
+    "ENVIRONMENT": (("profile",), lambda v: Profile(v.strip().lower())),
+    "SERVER_READ_TIMEOUT": (("server", "read_timeout"), parse_duration),
+    "SERVER_WRITE_TIMEOUT": (("server", "write_timeout"), parse_duration),
+    "SERVER_IDLE_TIMEOUT": (("server", "idle_timeout"), parse_duration),
+    "WORKER_MAX_CONCURRENCY": (("executor", "workers"), int),
+    "WORKER_RETRY_COUNT": (("executor", "max_attempts"), lambda v: max(int(v), 1)),
+    "WORKER_RETRY_DELAY": (("executor", "retry_delay"), parse_duration),
+    "OCR_LANGUAGE": (("ocr", "language"), str),
+    "OCR_DPI": (("ocr", "dpi"), int),
+    "OCR_PSM": (("ocr", "psm"), int),
+    "LOG_LEVEL": (("log", "level"), lambda v: v.strip().upper()),
+}
+
+
+class V1EnvironmentSource(EnvSettingsSource):
+    """Reads the v1 service's variable names, the v1 way (empty or bad → default)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        environ = os.environ
+        # v1 reads PORT, and the v1 README's SERVER_PORT when PORT is unset.
+        port_name = "PORT" if environ.get("PORT") else "SERVER_PORT"
+        aliases = {**V1_ALIASES, port_name: (("server", "port"), int)}
+        for name, (path, convert) in aliases.items():
+            raw = environ.get(name, "")
+            if not raw.strip():
+                continue
+            try:
+                value = convert(raw)
+            except (ValueError, TypeError):
+                warnings.warn(f"ignoring {name}={raw!r}: not a valid value", stacklevel=2)
+                continue
+            node = found
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = value
+        return found
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, with ``overrides`` taking precedence."""
+    return Settings(**overrides)

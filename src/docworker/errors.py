@@ -1,0 +1,225 @@
+"""The one exception tree of the service, and its serialised form.
+
+Every error the service raises on purpose is a :class:`DocworkerError`::
+
+    DocworkerError
+    ├── InputError                 the request or the document is at fault (4xx)
+    │   ├── UnsupportedFormat      no parser for the detected type
+    │   ├── CorruptDocument        the parser could not read the file
+    │   ├── PasswordRequired       encrypted, and no password was given
+    │   │   └── WrongPassword      encrypted, and the password did not open it
+    │   ├── LimitExceeded          a configured limit (size, pages, ...) was passed
+    │   ├── HostileInput           the file looks like an attack (bomb, traversal)
+    │   ├── ProcessingFailed       a parser failed in a way it did not foresee
+    │   ├── InvalidParameter       a parameter was missing or out of range
+    │   ├── NotFound               a job, result or operation does not exist
+    │   └── Conflict               the request contradicts the stored state
+    └── ServiceError               the service is at fault (5xx / 429)
+        ├── EngineFailed           an external engine or worker crashed
+        ├── JobTimeout             the job ran past its wall-clock limit
+        ├── MemoryLimitExceeded    the job's worker passed its memory limit
+        ├── QueueFull              too much work queued; retry later
+        └── DependencyDown         a database, store or engine is unreachable
+
+Errors carry fields, not only strings, and travel between processes as the
+plain mapping built by :meth:`DocworkerError.to_dict` (a worker process stores
+it in the job row; the API turns it into RFC 9457 problem+json by ``code``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DocworkerError(Exception):
+    """Root of every error the service raises on purpose."""
+
+    code: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+    #: Whether running the same job again may succeed (engine crash, timeout).
+    transient: ClassVar[bool] = False
+
+    def __init__(self, detail: str, **fields: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields: dict[str, Any] = fields
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored with a failed job and rebuilt by :func:`from_dict`."""
+        return {"code": self.code, "title": self.title, "detail": self.detail, **self.fields}
+
+
+class InputError(DocworkerError):
+    """The request or the document is at fault; retrying the same input fails again."""
+
+    code = "bad-input"
+    title = "Bad input"
+
+
+class UnsupportedFormat(InputError):
+    code = "unsupported-format"
+    title = "Unsupported format"
+
+    def __init__(self, mime: str, detail: str | None = None) -> None:
+        super().__init__(detail or f"no parser handles documents of type {mime}", mime=mime)
+
+
+class CorruptDocument(InputError):
+    code = "corrupt-document"
+    title = "Corrupt document"
+
+    def __init__(self, fmt: str, reason: str) -> None:
+        super().__init__(f"the {fmt} document could not be read: {reason}", format=fmt)
+
+
+class PasswordRequired(InputError):
+    code = "password-required"
+    title = "Password required"
+
+    def __init__(self, fmt: str, detail: str | None = None) -> None:
+        super().__init__(
+            detail or f"the {fmt} document is encrypted: pass its password as 'password'",
+            format=fmt,
+        )
+
+
+class WrongPassword(PasswordRequired):
+    code = "wrong-password"
+    title = "Wrong password"
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt, f"the password given does not open the {fmt} document")
+
+
+class LimitExceeded(InputError):
+    code = "limit-exceeded"
+    title = "Limit exceeded"
+
+    def __init__(self, limit: str, value: float, maximum: float, detail: str | None = None) -> None:
+        super().__init__(
+            detail or f"{limit} is {value:g}, over the configured limit of {maximum:g}",
+            limit=limit,
+            value=value,
+            maximum=maximum,
+        )
+
+
+class PayloadTooLarge(LimitExceeded):
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+class HostileInput(InputError):
+    code = "hostile-input"
+    title = "Hostile input refused"
+
+
+class ProcessingFailed(InputError):
+    """A parser or library failed unexpectedly on this input.
+
+    Such failures come from documents that a library cannot cope with far more
+    often than from anything else, so they answer 422 and are not retried; the
+    traceback goes to the log, where the fault can be found and fixed.
+    """
+
+    code = "processing-failed"
+    title = "Processing failed"
+
+
+class InvalidParameter(InputError):
+    code = "invalid-parameter"
+    title = "Invalid parameter"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"parameter '{name}': {reason}", parameter=name)
+
+
+class NotFound(InputError):
+    code = "not-found"
+    title = "Not found"
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} '{ident}' does not exist", kind=kind, id=ident)
+
+
+class Conflict(InputError):
+    code = "conflict"
+    title = "Conflict"
+
+
+class ServiceError(DocworkerError):
+    """The service is at fault; the same request may succeed later."""
+
+    code = "service-error"
+    title = "Service error"
+    transient = True
+
+
+class EngineFailed(ServiceError):
+    code = "engine-failed"
+    title = "Engine failed"
+
+
+class JobTimeout(ServiceError):
+    code = "job-timeout"
+    title = "Job timed out"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the job ran longer than its limit of {seconds:g} s", limit_seconds=seconds
+        )
+
+
+class MemoryLimitExceeded(ServiceError):
+    code = "memory-limit-exceeded"
+    title = "Memory limit exceeded"
+    # A document that needs more memory than allowed will need it again.
+    transient = False
+
+    def __init__(self, limit_mb: float) -> None:
+        super().__init__(
+            f"the job's worker used more than its limit of {limit_mb:g} MiB", limit_mb=limit_mb
+        )
+
+
+class QueueFull(ServiceError):
+    code = "queue-full"
+    title = "Queue full"
+
+    def __init__(self, detail: str, retry_after: int = 5) -> None:
+        super().__init__(detail, retry_after=retry_after)
+
+
+class DependencyDown(ServiceError):
+    code = "dependency-down"
+    title = "Dependency unavailable"
+
+
+def _all_subclasses(cls: type[DocworkerError]) -> list[type[DocworkerError]]:
+    found = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+ERROR_CLASSES: dict[str, type[DocworkerError]] = {
+    c.code: c for c in _all_subclasses(DocworkerError)
+}
+
+
+def error_class(code: str) -> type[DocworkerError]:
+    """The class registered for ``code``; the root class when the code is unknown."""
+    return ERROR_CLASSES.get(code, DocworkerError)
+
+
+def error_from_dict(data: dict[str, Any]) -> DocworkerError:
+    """Rebuild the error that :meth:`DocworkerError.to_dict` stored (in another process).
+
+    The subclasses' constructors take different arguments, so the instance is made
+    without them and given the stored detail and fields directly.
+    """
+    cls = error_class(str(data.get("code")))
+    exc = cls.__new__(cls)
+    fields = {k: v for k, v in data.items() if k not in {"code", "title", "detail"}}
+    DocworkerError.__init__(exc, str(data.get("detail", "")), **fields)
+    return exc

@@ -1,0 +1,1 @@
+"""Format detection and one parser per format family."""

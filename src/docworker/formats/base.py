@@ -1,0 +1,130 @@
+"""The parser contract: what a parser is given and what it must return.
+
+A parser turns one file of its format into a :class:`~docworker.document.Document`.
+It reads the file from ``source.path``, honours what ``ctx`` asks (password, page
+selection, limits, cancellation) and raises only :mod:`docworker.errors` input
+errors for bad documents. Parsers never import web, database or queue code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from docworker.document import Document
+from docworker.errors import InvalidParameter, LimitExceeded
+
+
+@dataclass(frozen=True)
+class Source:
+    """A file to parse, already on local disk, with its detected type."""
+
+    path: Path
+    mime: str
+    #: The name the client gave the file, used only as a hint (titles, extensions).
+    name: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+_RANGE = re.compile(r"^\s*(\d*)\s*(?:(-)\s*(\d*))?\s*$")
+
+
+@dataclass(frozen=True)
+class PageSelection:
+    """Pages asked for, 1-based, as closed ranges; ``end=None`` means to the last page.
+
+    Parsed from strings such as ``"1-3,5,9-"``.
+    """
+
+    ranges: tuple[tuple[int, int | None], ...]
+
+    @classmethod
+    def parse(cls, spec: str) -> PageSelection:
+        ranges: list[tuple[int, int | None]] = []
+        for part in spec.split(","):
+            match = _RANGE.match(part)
+            if not match or not (match.group(1) or match.group(3)):
+                raise InvalidParameter("pages", f"'{part.strip()}' is not a page or page range")
+            start = int(match.group(1) or 1)
+            end: int | None = int(match.group(3)) if match.group(3) else None
+            if not match.group(2):
+                end = start
+            if start < 1 or (end is not None and end < start):
+                raise InvalidParameter("pages", f"'{part.strip()}' is not a valid range")
+            ranges.append((start, end))
+        return cls(tuple(ranges))
+
+    def __contains__(self, page: object) -> bool:
+        if not isinstance(page, int):
+            return False
+        return any(start <= page and (end is None or page <= end) for start, end in self.ranges)
+
+    def pages(self, page_count: int) -> list[int]:
+        """The selected pages of a document of ``page_count`` pages, in order, once each."""
+        return [p for p in range(1, page_count + 1) if p in self]
+
+    def __str__(self) -> str:
+        return ",".join(
+            f"{s}" if e == s else f"{s}-{'' if e is None else e}" for s, e in self.ranges
+        )
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    max_pages: int = 5000
+    max_cells: int = 5_000_000
+
+
+@dataclass
+class ParseContext:
+    """What a parse may be asked for, and how it reports back."""
+
+    password: str | None = None
+    pages: PageSelection | None = None
+    limits: ParseLimits = field(default_factory=ParseLimits)
+    #: False when only the text is wanted: a parser may then skip costly structure
+    #: analysis (headings from font sizes, table finding) and emit plain paragraphs.
+    structure: bool = True
+    #: Called with (fraction done 0..1, message); never raises.
+    progress: Callable[[float, str], None] = lambda _fraction, _message: None
+    #: Returns True once the work should stop.
+    cancelled: Callable[[], bool] = lambda: False
+
+    def wants(self, page: int) -> bool:
+        return self.pages is None or page in self.pages
+
+    def select_pages(self, page_count: int) -> list[int]:
+        """The pages to parse out of ``page_count``, checked against the page limit."""
+        chosen = (
+            list(range(1, page_count + 1)) if self.pages is None else self.pages.pages(page_count)
+        )
+        if len(chosen) > self.limits.max_pages:
+            raise LimitExceeded("pages", len(chosen), self.limits.max_pages)
+        return chosen
+
+    def each_page(self, numbers: Iterable[int], total: int) -> Iterator[int]:
+        """Yield page numbers, reporting progress and stopping once cancelled."""
+        chosen = list(numbers)
+        for done, number in enumerate(chosen):
+            if self.cancelled():
+                return
+            yield number
+            self.progress((done + 1) / max(len(chosen), 1), f"page {number} of {total}")
+
+
+class Parser(Protocol):
+    """One format family: the media types it reads and how to read them."""
+
+    #: A short name for the family, e.g. ``"pdf"``.
+    name: ClassVar[str]
+    media_types: ClassVar[frozenset[str]]
+
+    def parse(self, source: Source, ctx: ParseContext) -> Document:
+        """Read ``source`` into a Document, or raise a :class:`~docworker.errors.InputError`."""
+        ...

@@ -1,0 +1,1 @@
+"""Jobs: the store, the executors, the queue front and events."""

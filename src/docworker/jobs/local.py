@@ -1,0 +1,346 @@
+"""The local executor: a supervised pool of worker processes fed from the job store.
+
+One supervisor thread in the service process owns the pool. It claims queued
+jobs from the store (priority, then age) for idle workers, sends each job over
+a pipe, and writes every state change back to the store. It enforces what a
+worker cannot enforce on itself: the wall-clock limit, the memory limit (RSS
+of the worker and its children), cancellation of running jobs (the worker is
+killed with its process group) and recycling after ``jobs_per_worker`` jobs.
+
+A job whose worker dies is failed as transient and so retried after the retry
+delay, up to its attempt limit, then ``dead``. Jobs left ``running`` by a
+service that crashed are found by their stale heartbeat and queued again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import psutil
+import structlog
+
+from docworker.config import Settings
+from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
+from docworker.jobs.events import JobEvents
+from docworker.jobs.store import JobRecord, JobStore
+from docworker.jobs.worker import receive, send, worker_main
+from docworker.telemetry import (
+    JOB_ATTEMPTS_FAILED,
+    JOB_DURATION,
+    JOB_QUEUE_WAIT,
+    JOBS_FINISHED,
+    WORKER_RESTARTS,
+    WORKERS_BUSY,
+    WORKERS_TOTAL,
+)
+
+log = structlog.get_logger(__name__)
+
+#: How long a worker may take to start (import its modules) before it is replaced.
+START_TIMEOUT = 60.0
+#: A running job's heartbeat is written this often; a job whose heartbeat is older
+#: than ``STALE_AFTER`` belongs to an executor that died and is queued again.
+HEARTBEAT_INTERVAL = 5.0
+STALE_AFTER = 30.0
+
+
+@dataclass
+class _Slot:
+    """One worker process and the job it runs."""
+
+    process: BaseProcess
+    conn: Connection
+    started_at: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    job: JobRecord | None = None
+    job_started: float = 0.0
+    jobs_done: int = 0
+
+    @property
+    def idle(self) -> bool:
+        return self.ready and self.job is None and self.process.is_alive()
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the worker and everything it started."""
+        try:
+            proc = psutil.Process(self.process.pid)
+            procs = [proc, *proc.children(recursive=True)]
+            return sum(p.memory_info().rss for p in procs)
+        except psutil.Error:
+            return 0
+
+
+class LocalExecutor:
+    """Runs jobs from ``store`` in ``settings.executor.workers`` worker processes."""
+
+    def __init__(
+        self, settings: Settings, store: JobStore, events: JobEvents | None = None
+    ) -> None:
+        self.settings = settings
+        self.config = settings.executor
+        self.store = store
+        self.events = events or JobEvents()
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._ctx = multiprocessing.get_context("spawn")
+        self._slots: list[_Slot] = []
+        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_housekeeping = 0.0
+        self._worker_config: dict[str, Any] = {
+            "storage_url": settings.storage_url,
+            "log_level": settings.log.level,
+            "json_logs": settings.json_logs,
+            "memory_limit_mb": self.config.memory_limit_mb,
+        }
+        self._limits = {
+            "max_pages": settings.limits.max_pages,
+            "max_cells": settings.limits.max_cells,
+        }
+
+    # -- public surface -----------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker processes and the supervisor thread."""
+        for _ in range(self.config.workers):
+            self._slots.append(self._spawn())
+        WORKERS_TOTAL.set(len(self._slots))
+        self._thread = threading.Thread(
+            target=self._supervise, name="docworker-executor", daemon=True
+        )
+        self._thread.start()
+        log.info("executor started", executor=self.name, workers=len(self._slots))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs, queue running ones again, and end the worker processes."""
+        self._stopping.set()
+        self.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for slot in self._slots:
+            if slot.job is not None:
+                self.store.requeue_worker(self.name)
+                break
+        for slot in self._slots:
+            self._end(slot, graceful=True)
+        self._slots.clear()
+        WORKERS_TOTAL.set(0)
+        WORKERS_BUSY.set(0)
+        log.info("executor stopped", executor=self.name)
+
+    def notify(self) -> None:
+        """Wake the supervisor: a job was queued or a cancel requested."""
+        with contextlib.suppress(OSError):
+            self._wake_w.send_bytes(b"!")
+
+    def pids(self) -> list[int]:
+        """Process ids of the worker processes (for health and tests)."""
+        return [s.process.pid for s in self._slots if s.process.pid is not None]
+
+    def busy(self) -> dict[str, int]:
+        """Job id → worker pid, for the jobs running now."""
+        return {s.job.id: s.process.pid for s in self._slots if s.job and s.process.pid}
+
+    # -- the supervisor loop --------------------------------------------------------------
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._tick()
+            except Exception:
+                log.exception("executor tick failed")
+                time.sleep(self.config.poll_interval)
+
+    def _tick(self) -> None:
+        self._dispatch()
+        waitables: list[Any] = [self._wake_r]
+        for slot in self._slots:
+            waitables.extend([slot.conn, slot.process.sentinel])
+        busy = any(s.job for s in self._slots)
+        timeout = min(self.config.poll_interval, 0.1 if busy else self.config.poll_interval)
+        for ready in wait(waitables, timeout):
+            if ready is self._wake_r:
+                self._drain_wake()
+            else:
+                self._on_ready(ready)
+        self._enforce_limits()
+        if time.monotonic() - self._last_housekeeping >= min(HEARTBEAT_INTERVAL, 1.0):
+            self._housekeeping()
+
+    def _drain_wake(self) -> None:
+        while self._wake_r.poll():
+            self._wake_r.recv_bytes()
+
+    def _dispatch(self) -> None:
+        """Give queued jobs to idle workers."""
+        for slot in self._slots:
+            if self._stopping.is_set() or not slot.idle:
+                continue
+            job = self.store.claim_next(self.name)
+            if job is None:
+                return
+            self._start_job(slot, job)
+
+    def _start_job(self, slot: _Slot, job: JobRecord) -> None:
+        slot.job = job
+        slot.job_started = time.monotonic()
+        if job.attempts == 1:
+            wait_s = (datetime.now(UTC) - job.created_at).total_seconds()
+            JOB_QUEUE_WAIT.labels(job.operation).observe(max(wait_s, 0.0))
+        WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
+        message = {
+            "type": "run",
+            "job_id": job.id,
+            "operation": job.operation,
+            "params": job.params,
+            "input": job.input,
+            "limits": self._limits,
+        }
+        try:
+            send(slot.conn, message)
+        except OSError:
+            self._worker_lost(slot, "died")
+
+    def _on_ready(self, ready: Any) -> None:
+        slot = next((s for s in self._slots if ready in (s.conn, s.process.sentinel)), None)
+        if slot is None:
+            return
+        if ready is slot.conn:
+            try:
+                message = receive(slot.conn)
+            except (EOFError, OSError):
+                self._worker_lost(slot, "died")
+                return
+            self._on_message(slot, message)
+        elif not slot.process.is_alive():
+            self._worker_lost(slot, "died")
+
+    def _on_message(self, slot: _Slot, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "ready":
+            slot.ready = True
+            return
+        job = slot.job
+        if job is None or message.get("job_id") != job.id:
+            return
+        if kind == "progress":
+            self.store.set_progress(job.id, float(message["fraction"]), message.get("message"))
+            return
+        JOB_DURATION.labels(job.operation).observe(time.monotonic() - slot.job_started)
+        slot.job = None
+        slot.jobs_done += 1
+        if kind == "done":
+            errors = message.get("errors") or []
+            record = self.store.mark_succeeded(
+                job.id, message["result"], partial=bool(errors), errors=errors
+            )
+            self._finished(record)
+        elif kind == "error":
+            self._attempt_failed(job, message["error"], transient=bool(message.get("transient")))
+        if slot.jobs_done >= self.config.jobs_per_worker:
+            self._replace(slot, "recycled")
+        WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
+
+    # -- outcomes ---------------------------------------------------------------------
+    def _attempt_failed(self, job: JobRecord, error: dict[str, Any], *, transient: bool) -> None:
+        JOB_ATTEMPTS_FAILED.labels(job.operation, str(error.get("code"))).inc()
+        delay = self.config.retry_delay if transient else None
+        record = self.store.mark_failed(job.id, error, retry_delay=delay)
+        self._finished(record)
+        if record.status == "queued":
+            self.notify()
+
+    def _finished(self, record: JobRecord) -> None:
+        if record.status != "queued":
+            JOBS_FINISHED.labels(record.operation, str(record.status)).inc()
+        self.events.publish(record.id)
+
+    def _fail_running(self, slot: _Slot, error: DocworkerError, reason: str) -> None:
+        job = slot.job
+        self._replace(slot, reason)
+        if job is not None:
+            log.warning("job attempt ended by the executor", job_id=job.id, reason=reason)
+            self._attempt_failed(job, error.to_dict(), transient=error.transient)
+
+    def _worker_lost(self, slot: _Slot, reason: str) -> None:
+        """A worker died on its own: its job failed (transiently) and the worker is replaced."""
+        exit_code = slot.process.exitcode
+        self._fail_running(
+            slot,
+            EngineFailed(f"the worker process running the job died (exit code {exit_code})"),
+            reason,
+        )
+
+    # -- limits and housekeeping --------------------------------------------------------------
+    def _enforce_limits(self) -> None:
+        now = time.monotonic()
+        limit_bytes = self.config.memory_limit_mb * 1024 * 1024
+        for slot in list(self._slots):
+            if slot.job is None:
+                if not slot.ready and now - slot.started_at > START_TIMEOUT:
+                    self._replace(slot, "start-timeout")
+                continue
+            if now - slot.job_started > self.config.job_timeout:
+                self._fail_running(slot, JobTimeout(self.config.job_timeout), "timeout")
+            elif slot.rss_bytes() > limit_bytes:
+                self._fail_running(slot, MemoryLimitExceeded(self.config.memory_limit_mb), "memory")
+
+    def _housekeeping(self) -> None:
+        self._last_housekeeping = time.monotonic()
+        running = {s.job.id: s for s in self._slots if s.job is not None}
+        if running:
+            for job_id in self.store.cancel_requested_among(running):
+                slot = running[job_id]
+                slot.job = None
+                self._replace(slot, "cancelled")
+                self._finished(self.store.mark_cancelled(job_id))
+            self.store.heartbeat([s.job.id for s in self._slots if s.job is not None])
+        for record in self.store.requeue_stale(older_than=STALE_AFTER):
+            log.warning(
+                "job of a lost executor queued again", job_id=record.id, status=record.status
+            )
+            self._finished(record)
+        WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
+
+    # -- process management ---------------------------------------------------------------
+    def _spawn(self) -> _Slot:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=worker_main,
+            args=(child, self._worker_config),
+            name="docworker-worker",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        return _Slot(process=process, conn=parent)
+
+    def _replace(self, slot: _Slot, reason: str) -> None:
+        WORKER_RESTARTS.labels(reason).inc()
+        self._end(slot, graceful=False)
+        index = self._slots.index(slot)
+        self._slots[index] = self._spawn() if not self._stopping.is_set() else slot
+
+    def _end(self, slot: _Slot, *, graceful: bool) -> None:
+        process = slot.process
+        if graceful and process.is_alive():
+            with contextlib.suppress(OSError):
+                send(slot.conn, {"type": "stop"})
+            process.join(2.0)
+        if process.is_alive() and process.pid is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                process.kill()
+            process.join(5.0)
+        slot.conn.close()

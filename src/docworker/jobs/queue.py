@@ -1,0 +1,131 @@
+"""Submitting, waiting for, cancelling and reading jobs: what the API and CLI call.
+
+:class:`JobQueue` ties the job store, the blob store and the executor together.
+Every entry point submits work through :meth:`JobQueue.submit`, so validation,
+idempotency and metrics happen in one place whichever executor runs the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio.to_thread
+
+from docworker.errors import Conflict, error_from_dict
+from docworker.jobs.events import JobEvents
+from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
+from docworker.operations import dump_params, get_operation, validate_params
+from docworker.storage import BlobStore, StoredBlob
+from docworker.telemetry import JOBS_SUBMITTED
+
+
+class Executor(Protocol):
+    """Runs queued jobs. ``notify`` says new work or a cancel is waiting."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 10.0) -> None: ...
+
+    def notify(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class JobInput:
+    blob: StoredBlob
+    name: str | None = None
+    mime: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.blob.uri,
+            "sha256": self.blob.sha256,
+            "size": self.blob.size,
+            "name": self.name,
+            "mime": self.mime,
+        }
+
+
+#: How often a waiter re-reads the store even without an in-process event, so jobs
+#: finished elsewhere (another replica, a remote worker) are seen.
+STORE_POLL = 1.0
+
+
+class JobQueue:
+    def __init__(
+        self,
+        store: JobStore,
+        blobs: BlobStore,
+        executor: Executor | None,
+        events: JobEvents,
+        *,
+        max_attempts: int,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.executor = executor
+        self.events = events
+        self.max_attempts = max_attempts
+
+    def submit(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        job_input: JobInput | None,
+        *,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """Validate and queue a job; returns the job and whether it is new."""
+        op = get_operation(operation)
+        checked = validate_params(op, params)
+        record, created = self.store.create(
+            NewJob(
+                operation=operation,
+                params=dump_params(checked),
+                input=job_input.as_dict() if job_input else None,
+                priority=priority,
+                idempotency_key=idempotency_key,
+                max_attempts=self.max_attempts,
+            )
+        )
+        if created:
+            JOBS_SUBMITTED.labels(operation).inc()
+            if self.executor is not None:
+                self.executor.notify()
+        return record, created
+
+    def cancel(self, job_id: str) -> JobRecord:
+        record = self.store.request_cancel(job_id)
+        if self.executor is not None:
+            self.executor.notify()
+        if record.status in TERMINAL_STATUSES:
+            self.events.publish(job_id)
+        return record
+
+    async def wait(self, job_id: str, timeout: float) -> JobRecord:
+        """The job once it has ended, or as it stands when ``timeout`` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            record = await anyio.to_thread.run_sync(self.store.get, job_id)
+            remaining = deadline - time.monotonic()
+            if record.status in TERMINAL_STATUSES or remaining <= 0:
+                return record
+            await self.events.wait(job_id, min(remaining, STORE_POLL))
+
+    def wait_sync(self, job_id: str, timeout: float) -> JobRecord:
+        return asyncio.run(self.wait(job_id, timeout))
+
+    def result(self, record: JobRecord) -> dict[str, Any]:
+        """The result payload of a finished job; the job's own error when it failed."""
+        if record.status in {JobStatus.SUCCEEDED, JobStatus.PARTIAL} and record.result:
+            payload: dict[str, Any] = json.loads(self.blobs.read_bytes(record.result["uri"]))
+            return payload
+        if record.error and record.status in {JobStatus.FAILED, JobStatus.DEAD}:
+            raise error_from_dict(record.error)
+        raise Conflict(
+            f"job {record.id} has no result: it is {record.status}", status=record.status
+        )

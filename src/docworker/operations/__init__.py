@@ -1,0 +1,53 @@
+"""The registry of operations: the single list of what the service can do.
+
+HTTP routes, the OpenAPI schema, CLI commands and job validation are all built
+from :data:`OPERATIONS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from docworker.errors import InvalidParameter, NotFound
+from docworker.operations.base import Operation, OperationParams
+from docworker.operations.extract import ExtractOperation
+
+OPERATIONS: dict[str, Operation] = {
+    ExtractOperation.name: ExtractOperation(),
+}
+
+
+def get_operation(name: str) -> Operation:
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise NotFound("operation", name) from None
+
+
+def validate_params(operation: Operation, raw: dict[str, Any]) -> OperationParams:
+    """The operation's parameters from ``raw``; :class:`InvalidParameter` names the first fault."""
+    try:
+        return operation.Params.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]) or "params"
+        raise InvalidParameter(name, first["msg"]) from None
+
+
+def dump_params(params: OperationParams) -> dict[str, Any]:
+    """Parameters as stored with a job: JSON, secrets included (the job row is private)."""
+    data = params.model_dump(mode="json", exclude_none=True)
+    for name, value in params:
+        if hasattr(value, "get_secret_value"):
+            data[name] = value.get_secret_value()
+    return data
+
+
+def public_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Stored parameters as shown to clients: secrets masked."""
+    return {k: ("********" if k in SECRET_PARAMS else v) for k, v in params.items()}
+
+
+SECRET_PARAMS = frozenset({"password"})

@@ -1,0 +1,63 @@
+"""What an operation is: a name, a parameter model, and a ``run`` that makes a result.
+
+An operation does not know whether it runs in a worker process of the local
+executor, in a Celery worker or in the CLI: it gets an :class:`OperationContext`
+(limits, progress, cancellation) and the input on local disk, and returns a
+:class:`Result` — a JSON payload — or raises a :mod:`docworker.errors` error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from docworker.formats.base import ParseLimits
+
+
+class OperationParams(BaseModel):
+    """Base of every operation's parameters: unknown names are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """The job's input, on local disk, with what is known about it."""
+
+    path: Path
+    name: str | None = None
+    mime: str | None = None
+    sha256: str | None = None
+
+
+@dataclass
+class OperationContext:
+    limits: ParseLimits = field(default_factory=ParseLimits)
+    progress: Callable[[float, str], None] = lambda _fraction, _message: None
+    cancelled: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class Result:
+    """What an operation made: a JSON payload, plus the errors of any parts that failed."""
+
+    payload: dict[str, Any]
+    #: Errors of parts that failed while the whole went on (pages, children):
+    #: a non-empty list makes the job ``partial``.
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Operation(Protocol):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    #: The queue family it runs on in a distributed deployment.
+    queue: ClassVar[str]
+    Params: ClassVar[type[OperationParams]]
+
+    def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
+        """Do the work; raise a DocworkerError for anything the caller should see."""
+        ...

@@ -1,0 +1,84 @@
+"""Logging set-up and the Prometheus metrics every part of the service records.
+
+Logs are structlog key-value events: JSON lines in production, readable lines
+in a terminal. Context such as ``request_id`` and ``job_id`` is bound through
+contextvars so that every line of a request or job carries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "docworker_http_requests_total",
+    "HTTP requests answered, by method, route and status code.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "docworker_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+HTTP_REQUEST_BYTES = Counter(
+    "docworker_http_request_bytes_total", "Bytes received in request bodies.", ["route"]
+)
+JOBS_SUBMITTED = Counter(
+    "docworker_jobs_submitted_total", "Jobs accepted into the queue.", ["operation"]
+)
+JOBS_FINISHED = Counter(
+    "docworker_jobs_finished_total", "Jobs that reached an end state.", ["operation", "status"]
+)
+JOB_ATTEMPTS_FAILED = Counter(
+    "docworker_job_attempts_failed_total",
+    "Job attempts that failed, by operation and error code.",
+    ["operation", "code"],
+)
+JOB_DURATION = Histogram(
+    "docworker_job_duration_seconds",
+    "Wall-clock time of one job attempt in a worker.",
+    ["operation"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)
+JOB_QUEUE_WAIT = Histogram(
+    "docworker_job_queue_wait_seconds",
+    "Time from submission to the first start of a job.",
+    ["operation"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+WORKER_RESTARTS = Counter(
+    "docworker_worker_restarts_total",
+    "Worker processes replaced, by reason (recycled, died, timeout, memory, cancelled).",
+    ["reason"],
+)
+WORKERS_BUSY = Gauge("docworker_workers_busy", "Worker processes running a job now.")
+WORKERS_TOTAL = Gauge("docworker_workers", "Worker processes of the local executor.")
+
+
+def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
+    """Set up structlog (and the standard library's logging under it), once per process."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.types.Processor
+    if json_logs:
+        shared.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
