@@ -1,0 +1,86 @@
+"""Settings: defaults, DOCWORKER_* variables, v1 names as aliases, Go durations."""
+
+from __future__ import annotations
+
+import pytest
+
+from docworker.config import Profile, load_settings, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("5s", 5),
+        ("1m30s", 90),
+        ("2h45m", 9900),
+        ("1.5h", 5400),
+        ("300ms", 0.3),
+        ("7", 7),
+        ("250us", 0.00025),
+        ("0", 0),
+    ],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5x", "s", "1h 2m", "abc"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PORT", "SERVER_PORT", "ENVIRONMENT", "OCR_LANGUAGE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(data_dir="/srv/dw")
+    assert settings.server.port == 3001
+    assert settings.profile is Profile.DEVELOPMENT
+    assert settings.database_url == "sqlite:////srv/dw/docworker.db"
+    assert settings.storage_url == "file:///srv/dw/blobs"
+    assert settings.executor.max_attempts == 3
+    assert not settings.json_logs
+
+
+def test_v1_names_are_aliases(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "8080")
+    monkeypatch.setenv("SERVER_PORT", "9090")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("OCR_LANGUAGE", "tur+eng")
+    monkeypatch.setenv("WORKER_RETRY_DELAY", "1m30s")
+    monkeypatch.setenv("WORKER_RETRY_COUNT", "5")
+    monkeypatch.setenv("WORKER_MAX_CONCURRENCY", "3")
+    settings = load_settings()
+    assert settings.server.port == 8080
+    assert settings.profile is Profile.PRODUCTION
+    assert settings.json_logs
+    assert settings.ocr.language == "tur+eng"
+    assert settings.executor.retry_delay == 90
+    assert settings.executor.max_attempts == 5
+    assert settings.executor.workers == 3
+
+
+def test_server_port_when_port_is_unset_or_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "")
+    monkeypatch.setenv("SERVER_PORT", "9090")
+    assert load_settings().server.port == 9090
+
+
+def test_docworker_names_win_over_v1_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "8080")
+    monkeypatch.setenv("DOCWORKER_SERVER__PORT", "7070")
+    assert load_settings().server.port == 7070
+
+
+def test_a_bad_v1_value_falls_back_to_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKER_RETRY_DELAY", "soon")
+    monkeypatch.delenv("DOCWORKER_EXECUTOR__RETRY_DELAY", raising=False)
+    with pytest.warns(UserWarning, match="WORKER_RETRY_DELAY"):
+        settings = load_settings()
+    assert settings.executor.retry_delay == 5
+
+
+def test_unsafe_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCWORKER_EXECUTOR__WORKERS", "0")
+    with pytest.raises(ValueError, match="workers"):
+        load_settings()
