@@ -22,6 +22,8 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 
+#: The largest code point Unicode has; a UTF-32 unit is never above it.
+_MAX_CODE_POINT = 0x10FFFF
 #: How much of a file the detectors look at; decoding always uses all of it.
 SNIFF_BYTES = 256 * 1024
 
@@ -68,9 +70,10 @@ def _utf16_32_shape(sample: bytes) -> str | None:
         return None
     n = len(sample) - len(sample) % 4
     quads = [sample[i : i + 4] for i in range(0, n, 4)]
-    if all(q[1:] == b"\0\0\0" or (q[0] != 0 and q[1:3] == b"\0\0") for q in quads[:64]):
+    # Every unit a code point (1..U+10FFFF); UTF-16 text pairs make far larger numbers.
+    if all(0 < int.from_bytes(q, "little") <= _MAX_CODE_POINT for q in quads[:64]):
         return "utf-32-le"
-    if all(q[:3] == b"\0\0\0" for q in quads[:64]):
+    if all(0 < int.from_bytes(q, "big") <= _MAX_CODE_POINT for q in quads[:64]):
         return "utf-32-be"
     even = sample[0:n:2]
     odd = sample[1:n:2]

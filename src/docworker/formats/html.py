@@ -1,0 +1,507 @@
+"""HTML and XHTML pages: decoding, metadata, and the walk from elements to blocks.
+
+Decoding follows the HTML rules in miniature: a byte-order mark first, then a
+charset declared in the first kilobyte (``<meta charset>``, ``http-equiv`` or
+an XML declaration), then :func:`decode_text`'s sniffing. lxml parses the text
+the way browsers repair it. What a reader never sees (scripts, styles,
+templates, inline SVG, the head) is dropped. When the page marks its main
+content (``main``, ``article``, ``role=main``), its banner and footer
+landmarks are dropped too, since only then is it clear they are site chrome;
+the rest of the body stays, navigation included, because on measured pages
+keeping it lost less text than cutting down to the main element did.
+
+:class:`HtmlWalker` is also what the Markdown parser uses for raw HTML blocks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import lxml.html
+from lxml import etree
+
+from docworker.document import (
+    BlockKind,
+    Document,
+    DocumentBuilder,
+    Link,
+    Metadata,
+    Table,
+    TableCell,
+)
+from docworker.errors import CorruptDocument, LimitExceeded
+from docworker.formats.base import ParseContext, Source
+from docworker.formats.encoding import bom_encoding, decode_text
+
+#: The HTML standard's prescan looks at this many bytes for a declared charset.
+_PRESCAN_BYTES = 1024
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
+_XML_DECLARATION = re.compile(r"""^\s*<\?xml[^>]*\?>""")
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([\w.:-]+)""")
+
+#: Elements whose content is never shown as text.
+_INVISIBLE = frozenset(
+    [
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "svg",
+        "math",
+        "head",
+        "iframe",
+        "object",
+        "canvas",
+        "audio",
+        "video",
+        "select",
+        "input",
+        "textarea",
+        "map",
+    ]
+)
+#: The page's banner and footer: a ``header``/``footer`` outside any sectioning
+#: element, or an element with that ARIA role (the HTML-AAM mapping).
+_CHROME_XPATH = (
+    "self::*[@role='banner' or @role='contentinfo'] | self::*[(self::header or self::footer)"
+    " and not(ancestor::article or ancestor::aside or ancestor::main or ancestor::nav"
+    " or ancestor::section)]"
+)
+#: Elements that end the line of text before them and start a new one.
+_BLOCK = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "dir",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "legend",
+        "li",
+        "main",
+        "menu",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
+)
+_HEADINGS = {f"h{n}": n for n in range(1, 7)}
+_DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
+#: How pages mark their main content.
+_MAIN_CONTENT_XPATH = "//main | //article | //*[@role='main']"
+_LANGUAGE_CLASS = re.compile(r"\b(?:language|lang)-([\w+#.-]+)")
+#: Browsers cap spans at these values; a larger one is an error or an attack.
+_MAX_COLSPAN = 1000
+_MAX_ROWSPAN = 65534
+
+
+def declared_charset(data: bytes) -> str | None:
+    """The charset a page declares in its first kilobyte, if any."""
+    head = data[:_PRESCAN_BYTES]
+    match = _XML_ENCODING.match(head) or _META_CHARSET.search(head)
+    return match.group(1).decode("ascii") if match else None
+
+
+def decode_html(data: bytes) -> tuple[str, str]:
+    """The page's text and encoding: BOM, then the declared charset, then sniffing."""
+    declared = None if bom_encoding(data) else declared_charset(data)
+    decoded = decode_text(data, declared)
+    # lxml refuses str input that still carries an encoding declaration.
+    return _XML_DECLARATION.sub("", decoded.text, count=1), decoded.encoding
+
+
+def _space(text: str | None) -> str:
+    """Inline text as a reader sees it: each run of whitespace one space."""
+    return re.sub(r"\s+", " ", text) if text else ""
+
+
+def _elements(node: etree._Element, path: str) -> list[etree._Element]:
+    """The elements an XPath expression selects from ``node``."""
+    found = node.xpath(path)
+    return [e for e in found if isinstance(e, etree._Element)] if isinstance(found, list) else []
+
+
+def _children(
+    element: etree._Element, *names: str, nested_in: set[str] | frozenset[str] = frozenset()
+) -> list[etree._Element]:
+    """Children named ``names`` in document order, also those one level down in ``nested_in``.
+
+    Matched by local name, so XHTML in its namespace reads like HTML.
+    """
+    found: list[etree._Element] = []
+    for child in element:
+        tag = _tag(child)
+        if tag in names:
+            found.append(child)
+        elif tag in nested_in:
+            found.extend(c for c in child if _tag(c) in names)
+    return found
+
+
+def _tag(element: etree._Element) -> str:
+    """The element's lower-case local name; '' for comments and processing instructions."""
+    tag = element.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1].lower()
+
+
+def flat_text(element: etree._Element) -> str:
+    """All the visible text under ``element`` on one line, blocks set apart by spaces."""
+    parts: list[str] = []
+
+    def visit(node: etree._Element) -> None:
+        tag = _tag(node)
+        if tag == "img":
+            # An image in a cell or a link stands for its alt text.
+            parts.append(f" {node.get('alt') or ''} ")
+        elif tag and tag not in _INVISIBLE:
+            parts.append(" " if tag in _BLOCK or tag == "br" else "")
+            parts.append(node.text or "")
+            for child in node:
+                visit(child)
+                parts.append(child.tail or "")
+            parts.append(" " if tag in _BLOCK else "")
+
+    visit(element)
+    return " ".join("".join(parts).split())
+
+
+def raw_text(element: etree._Element) -> str:
+    """The text under ``element`` as written, whitespace and all.
+
+    Built from text and tails rather than ``tostring(method="text")``, which
+    would expand entity references that the parser deliberately left alone.
+    """
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str):
+            parts.append(raw_text(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _hidden(element: etree._Element) -> bool:
+    """Hidden by the ``hidden`` attribute or an inline ``display: none`` style."""
+    if element.get("hidden") is not None:
+        return True
+    style = element.get("style")
+    return bool(style) and _DISPLAY_NONE.search(style or "") is not None
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the inline text gathered now becomes when it is flushed."""
+
+    kind: BlockKind = BlockKind.PARAGRAPH
+    level: int | None = None
+    ordered: bool | None = None
+
+
+class HtmlWalker:
+    """Walks an element tree in document order and adds its blocks to a builder.
+
+    Inline text is gathered until a block-level element starts or ends, then
+    flushed as one block of the kind the enclosing context says (paragraph,
+    list item, heading, quote, caption).
+    """
+
+    def __init__(self, builder: DocumentBuilder, max_cells: int, drop_chrome: bool = False) -> None:
+        self.builder = builder
+        self.max_cells = max_cells
+        self.drop_chrome = drop_chrome
+        self.cells = 0
+        self._inline: list[str] = []
+        self._links: list[Link] = []
+        self._contexts: list[_Context] = [_Context()]
+        self._list_depth = 0
+
+    def walk(self, element: etree._Element) -> None:
+        """Add the blocks of ``element`` and everything under it."""
+        self._children(element)
+        self.flush()
+
+    def flush(self) -> None:
+        """Turn the inline text gathered so far into one block."""
+        lines = [" ".join(line.split()) for line in "".join(self._inline).split("\n")]
+        text = "\n".join(line for line in lines if line)
+        context = self._contexts[-1]
+        if text:
+            self.builder.add(
+                context.kind,
+                text,
+                level=context.level,
+                ordered=context.ordered,
+                links=self._links,
+            )
+        self._inline, self._links = [], []
+
+    def _children(self, element: etree._Element) -> None:
+        self._inline.append(_space(element.text))
+        for child in element:
+            self._element(child)
+            self._inline.append(_space(child.tail))
+
+    def _element(self, element: etree._Element) -> None:
+        tag = _tag(element)
+        if not tag or tag in _INVISIBLE or _hidden(element):
+            return
+        maybe_chrome = tag in {"header", "footer"} or element.get("role")
+        if self.drop_chrome and maybe_chrome and _elements(element, _CHROME_XPATH):
+            return
+        handler = _HANDLERS.get(tag)
+        if handler is not None:
+            handler(self, element)
+        elif tag in _BLOCK:
+            self.flush()
+            self._children(element)
+            self.flush()
+        else:
+            self._children(element)
+
+    def _in_context(self, element: etree._Element, context: _Context) -> None:
+        self.flush()
+        self._contexts.append(context)
+        self._children(element)
+        self.flush()
+        self._contexts.pop()
+
+    def _heading(self, element: etree._Element) -> None:
+        self._in_context(element, _Context(BlockKind.HEADING, level=_HEADINGS[_tag(element)]))
+
+    def _list(self, element: etree._Element) -> None:
+        self.flush()
+        self._list_depth += 1
+        ordered = _tag(element) == "ol"
+        for child in element:
+            if _tag(child) == "li":
+                context = _Context(BlockKind.LIST_ITEM, level=self._list_depth, ordered=ordered)
+                self._in_context(child, context)
+            else:
+                self._element(child)
+        self._list_depth -= 1
+
+    def _quote(self, element: etree._Element) -> None:
+        self._in_context(element, _Context(BlockKind.QUOTE))
+
+    def _caption(self, element: etree._Element) -> None:
+        self._in_context(element, _Context(BlockKind.CAPTION))
+
+    def _code(self, element: etree._Element) -> None:
+        self.flush()
+        # Like browsers, drop the one line break that may follow the opening tag.
+        text = raw_text(element).removeprefix("\n").rstrip()
+        self.builder.add(BlockKind.CODE, text, language=code_language(element))
+
+    def _line_break(self, _element: etree._Element) -> None:
+        self._inline.append("\n")
+
+    def _anchor(self, element: etree._Element) -> None:
+        self._children(element)
+        href = element.get("href")
+        text = flat_text(element)
+        if href and text and not href.startswith("javascript:"):
+            self._links.append(Link(text=text, url=href))
+
+    def _image(self, element: etree._Element) -> None:
+        self.flush()
+        src = element.get("src") or ""
+        alt = _space(element.get("alt")).strip()
+        links = [Link(text=alt, url=src)] if src and not src.startswith("data:") else []
+        self.builder.add(BlockKind.IMAGE, alt, links=links)
+
+    def _table(self, element: etree._Element) -> None:
+        self.flush()
+        for caption in _children(element, "caption"):
+            self._caption(caption)
+        table = build_table(element, self.max_cells - self.cells)
+        self.cells += table.n_rows * table.n_cols
+        anchors = [(flat_text(a), a.get("href")) for a in element.iter("a")]
+        links = [Link(text=text, url=href) for text, href in anchors if text and href]
+        if table.cells:
+            self.builder.add(BlockKind.TABLE, table=table, links=links)
+
+
+_Handler = Callable[[HtmlWalker, etree._Element], None]
+_HANDLERS: dict[str, _Handler] = {
+    **{h: HtmlWalker._heading for h in _HEADINGS},
+    "ul": HtmlWalker._list,
+    "ol": HtmlWalker._list,
+    "blockquote": HtmlWalker._quote,
+    "figcaption": HtmlWalker._caption,
+    "pre": HtmlWalker._code,
+    "br": HtmlWalker._line_break,
+    "a": HtmlWalker._anchor,
+    "img": HtmlWalker._image,
+    "table": HtmlWalker._table,
+}
+
+
+def code_language(element: etree._Element) -> str | None:
+    """The language a ``pre`` block names in its class or its ``code`` child's."""
+    for node in (element, *element.iter("code")):
+        match = _LANGUAGE_CLASS.search(node.get("class") or "")
+        if match:
+            return match.group(1)
+    return None
+
+
+def _span(cell: etree._Element, name: str, maximum: int) -> int:
+    try:
+        value = int((cell.get(name) or "1").strip())
+    except ValueError:
+        return 1
+    return min(max(value, 1), maximum)
+
+
+def build_table(element: etree._Element, max_cells: int) -> Table:
+    """The grid of an HTML table, its spans placed as browsers place them.
+
+    Only the table's own rows count: a table nested in a cell is part of that
+    cell's text. A cell goes in the first grid slot of its row that no earlier
+    row's rowspan has taken. Spans count against ``max_cells`` as the slots
+    they cover, so a few huge spans cannot make a huge grid.
+    """
+    rows = _children(element, "tr", nested_in={"thead", "tbody", "tfoot"})
+    taken: set[tuple[int, int]] = set()
+    cells: list[TableCell] = []
+    n_cols = 0
+    for r, row in enumerate(rows):
+        c = 0
+        for cell in _children(row, "td", "th"):
+            while (r, c) in taken:
+                c += 1
+            row_span = min(_span(cell, "rowspan", _MAX_ROWSPAN), len(rows) - r)
+            col_span = _span(cell, "colspan", _MAX_COLSPAN)
+            if len(taken) + row_span * col_span > max_cells:
+                raise LimitExceeded("cells", len(taken) + row_span * col_span, max_cells)
+            taken.update((r + dr, c + dc) for dr in range(row_span) for dc in range(col_span))
+            cells.append(
+                TableCell(
+                    row=r,
+                    col=c,
+                    text=flat_text(cell),
+                    row_span=row_span,
+                    col_span=col_span,
+                    header=_tag(cell) == "th",
+                )
+            )
+            c += col_span
+        n_cols = max(n_cols, c)
+    n_cols = max([n_cols, *(col + 1 for _, col in taken)])
+    return Table(n_rows=len(rows), n_cols=n_cols, cells=cells)
+
+
+def _meta(root: etree._Element, *names: str) -> str | None:
+    """The content of the first ``<meta name|property=...>`` among ``names``."""
+    for name in names:
+        for meta in root.iter("meta"):
+            if (meta.get("name") or meta.get("property") or "").lower() == name:
+                content = " ".join((meta.get("content") or "").split())
+                if content:
+                    return content
+    return None
+
+
+def page_metadata(root: etree._Element) -> Metadata:
+    """Title, language, authors, keywords and description from the page's head."""
+    title_element = root.find("head/title")
+    title = flat_text(title_element) if title_element is not None else ""
+    author = _meta(root, "author", "dc.creator", "article:author")
+    keywords = _meta(root, "keywords") or ""
+    metadata = Metadata(
+        title=title or _meta(root, "og:title", "dc.title"),
+        language=root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"),
+        authors=[author] if author else [],
+        keywords=list(dict.fromkeys(k.strip() for k in keywords.split(",") if k.strip())),
+        producer=_meta(root, "generator"),
+    )
+    description = _meta(root, "description", "og:description", "dc.description")
+    if description:
+        metadata.extra["description"] = description
+    return metadata
+
+
+def marks_main_content(root: etree._Element) -> bool:
+    """Whether the page says where its main content is (``main``, ``article``, role)."""
+    return bool(_elements(root, _MAIN_CONTENT_XPATH))
+
+
+def add_fragment(builder: DocumentBuilder, markup: str, max_cells: int) -> int:
+    """Add the blocks of an HTML fragment (raw HTML in Markdown); returns the cells used."""
+    try:
+        root = lxml.html.fragment_fromstring(markup, create_parent="div", parser=_html_parser())
+    except (etree.ParserError, ValueError):
+        return 0
+    walker = HtmlWalker(builder, max_cells)
+    walker.walk(root)
+    return walker.cells
+
+
+class HtmlParser:
+    """``text/html`` and XHTML: headings, paragraphs, lists, tables, code, quotes, images."""
+
+    name: ClassVar[str] = "html"
+    media_types: ClassVar[frozenset[str]] = frozenset({"text/html", "application/xhtml+xml"})
+
+    def parse(self, source: Source, ctx: ParseContext) -> Document:
+        text, encoding = decode_html(source.path.read_bytes())
+        root = None
+        if text.strip():
+            try:
+                root = lxml.html.document_fromstring(text, parser=_html_parser())
+            except (etree.ParserError, ValueError) as exc:
+                raise CorruptDocument("html", str(exc)) from exc
+        metadata = page_metadata(root) if root is not None else Metadata()
+        metadata.encoding = encoding
+        builder = DocumentBuilder(self.name, source.mime, metadata)
+        if root is not None:
+            body = root.find("body")
+            walker = HtmlWalker(builder, ctx.limits.max_cells, marks_main_content(root))
+            walker.walk(body if body is not None else root)
+        if not builder.document.blocks:
+            builder.warn("empty", "the page holds no visible text")
+        ctx.progress(1.0, f"{len(builder.document.blocks)} blocks")
+        return builder.finish()
+
+
+def _html_parser() -> lxml.html.HTMLParser:
+    # No network, ever; comments and processing instructions are not content.
+    return lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
