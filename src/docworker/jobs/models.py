@@ -1,0 +1,221 @@
+"""The job table's mapping and the plain values the job store hands out.
+
+:class:`Job` is the SQLAlchemy mapping of the ``jobs`` table and never leaves
+:mod:`docworker.jobs.store`; callers get a frozen :class:`JobRecord` copied from
+it. The schema itself is owned by the Alembic migrations next to this module:
+the mapping here must describe the same table (``Base.metadata`` is the target
+that autogenerate compares new migrations against).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life; the last five are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    #: Done, but some pages or children failed: the error items are in ``error``.
+    PARTIAL = "partial"
+    #: The input is at fault; never retried.
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    #: Retries exhausted (the dead-letter list).
+    DEAD = "dead"
+
+
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.PARTIAL,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.DEAD,
+    }
+)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a caller asks the store to queue."""
+
+    operation: str
+    params: dict[str, Any]
+    #: ``{"uri", "sha256", "size", "name", "mime"}`` of the stored input, if any.
+    input: dict[str, Any] | None
+    #: Higher runs first.
+    priority: int = 0
+    #: Submitting the same key again returns the first job instead of a new one.
+    idempotency_key: str | None = None
+    max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job row as plain values; datetimes are timezone-aware UTC."""
+
+    id: str
+    operation: str
+    params: dict[str, Any]
+    status: JobStatus
+    priority: int
+    input: dict[str, Any] | None
+    idempotency_key: str | None
+    attempts: int
+    max_attempts: int
+    #: ``DocworkerError.to_dict()`` of the latest failure, or, for a partial success,
+    #: ``{"code": "partial", "items": [...]}``.
+    error: dict[str, Any] | None
+    result: dict[str, Any] | None
+    progress: float
+    progress_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    #: A retried job is not claimed before this time.
+    run_after: datetime | None
+    #: The executor process that holds the job while it runs.
+    worker: str | None
+    heartbeat_at: datetime | None
+    cancel_requested: bool
+
+    @classmethod
+    def from_row(cls, job: Job) -> JobRecord:
+        return cls(
+            id=job.id,
+            operation=job.operation,
+            params=job.params,
+            status=job.status,
+            priority=job.priority,
+            input=job.input,
+            idempotency_key=job.idempotency_key,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            error=job.error,
+            result=job.result,
+            progress=job.progress,
+            progress_message=job.progress_message,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            run_after=job.run_after,
+            worker=job.worker,
+            heartbeat_at=job.heartbeat_at,
+            cancel_requested=job.cancel_requested,
+        )
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware.
+
+    PostgreSQL keeps the zone (``timestamptz``); SQLite stores text without it and
+    returns naive values, which are UTC because only UTC is ever written.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the job store needs aware ones")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _json() -> JSON:
+    # None is SQL NULL (not the JSON literal null), so "error IS NULL" means no error.
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+# Named constraints, so later migrations (SQLite batch mode included) can refer to them.
+_NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+class Job(Base):
+    """A row of ``jobs``: one operation on one input, from queued to a final state."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # Listing pages newest first, with the id as the tie-breaker of the cursor.
+        Index("ix_jobs_created_at", "created_at", "id"),
+        Index("ix_jobs_operation", "operation"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(_json())
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(
+            JobStatus,
+            native_enum=False,
+            length=16,
+            values_callable=lambda statuses: [s.value for s in statuses],
+            validate_strings=True,
+            create_constraint=True,
+            name="status",
+        )
+    )
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    input: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    result: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    run_after: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    worker: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# Claiming reads queued jobs by priority (high first), then age: one index walk, no sort.
+Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.created_at)

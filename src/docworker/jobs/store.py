@@ -1,0 +1,631 @@
+"""The job store: every SQL statement the service runs, over SQLite or PostgreSQL.
+
+One :class:`JobStore` wraps one SQLAlchemy engine (a connection pool) and opens a
+short session per call, so it can be shared by threads; nothing it returns is
+tied to a session. Every state change is one transaction that locks the row
+first, so two processes never move the same job at once:
+
+* PostgreSQL: ``SELECT ... FOR UPDATE`` (``SKIP LOCKED`` when claiming or
+  sweeping, so busy rows are passed over instead of waited for);
+* SQLite: every writing transaction starts with ``BEGIN IMMEDIATE``, taking the
+  database's single write lock up front (readers go on thanks to WAL). A
+  deferred transaction that read first would fail with "database is locked" the
+  moment it tried to write after another writer, without waiting.
+
+Claims additionally use a conditional ``UPDATE ... WHERE status = 'queued'`` and
+retry when it loses, which keeps them safe whatever the locking does. That
+statement uses ``RETURNING``, which needs SQLite 3.35 or newer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import structlog
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from docworker.errors import Conflict, DependencyDown, EngineFailed, InvalidParameter, NotFound
+from docworker.jobs.models import TERMINAL_STATUSES, Job, JobRecord, JobStatus, NewJob
+
+__all__ = ["MAX_PAGE_SIZE", "TERMINAL_STATUSES", "JobRecord", "JobStatus", "JobStore", "NewJob"]
+
+_log = structlog.get_logger(__name__)
+
+#: The most jobs one :meth:`JobStore.list` page returns.
+MAX_PAGE_SIZE = 500
+
+Records: TypeAlias = "list[JobRecord]"
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+#: Key of the PostgreSQL advisory lock that serialises migrations ("docwork" in ASCII).
+_MIGRATION_LOCK = 0x646F63776F726B
+#: How long an SQLite connection waits for another process's write lock.
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Execution option marking the engine whose transactions write.
+_WRITES = "docworker_writes"
+#: How often a claim that lost its job to another claimer looks for the next one.
+_CLAIM_TRIES = 5
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None, name: str) -> datetime:
+    if value is None:
+        return _now()
+    if value.tzinfo is None:
+        raise InvalidParameter(name, "must carry a timezone")
+    return value.astimezone(UTC)
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Put the database in WAL mode (a no-op once done: the mode is kept in the file).
+
+    SQLite answers "database is locked" at once, without waiting busy_timeout,
+    when another connection holds the database while the mode is being read or
+    switched, as happens when two processes open a new database together.
+    """
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not open transactions by itself: _begin_sqlite does it.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        _use_wal(cursor)
+        # In WAL mode NORMAL loses no committed data on a crash of the process.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    writes = connection.get_execution_options().get(_WRITES, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def _create_engine(url: str, echo: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        # psycopg 3 is the driver installed; older SQLAlchemy would pick psycopg2.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() != "sqlite":
+        # A pooled connection may outlive a database restart: test it before use.
+        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    engine = create_engine(parsed, echo=echo)
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def _ready(now: datetime) -> ColumnElement[bool]:
+    """Queued jobs that may run at ``now``."""
+    return and_(Job.status == JobStatus.QUEUED, or_(Job.run_after.is_(None), Job.run_after <= now))
+
+
+def _claim_candidate(at: datetime, operations: Collection[str] | None) -> Select[str]:
+    """The id of the job to claim next; PostgreSQL skips rows other claimers hold."""
+    query = select(Job.id).where(_ready(at))
+    if operations is not None:
+        query = query.where(Job.operation.in_(operations))
+    return (
+        query.order_by(Job.priority.desc(), Job.created_at, Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _as_stored(value: dict[str, Any]) -> Any:
+    """``value`` as it reads back from a JSON column (tuples become lists, ...)."""
+    return json.loads(json.dumps(value))
+
+
+def _same_request(existing: JobRecord, new: NewJob) -> JobRecord:
+    def sha(given: dict[str, Any] | None) -> Any:
+        return None if given is None else given.get("sha256")
+
+    if (
+        existing.operation != new.operation
+        or existing.params != _as_stored(new.params)
+        or sha(existing.input) != sha(new.input)
+    ):
+        raise Conflict(
+            f"idempotency key '{new.idempotency_key}' was already used for another request",
+            job_id=existing.id,
+        )
+    return existing
+
+
+def _encode_cursor(record: JobRecord) -> str:
+    raw = f"{record.created_at.isoformat()}|{record.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        at = datetime.fromisoformat(created)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidParameter("cursor", "is not a cursor from a previous page") from exc
+    if at.tzinfo is None:
+        raise InvalidParameter("cursor", "is not a cursor from a previous page")
+    return at, job_id
+
+
+def _retry_or_bury(job: Job, now: datetime, run_after: datetime | None) -> None:
+    """End a running job's attempt: back to the queue if it has attempts left.
+
+    A job whose cancellation was asked for is cancelled instead of retried.
+    """
+    if job.cancel_requested:
+        job.status = JobStatus.CANCELLED
+        job.finished_at = now
+    elif job.attempts < job.max_attempts:
+        job.status = JobStatus.QUEUED
+        job.run_after = run_after
+        job.worker = None
+        job.heartbeat_at = None
+    else:
+        job.status = JobStatus.DEAD
+        job.finished_at = now
+
+
+def _log_transition(record: JobRecord) -> None:
+    _log.info(
+        "job transition",
+        job_id=record.id,
+        operation=record.operation,
+        status=record.status.value,
+        attempts=record.attempts,
+        worker=record.worker,
+        cancel_requested=record.cancel_requested,
+    )
+
+
+class JobStore:
+    """Jobs in an SQL database named by a SQLAlchemy URL (SQLite file or PostgreSQL)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self._engine = _create_engine(url, echo)
+        self._readers = sessionmaker(self._engine, expire_on_commit=False)
+        self._writers = sessionmaker(
+            self._engine.execution_options(**{_WRITES: True}), expire_on_commit=False
+        )
+
+    @contextmanager
+    def _session(self, *, writes: bool = False) -> Iterator[Session]:
+        """One transaction, committed when the block ends without an exception."""
+        try:
+            with (self._writers if writes else self._readers).begin() as session:
+                yield session
+        except (OperationalError, InterfaceError) as exc:
+            raise DependencyDown("the job database failed", dependency="database") from exc
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration; a no-op when it is there already.
+
+        Safe when several processes start together: PostgreSQL serialises them on
+        an advisory lock, SQLite on its write lock. The folder of an SQLite file
+        is created when missing.
+        """
+        url = self._engine.url
+        database = url.database or ""
+        # A "file:" URI or an in-memory database has no folder to create.
+        on_disk = database not in ("", ":memory:") and not database.startswith("file:")
+        if url.get_backend_name() == "sqlite" and on_disk:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # Imported here: alembic is slow to import and only start-up needs it.
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        # ConfigParser would read a "%" in the path as interpolation.
+        config.set_main_option("script_location", str(_MIGRATIONS).replace("%", "%%"))
+        with self._engine.execution_options(**{_WRITES: True}).begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def ping(self) -> None:
+        """Check that the database answers; raises :class:`DependencyDown` if not."""
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise DependencyDown("the job database does not answer", dependency="database") from exc
+
+    # -- reading ----------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job ``job_id``; raises :class:`NotFound` when there is none."""
+        with self._session() as session:
+            return JobRecord.from_row(_row(session, job_id))
+
+    def list(
+        self,
+        *,
+        status: Sequence[JobStatus] | None = None,
+        operation: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[Records, str | None]:
+        """One page of jobs, newest first, and the cursor of the next page (or None).
+
+        ``created_after`` is inclusive and ``created_before`` exclusive; ``limit``
+        is brought into 1..:data:`MAX_PAGE_SIZE`.
+        """
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        query = select(Job)
+        if status is not None:
+            query = query.where(Job.status.in_(status))
+        if operation is not None:
+            query = query.where(Job.operation == operation)
+        if created_after is not None:
+            query = query.where(Job.created_at >= _aware(created_after, "created_after"))
+        if created_before is not None:
+            query = query.where(Job.created_at < _aware(created_before, "created_before"))
+        if cursor is not None:
+            at, last_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last_id))
+            )
+        query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+        with self._session() as session:
+            page = [JobRecord.from_row(job) for job in session.scalars(query)]
+        if len(page) <= limit:
+            return page, None
+        return page[:limit], _encode_cursor(page[limit - 1])
+
+    def cancel_requested_among(self, job_ids: Collection[str]) -> set[str]:
+        """Those of the running ``job_ids`` whose cancellation was asked for."""
+        if not job_ids:
+            return set()
+        query = select(Job.id).where(
+            Job.id.in_(job_ids), Job.status == JobStatus.RUNNING, Job.cancel_requested
+        )
+        with self._session() as session:
+            return set(session.scalars(query))
+
+    def counts(self) -> dict[JobStatus, int]:
+        """How many jobs are in each status (every status present, zeros included)."""
+        counts = dict.fromkeys(JobStatus, 0)
+        with self._session() as session:
+            for status, count in session.execute(
+                select(Job.status, func.count()).group_by(Job.status)
+            ):
+                counts[status] = count
+        return counts
+
+    def queue_depth(self) -> tuple[int, float | None]:
+        """Jobs ready to run, and how long in seconds the longest-waiting one has waited."""
+        now = _now()
+        since = func.min(func.coalesce(Job.run_after, Job.created_at))
+        with self._session() as session:
+            count, oldest = session.execute(select(func.count(), since).where(_ready(now))).one()
+        if oldest is None:
+            return count, None
+        return count, max(0.0, (now - oldest).total_seconds())
+
+    # -- writing ----------------------------------------------------------------
+
+    def create(self, new: NewJob) -> tuple[JobRecord, bool]:
+        """Queue ``new``; the flag says whether a job was created.
+
+        A known ``idempotency_key`` returns the job it created before, provided the
+        operation, the params and the input's sha256 are the same; otherwise
+        :class:`Conflict`. Two racing submissions of one key make one job.
+        """
+        if new.max_attempts < 1:
+            raise InvalidParameter("max_attempts", "must be at least 1")
+        key = new.idempotency_key
+        if key is not None and (existing := self._by_key(key)) is not None:
+            return _same_request(existing, new), False
+        now = _now()
+        job = Job(
+            id=str(uuid.uuid4()),
+            operation=new.operation,
+            params=new.params,
+            status=JobStatus.QUEUED,
+            priority=new.priority,
+            input=new.input,
+            idempotency_key=key,
+            max_attempts=new.max_attempts,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with self._session(writes=True) as session:
+                session.add(job)
+                session.flush()
+                # Read back, so the record holds what the database stored.
+                session.refresh(job)
+                record = JobRecord.from_row(job)
+        except IntegrityError:
+            # Another request inserted the same key between our look-up and insert.
+            if key is None or (existing := self._by_key(key)) is None:
+                raise
+            return _same_request(existing, new), False
+        _log_transition(record)
+        return record, True
+
+    def claim_next(
+        self,
+        worker: str,
+        *,
+        now: datetime | None = None,
+        operations: Collection[str] | None = None,
+    ) -> JobRecord | None:
+        """Start the next ready job for ``worker``: highest priority, then oldest.
+
+        Only ``operations`` are considered when given. Returns None when no job is
+        ready. Two claimers, in any processes, never get the same job.
+        """
+        at = _aware(now, "now")
+        if operations is not None and not operations:
+            return None
+        candidate = _claim_candidate(at, operations)
+        for _ in range(_CLAIM_TRIES):
+            with self._session(writes=True) as session:
+                job_id = session.scalar(candidate)
+                if job_id is None:
+                    return None
+                start = (
+                    update(Job)
+                    .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+                    .values(
+                        status=JobStatus.RUNNING,
+                        attempts=Job.attempts + 1,
+                        started_at=at,
+                        worker=worker,
+                        heartbeat_at=at,
+                        progress=0.0,
+                        progress_message=None,
+                        cancel_requested=False,
+                        updated_at=at,
+                    )
+                    .returning(Job)
+                )
+                won = session.scalars(start).one_or_none()
+                if won is None:  # another claimer was faster: try the next job
+                    continue
+                record = JobRecord.from_row(won)
+            _log_transition(record)
+            return record
+        return None
+
+    def heartbeat(self, job_ids: Collection[str], *, now: datetime | None = None) -> None:
+        """Record that the executor holding ``job_ids`` is alive."""
+        if not job_ids:
+            return
+        beat = (
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == JobStatus.RUNNING)
+            .values(heartbeat_at=_aware(now, "now"))
+        )
+        with self._session(writes=True) as session:
+            session.execute(beat)
+
+    def set_progress(self, job_id: str, fraction: float, message: str | None) -> None:
+        """Record how far a running job is (``fraction`` is clamped to 0..1)."""
+        change = (
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(
+                progress=min(1.0, max(0.0, fraction)),
+                progress_message=message,
+                updated_at=_now(),
+            )
+        )
+        with self._session(writes=True) as session:
+            session.execute(change)
+
+    def mark_succeeded(
+        self,
+        job_id: str,
+        result: dict[str, Any],
+        *,
+        partial: bool = False,
+        errors: Sequence[dict[str, Any]] | None = None,
+    ) -> JobRecord:
+        """Finish a running job with ``result``.
+
+        It ends ``partial`` when asked or when ``errors`` lists anything, keeping
+        the items as ``{"code": "partial", "items": [...]}``; otherwise the error
+        of an earlier attempt is cleared.
+        """
+        partial = partial or bool(errors)
+
+        def succeed(job: Job, now: datetime) -> None:
+            job.status = JobStatus.PARTIAL if partial else JobStatus.SUCCEEDED
+            job.result = result
+            job.error = {"code": "partial", "items": list(errors or [])} if partial else None
+            job.progress = 1.0
+            job.finished_at = now
+
+        return self._transition(job_id, {JobStatus.RUNNING}, succeed)
+
+    def mark_failed(
+        self, job_id: str, error: dict[str, Any], *, retry_delay: float | None
+    ) -> JobRecord:
+        """End a running job's attempt with ``error``.
+
+        ``retry_delay`` None means the failure is final (bad input): FAILED.
+        Otherwise the job is queued again ``retry_delay`` seconds from now while it
+        has attempts left, and DEAD after its last one.
+        """
+
+        def fail(job: Job, now: datetime) -> None:
+            job.error = error
+            if retry_delay is None:
+                job.status = JobStatus.FAILED
+                job.finished_at = now
+            else:
+                _retry_or_bury(job, now, now + timedelta(seconds=retry_delay))
+
+        return self._transition(job_id, {JobStatus.RUNNING}, fail)
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued job at once, or flag a running one for its executor.
+
+        A job in a final state is returned unchanged.
+        """
+
+        def cancel(job: Job, now: datetime) -> None:
+            if job.status == JobStatus.QUEUED:
+                job.status = JobStatus.CANCELLED
+                job.finished_at = now
+            job.cancel_requested = True
+
+        return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancel)
+
+    def mark_cancelled(self, job_id: str) -> JobRecord:
+        """Record that the executor stopped a job whose cancellation was asked for."""
+
+        def cancelled(job: Job, now: datetime) -> None:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = now
+
+        return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancelled)
+
+    def requeue_stale(self, *, older_than: float, now: datetime | None = None) -> Records:
+        """Take back running jobs whose executor sent no heartbeat for ``older_than`` s.
+
+        Each goes back to the queue if it has attempts left, else to DEAD; the
+        changed records are returned.
+        """
+        at = _aware(now, "now")
+        cutoff = at - timedelta(seconds=older_than)
+        error = EngineFailed("the executor running the job stopped sending heartbeats")
+        return self._requeue(Job.heartbeat_at < cutoff, error, at)
+
+    def requeue_worker(self, worker: str) -> Records:
+        """Take back the running jobs of ``worker`` (an executor restarting under its name)."""
+        error = EngineFailed("the executor running the job restarted", worker=worker)
+        return self._requeue(Job.worker == worker, error, _now())
+
+    def delete_finished_before(self, before: datetime) -> Records:
+        """Delete the jobs that reached a final state before ``before``; returns them."""
+        query = (
+            select(Job)
+            .where(
+                Job.status.in_(TERMINAL_STATUSES),
+                Job.finished_at < _aware(before, "before"),
+            )
+            .with_for_update(skip_locked=True)
+        )
+        with self._session(writes=True) as session:
+            jobs = session.scalars(query).all()
+            records = [JobRecord.from_row(job) for job in jobs]
+            for job in jobs:
+                session.delete(job)
+        if records:
+            _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
+        return records
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _by_key(self, key: str) -> JobRecord | None:
+        with self._session() as session:
+            job = session.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
+            return None if job is None else JobRecord.from_row(job)
+
+    def _transition(
+        self,
+        job_id: str,
+        allowed: Collection[JobStatus],
+        change: Callable[[Job, datetime], None],
+    ) -> JobRecord:
+        """Apply ``change`` to the job if its status is in ``allowed``; log it if so.
+
+        The row is locked for the transaction, so the check and the change are
+        one step. A job in another status is returned unchanged.
+        """
+        now = _now()
+        with self._session(writes=True) as session:
+            job = _row(session, job_id, lock=True)
+            changed = job.status in allowed
+            if changed:
+                change(job, now)
+                job.updated_at = now
+            record = JobRecord.from_row(job)
+        if changed:
+            _log_transition(record)
+        return record
+
+    def _requeue(
+        self, condition: ColumnElement[bool], error: EngineFailed, now: datetime
+    ) -> Records:
+        """Retry or bury the running jobs matching ``condition`` after their executor died."""
+        query = (
+            select(Job)
+            .where(Job.status == JobStatus.RUNNING, condition)
+            .with_for_update(skip_locked=True)
+        )
+        with self._session(writes=True) as session:
+            jobs = session.scalars(query).all()
+            for job in jobs:
+                job.error = error.to_dict()
+                job.updated_at = now
+                _retry_or_bury(job, now, run_after=None)
+            records = [JobRecord.from_row(job) for job in jobs]
+        for record in records:
+            _log_transition(record)
+        return records
+
+
+def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:
+    query = select(Job).where(Job.id == job_id)
+    if lock:
+        query = query.with_for_update()
+    job = session.scalars(query).one_or_none()
+    if job is None:
+        raise NotFound("job", job_id)
+    return job

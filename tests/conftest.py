@@ -1,0 +1,181 @@
+"""Fixtures shared by the whole test suite.
+
+PostgreSQL
+    ``postgres_url`` (session) is the URL of a PostgreSQL server's maintenance
+    database. It is ``DOCWORKER_TEST_POSTGRES_URL`` when that is set; otherwise a
+    private server is started for the session: ``initdb`` into a temporary folder,
+    ``pg_ctl start`` on a free port of 127.0.0.1 with its socket in that folder,
+    stopped and deleted at the end. As root, the server runs as the ``postgres``
+    system user (PostgreSQL refuses root). Without PostgreSQL binaries the tests
+    that need it are skipped, except under ``CI``, where they fail: the set-up
+    scripts install PostgreSQL there.
+
+    ``postgres_db_url`` (function) is the URL of a new empty database on that
+    server, dropped after the test. Tests using either fixture are marked
+    ``@pytest.mark.postgres``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+POSTGRES_URL_VARIABLE = "DOCWORKER_TEST_POSTGRES_URL"
+_POSTGRES_USER = "postgres"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Skip the test, or fail it under CI where PostgreSQL must be present."""
+    if _in_ci():
+        pytest.fail(f"PostgreSQL is needed under CI: {reason}", pytrace=False)
+    pytest.skip(f"{reason}; set {POSTGRES_URL_VARIABLE} or install PostgreSQL")
+
+
+def _postgres_programs() -> tuple[Path, Path] | None:
+    """``initdb`` and ``pg_ctl`` of the newest installed PostgreSQL, if any."""
+
+    def version(bindir: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in bindir.parent.name.split(".") if part.isdigit())
+
+    bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
+    for bindir in bindirs:
+        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
+            return bindir / "initdb", bindir / "pg_ctl"
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb and pg_ctl:
+        return Path(initdb), Path(pg_ctl)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class _PrivatePostgres:
+    """A throw-away PostgreSQL server living in one temporary folder."""
+
+    def __init__(self, initdb: Path, pg_ctl: Path) -> None:
+        self.initdb, self.pg_ctl = initdb, pg_ctl
+        self.folder = Path(tempfile.mkdtemp(prefix="docworker-pg-"))
+        self.data = self.folder / "data"
+        self.log = self.folder / "server.log"
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            account = pwd.getpwnam(_POSTGRES_USER)
+            os.chown(self.folder, account.pw_uid, account.pw_gid)
+            self.prefix = ["runuser", "-u", _POSTGRES_USER, "--"]
+
+    def _run(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.prefix, *map(str, args)],
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def start(self) -> str:
+        """Create the cluster, start it and return its maintenance database's URL."""
+        # --no-sync: a throw-away cluster need not survive a power cut.
+        done = self._run(
+            self.initdb,
+            f"--pgdata={self.data}",
+            f"--username={_POSTGRES_USER}",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+            "--no-sync",
+        )
+        if done.returncode != 0:
+            pytest.fail(f"initdb failed:\n{done.stdout}{done.stderr}", pytrace=False)
+        # Another process may take the probed port before the server binds it.
+        for _ in range(3):
+            port = _free_port()
+            options = (
+                f"-c listen_addresses=127.0.0.1 -p {port} -k {self.folder}"
+                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            done = self._run(
+                self.pg_ctl,
+                "start",
+                f"--pgdata={self.data}",
+                f"--log={self.log}",
+                "--wait",
+                "--timeout=60",
+                f"--options={options}",
+            )
+            if done.returncode == 0:
+                return f"postgresql+psycopg://{_POSTGRES_USER}@127.0.0.1:{port}/postgres"
+        log = self.log.read_text(errors="replace") if self.log.exists() else ""
+        pytest.fail(f"PostgreSQL did not start:\n{done.stdout}{done.stderr}\n{log}", pytrace=False)
+
+    def destroy(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(self.pg_ctl, "stop", f"--pgdata={self.data}", "--mode=immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _with_psycopg(url: str) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a PostgreSQL server's maintenance database (see the module docstring)."""
+    given = os.environ.get(POSTGRES_URL_VARIABLE)
+    if given:
+        yield _with_psycopg(given).render_as_string(hide_password=False)
+        return
+    programs = _postgres_programs()
+    if programs is None:
+        _unavailable("no PostgreSQL binaries (initdb, pg_ctl) found")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(_POSTGRES_USER)
+        except KeyError:
+            _unavailable(f"running as root and there is no '{_POSTGRES_USER}' user to run as")
+    server = _PrivatePostgres(*programs)
+    try:
+        yield server.start()
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_db_url(postgres_url: str) -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            # FORCE ends connections a failed test left open.
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
