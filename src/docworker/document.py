@@ -226,9 +226,11 @@ class DocumentBuilder:
         doc = self.document
         words = chars = 0
         for block in doc.blocks:
-            text = doc.text_of(block)
-            words += len(text.split())
-            chars += len(text)
+            # A table counts each cell once (not once per grid position it spans).
+            texts = [c.text for c in block.table.cells] if block.table else [block.text]
+            for text in texts:
+                words += len(text.split())
+                chars += len(text)
         doc.metadata.word_count = words
         doc.metadata.char_count = chars
         if doc.pages and doc.metadata.page_count is None:

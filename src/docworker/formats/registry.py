@@ -67,6 +67,12 @@ def parser_for(mime: str) -> Parser:
     return _load(target)
 
 
+def preload() -> None:
+    """Import every parser now, so that a worker's first job does not pay for it."""
+    for target in set(PARSERS.values()):
+        _load(target)
+
+
 def supported_types() -> list[str]:
     return sorted(PARSERS)
 

@@ -28,6 +28,7 @@ import structlog
 
 from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFailed
 from docworker.formats.base import ParseLimits
+from docworker.formats.registry import preload
 from docworker.operations import get_operation, validate_params
 from docworker.operations.base import InputFile, OperationContext
 from docworker.storage import BlobStore
@@ -68,6 +69,7 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
     configure_logging(level=config["log_level"], json_logs=config["json_logs"])
     _cap_memory(config["memory_limit_mb"])
     store = BlobStore(config["storage_url"])
+    preload()
     send(conn, {"type": "ready", "pid": os.getpid()})
     while True:
         try:
