@@ -42,7 +42,7 @@ DEFAULT_SERVER = "http://127.0.0.1:3001"
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"docworker: {message}", highlight=False, markup=False)
+    sys.stderr.write(f"docworker: {message}\n")
     return typer.Exit(code)
 
 
@@ -163,7 +163,9 @@ def _extract_many(
                 target.write_text(_content_text(payload), encoding="utf-8")
             except DocworkerError as exc:
                 failures += 1
-                progress.console.print(f"docworker: {path}: {exc.detail}", markup=False)
+                progress.console.print(
+                    f"docworker: {path}: {exc.detail}", markup=False, soft_wrap=True
+                )
             progress.advance(task)
     return failures
 
