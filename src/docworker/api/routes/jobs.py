@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
 
 from docworker.api.deps import QueueDep, ServicesDep
 from docworker.api.errors import problem_responses
