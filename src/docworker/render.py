@@ -141,8 +141,7 @@ def _link_segments(text: str, links: Sequence[Link]) -> list[tuple[str, str | No
         url = _safe_url(link.url)
         if not link.text.strip() or url is None:
             continue
-        for match in _whole_words(link.text).finditer(text):
-            start, end = match.span()
+        for start, end in _whole_word_matches(text, link.text):
             if not any(s < end and start < e for s, e, _ in spans):
                 spans.append((start, end, url))
                 break
@@ -158,10 +157,24 @@ def _link_segments(text: str, links: Sequence[Link]) -> list[tuple[str, str | No
     return pieces
 
 
-def _whole_words(needle: str) -> re.Pattern[str]:
-    before = r"(?<!\w)" if re.match(r"\w", needle) else ""
-    after = r"(?!\w)" if re.search(r"\w$", needle) else ""
-    return re.compile(before + re.escape(needle) + after)
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _whole_word_matches(text: str, needle: str) -> Iterator[tuple[int, int]]:
+    """Spans of ``needle`` in ``text`` that neither start nor end inside a word.
+
+    Plain ``str.find`` rather than a regex per link: a long page has thousands of links.
+    """
+    guard_start, guard_end = _is_word_char(needle[0]), _is_word_char(needle[-1])
+    start = text.find(needle)
+    while start != -1:
+        end = start + len(needle)
+        clear_before = not (guard_start and start > 0 and _is_word_char(text[start - 1]))
+        clear_after = not (guard_end and end < len(text) and _is_word_char(text[end]))
+        if clear_before and clear_after:
+            yield start, end
+        start = text.find(needle, start + 1)
 
 
 def _selected(doc: Document, blocks: Sequence[Block] | None) -> Sequence[Block]:

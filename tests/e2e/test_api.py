@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from bench.scoring import corpus_root
 from tests.e2e.server import Server
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench.scoring import corpus_root
 
+from bench.scoring import corpus_root
 from docworker.config import Settings, load_settings
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor

@@ -1,0 +1,1 @@
+"""Quality and speed measurements of docworker on the shared corpus, beside its peers."""
