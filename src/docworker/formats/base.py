@@ -91,6 +91,10 @@ class ParseContext:
     #: False when only the text is wanted: a parser may then skip costly structure
     #: analysis (headings from font sizes, table finding) and emit plain paragraphs.
     structure: bool = True
+    #: Converts a file to another format through an external engine (LibreOffice):
+    #: ``convert(path, "docx")`` returns the converted file's path. None where no
+    #: such engine runs; parsers that need it then refuse the document clearly.
+    convert: Callable[[Path, str], Path] | None = None
     #: Called with (fraction done 0..1, message); never raises.
     progress: Callable[[float, str], None] = lambda _fraction, _message: None
     #: Returns True once the work should stop.

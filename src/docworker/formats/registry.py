@@ -7,12 +7,13 @@ that only sees CSV files never loads pdfium.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from functools import cache
 from pathlib import Path
 
 from docworker.document import Document
-from docworker.errors import PasswordRequired, UnsupportedFormat
+from docworker.errors import UnsupportedFormat
 from docworker.formats.base import ParseContext, Parser, Source
 from docworker.formats.detect import Detection, detect
 
@@ -41,10 +42,34 @@ PARSERS: dict[str, str] = {
     "application/x-ndjson": "docworker.formats.jsondoc:JsonParser",
     "application/xml": "docworker.formats.xml:XmlParser",
     "text/xml": "docworker.formats.xml:XmlParser",
+    "application/vnd.oasis.opendocument.text": "docworker.formats.opendocument:OpenDocumentParser",
+    "application/vnd.oasis.opendocument.spreadsheet": (
+        "docworker.formats.opendocument:OpenDocumentParser"
+    ),
+    "application/vnd.oasis.opendocument.presentation": (
+        "docworker.formats.opendocument:OpenDocumentParser"
+    ),
+    "application/epub+zip": "docworker.formats.epub:EpubParser",
+    "application/rtf": "docworker.formats.rtf:RtfParser",
+    "message/rfc822": "docworker.formats.mail:EmlParser",
+    "application/vnd.ms-outlook": "docworker.formats.mail:MsgParser",
+    "text/vtt": "docworker.formats.subtitles:SubtitleParser",
+    "application/x-subrip": "docworker.formats.subtitles:SubtitleParser",
+    "application/ttml+xml": "docworker.formats.subtitles:SubtitleParser",
+    "image/png": "docworker.formats.image:ImageParser",
+    "image/jpeg": "docworker.formats.image:ImageParser",
+    "image/tiff": "docworker.formats.image:ImageParser",
+    "image/webp": "docworker.formats.image:ImageParser",
+    "image/gif": "docworker.formats.image:ImageParser",
+    "image/bmp": "docworker.formats.image:ImageParser",
+    "image/heic": "docworker.formats.image:ImageParser",
+    "image/heif": "docworker.formats.image:ImageParser",
+    "image/avif": "docworker.formats.image:ImageParser",
+    "application/msword": "docworker.formats.legacy:LegacyOfficeParser",
+    "application/vnd.ms-excel": "docworker.formats.legacy:LegacyOfficeParser",
+    "application/vnd.ms-powerpoint": "docworker.formats.legacy:LegacyOfficeParser",
+    "application/x-encrypted-ooxml": "docworker.formats.encrypted:EncryptedOfficeParser",
 }
-
-#: Types that are recognised but can only be refused with a precise reason.
-_ENCRYPTED_OOXML = "application/x-encrypted-ooxml"
 
 
 @cache
@@ -57,20 +82,26 @@ def _load(target: str) -> Parser:
 
 def parser_for(mime: str) -> Parser:
     """The parser for ``mime``, or :class:`UnsupportedFormat`."""
-    if mime == _ENCRYPTED_OOXML:
-        raise PasswordRequired(
-            "office", "the Office document is encrypted; encrypted Office files are not yet read"
-        )
     target = PARSERS.get(mime)
     if target is None:
         raise UnsupportedFormat(mime)
-    return _load(target)
+    try:
+        return _load(target)
+    except ImportError as exc:
+        raise UnsupportedFormat(
+            mime, f"the reader for {mime} is not installed here ({exc})"
+        ) from None
 
 
 def preload() -> None:
-    """Import every parser now, so that a worker's first job does not pay for it."""
-    for target in set(PARSERS.values()):
-        _load(target)
+    """Import every parser now, so that a worker's first job does not pay for it.
+
+    A parser whose module cannot be imported here is left for its first document,
+    which then fails with a clear error instead of the whole worker.
+    """
+    for target in sorted(set(PARSERS.values())):
+        with contextlib.suppress(ImportError):
+            _load(target)
 
 
 def supported_types() -> list[str]:
