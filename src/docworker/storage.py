@@ -62,6 +62,11 @@ class BlobStore:
     def result_uri(job_id: str, name: str) -> str:
         return f"{SCHEME}results/{job_id}/{name}"
 
+    @staticmethod
+    def results_of(job_id: str) -> str:
+        """The folder of all of a job's results."""
+        return f"{SCHEME}results/{job_id}"
+
     # -- writing --------------------------------------------------------------------
     def put_stream(self, stream: IO[bytes], *, max_bytes: int | None = None) -> StoredBlob:
         """Store an input from ``stream``, content-addressed; refuse it past ``max_bytes``."""

@@ -570,6 +570,15 @@ class JobStore:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
 
+    def inputs_in_use(self, uris: Collection[str]) -> set[str]:
+        """Which of the input blob ``uris`` some job still names (inputs are shared by content)."""
+        if not uris:
+            return set()
+        column = Job.input["uri"].as_string()
+        query = select(column).where(column.in_(list(uris))).distinct()
+        with self._session() as session:
+            return {uri for uri in session.scalars(query).all() if uri is not None}
+
     # -- helpers ------------------------------------------------------------------
 
     def _by_key(self, key: str) -> JobRecord | None:
