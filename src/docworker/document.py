@@ -103,6 +103,14 @@ class Link(_Model):
     url: str
 
 
+class Word(_Model):
+    """A word OCR found, with its box on the page and its recognition confidence (0..1)."""
+
+    text: str
+    bbox: BBox
+    confidence: float
+
+
 class Block(_Model):
     id: str
     kind: BlockKind
@@ -119,6 +127,8 @@ class Block(_Model):
     language: str | None = None
     source: BlockSource = BlockSource.NATIVE
     confidence: float | None = None
+    #: The words of an OCR block, each with its box and confidence.
+    words: list[Word] | None = None
 
 
 class Page(_Model):

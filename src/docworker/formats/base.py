@@ -12,10 +12,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from docworker.document import Document
 from docworker.errors import InvalidParameter, LimitExceeded
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,85 @@ class PageSelection:
 class ParseLimits:
     max_pages: int = 5000
     max_cells: int = 5_000_000
+    #: Pixels of one image (or one frame); more is refused as a decompression bomb.
+    max_pixels: int = 100_000_000
+    #: How deep embedded documents (attachments, embedded objects) are read.
+    max_depth: int = 5
+    #: How many embedded documents, at every depth together, are listed and read.
+    max_embedded: int = 100
+    #: How many bytes of embedded documents, at every depth together, are listed and read.
+    max_embedded_bytes: int = 200 * 1024 * 1024
+
+
+#: A box in the pixels of the image that was read: (x0, y0, x1, y1), top-left origin.
+PixelBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class OcrWord:
+    text: str
+    bbox: PixelBox
+    #: Recognition confidence, 0..1.
+    confidence: float
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    text: str
+    bbox: PixelBox
+    confidence: float
+    words: tuple[OcrWord, ...]
+
+
+@dataclass(frozen=True)
+class OcrParagraph:
+    text: str
+    bbox: PixelBox
+    confidence: float
+    lines: tuple[OcrLine, ...]
+
+    @property
+    def words(self) -> tuple[OcrWord, ...]:
+        return tuple(word for line in self.lines for word in line.words)
+
+
+@dataclass(frozen=True)
+class OcrPage:
+    """The text an OCR engine read in one image, in reading order, with boxes.
+
+    Boxes are in the pixels of the image given to the reader, whatever the engine
+    did to it on the way (scaling, turning, deskewing), so a parser can place
+    them on its page without knowing how the engine works.
+    """
+
+    width: int
+    height: int
+    #: Mean word confidence, 0..1 (0 when no word was found).
+    confidence: float
+    paragraphs: tuple[OcrParagraph, ...]
+    #: Quarter turns the engine undid, in degrees clockwise (0, 90, 180, 270).
+    rotation_applied: int = 0
+    #: The small skew the engine measured and straightened, in degrees.
+    skew_degrees: float = 0.0
+    #: Factor the image was scaled by before recognition.
+    scale: float = 1.0
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(paragraph.text for paragraph in self.paragraphs)
+
+
+class OcrReader(Protocol):
+    """Reads the text of an image; the operations provide one, parsers only call it."""
+
+    def read(self, image: Image, *, languages: str | None = None) -> OcrPage:
+        """The text of ``image`` (a Pillow image), in ``languages`` (``"eng+kor"``) or the
+        reader's own default when None."""
+        ...
+
+
+#: When to run OCR: on what has no usable text ("auto"), on everything ("force"), never.
+OcrPolicy = Literal["auto", "force", "off"]
 
 
 @dataclass
@@ -92,13 +174,22 @@ class ParseContext:
     #: analysis (headings from font sizes, table finding) and emit plain paragraphs.
     structure: bool = True
     #: Converts a file to another format through an external engine (LibreOffice):
-    #: ``convert(path, "docx")`` returns the converted file's path. None where no
-    #: such engine runs; parsers that need it then refuse the document clearly.
+    #: ``convert(path, "docx")`` returns the converted file's path; the file is the
+    #: caller's, to delete once read. None where no such engine runs; parsers that
+    #: need it then refuse the document clearly.
     convert: Callable[[Path, str], Path] | None = None
+    #: Reads text from images (scans, photos, image-only pages). None where no OCR
+    #: engine runs: image text is then skipped with a warning.
+    ocr: OcrReader | None = None
+    ocr_policy: OcrPolicy = "auto"
+    #: Tesseract languages, e.g. ``"eng+kor"``; None for the reader's default.
+    ocr_languages: str | None = None
     #: Called with (fraction done 0..1, message); never raises.
     progress: Callable[[float, str], None] = lambda _fraction, _message: None
     #: Returns True once the work should stop.
     cancelled: Callable[[], bool] = lambda: False
+    #: How deep in embedded documents this parse is: 0 for the file itself.
+    depth: int = 0
 
     def wants(self, page: int) -> bool:
         return self.pages is None or page in self.pages

@@ -1,0 +1,290 @@
+"""What pdfium says about a page's text: characters, line boxes, fonts and links.
+
+Each call into pdfium costs about a microsecond, so a page is read as one
+string and a line is measured from a few of its characters only: its first
+and last for the box, three samples for the font size, two for the weight.
+Boxes come out in display coordinates (:class:`PageFrame`), the space
+:mod:`docworker.formats.pdf_layout` works in.
+
+pdfium's text output is nearly, but not always, one string index per
+character: it drops control characters and writes characters beyond the BMP
+as two UTF-16 units. :class:`PageText` keeps the string in UTF-16 units and
+maps back to character indices only when the two differ.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pypdfium2.raw as pdfium_c
+
+from docworker.document import Link
+from docworker.formats.pdf_layout import BULLETS, Line, size_key
+
+#: Where pdfium puts a hyphen that ended a line inside a word: it joins the two
+#: lines into one, so a line is also cut after it.
+_HYPHEN = "\ufffe"
+#: Control characters and what is left of broken surrogate pairs, which no output can carry.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\ufeff\ud800-\udfff]")
+_RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
+_ARABIC = "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff"
+#: A Latin word set in Arabic text loses the space on its far side in pdfium's output.
+_SCRIPT_JOIN = re.compile(f"(?<=[A-Za-z0-9])(?=[{_ARABIC}])|(?<=[{_ARABIC}])(?=[A-Za-z0-9])")
+#: pdfium splits the lam-alef ligature into its letters in visual order (alef first).
+_LAM_ALEF = re.compile("[\u0622\u0623\u0625\u0627]\u0644")
+#: A URL (with a scheme, or starting ``www.``) or an e-mail address written in the text.
+_WRITTEN_LINK = re.compile(
+    r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'\[\]{}]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
+    re.IGNORECASE,
+)
+_BOLD_WEIGHT = 600
+#: pdfium's font flag for a font drawn bold whatever its weight says.
+_FORCE_BOLD = 1 << 18
+_BOLD_NAME = re.compile(rb"bold|black|heavy|demi", re.IGNORECASE)
+
+Box = tuple[float, float, float, float]
+_loose_box = pdfium_c.FPDFText_GetLooseCharBox
+
+
+@dataclass(frozen=True, slots=True)
+class PageFrame:
+    """A page's visible box and rotation, to turn PDF user space into display coordinates."""
+
+    left: float
+    bottom: float
+    right: float
+    top: float
+    rotation: int
+
+    def box(self, left: float, bottom: float, right: float, top: float) -> Box:
+        """``(x0, y0, x1, y1)`` from the top-left of the page as displayed (rotation applied)."""
+        if self.rotation == 90:
+            return bottom - self.bottom, left - self.left, top - self.bottom, right - self.left
+        if self.rotation == 180:
+            return self.right - right, bottom - self.bottom, self.right - left, top - self.bottom
+        if self.rotation == 270:
+            return self.top - top, self.right - right, self.top - bottom, self.right - left
+        return left - self.left, self.top - top, right - self.left, self.top - bottom
+
+
+class PageText:
+    """A page's text in pdfium's order, and the way from text to character indices."""
+
+    def __init__(self, textpage: Any) -> None:
+        self.raw = textpage.raw
+        count = pdfium_c.FPDFText_CountChars(self.raw)
+        buffer = (ctypes.c_ushort * (max(count, 0) + 1))()
+        written = pdfium_c.FPDFText_GetText(self.raw, 0, count, buffer) if count > 0 else 0
+        units = max(written - 1, 0)
+        text = codecs.decode(memoryview(buffer)[:units], "utf-16-le", "replace")
+        #: Whether the text holds surrogate pairs, kept as two characters so that
+        #: string indices stay pdfium's text indices.
+        self.surrogates = len(text) != units
+        if self.surrogates:
+            text = "".join(map(chr, buffer[:units]))
+        self.text = text
+        self.exact = len(text) == count
+        # max() is a fast loop in C and rules out most pages before the expression runs.
+        self.right_to_left = (
+            bool(text) and max(text) >= "\u0590" and _RIGHT_TO_LEFT.search(text) is not None
+        )
+        if self.right_to_left:
+            self.text = self._lam_alef_in_order()
+
+    def char_index(self, text_index: int) -> int:
+        if self.exact:
+            return text_index
+        index: int = pdfium_c.FPDFText_GetCharIndexFromTextIndex(self.raw, text_index)
+        return index
+
+    def clean(self, text: str) -> str:
+        """Text of this page fit for output: whole characters, no control codes, spaced scripts."""
+        if self.surrogates:
+            text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        text = printable(text)
+        return _SCRIPT_JOIN.sub(" ", text) if self.right_to_left else text
+
+    def _lam_alef_in_order(self) -> str:
+        """The text with each lam-alef ligature's letters in logical order (lam first)."""
+        chars = list(self.text)
+        first, second = pdfium_c.FS_RECTF(), pdfium_c.FS_RECTF()
+        for match in _LAM_ALEF.finditer(self.text):
+            index = self.char_index(match.start())
+            if not (
+                pdfium_c.FPDFText_GetLooseCharBox(self.raw, index, first)
+                and pdfium_c.FPDFText_GetLooseCharBox(self.raw, index + 1, second)
+            ):
+                continue
+            # The two letters of one glyph share its box; two glyphs never do.
+            if (first.left, first.right) == (second.left, second.right):
+                at = match.start()
+                chars[at], chars[at + 1] = chars[at + 1], chars[at]
+        return "".join(chars)
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters and broken surrogates."""
+    # The check is a fast loop in C; most text passes it and skips the expression.
+    return text if text.isprintable() else _UNPRINTABLE.sub("", text)
+
+
+def read_lines(text: PageText, frame: PageFrame, *, measure_fonts: bool) -> list[Line]:
+    """pdfium's lines with their boxes, and their fonts' sizes and weights if asked.
+
+    A line's box joins its first and last characters' boxes (in right-to-left
+    text the first is on the right). This loop runs for every line of every
+    page, so it keeps its names local and reads the four floats of a box at once.
+    """
+    raw, exact, to_display = text.raw, text.exact, frame.box
+    rect = pdfium_c.FS_RECTF()
+    corners = memoryview(rect).cast("B").cast("f").tolist
+    fonts = _FontReader(text) if measure_fonts else None
+    lines: list[Line] = []
+    for piece, start, end in _pieces(text.text):
+        first, last = (start, end) if exact else (text.char_index(start), text.char_index(end))
+        if not _loose_box(raw, first, rect):
+            continue
+        left, top, right, bottom = corners()
+        if first != last and _loose_box(raw, last, rect):
+            # Conditional expressions: min() and max() calls would cost more than the rest.
+            other_left, other_top, other_right, other_bottom = corners()
+            left = other_left if other_left < left else left
+            right = other_right if other_right > right else right
+            top = other_top if other_top > top else top
+            bottom = other_bottom if other_bottom < bottom else bottom
+        hyphenated = piece[-1] == _HYPHEN
+        line = Line(
+            piece[:-1] if hyphenated else piece,
+            *to_display(left, bottom, right, top),
+            hyphenated=hyphenated,
+        )
+        if fonts is not None:
+            fonts.measure(line, piece, start, end)
+        lines.append(line)
+    return lines
+
+
+def _pieces(text: str) -> Iterator[tuple[str, int, int]]:
+    """Each line of ``text`` from its first visible character to its last, and their indices.
+
+    Plain string methods, not a regular expression: they are several times faster here.
+    """
+    start = 0
+    for row in text.splitlines(keepends=True):
+        for part in _cut_after_hyphens(row) if _HYPHEN in row else (row,):
+            body = part.strip()
+            if body and body != _HYPHEN:
+                first = start + part.index(body[0])
+                yield body, first, first + len(body) - 1
+            start += len(part)
+
+
+def _cut_after_hyphens(row: str) -> list[str]:
+    *broken, rest = row.split(_HYPHEN)
+    return [part + _HYPHEN for part in broken] + [rest]
+
+
+class _FontReader:
+    """Reads a line's font size and weight from a few of its characters."""
+
+    def __init__(self, text: PageText) -> None:
+        self.text = text
+        self.raw = text.raw
+        self.matrix = pdfium_c.FS_MATRIX()
+        self.font_name = ctypes.create_string_buffer(256)
+        self.font_flags = ctypes.c_int()
+
+    def measure(self, line: Line, piece: str, first: int, last: int) -> None:
+        """Set the line's size (the median of three characters') and boldness.
+
+        A list item is measured after its bullet, which often comes from a symbol font.
+        """
+        if piece[0] in BULLETS and piece[1:].strip():
+            first = last + 1 - len(piece[1:].lstrip())
+        first, middle, last = (self.text.char_index(i) for i in (first, (first + last) // 2, last))
+        sizes = sorted(self._size(index) for index in (first, middle, last))
+        line.size = size_key(sizes[1])
+        line.starts_bold = self._bold(first)
+        line.bold = line.starts_bold and self._bold(last)
+
+    def _size(self, index: int) -> float:
+        # pdfium reports the size set in the content, often 1 with the real scale
+        # in the text matrix, so the size is multiplied by the vertical scale.
+        size: float = pdfium_c.FPDFText_GetFontSize(self.raw, index)
+        if pdfium_c.FPDFText_GetMatrix(self.raw, index, self.matrix):
+            size *= math.hypot(self.matrix.c, self.matrix.d)
+        return size
+
+    def _bold(self, index: int) -> bool:
+        if pdfium_c.FPDFText_GetFontWeight(self.raw, index) >= _BOLD_WEIGHT:
+            return True
+        self.font_name.value = b""
+        pdfium_c.FPDFText_GetFontInfo(
+            self.raw, index, self.font_name, len(self.font_name), self.font_flags
+        )
+        return bool(self.font_flags.value & _FORCE_BOLD) or bool(
+            _BOLD_NAME.search(self.font_name.value)
+        )
+
+
+def annotation_links(
+    pdf: Any, page: Any, text: PageText, frame: PageFrame
+) -> list[tuple[Box, Link]]:
+    """The page's URI link annotations, with the text under each as the link's text."""
+    found = []
+    position = ctypes.c_int(0)
+    link = pdfium_c.FPDF_LINK()
+    rect = pdfium_c.FS_RECTF()
+    while pdfium_c.FPDFLink_Enumerate(page.raw, position, link):
+        action = pdfium_c.FPDFLink_GetAction(link)
+        if not action or pdfium_c.FPDFAction_GetType(action) != pdfium_c.PDFACTION_URI:
+            continue
+        if not pdfium_c.FPDFLink_GetAnnotRect(link, rect):
+            continue
+        size = pdfium_c.FPDFAction_GetURIPath(pdf.raw, action, None, 0)
+        buffer = ctypes.create_string_buffer(max(size, 1))
+        pdfium_c.FPDFAction_GetURIPath(pdf.raw, action, buffer, size)
+        url = buffer.value.decode("latin-1").strip()
+        if url:
+            # The box often reaches into the lines above and below; its middle does not.
+            margin = (rect.top - rect.bottom) / 4
+            rect.top, rect.bottom = rect.top - margin, rect.bottom + margin
+            label = _bounded_text(text.raw, rect)
+            box = frame.box(rect.left, rect.bottom, rect.right, rect.top)
+            found.append((box, Link(text=text.clean(" ".join(label.split())) or url, url=url)))
+    return found
+
+
+def _bounded_text(raw: Any, rect: Any) -> str:
+    args = (raw, rect.left, rect.top, rect.right, rect.bottom)
+    size = pdfium_c.FPDFText_GetBoundedText(*args, None, 0)
+    if size <= 0:
+        return ""
+    buffer = (ctypes.c_ushort * size)()
+    pdfium_c.FPDFText_GetBoundedText(*args, buffer, size)
+    return codecs.decode(memoryview(buffer), "utf-16-le", "replace")
+
+
+def written_links(text: str) -> list[Link]:
+    """The URLs and e-mail addresses written out in ``text``, in order, each once."""
+    if "://" not in text and "www." not in text and "@" not in text:
+        return []
+    links: dict[str, Link] = {}
+    for match in _WRITTEN_LINK.finditer(text):
+        label = match.group().rstrip(".,;:!?'\"")
+        if label.endswith(")") and "(" not in label:
+            label = label[:-1]
+        if "@" in label and "/" not in label:
+            url = f"mailto:{label}"
+        elif label.lower().startswith("www."):
+            url = f"http://{label}"
+        else:
+            url = label
+        links.setdefault(url, Link(text=label, url=url))
+    return list(links.values())
