@@ -345,6 +345,7 @@ _FORMATS = {
     "text/plain": "text",
     "text/vtt": "subtitles",
     "application/x-subrip": "subtitles",
+    "application/ttml+xml": "subtitles",
     "application/zip": "zip",
     "application/x-tar": "tar",
     "application/gzip": "gzip",

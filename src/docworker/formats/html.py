@@ -139,9 +139,13 @@ def declared_charset(data: bytes) -> str | None:
     return match.group(1).decode("ascii") if match else None
 
 
-def decode_html(data: bytes) -> tuple[str, str]:
-    """The page's text and encoding: BOM, then the declared charset, then sniffing."""
-    declared = None if bom_encoding(data) else declared_charset(data)
+def decode_html(data: bytes, transport_charset: str | None = None) -> tuple[str, str]:
+    """The page's text and encoding: BOM, then the declared charset, then sniffing.
+
+    A charset the transport names (an e-mail part's ``Content-Type``) comes
+    before the page's own declaration, as the HTML standard orders them.
+    """
+    declared = None if bom_encoding(data) else transport_charset or declared_charset(data)
     decoded = decode_text(data, declared)
     # lxml refuses str input that still carries an encoding declaration.
     return _XML_DECLARATION.sub("", decoded.text, count=1), decoded.encoding
@@ -475,6 +479,23 @@ def add_fragment(builder: DocumentBuilder, markup: str, max_cells: int) -> int:
     return walker.cells
 
 
+def parse_page(text: str) -> etree._Element | None:
+    """The element tree of a whole page's text; None when the text is only whitespace."""
+    if not text.strip():
+        return None
+    try:
+        return lxml.html.document_fromstring(text, parser=_html_parser())
+    except (etree.ParserError, ValueError) as exc:
+        raise CorruptDocument("html", str(exc)) from exc
+
+
+def walk_page(builder: DocumentBuilder, root: etree._Element, max_cells: int) -> None:
+    """Add the blocks of a page's body (the e-mail parser's HTML bodies go here too)."""
+    body = root.find("body")
+    walker = HtmlWalker(builder, max_cells, marks_main_content(root))
+    walker.walk(body if body is not None else root)
+
+
 class HtmlParser:
     """``text/html`` and XHTML: headings, paragraphs, lists, tables, code, quotes, images."""
 
@@ -483,19 +504,12 @@ class HtmlParser:
 
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         text, encoding = decode_html(source.path.read_bytes())
-        root = None
-        if text.strip():
-            try:
-                root = lxml.html.document_fromstring(text, parser=_html_parser())
-            except (etree.ParserError, ValueError) as exc:
-                raise CorruptDocument("html", str(exc)) from exc
+        root = parse_page(text)
         metadata = page_metadata(root) if root is not None else Metadata()
         metadata.encoding = encoding
         builder = DocumentBuilder(self.name, source.mime, metadata)
         if root is not None:
-            body = root.find("body")
-            walker = HtmlWalker(builder, ctx.limits.max_cells, marks_main_content(root))
-            walker.walk(body if body is not None else root)
+            walk_page(builder, root, ctx.limits.max_cells)
         if not builder.document.blocks:
             builder.warn("empty", "the page holds no visible text")
         ctx.progress(1.0, f"{len(builder.document.blocks)} blocks")

@@ -23,6 +23,7 @@ from docworker.formats.encoding import bom_encoding, decode_text
 HTML, XML, JSON, NDJSON = "text/html", "application/xml", "application/json", "application/x-ndjson"
 CSV, TSV, MARKDOWN, PLAIN = "text/csv", "text/tab-separated-values", "text/markdown", "text/plain"
 EMAIL, VTT, SUBRIP = "message/rfc822", "text/vtt", "application/x-subrip"
+TTML = "application/ttml+xml"
 
 _BY_EXTENSION = {
     "html": HTML,
@@ -42,6 +43,8 @@ _BY_EXTENSION = {
     "txt": PLAIN,
     "text": PLAIN,
     "eml": EMAIL,
+    "ttml": TTML,
+    "dfxp": TTML,
 }
 
 
@@ -69,6 +72,9 @@ def sniff_text(
     if not lead:
         return Sniffed(PLAIN, "text-sniff")
     proven = _proof(lead, whole)
+    if proven == XML and _BY_EXTENSION.get(extension) == TTML and _allows(TTML, lead):
+        # Early DFXP files declare no namespace on their <tt>; the name says what they are.
+        proven = TTML
     if proven is not None:
         return Sniffed(proven, "text-sniff")
     named = _BY_EXTENSION.get(extension)
@@ -131,6 +137,8 @@ def _allows(mime: str, lead: str) -> bool:
         return lead[0] in "{["
     if mime == EMAIL:
         return _HEADER_FIELD.match(lead) is not None
+    if mime == TTML:
+        return _root(lead)[0] == "tt"
     return True
 
 
@@ -233,16 +241,33 @@ _HTML_TAGS = frozenset(
 )
 
 
-def _markup(lead: str) -> tuple[str, bool] | None:
-    """(HTML or XML, whether proven) for text that opens with markup, else None."""
+#: The namespaces of TTML (and of DFXP, its drafts), declared on a ``tt`` root.
+_TTML_NAMESPACE = re.compile(
+    r"""xmlns(?::[\w.-]+)?\s*=\s*["']http://www\.w3\.org/(?:ns/ttml|2006/(?:04|10)/ttaf1)["']"""
+)
+
+
+def _root(lead: str) -> tuple[str | None, str | None, str]:
+    """The root element's lower-case local name, the doctype's name, and the root's start tag."""
     pos, doctype = 0, None
     while (item := _PROLOG_ITEM.match(lead, pos)) is not None and item.end() > pos:
         doctype = item.group(1).lower() if item.group(1) is not None else doctype
         pos = item.end()
     root_match = _ROOT.match(lead, pos)
-    root = root_match.group(1).lower().rsplit(":", 1)[-1] if root_match else None
+    if root_match is None:
+        return None, doctype, ""
+    root = root_match.group(1).lower().rsplit(":", 1)[-1]
+    end = lead.find(">", root_match.end())
+    return root, doctype, lead[root_match.start() : end if end >= 0 else len(lead)]
+
+
+def _markup(lead: str) -> tuple[str, bool] | None:
+    """(HTML, XML or TTML, whether proven) for text that opens with markup, else None."""
+    root, doctype, start_tag = _root(lead)
     if doctype == "html" or root in _HTML_ROOTS:
         return HTML, True
+    if root == "tt" and _TTML_NAMESPACE.search(start_tag):
+        return TTML, True
     if lead.startswith("<?xml") or doctype:
         return XML, True
     if root is None:

@@ -394,6 +394,40 @@ def test_text_types(tmp_path: Path, name: str, text: str, mime: str) -> None:
     assert detect(write(tmp_path, name, text)).mime == mime
 
 
+_TTML_BODY = '<body><div><p begin="1s" end="2s">Hi</p></div></body></tt>\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "mime"),
+    [
+        (
+            "captions.xml",
+            '<?xml version="1.0"?>\n<tt xmlns="http://www.w3.org/ns/ttml" xml:lang="en">'
+            + _TTML_BODY,
+            "application/ttml+xml",
+        ),
+        (
+            "captions",
+            '<tt:tt xmlns:tt="http://www.w3.org/ns/ttml">'
+            + _TTML_BODY.replace("</tt>", "</tt:tt>"),
+            "application/ttml+xml",
+        ),
+        (
+            "old.xml",
+            '<tt xmlns="http://www.w3.org/2006/10/ttaf1">' + _TTML_BODY,
+            "application/ttml+xml",
+        ),
+        # Without the namespace only the extension says TTML; other XML named so stays XML.
+        ("old.dfxp", '<?xml version="1.0"?>\n<tt>' + _TTML_BODY, "application/ttml+xml"),
+        ("old.xml", '<?xml version="1.0"?>\n<tt>' + _TTML_BODY, "application/xml"),
+        ("not.ttml", '<?xml version="1.0"?>\n<catalog/>\n', "application/xml"),
+    ],
+)
+def test_ttml_is_told_from_other_xml(tmp_path: Path, name: str, text: str, mime: str) -> None:
+    found = detect(write(tmp_path, name, text))
+    assert (found.mime, found.format) == (mime, "subtitles" if "ttml" in mime else "xml")
+
+
 def test_utf16_html_without_bom(tmp_path: Path) -> None:
     html = "<html><head><title>T</title></head><body><p>Hello</p></body></html>\n" * 3
     assert detect(write(tmp_path, "page", html.encode("utf-16-le"))).mime == "text/html"
