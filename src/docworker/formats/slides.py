@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import pptx
 from lxml import etree
@@ -55,7 +55,7 @@ _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 _R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _EMU_PER_POINT = 12700
 #: Shapes whose tops differ by less than this share of the slide height are one band.
-_BAND = 0.05
+BAND = 0.05
 
 _TITLES = {PP_PLACEHOLDER.TITLE, PP_PLACEHOLDER.CENTER_TITLE, PP_PLACEHOLDER.VERTICAL_TITLE}
 _BODIES = {
@@ -101,7 +101,7 @@ class _SlideReader:
         self.builder = builder
         self.slide = slide
         self.number = number
-        self.band = max(int(height * _BAND), 1)
+        self.band = max(int(height * BAND), 1)
 
     def read(self) -> None:
         self._shapes(self.slide.shapes, top_level=True)
@@ -199,12 +199,25 @@ class _SlideReader:
         yield from master.element.iterfind(f"{_P}txStyles/{_P}{style}")
 
 
-def reading_order(shapes: Iterable[BaseShape], band: int) -> list[BaseShape]:
+class Positioned(Protocol):
+    """Something placed on a slide: a shape, with its top-left corner when it has one."""
+
+    @property
+    def top(self) -> float | None: ...
+
+    @property
+    def left(self) -> float | None: ...
+
+
+_Shape = TypeVar("_Shape", bound=Positioned)
+
+
+def reading_order(shapes: Iterable[_Shape], band: float) -> list[_Shape]:
     """Shapes top to bottom in bands of height ``band``, left to right within a band."""
     placed = sorted(shapes, key=lambda s: (s.top or 0, s.left or 0))
-    ordered: list[BaseShape] = []
-    current: list[BaseShape] = []
-    band_top = 0
+    ordered: list[_Shape] = []
+    current: list[_Shape] = []
+    band_top: float = 0
     for shape in placed:
         top = shape.top or 0
         if current and top - band_top >= band:

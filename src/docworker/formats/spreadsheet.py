@@ -109,13 +109,23 @@ def _read_sheets(
 
 
 def _read_cells(sheet: CalamineSheet, builder: DocumentBuilder, page: int, split: bool) -> None:
-    """The sheet's tables (and lone cells) in reading order; one table unless ``split``."""
     top, left = sheet.start or (0, 0)
     texts = [[cell_text(value) for value in row] for row in sheet.to_python()]
     merges = [
         Merge(r0 - top, c0 - left, r1 - top, c1 - left)
         for (r0, c0), (r1, c1) in sheet.merged_cell_ranges or []
     ]
+    add_sheet_tables(builder, texts, merges, page, split)
+
+
+def add_sheet_tables(
+    builder: DocumentBuilder, texts: list[list[str]], merges: list[Merge], page: int, split: bool
+) -> None:
+    """A sheet's tables (and lone cells) in reading order; one table unless ``split``.
+
+    ``texts`` are the sheet's cell texts by row (rows may be of any length);
+    ``merges`` its merged ranges in the same coordinates.
+    """
     for region in table_regions(texts, merges, split):
         table = _table(texts, merges, region)
         if table.n_rows == 1 and table.n_cols == 1:
