@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from docworker.config import Settings, load_settings
+from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.operations.base import InputFile, OperationContext
 from docworker.operations.extract import ExtractOperation, ExtractParams
@@ -31,6 +33,7 @@ app = typer.Typer(
 jobs_app = typer.Typer(help="Jobs on a running server.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 err = Console(stderr=True)
+Converter = Callable[[Path, str], Path]
 
 SUFFIX = {
     OutputFormat.TEXT: ".txt",
@@ -95,11 +98,16 @@ def _inputs(paths: list[Path]) -> list[tuple[Path, Path]]:
     return found
 
 
-def _extract_one(path: Path, params: ExtractParams, settings: Settings) -> dict[str, Any]:
+def _extract_one(
+    path: Path, params: ExtractParams, settings: Settings, convert: Converter
+) -> dict[str, Any]:
     from docworker.formats.base import ParseLimits
 
     ctx = OperationContext(
-        limits=ParseLimits(max_pages=settings.limits.max_pages, max_cells=settings.limits.max_cells)
+        limits=ParseLimits(
+            max_pages=settings.limits.max_pages, max_cells=settings.limits.max_cells
+        ),
+        convert=convert,
     )
     return ExtractOperation().run(ctx, InputFile(path=path, name=path.name), params).payload
 
@@ -122,6 +130,8 @@ def extract(
     password: Annotated[str | None, typer.Option(help="Password of encrypted files.")] = None,
 ) -> None:
     """Extract documents here, without a server. One file without --out prints to stdout."""
+    from docworker.telemetry import configure_logging
+
     try:
         params = ExtractParams.model_validate(
             {"output": output, "pages": pages, "password": password}
@@ -129,22 +139,31 @@ def extract(
     except ValueError as exc:
         raise _fail(str(exc).splitlines()[-1], 2) from None
     settings = load_settings()
+    # Logs go to stderr, stdout carrying the output; a command line speaks only of trouble.
+    configure_logging(level="WARNING", json_logs=settings.json_logs)
     files = _inputs(paths)
-    if out is None:
-        if len(files) != 1:
-            raise _fail("several files need --out DIR", 2)
-        try:
-            sys.stdout.write(_content_text(_extract_one(files[0][0], params, settings)))
-        except DocworkerError as exc:
-            raise _fail(f"{files[0][0]}: {exc.detail}") from None
-        return
-    failures = _extract_many(files, out, params, settings)
+    if out is None and len(files) != 1:
+        raise _fail("several files need --out DIR", 2)
+    # Started by the first file that needs it (.doc, .xls, .ppt), stopped here.
+    with LibreOfficeEngine(settings.libreoffice) as libreoffice:
+        if out is None:
+            try:
+                payload = _extract_one(files[0][0], params, settings, libreoffice.convert)
+            except DocworkerError as exc:
+                raise _fail(f"{files[0][0]}: {exc.detail}") from None
+            sys.stdout.write(_content_text(payload))
+            return
+        failures = _extract_many(files, out, params, settings, libreoffice.convert)
     if failures:
         raise _fail(f"{failures} of {len(files)} files failed")
 
 
 def _extract_many(
-    files: list[tuple[Path, Path]], out: Path, params: ExtractParams, settings: Settings
+    files: list[tuple[Path, Path]],
+    out: Path,
+    params: ExtractParams,
+    settings: Settings,
+    convert: Converter,
 ) -> int:
     failures = 0
     columns = (
@@ -158,7 +177,7 @@ def _extract_many(
         for path, relative in files:
             target = (out / relative).with_suffix(relative.suffix + SUFFIX[params.output])
             try:
-                payload = _extract_one(path, params, settings)
+                payload = _extract_one(path, params, settings, convert)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(_content_text(payload), encoding="utf-8")
             except DocworkerError as exc:

@@ -148,6 +148,34 @@ class OcrSettings(BaseModel):
     psm: int = Field(1, ge=0, le=13, description="Tesseract page segmentation mode (v1: OCR_PSM).")
 
 
+class LibreOfficeSettings(BaseModel):
+    soffice_path: str = Field(
+        "soffice",
+        description="LibreOffice's program: a name looked up on PATH, or a path "
+        "(v1: LIBREOFFICE_PATH).",
+    )
+    python_path: Path = Field(
+        Path("/usr/bin/python3"),
+        description="A Python that has LibreOffice's 'uno' module (Debian: python3-uno); "
+        "it runs the bridge between the service and LibreOffice.",
+    )
+    timeout: Seconds = Field(
+        120.0, gt=0, description="Longest one conversion may take; the instance is then killed."
+    )
+    restart_after: int = Field(
+        200, ge=0, description="An instance is restarted after this many conversions (0: never)."
+    )
+    max_queue: int = Field(
+        10, ge=0, description="Conversions that may wait for a busy instance; more are refused."
+    )
+    start_timeout: Seconds = Field(
+        60.0, gt=0, description="Longest an instance may take to start and answer."
+    )
+    idle_shutdown: Seconds = Field(
+        300.0, ge=0, description="An instance unused for this long is stopped (0: never)."
+    )
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -175,13 +203,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("data"), description="Folder for the embedded database, blobs and caches."
     )
-    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
-    storage: StorageSettings = Field(default_factory=StorageSettings)  # type: ignore[arg-type]
-    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)  # type: ignore[arg-type]
-    limits: LimitSettings = Field(default_factory=LimitSettings)  # type: ignore[arg-type]
-    ocr: OcrSettings = Field(default_factory=OcrSettings)  # type: ignore[arg-type]
-    log: LogSettings = Field(default_factory=LogSettings)  # type: ignore[arg-type]
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    ocr: OcrSettings = Field(default_factory=OcrSettings)
+    libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -232,6 +261,7 @@ V1_ALIASES: dict[str, tuple[tuple[str, ...], Any]] = {
     "OCR_DPI": (("ocr", "dpi"), int),
     "OCR_PSM": (("ocr", "psm"), int),
     "LOG_LEVEL": (("log", "level"), lambda v: v.strip().upper()),
+    "LIBREOFFICE_PATH": (("libreoffice", "soffice_path"), str.strip),
 }
 
 

@@ -16,6 +16,7 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
     │   └── Conflict               the request contradicts the stored state
     └── ServiceError               the service is at fault (5xx / 429)
         ├── EngineFailed           an external engine or worker crashed
+        ├── EngineTimeout          an external engine took longer than its limit
         ├── JobTimeout             the job ran past its wall-clock limit
         ├── MemoryLimitExceeded    the job's worker passed its memory limit
         ├── QueueFull              too much work queued; retry later
@@ -158,6 +159,18 @@ class ServiceError(DocworkerError):
 class EngineFailed(ServiceError):
     code = "engine-failed"
     title = "Engine failed"
+
+
+class EngineTimeout(ServiceError):
+    code = "engine-timeout"
+    title = "Engine timed out"
+
+    def __init__(self, engine: str, seconds: float) -> None:
+        super().__init__(
+            f"{engine} took longer than its limit of {seconds:g} s",
+            engine=engine,
+            limit_seconds=seconds,
+        )
 
 
 class JobTimeout(ServiceError):

@@ -41,6 +41,7 @@ STATUS: dict[type[errors.DocworkerError], int] = {
     errors.Conflict: 409,
     errors.ServiceError: 503,
     errors.EngineFailed: 503,
+    errors.EngineTimeout: 503,
     errors.JobTimeout: 503,
     errors.MemoryLimitExceeded: 422,
     errors.QueueFull: 429,

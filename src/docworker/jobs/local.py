@@ -104,6 +104,7 @@ class LocalExecutor:
             "log_level": settings.log.level,
             "json_logs": settings.json_logs,
             "memory_limit_mb": self.config.memory_limit_mb,
+            "libreoffice": settings.libreoffice.model_dump(mode="json"),
         }
         self._limits = {
             "max_pages": settings.limits.max_pages,

@@ -20,12 +20,15 @@ import os
 import resource
 import signal
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import structlog
 
+from docworker.config import LibreOfficeSettings
+from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFailed
 from docworker.formats.base import ParseLimits
 from docworker.formats.registry import preload
@@ -70,16 +73,24 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
     _cap_memory(config["memory_limit_mb"])
     store = BlobStore(config["storage_url"])
     preload()
+    # This worker's own LibreOffice, started by the first job that converts a file.
+    libreoffice = LibreOfficeEngine(LibreOfficeSettings(**config["libreoffice"]))
     send(conn, {"type": "ready", "pid": os.getpid()})
-    while True:
-        try:
-            message = receive(conn)
-        except (EOFError, OSError):
-            return
-        if message["type"] == "stop":
-            return
-        if message["type"] == "run":
-            send(conn, run_job(conn, store, message, config["memory_limit_mb"]))
+    try:
+        while True:
+            try:
+                message = receive(conn)
+            except (EOFError, OSError):
+                return
+            if message["type"] == "stop":
+                return
+            if message["type"] == "run":
+                answer = run_job(
+                    conn, store, message, config["memory_limit_mb"], libreoffice.convert
+                )
+                send(conn, answer)
+    finally:
+        libreoffice.stop()
 
 
 def _progress_sender(conn: Connection, job_id: str) -> Any:
@@ -98,7 +109,11 @@ def _progress_sender(conn: Connection, job_id: str) -> Any:
 
 
 def run_job(
-    conn: Connection, store: BlobStore, message: dict[str, Any], memory_limit_mb: int
+    conn: Connection,
+    store: BlobStore,
+    message: dict[str, Any],
+    memory_limit_mb: int,
+    convert: Callable[[Path, str], Path] | None = None,
 ) -> dict[str, Any]:
     """Run one job and return the answer message for the supervisor."""
     job_id: str = message["job_id"]
@@ -109,6 +124,7 @@ def run_job(
         ctx = OperationContext(
             limits=ParseLimits(**message.get("limits", {})),
             progress=_progress_sender(conn, job_id),
+            convert=convert,
         )
         spec = message["input"]
         suffix = PurePosixPath(spec.get("name") or "").suffix[:16]

@@ -39,6 +39,14 @@ class OperationContext:
     limits: ParseLimits = field(default_factory=ParseLimits)
     progress: Callable[[float, str], None] = lambda _fraction, _message: None
     cancelled: Callable[[], bool] = lambda: False
+    #: Converts a file through LibreOffice (``convert(path, "docx")``), handed to
+    #: parsers as ``ParseContext.convert``; None where no LibreOffice runs.
+    convert: Callable[[Path, str], Path] | None = None
+    #: OCR defaults from the service's settings (``settings.ocr``): Tesseract
+    #: languages, page segmentation mode and PDF render resolution.
+    ocr_languages: str = "eng"
+    ocr_psm: int = 3
+    ocr_dpi: int = 300
 
 
 @dataclass

@@ -1,0 +1,228 @@
+"""The bridge between the service and one LibreOffice, run under the system's Python.
+
+LibreOffice is driven through UNO, whose Python module (``uno``, Debian's
+``python3-uno``) exists only for the Python that LibreOffice was built with, not
+in the service's virtual environment. So :mod:`docworker.engines.libreoffice`
+runs this file as a script under that Python (``python3 -I uno_host.py ...``);
+it imports nothing from docworker, only the standard library, ``uno`` and
+unoserver's converter (which loads a document, picks the export filter for the
+target type and stores it). The script:
+
+1. starts LibreOffice (``soffice.bin``) headless with its own profile, listening
+   for UNO on a loopback port, in this script's process group, and set to die
+   with this script (``PR_SET_PDEATHSIG``);
+2. connects and says ``{"ready": true, ...}`` on stdout;
+3. answers requests, one JSON object per line on stdin, one answer per line on
+   stdout: ``{"op": "convert", "input", "output", "ext"}`` gets ``{"ok": true}``
+   or ``{"ok": false, "error": "document" | "engine", "detail"}``. The service
+   ends an instance by killing its process group.
+
+When stdin ends — the service process exited or was killed — the script kills
+its process group, LibreOffice included: no LibreOffice outlives its service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+PR_SET_PDEATHSIG = 1
+#: LibreOffice's exit code asking to be started again (first start on a new profile).
+RESTART_REQUESTED = 81
+#: UNO exception types that mean LibreOffice itself failed, not the document.
+ENGINE_FAILURES = frozenset({"DisposedException", "RuntimeException"})
+CONNECT_RETRY = 0.1
+#: com.sun.star.document.MacroExecMode.NEVER_EXECUTE and UpdateDocMode.NO_UPDATE.
+NEVER_EXECUTE = 0
+NO_UPDATE = 0
+
+
+def answer_channel() -> TextIO:
+    """The answers' channel: stdout as it was; fd 1 itself then goes to stderr, so that
+    nothing a library prints can garble the answers."""
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return channel
+
+
+def say(channel: TextIO, message: dict[str, Any]) -> None:
+    channel.write(json.dumps(message) + "\n")
+    channel.flush()
+
+
+def kill_group() -> None:
+    """Kill this script's process group: LibreOffice, then this script."""
+    os.killpg(0, signal.SIGKILL)
+
+
+def read_requests(requests: queue.Queue[dict[str, Any]], owned: str, offices: list[Office]) -> None:
+    """Queue the requests read from stdin; at its end, take everything down.
+
+    The service ends an instance by killing its process group, so stdin ends only
+    when the service process itself is gone (killed, crashed, or exited without
+    stopping its engine): nobody else will delete the engine's folder then, so this
+    script does, once LibreOffice, which writes in it, is dead.
+    """
+    for line in sys.stdin.buffer:
+        if line.strip():
+            requests.put(json.loads(line))
+    for office in offices:
+        office.kill()
+    shutil.rmtree(owned, ignore_errors=True)
+    kill_group()
+
+
+class Office:
+    """The LibreOffice process, started so that it dies with this script."""
+
+    def __init__(self, program: str, profile_url: str, port: int) -> None:
+        self.port = port
+        self.command = [
+            program,
+            "--headless",
+            "--invisible",
+            "--nocrashreport",
+            "--nodefault",
+            "--nologo",
+            "--nofirststartwizard",
+            "--norestore",
+            f"-env:UserInstallation={profile_url}",
+            f"--accept=socket,host=127.0.0.1,port={port},tcpNoDelay=1;urp;",
+        ]
+        self.stopping = False
+        self._prctl = ctypes.CDLL(None, use_errno=True).prctl
+        self.process = self._launch()
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        parent = os.getpid()
+        prctl = self._prctl
+
+        def die_with_parent() -> None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+
+        return subprocess.Popen(
+            self.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - async-signal-safe: one syscall
+        )
+
+    def connect(self, converter_class: Any) -> Any:
+        """A connected converter, once LibreOffice listens; the service bounds the wait."""
+        while True:
+            code = self.process.poll()
+            if code == RESTART_REQUESTED:
+                self.process = self._launch()
+                continue
+            if code is not None:
+                raise SystemExit(f"LibreOffice exited with code {code} while starting")
+            try:
+                return converter_class(interface="127.0.0.1", port=str(self.port))
+            except Exception:  # noqa: BLE001 - UNO's NoConnectException until it listens
+                time.sleep(CONNECT_RETRY)
+
+    def watch(self) -> None:
+        """Take the script down when LibreOffice dies, so the service sees it and restarts."""
+        self.process.wait()
+        if not self.stopping:
+            kill_group()
+
+    def kill(self) -> None:
+        self.stopping = True
+        self.process.kill()
+        self.process.wait()
+
+
+class SafeDesktop:
+    """LibreOffice's desktop, loading every document hidden, without macros or links.
+
+    unoserver's converter loads with ``ReadOnly`` only. Without ``Hidden`` the headless
+    Calc of LibreOffice 7.4 aborts on some .xls files while drawing a cursor; macros
+    and links to other files or URLs are never wanted when converting untrusted files.
+    """
+
+    def __init__(self, desktop: Any, property_value: Any) -> None:
+        self._desktop = desktop
+        self._extra = (
+            property_value(Name="Hidden", Value=True),
+            property_value(Name="MacroExecutionMode", Value=NEVER_EXECUTE),
+            property_value(Name="UpdateDocMode", Value=NO_UPDATE),
+        )
+
+    def loadComponentFromURL(
+        self, url: str, target: str, flags: int, properties: tuple[Any, ...]
+    ) -> Any:
+        return self._desktop.loadComponentFromURL(url, target, flags, (*properties, *self._extra))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._desktop, name)
+
+
+def convert(converter: Any, request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        converter.convert(
+            inpath=request["input"],
+            outpath=request["output"],
+            convert_to=request["ext"],
+            update_index=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - every failure is answered, none ends the loop
+        kind = "engine" if type(exc).__name__ in ENGINE_FAILURES else "document"
+        return {"ok": False, "error": kind, "detail": f"{type(exc).__name__}: {exc}"[:1000]}
+    return {"ok": True}
+
+
+def version(converter: Any) -> str:
+    try:
+        return str(converter.uno_info())
+    except Exception:  # noqa: BLE001 - the version is for health only
+        return "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--path", required=True, help="folder holding the unoserver package")
+    parser.add_argument("--soffice", required=True, help="LibreOffice's program")
+    parser.add_argument("--profile", required=True, help="profile folder, as a file: URL")
+    parser.add_argument("--port", required=True, type=int, help="loopback port for UNO")
+    parser.add_argument("--owned", required=True, help="the service's folder for this engine")
+    args = parser.parse_args()
+    channel = answer_channel()
+    sys.path.insert(0, args.path)
+    try:
+        # uno is LibreOffice's own module; importing it makes com.sun.star importable.
+        import uno  # type: ignore[import-not-found]  # noqa: F401
+        from com.sun.star.beans import PropertyValue  # type: ignore[import-not-found]
+        from unoserver.converter import UnoConverter
+    except ImportError as exc:
+        say(channel, {"fatal": "missing", "detail": str(exc)})
+        return 3
+    requests: queue.Queue[dict[str, Any]] = queue.Queue()
+    offices: list[Office] = []
+    reader = threading.Thread(target=read_requests, args=(requests, args.owned, offices))
+    reader.daemon = True
+    reader.start()
+    office = Office(args.soffice, args.profile, args.port)
+    offices.append(office)
+    converter = office.connect(UnoConverter)
+    converter.desktop = SafeDesktop(converter.desktop, PropertyValue)
+    threading.Thread(target=office.watch, daemon=True).start()
+    say(channel, {"ready": True, "version": version(converter), "office_pid": office.process.pid})
+    while True:
+        say(channel, convert(converter, requests.get()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
