@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from docworker.config import Settings, load_settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
-from docworker.operations.base import InputFile, OperationContext
+from docworker.operations.base import InputFile, operation_context
 from docworker.operations.extract import ExtractOperation, ExtractParams
 from docworker.render import OutputFormat
 
@@ -101,14 +101,7 @@ def _inputs(paths: list[Path]) -> list[tuple[Path, Path]]:
 def _extract_one(
     path: Path, params: ExtractParams, settings: Settings, convert: Converter
 ) -> dict[str, Any]:
-    from docworker.formats.base import ParseLimits
-
-    ctx = OperationContext(
-        limits=ParseLimits(
-            max_pages=settings.limits.max_pages, max_cells=settings.limits.max_cells
-        ),
-        convert=convert,
-    )
+    ctx = operation_context(settings, convert=convert)
     return ExtractOperation().run(ctx, InputFile(path=path, name=path.name), params).payload
 
 

@@ -138,6 +138,16 @@ class ExecutorSettings(BaseModel):
 class LimitSettings(BaseModel):
     max_pages: int = Field(5000, ge=1, description="Most pages a document may have parsed.")
     max_cells: int = Field(5_000_000, ge=1, description="Most spreadsheet cells read per file.")
+    max_pixels: int = Field(
+        100_000_000, ge=1, description="Most pixels of one image or frame (decompression bombs)."
+    )
+    max_depth: int = Field(5, ge=0, description="How deep embedded documents are read.")
+    max_embedded: int = Field(
+        100, ge=0, description="Most embedded documents read per document, at all depths."
+    )
+    max_embedded_bytes: int = Field(
+        200 * 1024 * 1024, ge=0, description="Most bytes of embedded documents read per document."
+    )
 
 
 class OcrSettings(BaseModel):

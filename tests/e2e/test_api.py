@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -227,3 +228,54 @@ def test_a_queued_job_survives_a_restart(tmp_path: Path) -> None:
             assert _poll(c, job["id"])["status"] == "succeeded"
     finally:
         with_workers.stop()
+
+
+def test_chunk_returns_bounded_chunks_with_relations(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/v2/chunk",
+        files=_upload(CORPUS / "office" / "word-sample.docx"),
+        data={"strategy": "structure", "max_tokens": "64"},
+    )
+    assert response.status_code == 200, response.text
+    chunks = response.json()["chunks"]
+    assert len(chunks) > 1
+    assert all(c["tokens"] <= 64 for c in chunks)
+    assert chunks[0]["prev"] is None and chunks[-1]["next"] is None
+    assert all(a["next"] == b["id"] and b["prev"] == a["id"] for a, b in itertools.pairwise(chunks))
+    bad = client.post(
+        "/api/v2/chunk", files=_upload(PDF), data={"max_tokens": "10", "overlap": "20"}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "invalid-parameter"
+
+
+def test_ocr_languages_and_an_ocr_job(client: httpx.Client) -> None:
+    languages = client.get("/api/v2/ocr/languages").json()
+    assert "eng" in languages["languages"]
+    job = client.post(
+        "/api/v2/jobs",
+        files=_upload(CORPUS / "images" / "ocr-text.png"),
+        data={"operation": "ocr", "params": json.dumps({"output": "json"})},
+    ).json()
+    assert _poll(client, job["id"])["status"] == "succeeded"
+    result = client.get(f"/api/v2/jobs/{job['id']}/result").json()
+    words = [
+        w
+        for page in result["pages"]
+        for p in page["paragraphs"]
+        for line in p["lines"]
+        for w in line["words"]
+    ]
+    assert words and all(0 <= w["confidence"] <= 1 for w in words)
+
+
+def test_legacy_word_goes_through_the_workers_libreoffice(client: httpx.Client) -> None:
+    response = client.post(
+        "/api/v2/extract",
+        files=_upload(CORPUS / "office" / "legacy-word.doc"),
+        params={"wait": 120},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["format"] == "doc"
+    assert body["content"].strip()

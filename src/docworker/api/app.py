@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,12 +16,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from docworker import __version__
 from docworker.api.deps import Services
 from docworker.api.errors import install_error_handlers
-from docworker.api.routes import extract, health, jobs, operations
+from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.uploads import BodySizeLimit
 from docworker.config import ExecutorKind, Settings
+from docworker.errors import DocworkerError
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
+from docworker.jobs.retention import purge_expired
 from docworker.jobs.store import JobStore
 from docworker.storage import BlobStore
 from docworker.telemetry import HTTP_LATENCY, HTTP_REQUEST_BYTES, HTTP_REQUESTS
@@ -63,9 +66,11 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
             await anyio.to_thread.run_sync(services.executor.start)
         app.state.services = services
         log.info("service started", profile=settings.profile.value, database=_safe(settings))
+        janitor = asyncio.create_task(_purge_periodically(services))
         try:
             yield
         finally:
+            janitor.cancel()
             if services.executor is not None:
                 await anyio.to_thread.run_sync(services.executor.stop)
             services.store.close()
@@ -80,11 +85,31 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (extract, jobs, operations, health):
+    for module in (extract, chunk, ocr, jobs, operations, health):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
     app.add_middleware(RequestContext)
     return app
+
+
+#: How often finished jobs past their retention are looked for.
+PURGE_INTERVAL = 300.0
+
+
+async def _purge_periodically(services: Services) -> None:
+    """Delete expired jobs and their blobs now and then, for as long as the service runs."""
+    while True:
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: purge_expired(
+                    services.store,
+                    services.blobs,
+                    retention=services.settings.executor.job_retention,
+                )
+            )
+        except DocworkerError as exc:
+            log.warning("purge of expired jobs failed", error=exc.detail)
+        await asyncio.sleep(PURGE_INTERVAL)
 
 
 def _safe(settings: Settings) -> str:

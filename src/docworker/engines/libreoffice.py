@@ -184,7 +184,7 @@ class LibreOfficeEngine:
         """Health: installed or not, the instance's state and the counters."""
         state = self._supervisor.status()
         state["conversions"] = state.pop("tasks")
-        state["installed"] = self._missing() is None
+        state["installed"] = self.unavailable_reason() is None
         instance = self._supervisor.current
         state["version"] = instance.version if instance is not None else None
         return state
@@ -219,7 +219,7 @@ class LibreOfficeEngine:
         binary = real.with_name("soffice.bin")
         return str(binary) if real.name == "soffice" and binary.is_file() else str(real)
 
-    def _missing(self) -> str | None:
+    def unavailable_reason(self) -> str | None:
         """Why LibreOffice cannot run here, or None."""
         if self._program() is None:
             return f"no LibreOffice program '{self.settings.soffice_path}'"
@@ -244,7 +244,7 @@ class LibreOfficeEngine:
             return self._folder
 
     def _start(self, timeout: float) -> _Instance:
-        missing = self._missing()
+        missing = self.unavailable_reason()
         if missing is not None:
             raise DependencyDown(f"{NAME} is not installed here: {missing}", engine=NAME)
         program = self._program()

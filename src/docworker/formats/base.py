@@ -138,7 +138,7 @@ class OcrPage:
     #: Mean word confidence, 0..1 (0 when no word was found).
     confidence: float
     paragraphs: tuple[OcrParagraph, ...]
-    #: Quarter turns the engine undid, in degrees clockwise (0, 90, 180, 270).
+    #: The clockwise turn, in degrees (0, 90, 180, 270), that put the text upright.
     rotation_applied: int = 0
     #: The small skew the engine measured and straightened, in degrees.
     skew_degrees: float = 0.0
@@ -184,6 +184,8 @@ class ParseContext:
     ocr_policy: OcrPolicy = "auto"
     #: Tesseract languages, e.g. ``"eng+kor"``; None for the reader's default.
     ocr_languages: str | None = None
+    #: The resolution, in dots per inch, pages are rendered at to be read by OCR.
+    ocr_dpi: int = 300
     #: Called with (fraction done 0..1, message); never raises.
     progress: Callable[[float, str], None] = lambda _fraction, _message: None
     #: Returns True once the work should stop.

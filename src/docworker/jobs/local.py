@@ -99,17 +99,7 @@ class LocalExecutor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
-        self._worker_config: dict[str, Any] = {
-            "storage_url": settings.storage_url,
-            "log_level": settings.log.level,
-            "json_logs": settings.json_logs,
-            "memory_limit_mb": self.config.memory_limit_mb,
-            "libreoffice": settings.libreoffice.model_dump(mode="json"),
-        }
-        self._limits = {
-            "max_pages": settings.limits.max_pages,
-            "max_cells": settings.limits.max_cells,
-        }
+        self._worker_config: dict[str, Any] = {"settings": settings.model_dump(mode="json")}
 
     # -- public surface -----------------------------------------------------------------
     def start(self) -> None:
@@ -205,7 +195,6 @@ class LocalExecutor:
             "operation": job.operation,
             "params": job.params,
             "input": job.input,
-            "limits": self._limits,
         }
         try:
             send(slot.conn, message)

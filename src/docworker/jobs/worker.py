@@ -27,13 +27,12 @@ from typing import Any
 
 import structlog
 
-from docworker.config import LibreOfficeSettings
+from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFailed
-from docworker.formats.base import ParseLimits
 from docworker.formats.registry import preload
 from docworker.operations import get_operation, validate_params
-from docworker.operations.base import InputFile, OperationContext
+from docworker.operations.base import InputFile, operation_context
 from docworker.storage import BlobStore
 from docworker.telemetry import configure_logging
 
@@ -65,16 +64,21 @@ def _cap_memory(limit_mb: int) -> None:
 
 
 def worker_main(conn: Connection, config: dict[str, Any]) -> None:
-    """Entry point of a worker process: serve jobs until told to stop or the pipe closes."""
+    """Entry point of a worker process: serve jobs until told to stop or the pipe closes.
+
+    ``config`` holds the service's settings as JSON (``{"settings": ...}``), so the
+    worker works from exactly what the service was started with.
+    """
     # Own process group: the supervisor kills the worker together with any engine it started.
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    configure_logging(level=config["log_level"], json_logs=config["json_logs"])
-    _cap_memory(config["memory_limit_mb"])
-    store = BlobStore(config["storage_url"])
+    settings = Settings.model_validate(config["settings"])
+    configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    _cap_memory(settings.executor.memory_limit_mb)
+    store = BlobStore(settings.storage_url)
     preload()
     # This worker's own LibreOffice, started by the first job that converts a file.
-    libreoffice = LibreOfficeEngine(LibreOfficeSettings(**config["libreoffice"]))
+    libreoffice = LibreOfficeEngine(settings.libreoffice)
     send(conn, {"type": "ready", "pid": os.getpid()})
     try:
         while True:
@@ -85,10 +89,7 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
             if message["type"] == "stop":
                 return
             if message["type"] == "run":
-                answer = run_job(
-                    conn, store, message, config["memory_limit_mb"], libreoffice.convert
-                )
-                send(conn, answer)
+                send(conn, run_job(conn, store, message, settings, libreoffice.convert))
     finally:
         libreoffice.stop()
 
@@ -112,7 +113,7 @@ def run_job(
     conn: Connection,
     store: BlobStore,
     message: dict[str, Any],
-    memory_limit_mb: int,
+    settings: Settings,
     convert: Callable[[Path, str], Path] | None = None,
 ) -> dict[str, Any]:
     """Run one job and return the answer message for the supervisor."""
@@ -121,11 +122,7 @@ def run_job(
     try:
         operation = get_operation(message["operation"])
         params = validate_params(operation, message["params"])
-        ctx = OperationContext(
-            limits=ParseLimits(**message.get("limits", {})),
-            progress=_progress_sender(conn, job_id),
-            convert=convert,
-        )
+        ctx = operation_context(settings, progress=_progress_sender(conn, job_id), convert=convert)
         spec = message["input"]
         suffix = PurePosixPath(spec.get("name") or "").suffix[:16]
         with store.local_copy(spec["uri"], suffix) as path:
@@ -139,7 +136,7 @@ def run_job(
         bound.info("job attempt failed", error=exc.code, detail=exc.detail)
         return _error(job_id, exc)
     except MemoryError:
-        return _error(job_id, MemoryLimitExceeded(memory_limit_mb))
+        return _error(job_id, MemoryLimitExceeded(settings.executor.memory_limit_mb))
     except RecursionError:
         return _error(job_id, ProcessingFailed("the document is nested too deeply to process"))
     except Exception as exc:  # noqa: BLE001 - a library failing on odd input must not kill the worker

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from docworker.config import Settings
 from docworker.formats.base import ParseLimits
 
 
@@ -69,3 +70,15 @@ class Operation(Protocol):
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         """Do the work; raise a DocworkerError for anything the caller should see."""
         ...
+
+
+def operation_context(settings: Settings, **hooks: Any) -> OperationContext:
+    """The context the service's settings decide (limits, OCR defaults), plus ``hooks``
+    (progress, cancellation, converter) from whoever runs the operation."""
+    return OperationContext(
+        limits=ParseLimits(**settings.limits.model_dump()),
+        ocr_languages=settings.ocr.language,
+        ocr_psm=settings.ocr.psm,
+        ocr_dpi=settings.ocr.dpi,
+        **hooks,
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
 from docworker.api.deps import Services, ServicesDep
+from docworker.config import Settings
+from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DependencyDown
 
 router = APIRouter(tags=["health"])
@@ -30,14 +33,26 @@ V1_VERSION = "1.0.0"
 #: Tool probes are cached this long, as v1 did: they start processes.
 PROBE_TTL = 300.0
 
-#: v1's service keys → how v2 provides that capability: a program or a library.
-_CAPABILITIES: dict[str, tuple[str, str]] = {
-    "ffmpeg": ("program", "ffmpeg"),
-    "vips": ("library", "pyvips"),
-    "libreoffice": ("program", "soffice"),
-    "mutool": ("library", "pypdfium2"),
-    "tesseract": ("library", "tesserocr"),
-}
+
+def _program(name: str) -> str | None:
+    return None if shutil.which(name) else f"program '{name}' is not installed"
+
+
+def _library(name: str) -> str | None:
+    return None if importlib.util.find_spec(name) else f"library '{name}' is not installed"
+
+
+def _capabilities(settings: Settings) -> dict[str, Callable[[], str | None]]:
+    """v1's service keys → a check of what provides that capability in v2 (None: available)."""
+    return {
+        "ffmpeg": lambda: _program("ffmpeg"),
+        "vips": lambda: _library("pyvips"),
+        "libreoffice": LibreOfficeEngine(settings.libreoffice).unavailable_reason,
+        "mutool": lambda: _library("pypdfium2"),
+        "tesseract": lambda: _library("tesserocr"),
+    }
+
+
 _probe_cache: dict[str, Any] = {"at": -PROBE_TTL, "services": {}}
 
 
@@ -59,22 +74,18 @@ def go_duration(seconds: float) -> str:
     return text
 
 
-def _probe_services() -> dict[str, dict[str, Any]]:
+def _probe_services(settings: Settings) -> dict[str, dict[str, Any]]:
     now = time.monotonic()
     if now - _probe_cache["at"] < PROBE_TTL:
         cached: dict[str, dict[str, Any]] = _probe_cache["services"]
         return cached
     services: dict[str, dict[str, Any]] = {}
-    for key, (kind, name) in _CAPABILITIES.items():
-        found = shutil.which(name) if kind == "program" else importlib.util.find_spec(name)
-        if found:
+    for key, check in _capabilities(settings).items():
+        reason = check()
+        if reason is None:
             services[key] = {"status": "available", "available": True, "version": "detected"}
         else:
-            services[key] = {
-                "status": "unavailable",
-                "available": False,
-                "error": f"{kind} '{name}' is not installed",
-            }
+            services[key] = {"status": "unavailable", "available": False, "error": reason}
     _probe_cache.update(at=now, services=services)
     return services
 
@@ -109,7 +120,7 @@ def _checks(services: Services) -> dict[str, Any]:
 
 
 def health_report(services: Services) -> tuple[dict[str, Any], int]:
-    tools = _probe_services()
+    tools = _probe_services(services.settings)
     queue = _queue_info(services)
     checks = _checks(services)
     status = "healthy"
@@ -169,7 +180,7 @@ async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> R
     )
     if wants_text:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-    tools = await anyio.to_thread.run_sync(_probe_services)
+    tools = await anyio.to_thread.run_sync(_probe_services, services.settings)
     body: dict[str, Any] = {
         "documents_worker_up": 1,
         "documents_worker_uptime_seconds": round(services.uptime, 3),
