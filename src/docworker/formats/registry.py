@@ -104,10 +104,6 @@ def preload() -> None:
             _load(target)
 
 
-def supported_types() -> list[str]:
-    return sorted(PARSERS)
-
-
 def parse_path(
     path: Path, ctx: ParseContext, *, name: str | None = None, mime: str | None = None
 ) -> Document:

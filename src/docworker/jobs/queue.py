@@ -7,7 +7,6 @@ idempotency and metrics happen in one place whichever executor runs the job.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -115,9 +114,6 @@ class JobQueue:
             if record.status in TERMINAL_STATUSES or remaining <= 0:
                 return record
             await self.events.wait(job_id, min(remaining, STORE_POLL))
-
-    def wait_sync(self, job_id: str, timeout: float) -> JobRecord:
-        return asyncio.run(self.wait(job_id, timeout))
 
     def result(self, record: JobRecord) -> dict[str, Any]:
         """The result payload of a finished job; the job's own error when it failed."""
