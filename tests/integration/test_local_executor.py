@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,3 +166,22 @@ def test_priority_then_age_decides_the_order(tmp_path: Path) -> None:
         h.store.close()
     assert high_done.started_at is not None and low_done.started_at is not None
     assert high_done.started_at < low_done.started_at
+
+
+def test_jobs_left_running_by_a_dead_executor_of_this_host_run_again(tmp_path: Path) -> None:
+    h = Harness(_settings(tmp_path))
+    blob = h.blobs.put_file(SMALL_TEXT)
+    record, _ = h.queue.submit("extract", {"output": "text"}, JobInput(blob))
+    # A server on this host claimed the job, then died: its process no longer exists.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = f"{socket.gethostname()}:{dead.pid}:deadbeef"
+    assert h.store.claim_next(orphan) is not None
+    h.executor.start()
+    try:
+        done = h.wait_until(record.id, _done, timeout=30)
+    finally:
+        h.executor.stop()
+        h.store.close()
+    assert done.status is JobStatus.SUCCEEDED
+    assert done.attempts == 2

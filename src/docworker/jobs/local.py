@@ -34,7 +34,7 @@ import structlog
 from docworker.config import Settings
 from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
 from docworker.jobs.events import JobEvents
-from docworker.jobs.store import JobRecord, JobStore
+from docworker.jobs.store import JobRecord, JobStatus, JobStore
 from docworker.jobs.worker import receive, send, worker_main
 from docworker.telemetry import (
     JOB_ATTEMPTS_FAILED,
@@ -104,6 +104,7 @@ class LocalExecutor:
     # -- public surface -----------------------------------------------------------------
     def start(self) -> None:
         """Start the worker processes and the supervisor thread."""
+        self._requeue_orphans()
         for _ in range(self.config.workers):
             self._slots.append(self._spawn())
         WORKERS_TOTAL.set(len(self._slots))
@@ -129,6 +130,21 @@ class LocalExecutor:
         WORKERS_TOTAL.set(0)
         WORKERS_BUSY.set(0)
         log.info("executor stopped", executor=self.name)
+
+    def _requeue_orphans(self) -> None:
+        """Queue again, at once, the jobs an executor of this host left running when it died.
+
+        Executors elsewhere are judged by their heartbeats (``STALE_AFTER``); one on
+        this host is judged by its process, which either runs or does not.
+        """
+        host = socket.gethostname()
+        running, _ = self.store.list(status=[JobStatus.RUNNING], limit=500)
+        for worker in {r.worker for r in running if r.worker and r.worker != self.name}:
+            name, _, rest = worker.partition(":")
+            pid = rest.partition(":")[0]
+            if name == host and pid.isdigit() and not psutil.pid_exists(int(pid)):
+                for record in self.store.requeue_worker(worker):
+                    log.warning("job of a dead executor queued again", job_id=record.id)
 
     def notify(self) -> None:
         """Wake the supervisor: a job was queued or a cancel requested."""
