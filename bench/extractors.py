@@ -9,14 +9,20 @@ Loading every module happens in :func:`warm_up`, so timings leave imports out.
 
 from __future__ import annotations
 
+import atexit
 import warnings
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 
 import pypdfium2 as pdfium
 
+from docworker.config import load_settings
+from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.formats.base import ParseContext
 from docworker.formats.registry import parse_path
+from docworker.operations.base import InputFile, operation_context
+from docworker.operations.extract import ExtractOperation, ExtractParams
 from docworker.render import render_markdown, render_text
 
 Extractor = Callable[[Path], str]
@@ -30,6 +36,22 @@ def docworker_text(path: Path) -> str:
 def docworker_markdown(path: Path) -> str:
     """Our default extraction: structure analysis on, the Markdown renderer."""
     return render_markdown(parse_path(path, ParseContext()))
+
+
+@cache
+def _libreoffice() -> LibreOfficeEngine:
+    engine = LibreOfficeEngine(load_settings().libreoffice)
+    atexit.register(engine.stop)
+    return engine
+
+
+def docworker_service(path: Path) -> str:
+    """The ``extract`` operation exactly as a job runs it: the service's settings, OCR where
+    a page or image has no text layer, LibreOffice for legacy Office files; Markdown."""
+    ctx = operation_context(load_settings(), convert=_libreoffice().convert)
+    payload = ExtractOperation().run(ctx, InputFile(path=path, name=path.name), ExtractParams())
+    content: str = payload.payload["content"]
+    return content
 
 
 def pypdfium2_text(path: Path) -> str:

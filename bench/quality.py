@@ -1,7 +1,8 @@
 """Extraction quality on the corpus, beside the bars the peers set.
 
 ``python -m bench.quality`` extracts every non-hostile, non-archive, non-media
-corpus file to Markdown with our default settings (no password, as the peers
+corpus file to Markdown with the extract operation as a job runs it (OCR and LibreOffice
+included, default settings, no password, as the peers
 ran), then prints per folder the success rate (no error and non-empty text)
 and the mean token-F1 over the files with a ground truth (a failed file scores
 0), beside the ``PEERS.md`` bar, and the same per file beside the best peer.
@@ -17,8 +18,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.extractors import Extractor, docworker_markdown, markitdown_extractor
+from bench.extractors import Extractor, docworker_service, markitdown_extractor
 from bench.scoring import CorpusFile, GroundTruth, documents, ground_truths, peer_bars
+from docworker.telemetry import configure_logging
 
 _NOT_RUN = "—"
 
@@ -125,6 +127,7 @@ def print_failures(ours: ToolRun) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging(level="WARNING")
     parser = argparse.ArgumentParser(prog="python -m bench.quality", description=__doc__)
     parser.add_argument(
         "--no-markitdown",
@@ -133,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     files = documents()
-    ours = run_tool("docworker", docworker_markdown, files)
+    ours = run_tool("docworker", docworker_service, files)
     markitdown = None if args.no_markitdown else markitdown_extractor()
     peer = run_tool("MarkItDown", markitdown, files) if markitdown is not None else None
     print(f"Quality on {len(files)} corpus files, Markdown output, scored as PEERS.md says")
