@@ -1,27 +1,38 @@
-"""PDF documents through pdfium: text in reading order, headings, links, metadata.
+"""PDF documents through pdfium: text in reading order, headings, tables, links, metadata.
 
 pdfium (through pypdfium2) opens and repairs the file and orders each page's
 characters into lines, which :mod:`docworker.formats.pdf_text` reads;
 :mod:`docworker.formats.pdf_layout` turns them into paragraphs, columns and
-headings. Per-character calls into pdfium are what
-costs time, so a line is measured from a few of its characters only (its
-first and last for the box, three samples for the font size). When only the
-text is wanted (``ctx.structure`` false) fonts are not read at all, and no
-headings, list items, running headers or links are looked for.
+headings. Per-character calls into pdfium are what costs time, so a line is
+measured from a few of its characters only (its first and last for the box,
+three samples for the font size). Lines are laid out on the page turned so
+that its text is upright, which is how it is displayed but for a page turned
+without its text, or text set sideways; boxes are given on the page as
+displayed. When only the text is wanted (``ctx.structure`` false) fonts are
+not read at all, and no headings, list items, running headers, tables,
+captions or links are looked for.
+
+With structure, what each page draws is glanced at (:mod:`docworker.formats.pdf_graphics`):
+pages ruled into a grid have their tables found (:mod:`docworker.formats.pdf_tables`),
+and a block naming a figure or table right next to one is its caption.
 
 Pages are read one at a time and closed straight away, so a long document
-needs memory for its text only. A page pdfium cannot load becomes a warning;
-a page without a text layer yields no blocks and a ``no-text-layer`` warning,
-which is where OCR takes over. Files attached to the PDF are listed and read
-through :mod:`docworker.formats.embedded`, as every format's embedded files are.
-Every pdfium failure leaves this module as a :mod:`docworker.errors` input error.
+needs memory for its text only. A page pdfium cannot load becomes a warning.
+A page without a usable text layer (none, garbage, or a scan) is rendered and
+read by the caller's OCR reader as ``ctx.ocr_policy`` asks
+(:mod:`docworker.formats.pdf_ocr`); without a reader, or with OCR off, a page
+without text yields no blocks and a ``no-text-layer`` warning. AcroForm fields
+become ``metadata.extra["form_fields"]`` (:mod:`docworker.formats.pdf_metadata`).
+Files attached to the PDF are listed and read through
+:mod:`docworker.formats.embedded`, as every format's embedded files are. Every
+pdfium failure leaves this module as a :mod:`docworker.errors` input error.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,25 +48,33 @@ from docworker.document import (
     DocumentBuilder,
     Link,
     Metadata,
+    Page,
+    TextSource,
 )
 from docworker.errors import CorruptDocument, PasswordRequired, WrongPassword
-from docworker.formats.base import ParseContext, Source
+from docworker.formats.base import OcrReader, ParseContext, Source
 from docworker.formats.embedded import append_embedded
+from docworker.formats.ocr_blocks import add_ocr_blocks
+from docworker.formats.pdf_graphics import read_graphics
 from docworker.formats.pdf_layout import (
+    Box,
     HeadingScale,
     Style,
     TextBlock,
     could_be_heading,
+    cut_out,
     group_blocks,
+    is_caption,
     reading_order,
     running_key,
 )
+from docworker.formats.pdf_metadata import FormFields, read_metadata
+from docworker.formats.pdf_ocr import render_page, scanned, usable_text
+from docworker.formats.pdf_tables import FoundTable, find_tables
 from docworker.formats.pdf_text import (
-    Box,
     PageFrame,
     PageText,
     annotation_links,
-    printable,
     read_lines,
     written_links,
 )
@@ -68,29 +87,12 @@ _OPEN_ERRORS = {
     pdfium_c.FPDF_ERR_SECURITY: "it uses an unsupported security handler",
     pdfium_c.FPDF_ERR_PAGE: "its page tree is damaged",
 }
-_PERMISSIONS = {
-    "print": 1 << 2,
-    "modify": 1 << 3,
-    "copy": 1 << 4,
-    "annotate": 1 << 5,
-    "fill_forms": 1 << 8,
-    "extract_for_accessibility": 1 << 9,
-    "assemble": 1 << 10,
-    "print_high_quality": 1 << 11,
-}
-_FORM_TYPES = {
-    pdfium_c.FORMTYPE_ACRO_FORM: "acroform",
-    pdfium_c.FORMTYPE_XFA_FULL: "xfa",
-    pdfium_c.FORMTYPE_XFA_FOREGROUND: "xfa-foreground",
-}
-_PDF_DATE = re.compile(
-    r"\s*(?:D\s*:)?\s*(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?"
-    r"\s*(?:([Zz+-])\s*(\d{1,2})?\s*'?\s*(\d{2})?)?"
-)
+#: Pages with less text than this are checked for a scan under it (a stamp on a scan).
+_SHORT_TEXT = 400
 
 
 class PdfParser:
-    """PDF files through pdfium: text layer, headings from font sizes, links, metadata."""
+    """PDF files through pdfium: text layer or OCR, headings, tables, links, metadata."""
 
     name: ClassVar[str] = FORMAT
     media_types: ClassVar[frozenset[str]] = frozenset({"application/pdf"})
@@ -98,14 +100,19 @@ class PdfParser:
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         pdf = _open(source.path, ctx.password)
         try:
-            builder = DocumentBuilder(FORMAT, source.mime, read_metadata(pdf))
             total = len(pdf)
-            structure = _Structure() if ctx.structure else None
-            reader = _PageReader(pdf, builder, structure)
-            for number in ctx.each_page(ctx.select_pages(total), total):
-                reader.read(number)
-            if structure is not None:
-                structure.apply(builder.metadata, len(builder.document.pages))
+            numbers = ctx.select_pages(total)
+            builder = DocumentBuilder(FORMAT, source.mime, read_metadata(pdf))
+            forms = FormFields(pdf)
+            reader = _PageReader(pdf, builder, ctx, forms)
+            try:
+                for number in ctx.each_page(numbers, total):
+                    reader.read(number)
+            finally:
+                fields = forms.close()
+            if fields:
+                builder.metadata.extra["form_fields"] = fields
+            reader.finish()
             _attach_files(pdf, builder, ctx)
         finally:
             pdf.close()
@@ -141,83 +148,6 @@ def _load(path: Path, password: str | None) -> Any:
         raise CorruptDocument(FORMAT, _OPEN_ERRORS.get(code, "pdfium could not open it")) from exc
 
 
-# -- metadata ----------------------------------------------------------------------------
-
-
-def read_metadata(pdf: Any) -> Metadata:
-    """The document information dictionary, the page count and a few cheap facts."""
-    info = {key: _clean(value) for key, value in pdf.get_metadata_dict(skip_empty=True).items()}
-    encrypted = pdfium_c.FPDF_GetSecurityHandlerRevision(pdf.raw) != -1
-    extra: dict[str, Any] = {}
-    version = pdf.get_version()
-    if version:
-        extra["pdf_version"] = f"{version // 10}.{version % 10}"
-    if pdf.is_tagged():
-        extra["tagged"] = True
-    form = _FORM_TYPES.get(pdf.get_formtype())
-    if form:
-        extra["form"] = form
-    if encrypted:
-        granted = pdfium_c.FPDF_GetDocPermissions(pdf.raw)
-        extra["permissions"] = {name: bool(granted & bit) for name, bit in _PERMISSIONS.items()}
-    return Metadata(
-        title=info.get("Title") or None,
-        authors=_authors(info.get("Author")),
-        subject=info.get("Subject") or None,
-        keywords=_split(info.get("Keywords"), ",;"),
-        creator=info.get("Creator") or None,
-        producer=info.get("Producer") or None,
-        created=parse_pdf_date(info.get("CreationDate")),
-        modified=parse_pdf_date(info.get("ModDate")),
-        encrypted=encrypted,
-        page_count=len(pdf),
-        extra=extra,
-    )
-
-
-def _clean(value: str) -> str:
-    return " ".join(printable(value).split())
-
-
-def _split(value: str | None, separators: str) -> list[str]:
-    if not value:
-        return []
-    return [part.strip() for part in re.split(f"[{separators}]", value) if part.strip()]
-
-
-def _authors(value: str | None) -> list[str]:
-    """Names from an Author entry: split on semicolons, or on commas and "and" when
-    every part is a full name (so "Smith, John" stays one author)."""
-    names = _split(value, ";")
-    if len(names) == 1:
-        parts = [p.strip() for p in re.split(r",\s*(?:and\s+)?|\s+and\s+", names[0]) if p.strip()]
-        if len(parts) > 1 and all(len(part.split()) > 1 for part in parts):
-            return parts
-    return names
-
-
-def parse_pdf_date(value: str | None) -> datetime | None:
-    """A PDF date (``D:YYYYMMDDHHmmSS+HH'mm'``, any tail missing) or None if it is garbage.
-
-    Dates without a zone are returned naive, since the PDF does not say where they are.
-    """
-    match = _PDF_DATE.match(value or "")
-    if not match:
-        return None
-    year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups()[:6])
-    sign, zone_hours, zone_minutes = match.group(7, 8, 9)
-    try:
-        zone: timezone | None = None
-        if sign in ("Z", "z"):
-            zone = UTC
-        elif sign:
-            offset = timedelta(hours=int(zone_hours or 0), minutes=int(zone_minutes or 0))
-            zone = timezone(-offset if sign == "-" else offset)
-        return datetime(year, month or 1, day or 1, hour, minute, second, tzinfo=zone)
-    except ValueError:
-        return None
-
-
 def _attach_files(pdf: Any, builder: DocumentBuilder, ctx: ParseContext) -> None:
     """List the embedded files and read them, as every format's embedded files are read."""
     for index in range(pdf.count_attachments()):
@@ -234,58 +164,155 @@ def _attach_files(pdf: Any, builder: DocumentBuilder, ctx: ParseContext) -> None
 # -- pages -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Page:
+    """A page being read: pdfium's handles on it, how it is seen, and its model."""
+
+    handle: Any
+    text: PageText
+    #: The page as displayed (its rotation applied): the frame of the boxes given out.
+    display: PageFrame
+    #: The page turned so that its text is upright: the frame lines and blocks are laid out in.
+    layout: PageFrame
+    model: Page
+
+    @property
+    def number(self) -> int:
+        return self.model.number
+
+    def shown(self, box: Box) -> BBox:
+        """A box of the layout as a box of the displayed page."""
+        x0, y0, x1, y1 = self.layout.moved_to(self.display, box)
+        return BBox(x0=x0, y0=y0, x1=x1, y1=y1)
+
+
 class _PageReader:
     """Reads pages one at a time into the builder, closing each as soon as it is read."""
 
-    def __init__(self, pdf: Any, builder: DocumentBuilder, structure: _Structure | None) -> None:
+    def __init__(
+        self, pdf: Any, builder: DocumentBuilder, ctx: ParseContext, forms: FormFields
+    ) -> None:
         self.pdf = pdf
         self.builder = builder
-        self.structure = structure
+        self.ctx = ctx
+        self.forms = forms
+        self.structure = _Structure() if ctx.structure else None
+        #: The reader of pages that need OCR; None when OCR is off or there is no engine.
+        self.ocr: OcrReader | None = ctx.ocr if ctx.ocr_policy != "off" else None
 
     def read(self, number: int) -> None:
         try:
-            page = self.pdf[number - 1]
+            handle = self.pdf[number - 1]
         except pdfium.PdfiumError:
             self.builder.warn("page-unreadable", f"page {number} could not be loaded", page=number)
             return
         try:
-            left, bottom, right, top = page.get_bbox()
-            frame = PageFrame(left, bottom, right, top, rotation=page.get_rotation() % 360)
-            added = self.builder.add_page(
-                number, width=page.get_width(), height=page.get_height(), rotation=frame.rotation
+            self.forms.read(handle, number)
+            left, bottom, right, top = handle.get_bbox()
+            display = PageFrame(left, bottom, right, top, rotation=handle.get_rotation() % 360)
+            model = self.builder.add_page(
+                number,
+                width=handle.get_width(),
+                height=handle.get_height(),
+                rotation=display.rotation,
             )
-            textpage = page.get_textpage()
+            textpage = handle.get_textpage()
             try:
-                self._read_text(page, PageText(textpage), frame, number, added.height or 0.0)
+                text = PageText(textpage)
+                layout = display.turned(text.upright_turn())
+                page = _Page(handle, text, display, layout, model)
+                if self.ocr is not None and self._needs_ocr(page):
+                    self._read_image(page, self.ocr)
+                else:
+                    self._read_text(page)
             finally:
                 textpage.close()
         except pdfium.PdfiumError:
             message = f"the text of page {number} could not be read"
             self.builder.warn("page-unreadable", message, page=number)
         finally:
-            page.close()
+            handle.close()
 
-    def _read_text(
-        self, page: Any, text: PageText, frame: PageFrame, number: int, height: float
-    ) -> None:
-        if not any(c.isalnum() for c in text.text):
-            self.builder.warn("no-text-layer", f"page {number} has no text layer", page=number)
+    def finish(self) -> None:
+        """Decide what needed every page read: headings, running headers and footers."""
+        if self.structure is not None:
+            self.structure.apply(self.builder.metadata, len(self.builder.document.pages))
+
+    # -- OCR --
+
+    def _needs_ocr(self, page: _Page) -> bool:
+        """Whether the page is read by OCR rather than from its text layer (see pdf_ocr)."""
+        if self.ctx.ocr_policy == "force":
+            return True
+        text = page.text.text
+        if not usable_text(text):
+            # A page that draws nothing at all is blank, not a scan.
+            return bool(pdfium_c.FPDFPage_CountObjects(page.handle.raw))
+        if len(text) >= _SHORT_TEXT:
+            return False
+        graphics = read_graphics(page.handle, page.display, rules=False)
+        share = graphics.image_share(page.display.width, page.display.height)
+        return scanned(sum(map(str.isalnum, text)), share)
+
+    def _read_image(self, page: _Page, reader: OcrReader) -> None:
+        image, points = render_page(page.handle, self.ctx.ocr_dpi, self.ctx.limits.max_pixels)
+        ocr = reader.read(image, languages=self.ctx.ocr_languages)
+        page.model.text_source, page.model.confidence = TextSource.OCR, ocr.confidence
+        if not add_ocr_blocks(self.builder, page.number, ocr, scale=points):
+            message = f"OCR found no text on page {page.number}"
+            self.builder.warn("ocr-no-text", message, page=page.number)
+
+    # -- text layer --
+
+    def _read_text(self, page: _Page) -> None:
+        if not any(c.isalnum() for c in page.text.text):
+            message = f"page {page.number} has no text layer{self._no_ocr_reason()}"
+            self.builder.warn("no-text-layer", message, page=page.number)
             return
-        structure = self.structure
-        lines = read_lines(text, frame, measure_fonts=structure is not None)
-        placed: list[tuple[Block, TextBlock]] = []
-        for block in reading_order(group_blocks(lines)):
-            added = self._add_block(block, text, number)
-            if added is not None:
-                placed.append((added, block))
-                if structure is not None:
-                    structure.note(added, block, number, height)
-        if structure is not None and placed:
-            _place_links(annotation_links(self.pdf, page, text, frame), placed)
+        lines = read_lines(page.text, page.layout, measure_fonts=self.structure is not None)
+        if page.layout.rotation:
+            # pdfium orders lines as for text upright in user space; turned text comes
+            # out in an order of its own (bottom line first, for text running down).
+            lines.sort(key=lambda line: (round(line.y1), line.x0))
+        blocks = reading_order(group_blocks(lines))
+        if self.structure is None:
+            for block in blocks:
+                self._add_block(page, block, BlockKind.PARAGRAPH)
+        else:
+            self._read_structure(page, blocks)
 
-    def _add_block(self, block: TextBlock, text: PageText, number: int) -> Block | None:
-        content = text.clean(block.text)
-        kind = BlockKind.PARAGRAPH
+    def _no_ocr_reason(self) -> str:
+        if self.ctx.ocr_policy == "off":
+            return " and OCR is off"
+        if self.ctx.ocr is None:
+            return " and no OCR engine is available"
+        return ""
+
+    def _read_structure(self, page: _Page, blocks: list[TextBlock]) -> None:
+        """Add the blocks, tables in place of the lines they hold, captions told, links placed."""
+        assert self.structure is not None
+        graphics = read_graphics(page.handle, page.layout)
+        found: list[FoundTable] = []
+        if graphics.has_grid():
+            found = find_tables(page.handle, page.text, page.layout)
+        boxes = [table.box for table in found]
+        figures = graphics.figures + boxes
+        placed: list[tuple[Block, TextBlock]] = []
+        for item in cut_out(blocks, boxes):
+            if isinstance(item, int):
+                self._add_table(page, found[item])
+                continue
+            kind = BlockKind.CAPTION if is_caption(item, figures) else BlockKind.PARAGRAPH
+            block = self._add_block(page, item, kind)
+            if block is not None:
+                placed.append((block, item))
+                self.structure.note(block, item, page.number, page.layout.height)
+        if placed:
+            links = annotation_links(self.pdf, page.handle, page.text, page.layout)
+            _place_links(links, placed)
+
+    def _add_block(self, page: _Page, block: TextBlock, kind: BlockKind) -> Block | None:
+        content = page.text.clean(block.text)
         fields: dict[str, Any] = {}
         if self.structure is not None:
             # Only what Markdown, HTML and JSON show: plain text has no lists or links.
@@ -293,9 +320,22 @@ class _PageReader:
             if block.bulleted:
                 kind, content = BlockKind.LIST_ITEM, content.lstrip()[1:].lstrip()
                 fields.update(level=1, ordered=False)
-        bbox = BBox(x0=block.x0, y0=block.y0, x1=block.x1, y1=block.y1)
         return self.builder.add(
-            kind, content, page=number, bbox=bbox, source=BlockSource.TEXT_LAYER, **fields
+            kind,
+            content,
+            page=page.number,
+            bbox=page.shown((block.x0, block.y0, block.x1, block.y1)),
+            source=BlockSource.TEXT_LAYER,
+            **fields,
+        )
+
+    def _add_table(self, page: _Page, found: FoundTable) -> None:
+        self.builder.add(
+            BlockKind.TABLE,
+            page=page.number,
+            bbox=page.shown(found.box),
+            table=found.table,
+            source=BlockSource.TEXT_LAYER,
         )
 
 

@@ -21,6 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+#: Four coordinates of a box: ``(x0, y0, x1, y1)`` in display coordinates, where not
+#: said otherwise (PDF user space: ``(left, bottom, right, top)``).
+Box = tuple[float, float, float, float]
+
 #: Glyphs that open a bulleted list item; the ``\uf0xx`` ones are Symbol/Wingdings
 #: bullets that fonts map into the private use area.
 BULLETS = frozenset("•◦▪▫‣∙●○■□➢►▶✓✔❖\uf0b7\uf0a7\uf076\uf0d8\uf0fc")
@@ -46,6 +50,25 @@ _MARGIN = 0.13
 _MAX_RUNNING_CHARS = 150
 #: Numbers, roman numerals included, which change from page to page of a running header.
 _PAGE_NUMBERS = re.compile(r"\d+|\b[ivxlc]+\b")
+#: A caption names its figure or table, in English or a few other languages, and numbers it.
+_CAPTION = re.compile(
+    r"\[?\s*(?:figure|fig\.|table|tab\.|abbildung|abb\.|tabelle|tableau|figura|tabla|tabela"
+    r"|rysunek|рис\.|рисунок|таблица|그림|표|図|表|图)"
+    r"\s*(?:[a-z]?\d+(?:[.\-–]\d+)*|[ivxlc]+)(?!\w)",
+    re.IGNORECASE,
+)
+#: A verb straight after the number: a sentence that refers to the figure ("Table 2 shows").
+_REFERENCE = re.compile(
+    r"\s*(?:shows?|lists?|summari[sz]es|describes?|presents?|illustrates?|gives?|compares?"
+    r"|contains?|depicts?|reports?|provides?|displays?|is|are|was|were|has|have)\b",
+    re.IGNORECASE,
+)
+_CAPTION_MAX_LINES = 8
+_CAPTION_MAX_CHARS = 1000
+#: A caption is at most this many of its line heights away from its figure ...
+_CAPTION_GAP = 2.5
+#: ... and overlaps it by at most this much (points), as a caption set inside a frame does.
+_CAPTION_OVERLAP = 4.0
 
 
 class Style(NamedTuple):
@@ -420,3 +443,71 @@ def running_key(block: TextBlock, page_height: float) -> tuple[str, str] | None:
     else:
         return None
     return place, _PAGE_NUMBERS.sub("#", " ".join(block.text.lower().split()))
+
+
+def cut_out(blocks: list[TextBlock], boxes: list[Box]) -> list[TextBlock | int]:
+    """The blocks without their lines inside ``boxes`` (tables), each box's index in their place.
+
+    A line is inside a box when its middle is. A block loses those lines and
+    keeps the others, split where the box was; a box takes the place of the
+    first line it took, or, if it took none, the place before the first block
+    below its top.
+    """
+    items: list[TextBlock | int] = []
+    placed: set[int] = set()
+    for block in blocks:
+        inside = [_box_holding(line, boxes) for line in block.lines]
+        if all(index is None for index in inside):
+            items.append(block)
+            continue
+        kept = TextBlock()
+        for line, index in zip(block.lines, inside, strict=True):
+            if index is None:
+                kept.add(line)
+                continue
+            if kept.lines:
+                items.append(kept)
+                kept = TextBlock()
+            if index not in placed:
+                placed.add(index)
+                items.append(index)
+        if kept.lines:
+            items.append(kept)
+    for index in sorted(set(range(len(boxes))) - placed, key=lambda i: boxes[i][1]):
+        below = (n for n, item in enumerate(items) if _top(item, boxes) > boxes[index][1])
+        items.insert(next(below, len(items)), index)
+    return items
+
+
+def _box_holding(line: Line, boxes: list[Box]) -> int | None:
+    x, y = (line.x0 + line.x1) / 2, (line.y0 + line.y1) / 2
+    for index, (x0, y0, x1, y1) in enumerate(boxes):
+        if x0 <= x <= x1 and y0 <= y <= y1:
+            return index
+    return None
+
+
+def _top(item: TextBlock | int, boxes: list[Box]) -> float:
+    return boxes[item][1] if isinstance(item, int) else item.y0
+
+
+def is_caption(block: TextBlock, figures: list[Box]) -> bool:
+    """A short block naming a figure or table ("Figure 3", "Table 2-1:") right above or below one.
+
+    A sentence that only refers to one ("Table 2 shows ...") is not a caption.
+    """
+    if len(block.lines) > _CAPTION_MAX_LINES or block.chars > _CAPTION_MAX_CHARS:
+        return False
+    match = _CAPTION.match(block.text)
+    if match is None or _REFERENCE.match(block.text, match.end()):
+        return False
+    reach = _CAPTION_GAP * block.lines[0].height
+    for x0, y0, x1, y1 in figures:
+        if block.x1 <= x0 or block.x0 >= x1:
+            continue  # not over or under it
+        if (
+            -_CAPTION_OVERLAP <= y0 - block.y1 <= reach
+            or -_CAPTION_OVERLAP <= block.y0 - y1 <= reach
+        ):
+            return True
+    return False

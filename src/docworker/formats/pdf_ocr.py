@@ -11,7 +11,7 @@ What ``ctx.ocr_policy`` asks, page by page:
 * ``off``: never.
 
 Pages are rendered one at a time by pdfium, as displayed (rotation applied),
-in grey, at the OCR resolution, and each image is freed once read.
+in grey, at the OCR resolution; each image is dropped once read.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import math
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -110,13 +108,11 @@ def scanned(letters: int, image_share: float) -> bool:
     return image_share >= SCAN_COVERAGE and letters < SCAN_MAX_CHARS
 
 
-@contextmanager
-def rendered(page: Any, dpi: int, max_pixels: int) -> Iterator[tuple[Image, float]]:
-    """The page as displayed, in grey, and the points one of its pixels measures.
+def render_page(page: Any, dpi: int, max_pixels: int) -> tuple[Image, float]:
+    """A pdfium page as displayed, in grey, and the points one of its pixels measures.
 
     Rendered at ``dpi``, or lower for a page so large that it would exceed
-    ``max_pixels``; the image records its resolution for the OCR reader. The
-    bitmap is freed when the block ends.
+    ``max_pixels``; the image records its resolution for the OCR reader.
     """
     width, height = page.get_size()
     scale = min(dpi / POINTS_PER_INCH, math.sqrt(max_pixels / max(width * height, 1.0)))
@@ -125,9 +121,10 @@ def rendered(page: Any, dpi: int, max_pixels: int) -> Iterator[tuple[Image, floa
         scale *= 0.999
     bitmap = page.render(scale=scale, grayscale=True)
     try:
-        image = bitmap.to_pil()
-        rendered_dpi = round(scale * POINTS_PER_INCH, 2)
-        image.info["dpi"] = (rendered_dpi, rendered_dpi)
-        yield image, 1 / scale
+        # A copy: the image made from the bitmap shares the memory close() frees.
+        image = bitmap.to_pil().copy()
     finally:
         bitmap.close()
+    rendered_dpi = round(scale * POINTS_PER_INCH, 2)
+    image.info["dpi"] = (rendered_dpi, rendered_dpi)
+    return image, 1 / scale

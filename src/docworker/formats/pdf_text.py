@@ -18,18 +18,21 @@ import codecs
 import ctypes
 import math
 import re
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pypdfium2.raw as pdfium_c
 
 from docworker.document import Link
-from docworker.formats.pdf_layout import BULLETS, Line, size_key
+from docworker.formats.pdf_layout import BULLETS, Box, Line, size_key
 
 #: Where pdfium puts a hyphen that ended a line inside a word: it joins the two
 #: lines into one, so a line is also cut after it.
 _HYPHEN = "\ufffe"
+#: pdfium's line-end hyphen and the line break after it, inside a word.
+_BROKEN_WORD = re.compile(f"{_HYPHEN}\\s*")
 #: Control characters and what is left of broken surrogate pairs, which no output can carry.
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\ufeff\ud800-\udfff]")
 _RIGHT_TO_LEFT = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
@@ -43,12 +46,13 @@ _WRITTEN_LINK = re.compile(
     r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"'\[\]{}]+|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
     re.IGNORECASE,
 )
+#: Characters whose angle is read to tell which way the text runs.
+_ANGLE_SAMPLES = 3
 _BOLD_WEIGHT = 600
 #: pdfium's font flag for a font drawn bold whatever its weight says.
 _FORCE_BOLD = 1 << 18
 _BOLD_NAME = re.compile(rb"bold|black|heavy|demi", re.IGNORECASE)
 
-Box = tuple[float, float, float, float]
 _loose_box = pdfium_c.FPDFText_GetLooseCharBox
 
 
@@ -71,6 +75,37 @@ class PageFrame:
         if self.rotation == 270:
             return self.top - top, self.right - right, self.top - bottom, self.right - left
         return left - self.left, self.top - top, right - self.left, self.top - bottom
+
+    def user_box(self, x0: float, y0: float, x1: float, y1: float) -> Box:
+        """``(left, bottom, right, top)`` in PDF user space of a display box: :meth:`box` undone."""
+        if self.rotation == 90:
+            return y0 + self.left, x0 + self.bottom, y1 + self.left, x1 + self.bottom
+        if self.rotation == 180:
+            return self.right - x1, y0 + self.bottom, self.right - x0, y1 + self.bottom
+        if self.rotation == 270:
+            return self.right - y1, self.top - x1, self.right - y0, self.top - x0
+        return x0 + self.left, self.top - y1, x1 + self.left, self.top - y0
+
+    @property
+    def height(self) -> float:
+        """The page's height as displayed in this frame."""
+        sideways = self.rotation in (90, 270)
+        return self.right - self.left if sideways else self.top - self.bottom
+
+    @property
+    def width(self) -> float:
+        sideways = self.rotation in (90, 270)
+        return self.top - self.bottom if sideways else self.right - self.left
+
+    def turned(self, rotation: int) -> PageFrame:
+        """The same page seen turned by ``rotation`` degrees clockwise from user space."""
+        return replace(self, rotation=rotation)
+
+    def moved_to(self, other: PageFrame, box: Box) -> Box:
+        """A box of this frame as seen in ``other``, the same page turned otherwise."""
+        if other.rotation == self.rotation:
+            return box
+        return other.box(*self.user_box(*box))
 
 
 class PageText:
@@ -96,6 +131,24 @@ class PageText:
         )
         if self.right_to_left:
             self.text = self._lam_alef_in_order()
+
+    def upright_turn(self) -> int:
+        """The clockwise turn (0, 90, 180, 270) of user space that sets the text upright.
+
+        Most text is upright in user space, and the page's own rotation turns
+        it on display; but a landscape table may be drawn turned on a portrait
+        page, or a page turned while its text was not. A few characters spread
+        over the text vote; pdfium gives their angle clockwise.
+        """
+        votes: Counter[int] = Counter()
+        step = max(len(self.text) // _ANGLE_SAMPLES, 1)
+        for start in range(0, len(self.text), step):
+            if self.text[start].isspace():
+                continue
+            angle = pdfium_c.FPDFText_GetCharAngle(self.raw, self.char_index(start))
+            if angle >= 0:
+                votes[(360 - round(math.degrees(angle) / 90) * 90) % 360] += 1
+        return votes.most_common(1)[0][0] if votes else 0
 
     def char_index(self, text_index: int) -> int:
         if self.exact:
@@ -254,21 +307,24 @@ def annotation_links(
         if url:
             # The box often reaches into the lines above and below; its middle does not.
             margin = (rect.top - rect.bottom) / 4
-            rect.top, rect.bottom = rect.top - margin, rect.bottom + margin
-            label = _bounded_text(text.raw, rect)
-            box = frame.box(rect.left, rect.bottom, rect.right, rect.top)
-            found.append((box, Link(text=text.clean(" ".join(label.split())) or url, url=url)))
+            box = (rect.left, rect.bottom + margin, rect.right, rect.top - margin)
+            label = bounded_text(text, box)
+            found.append((frame.box(*box), Link(text=label or url, url=url)))
     return found
 
 
-def _bounded_text(raw: Any, rect: Any) -> str:
-    args = (raw, rect.left, rect.top, rect.right, rect.bottom)
+def bounded_text(text: PageText, box: Box) -> str:
+    """The page's text inside ``box`` (``left, bottom, right, top`` in user space), on one
+    line: words a line-end hyphen broke are joined, whitespace is single spaces."""
+    left, bottom, right, top = box
+    args = (text.raw, left, top, right, bottom)
     size = pdfium_c.FPDFText_GetBoundedText(*args, None, 0)
     if size <= 0:
         return ""
     buffer = (ctypes.c_ushort * size)()
     pdfium_c.FPDFText_GetBoundedText(*args, buffer, size)
-    return codecs.decode(memoryview(buffer), "utf-16-le", "replace")
+    found = codecs.decode(memoryview(buffer), "utf-16-le", "replace")
+    return " ".join(text.clean(_BROKEN_WORD.sub("", found)).split())
 
 
 def written_links(text: str) -> list[Link]:

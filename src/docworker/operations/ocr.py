@@ -33,7 +33,7 @@ from docworker.formats.base import (
 )
 from docworker.formats.detect import detect
 from docworker.formats.image import ImageParser
-from docworker.formats.pdf_ocr import POINTS_PER_INCH, rendered
+from docworker.formats.pdf_ocr import POINTS_PER_INCH, render_page
 from docworker.operations.base import InputFile, OperationContext, OperationParams, Result
 
 _PDF = "application/pdf"
@@ -188,9 +188,9 @@ def _read_pdf_page(
 ) -> _ReadPage:
     page = pdf[number - 1]
     try:
-        with rendered(page, dpi, max_pixels) as (image, points_per_pixel):
-            dots_per_inch = round(POINTS_PER_INCH / points_per_pixel, 2)
-            return _ReadPage(number, engine.read(image), dots_per_inch)
+        image, points_per_pixel = render_page(page, dpi, max_pixels)
+        dots_per_inch = round(POINTS_PER_INCH / points_per_pixel, 2)
+        return _ReadPage(number, engine.read(image), dots_per_inch)
     finally:
         page.close()
 

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 from corpus_scoring import CORPUS, corpus_f1, needs_corpus, render, token_f1
+from pdf_files import write_pdf
 
 from docworker.document import Block, BlockKind, BlockSource, Document
 from docworker.errors import CorruptDocument, LimitExceeded, PasswordRequired, WrongPassword
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits, Source
-from docworker.formats.pdf import PdfParser, parse_pdf_date
+from docworker.formats.pdf import PdfParser
 from docworker.formats.pdf_layout import Line, Style, TextBlock, group_blocks, reading_order
+from docworker.formats.pdf_metadata import parse_pdf_date
 from docworker.formats.pdf_text import PageFrame, written_links
 
 PDF = CORPUS / "pdf"
@@ -119,12 +121,35 @@ def test_rotated_page_is_read_and_its_size_is_as_displayed() -> None:
     doc = parse("rotated-page-90")
     [page] = doc.pages
     assert (page.rotation, round(page.width or 0), round(page.height or 0)) == (90, 842, 595)
-    assert "Rotated page fixture" in text_of(doc)
-    assert "Hello World Test Text" in text_of(doc)
+    # The page is turned, its text is not: laid out upright, the lines keep apart.
+    assert [b.text for b in doc.blocks] == [
+        "Rotated page fixture",
+        "Second line of text here",
+        "Hello World Test Text",
+    ]
     for block in doc.blocks:
         assert block.bbox is not None
         assert 0 <= block.bbox.x0 <= block.bbox.x1 <= 842
         assert 0 <= block.bbox.y0 <= block.bbox.y1 <= 595
+        # Lines running down the displayed page.
+        assert block.bbox.y1 - block.bbox.y0 > 3 * (block.bbox.x1 - block.bbox.x0)
+
+
+TURNED = ["The first line of a turned paragraph", "and its second line,", "then its third."]
+
+
+@pytest.mark.parametrize(("angle", "rotation"), [(0, 0), (90, 0), (180, 0), (270, 0), (90, 90)])
+def test_text_turned_on_its_page_is_read_in_order(
+    tmp_path: Path, angle: int, rotation: int
+) -> None:
+    doc = parse(write_pdf(tmp_path / "turned.pdf", TURNED, angle=angle, rotation=rotation))
+    [block] = doc.blocks
+    assert block.text == " ".join(TURNED)
+    assert doc.pages[0].rotation == rotation
+    assert block.bbox is not None
+    width, height = doc.pages[0].width or 0, doc.pages[0].height or 0
+    assert 0 <= block.bbox.x0 < block.bbox.x1 <= width
+    assert 0 <= block.bbox.y0 < block.bbox.y1 <= height
 
 
 @pytest.mark.parametrize(
@@ -318,8 +343,18 @@ def test_authors_and_keywords_are_split() -> None:
     assert "layout segmentation" in meta.keywords
 
 
-def test_form_and_attachments_are_reported() -> None:
-    assert parse("acroform-fields").metadata.extra["form"] == "acroform"
+def test_form_fields_are_listed_with_their_type_value_and_page() -> None:
+    extra = parse("acroform-fields").metadata.extra
+    assert extra["form"] == "acroform"
+    assert extra["form_fields"] == [
+        {"name": "Name", "type": "text", "value": "", "page": 1},
+        {"name": "Check", "type": "checkbox", "value": "Off", "page": 1},
+        {"name": "Submit", "type": "button", "value": "", "page": 1},
+    ]
+    assert "form_fields" not in parse("minimal-document").metadata.extra
+
+
+def test_attachments_are_reported() -> None:
     [attachment] = parse("with-embedded-attachment").attachments
     assert (attachment.name, attachment.mime, attachment.size) == ("image.png", "image/png", 6669)
     assert attachment.path == "attachments/1/image.png"
