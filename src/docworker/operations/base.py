@@ -11,12 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from docworker.config import Settings
-from docworker.formats.base import ParseLimits
+from docworker.formats.base import PageSelection, ParseLimits
+
+
+def _check_pages(value: str | None) -> str | None:
+    if value is not None and value.strip():
+        PageSelection.parse(value)
+        return value.strip()
+    return None
+
+
+#: A page selection parameter ('1-3,5,9-'), checked when the parameters are read.
+PagesParam = Annotated[str | None, AfterValidator(_check_pages)]
 
 
 class OperationParams(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from docworker.document import Block, Document
 from docworker.engines.ocr import TesseractOcr, validate_languages
@@ -14,6 +14,7 @@ from docworker.operations.base import (
     InputFile,
     OperationContext,
     OperationParams,
+    PagesParam,
     Result,
 )
 from docworker.render import OutputFormat, page_blocks, render
@@ -22,7 +23,7 @@ from docworker.render import OutputFormat, page_blocks, render
 class DocumentInput(OperationParams):
     """How to read the input document: the parameters of every operation that parses one."""
 
-    pages: str | None = Field(
+    pages: PagesParam = Field(
         None,
         description="Pages to extract, 1-based: '1-3,5,9-'. Default: all.",
         examples=["1-3,5"],
@@ -39,14 +40,6 @@ class DocumentInput(OperationParams):
         "Default: the service's OCR language setting.",
         examples=["eng+kor"],
     )
-
-    @field_validator("pages")
-    @classmethod
-    def _check_pages(cls, value: str | None) -> str | None:
-        if value is not None and value.strip():
-            PageSelection.parse(value)
-            return value.strip()
-        return None
 
 
 class ExtractParams(DocumentInput):

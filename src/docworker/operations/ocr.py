@@ -34,7 +34,13 @@ from docworker.formats.base import (
 from docworker.formats.detect import detect
 from docworker.formats.image import ImageParser
 from docworker.formats.pdf_ocr import POINTS_PER_INCH, render_page
-from docworker.operations.base import InputFile, OperationContext, OperationParams, Result
+from docworker.operations.base import (
+    InputFile,
+    OperationContext,
+    OperationParams,
+    PagesParam,
+    Result,
+)
 
 _PDF = "application/pdf"
 
@@ -65,7 +71,7 @@ class OcrParams(OperationParams):
         description="PDFs: the resolution pages are rendered at (default: the service's "
         "setting, 300). Images: the scan resolution to assume when the file records none.",
     )
-    pages: str | None = Field(
+    pages: PagesParam = Field(
         None, description="Pages (PDF) or frames (TIFF, GIF) to read, 1-based: '1-3,5'."
     )
     password: SecretStr | None = Field(None, description="Password of an encrypted PDF.")
@@ -78,14 +84,6 @@ class OcrParams(OperationParams):
         description="text: the text of each page; json: also paragraphs, lines and words "
         "with boxes (pixels of the page image) and confidences.",
     )
-
-    @field_validator("pages")
-    @classmethod
-    def _check_pages(cls, value: str | None) -> str | None:
-        if value is not None and value.strip():
-            PageSelection.parse(value)
-            return value.strip()
-        return None
 
     @field_validator("psm")
     @classmethod
