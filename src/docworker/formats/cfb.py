@@ -1,19 +1,32 @@
-"""The directory of an OLE2 compound file (CFB): the names of its top-level streams.
+"""OLE2 compound files (CFB): the names of their top-level streams, and OLE objects' contents.
 
 Legacy Office files (.doc, .xls, .ppt), Outlook .msg files and encrypted OOXML
 packages are all compound files; which one a file is shows in the names of the
-streams under its root storage. This reader follows only the sector chains that
-lead to the directory, reads every sector at most once, caps how many it reads
-and treats anything out of range as the end of a chain, so hostile input costs a
-bounded number of small reads and never an exception other than "unreadable".
-Stream contents are never read. (The layout is [MS-CFB] §2.)
+streams under its root storage. :func:`root_entry_names` follows only the
+sector chains that lead to the directory, reads every sector at most once, caps
+how many it reads and treats anything out of range as the end of a chain, so
+hostile input costs a bounded number of small reads and never an exception
+other than "unreadable"; it reads no stream's contents. (The layout is
+[MS-CFB] §2.)
+
+An object embedded in an Office document is a compound file too, wrapping the
+real file: :func:`unwrap_ole_object` takes it out (through olefile, from memory).
+The Packager keeps a file with its name in ``\x01Ole10Native`` (the "OLE 1.0
+native" record: size, flags, label, file name, command, then the bytes, and
+optionally the three strings again in UTF-16); Acrobat and the OOXML-in-OLE
+objects keep the file whole in ``CONTENTS`` or ``Package``.
 """
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass
 from typing import IO
+
+import olefile
+
+from docworker.errors import CorruptDocument
 
 SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -137,3 +150,99 @@ def root_entry_names(fh: IO[bytes]) -> set[str] | None:
         return None
     names = _root_children(entries)
     return names or None
+
+
+# -- OLE objects ------------------------------------------------------------------------
+
+_OLE10_NATIVE = "\x01Ole10Native"
+#: Streams that hold an embedded file whole, in the order they are looked for.
+_CONTENT_STREAMS = ("Package", "CONTENTS")
+#: What olefile and struct raise on a damaged compound file.
+_DAMAGE = (OSError, ValueError, IndexError, KeyError, struct.error, EOFError)
+
+
+@dataclass(frozen=True)
+class OleContent:
+    """The file an OLE object wraps, and the name the object gives it (None when none)."""
+
+    data: bytes
+    name: str | None
+
+
+def unwrap_ole_object(data: bytes) -> OleContent | None:
+    """The file inside an embedded OLE object; None when ``data`` wraps no other file.
+
+    A compound file with none of the wrapping streams (an embedded .doc or .xls
+    is one) is the file itself, and so is anything that is not a compound file.
+    Raises :class:`CorruptDocument` when the object is one but cannot be read.
+    """
+    if not data.startswith(SIGNATURE):
+        return None
+    try:
+        # Always a file object: given bytes, olefile takes short ones for a file name.
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            if ole.get_type(_OLE10_NATIVE) == olefile.STGTY_STREAM:
+                return _ole10_native(bytes(ole.openstream(_OLE10_NATIVE).read()))
+            for name in _CONTENT_STREAMS:
+                if ole.get_type(name) == olefile.STGTY_STREAM:
+                    return OleContent(bytes(ole.openstream(name).read()), None)
+    except _DAMAGE as exc:
+        raise CorruptDocument("ole", f"the compound file cannot be read: {exc}") from exc
+    return None
+
+
+def _ole10_native(record: bytes) -> OleContent:
+    """The file in an ``\\x01Ole10Native`` stream, in any of the three layouts writers use."""
+    if len(record) < 6:
+        raise CorruptDocument("ole", "the Ole10Native record is shorter than its header")
+    total, flags = struct.unpack_from("<IH", record)
+    if flags != 2:  # the bytes follow the size directly
+        return OleContent(record[4 : 4 + total], None)
+    if _is_control(record[6:7]):  # "compact": the bytes follow the flags
+        return OleContent(record[6 : 4 + total], None)
+    label, position = _ansi_string(record, 6)
+    file_name, position = _ansi_string(record, position)
+    position += 4  # two flags nobody documents
+    (command_size,) = _unpack("<I", record, position)
+    position += 4 + command_size
+    (size,) = _unpack("<I", record, position)
+    start = position + 4
+    if start + size > len(record):
+        raise CorruptDocument("ole", "the Ole10Native record ends before its file does")
+    wide = _wide_strings(record, start + size)
+    name = (wide[2] if len(wide) == 3 else "") or file_name or label
+    return OleContent(record[start : start + size], name or None)
+
+
+def _is_control(byte: bytes) -> bool:
+    return bool(byte) and (byte[0] <= 0x1F or 0x7F <= byte[0] <= 0x9F)
+
+
+def _unpack(layout: str, record: bytes, position: int) -> tuple[int, ...]:
+    try:
+        return struct.unpack_from(layout, record, position)
+    except struct.error as exc:
+        raise CorruptDocument("ole", "the Ole10Native record is truncated") from exc
+
+
+def _ansi_string(record: bytes, position: int) -> tuple[str, int]:
+    """A NUL-terminated string in the system code page, and where the next field starts."""
+    end = record.find(b"\0", position)
+    if end < 0:
+        raise CorruptDocument("ole", "the Ole10Native record is truncated")
+    return record[position:end].decode("cp1252", errors="replace"), end + 1
+
+
+def _wide_strings(record: bytes, position: int) -> list[str]:
+    """The UTF-16 command, label and file name some writers append; [] when absent."""
+    found: list[str] = []
+    for _ in range(3):
+        if position + 4 > len(record):
+            return []
+        (count,) = struct.unpack_from("<I", record, position)
+        end = position + 4 + 2 * count
+        if count == 0 or end > len(record):
+            return []
+        found.append(record[position + 4 : end].decode("utf-16-le", errors="replace"))
+        position = end
+    return found

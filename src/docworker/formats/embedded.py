@@ -15,6 +15,11 @@ parsed with what is left of the count and byte budgets. Past ``max_embedded``
 or ``max_embedded_bytes`` a child is neither listed nor read; past
 ``max_depth`` it is listed but not read. Each limit is reported once.
 
+A reader that must unpack a child before handing it over (a zip member) asks
+:func:`within_budget` first, so that what the limits leave out is never read.
+An OLE object embedded in an office file goes through :func:`append_ole_object`,
+which hands over the file the object wraps rather than its wrapper.
+
 Names come from the untrusted document, so they are never used as paths: the
 child is written to a private temporary folder under a fixed name that keeps
 only a plain extension (the detector's tie-breaker for text types).
@@ -29,8 +34,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from docworker.document import Attachment, Block, BlockKind, Document, DocumentBuilder
-from docworker.errors import InputError, ServiceError
+from docworker.errors import CorruptDocument, InputError, ServiceError
 from docworker.formats.base import ParseContext
+from docworker.formats.cfb import unwrap_ole_object
 from docworker.formats.detect import detect
 from docworker.formats.registry import parse_path
 
@@ -72,7 +78,7 @@ def append_embedded(
     Returns the attachment listed, or None when a limit (or cancellation)
     left it out.
     """
-    if ctx.cancelled() or not _within_budget(builder, len(data), ctx):
+    if ctx.cancelled() or not within_budget(builder, len(data), ctx):
         return None
     display = safe_name(name)
     index = len(builder.document.attachments) + 1
@@ -96,14 +102,42 @@ def append_embedded(
                 f"embedded files deeper than {ctx.limits.max_depth} levels are listed, not read",
             )
             return attachment
-        child = _parse_child(builder, file, attachment, ctx)
+        child = _parse_child(builder, file, attachment, ctx, page)
     if child is not None:
         _merge(builder, child, attachment, page)
     return attachment
 
 
-def _within_budget(builder: DocumentBuilder, size: int, ctx: ParseContext) -> bool:
-    """Whether one more embedded file of ``size`` bytes fits the count and byte limits."""
+def append_ole_object(
+    builder: DocumentBuilder,
+    data: bytes,
+    name: str | None,
+    ctx: ParseContext,
+    *,
+    path: str,
+    page: int | None = None,
+) -> Attachment | None:
+    """List and read what an embedded OLE object wraps, as :func:`append_embedded` does.
+
+    The wrapped file takes the object's place, under the name the object gives
+    it (else ``name``); an object that wraps no other file is read as it is, and
+    so is a damaged one, with a warning.
+    """
+    try:
+        content = unwrap_ole_object(data)
+    except CorruptDocument as exc:
+        builder.warn("object-unreadable", f"{safe_name(name)}: {exc.detail}", page)
+        content = None
+    if content is not None:
+        data, name = content.data, content.name or name
+    return append_embedded(builder, data, name, ctx, path=path, page=page)
+
+
+def within_budget(builder: DocumentBuilder, size: int, ctx: ParseContext) -> bool:
+    """Whether one more embedded file of ``size`` bytes fits the count and byte limits.
+
+    When it does not, the document is warned (once per limit).
+    """
     listed = builder.document.attachments
     limits = ctx.limits
     if len(listed) >= limits.max_embedded:
@@ -129,7 +163,11 @@ def _plain_suffix(name: str) -> str:
 
 
 def _parse_child(
-    builder: DocumentBuilder, file: Path, attachment: Attachment, ctx: ParseContext
+    builder: DocumentBuilder,
+    file: Path,
+    attachment: Attachment,
+    ctx: ParseContext,
+    page: int | None,
 ) -> Document | None:
     """The child's document, or None (with a warning) when it cannot be read."""
     listed = builder.document.attachments
@@ -155,7 +193,9 @@ def _parse_child(
         reason = exc.detail
     except Exception as exc:  # noqa: BLE001 - a reader failing on odd input must not lose the parent
         reason = f"{type(exc).__name__}: {exc}"
-    builder.warn("attachment-failed", f"{attachment.name} ({attachment.mime}) not read: {reason}")
+    builder.warn(
+        "attachment-failed", f"{attachment.name} ({attachment.mime}) not read: {reason}", page
+    )
     return None
 
 

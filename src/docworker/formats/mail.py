@@ -5,7 +5,7 @@ modern policy, which decodes RFC 2047 headers, RFC 2231 file names and the
 transfer encodings (quoted-printable, base64). The MIME tree is walked once:
 of a ``multipart/alternative`` only the richest part is read (HTML over plain
 text, the last of equals, as RFC 2046 orders them), so no text comes twice;
-plain and HTML parts that are not attachments are bodies; every other leaf
+plain, HTML and RTF parts that are not attachments are bodies; every other leaf
 (inline images included) and every attached message is a file, read through
 the embedded-document dispatch. An ``.msg`` is read by :mod:`.outlook`.
 Both become the same blocks (see :mod:`.message`).
@@ -24,10 +24,18 @@ from docworker.errors import CorruptDocument, HostileInput
 from docworker.formats.base import ParseContext, Source
 from docworker.formats.encoding import decode_text
 from docworker.formats.html import decode_html
-from docworker.formats.message import Body, MailFile, Message, add_message, message_metadata
+from docworker.formats.message import (
+    Body,
+    MailFile,
+    Message,
+    RtfBody,
+    add_message,
+    message_metadata,
+)
 from docworker.formats.outlook import read_msg
 
-_BODY_TYPES = frozenset({"text/plain", "text/html"})
+_RTF_TYPES = frozenset({"text/rtf", "application/rtf"})
+_BODY_TYPES = frozenset({"text/plain", "text/html"}) | _RTF_TYPES
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 
 
@@ -101,7 +109,7 @@ def _filename(part: MIMEPart) -> str | None:
 
 
 def _is_file(part: MIMEPart) -> bool:
-    """A leaf that is a file rather than a body: not plain/HTML, or named, or attached."""
+    """A leaf that is a file rather than a body: not plain/HTML/RTF, or named, or attached."""
     return (
         part.get_content_type() not in _BODY_TYPES
         or part.get_content_disposition() == "attachment"
@@ -139,8 +147,10 @@ def _payload(part: MIMEPart) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
-def _body(part: MIMEPart) -> Body:
+def _body(part: MIMEPart) -> Body | RtfBody:
     data = _payload(part)
+    if part.get_content_type() in _RTF_TYPES:
+        return RtfBody(data)
     charset = part.get_content_charset()
     if part.get_content_type() == "text/html":
         return Body(decode_html(data, charset)[0], html=True)

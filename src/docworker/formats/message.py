@@ -4,7 +4,9 @@ The RFC 822 reader and the Outlook reader both fill a :class:`Message`; one
 function then makes the document of it, so an ``.eml`` and an ``.msg`` of the
 same mail give the same blocks: the subject as a heading, a paragraph of
 ``From:``/``To:``/``Cc:``/``Date:`` lines, the bodies, and each attached file
-read through :func:`~docworker.formats.embedded.append_embedded`. Outlook's
+read through :func:`~docworker.formats.embedded.append_embedded`. A body is
+plain text, HTML, or RTF as Outlook keeps it: RTF that carries HTML
+(``\\fromhtml1``) is read as that HTML, other RTF by the RTF reader. Outlook's
 embedded messages are turned back into RFC 822 bytes (:func:`to_rfc822`) so
 that they go through the same dispatch as any attached ``.eml``.
 """
@@ -23,6 +25,8 @@ from docworker.errors import CorruptDocument
 from docworker.formats.base import ParseContext
 from docworker.formats.embedded import append_embedded
 from docworker.formats.html import parse_page, walk_page
+from docworker.formats.rtf import add_rtf
+from docworker.formats.rtf_html import encapsulated_html, encapsulation
 from docworker.formats.text import split_paragraphs
 
 #: A line quoting an earlier message in a plain-text reply.
@@ -36,6 +40,13 @@ class Body:
 
     text: str
     html: bool
+
+
+@dataclass(frozen=True)
+class RtfBody:
+    """A body in RTF: native RTF, or HTML or plain text carried in RTF ([MS-OXRTFEX])."""
+
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,7 @@ class Message:
     date_text: str | None = None
     message_id: str | None = None
     in_reply_to: str | None = None
-    bodies: list[Body] = field(default_factory=list)
+    bodies: list[Body | RtfBody] = field(default_factory=list)
     files: list[MailFile] = field(default_factory=list)
 
     @property
@@ -96,7 +107,9 @@ def add_message(builder: DocumentBuilder, message: Message, ctx: ParseContext) -
     _add_header_blocks(builder, message)
     header_blocks = len(builder.document.blocks)
     for body in message.bodies:
-        if body.html:
+        if isinstance(body, RtfBody):
+            _add_rtf_body(builder, body.data, ctx)
+        elif body.html:
             _add_html_body(builder, body.text, ctx)
         else:
             _add_plain_body(builder, body.text)
@@ -133,6 +146,13 @@ def _add_html_body(builder: DocumentBuilder, text: str, ctx: ParseContext) -> No
         walk_page(builder, root, ctx.limits.max_cells)
 
 
+def _add_rtf_body(builder: DocumentBuilder, data: bytes, ctx: ParseContext) -> None:
+    if encapsulation(data) == "html":
+        _add_html_body(builder, encapsulated_html(data), ctx)
+    else:
+        add_rtf(builder, data, ctx.limits.max_cells)
+
+
 def _add_plain_body(builder: DocumentBuilder, text: str) -> None:
     """Paragraphs of a plain body; a paragraph quoting an earlier mail is a quote."""
     for paragraph in split_paragraphs(text):
@@ -160,9 +180,11 @@ def to_rfc822(message: Message) -> bytes:
         if value:
             # A header value may not hold a line break; a stored one would be refused.
             mail[name] = _LINE_BREAKS.sub(" ", value)
-    html = next((body for body in message.bodies if body.html), None)
+    html = next((b for b in message.bodies if isinstance(b, Body) and b.html), None)
     body = html or next(iter(message.bodies), None)
-    if body is not None:
+    if isinstance(body, RtfBody):
+        mail.set_content(body.data, maintype="text", subtype="rtf", disposition="inline")
+    elif body is not None:
         mail.set_content(body.text, subtype="html" if body.html else "plain")
     for file in message.files:
         mail.add_attachment(

@@ -8,6 +8,10 @@ before. The checksum of each decrypted part's first kilobyte tells a wrong
 password from a right one. Other schemes (Argon2 key derivation, AES-GCM) are
 refused as unsupported rather than guessed at.
 
+An object embedded in the document is a folder of the package (``Object 1/``)
+holding a document of its own; :meth:`OdfPackage.subdocument` packs it up
+as a standalone package, decrypted, for the embedded-document dispatch.
+
 ``meta.xml`` gives the :class:`~docworker.document.Metadata`: ODF's
 ``meta:initial-creator`` is the author, ``dc:creator`` whoever saved last.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import re
 import zipfile
 import zlib
@@ -105,6 +110,29 @@ class OdfPackage:
         """A part parsed as XML (entities unresolved); None when the package lacks it."""
         data = self.read(name)
         return parse_xml(data) if data else None
+
+    def size_under(self, folder: str) -> int:
+        """How many bytes the parts in ``folder`` hold, unpacked (as the zip declares)."""
+        return sum(info.file_size for info in self._parts_under(folder))
+
+    def subdocument(self, folder: str, mime: str) -> bytes:
+        """The document stored in ``folder`` as a package of its own, of type ``mime``.
+
+        Its parts are decrypted; its own ``mimetype`` and manifest are left out
+        (the first is ``mime``, the second only lists the parts).
+        """
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+            package.writestr("mimetype", mime, compress_type=zipfile.ZIP_STORED)
+            for info in self._parts_under(folder):
+                inner = info.filename[len(folder) + 1 :]
+                if inner != "mimetype" and not inner.startswith("META-INF/"):
+                    package.writestr(inner, self.read(info.filename) or b"")
+        return buffer.getvalue()
+
+    def _parts_under(self, folder: str) -> list[zipfile.ZipInfo]:
+        prefix = f"{folder}/"
+        return [i for i in self.zf.infolist() if i.filename.startswith(prefix) and not i.is_dir()]
 
     def _raw(self, name: str) -> bytes | None:
         return self.zf.read(name) if name in self.zf.NameToInfo else None

@@ -10,6 +10,11 @@ tabs and newlines in the XML are one space; ``text:s``, ``text:tab`` and
 text box, table) follows the paragraph; a footnote follows it as a FOOTNOTE
 block, and endnotes are kept for the end of the document. Tracked deletions,
 comments and generated indexes (tables of contents) are not document text.
+
+An embedded object is read in place when it is a chart (its title and data);
+an embedded text, spreadsheet or presentation and an OLE object
+(``draw:object-ole``) are noted in :attr:`TextReader.objects` for the caller to
+read through the embedded-document dispatch, their description shown in place.
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
 SVG = "{urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0}"
 _XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 _CHART = "{urn:oasis:names:tc:opendocument:xmlns:chart:1.0}"
+_ODF = "application/vnd.oasis.opendocument."
+#: The body element of an embedded document → its media type and file extension.
+_SUBDOCUMENTS = {
+    f"{OFFICE}text": (f"{_ODF}text", ".odt"),
+    f"{OFFICE}spreadsheet": (f"{_ODF}spreadsheet", ".ods"),
+    f"{OFFICE}presentation": (f"{_ODF}presentation", ".odp"),
+}
 
 _P, _H = f"{TEXT}p", f"{TEXT}h"
 _LIST, _ITEM, _LIST_HEADER = f"{TEXT}list", f"{TEXT}list-item", f"{TEXT}list-header"
@@ -259,6 +271,22 @@ def read_chart(root: etree._Element) -> Chart | None:
     return found
 
 
+@dataclass(frozen=True)
+class EmbeddedObject:
+    """An object the content shows, to be read as an embedded document.
+
+    ``name`` is where it sits in the package (``Object 1``): a folder holding
+    a sub-document of type ``mime`` (name it with ``extension``), or, when
+    ``mime`` is None, a file holding an OLE object. ``page`` is the sheet or
+    slide showing it.
+    """
+
+    name: str
+    page: int | None
+    mime: str | None = None
+    extension: str = ""
+
+
 def alt_text(frame: etree._Element) -> str:
     """A drawing's description (``svg:desc``), else its title (``svg:title``)."""
     for tag in (f"{SVG}desc", f"{SVG}title"):
@@ -290,6 +318,8 @@ class TextReader:
         self.cells = 0
         self.fields: dict[str, Any] = {}
         self.endnotes: list[str] = []
+        #: The embedded documents and OLE objects met, in reading order.
+        self.objects: list[EmbeddedObject] = []
 
     def read(self, container: etree._Element) -> None:
         """Add the blocks of every child of ``container``."""
@@ -393,21 +423,37 @@ class TextReader:
             self.read(box)
         elif shape.find(f"{DRAW}object") is not None:
             self._object(shape)
+        elif shape.find(f"{DRAW}object-ole") is not None:
+            self._ole_object(shape)
         elif shape.find(f"{DRAW}image") is not None:
             self._image(shape)
         else:
             self.read(shape)  # a shape's own paragraphs
 
     def _object(self, frame: etree._Element) -> None:
-        """An embedded object: a chart is read as the DrawingML charts are, else an image."""
-        obj = frame.find(f"{DRAW}object")
-        name = obj.get(_XLINK_HREF, "") if obj is not None else ""
-        root = self.load(f"{name.removeprefix('./').strip('/')}/content.xml") if name else None
+        """An embedded object: a chart is read as the DrawingML charts are, else an image.
+
+        An embedded text, spreadsheet or presentation is also noted in :attr:`objects`.
+        """
+        name = _package_name(frame.find(f"{DRAW}object"))
+        root = self.load(f"{name}/content.xml") if name else None
         chart = read_chart(root) if root is not None else None
-        if chart is None:
-            self._image(frame)
-        else:
+        if chart is not None:
             add_chart(self.builder, chart, alt_text(frame), **self.fields)
+            return
+        body = root.find(f"{OFFICE}body") if root is not None else None
+        parts = list(body) if body is not None else []
+        kind = next((_SUBDOCUMENTS[c.tag] for c in parts if c.tag in _SUBDOCUMENTS), None)
+        if kind is not None:
+            self.objects.append(EmbeddedObject(name, self.fields.get("page"), *kind))
+        self._image(frame)
+
+    def _ole_object(self, frame: etree._Element) -> None:
+        """An OLE object (a file in the package): noted in :attr:`objects`, shown as an image."""
+        name = _package_name(frame.find(f"{DRAW}object-ole"))
+        if name:
+            self.objects.append(EmbeddedObject(name, self.fields.get("page")))
+        self._image(frame)
 
     def _image(self, frame: etree._Element) -> None:
         alt = alt_text(frame)
@@ -418,6 +464,14 @@ class TextReader:
             return
         links = [Link(text=alt, url=href)] if alt and href.startswith(("http:", "https:")) else []
         self.builder.add(BlockKind.IMAGE, alt, links=links, **self.fields)
+
+
+def _package_name(link: etree._Element | None) -> str:
+    """The package path an object's ``xlink:href`` names; '' for none or one outside it."""
+    href = link.get(_XLINK_HREF, "") if link is not None else ""
+    if ":" in href or href.startswith(("/", "../", "#")):
+        return ""  # a URL or a file beside the document: not part of the package
+    return href.removeprefix("./").strip("/")
 
 
 def _int(value: str | None, default: int) -> int:

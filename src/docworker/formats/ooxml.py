@@ -4,8 +4,9 @@ An OOXML file is a zip of XML parts tied together by relationship parts. This
 module opens that package safely, refuses what is not one (an encrypted file is an
 OLE compound file wrapping the real package), translates the libraries' errors
 into :class:`~docworker.errors.CorruptDocument`, reads the core and extended
-properties into :class:`~docworker.document.Metadata` and lists embedded files as
-:class:`~docworker.document.Attachment` records.
+properties into :class:`~docworker.document.Metadata`, and lists embedded files as
+:class:`~docworker.document.Attachment` records or reads them through the
+embedded-document dispatch (:func:`append_embedded_parts`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from pathlib import Path
 
 from lxml import etree
 
-from docworker.document import Attachment, Metadata
+from docworker.document import Attachment, DocumentBuilder, Metadata
 from docworker.errors import CorruptDocument, PasswordRequired
 from docworker.formats import cfb
+from docworker.formats.base import ParseContext
+from docworker.formats.embedded import append_ole_object, within_budget
 
 #: The streams MS-OFFCRYPTO puts in the compound file that wraps an encrypted package.
 _ENCRYPTION_STREAMS = frozenset({"EncryptionInfo", "EncryptedPackage"})
@@ -237,27 +240,66 @@ def embedded_files(zf: zipfile.ZipFile, folder: str) -> list[Attachment]:
     """Every part under ``folder`` (e.g. ``word/embeddings/``) as an attachment.
 
     The media type is the one the package declares for the part, else a guess from
-    the name. OLE objects stay as their ``.bin`` containers; unpacking them is the
-    business of the ``unpack`` operation.
+    the name. OLE objects stay as their ``.bin`` containers; nothing is read.
     """
     overrides, defaults = content_types(zf)
-    found: list[Attachment] = []
-    for info in zf.infolist():
-        if not info.filename.startswith(folder) or info.is_dir():
+    return [_part_attachment(zf, info, overrides, defaults) for info in _parts_under(zf, folder)]
+
+
+def append_embedded_parts(
+    builder: DocumentBuilder,
+    zf: zipfile.ZipFile,
+    folder: str,
+    shown: list[str],
+    ctx: ParseContext,
+) -> None:
+    """Read the parts in ``shown`` through the dispatch, then list the rest of ``folder``.
+
+    ``shown`` names, in reading order, the parts the document's text shows as
+    objects (its ``oleObject`` and ``package`` relationships): each is read as
+    an embedded document, an OLE object unwrapped first, under the count, byte
+    and depth limits. The other parts under ``folder`` (a chart's workbook,
+    say) are listed as :func:`embedded_files` lists them. A part that cannot be
+    unpacked is a warning; the document goes on.
+    """
+    for part in shown:
+        info = zf.NameToInfo.get(part)
+        if info is None or ctx.cancelled() or not within_budget(builder, info.file_size, ctx):
             continue
-        name = posixpath.basename(info.filename)
-        extension = posixpath.splitext(name)[1].lstrip(".").lower()
-        mime = overrides.get(info.filename) or defaults.get(extension)
-        mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
-        digest = hashlib.sha256()
-        size = 0
-        with zf.open(info) as member:
-            while chunk := member.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        found.append(
-            Attachment(
-                name=name, mime=mime, size=size, sha256=digest.hexdigest(), path=info.filename
-            )
-        )
-    return found
+        name = posixpath.basename(part)
+        try:
+            data = zf.read(info)
+        except PACKAGE_ERRORS as exc:
+            builder.warn("attachment-unreadable", f"{name} could not be unpacked: {exc}")
+            continue
+        append_ole_object(builder, data, name, ctx, path=part)
+    overrides, defaults = content_types(zf)
+    for info in _parts_under(zf, folder):
+        if info.filename not in shown:
+            builder.attach(_part_attachment(zf, info, overrides, defaults))
+
+
+def _parts_under(zf: zipfile.ZipFile, folder: str) -> list[zipfile.ZipInfo]:
+    return [i for i in zf.infolist() if i.filename.startswith(folder) and not i.is_dir()]
+
+
+def _part_attachment(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    overrides: dict[str, str],
+    defaults: dict[str, str],
+) -> Attachment:
+    """A part listed with its declared (else guessed) type, its size and its digest."""
+    name = posixpath.basename(info.filename)
+    extension = posixpath.splitext(name)[1].lstrip(".").lower()
+    mime = overrides.get(info.filename) or defaults.get(extension)
+    mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    digest = hashlib.sha256()
+    size = 0
+    with zf.open(info) as member:
+        while chunk := member.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return Attachment(
+        name=name, mime=mime, size=size, sha256=digest.hexdigest(), path=info.filename
+    )

@@ -20,6 +20,11 @@ the metadata. Text is read by :mod:`~docworker.formats.odf_text`, tables by
   them, the title placeholder a HEADING (the first slide's a TITLE), the
   speaker notes one FOOTNOTE block after the slide.
 
+Embedded charts are read in place. Embedded text documents, spreadsheets and
+presentations (folders of the package) and OLE objects (files of it) are read
+after the content, in the order it shows them, through the embedded-document
+dispatch, each under ``Attachment: <name>`` and on the page showing it.
+
 ``ctx.pages`` selects sheets and slides; ``ctx.limits.max_cells`` bounds the
 cells of all tables and sheets together.
 """
@@ -37,6 +42,7 @@ from lxml import etree
 from docworker.document import BBox, BlockKind, Document, DocumentBuilder
 from docworker.errors import CorruptDocument, LimitExceeded
 from docworker.formats.base import ParseContext, Source
+from docworker.formats.embedded import append_embedded, append_ole_object, within_budget
 from docworker.formats.odf_package import OdfPackage, read_metadata
 from docworker.formats.odf_tables import TABLE, read_grid
 from docworker.formats.odf_text import (
@@ -44,6 +50,7 @@ from docworker.formats.odf_text import (
     OFFICE,
     STYLE,
     SVG,
+    EmbeddedObject,
     Styles,
     TextReader,
     cell_text,
@@ -99,6 +106,7 @@ class OpenDocumentParser:
                 _read_slides(body, styles_root, reader, ctx)
             else:
                 _read_text(body, styles_root, reader, ctx)
+            _append_objects(package, reader, ctx)
             return builder.finish()
 
 
@@ -115,6 +123,40 @@ def _loader(
             return None
 
     return load
+
+
+def _append_objects(package: OdfPackage, reader: TextReader, ctx: ParseContext) -> None:
+    """Read the embedded documents and OLE objects the content showed, each once, in order."""
+    builder = reader.builder
+    first: dict[str, EmbeddedObject] = {}
+    for found in reader.objects:
+        first.setdefault(found.name, found)
+    for found in first.values():
+        if ctx.cancelled() or not within_budget(builder, _object_size(package, found), ctx):
+            continue
+        try:
+            if found.mime is None:
+                data = package.read(found.name)
+            else:
+                data = package.subdocument(found.name, found.mime)
+        except PACKAGE_ERRORS as exc:
+            builder.warn("attachment-unreadable", f"{found.name} could not be unpacked: {exc}")
+            continue
+        if not data:
+            continue  # named, but not in the package: its picture stands alone
+        if found.mime is None:
+            append_ole_object(builder, data, found.name, ctx, path=found.name, page=found.page)
+        else:
+            name, path = f"{found.name}{found.extension}", f"{found.name}/"
+            append_embedded(builder, data, name, ctx, path=path, page=found.page)
+
+
+def _object_size(package: OdfPackage, found: EmbeddedObject) -> int:
+    """An object's unpacked size as the zip declares it, known before anything is read."""
+    if found.mime is not None:
+        return package.size_under(found.name)
+    info = package.zf.NameToInfo.get(found.name)
+    return info.file_size if info is not None else 0
 
 
 def _read_text(

@@ -7,8 +7,15 @@ code page, ``0102`` binary); fixed-length ones (numbers, times) are 16-byte
 records in ``__properties_version1.0`` after a header whose size depends on
 what holds it. Recipients and attachments are storages of their own; an
 attached message is a message storage inside its attachment, read the same way
-and handed on as RFC 822 bytes. The compressed RTF body is not read: the plain
-or HTML body that Outlook stores beside it carries the same text.
+and handed on as RFC 822 bytes.
+
+The body is the HTML one when there is one. Outlook often keeps an HTML mail's
+HTML only inside its compressed RTF body (``PR_RTF_COMPRESSED``, unpacked by
+:mod:`.lzfu`), so that RTF comes next when it carries HTML, or when there is no
+plain body, or when it is native RTF that Outlook says is in step with the
+plain body (``PR_RTF_IN_SYNC``: it has the formatting the plain body lost).
+RTF carrying plain text (``\\fromtext``) yields to the plain body it copies.
+An RTF body that cannot be unpacked is noted, and the plain body read instead.
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ from pathlib import Path
 import olefile
 
 from docworker.errors import CorruptDocument
+from docworker.formats import lzfu
 from docworker.formats.embedded import safe_name
 from docworker.formats.encoding import decode_text, normalise_codec
 from docworker.formats.html import decode_html
-from docworker.formats.message import Body, MailFile, Message, to_rfc822
+from docworker.formats.message import Body, MailFile, Message, RtfBody, to_rfc822
+from docworker.formats.rtf_html import encapsulation
 
 _PROPERTIES = "__properties_version1.0"
 _RECIPIENT_PREFIX = "__recip_version1.0_#"
@@ -33,8 +42,9 @@ _EMBEDDED_MESSAGE = "__substg1.0_3701000D"
 _TOP_HEADER, _EMBEDDED_HEADER, _SUB_HEADER = 32, 24, 8
 _RECORD = 16
 
-_PT_LONG, _PT_SYSTIME = 0x0003, 0x0040
+_PT_LONG, _PT_BOOLEAN, _PT_SYSTIME = 0x0003, 0x000B, 0x0040
 _SUBJECT, _BODY, _HTML = 0x0037, 0x1000, 0x1013
+_RTF_COMPRESSED, _RTF_IN_SYNC = 0x1009, 0x0E1F
 _SENDER_NAMES = (0x0C1A, 0x0042)
 _SENDER_ADDRESSES = (0x5D01, 0x0065, 0x0C1F)
 _DISPLAY_TO, _DISPLAY_CC, _DISPLAY_BCC = 0x0E04, 0x0E03, 0x0E02
@@ -112,6 +122,10 @@ class _Storage:
         kind, value = self.fixed.get(prop, (0, b""))
         return int.from_bytes(value[:4], "little", signed=True) if kind == _PT_LONG else None
 
+    def flag(self, prop: int) -> bool | None:
+        kind, value = self.fixed.get(prop, (0, b""))
+        return any(value[:2]) if kind == _PT_BOOLEAN else None
+
     def time(self, prop: int) -> datetime | None:
         kind, value = self.fixed.get(prop, (0, b""))
         return _filetime(value) if kind == _PT_SYSTIME else None
@@ -175,8 +189,8 @@ def _recipients(storage: _Storage, message: Message) -> None:
             lists[kind].extend(_split_display(storage.text(prop)))
 
 
-def _bodies(storage: _Storage) -> list[Body]:
-    """The HTML body when there is one, else the plain body."""
+def _bodies(storage: _Storage, notes: list[tuple[str, str]]) -> list[Body | RtfBody]:
+    """The one body to read: HTML, else RTF or plain text as the module's docstring says."""
     html = storage.binary(_HTML)
     if html:
         charset = codec_of(storage.number(_INTERNET_CODEPAGE) or storage.number(_MESSAGE_CODEPAGE))
@@ -185,7 +199,30 @@ def _bodies(storage: _Storage) -> list[Body]:
     if html_text:
         return [Body(html_text, html=True)]
     plain = storage.text(_BODY)
+    rtf = _rtf_body(storage, notes)
+    if rtf is not None and (plain is None or _rtf_is_richer(storage, rtf)):
+        return [RtfBody(rtf)]
     return [Body(plain, html=False)] if plain else []
+
+
+def _rtf_body(storage: _Storage, notes: list[tuple[str, str]]) -> bytes | None:
+    """The compressed RTF body unpacked; None (noted when damaged) when there is none."""
+    packed = storage.binary(_RTF_COMPRESSED)
+    if not packed:
+        return None
+    try:
+        return lzfu.decompress(packed) or None
+    except CorruptDocument as exc:
+        notes.append(("body-unreadable", f"the RTF body could not be unpacked: {exc.detail}"))
+        return None
+
+
+def _rtf_is_richer(storage: _Storage, rtf: bytes) -> bool:
+    """Whether the RTF body says more than the plain body beside it."""
+    carried = encapsulation(rtf)
+    if carried is not None:
+        return carried == "html"
+    return storage.flag(_RTF_IN_SYNC) is not False
 
 
 def _attachments(
@@ -219,7 +256,7 @@ def _message(storage: _Storage, depth_left: int, notes: list[tuple[str, str]]) -
         date=date,
         message_id=storage.text(_MESSAGE_ID),
         in_reply_to=storage.text(_IN_REPLY_TO),
-        bodies=_bodies(storage),
+        bodies=_bodies(storage, notes),
     )
     _recipients(storage, message)
     message.files = _attachments(storage, depth_left, notes)

@@ -44,7 +44,7 @@ RTF_MIME = "application/rtf"
 MAX_DEPTH = 1000
 
 #: ``\fcharset`` → Python codec (Windows code pages, as Word maps them).
-_CHARSETS = {
+CHARSET_CODECS = {
     0: "cp1252",  # ANSI_CHARSET is Western; 1 (DEFAULT_CHARSET) is the document's own
     2: "cp1252",  # Symbol: no real code page; bullets come out right this way
     77: "mac_roman",
@@ -200,11 +200,22 @@ class RtfParser:
                 "pages-ignored",
                 "an RTF document has no fixed pages: the page selection was ignored",
             )
-        _Reader(builder, ctx.limits.max_cells).read(data)
+        reader = _Reader(builder, ctx.limits.max_cells)
+        reader.read(data)
+        reader.read_metadata()
         if not builder.document.blocks:
             builder.warn("empty", "the document holds no text")
         ctx.progress(1.0, f"{len(builder.document.blocks)} blocks")
         return builder.finish()
+
+
+def add_rtf(builder: DocumentBuilder, data: bytes, max_cells: int) -> None:
+    """Add the blocks of the RTF ``data`` to a document being built (an e-mail's RTF body).
+
+    The RTF's ``\\info`` group is not read: the document it is part of has its
+    own metadata.
+    """
+    _Reader(builder, max_cells).read(data)
 
 
 class _Reader:
@@ -253,7 +264,6 @@ class _Reader:
                 self._symbol(value)
         self._flush_bytes()
         self._end_paragraph()
-        self._read_metadata()
 
     # -- text ------------------------------------------------------------------------------
 
@@ -415,20 +425,20 @@ class _Reader:
             else:
                 state.codec = self.fonts.get(param, self.default_codec)
         elif word == "fcharset" and state.font_entry is not None:
-            charset = _CHARSETS.get(param or 0)
+            charset = CHARSET_CODECS.get(param or 0)
             self.fonts[state.font_entry] = charset or self.default_codec
         elif word == "cpg" and state.font_entry is not None:
             known = self.fonts.get(state.font_entry, self.default_codec)
-            self.fonts[state.font_entry] = _codec(param) or known
+            self.fonts[state.font_entry] = codepage_codec(param) or known
         elif word == "plain":
             default = self.fonts.get(self.default_font) if self.default_font is not None else None
             state.codec = default or self.default_codec
         elif word == "deff":
             self.default_font = param
-        elif word in _CODEPAGES:
-            self.default_codec = state.codec = _CODEPAGES[word]
+        elif word in CODEPAGE_WORDS:
+            self.default_codec = state.codec = CODEPAGE_WORDS[word]
         elif word == "ansicpg":
-            self.default_codec = state.codec = _codec(param) or self.default_codec
+            self.default_codec = state.codec = codepage_codec(param) or self.default_codec
 
     def _destination(self, word: str, param: int | None) -> None:
         """Start the destination ``word`` names, or note the \\info value it gives."""
@@ -517,7 +527,8 @@ class _Reader:
 
     # -- metadata --------------------------------------------------------------------------
 
-    def _read_metadata(self) -> None:
+    def read_metadata(self) -> None:
+        """The ``\\info`` fields, counts and times read, into the builder's metadata."""
         metadata, info = self.builder.metadata, self.info
         metadata.title = info.get("title") or None
         metadata.subject = info.get("subject") or None
@@ -546,7 +557,7 @@ _TABLE_WORDS = frozenset({"intbl", "itap", "cell", "row", "trowd", "cellx", "trh
 _FONT_WORDS = frozenset(
     {"f", "fcharset", "cpg", "plain", "deff", "ansicpg", "ansi", "mac", "pc", "pca"}
 )
-_CODEPAGES = {"ansi": "cp1252", "mac": "mac_roman", "pc": "cp437", "pca": "cp850"}
+CODEPAGE_WORDS = {"ansi": "cp1252", "mac": "mac_roman", "pc": "cp437", "pca": "cp850"}
 #: Every control word the reader acts on; the others (formatting) are passed over.
 _HANDLED = frozenset().union(
     _CHARACTERS,
@@ -570,7 +581,7 @@ _HANDLED = frozenset().union(
 _CODEC_NAMES = {10000: "mac_roman", 65001: "utf-8", 936: "gbk", 1361: "johab"}
 
 
-def _codec(number: int | None) -> str | None:
+def codepage_codec(number: int | None) -> str | None:
     """The Python codec of a Windows code page number; None when Python has none."""
     if number is None:
         return None

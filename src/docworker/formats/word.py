@@ -7,6 +7,10 @@ many sections repeat it), footnotes and endnotes last. Word documents have no
 fixed pages, so a page selection is ignored (with a warning) and
 ``metadata.page_count`` is Word's own count from the last save.
 
+Objects embedded in the text (OLE objects, embedded packages) are read after
+it through the embedded-document dispatch, each under ``Attachment: <name>``;
+the other files under ``word/embeddings/`` (a chart's workbook) are listed only.
+
 The package is read with :mod:`zipfile` and lxml rather than python-docx, whose
 loader refuses macro-enabled documents and whose object model would be walked
 back down to the XML anyway.
@@ -25,7 +29,7 @@ from docworker.document import BlockKind, Document, DocumentBuilder
 from docworker.errors import CorruptDocument
 from docworker.formats.base import ParseContext, Source
 from docworker.formats.ooxml import (
-    embedded_files,
+    append_embedded_parts,
     parse_xml,
     read_metadata,
     refuse_non_package,
@@ -41,6 +45,10 @@ WORD_MACRO_MIME = "application/vnd.ms-word.document.macroEnabled.12"
 _W = f"{{{W_NS}}}"
 _R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 _MAIN_REL = "/officeDocument"
+#: Relationships from the text to an embedded object: an OLE object, an OOXML package.
+_OBJECT_RELS = ("/oleObject", "/package")
+_OLE_OBJECT = "{urn:schemas-microsoft-com:office:office}OLEObject"
+_STORY_RELS = ("/header", "/footer", "/footnotes", "/endnotes")
 _NOTE_KINDS = {"separator", "continuationSeparator", "continuationNotice"}
 #: How many blocks are read between two looks at cancellation and progress.
 _TICK_EVERY = 64
@@ -94,9 +102,24 @@ class _WordPackage:
             titles = (b.text for b in self.builder.document.blocks if b.kind == BlockKind.TITLE)
             self.builder.metadata.title = next(titles, None)
         folder = posixpath.dirname(self.main)
-        for attachment in embedded_files(self.zf, f"{folder}/embeddings/"):
-            self.builder.attach(attachment)
+        objects = self._objects(body)
+        append_embedded_parts(self.builder, self.zf, f"{folder}/embeddings/", objects, self.ctx)
         return self.builder.finish()
+
+    def _objects(self, body: etree._Element) -> list[str]:
+        """The embedded objects the text shows: the body's in its order, then the rest.
+
+        The rest are the main part's other objects and those of its other
+        stories (headers, footers, notes), by name.
+        """
+        mine = {rid: t for rid, (kind, t) in self.rels.items() if kind.endswith(_OBJECT_RELS)}
+        in_order = [mine[e.get(_R_ID, "")] for e in body.iter(_OLE_OBJECT) if e.get(_R_ID) in mine]
+        stories = (t for kind, t in self.rels.values() if kind.endswith(_STORY_RELS))
+        related = (relationships(self.zf, target) for target in stories)
+        elsewhere = {
+            t for rels in related for kind, t in rels.values() if kind.endswith(_OBJECT_RELS)
+        }
+        return list(dict.fromkeys([*in_order, *sorted(mine.values()), *sorted(elsewhere)]))
 
     def _related(self, rel_suffix: str) -> etree._Element | None:
         """The root of the main part's first related part of a relationship type."""

@@ -162,3 +162,35 @@ def msg_properties(*records: bytes, header: int = 32) -> bytes:
 
 def utf16(text: str) -> bytes:
     return text.encode("utf-16-le")
+
+
+# -- OLE objects -------------------------------------------------------------------------
+
+
+def ole10_native(
+    data: bytes, file_name: str, *, label: str | None = None, wide_name: str | None = None
+) -> bytes:
+    """A Packager ``\\x01Ole10Native`` record holding ``data``, in the "parsed" layout.
+
+    ``wide_name`` adds the UTF-16 command, label and file name that newer writers append.
+    """
+    ansi = (label or file_name).encode("cp1252") + b"\0" + file_name.encode("cp1252") + b"\0"
+    command = f"C:\\Temp\\{file_name}".encode("cp1252") + b"\0"
+    body = struct.pack("<H", 2) + ansi + struct.pack("<HHI", 0, 3, len(command)) + command
+    body += struct.pack("<I", len(data)) + data
+    if wide_name is not None:
+        for text in (f"C:\\Temp\\{wide_name}", wide_name, wide_name):
+            body += struct.pack("<I", len(text)) + text.encode("utf-16-le")
+    return struct.pack("<I", len(body)) + body
+
+
+def ole_object(stream: str, content: bytes) -> bytes:
+    """An embedded OLE object: a compound file with ``content`` in ``stream`` and the usual
+    ``\\x01Ole`` and ``\\x01CompObj`` streams beside it."""
+    return compound_file(
+        {
+            "\x01Ole": b"\x01\x00\x00\x02" + b"\0" * 16,
+            "\x01CompObj": b"\x01\x00\xfe\xff",
+            stream: content,
+        }
+    )

@@ -1,5 +1,10 @@
 """E-mail: the corpus .eml and .msg, messages built with the standard library, Outlook
-files built stream by stream, and what the attachments of both become."""
+files built stream by stream, what the attachments of both become, and RTF bodies.
+
+No corpus message has a compressed RTF body, so those are built here: the
+specification's own compressed bytes (MS-OXRTFCP 3.1.1), and RTF written in
+the test (HTML carried in RTF as MS-OXRTFEX writes it, native RTF, text
+carried in RTF) compressed with literal runs by :mod:`compressed_rtf`."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from compound_file import (
+    PT_BOOLEAN,
     PT_LONG,
     PT_SYSTIME,
     compound_file,
@@ -17,6 +23,7 @@ from compound_file import (
     property_record,
     utf16,
 )
+from compressed_rtf import SIMPLE, compress_literally, stored
 from corpus_scoring import CORPUS, needs_corpus, parse
 
 from docworker.document import BlockKind, Document
@@ -286,3 +293,125 @@ def test_corrupt_msg_is_refused(tmp_path: Path) -> None:
 )
 def test_code_pages(code_page: int, codec: str | None) -> None:
     assert codec_of(code_page) == codec
+
+
+# -- RTF bodies ------------------------------------------------------------------------
+
+#: An HTML mail as Outlook keeps it when the HTML exists only inside the RTF body.
+HTML_IN_RTF = (
+    rb"{\rtf1\ansi\ansicpg1252\fromhtml1 \deff0{\fonttbl{\f0\fswiss Arial;}}"
+    rb"{\*\htmltag64}{\*\htmltag <html><body>}"
+    rb"{\*\htmltag <h2>}\htmlrtf {\b \htmlrtf0 Quarterly figures\htmlrtf }\htmlrtf0 "
+    rb"{\*\htmltag </h2>}\htmlrtf \par \htmlrtf0 "
+    rb"{\*\htmltag <table><tr><td>}Region\htmlrtf \tab \htmlrtf0 {\*\htmltag </td><td>}Sales"
+    rb"{\*\htmltag </td></tr><tr><td>}Nord\'e9\htmlrtf \tab \htmlrtf0 {\*\htmltag </td><td>}12"
+    rb"{\*\htmltag </td></tr></table>}\htmlrtf \par \htmlrtf0 "
+    rb"{\*\htmltag <p>}See {\*\htmltag <a href=\"https://example.com/report\">}the report"
+    rb"{\*\htmltag </a>}.{\*\htmltag </p>}{\*\htmltag </body></html>}}"
+)
+NATIVE_RTF = (
+    rb"{\rtf1\ansi\deff0{\fonttbl{\f0 Arial;}}"
+    rb"\trowd\cellx2000\cellx4000\intbl Item\cell Price\cell\row"
+    rb"\trowd\cellx2000\cellx4000\intbl Tea\cell 3\cell\row"
+    rb"\pard Thanks for the order.\par}"
+)
+PLAIN_IN_RTF = (
+    rb"{\rtf1\ansi\fromtext \deff0{\fonttbl{\f0 Courier;}}Hi,\par\par > earlier words\par}"
+)
+RTF = "__substg1.0_10090102"
+PLAIN = "__substg1.0_1000001F"
+
+
+def _msg_with(
+    *records: bytes, rtf: bytes | None = None, plain: str | None = None
+) -> dict[str, bytes]:
+    """The streams of a message with fixed properties ``records`` and the bodies given."""
+    streams = {
+        "__properties_version1.0": msg_properties(*records),
+        "__substg1.0_0037001F": utf16("Figures"),
+    }
+    if rtf is not None:
+        streams[RTF] = rtf
+    if plain is not None:
+        streams[PLAIN] = utf16(plain)
+    return streams
+
+
+def test_msg_html_kept_only_in_compressed_rtf_is_read_as_html(tmp_path: Path) -> None:
+    streams = _msg_with(rtf=compress_literally(HTML_IN_RTF), plain="Quarterly figures")
+    doc = parse_msg(tmp_path, streams)
+    headings = [(b.text, b.level) for b in doc.blocks if b.kind is BlockKind.HEADING]
+    assert headings == [("Figures", 1), ("Quarterly figures", 2)]
+    (table,) = [b.table for b in doc.blocks if b.table is not None]
+    assert table.grid() == [["Region", "Sales"], ["Nordé", "12"]]
+    (paragraph,) = [b for b in doc.blocks if b.text == "See the report."]
+    assert [link.url for link in paragraph.links] == ["https://example.com/report"]
+    assert not doc.warnings
+
+
+@pytest.mark.parametrize(
+    ("rtf", "in_sync", "reads_rtf"),
+    [
+        # RTF holding HTML is richer than the plain body beside it.
+        (HTML_IN_RTF, None, True),
+        # Native RTF in step with the plain body has the table the plain body lost.
+        (NATIVE_RTF, None, True),
+        # Out of step: the plain body was edited after the RTF was made.
+        (NATIVE_RTF, 0, False),
+        # RTF carrying plain text copies the plain body: the plain body is read.
+        (PLAIN_IN_RTF, None, False),
+    ],
+    ids=["html-in-rtf", "native-in-sync", "native-out-of-sync", "text-in-rtf"],
+)
+def test_msg_rtf_or_plain_body(
+    tmp_path: Path, rtf: bytes, in_sync: int | None, reads_rtf: bool
+) -> None:
+    records = [] if in_sync is None else [property_record(0x0E1F, PT_BOOLEAN, in_sync)]
+    plain = "The plain body.\n\n> A quoted line."
+    doc = parse_msg(tmp_path, _msg_with(*records, rtf=compress_literally(rtf), plain=plain))
+    tables = [b for b in doc.blocks if b.kind is BlockKind.TABLE]
+    assert len(tables) == int(reads_rtf)
+    assert ("The plain body." in texts(doc)) is not reads_rtf
+    assert texts(doc, BlockKind.QUOTE) == ([] if reads_rtf else ["A quoted line."])
+
+
+def test_msg_rtf_only_bodies_are_read_by_the_rtf_reader(tmp_path: Path) -> None:
+    # The specification's own compressed bytes, and RTF stored uncompressed (MELA).
+    doc = parse_msg(tmp_path, _msg_with(rtf=SIMPLE))
+    assert texts(doc)[-1] == "hello world"
+    doc = parse_msg(tmp_path, _msg_with(rtf=stored(PLAIN_IN_RTF)))
+    assert texts(doc, BlockKind.PARAGRAPH) == ["Hi,", "> earlier words"]
+
+
+def test_msg_damaged_rtf_body_is_noted_and_the_plain_body_read(tmp_path: Path) -> None:
+    packed = bytearray(compress_literally(NATIVE_RTF))
+    packed[40] ^= 0xFF  # the CRC no longer matches
+    doc = parse_msg(tmp_path, _msg_with(rtf=bytes(packed), plain="The plain words."))
+    assert texts(doc)[-1] == "The plain words."
+    (warning,) = doc.warnings
+    assert warning.code == "body-unreadable"
+    assert "CRC" in warning.message
+
+
+def test_an_attached_msg_with_an_rtf_body_keeps_it_as_its_body(tmp_path: Path) -> None:
+    inner = "__attach_version1.0_#00000000/__substg1.0_3701000D"
+    streams = {
+        **_msg_with(plain="See the attached mail."),
+        **_attachment(0, {"__substg1.0_3001001F": utf16("Order")}),
+        f"{inner}/__properties_version1.0": msg_properties(header=24),
+        f"{inner}/__substg1.0_0037001F": utf16("Order"),
+        f"{inner}/{RTF}": compress_literally(NATIVE_RTF),
+    }
+    doc = parse_msg(tmp_path, streams)
+    assert [(a.name, a.mime) for a in doc.attachments] == [("Order", "message/rfc822")]
+    assert "Thanks for the order." in render_text(doc)
+    assert len([b for b in doc.blocks if b.kind is BlockKind.TABLE]) == 1
+
+
+def test_an_eml_inline_rtf_part_is_a_body(tmp_path: Path) -> None:
+    mail = EmailMessage()
+    mail["From"] = "a@example.com"
+    mail.set_content(HTML_IN_RTF, maintype="text", subtype="rtf", disposition="inline")
+    doc = parse_eml(tmp_path, mail)
+    assert "Quarterly figures" in texts(doc, BlockKind.HEADING)
+    assert not doc.attachments

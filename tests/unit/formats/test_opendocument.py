@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from compound_file import ole10_native, ole_object
 from corpus_scoring import CORPUS, corpus_f1, needs_corpus
 from cryptography.hazmat.decrepit.ciphers.algorithms import Blowfish
 from cryptography.hazmat.decrepit.ciphers.modes import CFB
@@ -566,3 +567,86 @@ def test_numbered_headings_do_not_repeat_their_label(tmp_path: Path) -> None:
     body = "<text:h text:outline-level='2'><text:number>1.2</text:number>Methods</text:h>"
     block = parse(build(tmp_path, body)).blocks[0]
     assert (block.kind, block.level, block.text) == (BlockKind.HEADING, 2, "Methods")
+
+
+# -- embedded objects --------------------------------------------------------------------
+
+#: A spreadsheet shown twice (read once), then an OLE object, at the end of the text.
+_OBJECT_FRAMES = (
+    "<text:p><draw:frame draw:name='Sales'><draw:object xlink:href='./Object 1'/>"
+    "<draw:image xlink:href='./ObjectReplacements/Object 1'/>"
+    "<svg:title>Yearly sales</svg:title></draw:frame></text:p>"
+    "<text:p><draw:frame><draw:object-ole xlink:href='./Object 2'/>"
+    "<draw:image xlink:href='./ObjectReplacements/Object 2'/></draw:frame></text:p>"
+    "<text:p><draw:frame><draw:object xlink:href='Object 1/'/></draw:frame></text:p>"
+)
+_MINUTES = b"Minutes of the board meeting.\n\nThe budget was agreed.\n"
+
+
+def _text_with_objects(tmp_path: Path) -> Path:
+    """The corpus text document with a corpus spreadsheet and a packaged file embedded."""
+    path = tmp_path / "objects.odt"
+    with (
+        zipfile.ZipFile(OFFICE / "text-document.odt") as source,
+        zipfile.ZipFile(OFFICE / "table-with-title.ods") as sheet,
+        zipfile.ZipFile(path, "w") as target,
+    ):
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "content.xml":
+                data = data.replace(b"</office:text>", _OBJECT_FRAMES.encode() + b"</office:text>")
+            target.writestr(info, data)
+        for info in sheet.infolist():
+            if info.filename != "mimetype" and not info.is_dir():
+                target.writestr(f"Object 1/{info.filename}", sheet.read(info))
+        target.writestr("ObjectReplacements/Object 1", b"not an image")
+        target.writestr(
+            "Object 2", ole_object("\x01Ole10Native", ole10_native(_MINUTES, "minutes.txt"))
+        )
+    return path
+
+
+@needs_corpus
+def test_embedded_documents_and_ole_objects_are_read_after_the_text(tmp_path: Path) -> None:
+    doc = parse(_text_with_objects(tmp_path))
+    assert [(a.name, a.mime, a.path) for a in doc.attachments] == [
+        ("Object 1.ods", ODS_MIME, "Object 1/"),
+        ("minutes.txt", "text/plain", "Object 2"),
+    ]
+    assert doc.attachments[1].sha256 == hashlib.sha256(_MINUTES).hexdigest()
+    texts = [b.text for b in doc.blocks]
+    # The frame's description stays where the object is; its content follows the text.
+    at = texts.index("Yearly sales")
+    assert texts.index("X2 + Y2 = Z") < at < texts.index("Attachment: Object 1.ods")
+    assert texts.index("Attachment: Object 1.ods") < texts.index("Attachment: minutes.txt")
+    tables = of_kind(doc, BlockKind.TABLE)
+    assert tables and tables[-1].table is not None
+    assert tables[-1].table.grid()[-1] == ["2024", "180"]
+    assert "The budget was agreed." in texts
+    assert not doc.warnings
+
+
+@needs_corpus
+def test_embedded_documents_obey_the_depth_limit(tmp_path: Path) -> None:
+    doc = parse(_text_with_objects(tmp_path), ctx=ParseContext(limits=ParseLimits(max_depth=0)))
+    assert [a.name for a in doc.attachments] == ["Object 1.ods", "minutes.txt"]
+    assert "Attachment: Object 1.ods" not in [b.text for b in doc.blocks]
+    assert [w.code for w in doc.warnings] == ["embedded-depth-limit"]
+
+
+def test_an_object_on_a_slide_is_read_on_that_slide(tmp_path: Path) -> None:
+    slide = (
+        "<draw:page draw:name='one'><draw:frame><draw:text-box><text:p>First</text:p>"
+        "</draw:text-box></draw:frame></draw:page>"
+        "<draw:page draw:name='two'><draw:frame><draw:object-ole xlink:href='./Object 1'/>"
+        "</draw:frame><draw:frame><draw:object-ole xlink:href='./Missing'/></draw:frame>"
+        "<draw:frame><draw:object-ole xlink:href='https://example.org/x.bin'/></draw:frame>"
+        "</draw:page>"
+    )
+    broken = ole_object("CONTENTS", b"%PDF-1.4\n")[:600]
+    parts = {"Object 1": broken}
+    doc = parse(build(tmp_path, slide, ODP_MIME, parts=parts), ODP_MIME)
+    assert [(a.name, a.path) for a in doc.attachments] == [("Object 1", "Object 1")]
+    warnings = [(w.code, w.page) for w in doc.warnings]
+    assert warnings[0] == ("object-unreadable", 2)
+    assert ("attachment-failed", 2) in warnings

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import olefile
 import pytest
+from compound_file import ole10_native, ole_object
 from corpus_scoring import CORPUS, corpus_f1, needs_corpus
 
 from docworker.document import Block, BlockKind, Document
 from docworker.errors import CorruptDocument, PasswordRequired
-from docworker.formats.base import PageSelection, ParseContext, Source
+from docworker.formats.base import PageSelection, ParseContext, ParseLimits, Source
 from docworker.formats.word import WORD_MACRO_MIME, WORD_MIME, DocxParser
 
 OFFICE = CORPUS / "office"
@@ -174,26 +177,119 @@ def test_headers_and_footers_once_each() -> None:
     assert doc.blocks[-1].kind == BlockKind.FOOTER
 
 
-def test_embedded_objects_are_attachments() -> None:
-    path = OFFICE / "docx-with-embedded-pdf.docx"
-    doc = parse(path)
-    with zipfile.ZipFile(path) as zf:
-        data = zf.read("word/embeddings/oleObject1.bin")
-    found = {a.path: a for a in doc.attachments}
-    assert set(found) == {"word/embeddings/oleObject1.bin", "word/embeddings/oleObject2.bin"}
-    first = found["word/embeddings/oleObject1.bin"]
-    assert first.name == "oleObject1.bin"
-    assert first.mime == "application/vnd.openxmlformats-officedocument.oleObject"
-    assert (first.size, first.sha256) == (len(data), hashlib.sha256(data).hexdigest())
-    assert [b.text for b in kinds(doc, BlockKind.PARAGRAPH)][-1] == "Bye for real."
-    assert doc.metadata.title == "Here is the pdf file:"
-    assert doc.metadata.authors == ["IBMer"]
-
-
 def test_a_page_selection_is_ignored_with_a_warning() -> None:
     doc = parse(OFFICE / "word-tables.docx", ParseContext(pages=PageSelection.parse("2")))
     assert len(kinds(doc, BlockKind.TABLE)) == 7
     assert [w.code for w in doc.warnings] == ["pages-ignored"]
+
+
+# -- embedded objects --------------------------------------------------------------
+
+EMBEDDED_PDF = OFFICE / "docx-with-embedded-pdf.docx"
+#: Text of the PDF that both objects of the corpus file wrap.
+PDF_TEXT = "Eliahu David"
+
+
+def ole_contents(part: str) -> bytes:
+    """What the corpus file's object ``part`` wraps, read with olefile directly."""
+    with zipfile.ZipFile(EMBEDDED_PDF) as zf, olefile.OleFileIO(io.BytesIO(zf.read(part))) as ole:
+        return bytes(ole.openstream("CONTENTS").read())
+
+
+def rewrite_corpus_docx(path: Path, parts: dict[str, bytes]) -> Path:
+    """The corpus file with ``parts`` replaced or added."""
+    with zipfile.ZipFile(EMBEDDED_PDF) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            if info.filename not in parts:
+                target.writestr(info, source.read(info))
+        for name, data in parts.items():
+            target.writestr(name, data)
+    return path
+
+
+def test_embedded_objects_are_unwrapped_listed_and_read() -> None:
+    doc = parse(EMBEDDED_PDF)
+    pdf = ole_contents("word/embeddings/oleObject1.bin")
+    assert pdf.startswith(b"%PDF-") and pdf == ole_contents("word/embeddings/oleObject2.bin")
+    # The object in the text's order, each as the PDF it wraps, where it sits in the package.
+    assert [(a.name, a.mime, a.path) for a in doc.attachments] == [
+        ("oleObject1.bin", "application/pdf", "word/embeddings/oleObject1.bin"),
+        ("oleObject2.bin", "application/pdf", "word/embeddings/oleObject2.bin"),
+    ]
+    digest = hashlib.sha256(pdf).hexdigest()
+    assert {(a.size, a.sha256) for a in doc.attachments} == {(len(pdf), digest)}
+    texts = [b.text for b in doc.blocks]
+    body_end = texts.index("Bye for real.")
+    assert texts[body_end + 1] == "Attachment: oleObject1.bin"
+    assert doc.blocks[body_end + 1].level == 2
+    assert sum(PDF_TEXT in text for text in texts) == 2
+    assert doc.metadata.title == "Here is the pdf file:"
+    assert doc.metadata.authors == ["IBMer"]
+    assert not doc.warnings
+
+
+def test_a_packaged_file_is_read_under_its_own_name_and_other_parts_only_listed(
+    tmp_path: Path,
+) -> None:
+    notes = b"Minutes of the board meeting.\n\nThe budget was agreed.\n"
+    workbook = (OFFICE / "workbook-multi-sheet.xlsx").read_bytes()
+    path = rewrite_corpus_docx(
+        tmp_path / "objects.docx",
+        {
+            "word/embeddings/oleObject2.bin": ole_object(
+                "\x01Ole10Native", ole10_native(notes, "C:\\Users\\ann\\minutes.txt")
+            ),
+            # A chart's workbook: in the folder, but no object in the text.
+            "word/embeddings/Microsoft_Excel_Worksheet.xlsx": workbook,
+        },
+    )
+    doc = parse(path)
+    assert [(a.name, a.mime, a.path) for a in doc.attachments] == [
+        ("oleObject1.bin", "application/pdf", "word/embeddings/oleObject1.bin"),
+        ("minutes.txt", "text/plain", "word/embeddings/oleObject2.bin"),
+        (
+            "Microsoft_Excel_Worksheet.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "word/embeddings/Microsoft_Excel_Worksheet.xlsx",
+        ),
+    ]
+    assert doc.attachments[1].sha256 == hashlib.sha256(notes).hexdigest()
+    assert doc.attachments[2].size == len(workbook)
+    texts = [b.text for b in doc.blocks]
+    assert "Attachment: minutes.txt" in texts
+    assert "The budget was agreed." in texts
+    assert "Attachment: Microsoft_Excel_Worksheet.xlsx" not in texts
+    assert not doc.warnings
+
+
+def test_a_damaged_object_is_a_warning_and_the_others_are_read(tmp_path: Path) -> None:
+    broken = ole_object("CONTENTS", ole_contents("word/embeddings/oleObject1.bin"))[:600]
+    path = rewrite_corpus_docx(tmp_path / "broken.docx", {"word/embeddings/oleObject1.bin": broken})
+    doc = parse(path)
+    codes = [w.code for w in doc.warnings]
+    assert codes[0] == "object-unreadable"
+    assert doc.warnings[0].message.startswith("oleObject1.bin: the ole document could not be read")
+    assert "attachment-failed" in codes  # the container, handed on as it is, reads as nothing
+    assert [a.path for a in doc.attachments][-1] == "word/embeddings/oleObject2.bin"
+    assert sum(PDF_TEXT in b.text for b in doc.blocks) == 1
+
+
+@pytest.mark.parametrize(
+    ("limits", "read", "warning"),
+    [
+        (ParseLimits(max_embedded=1), 1, "embedded-count-limit"),
+        # An object is weighed before it is unpacked: the second container (1.4 MB, with
+        # its preview) does not fit beside the first one's PDF.
+        (ParseLimits(max_embedded_bytes=1_480_000), 1, "embedded-size-limit"),
+        (ParseLimits(max_depth=0), 0, "embedded-depth-limit"),
+    ],
+    ids=["count", "bytes", "depth"],
+)
+def test_embedded_objects_obey_the_limits(limits: ParseLimits, read: int, warning: str) -> None:
+    doc = parse(EMBEDDED_PDF, ParseContext(limits=limits))
+    assert sum(PDF_TEXT in b.text for b in doc.blocks) == read
+    assert len(doc.attachments) == (2 if warning == "embedded-depth-limit" else 1)
+    assert [w.code for w in doc.warnings] == [warning]
 
 
 # -- small packages ----------------------------------------------------------------
