@@ -4,9 +4,10 @@ An OOXML file is a zip of XML parts tied together by relationship parts. This
 module opens that package safely, refuses what is not one (an encrypted file is an
 OLE compound file wrapping the real package), translates the libraries' errors
 into :class:`~docworker.errors.CorruptDocument`, reads the core and extended
-properties into :class:`~docworker.document.Metadata`, and lists embedded files as
-:class:`~docworker.document.Attachment` records or reads them through the
-embedded-document dispatch (:func:`append_embedded_parts`).
+properties into :class:`~docworker.document.Metadata`, and reads the embedded
+objects the document shows through the embedded-document dispatch, listing the
+other embedded files as :class:`~docworker.document.Attachment` records
+(:func:`append_embedded_parts`, or page by page with :class:`EmbeddedParts`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import posixpath
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,8 @@ _REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 _CT_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
 _CORE_REL = "/metadata/core-properties"
 _APP_REL = "/extended-properties"
+#: Relationships from a part's markup to an object embedded in it: an OLE object, a package.
+OBJECT_RELS = ("/oleObject", "/package")
 _NS = {
     "cp": "http://schemas.openxmlformats.org/package/2006/metadata/core-properties",
     "dc": "http://purl.org/dc/elements/1.1/",
@@ -236,16 +239,6 @@ def content_types(zf: zipfile.ZipFile) -> tuple[dict[str, str], dict[str, str]]:
     return overrides, defaults
 
 
-def embedded_files(zf: zipfile.ZipFile, folder: str) -> list[Attachment]:
-    """Every part under ``folder`` (e.g. ``word/embeddings/``) as an attachment.
-
-    The media type is the one the package declares for the part, else a guess from
-    the name. OLE objects stay as their ``.bin`` containers; nothing is read.
-    """
-    overrides, defaults = content_types(zf)
-    return [_part_attachment(zf, info, overrides, defaults) for info in _parts_under(zf, folder)]
-
-
 def append_embedded_parts(
     builder: DocumentBuilder,
     zf: zipfile.ZipFile,
@@ -259,24 +252,77 @@ def append_embedded_parts(
     objects (its ``oleObject`` and ``package`` relationships): each is read as
     an embedded document, an OLE object unwrapped first, under the count, byte
     and depth limits. The other parts under ``folder`` (a chart's workbook,
-    say) are listed as :func:`embedded_files` lists them. A part that cannot be
-    unpacked is a warning; the document goes on.
+    say) are listed only, as :meth:`EmbeddedParts.list_rest` lists them. A part
+    that cannot be unpacked is a warning; the document goes on.
     """
-    for part in shown:
-        info = zf.NameToInfo.get(part)
+    objects = EmbeddedParts(builder, zf, folder, ctx)
+    objects.append(shown)
+    objects.list_rest()
+
+
+def shown_objects(rels: dict[str, tuple[str, str]], shown_ids: Iterable[str]) -> list[str]:
+    """The objects a part shows: those its markup names by ``shown_ids``, in order, then the rest.
+
+    The rest are the part's other relationships to objects, by name: an object
+    whose markup was not read (an unknown shape, say) is still the part's.
+    """
+    mine = {rid: target for rid, (kind, target) in rels.items() if kind.endswith(OBJECT_RELS)}
+    in_order = [mine[rid] for rid in shown_ids if rid in mine]
+    return list(dict.fromkeys([*in_order, *sorted(mine.values())]))
+
+
+class EmbeddedParts:
+    """A package's embedded objects, read where the document shows them, then the rest listed.
+
+    A part shown more than once (on two slides, say) is read once, where it is
+    first shown. Everything :func:`append_embedded_parts` says of limits and
+    damage holds.
+    """
+
+    def __init__(
+        self, builder: DocumentBuilder, zf: zipfile.ZipFile, folder: str, ctx: ParseContext
+    ) -> None:
+        self.builder = builder
+        self.zf = zf
+        self.folder = folder
+        self.ctx = ctx
+        self.shown: set[str] = set()
+
+    def append(self, parts: Iterable[str], page: int | None = None) -> None:
+        """Read each of ``parts`` not read before, its blocks and warnings on ``page``."""
+        for part in parts:
+            if part not in self.shown:
+                self.shown.add(part)
+                self._append(part, page)
+
+    def list_rest(self) -> None:
+        """List the parts under the folder that were not shown, reading none of them.
+
+        Each has the media type the package declares for it, else a guess from
+        its name; an OLE object stays as its ``.bin`` container. Listing counts
+        against the count and byte limits as reading does: a part past them is
+        left out, with the limit's warning.
+        """
+        overrides, defaults = content_types(self.zf)
+        for info in _parts_under(self.zf, self.folder):
+            if info.filename in self.shown or not within_budget(
+                self.builder, info.file_size, self.ctx
+            ):
+                continue
+            self.builder.attach(_part_attachment(self.zf, info, overrides, defaults))
+
+    def _append(self, part: str, page: int | None) -> None:
+        builder, ctx = self.builder, self.ctx
+        info = self.zf.NameToInfo.get(part)
         if info is None or ctx.cancelled() or not within_budget(builder, info.file_size, ctx):
-            continue
+            return
         name = posixpath.basename(part)
         try:
-            data = zf.read(info)
+            data = self.zf.read(info)
         except PACKAGE_ERRORS as exc:
-            builder.warn("attachment-unreadable", f"{name} could not be unpacked: {exc}")
-            continue
-        append_ole_object(builder, data, name, ctx, path=part)
-    overrides, defaults = content_types(zf)
-    for info in _parts_under(zf, folder):
-        if info.filename not in shown:
-            builder.attach(_part_attachment(zf, info, overrides, defaults))
+            builder.warn("attachment-unreadable", f"{name} could not be unpacked: {exc}", page)
+            return
+        append_ole_object(builder, data, name, ctx, path=part, page=page)
 
 
 def _parts_under(zf: zipfile.ZipFile, folder: str) -> list[zipfile.ZipInfo]:

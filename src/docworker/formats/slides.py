@@ -9,6 +9,10 @@ master like PowerPoint does, is a character or a number), tables as TABLE
 blocks, pictures as IMAGE blocks with their description, charts through
 :mod:`~docworker.formats.charts`. The slide's speaker notes come last, as one
 FOOTNOTE block: notes annotate the slide rather than belong to its text.
+Objects embedded on the slide (OLE objects, embedded packages) are read after
+its notes, on its page, through the embedded-document dispatch, each under
+``Attachment: <name>``; the other files under ``ppt/embeddings/`` (a chart's
+workbook, an object on a slide not selected) are listed only.
 ``ctx.pages`` selects slides by number.
 """
 
@@ -38,11 +42,13 @@ from docworker.formats.base import ParseContext, Source
 from docworker.formats.charts import add_chart, read_chart
 from docworker.formats.omml import M_NS, to_latex
 from docworker.formats.ooxml import (
+    EmbeddedParts,
     clean_alt_text,
-    embedded_files,
     local_name,
     read_metadata,
     refuse_non_package,
+    relationships,
+    shown_objects,
     translate_errors,
 )
 
@@ -76,19 +82,24 @@ class PptxParser:
 
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         refuse_non_package(source.path, self.name)
-        with translate_errors(self.name, source.path, PythonPptxError):
-            with zipfile.ZipFile(source.path) as zf:
-                builder = DocumentBuilder(self.name, source.mime, read_metadata(zf))
-                for attachment in embedded_files(zf, "ppt/embeddings/"):
-                    builder.attach(attachment)
+        with (
+            translate_errors(self.name, source.path, PythonPptxError),
+            zipfile.ZipFile(source.path) as zf,
+        ):
+            builder = DocumentBuilder(self.name, source.mime, read_metadata(zf))
             presentation = pptx.Presentation(str(source.path))
             slides = list(presentation.slides)
+            objects = EmbeddedParts(builder, zf, "ppt/embeddings/", ctx)
             height = presentation.slide_height or 0
             size = {"width": _points(presentation.slide_width), "height": _points(height)}
             for number in ctx.each_page(ctx.select_pages(len(slides)), len(slides)):
                 slide = slides[number - 1]
                 builder.add_page(number, label=_title_text(slide), **size)
-                _SlideReader(builder, slide, number, height).read()
+                reader = _SlideReader(builder, slide, number, height)
+                reader.read()
+                rels = relationships(zf, slide.part.partname.lstrip("/"))
+                objects.append(shown_objects(rels, reader.object_ids), page=number)
+            objects.list_rest()
             builder.metadata.page_count = len(slides)
             hidden = [n for n, s in enumerate(slides, 1) if s.element.get("show") in {"0", "false"}]
             if hidden:
@@ -102,6 +113,8 @@ class _SlideReader:
         self.slide = slide
         self.number = number
         self.band = max(int(height * BAND), 1)
+        #: The relationship ids of the objects embedded on the slide, in reading order.
+        self.object_ids: list[str] = []
 
     def read(self) -> None:
         self._shapes(self.slide.shapes, top_level=True)
@@ -129,6 +142,9 @@ class _SlideReader:
         elif getattr(shape, "has_chart", False):
             chart = read_chart(shape.chart_part.blob)  # type: ignore[attr-defined]
             add_chart(self.builder, chart, _alt_text(shape), **fields)
+        elif kind == MSO_SHAPE_TYPE.EMBEDDED_OLE_OBJECT:
+            # PowerPoint writes the object twice (mc:Choice, mc:Fallback), under one id.
+            self.object_ids += [o.get(_R_ID, "") for o in shape.element.iter(f"{_P}oleObj")]
         elif kind == MSO_SHAPE_TYPE.PICTURE or shape.element.find(f"{_P}blipFill") is not None:
             self.builder.add(BlockKind.IMAGE, _alt_text(shape), **fields)
         elif shape.has_text_frame:

@@ -7,7 +7,11 @@ used range is split into tables where blank rows and columns separate blocks of
 cells (see :func:`table_regions`); merged cells become spans; a lone cell on its
 own is a PARAGRAPH (typically a title or a note). Numbers are written as a
 person would (``3``, not ``3.0``), dates in ISO 8601. Charts, pictures and text
-boxes drawn on the sheet follow its tables. ``ctx.pages`` selects sheets by
+boxes drawn on the sheet follow its tables, then the objects embedded in it (OLE
+objects, embedded packages), read on its page through the embedded-document
+dispatch, each under ``Attachment: <name>``; the other files under
+``xl/embeddings/`` (a chart's workbook, an object on a sheet not selected) are
+listed only. ``ctx.pages`` selects sheets by
 number; ``ctx.limits.max_cells`` bounds the cells read over all sheets; without
 ``ctx.structure`` each sheet's filled range is one table. Hidden sheets are read
 too, and listed in ``metadata.extra["hidden_sheets"]``.
@@ -35,13 +39,16 @@ from docworker.errors import LimitExceeded
 from docworker.formats.base import ParseContext, Source
 from docworker.formats.charts import add_chart, read_chart
 from docworker.formats.ooxml import (
+    OBJECT_RELS,
+    PACKAGE_ERRORS,
+    EmbeddedParts,
     clean_alt_text,
-    embedded_files,
     local_name,
     parse_xml,
     read_metadata,
     refuse_non_package,
     relationships,
+    shown_objects,
     translate_errors,
 )
 
@@ -53,6 +60,7 @@ _R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id
 _XDR = "{http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing}"
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _C_CHART = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
+_OLE_OBJECT = f"{_MAIN}oleObject"
 #: Above this many filled cells (or separate blocks of cells), a sheet's used range is
 #: kept as one table: finding the blocks would cost more than it is worth.
 _SPLIT_MAX_CELLS = 250_000
@@ -73,18 +81,19 @@ class XlsxParser:
         ):
             builder = DocumentBuilder(self.name, source.mime, read_metadata(zf))
             workbook = CalamineWorkbook.from_path(str(source.path))
+            objects = EmbeddedParts(builder, zf, "xl/embeddings/", ctx)
             try:
-                _read_sheets(workbook, zf, builder, ctx)
+                _read_sheets(workbook, zf, objects, ctx)
             finally:
                 workbook.close()
-            for attachment in embedded_files(zf, "xl/embeddings/"):
-                builder.attach(attachment)
+            objects.list_rest()
             return builder.finish()
 
 
 def _read_sheets(
-    workbook: CalamineWorkbook, zf: zipfile.ZipFile, builder: DocumentBuilder, ctx: ParseContext
+    workbook: CalamineWorkbook, zf: zipfile.ZipFile, objects: EmbeddedParts, ctx: ParseContext
 ) -> None:
+    builder = objects.builder
     sheets = workbook.sheets_metadata
     names = [sheet.name for sheet in sheets]
     builder.metadata.extra["sheets"] = names
@@ -92,7 +101,7 @@ def _read_sheets(
     if hidden:
         builder.metadata.extra["hidden_sheets"] = hidden
     builder.metadata.page_count = len(names)
-    drawings = _sheet_drawings(zf)
+    parts = _sheet_parts(zf)
     cells_read = 0
     for number in ctx.each_page(ctx.select_pages(len(names)), len(names)):
         name = names[number - 1]
@@ -104,8 +113,34 @@ def _read_sheets(
             if cells_read > ctx.limits.max_cells:
                 raise LimitExceeded("cells", cells_read, ctx.limits.max_cells)
             _read_cells(sheet, builder, number, split=ctx.structure)
-        for drawing in drawings.get(name, []):
-            _read_drawing(zf, drawing, builder, number)
+        part = parts.get(name)
+        if part is not None:
+            _read_drawn_and_embedded(zf, part, objects, number)
+
+
+def _read_drawn_and_embedded(
+    zf: zipfile.ZipFile, part: str, objects: EmbeddedParts, page: int
+) -> None:
+    """What is drawn on a sheet (charts, pictures, shapes), then the objects embedded in it.
+
+    The objects come in the order of the sheet's ``oleObject`` elements. The
+    sheet is read for them only when it relates to an object at all; a sheet
+    that cannot be read for them is a warning, and its objects then come by name.
+    """
+    builder = objects.builder
+    rels = relationships(zf, part)
+    for kind, target in rels.values():
+        if kind.endswith("/drawing") and target in zf.NameToInfo:
+            _read_drawing(zf, target, builder, page)
+    ids: list[str] = []
+    if any(kind.endswith(OBJECT_RELS) for kind, _ in rels.values()):
+        try:
+            ids = _object_ids(zf, part)
+        except PACKAGE_ERRORS as exc:
+            builder.warn(
+                "object-unreadable", f"{part} could not be read for its objects: {exc}", page
+            )
+    objects.append(shown_objects(rels, ids), page=page)
 
 
 def _read_cells(sheet: CalamineSheet, builder: DocumentBuilder, page: int, split: bool) -> None:
@@ -297,22 +332,38 @@ def _number_text(value: float) -> str:
     return format(value, ".15g")
 
 
-def _sheet_drawings(zf: zipfile.ZipFile) -> dict[str, list[str]]:
-    """Sheet name → the drawing parts drawn on it (charts, pictures, shapes)."""
+def _sheet_parts(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Sheet name → the part holding the sheet, for the sheets whose part is there."""
     main = next(
         (t for kind, t in relationships(zf, "").values() if kind.endswith("/officeDocument")), None
     )
     if main is None or main not in zf.NameToInfo:
         return {}
     workbook_rels = relationships(zf, main)
-    found: dict[str, list[str]] = {}
+    found: dict[str, str] = {}
     for sheet in parse_xml(zf.read(main)).iter(f"{_MAIN}sheet"):
         _, part = workbook_rels.get(sheet.get(_R_ID, ""), ("", ""))
-        found[sheet.get("name", "")] = [
-            target
-            for kind, target in relationships(zf, part).values()
-            if kind.endswith("/drawing") and target in zf.NameToInfo
-        ]
+        if part in zf.NameToInfo:
+            found[sheet.get("name", "")] = part
+    return found
+
+
+def _object_ids(zf: zipfile.ZipFile, part: str) -> list[str]:
+    """The relationship ids of a sheet's ``oleObject`` elements, in order.
+
+    The sheet is read as a stream, its rows dropped as they end: a sheet part
+    can be far larger than its tree should be in memory.
+    """
+    found: list[str] = []
+    with zf.open(part) as stream:
+        for _, element in etree.iterparse(
+            stream, tag=(f"{_MAIN}row", _OLE_OBJECT), resolve_entities=False, no_network=True
+        ):
+            if element.tag == _OLE_OBJECT:
+                found.append(element.get(_R_ID, ""))
+            element.clear()
+            while element.getprevious() is not None:
+                del element.getparent()[0]
     return found
 
 

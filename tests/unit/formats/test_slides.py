@@ -1,12 +1,25 @@
-"""PptxParser on the corpus presentations."""
+"""PptxParser on the corpus presentations, and on corpus presentations given objects."""
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from pathlib import Path
 
 import pytest
+from compound_file import ole_object
 from corpus_scoring import CORPUS, corpus_f1, needs_corpus
+from ooxml_files import (
+    DOCX_MIME,
+    OLE_OBJECT_MIME,
+    PDF_TEXT,
+    WORD_TEXT,
+    XLSX_MIME,
+    embedded_pdf_object,
+    pdf_in,
+    relationship,
+    rewrite_package,
+)
 
 from docworker.document import Block, BlockKind, Document
 from docworker.errors import CorruptDocument, LimitExceeded, PasswordRequired
@@ -131,10 +144,13 @@ def test_charts_give_title_kind_and_data() -> None:
         ["2021", "150", "110"],
         ["2022", "175", "130"],
     ]
-    assert {a.path for a in doc.attachments} == {
-        "ppt/embeddings/Microsoft_Excel_Worksheet.xlsx",
-        "ppt/embeddings/Microsoft_Excel_Worksheet1.xlsx",
+    # The charts' workbooks are listed, not read: no slide shows them as objects.
+    assert {(a.path, a.mime) for a in doc.attachments} == {
+        ("ppt/embeddings/Microsoft_Excel_Worksheet.xlsx", XLSX_MIME),
+        ("ppt/embeddings/Microsoft_Excel_Worksheet1.xlsx", XLSX_MIME),
     }
+    assert not [b for b in doc.blocks if b.text.startswith("Attachment:")]
+    assert not doc.warnings
 
 
 def test_table_slide() -> None:
@@ -152,6 +168,149 @@ def test_page_selection_picks_slides(sample: Document) -> None:
     assert not [b for b in doc.blocks if b.kind == BlockKind.TITLE]
     with pytest.raises(LimitExceeded):
         parse(OFFICE / "powerpoint-sample.pptx", ParseContext(limits=ParseLimits(max_pages=2)))
+
+
+# -- embedded objects --------------------------------------------------------------
+
+WORD_SAMPLE = OFFICE / "word-sample.docx"
+WORKBOOK = OFFICE / "workbook-multi-sheet.xlsx"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def ole_frame(shape_id: int, rid: str, top: int) -> str:
+    """An object's graphic frame as PowerPoint writes it: the object twice, under one id."""
+    ole = f'<p:oleObj name="Object" r:id="{rid}" imgW="914400" imgH="914400" progId="Package">'
+    return (
+        f'<p:graphicFrame><p:nvGraphicFramePr><p:cNvPr id="{shape_id}" name="Object {shape_id}"/>'
+        "<p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr>"
+        f'<p:xfrm><a:off x="838200" y="{top}"/><a:ext cx="914400" cy="914400"/></p:xfrm>'
+        '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/presentationml/2006/ole">'
+        '<mc:AlternateContent xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006">'
+        '<mc:Choice xmlns:v="urn:schemas-microsoft-com:vml" Requires="v">'
+        f"{ole}<p:embed/></p:oleObj></mc:Choice>"
+        f"<mc:Fallback>{ole}<p:embed/></p:oleObj></mc:Fallback>"
+        "</mc:AlternateContent></a:graphicData></a:graphic></p:graphicFrame>"
+    )
+
+
+def with_objects(path: Path, pdf_object: bytes | None = None) -> Path:
+    """The corpus sample with a PDF object on slides 2 and 3 and a Word document on slide 3.
+
+    The Word document is drawn above the PDF on slide 3; a chart's workbook sits
+    in the folder, shown by no slide.
+    """
+    pdf = relationship("rIdPdf", "oleObject", "../embeddings/oleObject1.bin")
+    word = relationship("rIdDoc", "package", "../embeddings/Microsoft_Word_Document.docx")
+    return rewrite_package(
+        OFFICE / "powerpoint-sample.pptx",
+        path,
+        {
+            "ppt/embeddings/oleObject1.bin": pdf_object or embedded_pdf_object(),
+            "ppt/embeddings/Microsoft_Word_Document.docx": WORD_SAMPLE.read_bytes(),
+            "ppt/embeddings/Microsoft_Excel_Worksheet.xlsx": WORKBOOK.read_bytes(),
+        },
+        {
+            "ppt/slides/slide2.xml": [("</p:spTree>", ole_frame(90, "rIdPdf", 4_000_000))],
+            "ppt/slides/_rels/slide2.xml.rels": [("</Relationships>", pdf)],
+            "ppt/slides/slide3.xml": [
+                ("</p:spTree>", ole_frame(90, "rIdPdf", 6_000_000)),
+                ("</p:spTree>", ole_frame(91, "rIdDoc", 10)),
+            ],
+            "ppt/slides/_rels/slide3.xml.rels": [("</Relationships>", pdf + word)],
+        },
+    )
+
+
+def test_objects_on_a_slide_are_read_on_its_page_after_its_notes(tmp_path: Path) -> None:
+    doc = parse(with_objects(tmp_path / "objects.pptx"))
+    pdf = pdf_in(embedded_pdf_object())
+    word = WORD_SAMPLE.read_bytes()
+    assert [(a.name, a.mime, a.path, a.sha256) for a in doc.attachments[:2]] == [
+        ("oleObject1.bin", "application/pdf", "ppt/embeddings/oleObject1.bin", sha256(pdf)),
+        (
+            "Microsoft_Word_Document.docx",
+            DOCX_MIME,
+            "ppt/embeddings/Microsoft_Word_Document.docx",
+            sha256(word),
+        ),
+    ]
+    second = [(b.kind, b.text) for b in on_page(doc, 2)]
+    notes = second.index((BlockKind.FOOTNOTE, "Some notes on the second slide."))
+    assert second[notes + 1] == (BlockKind.HEADING, "Attachment: oleObject1.bin")
+    # Shown on two slides (and twice in each frame), the PDF is read once, where first shown.
+    assert sum(PDF_TEXT in b.text for b in doc.blocks) == 1
+    assert any(PDF_TEXT in text for _, text in second)
+    third = [b.text for b in on_page(doc, 3)]
+    assert "Attachment: Microsoft_Word_Document.docx" in third
+    assert WORD_TEXT in third
+    assert [b.page for b in doc.blocks] == sorted(b.page or 0 for b in doc.blocks)
+    assert not doc.warnings
+
+
+def test_other_embedded_files_are_listed_only(tmp_path: Path) -> None:
+    doc = parse(with_objects(tmp_path / "objects.pptx"))
+    assert [(a.name, a.mime, a.size) for a in doc.attachments[2:]] == [
+        ("Microsoft_Excel_Worksheet.xlsx", XLSX_MIME, len(WORKBOOK.read_bytes()))
+    ]
+    assert "Attachment: Microsoft_Excel_Worksheet.xlsx" not in [b.text for b in doc.blocks]
+
+
+def test_objects_on_slides_not_selected_are_listed_only(tmp_path: Path) -> None:
+    path = with_objects(tmp_path / "objects.pptx")
+    # Slide 3 shows both objects: the page selected reads them, in its reading order.
+    only_third = parse(path, ParseContext(pages=PageSelection.parse("3")))
+    assert {b.page for b in only_third.blocks} == {3}
+    assert [a.name for a in only_third.attachments] == [
+        "Microsoft_Word_Document.docx",
+        "oleObject1.bin",
+        "Microsoft_Excel_Worksheet.xlsx",
+    ]
+    assert sum(PDF_TEXT in b.text for b in only_third.blocks) == 1
+    only_first = parse(path, ParseContext(pages=PageSelection.parse("1")))
+    # Listed as they sit in the package, each in its container, none read.
+    assert [(a.name, a.mime, a.size) for a in only_first.attachments] == [
+        ("oleObject1.bin", OLE_OBJECT_MIME, len(embedded_pdf_object())),
+        ("Microsoft_Word_Document.docx", DOCX_MIME, len(WORD_SAMPLE.read_bytes())),
+        ("Microsoft_Excel_Worksheet.xlsx", XLSX_MIME, len(WORKBOOK.read_bytes())),
+    ]
+    assert not [b for b in only_first.blocks if b.text.startswith("Attachment:")]
+
+
+def test_a_damaged_object_is_a_warning_on_its_slide(tmp_path: Path) -> None:
+    broken = ole_object("CONTENTS", pdf_in(embedded_pdf_object()))[:600]
+    doc = parse(with_objects(tmp_path / "broken.pptx", broken))
+    warning = doc.warnings[0]
+    assert (warning.code, warning.page) == ("object-unreadable", 2)
+    assert warning.message.startswith("oleObject1.bin: the ole document could not be read")
+    assert "attachment-failed" in [w.code for w in doc.warnings]
+    assert WORD_TEXT in [b.text for b in on_page(doc, 3)]
+    assert [p.number for p in doc.pages] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("limits", "listed", "warning"),
+    [
+        (ParseLimits(max_embedded=1), ["oleObject1.bin"], "embedded-count-limit"),
+        (
+            ParseLimits(max_depth=0),
+            ["oleObject1.bin", "Microsoft_Word_Document.docx", "Microsoft_Excel_Worksheet.xlsx"],
+            "embedded-depth-limit",
+        ),
+    ],
+    ids=["count", "depth"],
+)
+def test_objects_on_slides_obey_the_limits(
+    tmp_path: Path, limits: ParseLimits, listed: list[str], warning: str
+) -> None:
+    doc = parse(with_objects(tmp_path / "objects.pptx"), ParseContext(limits=limits))
+    assert [a.name for a in doc.attachments] == listed
+    assert [w.code for w in doc.warnings] == [warning]
+    assert sum(PDF_TEXT in b.text for b in doc.blocks) == (
+        1 if warning == "embedded-count-limit" else 0
+    )
 
 
 def test_macro_enabled_presentations_are_read(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""XlsxParser on the corpus workbooks, and how cell values are written."""
+"""XlsxParser on the corpus workbooks (some given objects), and how cell values are written."""
 
 from __future__ import annotations
 
@@ -6,7 +6,18 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from compound_file import ole_object
 from corpus_scoring import CORPUS, corpus_f1, needs_corpus
+from ooxml_files import (
+    DOCX_MIME,
+    OLE_OBJECT_MIME,
+    PDF_TEXT,
+    WORD_TEXT,
+    embedded_pdf_object,
+    pdf_in,
+    relationship,
+    rewrite_package,
+)
 
 from docworker.document import Block, BlockKind, Document, Table
 from docworker.errors import CorruptDocument, LimitExceeded, PasswordRequired
@@ -149,6 +160,144 @@ def test_broken_packages_are_corrupt(tmp_path: Path, source: str, length: int | 
     with pytest.raises(CorruptDocument) as caught:
         parse(path)
     assert str(tmp_path) not in str(caught.value)
+
+
+# -- embedded objects --------------------------------------------------------------
+
+WORD_SAMPLE = OFFICE / "word-sample.docx"
+CHART_WORKBOOK = OFFICE / "xlsx-edge-cases.xlsx"
+
+
+def ole_objects(*rids: str) -> str:
+    """A sheet's ``oleObjects`` as Excel writes them: each object twice, under one id."""
+    objects = "".join(
+        '<mc:AlternateContent><mc:Choice Requires="x14">'
+        f'<oleObject progId="Package" shapeId="{1025 + i}" r:id="{rid}">'
+        '<objectPr defaultSize="0"><anchor moveWithCells="1">'
+        f"<from><xdr:col>1</xdr:col><xdr:colOff>0</xdr:colOff><xdr:row>{20 + 5 * i}</xdr:row>"
+        "<xdr:rowOff>0</xdr:rowOff></from>"
+        f"<to><xdr:col>2</xdr:col><xdr:colOff>0</xdr:colOff><xdr:row>{23 + 5 * i}</xdr:row>"
+        "<xdr:rowOff>0</xdr:rowOff></to></anchor></objectPr></oleObject></mc:Choice>"
+        f'<mc:Fallback><oleObject progId="Package" shapeId="{1025 + i}" r:id="{rid}"/>'
+        "</mc:Fallback></mc:AlternateContent>"
+        for i, rid in enumerate(rids)
+    )
+    xdr = "http://schemas.openxmlformats.org/drawingml/2006/spreadsheetDrawing"
+    return f'<oleObjects xmlns:xdr="{xdr}">{objects}</oleObjects>'
+
+
+def with_objects(path: Path, pdf_object: bytes | None = None) -> Path:
+    """The corpus workbook with a PDF object, then a Word document, in its second sheet.
+
+    A chart's workbook sits in the folder, shown by no sheet.
+    """
+    return rewrite_package(
+        OFFICE / "workbook-multi-sheet.xlsx",
+        path,
+        {
+            "xl/embeddings/oleObject1.bin": pdf_object or embedded_pdf_object(),
+            "xl/embeddings/Microsoft_Word_Document.docx": WORD_SAMPLE.read_bytes(),
+            "xl/embeddings/Microsoft_Excel_Worksheet.xlsx": CHART_WORKBOOK.read_bytes(),
+        },
+        {
+            "xl/worksheets/sheet2.xml": [("</worksheet>", ole_objects("rIdPdf", "rIdDoc"))],
+            "xl/worksheets/_rels/sheet2.xml.rels": [
+                (
+                    "</Relationships>",
+                    relationship("rIdPdf", "oleObject", "../embeddings/oleObject1.bin")
+                    + relationship(
+                        "rIdDoc", "package", "../embeddings/Microsoft_Word_Document.docx"
+                    ),
+                )
+            ],
+        },
+    )
+
+
+def test_objects_in_a_sheet_are_read_on_its_page_in_its_order(
+    tmp_path: Path, workbook: Document
+) -> None:
+    doc = parse(with_objects(tmp_path / "objects.xlsx"))
+    # The sheet's order, not the parts' names: the PDF comes first.
+    assert [(a.name, a.mime, a.path) for a in doc.attachments] == [
+        ("oleObject1.bin", "application/pdf", "xl/embeddings/oleObject1.bin"),
+        ("Microsoft_Word_Document.docx", DOCX_MIME, "xl/embeddings/Microsoft_Word_Document.docx"),
+        (
+            "Microsoft_Excel_Worksheet.xlsx",
+            XLSX_MIME,
+            "xl/embeddings/Microsoft_Excel_Worksheet.xlsx",
+        ),
+    ]
+    second = [b.text for b in on_page(doc, 2)]
+    pdf_at = second.index("Attachment: oleObject1.bin")
+    word_at = second.index("Attachment: Microsoft_Word_Document.docx")
+    # The sheet's tables and charts first, then each object under its heading.
+    assert second[:pdf_at] == [b.text for b in on_page(workbook, 2)]
+    assert pdf_at < word_at
+    assert any(PDF_TEXT in text for text in second[pdf_at:word_at])
+    assert WORD_TEXT in second[word_at:]
+    # The object is written twice (mc:Choice, mc:Fallback) and read once.
+    assert sum(PDF_TEXT in b.text for b in doc.blocks) == 1
+    assert [b.page for b in doc.blocks] == sorted(b.page or 0 for b in doc.blocks)
+    assert "Attachment: Microsoft_Excel_Worksheet.xlsx" not in [b.text for b in doc.blocks]
+    assert not doc.warnings
+
+
+def test_objects_in_sheets_not_selected_are_listed_only(tmp_path: Path) -> None:
+    doc = parse(
+        with_objects(tmp_path / "objects.xlsx"), ParseContext(pages=PageSelection.parse("3"))
+    )
+    assert [(a.name, a.mime, a.size) for a in doc.attachments] == [
+        ("oleObject1.bin", OLE_OBJECT_MIME, len(embedded_pdf_object())),
+        ("Microsoft_Word_Document.docx", DOCX_MIME, len(WORD_SAMPLE.read_bytes())),
+        ("Microsoft_Excel_Worksheet.xlsx", XLSX_MIME, len(CHART_WORKBOOK.read_bytes())),
+    ]
+    assert not [b for b in doc.blocks if b.text.startswith("Attachment:")]
+
+
+def test_a_damaged_object_is_a_warning_on_its_sheet(tmp_path: Path) -> None:
+    broken = ole_object("CONTENTS", pdf_in(embedded_pdf_object()))[:600]
+    doc = parse(with_objects(tmp_path / "broken.xlsx", broken))
+    warning = doc.warnings[0]
+    assert (warning.code, warning.page) == ("object-unreadable", 2)
+    assert warning.message.startswith("oleObject1.bin: the ole document could not be read")
+    assert [w.code for w in doc.warnings][1:] == ["attachment-failed"]
+    assert WORD_TEXT in [b.text for b in on_page(doc, 2)]
+    assert [p.label for p in doc.pages] == ["Sheet1", "Sheet2", "Sheet3", "Sheet4"]
+
+
+def test_a_sheet_unreadable_for_its_objects_still_gives_them(tmp_path: Path) -> None:
+    # An undefined entity: the cell reader passes over it, an XML parser refuses it.
+    path = rewrite_package(
+        OFFICE / "workbook-multi-sheet.xlsx",
+        tmp_path / "entity.xlsx",
+        {"xl/embeddings/oleObject1.bin": embedded_pdf_object()},
+        {
+            "xl/worksheets/sheet2.xml": [
+                ("</worksheet>", '<oleObjects><oleObject r:id="rIdPdf"/><x>&nbsp;</x></oleObjects>')
+            ],
+            "xl/worksheets/_rels/sheet2.xml.rels": [
+                (
+                    "</Relationships>",
+                    relationship("rIdPdf", "oleObject", "../embeddings/oleObject1.bin"),
+                )
+            ],
+        },
+    )
+    doc = parse(path)
+    [warning] = doc.warnings
+    assert (warning.code, warning.page) == ("object-unreadable", 2)
+    assert warning.message.startswith("xl/worksheets/sheet2.xml could not be read for its objects")
+    assert [a.mime for a in doc.attachments] == ["application/pdf"]
+    assert any(PDF_TEXT in b.text for b in on_page(doc, 2))
+
+
+def test_embedded_files_obey_the_count_limit(tmp_path: Path) -> None:
+    ctx = ParseContext(limits=ParseLimits(max_embedded=2))
+    doc = parse(with_objects(tmp_path / "objects.xlsx"), ctx)
+    # Listing counts too: the chart's workbook, past the limit, is left out.
+    assert [a.name for a in doc.attachments] == ["oleObject1.bin", "Microsoft_Word_Document.docx"]
+    assert [w.code for w in doc.warnings] == ["embedded-count-limit"]
 
 
 @pytest.mark.parametrize(
