@@ -133,6 +133,19 @@ class ExecutorSettings(BaseModel):
     job_retention: Seconds = Field(
         86400.0, gt=0, description="Finished jobs and their files are deleted after this long."
     )
+    split_min_pages: int = Field(
+        4,
+        ge=0,
+        description="A job with at least this many pages of slow work (OCR) is split into "
+        "page ranges that run as child jobs on several workers at once; 0: never split.",
+    )
+    split_parts: int | None = Field(
+        None,
+        ge=2,
+        le=1000,
+        description="How many parts a split job becomes, at most (default: twice the "
+        "workers). With one worker and no setting, jobs are not split.",
+    )
 
 
 class LimitSettings(BaseModel):

@@ -110,6 +110,22 @@ class BlobStore:
             raise DependencyDown(f"the blob store at {self.url} failed: {exc}") from exc
         return StoredBlob(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
+    def write_file(self, uri: str, path: Path) -> StoredBlob:
+        """Store the file at ``path`` under ``uri``, streamed."""
+        target = self._path(uri)
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            self._fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            with path.open("rb") as src, self._fs.open(target, "wb") as out:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+        except OSError as exc:
+            raise DependencyDown(f"the blob store at {self.url} failed: {exc}") from exc
+        return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size)
+
     # -- reading --------------------------------------------------------------------
     def read_bytes(self, uri: str) -> bytes:
         try:

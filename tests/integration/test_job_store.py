@@ -420,7 +420,7 @@ def test_migrate_twice_is_a_no_op(store: JobStore, database_url: str) -> None:
     with engine.connect() as connection:
         versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     engine.dispose()
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]
 
 
 def test_concurrent_migrations_on_a_new_database(database_url: str) -> None:
@@ -437,3 +437,115 @@ def test_ping(store: JobStore, tmp_path: Path) -> None:
     with pytest.raises(DependencyDown):
         unreachable.ping()
     unreachable.close()
+
+
+# -- jobs split into parts ----------------------------------------------------------------
+
+
+def split_job(store: JobStore, parts: int = 3, **changes: Any) -> tuple[JobRecord, list[JobRecord]]:
+    add(store, **changes)
+    job = store.claim_next("w1")
+    assert job is not None
+    return store.split(job.id, [{"params": {"pages": str(n + 1)}} for n in range(parts)])
+
+
+def test_split_makes_parts_that_inherit_the_job(store: JobStore) -> None:
+    parent, parts = split_job(store, priority=3, params={"output": "text", "pages": "1-3"})
+    assert parent.waiting_for_parts and parent.worker is None and parent.heartbeat_at is None
+    assert (parent.children_total, parent.children_pending) == (3, 3)
+    assert [p.part for p in parts] == [0, 1, 2]
+    for number, part in enumerate(parts, start=1):
+        assert part.parent_id == parent.id and part.status is JobStatus.QUEUED
+        assert part.params == {"output": "text", "pages": str(number)}
+        assert part.input == parent.input and part.priority == 3
+        assert part.created_at == parent.created_at
+    assert [p.id for p in store.parts_of(parent.id)] == [p.id for p in parts]
+    # Listings show jobs, not their parts, unless asked.
+    listed, _ = store.list()
+    assert [r.id for r in listed] == [parent.id]
+    listed, _ = store.list(parent_id=parent.id)
+    assert {r.id for r in listed} == {p.id for p in parts}
+    assert len(store.list(include_parts=True)[0]) == 4
+    # Only a running job that was not split already can be split.
+    with pytest.raises(Conflict):
+        store.split(parent.id, [{"params": {"pages": "1"}}])
+
+
+def test_a_waiting_job_is_neither_stale_nor_claimed(store: JobStore) -> None:
+    parent, _ = split_job(store, parts=2)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert store.requeue_stale(older_than=30, now=later) == []
+    assert store.requeue_worker("w1") == []
+    claimed = [store.claim_next("w2"), store.claim_next("w2"), store.claim_next("w2")]
+    assert [c.parent_id if c else None for c in claimed] == [parent.id, parent.id, None]
+
+
+def test_the_last_part_to_end_queues_the_job_to_merge(store: JobStore) -> None:
+    parent, _ = split_job(store, parts=3)
+    first, second, third = (store.claim_next("w2") for _ in range(3))
+    assert first and second and third
+    store.mark_succeeded(first.id, {"uri": "r1"})
+    assert store.get(parent.id).progress_message == "1 of 3 parts done"
+    store.mark_failed(second.id, {"code": "corrupt-document"}, retry_delay=None)
+    waiting = store.get(parent.id)
+    assert waiting.waiting_for_parts and waiting.children_pending == 1
+    assert 0.6 < waiting.progress < 0.7
+    store.mark_succeeded(third.id, {"uri": "r3"})
+    ready = store.get(parent.id)
+    assert ready.status is JobStatus.QUEUED and ready.children_pending == 0
+    merging = store.claim_next("w3")
+    assert merging is not None and merging.id == parent.id
+    # Merging is the attempt that split the job, and keeps the parts' progress.
+    assert merging.attempts == 1 and merging.progress == pytest.approx(0.95)
+    statuses = [p.status for p in store.parts_of(parent.id)]
+    assert statuses == [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.SUCCEEDED]
+    done = store.mark_succeeded(parent.id, {"uri": "merged"}, errors=[{"code": "x"}])
+    assert done.status is JobStatus.PARTIAL
+
+
+def test_a_part_buried_by_a_lost_executor_still_counts(store: JobStore) -> None:
+    parent, _ = split_job(store, parts=1, max_attempts=1)
+    part = store.claim_next("w2")
+    assert part is not None
+    (dead,) = store.requeue_worker("w2")
+    assert dead.status is JobStatus.DEAD
+    assert store.get(parent.id).status is JobStatus.QUEUED
+
+
+def test_cancelling_a_split_job_cancels_its_parts(store: JobStore) -> None:
+    parent, _ = split_job(store, parts=3)
+    running = store.claim_next("w2")
+    assert running is not None
+    cancelled = store.request_cancel(parent.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    parts = {p.id: p for p in store.parts_of(parent.id)}
+    assert parts[running.id].status is JobStatus.RUNNING and parts[running.id].cancel_requested
+    assert sum(p.status is JobStatus.CANCELLED for p in parts.values()) == 2
+    store.mark_cancelled(running.id)
+    assert store.get(parent.id).status is JobStatus.CANCELLED
+    assert store.claim_next("w3") is None
+
+
+def test_a_split_asked_to_cancel_is_cancelled(store: JobStore) -> None:
+    (job,) = add(store)
+    claimed = store.claim_next("w1")
+    assert claimed is not None
+    store.request_cancel(job.id)
+    record, parts = store.split(job.id, [{"params": {"pages": p}} for p in ("1", "2")])
+    assert record.status is JobStatus.CANCELLED and parts == []
+
+
+def test_parts_are_deleted_with_their_job(store: JobStore) -> None:
+    parent, parts = split_job(store, parts=2)
+    for _ in parts:
+        claimed = store.claim_next("w2")
+        assert claimed is not None
+        store.mark_succeeded(claimed.id, {"uri": "r"})
+    later = datetime.now(UTC) + timedelta(days=1)
+    # Parts alone are never deleted while their job is still to merge.
+    assert store.delete_finished_before(later) == []
+    merging = store.claim_next("w3")
+    assert merging is not None
+    store.mark_succeeded(parent.id, {"uri": "merged"})
+    deleted = store.delete_finished_before(later)
+    assert {r.id for r in deleted} == {parent.id, *(p.id for p in parts)}

@@ -34,6 +34,15 @@ class JobInputPublic(BaseModel):
 class JobLinks(BaseModel):
     self: str
     result: str
+    parts: str | None = Field(None, description="The job's parts, when it was split.")
+    parent: str | None = Field(None, description="The job this one is a part of.")
+
+
+class JobParts(BaseModel):
+    """A job split into parts that run as child jobs on several workers at once."""
+
+    total: int = Field(description="Parts the job was split into.")
+    pending: int = Field(description="Parts that have not ended yet.")
 
 
 class JobPublic(BaseModel):
@@ -52,6 +61,11 @@ class JobPublic(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    parent_id: str | None = Field(
+        None, description="The job this one is a part of (a page range of a split job)."
+    )
+    part: int | None = Field(None, description="This part's place among its job's parts, from 0.")
+    parts: JobParts | None = Field(None, description="Set when the job was split into parts.")
     links: JobLinks
 
     @classmethod
@@ -75,8 +89,16 @@ class JobPublic(BaseModel):
             updated_at=record.updated_at,
             started_at=record.started_at,
             finished_at=record.finished_at,
+            parent_id=record.parent_id,
+            part=record.part,
+            parts=JobParts(total=record.children_total, pending=record.children_pending)
+            if record.children_total
+            else None,
             links=JobLinks(
-                self=f"{base}/jobs/{record.id}", result=f"{base}/jobs/{record.id}/result"
+                self=f"{base}/jobs/{record.id}",
+                result=f"{base}/jobs/{record.id}/result",
+                parts=f"{base}/jobs?parent_id={record.id}" if record.children_total else None,
+                parent=f"{base}/jobs/{record.parent_id}" if record.parent_id else None,
             ),
         )
 

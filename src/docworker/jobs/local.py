@@ -34,7 +34,7 @@ import structlog
 from docworker.config import Settings
 from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
 from docworker.jobs.events import JobEvents
-from docworker.jobs.store import JobRecord, JobStatus, JobStore
+from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore
 from docworker.jobs.worker import receive, send, worker_main
 from docworker.telemetry import (
     JOB_ATTEMPTS_FAILED,
@@ -138,7 +138,7 @@ class LocalExecutor:
         this host is judged by its process, which either runs or does not.
         """
         host = socket.gethostname()
-        running, _ = self.store.list(status=[JobStatus.RUNNING], limit=500)
+        running, _ = self.store.list(status=[JobStatus.RUNNING], limit=500, include_parts=True)
         for worker in {r.worker for r in running if r.worker and r.worker != self.name}:
             name, _, rest = worker.partition(":")
             pid = rest.partition(":")[0]
@@ -205,13 +205,25 @@ class LocalExecutor:
             wait_s = (datetime.now(UTC) - job.created_at).total_seconds()
             JOB_QUEUE_WAIT.labels(job.operation).observe(max(wait_s, 0.0))
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
-        message = {
+        message: dict[str, Any] = {
             "type": "run",
             "job_id": job.id,
             "operation": job.operation,
             "params": job.params,
             "input": job.input,
+            "parent_id": job.parent_id,
         }
+        if job.children_total:
+            message["parts"] = [
+                {
+                    "part": part.part,
+                    "params": part.params,
+                    "status": str(part.status),
+                    "result": part.result,
+                    "error": part.error,
+                }
+                for part in self.store.parts_of(job.id)
+            ]
         try:
             send(slot.conn, message)
         except OSError:
@@ -245,7 +257,11 @@ class LocalExecutor:
         JOB_DURATION.labels(job.operation).observe(time.monotonic() - slot.job_started)
         slot.job = None
         slot.jobs_done += 1
-        if kind == "done":
+        if kind == "split":
+            record, parts = self.store.split(job.id, message["parts"])
+            log.info("job split into parts", job_id=job.id, parts=len(parts))
+            self._finished(record)
+        elif kind == "done":
             errors = message.get("errors") or []
             record = self.store.mark_succeeded(
                 job.id, message["result"], partial=bool(errors), errors=errors
@@ -267,9 +283,12 @@ class LocalExecutor:
             self.notify()
 
     def _finished(self, record: JobRecord) -> None:
-        if record.status != "queued":
+        if record.status in TERMINAL_STATUSES:
             JOBS_FINISHED.labels(record.operation, str(record.status)).inc()
         self.events.publish(record.id)
+        if record.parent_id is not None:
+            # The part's end moved its parent on (progress; queued to merge).
+            self.events.publish(record.parent_id)
 
     def _fail_running(self, slot: _Slot, error: DocworkerError, reason: str) -> None:
         job = slot.job

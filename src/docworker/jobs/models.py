@@ -102,6 +102,18 @@ class JobRecord:
     worker: str | None
     heartbeat_at: datetime | None
     cancel_requested: bool
+    #: The job this one is a part of, and its place among the parts (from 0).
+    parent_id: str | None = None
+    part: int | None = None
+    #: Parts this job was split into, and how many of them have not finished yet. A
+    #: running job with parts pending runs nowhere: it waits for them, then is queued
+    #: again to merge their results.
+    children_total: int = 0
+    children_pending: int = 0
+
+    @property
+    def waiting_for_parts(self) -> bool:
+        return self.status == JobStatus.RUNNING and self.children_pending > 0
 
     @classmethod
     def from_row(cls, job: Job) -> JobRecord:
@@ -127,6 +139,10 @@ class JobRecord:
             worker=job.worker,
             heartbeat_at=job.heartbeat_at,
             cancel_requested=job.cancel_requested,
+            parent_id=job.parent_id,
+            part=job.part,
+            children_total=job.children_total,
+            children_pending=job.children_pending,
         )
 
 
@@ -182,6 +198,7 @@ class Job(Base):
         # Listing pages newest first, with the id as the tie-breaker of the cursor.
         Index("ix_jobs_created_at", "created_at", "id"),
         Index("ix_jobs_operation", "operation"),
+        Index("ix_jobs_parent_id", "parent_id", "part"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -215,6 +232,10 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent_id: Mapped[str | None] = mapped_column(String(36))
+    part: Mapped[int | None] = mapped_column(Integer)
+    children_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    children_pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 # Claiming reads queued jobs by priority (high first), then age: one index walk, no sort.

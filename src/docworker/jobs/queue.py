@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import anyio.to_thread
 
-from docworker.errors import Conflict, error_from_dict
+from docworker.errors import Conflict, NotFound, error_from_dict
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
 from docworker.operations import dump_params, get_operation, validate_params
@@ -114,6 +114,16 @@ class JobQueue:
             if record.status in TERMINAL_STATUSES or remaining <= 0:
                 return record
             await self.events.wait(job_id, min(remaining, STORE_POLL))
+
+    def artifact(self, record: JobRecord, name: str) -> tuple[dict[str, Any], IO[bytes]]:
+        """A file the job made beside its result (its ``artifacts`` entry, and a stream)."""
+        if record.status not in {JobStatus.SUCCEEDED, JobStatus.PARTIAL} or not record.result:
+            self.result(record)  # raises the job's error, or that it has not finished
+        listed = (record.result or {}).get("artifacts") or []
+        entry = next((a for a in listed if a.get("name") == name), None)
+        if entry is None:
+            raise NotFound("artifact", name)
+        return entry, self.blobs.open(entry["uri"])
 
     def result(self, record: JobRecord) -> dict[str, Any]:
         """The result payload of a finished job; the job's own error when it failed."""

@@ -38,6 +38,7 @@ from sqlalchemy import (
     Engine,
     Select,
     and_,
+    case,
     create_engine,
     event,
     func,
@@ -147,7 +148,7 @@ def _claim_candidate(at: datetime, operations: Collection[str] | None) -> Select
     if operations is not None:
         query = query.where(Job.operation.in_(operations))
     return (
-        query.order_by(Job.priority.desc(), Job.created_at, Job.id)
+        query.order_by(Job.priority.desc(), Job.created_at, Job.part, Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
     )
@@ -296,14 +297,21 @@ class JobStore:
         created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        parent_id: str | None = None,
+        include_parts: bool = False,
     ) -> tuple[Records, str | None]:
         """One page of jobs, newest first, and the cursor of the next page (or None).
 
         ``created_after`` is inclusive and ``created_before`` exclusive; ``limit``
-        is brought into 1..:data:`MAX_PAGE_SIZE`.
+        is brought into 1..:data:`MAX_PAGE_SIZE`. The parts of split jobs are left
+        out unless ``include_parts``, or ``parent_id`` asks for one job's parts.
         """
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         query = select(Job)
+        if parent_id is not None:
+            query = query.where(Job.parent_id == parent_id)
+        elif not include_parts:
+            query = query.where(Job.parent_id.is_(None))
         if status is not None:
             query = query.where(Job.status.in_(status))
         if operation is not None:
@@ -323,6 +331,12 @@ class JobStore:
         if len(page) <= limit:
             return page, None
         return page[:limit], _encode_cursor(page[limit - 1])
+
+    def parts_of(self, job_id: str) -> Records:
+        """The parts a job was split into, in order."""
+        query = select(Job).where(Job.parent_id == job_id).order_by(Job.part)
+        with self._session() as session:
+            return [JobRecord.from_row(job) for job in session.scalars(query)]
 
     def cancel_requested_among(self, job_ids: Collection[str]) -> set[str]:
         """Those of the running ``job_ids`` whose cancellation was asked for."""
@@ -426,8 +440,11 @@ class JobStore:
                         started_at=at,
                         worker=worker,
                         heartbeat_at=at,
-                        progress=0.0,
-                        progress_message=None,
+                        # A job merging its parts keeps the progress they made.
+                        progress=case((Job.children_total > 0, Job.progress), else_=0.0),
+                        progress_message=case(
+                            (Job.children_total > 0, Job.progress_message), else_=None
+                        ),
                         cancel_requested=False,
                         updated_at=at,
                     )
@@ -466,6 +483,58 @@ class JobStore:
         )
         with self._session(writes=True) as session:
             session.execute(change)
+
+    def split(self, job_id: str, parts: Sequence[dict[str, Any]]) -> tuple[JobRecord, Records]:
+        """Turn a running job into ``parts``: child jobs with the job's input. A part is
+        ``{"params": ..., "operation": ...}``: without an operation it runs the job's,
+        with the job's params updated by its own; with one, it runs that on its own
+        params. The job then runs nowhere and waits; when the last part ends it is
+        queued again, to merge what the parts made.
+
+        Parts take their parent's priority and place in the queue (its creation time),
+        so a job begun is finished before younger jobs start. A job whose cancellation
+        was asked for is cancelled instead.
+        """
+        if not parts:
+            raise ValueError("a job is split into one part or more")
+        now = _now()
+        children: list[Job] = []
+        with self._session(writes=True) as session:
+            job = _row(session, job_id, lock=True)
+            if job.status != JobStatus.RUNNING or job.children_total:
+                raise Conflict(f"job {job_id} is {job.status} and cannot be split")
+            if job.cancel_requested:
+                job.status = JobStatus.CANCELLED
+                job.finished_at = now
+            else:
+                for index, part in enumerate(parts):
+                    operation = part.get("operation")
+                    children.append(
+                        Job(
+                            id=str(uuid.uuid4()),
+                            operation=operation or job.operation,
+                            params=part["params"] if operation else job.params | part["params"],
+                            status=JobStatus.QUEUED,
+                            priority=job.priority,
+                            input=job.input,
+                            max_attempts=job.max_attempts,
+                            created_at=job.created_at,
+                            updated_at=now,
+                            parent_id=job.id,
+                            part=index,
+                        )
+                    )
+                session.add_all(children)
+                job.children_total = job.children_pending = len(children)
+                job.worker = None
+                job.heartbeat_at = None
+                job.progress_message = f"split into {len(children)} parts"
+            job.updated_at = now
+            session.flush()
+            record = JobRecord.from_row(job)
+            records = [JobRecord.from_row(child) for child in children]
+        _log_transition(record)
+        return record, records
 
     def mark_succeeded(
         self,
@@ -519,12 +588,21 @@ class JobStore:
         """
 
         def cancel(job: Job, now: datetime) -> None:
-            if job.status == JobStatus.QUEUED:
+            if job.status == JobStatus.QUEUED or job.children_pending:
+                # Queued, or waiting for its parts (which are cancelled next): no
+                # process runs it, so it ends now.
                 job.status = JobStatus.CANCELLED
                 job.finished_at = now
             job.cancel_requested = True
 
-        return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancel)
+        record = self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancel)
+        # Each part in a transaction of its own: a part's end locks the part, then its
+        # parent, and this must take locks in the same order.
+        if record.children_total and record.status == JobStatus.CANCELLED:
+            for part in self.parts_of(job_id):
+                if part.status not in TERMINAL_STATUSES:
+                    self.request_cancel(part.id)
+        return record
 
     def mark_cancelled(self, job_id: str) -> JobRecord:
         """Record that the executor stopped a job whose cancellation was asked for."""
@@ -552,17 +630,24 @@ class JobStore:
         return self._requeue(Job.worker == worker, error, _now())
 
     def delete_finished_before(self, before: datetime) -> Records:
-        """Delete the jobs that reached a final state before ``before``; returns them."""
+        """Delete the jobs that reached a final state before ``before``; returns them.
+
+        The parts of a split job are deleted with it, never before it.
+        """
         query = (
             select(Job)
             .where(
                 Job.status.in_(TERMINAL_STATUSES),
                 Job.finished_at < _aware(before, "before"),
+                Job.parent_id.is_(None),
             )
             .with_for_update(skip_locked=True)
         )
         with self._session(writes=True) as session:
-            jobs = session.scalars(query).all()
+            jobs = list(session.scalars(query).all())
+            split = [job.id for job in jobs if job.children_total]
+            if split:
+                jobs += session.scalars(select(Job).where(Job.parent_id.in_(split))).all()
             records = [JobRecord.from_row(job) for job in jobs]
             for job in jobs:
                 session.delete(job)
@@ -604,6 +689,7 @@ class JobStore:
             if changed:
                 change(job, now)
                 job.updated_at = now
+                _part_ended(session, job, now)
             record = JobRecord.from_row(job)
         if changed:
             _log_transition(record)
@@ -624,10 +710,38 @@ class JobStore:
                 job.error = error.to_dict()
                 job.updated_at = now
                 _retry_or_bury(job, now, run_after=None)
+                _part_ended(session, job, now)
             records = [JobRecord.from_row(job) for job in jobs]
         for record in records:
             _log_transition(record)
         return records
+
+
+def _part_ended(session: Session, job: Job, now: datetime) -> None:
+    """Count a part's end in its parent, in the part's transaction: the parent's
+    progress, and once no part is left, the parent queued again to merge (or
+    cancelled, if that was asked for)."""
+    if job.parent_id is None or job.status not in TERMINAL_STATUSES:
+        return
+    parent = session.scalars(
+        select(Job).where(Job.id == job.parent_id).with_for_update()
+    ).one_or_none()
+    if parent is None or parent.children_pending <= 0:
+        return
+    parent.children_pending -= 1
+    done = parent.children_total - parent.children_pending
+    parent.progress = round(0.95 * done / parent.children_total, 4)
+    parent.progress_message = f"{done} of {parent.children_total} parts done"
+    parent.updated_at = now
+    if parent.children_pending == 0 and parent.status == JobStatus.RUNNING:
+        if parent.cancel_requested:
+            parent.status = JobStatus.CANCELLED
+            parent.finished_at = now
+        else:
+            parent.status = JobStatus.QUEUED
+            parent.run_after = None
+            # Merging the parts belongs to the attempt that split the job.
+            parent.attempts = max(0, parent.attempts - 1)
 
 
 def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:

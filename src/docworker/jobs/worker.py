@@ -7,18 +7,27 @@ worker never touches the job store: every state change is the supervisor's, so
 a worker that dies or is killed mid-job cannot leave a half-written job behind.
 
 Messages, supervisor → worker: ``{"type": "run", "job_id", "operation",
-"params", "input", "limits"}`` and ``{"type": "stop"}``. Worker → supervisor:
-``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction", "message"}``,
-``{"type": "done", "job_id", "result", "errors"}`` and ``{"type": "error",
-"job_id", "error", "transient"}``.
+"params", "input", "parent_id", "parts"}`` and ``{"type": "stop"}``. Worker →
+supervisor: ``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction",
+"message"}``, ``{"type": "done", "job_id", "result", "errors"}``, ``{"type":
+"error", "job_id", "error", "transient"}`` and ``{"type": "split", "job_id",
+"parts"}``.
+
+Splitting: a job of a :class:`~docworker.operations.base.Splittable` operation
+that is not itself a part may answer ``split`` with the parameters of its parts
+instead of running; the supervisor makes them child jobs. When they have all
+ended, the job runs again with ``parts`` (each part's status, result and error)
+and merges them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -32,7 +41,14 @@ from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFailed
 from docworker.formats.registry import preload
 from docworker.operations import get_operation, validate_params
-from docworker.operations.base import InputFile, operation_context
+from docworker.operations.base import (
+    InputFile,
+    PartResult,
+    Result,
+    SplitPlan,
+    Splittable,
+    operation_context,
+)
 from docworker.storage import BlobStore
 from docworker.telemetry import configure_logging
 
@@ -122,15 +138,34 @@ def run_job(
     try:
         operation = get_operation(message["operation"])
         params = validate_params(operation, message["params"])
-        ctx = operation_context(settings, progress=_progress_sender(conn, job_id), convert=convert)
         spec = message["input"]
         suffix = PurePosixPath(spec.get("name") or "").suffix[:16]
-        with store.local_copy(spec["uri"], suffix) as path:
+        with (
+            tempfile.TemporaryDirectory(prefix="docworker-job-") as workdir,
+            store.local_copy(spec["uri"], suffix) as path,
+            contextlib.ExitStack() as stack,
+        ):
+            ctx = operation_context(
+                settings,
+                progress=_progress_sender(conn, job_id),
+                convert=convert,
+                workdir=Path(workdir),
+            )
             source = InputFile(path, spec.get("name"), spec.get("mime"), spec.get("sha256"))
-            result = operation.run(ctx, source, params)
-        body = json.dumps(result.payload, ensure_ascii=False).encode()
-        blob = store.write_bytes(BlobStore.result_uri(job_id, "result.json"), body)
-        ref = {"uri": blob.uri, "mime": "application/json", "size": blob.size}
+            if message.get("parts") is not None:
+                if not isinstance(operation, Splittable):
+                    raise ProcessingFailed(f"the {operation.name} operation cannot merge parts")
+                parts = [_part_result(stack, store, item) for item in message["parts"]]
+                result = operation.merge(ctx, source, params, parts)
+            else:
+                plan = split_plan(settings)
+                if message.get("parent_id") is None and plan and isinstance(operation, Splittable):
+                    split = operation.split(ctx, source, params, plan)
+                    if split:
+                        wire = [part.as_dict() for part in split]
+                        return {"type": "split", "job_id": job_id, "parts": wire}
+                result = operation.run(ctx, source, params)
+            ref = store_result(store, job_id, result)
         return {"type": "done", "job_id": job_id, "result": ref, "errors": result.errors}
     except DocworkerError as exc:
         bound.info("job attempt failed", error=exc.code, detail=exc.detail)
@@ -144,6 +179,57 @@ def run_job(
         return _error(
             job_id, ProcessingFailed(f"the document could not be processed ({type(exc).__name__})")
         )
+
+
+def split_plan(settings: Settings) -> SplitPlan | None:
+    """How far this service splits jobs, from its settings; None: it does not."""
+    executor = settings.executor
+    parts = executor.split_parts or (2 * executor.workers if executor.workers > 1 else 0)
+    if parts < 2 or executor.split_min_pages < 1:
+        return None
+    return SplitPlan(parts=parts, min_pages=executor.split_min_pages)
+
+
+def _part_result(stack: contextlib.ExitStack, store: BlobStore, item: dict[str, Any]) -> PartResult:
+    """A part's outcome as the supervisor described it, its payload and artifacts read."""
+    ref = item.get("result")
+    payload = json.loads(store.read_bytes(ref["uri"])) if ref else None
+    artifacts = {
+        entry["name"]: stack.enter_context(
+            store.local_copy(entry["uri"], PurePosixPath(entry["name"]).suffix[:16])
+        )
+        for entry in (ref or {}).get("artifacts") or []
+    }
+    return PartResult(
+        part=int(item["part"]),
+        params=item.get("params") or {},
+        status=item["status"],
+        payload=payload,
+        artifacts=artifacts,
+        error=item.get("error"),
+    )
+
+
+def store_result(store: BlobStore, job_id: str, result: Result) -> dict[str, Any]:
+    """Write the result's payload and artifacts to the blob store; the reference kept
+    with the job: ``{"uri", "mime", "size", "artifacts": [{"name", "mime", "size", "uri"}]}``."""
+    artifacts = []
+    for artifact in result.artifacts:
+        blob = store.write_file(BlobStore.result_uri(job_id, artifact.name), artifact.path)
+        artifacts.append(
+            {"name": artifact.name, "mime": artifact.mime, "size": blob.size, "uri": blob.uri}
+        )
+    payload = result.payload
+    if artifacts:
+        payload = payload | {
+            "artifacts": [{k: v for k, v in a.items() if k != "uri"} for a in artifacts]
+        }
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    blob = store.write_bytes(BlobStore.result_uri(job_id, "result.json"), body)
+    ref: dict[str, Any] = {"uri": blob.uri, "mime": "application/json", "size": blob.size}
+    if artifacts:
+        ref["artifacts"] = artifacts
+    return ref
 
 
 def _error(job_id: str, exc: DocworkerError) -> dict[str, Any]:

@@ -8,14 +8,15 @@ executor, in a Celery worker or in the CLI: it gets an :class:`OperationContext`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Protocol
+from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from docworker.config import Settings
+from docworker.errors import ProcessingFailed
 from docworker.formats.base import PageSelection, ParseLimits
 
 
@@ -59,6 +60,29 @@ class OperationContext:
     ocr_languages: str = "eng"
     ocr_psm: int = 3
     ocr_dpi: int = 300
+    #: A private folder for files the operation makes (artifacts), removed by whoever
+    #: runs the operation once the result is stored; None where nothing may be written.
+    workdir: Path | None = None
+
+    def artifact_path(self, name: str) -> Path:
+        """Where to write the artifact ``name`` (a plain file name, e.g. ``searchable.pdf``)."""
+        if self.workdir is None:
+            raise ProcessingFailed(
+                "this operation's output is a file, and there is no place for it"
+            )
+        if "/" in name or name.startswith(".") or name == "result.json":
+            raise ValueError(f"artifact name {name!r} is not a plain file name")
+        return self.workdir / name
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A file an operation made (a searchable PDF, an image), written under
+    :meth:`OperationContext.artifact_path`; the runner stores it beside the result."""
+
+    name: str
+    path: Path
+    mime: str
 
 
 @dataclass
@@ -69,6 +93,30 @@ class Result:
     #: Errors of parts that failed while the whole went on (pages, children):
     #: a non-empty list makes the job ``partial``.
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: Files made beside the payload. The runner stores them and lists them in the
+    #: payload as ``artifacts``: ``[{"name", "mime", "size"}]``, fetched by name.
+    artifacts: list[Artifact] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """What one part of a split job ended with, handed to :meth:`Splittable.merge`."""
+
+    part: int
+    #: The part's own parameters (the job's, with the part's page range).
+    params: dict[str, Any]
+    #: ``succeeded``, ``partial``, ``failed``, ``dead`` or ``cancelled``.
+    status: str
+    #: The part's result payload; None when it has none (it failed).
+    payload: dict[str, Any] | None = None
+    #: The part's artifacts by name, on local disk.
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    #: The part's error (``failed``, ``dead``) or its partial items.
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.payload is not None
 
 
 class Operation(Protocol):
@@ -81,6 +129,78 @@ class Operation(Protocol):
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         """Do the work; raise a DocworkerError for anything the caller should see."""
         ...
+
+
+@dataclass(frozen=True)
+class SplitPart:
+    """One part of a split job: a child job of ``operation`` (default: the job's own,
+    with the job's parameters updated by ``params``; another operation gets ``params``
+    alone)."""
+
+    params: dict[str, Any]
+    operation: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"params": self.params, "operation": self.operation}
+
+
+@runtime_checkable
+class Splittable(Protocol):
+    """An operation whose slow work can be split into parts that run as child jobs on
+    several workers at once (the pages of a long OCR), then merged into one result."""
+
+    def split(
+        self, ctx: OperationContext, source: InputFile, params: OperationParams, plan: SplitPlan
+    ) -> list[SplitPart] | None:
+        """The parts to run instead of the job, or None to run the job whole."""
+        ...
+
+    def merge(
+        self,
+        ctx: OperationContext,
+        source: InputFile,
+        params: OperationParams,
+        parts: list[PartResult],
+    ) -> Result:
+        """The job's result from its parts' results (in part order)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """How far a job may be split: at most ``parts`` parts, and only when it has at
+    least ``min_pages`` pages of slow work."""
+
+    parts: int
+    min_pages: int
+
+    def page_ranges(self, pages: Sequence[int]) -> list[str] | None:
+        """``pages`` (ascending) cut into at most ``parts`` runs of near-equal length,
+        each as a page selection ('3-5'); None when there are too few to split."""
+        if self.parts < 2 or self.min_pages < 1 or len(pages) < max(self.min_pages, 2):
+            return None
+        count = min(self.parts, len(pages))
+        size, extra = divmod(len(pages), count)
+        ranges: list[str] = []
+        start = 0
+        for index in range(count):
+            end = start + size + (1 if index < extra else 0)
+            ranges.append(str(PageSelection.of(pages[start:end])))
+            start = end
+        return ranges
+
+
+def merge_errors(parts: list[PartResult]) -> list[dict[str, Any]]:
+    """The error items of a merged result: each failed part's error, with its pages, and
+    the items of parts that were themselves partial."""
+    errors: list[dict[str, Any]] = []
+    for part in parts:
+        if part.payload is None:
+            error = dict(part.error or {"code": part.status})
+            errors.append({**error, "part": part.part, "pages": part.params.get("pages")})
+        elif part.error and part.error.get("items"):
+            errors.extend(part.error["items"])
+    return errors
 
 
 def operation_context(settings: Settings, **hooks: Any) -> OperationContext:

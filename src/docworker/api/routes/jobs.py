@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from docworker.api.deps import QueueDep, ServicesDep
@@ -18,7 +19,7 @@ from docworker.api.uploads import store_upload
 from docworker.errors import InvalidParameter, NotFound
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStatus
-from docworker.storage import BlobStore, StoredBlob
+from docworker.storage import CHUNK, BlobStore, StoredBlob
 
 router = APIRouter(prefix="/api/v2", tags=["jobs"])
 
@@ -142,8 +143,10 @@ async def list_jobs(
     created_before: Annotated[datetime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="From a previous page's next_cursor.")] = None,
+    parent_id: Annotated[str | None, Query(description="Only the parts of this split job.")] = None,
 ) -> JobList:
-    """Jobs, newest first, a page at a time."""
+    """Jobs, newest first, a page at a time. The parts of split jobs are listed only
+    with ``parent_id``."""
     records, next_cursor = await anyio.to_thread.run_sync(
         lambda: services.store.list(
             status=status,
@@ -152,6 +155,7 @@ async def list_jobs(
             created_before=created_before,
             limit=limit,
             cursor=cursor,
+            parent_id=parent_id,
         )
     )
     return JobList(jobs=[JobPublic.of(r) for r in records], next_cursor=next_cursor)
@@ -185,6 +189,41 @@ async def get_job_result(job_id: str, queue: QueueDep) -> Response:
     record = await anyio.to_thread.run_sync(queue.store.get, job_id)
     payload = await anyio.to_thread.run_sync(queue.result, record)
     return JSONResponse(payload, headers={"X-Job-Id": record.id})
+
+
+@router.get(
+    "/jobs/{job_id}/artifacts/{name}",
+    operation_id="get_job_artifact",
+    summary="Download a file a job made",
+    responses={
+        200: {"description": "The file (e.g. a searchable PDF)", "content": {"*/*": {}}},
+        **problem_responses(404, 409, 415, 422, 503),
+    },
+)
+async def get_job_artifact(job_id: str, name: str, queue: QueueDep) -> Response:
+    """A file listed in the result's ``artifacts`` (by its ``name``), streamed."""
+    record = await anyio.to_thread.run_sync(queue.store.get, job_id)
+    entry, stream = await anyio.to_thread.run_sync(queue.artifact, record, name)
+    return artifact_response(record.id, entry, stream)
+
+
+def artifact_response(job_id: str, entry: dict[str, Any], stream: IO[bytes]) -> Response:
+    """A stored artifact as a streamed download."""
+
+    def chunks() -> Iterator[bytes]:
+        with stream:
+            while chunk := stream.read(CHUNK):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type=entry["mime"],
+        headers={
+            "X-Job-Id": job_id,
+            "Content-Length": str(entry["size"]),
+            "Content-Disposition": f'attachment; filename="{entry["name"]}"',
+        },
+    )
 
 
 @router.delete(
