@@ -20,7 +20,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,11 +207,14 @@ def recognize(
     psm: int = DEFAULT_PSM,
     dpi: int | None = None,
     preprocessing: Preprocessing | None = None,
+    allowed_characters: str | None = None,
 ) -> OcrPage:
     """The text of ``image`` with word boxes (in ``image``'s pixels) and confidences.
 
     ``dpi`` is the image's scan resolution when known (it steers Tesseract's
     size heuristics); ``preprocessing`` defaults to the measured default steps.
+    ``allowed_characters``, when not empty, are the only characters Tesseract
+    may output (its ``tessedit_char_whitelist``).
     Orientation is checked only when the upright reading is poor: detection
     costs two thirds of a recognition, and upright text reads with a confidence
     over 0.65 where turned text, read as garbage, stays under 0.55 (measured).
@@ -221,7 +224,8 @@ def recognize(
     check_psm(psm)
     steps = Preprocessing() if preprocessing is None else preprocessing
     prepared = _prepare(image, steps)
-    page = _read(prepared, image, spec, psm, dpi)
+    reading = _Reading(spec, psm, dpi, allowed_characters or "")
+    page = _read(prepared, image, reading)
     if (
         steps.orientation
         and page.confidence < _CHECK_ORIENTATION_BELOW
@@ -233,7 +237,7 @@ def recognize(
             if steps.deskew:
                 # Lines that ran down the page could not be measured before.
                 prepared.deskew()
-            turned = _read(prepared, image, spec, psm, dpi)
+            turned = _read(prepared, image, reading)
             if turned.confidence > page.confidence:
                 page = turned
     return page
@@ -257,13 +261,24 @@ def _prepare(image: Image.Image, steps: Preprocessing) -> Prepared:
     return prepared
 
 
-def _read(
-    prepared: Prepared, original: Image.Image, languages: str, psm: int, dpi: int | None
-) -> OcrPage:
-    with _POOL.api(languages, psm) as api:
+@dataclass(frozen=True)
+class _Reading:
+    """How an image is recognised: languages, page segmentation mode, the image's scan
+    resolution when known, the only characters to output ("" for any)."""
+
+    languages: str
+    psm: int
+    dpi: int | None
+    allowed_characters: str
+
+
+def _read(prepared: Prepared, original: Image.Image, reading: _Reading) -> OcrPage:
+    with _POOL.api(reading.languages, reading.psm) as api:
+        # Pooled instances keep their variables from job to job: set it every time.
+        api.SetVariable("tessedit_char_whitelist", reading.allowed_characters)
         api.SetImage(Image.fromarray(prepared.image))
-        if dpi:
-            api.SetSourceResolution(round(dpi * prepared.scale))
+        if reading.dpi:
+            api.SetSourceResolution(round(reading.dpi * prepared.scale))
         if not api.Recognize():
             raise EngineFailed("Tesseract could not recognise the image")
         paragraphs = _paragraphs(api, prepared.box_mapper(original.width, original.height))
@@ -392,14 +407,22 @@ class TesseractOcr:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     #: The scan resolution to assume when an image does not record a plausible one.
     dpi: int | None = None
+    #: The only characters Tesseract may output; None or "" for any.
+    allowed_characters: str | None = None
 
-    def read(self, image: Image.Image, *, languages: str | None = None) -> OcrPage:
+    def read(
+        self, image: Image.Image, *, languages: str | None = None, picture: bool = False
+    ) -> OcrPage:
+        steps = self.preprocessing
+        if picture:
+            steps = replace(steps, normalize_resolution=False, orientation=False)
         return recognize(
             image,
             languages=languages or self.languages,
             psm=self.psm,
             dpi=_recorded_dpi(image) or self.dpi,
-            preprocessing=self.preprocessing,
+            preprocessing=steps,
+            allowed_characters=self.allowed_characters,
         )
 
 

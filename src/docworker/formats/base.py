@@ -9,7 +9,7 @@ errors for bad documents. Parsers never import web, database or queue code.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
@@ -76,6 +76,17 @@ class PageSelection:
         return ",".join(
             f"{s}" if e == s else f"{s}-{'' if e is None else e}" for s, e in self.ranges
         )
+
+    @classmethod
+    def of(cls, pages: Sequence[int]) -> PageSelection:
+        """The selection of exactly ``pages`` (ascending), runs written as ranges."""
+        ranges: list[tuple[int, int | None]] = []
+        for page in pages:
+            if ranges and ranges[-1][1] == page - 1:
+                ranges[-1] = (ranges[-1][0], page)
+            else:
+                ranges.append((page, page))
+        return cls(tuple(ranges))
 
 
 @dataclass(frozen=True)
@@ -153,14 +164,47 @@ class OcrPage:
 class OcrReader(Protocol):
     """Reads the text of an image; the operations provide one, parsers only call it."""
 
-    def read(self, image: Image, *, languages: str | None = None) -> OcrPage:
+    def read(self, image: Image, *, languages: str | None = None, picture: bool = False) -> OcrPage:
         """The text of ``image`` (a Pillow image), in ``languages`` (``"eng+kor"``) or the
-        reader's own default when None."""
+        reader's own default when None. ``picture``: the image is a picture cut out of a
+        page rendered upright at the OCR resolution, to read as it is (no rescaling, no
+        turning: photos are common there, and scaling one up costs seconds for nothing)."""
         ...
+
+
+@dataclass(frozen=True)
+class PrefetchedOcr:
+    """A page read by OCR ahead of the parse (by another worker, as part of a split job)."""
+
+    page: OcrPage
+    #: The size of one pixel of the image that was read, in PDF points.
+    points_per_pixel: float
 
 
 #: When to run OCR: on what has no usable text ("auto"), on everything ("force"), never.
 OcrPolicy = Literal["auto", "force", "off"]
+
+
+@dataclass(frozen=True)
+class MixedPageOcr:
+    """Which pictures on a page with a usable text layer are read by OCR as well (``auto``).
+
+    A picture qualifies when it is large enough and the text layer leaves it
+    mostly bare: a pasted scan, a screenshot of text. Pictures that touch make
+    one (a figure drawn in strips).
+    """
+
+    #: Smallest share of the page's area a picture must cover.
+    min_share: float = 0.02
+    #: Shortest side, in points, a picture must have.
+    min_side: float = 20.0
+    #: Largest share of a picture's area the text layer's lines may cover: more, and
+    #: the text layer already holds its text (a scan with its OCR layer, a background).
+    max_text_cover: float = 0.15
+    #: OCR paragraphs read with a lower mean word confidence are dropped (a photo's noise).
+    min_confidence: float = 0.6
+    #: Most pictures read on one page, the largest first.
+    max_images: int = 8
 
 
 @dataclass
@@ -186,6 +230,11 @@ class ParseContext:
     ocr_languages: str | None = None
     #: The resolution, in dots per inch, pages are rendered at to be read by OCR.
     ocr_dpi: int = 300
+    #: Pages already read by OCR, by number, used instead of reading them again; a page
+    #: mapped to None could not be read and is left without its OCR text.
+    ocr_pages: Mapping[int, PrefetchedOcr | None] | None = None
+    #: Pictures with text on pages that have a text layer, read by OCR under ``auto``.
+    mixed_pages: MixedPageOcr = field(default_factory=MixedPageOcr)
     #: Called with (fraction done 0..1, message); never raises.
     progress: Callable[[float, str], None] = lambda _fraction, _message: None
     #: Returns True once the work should stop.

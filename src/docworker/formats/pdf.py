@@ -21,7 +21,10 @@ needs memory for its text only. A page pdfium cannot load becomes a warning.
 A page without a usable text layer (none, garbage, or a scan) is rendered and
 read by the caller's OCR reader as ``ctx.ocr_policy`` asks
 (:mod:`docworker.formats.pdf_ocr`); without a reader, or with OCR off, a page
-without text yields no blocks and a ``no-text-layer`` warning. AcroForm fields
+without text yields no blocks and a ``no-text-layer`` warning. Under ``auto``,
+a page read from its text layer that also shows a picture of text (a pasted
+scan, a screenshot) is mixed: the pictures the text layer leaves bare are read
+by OCR too, their paragraphs put in the page's reading order. AcroForm fields
 become ``metadata.extra["form_fields"]`` (:mod:`docworker.formats.pdf_metadata`).
 Files attached to the PDF are listed and read through
 :mod:`docworker.formats.embedded`, as every format's embedded files are. Every
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,24 +55,32 @@ from docworker.document import (
     TextSource,
 )
 from docworker.errors import CorruptDocument, PasswordRequired, WrongPassword
-from docworker.formats.base import OcrReader, ParseContext, Source
+from docworker.formats.base import OcrPage, OcrReader, ParseContext, Source
 from docworker.formats.embedded import append_embedded
 from docworker.formats.ocr_blocks import add_ocr_blocks
-from docworker.formats.pdf_graphics import read_graphics
+from docworker.formats.pdf_graphics import PageGraphics, read_graphics
 from docworker.formats.pdf_layout import (
     Box,
     HeadingScale,
+    Line,
     Style,
     TextBlock,
     could_be_heading,
     cut_out,
     group_blocks,
+    interleave,
     is_caption,
     reading_order,
     running_key,
 )
 from docworker.formats.pdf_metadata import FormFields, read_metadata
-from docworker.formats.pdf_ocr import render_page, scanned, usable_text
+from docworker.formats.pdf_ocr import (
+    picture_regions,
+    render_page,
+    render_region,
+    scanned,
+    usable_text,
+)
 from docworker.formats.pdf_tables import FoundTable, find_tables
 from docworker.formats.pdf_text import (
     PageFrame,
@@ -161,6 +172,51 @@ def _attach_files(pdf: Any, builder: DocumentBuilder, ctx: ParseContext) -> None
         append_embedded(builder, data, name, ctx)
 
 
+def pages_to_ocr(path: Path, ctx: ParseContext) -> list[int]:
+    """The selected pages a parse with ``ctx`` reads whole by OCR: every page under
+    ``force``, pages without a usable text layer under ``auto``. Cheap (text layers
+    only, nothing rendered), so that the OCR can be planned before it runs."""
+    if ctx.ocr is None or ctx.ocr_policy == "off":
+        return []
+    pdf = _open(path, ctx.password)
+    try:
+        numbers = ctx.select_pages(len(pdf))
+        if ctx.ocr_policy == "force":
+            return numbers
+        chosen = []
+        for number in numbers:
+            handle = pdf[number - 1]
+            try:
+                left, bottom, right, top = handle.get_bbox()
+                display = PageFrame(left, bottom, right, top, rotation=handle.get_rotation() % 360)
+                textpage = handle.get_textpage()
+                try:
+                    if _scan_page(handle, PageText(textpage), display):
+                        chosen.append(number)
+                finally:
+                    textpage.close()
+            finally:
+                handle.close()
+        return chosen
+    except pdfium.PdfiumError:
+        return []
+    finally:
+        pdf.close()
+
+
+def _scan_page(handle: Any, text: PageText, display: PageFrame) -> bool:
+    """Whether a page has no usable text layer, so that ``auto`` reads it by OCR."""
+    content = text.text
+    if not usable_text(content):
+        # A page that draws nothing at all is blank, not a scan.
+        return bool(pdfium_c.FPDFPage_CountObjects(handle.raw))
+    if len(content) >= _SHORT_TEXT:
+        return False
+    graphics = read_graphics(handle, display, rules=False)
+    share = graphics.image_share(display.width, display.height)
+    return scanned(sum(map(str.isalnum, content)), share)
+
+
 # -- pages -------------------------------------------------------------------------------
 
 
@@ -186,6 +242,25 @@ class _Page:
         return BBox(x0=x0, y0=y0, x1=x1, y1=y1)
 
 
+@dataclass(frozen=True)
+class _PictureText:
+    """What OCR read in a picture on a page read from its text layer, and where it sits."""
+
+    #: The picture's box in the page's layout frame, which places its text among the blocks.
+    box: Box
+    #: Only the paragraphs read with confidence enough.
+    ocr: OcrPage
+    #: The points one pixel of the image read measures.
+    points: float
+    #: The image's top-left corner on the page as displayed.
+    origin: tuple[float, float]
+
+    @property
+    def word_confidences(self) -> list[float]:
+        """The confidence of each word read."""
+        return [word.confidence for p in self.ocr.paragraphs for word in p.words]
+
+
 class _PageReader:
     """Reads pages one at a time into the builder, closing each as soon as it is read."""
 
@@ -199,6 +274,9 @@ class _PageReader:
         self.structure = _Structure() if ctx.structure else None
         #: The reader of pages that need OCR; None when OCR is off or there is no engine.
         self.ocr: OcrReader | None = ctx.ocr if ctx.ocr_policy != "off" else None
+        #: The reader of pictures on pages read from their text layer: under ``auto`` only,
+        #: since ``force`` reads those pages whole.
+        self.picture_ocr: OcrReader | None = ctx.ocr if ctx.ocr_policy == "auto" else None
 
     def read(self, number: int) -> None:
         try:
@@ -242,25 +320,80 @@ class _PageReader:
 
     def _needs_ocr(self, page: _Page) -> bool:
         """Whether the page is read by OCR rather than from its text layer (see pdf_ocr)."""
-        if self.ctx.ocr_policy == "force":
-            return True
-        text = page.text.text
-        if not usable_text(text):
-            # A page that draws nothing at all is blank, not a scan.
-            return bool(pdfium_c.FPDFPage_CountObjects(page.handle.raw))
-        if len(text) >= _SHORT_TEXT:
-            return False
-        graphics = read_graphics(page.handle, page.display, rules=False)
-        share = graphics.image_share(page.display.width, page.display.height)
-        return scanned(sum(map(str.isalnum, text)), share)
+        return self.ctx.ocr_policy == "force" or _scan_page(page.handle, page.text, page.display)
 
     def _read_image(self, page: _Page, reader: OcrReader) -> None:
-        image, points = render_page(page.handle, self.ctx.ocr_dpi, self.ctx.limits.max_pixels)
-        ocr = reader.read(image, languages=self.ctx.ocr_languages)
+        read_before = self.ctx.ocr_pages
+        if read_before is not None and page.number in read_before:
+            before = read_before[page.number]
+            if before is None:
+                page.model.text_source = TextSource.OCR
+                message = f"page {page.number} could not be read by OCR"
+                self.builder.warn("ocr-failed", message, page=page.number)
+                return
+            ocr, points = before.page, before.points_per_pixel
+        else:
+            image, points = render_page(page.handle, self.ctx.ocr_dpi, self.ctx.limits.max_pixels)
+            ocr = reader.read(image, languages=self.ctx.ocr_languages)
         page.model.text_source, page.model.confidence = TextSource.OCR, ocr.confidence
         if not add_ocr_blocks(self.builder, page.number, ocr, scale=points):
             message = f"OCR found no text on page {page.number}"
             self.builder.warn("ocr-no-text", message, page=page.number)
+
+    def _read_pictures(
+        self, page: _Page, lines: list[Line], graphics: PageGraphics | None
+    ) -> list[_PictureText]:
+        """OCR of the pictures the text layer leaves bare (see pdf_ocr); the page is then mixed."""
+        reader = self.picture_ocr
+        if reader is None or graphics is None or not graphics.images:
+            return []
+        layout = page.layout
+        regions = picture_regions(
+            graphics.images, lines, layout.width, layout.height, self.ctx.mixed_pages
+        )
+        found = [
+            picture
+            for picture in (self._read_picture(page, region, lines, reader) for region in regions)
+            if picture is not None
+        ]
+        if found:
+            page.model.text_source = TextSource.MIXED
+            page.model.confidence = _mean(
+                [c for picture in found for c in picture.word_confidences]
+            )
+        return found
+
+    def _read_picture(
+        self, page: _Page, region: Box, lines: list[Line], reader: OcrReader
+    ) -> _PictureText | None:
+        """The text of one picture, None if none was read with confidence enough.
+
+        The picture is rendered on its own, the text layer's lines over it
+        blanked out; paragraphs read with too little confidence, or with no
+        letter or digit (a photo's noise, a diagram's arrows), are dropped.
+        """
+        shown = page.layout.moved_to(page.display, region)
+        rendered = render_region(page.handle, shown, self.ctx.ocr_dpi, self.ctx.limits.max_pixels)
+        rendered.blank_out(
+            [
+                page.layout.moved_to(page.display, _box(line))
+                for line in lines
+                if _overlap(_box(line), region)
+            ]
+        )
+        ocr = reader.read(rendered.image, languages=self.ctx.ocr_languages, picture=True)
+        least = self.ctx.mixed_pages.min_confidence
+        kept = tuple(p for p in ocr.paragraphs if p.confidence >= least and _wordy(p.text))
+        if not kept:
+            return None
+        confidence = _mean([word.confidence for paragraph in kept for word in paragraph.words])
+        ocr = replace(ocr, paragraphs=kept, confidence=confidence)
+        return _PictureText(region, ocr, rendered.points, rendered.origin)
+
+    def _add_picture(self, page: _Page, picture: _PictureText) -> None:
+        add_ocr_blocks(
+            self.builder, page.number, picture.ocr, scale=picture.points, origin=picture.origin
+        )
 
     # -- text layer --
 
@@ -275,11 +408,23 @@ class _PageReader:
             # out in an order of its own (bottom line first, for text running down).
             lines.sort(key=lambda line: (round(line.y1), line.x0))
         blocks = reading_order(group_blocks(lines))
-        if self.structure is None:
-            for block in blocks:
-                self._add_block(page, block, BlockKind.PARAGRAPH)
-        else:
-            self._read_structure(page, blocks)
+        graphics = None
+        if self.structure is not None or self.picture_ocr is not None:
+            # Rules are only wanted for tables, pictures for captions and OCR.
+            graphics = read_graphics(page.handle, page.layout, rules=self.structure is not None)
+        pictures = self._read_pictures(page, lines, graphics)
+        if self.structure is not None:
+            assert graphics is not None
+            self._read_structure(page, blocks, graphics, pictures)
+            return
+        items: list[TextBlock | _PictureText] = list(blocks)
+        if pictures:
+            items = interleave(blocks, [_box(b) for b in blocks], [(p.box, p) for p in pictures])
+        for item in items:
+            if isinstance(item, _PictureText):
+                self._add_picture(page, item)
+            else:
+                self._add_block(page, item, BlockKind.PARAGRAPH)
 
     def _no_ocr_reason(self) -> str:
         if self.ctx.ocr_policy == "off":
@@ -288,19 +433,33 @@ class _PageReader:
             return " and no OCR engine is available"
         return ""
 
-    def _read_structure(self, page: _Page, blocks: list[TextBlock]) -> None:
-        """Add the blocks, tables in place of the lines they hold, captions told, links placed."""
+    def _read_structure(
+        self,
+        page: _Page,
+        blocks: list[TextBlock],
+        graphics: PageGraphics,
+        pictures: list[_PictureText],
+    ) -> None:
+        """Add the blocks, tables in place of the lines they hold, captions told, links
+        placed, the pictures' text in its place."""
         assert self.structure is not None
-        graphics = read_graphics(page.handle, page.layout)
         found: list[FoundTable] = []
         if graphics.has_grid():
             found = find_tables(page.handle, page.text, page.layout)
         boxes = [table.box for table in found]
         figures = graphics.figures + boxes
         placed: list[tuple[Block, TextBlock]] = []
-        for item in cut_out(blocks, boxes):
+        cut = cut_out(blocks, boxes)
+        items: list[TextBlock | int | _PictureText] = list(cut)
+        if pictures:
+            places = [boxes[item] if isinstance(item, int) else _box(item) for item in cut]
+            items = interleave(cut, places, [(p.box, p) for p in pictures])
+        for item in items:
             if isinstance(item, int):
                 self._add_table(page, found[item])
+                continue
+            if isinstance(item, _PictureText):
+                self._add_picture(page, item)
                 continue
             kind = BlockKind.CAPTION if is_caption(item, figures) else BlockKind.PARAGRAPH
             block = self._add_block(page, item, kind)
@@ -337,6 +496,23 @@ class _PageReader:
             table=found.table,
             source=BlockSource.TEXT_LAYER,
         )
+
+
+def _box(item: TextBlock | Line) -> Box:
+    return item.x0, item.y0, item.x1, item.y1
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _wordy(text: str) -> bool:
+    """Whether OCR text holds a letter or digit: lines and arrows read as dashes do not."""
+    return any(char.isalnum() for char in text)
+
+
+def _mean(values: list[float]) -> float:
+    return round(sum(values) / len(values), 4) if values else 0.0
 
 
 def _place_links(

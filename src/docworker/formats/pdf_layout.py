@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 #: Four coordinates of a box: ``(x0, y0, x1, y1)`` in display coordinates, where not
 #: said otherwise (PDF user space: ``(left, bottom, right, top)``).
 Box = tuple[float, float, float, float]
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 #: Glyphs that open a bulleted list item; the ``\uf0xx`` ones are Symbol/Wingdings
 #: bullets that fonts map into the private use area.
@@ -477,6 +481,36 @@ def cut_out(blocks: list[TextBlock], boxes: list[Box]) -> list[TextBlock | int]:
         below = (n for n, item in enumerate(items) if _top(item, boxes) > boxes[index][1])
         items.insert(next(below, len(items)), index)
     return items
+
+
+def interleave(items: Sequence[T], boxes: list[Box], extra: list[tuple[Box, U]]) -> list[T | U]:
+    """``items`` in reading order, with each of ``extra`` put in its place by its box.
+
+    ``boxes`` are the items' boxes. An extra box (a picture read apart) goes
+    before the first item under its top that shares some of its width: the
+    text after it in its column. With none under it, it goes after the last
+    item that shares its width; beside everything, before the first item
+    below its top. Extras meant for one place keep their order.
+    """
+    places = [(_place(boxes, box), value) for box, value in extra]
+    ordered: list[T | U] = []
+    for index in range(len(items) + 1):
+        ordered += [value for place, value in places if place == index]
+        if index < len(items):
+            ordered.append(items[index])
+    return ordered
+
+
+def _place(boxes: list[Box], box: Box) -> int:
+    """The index of the item before which a box read apart goes (see :func:`interleave`)."""
+    x0, top, x1, _ = box
+    beside = [index for index, (a, _, b, _) in enumerate(boxes) if a < x1 and b > x0]
+    under = next((index for index in beside if boxes[index][1] >= top), None)
+    if under is not None:
+        return under
+    if beside:
+        return beside[-1] + 1
+    return next((index for index, item in enumerate(boxes) if item[1] > top), len(boxes))
 
 
 def _box_holding(line: Line, boxes: list[Box]) -> int | None:
