@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pypdfium2
 import pytest
 
 from bench.scoring import corpus_root
@@ -267,6 +268,57 @@ def test_ocr_languages_and_an_ocr_job(client: httpx.Client) -> None:
         for w in line["words"]
     ]
     assert words and all(0 <= w["confidence"] <= 1 for w in words)
+
+
+def test_ocr_route_answers_text_a_searchable_pdf_and_the_v1_shape(
+    client: httpx.Client,
+) -> None:
+    image = _upload(CORPUS / "images" / "ocr-text.png")
+    text = client.post("/api/v2/ocr", files=image, headers={"Accept": "text/plain"})
+    assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
+    assert "contains some words" in text.text
+    pdf = client.post("/api/v2/ocr", files=image, data={"output": "searchable_pdf"})
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    job_id = pdf.headers["x-job-id"]
+    result = client.get(f"/api/v2/jobs/{job_id}/result").json()
+    assert result["artifacts"] == [
+        {"name": "searchable.pdf", "mime": "application/pdf", "size": len(pdf.content)}
+    ]
+    again = client.get(f"/api/v2/jobs/{job_id}/artifacts/searchable.pdf")
+    assert again.content == pdf.content
+    missing = client.get(f"/api/v2/jobs/{job_id}/artifacts/other.pdf")
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    v1 = client.post("/api/v2/ocr", files=image, data={"output": "v1"}).json()
+    assert set(v1) == {"job_id", "text", "confidence", "language", "page_count", "metadata"}
+    assert v1["page_count"] == 1 and 0 <= v1["confidence"] <= 1
+    refused = client.post("/api/v2/ocr", files=_upload(CORPUS / "text" / "plain-utf8.txt"))
+    assert refused.status_code == 415 and refused.headers["content-type"] == PROBLEM
+
+
+def test_a_long_scan_is_split_across_the_workers(client: httpx.Client, tmp_path: Path) -> None:
+    scan = tmp_path / "scan.pdf"
+    document = pypdfium2.PdfDocument(str(PDF))
+    try:
+        images = [document[i].render(scale=100 / 72, grayscale=True).to_pil() for i in range(4)]
+    finally:
+        document.close()
+    images[0].save(scan, save_all=True, append_images=images[1:], resolution=100)
+    job = client.post(
+        "/api/v2/jobs",
+        files=_upload(scan),
+        data={"operation": "extract", "params": json.dumps({"output": "text"})},
+    ).json()
+    done = _poll(client, job["id"], timeout=120)
+    assert done["status"] == "succeeded"
+    assert done["parts"] == {"total": 4, "pending": 0}
+    parts = client.get(done["links"]["parts"]).json()["jobs"]
+    assert sorted(p["part"] for p in parts) == [0, 1, 2, 3]
+    assert {p["operation"] for p in parts} == {"ocr"} and all(p["parent_id"] for p in parts)
+    assert parts[0]["links"]["parent"] == f"/api/v2/jobs/{job['id']}"
+    listed = client.get("/api/v2/jobs", params={"limit": 500}).json()["jobs"]
+    assert not any(j["parent_id"] for j in listed)
+    assert len(client.get(f"/api/v2/jobs/{job['id']}/result").json()["content"]) > 1000
 
 
 def test_legacy_word_goes_through_the_workers_libreoffice(client: httpx.Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -10,7 +11,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
+import pypdfium2
 import pytest
 
 from bench.scoring import corpus_root
@@ -19,6 +22,8 @@ from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobInput, JobQueue
 from docworker.jobs.store import JobRecord, JobStatus, JobStore
+from docworker.operations import get_operation, validate_params
+from docworker.operations.base import InputFile, operation_context
 from docworker.storage import BlobStore
 
 HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
@@ -46,9 +51,9 @@ class Harness:
             max_attempts=settings.executor.max_attempts,
         )
 
-    def submit(self, path: Path, **params: object) -> JobRecord:
+    def submit(self, path: Path, operation: str = "extract", **params: object) -> JobRecord:
         blob = self.blobs.put_file(path)
-        record, _ = self.queue.submit("extract", dict(params), JobInput(blob, name=path.name))
+        record, _ = self.queue.submit(operation, dict(params), JobInput(blob, name=path.name))
         return record
 
     def wait_until(self, job_id: str, predicate: object, timeout: float = 60.0) -> JobRecord:
@@ -85,6 +90,7 @@ def harness(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]
 def _done(record: JobRecord) -> bool:
     return record.status in {
         JobStatus.SUCCEEDED,
+        JobStatus.PARTIAL,
         JobStatus.FAILED,
         JobStatus.DEAD,
         JobStatus.CANCELLED,
@@ -185,3 +191,119 @@ def test_jobs_left_running_by_a_dead_executor_of_this_host_run_again(tmp_path: P
         h.store.close()
     assert done.status is JobStatus.SUCCEEDED
     assert done.attempts == 2
+
+
+# -- jobs split into parts ------------------------------------------------------------------
+
+ARTICLE = corpus_root() / "pdf" / "multi-page-article.pdf"
+SPLIT = {"workers": 2, "split_min_pages": 2, "split_parts": 3}
+
+
+@pytest.fixture(scope="module")
+def scanned_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An image-only PDF: the first three pages of a corpus article, rendered (a scan)."""
+    pdf = pypdfium2.PdfDocument(str(ARTICLE))
+    try:
+        pages = [pdf[index].render(scale=150 / 72, grayscale=True).to_pil() for index in range(3)]
+    finally:
+        pdf.close()
+    target = tmp_path_factory.mktemp("scan") / "scanned-article.pdf"
+    pages[0].save(target, save_all=True, append_images=pages[1:], resolution=150)
+    return target
+
+
+def _whole(settings: Settings, path: Path, operation: str, **params: object) -> dict[str, object]:
+    """The payload of the operation run whole, in this process."""
+    op = get_operation(operation)
+    ctx = operation_context(settings)
+    return op.run(ctx, InputFile(path, path.name), validate_params(op, dict(params))).payload
+
+
+@pytest.mark.executor(**SPLIT)
+def test_a_scan_is_read_by_parts_on_every_worker(harness: Harness, scanned_pdf: Path) -> None:
+    record = harness.submit(scanned_pdf, output="markdown")
+    done = harness.wait_until(record.id, _done, timeout=120)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    assert (done.children_total, done.children_pending, done.attempts) == (3, 0, 1)
+    parts = harness.store.parts_of(done.id)
+    assert [p.operation for p in parts] == ["ocr"] * 3
+    assert [p.params["pages"] for p in parts] == ["1", "2", "3"]
+    assert all(p.status is JobStatus.SUCCEEDED and p.parent_id == done.id for p in parts)
+    # Parts ran side by side, on both workers.
+    spans = sorted((p.started_at, p.finished_at) for p in parts)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+    # The result is the one the job makes when it runs whole.
+    whole = _whole(harness.executor.settings, scanned_pdf, "extract", output="markdown")
+    payload = harness.queue.result(done)
+    assert payload["content"] == whole["content"]
+    assert payload["metadata"] == whole["metadata"]
+    assert "Abstract" in str(payload["content"]) or len(str(payload["content"])) > 1000
+
+
+@pytest.mark.executor(**SPLIT)
+def test_ocr_parts_merge_into_the_whole_result(harness: Harness, scanned_pdf: Path) -> None:
+    record = harness.submit(scanned_pdf, "ocr", output="searchable_pdf", pages="1-3")
+    done = harness.wait_until(record.id, _done, timeout=120)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    parts = harness.store.parts_of(done.id)
+    assert [(p.operation, p.params["pages"]) for p in parts] == [
+        ("ocr", "1"),
+        ("ocr", "2"),
+        ("ocr", "3"),
+    ]
+    assert all(p.params["output"] == "searchable_pdf" for p in parts)
+    payload = harness.queue.result(done)
+    whole = _whole(harness.executor.settings, scanned_pdf, "ocr", output="text", pages="1-3")
+    assert payload["content"] == whole["content"]
+    assert payload["confidence"] == pytest.approx(whole["confidence"], abs=1e-3)
+    assert [p["page"] for p in payload["pages"]] == [1, 2, 3]
+    assert payload["artifacts"] == [
+        {"name": "searchable.pdf", "mime": "application/pdf", "size": ANY}
+    ]
+    # The parts' searchable PDFs are joined, pages in order, words selectable.
+    _entry, stream = harness.queue.artifact(done, "searchable.pdf")
+    with stream:
+        joined = pypdfium2.PdfDocument(stream.read())
+    try:
+        assert len(joined) == 3
+        texts = [joined[i].get_textpage().get_text_range() for i in range(3)]
+    finally:
+        joined.close()
+    for text, page in zip(texts, payload["pages"], strict=True):
+        assert set(page["text"].split()[:20]) <= set(text.split())
+
+
+@pytest.mark.executor(**SPLIT)
+def test_a_document_with_a_text_layer_is_not_split(harness: Harness) -> None:
+    record = harness.submit(ARTICLE, output="text")
+    done = harness.wait_until(record.id, _done)
+    assert done.status is JobStatus.SUCCEEDED and done.children_total == 0
+
+
+@pytest.mark.executor(**SPLIT, max_attempts=1)
+def test_a_part_that_fails_leaves_its_pages_out(harness: Harness, scanned_pdf: Path) -> None:
+    record = harness.submit(scanned_pdf, output="text")
+    part = harness.wait_until(record.id, lambda r: r.children_total > 0, timeout=60)
+    first = harness.store.parts_of(part.id)[0]
+    os.kill(harness.running_pid(first.id), signal.SIGKILL)
+    done = harness.wait_until(record.id, _done, timeout=120)
+    assert done.status is JobStatus.PARTIAL
+    assert harness.store.get(first.id).status is JobStatus.DEAD
+    assert done.error is not None
+    (item,) = done.error["items"]
+    assert item["pages"] == "1" and item["code"] == "engine-failed"
+    payload = harness.queue.result(done)
+    codes = {(w["code"], w.get("page")) for w in payload["warnings"]}
+    assert ("ocr-failed", 1) in codes
+    assert payload["content"]
+
+
+@pytest.mark.executor(**SPLIT)
+def test_cancelling_a_split_job_cancels_its_parts(harness: Harness, scanned_pdf: Path) -> None:
+    record = harness.submit(scanned_pdf, output="text")
+    harness.wait_until(record.id, lambda r: r.children_total > 0, timeout=60)
+    cancelled = harness.queue.cancel(record.id)
+    assert cancelled.status is JobStatus.CANCELLED
+    for part in harness.store.parts_of(record.id):
+        assert harness.wait_until(part.id, _done).status is JobStatus.CANCELLED
+    assert harness.store.get(record.id).status is JobStatus.CANCELLED

@@ -172,10 +172,15 @@ def _attach_files(pdf: Any, builder: DocumentBuilder, ctx: ParseContext) -> None
         append_embedded(builder, data, name, ctx)
 
 
-def pages_to_ocr(path: Path, ctx: ParseContext) -> list[int]:
+def pages_to_ocr(path: Path, ctx: ParseContext, *, sample: int | None = None) -> list[int]:
     """The selected pages a parse with ``ctx`` reads whole by OCR: every page under
     ``force``, pages without a usable text layer under ``auto``. Cheap (text layers
-    only, nothing rendered), so that the OCR can be planned before it runs."""
+    only, nothing rendered), so that the OCR can be planned before it runs.
+
+    With ``sample``, that many pages spread over the selection are looked at first,
+    and when none of them needs OCR the answer is no page: a document with a text
+    layer costs a few pages' look, not one of every page (1 s for 619 pages).
+    """
     if ctx.ocr is None or ctx.ocr_policy == "off":
         return []
     pdf = _open(path, ctx.password)
@@ -183,25 +188,30 @@ def pages_to_ocr(path: Path, ctx: ParseContext) -> list[int]:
         numbers = ctx.select_pages(len(pdf))
         if ctx.ocr_policy == "force":
             return numbers
-        chosen = []
-        for number in numbers:
-            handle = pdf[number - 1]
-            try:
-                left, bottom, right, top = handle.get_bbox()
-                display = PageFrame(left, bottom, right, top, rotation=handle.get_rotation() % 360)
-                textpage = handle.get_textpage()
-                try:
-                    if _scan_page(handle, PageText(textpage), display):
-                        chosen.append(number)
-                finally:
-                    textpage.close()
-            finally:
-                handle.close()
-        return chosen
+        if sample is not None and len(numbers) > sample:
+            step = len(numbers) / sample
+            probe = [numbers[int(i * step)] for i in range(sample)]
+            if not any(_page_is_scan(pdf, number) for number in probe):
+                return []
+        return [number for number in numbers if _page_is_scan(pdf, number)]
     except pdfium.PdfiumError:
         return []
     finally:
         pdf.close()
+
+
+def _page_is_scan(pdf: Any, number: int) -> bool:
+    handle = pdf[number - 1]
+    try:
+        left, bottom, right, top = handle.get_bbox()
+        display = PageFrame(left, bottom, right, top, rotation=handle.get_rotation() % 360)
+        textpage = handle.get_textpage()
+        try:
+            return _scan_page(handle, PageText(textpage), display)
+        finally:
+            textpage.close()
+    finally:
+        handle.close()
 
 
 def _scan_page(handle: Any, text: PageText, display: PageFrame) -> bool:

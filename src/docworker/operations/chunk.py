@@ -1,7 +1,8 @@
 """The ``chunk`` operation: any document → chunks for retrieval, with their provenance.
 
 The document is read exactly as ``extract`` reads it (same input parameters,
-same parse), then cut by :mod:`docworker.chunking`. The semantic strategy gets
+same parse, the same split of long OCR into parts), then cut by
+:mod:`docworker.chunking`. The semantic strategy gets
 its sentence embeddings from :mod:`docworker.engines.embeddings` and is refused
 when no embedding model is installed.
 """
@@ -13,15 +14,15 @@ from typing import Any, ClassVar
 from docworker.chunking import ChunkOptions, Strategy, chunk_document
 from docworker.document import Document
 from docworker.engines.embeddings import default_embedder
-from docworker.operations.base import InputFile, OperationContext, OperationParams, Result
-from docworker.operations.extract import DocumentInput, parse_input, selected_blocks
+from docworker.operations.base import OperationParams
+from docworker.operations.extract import DocumentInput, DocumentOperation, selected_blocks
 
 
 class ChunkParams(DocumentInput, ChunkOptions):
     """The input document's parameters and the chunking options."""
 
 
-class ChunkOperation:
+class ChunkOperation(DocumentOperation):
     name: ClassVar[str] = "chunk"
     summary: ClassVar[str] = (
         "Chunks for retrieval: fixed, recursive, structure, page or semantic, "
@@ -30,10 +31,9 @@ class ChunkOperation:
     queue: ClassVar[str] = "documents"
     Params: ClassVar[type[OperationParams]] = ChunkParams
 
-    def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
+    def payload(self, doc: Document, params: OperationParams) -> dict[str, Any]:
         assert isinstance(params, ChunkParams)
-        doc = parse_input(ctx, source, params)
-        return Result(payload=chunk_payload(doc, params))
+        return chunk_payload(doc, params)
 
 
 def chunk_payload(doc: Document, params: ChunkParams) -> dict[str, Any]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr
 
 from docworker.document import Block, Document
 from docworker.engines.ocr import TesseractOcr, validate_languages
-from docworker.formats.base import OcrPolicy, PageSelection, ParseContext
+from docworker.formats.base import OcrPolicy, PageSelection, ParseContext, PrefetchedOcr
+from docworker.formats.detect import detect
 from docworker.formats.registry import parse_path
 from docworker.operations.base import (
     InputFile,
     OperationContext,
     OperationParams,
     PagesParam,
+    PartResult,
     Result,
+    SplitPart,
+    SplitPlan,
+    merge_errors,
 )
+from docworker.operations.ocr_parts import PDF, prefetched_pages
 from docworker.render import OutputFormat, page_blocks, render
 
 
@@ -49,39 +56,128 @@ class ExtractParams(DocumentInput):
     per_page: bool = Field(False, description="Also return the output of each page on its own.")
 
 
-class ExtractOperation:
+class DocumentOperation:
+    """An operation that parses its input document, then makes its payload from it.
+
+    A PDF with many pages to read by OCR is split: ``ocr`` parts read those pages
+    on several workers, then the document is parsed once, whole, with what they
+    read (so headings, running headers and reading order are decided on every
+    page, as when nothing is split).
+    """
+
+    def payload(self, doc: Document, params: OperationParams) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def structure(self, params: OperationParams) -> bool:
+        """Whether the payload needs the document's structure, or its text is enough."""
+        return True
+
+    def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
+        assert isinstance(params, DocumentInput)
+        doc = parse_input(ctx, source, params, structure=self.structure(params))
+        return Result(payload=self.payload(doc, params))
+
+    def split(
+        self, ctx: OperationContext, source: InputFile, params: OperationParams, plan: SplitPlan
+    ) -> list[SplitPart] | None:
+        assert isinstance(params, DocumentInput)
+        return split_ocr_pages(ctx, source, params, plan)
+
+    def merge(
+        self,
+        ctx: OperationContext,
+        source: InputFile,
+        params: OperationParams,
+        parts: list[PartResult],
+    ) -> Result:
+        assert isinstance(params, DocumentInput)
+        pages = prefetched_pages(parts)
+        doc = parse_input(ctx, source, params, structure=self.structure(params), ocr_pages=pages)
+        return Result(payload=self.payload(doc, params), errors=merge_errors(parts))
+
+
+class ExtractOperation(DocumentOperation):
     name: ClassVar[str] = "extract"
     summary: ClassVar[str] = "Text, Markdown, HTML or the JSON document model of any document."
     queue: ClassVar[str] = "documents"
     Params: ClassVar[type[OperationParams]] = ExtractParams
 
-    def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
+    def payload(self, doc: Document, params: OperationParams) -> dict[str, Any]:
         assert isinstance(params, ExtractParams)
-        doc = parse_input(ctx, source, params, structure=params.output is not OutputFormat.TEXT)
-        return Result(payload=extract_payload(doc, params))
+        return extract_payload(doc, params)
+
+    def structure(self, params: OperationParams) -> bool:
+        assert isinstance(params, ExtractParams)
+        return params.output is not OutputFormat.TEXT
+
+
+#: Pages of a PDF looked at to tell whether it has pages to read by OCR at all.
+PROBE_PAGES = 8
+
+
+def split_ocr_pages(
+    ctx: OperationContext, source: InputFile, params: DocumentInput, plan: SplitPlan
+) -> list[SplitPart] | None:
+    """``ocr`` parts for the pages of a PDF that ``params`` have read by OCR, when there
+    are enough of them for ``plan``; the parse that follows takes their results
+    (:func:`~docworker.operations.ocr_parts.prefetched_pages`) instead of reading them."""
+    if params.ocr == "off" or (source.mime or detect(source.path, source.name).mime) != PDF:
+        return None
+    # Imported here: the PDF parser loads with the first PDF, not with the operations.
+    from docworker.formats.pdf import pages_to_ocr
+
+    parse_ctx = document_context(ctx, params)
+    ranges = plan.page_ranges(pages_to_ocr(source.path, parse_ctx, sample=PROBE_PAGES))
+    if not ranges:
+        return None
+    # The parts read exactly as the parse would: its languages, resolution and steps.
+    common: dict[str, Any] = {"output": "json"}
+    if params.ocr_lang:
+        common["languages"] = params.ocr_lang
+    if params.password:
+        common["password"] = params.password.get_secret_value()
+    return [SplitPart(params=common | {"pages": pages}, operation="ocr") for pages in ranges]
+
+
+def document_context(
+    ctx: OperationContext,
+    params: DocumentInput,
+    *,
+    structure: bool = True,
+    ocr_pages: Mapping[int, PrefetchedOcr | None] | None = None,
+) -> ParseContext:
+    """How the input document is parsed, from the operation's context and ``params``."""
+    return ParseContext(
+        password=params.password.get_secret_value() if params.password else None,
+        pages=PageSelection.parse(params.pages) if params.pages else None,
+        limits=ctx.limits,
+        structure=structure,
+        progress=ctx.progress,
+        cancelled=ctx.cancelled,
+        convert=ctx.convert,
+        ocr=TesseractOcr(languages=ctx.ocr_languages, psm=ctx.ocr_psm),
+        ocr_policy=params.ocr,
+        ocr_languages=params.ocr_lang,
+        ocr_dpi=ctx.ocr_dpi,
+        ocr_pages=ocr_pages,
+    )
 
 
 def parse_input(
-    ctx: OperationContext, source: InputFile, params: DocumentInput, *, structure: bool = True
+    ctx: OperationContext,
+    source: InputFile,
+    params: DocumentInput,
+    *,
+    structure: bool = True,
+    ocr_pages: Mapping[int, PrefetchedOcr | None] | None = None,
 ) -> Document:
-    """The input document, parsed as ``params`` ask (``structure=False``: text is enough)."""
+    """The input document, parsed as ``params`` ask (``structure=False``: text is enough;
+    ``ocr_pages``: pages already read by OCR)."""
     if params.ocr_lang is not None and params.ocr != "off":
         validate_languages(params.ocr_lang, "ocr_lang")
     return parse_path(
         source.path,
-        ParseContext(
-            password=params.password.get_secret_value() if params.password else None,
-            pages=PageSelection.parse(params.pages) if params.pages else None,
-            limits=ctx.limits,
-            structure=structure,
-            progress=ctx.progress,
-            cancelled=ctx.cancelled,
-            convert=ctx.convert,
-            ocr=TesseractOcr(languages=ctx.ocr_languages, psm=ctx.ocr_psm),
-            ocr_policy=params.ocr,
-            ocr_languages=params.ocr_lang,
-            ocr_dpi=ctx.ocr_dpi,
-        ),
+        document_context(ctx, params, structure=structure, ocr_pages=ocr_pages),
         name=source.name,
         mime=source.mime,
     )

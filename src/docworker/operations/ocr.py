@@ -5,13 +5,18 @@ EXIF orientation, pixel limit) with the Tesseract engine as its OCR reader;
 PDF pages are rendered with pdfium at ``dpi`` and read the same way, whether
 or not they have a text layer. The ``json`` output is hOCR-like: pages →
 paragraphs → lines → words, each with its box in pixels of the page image
-and its confidence (0..1).
+and its confidence (0..1). ``searchable_pdf`` makes, beside the text, a PDF
+of the pages with the words as invisible text (:mod:`docworker.searchable_pdf`);
+``v1`` is documents-worker v1's result (:mod:`docworker.operations.ocr_v1`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 from typing import Any, ClassVar
 
 import pypdfium2
@@ -35,19 +40,37 @@ from docworker.formats.detect import detect
 from docworker.formats.image import ImageParser
 from docworker.formats.pdf_ocr import POINTS_PER_INCH, render_page
 from docworker.operations.base import (
+    Artifact,
     InputFile,
     OperationContext,
     OperationParams,
     PagesParam,
+    PartResult,
     Result,
+    SplitPart,
+    SplitPlan,
+    merge_errors,
 )
+from docworker.operations.ocr_parts import failed_parts, join_pdfs, page_count, selected_pages
+from docworker.operations.ocr_v1 import (
+    V1_ALLOWED_CHARACTERS,
+    as_pdf,
+    document_metadata,
+    image_metadata,
+    v1_result,
+    v1_text,
+)
+from docworker.searchable_pdf import SearchablePdf
 
 _PDF = "application/pdf"
+SEARCHABLE_PDF = "searchable.pdf"
 
 
 class OcrOutput(StrEnum):
     TEXT = "text"
     JSON = "json"
+    SEARCHABLE_PDF = "searchable_pdf"
+    V1 = "v1"
 
 
 class OcrParams(OperationParams):
@@ -79,10 +102,20 @@ class OcrParams(OperationParams):
         True,
         description="Prepare images first: scale small text up, turn pages upright, deskew.",
     )
+    allowed_characters: str | None = Field(
+        None,
+        max_length=1000,
+        description="The only characters Tesseract may output (its character whitelist), "
+        "e.g. '0123456789'; empty: any. Default: any, except for the v1 output, which "
+        "keeps to v1's: ASCII letters and digits, ğüşıöçĞÜŞİÖÇ, space and .,!?:;()-",
+    )
     output: OcrOutput = Field(
         OcrOutput.TEXT,
         description="text: the text of each page; json: also paragraphs, lines and words "
-        "with boxes (pixels of the page image) and confidences.",
+        "with boxes (pixels of the page image) and confidences; searchable_pdf: the text, "
+        f"and the artifact {SEARCHABLE_PDF}: the pages read, as they look, with the words "
+        "as invisible text to select and search; v1: documents-worker v1's OCR result "
+        "(text, confidence, language, page_count, metadata), of a document's first page.",
     )
 
     @field_validator("psm")
@@ -98,11 +131,17 @@ class _Recorder:
     """Passes images to the engine and keeps what it read, page by page, for the payload."""
 
     engine: OcrReader
+    #: Called with each image and what was read in it (to add it to a searchable PDF).
+    then: Callable[[Image.Image, OcrPage], None] | None = None
     pages: list[OcrPage] = field(default_factory=list)
 
-    def read(self, image: Image.Image, *, languages: str | None = None) -> OcrPage:
-        page = self.engine.read(image, languages=languages)
+    def read(
+        self, image: Image.Image, *, languages: str | None = None, picture: bool = False
+    ) -> OcrPage:
+        page = self.engine.read(image, languages=languages, picture=picture)
         self.pages.append(page)
+        if self.then is not None:
+            self.then(image, page)
         return page
 
 
@@ -124,34 +163,146 @@ class OcrOperation:
         assert isinstance(params, OcrParams)
         mime = source.mime or detect(source.path, source.name).mime
         languages = validate_languages(params.languages or ctx.ocr_languages, "languages")
-        engine = TesseractOcr(
-            languages=languages,
-            psm=params.psm if params.psm is not None else ctx.ocr_psm,
-            preprocessing=Preprocessing() if params.preprocess else Preprocessing.none(),
-            dpi=params.dpi,
-        )
-        parse_ctx = ParseContext(
-            pages=PageSelection.parse(params.pages) if params.pages else None,
-            limits=ctx.limits,
-            progress=ctx.progress,
-            cancelled=ctx.cancelled,
-        )
-        if mime == _PDF:
-            dpi = params.dpi or ctx.ocr_dpi
-            password = params.password.get_secret_value() if params.password else None
-            total, pages = _read_pdf(source, password, engine, parse_ctx, dpi)
-            warnings: list[Warning] = []
-        elif mime in ImageParser.media_types:
-            total, pages, warnings = _read_image(source, mime, engine, parse_ctx)
-        else:
+        psm = params.psm if params.psm is not None else ctx.ocr_psm
+        if params.output is OcrOutput.V1:
+            return _run_v1(ctx, source, mime, params, languages, psm)
+        if mime != _PDF and mime not in ImageParser.media_types:
             raise UnsupportedFormat(mime, f"the ocr operation reads images and PDFs, not {mime}")
-        return Result(payload=_payload(params, mime, languages, total, pages, warnings))
+        engine = _engine(params, languages, psm, params.allowed_characters)
+        parse_ctx = _parse_context(ctx, params.pages)
+        making_pdf = params.output is OcrOutput.SEARCHABLE_PDF
+        target = ctx.artifact_path(SEARCHABLE_PDF) if making_pdf else None
+        artifacts: list[Artifact] = []
+        with SearchablePdf() if making_pdf else nullcontext() as searchable:
+            if mime == _PDF:
+                dpi = params.dpi or ctx.ocr_dpi
+                password = params.password.get_secret_value() if params.password else None
+                total, pages = _read_pdf(source, password, engine, parse_ctx, dpi, searchable)
+                warnings: list[Warning] = []
+            else:
+                then = None
+                if searchable is not None:
+                    jpeg = source.path if mime == "image/jpeg" else None
+                    then = partial(searchable.add_image_page, dpi=params.dpi, jpeg=jpeg)
+                total, pages, warnings = _read_image(source, mime, engine, parse_ctx, then)
+            if searchable is not None and target is not None:
+                searchable.save(target)
+                warnings += searchable.warnings
+                artifacts.append(Artifact(SEARCHABLE_PDF, target, _PDF))
+        payload = _payload(params, mime, languages, total, pages, warnings)
+        return Result(payload=payload, artifacts=artifacts)
+
+    def split(
+        self, ctx: OperationContext, source: InputFile, params: OperationParams, plan: SplitPlan
+    ) -> list[SplitPart] | None:
+        """Page ranges of a long PDF (or of an image's many frames), read on several workers."""
+        assert isinstance(params, OcrParams)
+        if params.output is OcrOutput.V1:
+            return None
+        mime = source.mime or detect(source.path, source.name).mime
+        if mime != _PDF and mime not in ImageParser.media_types:
+            return None
+        password = params.password.get_secret_value() if params.password else None
+        total = page_count(source.path, mime, password)
+        if total is None:
+            return None
+        pages = selected_pages(total, params.pages)
+        if len(pages) > ctx.limits.max_pages:
+            return None  # refused whole, with the limit named
+        ranges = plan.page_ranges(pages)
+        return [SplitPart({"pages": pages}) for pages in ranges] if ranges else None
+
+    def merge(
+        self,
+        ctx: OperationContext,
+        source: InputFile,
+        params: OperationParams,
+        parts: list[PartResult],
+    ) -> Result:
+        """The payload the job would have made whole, from its parts' (and their PDFs joined)."""
+        assert isinstance(params, OcrParams)
+        failed_parts(parts)
+        done = [part for part in parts if part.payload is not None]
+        payloads = [part.payload for part in done if part.payload is not None]
+        pages = [page for payload in payloads for page in payload["pages"]]
+        words = sum(page.get("word_count", 0) for page in pages)
+        confidence = (
+            sum(page["confidence"] * page.get("word_count", 0) for page in pages) / words
+            if words
+            else 0.0
+        )
+        first = payloads[0]
+        payload = first | {
+            "confidence": round(confidence, 4),
+            "content": "\n\n".join(p["content"] for p in payloads if p["content"]),
+            "pages": pages,
+            "warnings": [w for p in payloads for w in p.get("warnings") or []],
+        }
+        payload.pop("artifacts", None)
+        artifacts: list[Artifact] = []
+        if params.output is OcrOutput.SEARCHABLE_PDF:
+            target = ctx.artifact_path(SEARCHABLE_PDF)
+            join_pdfs([part.artifacts[SEARCHABLE_PDF] for part in done], target)
+            artifacts.append(Artifact(SEARCHABLE_PDF, target, _PDF))
+        return Result(payload=payload, errors=merge_errors(parts), artifacts=artifacts)
+
+
+def _engine(
+    params: OcrParams, languages: str, psm: int, allowed_characters: str | None
+) -> TesseractOcr:
+    return TesseractOcr(
+        languages=languages,
+        psm=psm,
+        preprocessing=Preprocessing() if params.preprocess else Preprocessing.none(),
+        dpi=params.dpi,
+        allowed_characters=allowed_characters,
+    )
+
+
+def _parse_context(ctx: OperationContext, pages: str | None) -> ParseContext:
+    return ParseContext(
+        pages=PageSelection.parse(pages) if pages else None,
+        limits=ctx.limits,
+        progress=ctx.progress,
+        cancelled=ctx.cancelled,
+    )
+
+
+def _run_v1(
+    ctx: OperationContext,
+    source: InputFile,
+    mime: str,
+    params: OcrParams,
+    languages: str,
+    psm: int,
+) -> Result:
+    """v1's OCR: an image's frames, or a document's first page (converted to PDF when it
+    is not one), read with v1's character whitelist unless the caller gave one."""
+    allowed = params.allowed_characters
+    engine = _engine(params, languages, psm, V1_ALLOWED_CHARACTERS if allowed is None else allowed)
+    dpi = params.dpi or ctx.ocr_dpi
+    name = source.name or source.path.name
+    if mime in ImageParser.media_types:
+        _, pages, _ = _read_image(source, mime, engine, _parse_context(ctx, params.pages))
+        metadata = image_metadata(name, psm, dpi)
+    else:
+        password = params.password.get_secret_value() if params.password else None
+        with as_pdf(source.path, name, mime, ctx.convert) as (path, pdf_name):
+            document = InputFile(path, pdf_name, _PDF)
+            _, pages = _read_pdf(document, password, engine, _parse_context(ctx, "1"), dpi)
+        metadata = document_metadata(pdf_name, psm, dpi)
+    text = v1_text([page.ocr for page in pages])
+    return Result(payload=v1_result(text, languages, metadata))
 
 
 def _read_image(
-    source: InputFile, mime: str, engine: OcrReader, ctx: ParseContext
+    source: InputFile,
+    mime: str,
+    engine: OcrReader,
+    ctx: ParseContext,
+    then: Callable[[Image.Image, OcrPage], None] | None = None,
 ) -> tuple[int, list[_ReadPage], list[Warning]]:
-    recorder = _Recorder(engine)
+    recorder = _Recorder(engine, then)
     reading = replace(ctx, ocr=recorder, ocr_policy="force")
     doc = ImageParser().parse(Source(source.path, mime, source.name), reading)
     # The parser asks the reader once per page it adds, in page order.
@@ -162,7 +313,12 @@ def _read_image(
 
 
 def _read_pdf(
-    source: InputFile, password: str | None, engine: OcrReader, ctx: ParseContext, dpi: int
+    source: InputFile,
+    password: str | None,
+    engine: OcrReader,
+    ctx: ParseContext,
+    dpi: int,
+    searchable: SearchablePdf | None = None,
 ) -> tuple[int, list[_ReadPage]]:
     try:
         pdf = pypdfium2.PdfDocument(str(source.path), password=password)
@@ -172,9 +328,12 @@ def _read_pdf(
         raise CorruptDocument("pdf", str(exc)) from exc
     try:
         total = len(pdf)
+        numbers = ctx.select_pages(total)
+        if searchable is not None:
+            searchable.copy_pdf_pages(pdf, numbers)
         pages = [
-            _read_pdf_page(pdf, number, engine, dpi, ctx.limits.max_pixels)
-            for number in ctx.each_page(ctx.select_pages(total), total)
+            _read_pdf_page(pdf, number, engine, dpi, ctx.limits.max_pixels, searchable)
+            for number in ctx.each_page(numbers, total)
         ]
     finally:
         pdf.close()
@@ -182,15 +341,23 @@ def _read_pdf(
 
 
 def _read_pdf_page(
-    pdf: pypdfium2.PdfDocument, number: int, engine: OcrReader, dpi: int, max_pixels: int
+    pdf: pypdfium2.PdfDocument,
+    number: int,
+    engine: OcrReader,
+    dpi: int,
+    max_pixels: int,
+    searchable: SearchablePdf | None,
 ) -> _ReadPage:
     page = pdf[number - 1]
     try:
         image, points_per_pixel = render_page(page, dpi, max_pixels)
         dots_per_inch = round(POINTS_PER_INCH / points_per_pixel, 2)
-        return _ReadPage(number, engine.read(image), dots_per_inch)
+        ocr = engine.read(image)
     finally:
         page.close()
+    if searchable is not None:
+        searchable.add_pdf_words(number, ocr, points_per_pixel)
+    return _ReadPage(number, ocr, dots_per_inch)
 
 
 def _payload(
@@ -222,6 +389,7 @@ def _page_json(page: _ReadPage, output: OcrOutput) -> dict[str, Any]:
     described: dict[str, Any] = {
         "page": page.number,
         "confidence": ocr.confidence,
+        "word_count": sum(len(paragraph.words) for paragraph in ocr.paragraphs),
         "text": ocr.text,
     }
     if output is OcrOutput.JSON:

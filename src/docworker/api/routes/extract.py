@@ -23,10 +23,11 @@ from docworker.render import OutputFormat
 
 router = APIRouter(prefix="/api/v2", tags=["extract"])
 
+#: Outputs (of every operation) that a client may take alone, by their media type.
 _RAW_TYPES = {
-    OutputFormat.TEXT: "text/plain",
-    OutputFormat.MARKDOWN: "text/markdown",
-    OutputFormat.HTML: "text/html",
+    OutputFormat.TEXT.value: "text/plain",
+    OutputFormat.MARKDOWN.value: "text/markdown",
+    OutputFormat.HTML.value: "text/html",
 }
 
 EXTRACT_EXAMPLE = {
@@ -95,22 +96,33 @@ async def run_and_answer(
     accept: str | None,
 ) -> Response:
     """Submit, wait up to ``wait`` seconds, and answer the result, the error, or 202."""
+    record = await submit_and_wait(services, operation, params, job_input, wait, priority)
+    if record.status not in TERMINAL_STATUSES:
+        return job_response(record, 202)
+    payload = await anyio.to_thread.run_sync(services.queue.result, record)
+    return _result_response(record, payload, accept)
+
+
+async def submit_and_wait(
+    services: Services,
+    operation: str,
+    params: dict[str, Any],
+    job_input: JobInput,
+    wait: float | None,
+    priority: int,
+) -> JobRecord:
+    """Submit the job and wait up to ``wait`` seconds (capped) for it to end."""
     queue = services.queue
     record, _ = await anyio.to_thread.run_sync(
         lambda: queue.submit(operation, params, job_input, priority=priority)
     )
     timeout = services.settings.server.default_wait if wait is None else wait
-    record = await queue.wait(record.id, min(timeout, services.settings.server.max_wait))
-    if record.status not in TERMINAL_STATUSES:
-        return job_response(record, 202)
-    payload = await anyio.to_thread.run_sync(queue.result, record)
-    return _result_response(record, payload, accept)
+    return await queue.wait(record.id, min(timeout, services.settings.server.max_wait))
 
 
 def _result_response(record: JobRecord, payload: dict[str, Any], accept: str | None) -> Response:
     headers = {"X-Job-Id": record.id, "Location": f"/api/v2/jobs/{record.id}"}
-    output = OutputFormat(payload.get("output", "json"))
-    raw_type = _RAW_TYPES.get(output)
+    raw_type = _RAW_TYPES.get(str(payload.get("output", "json")))
     if raw_type and accept and raw_type in accept and "application/json" not in accept:
         return Response(
             payload["content"], media_type=f"{raw_type}; charset=utf-8", headers=headers

@@ -1,12 +1,24 @@
-"""``GET /api/v2/ocr/languages``: the OCR languages this service can read, and its default."""
+"""``POST /api/v2/ocr``: the text of an image or scanned PDF, with boxes, or as a
+searchable PDF; ``GET /api/v2/ocr/languages``: the languages it can read, and its default.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from docworker.api.deps import SettingsDep
+from docworker.api.deps import ServicesDep, SettingsDep
+from docworker.api.errors import problem_responses
+from docworker.api.routes.extract import run_and_answer, submit_and_wait
+from docworker.api.routes.jobs import artifact_response, job_response
+from docworker.api.uploads import store_upload
 from docworker.engines.ocr import available_languages
+from docworker.jobs.store import TERMINAL_STATUSES
+from docworker.operations.ocr import SEARCHABLE_PDF, OcrOutput
 
 router = APIRouter(prefix="/api/v2", tags=["ocr"])
 
@@ -28,3 +40,77 @@ class OcrLanguages(BaseModel):
 def ocr_languages(settings: SettingsDep) -> OcrLanguages:
     """The languages OCR can read here; 503 when no Tesseract language data is installed."""
     return OcrLanguages(languages=available_languages(), default=settings.ocr.language)
+
+
+OCR_EXAMPLE = {
+    "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
+    "output": "text",
+    "mime": "image/png",
+    "languages": "eng",
+    "page_count": 1,
+    "confidence": 0.93,
+    "content": "The quick brown fox…",
+    "pages": [{"page": 1, "confidence": 0.93, "word_count": 4, "text": "The quick brown fox…"}],
+    "warnings": [],
+}
+
+
+@router.post(
+    "/ocr",
+    operation_id="ocr",
+    summary="Read the text of an image or a scanned PDF",
+    responses={
+        200: {
+            "description": "The text read; with output=searchable_pdf, the searchable PDF "
+            "itself (JSON instead when the request accepts only application/json)",
+            "content": {
+                "application/json": {"example": OCR_EXAMPLE},
+                "text/plain": {},
+                "application/pdf": {},
+            },
+        },
+        202: {"description": "Not finished within `wait`: the job, to poll"},
+        **problem_responses(404, 413, 415, 422, 429, 503),
+    },
+)
+async def ocr(
+    services: ServicesDep,
+    file: Annotated[UploadFile, File(description="An image (PNG, JPEG, TIFF, …) or a PDF.")],
+    output: Annotated[
+        OcrOutput, Form(description="text, json (with word boxes), searchable_pdf or v1")
+    ] = OcrOutput.TEXT,
+    languages: Annotated[
+        str | None, Form(description="Tesseract languages, e.g. 'eng+kor'", examples=["eng"])
+    ] = None,
+    pages: Annotated[str | None, Form(description="Pages or frames, e.g. '1-3'")] = None,
+    dpi: Annotated[int | None, Form(ge=50, le=1200, description="PDF render resolution")] = None,
+    psm: Annotated[int | None, Form(ge=0, le=13, description="Page segmentation mode")] = None,
+    preprocess: Annotated[bool, Form(description="Scale, turn upright, deskew first")] = True,
+    password: Annotated[str | None, Form(description="Password of an encrypted PDF")] = None,
+    wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
+    priority: Annotated[int, Form(ge=-100, le=100)] = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Upload the image or PDF as the multipart ``file`` part. Long documents are read on
+    every worker at once. With ``Accept: text/plain`` the text alone is returned."""
+    given = {
+        "languages": languages or None,
+        "pages": pages or None,
+        "dpi": dpi,
+        "psm": psm,
+        "password": password or None,
+    }
+    params: dict[str, Any] = {"output": output, "preprocess": preprocess}
+    params.update({name: value for name, value in given.items() if value is not None})
+    job_input = await store_upload(services, file)
+    if output is not OcrOutput.SEARCHABLE_PDF or _wants_json(accept):
+        return await run_and_answer(services, "ocr", params, job_input, wait, priority, accept)
+    record = await submit_and_wait(services, "ocr", params, job_input, wait, priority)
+    if record.status not in TERMINAL_STATUSES:
+        return job_response(record, 202)
+    entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, SEARCHABLE_PDF)
+    return artifact_response(record.id, entry, stream)
+
+
+def _wants_json(accept: str | None) -> bool:
+    return bool(accept) and "application/json" in (accept or "") and "pdf" not in (accept or "")
