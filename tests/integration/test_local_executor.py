@@ -139,6 +139,17 @@ def test_a_job_over_its_time_limit_is_retried_then_dead(harness: Harness) -> Non
     assert done.error is not None and done.error["code"] == "job-timeout"
 
 
+@pytest.mark.executor(memory_limit_mb=64)
+def test_a_job_over_its_memory_limit_fails_and_its_worker_is_replaced(harness: Harness) -> None:
+    # A worker alone (Python, its parsers loaded) is over 64 MiB once it reads a PDF.
+    record = harness.submit(HUGE_PDF, output="markdown")
+    pid = harness.running_pid(record.id)
+    done = harness.wait_until(record.id, _done, timeout=60)
+    assert done.status is JobStatus.FAILED and done.attempts == 1
+    assert done.error is not None and done.error["code"] == "memory-limit-exceeded"
+    assert pid not in harness.executor.pids()
+
+
 def test_bad_input_fails_once_without_retry(harness: Harness, tmp_path: Path) -> None:
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(b"%PDF-1.7\n" + os.urandom(2000))

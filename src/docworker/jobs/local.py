@@ -54,6 +54,8 @@ START_TIMEOUT = 60.0
 #: than ``STALE_AFTER`` belongs to an executor that died and is queued again.
 HEARTBEAT_INTERVAL = 5.0
 STALE_AFTER = 30.0
+#: How often the processes a worker started are looked up for its memory count.
+CHILDREN_INTERVAL = 2.0
 
 
 @dataclass
@@ -72,14 +74,28 @@ class _Slot:
     def idle(self) -> bool:
         return self.ready and self.job is None and self.process.is_alive()
 
+    #: The worker's process and those it started (engines), looked up again every
+    #: ``CHILDREN_INTERVAL`` seconds: finding children reads every process's status.
+    _procs: list[psutil.Process] = field(default_factory=list)
+    _procs_at: float = -CHILDREN_INTERVAL
+
     def rss_bytes(self) -> int:
         """Resident memory of the worker and everything it started."""
+        now = time.monotonic()
         try:
-            proc = psutil.Process(self.process.pid)
-            procs = [proc, *proc.children(recursive=True)]
-            return sum(p.memory_info().rss for p in procs)
+            if now - self._procs_at >= CHILDREN_INTERVAL:
+                proc = psutil.Process(self.process.pid)
+                self._procs = [proc, *proc.children(recursive=True)]
+                self._procs_at = now
         except psutil.Error:
             return 0
+        total = 0
+        for proc in self._procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                continue  # an engine that ended since
+        return total
 
 
 class LocalExecutor:
