@@ -120,13 +120,30 @@ def _list_items(run: list[Block]) -> list[_Item]:
 _SAFE_SCHEMES = frozenset({"", "http", "https", "mailto", "ftp", "tel"})
 
 
+#: A URL's scheme as ``urlsplit`` finds it: letters, digits, "+-." before the first colon.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_URL_IGNORED = str.maketrans("", "", "\t\r\n")
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+
+
 def _safe_url(url: str) -> str | None:
     """The URL if following it cannot run script (no ``javascript:``, ``data:`` …)."""
     url = url.strip()
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError:
-        return None
+    if "[" in url or "]" in url:
+        # Only a bracketed (IPv6) host can make a URL unparsable: urlsplit tells.
+        try:
+            scheme = urlsplit(url).scheme.lower()
+        except ValueError:
+            return None
+    else:
+        # The same scheme as urlsplit's, without parsing the rest (a page has thousands);
+        # like urlsplit (and browsers), tabs and line breaks inside it do not count.
+        # Leading C0 controls are dropped as well.
+        candidate = url.lstrip(_C0_AND_SPACE)
+        if "\t" in candidate or "\n" in candidate or "\r" in candidate:
+            candidate = candidate.translate(_URL_IGNORED)
+        found = _SCHEME.match(candidate)
+        scheme = found.group(1).lower() if found else ""
     return url if url and scheme in _SAFE_SCHEMES else None
 
 

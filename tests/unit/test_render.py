@@ -7,8 +7,10 @@ import json
 import re
 from collections import Counter
 from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import lxml.html
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -25,6 +27,7 @@ from docworker.document import (
 )
 from docworker.render import (
     OutputFormat,
+    _safe_url,
     page_blocks,
     render,
     render_html,
@@ -391,3 +394,34 @@ def test_block_ids_in_html_are_attribute_safe() -> None:
     doc = Document(format="x", mime="y", blocks=[Block(id='a" onload="x', kind=BlockKind.PARAGRAPH,
                                                         text="t")])  # fmt: skip
     assert "onload" not in render_html(doc)
+
+
+def _reference_safe_url(url: str) -> str | None:
+    """What a URL's scheme is, said by the standard library's parser."""
+    url = url.strip()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
+    return url if url and scheme in {"", "http", "https", "mailto", "ftp", "tel"} else None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        " JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        "\x01javascript:alert(1)",
+        "\x00 java\nscript:x",
+        "data:text/html,<script>",
+        "vbscript:x",
+    ],
+)
+def test_script_urls_are_never_links(url: str) -> None:
+    assert _safe_url(url) is None
+
+
+@given(st.text(alphabet="ab:/[]1+.- jJsS\t\n\r\x00\x01\x1f\x7féΩ%#?@", max_size=16))
+def test_the_quick_scheme_check_agrees_with_urlsplit(url: str) -> None:
+    assert _safe_url(url) == _reference_safe_url(url)
