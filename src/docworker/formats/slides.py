@@ -14,6 +14,10 @@ its notes, on its page, through the embedded-document dispatch, each under
 ``Attachment: <name>``; the other files under ``ppt/embeddings/`` (a chart's
 workbook, an object on a slide not selected) are listed only.
 ``ctx.pages`` selects slides by number.
+
+The package is read with :mod:`zipfile` and lxml (:mod:`.slides_package`) rather
+than python-pptx, which loads every part of the package (layouts, masters,
+themes, media) and wraps each shape in proxy objects before anything is read.
 """
 
 from __future__ import annotations
@@ -22,12 +26,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Protocol, TypeVar
 
-import pptx
 from lxml import etree
-from pptx.enum.shapes import MSO_SHAPE_TYPE, PP_PLACEHOLDER
-from pptx.exc import PythonPptxError
-from pptx.shapes.base import BaseShape
-from pptx.slide import Slide
 
 from docworker.document import (
     BBox,
@@ -47,9 +46,21 @@ from docworker.formats.ooxml import (
     local_name,
     read_metadata,
     refuse_non_package,
-    relationships,
     shown_objects,
     translate_errors,
+)
+from docworker.formats.slides_package import (
+    NOTES_SLIDE,
+    SLIDE_LAYOUT,
+    SLIDE_MASTER,
+    Package,
+    Part,
+    master_type,
+    own_geometry,
+    placeholder,
+    placeholder_idx,
+    placeholder_type,
+    shape_children,
 )
 
 PPTX_MIME = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
@@ -62,16 +73,22 @@ _R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id
 _EMU_PER_POINT = 12700
 #: Shapes whose tops differ by less than this share of the slide height are one band.
 BAND = 0.05
+_GRAPHIC_DATA = f"{_A}graphic/{_A}graphicData"
+_RUN_TAGS = frozenset({f"{_A}r", f"{_A}fld"})
+_TABLE_URI = "http://schemas.openxmlformats.org/drawingml/2006/table"
+_CHART_URI = "http://schemas.openxmlformats.org/drawingml/2006/chart"
+_OLE_URI = "http://schemas.openxmlformats.org/presentationml/2006/ole"
+_CHART = "{http://schemas.openxmlformats.org/drawingml/2006/chart}chart"
 
-_TITLES = {PP_PLACEHOLDER.TITLE, PP_PLACEHOLDER.CENTER_TITLE, PP_PLACEHOLDER.VERTICAL_TITLE}
-_BODIES = {
-    PP_PLACEHOLDER.BODY,
-    PP_PLACEHOLDER.OBJECT,
-    PP_PLACEHOLDER.VERTICAL_BODY,
-    PP_PLACEHOLDER.VERTICAL_OBJECT,
-}
-_MARGINS = {PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.DATE}
-_SKIPPED = {PP_PLACEHOLDER.SLIDE_NUMBER}
+# Placeholder types (``p:ph/@type``; absent means "obj").
+_TITLES = {"title", "ctrTitle"}
+_BODIES = {"body", "obj"}
+_MARGINS = {"ftr", "dt"}
+_SKIPPED = {"sldNum"}
+#: Shapes that take their position from a layout placeholder when they are one.
+_INHERITING = {f"{_P}sp", f"{_P}graphicFrame", f"{_P}pic"}
+#: A shape's left, top, width and height in EMU, None where not known.
+Geometry = tuple[int | None, ...]
 
 
 class PptxParser:
@@ -83,33 +100,57 @@ class PptxParser:
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         refuse_non_package(source.path, self.name)
         with (
-            translate_errors(self.name, source.path, PythonPptxError),
+            translate_errors(self.name, source.path),
             zipfile.ZipFile(source.path) as zf,
         ):
             builder = DocumentBuilder(self.name, source.mime, read_metadata(zf))
-            presentation = pptx.Presentation(str(source.path))
-            slides = list(presentation.slides)
+            package = Package(zf, str(source.path))
+            slides = package.slides
             objects = EmbeddedParts(builder, zf, "ppt/embeddings/", ctx)
-            height = presentation.slide_height or 0
-            size = {"width": _points(presentation.slide_width), "height": _points(height)}
+            width, height = package.slide_size()
+            size = {"width": _points(width), "height": _points(height)}
             for number in ctx.each_page(ctx.select_pages(len(slides)), len(slides)):
-                slide = slides[number - 1]
+                slide = package.part(slides[number - 1])
                 builder.add_page(number, label=_title_text(slide), **size)
-                reader = _SlideReader(builder, slide, number, height)
+                reader = _SlideReader(builder, package, slide, number, height or 0)
                 reader.read()
-                rels = relationships(zf, slide.part.partname.lstrip("/"))
-                objects.append(shown_objects(rels, reader.object_ids), page=number)
+                objects.append(shown_objects(slide.rels, reader.object_ids), page=number)
             objects.list_rest()
             builder.metadata.page_count = len(slides)
-            hidden = [n for n, s in enumerate(slides, 1) if s.element.get("show") in {"0", "false"}]
+            hidden = [
+                n
+                for n, name in enumerate(slides, 1)
+                if package.part(name).root.get("show") in {"0", "false"}
+            ]
             if hidden:
                 builder.metadata.extra["hidden_slides"] = hidden
             return builder.finish()
 
 
+def _completed(own: Geometry, inherited: Geometry) -> Geometry:
+    """``own``'s values, each taken from ``inherited`` where not set."""
+    return tuple(value if value is not None else inherited[i] for i, value in enumerate(own))
+
+
+class _Shape:
+    """A shape of a slide and its position (EMU), inherited from the layout for placeholders."""
+
+    __slots__ = ("element", "height", "left", "ph", "top", "width")
+
+    def __init__(
+        self, element: etree._Element, ph: etree._Element | None, geometry: tuple[Any, ...]
+    ) -> None:
+        self.element = element
+        self.ph = ph
+        self.left, self.top, self.width, self.height = geometry
+
+
 class _SlideReader:
-    def __init__(self, builder: DocumentBuilder, slide: Slide, number: int, height: int) -> None:
+    def __init__(
+        self, builder: DocumentBuilder, package: Package, slide: Part, number: int, height: int
+    ) -> None:
         self.builder = builder
+        self.package = package
         self.slide = slide
         self.number = number
         self.band = max(int(height * BAND), 1)
@@ -117,41 +158,83 @@ class _SlideReader:
         self.object_ids: list[str] = []
 
     def read(self) -> None:
-        self._shapes(self.slide.shapes, top_level=True)
-        if self.slide.has_notes_slide:
-            frame = self.slide.notes_slide.notes_text_frame
-            if frame is not None:
-                # python-pptx writes a line break inside a paragraph as a vertical tab.
-                notes = frame.text.replace("\v", "\n").strip()
-                self.builder.add(BlockKind.FOOTNOTE, notes, page=self.number)
+        shapes = [self._top_level(e) for e in self.slide.shapes()]
+        self._shapes(shapes, top_level=True)
+        if any(kind == NOTES_SLIDE for kind, _ in self.slide.rels.values()):
+            notes = self.package.related(self.slide, NOTES_SLIDE)
+            body = notes.placeholder_of("body")
+            if body is not None:
+                if body.tag != f"{_P}sp":
+                    raise AttributeError("the notes placeholder has no text frame")
+                # A line break inside a paragraph is a line break of the notes.
+                text = _frame_text(body.find(f"{_P}txBody")).replace("\v", "\n").strip()
+                self.builder.add(BlockKind.FOOTNOTE, text, page=self.number)
 
-    def _shapes(self, shapes: Iterable[BaseShape], top_level: bool) -> None:
+    def _top_level(self, element: etree._Element) -> _Shape:
+        ph = placeholder(element)
+        geometry: Geometry = own_geometry(element)
+        if ph is not None and element.tag in _INHERITING and None in geometry:
+            geometry = self._inherited(placeholder_idx(ph), geometry)
+        return _Shape(element, ph, geometry)
+
+    def _inherited(self, idx: int, own: Geometry) -> Geometry:
+        """``own`` completed from the layout placeholder ``idx``, itself from the master's."""
+        layout = self.package.related(self.slide, SLIDE_LAYOUT)
+        base = layout.placeholder_at(idx)
+        if base is None:
+            return _completed(own, (None, None, None, None))
+        from_layout = own_geometry(base)
+        merged = _completed(own, from_layout)
+        if base.tag != f"{_P}sp" or None not in merged:
+            return merged
+        # A layout placeholder takes what it does not set from the master's.
+        ph = placeholder(base)
+        assert ph is not None
+        master = self.package.related(layout, SLIDE_MASTER).placeholder_of(master_type(ph))
+        from_master = own_geometry(master) if master is not None else (None, None, None, None)
+        return _completed(own, _completed(from_layout, from_master))
+
+    def _shapes(self, shapes: Iterable[_Shape], top_level: bool) -> None:
         for shape in reading_order(shapes, self.band):
             # Positions inside a group are in the group's own coordinates.
             fields: dict[str, Any] = {"page": self.number}
             if top_level:
                 fields["bbox"] = _bbox(shape)
-            self._shape(shape, fields)
+            self._shape(shape, top_level, fields)
 
-    def _shape(self, shape: BaseShape, fields: dict[str, Any]) -> None:
-        kind = shape.shape_type
-        if kind == MSO_SHAPE_TYPE.GROUP:
-            self._shapes(shape.shapes, top_level=False)  # type: ignore[attr-defined]
-        elif getattr(shape, "has_table", False):
-            self.builder.add(BlockKind.TABLE, table=_table(shape.table), **fields)  # type: ignore[attr-defined]
-        elif getattr(shape, "has_chart", False):
-            chart = read_chart(shape.chart_part.blob)  # type: ignore[attr-defined]
-            add_chart(self.builder, chart, _alt_text(shape), **fields)
-        elif kind == MSO_SHAPE_TYPE.EMBEDDED_OLE_OBJECT:
+    def _shape(self, shape: _Shape, top_level: bool, fields: dict[str, Any]) -> None:
+        element = shape.element
+        tag = element.tag
+        uri = _graphic_uri(element) if tag == f"{_P}graphicFrame" else None
+        if tag == f"{_P}grpSp":
+            members = shape_children(element)
+            self._shapes(
+                [_Shape(e, placeholder(e), own_geometry(e)) for e in members], top_level=False
+            )
+        elif uri == _TABLE_URI:
+            table = _table(element.find(f"{_GRAPHIC_DATA}/{_A}tbl"))
+            self.builder.add(BlockKind.TABLE, table=table, **fields)
+        elif uri == _CHART_URI:
+            chart = element.find(f"{_GRAPHIC_DATA}/{_CHART}")
+            rel_id = chart.get(_R_ID) if chart is not None else None
+            if rel_id is None:
+                raise ValueError("this graphic frame does not contain a chart")
+            part = self.slide.rels[rel_id][1]
+            add_chart(
+                self.builder, read_chart(self.package.zf.read(part)), _alt_text(element), **fields
+            )
+        elif (
+            uri == _OLE_URI and _embeds_object(element) and not (top_level and shape.ph is not None)
+        ):
             # PowerPoint writes the object twice (mc:Choice, mc:Fallback), under one id.
-            self.object_ids += [o.get(_R_ID, "") for o in shape.element.iter(f"{_P}oleObj")]
-        elif kind == MSO_SHAPE_TYPE.PICTURE or shape.element.find(f"{_P}blipFill") is not None:
-            self.builder.add(BlockKind.IMAGE, _alt_text(shape), **fields)
-        elif shape.has_text_frame:
+            self.object_ids += [o.get(_R_ID, "") for o in element.iter(f"{_P}oleObj")]
+        elif tag == f"{_P}pic" or element.find(f"{_P}blipFill") is not None:
+            self.builder.add(BlockKind.IMAGE, _alt_text(element), **fields)
+        elif tag == f"{_P}sp":
             self._text(shape, fields)
 
-    def _text(self, shape: BaseShape, fields: dict[str, Any]) -> None:
-        placeholder = shape.placeholder_format.type if shape.is_placeholder else None
+    def _text(self, shape: _Shape, fields: dict[str, Any]) -> None:
+        placeholder = placeholder_type(shape.ph) if shape.ph is not None else None
         paragraphs = list(shape.element.iterfind(f"{_P}txBody/{_A}p"))
         if placeholder in _SKIPPED:
             return
@@ -190,29 +273,29 @@ class _SlideReader:
         for run in paragraph.iterfind(f"{_A}r"):
             click = run.find(f"{_A}rPr/{_A}hlinkClick")
             rel_id = click.get(_R_ID) if click is not None else None
-            if rel_id and rel_id in self.slide.part.rels and (run.findtext(f"{_A}t") or "").strip():
-                yield run, self.slide.part.target_ref(rel_id)
+            if rel_id and rel_id in self.slide.rels and (run.findtext(f"{_A}t") or "").strip():
+                yield run, self.package.target_ref(self.slide, rel_id)
 
-    def _list_styles(
-        self, shape: BaseShape, placeholder: PP_PLACEHOLDER | None
-    ) -> Iterator[etree._Element]:
+    def _list_styles(self, shape: _Shape, placeholder: str | None) -> Iterator[etree._Element]:
         """Where a paragraph's bullet may come from, nearest first.
 
         The shape's own list style; for a placeholder, then the matching layout and
         master placeholders' list styles and the master's body or other text style.
         """
         yield from shape.element.iterfind(f"{_P}txBody/{_A}lstStyle")
-        if placeholder is None:
+        if placeholder is None or shape.ph is None:
             return
-        layout = self.slide.slide_layout
-        inherited = [layout.placeholders.get(idx=shape.placeholder_format.idx)]
-        master = layout.slide_master
-        inherited.append(master.placeholders.get(placeholder))
+        layout = self.package.related(self.slide, SLIDE_LAYOUT)
+        master = self.package.related(layout, SLIDE_MASTER)
+        inherited = [
+            layout.placeholder_at(placeholder_idx(shape.ph)),
+            master.placeholder_of(placeholder),
+        ]
         for base in inherited:
             if base is not None:
-                yield from base.element.iterfind(f"{_P}txBody/{_A}lstStyle")
+                yield from base.iterfind(f"{_P}txBody/{_A}lstStyle")
         style = "bodyStyle" if placeholder in _BODIES else "otherStyle"
-        yield from master.element.iterfind(f"{_P}txStyles/{_P}{style}")
+        yield from master.root.iterfind(f"{_P}txStyles/{_P}{style}")
 
 
 class Positioned(Protocol):
@@ -225,14 +308,14 @@ class Positioned(Protocol):
     def left(self) -> float | None: ...
 
 
-_Shape = TypeVar("_Shape", bound=Positioned)
+_Placed = TypeVar("_Placed", bound=Positioned)
 
 
-def reading_order(shapes: Iterable[_Shape], band: float) -> list[_Shape]:
+def reading_order(shapes: Iterable[_Placed], band: float) -> list[_Placed]:
     """Shapes top to bottom in bands of height ``band``, left to right within a band."""
     placed = sorted(shapes, key=lambda s: (s.top or 0, s.left or 0))
-    ordered: list[_Shape] = []
-    current: list[_Shape] = []
+    ordered: list[_Placed] = []
+    current: list[_Placed] = []
     band_top: float = 0
     for shape in placed:
         top = shape.top or 0
@@ -243,6 +326,21 @@ def reading_order(shapes: Iterable[_Shape], band: float) -> list[_Shape]:
             band_top = top
         current.append(shape)
     return ordered + sorted(current, key=lambda s: s.left or 0)
+
+
+def _graphic_uri(frame: etree._Element) -> str:
+    """What a graphic frame holds (a table, a chart, an object): its graphic data's URI."""
+    data = frame.find(_GRAPHIC_DATA)
+    uri = data.get("uri") if data is not None else None
+    if uri is None:
+        raise ValueError("the graphic frame has no graphic data URI")
+    return uri
+
+
+def _embeds_object(frame: etree._Element) -> bool:
+    """Whether a frame's OLE object is embedded rather than linked (its last ``p:oleObj``)."""
+    objects = list(frame.find(_GRAPHIC_DATA).iter(f"{_P}oleObj"))  # type: ignore[union-attr]
+    return bool(objects) and objects[-1].find(f"{_P}embed") is not None
 
 
 def _bullet(props: etree._Element | None, styles: list[etree._Element], level: int) -> bool | None:
@@ -285,31 +383,69 @@ def _paragraph_text(paragraph: etree._Element) -> str:
     return "".join(parts)
 
 
-def _table(table: Any) -> Table:
+def _table(tbl: etree._Element | None) -> Table:
+    if tbl is None:
+        raise ValueError("the table frame holds no table")
+    grid = tbl.find(f"{_A}tblGrid")
+    if grid is None:
+        raise ValueError("required a:tblGrid child element not present")
+    rows = tbl.findall(f"{_A}tr")
+    props = tbl.find(f"{_A}tblPr")
+    first_row = _flag(props.get("firstRow") if props is not None else None)
     cells: list[TableCell] = []
-    n_rows = len(table.rows)
-    for r, row in enumerate(table.rows):
-        for c, cell in enumerate(row.cells):
-            if cell.is_spanned:
+    n_rows = len(rows)
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row.iterchildren(f"{_A}tc")):
+            h_merge, v_merge = _flag(cell.get("hMerge")), _flag(cell.get("vMerge"))
+            if h_merge or v_merge:
                 continue
-            text = cell.text.replace("\v", "\n").strip()
+            row_span, col_span = int(cell.get("rowSpan", "1")), int(cell.get("gridSpan", "1"))
+            origin = row_span > 1 or col_span > 1
+            text = _frame_text(cell.find(f"{_A}txBody")).replace("\v", "\n").strip()
             cells.append(
                 TableCell(
                     row=r,
                     col=c,
                     text=text,
-                    row_span=cell.span_height if cell.is_merge_origin else 1,
-                    col_span=cell.span_width if cell.is_merge_origin else 1,
-                    header=r == 0 and table.first_row and n_rows > 1,
+                    row_span=row_span if origin else 1,
+                    col_span=col_span if origin else 1,
+                    header=r == 0 and first_row and n_rows > 1,
                 )
             )
-    return Table(n_rows=n_rows, n_cols=len(table.columns), cells=cells)
+    return Table(n_rows=n_rows, n_cols=len(grid.findall(f"{_A}gridCol")), cells=cells)
 
 
-def _title_text(slide: Slide) -> str | None:
-    for shape in slide.placeholders:
-        if shape.placeholder_format.type in _TITLES:
-            return _one_line(shape.element.iterfind(f"{_P}txBody/{_A}p")) or None
+def _flag(value: str | None) -> bool:
+    """An ``xsd:boolean`` attribute, False when absent."""
+    if value is None:
+        return False
+    if value not in {"1", "0", "true", "false"}:
+        raise ValueError(f"value must be one of '1', '0', 'true' or 'false', got '{value}'")
+    return value in {"1", "true"}
+
+
+def _frame_text(body: etree._Element | None) -> str:
+    """A text body's paragraphs, one a line, a line break within one as a vertical tab."""
+    if body is None:
+        return ""
+    paragraphs = []
+    for paragraph in body.iterchildren(f"{_A}p"):
+        parts = []
+        for child in paragraph:
+            tag = child.tag
+            if tag in _RUN_TAGS:
+                parts.append(child.findtext(f"{_A}t") or "")
+            elif tag == f"{_A}br":
+                parts.append("\v")
+        paragraphs.append("".join(parts))
+    return "\n".join(paragraphs)
+
+
+def _title_text(slide: Part) -> str | None:
+    ordered = sorted(slide.placeholders(), key=lambda found: placeholder_idx(found[1]))
+    for shape, ph in ordered:
+        if placeholder_type(ph) in _TITLES:
+            return _one_line(shape.iterfind(f"{_P}txBody/{_A}p")) or None
     return None
 
 
@@ -326,14 +462,14 @@ def _level(props: etree._Element | None) -> int:
         return 0
 
 
-def _alt_text(shape: BaseShape) -> str:
-    properties = next(shape.element.iter(f"{_P}cNvPr"), None)
+def _alt_text(shape: etree._Element) -> str:
+    properties = next(shape.iter(f"{_P}cNvPr"), None)
     if properties is None:
         return ""
     return clean_alt_text(properties.get("descr") or properties.get("title") or "")
 
 
-def _bbox(shape: BaseShape) -> BBox | None:
+def _bbox(shape: _Shape) -> BBox | None:
     if shape.left is None or shape.top is None or shape.width is None or shape.height is None:
         return None
     return BBox(

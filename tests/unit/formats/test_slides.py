@@ -279,6 +279,28 @@ def test_objects_on_slides_not_selected_are_listed_only(tmp_path: Path) -> None:
     assert not [b for b in only_first.blocks if b.text.startswith("Attachment:")]
 
 
+def test_objects_follow_their_slide_when_the_presentation_reorders_slides(
+    tmp_path: Path,
+) -> None:
+    path = with_objects(tmp_path / "objects.pptx")
+    reordered = tmp_path / "reordered.pptx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(reordered, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "ppt/presentation.xml":
+                start, end = data.index(b"<p:sldIdLst>") + 12, data.index(b"</p:sldIdLst>")
+                entries = [e + b"/>" for e in data[start:end].split(b"/>") if e.strip()]
+                data = data[:start] + b"".join(reversed(entries)) + data[end:]
+            dst.writestr(info, data)
+    doc = parse(reordered)
+    # The third slide (both objects) is shown first, the second slide (the PDF) second.
+    assert [p.label for p in doc.pages] == [None, "Second slide title", "Test Table Slide"]
+    first = [b.text for b in on_page(doc, 1)]
+    assert "Attachment: Microsoft_Word_Document.docx" in first
+    assert "Attachment: oleObject1.bin" in first
+    assert not [b for b in on_page(doc, 3) if b.text.startswith("Attachment:")]
+
+
 def test_a_damaged_object_is_a_warning_on_its_slide(tmp_path: Path) -> None:
     broken = ole_object("CONTENTS", pdf_in(embedded_pdf_object()))[:600]
     doc = parse(with_objects(tmp_path / "broken.pptx", broken))
