@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
 from typing import ClassVar
 
 import lxml.html
@@ -65,11 +67,13 @@ _INVISIBLE = frozenset(
 )
 #: The page's banner and footer: a ``header``/``footer`` outside any sectioning
 #: element, or an element with that ARIA role (the HTML-AAM mapping).
-_CHROME_XPATH = (
+_CHROME_XPATH = etree.XPath(
     "self::*[@role='banner' or @role='contentinfo'] | self::*[(self::header or self::footer)"
     " and not(ancestor::article or ancestor::aside or ancestor::main or ancestor::nav"
     " or ancestor::section)]"
 )
+#: The only tags that can be chrome without an ARIA role.
+_HEADER_FOOTER = frozenset(["header", "footer"])
 #: Elements that end the line of text before them and start a new one.
 _BLOCK = frozenset(
     [
@@ -124,8 +128,11 @@ _BLOCK = frozenset(
 )
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
-#: How pages mark their main content.
-_MAIN_CONTENT_XPATH = "//main | //article | //*[@role='main']"
+_WHITESPACE = re.compile(r"\s+")
+#: How pages mark their main content; each test stops at the first match.
+_MARKS_MAIN_CONTENT = etree.XPath(
+    "boolean(//main) or boolean(//article) or boolean(//@role[. = 'main'])"
+)
 _LANGUAGE_CLASS = re.compile(r"\b(?:language|lang)-([\w+#.-]+)")
 #: Browsers cap spans at these values; a larger one is an error or an attack.
 _MAX_COLSPAN = 1000
@@ -153,12 +160,12 @@ def decode_html(data: bytes, transport_charset: str | None = None) -> tuple[str,
 
 def _space(text: str | None) -> str:
     """Inline text as a reader sees it: each run of whitespace one space."""
-    return re.sub(r"\s+", " ", text) if text else ""
+    return _WHITESPACE.sub(" ", text) if text else ""
 
 
-def _elements(node: etree._Element, path: str) -> list[etree._Element]:
+def _elements(node: etree._Element, path: etree.XPath) -> list[etree._Element]:
     """The elements an XPath expression selects from ``node``."""
-    found = node.xpath(path)
+    found = path(node)
     return [e for e in found if isinstance(e, etree._Element)] if isinstance(found, list) else []
 
 
@@ -182,30 +189,46 @@ def _children(
 def _tag(element: etree._Element) -> str:
     """The element's lower-case local name; '' for comments and processing instructions."""
     tag = element.tag
-    if not isinstance(tag, str):
-        return ""
+    return _local_name(tag) if isinstance(tag, str) else ""
+
+
+@lru_cache(maxsize=1024)
+def _local_name(tag: str) -> str:
+    """A tag's lower-case local name: ``{namespace}P`` reads as ``p``."""
     return tag.rsplit("}", 1)[-1].lower()
 
 
 def flat_text(element: etree._Element) -> str:
     """All the visible text under ``element`` on one line, blocks set apart by spaces."""
-    parts: list[str] = []
-
-    def visit(node: etree._Element) -> None:
-        tag = _tag(node)
+    if len(element) == 0:
+        # Most links and cells hold text alone; that needs no walk.
+        tag = _tag(element)
         if tag == "img":
             # An image in a cell or a link stands for its alt text.
-            parts.append(f" {node.get('alt') or ''} ")
-        elif tag and tag not in _INVISIBLE:
-            parts.append(" " if tag in _BLOCK or tag == "br" else "")
-            parts.append(node.text or "")
-            for child in node:
-                visit(child)
-                parts.append(child.tail or "")
-            parts.append(" " if tag in _BLOCK else "")
-
-    visit(element)
+            return " ".join((element.get("alt") or "").split())
+        if not tag or tag in _INVISIBLE:
+            return ""
+        return " ".join((element.text or "").split())
+    parts: list[str] = []
+    _visible_text(element, parts)
     return " ".join("".join(parts).split())
+
+
+def _visible_text(node: etree._Element, parts: list[str]) -> None:
+    """Append the text :func:`flat_text` reads under ``node`` to ``parts``."""
+    tag = _tag(node)
+    if tag == "img":
+        parts.append(f" {node.get('alt') or ''} ")
+    elif tag and tag not in _INVISIBLE:
+        block = tag in _BLOCK
+        if block or tag == "br":
+            parts.append(" ")
+        parts.append(node.text or "")
+        for child in node:
+            _visible_text(child, parts)
+            parts.append(child.tail or "")
+        if block:
+            parts.append(" ")
 
 
 def raw_text(element: etree._Element) -> str:
@@ -239,6 +262,16 @@ class _Context:
     ordered: bool | None = None
 
 
+_HEADING_CONTEXTS = {h: _Context(BlockKind.HEADING, level=n) for h, n in _HEADINGS.items()}
+_QUOTE_CONTEXT = _Context(BlockKind.QUOTE)
+_CAPTION_CONTEXT = _Context(BlockKind.CAPTION)
+
+
+@lru_cache(maxsize=64)
+def _list_item_context(depth: int, ordered: bool) -> _Context:
+    return _Context(BlockKind.LIST_ITEM, level=depth, ordered=ordered)
+
+
 class HtmlWalker:
     """Walks an element tree in document order and adds its blocks to a builder.
 
@@ -253,9 +286,15 @@ class HtmlWalker:
         self.drop_chrome = drop_chrome
         self.cells = 0
         self._inline: list[str] = []
+        #: Where in ``_inline`` each ``<br>`` came: the only line breaks there are.
+        self._breaks: list[int] = []
         self._links: list[Link] = []
         self._contexts: list[_Context] = [_Context()]
         self._list_depth = 0
+        #: Counts the elements read other than as plain inline text (hidden,
+        #: dropped, block-level or handled): while it stays put, the text
+        #: gathered is exactly what :func:`flat_text` reads.
+        self._non_inline = 0
 
     def walk(self, element: etree._Element) -> None:
         """Add the blocks of ``element`` and everything under it."""
@@ -264,10 +303,24 @@ class HtmlWalker:
 
     def flush(self) -> None:
         """Turn the inline text gathered so far into one block."""
-        lines = [" ".join(line.split()) for line in "".join(self._inline).split("\n")]
-        text = "\n".join(line for line in lines if line)
-        context = self._contexts[-1]
+        inline = self._inline
+        if not inline:
+            self._breaks.clear()
+            if self._links:
+                self._links = []
+            return
+        if self._breaks:
+            # Each line's whitespace, source line breaks included, is collapsed.
+            bounds = pairwise([0, *self._breaks, len(inline)])
+            lines = (" ".join("".join(inline[a:b]).split()) for a, b in bounds)
+            text = "\n".join(line for line in lines if line)
+            self._breaks.clear()
+        else:
+            text = " ".join("".join(inline).split())
+        # Cleared in place: the walk holds on to this list while it fills it.
+        inline.clear()
         if text:
+            context = self._contexts[-1]
             self.builder.add(
                 context.kind,
                 text,
@@ -275,30 +328,52 @@ class HtmlWalker:
                 ordered=context.ordered,
                 links=self._links,
             )
-        self._inline, self._links = [], []
+        self._links = []
 
     def _children(self, element: etree._Element) -> None:
-        self._inline.append(_space(element.text))
+        # Whitespace is collapsed when the text is flushed.
+        append = self._inline.append
+        text = element.text
+        if text:
+            append(text)
         for child in element:
             self._element(child)
-            self._inline.append(_space(child.tail))
+            tail = child.tail
+            if tail:
+                append(tail)
 
     def _element(self, element: etree._Element) -> None:
         tag = _tag(element)
-        if not tag or tag in _INVISIBLE or _hidden(element):
+        if not tag or tag in _INVISIBLE:
             return
-        maybe_chrome = tag in {"header", "footer"} or element.get("role")
-        if self.drop_chrome and maybe_chrome and _elements(element, _CHROME_XPATH):
+        if _hidden(element) or (
+            self.drop_chrome
+            and (tag in _HEADER_FOOTER or element.get("role"))
+            and _elements(element, _CHROME_XPATH)
+        ):
+            self._non_inline += 1
             return
         handler = _HANDLERS.get(tag)
         if handler is not None:
+            self._non_inline += 1
             handler(self, element)
         elif tag in _BLOCK:
+            self._non_inline += 1
             self.flush()
             self._children(element)
             self.flush()
         else:
-            self._children(element)
+            # Inline elements are most of a page: their children are read here
+            # rather than through another call.
+            append = self._inline.append
+            text = element.text
+            if text:
+                append(text)
+            for child in element:
+                self._element(child)
+                tail = child.tail
+                if tail:
+                    append(tail)
 
     def _in_context(self, element: etree._Element, context: _Context) -> None:
         self.flush()
@@ -308,7 +383,7 @@ class HtmlWalker:
         self._contexts.pop()
 
     def _heading(self, element: etree._Element) -> None:
-        self._in_context(element, _Context(BlockKind.HEADING, level=_HEADINGS[_tag(element)]))
+        self._in_context(element, _HEADING_CONTEXTS[_tag(element)])
 
     def _list(self, element: etree._Element) -> None:
         self.flush()
@@ -316,17 +391,16 @@ class HtmlWalker:
         ordered = _tag(element) == "ol"
         for child in element:
             if _tag(child) == "li":
-                context = _Context(BlockKind.LIST_ITEM, level=self._list_depth, ordered=ordered)
-                self._in_context(child, context)
+                self._in_context(child, _list_item_context(self._list_depth, ordered))
             else:
                 self._element(child)
         self._list_depth -= 1
 
     def _quote(self, element: etree._Element) -> None:
-        self._in_context(element, _Context(BlockKind.QUOTE))
+        self._in_context(element, _QUOTE_CONTEXT)
 
     def _caption(self, element: etree._Element) -> None:
-        self._in_context(element, _Context(BlockKind.CAPTION))
+        self._in_context(element, _CAPTION_CONTEXT)
 
     def _code(self, element: etree._Element) -> None:
         self.flush()
@@ -335,14 +409,20 @@ class HtmlWalker:
         self.builder.add(BlockKind.CODE, text, language=code_language(element))
 
     def _line_break(self, _element: etree._Element) -> None:
-        self._inline.append("\n")
+        self._breaks.append(len(self._inline))
 
     def _anchor(self, element: etree._Element) -> None:
+        start, non_inline = len(self._inline), self._non_inline
         self._children(element)
         href = element.get("href")
-        text = flat_text(element)
-        if href and text and not href.startswith("javascript:"):
-            self._links.append(Link(text=text, url=href))
+        if href and not href.startswith("javascript:"):
+            if self._non_inline == non_inline:
+                # Only inline text under the link: what was just gathered is its text.
+                text = " ".join("".join(self._inline[start:]).split())
+            else:
+                text = flat_text(element)
+            if text:
+                self._links.append(Link(text=text, url=href))
 
     def _image(self, element: etree._Element) -> None:
         self.flush()
@@ -433,31 +513,38 @@ def build_table(element: etree._Element, max_cells: int) -> Table:
     return Table(n_rows=len(rows), n_cols=n_cols, cells=cells)
 
 
-def _meta(root: etree._Element, *names: str) -> str | None:
-    """The content of the first ``<meta name|property=...>`` among ``names``."""
-    for name in names:
-        for meta in root.iter("meta"):
-            if (meta.get("name") or meta.get("property") or "").lower() == name:
-                content = " ".join((meta.get("content") or "").split())
-                if content:
-                    return content
-    return None
+def _meta_contents(root: etree._Element) -> dict[str, str]:
+    """Each ``<meta name|property=...>``'s lower-case name and its first non-empty content."""
+    contents: dict[str, str] = {}
+    for meta in root.iter("meta"):
+        name = (meta.get("name") or meta.get("property") or "").lower()
+        if name not in contents:
+            content = " ".join((meta.get("content") or "").split())
+            if content:
+                contents[name] = content
+    return contents
+
+
+def _first(contents: dict[str, str], *names: str) -> str | None:
+    """The content of the first of ``names`` that the page has."""
+    return next((contents[name] for name in names if name in contents), None)
 
 
 def page_metadata(root: etree._Element) -> Metadata:
     """Title, language, authors, keywords and description from the page's head."""
     title_element = root.find("head/title")
     title = flat_text(title_element) if title_element is not None else ""
-    author = _meta(root, "author", "dc.creator", "article:author")
-    keywords = _meta(root, "keywords") or ""
+    metas = _meta_contents(root)
+    author = _first(metas, "author", "dc.creator", "article:author")
+    keywords = _first(metas, "keywords") or ""
     metadata = Metadata(
-        title=title or _meta(root, "og:title", "dc.title"),
+        title=title or _first(metas, "og:title", "dc.title"),
         language=root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"),
         authors=[author] if author else [],
         keywords=list(dict.fromkeys(k.strip() for k in keywords.split(",") if k.strip())),
-        producer=_meta(root, "generator"),
+        producer=_first(metas, "generator"),
     )
-    description = _meta(root, "description", "og:description", "dc.description")
+    description = _first(metas, "description", "og:description", "dc.description")
     if description:
         metadata.extra["description"] = description
     return metadata
@@ -465,7 +552,7 @@ def page_metadata(root: etree._Element) -> Metadata:
 
 def marks_main_content(root: etree._Element) -> bool:
     """Whether the page says where its main content is (``main``, ``article``, role)."""
-    return bool(_elements(root, _MAIN_CONTENT_XPATH))
+    return _MARKS_MAIN_CONTENT(root) is True
 
 
 def add_fragment(builder: DocumentBuilder, markup: str, max_cells: int) -> int:
@@ -484,7 +571,13 @@ def parse_page(text: str) -> etree._Element | None:
     if not text.strip():
         return None
     try:
-        return lxml.html.document_fromstring(text, parser=_html_parser())
+        # libxml2 reads UTF-8 bytes faster than the str it would first convert.
+        markup: str | bytes = text.encode("utf-8")
+        parser = _page_parser("utf-8")
+    except UnicodeEncodeError:
+        markup, parser = text, _page_parser()
+    try:
+        return lxml.html.document_fromstring(markup, parser=parser)
     except (etree.ParserError, ValueError) as exc:
         raise CorruptDocument("html", str(exc)) from exc
 
@@ -519,3 +612,18 @@ class HtmlParser:
 def _html_parser() -> lxml.html.HTMLParser:
     # No network, ever; comments and processing instructions are not content.
     return lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+
+
+def _page_parser(encoding: str | None = None) -> etree.HTMLParser:
+    """The same parser with lxml's own element classes and no table of ids.
+
+    lxml.html's classes are looked up by a Python call for every element the
+    walk touches; nothing here uses their extra methods, nor looks up ids.
+    """
+    return etree.HTMLParser(
+        encoding=encoding,
+        remove_comments=True,
+        remove_pis=True,
+        no_network=True,
+        collect_ids=False,
+    )

@@ -169,6 +169,15 @@ def test_block_structure(tmp_path: Path) -> None:
     assert doc.blocks[8].links == [Link(text="A duck", url="a.png")]
 
 
+def test_links_and_line_breaks_in_a_paragraph(tmp_path: Path) -> None:
+    page = """<p><a href="/a">plain  <b>bold</b>
+      text</a>, <a href="javascript:go()">run</a>, <a>no target</a> and<br>  <br>a
+      second<br>line</p>"""
+    doc = parse_html(tmp_path, page)
+    assert texts(doc) == ["plain bold text, run, no target and\na second\nline"]
+    assert doc.blocks[0].links == [Link(text="plain bold text", url="/a")]
+
+
 def test_table_spans_and_header_cells(tmp_path: Path) -> None:
     page = """<table><caption>Results</caption>
       <thead><tr><th rowspan="2">Name</th><th colspan="2">Score</th></tr>
