@@ -86,6 +86,8 @@ from docworker.formats.pdf_text import (
     PageFrame,
     PageText,
     annotation_links,
+    close_text,
+    load_text,
     read_lines,
     written_links,
 )
@@ -205,11 +207,11 @@ def _page_is_scan(pdf: Any, number: int) -> bool:
     try:
         left, bottom, right, top = handle.get_bbox()
         display = PageFrame(left, bottom, right, top, rotation=handle.get_rotation() % 360)
-        textpage = handle.get_textpage()
+        textpage = load_text(handle)
         try:
             return _scan_page(handle, PageText(textpage), display)
         finally:
-            textpage.close()
+            close_text(textpage)
     finally:
         handle.close()
 
@@ -228,6 +230,48 @@ def _scan_page(handle: Any, text: PageText, display: PageFrame) -> bool:
 
 
 # -- pages -------------------------------------------------------------------------------
+
+#: pdfium's page rotations (quarter turns) in degrees, as pypdfium2 gives them.
+_DEGREES = {0: 0, 1: 90, 2: 180, 3: 270}
+
+
+class _PlainPage:
+    """A page loaded straight through pdfium, for a read that never renders it.
+
+    The few of pypdfium2's page methods a text read calls, done as it does them.
+    pypdfium2's page object carries a finalizer and a place among its document's
+    children, which cost more per page than a plain-text read's own work on it.
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, pdf: Any, index: int) -> None:
+        self.raw = pdfium_c.FPDF_LoadPage(pdf.raw, index)
+        if not self.raw:
+            raise pdfium.PdfiumError("Failed to load page.")
+
+    def get_bbox(self) -> Box:
+        rect = pdfium_c.FS_RECTF()
+        if not pdfium_c.FPDF_GetPageBoundingBox(self.raw, rect):
+            raise pdfium.PdfiumError("Failed to get page bounding box.")
+        return rect.left, rect.bottom, rect.right, rect.top
+
+    def get_rotation(self) -> int:
+        rotation: int = pdfium_c.FPDFPage_GetRotation(self.raw)
+        if rotation == -1:
+            raise pdfium.PdfiumError("Failed to get page rotation.")
+        return _DEGREES[rotation]
+
+    def get_width(self) -> float:
+        width: float = pdfium_c.FPDF_GetPageWidthF(self.raw)
+        return width
+
+    def get_height(self) -> float:
+        height: float = pdfium_c.FPDF_GetPageHeightF(self.raw)
+        return height
+
+    def close(self) -> None:
+        pdfium_c.FPDF_ClosePage(self.raw)
 
 
 @dataclass(frozen=True)
@@ -290,7 +334,7 @@ class _PageReader:
 
     def read(self, number: int) -> None:
         try:
-            handle = self.pdf[number - 1]
+            handle = self._load(number)
         except pdfium.PdfiumError:
             self.builder.warn("page-unreadable", f"page {number} could not be loaded", page=number)
             return
@@ -304,7 +348,7 @@ class _PageReader:
                 height=handle.get_height(),
                 rotation=display.rotation,
             )
-            textpage = handle.get_textpage()
+            textpage = load_text(handle)
             try:
                 text = PageText(textpage)
                 layout = display.turned(text.upright_turn())
@@ -314,12 +358,19 @@ class _PageReader:
                 else:
                     self._read_text(page)
             finally:
-                textpage.close()
+                close_text(textpage)
         except pdfium.PdfiumError:
             message = f"the text of page {number} could not be read"
             self.builder.warn("page-unreadable", message, page=number)
         finally:
             handle.close()
+
+    def _load(self, number: int) -> Any:
+        """Page ``number`` through pypdfium2 where it may be rendered (for OCR) or the
+        form environment is open; straight through pdfium (:class:`_PlainPage`) otherwise."""
+        if self.ocr is not None or self.pdf.formenv:
+            return self.pdf[number - 1]
+        return _PlainPage(self.pdf, number - 1)
 
     def finish(self) -> None:
         """Decide what needed every page read: headings, running headers and footers."""
@@ -482,20 +533,19 @@ class _PageReader:
 
     def _add_block(self, page: _Page, block: TextBlock, kind: BlockKind) -> Block | None:
         content = page.text.clean(block.text)
-        fields: dict[str, Any] = {}
-        if self.structure is not None:
-            # Only what Markdown, HTML and JSON show: plain text has no lists or links.
-            fields["links"] = written_links(content)
-            if block.bulleted:
-                kind, content = BlockKind.LIST_ITEM, content.lstrip()[1:].lstrip()
-                fields.update(level=1, ordered=False)
+        bbox = page.shown((block.x0, block.y0, block.x1, block.y1))
+        if self.structure is None:
+            # Plain text has no lists or links; this runs for every block of every page.
+            return self.builder.add(
+                kind, content, page=page.number, bbox=bbox, source=BlockSource.TEXT_LAYER
+            )
+        # Only what Markdown, HTML and JSON show.
+        fields: dict[str, Any] = {"links": written_links(content)}
+        if block.bulleted:
+            kind, content = BlockKind.LIST_ITEM, content.lstrip()[1:].lstrip()
+            fields.update(level=1, ordered=False)
         return self.builder.add(
-            kind,
-            content,
-            page=page.number,
-            bbox=page.shown((block.x0, block.y0, block.x1, block.y1)),
-            source=BlockSource.TEXT_LAYER,
-            **fields,
+            kind, content, page=page.number, bbox=bbox, source=BlockSource.TEXT_LAYER, **fields
         )
 
     def _add_table(self, page: _Page, found: FoundTable) -> None:

@@ -101,8 +101,26 @@ class Line:
     #: Read often enough while grouping to be worth keeping rather than computing.
     height: float = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.height = max(self.y1 - self.y0, 1.0)
+    def __init__(
+        self,
+        text: str,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        size: float = 0.0,
+        bold: bool = False,
+        starts_bold: bool = False,
+        hyphenated: bool = False,
+    ) -> None:
+        # The dataclass's own ``__init__`` with its ``__post_init__`` in it, as one call
+        # rather than two: a plain-text read builds a Line for every line of every page.
+        self.text, self.x0, self.y0, self.x1, self.y1 = text, x0, y0, x1, y1
+        self.size, self.bold, self.starts_bold = size, bold, starts_bold
+        self.hyphenated = hyphenated
+        height = y1 - y0
+        # max(height, 1.0), NaN kept as max() keeps it.
+        self.height = 1.0 if height < 1.0 else height
 
     @property
     def chars(self) -> int:
@@ -169,7 +187,7 @@ class TextBlock:
                 parts.append(text)
         if broken is not None:
             parts.append(broken + "-")
-        return " ".join(p for p in parts if p)
+        return " ".join(filter(None, parts))
 
     @property
     def style(self) -> Style:
@@ -203,25 +221,31 @@ def group_blocks(lines: list[Line]) -> list[TextBlock]:
     before it, not with the line built so far, so that a line never grows tall
     enough to swallow the next one.
     """
-    blocks: list[TextBlock] = []
-    current: TextBlock | None = None
-    last: Line | None = None
-    for line in lines:
-        if current is not None and last is not None and _continues(last, line):
+    if not lines:
+        return []
+    current = TextBlock()
+    blocks = [current]
+    last = lines[0]
+    current.add(last)
+    for index in range(1, len(lines)):
+        line = lines[index]
+        band = _same_band(last, line)
+        if band and _continues(last, line):
             current.extend_line(line, last)
-        elif current is None or _starts_block(current, line):
-            current = TextBlock()
-            blocks.append(current)
-            current.add(line)
         else:
+            # The block's last line is ``last`` unless pieces were joined into it.
+            prev = current.lines[-1]
+            if _starts_block(current, line, band if prev is last else _same_band(prev, line)):
+                current = TextBlock()
+                blocks.append(current)
             current.add(line)
         last = line
     return blocks
 
 
 def _continues(last: Line, line: Line) -> bool:
-    """Whether ``line`` is more of the visual line that ``last`` is on."""
-    if last.hyphenated or not _same_band(last, line):
+    """Whether ``line``, in the same band as ``last``, is more of the visual line it is on."""
+    if last.hyphenated:
         return False
     # Overlapping pieces count too: a subscript under its superscript.
     return _gap(last, line) < _FRAGMENT_GAP * (
@@ -246,13 +270,14 @@ def _same_band(a: Line, b: Line) -> bool:
     return bottom - top >= 0.3 * (a.height if a.height < b.height else b.height)
 
 
-def _starts_block(block: TextBlock, line: Line) -> bool:
-    """Whether ``line`` opens a new block rather than going on with ``block``."""
+def _starts_block(block: TextBlock, line: Line, band: bool) -> bool:
+    """Whether ``line`` opens a new block rather than going on with ``block``; ``band``
+    says whether it is in the same band as the block's last line."""
     prev = block.lines[-1]
     height, tallest = (
         (prev.height, line.height) if prev.height < line.height else (line.height, prev.height)
     )
-    if _same_band(prev, line):
+    if band:
         # More of the line just read (part of a formula) belongs to the block,
         # unless it stands apart, as across a column gap.
         near = _gap(prev, line) < 1.2 * tallest
@@ -288,8 +313,9 @@ def reading_order(blocks: list[TextBlock]) -> list[TextBlock]:
     body = [b for b in blocks if not b.vertical]
     if len(body) < 4:
         return blocks
-    left = min(b.x0 for b in body)
-    right = max(b.x1 for b in body)
+    # Lists rather than generators here and below: this runs for nearly every page.
+    left = min([b.x0 for b in body])
+    right = max([b.x1 for b in body])
     middle = (left + right) / 2
     tolerance = 0.02 * (right - left)
     sides = {id(b): _side(b, middle, tolerance) for b in body}
@@ -323,10 +349,10 @@ def _side(block: TextBlock, middle: float, tolerance: float) -> str:
 
 def _has_two_columns(body: list[TextBlock], sides: dict[int, str], span: float) -> bool:
     """Whether both halves hold running text: paragraphs of several lines, half as wide."""
-    total = sum(b.chars for b in body)
-    column_chars = Counter[str]()
+    total = sum([b.chars for b in body])
+    column_chars = {"L": 0, "R": 0, "F": 0}
     for block in body:
-        if len(block.lines) >= 2 and block.width > 0.3 * span:
+        if len(block.lines) >= 2 and block.x1 - block.x0 > 0.3 * span:
             column_chars[sides[id(block)]] += block.chars
     return min(column_chars["L"], column_chars["R"]) > 0.2 * total
 

@@ -41,6 +41,17 @@ _FIELD_TYPES = {
     pdfium_c.FPDF_FORMFIELD_TEXTFIELD: "text",
     pdfium_c.FPDF_FORMFIELD_SIGNATURE: "signature",
 }
+#: The entries of the information dictionary read, as pypdfium2's ``get_metadata_dict`` reads them.
+_INFO_KEYS = (
+    "Title",
+    "Author",
+    "Subject",
+    "Keywords",
+    "Creator",
+    "Producer",
+    "CreationDate",
+    "ModDate",
+)
 #: A form with more fields than this is listed up to it: the list is metadata, not content.
 _MAX_FIELDS = 1000
 _PDF_DATE = re.compile(
@@ -51,7 +62,7 @@ _PDF_DATE = re.compile(
 
 def read_metadata(pdf: Any) -> Metadata:
     """The document information dictionary, the page count and a few cheap facts."""
-    info = {key: _clean(value) for key, value in pdf.get_metadata_dict(skip_empty=True).items()}
+    info = {key: _clean(value) for key in _INFO_KEYS if (value := _info_value(pdf, key))}
     encrypted = pdfium_c.FPDF_GetSecurityHandlerRevision(pdf.raw) != -1
     extra: dict[str, Any] = {}
     version = pdf.get_version()
@@ -78,6 +89,20 @@ def read_metadata(pdf: Any) -> Metadata:
         page_count=len(pdf),
         extra=extra,
     )
+
+
+def _info_value(pdf: Any, key: str) -> str:
+    """One entry of the information dictionary, "" if it has none.
+
+    pypdfium2's ``get_metadata_value`` read into a bytearray, not a ctypes buffer:
+    a ctypes array type made for each entry's size costs more than reading it.
+    """
+    name = f"{key}\x00".encode()
+    size = pdfium_c.FPDF_GetMetaText(pdf.raw, name, None, 0)
+    buffer = bytearray(max(size, 1))
+    pdfium_c.FPDF_GetMetaText(pdf.raw, name, ctypes.byref(ctypes.c_char.from_buffer(buffer)), size)
+    # Strict, as pypdfium2 decodes it; the terminating NUL left out.
+    return buffer[: max(size - 2, 0)].decode("utf-16-le")
 
 
 def _clean(value: str) -> str:

@@ -18,11 +18,10 @@ import codecs
 import ctypes
 import math
 import re
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from docworker.document import Link
@@ -53,7 +52,24 @@ _BOLD_WEIGHT = 600
 _FORCE_BOLD = 1 << 18
 _BOLD_NAME = re.compile(rb"bold|black|heavy|demi", re.IGNORECASE)
 
-_loose_box = pdfium_c.FPDFText_GetLooseCharBox
+
+def _bare(function: Any) -> Any:
+    """``function`` called without ctypes' conversion of each argument, twice as fast.
+
+    Only for calls made per line of text, and only with arguments passed as C
+    takes them: pdfium handles and ``ctypes.byref`` pointers as they are, and
+    Python ints where the C function takes an ``int``.
+    """
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    assert address is not None
+    return ctypes.CFUNCTYPE(ctypes.c_int)(address)
+
+
+#: ``FPDFText_GetLooseCharBox(textpage, index, byref(rect))``.
+_bare_loose_box = _bare(pdfium_c.FPDFText_GetLooseCharBox)
+#: ``FPDFText_GetCharIndexFromTextIndex(textpage, index)``.
+_bare_char_index = _bare(pdfium_c.FPDFText_GetCharIndexFromTextIndex)
+_TWO_RECTS = pdfium_c.FS_RECTF * 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +115,7 @@ class PageFrame:
 
     def turned(self, rotation: int) -> PageFrame:
         """The same page seen turned by ``rotation`` degrees clockwise from user space."""
-        return replace(self, rotation=rotation)
+        return PageFrame(self.left, self.bottom, self.right, self.top, rotation)
 
     def moved_to(self, other: PageFrame, box: Box) -> Box:
         """A box of this frame as seen in ``other``, the same page turned otherwise."""
@@ -108,27 +124,49 @@ class PageFrame:
         return other.box(*self.user_box(*box))
 
 
+def load_text(page: Any) -> Any:
+    """pdfium's text page of a loaded page, to be closed by :func:`close_text` before it.
+
+    The raw handle, not pypdfium2's object: the bookkeeping that object carries
+    (a finalizer, its place among the page's children) costs more per page than
+    reading the page's whole text.
+    """
+    textpage = pdfium_c.FPDFText_LoadPage(page.raw)
+    if not textpage:
+        raise pdfium.PdfiumError("Failed to load text page.")
+    return textpage
+
+
+def close_text(textpage: Any) -> None:
+    """Close a text page :func:`load_text` gave."""
+    pdfium_c.FPDFText_ClosePage(textpage)
+
+
 class PageText:
     """A page's text in pdfium's order, and the way from text to character indices."""
 
     def __init__(self, textpage: Any) -> None:
-        self.raw = textpage.raw
+        #: pdfium's text page (from :func:`load_text`), which stays open while this is used.
+        self.raw = textpage
         count = pdfium_c.FPDFText_CountChars(self.raw)
-        buffer = (ctypes.c_ushort * (max(count, 0) + 1))()
-        written = pdfium_c.FPDFText_GetText(self.raw, 0, count, buffer) if count > 0 else 0
+        # Plain bytes, not a ctypes array: a ctypes array type of each page's size
+        # would be made anew for most pages, at a cost beyond that of the text.
+        buffer = bytearray(2 * (max(count, 0) + 1))
+        start = ctypes.c_ushort.from_buffer(buffer)
+        written = pdfium_c.FPDFText_GetText(self.raw, 0, count, start) if count > 0 else 0
         units = max(written - 1, 0)
-        text = codecs.decode(memoryview(buffer)[:units], "utf-16-le", "replace")
+        view = memoryview(buffer)
+        text = codecs.decode(view[: 2 * units], "utf-16-le", "replace")
         #: Whether the text holds surrogate pairs, kept as two characters so that
         #: string indices stay pdfium's text indices.
         self.surrogates = len(text) != units
         if self.surrogates:
-            text = "".join(map(chr, buffer[:units]))
+            text = "".join(map(chr, view.cast("H")[:units]))
         self.text = text
         self.exact = len(text) == count
-        # max() is a fast loop in C and rules out most pages before the expression runs.
-        self.right_to_left = (
-            bool(text) and max(text) >= "\u0590" and _RIGHT_TO_LEFT.search(text) is not None
-        )
+        # isascii() answers at once from the string's header, and rules out most
+        # pages before the expression runs (max() would look at every character).
+        self.right_to_left = not text.isascii() and _RIGHT_TO_LEFT.search(text) is not None
         if self.right_to_left:
             self.text = self._lam_alef_in_order()
 
@@ -140,15 +178,18 @@ class PageText:
         page, or a page turned while its text was not. A few characters spread
         over the text vote; pdfium gives their angle clockwise.
         """
-        votes: Counter[int] = Counter()
-        step = max(len(self.text) // _ANGLE_SAMPLES, 1)
-        for start in range(0, len(self.text), step):
-            if self.text[start].isspace():
+        # A plain dict and max(): a Counter costs more than the few votes it would count.
+        votes: dict[int, int] = {}
+        text = self.text
+        for start in range(0, len(text), max(len(text) // _ANGLE_SAMPLES, 1)):
+            if text[start].isspace():
                 continue
             angle = pdfium_c.FPDFText_GetCharAngle(self.raw, self.char_index(start))
             if angle >= 0:
-                votes[(360 - round(math.degrees(angle) / 90) * 90) % 360] += 1
-        return votes.most_common(1)[0][0] if votes else 0
+                turn = (360 - round(math.degrees(angle) / 90) * 90) % 360
+                votes[turn] = votes.get(turn, 0) + 1
+        # The first of the turns with most votes, as Counter.most_common(1) gives it.
+        return max(votes, key=votes.__getitem__) if votes else 0
 
     def char_index(self, text_index: int) -> int:
         if self.exact:
@@ -190,52 +231,65 @@ def printable(text: str) -> str:
 def read_lines(text: PageText, frame: PageFrame, *, measure_fonts: bool) -> list[Line]:
     """pdfium's lines with their boxes, and their fonts' sizes and weights if asked.
 
-    A line's box joins its first and last characters' boxes (in right-to-left
-    text the first is on the right). This loop runs for every line of every
-    page, so it keeps its names local and reads the four floats of a box at once.
+    Each line of the text, cut after a line-end hyphen, is taken from its first
+    visible character to its last. A line's box joins those two characters'
+    boxes (in right-to-left text the first is on the right). This loop runs for
+    every line of every page, so it keeps its names local, reads the four floats
+    of a box at once, and splits lines with string methods, several times faster
+    here than a regular expression.
     """
     raw, exact, to_display = text.raw, text.exact, frame.box
-    rect = pdfium_c.FS_RECTF()
-    corners = memoryview(rect).cast("B").cast("f").tolist
+    # Most pages are not turned: their boxes are worked out here, as PageFrame.box would.
+    upright, frame_left, frame_top = frame.rotation == 0, frame.left, frame.top
+    # The first and the last character's boxes, side by side: one read gives both.
+    rects = _TWO_RECTS()
+    first_box, last_box = ctypes.byref(rects[0]), ctypes.byref(rects[1])
+    corners = memoryview(rects).cast("B").cast("f").tolist
     fonts = _FontReader(text) if measure_fonts else None
     lines: list[Line] = []
-    for piece, start, end in _pieces(text.text):
-        first, last = (start, end) if exact else (text.char_index(start), text.char_index(end))
-        if not _loose_box(raw, first, rect):
-            continue
-        left, top, right, bottom = corners()
-        if first != last and _loose_box(raw, last, rect):
-            # Conditional expressions: min() and max() calls would cost more than the rest.
-            other_left, other_top, other_right, other_bottom = corners()
-            left = other_left if other_left < left else left
-            right = other_right if other_right > right else right
-            top = other_top if other_top > top else top
-            bottom = other_bottom if other_bottom < bottom else bottom
-        hyphenated = piece[-1] == _HYPHEN
-        line = Line(
-            piece[:-1] if hyphenated else piece,
-            *to_display(left, bottom, right, top),
-            hyphenated=hyphenated,
-        )
-        if fonts is not None:
-            fonts.measure(line, piece, start, end)
-        lines.append(line)
-    return lines
-
-
-def _pieces(text: str) -> Iterator[tuple[str, int, int]]:
-    """Each line of ``text`` from its first visible character to its last, and their indices.
-
-    Plain string methods, not a regular expression: they are several times faster here.
-    """
     start = 0
-    for row in text.splitlines(keepends=True):
+    for row in text.text.splitlines(keepends=True):
         for part in _cut_after_hyphens(row) if _HYPHEN in row else (row,):
-            body = part.strip()
-            if body and body != _HYPHEN:
-                first = start + part.index(body[0])
-                yield body, first, first + len(body) - 1
+            piece = part.strip()
+            if not piece or piece == _HYPHEN:
+                start += len(part)
+                continue
+            first = start + part.index(piece[0])
+            end = first + len(piece) - 1
             start += len(part)
+            last = end
+            if not exact:
+                first, last = _bare_char_index(raw, first), _bare_char_index(raw, end)
+            if not _bare_loose_box(raw, first, first_box):
+                continue
+            if first != last and _bare_loose_box(raw, last, last_box):
+                left, top, right, bottom, other_left, other_top, other_right, other_bottom = (
+                    corners()
+                )
+                # Conditional expressions: min() and max() calls would cost more than the rest.
+                left = other_left if other_left < left else left
+                right = other_right if other_right > right else right
+                top = other_top if other_top > top else top
+                bottom = other_bottom if other_bottom < bottom else bottom
+            else:
+                left, top, right, bottom = corners()[:4]
+            if upright:
+                x0, y0, x1, y1 = (
+                    left - frame_left,
+                    frame_top - top,
+                    right - frame_left,
+                    frame_top - bottom,
+                )
+            else:
+                x0, y0, x1, y1 = to_display(left, bottom, right, top)
+            if piece[-1] == _HYPHEN:
+                line = Line(piece[:-1], x0, y0, x1, y1, hyphenated=True)
+            else:
+                line = Line(piece, x0, y0, x1, y1)
+            if fonts is not None:
+                fonts.measure(line, piece, end + 1 - len(piece), end)
+            lines.append(line)
+    return lines
 
 
 def _cut_after_hyphens(row: str) -> list[str]:
