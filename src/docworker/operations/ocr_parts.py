@@ -27,7 +27,7 @@ from docworker.formats.base import (
     PrefetchedOcr,
 )
 from docworker.formats.pdf_ocr import POINTS_PER_INCH
-from docworker.operations.base import PartResult, SplitPlan
+from docworker.operations.base import PartResult
 
 PDF = "application/pdf"
 
@@ -50,11 +50,6 @@ def page_count(path: Path, mime: str, password: str | None) -> int | None:
 
 def selected_pages(total: int, pages: str | None) -> list[int]:
     return PageSelection.parse(pages).pages(total) if pages else list(range(1, total + 1))
-
-
-def split_pages(plan: SplitPlan, pages: Sequence[int]) -> list[str] | None:
-    """Page selections of the parts, or None when ``pages`` are too few to split."""
-    return plan.page_ranges(list(pages))
 
 
 def failed_parts(parts: list[PartResult]) -> None:
