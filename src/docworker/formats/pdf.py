@@ -205,15 +205,19 @@ def pages_to_ocr(path: Path, ctx: ParseContext, *, sample: int | None = None) ->
 def _page_is_scan(pdf: Any, number: int) -> bool:
     handle = pdf[number - 1]
     try:
-        left, bottom, right, top = handle.get_bbox()
-        display = PageFrame(left, bottom, right, top, rotation=handle.get_rotation() % 360)
         textpage = load_text(handle)
         try:
-            return _scan_page(handle, PageText(textpage), display)
+            return _scan_page(handle, PageText(textpage), _display_frame(handle))
         finally:
             close_text(textpage)
     finally:
         handle.close()
+
+
+def _display_frame(handle: Any) -> PageFrame:
+    """The page as displayed: its box, with its rotation applied."""
+    left, bottom, right, top = handle.get_bbox()
+    return PageFrame(left, bottom, right, top, rotation=handle.get_rotation() % 360)
 
 
 def _scan_page(handle: Any, text: PageText, display: PageFrame) -> bool:
@@ -340,8 +344,7 @@ class _PageReader:
             return
         try:
             self.forms.read(handle, number)
-            left, bottom, right, top = handle.get_bbox()
-            display = PageFrame(left, bottom, right, top, rotation=handle.get_rotation() % 360)
+            display = _display_frame(handle)
             model = self.builder.add_page(
                 number,
                 width=handle.get_width(),
