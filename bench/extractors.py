@@ -23,7 +23,7 @@ from docworker.formats.base import ParseContext
 from docworker.formats.registry import parse_path
 from docworker.operations.base import InputFile, operation_context
 from docworker.operations.extract import ExtractOperation, ExtractParams
-from docworker.render import render_markdown, render_text
+from docworker.render.document import render_markdown, render_text
 
 Extractor = Callable[[Path], str]
 

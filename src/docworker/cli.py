@@ -22,7 +22,7 @@ from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.operations.base import InputFile, operation_context
 from docworker.operations.extract import ExtractOperation, ExtractParams
-from docworker.render import OutputFormat
+from docworker.render.document import OutputFormat
 
 app = typer.Typer(
     name="docworker",

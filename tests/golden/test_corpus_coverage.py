@@ -31,7 +31,7 @@ from docworker.engines.ocr import Preprocessing, TesseractOcr
 from docworker.errors import InputError, PasswordRequired, UnsupportedFormat, WrongPassword
 from docworker.formats.base import PageSelection, ParseContext
 from docworker.formats.registry import parse_path
-from docworker.render import render_text
+from docworker.render.document import render_text
 
 CORPUS = corpus_root()
 pytestmark = pytest.mark.skipif(

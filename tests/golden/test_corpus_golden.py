@@ -19,7 +19,7 @@ from bench.scoring import GroundTruth, corpus_root, ground_truths, peer_bars
 from docworker.engines.ocr import TesseractOcr
 from docworker.formats.base import PageSelection, ParseContext
 from docworker.formats.registry import parse_path
-from docworker.render import render_markdown
+from docworker.render.document import render_markdown
 
 CORPUS = corpus_root()
 pytestmark = pytest.mark.skipif(

@@ -17,7 +17,7 @@ import bisect
 from dataclasses import dataclass, field
 
 from docworker.document import Block, BlockKind, Document
-from docworker.render import render_markdown
+from docworker.render.document import render_markdown
 
 DROPPED_KINDS = frozenset({BlockKind.HEADER, BlockKind.FOOTER, BlockKind.PAGE_BREAK})
 _HEADING_KINDS = frozenset({BlockKind.TITLE, BlockKind.HEADING})

@@ -22,53 +22,55 @@ _SHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _SLIDES = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 
 PARSERS: dict[str, str] = {
-    "application/pdf": "docworker.formats.pdf:PdfParser",
-    _WORD: "docworker.formats.word:DocxParser",
-    "application/vnd.ms-word.document.macroEnabled.12": "docworker.formats.word:DocxParser",
-    _SHEET: "docworker.formats.spreadsheet:XlsxParser",
-    "application/vnd.ms-excel.sheet.macroEnabled.12": "docworker.formats.spreadsheet:XlsxParser",
-    _SLIDES: "docworker.formats.slides:PptxParser",
-    "application/vnd.ms-powerpoint.presentation.macroEnabled.12": (
-        "docworker.formats.slides:PptxParser"
+    "application/pdf": "docworker.formats.pdf.parser:PdfParser",
+    _WORD: "docworker.formats.ooxml.word:DocxParser",
+    "application/vnd.ms-word.document.macroEnabled.12": "docworker.formats.ooxml.word:DocxParser",
+    _SHEET: "docworker.formats.ooxml.spreadsheet:XlsxParser",
+    "application/vnd.ms-excel.sheet.macroEnabled.12": (
+        "docworker.formats.ooxml.spreadsheet:XlsxParser"
     ),
-    "text/html": "docworker.formats.html:HtmlParser",
-    "application/xhtml+xml": "docworker.formats.html:HtmlParser",
-    "text/markdown": "docworker.formats.markdown:MarkdownParser",
-    "text/x-markdown": "docworker.formats.markdown:MarkdownParser",
-    "text/plain": "docworker.formats.text:TextParser",
-    "text/csv": "docworker.formats.delimited:DelimitedParser",
-    "text/tab-separated-values": "docworker.formats.delimited:DelimitedParser",
-    "application/json": "docworker.formats.jsondoc:JsonParser",
-    "application/x-ndjson": "docworker.formats.jsondoc:JsonParser",
-    "application/xml": "docworker.formats.xml:XmlParser",
-    "text/xml": "docworker.formats.xml:XmlParser",
-    "application/vnd.oasis.opendocument.text": "docworker.formats.opendocument:OpenDocumentParser",
+    _SLIDES: "docworker.formats.ooxml.slides:PptxParser",
+    "application/vnd.ms-powerpoint.presentation.macroEnabled.12": (
+        "docworker.formats.ooxml.slides:PptxParser"
+    ),
+    "text/html": "docworker.formats.web.html:HtmlParser",
+    "application/xhtml+xml": "docworker.formats.web.html:HtmlParser",
+    "text/markdown": "docworker.formats.text.markdown:MarkdownParser",
+    "text/x-markdown": "docworker.formats.text.markdown:MarkdownParser",
+    "text/plain": "docworker.formats.text.plain:TextParser",
+    "text/csv": "docworker.formats.text.delimited:DelimitedParser",
+    "text/tab-separated-values": "docworker.formats.text.delimited:DelimitedParser",
+    "application/json": "docworker.formats.text.jsondoc:JsonParser",
+    "application/x-ndjson": "docworker.formats.text.jsondoc:JsonParser",
+    "application/xml": "docworker.formats.text.xml:XmlParser",
+    "text/xml": "docworker.formats.text.xml:XmlParser",
+    "application/vnd.oasis.opendocument.text": "docworker.formats.odf.parser:OpenDocumentParser",
     "application/vnd.oasis.opendocument.spreadsheet": (
-        "docworker.formats.opendocument:OpenDocumentParser"
+        "docworker.formats.odf.parser:OpenDocumentParser"
     ),
     "application/vnd.oasis.opendocument.presentation": (
-        "docworker.formats.opendocument:OpenDocumentParser"
+        "docworker.formats.odf.parser:OpenDocumentParser"
     ),
-    "application/epub+zip": "docworker.formats.epub:EpubParser",
-    "application/rtf": "docworker.formats.rtf:RtfParser",
-    "message/rfc822": "docworker.formats.mail:EmlParser",
-    "application/vnd.ms-outlook": "docworker.formats.mail:MsgParser",
-    "text/vtt": "docworker.formats.subtitles:SubtitleParser",
-    "application/x-subrip": "docworker.formats.subtitles:SubtitleParser",
-    "application/ttml+xml": "docworker.formats.subtitles:SubtitleParser",
-    "image/png": "docworker.formats.image:ImageParser",
-    "image/jpeg": "docworker.formats.image:ImageParser",
-    "image/tiff": "docworker.formats.image:ImageParser",
-    "image/webp": "docworker.formats.image:ImageParser",
-    "image/gif": "docworker.formats.image:ImageParser",
-    "image/bmp": "docworker.formats.image:ImageParser",
-    "image/heic": "docworker.formats.image:ImageParser",
-    "image/heif": "docworker.formats.image:ImageParser",
-    "image/avif": "docworker.formats.image:ImageParser",
-    "application/msword": "docworker.formats.legacy:LegacyOfficeParser",
-    "application/vnd.ms-excel": "docworker.formats.legacy:LegacyOfficeParser",
-    "application/vnd.ms-powerpoint": "docworker.formats.legacy:LegacyOfficeParser",
-    "application/x-encrypted-ooxml": "docworker.formats.encrypted:EncryptedOfficeParser",
+    "application/epub+zip": "docworker.formats.web.epub:EpubParser",
+    "application/rtf": "docworker.formats.rtf.parser:RtfParser",
+    "message/rfc822": "docworker.formats.mail.parser:EmlParser",
+    "application/vnd.ms-outlook": "docworker.formats.mail.parser:MsgParser",
+    "text/vtt": "docworker.formats.text.subtitles:SubtitleParser",
+    "application/x-subrip": "docworker.formats.text.subtitles:SubtitleParser",
+    "application/ttml+xml": "docworker.formats.text.subtitles:SubtitleParser",
+    "image/png": "docworker.formats.image.parser:ImageParser",
+    "image/jpeg": "docworker.formats.image.parser:ImageParser",
+    "image/tiff": "docworker.formats.image.parser:ImageParser",
+    "image/webp": "docworker.formats.image.parser:ImageParser",
+    "image/gif": "docworker.formats.image.parser:ImageParser",
+    "image/bmp": "docworker.formats.image.parser:ImageParser",
+    "image/heic": "docworker.formats.image.parser:ImageParser",
+    "image/heif": "docworker.formats.image.parser:ImageParser",
+    "image/avif": "docworker.formats.image.parser:ImageParser",
+    "application/msword": "docworker.formats.ooxml.legacy:LegacyOfficeParser",
+    "application/vnd.ms-excel": "docworker.formats.ooxml.legacy:LegacyOfficeParser",
+    "application/vnd.ms-powerpoint": "docworker.formats.ooxml.legacy:LegacyOfficeParser",
+    "application/x-encrypted-ooxml": "docworker.formats.ooxml.encrypted:EncryptedOfficeParser",
 }
 
 

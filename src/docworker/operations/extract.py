@@ -24,7 +24,7 @@ from docworker.operations.base import (
     merge_errors,
 )
 from docworker.operations.ocr_parts import PDF, prefetched_pages
-from docworker.render import OutputFormat, page_blocks, render
+from docworker.render.document import OutputFormat, page_blocks, render
 
 
 class DocumentInput(OperationParams):
@@ -124,7 +124,7 @@ def split_ocr_pages(
     if params.ocr == "off" or (source.mime or detect(source.path, source.name).mime) != PDF:
         return None
     # Imported here: the PDF parser loads with the first PDF, not with the operations.
-    from docworker.formats.pdf import pages_to_ocr
+    from docworker.formats.pdf.parser import pages_to_ocr
 
     parse_ctx = document_context(ctx, params)
     ranges = plan.page_ranges(pages_to_ocr(source.path, parse_ctx, sample=PROBE_PAGES))

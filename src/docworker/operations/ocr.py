@@ -1,12 +1,12 @@
 """The ``ocr`` operation: images and scanned PDFs → text, confidences and word boxes.
 
-Images go through :class:`~docworker.formats.image.ImageParser` (frames,
+Images go through :class:`~docworker.formats.image.parser.ImageParser` (frames,
 EXIF orientation, pixel limit) with the Tesseract engine as its OCR reader;
 PDF pages are rendered with pdfium at ``dpi`` and read the same way, whether
 or not they have a text layer. The ``json`` output is hOCR-like: pages →
 paragraphs → lines → words, each with its box in pixels of the page image
 and its confidence (0..1). ``searchable_pdf`` makes, beside the text, a PDF
-of the pages with the words as invisible text (:mod:`docworker.searchable_pdf`);
+of the pages with the words as invisible text (:mod:`docworker.render.searchable_pdf`);
 ``v1`` is documents-worker v1's result (:mod:`docworker.operations.ocr_v1`).
 """
 
@@ -37,8 +37,8 @@ from docworker.formats.base import (
     Source,
 )
 from docworker.formats.detect import detect
-from docworker.formats.image import ImageParser
-from docworker.formats.pdf_ocr import POINTS_PER_INCH, render_page
+from docworker.formats.image.parser import ImageParser
+from docworker.formats.pdf.ocr import POINTS_PER_INCH, render_page
 from docworker.operations.base import (
     Artifact,
     InputFile,
@@ -60,7 +60,7 @@ from docworker.operations.ocr_v1 import (
     v1_result,
     v1_text,
 )
-from docworker.searchable_pdf import SearchablePdf
+from docworker.render.searchable_pdf import SearchablePdf
 
 _PDF = "application/pdf"
 SEARCHABLE_PDF = "searchable.pdf"

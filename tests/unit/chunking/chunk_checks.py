@@ -20,7 +20,7 @@ import itertools
 
 from docworker.chunking import Chunk, ChunkOptions, token_counter
 from docworker.document import Block, BlockKind, Document
-from docworker.render import render_markdown
+from docworker.render.document import render_markdown
 
 _DROPPED = {BlockKind.HEADER, BlockKind.FOOTER, BlockKind.PAGE_BREAK}
 

@@ -14,7 +14,7 @@ import pytest
 from bench.scoring import corpus_root, score
 from docworker.document import Document
 from docworker.formats.base import ParseContext, Parser, Source
-from docworker.render import render_markdown
+from docworker.render.document import render_markdown
 
 CORPUS = corpus_root()
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="test corpus not present")

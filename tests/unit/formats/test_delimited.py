@@ -11,7 +11,7 @@ from corpus_scoring import CORPUS, corpus_f1, needs_corpus, parse
 from docworker.document import BlockKind, Document, Table
 from docworker.errors import CorruptDocument, LimitExceeded
 from docworker.formats.base import ParseContext, ParseLimits
-from docworker.formats.delimited import DelimitedParser, count_delimiter, sniff_dialect
+from docworker.formats.text.delimited import DelimitedParser, count_delimiter, sniff_dialect
 
 PARSER = DelimitedParser()
 

@@ -15,8 +15,8 @@ from corpus_scoring import parse
 from docworker.document import BlockKind, Document, DocumentBuilder
 from docworker.formats.base import ParseContext, ParseLimits
 from docworker.formats.embedded import append_embedded, safe_name
-from docworker.formats.mail import EmlParser
-from docworker.render import render_text
+from docworker.formats.mail.parser import EmlParser
+from docworker.render.document import render_text
 
 EML = "message/rfc822"
 

@@ -15,9 +15,9 @@ from corpus_scoring import CORPUS, needs_corpus, parse, token_f1, truth
 
 from docworker.errors import CorruptDocument, PasswordRequired, WrongPassword
 from docworker.formats.base import ParseContext
-from docworker.formats.encrypted import ENCRYPTED_OOXML_MIME, EncryptedOfficeParser
+from docworker.formats.ooxml.encrypted import ENCRYPTED_OOXML_MIME, EncryptedOfficeParser
 from docworker.formats.registry import parse_path
-from docworker.render import render_markdown
+from docworker.render.document import render_markdown
 
 WORKBOOK = CORPUS / "office" / "encrypted-password-tika.xlsx"
 PARSER = EncryptedOfficeParser()

@@ -11,7 +11,7 @@ from corpus_scoring import CORPUS, corpus_f1, needs_corpus
 from docworker.document import BlockKind, Document
 from docworker.errors import CorruptDocument, UnsupportedFormat
 from docworker.formats.base import PageSelection, ParseContext, Source
-from docworker.formats.epub import EPUB_MIME, EpubParser
+from docworker.formats.web.epub import EPUB_MIME, EpubParser
 
 POETRY = CORPUS / "office" / "poetry.epub"
 

@@ -11,7 +11,7 @@ from corpus_scoring import CORPUS, corpus_f1, needs_corpus, parse
 from docworker.document import BlockKind, Document, Link
 from docworker.errors import LimitExceeded
 from docworker.formats.base import ParseContext, ParseLimits
-from docworker.formats.html import HtmlParser, declared_charset
+from docworker.formats.web.html import HtmlParser, declared_charset
 
 PARSER = HtmlParser()
 

@@ -17,8 +17,8 @@ from docworker.document import BlockKind, BlockSource, TextSource
 from docworker.engines.ocr import Preprocessing, TesseractOcr
 from docworker.errors import CorruptDocument, LimitExceeded
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits
-from docworker.formats.image import ImageParser
-from docworker.render import render_text
+from docworker.formats.image.parser import ImageParser
+from docworker.render.document import render_text
 
 pytestmark = needs_corpus
 PARSER = ImageParser()

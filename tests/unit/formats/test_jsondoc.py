@@ -11,7 +11,7 @@ from corpus_scoring import CORPUS, needs_corpus, parse
 
 from docworker.document import BlockKind, Document
 from docworker.errors import CorruptDocument
-from docworker.formats.jsondoc import JsonParser, outline
+from docworker.formats.text.jsondoc import JsonParser, outline
 
 PARSER = JsonParser()
 

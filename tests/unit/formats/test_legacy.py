@@ -18,7 +18,7 @@ from docworker.config import LibreOfficeSettings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import CorruptDocument, PasswordRequired, UnsupportedFormat, WrongPassword
 from docworker.formats.base import ParseContext
-from docworker.formats.legacy import LegacyOfficeParser
+from docworker.formats.ooxml.legacy import LegacyOfficeParser
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PARSER = LegacyOfficeParser()

@@ -18,7 +18,7 @@ from compressed_rtf import (
 )
 
 from docworker.errors import CorruptDocument
-from docworker.formats.lzfu import INITIAL_DICTIONARY, crc32, decompress
+from docworker.formats.mail.lzfu import INITIAL_DICTIONARY, crc32, decompress
 
 
 def test_the_initial_dictionary_is_207_bytes_of_rtf() -> None:

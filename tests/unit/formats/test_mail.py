@@ -30,9 +30,9 @@ from docworker.document import BlockKind, Document
 from docworker.errors import CorruptDocument, HostileInput
 from docworker.formats.base import ParseContext, Source
 from docworker.formats.detect import detect
-from docworker.formats.mail import EmlParser, MsgParser
-from docworker.formats.outlook import codec_of
-from docworker.render import render_text
+from docworker.formats.mail.outlook import codec_of
+from docworker.formats.mail.parser import EmlParser, MsgParser
+from docworker.render.document import render_text
 
 EML, MSG = "message/rfc822", "application/vnd.ms-outlook"
 

@@ -10,7 +10,7 @@ from corpus_scoring import CORPUS, corpus_f1, needs_corpus, parse
 from docworker.document import BlockKind, Document, Link
 from docworker.errors import LimitExceeded
 from docworker.formats.base import ParseContext, ParseLimits
-from docworker.formats.markdown import MarkdownParser, parse_front_matter
+from docworker.formats.text.markdown import MarkdownParser, parse_front_matter
 
 PARSER = MarkdownParser()
 

@@ -28,7 +28,7 @@ from docworker.errors import (
     WrongPassword,
 )
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits, Source
-from docworker.formats.opendocument import (
+from docworker.formats.odf.parser import (
     ODP_MIME,
     ODS_MIME,
     ODT_MIME,

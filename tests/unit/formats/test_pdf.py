@@ -16,10 +16,10 @@ from pdf_files import write_pdf
 from docworker.document import Block, BlockKind, BlockSource, Document
 from docworker.errors import CorruptDocument, LimitExceeded, PasswordRequired, WrongPassword
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits, Source
-from docworker.formats.pdf import PdfParser
-from docworker.formats.pdf_layout import Line, Style, TextBlock, group_blocks, reading_order
-from docworker.formats.pdf_metadata import parse_pdf_date
-from docworker.formats.pdf_text import PageFrame, written_links
+from docworker.formats.pdf.layout import Line, Style, TextBlock, group_blocks, reading_order
+from docworker.formats.pdf.metadata import parse_pdf_date
+from docworker.formats.pdf.parser import PdfParser
+from docworker.formats.pdf.text import PageFrame, written_links
 
 PDF = CORPUS / "pdf"
 MIME = "application/pdf"

@@ -31,9 +31,9 @@ from docworker.formats.base import (
     ParseContext,
     Source,
 )
-from docworker.formats.pdf import PdfParser
-from docworker.formats.pdf_layout import Box, Line, interleave
-from docworker.formats.pdf_ocr import picture_regions
+from docworker.formats.pdf.layout import Box, Line, interleave
+from docworker.formats.pdf.ocr import picture_regions
+from docworker.formats.pdf.parser import PdfParser
 
 MIME = "application/pdf"
 LETTER = CORPUS / "images" / "ocr-text.png"  # "This file contains some words."

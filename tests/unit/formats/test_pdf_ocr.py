@@ -29,8 +29,8 @@ from docworker.formats.base import (
     ParseLimits,
     Source,
 )
-from docworker.formats.pdf import PdfParser
-from docworker.formats.pdf_ocr import MIN_QUALITY, text_quality
+from docworker.formats.pdf.ocr import MIN_QUALITY, text_quality
+from docworker.formats.pdf.parser import PdfParser
 
 SCANNED = CORPUS / "pdf" / "scanned-ocr-test.pdf"
 ARTICLE = CORPUS / "pdf" / "multi-page-article.pdf"

@@ -10,9 +10,9 @@ from corpus_scoring import CORPUS, corpus_f1, needs_corpus
 
 from docworker.document import Block, BlockKind, Document, Table
 from docworker.formats.base import PageSelection, ParseContext, Source
-from docworker.formats.pdf import PdfParser
-from docworker.formats.pdf_graphics import PageGraphics
-from docworker.formats.pdf_layout import Line, TextBlock, cut_out, is_caption
+from docworker.formats.pdf.graphics import PageGraphics
+from docworker.formats.pdf.layout import Line, TextBlock, cut_out, is_caption
+from docworker.formats.pdf.parser import PdfParser
 
 PDF = CORPUS / "pdf"
 MIME = "application/pdf"

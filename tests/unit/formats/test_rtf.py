@@ -12,7 +12,7 @@ from corpus_scoring import CORPUS, needs_corpus
 from docworker.document import Block, BlockKind, Document
 from docworker.errors import CorruptDocument, HostileInput, LimitExceeded
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits, Source
-from docworker.formats.rtf import MAX_DEPTH, RTF_MIME, RtfParser
+from docworker.formats.rtf.parser import MAX_DEPTH, RTF_MIME, RtfParser
 
 OFFICE = CORPUS / "office"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from docworker.errors import HostileInput
-from docworker.formats.rtf_html import encapsulated_html, encapsulation
+from docworker.formats.rtf.html import encapsulated_html, encapsulation
 
 #: [MS-OXRTFEX] 3.1: the RTF an encapsulating writer makes of an HTML page. Its long
 #: lines are broken between control words and groups, where RTF ignores line breaks.

@@ -24,7 +24,7 @@ from ooxml_files import (
 from docworker.document import Block, BlockKind, Document
 from docworker.errors import CorruptDocument, LimitExceeded, PasswordRequired
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits, Source
-from docworker.formats.slides import PPTX_MACRO_MIME, PPTX_MIME, PptxParser
+from docworker.formats.ooxml.slides import PPTX_MACRO_MIME, PPTX_MIME, PptxParser
 
 OFFICE = CORPUS / "office"
 pytestmark = needs_corpus

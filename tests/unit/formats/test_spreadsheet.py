@@ -22,7 +22,7 @@ from ooxml_files import (
 from docworker.document import Block, BlockKind, Document, Table
 from docworker.errors import CorruptDocument, LimitExceeded, PasswordRequired
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits, Source
-from docworker.formats.spreadsheet import (
+from docworker.formats.ooxml.spreadsheet import (
     XLSX_MIME,
     Merge,
     Region,

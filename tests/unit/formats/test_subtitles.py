@@ -11,7 +11,7 @@ from docworker.document import BlockKind, Document
 from docworker.errors import CorruptDocument
 from docworker.formats.base import ParseContext
 from docworker.formats.registry import parse_path
-from docworker.formats.subtitles import SubtitleParser
+from docworker.formats.text.subtitles import SubtitleParser
 
 VTT, SRT, TTML = "text/vtt", "application/x-subrip", "application/ttml+xml"
 

@@ -9,7 +9,7 @@ import pytest
 from corpus_scoring import CORPUS, corpus_f1, needs_corpus, parse
 
 from docworker.document import BlockKind
-from docworker.formats.text import TextParser, split_paragraphs
+from docworker.formats.text.plain import TextParser, split_paragraphs
 
 PARSER = TextParser()
 

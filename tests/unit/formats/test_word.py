@@ -16,7 +16,7 @@ from corpus_scoring import CORPUS, corpus_f1, needs_corpus
 from docworker.document import Block, BlockKind, Document
 from docworker.errors import CorruptDocument, PasswordRequired
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits, Source
-from docworker.formats.word import WORD_MACRO_MIME, WORD_MIME, DocxParser
+from docworker.formats.ooxml.word import WORD_MACRO_MIME, WORD_MIME, DocxParser
 
 OFFICE = CORPUS / "office"
 pytestmark = needs_corpus

@@ -10,7 +10,7 @@ from corpus_scoring import CORPUS, corpus_f1, needs_corpus, parse
 
 from docworker.document import BlockKind, Document
 from docworker.errors import CorruptDocument, HostileInput
-from docworker.formats.xml import XmlParser
+from docworker.formats.text.xml import XmlParser
 
 PARSER = XmlParser()
 JATS = "web/jats-article.xml"

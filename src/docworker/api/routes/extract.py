@@ -19,7 +19,7 @@ from docworker.api.routes.jobs import job_response
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
-from docworker.render import OutputFormat
+from docworker.render.document import OutputFormat
 
 router = APIRouter(prefix="/api/v2", tags=["extract"])
 

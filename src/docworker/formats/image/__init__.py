@@ -1,0 +1,1 @@
+"""Images: metadata, EXIF and OCR text."""

@@ -1,0 +1,185 @@
+"""Word documents (docx, docm): the package's stories, in reading order, as blocks.
+
+The body is read in document order (paragraphs and tables interleaved, text boxes
+and pictures where they are anchored); then come what sits outside the flow:
+headers before the body and footers after it (each distinct one once, however
+many sections repeat it), footnotes and endnotes last. Word documents have no
+fixed pages, so a page selection is ignored (with a warning) and
+``metadata.page_count`` is Word's own count from the last save.
+
+Objects embedded in the text (OLE objects, embedded packages) are read after
+it through the embedded-document dispatch, each under ``Attachment: <name>``;
+the other files under ``word/embeddings/`` (a chart's workbook) are listed only.
+
+The package is read with :mod:`zipfile` and lxml rather than python-docx, whose
+loader refuses macro-enabled documents and whose object model would be walked
+back down to the XML anyway.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import zipfile
+from collections.abc import Callable
+from typing import ClassVar
+
+from lxml import etree
+
+from docworker.document import BlockKind, Document, DocumentBuilder
+from docworker.errors import CorruptDocument
+from docworker.formats.base import ParseContext, Source
+from docworker.formats.ooxml.package import (
+    append_embedded_parts,
+    parse_xml,
+    read_metadata,
+    refuse_non_package,
+    relationships,
+    translate_errors,
+)
+from docworker.formats.ooxml.word_story import Story, StoryReader
+from docworker.formats.ooxml.word_styles import W_NS, ParagraphRoles
+
+WORD_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+WORD_MACRO_MIME = "application/vnd.ms-word.document.macroEnabled.12"
+
+_W = f"{{{W_NS}}}"
+_R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_MAIN_REL = "/officeDocument"
+#: Relationships from the text to an embedded object: an OLE object, an OOXML package.
+_OBJECT_RELS = ("/oleObject", "/package")
+_OLE_OBJECT = "{urn:schemas-microsoft-com:office:office}OLEObject"
+_STORY_RELS = ("/header", "/footer", "/footnotes", "/endnotes")
+_NOTE_KINDS = {"separator", "continuationSeparator", "continuationNotice"}
+#: How many blocks are read between two looks at cancellation and progress.
+_TICK_EVERY = 64
+
+
+class _Cancelled(Exception):
+    """Raised inside the reader to stop once the job is cancelled."""
+
+
+class DocxParser:
+    """Word 2007+ documents, macro-enabled ones included."""
+
+    name: ClassVar[str] = "docx"
+    media_types: ClassVar[frozenset[str]] = frozenset({WORD_MIME, WORD_MACRO_MIME})
+
+    def parse(self, source: Source, ctx: ParseContext) -> Document:
+        refuse_non_package(source.path, self.name)
+        with translate_errors(self.name, source.path), zipfile.ZipFile(source.path) as zf:
+            return _WordPackage(zf, source.mime, ctx).read()
+
+
+class _WordPackage:
+    """One open Word package and the document being built from it."""
+
+    def __init__(self, zf: zipfile.ZipFile, mime: str, ctx: ParseContext) -> None:
+        self.zf = zf
+        self.ctx = ctx
+        self.main = _main_part(zf)
+        self.rels = relationships(zf, self.main)
+        self.builder = DocumentBuilder("docx", mime, read_metadata(zf))
+        self._ticks = 0
+
+    def read(self) -> Document:
+        root = parse_xml(self.zf.read(self.main))
+        body = root.find(f"{_W}body")
+        if body is None:
+            raise CorruptDocument("docx", "the main document part has no body")
+        styles = self._related("/styles")
+        roles = ParagraphRoles.read(styles, self._related("/numbering"))
+        self._fill_metadata(styles)
+        reader = StoryReader(self.builder, roles, self._tick(len(body)))
+        try:
+            self._margins(reader, root, "headerReference", BlockKind.HEADER)
+            reader.read(body, Story(self.zf, self.rels))
+            self._margins(reader, root, "footerReference", BlockKind.FOOTER)
+            for note in ("footnote", "endnote"):
+                self._notes(reader, note)
+        except _Cancelled:
+            self.builder.warn("cancelled", "reading stopped early: the job was cancelled")
+        if self.builder.metadata.title is None:
+            titles = (b.text for b in self.builder.document.blocks if b.kind == BlockKind.TITLE)
+            self.builder.metadata.title = next(titles, None)
+        folder = posixpath.dirname(self.main)
+        objects = self._objects(body)
+        append_embedded_parts(self.builder, self.zf, f"{folder}/embeddings/", objects, self.ctx)
+        return self.builder.finish()
+
+    def _objects(self, body: etree._Element) -> list[str]:
+        """The embedded objects the text shows: the body's in its order, then the rest.
+
+        The rest are the main part's other objects and those of its other
+        stories (headers, footers, notes), by name.
+        """
+        mine = {rid: t for rid, (kind, t) in self.rels.items() if kind.endswith(_OBJECT_RELS)}
+        in_order = [mine[e.get(_R_ID, "")] for e in body.iter(_OLE_OBJECT) if e.get(_R_ID) in mine]
+        stories = (t for kind, t in self.rels.values() if kind.endswith(_STORY_RELS))
+        related = (relationships(self.zf, target) for target in stories)
+        elsewhere = {
+            t for rels in related for kind, t in rels.values() if kind.endswith(_OBJECT_RELS)
+        }
+        return list(dict.fromkeys([*in_order, *sorted(mine.values()), *sorted(elsewhere)]))
+
+    def _related(self, rel_suffix: str) -> etree._Element | None:
+        """The root of the main part's first related part of a relationship type."""
+        for rel_type, target in self.rels.values():
+            if rel_type.endswith(rel_suffix) and target in self.zf.NameToInfo:
+                return parse_xml(self.zf.read(target))
+        return None
+
+    def _fill_metadata(self, styles: etree._Element | None) -> None:
+        metadata = self.builder.metadata
+        if metadata.language is None and styles is not None:
+            lang = styles.find(f"{_W}docDefaults/{_W}rPrDefault/{_W}rPr/{_W}lang")
+            metadata.language = lang.get(f"{_W}val") if lang is not None else None
+        if self.ctx.pages is not None:
+            self.builder.warn(
+                "pages-ignored",
+                "a Word document has no fixed pages: the page selection was ignored",
+            )
+
+    def _tick(self, total: int) -> Callable[[], None]:
+        def tick() -> None:
+            self._ticks += 1
+            if self._ticks % _TICK_EVERY:
+                return
+            if self.ctx.cancelled():
+                raise _Cancelled
+            self.ctx.progress(min(self._ticks / max(total, 1), 1.0), "reading the body")
+
+        return tick
+
+    def _margins(
+        self, reader: StoryReader, root: etree._Element, reference: str, kind: BlockKind
+    ) -> None:
+        """Headers or footers: every distinct one once, in the order sections use them."""
+        seen_parts: set[str] = set()
+        seen_texts: set[str] = set()
+        for ref in root.iter(f"{_W}{reference}"):
+            _, target = self.rels.get(ref.get(_R_ID, ""), ("", ""))
+            if target in seen_parts or target not in self.zf.NameToInfo:
+                continue
+            seen_parts.add(target)
+            story = Story(self.zf, relationships(self.zf, target))
+            text = reader.cell_text(parse_xml(self.zf.read(target)), story)
+            if text and text not in seen_texts:
+                seen_texts.add(text)
+                self.builder.add(kind, text)
+
+    def _notes(self, reader: StoryReader, note: str) -> None:
+        """Footnotes or endnotes, skipping the separators Word keeps among them."""
+        for rel_type, target in self.rels.values():
+            if not rel_type.endswith(f"/{note}s") or target not in self.zf.NameToInfo:
+                continue
+            story = Story(self.zf, relationships(self.zf, target))
+            for element in parse_xml(self.zf.read(target)).iterfind(f"{_W}{note}"):
+                if element.get(f"{_W}type") not in _NOTE_KINDS:
+                    self.builder.add(BlockKind.FOOTNOTE, reader.cell_text(element, story))
+
+
+def _main_part(zf: zipfile.ZipFile) -> str:
+    for rel_type, target in relationships(zf, "").values():
+        if rel_type.endswith(_MAIN_REL) and target in zf.NameToInfo:
+            return target
+    raise CorruptDocument("docx", "the package has no main document part")

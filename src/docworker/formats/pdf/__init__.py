@@ -1,0 +1,1 @@
+"""PDF: pdfium text in reading order, layout, tables, OCR of pages, metadata."""

@@ -1,0 +1,1 @@
+"""Rich Text Format: its lexer, tables, and the HTML carried inside it."""

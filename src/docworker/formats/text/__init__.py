@@ -1,0 +1,1 @@
+"""Text and markup: plain text, delimited tables, JSON, XML, Markdown and subtitles."""
