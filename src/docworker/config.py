@@ -199,6 +199,20 @@ class LibreOfficeSettings(BaseModel):
     )
 
 
+class FetchSettings(BaseModel):
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Remote URLs the service may fetch (a page's images and style sheets, "
+        "remote inputs): host names ('example.com'), wildcard domains ('*.example.com') or "
+        "URL prefixes ('https://cdn.example.com/assets/'). Empty: nothing remote is fetched. "
+        "Private, loopback and link-local addresses are refused whatever this says.",
+    )
+    timeout: Seconds = Field(10.0, gt=0, description="Longest one remote fetch may take.")
+    max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1, description="Largest remote resource fetched, in bytes."
+    )
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -233,6 +247,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

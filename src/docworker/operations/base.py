@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from docworker.config import Settings
 from docworker.errors import ProcessingFailed
 from docworker.formats.base import PageSelection, ParseLimits
+from docworker.url_policy import UrlPolicy
 
 
 def _check_pages(value: str | None) -> str | None:
@@ -63,6 +64,14 @@ class OperationContext:
     #: A private folder for files the operation makes (artifacts), removed by whoever
     #: runs the operation once the result is stored; None where nothing may be written.
     workdir: Path | None = None
+    #: The service's settings, for operations and engines configured there.
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def url_policy(self) -> UrlPolicy:
+        """What remote URLs this operation may fetch (the SSRF rule)."""
+        fetch = self.settings.fetch
+        return UrlPolicy(tuple(fetch.allow), fetch.timeout, fetch.max_bytes)
 
     def artifact_path(self, name: str) -> Path:
         """Where to write the artifact ``name`` (a plain file name, e.g. ``searchable.pdf``)."""
@@ -211,5 +220,6 @@ def operation_context(settings: Settings, **hooks: Any) -> OperationContext:
         ocr_languages=settings.ocr.language,
         ocr_psm=settings.ocr.psm,
         ocr_dpi=settings.ocr.dpi,
+        settings=settings,
         **hooks,
     )
