@@ -227,6 +227,25 @@ class LogSettings(BaseModel):
     )
 
 
+class ImageSettings(BaseModel):
+    font_file: Path = Field(
+        Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"),
+        description="Font of text watermarks (Debian: fonts-dejavu-core).",
+    )
+    max_frames: int = Field(
+        1000, ge=1, description="Most frames of an animated image processed as an animation."
+    )
+    max_svg_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, description="Largest SVG file rendered, in bytes."
+    )
+    score_size: int = Field(
+        1024,
+        ge=64,
+        le=4096,
+        description="Automatic quality compares images scaled to this longest side, in pixels.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the service can be told, with its defaults."""
 
@@ -249,6 +268,7 @@ class Settings(BaseSettings):
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    image: ImageSettings = Field(default_factory=ImageSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -14,12 +14,14 @@ from docworker.errors import InvalidParameter, NotFound
 from docworker.operations.base import Operation, OperationParams
 from docworker.operations.chunk import ChunkOperation
 from docworker.operations.extract import ExtractOperation
+from docworker.operations.image import ImageOperation
 from docworker.operations.ocr import OcrOperation
 
 OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
     ChunkOperation.name: ChunkOperation(),
     OcrOperation.name: OcrOperation(),
+    ImageOperation.name: ImageOperation(),
 }
 
 

@@ -1,0 +1,383 @@
+"""The ``image`` operation: resize, crop, rotate, filter, watermark and convert images,
+on libvips, with an automatic choice of format and quality.
+
+One request is a chain: the shortcut resize (``width``/``height``/``fit``), decoded
+at a reduced size where the format allows (shrink-on-load), then ``steps`` in
+order, then the colour profile (to sRGB), the metadata policy and the encoder.
+When nothing in the chain needs random access, the image streams from the file
+to the output top to bottom, in bounded memory, whatever its size; the pixel
+limit is checked from the header before anything is decoded.
+
+Multi-frame input (animated GIF or WebP, multi-page TIFF, HEIF sequences) stays
+animated when the output format can hold an animation (GIF, WebP) and ``frame``
+is not given; each frame goes through the chain. Otherwise ``frame`` (1-based,
+default 1) is the one processed.
+
+The output is the artifact ``image.<suffix>``; the payload describes it (format,
+size, dimensions, quality) and, with ``max_bytes`` or ``min_ssim``, what the
+automatic search tried and chose (:mod:`docworker.operations.image_auto`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import pyvips
+from pydantic import Field, model_validator
+
+from docworker.engines.vips import (
+    DEFAULT_QUALITY,
+    ImageFormat,
+    drop_gps,
+    encode,
+    load,
+    read_header,
+    shrink_on_load,
+    to_srgb,
+    vips_errors,
+)
+from docworker.engines.vips import Header as ImageHeader
+from docworker.errors import LimitExceeded
+from docworker.operations.base import (
+    Artifact,
+    InputFile,
+    OperationContext,
+    OperationParams,
+    Result,
+)
+from docworker.operations.image_auto import AutoSearch, luma
+from docworker.operations.image_steps import (
+    Colour,
+    Fit,
+    Interest,
+    Plan,
+    Step,
+    StepEnv,
+    finish_resize,
+    resize_plan,
+)
+
+
+class MetadataPolicy(StrEnum):
+    #: EXIF, XMP, IPTC and the ICC profile are written as read (after the chain).
+    KEEP = "keep"
+    #: Nothing but pixels (and no colour profile: sRGB is assumed).
+    STRIP = "strip"
+    #: Everything kept except the GPS position (EXIF GPS, XMP that holds one).
+    STRIP_GPS = "strip_gps"
+
+
+class OutputChoice(StrEnum):
+    JPEG = "jpeg"
+    PNG = "png"
+    WEBP = "webp"
+    AVIF = "avif"
+    TIFF = "tiff"
+    GIF = "gif"
+    #: The automatic search over ``formats`` (implied by max_bytes or min_ssim).
+    AUTO = "auto"
+
+
+#: The output format when none is asked for: the input's, where it can be written.
+_SAME_AS_INPUT = {
+    "jpeg": ImageFormat.JPEG,
+    "png": ImageFormat.PNG,
+    "webp": ImageFormat.WEBP,
+    "tiff": ImageFormat.TIFF,
+    "gif": ImageFormat.GIF,
+    "avif": ImageFormat.AVIF,
+    "heic": ImageFormat.JPEG,
+    "svg": ImageFormat.PNG,
+}
+_AUTO_FORMATS = [ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.JPEG]
+_AUTO_ALPHA_FORMATS = [ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.PNG]
+
+
+class ImageParams(OperationParams):
+    width: int | None = Field(None, ge=1, le=100_000, description="Resize: box width (px).")
+    height: int | None = Field(None, ge=1, le=100_000, description="Resize: box height (px).")
+    fit: Fit = Field(
+        Fit.INSIDE,
+        description="How the image meets the width × height box: contain (fit inside, "
+        "padded to the box), cover (fill the box, overflow cropped), fill (stretched), "
+        "inside (fit inside, no padding), outside (cover the box, nothing cropped).",
+    )
+    no_upscale: bool = Field(False, description="Never enlarge the image.")
+    position: Interest = Field(
+        Interest.CENTRE, description="What fit=cover keeps: centre, attention or entropy."
+    )
+    background: Colour = Field("#000000", description="What fit=contain pads with.")
+    steps: list[Step] = Field(
+        default_factory=list,
+        max_length=50,
+        description="More steps, applied in order after the resize above: resize, crop, "
+        "rotate, flip, grayscale, blur, sharpen, adjust, gamma, tint, text.",
+    )
+    auto_orient: bool = Field(True, description="Turn the image upright by its EXIF orientation.")
+    frame: int | None = Field(
+        None, ge=1, description="The frame or page of a multi-frame image to process (1-based)."
+    )
+    format: OutputChoice | None = Field(
+        None,
+        description="jpeg, png, webp, avif, tiff, gif, or auto; default: the input's "
+        "(HEIC → JPEG, SVG → PNG), or auto with max_bytes or min_ssim.",
+    )
+    quality: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="1–100. JPEG, WebP, AVIF, TIFF (JPEG-compressed): lossy quality; "
+        "PNG: palette quantisation at that quality; GIF: fewer colours below 100.",
+    )
+    effort: int | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Encoder effort, on each format's scale (clamped): WebP 0–6, AVIF 0–9, "
+        "PNG/TIFF compression 0–9, GIF 1–10, JPEG 0–1 (trellis quantisation).",
+    )
+    lossless: bool = Field(False, description="WebP, AVIF: lossless; PNG, TIFF: no palette.")
+    metadata: MetadataPolicy = Field(
+        MetadataPolicy.STRIP_GPS, description="keep, strip, or strip_gps (the default)."
+    )
+    srgb: bool = Field(True, description="Convert colours to sRGB (through the ICC profile).")
+    max_bytes: int | None = Field(
+        None, ge=100, description="Automatic format: the output's largest size in bytes."
+    )
+    min_ssim: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Automatic format: the least SSIM (0–1) against the image before encoding.",
+    )
+    formats: list[ImageFormat] | None = Field(
+        None,
+        min_length=1,
+        description="Automatic format: the formats tried (default webp, avif, jpeg; "
+        "webp, avif, png for images with transparency).",
+    )
+
+    @model_validator(mode="after")
+    def _auto_needs_a_target(self) -> ImageParams:
+        if self.format is OutputChoice.AUTO and self.max_bytes is None and self.min_ssim is None:
+            raise ValueError("format=auto needs max_bytes or min_ssim")
+        return self
+
+    @property
+    def auto(self) -> bool:
+        return self.format in {None, OutputChoice.AUTO} and (
+            self.max_bytes is not None or self.min_ssim is not None
+        )
+
+
+class ImageOperation:
+    name: ClassVar[str] = "image"
+    summary: ClassVar[str] = (
+        "Resize, crop, rotate, filter, watermark and convert images; automatic format."
+    )
+    # Short CPU-bound jobs like a warm conversion, beside the pages → images renderer;
+    # not behind long video transcodes on "media".
+    queue: ClassVar[str] = "convert"
+    Params: ClassVar[type[OperationParams]] = ImageParams
+
+    def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
+        assert isinstance(params, ImageParams)
+        artifact, payload = process_image(ctx, source, params, "image")
+        return Result(payload=payload, artifacts=[artifact])
+
+
+def process_image(
+    ctx: OperationContext, source: InputFile, params: ImageParams, stem: str
+) -> tuple[Artifact, dict[str, Any]]:
+    """Run the chain on one input; the output as the artifact ``<stem>.<suffix>``."""
+    settings = ctx.settings.image
+    header = read_header(source.path, ctx.limits.max_pixels, settings.max_svg_bytes)
+    fmt = _output_format(params, header)
+    frames = _frames(params, header, fmt, settings.max_frames)
+    image = _decoded(header, params, frames)
+    ctx.progress(0.1, "decoding")
+    env = StepEnv(font_file=settings.font_file)
+    with vips_errors("image"):
+        image = _each_frame(image, lambda frame: _chain(frame, params, env))
+        if not fmt.alpha and image.hasalpha():
+            image = image.flatten(background=[255.0] * (image.bands - 1))
+        strip = params.metadata is MetadataPolicy.STRIP
+        if params.metadata is MetadataPolicy.STRIP_GPS:
+            image = drop_gps(image)
+    auto: dict[str, Any] | None = None
+    quality = params.quality
+    if params.auto:
+        # Encoded many times: decoded and processed once, into memory.
+        image = image.copy_memory()
+        fmt, quality, auto = _auto(image, params, header, settings.score_size, strip)
+    if quality is None and fmt in DEFAULT_QUALITY and not params.lossless:
+        quality = DEFAULT_QUALITY[fmt]
+    target = ctx.artifact_path(f"{stem}.{fmt.suffix}")
+    ctx.progress(0.5, "encoding")
+    encode(
+        image,
+        fmt,
+        quality=quality,
+        effort=params.effort,
+        lossless=params.lossless,
+        strip=strip,
+        target=target,
+    )
+    payload = _payload(header, image, fmt, quality, target.stat().st_size, params)
+    if auto is not None:
+        payload["auto"] = auto
+    return Artifact(target.name, target, fmt.mime), payload
+
+
+def _output_format(params: ImageParams, header: ImageHeader) -> ImageFormat:
+    if params.format not in {None, OutputChoice.AUTO}:
+        return ImageFormat(params.format)
+    if params.auto:
+        # Settled by the search; this is the format the chain is prepared for.
+        return (params.formats or _auto_formats(header))[0]
+    return _SAME_AS_INPUT[header.format]
+
+
+def _auto_formats(header: ImageHeader) -> list[ImageFormat]:
+    return _AUTO_ALPHA_FORMATS if header.has_alpha else _AUTO_FORMATS
+
+
+def _frames(
+    params: ImageParams, header: ImageHeader, fmt: ImageFormat, max_frames: int
+) -> tuple[int, int] | None:
+    """(first frame, count) to load; None: the only or first frame."""
+    if params.frame is not None:
+        if params.frame > header.pages:
+            raise LimitExceeded(
+                "frame",
+                params.frame,
+                header.pages,
+                detail=f"frame {params.frame} asked for; the image has {header.pages}",
+            )
+        return params.frame - 1, 1
+    if header.pages > 1 and fmt.animated and not params.auto:
+        if header.pages > max_frames:
+            raise LimitExceeded("frames", header.pages, max_frames)
+        return 0, -1
+    return None
+
+
+def _decoded(
+    header: ImageHeader, params: ImageParams, frames: tuple[int, int] | None
+) -> pyvips.Image:
+    """The input, lazily: shrunk on load by the shortcut resize when there is one, else
+    streamed (sequential) unless the chain or the orientation needs random access."""
+    animated = frames is not None and frames[1] == -1
+    auto_orient = params.auto_orient and not animated
+    plan = _shortcut_plan(params, header, auto_orient)
+    if plan is not None:
+        width, height = plan.scaled
+        image = shrink_on_load(header, width, height, frames=frames, auto_orient=auto_orient)
+        if params.srgb:
+            image = to_srgb(image)
+        image = _each_frame(
+            image, lambda frame: finish_resize(frame, plan, params.position, params.background)
+        )
+        # Shrinking streams the file; steps that need random access get the (small)
+        # shrunk image in memory.
+        random = any(step.random_access() for step in params.steps)
+        return image.copy_memory() if random else image
+    turn = auto_orient and header.orientation != 1
+    random = turn or animated or any(step.random_access() for step in params.steps)
+    image = load(header, access="random" if random else "sequential", frames=frames)
+    with vips_errors(header.format):
+        if params.srgb:
+            image = to_srgb(image)
+        return image.autorot() if turn else image
+
+
+def _shortcut_plan(params: ImageParams, header: ImageHeader, auto_orient: bool) -> Plan | None:
+    if params.width is None and params.height is None:
+        return None
+    size = header.upright_size if auto_orient else (header.width, header.height)
+    return resize_plan(size, params.width, params.height, params.fit, params.no_upscale)
+
+
+def _chain(image: pyvips.Image, params: ImageParams, env: StepEnv) -> pyvips.Image:
+    for step in params.steps:
+        image = step.apply(image, env)
+    return image
+
+
+def _each_frame(
+    image: pyvips.Image, change: Callable[[pyvips.Image], pyvips.Image]
+) -> pyvips.Image:
+    """``change`` applied to each frame of an animation (a strip of frames), or to the image."""
+    fields = image.get_fields()
+    page_height = int(image.get("page-height")) if "page-height" in fields else image.height
+    count = image.height // page_height if page_height else 1
+    if count <= 1 or image.height % page_height:
+        return change(image)
+    frames = [
+        change(image.crop(0, index * page_height, image.width, page_height))
+        for index in range(count)
+    ]
+    joined = pyvips.Image.arrayjoin(frames, across=1).copy()
+    joined.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+    return joined
+
+
+def _auto(
+    image: pyvips.Image, params: ImageParams, header: ImageHeader, score_size: int, strip: bool
+) -> tuple[ImageFormat, int, dict[str, Any]]:
+    """The format and quality the search chose, and what it tried."""
+    formats = params.formats or _auto_formats(header)
+
+    def encoded(fmt: ImageFormat, quality: int) -> bytes:
+        data = encode(
+            image, fmt, quality=quality, effort=params.effort, lossless=False, strip=strip
+        )
+        assert data is not None
+        return data
+
+    search = AutoSearch(
+        encode=encoded,
+        reference=luma(image, score_size),
+        score_size=score_size,
+        min_ssim=params.min_ssim,
+        max_bytes=params.max_bytes,
+        trials={},
+    )
+    chosen = search.run(formats)
+    described = chosen.as_dict() | {
+        "min_ssim": params.min_ssim,
+        "max_bytes": params.max_bytes,
+        "tried": [trial.as_dict() for trial in search.trials.values()],
+    }
+    return chosen.format, chosen.quality, described
+
+
+def _payload(
+    header: ImageHeader,
+    image: pyvips.Image,
+    fmt: ImageFormat,
+    quality: int | None,
+    size: int,
+    params: ImageParams,
+) -> dict[str, Any]:
+    fields = image.get_fields()
+    page_height = int(image.get("page-height")) if "page-height" in fields else image.height
+    return {
+        "format": fmt.value,
+        "mime": fmt.mime,
+        "width": image.width,
+        "height": page_height,
+        "frames": max(1, image.height // page_height) if page_height else 1,
+        "size": size,
+        "quality": quality,
+        "metadata": params.metadata.value,
+        "input": {
+            "format": header.format,
+            "width": header.width,
+            "height": header.height,
+            "frames": header.pages,
+            "orientation": header.orientation,
+        },
+    }
