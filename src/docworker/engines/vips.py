@@ -198,7 +198,8 @@ def _open(path: Path, fmt: str, **options: Any) -> pyvips.Image:
 def load(header: Header, *, access: str, frames: tuple[int, int] | None) -> pyvips.Image:
     """The image's pixels (lazily): frame ``frames[0]`` (0-based) and ``frames[1]`` of them
     (``-1``: all) as one tall strip; None: the first frame."""
-    options: dict[str, Any] = {"access": access}
+    # A truncated or damaged file is an error, not an image with a grey half.
+    options: dict[str, Any] = {"access": access, "fail_on": "truncated"}
     if frames is not None and header.pages > 1:
         options["page"], options["n"] = frames
     with vips_errors(header.format):
@@ -220,10 +221,10 @@ def shrink_on_load(
     with vips_errors(header.format):
         if header.format == "svg":
             return pyvips.Image.thumbnail_buffer(header.path.read_bytes(), width, **options)
-        name = str(header.path)
+        load_options = "fail_on=truncated"
         if frames is not None and header.pages > 1:
-            name += f"[page={frames[0]},n={frames[1]}]"
-        return pyvips.Image.thumbnail(name, width, **options)
+            load_options += f",page={frames[0]},n={frames[1]}"
+        return pyvips.Image.thumbnail(f"{header.path}[{load_options}]", width, **options)
 
 
 def encode(

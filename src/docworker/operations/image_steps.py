@@ -371,13 +371,12 @@ def overlay(
 ) -> pyvips.Image:
     """``layer`` (sRGB with alpha) drawn over ``image`` at ``position``, ``margin`` in."""
     x, y = place(position, (image.width, image.height), (layer.width, layer.height), margin)
-    interpretation = image.interpretation
+    had_alpha = image.hasalpha()
     if image.bands < 3:
         image = image.colourspace("srgb")
-    drawn = image.composite2(layer, "over", x=x, y=y)
-    if interpretation in {"b-w", "grey16"}:
-        return drawn
-    return drawn.cast(image.format)
+    drawn = image.composite2(layer, "over", x=x, y=y).cast(image.format)
+    # Drawing over gives the image an alpha band; one that had none stays opaque.
+    return drawn if had_alpha else drawn.extract_band(0, n=drawn.bands - 1)
 
 
 def place(
