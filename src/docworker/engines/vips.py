@@ -240,6 +240,10 @@ def encode(
     """Write ``image`` as ``fmt`` to ``target`` (None: return the bytes)."""
     saver, options = _saver_options(fmt, quality, effort, lossless)
     options["strip"] = strip
+    if fmt is ImageFormat.JPEG and image.width * image.height <= STREAMED_JPEG_PIXELS:
+        # Optimised Huffman tables and progressive scans make libjpeg hold the whole
+        # image: for small images only, where that costs little.
+        options |= {"optimize_coding": True, "interlace": True}
     with vips_errors("output image"):
         if target is None:
             data: bytes = getattr(image, f"{saver}save_buffer")(**options)
@@ -247,6 +251,10 @@ def encode(
         getattr(image, f"{saver}save")(str(target), **options)
     return None
 
+
+#: Above this many pixels a JPEG is written baseline with standard tables, streamed
+#: (JPEG, PNG and TIFF stream; WebP, AVIF and GIF encoders hold the whole image).
+STREAMED_JPEG_PIXELS = 4_000_000
 
 #: The quality each lossy format is written at when none is asked for.
 DEFAULT_QUALITY = {ImageFormat.JPEG: 82, ImageFormat.WEBP: 80, ImageFormat.AVIF: 55}
@@ -264,7 +272,7 @@ def _saver_options(
 def _jpeg(quality: int | None, lossless: bool, level: int) -> tuple[str, dict[str, Any]]:
     # JPEG has no lossless mode: "lossless" is its highest quality.
     given = 100 if lossless else quality or DEFAULT_QUALITY[ImageFormat.JPEG]
-    options: dict[str, Any] = {"Q": given, "optimize_coding": True, "interlace": True}
+    options: dict[str, Any] = {"Q": given}
     if level:
         options |= {"trellis_quant": True, "overshoot_deringing": True}
     return "jpeg", options

@@ -4,6 +4,8 @@ outputs opened again and checked (dimensions, pixels, formats by magic bytes, EX
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -276,3 +278,35 @@ def test_a_truncated_image_is_corrupt(tmp_path: Path) -> None:
 def test_auto_without_a_target_is_refused() -> None:
     with pytest.raises(ValidationError):
         ImageParams(format="auto")
+
+
+_STREAM_CHILD = """
+import resource, sys
+from pathlib import Path
+from tests.unit.operations.image_files import run
+source, workdir = Path(sys.argv[1]), Path(sys.argv[2])
+steps = [{"op": "grayscale"}, {"op": "text", "text": "streamed", "size": 200}]
+run(source, workdir / "warm", width=50)  # imports and libvips start-up out of the count
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = run(source, workdir / "out", steps=steps, format="jpeg")
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(out.payload["width"], out.payload["height"], (after - before) // 1024)
+"""
+
+
+def test_a_large_image_streams_in_bounded_memory(tmp_path: Path) -> None:
+    """A 6000 × 5000 JPEG (90 MB decoded) through a chain that needs no random access:
+    the worker's peak memory grows by a fraction of the decoded image."""
+    source = tmp_path / "large.jpg"
+    noise = pyvips.Image.gaussnoise(6000, 5000, sigma=40, mean=128).cast("uchar")
+    noise.bandjoin([noise, noise]).copy(interpretation="srgb").jpegsave(str(source), Q=80)
+    done = subprocess.run(
+        [sys.executable, "-c", _STREAM_CHILD, str(source), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    width, height, grown_mib = (int(v) for v in done.stdout.split())
+    assert (width, height) == (6000, 5000)
+    assert grown_mib < 45, f"peak memory grew by {grown_mib} MiB"
