@@ -37,6 +37,9 @@ _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 #: libvips loaders the image formats the service reads go through (BMP: ImageMagick's).
 _IMAGE_LOADERS = ("pngload", "jpegload", "tiffload", "webpload", "gifload", "heifload", "magick")
 
+#: libvips' largest image side: the bound of a side of the box the client left open.
+_MAX_COORD = 10_000_000
+
 Rgb = tuple[int, int, int]
 
 
@@ -139,6 +142,8 @@ def write_pdf_page(page: Any, number: int, spec: ImageSpec, target: Path) -> Wri
         )
         image = image.crop(0, 0, bitmap.width, bitmap.height).extract_band(0, n=3)
         save_image(image.copy(interpretation="srgb"), spec, target)
+    except pyvips.Error as exc:
+        raise ProcessingFailed(f"page {number} could not be written: {_vips_message(exc)}") from exc
     finally:
         bitmap.close()
     dpi = round(scale * POINTS_PER_INCH, 2)
@@ -157,12 +162,12 @@ def write_image_frame(path: Path, number: int, spec: ImageSpec, target: Path) ->
     """Frame ``number`` (1-based) of the image at ``path``, upright, fitted into the box of
     ``spec`` when it gives one, written to ``target``."""
     multi = image_frame_count(path, spec.max_pixels) > 1
-    options = f"[page={number - 1}]" if multi else ""
+    options = f"[page={number - 1},fail_on=error]" if multi else "[fail_on=error]"
     frame = _header(path, page=number - 1) if multi else _header(path)
     _check_frame(frame, number, spec.max_pixels)
     try:
         if spec.fits:
-            box = spec.max_pixels  # no bound on a side the client left open
+            box = _MAX_COORD  # no bound on a side the client left open
             image = pyvips.Image.thumbnail(
                 f"{path}{options}", spec.width or box, height=spec.height or box
             )
@@ -177,23 +182,21 @@ def write_image_frame(path: Path, number: int, spec: ImageSpec, target: Path) ->
 
 def save_image(image: pyvips.Image, spec: ImageSpec, target: Path) -> None:
     """Write ``image`` in ``spec``'s format: 8-bit sRGB or grey, metadata stripped, alpha
-    kept where the format has it and laid on the background where it has not."""
+    kept where the format has it and laid on the background where it has not.
+
+    Images load lazily: a fault of the input shows here as a ``pyvips.Error``, which
+    the caller, knowing where the pixels come from, turns into the right error."""
     image = _eight_bit(image)
     if spec.format is ImageFormat.JPEG and image.hasalpha():
         if image.bands == 2:
             image = image.colourspace("srgb")
         image = image.flatten(background=list(spec.background))
-    try:
-        if spec.format is ImageFormat.PNG:
-            image.pngsave(str(target), compression=6, strip=True)
-        elif spec.format is ImageFormat.JPEG:
-            image.jpegsave(str(target), Q=spec.quality, optimize_coding=True, strip=True)
-        else:
-            image.webpsave(str(target), Q=spec.quality, effort=4, strip=True)
-    except pyvips.Error as exc:
-        raise ProcessingFailed(
-            f"the image could not be written as {spec.format.value}: {_vips_message(exc)}"
-        ) from exc
+    if spec.format is ImageFormat.PNG:
+        image.pngsave(str(target), compression=6, strip=True)
+    elif spec.format is ImageFormat.JPEG:
+        image.jpegsave(str(target), Q=spec.quality, optimize_coding=True, strip=True)
+    else:
+        image.webpsave(str(target), Q=spec.quality, effort=4, strip=True)
 
 
 def _eight_bit(image: pyvips.Image) -> pyvips.Image:
@@ -209,7 +212,10 @@ def _eight_bit(image: pyvips.Image) -> pyvips.Image:
 def _header(path: Path, **options: Any) -> pyvips.Image:
     """The image at ``path`` opened lazily: its header read, no pixel decoded yet."""
     try:
-        image = pyvips.Image.new_from_file(str(path), access="sequential", **options)
+        # A broken file fails, rather than being decoded in part with the rest black.
+        image = pyvips.Image.new_from_file(
+            str(path), access="sequential", fail_on="error", **options
+        )
     except pyvips.Error as exc:
         raise CorruptDocument("image", _vips_message(exc)) from exc
     loader = str(image.get("vips-loader")) if image.get_typeof("vips-loader") else ""
