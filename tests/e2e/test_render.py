@@ -168,6 +168,19 @@ def test_the_routes_are_documented_with_their_errors(client: httpx.Client) -> No
         assert post["operationId"] == operation_id
         assert {"200", "202", "413", "415", "422", "429", "503"} <= set(post["responses"])
         form = post["requestBody"]["content"]["multipart/form-data"]["schema"]
-        assert form["$ref"] or form["properties"]
+        name = form["$ref"].rsplit("/", 1)[1]
+        fields = client_schemas(client)[name]["properties"]
+        assert {"file", "format", "quality", "background", "password", "priority"} <= set(fields)
+        assert ("pages" in fields) is (operation_id == "render")
+        assert ("size" in fields) is (operation_id == "thumbnail")
+        undescribed = [key for key, field in fields.items() if not field.get("description")]
+        assert undescribed == [], undescribed
     operations = client.get("/api/v2/operations").json()
     assert "render" in str(operations)
+
+
+def client_schemas(client: httpx.Client) -> dict[str, dict[str, object]]:
+    schemas: dict[str, dict[str, object]] = client.get("/openapi.json").json()["components"][
+        "schemas"
+    ]
+    return schemas

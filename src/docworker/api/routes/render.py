@@ -80,7 +80,9 @@ BackgroundField = Annotated[
 ]
 PasswordField = Annotated[str | None, Form(description="Password of an encrypted PDF")]
 WaitField = Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")]
-PriorityField = Annotated[int, Form(ge=-100, le=100)]
+PriorityField = Annotated[
+    int, Form(ge=-100, le=100, description="Job priority, -100..100: higher runs first")
+]
 
 
 @router.post(
