@@ -15,6 +15,7 @@ parts' images carried into one result (:class:`~docworker.operations.base.Splitt
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -22,9 +23,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from docworker.errors import LimitExceeded, UnsupportedFormat
+from docworker.errors import LimitExceeded, PasswordRequired, UnsupportedFormat
 from docworker.formats.detect import detect, format_of
 from docworker.formats.image.parser import ImageParser
+from docworker.formats.ooxml.encrypted import ENCRYPTED_OOXML_MIME, decrypt_package
 from docworker.formats.pdf.parser import open_pdf
 from docworker.operations.base import (
     Artifact,
@@ -78,7 +80,9 @@ class RenderParams(OperationParams):
     quality: int | None = Field(
         None, ge=1, le=100, description="JPEG and WebP quality, 1-100 (default: 85)."
     )
-    password: SecretStr | None = Field(None, description="Password of an encrypted PDF.")
+    password: SecretStr | None = Field(
+        None, description="Password of an encrypted PDF or Office 2007+ file (DOCX, XLSX, PPTX)."
+    )
     background: str = Field(
         "#ffffff",
         description="Colour of the paper of PDF pages and of transparent pixels in JPEG "
@@ -124,7 +128,8 @@ class RenderOperation:
             numbers = _chosen(ctx, params, total)
             images = _each(ctx, numbers, total, spec, partial(_write_frame, source.path, spec))
         else:
-            with _document_pdf(ctx, source, mime) as path:
+            password = params.password.get_secret_value() if params.password else None
+            with _document_pdf(ctx, source, mime, password) as path:
                 images, total = _render_pdf(ctx, path, params, spec)
         return _result(mime, spec, total, images)
 
@@ -250,7 +255,9 @@ def _render_pdf(
 
 
 @contextlib.contextmanager
-def _document_pdf(ctx: OperationContext, source: InputFile, mime: str) -> Iterator[Path]:
+def _document_pdf(
+    ctx: OperationContext, source: InputFile, mime: str, password: str | None
+) -> Iterator[Path]:
     """The input as a PDF: itself, or made by LibreOffice from an office or text document.
     HTML is refused: LibreOffice would fetch the remote images a page links to."""
     if format_of(mime) == "html":
@@ -260,8 +267,27 @@ def _document_pdf(ctx: OperationContext, source: InputFile, mime: str) -> Iterat
             "fetched; convert the page to PDF first, then render the PDF",
         )
     name = source.name or source.path.name
-    with as_pdf(source.path, name, mime, ctx.convert) as (path, _pdf_name):
-        yield path
+    with contextlib.ExitStack() as stack:
+        path = source.path
+        if mime == ENCRYPTED_OOXML_MIME:
+            path, mime = _decrypted(stack, source, password)
+        with as_pdf(path, name, mime, ctx.convert) as (pdf, _pdf_name):
+            yield pdf
+
+
+def _decrypted(
+    stack: contextlib.ExitStack, source: InputFile, password: str | None
+) -> tuple[Path, str]:
+    """An encrypted Office 2007+ file decrypted into a temporary folder, and its type."""
+    if not password:
+        raise PasswordRequired("office")
+    scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="docworker-render-")))
+    plain = scratch / "decrypted"
+    decrypt_package(source.path, password, plain)
+    mime = detect(plain, source.name).mime
+    # LibreOffice's type detection looks at the extension too.
+    named = plain.rename(scratch / f"decrypted.{format_of(mime)}")
+    return named, mime
 
 
 def _result(

@@ -15,6 +15,7 @@ pass ``max_pixels`` (as the input or as the image to write) is refused with
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -200,6 +201,10 @@ def save_image(image: pyvips.Image, spec: ImageSpec, target: Path) -> None:
 
 
 def _eight_bit(image: pyvips.Image) -> pyvips.Image:
+    if image.get_typeof("icc-profile-data"):
+        # The profile is stripped on writing: its colours are made sRGB first.
+        with contextlib.suppress(pyvips.Error):
+            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
     grey = image.interpretation in ("b-w", "grey16")
     target = "b-w" if grey else "srgb"
     if image.interpretation != target or image.format != "uchar":

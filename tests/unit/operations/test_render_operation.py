@@ -370,3 +370,18 @@ def test_a_page_image_decodes_as_the_format_says(tmp_path: Path) -> None:
     result = render(CORPUS / "images/ocr-text.png", tmp_path, format="webp", quality=50)
     with Image.open(io.BytesIO(result.artifacts[0].path.read_bytes())) as image:
         assert image.format == "WEBP" and image.size == (982, 622)
+
+
+def test_an_encrypted_workbook_is_rendered_with_its_password(
+    tmp_path: Path, libreoffice: LibreOfficeEngine
+) -> None:
+    path = CORPUS / "office/encrypted-password-tika.xlsx"
+    with pytest.raises(PasswordRequired):
+        render(path, tmp_path, convert=libreoffice.convert)
+    with pytest.raises(WrongPassword):
+        render(path, tmp_path, convert=libreoffice.convert, password="not-tika")
+    result = render(path, tmp_path, convert=libreoffice.convert, password="tika", dpi=40)
+    check_images(result, "png")
+    assert result.payload["source_mime"] == "application/x-encrypted-ooxml"
+    assert result.payload["page_count"] >= 1
+    assert opened(result).colourspace("b-w").deviate() > 1

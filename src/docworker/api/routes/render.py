@@ -78,7 +78,9 @@ BackgroundField = Annotated[
     str | None,
     Form(description="Paper of PDF pages, and what transparency becomes in JPEG: '#rrggbb'"),
 ]
-PasswordField = Annotated[str | None, Form(description="Password of an encrypted PDF")]
+PasswordField = Annotated[
+    str | None, Form(description="Password of an encrypted PDF, DOCX, XLSX or PPTX")
+]
 WaitField = Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")]
 PriorityField = Annotated[
     int, Form(ge=-100, le=100, description="Job priority, -100..100: higher runs first")
