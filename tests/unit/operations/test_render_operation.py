@@ -385,3 +385,14 @@ def test_an_encrypted_workbook_is_rendered_with_its_password(
     assert result.payload["source_mime"] == "application/x-encrypted-ooxml"
     assert result.payload["page_count"] >= 1
     assert opened(result).colourspace("b-w").deviate() > 1
+
+
+def test_hostile_inputs_are_rendered_or_refused_by_what_they_are(tmp_path: Path) -> None:
+    # pdfium runs no JavaScript: the page is drawn like any other.
+    result = render(CORPUS / "hostile/pdf-javascript-action.pdf", tmp_path, dpi=30)
+    check_images(result, "png")
+    # An MP3 that is also a valid JPEG is rendered as the 6×2 picture it holds, whatever
+    # its name says.
+    picture = render(CORPUS / "hostile/polyglot-mp3-jpg.mp3", tmp_path, format="webp")
+    check_images(picture, "webp")
+    assert [(p["width"], p["height"]) for p in picture.payload["pages"]] == [(6, 2)]
