@@ -8,6 +8,7 @@ import struct
 import time
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,11 +17,27 @@ import pytest
 import pyvips
 
 from bench.scoring import corpus_root
+from tests.e2e.server import Server
 
 CORPUS = corpus_root()
 PDF = CORPUS / "pdf" / "multi-page-article.pdf"
 PROBLEM = "application/problem+json"
 pytestmark = pytest.mark.skipif(not PDF.is_file(), reason="test corpus not present")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The module's server: its two workers split every render of two pages or more."""
+    srv = Server(
+        tmp_path_factory.mktemp("server"),
+        DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024),
+        DOCWORKER_RENDER__SPLIT_MIN_PAGES="2",
+        DOCWORKER_EXECUTOR__SPLIT_MIN_PAGES="2",
+    ).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 
 def _upload(path: Path) -> dict[str, tuple[str, bytes]]:
@@ -45,6 +62,8 @@ def test_several_pages_come_back_as_a_zip_of_images(client: httpx.Client) -> Non
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/zip"
     assert "multi-page-article-pages.zip" in response.headers["content-disposition"]
+    job = client.get(f"/api/v2/jobs/{response.headers['x-job-id']}").json()
+    assert job["parts"] == {"total": 3, "pending": 0}  # a page a part, on both workers
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         assert archive.namelist() == ["page-0001.png", "page-0002.png", "page-0003.png"]
         for index, name in enumerate(archive.namelist()):
@@ -102,6 +121,8 @@ def test_an_unfinished_render_answers_202_and_its_images_download_later(
         time.sleep(0.1)
         job = client.get(f"/api/v2/jobs/{job['id']}").json()
     assert job["status"] == "succeeded"
+    # Rendered in parts on both workers; the images are the job's own.
+    assert job["parts"] == {"total": 4, "pending": 0}
     result = client.get(f"/api/v2/jobs/{job['id']}/result").json()
     assert [a["name"] for a in result["artifacts"]] == [f"page-000{n}.png" for n in range(1, 6)]
     last = client.get(f"/api/v2/jobs/{job['id']}/artifacts/page-0005.png")
