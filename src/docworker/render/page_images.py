@@ -164,7 +164,8 @@ def write_image_frame(path: Path, number: int, spec: ImageSpec, target: Path) ->
     ``spec`` when it gives one, written to ``target``."""
     multi = image_frame_count(path, spec.max_pixels) > 1
     options = f"[page={number - 1},fail_on=error]" if multi else "[fail_on=error]"
-    frame = _header(path, page=number - 1) if multi else _header(path)
+    pages = {"page": number - 1} if multi else {}
+    frame = _header(path, **pages)
     _check_frame(frame, number, spec.max_pixels)
     try:
         if spec.fits:
@@ -172,8 +173,11 @@ def write_image_frame(path: Path, number: int, spec: ImageSpec, target: Path) ->
             image = pyvips.Image.thumbnail(
                 f"{path}{options}", spec.width or box, height=spec.height or box
             )
+        elif _orientation(frame) > 1:
+            # Turning reads the pixels out of order: the frame is loaded for random access.
+            image = _header(path, access="random", **pages).autorot()
         else:
-            image = frame.autorot()
+            image = frame
         _check_output(image.width, image.height, number, spec.max_pixels)
         save_image(image, spec, target)
     except pyvips.Error as exc:
@@ -214,13 +218,16 @@ def _eight_bit(image: pyvips.Image) -> pyvips.Image:
     return image
 
 
-def _header(path: Path, **options: Any) -> pyvips.Image:
+def _orientation(image: pyvips.Image) -> int:
+    """The image's EXIF orientation (1: upright as stored)."""
+    return int(image.get("orientation")) if image.get_typeof("orientation") else 1
+
+
+def _header(path: Path, access: str = "sequential", **options: Any) -> pyvips.Image:
     """The image at ``path`` opened lazily: its header read, no pixel decoded yet."""
     try:
         # A broken file fails, rather than being decoded in part with the rest black.
-        image = pyvips.Image.new_from_file(
-            str(path), access="sequential", fail_on="error", **options
-        )
+        image = pyvips.Image.new_from_file(str(path), access=access, fail_on="error", **options)
     except pyvips.Error as exc:
         raise CorruptDocument("image", _vips_message(exc)) from exc
     loader = str(image.get("vips-loader")) if image.get_typeof("vips-loader") else ""

@@ -216,29 +216,32 @@ def test_each_frame_of_a_multi_page_tiff_is_a_page(tmp_path: Path) -> None:
 
 
 def exif_rotated_jpeg(path: Path) -> Path:
-    """A 60×40 JPEG stored sideways with EXIF orientation 6 (turn 90° clockwise to show):
-    its stored top-left corner is red, so shown upright the top-right corner is."""
-    image = Image.new("RGB", (60, 40), (255, 255, 255))
-    image.paste((255, 0, 0), (0, 0, 20, 15))
+    """A 3000×2000 JPEG stored sideways with EXIF orientation 6 (turn 90° clockwise to
+    show): its stored top-left corner is red, so shown upright the top-right corner is.
+    Large enough that turning it cannot be done reading it top to bottom."""
+    image = Image.new("RGB", (3000, 2000), (255, 255, 255))
+    image.paste((255, 0, 0), (0, 0, 1000, 750))
     exif = Image.Exif()
     exif[0x0112] = 6
-    image.save(path, quality=95, exif=exif.tobytes())
+    image.save(path, quality=90, exif=exif.tobytes())
     return path
 
 
-@pytest.mark.parametrize("params", [{}, {"width": 20}])
+@pytest.mark.parametrize("params", [{}, {"width": 200}])
 def test_an_exif_rotated_jpeg_comes_out_upright(tmp_path: Path, params: dict[str, Any]) -> None:
     source = exif_rotated_jpeg(tmp_path / "sideways.jpg")
     work = tmp_path / "work"
     work.mkdir()
-    result = render(source, work, format="png", **params)
+    result = render(source, work, format="jpeg", **params)
     out = opened(result)
-    scale = params.get("width", 40) / 40
-    assert (out.width, out.height) == (round(40 * scale), round(60 * scale))
-    top_right = out.getpoint(out.width - 1 - int(2 * scale), int(2 * scale))
-    top_left = out.getpoint(int(2 * scale), int(2 * scale))
+    scale = params.get("width", 2000) / 2000
+    assert (out.width, out.height) == (round(2000 * scale), round(3000 * scale))
+    margin = int(50 * scale)
+    top_right = out.getpoint(out.width - 1 - margin, margin)
+    top_left = out.getpoint(margin, margin)
+    bottom_left = out.getpoint(margin, out.height - 1 - margin)
     assert top_right[0] > 200 and top_right[1] < 60
-    assert min(top_left) > 200
+    assert min(top_left) > 200 and min(bottom_left) > 200
     assert not out.get_typeof("orientation") or out.get("orientation") == 1
 
 
