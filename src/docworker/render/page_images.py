@@ -164,7 +164,7 @@ def write_image_frame(path: Path, number: int, spec: ImageSpec, target: Path) ->
     ``spec`` when it gives one, written to ``target``."""
     multi = image_frame_count(path, spec.max_pixels) > 1
     options = f"[page={number - 1},fail_on=error]" if multi else "[fail_on=error]"
-    pages = {"page": number - 1} if multi else {}
+    pages: dict[str, Any] = {"page": number - 1} if multi else {}
     frame = _header(path, **pages)
     _check_frame(frame, number, spec.max_pixels)
     try:
