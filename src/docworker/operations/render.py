@@ -23,7 +23,12 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from docworker.errors import LimitExceeded, PasswordRequired, UnsupportedFormat
+from docworker.errors import (
+    InvalidParameter,
+    LimitExceeded,
+    PasswordRequired,
+    UnsupportedFormat,
+)
 from docworker.formats.detect import detect, format_of
 from docworker.formats.image.parser import ImageParser
 from docworker.formats.ooxml.encrypted import ENCRYPTED_OOXML_MIME, decrypt_package
@@ -196,6 +201,8 @@ def _chosen(ctx: OperationContext, params: RenderParams, total: int) -> list[int
     """The pages to render out of ``total``: a thumbnail's one, or the selection, within
     the page limit."""
     numbers = selected_pages(total, params.pages)
+    if not numbers:
+        raise InvalidParameter("pages", f"'{params.pages}' selects none of its {total} pages")
     if params.thumbnail:
         return numbers[:1]
     limit = ctx.settings.render.max_pages

@@ -130,6 +130,8 @@ def test_page_selection_and_the_page_limit(tmp_path: Path) -> None:
     with pytest.raises(LimitExceeded, match="5 pages would be rendered") as caught:
         render(ARTICLE, tmp_path, settings)
     assert caught.value.fields["limit"] == "pages"
+    with pytest.raises(InvalidParameter, match="selects none of its 5 pages"):
+        render(ARTICLE, tmp_path, pages="7-9")
     result = render(ARTICLE, tmp_path, settings, pages="2,4")
     assert [p["artifact"] for p in result.payload["pages"]] == ["page-0002.png", "page-0004.png"]
 
