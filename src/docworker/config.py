@@ -213,6 +213,30 @@ class FetchSettings(BaseModel):
     )
 
 
+class RenderSettings(BaseModel):
+    max_pages: int = Field(
+        500, ge=1, description="Most pages (or frames) one render job turns into images."
+    )
+    dpi: int = Field(
+        150, ge=18, le=1200, description="Resolution pages are rendered at when none is asked."
+    )
+    quality: int = Field(
+        85, ge=1, le=100, description="JPEG and WebP quality when none is asked (1-100)."
+    )
+    max_side: int = Field(
+        20000, ge=16, description="Largest width or height a page image may be asked for."
+    )
+    thumbnail_size: int = Field(
+        256, ge=16, le=4096, description="Side of the box a thumbnail fits in by default."
+    )
+    split_min_pages: int = Field(
+        24,
+        ge=1,
+        description="A PDF render job of at least this many pages is split into page ranges "
+        "rendered on several workers at once (when the executor splits jobs at all).",
+    )
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -269,6 +293,7 @@ class Settings(BaseSettings):
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     image: ImageSettings = Field(default_factory=ImageSettings)
+    render: RenderSettings = Field(default_factory=RenderSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

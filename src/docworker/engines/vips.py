@@ -1,9 +1,9 @@
 """libvips (through pyvips): opening images safely, and writing them in each output format.
 
 Opening is guarded: the loader libvips would pick is looked up first and must be
-one of the formats the service reads (:data:`LOADERS`: JPEG, PNG, WebP, TIFF, GIF,
-HEIC/AVIF, SVG); ImageMagick, FITS, Matlab and the other "untrusted" loaders are
-never run. The header is read before any pixel is decoded, so the pixel limit
+one of the formats the image operation reads (:data:`LOADERS`: JPEG, PNG, WebP,
+TIFF, GIF, HEIC/AVIF, SVG); ImageMagick, FITS, Matlab and libvips' other loaders
+are never reached from here. The header is read before any pixel is decoded, so the pixel limit
 refuses a decompression bomb at no cost. SVG is rendered from memory, never
 from a file name: librsvg then has no base location, so it resolves no
 ``file:`` or ``http:`` reference (an ``<image href>`` to a server is never fetched).
@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -124,15 +123,6 @@ class Header:
         return self.width, self.height
 
 
-@cache
-def _guard() -> None:
-    # Loaders libvips itself marks untrusted (ImageMagick, FITS, Matlab, ...) may not run
-    # at all. SVG is among them; it is let through from memory only, where librsvg
-    # resolves no reference, under its own size limit.
-    pyvips.block_untrusted_set(True)
-    pyvips.operation_block_set("VipsForeignLoadSvgBuffer", False)
-
-
 @contextmanager
 def vips_errors(what: str) -> Iterator[None]:
     """libvips failures on the input turned into :class:`CorruptDocument`."""
@@ -145,7 +135,6 @@ def vips_errors(what: str) -> Iterator[None]:
 
 def loader_format(path: Path) -> str:
     """The format libvips would read ``path`` as; refused unless it is one we allow."""
-    _guard()
     found = pyvips.vips_lib.vips_foreign_find_load(str(path).encode())
     name = "" if found == pyvips.ffi.NULL else pyvips.ffi.string(found).decode()
     for suffix in _LOADER_SUFFIXES:

@@ -16,12 +16,14 @@ from docworker.operations.chunk import ChunkOperation
 from docworker.operations.extract import ExtractOperation
 from docworker.operations.image import ImageOperation
 from docworker.operations.ocr import OcrOperation
+from docworker.operations.render import RenderOperation
 
 OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
     ChunkOperation.name: ChunkOperation(),
     OcrOperation.name: OcrOperation(),
     ImageOperation.name: ImageOperation(),
+    RenderOperation.name: RenderOperation(),
 }
 
 
