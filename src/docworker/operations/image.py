@@ -20,8 +20,11 @@ automatic search tried and chose (:mod:`docworker.operations.image_auto`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 import pyvips
@@ -39,18 +42,25 @@ from docworker.engines.vips import (
     vips_errors,
 )
 from docworker.engines.vips import Header as ImageHeader
-from docworker.errors import LimitExceeded
+from docworker.errors import InputError, InvalidParameter, LimitExceeded
+from docworker.formats.base import PageSelection
 from docworker.operations.base import (
     Artifact,
     InputFile,
     OperationContext,
     OperationParams,
+    PagesParam,
+    PartResult,
     Result,
+    SplitPart,
+    SplitPlan,
+    merge_errors,
 )
 from docworker.operations.image_auto import AutoSearch, luma
 from docworker.operations.image_steps import (
     Colour,
     Fit,
+    ImageWatermarkStep,
     Interest,
     Plan,
     Step,
@@ -58,6 +68,7 @@ from docworker.operations.image_steps import (
     finish_resize,
     resize_plan,
 )
+from docworker.operations.ocr_parts import failed_parts
 
 
 class MetadataPolicy(StrEnum):
@@ -159,10 +170,22 @@ class ImageParams(OperationParams):
         "webp, avif, png for images with transparency).",
     )
 
+    batch: bool = Field(
+        False,
+        description="Process every input file (the first and the others) the same way: "
+        "one output each, the artifacts '<n>-<name>.<suffix>'. A large batch is split "
+        "into parts that run on several workers at once.",
+    )
+    files: PagesParam = Field(
+        None, description="Batch: which input files to process, 1-based ('1-3,5'); default all."
+    )
+
     @model_validator(mode="after")
     def _auto_needs_a_target(self) -> ImageParams:
         if self.format is OutputChoice.AUTO and self.max_bytes is None and self.min_ssim is None:
             raise ValueError("format=auto needs max_bytes or min_ssim")
+        if self.batch and any(isinstance(step, ImageWatermarkStep) for step in self.steps):
+            raise ValueError("a batch takes no watermark image: every file is one to process")
         return self
 
     @property
@@ -184,8 +207,88 @@ class ImageOperation:
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, ImageParams)
+        if params.batch:
+            return _run_batch(ctx, source, params)
+        if source.others and not any(isinstance(s, ImageWatermarkStep) for s in params.steps):
+            raise InvalidParameter(
+                "file",
+                f"{1 + len(source.others)} files were given: further files are watermark "
+                "images (a 'watermark' step) or, with batch=true, images to process",
+            )
         artifact, payload = process_image(ctx, source, params, "image")
         return Result(payload=payload, artifacts=[artifact])
+
+    def split(
+        self, ctx: OperationContext, source: InputFile, params: OperationParams, plan: SplitPlan
+    ) -> list[SplitPart] | None:
+        """A batch's files in runs, processed on several workers at once."""
+        assert isinstance(params, ImageParams)
+        if not params.batch:
+            return None
+        ranges = plan.page_ranges(_batch_numbers(source, params))
+        return [SplitPart({"files": files}) for files in ranges] if ranges else None
+
+    def merge(
+        self,
+        ctx: OperationContext,
+        source: InputFile,
+        params: OperationParams,
+        parts: list[PartResult],
+    ) -> Result:
+        """The batch's images and artifacts from its parts', in file order."""
+        failed_parts(parts)
+        images: list[dict[str, Any]] = []
+        artifacts: list[Artifact] = []
+        for part in parts:
+            for image in (part.payload or {}).get("images", []):
+                images.append(image)
+                name = image["artifact"]
+                artifacts.append(Artifact(name, part.artifacts[name], image["mime"]))
+        payload = {"batch": True, "files": 1 + len(source.others), "images": images}
+        return Result(payload=payload, errors=merge_errors(parts), artifacts=artifacts)
+
+
+def _batch_numbers(source: InputFile, params: ImageParams) -> list[int]:
+    count = 1 + len(source.others)
+    return (
+        PageSelection.parse(params.files).pages(count) if params.files else [*range(1, count + 1)]
+    )
+
+
+def _run_batch(ctx: OperationContext, source: InputFile, params: ImageParams) -> Result:
+    """Each selected input file through the chain; a file that fails is an error item
+    (the job is then partial) unless every file fails."""
+    files = [source, *source.others]
+    numbers = _batch_numbers(source, params)
+    images: list[dict[str, Any]] = []
+    artifacts: list[Artifact] = []
+    failures: list[InputError] = []
+    errors: list[dict[str, Any]] = []
+    for done, number in enumerate(numbers):
+        file = replace(files[number - 1], others=())
+        try:
+            artifact, payload = process_image(ctx, file, params, _batch_stem(number, file.name))
+        except InputError as exc:
+            failures.append(exc)
+            errors.append({**exc.to_dict(), "file": number, "name": file.name})
+            continue
+        finally:
+            ctx.progress((done + 1) / len(numbers), f"image {done + 1} of {len(numbers)}")
+        artifacts.append(artifact)
+        images.append({"file": number, "name": file.name, "artifact": artifact.name, **payload})
+    if failures and not images:
+        raise failures[0]
+    payload = {"batch": True, "files": len(files), "images": images}
+    return Result(payload=payload, errors=errors, artifacts=artifacts)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def _batch_stem(number: int, name: str | None) -> str:
+    """``001-holiday`` for file 1, ``holiday.jpg``: a plain file name, whatever was given."""
+    stem = _UNSAFE.sub("_", PurePosixPath(name or "image").stem).strip("_")[:60]
+    return f"{number:03d}-{stem or 'image'}"
 
 
 def process_image(
@@ -198,7 +301,7 @@ def process_image(
     frames = _frames(params, header, fmt, settings.max_frames)
     image = _decoded(header, params, frames)
     ctx.progress(0.1, "decoding")
-    env = StepEnv(font_file=settings.font_file)
+    env = StepEnv(font_file=settings.font_file, watermark=_watermarks(ctx, source))
     with vips_errors("image"):
         image = _each_frame(image, lambda frame: _chain(frame, params, env))
         if not fmt.alpha and image.hasalpha():
@@ -229,6 +332,29 @@ def process_image(
     if auto is not None:
         payload["auto"] = auto
     return Artifact(target.name, target, fmt.mime), payload
+
+
+def _watermarks(ctx: OperationContext, source: InputFile) -> Callable[[int], pyvips.Image]:
+    """Loads the job's further input files as watermark images, each once, when asked."""
+    loaded: dict[int, pyvips.Image] = {}
+
+    def watermark(number: int) -> pyvips.Image:
+        if number not in loaded:
+            if number - 2 >= len(source.others):
+                raise InvalidParameter(
+                    "steps.watermark.input",
+                    f"file {number} is the watermark, but {1 + len(source.others)} were given",
+                )
+            settings = ctx.settings.image
+            path = source.others[number - 2].path
+            header = read_header(path, ctx.limits.max_pixels, settings.max_svg_bytes)
+            image = load(header, access="random", frames=None)
+            with vips_errors(header.format):
+                image = to_srgb(image)
+                loaded[number] = image.autorot() if header.orientation != 1 else image
+        return loaded[number]
+
+    return watermark
 
 
 def _output_format(params: ImageParams, header: ImageHeader) -> ImageFormat:

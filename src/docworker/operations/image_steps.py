@@ -366,6 +366,37 @@ class TextWatermarkStep(_Step):
             return overlay(image, layer.cast("uchar"), self.position, margin)
 
 
+class ImageWatermarkStep(_Step):
+    op: Literal["watermark"] = "watermark"
+    input: int = Field(
+        2,
+        ge=2,
+        description="Which of the job's input files is the watermark: 2 is the second.",
+    )
+    position: Position = Field(Position.SOUTH_EAST, description="Where it goes.")
+    opacity: float = Field(0.5, ge=0, le=1)
+    width: float = Field(
+        0.25, gt=0, le=1, description="Its width as a fraction of the image's width."
+    )
+    margin: int | None = Field(None, ge=0, description="Pixels from the edge; default 2%.")
+
+    def apply(self, image: pyvips.Image, env: StepEnv) -> pyvips.Image:
+        mark = env.watermark(self.input)
+        margin = (
+            round(min(image.width, image.height) * 0.02) if self.margin is None else (self.margin)
+        )
+        with vips_errors("watermark image"):
+            width = max(1, round(image.width * self.width))
+            height = max(1, round(mark.height * width / mark.width))
+            mark = mark.thumbnail_image(width, height=height, size="force", no_rotate=True)
+            if mark.bands < 3:
+                mark = mark.colourspace("srgb")
+            if not mark.hasalpha():
+                mark = mark.bandjoin(255)
+            layer = mark.extract_band(0, n=3).bandjoin(mark[3] * self.opacity).cast("uchar")
+            return overlay(image, layer, self.position, margin)
+
+
 def overlay(
     image: pyvips.Image, layer: pyvips.Image, position: Position, margin: int
 ) -> pyvips.Image:
@@ -392,9 +423,11 @@ def place(
 
 @dataclass(frozen=True)
 class StepEnv:
-    """What steps need beyond the image: the watermark font."""
+    """What steps need beyond the image: the watermark font, and the job's other input
+    files as images (``watermark(2)``: the second file, decoded, upright, in sRGB)."""
 
     font_file: Path
+    watermark: Callable[[int], pyvips.Image]
 
 
 Step = Annotated[
@@ -408,6 +441,7 @@ Step = Annotated[
     | AdjustStep
     | GammaStep
     | TintStep
-    | TextWatermarkStep,
+    | TextWatermarkStep
+    | ImageWatermarkStep,
     Field(discriminator="op"),
 ]

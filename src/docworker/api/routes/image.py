@@ -14,13 +14,13 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.extract import run_and_answer, submit_and_wait
 from docworker.api.routes.jobs import artifact_response, job_response
-from docworker.api.uploads import store_upload
+from docworker.api.uploads import store_uploads
 from docworker.engines.vips import ImageFormat
 from docworker.errors import InvalidParameter
 from docworker.jobs.store import TERMINAL_STATUSES
@@ -46,7 +46,8 @@ IMAGE_EXAMPLE = {
 _STEPS_DESCRIPTION = (
     "A JSON array of steps applied in order after the resize, each an object with 'op': "
     '[{"op": "rotate", "angle": 90}, {"op": "text", "text": "© 2026"}]. '
-    "Steps: resize, crop, rotate, flip, grayscale, blur, sharpen, adjust, gamma, tint, text "
+    "Steps: resize, crop, rotate, flip, grayscale, blur, sharpen, adjust, gamma, tint, text, "
+    "watermark "
     "(see the image operation's parameters in GET /api/v2/operations)."
 )
 
@@ -58,7 +59,8 @@ _STEPS_DESCRIPTION = (
     responses={
         200: {
             "description": "The image (its format's media type), or JSON describing it when "
-            "the request accepts only application/json",
+            "the request accepts only application/json; a batch: JSON describing each image, "
+            "each one an artifact of the job",
             "content": {
                 "application/json": {"example": IMAGE_EXAMPLE},
                 **{fmt.mime: {} for fmt in ImageFormat},
@@ -70,7 +72,14 @@ _STEPS_DESCRIPTION = (
 )
 async def image(
     services: ServicesDep,
-    file: Annotated[UploadFile, File(description="JPEG, PNG, WebP, AVIF, HEIC, TIFF, GIF or SVG.")],
+    file: Annotated[
+        list[UploadFile],
+        File(
+            description="The image: JPEG, PNG, WebP, AVIF, HEIC, TIFF, GIF or SVG. Further "
+            "parts named 'file' are watermark images (a 'watermark' step; the second file "
+            "is input 2) or, with batch=true, more images to process."
+        ),
+    ],
     width: Annotated[int | None, Form(ge=1, description="Box width (px)")] = None,
     height: Annotated[int | None, Form(ge=1, description="Box height (px)")] = None,
     fit: Annotated[Fit, Form(description="contain, cover, fill, inside or outside")] = Fit.INSIDE,
@@ -96,6 +105,12 @@ async def image(
     min_ssim: Annotated[float | None, Form(gt=0, le=1, description="Automatic: least SSIM")] = None,
     formats: Annotated[
         str | None, Form(description="Automatic: formats to try, e.g. 'webp,avif,jpeg'")
+    ] = None,
+    batch: Annotated[
+        bool, Form(description="Process every file the same way, one output each")
+    ] = False,
+    files: Annotated[
+        str | None, Form(description="Batch: which files, 1-based, e.g. '1-3'")
     ] = None,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,
@@ -125,15 +140,24 @@ async def image(
         "formats": [name.strip() for name in formats.split(",") if name.strip()]
         if formats
         else None,
+        "batch": batch or None,
+        "files": files or None,
     }
     params = {name: value for name, value in given.items() if value is not None}
-    job_input = await store_upload(services, file)
-    if _wants_json(accept):
-        return await run_and_answer(services, "image", params, job_input, wait, priority, accept)
-    record = await submit_and_wait(services, "image", params, job_input, wait, priority)
+    uploads: list[StarletteUploadFile] = [*file]
+    first, *others = await store_uploads(services, uploads)
+    queue = services.queue
+    record, _ = await anyio.to_thread.run_sync(
+        lambda: queue.submit("image", params, first, priority=priority, others=others)
+    )
+    timeout = services.settings.server.default_wait if wait is None else wait
+    record = await queue.wait(record.id, min(timeout, services.settings.server.max_wait))
     if record.status not in TERMINAL_STATUSES:
         return job_response(record, 202)
-    payload = await anyio.to_thread.run_sync(services.queue.result, record)
+    payload = await anyio.to_thread.run_sync(queue.result, record)
+    if batch or _wants_json(accept):
+        headers = {"X-Job-Id": record.id, "Location": f"/api/v2/jobs/{record.id}"}
+        return JSONResponse({"job_id": record.id, **payload}, headers=headers)
     name = payload["artifacts"][0]["name"]
     entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
     response = artifact_response(record.id, entry, stream)
