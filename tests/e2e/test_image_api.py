@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pyvips
 from PIL import Image
 
 from bench.scoring import corpus_root
@@ -128,3 +129,42 @@ def test_openapi_documents_the_route(client: httpx.Client) -> None:
     form = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
     assert {"file", "steps", "width", "fit", "max_bytes", "min_ssim"} <= set(form)
     assert form["steps"]["description"]
+
+
+def _png(width: int, height: int) -> bytes:
+    data: bytes = photo_like(width, height).pngsave_buffer()
+    return data
+
+
+def test_a_watermark_image_as_the_second_file(client: httpx.Client, photo: bytes) -> None:
+    steps = json.dumps([{"op": "watermark", "position": "centre", "opacity": 1, "width": 0.5}])
+    mark: bytes = pyvips.Image.black(40, 40).new_from_image([255, 0, 255]).pngsave_buffer()
+    response = client.post(
+        "/api/v2/image",
+        files=[("file", ("photo.jpg", photo)), ("file", ("mark.png", mark))],
+        data={"steps": steps, "format": "png"},
+    )
+    assert response.status_code == 200, response.text
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.size == (600, 400)
+        assert image.convert("RGB").getpixel((300, 200)) == (255, 0, 255)
+
+
+def test_a_batch_runs_in_parts_and_lists_every_image(client: httpx.Client) -> None:
+    sizes = [(200, 100), (300, 150), (120, 120), (90, 180), (160, 80)]
+    uploads = [("file", (f"img{i}.png", _png(*size))) for i, size in enumerate(sizes)]
+    response = client.post(
+        "/api/v2/image", files=uploads, data={"batch": "true", "width": "60", "format": "webp"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [image["file"] for image in body["images"]] == [1, 2, 3, 4, 5]
+    job = client.get(f"/api/v2/jobs/{body['job_id']}").json()
+    assert job["status"] == "succeeded"
+    # Two workers: the five files ran as parts, at once.
+    assert job["parts"] is not None and job["parts"]["total"] >= 2
+    for image, (width, height) in zip(body["images"], sizes, strict=True):
+        download = client.get(f"/api/v2/jobs/{body['job_id']}/artifacts/{image['artifact']}")
+        assert magic_format(download.content) == "webp"
+        with Image.open(io.BytesIO(download.content)) as made:
+            assert made.size == (60, round(height * 60 / width))

@@ -155,3 +155,16 @@ def ssim(reference: np.ndarray[Any, Any], other: np.ndarray[Any, Any]) -> float:
     vx, vy, cov = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
     value = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(value.mean())
+
+
+def run_inputs(paths: list[Path], workdir: Path, **params: Any) -> tuple[dict[str, Any], Any]:
+    """The image operation on several input files (the first, then the others): the
+    payload and the whole result, artifacts included."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = operation_context(load_settings(data_dir=workdir), workdir=workdir)
+    first, *others = paths
+    source = InputFile(
+        first, name=first.name, others=tuple(InputFile(p, name=p.name) for p in others)
+    )
+    result = OPERATION.run(ctx, source, ImageParams(**params))
+    return result.payload, result
