@@ -16,6 +16,11 @@ default 1) is the one processed.
 The output is the artifact ``image.<suffix>``; the payload describes it (format,
 size, dimensions, quality) and, with ``max_bytes`` or ``min_ssim``, what the
 automatic search tried and chose (:mod:`docworker.operations.image_auto`).
+
+The job's further input files are watermark images (the ``watermark`` step); with
+``batch`` they are instead more images, each through the same chain to its own
+artifact, and a large batch is split into runs of files processed on several
+workers at once (:class:`~docworker.operations.base.Splittable`).
 """
 
 from __future__ import annotations
@@ -299,9 +304,9 @@ def process_image(
     header = read_header(source.path, ctx.limits.max_pixels, settings.max_svg_bytes)
     fmt = _output_format(params, header)
     frames = _frames(params, header, fmt, settings.max_frames)
-    image = _decoded(header, params, frames)
+    image = _decoded(header, params, frames, ctx.limits.max_pixels)
     ctx.progress(0.1, "decoding")
-    env = StepEnv(font_file=settings.font_file, watermark=_watermarks(ctx, source))
+    env = StepEnv(settings.font_file, _watermarks(ctx, source), ctx.limits.max_pixels)
     with vips_errors("image"):
         image = _each_frame(image, lambda frame: _chain(frame, params, env))
         if not fmt.alpha and image.hasalpha():
@@ -391,13 +396,13 @@ def _frames(
 
 
 def _decoded(
-    header: ImageHeader, params: ImageParams, frames: tuple[int, int] | None
+    header: ImageHeader, params: ImageParams, frames: tuple[int, int] | None, max_pixels: int
 ) -> pyvips.Image:
     """The input, lazily: shrunk on load by the shortcut resize when there is one, else
     streamed (sequential) unless the chain or the orientation needs random access."""
     animated = frames is not None and frames[1] == -1
     auto_orient = params.auto_orient and not animated
-    plan = _shortcut_plan(params, header, auto_orient)
+    plan = _shortcut_plan(params, header, auto_orient, max_pixels)
     if plan is not None:
         width, height = plan.scaled
         image = shrink_on_load(header, width, height, frames=frames, auto_orient=auto_orient)
@@ -419,11 +424,14 @@ def _decoded(
         return image.autorot() if turn else image
 
 
-def _shortcut_plan(params: ImageParams, header: ImageHeader, auto_orient: bool) -> Plan | None:
+def _shortcut_plan(
+    params: ImageParams, header: ImageHeader, auto_orient: bool, max_pixels: int
+) -> Plan | None:
     if params.width is None and params.height is None:
         return None
     size = header.upright_size if auto_orient else (header.width, header.height)
-    return resize_plan(size, params.width, params.height, params.fit, params.no_upscale)
+    fit, no_upscale = params.fit, params.no_upscale
+    return resize_plan(size, params.width, params.height, fit, no_upscale, max_pixels)
 
 
 def _chain(image: pyvips.Image, params: ImageParams, env: StepEnv) -> pyvips.Image:

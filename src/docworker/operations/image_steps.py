@@ -21,7 +21,7 @@ import pyvips
 from pydantic import BaseModel, ConfigDict, Field
 
 from docworker.engines.vips import vips_errors
-from docworker.errors import InvalidParameter
+from docworker.errors import InvalidParameter, LimitExceeded
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")
 
@@ -100,10 +100,12 @@ def resize_plan(
     height: int | None,
     fit: Fit,
     no_upscale: bool,
+    max_pixels: int,
 ) -> Plan:
     """Where a ``size`` image goes for a ``width`` × ``height`` box (one may be None: then
     the other decides, aspect kept). ``no_upscale`` caps every scale at 1; a box larger
-    than the image is then cropped no further (cover) and still padded to (contain)."""
+    than the image is then cropped no further (cover) and still padded to (contain).
+    A result of more than ``max_pixels`` is refused before anything is made."""
     w, h = size
     box_w = width or max(1, round(w * (height or h) / h))
     box_h = height or max(1, round(h * box_w / w))
@@ -113,6 +115,9 @@ def resize_plan(
     if no_upscale:
         sx, sy = min(sx, 1.0), min(sy, 1.0)
     scaled = (max(1, round(w * sx)), max(1, round(h * sy)))
+    largest = max(scaled[0] * scaled[1], box_w * box_h)
+    if largest > max_pixels:
+        raise LimitExceeded("output pixels", largest, max_pixels)
     if fit is Fit.COVER:
         box = (min(box_w, scaled[0]), min(box_h, scaled[1]))
     elif fit is Fit.CONTAIN:
@@ -169,9 +174,8 @@ class ResizeStep(_Step):
     def apply(self, image: pyvips.Image, env: StepEnv) -> pyvips.Image:
         if self.width is None and self.height is None:
             return image
-        plan = resize_plan(
-            (image.width, image.height), self.width, self.height, self.fit, self.no_upscale
-        )
+        size = (image.width, image.height)
+        plan = resize_plan(size, self.width, self.height, self.fit, self.no_upscale, env.max_pixels)
         with vips_errors("image"):
             if plan.scaled != (image.width, image.height):
                 image = image.thumbnail_image(
@@ -428,6 +432,8 @@ class StepEnv:
 
     font_file: Path
     watermark: Callable[[int], pyvips.Image]
+    #: The most pixels an image made by a step may have.
+    max_pixels: int
 
 
 Step = Annotated[

@@ -310,3 +310,14 @@ def test_a_large_image_streams_in_bounded_memory(tmp_path: Path) -> None:
     width, height, grown_mib = (int(v) for v in done.stdout.split())
     assert (width, height) == (6000, 5000)
     assert grown_mib < 45, f"peak memory grew by {grown_mib} MiB"
+
+
+@pytest.mark.parametrize("as_step", [False, True], ids=["shortcut", "step"])
+def test_an_output_past_the_pixel_limit_is_refused(
+    wide: Path, tmp_path: Path, as_step: bool
+) -> None:
+    resize = {"width": 100_000, "height": 100_000, "fit": "fill"}
+    params = {"steps": [{"op": "resize", **resize}]} if as_step else resize
+    with pytest.raises(LimitExceeded) as refused:
+        run(wide, tmp_path, **params)
+    assert refused.value.fields["limit"] == "output pixels"
