@@ -321,3 +321,15 @@ def test_an_output_past_the_pixel_limit_is_refused(
     with pytest.raises(LimitExceeded) as refused:
         run(wide, tmp_path, **params)
     assert refused.value.fields["limit"] == "output pixels"
+
+
+def test_a_wide_gamut_profile_becomes_srgb(tmp_path: Path) -> None:
+    """Display P3 values (sRGB green written in P3: about 117, 251, 76) come out as sRGB
+    green again, through the embedded profile; with srgb=false they stay as they are."""
+    green = pyvips.Image.black(40, 40).new_from_image([0, 255, 0]).copy(interpretation="srgb")
+    p3 = green.cast("uchar").icc_transform("p3", input_profile="srgb")
+    path = save(p3, tmp_path / "p3.png")
+    converted = run(path, tmp_path / "srgb").pixels()
+    assert close(colour_at(converted, 20, 20), (0, 255, 0), 4)
+    kept = run(path, tmp_path / "kept", srgb=False).pixels()
+    assert close(colour_at(kept, 20, 20), (117, 251, 76), 4)
