@@ -122,7 +122,7 @@ def test_svg_references_are_never_fetched(listener: Listener, tmp_path: Path) ->
         f'<image xlink:href="file://{neighbour}" x="0" y="0" width="120" height="80"/>'
         f'<image xlink:href="neighbour.png" x="0" y="0" width="120" height="80"/>'
         f"<style>@import url({url}/c.css);</style>"
-        '<filter id="f"><feImage xlink:href="' + url + '/d.png"/></filter>'
+        f'<filter id="f"><feImage xlink:href="{url}/d.png"/></filter>'
         f'<use xlink:href="{url}/e.svg#shape"/>'
         f'<rect width="1" height="1" fill="url({url}/f.svg#paint)" filter="url(#f)"/>'
         "</svg>"
