@@ -309,8 +309,6 @@ def process_image(
     env = StepEnv(settings.font_file, _watermarks(ctx, source), ctx.limits.max_pixels)
     with vips_errors("image"):
         image = _each_frame(image, lambda frame: _chain(frame, params, env))
-        if not fmt.alpha and image.hasalpha():
-            image = image.flatten(background=[255.0] * (image.bands - 1))
         strip = params.metadata is MetadataPolicy.STRIP
         if params.metadata is MetadataPolicy.STRIP_GPS:
             image = drop_gps(image)
@@ -325,7 +323,7 @@ def process_image(
     target = ctx.artifact_path(f"{stem}.{fmt.suffix}")
     ctx.progress(0.5, "encoding")
     encode(
-        image,
+        _for_format(image, fmt),
         fmt,
         quality=quality,
         effort=params.effort,
@@ -466,7 +464,12 @@ def _auto(
 
     def encoded(fmt: ImageFormat, quality: int) -> bytes:
         data = encode(
-            image, fmt, quality=quality, effort=params.effort, lossless=False, strip=strip
+            _for_format(image, fmt),
+            fmt,
+            quality=quality,
+            effort=params.effort,
+            lossless=False,
+            strip=strip,
         )
         assert data is not None
         return data
@@ -486,6 +489,14 @@ def _auto(
         "tried": [trial.as_dict() for trial in search.trials.values()],
     }
     return chosen.format, chosen.quality, described
+
+
+def _for_format(image: pyvips.Image, fmt: ImageFormat) -> pyvips.Image:
+    """``image`` laid on white for a format without transparency (JPEG)."""
+    if fmt.alpha or not image.hasalpha():
+        return image
+    with vips_errors("image"):
+        return image.flatten(background=[255.0] * (image.bands - 1))
 
 
 def _payload(

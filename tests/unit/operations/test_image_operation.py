@@ -22,6 +22,7 @@ from tests.unit.operations.image_files import (
     as_array,
     close,
     colour_at,
+    from_array,
     magic_format,
     photo_like,
     png_header_only,
@@ -333,3 +334,14 @@ def test_a_wide_gamut_profile_becomes_srgb(tmp_path: Path) -> None:
     assert close(colour_at(converted, 20, 20), (0, 255, 0), 4)
     kept = run(path, tmp_path / "kept", srgb=False).pixels()
     assert close(colour_at(kept, 20, 20), (117, 251, 76), 4)
+
+
+def test_transparency_is_laid_on_white_for_jpeg_and_kept_for_webp(tmp_path: Path) -> None:
+    pixels = np.zeros((20, 20, 4), dtype=np.uint8)
+    pixels[:, :10] = (255, 0, 0, 255)  # opaque red left half, transparent right half
+    path = save(from_array(pixels), tmp_path / "alpha.png")
+    jpeg = run(path, tmp_path / "jpeg", format="jpeg").pixels()
+    assert close(colour_at(jpeg, 15, 10), (255, 255, 255), 8)
+    assert close(colour_at(jpeg, 4, 10), (255, 0, 0), 40)
+    webp = run(path, tmp_path / "webp", format="webp", lossless=True).image
+    assert webp.hasalpha() and as_array(webp)[10, 15, 3] == 0
