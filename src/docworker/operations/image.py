@@ -303,7 +303,7 @@ def process_image(
     settings = ctx.settings.image
     header = read_header(source.path, ctx.limits.max_pixels, settings.max_svg_bytes)
     fmt = _output_format(params, header)
-    frames = _frames(params, header, fmt, settings.max_frames)
+    frames = _frames(params, header, fmt, settings.max_frames, ctx.limits.max_pixels)
     image = _decoded(header, params, frames, ctx.limits.max_pixels)
     ctx.progress(0.1, "decoding")
     env = StepEnv(settings.font_file, _watermarks(ctx, source), ctx.limits.max_pixels)
@@ -374,7 +374,7 @@ def _auto_formats(header: ImageHeader) -> list[ImageFormat]:
 
 
 def _frames(
-    params: ImageParams, header: ImageHeader, fmt: ImageFormat, max_frames: int
+    params: ImageParams, header: ImageHeader, fmt: ImageFormat, max_frames: int, max_pixels: int
 ) -> tuple[int, int] | None:
     """(first frame, count) to load; None: the only or first frame."""
     if params.frame is not None:
@@ -389,6 +389,16 @@ def _frames(
     if header.pages > 1 and fmt.animated and not params.auto:
         if header.pages > max_frames:
             raise LimitExceeded("frames", header.pages, max_frames)
+        # The animation's encoder holds every frame: all of them count against the limit.
+        total = header.width * header.height * header.pages
+        if total > max_pixels:
+            raise LimitExceeded(
+                "animation pixels",
+                total,
+                max_pixels,
+                detail=f"the animation's {header.pages} frames hold {total} pixels, over the "
+                f"limit of {max_pixels}: take one with 'frame'",
+            )
         return 0, -1
     return None
 

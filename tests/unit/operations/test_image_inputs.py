@@ -14,7 +14,10 @@ import pytest
 import pyvips
 
 from bench.scoring import corpus_root
+from docworker.config import LimitSettings, load_settings
 from docworker.errors import InvalidParameter, LimitExceeded
+from docworker.operations.base import InputFile, operation_context
+from docworker.operations.image import ImageOperation, ImageParams
 from tests.unit.operations.image_files import (
     animated_gif,
     as_array,
@@ -188,3 +191,13 @@ def test_auto_on_a_corpus_photo_saves_bytes(tmp_path: Path) -> None:
     plain = run(source, tmp_path / "plain", width=400, format="jpeg", quality=90)
     assert len(out.data) < len(plain.data)
     assert ssim(luma_of(plain.data), luma_of(out.data)) > 0.9
+
+
+def test_an_animation_past_the_pixel_limit_is_refused(gif: Path, tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, limits=LimitSettings(max_pixels=4000))
+    ctx = operation_context(settings, workdir=tmp_path)
+    # Three 40 × 40 frames: 4800 pixels in all, each frame 1600.
+    with pytest.raises(LimitExceeded, match="take one with 'frame'"):
+        ImageOperation().run(ctx, InputFile(gif), ImageParams(format="gif"))
+    done = ImageOperation().run(ctx, InputFile(gif), ImageParams(format="gif", frame=2))
+    assert done.payload["frames"] == 1
