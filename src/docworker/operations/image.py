@@ -129,7 +129,7 @@ class ImageParams(OperationParams):
         default_factory=list,
         max_length=50,
         description="More steps, applied in order after the resize above: resize, crop, "
-        "rotate, flip, grayscale, blur, sharpen, adjust, gamma, tint, text.",
+        "rotate, flip, flop, grayscale, blur, sharpen, adjust, gamma, tint, text, watermark.",
     )
     auto_orient: bool = Field(True, description="Turn the image upright by its EXIF orientation.")
     frame: int | None = Field(

@@ -237,17 +237,23 @@ class RotateStep(_Step):
 
 
 class FlipStep(_Step):
-    op: Literal["flip"] = "flip"
-    axis: Literal["horizontal", "vertical"] = Field(
-        "horizontal", description="horizontal: mirror left–right (flop); vertical: top–bottom."
+    op: Literal["flip", "flop"] = "flip"
+    axis: Literal["horizontal", "vertical"] | None = Field(
+        None,
+        description="horizontal: mirror left–right; vertical: top–bottom. Default, by the "
+        "usual names: 'flip' mirrors top–bottom, 'flop' left–right.",
     )
 
+    @property
+    def vertical(self) -> bool:
+        return self.axis == "vertical" if self.axis else self.op == "flip"
+
     def random_access(self) -> bool:
-        return self.axis == "vertical"
+        return self.vertical
 
     def apply(self, image: pyvips.Image, env: StepEnv) -> pyvips.Image:
         with vips_errors("image"):
-            return image.fliphor() if self.axis == "horizontal" else image.flipver()
+            return image.flipver() if self.vertical else image.fliphor()
 
 
 class GrayscaleStep(_Step):

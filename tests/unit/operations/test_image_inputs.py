@@ -48,7 +48,7 @@ def frames_of(data: bytes) -> list[np.ndarray[Any, Any]]:
 
 @pytest.mark.parametrize("fmt", ["gif", "webp"])
 def test_an_animation_stays_animated_through_the_chain(gif: Path, tmp_path: Path, fmt: str) -> None:
-    steps = [{"op": "flip"}, {"op": "crop", "mode": "centre", "width": 20, "height": 16}]
+    steps = [{"op": "flop"}, {"op": "crop", "mode": "centre", "width": 20, "height": 16}]
     out = run(gif, tmp_path, width=30, format=fmt, steps=steps)
     assert magic_format(out.data) == fmt
     frames = frames_of(out.data)

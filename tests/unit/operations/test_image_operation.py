@@ -124,10 +124,12 @@ def test_rotate_by_any_angle_fills_the_corners(wide: Path, tmp_path: Path) -> No
 
 
 def test_flip_mirrors(wide: Path, tmp_path: Path) -> None:
-    flop = run(wide, tmp_path / "h", steps=[{"op": "flip"}]).pixels()
+    flop = run(wide, tmp_path / "h", steps=[{"op": "flop"}]).pixels()
     assert colour_at(flop, 0, 0) == (0, 255, 0)
-    flip = run(wide, tmp_path / "v", steps=[{"op": "flip", "axis": "vertical"}]).pixels()
+    flip = run(wide, tmp_path / "v", steps=[{"op": "flip"}]).pixels()
     assert colour_at(flip, 0, 0) == (0, 0, 255)
+    across = run(wide, tmp_path / "a", steps=[{"op": "flip", "axis": "horizontal"}]).pixels()
+    assert colour_at(across, 0, 0) == (0, 255, 0)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

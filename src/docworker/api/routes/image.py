@@ -46,9 +46,8 @@ IMAGE_EXAMPLE = {
 _STEPS_DESCRIPTION = (
     "A JSON array of steps applied in order after the resize, each an object with 'op': "
     '[{"op": "rotate", "angle": 90}, {"op": "text", "text": "© 2026"}]. '
-    "Steps: resize, crop, rotate, flip, grayscale, blur, sharpen, adjust, gamma, tint, text, "
-    "watermark "
-    "(see the image operation's parameters in GET /api/v2/operations)."
+    "Steps: resize, crop, rotate, flip, flop, grayscale, blur, sharpen, adjust, gamma, "
+    "tint, text, watermark (see the image operation's parameters in GET /api/v2/operations)."
 )
 
 
