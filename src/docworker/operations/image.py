@@ -160,13 +160,17 @@ class ImageParams(OperationParams):
     )
     srgb: bool = Field(True, description="Convert colours to sRGB (through the ICC profile).")
     max_bytes: int | None = Field(
-        None, ge=100, description="Automatic format: the output's largest size in bytes."
+        None,
+        ge=100,
+        description="Automatic quality: the output's largest size in bytes. The quality "
+        "is searched (and the format too, unless 'format' names one).",
     )
     min_ssim: float | None = Field(
         None,
         gt=0,
         le=1,
-        description="Automatic format: the least SSIM (0–1) against the image before encoding.",
+        description="Automatic quality: the least SSIM (0–1) against the image before "
+        "encoding. The quality is searched (and the format too, unless 'format' names one).",
     )
     formats: list[ImageFormat] | None = Field(
         None,
@@ -189,15 +193,22 @@ class ImageParams(OperationParams):
     def _auto_needs_a_target(self) -> ImageParams:
         if self.format is OutputChoice.AUTO and self.max_bytes is None and self.min_ssim is None:
             raise ValueError("format=auto needs max_bytes or min_ssim")
+        if self.format not in {None, OutputChoice.AUTO} and self.formats:
+            raise ValueError("give the format searched as 'format' or 'formats', not both")
         if self.batch and any(isinstance(step, ImageWatermarkStep) for step in self.steps):
             raise ValueError("a batch takes no watermark image: every file is one to process")
         return self
 
     @property
     def auto(self) -> bool:
-        return self.format in {None, OutputChoice.AUTO} and (
-            self.max_bytes is not None or self.min_ssim is not None
-        )
+        """Whether the quality (and, unless ``format`` names one, the format) is searched."""
+        return self.max_bytes is not None or self.min_ssim is not None
+
+    def candidates(self, has_alpha: bool) -> list[ImageFormat]:
+        """The formats the automatic search tries."""
+        if self.format not in {None, OutputChoice.AUTO}:
+            return [ImageFormat(self.format)]
+        return self.formats or (_AUTO_ALPHA_FORMATS if has_alpha else _AUTO_FORMATS)
 
 
 class ImageOperation:
@@ -361,16 +372,12 @@ def _watermarks(ctx: OperationContext, source: InputFile) -> Callable[[int], pyv
 
 
 def _output_format(params: ImageParams, header: ImageHeader) -> ImageFormat:
-    if params.format not in {None, OutputChoice.AUTO}:
-        return ImageFormat(params.format)
     if params.auto:
         # Settled by the search; this is the format the chain is prepared for.
-        return (params.formats or _auto_formats(header))[0]
+        return params.candidates(header.has_alpha)[0]
+    if params.format is not None:
+        return ImageFormat(params.format)
     return _SAME_AS_INPUT[header.format]
-
-
-def _auto_formats(header: ImageHeader) -> list[ImageFormat]:
-    return _AUTO_ALPHA_FORMATS if header.has_alpha else _AUTO_FORMATS
 
 
 def _frames(
@@ -470,7 +477,7 @@ def _auto(
     image: pyvips.Image, params: ImageParams, header: ImageHeader, score_size: int, strip: bool
 ) -> tuple[ImageFormat, int, dict[str, Any]]:
     """The format and quality the search chose, and what it tried."""
-    formats = params.formats or _auto_formats(header)
+    formats = params.candidates(header.has_alpha)
 
     def encoded(fmt: ImageFormat, quality: int) -> bytes:
         data = encode(

@@ -201,3 +201,20 @@ def test_an_animation_past_the_pixel_limit_is_refused(gif: Path, tmp_path: Path)
         ImageOperation().run(ctx, InputFile(gif), ImageParams(format="gif"))
     done = ImageOperation().run(ctx, InputFile(gif), ImageParams(format="gif", frame=2))
     assert done.payload["frames"] == 1
+
+
+def test_a_named_format_has_only_its_quality_searched(tmp_path: Path) -> None:
+    out = run(photo(tmp_path), tmp_path / "out", format="jpeg", min_ssim=0.95)
+    assert out.payload["format"] == "jpeg" and magic_format(out.data) == "jpeg"
+    assert {t["format"] for t in out.payload["auto"]["tried"]} == {"jpeg"}
+    with pytest.raises(ValueError, match="not both"):
+        ImageParams(format="jpeg", formats=["webp"], min_ssim=0.9)
+
+
+@pytest.mark.parametrize(("fmt", "low", "high"), [("webp", 0, 6), ("png", 0, 9)])
+def test_effort_changes_the_encoding(tmp_path: Path, fmt: str, low: int, high: int) -> None:
+    source = photo(tmp_path)
+    quick = run(source, tmp_path / "quick", format=fmt, effort=low)
+    thorough = run(source, tmp_path / "thorough", format=fmt, effort=high)
+    assert magic_format(quick.data) == magic_format(thorough.data) == fmt
+    assert len(thorough.data) < len(quick.data)
