@@ -15,6 +15,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from docworker.errors import InvalidParameter
 from docworker.operations.base import OperationParams
 
 _CLOCK = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)")
@@ -152,37 +153,41 @@ class VideoParams(OperationParams):
 
     @model_validator(mode="after")
     def _check(self) -> VideoParams:
+        # InvalidParameter (not ValueError) passes through pydantic and names the field.
         self._read_clip()
         if self.duration is not None and self.end is not None:
-            raise ValueError("give duration or end, not both")
+            raise InvalidParameter("end", "give duration or end, not both")
         if self.end is not None and self.end <= (self.start or 0):
-            raise ValueError("end must come after start")
+            raise InvalidParameter("end", "must come after start")
         if self.duration is not None and self.duration <= 0:
-            raise ValueError("duration must be more than 0")
+            raise InvalidParameter("duration", "must be more than 0")
         if self.time is not None and self.percent is not None:
-            raise ValueError("give time or percent, not both")
+            raise InvalidParameter("percent", "give time or percent, not both")
         self.format = self._check_format()
         if self.video_codec is not None and self.action is VideoAction.TRANSCODE:
             container = self.format or VIDEO_FORMATS[0]
             if self.video_codec not in CODECS[container]:
                 allowed = ", ".join(CODECS[container])
-                raise ValueError(f"a {container} file takes the codecs {allowed}")
+                raise InvalidParameter("video_codec", f"a {container} file takes {allowed}")
         if self.crf is not None and self.video_codec is VideoCodec.H264 and self.crf > 51:
-            raise ValueError("crf of H.264 is at most 51")
+            raise InvalidParameter("crf", "H.264 takes 0 to 51")
         return self
 
     def _read_clip(self) -> None:
         if self.clip is None:
             return
         if self.start is not None or self.duration is not None or self.end is not None:
-            raise ValueError("give clip, or start/duration/end, not both")
+            raise InvalidParameter("clip", "give clip, or start/duration/end, not both")
         parts = self.clip.split(":")
         if len(parts) != 2:
-            raise ValueError(f"clip '{self.clip}' is not 'start:duration'")
-        self.start = parse_time(parts[0]) or 0.0
-        self.duration = parse_time(parts[1])
+            raise InvalidParameter("clip", f"'{self.clip}' is not 'start:duration'")
+        try:
+            self.start = parse_time(parts[0]) or 0.0
+            self.duration = parse_time(parts[1])
+        except ValueError as exc:
+            raise InvalidParameter("clip", str(exc)) from None
         if self.duration is None:
-            raise ValueError(f"clip '{self.clip}' has no duration")
+            raise InvalidParameter("clip", f"'{self.clip}' has no duration")
         self.clip = None
 
     def _check_format(self) -> str | None:
@@ -197,7 +202,9 @@ class VideoParams(OperationParams):
         }[self.action]
         if name not in allowed:
             names = ", ".join(allowed) or "none (the answer is JSON)"
-            raise ValueError(f"format '{self.format}' of {self.action.value}: one of {names}")
+            raise InvalidParameter(
+                "format", f"'{self.format}' is not an output of {self.action.value}: {names}"
+            )
         return name
 
     @property
