@@ -253,8 +253,8 @@ class Ffmpeg:
     def probe(self, path: Path) -> Probe:
         """What ``path`` holds: container, duration and streams.
 
-        Raises :class:`UnsupportedFormat` when FFmpeg finds no audio or video in it
-        (a text file, a playlist, a container not admitted).
+        Raises :class:`UnsupportedFormat` when FFmpeg cannot read it or finds no
+        stream in it (a text file, a playlist, a container not admitted).
         """
         command = [
             self.ffprobe_program(),
@@ -283,10 +283,9 @@ class Ffmpeg:
         except json.JSONDecodeError as exc:
             raise EngineFailed(f"ffprobe answered something that is not JSON: {exc}") from None
         probe = Probe.of(data)
-        if not probe.streams or (probe.video is None and probe.audio is None):
+        if not probe.streams:
             raise UnsupportedFormat(
-                probe.container or "application/octet-stream",
-                f"{NAME} found no audio or video stream in the file",
+                "application/octet-stream", f"{NAME} found no stream at all in the file"
             )
         return probe
 

@@ -103,6 +103,8 @@ class VideoOperation:
         probe = _probe(engine, source, mime)
         if params.action is VideoAction.PROBE:
             return Result(payload={"action": "probe", "mime": mime, **probe.as_dict()})
+        if probe.video is None and probe.audio is None:
+            raise UnsupportedFormat(mime, "the file has neither video nor audio to work on")
         _check_frame_size(ctx, probe)
         if params.action is VideoAction.FRAME:
             return _frame(ctx, engine, source, params, probe)
