@@ -3,7 +3,9 @@ guards that keep an input from naming other files or URLs."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -213,3 +215,35 @@ def test_a_missing_program_is_a_clear_dependency_error(test_video: Path) -> None
     engine = Ffmpeg(FfmpegSettings(ffmpeg_path="/nonexistent/ffmpeg", ffprobe_path="no-ffprobe"))
     with pytest.raises(DependencyDown, match="not installed"):
         engine.probe(test_video)
+
+
+_LONG_RUN = """
+from docworker.config import FfmpegSettings
+from docworker.engines.ffmpeg import Ffmpeg
+Ffmpeg(FfmpegSettings()).transcode(
+    ["-f", "lavfi", "-i", "testsrc2=size=1280x720:duration=600", "-c:v", "libvpx-vp9",
+     "-deadline", "best", "-f", "null", "-"],
+    expected_seconds=600,
+    progress=lambda _f, _m: None,
+)
+"""
+
+
+def test_ffmpeg_dies_with_the_process_that_started_it() -> None:
+    """A worker killed for its job's time or memory (SIGKILL, no clean-up) takes its
+    FFmpeg along, although FFmpeg leads a process group of its own."""
+    runner = subprocess.Popen([sys.executable, "-c", _LONG_RUN])
+    try:
+        deadline = time.monotonic() + 20
+        children: list[psutil.Process] = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.1)
+            children = psutil.Process(runner.pid).children()
+        assert children, "FFmpeg did not start"
+        (ffmpeg,) = children
+        assert os.getpgid(ffmpeg.pid) == ffmpeg.pid != os.getpgid(runner.pid)
+    finally:
+        runner.kill()
+        runner.wait()
+    gone, _ = psutil.wait_procs([ffmpeg], timeout=5)
+    assert gone == [ffmpeg]
