@@ -154,8 +154,10 @@ def _transcode(
     size = _fitted(ctx, probe, params, even=True) if has_video else None
     output = ctx.artifact_path(f"video.{fmt}")
     args = [*engine.input_args(source.path, start=span.start)]
-    if span.length is not None:
-        args += ["-t", f"{span.length:.6f}"]
+    # A file that states no duration is cut at the limit rather than trusted.
+    length = span.length if seconds is not None else ctx.settings.ffmpeg.max_duration
+    if length is not None:
+        args += ["-t", f"{length:.6f}"]
     args += ["-map_metadata", "-1", "-sn", "-dn"]
     args += _video_args(params, codec, size) if has_video else ["-vn"]
     args += _audio_args(params, codec, probe) if has_audio else ["-an"]

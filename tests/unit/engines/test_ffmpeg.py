@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from bench.scoring import corpus_root
-from docworker.config import FfmpegSettings
+from docworker.config import FfmpegSettings, load_settings
 from docworker.engines.ffmpeg import Ffmpeg, run_guarded
 from docworker.errors import (
     CorruptDocument,
@@ -218,7 +218,7 @@ def test_a_missing_program_is_a_clear_dependency_error(test_video: Path) -> None
 
 
 _LONG_RUN = """
-from docworker.config import FfmpegSettings
+from docworker.config import FfmpegSettings, load_settings
 from docworker.engines.ffmpeg import Ffmpeg
 Ffmpeg(FfmpegSettings()).transcode(
     ["-f", "lavfi", "-i", "testsrc2=size=1280x720:duration=600", "-c:v", "libvpx-vp9",
@@ -247,3 +247,15 @@ def test_ffmpeg_dies_with_the_process_that_started_it() -> None:
         runner.wait()
     gone, _ = psutil.wait_procs([ffmpeg], timeout=5)
     assert gone == [ffmpeg]
+
+
+def test_v1_ffmpeg_path_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FFMPEG_PATH", " /usr/bin/ffmpeg ")
+    assert load_settings().ffmpeg.ffmpeg_path == "/usr/bin/ffmpeg"
+    monkeypatch.setenv("DOCWORKER_FFMPEG__FFMPEG_PATH", "/opt/ffmpeg")
+    assert load_settings().ffmpeg.ffmpeg_path == "/opt/ffmpeg"
+
+
+def test_version_is_read() -> None:
+    version = ENGINE.version()
+    assert version is not None and version[0].isdigit()

@@ -261,3 +261,22 @@ def test_bad_parameters_name_the_parameter(raw: dict[str, Any], name: str) -> No
     with pytest.raises(InvalidParameter) as caught:
         validate_params(OPERATION, raw)
     assert caught.value.fields["parameter"] == name
+
+
+@pytest.mark.parametrize(
+    ("ext", "mime"),
+    [
+        ("mp4", "video/mp4"),
+        ("webm", "video/webm"),
+        ("mkv", "video/x-matroska"),
+        ("avi", "video/x-msvideo"),
+        ("mov", "video/quicktime"),
+    ],
+)
+def test_every_usual_container_is_detected_and_read(tmp_path: Path, ext: str, mime: str) -> None:
+    path = make_video(tmp_path / f"clip.{ext}", size="64x48", seconds=0.5)
+    detection = detect(path, "upload")
+    assert (detection.mime, detection.format) == (mime, "video")
+    frame = run(path, tmp_path / "f", action="frame", time=0)
+    with Image.open(frame.artifacts[0].path) as image:
+        assert image.size == (64, 48)
