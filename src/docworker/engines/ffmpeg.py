@@ -114,7 +114,7 @@ def run_guarded(
     With ``on_line``, standard output is handed over line by line (FFmpeg's
     ``-progress`` report) instead of being collected. Past ``timeout`` seconds the
     whole group is killed and :class:`EngineTimeout` raised; more than
-    ``stdout_max`` bytes of output is refused the same way.
+    ``stdout_max`` bytes of output kill it too (:class:`LimitExceeded`).
     """
     process = subprocess.Popen(
         list(command),
@@ -127,8 +127,9 @@ def run_guarded(
     try:
         out, err = _drain(process, time.monotonic() + timeout, on_line, stdout_max)
     except EngineTimeout:
-        log.warning("process killed at its time limit", program=command[0], seconds=timeout)
-        raise EngineTimeout(NAME, timeout) from None
+        name = command_name(process)
+        log.warning("process killed at its time limit", program=name, seconds=timeout)
+        raise EngineTimeout(name, timeout) from None
     finally:
         _kill_group(process)
     text = err.decode("utf-8", "replace")
@@ -166,15 +167,21 @@ def _drain(
                 else:
                     out += chunk
                     if len(out) > stdout_max:
-                        raise EngineFailed(
-                            f"{command_name(process)} said more than {stdout_max} bytes"
-                        )
-    left = max(deadline - time.monotonic(), 0.1)
-    try:
-        process.wait(left)
-    except subprocess.TimeoutExpired:
-        raise EngineTimeout(NAME, 0) from None
+                        name = f"{command_name(process)} output bytes"
+                        raise LimitExceeded(name, len(out), stdout_max)
+    if not _exited(process.pid, deadline):
+        raise EngineTimeout(NAME, 0)
     return bytes(out), bytes(err)
+
+
+def _exited(pid: int, deadline: float) -> bool:
+    """Wait until the process has exited, without reaping it: while it is a zombie its
+    process-group id cannot be reused, so killing the group afterwards is safe."""
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def command_name(process: subprocess.Popen[bytes]) -> str:
@@ -185,8 +192,9 @@ def command_name(process: subprocess.Popen[bytes]) -> str:
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """Kill whatever is left of the process's group, reap it, close its pipes."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode is None:  # not reaped yet, so the group id is still its own
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(_REAP_WITHIN)
     for pipe in (process.stdout, process.stderr):
