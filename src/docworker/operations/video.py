@@ -13,7 +13,8 @@ against the limits (``settings.ffmpeg``) before anything is decoded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe
 from docworker.errors import (
@@ -274,7 +275,7 @@ def _round(value: float, step: int) -> int:
     return max(round(value / step) * step, step)
 
 
-def _check_output(ctx: OperationContext, output: Any) -> None:
+def _check_output(ctx: OperationContext, output: Path) -> None:
     if not output.is_file() or output.stat().st_size == 0:
         raise ProcessingFailed("FFmpeg wrote no output: the input has nothing to encode there")
     maximum = ctx.settings.ffmpeg.max_output_bytes

@@ -67,7 +67,7 @@ Time = Annotated[
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 413, 415, 422, 429, 503),
+        **problem_responses(413, 415, 422, 429, 503),
     },
 )
 async def video(
