@@ -3,6 +3,7 @@ and checked (containers by magic bytes, codecs, sizes, clip durations, pixels)."
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,30 @@ def test_every_usual_container_is_detected_and_read(tmp_path: Path, ext: str, mi
     frame = run(path, tmp_path / "f", action="frame", time=0)
     with Image.open(frame.artifacts[0].path) as image:
         assert image.size == (64, 48)
+
+
+def test_a_rotated_video_is_measured_and_turned_as_displayed(
+    test_video: Path, tmp_path: Path
+) -> None:
+    rotated = tmp_path / "rotated.mp4"
+    subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(test_video), "-c", "copy"),
+            *("-metadata:s:v:0", "rotate=90", str(rotated)),
+        ],
+        check=True,
+        timeout=60,
+    )
+    video = run(rotated, tmp_path / "p", action="probe").payload["streams"][0]
+    assert (video["width"], video["height"], video["rotation"]) == (320, 240, 270)
+    assert (video["display_width"], video["display_height"]) == (240, 320)
+    frame = run(rotated, tmp_path / "f", action="frame", time=0).artifacts[0].path
+    with Image.open(frame) as image:
+        assert image.size == (240, 320)
+        rgb = image.convert("RGB")
+        # Turned a quarter anticlockwise: the bars lie across, red at the bottom.
+        assert close_to(rgb.getpixel((180, 310)), BARS[0])  # type: ignore[arg-type]
+        assert close_to(rgb.getpixel((180, 8)), BARS[5])  # type: ignore[arg-type]
+    _, made = output_of(run(rotated, tmp_path / "t", duration=1, width=120))
+    assert made.video is not None
+    assert (made.video.get("width"), made.video.get("height")) == (120, 160)
