@@ -13,7 +13,7 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
 from docworker.errors import InvalidParameter
 from docworker.operations.base import OperationParams
@@ -68,8 +68,20 @@ def parse_bitrate(value: object) -> int | None:
     return rate
 
 
-TimeParam = Annotated[float | None, BeforeValidator(parse_time)]
-BitrateParam = Annotated[int | None, BeforeValidator(parse_bitrate)]
+#: Seconds, or a string FFmpeg reads as a duration; stored as seconds.
+TimeParam = Annotated[
+    float | None,
+    BeforeValidator(parse_time),
+    WithJsonSchema(
+        {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}, {"type": "null"}]}
+    ),
+]
+#: Bits per second, or a string such as '800k'; stored as bits per second.
+BitrateParam = Annotated[
+    int | None,
+    BeforeValidator(parse_bitrate),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}, {"type": "null"}]}),
+]
 
 
 class VideoAction(StrEnum):
