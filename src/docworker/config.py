@@ -199,6 +199,42 @@ class LibreOfficeSettings(BaseModel):
     )
 
 
+class FfmpegSettings(BaseModel):
+    ffmpeg_path: str = Field(
+        "ffmpeg",
+        description="FFmpeg's program: a name looked up on PATH, or a path (v1: FFMPEG_PATH).",
+    )
+    ffprobe_path: str | None = Field(
+        None,
+        description="ffprobe's program; default: 'ffprobe' beside the FFmpeg program, "
+        "else on PATH.",
+    )
+    timeout: Seconds = Field(
+        270.0,
+        gt=0,
+        description="Longest one FFmpeg run may take; its process group is then killed. "
+        "Capped a few seconds below the job's time limit.",
+    )
+    probe_timeout: Seconds = Field(30.0, gt=0, description="Longest one ffprobe run may take.")
+    memory_limit_mb: int = Field(
+        2048,
+        ge=512,
+        description="Address space one FFmpeg or ffprobe process may map, in MiB (RLIMIT_AS).",
+    )
+    threads: int = Field(0, ge=0, le=64, description="Encoder threads per run (0: FFmpeg decides).")
+    max_duration: Seconds = Field(
+        3600.0, gt=0, description="Longest stretch of video or audio one request may process."
+    )
+    max_pixels: int = Field(
+        8192 * 4320,
+        ge=1,
+        description="Most pixels of one video frame, in the input and in the output.",
+    )
+    max_output_bytes: int = Field(
+        1024 * 1024 * 1024, ge=1024, description="Largest file one request may produce, in bytes."
+    )
+
+
 class FetchSettings(BaseModel):
     allow: list[str] = Field(
         default_factory=list,
@@ -272,6 +308,7 @@ class Settings(BaseSettings):
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    ffmpeg: FfmpegSettings = Field(default_factory=FfmpegSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
 
@@ -325,6 +362,7 @@ V1_ALIASES: dict[str, tuple[tuple[str, ...], Any]] = {
     "OCR_PSM": (("ocr", "psm"), int),
     "LOG_LEVEL": (("log", "level"), lambda v: v.strip().upper()),
     "LIBREOFFICE_PATH": (("libreoffice", "soffice_path"), str.strip),
+    "FFMPEG_PATH": (("ffmpeg", "ffmpeg_path"), str.strip),
 }
 
 
