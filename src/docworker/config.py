@@ -231,8 +231,7 @@ class ChromiumSettings(BaseModel):
     max_remote_requests: int = Field(
         50,
         ge=0,
-        description="Most remote (allow-listed) resources one render may fetch; more are "
-        "refused.",
+        description="Most remote (allow-listed) resources one render may fetch; more are refused.",
     )
     max_viewport: int = Field(
         4096, ge=100, description="Largest viewport width or height, in CSS pixels."

@@ -79,12 +79,17 @@ class CdpConnection:
 
     def send(self, method: str, params: dict[str, Any] | None = None, session: str = "") -> int:
         """Send a command without waiting; its answer is dropped unless someone waits."""
+        return self._send(method, params, session)[0]
+
+    def _send(
+        self, method: str, params: dict[str, Any] | None, session: str
+    ) -> tuple[int, _Pending]:
         with self._state:
             if self._closed:
                 raise CdpError(method, "the browser connection is closed", closed=True)
             self._next_id += 1
             ident = self._next_id
-            self._pending[ident] = _Pending()
+            pending = self._pending[ident] = _Pending()
         message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
         if session:
             message["sessionId"] = session
@@ -97,7 +102,7 @@ class CdpConnection:
         except OSError as exc:
             self._shut(f"write failed: {exc}")
             raise CdpError(method, "the browser connection is closed", closed=True) from exc
-        return ident
+        return ident, pending
 
     def call(
         self,
@@ -109,10 +114,8 @@ class CdpConnection:
     ) -> dict[str, Any]:
         """Send a command and return its ``result``; :class:`CdpError` on an error answer,
         a closed connection or no answer within ``timeout``."""
-        ident = self.send(method, params, session)
-        with self._state:
-            pending = self._pending.get(ident)
-        if pending is None or not pending.done.wait(max(timeout, 0.0)):
+        ident, pending = self._send(method, params, session)
+        if not pending.done.wait(max(timeout, 0.0)):
             with self._state:
                 self._pending.pop(ident, None)
             raise CdpError(method, f"no answer within {timeout:.3g} s")

@@ -168,11 +168,15 @@ class _Browser:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._pid, signal.SIGKILL)
 
-    def close(self) -> None:
+    def kill_and_reap(self) -> None:
+        """Kill the group and wait (briefly) until the browser is gone."""
         self.kill()
         deadline = time.monotonic() + _REAP_WITHIN
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.02)
+
+    def close(self) -> None:
+        self.kill_and_reap()
         self.cdp.close()
         self._proxy.close()
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -267,7 +271,8 @@ class ChromiumEngine:
                 return replace(info, requests=guard.summary())
             except Overdue as exc:
                 overdue = True
-                browser.kill()  # a script that never ends keeps the renderer busy
+                # A script that never ends keeps its renderer busy: start afresh.
+                browser.kill_and_reap()
                 raise LimitExceeded(
                     "render time",
                     limit,

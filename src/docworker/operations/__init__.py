@@ -15,11 +15,13 @@ from docworker.operations.base import Operation, OperationParams
 from docworker.operations.chunk import ChunkOperation
 from docworker.operations.extract import ExtractOperation
 from docworker.operations.ocr import OcrOperation
+from docworker.operations.screenshot import ScreenshotOperation
 
 OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
     ChunkOperation.name: ChunkOperation(),
     OcrOperation.name: OcrOperation(),
+    ScreenshotOperation.name: ScreenshotOperation(),
 }
 
 
