@@ -6,11 +6,16 @@ the timeout test restarts it.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pypdfium2
 import pytest
 import pyvips
@@ -239,3 +244,45 @@ def test_a_script_that_never_ends(engine: ChromiumEngine, tmp_path: Path) -> Non
     assert "Written by JavaScript 4242" in _pdf_text(info.path)[0]
     status = engine.status()
     assert status["starts"] == starts + 1 and status["running"]
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from docworker.config import ChromiumSettings
+from docworker.engines.chromium import shared_engine
+from docworker.url_policy import UrlPolicy
+engine = shared_engine(ChromiumSettings())
+page = Path(sys.argv[1])
+engine.print_pdf(page, page.with_suffix(".pdf"), policy=UrlPolicy())
+print("BROWSER", engine.status()["pid"], flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_browser_dies_with_its_process(tmp_path: Path) -> None:
+    page = _page(tmp_path / "site", SCRIPTED % 10)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(page)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert holder.stdout is not None
+        line = b""
+        while not line.startswith(b"BROWSER "):  # log lines come first
+            line = holder.stdout.readline()
+            assert line, "the holder process ended early"
+        browser = psutil.Process(int(line.split()[1]))
+        assert "chromium" in browser.name()
+        holder.send_signal(signal.SIGKILL)  # no clean-up runs: the pipe's end must do
+        holder.wait(10)
+        browser.wait(10)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert not psutil.pid_exists(browser.pid) or browser.status() == psutil.STATUS_ZOMBIE
