@@ -168,6 +168,15 @@ def test_wait_for_a_selector_written_late(engine: ChromiumEngine, tmp_path: Path
     assert "Arrived after a while" in _pdf_text(info.path)[0]
 
 
+def test_a_page_that_moves_on_by_script(engine: ChromiumEngine, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _page(site, "<html><body><p>Second document</p></body></html>", "second.html")
+    page = _page(site, "<html><body><script>location.href = 'second.html';</script></body></html>")
+    wait = WaitOptions(until=WaitUntil.NETWORKIDLE)
+    info = engine.print_pdf(page, tmp_path / "moved.pdf", policy=UrlPolicy(), wait=wait)
+    assert "Second document" in _pdf_text(info.path)[0]
+
+
 class _Listener:
     """A TCP listener on 127.0.0.1 that counts the connections it is offered."""
 

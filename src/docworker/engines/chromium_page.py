@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,8 +29,6 @@ from docworker.engines.cdp import CdpConnection, CdpError
 from docworker.engines.chromium_requests import RequestGuard
 from docworker.errors import CorruptDocument, EngineFailed, InvalidParameter
 
-#: Requests quiet for this long after the load make the network idle.
-NETWORK_IDLE = 0.5
 _POLL = 0.05
 _PDF_CHUNK = 1024 * 1024
 _INTERCEPT_ALL = {"patterns": [{"urlPattern": "*", "requestStage": "Request"}]}
@@ -40,6 +39,15 @@ class WaitUntil(StrEnum):
     DOMCONTENTLOADED = "domcontentloaded"
     LOAD = "load"
     NETWORKIDLE = "networkidle"
+
+
+#: The main frame's lifecycle events each wait waits for, in order (Chromium's
+#: ``networkIdle``: no request in flight for 0.5 s).
+_LIFECYCLE = {
+    WaitUntil.DOMCONTENTLOADED: ("DOMContentLoaded",),
+    WaitUntil.LOAD: ("load",),
+    WaitUntil.NETWORKIDLE: ("load", "networkIdle"),
+}
 
 
 @dataclass(frozen=True)
@@ -70,9 +78,10 @@ class PageSession:
         self.deadline = deadline
         self._work: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
         self._changed = threading.Condition()
-        self._events: set[str] = set()
-        self._inflight: set[str] = set()
-        self._quiet_since = time.monotonic()
+        #: Lifecycle events seen: (loader id, name), e.g. ('4F2…', 'load').
+        self._events: set[tuple[str, str]] = set()
+        #: The loader of the main frame's current document.
+        self._main_loader: str | None = None
         self._crashed = False
         self._sessions: list[str] = []
         self._stopping = threading.Event()
@@ -97,7 +106,7 @@ class PageSession:
         for method, params in (
             ("Fetch.enable", _INTERCEPT_ALL),
             ("Page.enable", {}),
-            ("Network.enable", {}),
+            ("Page.setLifecycleEventsEnabled", {"enabled": True}),
             ("Target.setAutoAttach", _AUTO_ATTACH),
         ):
             self.call(method, params, self.session)
@@ -140,13 +149,17 @@ class PageSession:
 
     def load(self, url: str, wait: WaitOptions) -> None:
         """Open ``url`` and wait as ``wait`` says (all within the deadline)."""
+        with self._changed:
+            self._main_loader = None
         answer = self.call("Page.navigate", {"url": url}, self.session)
         if answer.get("errorText"):
             raise CorruptDocument("html", f"the page did not open ({answer['errorText']})")
-        event = "dom" if wait.until is WaitUntil.DOMCONTENTLOADED else "load"
-        self._wait_for(lambda: event in self._events, f"the page's {event} event")
-        if wait.until is WaitUntil.NETWORKIDLE:
-            self._wait_for(self._network_idle, "the network to be idle")
+        with self._changed:
+            # A script may have moved the page on already (frameNavigated set it then).
+            if self._main_loader is None:
+                self._main_loader = answer.get("loaderId")
+        for name in _LIFECYCLE[wait.until]:
+            self._wait_for(partial(self._reached, name), f"the page's {name} event")
         if wait.selector:
             self._wait_for_selector(wait.selector)
         if wait.delay > 0:
@@ -208,8 +221,8 @@ class PageSession:
                     raise Overdue(stage)
                 self._changed.wait(min(left, _POLL))
 
-    def _network_idle(self) -> bool:
-        return not self._inflight and time.monotonic() - self._quiet_since >= NETWORK_IDLE
+    def _reached(self, name: str) -> bool:
+        return (self._main_loader or "", name) in self._events
 
     def _wait_for_selector(self, selector: str) -> None:
         probe = f"document.querySelector({json.dumps(selector)}) !== null"
@@ -240,15 +253,10 @@ class PageSession:
 
     def _page_event(self, method: str, params: dict[str, Any]) -> None:
         with self._changed:
-            if method == "Page.loadEventFired":
-                self._events.add("load")
-            elif method == "Page.domContentEventFired":
-                self._events.add("dom")
-            elif method == "Network.requestWillBeSent":
-                self._inflight.add(params["requestId"])
-            elif method in {"Network.loadingFinished", "Network.loadingFailed"}:
-                self._inflight.discard(params["requestId"])
-                self._quiet_since = time.monotonic()
+            if method == "Page.lifecycleEvent":
+                self._events.add((params.get("loaderId", ""), params.get("name", "")))
+            elif method == "Page.frameNavigated" and "parentId" not in params["frame"]:
+                self._main_loader = params["frame"].get("loaderId")
             elif method in {"Inspector.targetCrashed", "Target.targetCrashed"}:
                 self._crashed = True
             else:
