@@ -73,7 +73,7 @@ from docworker.engines.chromium_capture import (
 from docworker.engines.chromium_page import Overdue, PageSession, WaitOptions, WaitUntil
 from docworker.engines.chromium_requests import RequestGuard
 from docworker.engines.supervisor import Supervisor
-from docworker.errors import DependencyDown, EngineFailed, LimitExceeded
+from docworker.errors import DependencyDown, DocworkerError, EngineFailed, LimitExceeded
 from docworker.url_policy import UrlPolicy
 
 __all__ = [
@@ -148,6 +148,11 @@ class _Browser:
         self._lock = threading.Lock()
         self._exited = False
         self.version = "unknown"
+        # A page opened ahead of the next render (a new context's renderer takes
+        # ~0.4 s to start), and the thread opening it.
+        self._spare: PageSession | None = None
+        self._spare_thread: threading.Thread | None = None
+        self._closed = False
 
     @property
     def pid(self) -> int:
@@ -175,8 +180,49 @@ class _Browser:
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.02)
 
+    def page(self, deadline: float) -> PageSession:
+        """A fresh page for a render: the one opened ahead, or a new one."""
+        thread = self._spare_thread
+        if thread is not None:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        with self._lock:
+            page, self._spare = self._spare, None
+        if page is None:
+            page = PageSession(self.cdp, deadline=deadline).open()
+        page.deadline = deadline
+        return page
+
+    def open_spare(self, timeout: float) -> None:
+        """Open the next render's page now, in the background."""
+
+        def prepare() -> None:
+            page = PageSession(self.cdp, deadline=time.monotonic() + timeout)
+            try:
+                page.open()
+            except (CdpError, Overdue, DocworkerError):
+                page.close(dispose=False)
+                return
+            with self._lock:
+                keep = not self._closed and self._spare is None
+                if keep:
+                    self._spare = page
+            if not keep:
+                page.close()
+
+        thread = threading.Thread(target=prepare, name="chromium-spare", daemon=True)
+        self._spare_thread = thread
+        thread.start()
+
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
         self.kill_and_reap()
+        if spare is not None:
+            spare.close(dispose=False)
+        thread = self._spare_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_REAP_WITHIN)
         self.cdp.close()
         self._proxy.close()
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -263,10 +309,11 @@ class ChromiumEngine:
         guard = RequestGuard(folder, policy, self.settings.max_remote_requests)
 
         def task(browser: _Browser) -> RenderInfo:
-            page = PageSession(browser.cdp, guard, time.monotonic() + limit)
+            page: PageSession | None = None
             overdue = False
             try:
-                page.open()
+                page = browser.page(time.monotonic() + limit)
+                page.guard = guard
                 info = job(page, page_file.resolve().as_uri())
                 return replace(info, requests=guard.summary())
             except Overdue as exc:
@@ -283,7 +330,10 @@ class ChromiumEngine:
             except CdpError as exc:
                 raise EngineFailed(f"{NAME} failed: {exc}") from None
             finally:
-                page.close(dispose=not overdue)
+                if page is not None:
+                    page.close(dispose=not overdue)
+                if not overdue and browser.alive():
+                    browser.open_spare(self.settings.start_timeout)
 
         started = time.monotonic()
         result = self._supervisor.run(task, timeout=limit + _WATCHDOG_GRACE)

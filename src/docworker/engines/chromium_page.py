@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from docworker.engines.cdp import CdpConnection, CdpError
-from docworker.engines.chromium_requests import RequestGuard
+from docworker.engines.chromium_requests import Answer, RequestGuard
 from docworker.errors import CorruptDocument, EngineFailed, InvalidParameter
 
 _POLL = 0.05
@@ -72,8 +72,11 @@ class Overdue(Exception):
 class PageSession:
     """One tab in its own browser context, its requests guarded, bounded by ``deadline``."""
 
-    def __init__(self, cdp: CdpConnection, guard: RequestGuard, deadline: float) -> None:
+    def __init__(
+        self, cdp: CdpConnection, guard: RequestGuard | None = None, deadline: float = 0.0
+    ) -> None:
         self.cdp = cdp
+        #: The render's rules; None (a page opened ahead of its render): refuse everything.
         self.guard = guard
         self.deadline = deadline
         self._work: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue()
@@ -278,7 +281,11 @@ class PageSession:
     def _handle(self, method: str, session: str, params: dict[str, Any]) -> None:
         if method == "Fetch.requestPaused":
             request = params["request"]
-            answer = self.guard.answer(request["url"], request.get("method", "GET"))
+            guard = self.guard
+            if guard is None:
+                answer = Answer.refuse()
+            else:
+                answer = guard.answer(request["url"], request.get("method", "GET"))
             self._send(answer.method, {"requestId": params["requestId"], **answer.params}, session)
         elif method == "Page.javascriptDialogOpening":
             self._send("Page.handleJavaScriptDialog", {"accept": False}, session)
