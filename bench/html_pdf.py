@@ -79,16 +79,25 @@ def _weasyprint(paths: list[Path], rounds: int, out: Path) -> dict[str, Any]:
 
     fetcher = URLFetcher(allowed_protocols=("file", "data"))
     pages = 0
+    per_file = dict.fromkeys(FILES, 0.0)
     started = time.perf_counter()
     for _ in range(rounds):
-        for path in paths:
+        for name, path in zip(FILES, paths, strict=True):
+            begun = time.perf_counter()
             data = weasyprint.HTML(filename=str(path), url_fetcher=fetcher).write_pdf()
             target = out / f"{path.stem}.weasy.pdf"
             target.write_bytes(data)
+            per_file[name] += time.perf_counter() - begun
             pages += _pages(target)
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"seconds": elapsed, "renders": rounds * len(paths), "pages": pages, "peak": peak}
+    return {
+        "seconds": elapsed,
+        "renders": rounds * len(paths),
+        "pages": pages,
+        "peak": peak,
+        "per_file": per_file,
+    }
 
 
 def _chromium(paths: list[Path], rounds: int, out: Path) -> dict[str, Any]:
@@ -102,12 +111,15 @@ def _chromium(paths: list[Path], rounds: int, out: Path) -> dict[str, Any]:
         engine.print_pdf(paths[0], out / "first.pdf", policy=policy, root=paths[0].parent)
         first = time.perf_counter() - started
         pages = 0
+        per_file = dict.fromkeys(FILES, 0.0)
         started = time.perf_counter()
         for _ in range(rounds):
-            for path in paths:
+            for name, path in zip(FILES, paths, strict=True):
+                begun = time.perf_counter()
                 info = engine.print_pdf(
                     path, out / f"{path.stem}.chromium.pdf", policy=policy, root=path.parent
                 )
+                per_file[name] += time.perf_counter() - begun
                 pages += info.pages or 0
         elapsed = time.perf_counter() - started
     return {
@@ -117,6 +129,7 @@ def _chromium(paths: list[Path], rounds: int, out: Path) -> dict[str, Any]:
         "peak": peak.peak,
         "peak_pss": peak.peak_pss,
         "first": first,
+        "per_file": per_file,
     }
 
 
@@ -171,6 +184,10 @@ def main() -> None:
     speed = (chromium["renders"] / chromium["seconds"]) / (weasy["renders"] / weasy["seconds"])
     memory = chromium["peak"] / weasy["peak"]
     print(f"chromium/weasyprint: files/s ×{speed:.2f}, peak RSS ×{memory:.2f}")
+    print(f"\n{'seconds per file':<26} {'weasyprint':>10} {'chromium':>9}")
+    for name in FILES:
+        w, c = (rows[e]["per_file"][name] / args.rounds for e in ("weasyprint", "chromium"))
+        print(f"{name:<26} {w:>10.3f} {c:>9.3f}")
 
 
 if __name__ == "__main__":
