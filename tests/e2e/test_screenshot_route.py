@@ -140,6 +140,19 @@ def test_bad_zips_are_refused(client: httpx.Client, archive: bytes, fragment: st
     assert fragment in response.json()["detail"]
 
 
+def test_markdown(client: httpx.Client) -> None:
+    text = b"# Title\n\n<div style='width:80px;height:40px;background:rgb(0,255,0)'></div>\n"
+    response = client.post(
+        "/api/v2/screenshot",
+        files={"file": ("notes.md", text, "text/markdown")},
+        data={"selector": "div", "full_page": "false"},
+    )
+    assert response.status_code == 200, response.text
+    image = _image(response.content)
+    assert (image.width, image.height) == (80, 40)
+    assert image(40, 20)[:3] == [0, 255, 0]
+
+
 def test_other_inputs_and_parameters(client: httpx.Client) -> None:
     pdf = client.post(
         "/api/v2/screenshot", files={"file": ("a.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf")}

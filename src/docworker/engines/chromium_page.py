@@ -166,7 +166,8 @@ class PageSession:
         if wait.selector:
             self._wait_for_selector(wait.selector)
         if wait.delay > 0:
-            self._wait_for(lambda: False, "", until=time.monotonic() + wait.delay)
+            stage = f"the delay of {wait.delay:g} s"
+            self._wait_for(lambda: False, stage, until=time.monotonic() + wait.delay)
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (scripts' errors refused)."""
