@@ -87,6 +87,10 @@ class ScreenshotOptions:
     max_pixels: int = 100_000_000
     extra_css: str | None = None
 
+    def __post_init__(self) -> None:
+        # Callers may name the format as a plain string ('jpeg').
+        object.__setattr__(self, "format", ScreenshotFormat(self.format))
+
 
 @dataclass(frozen=True)
 class RenderInfo:
