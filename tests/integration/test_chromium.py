@@ -23,6 +23,7 @@ import pyvips
 from docworker.config import ChromiumSettings
 from docworker.engines.chromium import (
     ChromiumEngine,
+    Media,
     PdfOptions,
     ScreenshotFormat,
     ScreenshotOptions,
@@ -100,6 +101,17 @@ def test_pdf_holds_what_the_script_wrote(engine: ChromiumEngine, tmp_path: Path)
     assert info.pages == len(sizes) == 1 and info.title == "Scripted"
     width, height = sizes[0]  # A4 landscape, in points
     assert width == pytest.approx(842, abs=2) and height == pytest.approx(595, abs=2)
+
+
+def test_css_media_type(engine: ChromiumEngine, tmp_path: Path) -> None:
+    body = """<html><head><style>@media print { .screen-only { display: none; } }</style>
+    </head><body><p class="screen-only">Shown on screens</p><p>Always here</p></body></html>"""
+    page = _page(tmp_path / "site", body)
+    printed = engine.print_pdf(page, tmp_path / "print.pdf", policy=UrlPolicy())
+    assert "Shown on screens" not in _pdf_text(printed.path)[0]
+    options = PdfOptions(media=Media.SCREEN)
+    screen = engine.print_pdf(page, tmp_path / "screen.pdf", policy=UrlPolicy(), options=options)
+    assert "Shown on screens" in _pdf_text(screen.path)[0]
 
 
 def test_markdown_is_rendered_first(engine: ChromiumEngine, tmp_path: Path) -> None:

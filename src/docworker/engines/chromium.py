@@ -15,12 +15,13 @@ wait=WaitOptions(), timeout=None) -> RenderInfo``
     :class:`PdfOptions`: page size in mm, landscape, margins in mm (top, right,
     bottom, left), header and footer templates (Chromium's: elements of class
     ``date``, ``title``, ``url``, ``pageNumber``, ``totalPages`` are filled in),
-    extra CSS, print background, scale, page ranges, CSS page size preferred.
+    extra CSS, print background, scale, page ranges, CSS page size preferred, the CSS
+    media type (``print`` by default, or ``screen``).
 ``screenshot(source, output, *, settings, policy, root=None, options=ScreenshotOptions(),
 wait=WaitOptions(), timeout=None) -> RenderInfo``
     The same inputs; :class:`ScreenshotOptions`: PNG, JPEG or WebP, quality, viewport
     width and height, full page or the viewport, device scale factor, a CSS selector
-    to clip to, a transparent background.
+    to clip to, a transparent background, the CSS media type (``screen`` by default).
 
 :class:`WaitOptions` says when the page is ready (``load``, ``domcontentloaded`` or
 ``networkidle``, then an element matching a selector, then a delay), all within
@@ -62,6 +63,7 @@ import structlog
 from docworker.config import ChromiumSettings
 from docworker.engines.cdp import CdpConnection, CdpError
 from docworker.engines.chromium_capture import (
+    Media,
     PdfOptions,
     RenderInfo,
     ScreenshotFormat,
@@ -78,6 +80,7 @@ from docworker.url_policy import UrlPolicy
 
 __all__ = [
     "ChromiumEngine",
+    "Media",
     "PdfOptions",
     "RenderInfo",
     "ScreenshotFormat",

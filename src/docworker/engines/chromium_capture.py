@@ -36,6 +36,13 @@ img { max-width: 100%; }
 """
 
 
+class Media(StrEnum):
+    """The CSS media type the page is laid out for (``@media print`` rules or not)."""
+
+    PRINT = "print"
+    SCREEN = "screen"
+
+
 class ScreenshotFormat(StrEnum):
     PNG = "png"
     JPEG = "jpeg"
@@ -65,6 +72,7 @@ class PdfOptions:
     page_ranges: str | None = None
     #: A size given by the page's CSS ``@page`` rule wins over ``width_mm``/``height_mm``.
     prefer_css_page_size: bool = False
+    media: Media = Media.PRINT
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class ScreenshotOptions:
     #: Most pixels of the image; a longer full page is cut to fit.
     max_pixels: int = 100_000_000
     extra_css: str | None = None
+    media: Media = Media.SCREEN
 
     def __post_init__(self) -> None:
         # Callers may name the format as a plain string ('jpeg').
@@ -135,6 +144,7 @@ def render_pdf(
     page: PageSession, url: str, output: Path, options: PdfOptions, wait: WaitOptions
 ) -> RenderInfo:
     """Load ``url`` and print it to ``output``."""
+    page.call("Emulation.setEmulatedMedia", {"media": Media(options.media).value}, page.session)
     page.load(url, wait)
     if options.extra_css:
         page.add_style(options.extra_css)
@@ -194,6 +204,7 @@ def render_screenshot(
     if options.omit_background and options.format is not ScreenshotFormat.JPEG:
         transparent = {"color": {"r": 0, "g": 0, "b": 0, "a": 0}}
         page.call("Emulation.setDefaultBackgroundColorOverride", transparent, page.session)
+    page.call("Emulation.setEmulatedMedia", {"media": Media(options.media).value}, page.session)
     page.load(url, wait)
     if options.extra_css:
         page.add_style(options.extra_css)

@@ -16,6 +16,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from docworker.engines.chromium import (
+    Media,
     ScreenshotFormat,
     ScreenshotOptions,
     WaitOptions,
@@ -80,6 +81,9 @@ class ScreenshotParams(OperationParams):
     extra_css: str | None = Field(
         None, max_length=100_000, description="A style sheet added to the page before capture."
     )
+    media: Media = Field(
+        Media.SCREEN, description="The CSS media type the page is laid out for: screen or print."
+    )
 
 
 class ScreenshotOperation:
@@ -110,6 +114,7 @@ class ScreenshotOperation:
             omit_background=params.omit_background,
             max_pixels=ctx.limits.max_pixels,
             extra_css=params.extra_css or None,
+            media=params.media,
         )
         wait = WaitOptions(
             until=params.wait_until, delay=params.wait_delay, selector=params.wait_selector or None

@@ -20,7 +20,7 @@ from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer, submit_and_wait
 from docworker.api.routes.jobs import artifact_response, job_response
 from docworker.api.uploads import store_upload
-from docworker.engines.chromium import ScreenshotFormat, WaitUntil
+from docworker.engines.chromium import Media, ScreenshotFormat, WaitUntil
 from docworker.jobs.store import TERMINAL_STATUSES
 from docworker.operations.screenshot import artifact_name
 
@@ -108,6 +108,9 @@ async def take_screenshot(
     extra_css: Annotated[
         str | None, Form(max_length=100_000, description="A style sheet added to the page")
     ] = None,
+    media: Annotated[
+        Media, Form(description="CSS media type the page is laid out for: screen or print")
+    ] = Media.SCREEN,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,
     accept: Annotated[str | None, Header()] = None,
@@ -125,6 +128,7 @@ async def take_screenshot(
         "omit_background": omit_background,
         "wait_until": wait_until,
         "wait_delay": wait_delay,
+        "media": media,
     }
     given = {
         "quality": quality,
