@@ -75,7 +75,13 @@ from docworker.engines.chromium_capture import (
 from docworker.engines.chromium_page import Overdue, PageSession, WaitOptions, WaitUntil
 from docworker.engines.chromium_requests import RequestGuard
 from docworker.engines.supervisor import Supervisor
-from docworker.errors import DependencyDown, DocworkerError, EngineFailed, LimitExceeded
+from docworker.errors import (
+    DependencyDown,
+    DocworkerError,
+    EngineFailed,
+    InvalidParameter,
+    LimitExceeded,
+)
 from docworker.url_policy import UrlPolicy
 
 __all__ = [
@@ -306,6 +312,8 @@ class ChromiumEngine:
         timeout: float | None,
         job: Callable[[PageSession, str], RenderInfo],
     ) -> RenderInfo:
+        if not source.is_file():
+            raise InvalidParameter("source", f"no page file at {source.name}")
         page_file = page_for(source)
         folder = (root or source.parent).resolve()
         limit = min(timeout, self.settings.timeout) if timeout else self.settings.timeout
