@@ -16,6 +16,7 @@ from docworker.operations.chunk import ChunkOperation
 from docworker.operations.extract import ExtractOperation
 from docworker.operations.ocr import OcrOperation
 from docworker.operations.render import RenderOperation
+from docworker.operations.screenshot import ScreenshotOperation
 from docworker.operations.video import VideoOperation
 
 OPERATIONS: dict[str, Operation] = {
@@ -24,6 +25,7 @@ OPERATIONS: dict[str, Operation] = {
     OcrOperation.name: OcrOperation(),
     RenderOperation.name: RenderOperation(),
     VideoOperation.name: VideoOperation(),
+    ScreenshotOperation.name: ScreenshotOperation(),
 }
 
 
