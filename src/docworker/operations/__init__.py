@@ -17,6 +17,8 @@ from docworker.operations.extract import ExtractOperation
 from docworker.operations.image import ImageOperation
 from docworker.operations.ocr import OcrOperation
 from docworker.operations.render import RenderOperation
+from docworker.operations.screenshot import ScreenshotOperation
+from docworker.operations.video import VideoOperation
 
 OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
@@ -24,6 +26,8 @@ OPERATIONS: dict[str, Operation] = {
     OcrOperation.name: OcrOperation(),
     ImageOperation.name: ImageOperation(),
     RenderOperation.name: RenderOperation(),
+    VideoOperation.name: VideoOperation(),
+    ScreenshotOperation.name: ScreenshotOperation(),
 }
 
 
