@@ -51,7 +51,7 @@ class V1Router:
         """The route's own spelling of ``path``, parameters as sent; None if none matches."""
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
-        parts = path.strip("/").split("/")
+        parts = path.removeprefix("/").split("/")
         for template in self._templates.get(len(parts), ()):
             if all(_matches(t, p) for t, p in zip(template, parts, strict=True)):
                 return "/" + "/".join(
