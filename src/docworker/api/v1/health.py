@@ -24,12 +24,14 @@ import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from docworker.api.deps import Services, ServicesDep
+from docworker.api.deps import ServicesDep
 from docworker.api.routes.health import PROBE_TTL, V1_VERSION
 from docworker.api.v1.cache import file_cache
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.config import Settings
 from docworker.errors import DocworkerError
+from docworker.jobs.store import JobStore
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -100,40 +102,37 @@ def _tools() -> dict[str, dict[str, Any]]:
     return cached
 
 
-def _queue(services: Services | None) -> dict[str, Any]:
-    if services is None:
+def _queue(store: JobStore | None) -> dict[str, Any]:
+    if store is None:
         return {
             "status": "unavailable",
             "available": False,
             "message": "Queue service not initialized",
         }
     try:
-        services.store.ping()
+        store.ping()
     except DocworkerError as exc:
         return {"status": "unhealthy", "available": False, "message": exc.detail}
     return {"status": "healthy", "available": True, "message": "Job store answers"}
 
 
-def _cache(services: Services | None, enabled: bool) -> dict[str, Any]:
-    if services is None or not enabled:
+def _cache(settings: Settings) -> dict[str, Any]:
+    if not settings.v1.cache_enabled:
         return {
             "status": "unavailable",
             "available": False,
             "message": "Cache service not initialized",
         }
-    reason = file_cache(services.settings).writable()
+    reason = file_cache(settings).writable()
     if reason is not None:
         return {"status": "unhealthy", "available": False, "message": reason}
     return {"status": "healthy", "available": True, "message": "Cache folder is writable"}
 
 
-def domain_health(services: Services) -> dict[str, Any]:
-    """v1's domain health object; blocking."""
-    deps = {
-        "queue": _queue(services),
-        "cache": _cache(services, services.settings.v1.cache_enabled),
-        **_tools(),
-    }
+def domain_health(store: JobStore | None, settings: Settings) -> dict[str, Any]:
+    """v1's domain health object, of the job store (None: there is none) and the cache
+    folder ``settings`` name; blocking."""
+    deps = {"queue": _queue(store), "cache": _cache(settings), **_tools()}
     healthy = all(dep["available"] for dep in deps.values())
     return {
         "status": "healthy" if healthy else "degraded",
@@ -157,7 +156,7 @@ def domain_health(services: Services) -> dict[str, Any]:
 async def health(services: ServicesDep) -> JSONResponse:
     """200 when every dependency is available, 503 (``degraded``) otherwise."""
     try:
-        body = await anyio.to_thread.run_sync(domain_health, services)
+        body = await anyio.to_thread.run_sync(domain_health, services.store, services.settings)
     except (OSError, RuntimeError) as exc:
         raise V1Error(500, "Failed to get health status", str(exc)) from None
     return JSONResponse(body, status_code=200 if body["status"] == "healthy" else 503)

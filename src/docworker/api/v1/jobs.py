@@ -20,7 +20,7 @@ from docworker.api.v1 import extraction
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import V1Error, v1_responses
 from docworker.errors import DocworkerError, NotFound
-from docworker.jobs.store import JobRecord, JobStatus
+from docworker.jobs.store import JobRecord, JobStatus, JobStore
 from docworker.operations import public_params
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
@@ -212,12 +212,10 @@ async def get_processing_job(jobId: str, services: ServicesDep) -> JSONResponse:
     return JSONResponse(await anyio.to_thread.run_sync(read))
 
 
-def _counts(services: Services) -> dict[str, int]:
-    try:
-        pending, _ = services.store.queue_depth()
-        counts = services.store.counts()
-    except DocworkerError as exc:
-        raise V1Error.wrapping(500, "Failed to get queue stats", exc) from None
+def v1_counts(store: JobStore) -> dict[str, int]:
+    """Jobs by v1 state: waiting to run, running, completed, failed, and all kept."""
+    pending, _ = store.queue_depth()
+    counts = store.counts()
     completed = counts[JobStatus.SUCCEEDED] + counts[JobStatus.PARTIAL]
     failed = counts[JobStatus.FAILED] + counts[JobStatus.DEAD] + counts[JobStatus.CANCELLED]
     return {
@@ -227,6 +225,13 @@ def _counts(services: Services) -> dict[str, int]:
         "failed_jobs": failed,
         "total_jobs": sum(counts.values()),
     }
+
+
+def _counts(services: Services) -> dict[str, int]:
+    try:
+        return v1_counts(services.store)
+    except DocworkerError as exc:
+        raise V1Error.wrapping(500, "Failed to get queue stats", exc) from None
 
 
 @router.get(
