@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from docworker.api.v1.encoding import GO_ZERO_TIME, go_duration, nanoseconds, v1_time
+from docworker.api.v1.errors import ResultRefused
 from docworker.api.v1.extraction import (
-    ExtractionRefused,
     full_result,
     one_line,
     range_result,
@@ -163,9 +163,9 @@ def test_extraction_results_follow_v1() -> None:
     assert result["metadata"]["pdf_info"] == {"pages": 3}
     plain = {"mime": "text/plain", "content": " kept\n as is \n", "metadata": {}}
     assert full_result(plain, "a.txt", record)["text"] == " kept\n as is \n"
-    with pytest.raises(ExtractionRefused, match="unsupported file type: image/png"):
+    with pytest.raises(ResultRefused, match="unsupported file type: image/png"):
         full_result({"mime": "image/png", "content": ""}, "a.png", record)
-    with pytest.raises(ExtractionRefused, match=r"exceeds document pages \(3\)"):
+    with pytest.raises(ResultRefused, match=r"exceeds document pages \(3\)"):
         range_result(pdf, "a.pdf", 2, 4, record)
 
 

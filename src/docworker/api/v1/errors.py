@@ -43,8 +43,15 @@ class V1Error(Exception):
         return cls(status, error, exc.detail)
 
 
+class ResultRefused(Exception):
+    """A finished v2 result that v1 would have failed (a type it could not read, a page
+    range past the end): the v1 route answers its failure, the v1 job shows ``failed``."""
+
+
 async def _on_v1_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, V1Error)
+    # The route may have parsed a form it will not use now: its spooled files go.
+    await request.close()
     return JSONResponse(exc.body(), status_code=exc.status)
 
 

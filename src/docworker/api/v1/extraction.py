@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from docworker.api.deps import ServicesDep
 from docworker.api.v1.encoding import nanoseconds, v1_time
-from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.errors import ResultRefused, V1Error, v1_responses
 from docworker.api.v1.intake import (
     accepted,
     form_value,
@@ -44,10 +44,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
 #: v1's ``extractor`` label of each kind of source.
 _EXTRACTOR = {"pdf": "mutool", "office": "libreoffice_direct", "text": "direct_read"}
-
-
-class ExtractionRefused(Exception):
-    """What v1 would have refused or failed, by its rules, in a finished extraction."""
 
 
 def source_kind(mime: str) -> str | None:
@@ -101,7 +97,7 @@ def full_result(payload: dict[str, Any], name: str, record: JobRecord) -> dict[s
     """v1's ``ExtractionResult`` of a whole document (``/extract/text``)."""
     kind = source_kind(payload["mime"])
     if kind is None:
-        raise ExtractionRefused(f"unsupported file type: {payload['mime']}")
+        raise ResultRefused(f"unsupported file type: {payload['mime']}")
     meta = payload.get("metadata") or {}
     metadata: dict[str, Any] = {"source_file": name, "extractor": _EXTRACTOR[kind]}
     if kind == "text":
@@ -116,7 +112,7 @@ def full_result(payload: dict[str, Any], name: str, record: JobRecord) -> dict[s
 
 def _require_pdf(payload: dict[str, Any]) -> int:
     if payload["mime"] != "application/pdf":
-        raise ExtractionRefused(f"file is not a PDF document: {payload['mime']}")
+        raise ResultRefused(f"file is not a PDF document: {payload['mime']}")
     return int((payload.get("metadata") or {}).get("page_count") or 0)
 
 
@@ -152,7 +148,7 @@ def range_result(
     """v1's result of a page range of a PDF (``/extract/pdf-range``)."""
     total = _require_pdf(payload)
     if start > total or end > total:
-        raise ExtractionRefused(f"page range exceeds document pages ({total})")
+        raise ResultRefused(f"page range exceeds document pages ({total})")
     meta = payload.get("metadata") or {}
     metadata = _range_metadata(name, start, end, total, meta)
     return _result(one_line(payload["content"]), "pdf_pages", end - start + 1, metadata, record)
@@ -166,11 +162,16 @@ JOB_TYPES: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
+def failure_prefix(v1_payload: dict[str, Any]) -> str:
+    """The words v1 put before the error of a failed extraction job of this payload."""
+    return JOB_TYPES.get(str(v1_payload.get("job_type", "full")), JOB_TYPES["full"])[1]
+
+
 def job_result(
     v1_payload: dict[str, Any], payload: dict[str, Any], record: JobRecord
 ) -> dict[str, Any]:
     """The ``result`` of a finished v1 extraction job (§7.7); raises
-    :class:`ExtractionRefused` for what v1 would have failed."""
+    :class:`ResultRefused` for what v1 would have failed."""
     job_type = v1_payload.get("job_type", "full")
     name = v1_payload.get("metadata", {}).get("original_filename") or "upload"
     common = {
@@ -253,7 +254,7 @@ async def extract_text(request: Request, services: ServicesDep) -> JSONResponse:
     record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
     try:
         return JSONResponse(full_result(payload, upload.name, record))
-    except ExtractionRefused as exc:
+    except ResultRefused as exc:
         raise V1Error(500, failure, str(exc)) from None
 
 
@@ -282,7 +283,7 @@ async def extract_pdf_pages(request: Request, services: ServicesDep) -> JSONResp
     record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
     try:
         pages = page_results(payload, upload.name, record)
-    except ExtractionRefused as exc:
+    except ResultRefused as exc:
         raise V1Error(500, failure, str(exc)) from None
     return JSONResponse(
         {"pages": pages, "total_pages": len(pages), "extracted_at": v1_time(record.finished_at)}
@@ -318,7 +319,7 @@ async def extract_pdf_range(request: Request, services: ServicesDep) -> JSONResp
     record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
     try:
         return JSONResponse(range_result(payload, upload.name, start, end, record))
-    except ExtractionRefused as exc:
+    except ResultRefused as exc:
         raise V1Error(500, failure, str(exc)) from None
 
 

@@ -9,7 +9,8 @@
   answer it; :func:`accepted` is v1's ``202`` body.
 * :func:`run_and_wait` is the synchronous v1 routes' job: submitted, waited for,
   and its failure turned into the route's v1 error.
-* :func:`file_response` answers a produced file the way v1's converters did.
+* :func:`file_response` and :func:`stream_response` answer a produced file the way
+  v1's converters did.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Annotated, Any
 
 import anyio.to_thread
-from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import Services
@@ -51,6 +53,7 @@ CONTENT_TYPES = {
     "pdf": "application/pdf",
     "md": "text/markdown; charset=utf-8",
 }
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 NOT_MULTIPART = "request has no multipart/form-data Content-Type"
 NO_FILE = "there is no uploaded file associated with the given key"
 
@@ -139,6 +142,22 @@ class MediaParams:
             "CutVideo": self.clip,
             "Page": self.page,
         }
+
+
+async def media_params(request: Request) -> MediaParams:
+    """§5.1's media parameters of ``request``, as a route dependency: the query string
+    first, then same-named fields of a multipart or urlencoded body (which stays
+    readable by the route: Starlette keeps the parsed form on the request)."""
+    form = None
+    if request.headers.get("content-type", "").startswith(_FORM_TYPES):
+        try:
+            form = await request.form(max_part_size=1024 * 1024)
+        except (ValueError, KeyError, AssertionError):
+            form = None  # the route's own form reading reports it
+    return MediaParams.read(request, form)
+
+
+MediaParamsDep = Annotated[MediaParams, Depends(media_params)]
 
 
 @dataclass(frozen=True)
@@ -262,17 +281,37 @@ def accepted(record: JobRecord, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=202)
 
 
-def file_response(content: bytes, extension: str, *, attachment: bool = True) -> Response:
-    """A produced file as v1 answered it: its Content-Type from the extension and, for
-    the converters, ``attachment; filename="processed-<digits>.<ext>"``."""
+def _file_headers(extension: str, attachment: bool) -> tuple[str, dict[str, str]]:
     ext = extension.lower().lstrip(".")
     headers = {}
     if attachment:
         headers["Content-Disposition"] = (
             f'attachment; filename="processed-{time.time_ns() % 10**10}.{ext}"'
         )
-    media_type = CONTENT_TYPES.get(ext, "application/octet-stream")
+    return CONTENT_TYPES.get(ext, "application/octet-stream"), headers
+
+
+def file_response(content: bytes, extension: str, *, attachment: bool = True) -> Response:
+    """A produced file as v1 answered it: its Content-Type from the extension and, for
+    the converters, ``attachment; filename="processed-<digits>.<ext>"``."""
+    media_type, headers = _file_headers(extension, attachment)
     return Response(content, media_type=media_type, headers=headers)
+
+
+def stream_response(
+    stream: IO[bytes], size: int, extension: str, *, attachment: bool = True
+) -> StreamingResponse:
+    """As :func:`file_response`, for a file read from a stream (a job's artifact), which
+    is closed once sent."""
+    media_type, headers = _file_headers(extension, attachment)
+
+    def chunks() -> Iterator[bytes]:
+        with stream:
+            while chunk := stream.read(CHUNK):
+                yield chunk
+
+    headers["Content-Length"] = str(size)
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
 
 
 def multipart_body(

@@ -9,6 +9,8 @@ way out. Any v2 job resolves here too, with the v1 type its operation maps to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
@@ -18,7 +20,7 @@ from fastapi.responses import JSONResponse
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import extraction
 from docworker.api.v1.encoding import v1_time
-from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.errors import ResultRefused, V1Error, v1_responses
 from docworker.errors import DocworkerError, NotFound
 from docworker.jobs.store import JobRecord, JobStatus, JobStore
 from docworker.operations import public_params
@@ -88,14 +90,30 @@ def _error_text(error: dict[str, Any] | None) -> str | None:
     return str(error.get("detail") or error.get("title") or error.get("code"))
 
 
+@dataclass(frozen=True)
+class V1JobKind:
+    """How the jobs of one v1 job type look in v1: the ``result`` made from the v2 result
+    (it raises :class:`ResultRefused` for what v1 would have failed), and the words put
+    before the error of a failed one."""
+
+    result: Callable[[dict[str, Any], dict[str, Any], JobRecord], dict[str, Any]]
+    failure_prefix: Callable[[dict[str, Any]], str]
+
+
+#: v1 job type → its shapes. A job of a type not listed shows the v2 result as it is.
+JOB_KINDS: dict[str, V1JobKind] = {
+    extraction.TEXT_EXTRACTION: V1JobKind(extraction.job_result, extraction.failure_prefix),
+}
+
+
 def outcome(services: Services, record: JobRecord) -> tuple[str, Any, str | None]:
     """The job's v1 state, v1 result (None until completed) and error (None if none).
     Reads the v2 result; blocking."""
     state = v1_state(record.status)
-    kind = v1_type(record)
-    prefix = extraction.JOB_TYPES.get(v1_payload(record).get("job_type", "full"), ({}, ""))[1]
+    kind = JOB_KINDS.get(v1_type(record)) if "payload" in v1_meta(record) else None
+    prefix = kind.failure_prefix(v1_payload(record)) if kind else ""
     error = _error_text(record.error)
-    if state == "failed" and kind == extraction.TEXT_EXTRACTION and error and prefix:
+    if state == "failed" and error and prefix:
         error = f"{prefix}: {error}"
     if state != "completed":
         return state, None, error
@@ -103,12 +121,12 @@ def outcome(services: Services, record: JobRecord) -> tuple[str, Any, str | None
         payload = services.queue.result(record)
     except DocworkerError as exc:
         return "failed", None, exc.detail
-    if kind != extraction.TEXT_EXTRACTION or "payload" not in v1_meta(record):
+    if kind is None:
         return state, payload, None
     try:
-        return state, extraction.job_result(v1_payload(record), payload, record), None
-    except extraction.ExtractionRefused as exc:
-        return "failed", None, f"{prefix}: {exc}"
+        return state, kind.result(v1_payload(record), payload, record), None
+    except ResultRefused as exc:
+        return "failed", None, f"{prefix}: {exc}" if prefix else str(exc)
 
 
 def job_record(services: Services, record: JobRecord) -> dict[str, Any]:
