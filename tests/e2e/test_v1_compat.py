@@ -567,45 +567,70 @@ def test_docs_work_offline(client: httpx.Client) -> None:
 # -- §14 configuration ---------------------------------------------------------------------
 
 
-def test_v1_variables_configure_a_server(tmp_path: Path) -> None:
-    port = free_port()
+def _serve(tmp_path: Path, port: int, **variables: str) -> subprocess.Popen[bytes]:
+    """``docworker serve`` without ``--port``: the port comes from the v1 variables."""
     env = {
         **os.environ,
         "DOCWORKER_DATA_DIR": str(tmp_path / "data"),
         "DOCWORKER_EXECUTOR__WORKERS": "1",
-        "SERVER_PORT": str(port),
-        "PORT": "",
-        "CACHE_ENABLED": "false",
-        "WORKER_RETRY_COUNT": "2",
+        **variables,
     }
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "docworker", "serve", "--host", "127.0.0.1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    with (tmp_path / "server.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "docworker", "serve", "--host", "127.0.0.1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/liveness", timeout=1).is_success:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.terminate()
+    process.wait(30)
+    raise AssertionError((tmp_path / "server.log").read_text()[-3000:])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(30)
+
+
+def test_server_port_and_v1_variables(tmp_path: Path) -> None:
+    port = free_port()
+    process = _serve(
+        tmp_path,
+        port,
+        PORT="",
+        SERVER_PORT=str(port),
+        CACHE_ENABLED="false",
+        WORKER_RETRY_COUNT="2",
     )
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/liveness", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             assert client.get("/api/v1/cache/stats").json() == {
                 "success": True,
                 "cache": {"enabled": False},
             }
             cleared = client.delete("/api/v1/cache/clear")
-            assert cleared.status_code == 400 and cleared.json() == {
-                "error": "Cache is not enabled"
-            }
-            job_id = _accepted(client.post("/api/v1/extract/async/text", files=_file(TEXT)), "full")
-            assert client.get(f"/api/v1/job/{job_id}").json()["max_retries"] == 2
+            assert cleared.status_code == 400
+            assert cleared.json() == {"error": "Cache is not enabled"}
+            submitted = client.post("/api/v1/extract/async/text", files=_file(TEXT))
+            job = client.get(f"/api/v1/job/{_accepted(submitted, 'full')}").json()
+            assert job["max_retries"] == 2
     finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+        _stop(process)
+
+
+def test_port_wins_over_server_port(tmp_path: Path) -> None:
+    port, other = free_port(), free_port()
+    process = _serve(tmp_path, port, PORT=str(port), SERVER_PORT=str(other))
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/queue/stats").status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{other}/health/liveness", timeout=1)
+    finally:
+        _stop(process)

@@ -399,6 +399,18 @@ def test_delete_finished_before(store: JobStore) -> None:
     assert {r.id for r in store.list()[0]} == {recent.id, queued.id}
 
 
+def test_jobs_found_by_a_tag_of_their_input(store: JobStore) -> None:
+    tagged = {**INPUT, "v1": {"document_id": "doc-1", "payload": {"id": "doc-1"}}}
+    first = add(store, input=tagged)[0]
+    add(store, input={**INPUT, "v1": {"document_id": "doc-2"}})
+    add(store)
+    second = add(store, operation="ocr", input=tagged)[0]
+    found = store.with_input_tag(("v1", "document_id"), "doc-1")
+    assert [r.id for r in found] == [first.id, second.id]
+    assert found[0].input == tagged
+    assert store.with_input_tag(("v1", "document_id"), "nothing") == []
+
+
 def test_counts_and_queue_depth(store: JobStore) -> None:
     assert store.counts() == dict.fromkeys(JobStatus, 0)
     assert store.queue_depth() == (0, None)
