@@ -1,8 +1,9 @@
 """documents-worker v1's command line (§13), as ``docworker`` sub-commands.
 
-v1's CLI binary had ``extract``, ``ocr``, ``health``, ``stats`` and ``version``
-(and ``convert`` and ``thumbnail``, which need the conversion and image
-operations this service does not have yet, so they are not offered). Each is a
+v1's CLI binary had ``extract``, ``ocr``, ``convert chunk``, ``health``,
+``stats`` and ``version`` — all here — and ``convert image``, ``convert pdf`` and
+``thumbnail``, which need the conversion and image operations this service does
+not have yet, so they are not offered. Each is a
 sub-command of ``docworker`` itself and of ``docworker cli`` (v1's spelling),
 with v1's positional arguments, flags and defaults, working on local files
 without a server. Failures print ``❌ Error: <message>`` and exit 1, as v1 did.
@@ -22,17 +23,19 @@ from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.extraction import one_line
 from docworker.api.v1.health import domain_health
 from docworker.api.v1.jobs import v1_counts
+from docworker.chunking import V1_METHODS, Strategy
 from docworker.config import Settings, load_settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.formats.detect import detect
 from docworker.jobs.store import JobStore
 from docworker.operations.base import InputFile, operation_context
+from docworker.operations.chunk import ChunkOperation, ChunkParams
 from docworker.operations.extract import ExtractOperation, ExtractParams
 from docworker.operations.ocr import OcrOperation, OcrParams
 
 cli_app = typer.Typer(
-    help="documents-worker v1's commands: extract, ocr, health, stats, version.",
+    help="documents-worker v1's commands: extract, ocr, convert chunk, health, stats, version.",
     no_args_is_help=True,
 )
 V1_CLI_VERSION = "1.0.0"
@@ -112,6 +115,68 @@ def ocr(
     typer.echo(f"✅ OCR completed: {len(payload['text'])} characters written to {output_path}")
 
 
+convert_app = typer.Typer(
+    help="v1's conversions. Only 'chunk' is here yet: 'image' and 'pdf' need the "
+    "conversion and image operations.",
+    no_args_is_help=True,
+)
+#: v1 dropped chunks shorter than this many characters.
+_MIN_CHUNK_CHARS = 10
+
+
+@convert_app.command("chunk")
+def convert_chunk(
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="The document.")],
+    output_dir: Annotated[Path, typer.Argument(metavar="OUTPUT_DIR", help="Folder for chunks.")],
+    method: Annotated[
+        str, typer.Option(help="text, semantic (sized in tokens), recursive or smart.")
+    ] = "smart",
+    size: Annotated[
+        int, typer.Option(help="Largest chunk (characters; tokens for semantic).")
+    ] = 256,
+    overlap: Annotated[
+        int, typer.Option(help="Repeated from the chunk before (text, recursive, semantic).")
+    ] = 20,
+    pages_per_chunk: Annotated[int, typer.Option(help="Accepted, unused (as in v1).")] = 5,
+    format: Annotated[str, typer.Option(help="Accepted, unused (as in v1).")] = "auto",
+    preserve_formatting: Annotated[bool, typer.Option(help="Accepted, unused (as in v1).")] = True,
+) -> None:
+    """Split a document into chunk_001.txt, chunk_002.txt, … in OUTPUT_DIR (chunks under
+    10 characters are left out, their numbers skipped, as v1 did)."""
+    chosen = V1_METHODS.get(method)
+    if chosen is None:
+        raise _error(f"unknown chunking method: {method} (text, semantic, recursive, smart)")
+    if not input_path.is_file():
+        raise _error(f"{input_path}: no such file")
+    raw: dict[str, Any] = {"strategy": chosen.strategy, "tokenizer": chosen.tokenizer}
+    raw["max_tokens"] = size
+    if chosen.strategy in {Strategy.FIXED, Strategy.RECURSIVE} and overlap:
+        raw["overlap"] = overlap
+    settings = _quiet_settings()
+    try:
+        params = ChunkParams.model_validate(raw)
+        with LibreOfficeEngine(settings.libreoffice) as libreoffice:
+            ctx = operation_context(settings, convert=libreoffice.convert)
+            source = InputFile(input_path, input_path.name)
+            chunks = ChunkOperation().run(ctx, source, params).payload["chunks"]
+    except DocworkerError as exc:
+        raise _error(exc.detail) from None
+    except ValueError as exc:
+        raise _error(str(exc).splitlines()[-1]) from None
+    output_dir.mkdir(parents=True, exist_ok=True)
+    kept = [(n, c["text"]) for n, c in enumerate(chunks, 1) if len(c["text"]) >= _MIN_CHUNK_CHARS]
+    for number, text in kept:
+        (output_dir / f"chunk_{number:03d}.txt").write_text(text, encoding="utf-8")
+    total = sum(len(text) for _, text in kept)
+    average = total / len(kept) if kept else 0.0
+    typer.echo(f"✅ Created {len(kept)} chunks in {output_dir}")
+    typer.echo(f"   Average chunk size: {average:.1f} characters")
+    typer.echo(f"   Chunks kept: {len(kept)} of {len(chunks)}")
+
+
+cli_app.add_typer(convert_app, name="convert")
+
+
 def _local_store(settings: Settings) -> JobStore | None:
     """The job store the settings name, or None when it is an SQLite file not made yet
     (a command line must not create one as a side effect)."""
@@ -175,5 +240,6 @@ def install_v1_commands(app: typer.Typer) -> None:
     """Add v1's commands to ``app``: under ``cli``, and directly (``extract`` is the v2
     command, which takes v1's ``extract <input> <output>`` form too)."""
     app.add_typer(cli_app, name="cli")
+    app.add_typer(convert_app, name="convert")
     for command in (ocr, health, stats, version):
         app.command(command.__name__)(command)

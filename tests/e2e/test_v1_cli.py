@@ -75,3 +75,27 @@ def test_health_stats_and_version_never_fail(tmp_path: Path) -> None:
     assert "Pending:    0" in stats.stdout and "Total:      0" in stats.stdout
     version = docworker("version", data=tmp_path)
     assert version.returncode == 0 and "Documents Worker CLI v1.0.0" in version.stderr
+
+
+def test_convert_chunk_writes_numbered_chunks_within_the_size(tmp_path: Path) -> None:
+    out = tmp_path / "chunks"
+    done = docworker(
+        "cli",
+        "convert",
+        "chunk",
+        str(PDF),
+        str(out),
+        "--method",
+        "recursive",
+        "--size",
+        "300",
+        data=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    files = sorted(out.iterdir())
+    assert files[0].name == "chunk_001.txt" and len(files) > 10
+    texts = [f.read_text(encoding="utf-8") for f in files]
+    assert all(10 <= len(t) <= 300 for t in texts)
+    assert "Word Processor" in texts[0]
+    bad = docworker("convert", "chunk", str(PDF), str(out), "--method", "bogus", data=tmp_path)
+    assert bad.returncode == 1 and "❌ Error: unknown chunking method: bogus" in bad.stderr
