@@ -251,6 +251,11 @@ class V1Settings(BaseModel):
     cache_janitor_interval: Seconds = Field(
         3600.0, gt=0, description="How often the cache janitor runs (v1: hourly)."
     )
+    vips_enabled: bool = Field(
+        True,
+        description="libvips is to be used for images; false reports it 'disabled' in "
+        "/health, as v1 did (v1: VIPS_ENABLED).",
+    )
     markdown_batch_root: Path | None = Field(
         None,
         description="The only folder POST /api/v1/markdown/batch may read and write under "
@@ -354,6 +359,7 @@ V1_ALIASES: dict[str, tuple[tuple[str, ...], Any]] = {
     "CACHE_MAX_SIZE": (("v1", "cache_max_size"), int),
     "CACHE_CLEANUP_AGE": (("v1", "cache_cleanup_age"), parse_duration),
     "MARKDOWN_BATCH_ROOT": (("v1", "markdown_batch_root"), str.strip),
+    "VIPS_ENABLED": (("v1", "vips_enabled"), parse_go_bool),
 }
 
 

@@ -608,6 +608,7 @@ def test_server_port_and_v1_variables(tmp_path: Path) -> None:
         SERVER_PORT=str(port),
         CACHE_ENABLED="false",
         WORKER_RETRY_COUNT="2",
+        VIPS_ENABLED="false",
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
@@ -621,6 +622,16 @@ def test_server_port_and_v1_variables(tmp_path: Path) -> None:
             submitted = client.post("/api/v1/extract/async/text", files=_file(TEXT))
             job = client.get(f"/api/v1/job/{_accepted(submitted, 'full')}").json()
             assert job["max_retries"] == 2
+            health = client.get("/health")
+            assert health.status_code == 200 and health.json()["status"] == "degraded"
+            assert health.json()["services"]["vips"] == {"status": "disabled", "available": False}
+            domain = client.get("/api/v1/health")
+            assert domain.status_code == 503 and domain.json()["status"] == "degraded"
+            assert domain.json()["dependencies"]["cache"] == {
+                "status": "unavailable",
+                "available": False,
+                "message": "Cache service not initialized",
+            }
     finally:
         _stop(process)
 

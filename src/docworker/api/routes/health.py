@@ -63,6 +63,9 @@ def _probe_services(settings: Settings) -> dict[str, dict[str, Any]]:
         return cached
     services: dict[str, dict[str, Any]] = {}
     for key, check in _capabilities(settings).items():
+        if key == "vips" and not settings.v1.vips_enabled:
+            services[key] = {"status": "disabled", "available": False}
+            continue
         reason = check()
         if reason is None:
             services[key] = {"status": "available", "available": True, "version": "detected"}
