@@ -553,6 +553,10 @@ def test_openapi_lists_the_v1_routes_with_their_bodies(client: httpx.Client) -> 
     fields = body["content"]["multipart/form-data"]["schema"]["properties"]
     assert {"file", "start_page", "end_page"} <= set(fields)
     assert "400" in spec["paths"]["/api/v1/extract/pdf-range"]["post"]["responses"]
+    ok = spec["paths"]["/api/v1/extract/text"]["post"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/V1ExtractionResult")
+    job = spec["components"]["schemas"]["V1Job"]["properties"]
+    assert {"id", "status", "payload", "retry_count", "max_retries"} <= set(job)
 
 
 def test_docs_work_offline(client: httpx.Client) -> None:

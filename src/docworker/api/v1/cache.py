@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from docworker.api.deps import ServicesDep
+from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import go_duration
 from docworker.api.v1.errors import V1Error, v1_responses
 from docworker.cache import FileCache
@@ -48,6 +49,7 @@ def cache_stats(settings: Settings) -> dict[str, Any]:
     summary="The cache folder's size and settings (v1)",
     responses={
         200: {
+            "model": schemas.V1CacheStats,
             "description": "`{success, cache: {enabled, size, directory, ttl, max_size}}`",
             "content": {
                 "application/json": {

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docworker.api.deps import Services, ServicesDep
-from docworker.api.v1 import extraction
+from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import GO_ZERO_TIME, v1_time
 from docworker.api.v1.errors import V1Error, v1_responses
 from docworker.api.v1.jobs import outcome, processing_job, v1_meta, v1_payload
@@ -97,7 +97,10 @@ def document(services: Services, records: list[JobRecord]) -> dict[str, Any]:
     "/documents/{id}",
     operation_id="v1_get_document",
     summary="An uploaded document (v1)",
-    responses={200: {"description": "v1 Document"}, **v1_responses((404, "Document not found"))},
+    responses={
+        200: {"model": schemas.V1Document, "description": "v1 Document"},
+        **v1_responses((404, "Document not found")),
+    },
 )
 async def get_document(id: str, services: ServicesDep) -> JSONResponse:
     """A file uploaded to a v1 job route, found by the ``payload.id`` of its job."""
@@ -116,7 +119,10 @@ async def get_document(id: str, services: ServicesDep) -> JSONResponse:
     operation_id="v1_get_document_jobs",
     summary="The jobs of a document (v1)",
     responses={
-        200: {"description": "JSON array of v1 ProcessingJob ([] for none)"},
+        200: {
+            "model": list[schemas.V1ProcessingJob],
+            "description": "v1 ProcessingJobs ([] for none)",
+        },
         **v1_responses((500, "Failed to get jobs")),
     },
 )
@@ -178,7 +184,7 @@ def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
         }
     },
     responses={
-        202: {"description": "v1 ProcessingResult (status pending)"},
+        202: {"model": schemas.V1ProcessingResult, "description": "v1 ProcessingResult"},
         **v1_responses((400, "Invalid request body"), (500, "Failed to process document")),
     },
 )

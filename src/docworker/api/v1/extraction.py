@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from docworker.api.deps import ServicesDep
+from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import nanoseconds, v1_time
 from docworker.api.v1.errors import ResultRefused, V1Error, v1_responses
 from docworker.api.v1.intake import (
@@ -240,7 +241,7 @@ def _not_pdf(mime: str) -> V1Error:
     summary="Text of a document (v1)",
     openapi_extra=_FILE,
     responses={
-        200: {"description": "v1 ExtractionResult"},
+        200: {"model": schemas.V1ExtractionResult, "description": "v1 ExtractionResult"},
         **v1_responses(*_UPLOAD_ERRORS, (500, "Text extraction failed")),
     },
 )
@@ -264,7 +265,7 @@ async def extract_text(request: Request, services: ServicesDep) -> JSONResponse:
     summary="Text of each page of a PDF (v1)",
     openapi_extra=_FILE,
     responses={
-        200: {"description": "`{pages: [ExtractionResult], total_pages, extracted_at}`"},
+        200: {"model": schemas.V1PdfPages, "description": "Each page's ExtractionResult"},
         **v1_responses(
             *_UPLOAD_ERRORS,
             (400, "File must be a PDF document"),
@@ -296,7 +297,7 @@ async def extract_pdf_pages(request: Request, services: ServicesDep) -> JSONResp
     summary="Text of a page range of a PDF (v1)",
     openapi_extra=_RANGE,
     responses={
-        200: {"description": "v1 ExtractionResult (source_type pdf_pages)"},
+        200: {"model": schemas.V1ExtractionResult, "description": "source_type pdf_pages"},
         **v1_responses(
             *_UPLOAD_ERRORS,
             (400, "start_page and end_page parameters are required"),
@@ -325,7 +326,7 @@ async def extract_pdf_range(request: Request, services: ServicesDep) -> JSONResp
 
 _ASYNC_ERRORS = (*_UPLOAD_ERRORS, (500, "Failed to submit text extraction job"))
 _ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {"description": "`{job_id, status: accepted, job_type, message, check_status_url}`"}
+    202: {"model": schemas.V1ExtractionAccepted, "description": "The job, to poll"}
 }
 _MESSAGE = "Text extraction job submitted for processing"
 

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 
 from docworker.api.deps import ServicesDep
 from docworker.api.routes.health import PROBE_TTL, V1_VERSION
+from docworker.api.v1 import schemas
 from docworker.api.v1.cache import file_cache
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import V1Error, v1_responses
@@ -148,8 +149,11 @@ def domain_health(store: JobStore | None, settings: Settings) -> dict[str, Any]:
     operation_id="v1_domain_health",
     summary="Health of the services and dependencies (v1)",
     responses={
-        200: {"description": "`healthy`"},
-        503: {"description": "`degraded`: a dependency is unavailable"},
+        200: {"model": schemas.V1DomainHealth, "description": "`healthy`"},
+        503: {
+            "model": schemas.V1DomainHealth,
+            "description": "`degraded`: a dependency is unavailable",
+        },
         **v1_responses((500, "Failed to get health status")),
     },
 )

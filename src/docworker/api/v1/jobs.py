@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from docworker.api.deps import Services, ServicesDep
-from docworker.api.v1 import extraction
+from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import ResultRefused, V1Error, v1_responses
 from docworker.errors import DocworkerError, NotFound
@@ -202,7 +202,11 @@ JOB_EXAMPLE = {
     operation_id="v1_get_job",
     summary="A job, as v1 shows it",
     responses={
-        200: {"description": "v1 Job", "content": {"application/json": {"example": JOB_EXAMPLE}}},
+        200: {
+            "model": schemas.V1Job,
+            "description": "v1 Job",
+            "content": {"application/json": {"example": JOB_EXAMPLE}},
+        },
         **v1_responses((404, "Job not found")),
     },
 )
@@ -219,7 +223,10 @@ async def get_job(id: str, services: ServicesDep) -> JSONResponse:
     "/jobs/{jobId}",
     operation_id="v1_get_processing_job",
     summary="A job, as v1's domain ProcessingJob",
-    responses={200: {"description": "v1 ProcessingJob"}, **v1_responses((404, "Job not found"))},
+    responses={
+        200: {"model": schemas.V1ProcessingJob, "description": "v1 ProcessingJob"},
+        **v1_responses((404, "Job not found")),
+    },
 )
 async def get_processing_job(jobId: str, services: ServicesDep) -> JSONResponse:
     """The same jobs as ``/api/v1/job/:id``, in the shape of v1's documents API."""
@@ -257,7 +264,7 @@ def _counts(services: Services) -> dict[str, int]:
     operation_id="v1_queue_stats",
     summary="Jobs waiting (v1)",
     responses={
-        200: {"description": "`{queue_stats: {pending}, timestamp}`"},
+        200: {"model": schemas.V1QueueStats, "description": "Jobs waiting"},
         **v1_responses((500, "Failed to get queue stats")),
     },
 )
@@ -274,7 +281,7 @@ async def queue_stats(services: ServicesDep) -> JSONResponse:
     operation_id="v1_stats_queue",
     summary="Jobs by state (v1)",
     responses={
-        200: {"description": "pending, processing, completed, failed and total jobs"},
+        200: {"model": schemas.V1StatsQueue, "description": "Jobs by state"},
         **v1_responses((500, "Failed to get queue stats")),
     },
 )

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from docworker.api.deps import Services, ServicesDep
+from docworker.api.v1 import schemas
 from docworker.api.v1.errors import V1Error, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
@@ -134,7 +135,7 @@ async def convert_office(request: Request, services: ServicesDep) -> Response:
         }
     },
     responses={
-        200: {"description": "`{success, summary: {total, succeeded, failed}, results}`"},
+        200: {"model": schemas.V1BatchResult, "description": "One result per file"},
         **v1_responses(
             (400, "Invalid JSON body"),
             (400, "Input directory is required"),

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from docworker.api.deps import ServicesDep
+from docworker.api.v1 import schemas
 from docworker.api.v1.errors import v1_responses
 from docworker.api.v1.intake import multipart_body, receive_upload, run_and_wait, upload_form
 
@@ -47,6 +48,7 @@ async def _ocr(request: Request, services: ServicesDep, params: dict[str, Any]) 
     openapi_extra=multipart_body({}),
     responses={
         200: {
+            "model": schemas.V1OcrResult,
             "description": "v1 OCRResult; metadata {input_file, psm, dpi}",
             "content": {"application/json": {"example": OCR_EXAMPLE}},
         },
@@ -65,8 +67,9 @@ async def ocr_image(request: Request, services: ServicesDep) -> JSONResponse:
     openapi_extra=multipart_body({}),
     responses={
         200: {
+            "model": schemas.V1OcrResult,
             "description": "v1 OCRResult; metadata {input_file, psm, dpi, source_type, "
-            "page_number, source_file}"
+            "page_number, source_file}",
         },
         **_ERRORS,
     },
