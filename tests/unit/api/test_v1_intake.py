@@ -83,3 +83,25 @@ def test_upload_errors_and_downloads() -> None:
         streamed = client.get("/download/stream")
         assert streamed.headers["content-type"] == "image/webp"
         assert streamed.content == b"RIFFxxxxWEBP"
+
+
+def test_unexpected_faults_on_v1_routes_answer_the_framework_union() -> None:
+    from docworker.api.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/api/v1/boom")
+    @app.get("/api/v2/boom")
+    async def boom() -> None:
+        raise RuntimeError("a fault that must not leak")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        v1 = client.get("/api/v1/boom")
+        v2 = client.get("/api/v2/boom")
+    assert v1.status_code == 500
+    body = v1.json()
+    assert set(body) == {"error", "timestamp", "path", "code", "success"}
+    assert body["error"] == "Internal Server Error" and body["code"] == 500
+    assert "leak" not in v1.text
+    assert v2.headers["content-type"].startswith("application/problem+json")
