@@ -409,6 +409,14 @@ def test_jobs_found_by_a_tag_of_their_input(store: JobStore) -> None:
     assert [r.id for r in found] == [first.id, second.id]
     assert found[0].input == tagged
     assert store.with_input_tag(("v1", "document_id"), "nothing") == []
+    # A split job's parts share its input but are not listed.
+    claimed = store.claim_next("w")
+    assert claimed is not None and claimed.id == first.id
+    store.split(first.id, [{"params": {"pages": "1"}}, {"params": {"pages": "2"}}])
+    assert [r.id for r in store.with_input_tag(("v1", "document_id"), "doc-1")] == [
+        first.id,
+        second.id,
+    ]
 
 
 def test_counts_and_queue_depth(store: JobStore) -> None:

@@ -37,7 +37,7 @@ from docworker.errors import DocworkerError
 from docworker.formats.detect import detect
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
-from docworker.storage import CHUNK
+from docworker.storage import CHUNK, StoredBlob
 
 #: Output extension → Content-Type, as v1 answered files (§2.10).
 CONTENT_TYPES = {
@@ -213,7 +213,7 @@ async def receive_upload(services: Services, request: Request, upload: UploadFil
     )
 
 
-def _store(services: Services, stream: IO[bytes], name: str) -> tuple[Any, str]:
+def _store(services: Services, stream: IO[bytes], name: str) -> tuple[StoredBlob, str]:
     limit = services.settings.server.max_upload_bytes
     suffix = PurePosixPath(name).suffix[:16]
     with tempfile.NamedTemporaryFile(prefix="docworker-v1-", suffix=suffix) as copy:
