@@ -231,8 +231,10 @@ class V1Settings(BaseModel):
     """The v1 compatibility API (``/api/v1``): its file cache and its batch folder."""
 
     cache_enabled: bool = Field(True, description="The v1 cache is on (v1: CACHE_ENABLED).")
-    cache_directory: Path = Field(
-        Path("cache"), description="Folder of the v1 cache (v1: CACHE_DIRECTORY)."
+    cache_directory: Path | None = Field(
+        None,
+        description="Folder of the v1 cache (v1: CACHE_DIRECTORY); default: 'cache' in the "
+        "data folder.",
     )
     cache_ttl: Seconds = Field(
         86400.0, gt=0, description="Life of a cache entry (v1: CACHE_TTL, e.g. 24h)."

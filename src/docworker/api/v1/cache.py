@@ -6,6 +6,7 @@ v1's ``CACHE_*`` variables; the folder's janitor runs for as long as the service
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -22,10 +23,15 @@ from docworker.config import Settings
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
 
+def cache_directory(settings: Settings) -> Path:
+    """The v1 cache folder: ``CACHE_DIRECTORY``, else ``cache`` in the data folder."""
+    return settings.v1.cache_directory or settings.data_dir / "cache"
+
+
 def file_cache(settings: Settings) -> FileCache:
     v1 = settings.v1
     return FileCache(
-        v1.cache_directory, max_size=v1.cache_max_size, cleanup_age=v1.cache_cleanup_age
+        cache_directory(settings), max_size=v1.cache_max_size, cleanup_age=v1.cache_cleanup_age
     )
 
 
@@ -37,7 +43,7 @@ def cache_stats(settings: Settings) -> dict[str, Any]:
     return {
         "enabled": True,
         "size": file_cache(settings).size(),
-        "directory": str(v1.cache_directory),
+        "directory": str(cache_directory(settings)),
         "ttl": go_duration(v1.cache_ttl),
         "max_size": v1.cache_max_size,
     }
