@@ -244,6 +244,12 @@ def test_extract_text_refuses_what_v1_could_not_read(client: httpx.Client) -> No
 def test_missing_file_is_an_upload_error(client: httpx.Client, route: str) -> None:
     no_part = client.post(route, files={"other": ("a.txt", b"x")})
     assert no_part.status_code == 400 and no_part.json()["error"] == "File upload error"
+    broken = client.post(
+        route,
+        content=b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\r\n',
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert broken.status_code == 400 and broken.json()["error"] == "File upload error"
     not_multipart = client.post(route, content=b"{}", headers={"content-type": "application/json"})
     assert not_multipart.status_code == 400
     assert not_multipart.json()["error"] == "File upload error"

@@ -130,6 +130,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 405 and not _is_v2(request):
         # v1 (Fiber) has no 405: a wrong method is an unknown route.
         return v1_framework_error(request, 404, _cannot(request))
+    if not _is_v2(request):
+        # Any other framework refusal (a malformed body, ...) in v1's framework shape.
+        return v1_framework_error(request, exc.status_code, str(exc.detail))
     body = {
         "type": "about:blank",
         "title": str(exc.detail),

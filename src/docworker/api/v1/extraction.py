@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import ServicesDep
 from docworker.api.v1 import schemas
@@ -204,7 +205,7 @@ _RANGE = multipart_body(
 _UPLOAD_ERRORS = ((400, "File upload error"), (500, "Failed to save uploaded file"))
 
 
-async def _page_range(request: Request) -> tuple[Any, Any, int, int]:
+async def _page_range(request: Request) -> tuple[FormData, UploadFile, int, int]:
     form, upload = await upload_form(request)
     raw_start = form_value(request, form, "start_page")
     raw_end = form_value(request, form, "end_page")
@@ -332,7 +333,7 @@ _MESSAGE = "Text extraction job submitted for processing"
 
 
 async def _submit_extraction(
-    request: Request, services: ServicesDep, job_type: str, file: Any, **extra: int
+    request: Request, services: ServicesDep, job_type: str, file: UploadFile, **extra: int
 ) -> JSONResponse:
     upload = await receive_upload(services, request, file)
     params, _ = JOB_TYPES[job_type]

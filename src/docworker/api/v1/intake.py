@@ -29,6 +29,8 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 from docworker.api.deps import Services
 from docworker.api.v1.encoding import v1_time
@@ -64,7 +66,11 @@ async def read_form(request: Request, refusal: V1Error) -> FormData:
         raise refusal
     try:
         return await request.form(max_part_size=1024 * 1024)
-    except (ValueError, KeyError, AssertionError) as exc:
+    except StarletteHTTPException as exc:
+        if exc.status_code == 413:
+            raise  # the body limit: v1's framework error
+        raise V1Error(refusal.status, refusal.error, refusal.details or str(exc.detail)) from None
+    except (ValueError, KeyError, AssertionError, MultiPartException) as exc:
         raise V1Error(refusal.status, refusal.error, refusal.details or str(exc)) from None
 
 
@@ -152,8 +158,12 @@ async def media_params(request: Request) -> MediaParams:
     if request.headers.get("content-type", "").startswith(_FORM_TYPES):
         try:
             form = await request.form(max_part_size=1024 * 1024)
-        except (ValueError, KeyError, AssertionError):
+        except (ValueError, KeyError, AssertionError, MultiPartException):
             form = None  # the route's own form reading reports it
+        except StarletteHTTPException as exc:
+            if exc.status_code == 413:
+                raise
+            form = None
     return MediaParams.read(request, form)
 
 
