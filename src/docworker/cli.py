@@ -246,6 +246,8 @@ def jobs_cancel(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
 
 
 install_v1_commands(app)
+# v1's packaged binary took `server` as well as no argument to start the service.
+app.command("server", help="Start the HTTP API (v1's name for 'serve').")(serve)
 
 
 def main() -> None:
