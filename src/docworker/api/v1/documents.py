@@ -159,9 +159,9 @@ def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
     if not services.blobs.exists(stored["uri"]):
         raise V1Error(500, "Failed to process document", "the document's file has expired")
     operation, params, kind, extra = PROCESSING[spec.type]
-    payload = {**v1_payload(records[0]), **extra}
-    payload.pop("job_type", None)
-    payload |= extra
+    # The upload's part of the first job's payload, and what this job adds to it.
+    first = v1_payload(records[0])
+    payload = {k: v for k, v in first.items() if k in ("id", "input_path", "metadata")} | extra
     blob = StoredBlob(uri=stored["uri"], sha256=stored["sha256"], size=stored["size"])
     meta = {"type": kind, "document_id": spec.document_id, "payload": payload}
     job_input = JobInput(blob, stored.get("name"), stored.get("mime"), v1=meta)
