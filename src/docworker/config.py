@@ -263,6 +263,9 @@ class V1Settings(BaseModel):
         description="The only folder POST /api/v1/markdown/batch may read and write under "
         "(v1: MARKDOWN_BATCH_ROOT). Unset: the batch route is refused.",
     )
+    markdown_batch_max_files: int = Field(
+        1000, ge=1, description="Most files one Markdown batch may convert; more are refused."
+    )
 
 
 class Settings(BaseSettings):

@@ -205,3 +205,34 @@ def test_cache_folder_size_clear_and_sweep(tmp_path: Path) -> None:
     assert sorted(p.name for p in cache.directory.rglob("*.bin")) == ["new.bin", "newest.bin"]
     assert cache.writable() is None
     assert cache.clear() == 2 and list(cache.directory.iterdir()) == []
+
+
+def test_batch_plans_stay_under_the_root_and_the_file_limit(tmp_path: Path) -> None:
+    from docworker.api.v1.errors import V1Error
+    from docworker.api.v1.markdown_batch import BatchRequest
+
+    root = tmp_path / "root"
+    (root / "in" / "deep").mkdir(parents=True)
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    for name in ("a.pdf", "deep/b.pdf", "deep/c.pdf"):
+        (root / "in" / name).write_bytes(pdf)
+    (root / "in" / "notes.txt").write_text("not converted")
+    (tmp_path / "outside.pdf").write_bytes(pdf)
+    (root / "in" / "link.pdf").symlink_to(tmp_path / "outside.pdf")
+
+    plan = BatchRequest(input_directory="in").plan(root, 10)
+    assert plan.target == (root / "in_markdown").resolve()
+    names = sorted(path.name for path, _ in plan.files)
+    assert names == ["a.pdf", "b.pdf", "c.pdf"]  # the link leads outside: left out
+    with pytest.raises(V1Error, match="Batch conversion failed") as too_many:
+        BatchRequest(input_directory="in").plan(root, 2)
+    assert "more than 2 files" in str(too_many.value.details)
+    for spec in (
+        BatchRequest(input_directory=str(tmp_path)),
+        BatchRequest(input_directory="../"),
+        BatchRequest(input_directory="in", output_directory=str(tmp_path / "out")),
+        BatchRequest(input_directory="missing"),
+    ):
+        with pytest.raises(V1Error) as refused:
+            spec.plan(root, 10)
+        assert refused.value.status == 500 and refused.value.error == "Batch conversion failed"

@@ -161,5 +161,6 @@ async def batch(request: Request, services: ServicesDep) -> JSONResponse:
             "Batch conversion is disabled",
             "the server has no batch folder: set MARKDOWN_BATCH_ROOT to allow it",
         )
-    plan = await anyio.to_thread.run_sync(lambda: spec.plan(Path(root)))
+    limit = services.settings.v1.markdown_batch_max_files
+    plan = await anyio.to_thread.run_sync(lambda: spec.plan(Path(root), limit))
     return JSONResponse(await run_batch(services, plan))

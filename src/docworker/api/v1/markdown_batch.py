@@ -43,8 +43,9 @@ class BatchRequest(BaseModel):
         None, description="Accepted for v1 clients; the Markdown does not depend on them."
     )
 
-    def plan(self, root: Path) -> BatchPlan:
-        """The folders, checked to lie under ``root``, and the files to convert; blocking."""
+    def plan(self, root: Path, max_files: int) -> BatchPlan:
+        """The folders, checked to lie under ``root``, and the files to convert (at most
+        ``max_files``); blocking."""
         base = root.resolve()
         source = Path(self.input_directory)
         source = (source if source.is_absolute() else base / source).resolve()
@@ -66,6 +67,8 @@ class BatchRequest(BaseModel):
                     kind = _kind(path)
                     if kind is not None:
                         files.append((path, kind))
+                if len(files) > max_files:
+                    raise V1Error(500, FAILURE, f"more than {max_files} files to convert")
         return BatchPlan(source, target, files)
 
 
