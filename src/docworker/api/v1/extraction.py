@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
@@ -255,9 +256,10 @@ async def extract_text(request: Request, services: ServicesDep) -> JSONResponse:
     params, failure = JOB_TYPES["full"]
     record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
     try:
-        return JSONResponse(full_result(payload, upload.name, record))
+        body = await anyio.to_thread.run_sync(full_result, payload, upload.name, record)
     except ResultRefused as exc:
         raise V1Error(500, failure, str(exc)) from None
+    return JSONResponse(body)
 
 
 @router.post(
@@ -284,7 +286,7 @@ async def extract_pdf_pages(request: Request, services: ServicesDep) -> JSONResp
     failure = "PDF batch extraction failed"
     record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
     try:
-        pages = page_results(payload, upload.name, record)
+        pages = await anyio.to_thread.run_sync(page_results, payload, upload.name, record)
     except ResultRefused as exc:
         raise V1Error(500, failure, str(exc)) from None
     return JSONResponse(
@@ -320,9 +322,12 @@ async def extract_pdf_range(request: Request, services: ServicesDep) -> JSONResp
     params = params | {"pages": f"{start}-{end}"}
     record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
     try:
-        return JSONResponse(range_result(payload, upload.name, start, end, record))
+        body = await anyio.to_thread.run_sync(
+            range_result, payload, upload.name, start, end, record
+        )
     except ResultRefused as exc:
         raise V1Error(500, failure, str(exc)) from None
+    return JSONResponse(body)
 
 
 _ASYNC_ERRORS = (*_UPLOAD_ERRORS, (500, "Failed to submit text extraction job"))

@@ -73,7 +73,8 @@ async def _convert(request: Request, services: Services, route: _Route) -> Respo
     if kind not in route.accepts:
         raise V1Error(500, route.failure, f"unsupported document type: {upload.mime}")
     _, payload = await run_and_wait(services, "extract", PARAMS, upload.job_input, route.failure)
-    return file_response(markdown_of(payload).encode("utf-8"), "md", attachment=False)
+    markdown = await anyio.to_thread.run_sync(markdown_of, payload)
+    return file_response(markdown.encode("utf-8"), "md", attachment=False)
 
 
 def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:
