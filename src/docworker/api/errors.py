@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docworker import errors
+from docworker.api.v1.encoding import v1_time
 
 log = structlog.get_logger(__name__)
 
@@ -80,8 +81,6 @@ def problem(exc: errors.DocworkerError, instance: str | None = None) -> JSONResp
 
 def v1_framework_error(request: Request, status: int, message: str) -> JSONResponse:
     """The error body v1 clients know: the union of both v1 framework error shapes."""
-    from docworker.api.v1.encoding import v1_time
-
     body = {
         "error": message,
         "timestamp": v1_time(),
