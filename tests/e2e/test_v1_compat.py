@@ -56,6 +56,8 @@ def server(root: Path) -> Iterator[Server]:
         root / "data",
         DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024),
         OCR_LANGUAGE="eng",
+        OCR_PSM="3",
+        OCR_DPI="200",
         CACHE_DIRECTORY=str(root / "cache"),
         CACHE_TTL="90m",
         CACHE_MAX_SIZE="5000000",
@@ -396,7 +398,7 @@ def test_ocr_image(client: httpx.Client) -> None:
     assert body["language"] == "eng" and body["page_count"] == 1
     assert 0 <= body["confidence"] <= 1
     assert "words" in body["text"]
-    assert set(body["metadata"]) == {"input_file", "psm", "dpi"}
+    assert body["metadata"] == {"input_file": PNG.name, "psm": 3, "dpi": 200}
 
 
 def test_ocr_document_reads_the_first_page(client: httpx.Client) -> None:
@@ -404,6 +406,7 @@ def test_ocr_document_reads_the_first_page(client: httpx.Client) -> None:
     assert body["page_count"] == 1
     assert body["metadata"]["source_type"] == "pdf" and body["metadata"]["page_number"] == 1
     assert {"input_file", "psm", "dpi", "source_file"} <= set(body["metadata"])
+    assert (body["metadata"]["psm"], body["metadata"]["dpi"]) == (3, 200)
     assert "Word Processor" in body["text"]
     missing = client.post("/api/v1/ocr/document", files={"x": ("a", b"a")})
     assert missing.status_code == 400 and missing.json()["error"] == "File upload error"
