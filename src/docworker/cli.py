@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from docworker import __version__
 from docworker.cli_v1 import extract_v1, install_v1_commands
 from docworker.config import Settings, load_settings
 from docworker.engines.libreoffice import LibreOfficeEngine
@@ -51,7 +52,13 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"documents-worker version {__version__}")
+        raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
         serve()
 

@@ -75,6 +75,8 @@ def test_health_stats_and_version_never_fail(tmp_path: Path) -> None:
     assert "Pending:    0" in stats.stdout and "Total:      0" in stats.stdout
     version = docworker("version", data=tmp_path)
     assert version.returncode == 0 and "Documents Worker CLI v1.0.0" in version.stderr
+    flag = docworker("--version", data=tmp_path)
+    assert flag.returncode == 0 and flag.stdout.startswith("documents-worker version ")
 
 
 def test_convert_chunk_writes_numbered_chunks_within_the_size(tmp_path: Path) -> None:
