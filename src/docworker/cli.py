@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from docworker import __version__
+from docworker.cli_v1 import extract_v1, install_v1_commands
 from docworker.config import Settings, load_settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
@@ -50,7 +52,13 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 @app.callback(invoke_without_command=True)
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"documents-worker version {__version__}")
+        raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
         serve()
 
@@ -122,9 +130,15 @@ def extract(
     pages: Annotated[str | None, typer.Option(help="Pages, e.g. 1-3,5.")] = None,
     password: Annotated[str | None, typer.Option(help="Password of encrypted files.")] = None,
 ) -> None:
-    """Extract documents here, without a server. One file without --out prints to stdout."""
+    """Extract documents here, without a server. One file without --out prints to stdout.
+    v1's form, ``extract INPUT OUTPUT`` (a file and a new file to write), writes the text."""
     from docworker.telemetry import configure_logging
 
+    if out is None and len(paths) == 2 and paths[0].is_file() and not paths[1].exists():
+        # A file and a path that does not exist yet, without --out: v1's form. (Two
+        # existing files stay this command's own form; `docworker cli extract` is v1's.)
+        extract_v1(paths[0], paths[1])
+        return
     try:
         params = ExtractParams.model_validate(
             {"output": output, "pages": pages, "password": password}
@@ -236,6 +250,11 @@ def jobs_cancel(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
     """Cancel a queued or running job."""
     job = _call(server, "DELETE", f"/api/v2/jobs/{job_id}")
     typer.echo(f"{job['id']}  {job['status']}")
+
+
+install_v1_commands(app)
+# v1's packaged binary took `server` as well as no argument to start the service.
+app.command("server", help="Start the HTTP API (v1's name for 'serve').")(serve)
 
 
 def main() -> None:

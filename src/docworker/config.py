@@ -363,6 +363,47 @@ class ImageSettings(BaseModel):
     )
 
 
+class V1Settings(BaseModel):
+    """The v1 compatibility API (``/api/v1``): its file cache and its batch folder."""
+
+    cache_enabled: bool = Field(True, description="The v1 cache is on (v1: CACHE_ENABLED).")
+    cache_directory: Path | None = Field(
+        None,
+        description="Folder of the v1 cache (v1: CACHE_DIRECTORY); default: 'cache' in the "
+        "data folder.",
+    )
+    cache_ttl: Seconds = Field(
+        86400.0, gt=0, description="Life of a cache entry (v1: CACHE_TTL, e.g. 24h)."
+    )
+    cache_max_size: int = Field(
+        1024 * 1024 * 1024,
+        ge=0,
+        description="Bytes the cache may hold; the janitor deletes the oldest files beyond "
+        "(v1: CACHE_MAX_SIZE, or CACHE_MAX_SIZE_MB in MiB).",
+    )
+    cache_cleanup_age: Seconds = Field(
+        7 * 86400.0,
+        gt=0,
+        description="The janitor deletes cache files older than this (v1: CACHE_CLEANUP_AGE).",
+    )
+    cache_janitor_interval: Seconds = Field(
+        3600.0, gt=0, description="How often the cache janitor runs (v1: hourly)."
+    )
+    vips_enabled: bool = Field(
+        True,
+        description="libvips is to be used for images; false reports it 'disabled' in "
+        "/health, as v1 did (v1: VIPS_ENABLED).",
+    )
+    markdown_batch_root: Path | None = Field(
+        None,
+        description="The only folder POST /api/v1/markdown/batch may read and write under "
+        "(v1: MARKDOWN_BATCH_ROOT). Unset: the batch route is refused.",
+    )
+    markdown_batch_max_files: int = Field(
+        1000, ge=1, description="Most files one Markdown batch may convert; more are refused."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the service can be told, with its defaults."""
 
@@ -389,6 +430,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     image: ImageSettings = Field(default_factory=ImageSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
+    v1: V1Settings = Field(default_factory=V1Settings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -426,6 +468,20 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, V1EnvironmentSource(settings_cls), dotenv_settings)
 
 
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_go_bool(value: str) -> bool:
+    """A boolean as Go's ``strconv.ParseBool`` reads it (v1's variables)."""
+    text = value.strip()
+    if text in _GO_TRUE:
+        return True
+    if text in _GO_FALSE:
+        return False
+    raise ValueError(f"'{value}' is not a boolean")
+
+
 #: v1 variable name → (path in the settings tree, converter).
 V1_ALIASES: dict[str, tuple[tuple[str, ...], Any]] = {
     "ENVIRONMENT": (("profile",), lambda v: Profile(v.strip().lower())),
@@ -441,6 +497,15 @@ V1_ALIASES: dict[str, tuple[tuple[str, ...], Any]] = {
     "LOG_LEVEL": (("log", "level"), lambda v: v.strip().upper()),
     "LIBREOFFICE_PATH": (("libreoffice", "soffice_path"), str.strip),
     "FFMPEG_PATH": (("ffmpeg", "ffmpeg_path"), str.strip),
+    "CACHE_ENABLED": (("v1", "cache_enabled"), parse_go_bool),
+    "CACHE_DIRECTORY": (("v1", "cache_directory"), str.strip),
+    "CACHE_TTL": (("v1", "cache_ttl"), parse_duration),
+    # CACHE_MAX_SIZE comes after the older MiB variable, so it wins when both are set.
+    "CACHE_MAX_SIZE_MB": (("v1", "cache_max_size"), lambda v: int(v) * 1024 * 1024),
+    "CACHE_MAX_SIZE": (("v1", "cache_max_size"), int),
+    "CACHE_CLEANUP_AGE": (("v1", "cache_cleanup_age"), parse_duration),
+    "MARKDOWN_BATCH_ROOT": (("v1", "markdown_batch_root"), str.strip),
+    "VIPS_ENABLED": (("v1", "vips_enabled"), parse_go_bool),
 }
 
 

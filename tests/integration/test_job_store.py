@@ -399,6 +399,26 @@ def test_delete_finished_before(store: JobStore) -> None:
     assert {r.id for r in store.list()[0]} == {recent.id, queued.id}
 
 
+def test_jobs_found_by_a_tag_of_their_input(store: JobStore) -> None:
+    tagged = {**INPUT, "v1": {"document_id": "doc-1", "payload": {"id": "doc-1"}}}
+    first = add(store, input=tagged)[0]
+    add(store, input={**INPUT, "v1": {"document_id": "doc-2"}})
+    add(store)
+    second = add(store, operation="ocr", input=tagged)[0]
+    found = store.with_input_tag(("v1", "document_id"), "doc-1")
+    assert [r.id for r in found] == [first.id, second.id]
+    assert found[0].input == tagged
+    assert store.with_input_tag(("v1", "document_id"), "nothing") == []
+    # A split job's parts share its input but are not listed.
+    claimed = store.claim_next("w")
+    assert claimed is not None and claimed.id == first.id
+    store.split(first.id, [{"params": {"pages": "1"}}, {"params": {"pages": "2"}}])
+    assert [r.id for r in store.with_input_tag(("v1", "document_id"), "doc-1")] == [
+        first.id,
+        second.id,
+    ]
+
+
 def test_counts_and_queue_depth(store: JobStore) -> None:
     assert store.counts() == dict.fromkeys(JobStatus, 0)
     assert store.queue_depth() == (0, None)

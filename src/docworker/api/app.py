@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docworker import __version__
 from docworker.api.deps import Services
+from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
@@ -22,6 +23,7 @@ from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import video as video_routes
 from docworker.api.uploads import BodySizeLimit
+from docworker.api.v1.install import install_v1
 from docworker.config import ExecutorKind, Settings
 from docworker.errors import DocworkerError
 from docworker.jobs.events import JobEvents
@@ -97,6 +99,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(screenshot_route.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
     app.add_middleware(RequestContext)
+    install_v1(app, settings)
+    install_docs(app, settings)
     return app
 
 

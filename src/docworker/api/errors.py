@@ -8,7 +8,7 @@ stays in the log. Paths outside ``/api/v2`` keep the v1 error body instead.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import html
 from typing import Any
 
 import structlog
@@ -18,10 +18,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docworker import errors
+from docworker.api.v1.encoding import v1_time
 
 log = structlog.get_logger(__name__)
 
 PROBLEM_TYPE = "urn:docworker:problem:"
+#: Scope keys where v1's router rules keep the request line as the client sent it.
+ORIGINAL_PATH = "docworker.original_path"
+ORIGINAL_METHOD = "docworker.original_method"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 #: Error class → HTTP status. Looked up along the class's ancestry, so a new
@@ -79,8 +83,9 @@ def v1_framework_error(request: Request, status: int, message: str) -> JSONRespo
     """The error body v1 clients know: the union of both v1 framework error shapes."""
     body = {
         "error": message,
-        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "path": request.url.path,
+        "timestamp": v1_time(),
+        # The path as the client sent it, before v1's router rules rewrote it.
+        "path": request.scope.get(ORIGINAL_PATH, request.url.path),
         "code": status,
         "success": False,
     }
@@ -109,6 +114,9 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
     loc = [str(p) for p in first.get("loc", ()) if p not in {"body", "query", "path", "header"}]
+    if not _is_v2(request):
+        # A malformed request is a framework error for v1 clients.
+        return v1_framework_error(request, 400, f"{'.'.join(loc) or 'request'}: {first['msg']}")
     return problem(errors.InvalidParameter(".".join(loc) or "request", str(first["msg"])))
 
 
@@ -117,10 +125,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 413:
         return too_large_response(request, getattr(exc, "size", 0), getattr(exc, "limit", 0))
     if exc.status_code == 404 and not _is_v2(request):
-        return v1_framework_error(request, 404, f"Cannot {request.method} {request.url.path}")
+        return v1_framework_error(request, 404, _cannot(request))
     if exc.status_code == 405 and not _is_v2(request):
         # v1 (Fiber) has no 405: a wrong method is an unknown route.
-        return v1_framework_error(request, 404, f"Cannot {request.method} {request.url.path}")
+        return v1_framework_error(request, 404, _cannot(request))
+    if not _is_v2(request):
+        # Any other framework refusal (a malformed body, ...) in v1's framework shape.
+        return v1_framework_error(request, exc.status_code, str(exc.detail))
     body = {
         "type": "about:blank",
         "title": str(exc.detail),
@@ -130,6 +141,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         body, status_code=exc.status_code, media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers
     )
+
+
+def _cannot(request: Request) -> str:
+    """v1's text for an unknown route: ``Cannot GET /path``, the path HTML-escaped."""
+    path = request.scope.get(ORIGINAL_PATH, request.url.path)
+    method = request.scope.get(ORIGINAL_METHOD, request.method)
+    return f"Cannot {method} {html.escape(path, quote=False)}"
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

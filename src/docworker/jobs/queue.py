@@ -38,15 +38,21 @@ class JobInput:
     blob: StoredBlob
     name: str | None = None
     mime: str | None = None
+    #: What a v1 route recorded about the upload and the request (v1's job ``payload``),
+    #: kept with the input so that ``/api/v1/job/:id`` can answer it. Operations ignore it.
+    v1: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        stored: dict[str, Any] = {
             "uri": self.blob.uri,
             "sha256": self.blob.sha256,
             "size": self.blob.size,
             "name": self.name,
             "mime": self.mime,
         }
+        if self.v1 is not None:
+            stored["v1"] = self.v1
+        return stored
 
 
 #: How often a waiter re-reads the store even without an in-process event, so jobs

@@ -362,6 +362,19 @@ class JobStore:
                 counts[status] = count
         return counts
 
+    def with_input_tag(self, path: tuple[str, ...], value: str) -> Records:
+        """Jobs whose input carries ``value`` at the JSON ``path`` (e.g. the document id a
+        v1 route recorded, ``("v1", "document_id")``), oldest first."""
+        column = Job.input[path].as_string()
+        # Parts of a split job carry their job's input: they are not jobs of their own.
+        query = (
+            select(Job)
+            .where(column == value, Job.parent_id.is_(None))
+            .order_by(Job.created_at, Job.id)
+        )
+        with self._session() as session:
+            return [JobRecord.from_row(job) for job in session.scalars(query)]
+
     def queue_depth(self) -> tuple[int, float | None]:
         """Jobs ready to run, and how long in seconds the longest-waiting one has waited."""
         now = _now()

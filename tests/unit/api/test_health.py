@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docworker.api.routes.health import go_duration
+from docworker.api.v1.encoding import go_duration
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ import importlib.util
 import shutil
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -21,11 +20,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
 from docworker.api.deps import Services, ServicesDep
+from docworker.api.v1.encoding import go_duration, v1_time
 from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DependencyDown
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health", "v1"])
 
 QUEUE_DEPTH = Gauge("docworker_queue_depth", "Queued jobs ready to run.")
 QUEUE_AGE = Gauge("docworker_queue_oldest_age_seconds", "Age of the oldest queued job.")
@@ -56,24 +56,6 @@ def _capabilities(settings: Settings) -> dict[str, Callable[[], str | None]]:
 _probe_cache: dict[str, Any] = {"at": -PROBE_TTL, "services": {}}
 
 
-def go_duration(seconds: float) -> str:
-    """A duration the way Go prints it (``1h2m3.5s``, ``250ms``), as v1 did."""
-    if seconds == 0:
-        return "0s"
-    if seconds < 1:
-        for unit, scale in (("ms", 1e3), ("µs", 1e6), ("ns", 1e9)):
-            if seconds * scale >= 1 or unit == "ns":
-                return f"{seconds * scale:.9g}{unit}".replace("e+", "e")
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{secs:.9f}".rstrip("0").rstrip(".") + "s"
-    if hours:
-        return f"{int(hours)}h{int(minutes)}m{text}"
-    if minutes:
-        return f"{int(minutes)}m{text}"
-    return text
-
-
 def _probe_services(settings: Settings) -> dict[str, dict[str, Any]]:
     now = time.monotonic()
     if now - _probe_cache["at"] < PROBE_TTL:
@@ -81,6 +63,9 @@ def _probe_services(settings: Settings) -> dict[str, dict[str, Any]]:
         return cached
     services: dict[str, dict[str, Any]] = {}
     for key, check in _capabilities(settings).items():
+        if key == "vips" and not settings.v1.vips_enabled:
+            services[key] = {"status": "disabled", "available": False}
+            continue
         reason = check()
         if reason is None:
             services[key] = {"status": "available", "available": True, "version": "detected"}
@@ -142,7 +127,7 @@ def health_report(services: Services) -> tuple[dict[str, Any], int]:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return v1_time()
 
 
 @router.get("/health", operation_id="health", summary="Full health report")

@@ -1,0 +1,209 @@
+"""v1's documents API (§11): ``POST /api/v1/documents/process``,
+``GET /api/v1/documents/:id`` and ``GET /api/v1/documents/:id/jobs``.
+
+v1 declared these routes but never wired them (they always crashed), and had no
+route that made documents. Here a document is an upload accepted by a v1 job
+route (``/api/v1/extract/async/...``): its id is the second UUID of that job's
+v1 payload, recorded with the job's input, and its jobs are found by it in the
+job store. ``documents/process`` runs another operation on the same stored file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from docworker.api.deps import Services, ServicesDep
+from docworker.api.v1 import extraction, schemas
+from docworker.api.v1.encoding import GO_ZERO_TIME, v1_time
+from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.jobs import outcome, processing_job, v1_meta, v1_payload
+from docworker.errors import DocworkerError
+from docworker.jobs.queue import JobInput
+from docworker.jobs.store import JobRecord
+from docworker.storage import StoredBlob
+
+router = APIRouter(prefix="/api/v1", tags=["v1"])
+
+_DOCUMENT_ID = ("v1", "document_id")
+#: ProcessingType → (operation, its parameters, v1 job type, v1 payload additions).
+PROCESSING: dict[str, tuple[str, dict[str, Any], str, dict[str, Any]]] = {
+    "text_extract": (
+        "extract",
+        {"output": "text"},
+        extraction.TEXT_EXTRACTION,
+        {"job_type": "full"},
+    ),
+    "ocr": ("ocr", {"output": "v1", "pages": "1"}, "ocr_processing", {}),
+}
+#: ProcessingTypes of v1 whose operations this service does not have yet.
+NOT_YET = frozenset({"image_convert", "video_convert", "pdf_generate", "thumbnail"})
+_ARCHIVES = ("zip", "x-tar", "gzip", "x-7z", "x-rar", "x-bzip2", "x-xz")
+
+
+def document_type(mime: str) -> str:
+    """v1's document type of a media type."""
+    kind = extraction.source_kind(mime)
+    if kind == "pdf":
+        return "pdf"
+    if kind == "office":
+        return "office"
+    major = mime.split("/", 1)[0]
+    if major in {"image", "video"}:
+        return major
+    if any(mime.endswith("/" + archive) for archive in _ARCHIVES):
+        return "archive"
+    return "text"
+
+
+def _jobs(services: Services, document_id: str) -> list[JobRecord]:
+    try:
+        return services.store.with_input_tag(_DOCUMENT_ID, document_id)
+    except DocworkerError as exc:
+        raise V1Error.wrapping(500, "Failed to get jobs", exc) from None
+
+
+def document(services: Services, records: list[JobRecord]) -> dict[str, Any]:
+    """v1's ``Document`` of the upload that ``records`` (oldest first) share; blocking."""
+    first, last = records[0], records[-1]
+    job_input = first.input or {}
+    mime = str(job_input.get("mime") or "application/octet-stream")
+    state, _, _ = outcome(services, last)
+    body: dict[str, Any] = {
+        "id": v1_meta(first)["document_id"],
+        "name": job_input.get("name") or "",
+        "type": document_type(mime),
+        "path": job_input.get("uri", ""),
+        "size": int(job_input.get("size") or 0),
+        "mime_type": mime,
+        "status": state,
+        "metadata": v1_payload(first).get("metadata") or {},
+        "created_at": v1_time(first.created_at),
+        "updated_at": v1_time(max(r.updated_at for r in records)),
+    }
+    if not body["metadata"]:
+        del body["metadata"]
+    finished = [r.finished_at for r in records if r.finished_at is not None]
+    if finished:
+        body["processed_at"] = v1_time(max(finished))
+    return body
+
+
+@router.get(
+    "/documents/{id}",
+    operation_id="v1_get_document",
+    summary="An uploaded document (v1)",
+    responses={
+        200: {"model": schemas.V1Document, "description": "v1 Document"},
+        **v1_responses((404, "Document not found")),
+    },
+)
+async def get_document(id: str, services: ServicesDep) -> JSONResponse:
+    """A file uploaded to a v1 job route, found by the ``payload.id`` of its job."""
+
+    def read() -> dict[str, Any]:
+        records = _jobs(services, id)
+        if not records:
+            raise V1Error(404, "Document not found", f"failed to get document: {id}: not found")
+        return document(services, records)
+
+    return JSONResponse(await anyio.to_thread.run_sync(read))
+
+
+@router.get(
+    "/documents/{id}/jobs",
+    operation_id="v1_get_document_jobs",
+    summary="The jobs of a document (v1)",
+    responses={
+        200: {
+            "model": list[schemas.V1ProcessingJob],
+            "description": "v1 ProcessingJobs ([] for none)",
+        },
+        **v1_responses((500, "Failed to get jobs")),
+    },
+)
+async def get_document_jobs(id: str, services: ServicesDep) -> JSONResponse:
+    """Every job run on the document, oldest first."""
+
+    def read() -> list[dict[str, Any]]:
+        return [processing_job(services, record) for record in _jobs(services, id)]
+
+    return JSONResponse(await anyio.to_thread.run_sync(read))
+
+
+class ProcessRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    document_id: str = Field(description="The document's id (payload.id of its first job).")
+    type: str = Field(
+        description="ProcessingType: text_extract or ocr here; image_convert, video_convert, "
+        "pdf_generate and thumbnail are refused until their operations exist.",
+        examples=["text_extract"],
+    )
+    parameters: dict[str, Any] | None = Field(None, description="Accepted, not used.")
+    priority: int | None = Field(None, description="Accepted, not used (as in v1).")
+
+
+def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
+    if spec.type not in PROCESSING:
+        reason = "is not available yet" if spec.type in NOT_YET else "is unknown"
+        raise V1Error(500, "Failed to process document", f"processing type '{spec.type}' {reason}")
+    records = _jobs(services, spec.document_id)
+    if not records:
+        raise V1Error(500, "Failed to process document", "failed to get document: not found")
+    stored = records[0].input or {}
+    if not services.blobs.exists(stored["uri"]):
+        raise V1Error(500, "Failed to process document", "the document's file has expired")
+    operation, params, kind, extra = PROCESSING[spec.type]
+    # The upload's part of the first job's payload, and what this job adds to it.
+    first = v1_payload(records[0])
+    payload = {k: v for k, v in first.items() if k in ("id", "input_path", "metadata")} | extra
+    blob = StoredBlob(uri=stored["uri"], sha256=stored["sha256"], size=stored["size"])
+    meta = {"type": kind, "document_id": spec.document_id, "payload": payload}
+    job_input = JobInput(blob, stored.get("name"), stored.get("mime"), v1=meta)
+    try:
+        record, _ = services.queue.submit(operation, params, job_input)
+    except DocworkerError as exc:
+        raise V1Error.wrapping(500, "Failed to process document", exc) from None
+    return record
+
+
+@router.post(
+    "/documents/process",
+    operation_id="v1_process_document",
+    summary="Run a processing on an uploaded document (v1)",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ProcessRequest.model_json_schema()}},
+        }
+    },
+    responses={
+        202: {"model": schemas.V1ProcessingResult, "description": "v1 ProcessingResult"},
+        **v1_responses((400, "Invalid request body"), (500, "Failed to process document")),
+    },
+)
+async def process(request: Request, services: ServicesDep) -> JSONResponse:
+    """Queue a ``text_extract`` or ``ocr`` job on the document's stored file; the job is
+    on ``/api/v1/jobs/:jobId`` and in ``/api/v1/documents/:id/jobs``."""
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise V1Error(400, "Invalid request body", "Unprocessable Entity")
+    try:
+        spec = ProcessRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise V1Error(400, "Invalid request body", str(exc.errors()[0]["msg"])) from None
+    record = await anyio.to_thread.run_sync(_resubmit, services, spec)
+    body = {
+        "job_id": record.id,
+        "document_id": spec.document_id,
+        "type": spec.type,
+        "status": "pending",
+        "duration": 0,
+        "completed_at": GO_ZERO_TIME,
+    }
+    return JSONResponse(body, status_code=202)

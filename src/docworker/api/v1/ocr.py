@@ -1,0 +1,79 @@
+"""v1's OCR (§6): ``/api/v1/ocr/image`` and ``/api/v1/ocr/document``.
+
+Both run the ``ocr`` operation with its ``v1`` output, which is v1's
+``OCRResult`` already (v1's character whitelist, its heuristic confidence, the
+first page of a document, v1's metadata keys); the service's OCR language,
+resolution and page segmentation mode settings (``OCR_LANGUAGE``, ``OCR_DPI``,
+``OCR_PSM``) apply. Any failure is v1's ``500 OCR processing failed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from docworker.api.deps import ServicesDep
+from docworker.api.v1 import schemas
+from docworker.api.v1.errors import v1_responses
+from docworker.api.v1.intake import multipart_body, receive_upload, run_and_wait, upload_form
+
+router = APIRouter(prefix="/api/v1", tags=["v1"])
+
+FAILURE = "OCR processing failed"
+_ERRORS = v1_responses(
+    (400, "File upload error"), (500, "Failed to save uploaded file"), (500, FAILURE)
+)
+OCR_EXAMPLE = {
+    "text": "The quick brown fox",
+    "confidence": 0.6,
+    "language": "tur+eng",
+    "page_count": 1,
+    "metadata": {"input_file": "scan.png", "psm": 1, "dpi": 300},
+}
+
+
+async def _ocr(request: Request, services: ServicesDep, params: dict[str, Any]) -> JSONResponse:
+    _, file = await upload_form(request)
+    upload = await receive_upload(services, request, file)
+    _, payload = await run_and_wait(services, "ocr", params, upload.job_input, FAILURE)
+    return JSONResponse(payload)
+
+
+@router.post(
+    "/ocr/image",
+    operation_id="v1_ocr_image",
+    summary="OCR of an image (v1)",
+    openapi_extra=multipart_body({}),
+    responses={
+        200: {
+            "model": schemas.V1OcrResult,
+            "description": "v1 OCRResult; metadata {input_file, psm, dpi}",
+            "content": {"application/json": {"example": OCR_EXAMPLE}},
+        },
+        **_ERRORS,
+    },
+)
+async def ocr_image(request: Request, services: ServicesDep) -> JSONResponse:
+    """The text of an uploaded image (every frame of a multi-frame image)."""
+    return await _ocr(request, services, {"output": "v1"})
+
+
+@router.post(
+    "/ocr/document",
+    operation_id="v1_ocr_document",
+    summary="OCR of a document's first page (v1)",
+    openapi_extra=multipart_body({}),
+    responses={
+        200: {
+            "model": schemas.V1OcrResult,
+            "description": "v1 OCRResult; metadata {input_file, psm, dpi, source_type, "
+            "page_number, source_file}",
+        },
+        **_ERRORS,
+    },
+)
+async def ocr_document(request: Request, services: ServicesDep) -> JSONResponse:
+    """The text of the first page of a PDF or an office document (converted to PDF first)."""
+    return await _ocr(request, services, {"output": "v1", "pages": "1"})
