@@ -213,6 +213,24 @@ class FetchSettings(BaseModel):
     )
 
 
+class PdfToolSettings(BaseModel):
+    max_pages: int = Field(
+        5000,
+        ge=1,
+        description="Most pages a PDF tool (merge, split, rotate, ...) reads, all inputs "
+        "together, and writes.",
+    )
+    max_inputs: int = Field(
+        50, ge=1, description="Most PDFs one merge takes, and most files one attach adds."
+    )
+    max_input_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1,
+        description="Largest input file (each PDF, each attachment) of a PDF tool, in bytes.",
+    )
+    max_outputs: int = Field(1000, ge=1, description="Most files one split may make.")
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -249,6 +267,7 @@ class Settings(BaseSettings):
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    pdf: PdfToolSettings = Field(default_factory=PdfToolSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -15,11 +15,13 @@ from docworker.operations.base import Operation, OperationParams
 from docworker.operations.chunk import ChunkOperation
 from docworker.operations.extract import ExtractOperation
 from docworker.operations.ocr import OcrOperation
+from docworker.operations.pdf import PdfOperation
 
 OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
     ChunkOperation.name: ChunkOperation(),
     OcrOperation.name: OcrOperation(),
+    PdfOperation.name: PdfOperation(),
 }
 
 
@@ -55,3 +57,5 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 SECRET_PARAMS = frozenset({"password"})
+#: The pdf operation's passwords for the file it encrypts.
+SECRET_PARAMS |= {"user_password", "owner_password"}

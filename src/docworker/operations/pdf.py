@@ -1,0 +1,374 @@
+"""The ``pdf`` operation: PDF → PDF tools, one ``action`` per job.
+
+``split``, ``rotate``, ``extract_pages``, ``flatten``, ``compress``, ``pdfa``,
+``metadata``, ``encrypt`` and ``decrypt`` work on the job's PDF; ``merge`` joins it
+with the job's further PDFs (in upload order) and ``attach`` embeds the job's further
+files in it. The PDF writing is :mod:`docworker.render.pdf_tools` (with
+:mod:`~docworker.render.pdf_compress` and :mod:`~docworker.render.pdf_metadata`) on
+pikepdf; the files made are the job's artifacts (a split makes one per part), and the
+payload says what was done. Parameters are checked per action: one that the action
+does not take, or one it needs and did not get, is refused by name.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+import pikepdf
+from pydantic import Field, SecretStr, model_validator
+
+from docworker.errors import InvalidParameter, LimitExceeded, PayloadTooLarge, UnsupportedFormat
+from docworker.formats.detect import detect
+from docworker.operations.base import (
+    Artifact,
+    InputFile,
+    OperationContext,
+    OperationParams,
+    PagesParam,
+    Result,
+)
+from docworker.render import pdf_compress, pdf_metadata, pdf_tools
+
+PDF = "application/pdf"
+
+
+class PdfAction(StrEnum):
+    MERGE = "merge"
+    SPLIT = "split"
+    ROTATE = "rotate"
+    EXTRACT_PAGES = "extract_pages"
+    FLATTEN = "flatten"
+    COMPRESS = "compress"
+    PDFA = "pdfa"
+    METADATA = "metadata"
+    ENCRYPT = "encrypt"
+    DECRYPT = "decrypt"
+    ATTACH = "attach"
+
+
+Permission = Literal[
+    "print",
+    "print_high_quality",
+    "modify",
+    "copy",
+    "annotate",
+    "fill_forms",
+    "extract_for_accessibility",
+    "assemble",
+]
+
+#: The parameters each action takes besides ``action`` and ``password``.
+ACTION_PARAMS: dict[PdfAction, frozenset[str]] = {
+    PdfAction.MERGE: frozenset(),
+    PdfAction.SPLIT: frozenset({"ranges", "every"}),
+    PdfAction.ROTATE: frozenset({"angle", "pages"}),
+    PdfAction.EXTRACT_PAGES: frozenset({"pages"}),
+    PdfAction.FLATTEN: frozenset(),
+    PdfAction.COMPRESS: frozenset({"max_image_dpi", "image_quality"}),
+    PdfAction.PDFA: frozenset({"level"}),
+    PdfAction.METADATA: frozenset({"set_metadata"}),
+    PdfAction.ENCRYPT: frozenset({"user_password", "owner_password", "permissions"}),
+    PdfAction.DECRYPT: frozenset(),
+    PdfAction.ATTACH: frozenset({"descriptions"}),
+}
+#: Parameters an action cannot do without.
+_REQUIRED: dict[PdfAction, tuple[str, ...]] = {
+    PdfAction.ROTATE: ("angle",),
+    PdfAction.EXTRACT_PAGES: ("pages",),
+    PdfAction.DECRYPT: ("password",),
+}
+
+
+class PdfParams(OperationParams):
+    action: PdfAction = Field(description="What to do: " + ", ".join(a.value for a in PdfAction))
+    password: SecretStr | None = Field(
+        None, description="Password of the encrypted input PDF(s); required by decrypt."
+    )
+    pages: PagesParam = Field(
+        None,
+        description="rotate: the pages to turn (default: all); extract_pages: the pages to "
+        "keep, in the order written ('3,1-2').",
+    )
+    ranges: str | None = Field(
+        None,
+        description="split: one output per comma-separated range, e.g. '1-3,4-6,7-'.",
+        examples=["1-3,4-6"],
+    )
+    every: int | None = Field(
+        None, ge=1, description="split: one output per run of this many pages (1: per page)."
+    )
+    angle: Literal[90, 180, 270, -90, -180, -270] | None = Field(
+        None, description="rotate: degrees clockwise (negative: anticlockwise)."
+    )
+    max_image_dpi: int | None = Field(
+        None,
+        ge=36,
+        le=2400,
+        description="compress: resample images drawn above this resolution down to it "
+        "(lossy, JPEG); default: lossless repacking only.",
+    )
+    image_quality: int | None = Field(
+        None, ge=10, le=95, description="compress: JPEG quality of resampled images (75)."
+    )
+    level: Literal["1b", "2b", "3b"] | None = Field(
+        None, description="pdfa: the PDF/A part and conformance to declare (default 2b)."
+    )
+    set_metadata: dict[str, str | None] | None = Field(
+        None,
+        description="metadata: fields to write (title, author, subject, keywords, creator, "
+        "producer, creation_date, modification_date as ISO 8601, or custom keys); null "
+        "removes a field. Without it, metadata only reads.",
+    )
+    user_password: SecretStr | None = Field(
+        None, description="encrypt: the password that opens the document."
+    )
+    owner_password: SecretStr | None = Field(
+        None,
+        description="encrypt: the password that lifts the permissions (default: a random "
+        "one nobody keeps).",
+    )
+    permissions: list[Permission] | None = Field(
+        None,
+        description="encrypt: what a reader opening with the user password may do "
+        "(default: everything; [] : nothing).",
+    )
+    descriptions: list[str] | None = Field(
+        None, description="attach: a description per attached file, in upload order."
+    )
+
+    @model_validator(mode="after")
+    def _check_action(self) -> PdfParams:
+        """Refuse parameters the action does not take and require the ones it needs."""
+        allowed = ACTION_PARAMS[self.action] | {"action", "password"}
+        for name in sorted(self.model_fields_set - allowed):
+            if getattr(self, name) is not None:
+                raise InvalidParameter(name, f"the {self.action.value} action does not take it")
+        for name in _REQUIRED.get(self.action, ()):
+            if getattr(self, name) is None:
+                raise InvalidParameter(name, f"the {self.action.value} action needs it")
+        if self.action is PdfAction.SPLIT and (self.ranges is None) == (self.every is None):
+            raise InvalidParameter("ranges", "split takes either 'ranges' or 'every'")
+        if self.action is PdfAction.ENCRYPT and not (self.user_password or self.owner_password):
+            raise InvalidParameter("user_password", "encrypt needs a user or an owner password")
+        if self.set_metadata is not None:
+            pdf_metadata.check_metadata(self.set_metadata)
+        return self
+
+    def secret(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else None
+
+
+#: The artifact each single-output action makes.
+OUTPUT_NAMES: dict[PdfAction, str] = {
+    PdfAction.MERGE: "merged.pdf",
+    PdfAction.ROTATE: "rotated.pdf",
+    PdfAction.EXTRACT_PAGES: "extracted.pdf",
+    PdfAction.FLATTEN: "flattened.pdf",
+    PdfAction.COMPRESS: "compressed.pdf",
+    PdfAction.PDFA: "pdfa.pdf",
+    PdfAction.METADATA: "metadata.pdf",
+    PdfAction.ENCRYPT: "encrypted.pdf",
+    PdfAction.DECRYPT: "decrypted.pdf",
+    PdfAction.ATTACH: "attached.pdf",
+}
+
+
+class PdfOperation:
+    name: ClassVar[str] = "pdf"
+    summary: ClassVar[str] = (
+        "PDF tools: merge, split, rotate, extract pages, flatten forms, compress, PDF/A, "
+        "metadata, encrypt, decrypt, attach files."
+    )
+    queue: ClassVar[str] = "convert"
+    Params: ClassVar[type[OperationParams]] = PdfParams
+
+    def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
+        assert isinstance(params, PdfParams)
+        _check_pdf(ctx, source, "file")
+        pdf = pdf_tools.open_pdf(source.path, params.secret("password"))
+        with pdf:
+            page_count = len(pdf.pages)
+            _check_pages(ctx, page_count)
+            payload, artifacts = _ACTIONS[params.action](ctx, source, pdf, params)
+        return Result(
+            payload={"action": params.action.value, "page_count": page_count, **payload},
+            artifacts=artifacts,
+        )
+
+
+_Done = tuple[dict[str, Any], list[Artifact]]
+
+
+def _check_pdf(ctx: OperationContext, source: InputFile, name: str) -> None:
+    """Refuse a file over the size limit or that is not a PDF (by its content)."""
+    limit = ctx.settings.pdf.max_input_bytes
+    size = source.path.stat().st_size
+    if size > limit:
+        raise PayloadTooLarge(f"{name} bytes", size, limit)
+    mime = detect(source.path, source.name).mime
+    if mime != PDF:
+        raise UnsupportedFormat(mime, f"{name}: the pdf operation takes PDF files, not {mime}")
+
+
+def _check_pages(ctx: OperationContext, count: int) -> None:
+    limit = ctx.settings.pdf.max_pages
+    if count > limit:
+        raise LimitExceeded("pages", count, limit)
+
+
+def _write(
+    ctx: OperationContext, pdf: pikepdf.Pdf, name: str, **options: Any
+) -> tuple[Artifact, dict[str, Any]]:
+    """Save ``pdf`` as the artifact ``name``; with its description for the payload."""
+    target = ctx.artifact_path(name)
+    pdf_tools.save_pdf(pdf, target, **options)
+    return Artifact(name, target, PDF), {
+        "name": name,
+        "pages": len(pdf.pages),
+        "size": target.stat().st_size,
+    }
+
+
+def _single(ctx: OperationContext, pdf: pikepdf.Pdf, action: PdfAction, **options: Any) -> _Done:
+    artifact, output = _write(ctx, pdf, OUTPUT_NAMES[action], **options)
+    return {"outputs": [output]}, [artifact]
+
+
+def _split(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams) -> _Done:
+    groups = pdf_tools.split_groups(len(pdf.pages), params.ranges, params.every)
+    limit = ctx.settings.pdf.max_outputs
+    if len(groups) > limit:
+        raise LimitExceeded("split outputs", len(groups), limit)
+    _check_pages(ctx, sum(len(group) for group in groups))
+    width = len(str(len(groups)))
+    artifacts, outputs = [], []
+    for index, group in enumerate(groups, start=1):
+        if ctx.cancelled():
+            break
+        with pdf_tools.copy_pages(pdf, group) as part:
+            artifact, output = _write(ctx, part, f"part-{index:0{width}d}.pdf")
+        artifacts.append(artifact)
+        outputs.append(output | {"source_pages": group})
+        ctx.progress(index / len(groups), f"part {index} of {len(groups)}")
+    return {"outputs": outputs}, artifacts
+
+
+def _rotate(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams) -> _Done:
+    total = len(pdf.pages)
+    numbers = pdf_tools.ordered_pages(params.pages, total) if params.pages else range(1, total + 1)
+    chosen = sorted(set(numbers))
+    assert params.angle is not None
+    pdf_tools.rotate(pdf, chosen, params.angle)
+    payload, artifacts = _single(ctx, pdf, params.action)
+    rotations = [{"page": n, "rotation": pdf_tools.page_rotation(pdf, n)} for n in chosen]
+    return payload | {"rotated_pages": chosen, "rotations": rotations}, artifacts
+
+
+def _extract(
+    ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
+) -> _Done:
+    assert params.pages is not None
+    numbers = pdf_tools.ordered_pages(params.pages, len(pdf.pages))
+    _check_pages(ctx, len(numbers))
+    with pdf_tools.copy_pages(pdf, numbers) as extracted:
+        payload, artifacts = _single(ctx, extracted, params.action)
+    return payload | {"source_pages": numbers}, artifacts
+
+
+def _flatten(
+    ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
+) -> _Done:
+    fields = pdf_tools.flatten(pdf)
+    payload, artifacts = _single(ctx, pdf, params.action)
+    return payload | {"form_fields": fields}, artifacts
+
+
+def _compress(
+    ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
+) -> _Done:
+    images = None
+    if params.max_image_dpi is not None:
+        quality = params.image_quality or 75
+        images = pdf_compress.downsample_images(pdf, params.max_image_dpi, quality).as_dict()
+    payload, artifacts = _single(ctx, pdf, params.action, **pdf_compress.lossless_options())
+    before, after = source.path.stat().st_size, payload["outputs"][0]["size"]
+    return payload | {
+        "bytes_before": before,
+        "bytes_after": after,
+        "saved_ratio": round(1 - after / before, 4) if before else 0.0,
+        "images": images,
+    }, artifacts
+
+
+def _pdfa(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams) -> _Done:
+    level = params.level or "2b"
+    problems = pdf_metadata.make_pdfa(pdf, level)
+    payload, artifacts = _single(ctx, pdf, params.action, **pdf_metadata.pdfa_save_options(level))
+    return payload | {
+        "pdfa": {
+            "level": level,
+            "declared": True,
+            "validated": False,
+            "problems": problems,
+        }
+    }, artifacts
+
+
+def _metadata(
+    ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
+) -> _Done:
+    if params.set_metadata is None:
+        return pdf_metadata.read_metadata(pdf), []
+    pdf_metadata.write_metadata(pdf, params.set_metadata)
+    payload, artifacts = _single(ctx, pdf, params.action)
+    return payload | pdf_metadata.read_metadata(pdf), artifacts
+
+
+def _encrypt(
+    ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
+) -> _Done:
+    settings, random_owner = pdf_tools.encryption(
+        params.secret("user_password"), params.secret("owner_password"), params.permissions
+    )
+    payload, artifacts = _single(ctx, pdf, params.action, encryption=settings)
+    allowed = set(pdf_tools.PERMISSIONS) if params.permissions is None else set(params.permissions)
+    return payload | {
+        "encryption": {
+            "algorithm": "AES-256",
+            "revision": 6,
+            "user_password": bool(params.user_password),
+            "owner_password": "random" if random_owner else "given",
+            "permissions": {name: name in allowed for name in pdf_tools.PERMISSIONS},
+        }
+    }, artifacts
+
+
+def _decrypt(
+    ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
+) -> _Done:
+    was = pdf_tools.encryption_info(pdf)
+    payload, artifacts = _single(ctx, pdf, params.action)
+    return payload | {"was_encrypted": was is not None, "encryption": was}, artifacts
+
+
+def _not_yet(
+    ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
+) -> _Done:
+    raise InvalidParameter("action", f"{params.action.value} takes several files: not available")
+
+
+_ACTIONS: dict[PdfAction, Any] = {
+    PdfAction.MERGE: _not_yet,
+    PdfAction.SPLIT: _split,
+    PdfAction.ROTATE: _rotate,
+    PdfAction.EXTRACT_PAGES: _extract,
+    PdfAction.FLATTEN: _flatten,
+    PdfAction.COMPRESS: _compress,
+    PdfAction.PDFA: _pdfa,
+    PdfAction.METADATA: _metadata,
+    PdfAction.ENCRYPT: _encrypt,
+    PdfAction.DECRYPT: _decrypt,
+    PdfAction.ATTACH: _not_yet,
+}
