@@ -18,7 +18,13 @@ from typing import Any, ClassVar, Literal
 import pikepdf
 from pydantic import Field, SecretStr, model_validator
 
-from docworker.errors import InvalidParameter, LimitExceeded, PayloadTooLarge, UnsupportedFormat
+from docworker.errors import (
+    InvalidParameter,
+    LimitExceeded,
+    PasswordRequired,
+    PayloadTooLarge,
+    UnsupportedFormat,
+)
 from docworker.formats.detect import detect
 from docworker.operations.base import (
     Artifact,
@@ -76,14 +82,15 @@ ACTION_PARAMS: dict[PdfAction, frozenset[str]] = {
 _REQUIRED: dict[PdfAction, tuple[str, ...]] = {
     PdfAction.ROTATE: ("angle",),
     PdfAction.EXTRACT_PAGES: ("pages",),
-    PdfAction.DECRYPT: ("password",),
 }
 
 
 class PdfParams(OperationParams):
     action: PdfAction = Field(description="What to do: " + ", ".join(a.value for a in PdfAction))
     password: SecretStr | None = Field(
-        None, description="Password of the encrypted input PDF(s); required by decrypt."
+        None,
+        description="Password of the encrypted input PDF(s); decrypt needs the password "
+        "that opens the file (its owner password when it opens without one).",
     )
     pages: PagesParam = Field(
         None,
@@ -349,6 +356,10 @@ def _decrypt(
     ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
 ) -> _Done:
     was = pdf_tools.encryption_info(pdf)
+    if was is not None and params.password is None:
+        # Opened without a password (it has an owner password only): lifting its
+        # restrictions takes the owner password.
+        raise PasswordRequired("pdf", "removing this PDF's encryption takes its owner password")
     payload, artifacts = _single(ctx, pdf, params.action)
     return payload | {"was_encrypted": was is not None, "encryption": was}, artifacts
 
