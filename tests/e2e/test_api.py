@@ -331,3 +331,38 @@ def test_legacy_word_goes_through_the_workers_libreoffice(client: httpx.Client) 
     body = response.json()
     assert body["format"] == "doc"
     assert body["content"].strip()
+
+
+def test_a_job_takes_further_input_files_in_order(client: httpx.Client) -> None:
+    files = [
+        ("file", ("a.txt", b"first input\n", "text/plain")),
+        ("files", ("b.txt", b"second input\n", "text/plain")),
+        ("files", ("c.txt", b"third input\n", "text/plain")),
+    ]
+    data = {"operation": "extract", "params": json.dumps({"output": "text"})}
+    headers = {"Idempotency-Key": "e2e-others-1"}
+    answer = client.post("/api/v2/jobs", files=files, data=data, headers=headers)
+    assert answer.status_code == 202, answer.text
+    job_input = answer.json()["input"]
+    assert job_input["name"] == "a.txt"
+    assert [o["name"] for o in job_input["others"]] == ["b.txt", "c.txt"]
+    assert _poll(client, answer.json()["id"])["status"] == "succeeded"
+    # The same key with other further inputs is another request.
+    changed = [*files[:2], ("files", ("d.txt", b"fourth input\n", "text/plain"))]
+    conflict = client.post("/api/v2/jobs", files=changed, data=data, headers=headers)
+    assert conflict.status_code == 409, conflict.text
+    # Named by URI in JSON, in the same order.
+    uris = [f"blob://inputs/{o['sha256']}" for o in job_input["others"]]
+    by_uri = client.post(
+        "/api/v2/jobs",
+        json={
+            "operation": "extract",
+            "input_uri": f"blob://inputs/{job_input['sha256']}",
+            "other_input_uris": uris[::-1],
+        },
+    )
+    assert by_uri.status_code == 202, by_uri.text
+    assert [o["name"] for o in by_uri.json()["input"]["others"]] == [None, None]
+    assert [o["sha256"] for o in by_uri.json()["input"]["others"]] == [
+        o["sha256"] for o in job_input["others"][::-1]
+    ]

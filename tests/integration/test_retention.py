@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from docworker.jobs.retention import purge_expired
 from docworker.jobs.store import JobStatus, JobStore, NewJob
-from docworker.storage import BlobStore
+from docworker.storage import BlobStore, StoredBlob
 
 
 def test_purge_keeps_shared_inputs_until_the_last_job_goes(tmp_path: Path) -> None:
@@ -31,4 +32,33 @@ def test_purge_keeps_shared_inputs_until_the_last_job_goes(tmp_path: Path) -> No
     store.request_cancel(second.id)
     assert purge_expired(store, blobs, retention=0) == 1
     assert not blobs.exists(blob.uri)
+    store.close()
+
+
+def test_further_inputs_are_kept_while_a_job_names_them(tmp_path: Path) -> None:
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store.migrate()
+    blobs = BlobStore(f"file://{tmp_path / 'blobs'}")
+    main = blobs.put_stream(io.BytesIO(b"first input"))
+    other = blobs.put_stream(io.BytesIO(b"second input"))
+
+    def spec(blob: StoredBlob, *others: StoredBlob) -> dict[str, Any]:
+        entry: dict[str, Any] = {"uri": blob.uri, "sha256": blob.sha256, "size": blob.size}
+        if others:
+            entry["others"] = [spec(o) for o in others]
+        return entry
+
+    merged, _ = store.create(NewJob(operation="pdf", params={}, input=spec(main, other)))
+    alone, _ = store.create(NewJob(operation="extract", params={}, input=spec(other)))
+    assert store.inputs_in_use({main.uri, other.uri}) == {main.uri, other.uri}
+
+    store.request_cancel(alone.id)  # 'other' is still named by the merge job's others
+    assert purge_expired(store, blobs, retention=0) == 1
+    assert blobs.exists(other.uri)
+    assert store.inputs_in_use({other.uri}) == {other.uri}
+
+    store.request_cancel(merged.id)
+    assert purge_expired(store, blobs, retention=0) == 1
+    assert not blobs.exists(main.uri)
+    assert not blobs.exists(other.uri)
     store.close()

@@ -24,11 +24,27 @@ class Problem(BaseModel):
     instance: str | None = None
 
 
-class JobInputPublic(BaseModel):
+class InputFilePublic(BaseModel):
     name: str | None = None
     mime: str | None = None
     size: int | None = None
     sha256: str | None = None
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> InputFilePublic:
+        return cls(**{k: stored.get(k) for k in InputFilePublic.model_fields})
+
+
+class JobInputPublic(InputFilePublic):
+    others: list[InputFilePublic] = Field(
+        default_factory=list, description="The job's further input files, in order."
+    )
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> JobInputPublic:
+        first = InputFilePublic.of(stored).model_dump()
+        others = [InputFilePublic.of(other) for other in stored.get("others") or []]
+        return cls(**first, others=others)
 
 
 class JobLinks(BaseModel):
@@ -77,9 +93,7 @@ class JobPublic(BaseModel):
             status=record.status,
             params=public_params(record.params),
             priority=record.priority,
-            input=JobInputPublic(**{k: job_input.get(k) for k in JobInputPublic.model_fields})
-            if job_input
-            else None,
+            input=JobInputPublic.of(job_input) if job_input else None,
             attempts=record.attempts,
             max_attempts=record.max_attempts,
             progress=record.progress,
@@ -119,6 +133,11 @@ class JobCreate(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"output": "markdown"}])
     input_uri: str | None = Field(
         None, description="A blob:// URI returned by an earlier job's input.", examples=[None]
+    )
+    other_input_uris: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Further inputs (blob:// URIs), in order, after input_uri.",
     )
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
     idempotency_key: str | None = Field(None, max_length=200)

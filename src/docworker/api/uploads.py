@@ -43,6 +43,16 @@ async def store_upload(services: Services, upload: UploadFile | None) -> JobInpu
     return JobInput(blob=blob, name=_client_name(upload))
 
 
+async def store_uploads(
+    services: Services, uploads: list[UploadFile], *, field: str = "file"
+) -> list[JobInput]:
+    """Stream several uploaded file parts to the blob store, in order: the first is the
+    job's input, the others its further inputs (``queue.submit(..., others=...)``)."""
+    if not uploads:
+        raise InvalidParameter(field, f"at least one multipart part named '{field}' is required")
+    return [await store_upload(services, upload) for upload in uploads]
+
+
 class RequestTooLarge(StarletteHTTPException):
     """Raised while the body is read; an HTTP exception so that body parsing passes it on."""
 

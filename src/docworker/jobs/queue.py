@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
 
-from docworker.errors import Conflict, NotFound, error_from_dict
+from docworker.errors import Conflict, InvalidParameter, NotFound, error_from_dict
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
 from docworker.operations import dump_params, get_operation, validate_params
@@ -77,15 +78,22 @@ class JobQueue:
         *,
         priority: int = 0,
         idempotency_key: str | None = None,
+        others: Sequence[JobInput] = (),
     ) -> tuple[JobRecord, bool]:
-        """Validate and queue a job; returns the job and whether it is new."""
+        """Validate and queue a job; returns the job and whether it is new. ``others``
+        are the job's further input files, after ``job_input``."""
         op = get_operation(operation)
         checked = validate_params(op, params)
+        stored = job_input.as_dict() if job_input else None
+        if others:
+            if stored is None:
+                raise InvalidParameter("file", "further input files need a first one")
+            stored["others"] = [other.as_dict() for other in others]
         record, created = self.store.create(
             NewJob(
                 operation=operation,
                 params=dump_params(checked),
-                input=job_input.as_dict() if job_input else None,
+                input=stored,
                 priority=priority,
                 idempotency_key=idempotency_key,
                 max_attempts=self.max_attempts,

@@ -26,6 +26,7 @@ def purge_expired(store: JobStore, blobs: BlobStore, *, retention: float) -> int
         blobs.delete(BlobStore.results_of(record.id))
         if record.input and record.input.get("uri"):
             inputs.add(str(record.input["uri"]))
+            inputs.update(str(o["uri"]) for o in record.input.get("others") or [] if o.get("uri"))
     for uri in inputs - store.inputs_in_use(inputs):
         blobs.delete(uri)
     if deleted:

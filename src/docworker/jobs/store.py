@@ -37,8 +37,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
+    String,
     and_,
     case,
+    cast,
     create_engine,
     event,
     func,
@@ -161,7 +163,9 @@ def _as_stored(value: dict[str, Any]) -> Any:
 
 def _same_request(existing: JobRecord, new: NewJob) -> JobRecord:
     def sha(given: dict[str, Any] | None) -> Any:
-        return None if given is None else given.get("sha256")
+        if given is None:
+            return None
+        return [given.get("sha256"), *(o.get("sha256") for o in given.get("others") or [])]
 
     if (
         existing.operation != new.operation
@@ -661,8 +665,13 @@ class JobStore:
             return set()
         column = Job.input["uri"].as_string()
         query = select(column).where(column.in_(list(uris))).distinct()
+        # Further inputs (``input.others``) are few: their jobs are read and looked through.
+        with_others = select(Job.input).where(cast(Job.input, String).contains('"others"'))
         with self._session() as session:
-            return {uri for uri in session.scalars(query).all() if uri is not None}
+            used = {uri for uri in session.scalars(query).all() if uri is not None}
+            for job_input in session.scalars(with_others):
+                used.update(str(o.get("uri")) for o in (job_input or {}).get("others") or [])
+        return used & set(uris)
 
     # -- helpers ------------------------------------------------------------------
 

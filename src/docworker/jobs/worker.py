@@ -151,7 +151,10 @@ def run_job(
                 convert=convert,
                 workdir=Path(workdir),
             )
-            source = InputFile(path, spec.get("name"), spec.get("mime"), spec.get("sha256"))
+            others = tuple(_other_input(stack, store, other) for other in spec.get("others") or [])
+            source = InputFile(
+                path, spec.get("name"), spec.get("mime"), spec.get("sha256"), others=others
+            )
             if message.get("parts") is not None:
                 if not isinstance(operation, Splittable):
                     raise ProcessingFailed(f"the {operation.name} operation cannot merge parts")
@@ -188,6 +191,13 @@ def split_plan(settings: Settings) -> SplitPlan | None:
     if parts < 2 or executor.split_min_pages < 1:
         return None
     return SplitPlan(parts=parts, min_pages=executor.split_min_pages)
+
+
+def _other_input(stack: contextlib.ExitStack, store: BlobStore, spec: dict[str, Any]) -> InputFile:
+    """One of the job's further input files, copied to local disk for the job's life."""
+    suffix = PurePosixPath(spec.get("name") or "").suffix[:16]
+    path = stack.enter_context(store.local_copy(spec["uri"], suffix))
+    return InputFile(path, spec.get("name"), spec.get("mime"), spec.get("sha256"))
 
 
 def _part_result(stack: contextlib.ExitStack, store: BlobStore, item: dict[str, Any]) -> PartResult:

@@ -46,6 +46,9 @@ class InputFile:
     name: str | None = None
     mime: str | None = None
     sha256: str | None = None
+    #: The job's further input files, in the order they were given (the PDFs after the
+    #: first of a merge, the files to attach, a watermark image); empty for most jobs.
+    others: tuple[InputFile, ...] = ()
 
 
 @dataclass

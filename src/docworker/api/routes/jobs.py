@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from docworker.api.deps import QueueDep, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import JobCreate, JobList, JobPublic
-from docworker.api.uploads import store_upload
+from docworker.api.uploads import store_uploads
 from docworker.errors import InvalidParameter, NotFound
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStatus
@@ -67,6 +67,12 @@ def _params_field(raw: str | None) -> dict[str, Any]:
                             "priority": {"type": "integer", "default": 0},
                             "idempotency_key": {"type": "string"},
                             "file": {"type": "string", "format": "binary"},
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "Further input files, in order (the PDFs "
+                                "after the first of a merge, files to attach).",
+                            },
                         },
                     }
                 },
@@ -87,6 +93,7 @@ async def create_job(
     if content_type.startswith("application/json"):
         spec = JobCreate.model_validate(await request.json())
         job_input = _stored_input(services.blobs, spec.input_uri) if spec.input_uri else None
+        others = [_stored_input(services.blobs, uri) for uri in spec.other_input_uris]
         operation, params, priority, key = (
             spec.operation,
             spec.params,
@@ -95,8 +102,14 @@ async def create_job(
         )
     else:
         form = await request.form(max_part_size=1024 * 1024)
-        upload = form.get("file")
-        job_input = await store_upload(services, upload if isinstance(upload, UploadFile) else None)
+        uploads = [
+            part
+            for name in ("file", "files")
+            for part in form.getlist(name)
+            if isinstance(part, UploadFile)
+        ]
+        stored = await store_uploads(services, uploads)
+        job_input, others = stored[0], stored[1:]
         operation = str(form.get("operation") or "")
         params = _params_field(str(form.get("params") or "") or None)
         priority = _int_field(form.get("priority"), "priority")
@@ -108,6 +121,7 @@ async def create_job(
             job_input,
             priority=priority,
             idempotency_key=idempotency_header or key,
+            others=others,
         )
     )
     return job_response(record, 202 if created else 200)
