@@ -12,6 +12,7 @@ does not take, or one it needs and did not get, is refused by name.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
@@ -193,7 +194,10 @@ class PdfOperation:
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, PdfParams)
+        _check_inputs(ctx, source, params.action)
         _check_pdf(ctx, source, "file")
+        if params.action is PdfAction.MERGE:
+            return _merge(ctx, source, params)
         pdf = pdf_tools.open_pdf(source.path, params.secret("password"))
         with pdf:
             page_count = len(pdf.pages)
@@ -208,12 +212,33 @@ class PdfOperation:
 _Done = tuple[dict[str, Any], list[Artifact]]
 
 
-def _check_pdf(ctx: OperationContext, source: InputFile, name: str) -> None:
-    """Refuse a file over the size limit or that is not a PDF (by its content)."""
+def _check_inputs(ctx: OperationContext, source: InputFile, action: PdfAction) -> None:
+    """Refuse further input files where the action takes none, too few or too many."""
+    others = len(source.others)
+    if action is PdfAction.MERGE and not others:
+        raise InvalidParameter("files", "merge needs at least two PDFs")
+    if action is PdfAction.ATTACH and not others:
+        raise InvalidParameter("attachments", "attach needs at least one file to attach")
+    if action not in (PdfAction.MERGE, PdfAction.ATTACH) and others:
+        raise InvalidParameter("files", f"the {action.value} action takes one file")
+    limit = ctx.settings.pdf.max_inputs
+    count = others + 1 if action is PdfAction.MERGE else others
+    if count > limit:
+        raise LimitExceeded("input files", count, limit)
+    for index, other in enumerate(source.others, start=1):
+        _check_size(ctx, other, f"input {index + 1}")
+
+
+def _check_size(ctx: OperationContext, source: InputFile, name: str) -> None:
     limit = ctx.settings.pdf.max_input_bytes
     size = source.path.stat().st_size
     if size > limit:
         raise PayloadTooLarge(f"{name} bytes", size, limit)
+
+
+def _check_pdf(ctx: OperationContext, source: InputFile, name: str) -> None:
+    """Refuse a file over the size limit or that is not a PDF (by its content)."""
+    _check_size(ctx, source, name)
     mime = detect(source.path, source.name).mime
     if mime != PDF:
         raise UnsupportedFormat(mime, f"{name}: the pdf operation takes PDF files, not {mime}")
@@ -364,14 +389,47 @@ def _decrypt(
     return payload | {"was_encrypted": was is not None, "encryption": was}, artifacts
 
 
-def _not_yet(
-    ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams
-) -> _Done:
-    raise InvalidParameter("action", f"{params.action.value} takes several files: not available")
+def _merge(ctx: OperationContext, source: InputFile, params: PdfParams) -> Result:
+    """The job's PDF and its further PDFs, in order, as one."""
+    inputs = [source, *source.others]
+    for index, other in enumerate(source.others, start=2):
+        _check_pdf(ctx, other, f"input {index}")
+    with ExitStack() as stack:
+        pdfs = [
+            stack.enter_context(pdf_tools.open_pdf(item.path, params.secret("password")))
+            for item in inputs
+        ]
+        counts = [len(pdf.pages) for pdf in pdfs]
+        _check_pages(ctx, sum(counts))
+        with pdf_tools.merge(pdfs) as merged:
+            payload, artifacts = _single(ctx, merged, params.action)
+    payload |= {
+        "action": params.action.value,
+        "page_count": sum(counts),
+        "inputs": [{"name": item.name, "pages": n} for item, n in zip(inputs, counts, strict=True)],
+    }
+    return Result(payload=payload, artifacts=artifacts)
+
+
+def _attach(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams) -> _Done:
+    descriptions = params.descriptions or []
+    files = [
+        pdf_tools.Attachment(
+            other.path,
+            other.name or f"attachment-{index}",
+            descriptions[index - 1] if index <= len(descriptions) else None,
+        )
+        for index, other in enumerate(source.others, start=1)
+    ]
+    attached = pdf_tools.attach(pdf, files)
+    payload, artifacts = _single(ctx, pdf, params.action)
+    return payload | {
+        "attached": attached,
+        "attachments": pdf_tools.list_attachments(pdf),
+    }, artifacts
 
 
 _ACTIONS: dict[PdfAction, Any] = {
-    PdfAction.MERGE: _not_yet,
     PdfAction.SPLIT: _split,
     PdfAction.ROTATE: _rotate,
     PdfAction.EXTRACT_PAGES: _extract,
@@ -381,5 +439,5 @@ _ACTIONS: dict[PdfAction, Any] = {
     PdfAction.METADATA: _metadata,
     PdfAction.ENCRYPT: _encrypt,
     PdfAction.DECRYPT: _decrypt,
-    PdfAction.ATTACH: _not_yet,
+    PdfAction.ATTACH: _attach,
 }

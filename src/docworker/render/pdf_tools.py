@@ -46,7 +46,9 @@ def open_pdf(path: Path, password: str | None = None) -> pikepdf.Pdf:
     except pikepdf.PasswordError as exc:
         raise (WrongPassword("pdf") if password else PasswordRequired("pdf")) from exc
     except (pikepdf.PdfError, ValueError, OSError) as exc:
-        raise CorruptDocument("pdf", str(exc).splitlines()[0] if str(exc) else "") from exc
+        # qpdf names the file it read: a private temporary path the client never saw.
+        reason = (str(exc).splitlines() or ["unreadable"])[0].replace(str(path), "file")
+        raise CorruptDocument("pdf", reason) from exc
 
 
 def save_pdf(

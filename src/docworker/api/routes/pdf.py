@@ -15,11 +15,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from docworker.api.deps import ServicesDep
 from docworker.api.routes.pdf_answer import responses, run_pdf_job
-from docworker.api.uploads import store_upload
-from docworker.errors import InvalidParameter
+from docworker.api.uploads import store_upload, store_uploads
+from docworker.errors import InvalidParameter, LimitExceeded
 
 router = APIRouter(prefix="/api/v2/pdf", tags=["pdf"])
 
@@ -37,6 +38,73 @@ AcceptHeader = Annotated[str | None, Header()]
 def _given(**fields: Any) -> dict[str, Any]:
     """The form fields a client sent (empty strings count as not sent)."""
     return {name: value for name, value in fields.items() if value not in (None, "")}
+
+
+@router.post(
+    "/merge",
+    operation_id="pdf_merge",
+    summary="Merge several PDFs into one",
+    responses=responses("The merged PDF"),
+)
+async def merge(
+    services: ServicesDep,
+    files: Annotated[
+        list[UploadFile], File(description="The PDFs, in the order their pages are wanted.")
+    ],
+    password: PasswordField = None,
+    wait: WaitQuery = None,
+    priority: PriorityField = 0,
+    accept: AcceptHeader = None,
+) -> Response:
+    """Send two or more ``files`` parts; the pages follow in upload order. Form fields
+    stay fillable; the document information is the first file's."""
+    _count(services, "files", len(files))
+    first, *others = await store_uploads(services, _parts(files), field="files")
+    params = {"action": "merge", **_given(password=password)}
+    return await run_pdf_job(services, params, first, wait, priority, accept, others=others)
+
+
+@router.post(
+    "/attach",
+    operation_id="pdf_attach",
+    summary="Embed files in a PDF",
+    responses=responses("The PDF with the files embedded"),
+)
+async def attach(
+    services: ServicesDep,
+    file: FileField,
+    attachments: Annotated[
+        list[UploadFile], File(description="The files to embed, each under its file name.")
+    ],
+    descriptions: Annotated[
+        list[str] | None, Form(description="A description per attachment, in the same order.")
+    ] = None,
+    password: PasswordField = None,
+    wait: WaitQuery = None,
+    priority: PriorityField = 0,
+    accept: AcceptHeader = None,
+) -> Response:
+    """Each ``attachments`` part is embedded (EmbeddedFiles) under its file name; a name
+    already taken gets a number. The JSON result lists the PDF's attachments."""
+    _count(services, "attachments", len(attachments))
+    job_input = await store_upload(services, file)
+    others = await store_uploads(services, _parts(attachments), field="attachments")
+    params: dict[str, Any] = {"action": "attach", **_given(password=password)}
+    if descriptions:
+        params["descriptions"] = descriptions
+    return await run_pdf_job(services, params, job_input, wait, priority, accept, others=others)
+
+
+def _parts(uploads: list[UploadFile]) -> list[StarletteUploadFile]:
+    # FastAPI's UploadFile is Starlette's with OpenAPI support; a list is not covariant.
+    return list[StarletteUploadFile](uploads)
+
+
+def _count(services: ServicesDep, field: str, count: int) -> None:
+    """Refuse more files than the settings allow, before any is stored."""
+    limit = services.settings.pdf.max_inputs
+    if count > limit:
+        raise LimitExceeded(f"{field} count", count, limit)
 
 
 @router.post(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import anyio.to_thread
@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from docworker.api.deps import Services
 from docworker.api.errors import problem_responses
-from docworker.api.routes.extract import submit_and_wait
 from docworker.api.routes.jobs import artifact_response, job_response
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
@@ -59,9 +58,11 @@ async def run_pdf_job(
     priority: int,
     accept: str | None,
     zip_name: str = "pdfs.zip",
+    others: Sequence[JobInput] = (),
 ) -> Response:
-    """Submit the ``pdf`` job, wait for it, and answer as the module says."""
-    record = await submit_and_wait(services, "pdf", params, job_input, wait, priority)
+    """Submit the ``pdf`` job (``others``: its further input files), wait for it, and
+    answer as the module says."""
+    record = await _submit_and_wait(services, params, job_input, others, wait, priority)
     if record.status not in TERMINAL_STATUSES:
         return job_response(record, 202)
     payload = await anyio.to_thread.run_sync(services.queue.result, record)
@@ -74,6 +75,23 @@ async def run_pdf_job(
         entry, stream = await anyio.to_thread.run_sync(queue.artifact, record, artifacts[0]["name"])
         return artifact_response(record.id, entry, stream)
     return await zip_response(services, record, [a["name"] for a in artifacts], zip_name)
+
+
+async def _submit_and_wait(
+    services: Services,
+    params: dict[str, Any],
+    job_input: JobInput,
+    others: Sequence[JobInput],
+    wait: float | None,
+    priority: int,
+) -> JobRecord:
+    queue = services.queue
+    record, _ = await anyio.to_thread.run_sync(
+        lambda: queue.submit("pdf", params, job_input, priority=priority, others=others)
+    )
+    server = services.settings.server
+    timeout = server.default_wait if wait is None else wait
+    return await queue.wait(record.id, min(timeout, server.max_wait))
 
 
 async def zip_response(
