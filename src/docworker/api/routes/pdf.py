@@ -26,7 +26,10 @@ router = APIRouter(prefix="/api/v2/pdf", tags=["pdf"])
 
 FileField = Annotated[UploadFile, File(description="The PDF.")]
 PasswordField = Annotated[
-    str | None, Form(description="Password of the encrypted input PDF.", format="password")
+    str | None,
+    Form(
+        description="Password of the encrypted input PDF.", json_schema_extra={"format": "password"}
+    ),
 ]
 WaitQuery = Annotated[
     float | None, Query(ge=0, description="Seconds to wait for the result before a 202.")
@@ -306,13 +309,17 @@ async def encrypt(
     services: ServicesDep,
     file: FileField,
     user_password: Annotated[
-        str | None, Form(description="Password that opens the document.", format="password")
+        str | None,
+        Form(
+            description="Password that opens the document.",
+            json_schema_extra={"format": "password"},
+        ),
     ] = None,
     owner_password: Annotated[
         str | None,
         Form(
             description="Password that lifts the permissions (default: random, not kept).",
-            format="password",
+            json_schema_extra={"format": "password"},
         ),
     ] = None,
     permissions: Annotated[
@@ -349,7 +356,10 @@ async def decrypt(
     file: FileField,
     password: Annotated[
         str | None,
-        Form(description="The user or owner password of the PDF.", format="password"),
+        Form(
+            description="The user or owner password of the PDF.",
+            json_schema_extra={"format": "password"},
+        ),
     ] = None,
     wait: WaitQuery = None,
     priority: PriorityField = 0,
