@@ -12,6 +12,7 @@ does not take, or one it needs and did not get, is refused by name.
 
 from __future__ import annotations
 
+import shutil
 from contextlib import ExitStack
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -260,10 +261,19 @@ def _write(
         "name": name,
         "pages": len(pdf.pages),
         "size": target.stat().st_size,
+        "encrypted": bool(options.get("encryption")),
     }
 
 
+#: Actions that change the file in place: their output keeps the input's encryption.
+_KEEP_ENCRYPTION = frozenset(
+    {PdfAction.ROTATE, PdfAction.FLATTEN, PdfAction.COMPRESS, PdfAction.METADATA, PdfAction.ATTACH}
+)
+
+
 def _single(ctx: OperationContext, pdf: pikepdf.Pdf, action: PdfAction, **options: Any) -> _Done:
+    if action in _KEEP_ENCRYPTION:
+        options["encryption"] = pdf.is_encrypted
     artifact, output = _write(ctx, pdf, OUTPUT_NAMES[action], **options)
     return {"outputs": [output]}, [artifact]
 
@@ -324,12 +334,19 @@ def _compress(
     if params.max_image_dpi is not None:
         quality = params.image_quality or 75
         images = pdf_compress.downsample_images(pdf, params.max_image_dpi, quality).as_dict()
-    payload, artifacts = _single(ctx, pdf, params.action, **pdf_compress.lossless_options())
+    options = pdf_compress.lossless_options(encrypted=pdf.is_encrypted)
+    payload, artifacts = _single(ctx, pdf, params.action, **options)
     before, after = source.path.stat().st_size, payload["outputs"][0]["size"]
+    unchanged = after >= before
+    if unchanged:
+        # Already as small as qpdf makes it: the input itself is the smallest answer.
+        shutil.copyfile(source.path, artifacts[0].path)
+        after = payload["outputs"][0]["size"] = before
     return payload | {
         "bytes_before": before,
         "bytes_after": after,
         "saved_ratio": round(1 - after / before, 4) if before else 0.0,
+        "unchanged": unchanged,
         "images": images,
     }, artifacts
 

@@ -33,14 +33,18 @@ Matrix = tuple[float, float, float, float, float, float]
 _IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 
-def lossless_options() -> dict[str, Any]:
-    """:meth:`pikepdf.Pdf.save` options that repack the file without losing anything."""
-    return {
+def lossless_options(encrypted: bool = False) -> dict[str, Any]:
+    """:meth:`pikepdf.Pdf.save` options that repack the file without losing anything.
+    qpdf cannot decode and re-encode the streams of a file it writes encrypted: such a
+    file only gets object streams and compression of its uncompressed streams."""
+    options: dict[str, Any] = {
         "object_stream_mode": pikepdf.ObjectStreamMode.generate,
         "compress_streams": True,
-        "recompress_flate": True,
-        "stream_decode_level": pikepdf.StreamDecodeLevel.generalized,
     }
+    if not encrypted:
+        options["recompress_flate"] = True
+        options["stream_decode_level"] = pikepdf.StreamDecodeLevel.generalized
+    return options
 
 
 @dataclass

@@ -55,13 +55,14 @@ def save_pdf(
     pdf: pikepdf.Pdf,
     target: Path,
     *,
-    encryption: pikepdf.Encryption | None = None,
+    encryption: pikepdf.Encryption | bool = False,
     **options: Any,
 ) -> None:
-    """Write ``pdf`` to ``target``: unencrypted unless ``encryption`` is given; ``options``
-    go to :meth:`pikepdf.Pdf.save` (object streams, stream recompression, version)."""
+    """Write ``pdf`` to ``target``: unencrypted, or with ``encryption`` (True: the
+    encryption it was opened with, passwords and permissions alike); ``options`` go to
+    :meth:`pikepdf.Pdf.save` (object streams, stream recompression, version)."""
     try:
-        pdf.save(target, encryption=encryption or False, **options)
+        pdf.save(target, encryption=encryption, **options)
     except pikepdf.PdfError as exc:
         raise CorruptDocument("pdf", f"it could not be written back: {exc}") from exc
 

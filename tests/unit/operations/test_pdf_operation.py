@@ -201,6 +201,20 @@ def test_decrypt_needs_the_password(tmp_path: Path) -> None:
     assert texts(output) == texts(ENCRYPTED, "1234")
 
 
+def test_changes_in_place_keep_the_encryption(tmp_path: Path) -> None:
+    rotated = only(run(tmp_path, ENCRYPTED, action="rotate", angle=90, password="1234"))
+    with pytest.raises(pikepdf.PasswordError):
+        pikepdf.open(rotated)
+    with pikepdf.open(rotated, password="1234") as pdf:
+        assert int(pdf.pages[0].obj.Rotate) == 90
+        assert not pdf.allow.print_lowres and not pdf.allow.extract
+    with pikepdf.open(rotated, password="owner") as pdf:
+        assert pdf.owner_password_matched
+    pages = only(run(tmp_path, ENCRYPTED, action="extract_pages", pages="1", password="1234"))
+    with pikepdf.open(pages) as pdf:
+        assert not pdf.is_encrypted
+
+
 def test_merge_keeps_pages_in_upload_order(tmp_path: Path) -> None:
     result = run(tmp_path, MINIMAL, (ARTICLE, MINIMAL), action="merge")
     expected = texts(MINIMAL) + texts(ARTICLE) + texts(MINIMAL)
