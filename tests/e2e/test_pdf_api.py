@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pikepdf
+import pikepdf.pdfa
 import pypdfium2
 import pytest
 
@@ -20,6 +21,8 @@ pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="test corpus not pre
 ARTICLE = CORPUS / "pdf" / "multi-page-article.pdf"
 MINIMAL = CORPUS / "pdf" / "minimal-document.pdf"
 ENCRYPTED = CORPUS / "pdf" / "encrypted-password-1234.pdf"
+LATEX = CORPUS / "pdf" / "latex-multicolumn.pdf"
+SCANNED = CORPUS / "pdf" / "scanned-ocr-test.pdf"
 PROBLEM = "application/problem+json"
 
 
@@ -138,6 +141,22 @@ def test_attach_embeds_the_uploaded_files(client: httpx.Client) -> None:
         assert pdf.attachments["notes.txt"].description == "Reader's notes"
         embedded = pdf.attachments["multi-page-article.pdf"].get_file().read_bytes()
         assert embedded == ARTICLE.read_bytes()
+
+
+def test_pdfa_answers_a_validated_file_or_the_findings(client: httpx.Client) -> None:
+    answer = client.post("/api/v2/pdf/pdfa", files={"file": _file(LATEX)}, data={"level": "2b"})
+    assert answer.status_code == 200, answer.text
+    assert pikepdf.pdfa.validate_written(io.BytesIO(answer.content), "2b").passed
+    refused = client.post("/api/v2/pdf/pdfa", files={"file": _file(SCANNED)}, data={"level": "1b"})
+    assert refused.status_code == 422
+    assert refused.json()["verdict"] == "fail" and refused.json()["findings"]
+    lenient = client.post(
+        "/api/v2/pdf/pdfa",
+        files={"file": _file(SCANNED)},
+        data={"level": "1b", "strict": "false"},
+        headers={"Accept": "application/json"},
+    )
+    assert lenient.json()["pdfa"]["verdict"] == "fail"
 
 
 def test_errors_are_problems(client: httpx.Client) -> None:

@@ -36,7 +36,7 @@ from docworker.operations.base import (
     PagesParam,
     Result,
 )
-from docworker.render import pdf_compress, pdf_metadata, pdf_tools
+from docworker.render import pdf_compress, pdf_metadata, pdf_tools, pdfa
 
 PDF = "application/pdf"
 
@@ -74,7 +74,7 @@ ACTION_PARAMS: dict[PdfAction, frozenset[str]] = {
     PdfAction.EXTRACT_PAGES: frozenset({"pages"}),
     PdfAction.FLATTEN: frozenset(),
     PdfAction.COMPRESS: frozenset({"max_image_dpi", "image_quality"}),
-    PdfAction.PDFA: frozenset({"level"}),
+    PdfAction.PDFA: frozenset({"level", "strict"}),
     PdfAction.METADATA: frozenset({"set_metadata"}),
     PdfAction.ENCRYPT: frozenset({"user_password", "owner_password", "permissions"}),
     PdfAction.DECRYPT: frozenset(),
@@ -121,7 +121,12 @@ class PdfParams(OperationParams):
         None, ge=10, le=95, description="compress: JPEG quality of resampled images (75)."
     )
     level: Literal["1b", "2b", "3b"] | None = Field(
-        None, description="pdfa: the PDF/A part and conformance to declare (default 2b)."
+        None, description="pdfa: the PDF/A part and conformance level (default 2b)."
+    )
+    strict: bool | None = Field(
+        None,
+        description="pdfa: refuse a file the PDF/A validator does not pass (default true); "
+        "false: answer it anyway, with the validator's findings in the result.",
     )
     set_metadata: dict[str, str | None] | None = Field(
         None,
@@ -353,16 +358,11 @@ def _compress(
 
 def _pdfa(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams) -> _Done:
     level = params.level or "2b"
-    problems = pdf_metadata.make_pdfa(pdf, level)
-    payload, artifacts = _single(ctx, pdf, params.action, **pdf_metadata.pdfa_save_options(level))
-    return payload | {
-        "pdfa": {
-            "level": level,
-            "declared": True,
-            "validated": False,
-            "problems": problems,
-        }
-    }, artifacts
+    name = OUTPUT_NAMES[params.action]
+    target = ctx.artifact_path(name)
+    outcome = pdfa.write_pdfa(pdf, target, level, strict=params.strict is not False)
+    output = {"name": name, "pages": len(pdf.pages), "size": target.stat().st_size}
+    return {"outputs": [output], "pdfa": outcome.as_dict()}, [Artifact(name, target, PDF)]
 
 
 def _metadata(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
+import pikepdf.pdfa
 import pypdfium2
 import pytest
 
@@ -19,6 +20,7 @@ from docworker.errors import (
     InvalidParameter,
     LimitExceeded,
     PasswordRequired,
+    ProcessingFailed,
     UnsupportedFormat,
     WrongPassword,
 )
@@ -33,6 +35,9 @@ MINIMAL = CORPUS / "pdf/minimal-document.pdf"  # 1 page
 FORM = CORPUS / "pdf/acroform-fields.pdf"
 ENCRYPTED = CORPUS / "pdf/encrypted-password-1234.pdf"  # user 1234, owner 'owner'
 REDBOOK = CORPUS / "pdf/ibm-redbook-sampled.pdf"
+LATEX = CORPUS / "pdf/latex-multicolumn.pdf"
+ATTACHED = CORPUS / "pdf/with-embedded-attachment.pdf"
+SCANNED = CORPUS / "pdf/scanned-ocr-test.pdf"
 OPERATION = get_operation("pdf")
 
 
@@ -235,18 +240,33 @@ def test_attach_embeds_the_files_byte_for_byte(tmp_path: Path) -> None:
     assert texts(only(result)) == texts(ARTICLE)
 
 
-def test_pdfa_declares_the_level_with_an_output_intent(tmp_path: Path) -> None:
-    result = run(tmp_path, ARTICLE, action="pdfa", level="1b")
+@pytest.mark.parametrize("level", ["1b", "2b", "3b"])
+def test_pdfa_passes_the_validator_on_the_bytes_written(tmp_path: Path, level: str) -> None:
+    result = run(tmp_path, LATEX, action="pdfa", level=level)
     output = only(result)
+    assert result.payload["pdfa"]["verdict"] == "pass"
+    assert pikepdf.pdfa.validate_written(output, level).passed
     with pikepdf.open(output) as pdf:
-        assert pdf.pdf_version == "1.4"
+        assert pdf.pdf_version == "1.4" if level == "1b" else pdf.pdf_version <= "1.7"
         intent = pdf.Root.OutputIntents[0]
-        assert intent.S == pikepdf.Name.GTS_PDFA1
-        assert intent.DestOutputProfile.N == 3
-        meta = pdf.open_metadata()
-        assert meta.pdfa_status == "1B"
-    assert result.payload["pdfa"]["validated"] is False
-    assert texts(output) == texts(ARTICLE)
+        assert intent.S == pikepdf.Name.GTS_PDFA1 and intent.DestOutputProfile.N == 3
+        assert pdf.open_metadata().pdfa_status == level.upper()
+    assert texts(output) == texts(LATEX)
+
+
+def test_pdfa_refuses_what_the_validator_does_not_pass_unless_told(tmp_path: Path) -> None:
+    with pytest.raises(ProcessingFailed) as refused:
+        run(tmp_path, ATTACHED, action="pdfa", level="3b")
+    assert refused.value.fields["verdict"] in {"fail", "not_checked"}
+    assert refused.value.fields["findings"][0]["rule"]
+    lenient = run(tmp_path, SCANNED, action="pdfa", level="1b", strict=False)
+    assert lenient.payload["pdfa"]["verdict"] == "fail"
+    assert any("transparency" in f["message"] for f in lenient.payload["pdfa"]["findings"])
+    assert texts(only(lenient)) == texts(SCANNED)
+    # PDF/A-2 forbids embedded files it cannot check: they go, and the result says so.
+    cleaned = run(tmp_path, ATTACHED, action="pdfa", level="2b")
+    assert cleaned.payload["pdfa"]["verdict"] == "pass"
+    assert any("embedded file" in r for r in cleaned.payload["pdfa"]["removed"])
 
 
 @pytest.mark.parametrize(

@@ -236,23 +236,31 @@ async def compress(
 @router.post(
     "/pdfa",
     operation_id="pdf_pdfa",
-    summary="Convert a PDF to PDF/A-1b, 2b or 3b",
-    responses=responses("The PDF/A file"),
+    summary="Convert a PDF to PDF/A-1b, 2b or 3b, validated",
+    responses=responses("The PDF/A file, which passed the validator"),
 )
 async def pdfa(
     services: ServicesDep,
     file: FileField,
     level: Annotated[str, Form(description="1b, 2b or 3b.", examples=["2b"])] = "2b",
+    strict: Annotated[
+        bool,
+        Form(
+            description="Refuse (422) a file the PDF/A validator does not pass; false: answer "
+            "it anyway, the findings in the JSON result."
+        ),
+    ] = True,
     password: PasswordField = None,
     wait: WaitQuery = None,
     priority: PriorityField = 0,
     accept: AcceptHeader = None,
 ) -> Response:
     """Adds what the level requires of the file's structure (sRGB output intent, XMP
-    identification, no encryption or JavaScript). Content is not redrawn: the JSON
-    result lists ``problems`` (fonts not embedded, transparency for 1b) that keep the
-    file from conforming. It is not validated here."""
-    params = {"action": "pdfa", "level": level, **_given(password=password)}
+    identification, no JavaScript or open action; no embedded files for 1b and 2b),
+    writes it and validates the bytes written (pikepdf's PDF/A validator, veraPDF's rule
+    ids). Content is not redrawn: a file whose content breaks the level, or uses what
+    the validator cannot check, is refused with the findings unless ``strict=false``."""
+    params = {"action": "pdfa", "level": level, "strict": strict, **_given(password=password)}
     job_input = await store_upload(services, file)
     return await run_pdf_job(services, params, job_input, wait, priority, accept)
 
