@@ -30,7 +30,8 @@ from docworker.operations.pdf import PdfOperation, PdfParams
 _PASSWORD = re.compile(r"user password=(\S+?)[,;]")
 
 
-def _passwords(corpus: Path) -> dict[str, str]:
+def corpus_passwords(corpus: Path) -> dict[str, str]:
+    """Corpus path → the user password MANIFEST.tsv gives for it."""
     found = {}
     for line in (corpus / "MANIFEST.tsv").read_text().splitlines()[1:]:
         columns = line.split("\t")
@@ -74,7 +75,7 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=75, help="JPEG quality of the lossy run")
     args = parser.parse_args()
     corpus = corpus_root()
-    passwords = _passwords(corpus)
+    passwords = corpus_passwords(corpus)
     totals = [0, 0, 0]
     print(
         f"{'file':40} {'bytes':>9} {'lossless':>9} {'saved':>6} {'images':>9} {'saved':>6} "

@@ -12,7 +12,8 @@ content, some font programs) is reported ``unsupported`` and the verdict is
 
 Before that, this module removes what the level forbids and a reader can do without:
 the document's open action and, for PDF/A-1 and 2, embedded files (PDF/A-2 allows
-only PDF/A files, which cannot be told here). Each removal is reported.
+only PDF/A files, which cannot be told here). Each removal is reported. It also drops
+a catalog /Version and, for PDF/A-3, completes embedded file specifications.
 
 With ``strict`` (the default) a file that does not pass is refused with the
 validator's findings; otherwise it is written all the same (declaring the level it
@@ -96,6 +97,12 @@ def _remove_forbidden(pdf: pikepdf.Pdf, level: str) -> list[str]:
     if "/OpenAction" in pdf.Root:
         del pdf.Root["/OpenAction"]
         removed.append("the open action (the page or script run when the file opens)")
+    if "/Version" in pdf.Root:
+        # The header version the level's settings write is the file's version; a
+        # catalog /Version (which overrides it) would claim a later one.
+        del pdf.Root["/Version"]
+    if level[0] == "3":
+        _complete_file_specs(pdf)
     if level[0] in "12":
         for name in list(pdf.attachments):
             removed.append(f"embedded file '{name}' (PDF/A-{level[0]} does not allow it)")
@@ -105,3 +112,25 @@ def _remove_forbidden(pdf: pikepdf.Pdf, level: str) -> list[str]:
         if "/AF" in pdf.Root:
             del pdf.Root["/AF"]
     return removed
+
+
+def _complete_file_specs(pdf: pikepdf.Pdf) -> None:
+    """PDF/A-3 wants each embedded file's specification an indirect object with both
+    /F and /UF names; some writers put them in the name tree directly, or name once."""
+    names = pdf.Root.get("/Names")
+    tree = names.get("/EmbeddedFiles") if isinstance(names, pikepdf.Dictionary) else None
+    pending = [tree] if isinstance(tree, pikepdf.Dictionary) else []
+    while pending and len(pending) < 10_000:
+        node = pending.pop()
+        entries = node.get("/Names")
+        if isinstance(entries, pikepdf.Array):
+            for index in range(1, len(entries), 2):
+                spec = entries[index]
+                if not isinstance(spec, pikepdf.Dictionary):
+                    continue
+                name = spec.get("/UF", spec.get("/F", entries[index - 1]))
+                spec.F = spec.get("/F", name)
+                spec.UF = spec.get("/UF", name)
+                if not spec.is_indirect:
+                    entries[index] = pdf.make_indirect(spec)
+        pending.extend(kid for kid in node.get("/Kids", []) if isinstance(kid, pikepdf.Dictionary))
