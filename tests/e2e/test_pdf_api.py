@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -78,6 +79,50 @@ def test_json_when_the_client_accepts_only_json(client: httpx.Client) -> None:
     assert [a["name"] for a in body["artifacts"]] == ["part-1.pdf", "part-2.pdf", "part-3.pdf"]
     part = client.get(f"/api/v2/jobs/{body['job_id']}/artifacts/part-3.pdf")
     assert texts(part.content) == texts(ARTICLE.read_bytes())[4:]
+
+
+def _finished(client: httpx.Client, job_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job: dict[str, object] = client.get(f"/api/v2/jobs/{job_id}").json()
+        if job["status"] not in {"queued", "running"}:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def test_not_finished_within_wait_answers_the_job(client: httpx.Client) -> None:
+    answer = client.post(
+        "/api/v2/pdf/extract_pages",
+        params={"wait": 0},
+        files={"file": _file(ARTICLE)},
+        data={"pages": "5,1"},
+    )
+    assert answer.status_code == 202
+    job_id = answer.json()["id"]
+    assert _finished(client, job_id)["status"] == "succeeded"
+    result = client.get(f"/api/v2/jobs/{job_id}/result").json()
+    assert result["source_pages"] == [5, 1]
+    pdf = client.get(f"/api/v2/jobs/{job_id}/artifacts/extracted.pdf")
+    source = texts(ARTICLE.read_bytes())
+    assert texts(pdf.content) == [source[4], source[0]]
+
+
+def test_merge_as_a_job_with_several_files(client: httpx.Client) -> None:
+    created = client.post(
+        "/api/v2/jobs",
+        data={"operation": "pdf", "params": json.dumps({"action": "merge"})},
+        files=[("files", _file(ARTICLE)), ("files", _file(MINIMAL))],
+    )
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    assert _finished(client, job_id)["status"] == "succeeded"
+    merged = client.get(f"/api/v2/jobs/{job_id}/artifacts/merged.pdf")
+    assert texts(merged.content) == texts(ARTICLE.read_bytes()) + texts(MINIMAL.read_bytes())
+    listed = client.get("/api/v2/operations").json()["operations"]
+    pdf = next(op for op in listed if op["name"] == "pdf")
+    assert pdf["queue"] == "convert"
+    assert "merge" in pdf["params_schema"]["$defs"]["PdfAction"]["enum"]
 
 
 def test_rotate_and_metadata(client: httpx.Client) -> None:
