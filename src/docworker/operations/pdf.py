@@ -13,6 +13,7 @@ does not take, or one it needs and did not get, is refused by name.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from contextlib import ExitStack
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -446,7 +447,9 @@ def _attach(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: 
     }, artifacts
 
 
-_ACTIONS: dict[PdfAction, Any] = {
+_ACTIONS: dict[
+    PdfAction, Callable[[OperationContext, InputFile, pikepdf.Pdf, PdfParams], _Done]
+] = {
     PdfAction.SPLIT: _split,
     PdfAction.ROTATE: _rotate,
     PdfAction.EXTRACT_PAGES: _extract,

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from docworker.api.deps import Services
 from docworker.api.errors import problem_responses
+from docworker.api.routes.extract import submit_and_wait
 from docworker.api.routes.jobs import artifact_response, job_response
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
@@ -62,7 +63,7 @@ async def run_pdf_job(
 ) -> Response:
     """Submit the ``pdf`` job (``others``: its further input files), wait for it, and
     answer as the module says."""
-    record = await _submit_and_wait(services, params, job_input, others, wait, priority)
+    record = await submit_and_wait(services, "pdf", params, job_input, wait, priority, others)
     if record.status not in TERMINAL_STATUSES:
         return job_response(record, 202)
     payload = await anyio.to_thread.run_sync(services.queue.result, record)
@@ -75,23 +76,6 @@ async def run_pdf_job(
         entry, stream = await anyio.to_thread.run_sync(queue.artifact, record, artifacts[0]["name"])
         return artifact_response(record.id, entry, stream)
     return await zip_response(services, record, [a["name"] for a in artifacts], zip_name)
-
-
-async def _submit_and_wait(
-    services: Services,
-    params: dict[str, Any],
-    job_input: JobInput,
-    others: Sequence[JobInput],
-    wait: float | None,
-    priority: int,
-) -> JobRecord:
-    queue = services.queue
-    record, _ = await anyio.to_thread.run_sync(
-        lambda: queue.submit("pdf", params, job_input, priority=priority, others=others)
-    )
-    server = services.settings.server
-    timeout = server.default_wait if wait is None else wait
-    return await queue.wait(record.id, min(timeout, server.max_wait))
 
 
 async def zip_response(
