@@ -338,8 +338,10 @@ def _compress(
 ) -> _Done:
     images = None
     if params.max_image_dpi is not None:
-        quality = params.image_quality or 75
-        images = pdf_compress.downsample_images(pdf, params.max_image_dpi, quality).as_dict()
+        resampling = pdf_compress.Resampling(
+            params.max_image_dpi, params.image_quality or 75, ctx.limits.max_pixels
+        )
+        images = pdf_compress.downsample_images(pdf, resampling).as_dict()
     options = pdf_compress.lossless_options(encrypted=pdf.is_encrypted)
     payload, artifacts = _single(ctx, pdf, params.action, **options)
     before, after = source.path.stat().st_size, payload["outputs"][0]["size"]

@@ -68,12 +68,22 @@ class ImageReport:
         }
 
 
-def downsample_images(pdf: pikepdf.Pdf, max_dpi: int, quality: int) -> ImageReport:
-    """Resample every image drawn above ``max_dpi`` to it, as JPEG at ``quality``."""
+@dataclass(frozen=True)
+class Resampling:
+    """How images are resampled: down to ``max_dpi`` as drawn, stored as JPEG at
+    ``quality``; images of more than ``max_pixels`` are not decoded at all."""
+
+    max_dpi: int
+    quality: int = 75
+    max_pixels: int = 100_000_000
+
+
+def downsample_images(pdf: pikepdf.Pdf, resampling: Resampling) -> ImageReport:
+    """Resample every image drawn above ``resampling.max_dpi`` to it (see the module)."""
     report = ImageReport()
     for image, width_pt, height_pt in _drawn_images(pdf):
         report.seen += 1
-        _downsample(image, width_pt, height_pt, max_dpi, quality, report)
+        _downsample(image, width_pt, height_pt, resampling, report)
     return report
 
 
@@ -150,17 +160,18 @@ def _downsample(
     image: pikepdf.Object,
     width_pt: float,
     height_pt: float,
-    max_dpi: int,
-    quality: int,
+    resampling: Resampling,
     report: ImageReport,
 ) -> None:
     reason = _unsuitable(image)
+    width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
+    if reason is None and width * height > resampling.max_pixels:
+        reason = "over the pixel limit"
     if reason:
         report.skip(reason)
         return
-    width, height = int(image.Width), int(image.Height)
-    target_w = max(1, round(width_pt / 72 * max_dpi))
-    target_h = max(1, round(height_pt / 72 * max_dpi))
+    target_w = max(1, round(width_pt / 72 * resampling.max_dpi))
+    target_h = max(1, round(height_pt / 72 * resampling.max_dpi))
     if width <= target_w * _SLACK or height <= target_h * _SLACK:
         report.skip("at or under the resolution")
         return
@@ -173,7 +184,7 @@ def _downsample(
     assert mode is not None
     resized = pil.convert(mode).resize((target_w, target_h), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
-    resized.save(buffer, "JPEG", quality=quality, optimize=True)
+    resized.save(buffer, "JPEG", quality=resampling.quality, optimize=True)
     old_size = len(image.read_raw_bytes())
     if buffer.tell() >= old_size:
         report.skip("no smaller")
