@@ -433,6 +433,11 @@ def _merge(ctx: OperationContext, source: InputFile, params: PdfParams) -> Resul
 
 def _attach(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams) -> _Done:
     descriptions = params.descriptions or []
+    if len(descriptions) > len(source.others):
+        raise InvalidParameter(
+            "descriptions",
+            f"{len(descriptions)} descriptions for {len(source.others)} attachment(s)",
+        )
     files = [
         pdf_tools.Attachment(
             other.path,

@@ -320,6 +320,8 @@ def test_bad_inputs_are_refused(tmp_path: Path) -> None:
         run(tmp_path, MINIMAL, action="split", ranges="2-3")
     with pytest.raises(InvalidParameter, match="merge needs"):
         run(tmp_path, MINIMAL, action="merge")
+    with pytest.raises(InvalidParameter, match="2 descriptions for 1 attachment"):
+        run(tmp_path, MINIMAL, (MINIMAL,), action="attach", descriptions=["a", "b"])
     with pytest.raises(InvalidParameter, match="takes one file"):
         run(tmp_path, MINIMAL, (MINIMAL,), action="flatten")
 
