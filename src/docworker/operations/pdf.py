@@ -284,6 +284,10 @@ def _single(ctx: OperationContext, pdf: pikepdf.Pdf, action: PdfAction, **option
     return {"outputs": [output]}, [artifact]
 
 
+#: Splits into more parts than this leave bookmarks out of the parts (see copy_pages).
+_BOOKMARKED_PARTS = 20
+
+
 def _split(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: PdfParams) -> _Done:
     groups = pdf_tools.split_groups(len(pdf.pages), params.ranges, params.every)
     limit = ctx.settings.pdf.max_outputs
@@ -295,7 +299,7 @@ def _split(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: P
     for index, group in enumerate(groups, start=1):
         if ctx.cancelled():
             break
-        with pdf_tools.copy_pages(pdf, group) as part:
+        with pdf_tools.copy_pages(pdf, group, bookmarks=len(groups) <= _BOOKMARKED_PARTS) as part:
             artifact, output = _write(ctx, part, f"part-{index:0{width}d}.pdf")
         artifacts.append(artifact)
         outputs.append(output | {"source_pages": group})
@@ -421,9 +425,11 @@ def _merge(ctx: OperationContext, source: InputFile, params: PdfParams) -> Resul
         ]
         counts = [len(pdf.pages) for pdf in pdfs]
         _check_pages(ctx, sum(counts))
-        with pdf_tools.merge(pdfs) as merged:
+        merged, carried = pdf_tools.merge(pdfs)
+        with merged:
             payload, artifacts = _single(ctx, merged, params.action)
     payload |= {
+        **carried,
         "action": params.action.value,
         "page_count": sum(counts),
         "inputs": [{"name": item.name, "pages": n} for item, n in zip(inputs, counts, strict=True)],

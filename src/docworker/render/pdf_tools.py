@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import pikepdf
 
@@ -91,11 +91,17 @@ def split_groups(total: int, ranges: str | None, every: int | None) -> list[list
     return [list(range(start, min(start + size, total + 1))) for start in range(1, total + 1, size)]
 
 
-def copy_pages(source: pikepdf.Pdf, numbers: Sequence[int]) -> pikepdf.Pdf:
-    """A new PDF of ``source``'s pages ``numbers`` (1-based, in that order), with its
-    document information."""
+def copy_pages(
+    source: pikepdf.Pdf, numbers: Sequence[int], *, bookmarks: bool = True
+) -> pikepdf.Pdf:
+    """A new PDF of ``source``'s pages ``numbers`` (1-based, in that order; a page may
+    come twice), with its document information and what belongs to those pages:
+    form fields, named destinations, layers and, with ``bookmarks``, the bookmarks that
+    lead to them (pikepdf's ``add_pages_from``; it reads the whole outline each time,
+    which a split into hundreds of parts cannot afford)."""
     out = pikepdf.new()
-    out.pages.extend(source.pages[number - 1] for number in numbers)
+    outlines: Literal["preserve", "ignore"] = "preserve" if bookmarks else "ignore"
+    out.add_pages_from(source, [number - 1 for number in numbers], outlines=outlines)
     _copy_info(source, out)
     return out
 
@@ -105,24 +111,20 @@ def _copy_info(source: pikepdf.Pdf, target: pikepdf.Pdf) -> None:
         target.docinfo = cast(pikepdf.Dictionary, target.copy_foreign(source.docinfo))
 
 
-def merge(pdfs: Sequence[pikepdf.Pdf]) -> pikepdf.Pdf:
-    """One PDF of all the pages of ``pdfs``, in order; the document information of the
-    first. Form fields stay fields: the inputs' AcroForm fields are joined (qpdf copies
-    an object once per source, so a field and its page's widget stay one object)."""
+def merge(pdfs: Sequence[pikepdf.Pdf]) -> tuple[pikepdf.Pdf, dict[str, Any]]:
+    """One PDF of all the pages of ``pdfs``, in order, with the document information of
+    the first; form fields, named destinations, layers and bookmarks come along (a
+    field whose name is taken is renamed). Returns it and what was carried over."""
     out = pikepdf.new()
-    fields: list[pikepdf.Object] = []
+    carried = {"fields_added": 0, "fields_renamed": 0, "bookmarks_added": 0}
     for pdf in pdfs:
-        out.pages.extend(pdf.pages)
-        acroform = pdf.Root.get("/AcroForm")
-        if acroform is not None:
-            fields.extend(out.copy_foreign(field) for field in acroform.get("/Fields", []))
+        copied = out.add_pages_from(pdf)
+        carried["fields_added"] += copied.fields_added
+        carried["fields_renamed"] += len(copied.renamed_fields)
+        carried["bookmarks_added"] += copied.outline_items_added
     if pdfs:
         _copy_info(pdfs[0], out)
-    if fields:
-        out.Root.AcroForm = out.make_indirect(
-            pikepdf.Dictionary(Fields=pikepdf.Array(fields), NeedAppearances=True)
-        )
-    return out
+    return out, carried
 
 
 def rotate(pdf: pikepdf.Pdf, numbers: Iterable[int], angle: int) -> None:

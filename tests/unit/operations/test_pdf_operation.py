@@ -85,6 +85,12 @@ def test_split_by_ranges_keeps_each_page_text(tmp_path: Path) -> None:
     assert [o["source_pages"] for o in result.payload["outputs"]] == [[1, 2], [3, 4], [5]]
 
 
+def test_split_keeps_the_form_fields_of_its_pages(tmp_path: Path) -> None:
+    result = run(tmp_path, FORM, action="split", every=1)
+    with pikepdf.open(only(result)) as pdf:
+        assert len(pdf.Root.AcroForm.Fields) == 3
+
+
 def test_split_every_page(tmp_path: Path) -> None:
     source = texts(ARTICLE)
     result = run(tmp_path, ARTICLE, action="split", every=1)
@@ -224,6 +230,16 @@ def test_merge_keeps_pages_in_upload_order(tmp_path: Path) -> None:
     expected = texts(MINIMAL) + texts(ARTICLE) + texts(MINIMAL)
     assert texts(only(result)) == expected
     assert [i["pages"] for i in result.payload["inputs"]] == [1, 5, 1]
+
+
+def test_merge_keeps_form_fields_fillable(tmp_path: Path) -> None:
+    result = run(tmp_path, FORM, (FORM,), action="merge")
+    assert result.payload["fields_added"] == 6 and result.payload["fields_renamed"] == 3
+    with pikepdf.open(only(result)) as pdf:
+        names = sorted(str(field.T) for field in pdf.Root.AcroForm.Fields)
+        widgets = [annot for page in pdf.pages for annot in page.obj.get("/Annots", [])]
+    assert names == ["Check", "Check+1", "Name", "Name+1", "Submit", "Submit+1"]
+    assert len(widgets) == 6
 
 
 def test_attach_embeds_the_files_byte_for_byte(tmp_path: Path) -> None:

@@ -60,7 +60,8 @@ async def merge(
     accept: AcceptHeader = None,
 ) -> Response:
     """Send two or more ``files`` parts; the pages follow in upload order. Form fields
-    stay fillable; the document information is the first file's."""
+    stay fillable (renamed when a name is taken), bookmarks and links come along; the
+    document information is the first file's."""
     _count(services, "files", len(files))
     first, *others = await store_uploads(services, _parts(files), field="files")
     params = {"action": "merge", **_given(password=password)}
