@@ -91,6 +91,18 @@ def test_split_keeps_the_form_fields_of_its_pages(tmp_path: Path) -> None:
         assert len(pdf.Root.AcroForm.Fields) == 3
 
 
+def test_bookmarks_follow_their_pages(tmp_path: Path) -> None:
+    huge = CORPUS / "pdf/huge-619-pages.pdf"
+    with pikepdf.open(huge) as source, source.open_outline() as outline:
+        assert len(outline.root) > 0
+    split = run(tmp_path, huge, action="split", ranges="1-300,301-")
+    for artifact in split.artifacts:
+        with pikepdf.open(artifact.path) as pdf, pdf.open_outline() as outline:
+            assert len(outline.root) > 0
+    merged = run(tmp_path, MINIMAL, (huge,), action="merge")
+    assert merged.payload["bookmarks_added"] > 0
+
+
 def test_split_every_page(tmp_path: Path) -> None:
     source = texts(ARTICLE)
     result = run(tmp_path, ARTICLE, action="split", every=1)
