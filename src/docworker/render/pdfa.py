@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pikepdf
-import pikepdf.pdfa
 
 from docworker.errors import ProcessingFailed
+
+if TYPE_CHECKING:
+    import pikepdf.pdfa
 
 LEVELS = ("1b", "2b", "3b")
 #: Findings listed in an error or a payload; the count says how many there were.
@@ -62,6 +64,10 @@ def write_pdfa(pdf: pikepdf.Pdf, target: Path, level: str, *, strict: bool = Tru
 
     Raises :class:`ProcessingFailed` (with the findings) when ``strict`` and the file
     written does not pass; nothing is left at ``target`` then."""
+    # Imported here: the validator (fontTools, jsonschema) costs every process that
+    # loads the registry a sixth of a second, and only pdfa jobs need it.
+    import pikepdf.pdfa
+
     removed = _remove_forbidden(pdf, level)
     try:
         report = pikepdf.pdfa.save(pdf, target, level)
