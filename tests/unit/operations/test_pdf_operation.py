@@ -20,6 +20,7 @@ from docworker.errors import (
     InvalidParameter,
     LimitExceeded,
     PasswordRequired,
+    PayloadTooLarge,
     ProcessingFailed,
     UnsupportedFormat,
     WrongPassword,
@@ -363,3 +364,8 @@ def test_limits_come_from_the_settings(tmp_path: Path) -> None:
     small = Settings(pdf=PdfToolSettings(max_outputs=2))
     with pytest.raises(LimitExceeded):
         run(tmp_path, ARTICLE, settings=small, action="split", every=1)
+    tiny = Settings(pdf=PdfToolSettings(max_input_bytes=20_000))
+    with pytest.raises(PayloadTooLarge):
+        run(tmp_path, ARTICLE, settings=tiny, action="flatten")
+    with pytest.raises(PayloadTooLarge):  # the attachment is the large one
+        run(tmp_path, MINIMAL, (ARTICLE,), settings=tiny, action="attach")
