@@ -4,10 +4,12 @@
 ``metadata``, ``encrypt`` and ``decrypt`` work on the job's PDF; ``merge`` joins it
 with the job's further PDFs (in upload order) and ``attach`` embeds the job's further
 files in it. The PDF writing is :mod:`docworker.render.pdf_tools` (with
-:mod:`~docworker.render.pdf_compress` and :mod:`~docworker.render.pdf_metadata`) on
-pikepdf; the files made are the job's artifacts (a split makes one per part), and the
-payload says what was done. Parameters are checked per action: one that the action
-does not take, or one it needs and did not get, is refused by name.
+:mod:`~docworker.render.pdf_compress`, :mod:`~docworker.render.pdf_metadata` and
+:mod:`~docworker.render.pdfa`) on pikepdf; the files made are the job's artifacts (a
+split makes one per part), and the payload says what was done. Actions that change
+the file in place keep its encryption; files built from pages are written without.
+Parameters are checked per action: one that the action does not take, or one it needs
+and did not get, is refused by name.
 """
 
 from __future__ import annotations
@@ -297,8 +299,6 @@ def _split(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: P
     width = len(str(len(groups)))
     artifacts, outputs = [], []
     for index, group in enumerate(groups, start=1):
-        if ctx.cancelled():
-            break
         with pdf_tools.copy_pages(pdf, group, bookmarks=len(groups) <= _BOOKMARKED_PARTS) as part:
             artifact, output = _write(ctx, part, f"part-{index:0{width}d}.pdf")
         artifacts.append(artifact)
