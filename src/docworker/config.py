@@ -199,6 +199,42 @@ class LibreOfficeSettings(BaseModel):
     )
 
 
+class FfmpegSettings(BaseModel):
+    ffmpeg_path: str = Field(
+        "ffmpeg",
+        description="FFmpeg's program: a name looked up on PATH, or a path (v1: FFMPEG_PATH).",
+    )
+    ffprobe_path: str | None = Field(
+        None,
+        description="ffprobe's program; default: 'ffprobe' beside the FFmpeg program, "
+        "else on PATH.",
+    )
+    timeout: Seconds = Field(
+        270.0,
+        gt=0,
+        description="Longest one FFmpeg run may take; its process group is then killed. "
+        "Capped a few seconds below the job's time limit.",
+    )
+    probe_timeout: Seconds = Field(30.0, gt=0, description="Longest one ffprobe run may take.")
+    memory_limit_mb: int = Field(
+        2048,
+        ge=512,
+        description="Address space one FFmpeg or ffprobe process may map, in MiB (RLIMIT_AS).",
+    )
+    threads: int = Field(0, ge=0, le=64, description="Encoder threads per run (0: FFmpeg decides).")
+    max_duration: Seconds = Field(
+        3600.0, gt=0, description="Longest stretch of video or audio one request may process."
+    )
+    max_pixels: int = Field(
+        8192 * 4320,
+        ge=1,
+        description="Most pixels of one video frame, in the input and in the output.",
+    )
+    max_output_bytes: int = Field(
+        1024 * 1024 * 1024, ge=1024, description="Largest file one request may produce, in bytes."
+    )
+
+
 class FetchSettings(BaseModel):
     allow: list[str] = Field(
         default_factory=list,
@@ -229,6 +265,30 @@ class PdfToolSettings(BaseModel):
         description="Largest input file (each PDF, each attachment) of a PDF tool, in bytes.",
     )
     max_outputs: int = Field(1000, ge=1, description="Most files one split may make.")
+
+
+class RenderSettings(BaseModel):
+    max_pages: int = Field(
+        500, ge=1, description="Most pages (or frames) one render job turns into images."
+    )
+    dpi: int = Field(
+        150, ge=18, le=1200, description="Resolution pages are rendered at when none is asked."
+    )
+    quality: int = Field(
+        85, ge=1, le=100, description="JPEG and WebP quality when none is asked (1-100)."
+    )
+    max_side: int = Field(
+        20000, ge=16, description="Largest width or height a page image may be asked for."
+    )
+    thumbnail_size: int = Field(
+        256, ge=16, le=4096, description="Side of the box a thumbnail fits in by default."
+    )
+    split_min_pages: int = Field(
+        24,
+        ge=1,
+        description="A PDF render job of at least this many pages is split into page ranges "
+        "rendered on several workers at once (when the executor splits jobs at all).",
+    )
 
 
 class LogFormat(StrEnum):
@@ -266,8 +326,10 @@ class Settings(BaseSettings):
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
+    ffmpeg: FfmpegSettings = Field(default_factory=FfmpegSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     pdf: PdfToolSettings = Field(default_factory=PdfToolSettings)
+    render: RenderSettings = Field(default_factory=RenderSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -319,6 +381,7 @@ V1_ALIASES: dict[str, tuple[tuple[str, ...], Any]] = {
     "OCR_PSM": (("ocr", "psm"), int),
     "LOG_LEVEL": (("log", "level"), lambda v: v.strip().upper()),
     "LIBREOFFICE_PATH": (("libreoffice", "soffice_path"), str.strip),
+    "FFMPEG_PATH": (("ffmpeg", "ffmpeg_path"), str.strip),
 }
 
 

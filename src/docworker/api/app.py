@@ -18,6 +18,8 @@ from docworker.api.deps import Services
 from docworker.api.errors import install_error_handlers
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import pdf as pdf_routes
+from docworker.api.routes import render as render_routes
+from docworker.api.routes import video as video_routes
 from docworker.api.uploads import BodySizeLimit
 from docworker.config import ExecutorKind, Settings
 from docworker.errors import DocworkerError
@@ -89,6 +91,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     for module in (extract, chunk, ocr, jobs, operations, health):
         app.include_router(module.router)
     app.include_router(pdf_routes.router)
+    app.include_router(render_routes.router)
+    app.include_router(video_routes.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
     app.add_middleware(RequestContext)
     return app

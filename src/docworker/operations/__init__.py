@@ -16,12 +16,16 @@ from docworker.operations.chunk import ChunkOperation
 from docworker.operations.extract import ExtractOperation
 from docworker.operations.ocr import OcrOperation
 from docworker.operations.pdf import PdfOperation
+from docworker.operations.render import RenderOperation
+from docworker.operations.video import VideoOperation
 
 OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
     ChunkOperation.name: ChunkOperation(),
     OcrOperation.name: OcrOperation(),
     PdfOperation.name: PdfOperation(),
+    RenderOperation.name: RenderOperation(),
+    VideoOperation.name: VideoOperation(),
 }
 
 

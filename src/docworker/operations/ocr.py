@@ -38,7 +38,8 @@ from docworker.formats.base import (
 )
 from docworker.formats.detect import detect
 from docworker.formats.image.parser import ImageParser
-from docworker.formats.pdf.ocr import POINTS_PER_INCH, render_page
+from docworker.formats.pdf.ocr import render_page
+from docworker.formats.pdf.raster import POINTS_PER_INCH
 from docworker.operations.base import (
     Artifact,
     InputFile,

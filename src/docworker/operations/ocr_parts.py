@@ -26,7 +26,7 @@ from docworker.formats.base import (
     PixelBox,
     PrefetchedOcr,
 )
-from docworker.formats.pdf.ocr import POINTS_PER_INCH
+from docworker.formats.pdf.raster import POINTS_PER_INCH
 from docworker.operations.base import PartResult
 
 PDF = "application/pdf"

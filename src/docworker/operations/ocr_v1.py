@@ -132,7 +132,7 @@ def as_pdf(
         return
     if format_of(mime) not in _CONVERTED_TO_PDF:
         raise UnsupportedFormat(
-            mime, f"the ocr operation reads images, PDFs and office documents, not {mime}"
+            mime, f"images, PDFs and documents LibreOffice opens are read, not {mime}"
         )
     if convert is None:
         raise UnsupportedFormat(

@@ -38,7 +38,7 @@ from pypdfium2 import PdfMatrix
 from docworker.document import Warning
 from docworker.errors import ProcessingFailed
 from docworker.formats.base import OcrPage, PixelBox
-from docworker.formats.pdf.ocr import POINTS_PER_INCH
+from docworker.formats.pdf.raster import POINTS_PER_INCH
 from docworker.render.glyphless_font import glyphless_font
 
 #: The size text objects are made at, before they are stretched onto their boxes.

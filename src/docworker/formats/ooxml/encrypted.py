@@ -39,7 +39,7 @@ class EncryptedOfficeParser:
             raise PasswordRequired(_FORMAT)
         with tempfile.TemporaryDirectory(prefix="docworker-decrypted-") as scratch:
             plain = Path(scratch) / "decrypted"
-            _decrypt(source.path, ctx.password, plain)
+            decrypt_package(source.path, ctx.password, plain)
             detection = detect(plain, source.name)
             if detection.mime == ENCRYPTED_OOXML_MIME:
                 raise CorruptDocument(_FORMAT, "the decrypted package is encrypted again")
@@ -53,7 +53,7 @@ class EncryptedOfficeParser:
         return document.model_copy(update={"metadata": metadata})
 
 
-def _decrypt(path: Path, password: str, target: Path) -> None:
+def decrypt_package(path: Path, password: str, target: Path) -> None:
     """Write the decrypted package of ``path`` to ``target``, or raise an input error."""
     with path.open("rb") as fh:
         office = _office_file(fh)

@@ -34,11 +34,11 @@ from PIL import ImageDraw
 
 from docworker.formats.base import MixedPageOcr
 from docworker.formats.pdf.layout import Box, Line
+from docworker.formats.pdf.raster import POINTS_PER_INCH, bitmap_pixels, render_bitmap
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-POINTS_PER_INCH = 72
 #: Under this :func:`text_quality`, a text layer is garbage and the page is read by OCR.
 MIN_QUALITY = 0.5
 #: A page whose largest image covers this share of it is a scan ...
@@ -259,9 +259,9 @@ def render_region(page: Any, region: Box | None, dpi: int, max_pixels: int) -> P
     left, bottom, right, top = (max(cut, 0.0) for cut in (x0, height - y1, width - x1, y0))
     crop = (left, bottom, right, top)
     scale = min(dpi / POINTS_PER_INCH, math.sqrt(max_pixels / max((x1 - x0) * (y1 - y0), 1.0)))
-    while _pixels(width, height, crop, scale) > max_pixels:
+    while bitmap_pixels(width, height, crop, scale) > max_pixels:
         scale *= 0.999
-    bitmap = page.render(scale=scale, crop=crop, grayscale=True)
+    bitmap = render_bitmap(page, scale, crop, grayscale=True)
     try:
         # A copy: the image made from the bitmap shares the memory close() frees.
         image = bitmap.to_pil().copy()
@@ -272,11 +272,3 @@ def render_region(page: Any, region: Box | None, dpi: int, max_pixels: int) -> P
     # The renderer cuts whole pixels, rounding each cut up.
     origin = (math.ceil(crop[0] * scale) / scale, math.ceil(crop[3] * scale) / scale)
     return PageImage(image, 1 / scale, origin)
-
-
-def _pixels(width: float, height: float, crop: Box, scale: float) -> int:
-    """The pixels of the bitmap pdfium renders: its sides rounded up, each cut too."""
-    left, bottom, right, top = (math.ceil(cut * scale) for cut in crop)
-    across = math.ceil(width * scale) - left - right
-    down = math.ceil(height * scale) - bottom - top
-    return across * down

@@ -111,7 +111,7 @@ class PdfParser:
     media_types: ClassVar[frozenset[str]] = frozenset({"application/pdf"})
 
     def parse(self, source: Source, ctx: ParseContext) -> Document:
-        pdf = _open(source.path, ctx.password)
+        pdf = open_pdf(source.path, ctx.password)
         try:
             total = len(pdf)
             numbers = ctx.select_pages(total)
@@ -132,7 +132,7 @@ class PdfParser:
         return builder.finish()
 
 
-def _open(path: Path, password: str | None) -> Any:
+def open_pdf(path: Path, password: str | None) -> Any:
     """The pdfium document, or the input error that explains why it cannot be opened."""
     try:
         pdf = _load(path, password or None)
@@ -185,7 +185,7 @@ def pages_to_ocr(path: Path, ctx: ParseContext, *, sample: int | None = None) ->
     """
     if ctx.ocr is None or ctx.ocr_policy == "off":
         return []
-    pdf = _open(path, ctx.password)
+    pdf = open_pdf(path, ctx.password)
     try:
         numbers = ctx.select_pages(len(pdf))
         if ctx.ocr_policy == "force":

@@ -1,0 +1,247 @@
+"""``POST /api/v2/render``: pages of a PDF, office document or image as PNG, JPEG or WebP;
+``POST /api/v2/thumbnail``: the first page of any of them, small.
+
+Both submit a ``render`` job and wait for it like every synchronous route. One
+image comes back as itself; several as a zip, written to a temporary file off
+the event loop and streamed from there (never held in memory). A job not
+finished within ``wait`` answers ``202``: its images are then downloaded from
+``/api/v2/jobs/{id}/artifacts/{name}`` as its result lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
+
+from docworker.api.deps import Services, ServicesDep
+from docworker.api.errors import problem_responses
+from docworker.api.routes.extract import run_and_answer, submit_and_wait
+from docworker.api.routes.jobs import artifact_response, job_response
+from docworker.api.uploads import store_upload
+from docworker.jobs.queue import JobInput, JobQueue
+from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus
+from docworker.render.page_images import ImageFormat
+from docworker.storage import CHUNK
+
+router = APIRouter(prefix="/api/v2", tags=["render"])
+
+RENDER_EXAMPLE = {
+    "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
+    "format": "png",
+    "mime": "image/png",
+    "source_mime": "application/pdf",
+    "page_count": 2,
+    "pages": [
+        {
+            "page": 1,
+            "width": 1241,
+            "height": 1754,
+            "size": 311078,
+            "artifact": "page-0001.png",
+            "dpi": 150.0,
+        },
+        {
+            "page": 2,
+            "width": 1241,
+            "height": 1754,
+            "size": 199844,
+            "artifact": "page-0002.png",
+            "dpi": 150.0,
+        },
+    ],
+    "artifacts": [
+        {"name": "page-0001.png", "mime": "image/png", "size": 311078},
+        {"name": "page-0002.png", "mime": "image/png", "size": 199844},
+    ],
+}
+
+_IMAGES: dict[str, dict[str, Any]] = {"image/png": {}, "image/jpeg": {}, "image/webp": {}}
+_ERRORS = problem_responses(404, 413, 415, 422, 429, 503)
+
+FileField = Annotated[
+    UploadFile,
+    File(
+        description="A PDF, an office or text document (DOCX, XLSX, PPTX, ODT, RTF, …) "
+        "or an image (PNG, JPEG, TIFF, WebP, GIF, BMP, HEIC, AVIF)."
+    ),
+]
+QualityField = Annotated[int | None, Form(ge=1, le=100, description="JPEG/WebP quality")]
+BackgroundField = Annotated[
+    str | None,
+    Form(description="Paper of PDF pages, and what transparency becomes in JPEG: '#rrggbb'"),
+]
+PasswordField = Annotated[
+    str | None, Form(description="Password of an encrypted PDF, DOCX, XLSX or PPTX")
+]
+WaitField = Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")]
+PriorityField = Annotated[
+    int, Form(ge=-100, le=100, description="Job priority, -100..100: higher runs first")
+]
+
+
+@router.post(
+    "/render",
+    operation_id="render",
+    summary="Render pages as PNG, JPEG or WebP images",
+    responses={
+        200: {
+            "description": "One page: the image itself. Several: a zip of the images "
+            "(page-0001.png, …). JSON (the job's result, images listed as artifacts) when the "
+            "request accepts only application/json.",
+            "content": {
+                **_IMAGES,
+                "application/zip": {},
+                "application/json": {"example": RENDER_EXAMPLE},
+            },
+        },
+        202: {"description": "Not finished within `wait`: the job, to poll"},
+        **_ERRORS,
+    },
+)
+async def render(
+    services: ServicesDep,
+    file: FileField,
+    pages: Annotated[
+        str | None, Form(description="Pages or frames, e.g. '1-3,5'; default: all")
+    ] = None,
+    format: Annotated[ImageFormat, Form(description="png, jpeg or webp")] = ImageFormat.PNG,
+    dpi: Annotated[
+        int | None, Form(ge=18, le=1200, description="Resolution of document pages (150)")
+    ] = None,
+    width: Annotated[int | None, Form(ge=1, description="Fit inside this width (px)")] = None,
+    height: Annotated[int | None, Form(ge=1, description="Fit inside this height (px)")] = None,
+    quality: QualityField = None,
+    background: BackgroundField = None,
+    password: PasswordField = None,
+    wait: WaitField = None,
+    priority: PriorityField = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Upload the document as the multipart ``file`` part. Give ``dpi`` or a box
+    (``width`` and/or ``height``, the aspect kept), not both. Long PDFs are rendered on
+    every worker at once."""
+    given = {
+        "pages": pages or None,
+        "dpi": dpi,
+        "width": width,
+        "height": height,
+        "quality": quality,
+        "background": background or None,
+        "password": password or None,
+    }
+    params: dict[str, Any] = {"format": format}
+    params.update({name: value for name, value in given.items() if value is not None})
+    job_input = await store_upload(services, file)
+    return await _answer(services, params, job_input, wait, priority, accept)
+
+
+@router.post(
+    "/thumbnail",
+    operation_id="thumbnail",
+    summary="A thumbnail of a document's first page or of an image",
+    responses={
+        200: {
+            "description": "The thumbnail (JSON, the job's result, when the request accepts "
+            "only application/json)",
+            "content": {**_IMAGES, "application/json": {}},
+        },
+        202: {"description": "Not finished within `wait`: the job, to poll"},
+        **_ERRORS,
+    },
+)
+async def thumbnail(
+    services: ServicesDep,
+    file: FileField,
+    size: Annotated[
+        int | None, Form(ge=16, le=4096, description="Side of the box it fits in (256)")
+    ] = None,
+    format: Annotated[ImageFormat, Form(description="webp, png or jpeg")] = ImageFormat.WEBP,
+    quality: QualityField = None,
+    background: BackgroundField = None,
+    password: PasswordField = None,
+    wait: WaitField = None,
+    priority: PriorityField = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The first page of a PDF or office document, or an image's first frame (upright),
+    fitted into a ``size``×``size`` box, the aspect kept."""
+    given = {
+        "size": size,
+        "quality": quality,
+        "background": background or None,
+        "password": password or None,
+    }
+    params: dict[str, Any] = {"thumbnail": True, "format": format}
+    params.update({name: value for name, value in given.items() if value is not None})
+    job_input = await store_upload(services, file)
+    return await _answer(services, params, job_input, wait, priority, accept)
+
+
+async def _answer(
+    services: Services,
+    params: dict[str, Any],
+    job_input: JobInput,
+    wait: float | None,
+    priority: int,
+    accept: str | None,
+) -> Response:
+    """The render job's image, a zip of its images, its JSON result, or 202."""
+    if _wants_json(accept):
+        return await run_and_answer(services, "render", params, job_input, wait, priority, accept)
+    record = await submit_and_wait(services, "render", params, job_input, wait, priority)
+    if record.status not in TERMINAL_STATUSES:
+        return job_response(record, 202)
+    queue = services.queue
+    payload = await anyio.to_thread.run_sync(queue.result, record)
+    names = [page["artifact"] for page in payload.get("pages") or []]
+    headers = {"X-Job-Id": record.id, "X-Job-Status": str(record.status)}
+    if not names:
+        return JSONResponse({"job_id": record.id, **payload}, headers=headers)
+    if len(names) == 1 and record.status is JobStatus.SUCCEEDED:
+        entry, stream = await anyio.to_thread.run_sync(queue.artifact, record, names[0])
+        response = artifact_response(record.id, entry, stream)
+        response.headers.update(headers)
+        return response
+    path = await anyio.to_thread.run_sync(_zip_artifacts, queue, record, names)
+    stem = PurePosixPath(job_input.name or "document").stem or "document"
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=f"{stem}-pages.zip",
+        headers=headers,
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
+
+
+def _zip_artifacts(queue: JobQueue, record: JobRecord, names: list[str]) -> Path:
+    """The job's artifacts ``names`` in a zip in a new temporary file (the caller deletes
+    it), copied a chunk at a time. Images are compressed already: they are stored as they are."""
+    handle, raw = tempfile.mkstemp(prefix="docworker-render-", suffix=".zip")
+    os.close(handle)
+    path = Path(raw)
+    try:
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name in names:
+                _entry, stream = queue.artifact(record, name)
+                with stream, archive.open(name, "w", force_zip64=True) as member:
+                    while chunk := stream.read(CHUNK):
+                        member.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _wants_json(accept: str | None) -> bool:
+    text = accept or ""
+    return "application/json" in text and not any(
+        kind in text for kind in ("image/", "application/zip", "*/*")
+    )

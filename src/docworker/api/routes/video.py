@@ -1,0 +1,151 @@
+"""``POST /api/v2/video``: probe a video or audio file, transcode it, or grab a frame.
+
+Like every synchronous endpoint it submits a job (the ``video`` operation) and
+waits up to ``wait`` seconds: a probe answers JSON; a transcode or a frame
+answers the file itself, or the job's JSON result (with its artifact listed)
+when the request accepts only JSON; ``202`` with the job when it is not done.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi.responses import Response
+
+from docworker.api.deps import ServicesDep
+from docworker.api.errors import problem_responses
+from docworker.api.routes.extract import run_and_answer, submit_and_wait
+from docworker.api.routes.jobs import artifact_response, job_response
+from docworker.api.uploads import store_upload
+from docworker.errors import ProcessingFailed
+from docworker.jobs.store import TERMINAL_STATUSES
+from docworker.operations.video_params import VideoAction, VideoCodec
+
+router = APIRouter(prefix="/api/v2", tags=["video"])
+
+PROBE_EXAMPLE = {
+    "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
+    "action": "probe",
+    "mime": "video/mp4",
+    "container": "mov,mp4,m4a,3gp,3g2,mj2",
+    "duration": 13.696,
+    "size": 1053651,
+    "bit_rate": 615450,
+    "streams": [
+        {"index": 0, "type": "video", "codec": "h264", "width": 320, "height": 240, "fps": 15.0},
+        {"index": 1, "type": "audio", "codec": "aac", "channels": 2, "sample_rate": 48000},
+    ],
+    "tags": {"encoder": "Lavf53.24.2"},
+}
+
+_JSON_TYPES = frozenset({"application/json", "application/problem+json"})
+
+Time = Annotated[
+    str | None,
+    Form(description="Seconds ('2.5'), with a unit ('1500ms') or a clock ('00:01:02.5')"),
+]
+
+
+@router.post(
+    "/video",
+    operation_id="video",
+    summary="Probe, transcode or take a frame of a video",
+    responses={
+        200: {
+            "description": "probe: JSON; transcode: the video file; frame: the image "
+            "(JSON with the artifact listed instead when the request accepts only "
+            "application/json)",
+            "content": {
+                "application/json": {"example": PROBE_EXAMPLE},
+                "video/webm": {},
+                "video/mp4": {},
+                "image/png": {},
+                "image/jpeg": {},
+                "image/webp": {},
+            },
+        },
+        202: {"description": "Not finished within `wait`: the job, to poll"},
+        **problem_responses(413, 415, 422, 429, 503),
+    },
+)
+async def video(
+    services: ServicesDep,
+    file: Annotated[UploadFile, File(description="A video or audio file (MP4, WebM, MKV, …).")],
+    action: Annotated[
+        VideoAction, Form(description="probe (JSON), transcode (a video) or frame (an image)")
+    ] = VideoAction.TRANSCODE,
+    format: Annotated[
+        str | None,
+        Form(description="transcode: webm (default) or mp4; frame: png (default), jpeg, webp"),
+    ] = None,
+    video_codec: Annotated[
+        VideoCodec | None, Form(description="webm: vp9 (default) or vp8; mp4: h264")
+    ] = None,
+    width: Annotated[int | None, Form(ge=2, le=16384, description="Fit to this width")] = None,
+    height: Annotated[int | None, Form(ge=2, le=16384, description="Fit to this height")] = None,
+    clip: Annotated[
+        str | None, Form(description="v1's 'start:duration' trim, e.g. '5:2.5'")
+    ] = None,
+    start: Time = None,
+    duration: Time = None,
+    end: Time = None,
+    crf: Annotated[int | None, Form(ge=0, le=63, description="Constant quality")] = None,
+    max_bitrate: Annotated[str | None, Form(description="Video bit-rate cap, e.g. '2M'")] = None,
+    audio_bitrate: Annotated[str | None, Form(description="Audio bit rate, e.g. '128k'")] = None,
+    mute: Annotated[bool, Form(description="transcode: leave the audio out")] = False,
+    time: Time = None,
+    percent: Annotated[
+        float | None, Form(ge=0, le=100, description="frame: time as % of the duration")
+    ] = None,
+    quality: Annotated[
+        int | None, Form(ge=1, le=100, description="frame: JPEG or WebP quality")
+    ] = None,
+    wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
+    priority: Annotated[int, Form(ge=-100, le=100)] = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Upload the file as the multipart ``file`` part, the parameters as form fields
+    (see the ``video`` operation). Times: ``clip`` (start:duration), or ``start`` with
+    ``duration`` or ``end``; a frame at ``time`` or ``percent``."""
+    given: dict[str, Any] = {
+        "format": format,
+        "video_codec": video_codec,
+        "width": width,
+        "height": height,
+        "clip": clip,
+        "start": start,
+        "duration": duration,
+        "end": end,
+        "crf": crf,
+        "max_bitrate": max_bitrate,
+        "audio_bitrate": audio_bitrate,
+        "time": time,
+        "percent": percent,
+        "quality": quality,
+    }
+    params: dict[str, Any] = {"action": action, "mute": mute}
+    params.update({k: v for k, v in given.items() if v is not None and v != ""})
+    job_input = await store_upload(services, file)
+    if action is VideoAction.PROBE or _wants_only_json(accept):
+        return await run_and_answer(services, "video", params, job_input, wait, priority, accept)
+    record = await submit_and_wait(services, "video", params, job_input, wait, priority)
+    if record.status not in TERMINAL_STATUSES:
+        return job_response(record, 202)
+    payload = await anyio.to_thread.run_sync(services.queue.result, record)
+    artifacts = payload.get("artifacts") or []
+    if not artifacts:
+        raise ProcessingFailed("the video job made no file")
+    name = str(artifacts[0]["name"])
+    entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
+    return artifact_response(record.id, entry, stream)
+
+
+def _wants_only_json(accept: str | None) -> bool:
+    """Whether every media range the client accepts is JSON."""
+    if not accept:
+        return False
+    ranges = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
+    ranges.discard("")
+    return bool(ranges) and ranges <= _JSON_TYPES

@@ -1,0 +1,350 @@
+"""The ``video`` operation: probe a video or audio file, transcode it, or grab a frame.
+
+Everything goes through :class:`~docworker.engines.ffmpeg.Ffmpeg` (guarded FFmpeg
+runs). ``transcode`` makes WebM (VP9 + Opus by default, VP8 + Vorbis on request)
+or MP4 (H.264 + AAC), resized with its aspect ratio kept, trimmed to a clip,
+with a quality (CRF) and a bit-rate cap, with or without audio; ``frame`` makes
+one frame a PNG, JPEG or WebP image fitted to a size. Outputs are artifacts:
+``video.webm`` / ``video.mp4`` and ``frame.png`` / ``frame.jpeg`` / ``frame.webp``.
+Every input is probed first: its duration, frame size and the clip are checked
+against the limits (``settings.ffmpeg``) before anything is decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from docworker.engines.ffmpeg import Ffmpeg, Probe
+from docworker.errors import (
+    CorruptDocument,
+    InvalidParameter,
+    LimitExceeded,
+    ProcessingFailed,
+    UnsupportedFormat,
+)
+from docworker.formats.detect import detect, format_of
+from docworker.operations.base import (
+    Artifact,
+    InputFile,
+    OperationContext,
+    OperationParams,
+    Result,
+)
+from docworker.operations.video_params import VideoAction, VideoCodec, VideoParams
+
+#: Media types of the outputs, by format.
+MIME = {
+    "webm": "video/webm",
+    "mp4": "video/mp4",
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+}
+#: Families (:func:`~docworker.formats.detect.format_of`) handed to FFmpeg; it decides
+#: on ``binary`` (what detection could not name) by probing.
+_MEDIA_FAMILIES = frozenset({"video", "audio", "binary"})
+_ALSO_MEDIA = frozenset({"image/gif"})
+#: Seconds kept between FFmpeg's time limit and the job's, so the clearer error wins.
+_JOB_MARGIN = 5.0
+#: The frame taken when neither time nor percent is given, as a percentage.
+DEFAULT_PERCENT = 10.0
+DEFAULT_QUALITY = 85
+
+#: Encoder options per video codec: (codec options, default CRF, audio codec options,
+#: default audio bit rate). The VP8/VP9 speed settings are measured in bench/video_codecs.py.
+_ENCODERS: dict[VideoCodec, tuple[list[str], int, list[str], int]] = {
+    VideoCodec.VP9: (
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"],
+        32,
+        ["-c:a", "libopus"],
+        96_000,
+    ),
+    VideoCodec.VP8: (
+        ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8"],
+        10,
+        ["-c:a", "libvorbis"],
+        128_000,
+    ),
+    VideoCodec.H264: (
+        ["-c:v", "libx264", "-preset", "veryfast", "-movflags", "+faststart"],
+        23,
+        ["-c:a", "aac"],
+        128_000,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Span:
+    """The stretch of the input an output covers: from ``start``, for ``length`` seconds
+    (None: to the end)."""
+
+    start: float
+    length: float | None
+
+
+class VideoOperation:
+    name: ClassVar[str] = "video"
+    summary: ClassVar[str] = (
+        "Probe video and audio files, transcode them to WebM or MP4, grab a frame."
+    )
+    queue: ClassVar[str] = "media"
+    Params: ClassVar[type[OperationParams]] = VideoParams
+
+    def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
+        assert isinstance(params, VideoParams)
+        mime = source.mime or detect(source.path, source.name).mime
+        if format_of(mime) not in _MEDIA_FAMILIES and mime not in _ALSO_MEDIA:
+            raise UnsupportedFormat(
+                mime, f"the video operation reads video and audio files, not {mime}"
+            )
+        engine = Ffmpeg(ctx.settings.ffmpeg)
+        probe = _probe(engine, source, mime)
+        if params.action is VideoAction.PROBE:
+            return Result(payload={"action": "probe", "mime": mime, **probe.as_dict()})
+        if probe.video is None and probe.audio is None:
+            raise UnsupportedFormat(mime, "the file has neither video nor audio to work on")
+        _check_frame_size(ctx, probe)
+        if params.action is VideoAction.FRAME:
+            return _frame(ctx, engine, source, params, probe)
+        return _transcode(ctx, engine, source, params, probe)
+
+
+def _probe(engine: Ffmpeg, source: InputFile, mime: str) -> Probe:
+    try:
+        return engine.probe(source.path)
+    except UnsupportedFormat as exc:
+        if format_of(mime) in {"video", "audio"}:
+            raise CorruptDocument(mime.rsplit("/", maxsplit=1)[-1], exc.detail) from None
+        raise
+
+
+def _check_frame_size(ctx: OperationContext, probe: Probe) -> None:
+    video = probe.video
+    if video is None:
+        return
+    pixels = (video.get("width") or 0) * (video.get("height") or 0)
+    maximum = ctx.settings.ffmpeg.max_pixels
+    if pixels > maximum:
+        raise LimitExceeded("frame pixels", pixels, maximum)
+
+
+def _ffmpeg_timeout(ctx: OperationContext) -> float:
+    return max(ctx.settings.executor.job_timeout - _JOB_MARGIN, 1.0)
+
+
+# -- transcode ----------------------------------------------------------------------------
+
+
+def _transcode(
+    ctx: OperationContext, engine: Ffmpeg, source: InputFile, params: VideoParams, probe: Probe
+) -> Result:
+    fmt = params.output_format
+    codec = params.codec
+    has_video = probe.video is not None
+    has_audio = probe.audio is not None and not params.mute
+    if not has_video and not has_audio:
+        raise InvalidParameter(
+            "mute", "the file has no video, and without its audio nothing is left"
+        )
+    span = _span(params, probe)
+    seconds = span.length if span.length is not None else _rest(probe, span.start)
+    _check_duration(ctx, seconds)
+    size = _fitted(ctx, probe, params, even=True) if has_video else None
+    output = ctx.artifact_path(f"video.{fmt}")
+    args = [*engine.input_args(source.path, start=span.start)]
+    # A file that states no duration is cut at the limit rather than trusted.
+    length = span.length if seconds is not None else ctx.settings.ffmpeg.max_duration
+    if length is not None:
+        args += ["-t", f"{length:.6f}"]
+    args += ["-map_metadata", "-1", "-sn", "-dn"]
+    args += _video_args(params, codec, size) if has_video else ["-vn"]
+    args += _audio_args(params, codec, probe) if has_audio else ["-an"]
+    args += ["-f", fmt, f"file:{output}"]
+    engine.transcode(
+        args, expected_seconds=seconds, progress=ctx.progress, timeout=_ffmpeg_timeout(ctx)
+    )
+    _check_output(ctx, output)
+    made = engine.probe(output)
+    result = {
+        "format": fmt,
+        "mime": MIME[fmt],
+        "video_codec": made.video.codec if made.video else None,
+        "audio_codec": made.audio.codec if made.audio else None,
+        "width": made.video.get("width") if made.video else None,
+        "height": made.video.get("height") if made.video else None,
+        "duration": made.duration,
+        "size": output.stat().st_size,
+        "start": span.start,
+    }
+    payload = {"action": "transcode", "input": probe.as_dict(), "output": result}
+    return Result(payload=payload, artifacts=[Artifact(output.name, output, MIME[fmt])])
+
+
+def _span(params: VideoParams, probe: Probe) -> _Span:
+    start = params.start or 0.0
+    if probe.duration is not None and start >= probe.duration:
+        raise InvalidParameter(
+            "start", f"{start:g} s is past the end of the file ({probe.duration:g} s)"
+        )
+    length = params.duration
+    if params.end is not None:
+        length = params.end - start
+    if length is not None and probe.duration is not None:
+        length = min(length, probe.duration - start)
+    return _Span(start, length)
+
+
+def _rest(probe: Probe, start: float) -> float | None:
+    return probe.duration - start if probe.duration is not None else None
+
+
+def _check_duration(ctx: OperationContext, seconds: float | None) -> None:
+    maximum = ctx.settings.ffmpeg.max_duration
+    if seconds is not None and seconds > maximum:
+        raise LimitExceeded(
+            "duration (s)",
+            round(seconds, 3),
+            maximum,
+            f"the output would last {seconds:g} s, over the configured limit of {maximum:g} s: "
+            "ask for a shorter clip",
+        )
+
+
+def _video_args(params: VideoParams, codec: VideoCodec, size: tuple[int, int] | None) -> list[str]:
+    options, default_crf, _, _ = _ENCODERS[codec]
+    crf = params.crf if params.crf is not None else default_crf
+    args = ["-map", "0:V:0", *options, "-pix_fmt", "yuv420p", "-crf", str(crf)]
+    cap = params.max_bitrate
+    if codec is VideoCodec.H264:
+        if cap is not None:
+            args += ["-maxrate", str(cap), "-bufsize", str(2 * cap)]
+    elif codec is VideoCodec.VP9:
+        # VP9 with -b:v 0 is constant quality; a bit rate makes the CRF constrained by it.
+        args += ["-b:v", str(cap or 0)]
+    else:
+        # VP8 needs a bit rate beside its CRF: the ceiling of its constrained quality.
+        args += ["-b:v", str(cap or 4_000_000)]
+    if size is not None:
+        args += ["-vf", f"scale={size[0]}:{size[1]}:flags=bicubic,setsar=1"]
+    return args
+
+
+def _audio_args(params: VideoParams, codec: VideoCodec, probe: Probe) -> list[str]:
+    _, _, options, default_rate = _ENCODERS[codec]
+    args = ["-map", "0:a:0", *options, "-b:a", str(params.audio_bitrate or default_rate)]
+    channels = probe.audio.get("channels") if probe.audio else None
+    if channels is not None and channels > 2:
+        args += ["-ac", "2"]
+    return args
+
+
+# -- sizes --------------------------------------------------------------------------------
+
+
+def _fitted(
+    ctx: OperationContext, probe: Probe, params: VideoParams, *, even: bool
+) -> tuple[int, int]:
+    """The output's picture size: the input's as displayed, fitted to width and/or height
+    with its aspect ratio kept (even numbers for video encoders)."""
+    video = probe.video
+    assert video is not None
+    width = int(video.get("display_width") or 0)
+    height = int(video.get("display_height") or 0)
+    if width <= 0 or height <= 0:
+        raise CorruptDocument("video", "the video stream has no picture size")
+    factor = 1.0
+    if params.width is not None and params.height is not None:
+        factor = min(params.width / width, params.height / height)
+    elif params.width is not None:
+        factor = params.width / width
+    elif params.height is not None:
+        factor = params.height / height
+    step = 2 if even else 1
+    size = (_round(width * factor, step), _round(height * factor, step))
+    pixels = size[0] * size[1]
+    maximum = ctx.settings.ffmpeg.max_pixels
+    if pixels > maximum:
+        raise LimitExceeded("output frame pixels", pixels, maximum)
+    return size
+
+
+def _round(value: float, step: int) -> int:
+    return max(round(value / step) * step, step)
+
+
+def _check_output(ctx: OperationContext, output: Path) -> None:
+    if not output.is_file() or output.stat().st_size == 0:
+        raise ProcessingFailed("FFmpeg wrote no output: the input has nothing to encode there")
+    maximum = ctx.settings.ffmpeg.max_output_bytes
+    size = output.stat().st_size
+    if size >= maximum:
+        raise LimitExceeded(
+            "output bytes",
+            size,
+            maximum,
+            f"the output passed the configured limit of {maximum} bytes: "
+            "ask for a shorter clip, a smaller size or a lower bit rate",
+        )
+
+
+# -- frame --------------------------------------------------------------------------------
+
+
+def _frame(
+    ctx: OperationContext, engine: Ffmpeg, source: InputFile, params: VideoParams, probe: Probe
+) -> Result:
+    if probe.video is None:
+        raise UnsupportedFormat(
+            probe.container or "audio", "the file has no video stream to take a frame from"
+        )
+    at = _frame_time(params, probe)
+    fmt = params.output_format
+    size = _fitted(ctx, probe, params, even=False)
+    output = ctx.artifact_path(f"frame.{fmt}")
+    args = [*engine.input_args(source.path, start=at), "-map", "0:V:0", "-frames:v", "1"]
+    args += ["-vf", f"scale={size[0]}:{size[1]}:flags=bicubic,setsar=1", "-update", "1"]
+    quality = params.quality or DEFAULT_QUALITY
+    if fmt == "jpeg":
+        # FFmpeg's JPEG scale: 2 (best) to 31; v1 mapped quality q to 31 - q*30/100.
+        args += ["-c:v", "mjpeg", "-q:v", str(max(31 - quality * 30 // 100, 2))]
+    elif fmt == "webp":
+        args += ["-c:v", "libwebp", "-quality", str(quality)]
+    else:
+        args += ["-c:v", "png"]
+    args += ["-f", "image2", f"file:{output}"]
+    engine.transcode(
+        args, expected_seconds=None, progress=ctx.progress, timeout=_ffmpeg_timeout(ctx)
+    )
+    if not output.is_file() or output.stat().st_size == 0:
+        raise InvalidParameter("time", f"there is no frame at {at:g} s")
+    _check_output(ctx, output)
+    result = {
+        "format": fmt,
+        "mime": MIME[fmt],
+        "width": size[0],
+        "height": size[1],
+        "time": at,
+        "size": output.stat().st_size,
+    }
+    payload = {"action": "frame", "input": probe.as_dict(), "output": result}
+    return Result(payload=payload, artifacts=[Artifact(output.name, output, MIME[fmt])])
+
+
+def _frame_time(params: VideoParams, probe: Probe) -> float:
+    duration = probe.duration
+    if params.time is not None:
+        if duration is not None and params.time >= duration:
+            raise InvalidParameter(
+                "time", f"{params.time:g} s is past the end of the file ({duration:g} s)"
+            )
+        return params.time
+    if duration is None:
+        return 0.0
+    percent = DEFAULT_PERCENT if params.percent is None else params.percent
+    # 100 % is the last frame, not the end after it: stay a frame's length before the end.
+    fps = probe.video.get("fps") if probe.video else None
+    last = max(duration - 1.0 / (fps or 25.0), 0.0)
+    return round(min(duration * percent / 100.0, last), 6)
