@@ -77,7 +77,7 @@ ACTION_PARAMS: dict[PdfAction, frozenset[str]] = {
     PdfAction.EXTRACT_PAGES: frozenset({"pages"}),
     PdfAction.FLATTEN: frozenset(),
     PdfAction.COMPRESS: frozenset({"max_image_dpi", "image_quality"}),
-    PdfAction.PDFA: frozenset({"level", "strict"}),
+    PdfAction.PDFA: frozenset({"level", "strict", "flatten"}),
     PdfAction.METADATA: frozenset({"set_metadata"}),
     PdfAction.ENCRYPT: frozenset({"user_password", "owner_password", "permissions"}),
     PdfAction.DECRYPT: frozenset(),
@@ -130,6 +130,11 @@ class PdfParams(OperationParams):
         None,
         description="pdfa: refuse a file the PDF/A validator does not pass (default true); "
         "false: answer it anyway, with the validator's findings in the result.",
+    )
+    flatten: bool | None = Field(
+        None,
+        description="pdfa: flatten form fields and annotations into the pages first "
+        "(the validator does not check interactive forms, so a form is refused otherwise).",
     )
     set_metadata: dict[str, str | None] | None = Field(
         None,
@@ -367,6 +372,8 @@ def _pdfa(ctx: OperationContext, source: InputFile, pdf: pikepdf.Pdf, params: Pd
     level = params.level or "2b"
     name = OUTPUT_NAMES[params.action]
     target = ctx.artifact_path(name)
+    if params.flatten:
+        pdf_tools.flatten(pdf)
     outcome = pdfa.write_pdfa(pdf, target, level, strict=params.strict is not False)
     output = {"name": name, "pages": len(pdf.pages), "size": target.stat().st_size}
     return {"outputs": [output], "pdfa": outcome.as_dict()}, [Artifact(name, target, PDF)]

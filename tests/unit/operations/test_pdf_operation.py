@@ -291,6 +291,14 @@ def test_pdfa_refuses_what_the_validator_does_not_pass_unless_told(tmp_path: Pat
     assert lenient.payload["pdfa"]["verdict"] == "fail"
     assert any("transparency" in f["message"] for f in lenient.payload["pdfa"]["findings"])
     assert texts(only(lenient)) == texts(SCANNED)
+    with pytest.raises(ProcessingFailed, match="forms"):
+        run(tmp_path, FORM, action="pdfa")
+    flattened = run(tmp_path, FORM, action="pdfa", flatten=True, strict=False)
+    # What is left is the form's standard fonts, which are not embedded.
+    messages = [f["message"] for f in flattened.payload["pdfa"]["findings"]]
+    assert messages and all("not embedded" in message for message in messages)
+    with pikepdf.open(only(flattened)) as pdf:
+        assert "/AcroForm" not in pdf.Root
     # PDF/A-2 forbids embedded files it cannot check: they go, and the result says so.
     cleaned = run(tmp_path, ATTACHED, action="pdfa", level="2b")
     assert cleaned.payload["pdfa"]["verdict"] == "pass"

@@ -251,6 +251,10 @@ async def pdfa(
             "it anyway, the findings in the JSON result."
         ),
     ] = True,
+    flatten: Annotated[
+        bool,
+        Form(description="Flatten form fields and annotations into the pages first."),
+    ] = False,
     password: PasswordField = None,
     wait: WaitQuery = None,
     priority: PriorityField = 0,
@@ -260,8 +264,10 @@ async def pdfa(
     identification, no JavaScript or open action; no embedded files for 1b and 2b),
     writes it and validates the bytes written (pikepdf's PDF/A validator, veraPDF's rule
     ids). Content is not redrawn: a file whose content breaks the level, or uses what
-    the validator cannot check, is refused with the findings unless ``strict=false``."""
-    params = {"action": "pdfa", "level": level, "strict": strict, **_given(password=password)}
+    the validator cannot check (such as a fillable form: pass ``flatten=true``), is
+    refused with the findings unless ``strict=false``."""
+    params: dict[str, Any] = {"action": "pdfa", "level": level, "strict": strict}
+    params |= _given(flatten=flatten or None, password=password)
     job_input = await store_upload(services, file)
     return await run_pdf_job(services, params, job_input, wait, priority, accept)
 
