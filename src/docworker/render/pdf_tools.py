@@ -241,8 +241,9 @@ def list_attachments(pdf: pikepdf.Pdf) -> list[dict[str, Any]]:
         listed.append(
             {
                 "name": name,
-                "size": stream.size,
-                "mime": str(stream.mime_type) or None,
+                # /Params /Size is optional: without it, the bytes are counted.
+                "size": stream.size or len(stream.read_bytes()),
+                "mime": stream.mime_type or None,
                 "description": spec.description or None,
             }
         )
