@@ -266,6 +266,17 @@ def test_attach_embeds_the_files_byte_for_byte(tmp_path: Path) -> None:
         embedded = pdf.attachments["minimal-document.pdf"].get_file().read_bytes()
         assert embedded == MINIMAL.read_bytes()
     assert texts(only(result)) == texts(ARTICLE)
+    listed = {item["name"]: item["size"] for item in result.payload["attachments"]}
+    assert listed == {"notes.txt": 23, "minimal-document.pdf": MINIMAL.stat().st_size}
+
+
+def test_attach_beside_an_existing_attachment(tmp_path: Path) -> None:
+    image = tmp_path / "image.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    result = run(tmp_path, ATTACHED, (image,), action="attach")
+    assert result.payload["attached"][0]["name"] == "image (2).png"
+    sizes = {item["name"]: item["size"] for item in result.payload["attachments"]}
+    assert sizes == {"image.png": 6669, "image (2).png": image.stat().st_size}
 
 
 @pytest.mark.parametrize("level", ["1b", "2b", "3b"])
