@@ -235,6 +235,63 @@ class FfmpegSettings(BaseModel):
     )
 
 
+class ChromiumSettings(BaseModel):
+    path: str = Field(
+        "/usr/bin/chromium",
+        description="Chromium's program: a path or a name looked up on PATH. Debian's "
+        "launcher script is replaced by the browser binary it starts (/usr/lib/chromium).",
+    )
+    timeout: Seconds = Field(
+        30.0,
+        gt=0,
+        description="Longest one render (load, scripts, waits, output) may take; past it "
+        "the render fails and the browser is restarted.",
+    )
+    restart_after: int = Field(
+        100, ge=0, description="The browser is restarted after this many renders (0: never)."
+    )
+    max_queue: int = Field(
+        10, ge=0, description="Renders that may wait for a busy browser; more are refused."
+    )
+    start_timeout: Seconds = Field(
+        30.0, gt=0, description="Longest the browser may take to start and answer."
+    )
+    idle_shutdown: Seconds = Field(
+        300.0, ge=0, description="A browser unused for this long is stopped (0: never)."
+    )
+    sandbox: bool | None = Field(
+        None,
+        description="Chromium's own process sandbox; None: on, except when running as "
+        "root, where Chromium refuses it.",
+    )
+    max_remote_requests: int = Field(
+        50,
+        ge=0,
+        description="Most remote (allow-listed) resources one render may fetch; more are refused.",
+    )
+    max_viewport: int = Field(
+        4096, ge=100, description="Largest viewport width or height, in CSS pixels."
+    )
+    max_screenshot_height: int = Field(
+        16384,
+        ge=100,
+        description="A full-page screenshot is cut at this height, in CSS pixels.",
+    )
+    site_max_files: int = Field(
+        1000, ge=1, description="Most files an uploaded zip of a page and its assets may hold."
+    )
+    site_max_bytes: int = Field(
+        200 * 1024 * 1024,
+        ge=1,
+        description="Most bytes an uploaded zip of a page may unpack to.",
+    )
+    site_max_ratio: float = Field(
+        100.0,
+        ge=1,
+        description="Highest unpacked/compressed size ratio of a zip member (zip bombs).",
+    )
+
+
 class FetchSettings(BaseModel):
     allow: list[str] = Field(
         default_factory=list,
@@ -327,6 +384,7 @@ class Settings(BaseSettings):
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     ffmpeg: FfmpegSettings = Field(default_factory=FfmpegSettings)
+    chromium: ChromiumSettings = Field(default_factory=ChromiumSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     pdf: PdfToolSettings = Field(default_factory=PdfToolSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)

@@ -19,6 +19,7 @@ from docworker.api.errors import install_error_handlers
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import pdf as pdf_routes
 from docworker.api.routes import render as render_routes
+from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import video as video_routes
 from docworker.api.uploads import BodySizeLimit
 from docworker.config import ExecutorKind, Settings
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(pdf_routes.router)
     app.include_router(render_routes.router)
     app.include_router(video_routes.router)
+    app.include_router(screenshot_route.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
     app.add_middleware(RequestContext)
     return app

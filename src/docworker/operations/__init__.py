@@ -17,6 +17,7 @@ from docworker.operations.extract import ExtractOperation
 from docworker.operations.ocr import OcrOperation
 from docworker.operations.pdf import PdfOperation
 from docworker.operations.render import RenderOperation
+from docworker.operations.screenshot import ScreenshotOperation
 from docworker.operations.video import VideoOperation
 
 OPERATIONS: dict[str, Operation] = {
@@ -26,6 +27,7 @@ OPERATIONS: dict[str, Operation] = {
     PdfOperation.name: PdfOperation(),
     RenderOperation.name: RenderOperation(),
     VideoOperation.name: VideoOperation(),
+    ScreenshotOperation.name: ScreenshotOperation(),
 }
 
 
