@@ -362,6 +362,25 @@ class LogSettings(BaseModel):
     )
 
 
+class ImageSettings(BaseModel):
+    font_file: Path = Field(
+        Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"),
+        description="Font of text watermarks (Debian: fonts-dejavu-core).",
+    )
+    max_frames: int = Field(
+        1000, ge=1, description="Most frames of an animated image processed as an animation."
+    )
+    max_svg_bytes: int = Field(
+        10 * 1024 * 1024, ge=1, description="Largest SVG file rendered, in bytes."
+    )
+    score_size: int = Field(
+        1024,
+        ge=64,
+        le=4096,
+        description="Automatic quality compares images scaled to this longest side, in pixels.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the service can be told, with its defaults."""
 
@@ -387,6 +406,7 @@ class Settings(BaseSettings):
     chromium: ChromiumSettings = Field(default_factory=ChromiumSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     pdf: PdfToolSettings = Field(default_factory=PdfToolSettings)
+    image: ImageSettings = Field(default_factory=ImageSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from docworker import __version__
 from docworker.api.deps import Services
 from docworker.api.errors import install_error_handlers
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
+from docworker.api.routes import image as image_route
 from docworker.api.routes import pdf as pdf_routes
 from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     for module in (extract, chunk, ocr, jobs, operations, health):
         app.include_router(module.router)
     app.include_router(pdf_routes.router)
+    app.include_router(image_route.router)
     app.include_router(render_routes.router)
     app.include_router(video_routes.router)
     app.include_router(screenshot_route.router)

@@ -14,6 +14,7 @@ from docworker.errors import InvalidParameter, NotFound
 from docworker.operations.base import Operation, OperationParams
 from docworker.operations.chunk import ChunkOperation
 from docworker.operations.extract import ExtractOperation
+from docworker.operations.image import ImageOperation
 from docworker.operations.ocr import OcrOperation
 from docworker.operations.pdf import PdfOperation
 from docworker.operations.render import RenderOperation
@@ -25,6 +26,7 @@ OPERATIONS: dict[str, Operation] = {
     ChunkOperation.name: ChunkOperation(),
     OcrOperation.name: OcrOperation(),
     PdfOperation.name: PdfOperation(),
+    ImageOperation.name: ImageOperation(),
     RenderOperation.name: RenderOperation(),
     VideoOperation.name: VideoOperation(),
     ScreenshotOperation.name: ScreenshotOperation(),
