@@ -306,6 +306,24 @@ class FetchSettings(BaseModel):
     )
 
 
+class PdfToolSettings(BaseModel):
+    max_pages: int = Field(
+        5000,
+        ge=1,
+        description="Most pages a PDF tool (merge, split, rotate, ...) reads, all inputs "
+        "together, and writes.",
+    )
+    max_inputs: int = Field(
+        50, ge=1, description="Most PDFs one merge takes, and most files one attach adds."
+    )
+    max_input_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1,
+        description="Largest input file (each PDF, each attachment) of a PDF tool, in bytes.",
+    )
+    max_outputs: int = Field(1000, ge=1, description="Most files one split may make.")
+
+
 class RenderSettings(BaseModel):
     max_pages: int = Field(
         500, ge=1, description="Most pages (or frames) one render job turns into images."
@@ -428,6 +446,7 @@ class Settings(BaseSettings):
     ffmpeg: FfmpegSettings = Field(default_factory=FfmpegSettings)
     chromium: ChromiumSettings = Field(default_factory=ChromiumSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    pdf: PdfToolSettings = Field(default_factory=PdfToolSettings)
     image: ImageSettings = Field(default_factory=ImageSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
     v1: V1Settings = Field(default_factory=V1Settings)

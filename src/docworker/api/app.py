@@ -19,6 +19,7 @@ from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
+from docworker.api.routes import pdf as pdf_routes
 from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import video as video_routes
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (extract, chunk, ocr, jobs, operations, health):
         app.include_router(module.router)
+    app.include_router(pdf_routes.router)
     app.include_router(image_route.router)
     app.include_router(render_routes.router)
     app.include_router(video_routes.router)

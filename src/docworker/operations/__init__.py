@@ -16,6 +16,7 @@ from docworker.operations.chunk import ChunkOperation
 from docworker.operations.extract import ExtractOperation
 from docworker.operations.image import ImageOperation
 from docworker.operations.ocr import OcrOperation
+from docworker.operations.pdf import PdfOperation
 from docworker.operations.render import RenderOperation
 from docworker.operations.screenshot import ScreenshotOperation
 from docworker.operations.video import VideoOperation
@@ -24,6 +25,7 @@ OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
     ChunkOperation.name: ChunkOperation(),
     OcrOperation.name: OcrOperation(),
+    PdfOperation.name: PdfOperation(),
     ImageOperation.name: ImageOperation(),
     RenderOperation.name: RenderOperation(),
     VideoOperation.name: VideoOperation(),
@@ -63,3 +65,5 @@ def public_params(params: dict[str, Any]) -> dict[str, Any]:
 
 
 SECRET_PARAMS = frozenset({"password"})
+#: The pdf operation's passwords for the file it encrypts.
+SECRET_PARAMS |= {"user_password", "owner_password"}

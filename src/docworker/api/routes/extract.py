@@ -7,6 +7,7 @@ the answer is ``202`` with the job, to be polled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -110,11 +111,13 @@ async def submit_and_wait(
     job_input: JobInput,
     wait: float | None,
     priority: int,
+    others: Sequence[JobInput] = (),
 ) -> JobRecord:
-    """Submit the job and wait up to ``wait`` seconds (capped) for it to end."""
+    """Submit the job (``others``: its further input files) and wait up to ``wait``
+    seconds (capped) for it to end."""
     queue = services.queue
     record, _ = await anyio.to_thread.run_sync(
-        lambda: queue.submit(operation, params, job_input, priority=priority)
+        lambda: queue.submit(operation, params, job_input, priority=priority, others=others)
     )
     timeout = services.settings.server.default_wait if wait is None else wait
     return await queue.wait(record.id, min(timeout, services.settings.server.max_wait))
