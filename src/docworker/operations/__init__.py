@@ -19,6 +19,7 @@ from docworker.operations.ocr import OcrOperation
 from docworker.operations.pdf import PdfOperation
 from docworker.operations.render import RenderOperation
 from docworker.operations.screenshot import ScreenshotOperation
+from docworker.operations.v1_media import V1MediaOperation
 from docworker.operations.video import VideoOperation
 
 OPERATIONS: dict[str, Operation] = {
@@ -30,6 +31,7 @@ OPERATIONS: dict[str, Operation] = {
     RenderOperation.name: RenderOperation(),
     VideoOperation.name: VideoOperation(),
     ScreenshotOperation.name: ScreenshotOperation(),
+    V1MediaOperation.name: V1MediaOperation(),
 }
 
 

@@ -11,13 +11,23 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from docworker.api.v1 import cache, documents, extraction, health, jobs, markdown, ocr
+from docworker.api.v1 import (
+    cache,
+    documents,
+    extraction,
+    health,
+    image_convert,
+    jobs,
+    markdown,
+    media,
+    ocr,
+)
 from docworker.api.v1.errors import install_v1_errors
 from docworker.api.v1.http import V1_ROOT_PATHS, V1Compat
 from docworker.cache import CacheJanitor
 from docworker.config import Settings
 
-ROUTERS = (health, jobs, ocr, extraction, markdown, cache, documents)
+ROUTERS = (health, jobs, ocr, extraction, markdown, cache, documents, media, image_convert)
 
 
 def v1_templates() -> list[str]:

@@ -38,7 +38,11 @@ V1_STATES = {
     JobStatus.CANCELLED: "failed",
 }
 #: v1 job type of a job submitted through v2, by operation.
-_TYPE_OF_OPERATION = {"extract": extraction.TEXT_EXTRACTION, "ocr": "ocr_processing"}
+_TYPE_OF_OPERATION = {
+    "extract": extraction.TEXT_EXTRACTION,
+    "ocr": "ocr_processing",
+    "v1_media": "media_processing",
+}
 #: v1 job type → the ProcessingType of v1's domain model (§4.6).
 _PROCESSING_TYPE = {
     extraction.TEXT_EXTRACTION: "text_extract",
@@ -181,6 +185,11 @@ def _find(services: Services, job_id: str) -> JobRecord:
     except DocworkerError as exc:
         # v1 also answered 404 when its store was down.
         raise V1Error(404, "Job not found", exc.detail) from None
+
+
+def find_job(services: Services, job_id: str) -> JobRecord:
+    """The job ``job_id``; v1's ``404 Job not found`` when there is none. Blocking."""
+    return _find(services, job_id)
 
 
 JOB_EXAMPLE = {
