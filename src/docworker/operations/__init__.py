@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from docworker.errors import InvalidParameter, NotFound
 from docworker.operations.base import Operation, OperationParams
 from docworker.operations.chunk import ChunkOperation
+from docworker.operations.convert import ConvertOperation
 from docworker.operations.extract import ExtractOperation
 from docworker.operations.ocr import OcrOperation
 
@@ -20,6 +21,7 @@ OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
     ChunkOperation.name: ChunkOperation(),
     OcrOperation.name: OcrOperation(),
+    ConvertOperation.name: ConvertOperation(),
 }
 
 
