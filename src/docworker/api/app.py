@@ -17,6 +17,7 @@ from docworker import __version__
 from docworker.api.deps import Services
 from docworker.api.errors import install_error_handlers
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
+from docworker.api.routes.convert import router as convert_router
 from docworker.api.uploads import BodySizeLimit
 from docworker.config import ExecutorKind, Settings
 from docworker.errors import DocworkerError
@@ -87,6 +88,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (extract, chunk, ocr, jobs, operations, health):
         app.include_router(module.router)
+    app.include_router(convert_router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
     app.add_middleware(RequestContext)
     return app
