@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime
 import html
 import logging
+import mimetypes
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -156,7 +157,8 @@ class GuardedFetcher(URLFetcher):  # type: ignore[misc]
             raise _Refused("it is outside the uploaded files")
         if not resolved.is_file():
             raise _Refused("no such file among the uploaded files")
-        return URLFetcherResponse(url, resolved.read_bytes())
+        mime = mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
+        return URLFetcherResponse(url, resolved.read_bytes(), {"Content-Type": mime})
 
     def _refuse(self, url: str, reason: str) -> None:
         shown = url if len(url) <= 200 else url[:200] + "…"
