@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pikepdf
 import pypdfium2
 from pydantic import Field, SecretStr, field_validator
 
@@ -311,5 +312,16 @@ def _payload(
     if pages is not None:
         payload["output"]["pages"] = pages
     if params.pdfa_level and mime == PDF:
-        payload["output"]["pdfa"] = params.pdfa_level
+        payload["output"]["pdfa"] = pdfa_claimed(target)
     return payload
+
+
+def pdfa_claimed(path: Path) -> str | None:
+    """The PDF/A level a PDF declares in its XMP metadata ('1a', '2b'), or None.
+
+    LibreOffice 7.4 writes PDF/A-1 as level A (tagged), which meets level B too:
+    the payload says what the file declares, not what was asked."""
+    with pikepdf.open(path) as pdf:
+        meta = pdf.open_metadata()
+        part, conformance = meta.get("pdfaid:part"), meta.get("pdfaid:conformance")
+    return f"{part}{conformance.lower()}" if part and conformance else None
