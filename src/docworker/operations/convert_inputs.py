@@ -69,8 +69,8 @@ def _unpack_entry(
 ) -> int:
     """Write one entry below ``folder``; the bytes written."""
     name = _safe_name(entry.filename)
-    mode = entry.external_attr >> 16
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    kind = stat.S_IFMT(entry.external_attr >> 16)
+    if kind and kind not in {stat.S_IFREG, stat.S_IFDIR}:
         raise HostileInput(f"the zip entry '{entry.filename[:200]}' is not a plain file")
     target = folder.joinpath(*name.parts)
     if entry.is_dir():

@@ -89,17 +89,18 @@ class PageSetup:
     css: str | None = None
 
     def page_css(self) -> str:
-        """The ``@page`` rule and template styles this set-up asks for."""
+        """The ``@page`` rule and template styles this set-up asks for. WeasyPrint applies
+        them as a user style sheet, so each is ``!important``: it wins over the page's."""
         rules: list[str] = []
         if self.size or self.landscape is not None:
             size = self.size or "A4"
             if self.landscape is not None:
                 size += " landscape" if self.landscape else " portrait"
-            rules.append(f"size: {size};")
+            rules.append(f"size: {size} !important;")
         for side in ("top", "right", "bottom", "left"):
             value = getattr(self, f"margin_{side}")
             if value is not None:
-                rules.append(f"margin-{side}: {value};")
+                rules.append(f"margin-{side}: {value} !important;")
         if self.header_html:
             rules.append("@top-center { content: element(docworkerHeader); width: 100%; }")
         if self.footer_html:
@@ -196,10 +197,11 @@ def html_to_pdf(
     those laid out); ``pdfa`` ('1b', '2b') makes a PDF/A of that level."""
     fetcher = GuardedFetcher(base, policy)
     page = _with_templates(markup, setup)
+    if setup.css:
+        # Last in the page, so it wins over the page's own rules of the same weight.
+        page += "<style>" + setup.css.replace("</", "<\\/") + "</style>"
     extra = setup.page_css()
     stylesheets = [CSS(string=extra, url_fetcher=fetcher)] if extra else []
-    if setup.css:
-        stylesheets.append(CSS(string=setup.css, base_url=_base_url(base), url_fetcher=fetcher))
     options: dict[str, Any] = {"pdf_variant": f"pdf/a-{pdfa}"} if pdfa else {}
     with _quiet_weasyprint():
         document = HTML(string=page, base_url=_base_url(base), url_fetcher=fetcher).render(

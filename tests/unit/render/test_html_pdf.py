@@ -134,6 +134,17 @@ def test_header_and_footer_show_page_numbers_and_title(tmp_path: Path) -> None:
         assert "Quarterly Report" in text
 
 
+def test_request_wins_over_the_page_own_style(tmp_path: Path) -> None:
+    own = "<style>@page { size: A5; } p { font-size: 8pt; }</style>"
+    target = tmp_path / "out.pdf"
+    setup = PageSetup(size="letter", css="p { font-size: 30pt; }")
+    made = html_to_pdf(own + PARAGRAPHS, tmp_path, setup, UrlPolicy(), target)
+    assert set(_sizes(target)) == {LETTER}
+    small = tmp_path / "small.pdf"
+    html_to_pdf(own + PARAGRAPHS, tmp_path, PageSetup(size="letter"), UrlPolicy(), small)
+    assert made.pages > 2 * len(_sizes(small))
+
+
 def test_page_selection_keeps_those_pages(tmp_path: Path) -> None:
     target = tmp_path / "out.pdf"
     setup = PageSetup(footer_html='<span class="pageNumber"></span>')
