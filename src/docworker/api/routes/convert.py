@@ -103,7 +103,7 @@ async def convert(
         HtmlEngine, Form(description="HTML/Markdown → PDF: weasyprint or chromium")
     ] = HtmlEngine.WEASYPRINT,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
-    priority: Annotated[int, Form(ge=-100, le=100)] = 0,
+    priority: Annotated[int, Form(ge=-100, le=100, description="Job priority, higher first")] = 0,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Upload the document as the multipart ``file`` part, and the options as form fields.
