@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.scoring import corpus_root, score, token_f1
-from docworker.document import Document
 from docworker.config import LibreOfficeSettings, Settings
+from docworker.document import Document
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.formats.base import ParseContext
