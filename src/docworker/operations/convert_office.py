@@ -10,11 +10,14 @@ files (OpenDocument, legacy Office) are opened by LibreOffice with the password.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pypdfium2
+
 from docworker.document import Warning
-from docworker.engines.libreoffice import ExportOptions, FilterValue
+from docworker.engines.libreoffice import Converter, ExportOptions, FilterValue
 from docworker.errors import (
     CorruptDocument,
     DependencyDown,
@@ -65,7 +68,9 @@ def convert_office(
     if detection.mime == ENCRYPTED_OOXML_MIME:
         path, detection = _decrypted(path, params, ctx.workdir)
         password = None
-    elif is_encrypted(path, detection) and not password:
+    elif not is_encrypted(path, detection):
+        password = None
+    elif not password:
         raise PasswordRequired(detection.format)
     fmt = detection.format
     warnings = _check_target(fmt, ext, params)
@@ -78,15 +83,34 @@ def convert_office(
     shutil.copyfile(path, named)
     ctx.progress(0.1, "converting with LibreOffice")
     try:
-        converted = ctx.convert(named, ext, options=options)
-    except CorruptDocument:
-        if password:
-            raise WrongPassword(fmt) from None
-        raise
+        converted = _run(ctx.convert, named, ext, options, encrypted=password is not None)
     finally:
         named.unlink(missing_ok=True)
     shutil.move(converted, target)
     return {"engine": "libreoffice", "warnings": warnings}
+
+
+def _run(
+    convert: Converter, path: Path, ext: str, options: ExportOptions, *, encrypted: bool
+) -> Path:
+    """The converted file; a failure told apart: a wrong password, a page range that
+    names no page (LibreOffice stores nothing then), or a document it cannot open."""
+    try:
+        return convert(path, ext, options=options)
+    except CorruptDocument:
+        fmt = path.suffix.lstrip(".")
+        if encrypted:
+            raise WrongPassword(fmt) from None
+        if "PageRange" not in options.filter_data:
+            raise
+    whole = dict(options.filter_data)
+    asked = whole.pop("PageRange")
+    # Converted whole only to tell the two failures apart; the result is not kept.
+    converted = convert(path, ext, options=replace(options, filter_data=whole))
+    with pypdfium2.PdfDocument(str(converted)) as pdf:
+        count = len(pdf)
+    converted.unlink(missing_ok=True)
+    raise InvalidParameter("pages", f"'{asked}' names none of the document's {count} pages")
 
 
 def _check_target(fmt: str, ext: str, params: ConvertParams) -> list[Warning]:

@@ -128,6 +128,13 @@ def test_page_ranges_keep_the_pages_asked_for(engine: LibreOfficeEngine, tmp_pat
     assert all(line in whole for line in text.split("\n") if line.strip())
 
 
+def test_pages_past_the_end_are_named(engine: LibreOfficeEngine, tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="'pages': '5-' names none of the document's 2"):
+        convert(engine, OFFICE / "word-sample.docx", tmp_path, pages="5-")
+    payload, _ = convert(engine, OFFICE / "word-sample.docx", tmp_path / "b", pages="2-9")
+    assert payload["output"]["pages"] == 1
+
+
 def test_landscape_turns_text_and_sheet_pages(engine: LibreOfficeEngine, tmp_path: Path) -> None:
     _, portrait = convert(engine, OFFICE / "word-sample.docx", tmp_path / "p")
     _, landscape = convert(engine, OFFICE / "word-sample.docx", tmp_path / "l", landscape=True)
