@@ -3,7 +3,9 @@
 Each block becomes what Word would have made of it: titles and headings in
 Word's ``Title`` and ``Heading n`` styles (so they show in the navigation pane
 and a table of contents), paragraphs with their links as real hyperlinks, list
-items in Word's bulleted and numbered list styles by depth, tables as Word tables
+items in Word's bulleted and numbered list styles and in nine-level Word lists
+(their depth is the numbering level readers go by), page headers and footers in
+the section's header and footer (each text once), tables as Word tables
 (merged cells kept, header rows marked to repeat), code in a monospaced style,
 quotes, captions and footnotes in their styles, page breaks as page breaks. The
 document's title, authors, subject and keywords go to the core properties.
@@ -19,8 +21,8 @@ from typing import Any
 import docx
 from docx.enum.text import WD_BREAK
 from docx.opc.constants import RELATIONSHIP_TYPE
-from docx.oxml import OxmlElement
-from docx.oxml.ns import qn
+from docx.oxml import OxmlElement, parse_xml
+from docx.oxml.ns import nsdecls, qn
 from docx.shared import Pt
 
 from docworker.document import Block, BlockKind, Document, Link, Table
@@ -30,6 +32,8 @@ from docworker.render.document import _link_segments, _safe_url
 _BULLETS = ("List Bullet", "List Bullet 2", "List Bullet 3")
 _NUMBERS = ("List Number", "List Number 2", "List Number 3")
 _MAX_HEADING = 9
+#: Numbering levels a Word list has.
+_MAX_LIST_LEVELS = 9
 #: Characters XML 1.0 cannot hold (a parser's control characters), dropped.
 _XML_INVALID = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32)])
 
@@ -38,7 +42,12 @@ def write_docx(doc: Document, target: Path, blocks: Sequence[Block] | None = Non
     """Write ``doc`` (or only ``blocks`` of it) as a DOCX file at ``target``."""
     out = docx.Document()
     _properties(out, doc)
+    lists = _Lists(out)
     for block in doc.blocks if blocks is None else blocks:
+        if block.kind is BlockKind.LIST_ITEM:
+            lists.add(block)
+            continue
+        lists.end_run()
         _block(out, block)
     out.save(str(target))
 
@@ -65,9 +74,8 @@ def _block(out: Any, block: Block) -> None:
     elif kind is BlockKind.HEADING:
         level = min(max(block.level or 1, 1), _MAX_HEADING)
         _paragraph(out, block, f"Heading {level}")
-    elif kind is BlockKind.LIST_ITEM:
-        styles = _NUMBERS if block.ordered else _BULLETS
-        _paragraph(out, block, styles[min(max(block.level or 1, 1), len(styles)) - 1])
+    elif kind in (BlockKind.HEADER, BlockKind.FOOTER):
+        _margin_text(out, block)
     elif kind is BlockKind.TABLE and block.table is not None:
         _table(out, block.table)
     elif kind is BlockKind.CODE:
@@ -88,6 +96,72 @@ def _block(out: Any, block: Block) -> None:
 def _paragraph(out: Any, block: Block, style: str | None) -> None:
     paragraph = out.add_paragraph(style=style)
     _runs(paragraph, _clean(block.text), block.links)
+
+
+class _Lists:
+    """Word lists of every depth: one multi-level list definition for bullets and one
+    for numbers (the default template's have a single level), and a new list — its
+    numbers starting again at 1 — for each run of list items."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.numbering = out.part.numbering_part.element
+        self.abstract = {ordered: self._definition(ordered) for ordered in (False, True)}
+        self.current: dict[bool, int] = {}
+
+    def _definition(self, ordered: bool) -> int:
+        ident = 900 + int(ordered)
+        levels = "".join(
+            f'<w:lvl w:ilvl="{level}"><w:start w:val="1"/>'
+            f'<w:numFmt w:val="{"decimal" if ordered else "bullet"}"/>'
+            f'<w:lvlText w:val="{f"%{level + 1}." if ordered else "•"}"/>'
+            f'<w:lvlJc w:val="left"/><w:pPr><w:ind w:left="{720 * (level + 1)}" '
+            'w:hanging="360"/></w:pPr></w:lvl>'
+            for level in range(_MAX_LIST_LEVELS)
+        )
+        definition = parse_xml(
+            f'<w:abstractNum {nsdecls("w")} w:abstractNumId="{ident}">'
+            f'<w:multiLevelType w:val="hybridMultilevel"/>{levels}</w:abstractNum>'
+        )
+        first_num = self.numbering.find(qn("w:num"))
+        if first_num is None:
+            self.numbering.append(definition)
+        else:
+            first_num.addprevious(definition)
+        return ident
+
+    def end_run(self) -> None:
+        self.current.clear()
+
+    def add(self, block: Block) -> None:
+        ordered = bool(block.ordered)
+        if ordered not in self.current:
+            num = self.numbering.add_num(self.abstract[ordered])
+            self.current[ordered] = num.numId
+        styles = _NUMBERS if ordered else _BULLETS
+        depth = max(block.level or 1, 1)
+        paragraph = self.out.add_paragraph(style=styles[min(depth, len(styles)) - 1])
+        _runs(paragraph, _clean(block.text), block.links)
+        props = paragraph._p.get_or_add_pPr()
+        props.append(
+            parse_xml(
+                f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{min(depth, _MAX_LIST_LEVELS) - 1}"/>'
+                f'<w:numId w:val="{self.current[ordered]}"/></w:numPr>'
+            )
+        )
+
+
+def _margin_text(out: Any, block: Block) -> None:
+    """A page header or footer, in the section's header or footer, once per text (a
+    document read from pages has the same header on each)."""
+    section = out.sections[0]
+    margin = section.header if block.kind is BlockKind.HEADER else section.footer
+    text = _clean(block.text).strip()
+    if not text or text in (p.text for p in margin.paragraphs):
+        return
+    first = margin.paragraphs[0] if margin.paragraphs and not margin.paragraphs[0].text else None
+    paragraph = first or margin.add_paragraph()
+    _runs(paragraph, text, block.links)
 
 
 def _runs(paragraph: Any, text: str, links: Sequence[Link]) -> None:
