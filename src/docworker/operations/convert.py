@@ -234,6 +234,12 @@ class ConvertOperation:
         elif params.to is ConvertTarget.PDF:
             if detection.mime == PDF:
                 raise UnsupportedFormat(PDF, "the input is a PDF already")
+            if detection.format in _MEDIA_FORMATS:
+                raise UnsupportedFormat(
+                    detection.mime,
+                    "images, audio and video are not converted to PDF here (a scan becomes a "
+                    "searchable PDF with the ocr operation, output=searchable_pdf)",
+                )
             _check_engine(params)
             made = document_pdf(ctx, source, params, target)
         else:
@@ -242,6 +248,8 @@ class ConvertOperation:
         return Result(payload=payload, artifacts=[Artifact(target.name, target, mime)])
 
 
+#: Inputs that are not documents laid out as pages.
+_MEDIA_FORMATS = frozenset({"image", "audio", "video"})
 #: Targets rendered from the document model, whatever the input.
 _MODEL_TARGETS = frozenset({ConvertTarget.MARKDOWN, ConvertTarget.HTML, ConvertTarget.TEXT})
 

@@ -242,6 +242,13 @@ def test_a_pdf_is_not_converted_to_pdf(tmp_path: Path) -> None:
         convert(source, tmp_path)
 
 
+def test_an_image_is_not_laid_out_as_a_pdf(tmp_path: Path) -> None:
+    image = tmp_path / "photo.png"
+    image.write_bytes(png(40, 30))
+    with pytest.raises(UnsupportedFormat, match="searchable_pdf"):
+        convert(image, tmp_path / "job")
+
+
 def test_office_targets_need_an_office_input(tmp_path: Path) -> None:
     page = tmp_path / "p.html"
     page.write_text("<p>hello</p>")
