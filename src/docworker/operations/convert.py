@@ -13,8 +13,9 @@ on the target (``to``):
   asked for; a page's resources are fetched only inside the upload and through
   the service's URL policy.
 * any document the service reads → Markdown, HTML or text (the document model
-  rendered), → DOCX (:mod:`docworker.render.docx`, from the document model), and
-  → PDF (its HTML rendering laid out).
+  rendered, as ``extract`` parses it), → DOCX (:mod:`docworker.render.docx`, from
+  the document model; office text documents go through LibreOffice, which is
+  truer for them, see docs/convert.md), and → PDF (its HTML rendering laid out).
 
 The file made is the result's artifact (``converted.<ext>``); the payload says
 what was made: its type, size and pages, the engine, and what was left out.
@@ -31,7 +32,7 @@ import pikepdf
 import pypdfium2
 from pydantic import Field, SecretStr, field_validator
 
-from docworker.document import Warning
+from docworker.document import Block, Document, Warning
 from docworker.errors import InvalidParameter, UnsupportedFormat
 from docworker.formats.base import PageSelection
 from docworker.formats.detect import Detection, detect
@@ -44,11 +45,18 @@ from docworker.operations.base import (
     PagesParam,
     Result,
 )
-from docworker.operations.convert_documents import convert_document, document_pdf
 from docworker.operations.convert_inputs import copy_page, unpack_site
 from docworker.operations.convert_office import OFFICE_FORMATS, convert_office
-from docworker.render.html_pdf import PageSetup, check_margin, check_page_size, html_to_pdf
-from docworker.render.markdown_html import markdown_to_html
+from docworker.operations.extract import DocumentInput, parse_input, selected_blocks
+from docworker.render.document import render_html, render_markdown, render_text
+from docworker.render.docx import write_docx
+from docworker.render.html_pdf import (
+    PageSetup,
+    check_margin,
+    check_page_size,
+    html_to_pdf,
+    markdown_to_html,
+)
 
 PDF = "application/pdf"
 #: The artifact's name, without its extension.
@@ -333,3 +341,65 @@ def pdfa_claimed(path: Path) -> str | None:
         meta = pdf.open_metadata()
         part, conformance = meta.get("pdfaid:part"), meta.get("pdfaid:conformance")
     return f"{part}{conformance.lower()}" if part and conformance else None
+
+
+# -- documents through the document model --------------------------------------------
+_RENDERERS = {"markdown": render_markdown, "html": render_html, "text": render_text}
+
+
+def _parsed(
+    ctx: OperationContext, source: InputFile, params: ConvertParams
+) -> tuple[Document, list[Block]]:
+    reading = DocumentInput(
+        pages=params.pages,
+        password=SecretStr(params.secret) if params.secret else None,
+    )
+    ctx.progress(0.05, "reading the document")
+    doc = parse_input(ctx, source, reading)
+    return doc, selected_blocks(doc, reading)
+
+
+def convert_document(
+    ctx: OperationContext,
+    source: InputFile,
+    detection: Detection,
+    params: ConvertParams,
+    target: Path,
+) -> dict[str, Any]:
+    """``source`` rendered as Markdown, HTML or text, or written as DOCX, at ``target``."""
+    to = params.to.value
+    if to not in _RENDERERS and to != "docx":
+        raise InvalidParameter(
+            "to",
+            f"the input ({detection.format}) cannot be converted to {to}: only office "
+            "files become office formats other than docx",
+        )
+    doc, blocks = _parsed(ctx, source, params)
+    if to == "docx":
+        write_docx(doc, target, blocks)
+        engine = "docx-writer"
+    else:
+        target.write_text(_RENDERERS[to](doc, blocks), encoding="utf-8")
+        engine = f"{to}-renderer"
+    return {"engine": engine, "pages": None, "warnings": doc.warnings}
+
+
+def document_pdf(
+    ctx: OperationContext, source: InputFile, params: ConvertParams, target: Path
+) -> dict[str, Any]:
+    """A document that is neither office nor a page, as a PDF of its HTML rendering."""
+    doc, blocks = _parsed(ctx, source, params)
+    assert ctx.workdir is not None
+    folder = ctx.workdir / "site"
+    folder.mkdir()
+    ctx.progress(0.5, "laying out the pages")
+    made = html_to_pdf(
+        render_html(doc, blocks),
+        folder,
+        params.page_setup(),
+        ctx.url_policy,
+        target,
+        pdfa=params.pdfa_level,
+    )
+    warnings: list[Warning] = [*doc.warnings, *made.warnings]
+    return {"engine": "weasyprint", "pages": made.pages, "warnings": warnings}

@@ -15,8 +15,13 @@ from PIL import Image
 
 from bench.scoring import corpus_root, score
 from docworker.formats.base import PageSelection
-from docworker.render.html_pdf import PageSetup, check_margin, check_page_size, html_to_pdf
-from docworker.render.markdown_html import markdown_to_html
+from docworker.render.html_pdf import (
+    PageSetup,
+    check_margin,
+    check_page_size,
+    html_to_pdf,
+    markdown_to_html,
+)
 from docworker.url_policy import UrlPolicy
 
 CORPUS = corpus_root()
