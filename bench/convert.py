@@ -1,7 +1,7 @@
 """Office → PDF throughput: the warm, supervised LibreOffice against one ``soffice
 --convert-to`` process per file; and which DOCX writer is truer to its input.
 
-``python -m bench.convert [--rounds 2] [--skip-speed] [--skip-docx]``
+``python -m bench.convert [--rounds 2] [--skip-speed] [--skip-html] [--skip-docx]``
 
 * **speed**: every office file of the corpus that opens without a password
   (Word, Excel, PowerPoint, OpenDocument, RTF; legacy and OOXML) converted to PDF,
@@ -10,6 +10,8 @@
   by ``soffice --headless --convert-to pdf`` started once per file (on a profile
   made before the clock, so the first-start set-up is not counted against it).
   Files per second of each, the median over ``--rounds``, and the ratio (goal ≥ 3).
+* **html**: the HTML and Markdown files of the corpus's ``web/`` laid out as PDF by
+  WeasyPrint, files per second (Chromium beside it once its engine is installed).
 * **docx**: documents converted to DOCX both ways — the python-docx writer from the
   document model and a LibreOffice round trip (the input opened by LibreOffice and
   stored as DOCX) — and the text extracted back from each output scored against the
@@ -20,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 import statistics
 import subprocess
@@ -38,9 +41,12 @@ from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.formats.base import ParseContext
 from docworker.formats.detect import detect
+from docworker.formats.encoding import decode_text
 from docworker.formats.registry import parse_path
 from docworker.render.document import render_text
 from docworker.render.docx import write_docx
+from docworker.render.html_pdf import PageSetup, html_to_pdf, markdown_to_html
+from docworker.url_policy import UrlPolicy
 
 GOAL = 3.0
 _OFFICE_FORMATS = frozenset(
@@ -209,15 +215,42 @@ def docx_fidelity(root: Path) -> None:
         print(f"  mean, {label:14} text {text:.3f}  structure {structure:.3f}")
 
 
+def html_speed(root: Path, rounds: int) -> None:
+    """HTML and Markdown corpus files laid out by WeasyPrint, files per second."""
+    files = sorted(
+        path
+        for path in (root / "web").iterdir()
+        if path.suffix in {".html", ".md"} and ".expected" not in path.name
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-html-") as scratch:
+        target = Path(scratch) / "out.pdf"
+
+        def lay_out(path: Path) -> None:
+            text = decode_text(path.read_bytes()).text
+            markup = markdown_to_html(text) if path.suffix == ".md" else text
+            html_to_pdf(markup, Path(scratch), PageSetup(), UrlPolicy(), target)
+
+        lay_out(files[0])  # imports and font set-up before the clock
+        times = [_timed(lay_out, files) for _ in range(rounds)]
+    rate = len(files) / statistics.median(times)
+    print(f"\nHTML/Markdown → PDF, {len(files)} corpus files, median of {rounds} rounds")
+    print(f"  WeasyPrint {rate:7.2f} files/s")
+    chromium = importlib.util.find_spec("docworker.engines.chromium") is not None
+    print(f"  Chromium   {'not measured here' if chromium else 'engine not available'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-docx", action="store_true")
+    parser.add_argument("--skip-html", action="store_true")
     args = parser.parse_args()
     root = corpus_root()
     if not args.skip_speed:
         speed(office_files(root), args.rounds)
+    if not args.skip_html:
+        html_speed(root, args.rounds)
     if not args.skip_docx:
         docx_fidelity(root)
 
