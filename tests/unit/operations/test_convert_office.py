@@ -170,17 +170,18 @@ def test_pdfa_levels(
         assert "/OutputIntents" not in plain.Root
 
 
-def _write_odt(path: Path, content: str) -> None:
+def _write_odt(path: Path, content: str, kind: str = "text") -> None:
+    mimetype = f"application/vnd.oasis.opendocument.{kind}"
     manifest = (
         '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
         'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" '
         'manifest:version="1.2"><manifest:file-entry manifest:full-path="/" '
-        'manifest:media-type="application/vnd.oasis.opendocument.text"/>'
+        f'manifest:media-type="{mimetype}"/>'
         '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
         "</manifest:manifest>"
     )
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.text")
+        zf.writestr(zipfile.ZipInfo("mimetype"), mimetype)
         zf.writestr("content.xml", content, zipfile.ZIP_DEFLATED)
         zf.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
 
@@ -316,4 +317,37 @@ def test_linked_pictures_are_neither_fetched_nor_read(
         assert images == [], source.name
         assert planted_bytes[-64:] not in pdf.read_bytes()
         assert payload["output"]["pages"] == 1
+    assert listener.hits == []
+
+
+def test_spreadsheet_links_and_web_functions_are_not_updated(
+    engine: LibreOfficeEngine, tmp_path: Path, listener: _Listener
+) -> None:
+    planted = tmp_path / "planted.csv"
+    planted.write_text("PLANTEDVALUE\n")
+    formulas = (
+        f"of:=['{planted.as_uri()}'#$planted.A1]",
+        f"of:=WEBSERVICE(&quot;{listener.url}/service&quot;)",
+    )
+    cells = "".join(
+        f'<table:table-cell table:formula="{formula}" office:value-type="string" '
+        f'office:string-value="CACHED{n}"><text:p>CACHED{n}</text:p></table:table-cell>'
+        for n, formula in enumerate(formulas)
+    )
+    ods = tmp_path / "linked.ods"
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+        'xmlns:of="urn:oasis:names:tc:opendocument:xmlns:of:1.2" office:version="1.2">'
+        '<office:body><office:spreadsheet><table:table table:name="Sheet1"><table:table-row>'
+        f"{cells}</table:table-row></table:table></office:spreadsheet></office:body>"
+        "</office:document-content>"
+    )
+    _write_odt(ods, content, "spreadsheet")
+    _, pdf = convert(engine, ods, tmp_path / "out")
+    text = pdf_text(pdf)
+    assert "CACHED0" in text and "CACHED1" in text
+    assert "PLANTEDVALUE" not in text
     assert listener.hits == []
