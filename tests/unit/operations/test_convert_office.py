@@ -186,6 +186,24 @@ def _write_odt(path: Path, content: str, kind: str = "text") -> None:
         zf.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
 
 
+def test_form_fields_are_exported_or_flattened(engine: LibreOfficeEngine, tmp_path: Path) -> None:
+    page = tmp_path / "form.html"
+    page.write_text(
+        '<html><body><form><p>Name: <input type="text" name="customer"></p>'
+        '<p>Agree <input type="checkbox" name="agree"></p></form></body></html>'
+    )
+    # A text document with two form controls, made by LibreOffice from the HTML form.
+    form = tmp_path / "form.odt"
+    shutil.move(engine.convert(page, "odt"), form)
+    _, fillable = convert(engine, form, tmp_path / "fillable")
+    _, flat = convert(engine, form, tmp_path / "flat", export_form_fields=False)
+    with pikepdf.open(fillable) as pdf:
+        assert [str(field.T) for field in pdf.Root.AcroForm.Fields] == ["customer", "agree"]
+    with pikepdf.open(flat) as pdf:
+        assert "/AcroForm" not in pdf.Root
+    assert "Name:" in pdf_text(flat)
+
+
 def test_password_protected_corpus_files(engine: LibreOfficeEngine, tmp_path: Path) -> None:
     xlsx = OFFICE / "encrypted-password-tika.xlsx"
     odt = OFFICE / "encrypted.odt"
