@@ -31,6 +31,7 @@ import html
 import logging
 import mimetypes
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -225,7 +226,11 @@ def html_to_pdf(
                     f"the page selection '{pages}' names none of the {len(document.pages)} pages",
                 )
             document = document.copy([document.pages[n - 1] for n in numbers])
-        document.write_pdf(target, **options)
+        with warnings.catch_warnings():
+            # WeasyPrint opens its sRGB profile for PDF/A and leaves closing it to the
+            # garbage collector; the warning that raises is its own, not ours.
+            warnings.simplefilter("ignore", ResourceWarning)
+            document.write_pdf(target, **options)
     with pypdfium2.PdfDocument(str(target)) as pdf:
         count = len(pdf)
     return HtmlPdf(pages=count, warnings=_unique(fetcher.warnings))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import docx
+import pikepdf
 import pypdfium2
 import pytest
 from PIL import Image
@@ -84,6 +85,18 @@ def test_markdown_to_pdf_with_page_setup(tmp_path: Path) -> None:
     text = pdf_text(pdf)
     assert f"1/{len(sizes)}" in text
     assert score(text, "txt", source.read_text(), "md") > 0.9
+
+
+def test_markdown_to_pdfa(tmp_path: Path) -> None:
+    source = tmp_path / "note.md"
+    source.write_text("# Archive copy\n\nKept for the records.\n")
+    payload, pdf = convert(source, tmp_path / "job", pdfa="2b")
+    assert payload["output"]["pdfa"] == "2b"
+    with pikepdf.open(pdf) as doc:
+        meta = doc.open_metadata()
+        assert (meta.get("pdfaid:part"), meta.get("pdfaid:conformance")) == ("2", "B")
+        assert str(doc.Root.OutputIntents[0].S) == "/GTS_PDFA1"
+    assert "Kept for the records." in pdf_text(pdf)
 
 
 @needs_corpus
