@@ -348,6 +348,22 @@ class RenderSettings(BaseModel):
     )
 
 
+class ConvertSettings(BaseModel):
+    max_zip_entries: int = Field(
+        2000, ge=1, description="Most entries an uploaded HTML site (a zip) may hold."
+    )
+    max_zip_bytes: int = Field(
+        200 * 1024 * 1024,
+        ge=1,
+        description="Most bytes an uploaded HTML site (a zip) may unpack to, all entries together.",
+    )
+    max_zip_ratio: float = Field(
+        100.0,
+        ge=1,
+        description="Highest ratio of unpacked to packed size of a zip entry (a zip bomb past it).",
+    )
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -450,6 +466,7 @@ class Settings(BaseSettings):
     image: ImageSettings = Field(default_factory=ImageSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
     v1: V1Settings = Field(default_factory=V1Settings)
+    convert: ConvertSettings = Field(default_factory=ConvertSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

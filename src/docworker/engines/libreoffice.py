@@ -37,8 +37,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -55,6 +57,40 @@ _EXTENSION = re.compile(r"[a-z0-9]{1,10}")
 _REAP_WITHIN = 5.0
 #: How much of the bridge's log an error quotes when an instance fails to start.
 _LOG_TAIL = 600
+
+
+FilterValue = str | int | bool
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How a conversion opens and stores the document, beyond its target type."""
+
+    #: The password of an encrypted document.
+    password: str | None = field(default=None, repr=False)
+    #: Turn the pages of a text document or spreadsheet to landscape before storing.
+    landscape: bool = False
+    #: The export filter's options (its ``FilterData``), e.g. for PDF ``PageRange``,
+    #: ``SelectPdfVersion``, ``ExportFormFields``.
+    filter_data: Mapping[str, FilterValue] = field(default_factory=dict)
+
+    def as_request(self) -> dict[str, Any]:
+        request: dict[str, Any] = {}
+        if self.password:
+            request["password"] = self.password
+        if self.landscape:
+            request["landscape"] = True
+        if self.filter_data:
+            request["filter_data"] = dict(self.filter_data)
+        return request
+
+
+class Converter(Protocol):
+    """What converts a file through LibreOffice: :meth:`LibreOfficeEngine.convert`."""
+
+    def __call__(
+        self, path: Path, target_ext: str, *, options: ExportOptions | None = None
+    ) -> Path: ...
 
 
 class _Instance:
@@ -103,12 +139,11 @@ class _Instance:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def convert(self, source: Path, output: Path) -> None:
+    def convert(self, source: Path, output: Path, options: ExportOptions) -> None:
         """Have LibreOffice store ``source`` as ``output``, whose extension names the type."""
         ext = output.suffix.lstrip(".")
-        answer = self.request(
-            {"op": "convert", "input": str(source), "output": str(output), "ext": ext}
-        )
+        message = {"op": "convert", "input": str(source), "output": str(output), "ext": ext}
+        answer = self.request(message | options.as_request())
         if answer.get("ok") and output.is_file():
             return
         detail = str(answer.get("detail", "no output"))
@@ -155,12 +190,20 @@ class LibreOfficeEngine:
         self._folder_lock = threading.Lock()
         self._folder: Path | None = None
 
-    def convert(self, path: Path, target_ext: str, *, timeout: float | None = None) -> Path:
+    def convert(
+        self,
+        path: Path,
+        target_ext: str,
+        *,
+        timeout: float | None = None,
+        options: ExportOptions | None = None,
+    ) -> Path:
         """Convert ``path`` to the type of extension ``target_ext`` (``"docx"``, ``"pdf"``).
 
         Returns the new file, which belongs to the caller (delete it once read).
         ``timeout`` shortens the configured limit for this conversion (e.g. to what
-        is left of a job's time).
+        is left of a job's time); ``options`` open and store the document as they say
+        (password, landscape, the export filter's options).
         Raises :class:`CorruptDocument` when LibreOffice cannot open the file or
         cannot store it as ``target_ext``, :class:`DependencyDown` when LibreOffice
         is not installed, and the supervisor's errors (queue full, timeout, crash).
@@ -170,10 +213,13 @@ class LibreOfficeEngine:
             raise InvalidParameter("target", f"'{target_ext}' is not a file extension")
         source = path.resolve()
         output = self._workfolder() / "out" / f"{uuid.uuid4().hex}.{ext}"
+        chosen = options or ExportOptions()
         limit = min(timeout, self.settings.timeout) if timeout else self.settings.timeout
         started = time.monotonic()
         try:
-            self._supervisor.run(lambda instance: instance.convert(source, output), timeout=limit)
+            self._supervisor.run(
+                lambda instance: instance.convert(source, output, chosen), timeout=limit
+            )
         except BaseException:
             output.unlink(missing_ok=True)
             raise

@@ -5,16 +5,19 @@ LibreOffice is driven through UNO, whose Python module (``uno``, Debian's
 in the service's virtual environment. So :mod:`docworker.engines.libreoffice`
 runs this file as a script under that Python (``python3 -I uno_host.py ...``);
 it imports nothing from docworker, only the standard library, ``uno`` and
-unoserver's converter (which loads a document, picks the export filter for the
-target type and stores it). The script:
+unoserver's converter (for its connection and its table of export filters). The
+script:
 
-1. starts LibreOffice (``soffice.bin``) headless with its own profile, listening
+1. writes a hardened profile (:func:`write_profile`: no links followed, no remote
+   URL reachable, no macros) and starts LibreOffice (``soffice.bin``) headless with
+   it, listening
    for UNO on a loopback port, in this script's process group, and set to die
    with this script (``PR_SET_PDEATHSIG``);
 2. connects and says ``{"ready": true, ...}`` on stdout;
 3. answers requests, one JSON object per line on stdin, one answer per line on
-   stdout: ``{"op": "convert", "input", "output", "ext"}`` gets ``{"ok": true}``
-   or ``{"ok": false, "error": "document" | "engine", "detail"}``. The service
+   stdout: ``{"op": "convert", "input", "output", "ext"}`` (plus the options of
+   :class:`Exporter`) gets ``{"ok": true, ...}`` or ``{"ok": false, "error":
+   "document" | "engine", "detail"}``. The service
    ends an instance by killing its process group.
 
 When stdin ends — the service process exited or was killed — the script kills
@@ -35,6 +38,7 @@ import sys
 import threading
 import time
 from typing import Any, TextIO
+from urllib.parse import unquote, urlsplit
 
 PR_SET_PDEATHSIG = 1
 #: LibreOffice's exit code asking to be started again (first start on a new profile).
@@ -80,6 +84,48 @@ def read_requests(requests: queue.Queue[dict[str, Any]], owned: str, offices: li
         office.kill()
     shutil.rmtree(owned, ignore_errors=True)
     kill_group()
+
+
+_SCRIPTING = "/org.openoffice.Office.Common/Security/Scripting"
+#: Settings of every new profile: no folder is a trusted location, so LibreOffice
+#: follows no link of a document (a linked image, an OLE link), and macros never run.
+HARDENED_SETTINGS = (
+    (_SCRIPTING, "BlockUntrustedRefererLinks", "true"),
+    (_SCRIPTING, "DisableMacrosExecution", "true"),
+    (_SCRIPTING, "MacroSecurityLevel", "3"),
+)
+_UCB_PROVIDERS = (
+    "/org.openoffice.ucb.Configuration/ContentProviders/Local/SecondaryKeys/Office/ProviderData"
+)
+#: LibreOffice's content providers for remote URLs (http, https and WebDAV, FTP, CMIS),
+#: removed from every new profile. The Word importer fetches an ``INCLUDEPICTURE``
+#: field's URL itself, whatever ``BlockUntrustedRefererLinks`` says; without these
+#: providers LibreOffice has no way to reach a remote URL at all.
+REMOTE_PROVIDERS = ("Provider3", "Provider4", "Provider6", "Provider12", "Provider43")
+
+
+def write_profile(profile_url: str) -> None:
+    """Write the new profile's ``user/registrymodifications.xcu`` before LibreOffice
+    first starts: :data:`HARDENED_SETTINGS` set, :data:`REMOTE_PROVIDERS` removed."""
+    user = os.path.join(unquote(urlsplit(profile_url).path), "user")
+    os.makedirs(user, exist_ok=True)
+    settings = "".join(
+        f'<item oor:path="{path}"><prop oor:name="{name}" oor:op="fuse">'
+        f"<value>{value}</value></prop></item>"
+        for path, name, value in HARDENED_SETTINGS
+    )
+    removed = "".join(
+        f'<item oor:path="{_UCB_PROVIDERS}"><node oor:name="{name}" oor:op="remove"/></item>'
+        for name in REMOTE_PROVIDERS
+    )
+    with open(os.path.join(user, "registrymodifications.xcu"), "w", encoding="utf-8") as fh:
+        fh.write(
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<oor:items xmlns:oor="http://openoffice.org/2001/registry" '
+            'xmlns:xs="http://www.w3.org/2001/XMLSchema" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+            f"{settings}{removed}</oor:items>"
+        )
 
 
 class Office:
@@ -170,18 +216,90 @@ class SafeDesktop:
         return getattr(self._desktop, name)
 
 
-def convert(converter: Any, request: dict[str, Any]) -> dict[str, Any]:
-    try:
-        converter.convert(
-            inpath=request["input"],
-            outpath=request["output"],
-            convert_to=request["ext"],
-            update_index=False,
-        )
-    except Exception as exc:  # noqa: BLE001 - every failure is answered, none ends the loop
-        kind = "engine" if type(exc).__name__ in ENGINE_FAILURES else "document"
-        return {"ok": False, "error": kind, "detail": f"{type(exc).__name__}: {exc}"[:1000]}
-    return {"ok": True}
+class Exporter:
+    """Loads a document and stores it in another format, with the request's options.
+
+    A request: ``{"op": "convert", "input", "output", "ext"}``, and optionally
+    ``"password"`` (to open an encrypted document), ``"landscape"`` (turn every page
+    style to landscape before storing) and ``"filter_data"`` (the export filter's
+    options, e.g. ``{"PageRange": "1-2", "SelectPdfVersion": 2}`` for PDF).
+    """
+
+    def __init__(self, converter: Any, uno: Any, property_value: Any) -> None:
+        self.converter = converter
+        self.uno = uno
+        self.property_value = property_value
+
+    def answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The answer to one request; every failure is answered, none ends the loop."""
+        try:
+            self.export(request)
+        except Exception as exc:  # noqa: BLE001 - a document must not end the bridge
+            kind = "engine" if type(exc).__name__ in ENGINE_FAILURES else "document"
+            return {"ok": False, "error": kind, "detail": f"{type(exc).__name__}: {exc}"[:1000]}
+        return {"ok": True}
+
+    def export(self, request: dict[str, Any]) -> None:
+        prop = self.property_value
+        load = [prop(Name="ReadOnly", Value=True)]
+        if request.get("password"):
+            load.append(prop(Name="Password", Value=request["password"]))
+        url = self.uno.systemPathToFileUrl(os.path.abspath(request["input"]))
+        document = self.converter.desktop.loadComponentFromURL(url, "_default", 0, tuple(load))
+        if document is None:
+            raise ValueError("the document could not be opened")
+        try:
+            if request.get("landscape"):
+                turn_landscape(document)
+            self._store(document, request)
+        finally:
+            document.close(True)
+
+    def _store(self, document: Any, request: dict[str, Any]) -> None:
+        prop = self.property_value
+        output = self.uno.systemPathToFileUrl(os.path.abspath(request["output"]))
+        base = output.rsplit(".", 1)[0]
+        export_type = self.converter.type_service.queryTypeByURL(f"{base}.{request['ext']}")
+        if not export_type:
+            raise ValueError(f"no file type has the extension {request['ext']}")
+        names = set(document.getSupportedServiceNames())
+        kinds = [kind for kind in DOC_TYPES if kind in names]
+        found = self.converter.find_filter(kinds[0], export_type) if kinds else None
+        if found is None:
+            raise ValueError(f"this document cannot be stored as {request['ext']}")
+        store = [prop(Name="FilterName", Value=found), prop(Name="Overwrite", Value=True)]
+        options = request.get("filter_data") or {}
+        data = [prop(Name=name, Value=value) for name, value in options.items()]
+        if data:
+            value = self.uno.Any("[]com.sun.star.beans.PropertyValue", tuple(data))
+            store.append(prop(Name="FilterData", Value=value))
+        document.storeToURL(output, tuple(store))
+
+
+#: The document services LibreOffice converts from (unoserver's list, in its order).
+DOC_TYPES = (
+    "com.sun.star.sheet.SpreadsheetDocument",
+    "com.sun.star.text.TextDocument",
+    "com.sun.star.presentation.PresentationDocument",
+    "com.sun.star.drawing.DrawingDocument",
+    "com.sun.star.text.WebDocument",
+)
+
+
+def turn_landscape(document: Any) -> None:
+    """Turn every portrait page style of a text document or spreadsheet to landscape
+    (width and height swapped); presentations and drawings have no page styles and
+    keep their slide size."""
+    families = getattr(document, "StyleFamilies", None)
+    if families is None or not families.hasByName("PageStyles"):
+        return
+    styles = families.getByName("PageStyles")
+    for name in styles.getElementNames():
+        style = styles.getByName(name)
+        if style.Height > style.Width:
+            width, height = style.Width, style.Height
+            style.IsLandscape = True
+            style.Width, style.Height = height, width
 
 
 def version(converter: Any) -> str:
@@ -203,7 +321,7 @@ def main() -> int:
     sys.path.insert(0, args.path)
     try:
         # uno is LibreOffice's own module; importing it makes com.sun.star importable.
-        import uno  # type: ignore[import-not-found]  # noqa: F401
+        import uno  # type: ignore[import-not-found]
         from com.sun.star.beans import PropertyValue  # type: ignore[import-not-found]
         from unoserver.converter import UnoConverter
     except ImportError as exc:
@@ -214,14 +332,16 @@ def main() -> int:
     reader = threading.Thread(target=read_requests, args=(requests, args.owned, offices))
     reader.daemon = True
     reader.start()
+    write_profile(args.profile)
     office = Office(args.soffice, args.profile, args.port)
     offices.append(office)
     converter = office.connect(UnoConverter)
     converter.desktop = SafeDesktop(converter.desktop, PropertyValue)
+    exporter = Exporter(converter, uno, PropertyValue)
     threading.Thread(target=office.watch, daemon=True).start()
     say(channel, {"ready": True, "version": version(converter), "office_pid": office.process.pid})
     while True:
-        say(channel, convert(converter, requests.get()))
+        say(channel, exporter.answer(requests.get()))
 
 
 if __name__ == "__main__":

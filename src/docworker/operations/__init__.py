@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from docworker.errors import InvalidParameter, NotFound
 from docworker.operations.base import Operation, OperationParams
 from docworker.operations.chunk import ChunkOperation
+from docworker.operations.convert import ConvertOperation
 from docworker.operations.extract import ExtractOperation
 from docworker.operations.image import ImageOperation
 from docworker.operations.ocr import OcrOperation
@@ -31,6 +32,7 @@ OPERATIONS: dict[str, Operation] = {
     RenderOperation.name: RenderOperation(),
     VideoOperation.name: VideoOperation(),
     ScreenshotOperation.name: ScreenshotOperation(),
+    ConvertOperation.name: ConvertOperation(),
     V1MediaOperation.name: V1MediaOperation(),
 }
 

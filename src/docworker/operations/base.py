@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from docworker.config import Settings
+from docworker.engines.libreoffice import Converter
 from docworker.errors import ProcessingFailed
 from docworker.formats.base import PageSelection, ParseLimits
 from docworker.url_policy import UrlPolicy
@@ -56,9 +57,10 @@ class OperationContext:
     limits: ParseLimits = field(default_factory=ParseLimits)
     progress: Callable[[float, str], None] = lambda _fraction, _message: None
     cancelled: Callable[[], bool] = lambda: False
-    #: Converts a file through LibreOffice (``convert(path, "docx")``), handed to
-    #: parsers as ``ParseContext.convert``; None where no LibreOffice runs.
-    convert: Callable[[Path, str], Path] | None = None
+    #: Converts a file through LibreOffice (``convert(path, "docx")``, options by
+    #: keyword), handed to parsers as ``ParseContext.convert``; None where no
+    #: LibreOffice runs.
+    convert: Converter | None = None
     #: OCR defaults from the service's settings (``settings.ocr``): Tesseract
     #: languages, page segmentation mode and PDF render resolution.
     ocr_languages: str = "eng"

@@ -1,0 +1,151 @@
+"""``POST /api/v2/convert``: a document converted to PDF, an office format, Markdown,
+HTML or text, answered as the file itself (or the job, when it takes longer than ``wait``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile
+from fastapi.responses import Response
+
+from docworker.api.deps import ServicesDep
+from docworker.api.errors import problem_responses
+from docworker.api.routes.extract import run_and_answer, submit_and_wait
+from docworker.api.routes.jobs import artifact_response, job_response
+from docworker.api.uploads import store_upload
+from docworker.jobs.queue import JobInput
+from docworker.jobs.store import TERMINAL_STATUSES
+from docworker.operations.convert import (
+    OUTPUT_STEM,
+    TARGETS,
+    ConvertTarget,
+    HtmlEngine,
+    Orientation,
+    PdfA,
+)
+
+router = APIRouter(prefix="/api/v2", tags=["convert"])
+
+CONVERT_EXAMPLE = {
+    "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
+    "to": "pdf",
+    "input": {
+        "mime": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "format": "docx",
+    },
+    "output": {"name": "converted.pdf", "mime": "application/pdf", "size": 62554, "pages": 2},
+    "engine": "libreoffice",
+    "warnings": [],
+    "artifacts": [{"name": "converted.pdf", "mime": "application/pdf", "size": 62554}],
+}
+
+_FILE_TYPES: dict[str, dict[str, Any]] = {mime: {} for _, mime in TARGETS.values()}
+
+
+@router.post(
+    "/convert",
+    operation_id="convert",
+    summary="Convert a document to PDF, an office format, Markdown, HTML or text",
+    responses={
+        200: {
+            "description": "The converted file itself, with its media type and a "
+            "Content-Disposition naming it; what was made, as JSON, when the request "
+            "accepts only application/json (the file is then the job's artifact).",
+            "content": {"application/json": {"example": CONVERT_EXAMPLE}, **_FILE_TYPES},
+        },
+        202: {"description": "Not finished within `wait`: the job, to poll"},
+        **problem_responses(404, 413, 415, 422, 429, 503),
+    },
+)
+async def convert(
+    services: ServicesDep,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="The document: an office file (DOC/DOCX, XLS/XLSX, PPT/PPTX, ODT/ODS/"
+            "ODP, RTF), an HTML page, a zip of a site with its index.html, Markdown, or any "
+            "other document the service reads. Its type is read from its content."
+        ),
+    ],
+    to: Annotated[ConvertTarget, Form(description="The output format")] = ConvertTarget.PDF,
+    pages: Annotated[str | None, Form(description="Pages to keep, e.g. '1-3,5'")] = None,
+    password: Annotated[str | None, Form(description="Password of an encrypted file")] = None,
+    landscape: Annotated[bool, Form(description="PDF: landscape pages")] = False,
+    pdfa: Annotated[PdfA, Form(description="PDF: none, 1b or 2b (PDF/A level)")] = PdfA.NONE,
+    export_form_fields: Annotated[
+        bool, Form(description="Office → PDF: keep form fields fillable")
+    ] = True,
+    page_size: Annotated[
+        str | None,
+        Form(description="HTML/Markdown → PDF: A4, Letter, … or '210mm x 297mm'"),
+    ] = None,
+    orientation: Annotated[
+        Orientation | None, Form(description="HTML/Markdown → PDF: portrait or landscape")
+    ] = None,
+    margin_top: Annotated[str | None, Form(description="HTML/Markdown → PDF, e.g. '2cm'")] = None,
+    margin_right: Annotated[str | None, Form(description="HTML/Markdown → PDF")] = None,
+    margin_bottom: Annotated[str | None, Form(description="HTML/Markdown → PDF")] = None,
+    margin_left: Annotated[str | None, Form(description="HTML/Markdown → PDF")] = None,
+    header_html: Annotated[
+        str | None,
+        Form(
+            description="HTML/Markdown → PDF: HTML at the top of each page; elements of class "
+            "pageNumber, totalPages, title and date are filled in"
+        ),
+    ] = None,
+    footer_html: Annotated[
+        str | None, Form(description="HTML/Markdown → PDF: HTML at the bottom of each page")
+    ] = None,
+    css: Annotated[str | None, Form(description="HTML/Markdown → PDF: extra CSS")] = None,
+    engine: Annotated[
+        HtmlEngine, Form(description="HTML/Markdown → PDF: weasyprint or chromium")
+    ] = HtmlEngine.WEASYPRINT,
+    wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
+    priority: Annotated[int, Form(ge=-100, le=100, description="Job priority, higher first")] = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Upload the document as the multipart ``file`` part, and the options as form fields.
+    The answer is the converted file (``converted.pdf``, ``converted.docx``, …); with
+    ``Accept: application/json`` it is what was made (pages, size, engine, warnings), the
+    file staying downloadable as the job's artifact."""
+    given: dict[str, Any] = {
+        "pages": pages,
+        "password": password,
+        "page_size": page_size,
+        "orientation": orientation,
+        "margin_top": margin_top,
+        "margin_right": margin_right,
+        "margin_bottom": margin_bottom,
+        "margin_left": margin_left,
+        "header_html": header_html,
+        "footer_html": footer_html,
+        "css": css,
+    }
+    params: dict[str, Any] = {
+        "to": to,
+        "landscape": landscape,
+        "pdfa": pdfa,
+        "export_form_fields": export_form_fields,
+        "engine": engine,
+    }
+    params.update({name: value for name, value in given.items() if value})
+    job_input = await store_upload(services, file)
+    job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)
+    if _wants_json(accept):
+        return await run_and_answer(services, "convert", params, job_input, wait, priority, accept)
+    record = await submit_and_wait(services, "convert", params, job_input, wait, priority)
+    if record.status not in TERMINAL_STATUSES:
+        return job_response(record, 202)
+    name = f"{OUTPUT_STEM}.{TARGETS[to][0]}"
+    entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
+    return artifact_response(record.id, entry, stream)
+
+
+def _wants_json(accept: str | None) -> bool:
+    """Whether the client accepts JSON and not the file (nor anything at all)."""
+    if not accept or "application/json" not in accept:
+        return False
+    others = [part.split(";")[0].strip() for part in accept.split(",")]
+    return all(kind in {"application/json", "application/problem+json"} for kind in others)
