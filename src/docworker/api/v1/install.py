@@ -21,13 +21,25 @@ from docworker.api.v1 import (
     markdown,
     media,
     ocr,
+    pdf_generate,
 )
 from docworker.api.v1.errors import install_v1_errors
 from docworker.api.v1.http import V1_ROOT_PATHS, V1Compat
 from docworker.cache import CacheJanitor
 from docworker.config import Settings
 
-ROUTERS = (health, jobs, ocr, extraction, markdown, cache, documents, media, image_convert)
+ROUTERS = (
+    health,
+    jobs,
+    ocr,
+    extraction,
+    markdown,
+    cache,
+    documents,
+    media,
+    image_convert,
+    pdf_generate,
+)
 
 
 def v1_templates() -> list[str]:

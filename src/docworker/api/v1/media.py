@@ -248,7 +248,9 @@ def _sync_responses(media: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     }
 
 
-_IMAGE_TYPES: dict[str, Any] = {CONTENT_TYPES[ext]: {} for ext in ("webp", "jpg", "png", "avif", "gif", "tiff")}
+_IMAGE_TYPES: dict[str, Any] = {
+    CONTENT_TYPES[ext]: {} for ext in ("webp", "jpg", "png", "avif", "gif", "tiff")
+}
 
 
 @router.post(
