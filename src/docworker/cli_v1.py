@@ -1,12 +1,12 @@
 """documents-worker v1's command line (§13), as ``docworker`` sub-commands.
 
-v1's CLI binary had ``extract``, ``ocr``, ``convert chunk``, ``health``,
-``stats`` and ``version`` — all here — and ``convert image``, ``convert pdf`` and
-``thumbnail``, which need the conversion and image operations this service does
-not have yet, so they are not offered. Each is a
-sub-command of ``docworker`` itself and of ``docworker cli`` (v1's spelling),
-with v1's positional arguments, flags and defaults, working on local files
-without a server. Failures print ``❌ Error: <message>`` and exit 1, as v1 did.
+v1's CLI binary had ``extract``, ``ocr``, ``convert image``, ``convert pdf``,
+``convert chunk``, ``thumbnail``, ``health``, ``stats`` and ``version``; all are
+here, each a sub-command of ``docworker`` itself and of ``docworker cli`` (v1's
+spelling), with v1's positional arguments, flags and defaults, working on local
+files without a server: the operations (``extract``, ``ocr``, ``chunk``,
+``v1_media``, ``convert``, ``render``, ``video``) run in this process. Failures
+print ``❌ Error: <message>`` and exit 1, as v1 did.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from typing import Annotated, Any
 
 import typer
 
+from docworker import cli_v1_media
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.extraction import one_line
 from docworker.api.v1.health import domain_health
 from docworker.api.v1.jobs import v1_counts
 from docworker.chunking import V1_METHODS, Strategy
-from docworker.config import Settings, load_settings
+from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.formats.detect import detect
@@ -35,7 +36,8 @@ from docworker.operations.extract import ExtractOperation, ExtractParams
 from docworker.operations.ocr import OcrOperation, OcrParams
 
 cli_app = typer.Typer(
-    help="documents-worker v1's commands: extract, ocr, convert chunk, health, stats, version.",
+    help="documents-worker v1's commands: extract, ocr, convert image|pdf|chunk, thumbnail, "
+    "health, stats, version.",
     no_args_is_help=True,
 )
 V1_CLI_VERSION = "1.0.0"
@@ -47,17 +49,8 @@ _EXTRACT_EXTENSIONS = {
 }
 
 
-def _error(message: str) -> typer.Exit:
-    sys.stderr.write(f"❌ Error: {message}\n")
-    return typer.Exit(1)
-
-
-def _quiet_settings() -> Settings:
-    from docworker.telemetry import configure_logging
-
-    settings = load_settings()
-    configure_logging(level="WARNING", json_logs=settings.json_logs)
-    return settings
+_error = cli_v1_media.v1_error
+_quiet_settings = cli_v1_media.quiet_settings
 
 
 def extract_v1(input_path: Path, output_path: Path) -> None:
@@ -116,8 +109,7 @@ def ocr(
 
 
 convert_app = typer.Typer(
-    help="v1's conversions. Only 'chunk' is here yet: 'image' and 'pdf' need the "
-    "conversion and image operations.",
+    help="v1's conversions: image (format, size), pdf (HTML, Markdown, office), chunk.",
     no_args_is_help=True,
 )
 #: v1 dropped chunks shorter than this many characters.
@@ -175,6 +167,9 @@ def convert_chunk(
 
 
 cli_app.add_typer(convert_app, name="convert")
+convert_app.command("image")(cli_v1_media.convert_image)
+convert_app.command("pdf")(cli_v1_media.convert_pdf)
+cli_app.command("thumbnail")(cli_v1_media.thumbnail)
 
 
 def _local_store(settings: Settings) -> JobStore | None:
@@ -241,5 +236,5 @@ def install_v1_commands(app: typer.Typer) -> None:
     command, which takes v1's ``extract <input> <output>`` form too)."""
     app.add_typer(cli_app, name="cli")
     app.add_typer(convert_app, name="convert")
-    for command in (ocr, health, stats, version):
+    for command in (ocr, cli_v1_media.thumbnail, health, stats, version):
         app.command(command.__name__)(command)

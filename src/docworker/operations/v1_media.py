@@ -72,6 +72,8 @@ IMAGE_EXTENSIONS = {
     "gif": ImageFormat.GIF,
 }
 
+_WITH_QUALITY = frozenset({ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.AVIF})
+
 
 class MediaKind(StrEnum):
     IMAGE = "image"
@@ -171,7 +173,10 @@ def v1_image(
         if params.vips
         else _ffmpeg_geometry(ctx, source, params)
     )
-    raw: dict[str, Any] = {"format": fmt.value, "quality": params.quality, **geometry}
+    # libvips' PNG, TIFF and GIF savers have no quality unless asked to quantise, which
+    # v1 never asked: the quality goes to the lossy encoders only.
+    quality = params.quality if fmt in _WITH_QUALITY else None
+    raw: dict[str, Any] = {"format": fmt.value, "quality": quality, **geometry}
     try:
         image_params = ImageParams.model_validate(raw)
     except ValidationError as exc:
