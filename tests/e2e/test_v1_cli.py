@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.scoring import corpus_root
+from tests.videos import make_video, needs_ffmpeg
 
 CORPUS = corpus_root()
 PDF = CORPUS / "pdf" / "multi-page-article.pdf"
@@ -101,3 +102,91 @@ def test_convert_chunk_writes_numbered_chunks_within_the_size(tmp_path: Path) ->
     assert "Word Processor" in texts[0]
     bad = docworker("convert", "chunk", str(PDF), str(out), "--method", "bogus", data=tmp_path)
     assert bad.returncode == 1 and "❌ Error: unknown chunking method: bogus" in bad.stderr
+
+
+def _image(path: Path, width: int, height: int) -> Path:
+    import pyvips
+
+    pyvips.Image.black(width, height, bands=3).linear(1, 90).cast("uchar").write_to_file(str(path))
+    return path
+
+
+def _size(path: Path) -> tuple[int, int]:
+    import pyvips
+
+    image = pyvips.Image.new_from_file(str(path))
+    return image.width, image.height
+
+
+@pytest.mark.parametrize("prefix", [(), ("cli",)])
+def test_convert_image_writes_the_format_asked(tmp_path: Path, prefix: tuple[str, ...]) -> None:
+    source = _image(tmp_path / "in.png", 400, 200)
+    out = tmp_path / "out.jpg"  # v1 wrote FORMAT's bytes whatever the name said
+    done = docworker(
+        *prefix, "convert", "image", str(source), str(out), "webp", "--height", "50", data=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    data = out.read_bytes()
+    assert data.startswith(b"RIFF") and data[8:12] == b"WEBP"
+    assert _size(out) == (100, 50)
+
+
+def test_convert_image_refuses_an_unknown_format(tmp_path: Path) -> None:
+    source = _image(tmp_path / "in.png", 40, 20)
+    done = docworker("convert", "image", str(source), str(tmp_path / "o"), "bmp", data=tmp_path)
+    assert done.returncode == 1 and "❌ Error: " in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_convert_pdf_of_markdown_html_and_office(tmp_path: Path) -> None:
+    import pypdfium2
+
+    markdown = tmp_path / "notes.md"
+    markdown.write_text("# Field notes\n\nThe heron came back.\n", encoding="utf-8")
+    out = tmp_path / "notes.pdf"
+    done = docworker(
+        "convert", "pdf", str(markdown), str(out), "--page-size", "Letter", data=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    pdf = pypdfium2.PdfDocument(out.read_bytes())
+    try:
+        assert [tuple(round(v) for v in pdf[0].get_size())] == [(612, 792)]
+        page = pdf[0]
+        textpage = page.get_textpage()
+        assert "The heron came back." in textpage.get_text_range()
+        textpage.close()
+        page.close()
+    finally:
+        pdf.close()
+    docx = CORPUS / "office" / "word-sample.docx"
+    office = docworker("cli", "convert", "pdf", str(docx), str(tmp_path / "w.pdf"), data=tmp_path)
+    assert office.returncode == 0, office.stderr
+    assert (tmp_path / "w.pdf").read_bytes().startswith(b"%PDF-")
+    refused = docworker("convert", "pdf", str(PDF), str(tmp_path / "x.pdf"), data=tmp_path)
+    assert refused.returncode == 1 and "unsupported file format: .pdf" in refused.stderr
+    url = docworker("convert", "pdf", str(markdown), str(out), "--url", data=tmp_path)
+    assert url.returncode == 1 and "❌ Error: URL to PDF conversion" in url.stderr
+
+
+@pytest.mark.parametrize("prefix", [(), ("cli",)])
+def test_thumbnail_of_an_image(tmp_path: Path, prefix: tuple[str, ...]) -> None:
+    source = _image(tmp_path / "in.png", 400, 100)
+    out = tmp_path / "thumb.webp"
+    done = docworker(*prefix, "thumbnail", str(source), str(out), "--size", "80", data=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[8:12] == b"WEBP" and _size(out) == (80, 20)
+
+
+@needs_ffmpeg
+def test_thumbnail_of_a_document_and_a_video(tmp_path: Path) -> None:
+    page = tmp_path / "page.webp"
+    done = docworker("thumbnail", str(PDF), str(page), data=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert page.read_bytes()[8:12] == b"WEBP" and max(_size(page)) == 200
+    video = make_video(tmp_path / "v.mp4", size="320x240", seconds=2)
+    frame = tmp_path / "frame.webp"
+    done = docworker(
+        "thumbnail", str(video), str(frame), "--size", "100", "--time", "1", data=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert frame.read_bytes()[8:12] == b"WEBP" and _size(frame) == (100, 75)
