@@ -163,7 +163,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
 
 @router.post(
     "/process/document",
-    operation_id="v1_process_document",
+    operation_id="v1_process_media_document",
     summary="A document's page as an image, or the document as PDF, as a job (v1)",
     status_code=202,
     openapi_extra=_BODY,
@@ -179,7 +179,7 @@ async def process_document(
 
 @router.post(
     "/process/image",
-    operation_id="v1_process_image",
+    operation_id="v1_process_media_image",
     summary="Resize, crop or convert an image, as a job (v1)",
     status_code=202,
     openapi_extra=_BODY,
@@ -194,7 +194,7 @@ async def process_image(
 
 @router.post(
     "/process/video",
-    operation_id="v1_process_video",
+    operation_id="v1_process_media_video",
     summary="A video as WebM, as a job (v1)",
     status_code=202,
     openapi_extra=_BODY,
