@@ -539,10 +539,22 @@ def test_documents_api(client: httpx.Client) -> None:
     jobs = client.get(f"/api/v1/documents/{document_id}/jobs").json()
     assert [j["id"] for j in jobs] == [job_id, body["job_id"]]
     assert all(j["document_id"] == document_id for j in jobs)
-    later = client.post(
-        "/api/v1/documents/process", json={"document_id": document_id, "type": "thumbnail"}
+    thumbnail = client.post(
+        "/api/v1/documents/process",
+        json={"document_id": document_id, "type": "thumbnail", "parameters": {"size": 120}},
     )
-    assert later.status_code == 500 and later.json()["error"] == "Failed to process document"
+    assert thumbnail.status_code == 202
+    thumbnail_id = thumbnail.json()["job_id"]
+    assert _poll(client, thumbnail_id)["type"] == "media_processing"
+    assert client.get(f"/api/v1/jobs/{thumbnail_id}").json()["type"] == "thumbnail"
+    image = client.get(f"/api/v1/job/{thumbnail_id}/download")
+    assert image.headers["content-type"] == "image/webp"
+    with Image.open(io.BytesIO(image.content)) as opened:
+        assert opened.format == "WEBP" and max(opened.size) == 120
+    unknown = client.post(
+        "/api/v1/documents/process", json={"document_id": document_id, "type": "bogus"}
+    )
+    assert unknown.status_code == 500 and unknown.json()["error"] == "Failed to process document"
 
 
 # -- OpenAPI and the offline documentation ---------------------------------------------------

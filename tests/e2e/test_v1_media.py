@@ -342,6 +342,29 @@ def test_process_routes_refuse_a_missing_file(client: httpx.Client) -> None:
         assert answer.status_code == 400 and answer.json()["error"] == "File upload error"
 
 
+def test_documents_process_runs_the_media_operations(client: httpx.Client) -> None:
+    files = {"file": (DOCX.name, DOCX.read_bytes())}
+    first = _accepted(client.post("/api/v1/process/document?format=pdf", files=files))
+    document_id = _poll(client, first)["payload"]["id"]
+    jobs = {}
+    for kind, parameters in (
+        ("image_convert", {"width": 300, "format": "png", "page": 2}),
+        ("pdf_generate", {}),
+    ):
+        answer = client.post(
+            "/api/v1/documents/process",
+            json={"document_id": document_id, "type": kind, "parameters": parameters},
+        )
+        assert answer.status_code == 202 and answer.json()["type"] == kind
+        jobs[kind] = answer.json()["job_id"]
+    page = _completed(client, jobs["image_convert"], "document")
+    assert kind_of(page) == "png" and max(size_of(page)) == 300
+    pdf = _poll(client, jobs["pdf_generate"])
+    assert pdf["status"] == "completed" and pdf["type"] == "pdf_generation"
+    listed = client.get(f"/api/v1/documents/{document_id}/jobs").json()
+    assert [j["type"] for j in listed] == ["image_convert", "image_convert", "pdf_generate"]
+
+
 # -- §5.7 image convert ----------------------------------------------------------------------
 
 

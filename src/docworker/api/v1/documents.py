@@ -5,7 +5,10 @@ v1 declared these routes but never wired them (they always crashed), and had no
 route that made documents. Here a document is an upload accepted by a v1 job
 route (``/api/v1/extract/async/...``): its id is the second UUID of that job's
 v1 payload, recorded with the job's input, and its jobs are found by it in the
-job store. ``documents/process`` runs another operation on the same stored file.
+job store. ``documents/process`` runs another operation on the same stored file:
+``extract``, ``ocr``, the media operations of ``/api/v1/process/*``
+(``image_convert``, ``video_convert``, ``thumbnail``) or ``convert``
+(``pdf_generate``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import GO_ZERO_TIME, v1_time
 from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.intake import MediaParams
 from docworker.api.v1.jobs import outcome, processing_job, v1_meta, v1_payload
+from docworker.api.v1.media import MEDIA_PROCESSING, operation_of
 from docworker.errors import DocworkerError
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobRecord
@@ -40,8 +45,10 @@ PROCESSING: dict[str, tuple[str, dict[str, Any], str, dict[str, Any]]] = {
     ),
     "ocr": ("ocr", {"output": "v1", "pages": "1"}, "ocr_processing", {}),
 }
-#: ProcessingTypes of v1 whose operations this service does not have yet.
-NOT_YET = frozenset({"image_convert", "video_convert", "pdf_generate", "thumbnail"})
+#: ProcessingTypes made by the media operations (:func:`media_plan`).
+MEDIA_TYPES = frozenset({"image_convert", "video_convert", "pdf_generate", "thumbnail"})
+#: v1's thumbnail: a WebP at quality 85 fitting a ``size`` box (default 200).
+THUMBNAIL_SIZE = 200
 _ARCHIVES = ("zip", "x-tar", "gzip", "x-7z", "x-rar", "x-bzip2", "x-xz")
 
 
@@ -58,6 +65,67 @@ def document_type(mime: str) -> str:
     if any(mime.endswith("/" + archive) for archive in _ARCHIVES):
         return "archive"
     return "text"
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None  # v1 ignored what it could not parse
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def media_params(parameters: dict[str, Any]) -> MediaParams:
+    """§5.1's parameters from a ProcessRequest's ``parameters`` object."""
+    page = _number(parameters.get("page"))
+    return MediaParams(
+        width=_number(parameters.get("width")),
+        height=_number(parameters.get("height")),
+        crop=_text(parameters.get("crop")),
+        quality=_number(parameters.get("quality")),
+        resize=_number(parameters.get("resize")),
+        clip=_text(parameters.get("clip")),
+        page=page if page is not None and page >= 1 else None,
+        format=_text(parameters.get("format")),
+        vips_enabled=parameters.get("vipsEnable") not in ("false", False),
+    )
+
+
+def media_plan(
+    processing: str, parameters: dict[str, Any], mime: str
+) -> tuple[str, dict[str, Any], str, dict[str, Any]]:
+    """(operation, its parameters, v1 job type, v1 payload additions) of a media
+    ProcessingType on a document of type ``mime``."""
+    if processing == "pdf_generate":
+        return "convert", {"to": "pdf"}, "pdf_generation", {}
+    video = document_type(mime) == "video"
+    if processing == "thumbnail":
+        size = _number(parameters.get("size")) or THUMBNAIL_SIZE
+        if video:
+            frame = {"action": "frame", "format": "webp", "quality": 85}
+            return (
+                "video",
+                frame | {"width": size, "height": size},
+                MEDIA_PROCESSING,
+                {"media_kind": "video"},
+            )
+        fit = {"kind": "document", "width": size, "height": size, "quality": 85}
+        return "v1_media", fit | {"format": "webp"}, MEDIA_PROCESSING, {"media_kind": "image"}
+    params = media_params(parameters)
+    kind = "video" if processing == "video_convert" else "image"
+    if kind == "image" and document_type(mime) in {"pdf", "office"}:
+        kind = "document"
+    operation, op_params = operation_of(kind, params, params.vips_enabled)
+    extra = {
+        "media_kind": kind,
+        "search_params": params.search_params(),
+        "format": params.format,
+        "vips_enabled": params.vips_enabled,
+    }
+    return operation, op_params, MEDIA_PROCESSING, extra
 
 
 def _jobs(services: Services, document_id: str) -> list[JobRecord]:
@@ -140,30 +208,45 @@ class ProcessRequest(BaseModel):
 
     document_id: str = Field(description="The document's id (payload.id of its first job).")
     type: str = Field(
-        description="ProcessingType: text_extract or ocr here; image_convert, video_convert, "
-        "pdf_generate and thumbnail are refused until their operations exist.",
+        description="ProcessingType: text_extract, ocr, image_convert (a document's page "
+        "or an image, §5.1 parameters), video_convert (WebM), pdf_generate (office, HTML, "
+        "Markdown → PDF) or thumbnail (WebP fitting 'size', default 200).",
         examples=["text_extract"],
     )
-    parameters: dict[str, Any] | None = Field(None, description="Accepted, not used.")
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description="image_convert, video_convert: the media parameters of §5.1 (width, "
+        "height, crop, quality, resize, clip, page, format, vipsEnable); thumbnail: size.",
+    )
     priority: int | None = Field(None, description="Accepted, not used (as in v1).")
 
 
 def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
-    if spec.type not in PROCESSING:
-        reason = "is not available yet" if spec.type in NOT_YET else "is unknown"
-        raise V1Error(500, "Failed to process document", f"processing type '{spec.type}' {reason}")
+    if spec.type not in PROCESSING and spec.type not in MEDIA_TYPES:
+        raise V1Error(
+            500, "Failed to process document", f"processing type '{spec.type}' is unknown"
+        )
     records = _jobs(services, spec.document_id)
     if not records:
         raise V1Error(500, "Failed to process document", "failed to get document: not found")
     stored = records[0].input or {}
     if not services.blobs.exists(stored["uri"]):
         raise V1Error(500, "Failed to process document", "the document's file has expired")
-    operation, params, kind, extra = PROCESSING[spec.type]
+    if spec.type in PROCESSING:
+        operation, params, kind, extra = PROCESSING[spec.type]
+    else:
+        mime = str(stored.get("mime") or "application/octet-stream")
+        operation, params, kind, extra = media_plan(spec.type, spec.parameters or {}, mime)
     # The upload's part of the first job's payload, and what this job adds to it.
     first = v1_payload(records[0])
     payload = {k: v for k, v in first.items() if k in ("id", "input_path", "metadata")} | extra
     blob = StoredBlob(uri=stored["uri"], sha256=stored["sha256"], size=stored["size"])
-    meta = {"type": kind, "document_id": spec.document_id, "payload": payload}
+    meta = {
+        "type": kind,
+        "document_id": spec.document_id,
+        "payload": payload,
+        "processing_type": spec.type,
+    }
     job_input = JobInput(blob, stored.get("name"), stored.get("mime"), v1=meta)
     try:
         record, _ = services.queue.submit(operation, params, job_input)
@@ -189,8 +272,8 @@ def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
     },
 )
 async def process(request: Request, services: ServicesDep) -> JSONResponse:
-    """Queue a ``text_extract`` or ``ocr`` job on the document's stored file; the job is
-    on ``/api/v1/jobs/:jobId`` and in ``/api/v1/documents/:id/jobs``."""
+    """Queue a job of the ProcessingType on the document's stored file; the job is on
+    ``/api/v1/jobs/:jobId`` and in ``/api/v1/documents/:id/jobs``."""
     if not request.headers.get("content-type", "").startswith("application/json"):
         raise V1Error(400, "Invalid request body", "Unprocessable Entity")
     try:

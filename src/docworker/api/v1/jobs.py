@@ -159,7 +159,7 @@ def processing_job(services: Services, record: JobRecord) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": record.id,
         "document_id": str(v1_meta(record).get("document_id") or ""),
-        "type": _PROCESSING_TYPE.get(kind, kind),
+        "type": v1_meta(record).get("processing_type") or _PROCESSING_TYPE.get(kind, kind),
         "status": state,
     }
     parameters = v1_payload(record)

@@ -67,7 +67,13 @@ _PARAMETERS = {
 }
 _BODY = multipart_body(
     {name: f"{text} Read from the query string first." for name, text in _PARAMETERS.items()}
-)
+) | {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        | {"description": text}
+        for name, text in _PARAMETERS.items()
+    ]
+}
 
 
 def operation_of(kind: str, params: MediaParams, vips: bool) -> tuple[str, dict[str, Any]]:
