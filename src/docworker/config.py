@@ -277,19 +277,6 @@ class ChromiumSettings(BaseModel):
         ge=100,
         description="A full-page screenshot is cut at this height, in CSS pixels.",
     )
-    site_max_files: int = Field(
-        1000, ge=1, description="Most files an uploaded zip of a page and its assets may hold."
-    )
-    site_max_bytes: int = Field(
-        200 * 1024 * 1024,
-        ge=1,
-        description="Most bytes an uploaded zip of a page may unpack to.",
-    )
-    site_max_ratio: float = Field(
-        100.0,
-        ge=1,
-        description="Highest unpacked/compressed size ratio of a zip member (zip bombs).",
-    )
 
 
 class FetchSettings(BaseModel):
@@ -348,19 +335,23 @@ class RenderSettings(BaseModel):
     )
 
 
-class ConvertSettings(BaseModel):
-    max_zip_entries: int = Field(
-        2000, ge=1, description="Most entries an uploaded HTML site (a zip) may hold."
+class SiteSettings(BaseModel):
+    """A web page uploaded as a zip with its assets (HTML → PDF, screenshots)."""
+
+    max_files: int = Field(
+        1000, ge=1, description="Most files an uploaded zip of a page and its assets may hold."
     )
-    max_zip_bytes: int = Field(
+    max_bytes: int = Field(
         200 * 1024 * 1024,
         ge=1,
-        description="Most bytes an uploaded HTML site (a zip) may unpack to, all entries together.",
+        description="Most bytes an uploaded zip of a page may unpack to, all files together "
+        "(counted as they are written, not taken from the zip's claims).",
     )
-    max_zip_ratio: float = Field(
+    max_ratio: float = Field(
         100.0,
         ge=1,
-        description="Highest ratio of unpacked to packed size of a zip entry (a zip bomb past it).",
+        description="Highest unpacked/compressed size ratio of a zip member over 64 KiB "
+        "(zip bombs).",
     )
 
 
@@ -466,7 +457,7 @@ class Settings(BaseSettings):
     image: ImageSettings = Field(default_factory=ImageSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)
     v1: V1Settings = Field(default_factory=V1Settings)
-    convert: ConvertSettings = Field(default_factory=ConvertSettings)
+    site: SiteSettings = Field(default_factory=SiteSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

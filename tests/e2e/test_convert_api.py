@@ -121,7 +121,7 @@ def test_password_problems(client: httpx.Client) -> None:
 @pytest.mark.parametrize(
     ("data", "name"),
     [
-        ({"engine": "chromium"}, "engine"),
+        ({"engine": "chromium", "pdfa": "2b"}, "pdfa"),
         ({"page_size": "enormous"}, "page_size"),
         ({"to": "xlsx"}, "to"),
     ],
@@ -145,3 +145,24 @@ def test_openapi_documents_the_route(client: httpx.Client) -> None:
     fields = spec["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]["properties"]
     assert {"file", "to", "pages", "password", "pdfa", "page_size", "header_html"} <= set(fields)
     assert all(fields[name].get("description") for name in fields)
+
+
+def test_a_scripted_page_through_chromium(client: httpx.Client) -> None:
+    page = (
+        b"<!doctype html><html><body><p>Static.</p><p id='x'></p>"
+        b"<script>document.getElementById('x').textContent='Made by script'</script>"
+        b"</body></html>"
+    )
+    response = client.post(
+        "/api/v2/convert",
+        files={"file": ("page.html", page, "text/html")},
+        data={"engine": "chromium", "page_size": "A5"},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    with pypdfium2.PdfDocument(response.content) as pdf:
+        assert [round(v) for v in pdf[0].get_size()] in ([420, 595], [420, 596])
+        textpage = pdf[0].get_textpage()
+        assert "Made by script" in textpage.get_text_range()
+        textpage.close()

@@ -23,7 +23,6 @@ what was made: its type, size and pages, the engine, and what was left out.
 
 from __future__ import annotations
 
-import importlib.util
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,9 +33,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from docworker.document import Block, Document, Warning
 from docworker.errors import InvalidParameter, UnsupportedFormat
-from docworker.formats.base import PageSelection
 from docworker.formats.detect import Detection, detect
-from docworker.formats.encoding import decode_text
 from docworker.operations.base import (
     Artifact,
     InputFile,
@@ -45,8 +42,8 @@ from docworker.operations.base import (
     PagesParam,
     Result,
 )
-from docworker.operations.convert_inputs import copy_page, unpack_site
 from docworker.operations.convert_office import OFFICE_FORMATS, convert_office
+from docworker.operations.convert_pages import page_to_pdf
 from docworker.operations.extract import DocumentInput, parse_input, selected_blocks
 from docworker.render.document import render_html, render_markdown, render_text
 from docworker.render.docx import write_docx
@@ -55,7 +52,6 @@ from docworker.render.html_pdf import (
     check_margin,
     check_page_size,
     html_to_pdf,
-    markdown_to_html,
 )
 
 PDF = "application/pdf"
@@ -177,7 +173,7 @@ class ConvertParams(OperationParams):
     engine: HtmlEngine = Field(
         HtmlEngine.WEASYPRINT,
         description="HTML/Markdown → PDF: weasyprint, or chromium for pages that need "
-        "JavaScript (where that engine is installed).",
+        "JavaScript (PDF/A only with weasyprint).",
     )
 
     @field_validator("page_size")
@@ -238,7 +234,15 @@ class ConvertOperation:
         if detection.format in OFFICE_FORMATS and params.to not in _MODEL_TARGETS:
             made = convert_office(ctx, source.path, detection, params, ext, target)
         elif params.to is ConvertTarget.PDF and detection.format in _PAGE_FORMATS:
-            made = _page_to_pdf(ctx, source.path, detection, params, target)
+            made = page_to_pdf(
+                ctx,
+                source,
+                params.page_setup(),
+                target,
+                engine=params.engine.value,
+                pages=params.pages,
+                pdfa=params.pdfa_level,
+            )
         elif params.to is ConvertTarget.PDF:
             if detection.mime == PDF:
                 raise UnsupportedFormat(PDF, "the input is a PDF already")
@@ -248,7 +252,12 @@ class ConvertOperation:
                     "images, audio and video are not converted to PDF here (a scan becomes a "
                     "searchable PDF with the ocr operation, output=searchable_pdf)",
                 )
-            _check_engine(params)
+            if params.engine is HtmlEngine.CHROMIUM:
+                raise InvalidParameter(
+                    "engine",
+                    "chromium lays out web pages (HTML, Markdown, a zipped site); "
+                    "other documents are laid out by weasyprint",
+                )
             made = document_pdf(ctx, source, params, target)
         else:
             made = convert_document(ctx, source, detection, params, target)
@@ -260,50 +269,6 @@ class ConvertOperation:
 _MEDIA_FORMATS = frozenset({"image", "audio", "video"})
 #: Targets rendered from the document model, whatever the input.
 _MODEL_TARGETS = frozenset({ConvertTarget.MARKDOWN, ConvertTarget.HTML, ConvertTarget.TEXT})
-
-
-def _check_engine(params: ConvertParams) -> None:
-    if params.engine is HtmlEngine.CHROMIUM:
-        reason = (
-            "the chromium engine is not available"
-            if importlib.util.find_spec("docworker.engines.chromium") is None
-            else "the chromium engine is not available to the convert operation in this build"
-        )
-        raise InvalidParameter("engine", reason)
-
-
-def _page_to_pdf(
-    ctx: OperationContext,
-    path: Path,
-    detection: Detection,
-    params: ConvertParams,
-    target: Path,
-) -> dict[str, Any]:
-    """An HTML page, a site in a zip or a Markdown file laid out as a PDF."""
-    _check_engine(params)
-    assert ctx.workdir is not None
-    folder = ctx.workdir / "site"
-    folder.mkdir()
-    if detection.format == "zip":
-        page = unpack_site(path, folder, ctx.settings.convert)
-        markup = decode_text(page.read_bytes()).text
-    elif detection.format == "markdown":
-        page = folder / "index.html"
-        markup = markdown_to_html(decode_text(path.read_bytes()).text)
-    else:
-        page = copy_page(path, folder)
-        markup = decode_text(page.read_bytes()).text
-    ctx.progress(0.1, "laying out the pages")
-    made = html_to_pdf(
-        markup,
-        page.parent,
-        params.page_setup(),
-        ctx.url_policy,
-        target,
-        pages=PageSelection.parse(params.pages) if params.pages else None,
-        pdfa=params.pdfa_level,
-    )
-    return {"engine": "weasyprint", "pages": made.pages, "warnings": made.warnings}
 
 
 def _payload(

@@ -29,7 +29,7 @@ from docworker.formats.base import PageSelection
 from docworker.formats.detect import Detection, detect
 from docworker.formats.ooxml.encrypted import ENCRYPTED_OOXML_MIME, decrypt_package
 from docworker.operations.base import OperationContext
-from docworker.operations.convert_inputs import is_encrypted
+from docworker.operations.convert_encrypted import is_encrypted
 
 if TYPE_CHECKING:
     from docworker.operations.convert import ConvertParams

@@ -101,7 +101,7 @@ class ScreenshotOperation:
             raise InvalidParameter(
                 "wait_delay", f"must be shorter than the render limit of {settings.timeout:g} s"
             )
-        folder, page = prepare_page(ctx, source, settings)
+        folder, page = prepare_page(ctx, source, ctx.settings.site)
         name = artifact_name(params.format)
         options = ScreenshotOptions(
             format=params.format,

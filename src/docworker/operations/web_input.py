@@ -6,7 +6,8 @@ there under limits (files, bytes, per-member compression ratio) and refused when
 a member would land outside (absolute paths, ``..``), is a link, or is encrypted;
 the bytes written are counted, not taken from the zip's own claims. The page
 opened is ``index.html`` (or ``index.htm``, ``index.md``) at the top of the zip or
-of its one top folder, or the only HTML file at the top.
+of its one top folder, or the only HTML file at the top. Both the ``convert``
+(HTML → PDF) and ``screenshot`` operations read their pages through here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from docworker.config import ChromiumSettings
+from docworker.config import SiteSettings
 from docworker.errors import CorruptDocument, HostileInput, LimitExceeded, UnsupportedFormat
 from docworker.formats.detect import detect
 from docworker.operations.base import InputFile, OperationContext
@@ -31,7 +32,7 @@ _CHUNK = 1024 * 1024
 
 
 def prepare_page(
-    ctx: OperationContext, source: InputFile, limits: ChromiumSettings
+    ctx: OperationContext, source: InputFile, limits: SiteSettings
 ) -> tuple[Path, Path]:
     """The folder of the page and its assets (new, in the job's own folder), and the page."""
     folder = ctx.artifact_path("site")
@@ -54,18 +55,21 @@ def prepare_page(
     return folder, target
 
 
-def unpack_site(archive: Path, folder: Path, limits: ChromiumSettings) -> None:
+def unpack_site(archive: Path, folder: Path, limits: SiteSettings) -> None:
     """Unpack the zip ``archive`` into ``folder`` under ``limits`` (see the module)."""
     try:
         with zipfile.ZipFile(archive) as zf:
             members = [info for info in zf.infolist() if not info.is_dir()]
-            if len(members) > limits.site_max_files:
-                raise LimitExceeded("files in the zip", len(members), limits.site_max_files)
-            budget = limits.site_max_bytes
+            if len(members) > limits.max_files:
+                raise LimitExceeded("files in the zip", len(members), limits.max_files)
+            declared = sum(info.file_size for info in members)
+            if declared > limits.max_bytes:
+                raise LimitExceeded("unpacked bytes of the zip", declared, limits.max_bytes)
+            budget = limits.max_bytes
             for info in members:
                 target = _member_target(folder, info)
                 _check_member(info, limits)
-                budget -= _extract(zf, info, target, budget, limits.site_max_bytes)
+                budget -= _extract(zf, info, target, budget, limits.max_bytes)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise CorruptDocument("zip", str(exc)) from None
     except NotImplementedError as exc:  # a compression method zipfile lacks
@@ -79,20 +83,23 @@ def _member_target(folder: Path, info: zipfile.ZipInfo) -> Path:
     parts = PurePosixPath(name).parts
     if not parts or name.startswith("/") or ".." in parts or ":" in parts[0]:
         raise HostileInput(f"the zip member '{info.filename[:200]}' would land outside its folder")
+    kind = stat.S_IFMT(info.external_attr >> 16)
     if stat.S_ISLNK(info.external_attr >> 16):
         raise HostileInput(f"the zip member '{info.filename[:200]}' is a link")
+    if kind and kind != stat.S_IFREG:
+        raise HostileInput(f"the zip member '{info.filename[:200]}' is not a plain file")
     return folder.joinpath(*parts)
 
 
-def _check_member(info: zipfile.ZipInfo, limits: ChromiumSettings) -> None:
+def _check_member(info: zipfile.ZipInfo, limits: SiteSettings) -> None:
     if info.flag_bits & 0x1:
         raise CorruptDocument("zip", f"the member '{info.filename[:200]}' is encrypted")
     if info.file_size > _RATIO_FLOOR:
         ratio = info.file_size / max(info.compress_size, 1)
-        if ratio > limits.site_max_ratio:
+        if ratio > limits.max_ratio:
             raise HostileInput(
                 f"the zip member '{info.filename[:200]}' expands {ratio:.0f} times "
-                f"(limit {limits.site_max_ratio:g}): a zip bomb?"
+                f"(limit {limits.max_ratio:g}): a zip bomb?"
             )
 
 
@@ -113,7 +120,8 @@ def _extract(
 
 def entry_page(folder: Path) -> Path:
     """The page to open in an unpacked site (see the module)."""
-    tops = list(folder.iterdir())
+    # A zip made on a Mac carries a __MACOSX folder of resource forks beside the site.
+    tops = [top for top in folder.iterdir() if top.name != "__MACOSX"]
     roots = [folder]
     if len(tops) == 1 and tops[0].is_dir():
         roots.append(tops[0])

@@ -9,7 +9,12 @@ import pytest
 
 from bench.scoring import corpus_root
 from docworker.config import Settings
-from docworker.errors import HostileInput, InputError, InvalidParameter, LimitExceeded
+from docworker.errors import (
+    CorruptDocument,
+    HostileInput,
+    InputError,
+    LimitExceeded,
+)
 from docworker.operations import get_operation, validate_params
 from docworker.operations.base import InputFile, operation_context
 
@@ -27,8 +32,8 @@ pytestmark = pytest.mark.skipif(not HOSTILE.is_dir(), reason="corpus not present
         ("zip-bomb-flat.zip", LimitExceeded),
         # Nested archives are files of the site like any other: unpacked once, not
         # recursed into; no page to lay out in them.
-        ("zip-bomb-recursive.zip", InvalidParameter),
-        ("zip-quine-droste.zip", InvalidParameter),
+        ("zip-bomb-recursive.zip", CorruptDocument),
+        ("zip-quine-droste.zip", CorruptDocument),
     ],
 )
 def test_hostile_zips_are_refused(tmp_path: Path, name: str, error: type[InputError]) -> None:

@@ -16,14 +16,20 @@ import pytest
 from PIL import Image
 
 from bench.scoring import corpus_root, score
-from docworker.config import ConvertSettings, Settings
-from docworker.errors import HostileInput, InvalidParameter, LimitExceeded, UnsupportedFormat
+from docworker.config import Settings, SiteSettings
+from docworker.errors import (
+    CorruptDocument,
+    HostileInput,
+    InvalidParameter,
+    LimitExceeded,
+    UnsupportedFormat,
+)
 from docworker.formats.base import ParseContext
 from docworker.formats.detect import detect
 from docworker.formats.registry import parse_path
 from docworker.operations import get_operation, validate_params
 from docworker.operations.base import InputFile, operation_context
-from docworker.operations.convert_inputs import unpack_site
+from docworker.operations.web_input import unpack_site
 from docworker.render.document import render_markdown, render_text
 
 CORPUS = corpus_root()
@@ -147,34 +153,32 @@ def _zip_with(path: Path, name: str, data: bytes = b"x", mode: int | None = None
 @pytest.mark.parametrize("name", ["../escape.txt", "/etc/passwd-copy", "a/../../b.txt"])
 def test_zip_entries_outside_the_folder_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(HostileInput, match="outside"):
-        unpack_site(_zip_with(tmp_path / "z.zip", name), tmp_path / "out", ConvertSettings())
+        unpack_site(_zip_with(tmp_path / "z.zip", name), tmp_path / "out", SiteSettings())
     assert not (tmp_path / "escape.txt").exists()
 
 
 def test_zip_symlinks_are_refused(tmp_path: Path) -> None:
     archive = _zip_with(tmp_path / "z.zip", "link.png", b"/etc/passwd", stat.S_IFLNK | 0o777)
-    with pytest.raises(HostileInput, match="not a plain file"):
-        unpack_site(archive, tmp_path / "out", ConvertSettings())
+    with pytest.raises(HostileInput, match="is a link"):
+        unpack_site(archive, tmp_path / "out", SiteSettings())
 
 
 def test_zip_limits(tmp_path: Path) -> None:
     many = site_zip(
         tmp_path / "many.zip", {f"f{n}.txt": b"x" for n in range(20)} | {"index.html": b""}
     )
-    with pytest.raises(LimitExceeded, match="zip entries"):
-        unpack_site(many, tmp_path / "a", ConvertSettings(max_zip_entries=10))
+    with pytest.raises(LimitExceeded, match="files in the zip"):
+        unpack_site(many, tmp_path / "a", SiteSettings(max_files=10))
     big = site_zip(tmp_path / "big.zip", {"index.html": b"<p>x</p>", "pad.bin": b"\0" * 3_000_000})
-    with pytest.raises(LimitExceeded, match="compression ratio"):
-        unpack_site(big, tmp_path / "b", ConvertSettings())
-    with pytest.raises(LimitExceeded, match="unpacked zip bytes"):
-        unpack_site(
-            big, tmp_path / "c", ConvertSettings(max_zip_bytes=1_000_000, max_zip_ratio=1e6)
-        )
+    with pytest.raises(HostileInput, match="zip bomb"):
+        unpack_site(big, tmp_path / "b", SiteSettings())
+    with pytest.raises(LimitExceeded, match="unpacked bytes of the zip"):
+        unpack_site(big, tmp_path / "c", SiteSettings(max_bytes=1_000_000, max_ratio=1e6))
 
 
 def test_a_zip_without_a_page_is_refused(tmp_path: Path) -> None:
     archive = site_zip(tmp_path / "z.zip", {"a.txt": b"a", "b.css": b"p{}"})
-    with pytest.raises(InvalidParameter, match=r"index\.html"):
+    with pytest.raises(CorruptDocument, match=r"index\.html"):
         convert(archive, tmp_path / "job")
 
 
@@ -240,11 +244,50 @@ def test_pages_of_a_document(tmp_path: Path) -> None:
     assert 0 < len(output.read_text()) < len(whole) / 2
 
 
-def test_chromium_is_refused_until_it_is_installed(tmp_path: Path) -> None:
+SCRIPTED_PAGE = """<!doctype html><html><head><title>Scripted</title></head><body>
+<p id="static">Static paragraph.</p><div id="out"></div>
+<script>document.getElementById("out").textContent = "Written by the page script";</script>
+</body></html>"""
+
+
+def test_chromium_runs_the_page_scripts_weasyprint_does_not(tmp_path: Path) -> None:
     page = tmp_path / "p.html"
-    page.write_text("<p>hello</p>")
-    with pytest.raises(InvalidParameter, match="the chromium engine is not available"):
-        convert(page, tmp_path / "job", engine="chromium")
+    page.write_text(SCRIPTED_PAGE)
+    payload, output = convert(
+        page,
+        tmp_path / "chromium",
+        engine="chromium",
+        page_size="Letter",
+        margin_top="1in",
+        footer_html='<div style="font-size:8pt">Page <span class="pageNumber"></span> of '
+        '<span class="totalPages"></span></div>',
+    )
+    assert payload["engine"] == "chromium"
+    text = pdf_text(output)
+    assert "Written by the page script" in text
+    assert "Page 1 of 1" in text
+    assert pdf_sizes(output) == [(612, 792)]
+    _, plain = convert(page, tmp_path / "weasyprint")
+    assert "Static paragraph." in pdf_text(plain)
+    assert "Written by the page script" not in pdf_text(plain)
+
+
+def test_chromium_pages_orientation_and_its_limits(tmp_path: Path) -> None:
+    page = tmp_path / "p.md"
+    page.write_text("# Title\n\n" + "\n\n".join(f"Paragraph {n}." for n in range(200)))
+    payload, output = convert(
+        page, tmp_path / "a", engine="chromium", orientation="landscape", pages="2-3"
+    )
+    assert payload["output"]["pages"] == 2
+    # Chromium rounds page sizes to its own units: within a point of A4 landscape.
+    assert all(abs(w - 842) <= 1 and abs(h - 595) <= 1 for w, h in pdf_sizes(output))
+    assert "Paragraph 0." not in pdf_text(output)
+    with pytest.raises(InvalidParameter, match="PDF/A"):
+        convert(page, tmp_path / "b", engine="chromium", pdfa="2b")
+    table = tmp_path / "t.csv"
+    table.write_text("name,count\napples,3\npears,5\n")
+    with pytest.raises(InvalidParameter, match="web pages"):
+        convert(table, tmp_path / "c", engine="chromium", to="pdf")
 
 
 def test_a_pdf_is_not_converted_to_pdf(tmp_path: Path) -> None:

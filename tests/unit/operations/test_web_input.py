@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from docworker.config import ChromiumSettings
+from docworker.config import SiteSettings
 from docworker.errors import CorruptDocument, HostileInput, LimitExceeded, UnsupportedFormat
 from docworker.operations.base import InputFile, OperationContext
 from docworker.operations.web_input import prepare_page
 
-LIMITS = ChromiumSettings(site_max_files=5, site_max_bytes=100_000, site_max_ratio=50)
+LIMITS = SiteSettings(max_files=5, max_bytes=100_000, max_ratio=50)
 PAGE = b"<!DOCTYPE html><html><body><p>Hello</p></body></html>"
 
 

@@ -6,19 +6,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
 
+from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.extract import run_and_answer, submit_and_wait
-from docworker.api.routes.jobs import artifact_response, job_response
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
-from docworker.jobs.store import TERMINAL_STATUSES
 from docworker.operations.convert import (
-    OUTPUT_STEM,
     TARGETS,
     ConvertTarget,
     HtmlEngine,
@@ -133,19 +129,4 @@ async def convert(
     params.update({name: value for name, value in given.items() if value})
     job_input = await store_upload(services, file)
     job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)
-    if _wants_json(accept):
-        return await run_and_answer(services, "convert", params, job_input, wait, priority, accept)
-    record = await submit_and_wait(services, "convert", params, job_input, wait, priority)
-    if record.status not in TERMINAL_STATUSES:
-        return job_response(record, 202)
-    name = f"{OUTPUT_STEM}.{TARGETS[to][0]}"
-    entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
-    return artifact_response(record.id, entry, stream)
-
-
-def _wants_json(accept: str | None) -> bool:
-    """Whether the client accepts JSON and not the file (nor anything at all)."""
-    if not accept or "application/json" not in accept:
-        return False
-    others = [part.split(";")[0].strip() for part in accept.split(",")]
-    return all(kind in {"application/json", "application/problem+json"} for kind in others)
+    return await answer_files(services, "convert", params, job_input, wait, priority, accept)

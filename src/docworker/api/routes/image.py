@@ -12,18 +12,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
+from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.jobs import artifact_response, job_response
 from docworker.api.uploads import store_uploads
 from docworker.engines.vips import ImageFormat
 from docworker.errors import InvalidParameter
-from docworker.jobs.store import TERMINAL_STATUSES
 from docworker.operations.image import MetadataPolicy, OutputChoice
 from docworker.operations.image_steps import Fit, Interest
 
@@ -145,23 +143,18 @@ async def image(
     params = {name: value for name, value in given.items() if value is not None}
     uploads: list[StarletteUploadFile] = [*file]
     first, *others = await store_uploads(services, uploads)
-    queue = services.queue
-    record, _ = await anyio.to_thread.run_sync(
-        lambda: queue.submit("image", params, first, priority=priority, others=others)
+    return await answer_files(
+        services,
+        "image",
+        params,
+        first,
+        wait,
+        priority,
+        accept,
+        others=others,
+        as_json=bool(batch),
+        headers_of=_described,
     )
-    timeout = services.settings.server.default_wait if wait is None else wait
-    record = await queue.wait(record.id, min(timeout, services.settings.server.max_wait))
-    if record.status not in TERMINAL_STATUSES:
-        return job_response(record, 202)
-    payload = await anyio.to_thread.run_sync(queue.result, record)
-    if batch or _wants_json(accept):
-        headers = {"X-Job-Id": record.id, "Location": f"/api/v2/jobs/{record.id}"}
-        return JSONResponse({"job_id": record.id, **payload}, headers=headers)
-    name = payload["artifacts"][0]["name"]
-    entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
-    response = artifact_response(record.id, entry, stream)
-    response.headers.update(_described(payload))
-    return response
 
 
 def _json_list(raw: str | None, name: str) -> list[Any] | None:
@@ -188,8 +181,3 @@ def _described(payload: dict[str, Any]) -> dict[str, str]:
     if payload.get("auto"):
         headers["X-Image-SSIM"] = str(payload["auto"]["ssim"])
     return headers
-
-
-def _wants_json(accept: str | None) -> bool:
-    """Whether the client accepts JSON and no image."""
-    return bool(accept) and "application/json" in (accept or "") and "image/" not in (accept or "")

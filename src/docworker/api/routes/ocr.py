@@ -6,19 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep, SettingsDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.extract import run_and_answer, submit_and_wait
-from docworker.api.routes.jobs import artifact_response, job_response
+from docworker.api.routes.extract import run_and_answer
 from docworker.api.uploads import store_upload
 from docworker.engines.ocr import available_languages
-from docworker.jobs.store import TERMINAL_STATUSES
-from docworker.operations.ocr import SEARCHABLE_PDF, OcrOutput
+from docworker.operations.ocr import OcrOutput
 
 router = APIRouter(prefix="/api/v2", tags=["ocr"])
 
@@ -103,14 +101,6 @@ async def ocr(
     params: dict[str, Any] = {"output": output, "preprocess": preprocess}
     params.update({name: value for name, value in given.items() if value is not None})
     job_input = await store_upload(services, file)
-    if output is not OcrOutput.SEARCHABLE_PDF or _wants_json(accept):
+    if output is not OcrOutput.SEARCHABLE_PDF:
         return await run_and_answer(services, "ocr", params, job_input, wait, priority, accept)
-    record = await submit_and_wait(services, "ocr", params, job_input, wait, priority)
-    if record.status not in TERMINAL_STATUSES:
-        return job_response(record, 202)
-    entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, SEARCHABLE_PDF)
-    return artifact_response(record.id, entry, stream)
-
-
-def _wants_json(accept: str | None) -> bool:
-    return bool(accept) and "application/json" in (accept or "") and "pdf" not in (accept or "")
+    return await answer_files(services, "ocr", params, job_input, wait, priority, accept)

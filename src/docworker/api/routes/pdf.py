@@ -17,8 +17,9 @@ from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
+from docworker.api.answers import ZIP, answer_files
 from docworker.api.deps import ServicesDep
-from docworker.api.routes.pdf_answer import responses, run_pdf_job
+from docworker.api.errors import problem_responses
 from docworker.api.uploads import store_upload, store_uploads
 from docworker.errors import InvalidParameter, LimitExceeded
 
@@ -36,6 +37,24 @@ WaitQuery = Annotated[
 ]
 PriorityField = Annotated[int, Form(ge=-100, le=100, description="Job priority.")]
 AcceptHeader = Annotated[str | None, Header()]
+
+
+def responses(what: str, *, several: bool = False, json_only: bool = False) -> dict[int | str, Any]:
+    """The OpenAPI ``responses`` of a PDF tool route whose output is ``what``."""
+    content: dict[str, Any] = {"application/json": {}}
+    if not json_only:
+        content["application/pdf"] = {}
+    if several:
+        content[ZIP] = {}
+    described = (
+        f"{what} (JSON: the job's result, listing its artifacts, when the request "
+        "accepts only application/json)"
+    )
+    return {
+        200: {"description": described, "content": content},
+        202: {"description": "Not finished within `wait`: the job, to poll"},
+        **problem_responses(413, 415, 422, 429, 503),
+    }
 
 
 def _given(**fields: Any) -> dict[str, Any]:
@@ -65,7 +84,7 @@ async def merge(
     _count(services, "files", len(files))
     first, *others = await store_uploads(services, _parts(files), field="files")
     params = {"action": "merge", **_given(password=password)}
-    return await run_pdf_job(services, params, first, wait, priority, accept, others=others)
+    return await answer_files(services, "pdf", params, first, wait, priority, accept, others=others)
 
 
 @router.post(
@@ -96,7 +115,9 @@ async def attach(
     params: dict[str, Any] = {"action": "attach", **_given(password=password)}
     if descriptions:
         params["descriptions"] = descriptions
-    return await run_pdf_job(services, params, job_input, wait, priority, accept, others=others)
+    return await answer_files(
+        services, "pdf", params, job_input, wait, priority, accept, others=others
+    )
 
 
 def _parts(uploads: list[UploadFile]) -> list[StarletteUploadFile]:
@@ -135,7 +156,9 @@ async def split(
     """Give ``ranges`` or ``every``. The parts are named ``part-1.pdf``, ``part-2.pdf``…"""
     params = {"action": "split", **_given(ranges=ranges, every=every, password=password)}
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept, "split.zip")
+    return await answer_files(
+        services, "pdf", params, job_input, wait, priority, accept, zip_name="split.zip"
+    )
 
 
 @router.post(
@@ -159,7 +182,7 @@ async def rotate(
     """The pages' rotation is increased by ``angle`` (added to any they already have)."""
     params = {"action": "rotate", "angle": angle, **_given(pages=pages, password=password)}
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept)
+    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -180,7 +203,7 @@ async def extract_pages(
     """A new PDF of the pages ``pages`` names, in the order written (repeats allowed)."""
     params = {"action": "extract_pages", "pages": pages, **_given(password=password)}
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept)
+    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -201,7 +224,7 @@ async def flatten(
     is removed, so nothing is left to fill. The fields' text stays extractable."""
     params = {"action": "flatten", **_given(password=password)}
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept)
+    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -231,7 +254,7 @@ async def compress(
     given = _given(max_image_dpi=max_image_dpi, image_quality=image_quality, password=password)
     params = {"action": "compress", **given}
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept)
+    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -269,7 +292,7 @@ async def pdfa(
     params: dict[str, Any] = {"action": "pdfa", "level": level, "strict": strict}
     params |= _given(flatten=flatten or None, password=password)
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept)
+    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -301,7 +324,7 @@ async def metadata(
     if set_metadata:
         params["set_metadata"] = _json_object("set_metadata", set_metadata)
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept)
+    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
 
 
 def _json_object(name: str, raw: str) -> dict[str, Any]:
@@ -357,7 +380,7 @@ async def encrypt(
         names = [name.strip() for value in permissions for name in value.split(",")]
         params["permissions"] = [name for name in names if name and name != "none"]
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept)
+    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -383,4 +406,4 @@ async def decrypt(
     """A missing password answers 422 ``password-required``, a wrong one ``wrong-password``."""
     params = {"action": "decrypt", **_given(password=password)}
     job_input = await store_upload(services, file)
-    return await run_pdf_job(services, params, job_input, wait, priority, accept)
+    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)

@@ -10,26 +10,18 @@ finished within ``wait`` answers ``202``: its images are then downloaded from
 
 from __future__ import annotations
 
-import os
-import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
-from starlette.background import BackgroundTask
+from fastapi.responses import Response
 
+from docworker.api.answers import answer_files
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.extract import run_and_answer, submit_and_wait
-from docworker.api.routes.jobs import artifact_response, job_response
 from docworker.api.uploads import store_upload
-from docworker.jobs.queue import JobInput, JobQueue
-from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus
+from docworker.jobs.queue import JobInput
 from docworker.render.page_images import ImageFormat
-from docworker.storage import CHUNK
 
 router = APIRouter(prefix="/api/v2", tags=["render"])
 
@@ -194,54 +186,7 @@ async def _answer(
     accept: str | None,
 ) -> Response:
     """The render job's image, a zip of its images, its JSON result, or 202."""
-    if _wants_json(accept):
-        return await run_and_answer(services, "render", params, job_input, wait, priority, accept)
-    record = await submit_and_wait(services, "render", params, job_input, wait, priority)
-    if record.status not in TERMINAL_STATUSES:
-        return job_response(record, 202)
-    queue = services.queue
-    payload = await anyio.to_thread.run_sync(queue.result, record)
-    names = [page["artifact"] for page in payload.get("pages") or []]
-    headers = {"X-Job-Id": record.id, "X-Job-Status": str(record.status)}
-    if not names:
-        return JSONResponse({"job_id": record.id, **payload}, headers=headers)
-    if len(names) == 1 and record.status is JobStatus.SUCCEEDED:
-        entry, stream = await anyio.to_thread.run_sync(queue.artifact, record, names[0])
-        response = artifact_response(record.id, entry, stream)
-        response.headers.update(headers)
-        return response
-    path = await anyio.to_thread.run_sync(_zip_artifacts, queue, record, names)
     stem = PurePosixPath(job_input.name or "document").stem or "document"
-    return FileResponse(
-        path,
-        media_type="application/zip",
-        filename=f"{stem}-pages.zip",
-        headers=headers,
-        background=BackgroundTask(path.unlink, missing_ok=True),
-    )
-
-
-def _zip_artifacts(queue: JobQueue, record: JobRecord, names: list[str]) -> Path:
-    """The job's artifacts ``names`` in a zip in a new temporary file (the caller deletes
-    it), copied a chunk at a time. Images are compressed already: they are stored as they are."""
-    handle, raw = tempfile.mkstemp(prefix="docworker-render-", suffix=".zip")
-    os.close(handle)
-    path = Path(raw)
-    try:
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
-            for name in names:
-                _entry, stream = queue.artifact(record, name)
-                with stream, archive.open(name, "w", force_zip64=True) as member:
-                    while chunk := stream.read(CHUNK):
-                        member.write(chunk)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _wants_json(accept: str | None) -> bool:
-    text = accept or ""
-    return "application/json" in text and not any(
-        kind in text for kind in ("image/", "application/zip", "*/*")
+    return await answer_files(
+        services, "render", params, job_input, wait, priority, accept, zip_name=f"{stem}-pages.zip"
     )

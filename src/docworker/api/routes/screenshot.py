@@ -11,18 +11,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
 
+from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.extract import run_and_answer, submit_and_wait
-from docworker.api.routes.jobs import artifact_response, job_response
 from docworker.api.uploads import store_upload
 from docworker.engines.chromium import Media, ScreenshotFormat, WaitUntil
-from docworker.jobs.store import TERMINAL_STATUSES
-from docworker.operations.screenshot import artifact_name
 
 router = APIRouter(prefix="/api/v2", tags=["convert"])
 
@@ -138,19 +134,4 @@ async def take_screenshot(
     }
     params.update({name: value for name, value in given.items() if value is not None})
     job_input = await store_upload(services, file)
-    if _wants_json(accept):
-        return await run_and_answer(
-            services, "screenshot", params, job_input, wait, priority, accept
-        )
-    record = await submit_and_wait(services, "screenshot", params, job_input, wait, priority)
-    if record.status not in TERMINAL_STATUSES:
-        return job_response(record, 202)
-    entry, stream = await anyio.to_thread.run_sync(
-        services.queue.artifact, record, artifact_name(format)
-    )
-    return artifact_response(record.id, entry, stream)
-
-
-def _wants_json(accept: str | None) -> bool:
-    """Whether the client takes JSON and no image."""
-    return bool(accept) and "application/json" in (accept or "") and "image/" not in (accept or "")
+    return await answer_files(services, "screenshot", params, job_input, wait, priority, accept)

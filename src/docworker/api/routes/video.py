@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
 
+from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.extract import run_and_answer, submit_and_wait
-from docworker.api.routes.jobs import artifact_response, job_response
+from docworker.api.routes.extract import run_and_answer
 from docworker.api.uploads import store_upload
-from docworker.errors import ProcessingFailed
-from docworker.jobs.store import TERMINAL_STATUSES
 from docworker.operations.video_params import VideoAction, VideoCodec
 
 router = APIRouter(prefix="/api/v2", tags=["video"])
@@ -128,24 +125,6 @@ async def video(
     params: dict[str, Any] = {"action": action, "mute": mute}
     params.update({k: v for k, v in given.items() if v is not None and v != ""})
     job_input = await store_upload(services, file)
-    if action is VideoAction.PROBE or _wants_only_json(accept):
+    if action is VideoAction.PROBE:
         return await run_and_answer(services, "video", params, job_input, wait, priority, accept)
-    record = await submit_and_wait(services, "video", params, job_input, wait, priority)
-    if record.status not in TERMINAL_STATUSES:
-        return job_response(record, 202)
-    payload = await anyio.to_thread.run_sync(services.queue.result, record)
-    artifacts = payload.get("artifacts") or []
-    if not artifacts:
-        raise ProcessingFailed("the video job made no file")
-    name = str(artifacts[0]["name"])
-    entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
-    return artifact_response(record.id, entry, stream)
-
-
-def _wants_only_json(accept: str | None) -> bool:
-    """Whether every media range the client accepts is JSON."""
-    if not accept:
-        return False
-    ranges = {part.split(";", 1)[0].strip().lower() for part in accept.split(",")}
-    ranges.discard("")
-    return bool(ranges) and ranges <= _JSON_TYPES
+    return await answer_files(services, "video", params, job_input, wait, priority, accept)
