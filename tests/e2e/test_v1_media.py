@@ -326,13 +326,14 @@ def test_process_video_job(client: httpx.Client, video: Path) -> None:
     assert kind_of(_completed(client, job_id, "video")) == "webm"
 
 
-def test_a_malformed_crop_fails_the_job(client: httpx.Client) -> None:
-    job_id = _accepted(
-        client.post("/api/v1/process/image?crop=1:2", files={"file": ("a.png", png(40, 20))})
-    )
+@pytest.mark.parametrize("query", ["image?crop=1:2", "video?clip=soon:later", "image?format=bmp"])
+def test_bad_parameters_are_accepted_and_fail_the_job(client: httpx.Client, query: str) -> None:
+    files = {"file": ("a.png", png(40, 20))}
+    job_id = _accepted(client.post(f"/api/v1/process/{query}", files=files))
     job = _poll(client, job_id)
     assert job["status"] == "failed" and "result" not in job
     assert job["error"].startswith("Failed to process file: ")
+    assert job["retry_count"] == 1  # not retried: every attempt would fail the same way
     assert client.get(f"/api/v1/job/{job_id}/download").status_code == 409
 
 

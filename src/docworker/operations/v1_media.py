@@ -1,8 +1,8 @@
-"""The ``v1_media`` operation: documents-worker v1's image and document pipelines
-(V1_API.md §5.2, §5.4), composed of the ``image`` and ``render`` operations.
+"""The ``v1_media`` operation: documents-worker v1's image, document and video pipelines
+(V1_API.md §5.2–§5.4), composed of the ``image``, ``render`` and ``video`` operations.
 
 v1's media routes take a handful of loosely parsed parameters (``width``,
-``height``, ``crop``, ``quality``, ``resize``, ``page``, ``format``) and an
+``height``, ``crop``, ``quality``, ``resize``, ``page``, ``format``, ``clip``) and an
 engine choice; this operation turns them into the steps of the existing
 operations, called in process, so each step has one implementation:
 
@@ -21,9 +21,13 @@ operations, called in process, so each step has one implementation:
   format renders page ``page`` (default 1) at 150 dpi through the ``render``
   operation and runs the image pipeline on it. Anything else (an image) goes
   straight to the image pipeline. A page past the last is a failure.
+* **video** (§5.3): the ``video`` operation's transcode to WebM, trimmed by
+  ``clip`` when it splits into two parts (v1 ignored any other shape).
 
-The output is the artifact ``output.<format>``, its extension the ``format`` asked
-for (lower-cased), as v1 named its output files.
+The parameters are checked here, in the job (v1 accepted any request and failed
+the job). The output is the artifact ``output.<format>``, its extension the
+``format`` asked for (lower-cased), as v1 named its output files; a video's is
+``video.webm``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import shutil
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, ValidationError
 
@@ -48,8 +52,11 @@ from docworker.operations.base import (
 from docworker.operations.image import ImageParams, process_image
 from docworker.operations.ocr_v1 import as_pdf
 from docworker.operations.render import RenderOperation, RenderParams
+from docworker.operations.video import VideoOperation
+from docworker.operations.video_params import VideoParams
 
 PDF = "application/pdf"
+_Params = TypeVar("_Params", bound=OperationParams)
 #: The artifact's name, without its extension.
 OUTPUT_STEM = "output"
 #: v1's default output extension.
@@ -78,12 +85,14 @@ _WITH_QUALITY = frozenset({ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.AVIF}
 class MediaKind(StrEnum):
     IMAGE = "image"
     DOCUMENT = "document"
+    VIDEO = "video"
 
 
 class V1MediaParams(OperationParams):
     kind: MediaKind = Field(
         MediaKind.IMAGE,
-        description="image: the image pipeline; document: office → PDF → page → image.",
+        description="image: the image pipeline; document: office → PDF → page → image; "
+        "video: WebM.",
     )
     width: int | None = Field(None, description="Target width in pixels (v1's value, unchecked).")
     height: int | None = Field(None, description="Target height in pixels.")
@@ -95,9 +104,14 @@ class V1MediaParams(OperationParams):
     quality: int | None = Field(None, description="Encoder quality, 1-100.")
     resize: int | None = Field(None, description="Uniform scale in percent (50: half size).")
     page: int | None = Field(None, description="Document: the 1-based page rendered (default 1).")
+    clip: str | None = Field(
+        None,
+        max_length=200,
+        description="Video: 'start:duration'; any shape but two parts is ignored, as in v1.",
+    )
     format: str | None = Field(
         None,
-        max_length=16,
+        max_length=200,
         description="Output extension: webp (default), jpg, jpeg, png, avif, tif, tiff, gif; "
         "pdf for documents.",
     )
@@ -114,6 +128,8 @@ class V1MediaOperation:
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, V1MediaParams)
+        if params.kind is MediaKind.VIDEO:
+            return _video(ctx, source, params)
         extension = (params.format or DEFAULT_FORMAT).lower()
         mime = source.mime or detect(source.path, source.name).mime
         if params.kind is MediaKind.DOCUMENT and (mime == PDF or _is_office(mime)):
@@ -122,6 +138,18 @@ class V1MediaOperation:
             artifact, payload = v1_image(ctx, source, params, extension)
         payload = {"kind": params.kind.value, "source_mime": mime, **payload}
         return Result(payload=payload, artifacts=[artifact])
+
+
+def _video(ctx: OperationContext, source: InputFile, params: V1MediaParams) -> Result:
+    """§5.3: the ``video`` operation's WebM transcode, trimmed by a two-part ``clip``; v1's
+    ``format`` and image parameters do not apply. Checked here, in the job, so that a bad
+    clip fails the job as v1's did rather than its submission."""
+    raw: dict[str, Any] = {"action": "transcode", "format": "webm"}
+    if params.clip is not None and len(params.clip.split(":")) == 2:
+        raw["clip"] = params.clip
+    result = VideoOperation().run(ctx, source, _validated(VideoParams, raw))
+    result.payload = {"kind": params.kind.value, **result.payload}
+    return result
 
 
 def _is_office(mime: str) -> bool:
@@ -177,12 +205,7 @@ def v1_image(
     # v1 never asked: the quality goes to the lossy encoders only.
     quality = params.quality if fmt in _WITH_QUALITY else None
     raw: dict[str, Any] = {"format": fmt.value, "quality": quality, **geometry}
-    try:
-        image_params = ImageParams.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        raise InvalidParameter(where, first["msg"]) from None
+    image_params = _validated(ImageParams, raw)
     made, payload = process_image(ctx, source, image_params, OUTPUT_STEM)
     target = made.path.with_name(f"{OUTPUT_STEM}.{extension}")
     if target != made.path:
@@ -190,6 +213,16 @@ def v1_image(
     described = {"extension": extension, **{k: payload[k] for k in ("mime", "width", "height")}}
     described |= {"size": target.stat().st_size, "format": payload["format"]}
     return Artifact(target.name, target, made.mime), described
+
+
+def _validated(model: type[_Params], raw: dict[str, Any]) -> _Params:
+    """``raw`` as an operation's parameters; :class:`InvalidParameter` names the first fault."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise InvalidParameter(where, first["msg"]) from None
 
 
 def _vips_geometry(

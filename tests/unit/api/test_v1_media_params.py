@@ -28,15 +28,12 @@ def _request(query: str = "") -> Request:
     return Request({"type": "http", "method": "POST", "query_string": query.encode()})
 
 
-def test_video_is_a_webm_transcode_with_a_two_part_clip_only() -> None:
+def test_video_goes_to_v1_media_with_its_clip_only() -> None:
     operation, params = operation_of("video", MediaParams(clip="5:2.5", width=10), True)
-    assert (operation, params) == (
-        "video",
-        {"action": "transcode", "format": "webm", "clip": "5:2.5"},
-    )
-    _, ignored = operation_of("video", MediaParams(clip="00:00:05:10", format="png"), True)
-    assert ignored == {"action": "transcode", "format": "webm"}
-    validate_params(get_operation("video"), params)
+    assert (operation, params) == ("v1_media", {"kind": "video", "clip": "5:2.5"})
+    validate_params(get_operation("v1_media"), params)
+    _, unclipped = operation_of("video", MediaParams(format="png", quality=3), False)
+    assert unclipped == {"kind": "video"}
 
 
 def test_images_and_documents_go_to_v1_media_with_what_was_given() -> None:

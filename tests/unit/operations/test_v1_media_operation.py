@@ -15,6 +15,7 @@ from docworker.config import Settings
 from docworker.errors import InvalidParameter, UnsupportedFormat
 from docworker.operations.base import InputFile, Result, operation_context
 from docworker.operations.v1_media import V1MediaOperation, V1MediaParams
+from tests.videos import make_video, needs_ffmpeg
 
 PDF = corpus_root() / "pdf" / "multi-page-article.pdf"
 
@@ -117,3 +118,19 @@ def test_text_is_not_an_image(tmp_path: Path) -> None:
     text.write_text("just words\n", encoding="utf-8")
     with pytest.raises(UnsupportedFormat):
         run(tmp_path, InputFile(text, text.name, "text/plain"), kind="document")
+
+
+@needs_ffmpeg
+def test_a_video_is_webm_clipped_by_a_two_part_clip(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "v.mp4", size="160x120", seconds=2)
+    source = InputFile(video, video.name, "video/mp4")
+    clipped = run(tmp_path / "a", source, kind="video", clip="0.5:1", format="png", width=10)
+    artifact = clipped.artifacts[0]
+    assert artifact.name == "video.webm" and artifact.mime == "video/webm"
+    assert artifact.path.read_bytes().startswith(b"\x1a\x45\xdf\xa3")
+    assert abs(clipped.payload["output"]["duration"] - 1.0) < 0.15
+    whole = run(tmp_path / "b", source, kind="video", clip="00:00:00:01")
+    assert abs(whole.payload["output"]["duration"] - 2.0) < 0.15  # v1 ignored that shape
+    with pytest.raises(InvalidParameter) as caught:
+        run(tmp_path / "c", source, kind="video", clip="soon:later")
+    assert caught.value.to_dict()["parameter"] == "clip"

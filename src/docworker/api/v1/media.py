@@ -1,12 +1,13 @@
 """v1's media processing (§5): ``/api/v1/process/{document,image,video}`` as jobs,
 ``/api/v1/sync/convert/{document,image,video}`` synchronously.
 
-A video is the ``video`` operation's transcode to WebM (v1's ``clip`` when it is
-two parts); an image or a document is the ``v1_media`` operation, which runs v1's
-image pipeline (§5.2) and document pipeline (§5.4) on the ``image`` and
-``render`` operations. The parameters are §5.1's, from the query string, then
-the form. ``vipsEnable=false`` (or, without it, the setting ``VIPS_ENABLED=false``)
-selects v1's ffmpeg geometry.
+Every kind is the ``v1_media`` operation, which composes the existing ones in
+the job: v1's image pipeline (§5.2) on the ``image`` operation, the document
+pipeline (§5.4) on LibreOffice, ``render`` and the image pipeline, and a video
+(§5.3) as the ``video`` operation's transcode to WebM (v1's ``clip`` when it is
+two parts). Parameters are checked in the job, not at submission, as v1 did.
+They are §5.1's, from the query string, then the form. ``vipsEnable=false``
+(or, without it, the setting ``VIPS_ENABLED=false``) selects v1's ffmpeg geometry.
 
 v1 deleted a job's output as soon as it was made; here it is kept as the job's
 artifact for the job's lifetime, and ``GET /api/v1/job/:id/download`` (an
@@ -79,10 +80,7 @@ _BODY = multipart_body(
 def operation_of(kind: str, params: MediaParams, vips: bool) -> tuple[str, dict[str, Any]]:
     """The v2 operation and its parameters for a v1 media request of ``kind``."""
     if kind == "video":
-        video: dict[str, Any] = {"action": "transcode", "format": "webm"}
-        if params.clip is not None and len(params.clip.split(":")) == 2:
-            video["clip"] = params.clip  # v1 ignored any other shape
-        return "video", video
+        return "v1_media", {"kind": "video"} | ({"clip": params.clip} if params.clip else {})
     given = {
         "width": params.width,
         "height": params.height,
