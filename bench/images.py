@@ -40,7 +40,7 @@ AUTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic"}
 
 def make_photo(path: Path) -> None:
     """A 6000 × 4000 JPEG of gradients and noise (about as hard to code as a photo)."""
-    import pyvips
+    from docworker.engines.vips import pyvips
 
     xy = pyvips.Image.xyz(WIDTH, HEIGHT)
     x, y = xy[0], xy[1]

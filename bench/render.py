@@ -33,9 +33,10 @@ QUALITY = 85
 
 
 def _vips(page: object, number: int, fmt: str, dpi: int, target: Path) -> None:
-    from docworker.render.page_images import ImageFormat, ImageSpec, write_pdf_page
+    from docworker.render.image_formats import PageFormat
+    from docworker.render.page_images import ImageSpec, write_pdf_page
 
-    spec = ImageSpec(format=ImageFormat(fmt), dpi=dpi, quality=QUALITY)
+    spec = ImageSpec(format=PageFormat(fmt), dpi=dpi, quality=QUALITY)
     write_pdf_page(page, number, spec, target)
 
 
@@ -59,7 +60,7 @@ def child(way: str, fmt: str, pages: int, dpi: int) -> dict[str, float]:
     import pypdfium2
 
     if way == "vips":
-        import pyvips  # noqa: F401 - loaded before the baseline, as a worker has it loaded
+        from docworker.engines import vips  # noqa: F401 - loaded before the baseline, as a worker has it
     write = _vips if way == "vips" else _pillow
     baseline_mb = psutil.Process().memory_info().rss / 2**20
     pdf = pypdfium2.PdfDocument(str(SOURCE))

@@ -33,6 +33,10 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+# Before any test loads pyvips: the order the service keeps (see engines/vips.py), so
+# that Tesseract reads with its own image libraries in every test process.
+import docworker.engines.vips  # noqa: F401
+
 POSTGRES_URL_VARIABLE = "DOCWORKER_TEST_POSTGRES_URL"
 _POSTGRES_USER = "postgres"
 

@@ -24,8 +24,8 @@ from docworker.config import ChromiumSettings
 from docworker.engines.chromium import (
     ChromiumEngine,
     Media,
+    PageFormat,
     PdfOptions,
-    ScreenshotFormat,
     ScreenshotOptions,
     WaitOptions,
     WaitUntil,
@@ -55,9 +55,9 @@ document.body.appendChild(tall);
 """
 
 MAGIC = {
-    ScreenshotFormat.PNG: b"\x89PNG\r\n\x1a\n",
-    ScreenshotFormat.JPEG: b"\xff\xd8\xff",
-    ScreenshotFormat.WEBP: b"RIFF",
+    PageFormat.PNG: b"\x89PNG\r\n\x1a\n",
+    PageFormat.JPEG: b"\xff\xd8\xff",
+    PageFormat.WEBP: b"RIFF",
 }
 
 
@@ -125,8 +125,8 @@ def test_markdown_is_rendered_first(engine: ChromiumEngine, tmp_path: Path) -> N
     assert info.title == "Harbour report"
 
 
-@pytest.mark.parametrize("fmt", list(ScreenshotFormat))
-def test_viewport_screenshot(engine: ChromiumEngine, tmp_path: Path, fmt: ScreenshotFormat) -> None:
+@pytest.mark.parametrize("fmt", list(PageFormat))
+def test_viewport_screenshot(engine: ChromiumEngine, tmp_path: Path, fmt: PageFormat) -> None:
     page = _page(tmp_path / "site", SCRIPTED % 2000)
     options = ScreenshotOptions(format=fmt, width=640, height=480, full_page=False, quality=95)
     info = engine.screenshot(
@@ -134,7 +134,7 @@ def test_viewport_screenshot(engine: ChromiumEngine, tmp_path: Path, fmt: Screen
     )
     data = info.path.read_bytes()
     assert data.startswith(MAGIC[fmt]) and info.mime == f"image/{fmt.value}"
-    if fmt is ScreenshotFormat.WEBP:
+    if fmt is PageFormat.WEBP:
         assert data[8:12] == b"WEBP"
     image = pyvips.Image.new_from_buffer(data, "")
     assert (image.width, image.height) == (info.width, info.height) == (640, 480)

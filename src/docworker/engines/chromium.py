@@ -66,7 +66,6 @@ from docworker.engines.chromium_capture import (
     Media,
     PdfOptions,
     RenderInfo,
-    ScreenshotFormat,
     ScreenshotOptions,
     page_for,
     render_pdf,
@@ -82,14 +81,15 @@ from docworker.errors import (
     InvalidParameter,
     LimitExceeded,
 )
+from docworker.render.image_formats import PageFormat
 from docworker.url_policy import UrlPolicy
 
 __all__ = [
     "ChromiumEngine",
     "Media",
+    "PageFormat",
     "PdfOptions",
     "RenderInfo",
-    "ScreenshotFormat",
     "ScreenshotOptions",
     "WaitOptions",
     "WaitUntil",

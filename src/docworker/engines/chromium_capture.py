@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pypdfium2
-import pyvips
 from markdown_it import MarkdownIt
 
 from docworker.engines.cdp import CdpError
 from docworker.engines.chromium_page import PageSession, WaitOptions
+from docworker.engines.vips import pyvips
 from docworker.errors import InvalidParameter, LimitExceeded
+from docworker.render.image_formats import PageFormat
 
 MM_PER_INCH = 25.4
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
@@ -41,16 +42,6 @@ class Media(StrEnum):
 
     PRINT = "print"
     SCREEN = "screen"
-
-
-class ScreenshotFormat(StrEnum):
-    PNG = "png"
-    JPEG = "jpeg"
-    WEBP = "webp"
-
-    @property
-    def mime(self) -> str:
-        return f"image/{self.value}"
 
 
 @dataclass(frozen=True)
@@ -79,7 +70,7 @@ class PdfOptions:
 class ScreenshotOptions:
     """How a page is captured: format, viewport (CSS pixels), full page or not."""
 
-    format: ScreenshotFormat = ScreenshotFormat.PNG
+    format: PageFormat = PageFormat.PNG
     #: JPEG and WebP quality, 1..100.
     quality: int = 90
     width: int = 1280
@@ -98,7 +89,7 @@ class ScreenshotOptions:
 
     def __post_init__(self) -> None:
         # Callers may name the format as a plain string ('jpeg').
-        object.__setattr__(self, "format", ScreenshotFormat(self.format))
+        object.__setattr__(self, "format", PageFormat(self.format))
 
 
 @dataclass(frozen=True)
@@ -201,7 +192,7 @@ def render_screenshot(
         if value > max_viewport:
             raise LimitExceeded(f"viewport {name}", value, max_viewport)
     page.emulate_viewport(options.width, options.height, options.scale)
-    if options.omit_background and options.format is not ScreenshotFormat.JPEG:
+    if options.omit_background and options.format is not PageFormat.JPEG:
         transparent = {"color": {"r": 0, "g": 0, "b": 0, "a": 0}}
         page.call("Emulation.setDefaultBackgroundColorOverride", transparent, page.session)
     page.call("Emulation.setEmulatedMedia", {"media": Media(options.media).value}, page.session)
@@ -231,13 +222,13 @@ def _capture(
     page: PageSession, params: dict[str, Any], options: ScreenshotOptions, webp_native: bool
 ) -> tuple[bytes, bool]:
     fmt = options.format
-    if fmt is not ScreenshotFormat.PNG:
+    if fmt is not PageFormat.PNG:
         params["quality"] = options.quality
-    if fmt is not ScreenshotFormat.WEBP or webp_native:
+    if fmt is not PageFormat.WEBP or webp_native:
         try:
             return page.capture({**params, "format": fmt.value}), webp_native
         except CdpError:
-            if fmt is not ScreenshotFormat.WEBP:
+            if fmt is not PageFormat.WEBP:
                 raise
     png = page.capture({k: v for k, v in params.items() if k != "quality"} | {"format": "png"})
     image = pyvips.Image.new_from_buffer(png, "")

@@ -14,16 +14,39 @@ lossless, metadata kept or stripped — to each saver's own arguments.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import pyvips
-
 from docworker.errors import CorruptDocument, LimitExceeded, UnsupportedFormat
+from docworker.render.image_formats import ImageFormat
+
+#: Extension modules that carry their own copies of libraries libvips also loads.
+_LOADED_BEFORE_LIBVIPS = (
+    "PIL._imaging",
+    "PIL._imagingft",
+    "PIL._imagingcms",
+    "PIL._webp",
+    "PIL._avif",
+    "pillow_heif",
+    "tesserocr",
+    "cv2",
+    "pikepdf",
+)
+
+# libvips loads its modules (HEIF, ImageMagick, ...) with their libraries (the
+# system's libpng, libjpeg, libtiff, FreeType, libheif, libgomp) into the process's
+# global symbol scope. A library loaded after that resolves those names to the
+# system's copies, even one built against copies of its own: Pillow's PNG encoder and
+# FreeType then misbehave, and Tesseract (fed by Pillow) reads nothing. Loaded first,
+# the wheels' own libraries keep their own bindings. pyvips is therefore imported
+# here only, after them (ruff bans importing it anywhere else).
+for _module in _LOADED_BEFORE_LIBVIPS:
+    importlib.import_module(_module)
+import pyvips as pyvips  # noqa: E402, PLC0414 - re-exported: the one import of pyvips
 
 #: libvips loader class (without File/Buffer/Source) → the format it reads.
 LOADERS: dict[str, str] = {
@@ -38,56 +61,6 @@ LOADERS: dict[str, str] = {
 _LOADER_SUFFIXES = ("File", "Buffer", "Source")
 
 
-class ImageFormat(StrEnum):
-    """The formats images are written in."""
-
-    JPEG = "jpeg"
-    PNG = "png"
-    WEBP = "webp"
-    AVIF = "avif"
-    TIFF = "tiff"
-    GIF = "gif"
-
-    @property
-    def mime(self) -> str:
-        return _MIMES[self]
-
-    @property
-    def suffix(self) -> str:
-        return _SUFFIXES[self]
-
-    @property
-    def animated(self) -> bool:
-        """Whether the format keeps several frames as an animation."""
-        return self in {ImageFormat.GIF, ImageFormat.WEBP}
-
-    @property
-    def alpha(self) -> bool:
-        """Whether the format keeps transparency."""
-        return self is not ImageFormat.JPEG
-
-    @property
-    def lossy(self) -> bool:
-        """Whether ``quality`` trades pixels for bytes (PNG and GIF: palette quantisation)."""
-        return self in {ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.AVIF, ImageFormat.TIFF}
-
-
-_MIMES = {
-    ImageFormat.JPEG: "image/jpeg",
-    ImageFormat.PNG: "image/png",
-    ImageFormat.WEBP: "image/webp",
-    ImageFormat.AVIF: "image/avif",
-    ImageFormat.TIFF: "image/tiff",
-    ImageFormat.GIF: "image/gif",
-}
-_SUFFIXES = {
-    ImageFormat.JPEG: "jpg",
-    ImageFormat.PNG: "png",
-    ImageFormat.WEBP: "webp",
-    ImageFormat.AVIF: "avif",
-    ImageFormat.TIFF: "tif",
-    ImageFormat.GIF: "gif",
-}
 #: Each format's own effort scale (libvips' names differ): (lowest, highest, default).
 EFFORT_RANGES = {
     ImageFormat.JPEG: (0, 1, 0),

@@ -32,15 +32,14 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
-import pyvips
 from pydantic import Field, model_validator
 
 from docworker.engines.vips import (
     DEFAULT_QUALITY,
-    ImageFormat,
     drop_gps,
     encode,
     load,
+    pyvips,
     read_header,
     shrink_on_load,
     to_srgb,
@@ -74,6 +73,7 @@ from docworker.operations.image_steps import (
     resize_plan,
 )
 from docworker.operations.ocr_parts import failed_parts
+from docworker.render.image_formats import ImageFormat
 
 
 class MetadataPolicy(StrEnum):

@@ -22,11 +22,11 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pyvips
 from numpy.typing import NDArray
 
-from docworker.engines.vips import ImageFormat, vips_errors
+from docworker.engines.vips import pyvips, vips_errors
 from docworker.errors import InvalidParameter, LimitExceeded
+from docworker.render.image_formats import ImageFormat
 
 Luma = NDArray[np.float32]
 #: Encodes the image as a format at a quality.

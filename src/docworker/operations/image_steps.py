@@ -17,10 +17,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-import pyvips
 from pydantic import BaseModel, ConfigDict, Field
 
-from docworker.engines.vips import vips_errors
+from docworker.engines.vips import pyvips, vips_errors
 from docworker.errors import InvalidParameter, LimitExceeded
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")

@@ -47,8 +47,8 @@ from docworker.operations.base import (
 )
 from docworker.operations.ocr_parts import PDF, failed_parts, page_count, selected_pages
 from docworker.operations.ocr_v1 import as_pdf
+from docworker.render.image_formats import PageFormat
 from docworker.render.page_images import (
-    ImageFormat,
     ImageSpec,
     WrittenImage,
     check_box,
@@ -66,7 +66,7 @@ class RenderParams(OperationParams):
         "Default: all (up to the service's render page limit); a thumbnail: the first.",
         examples=["1", "1-3,5"],
     )
-    format: ImageFormat | None = Field(
+    format: PageFormat | None = Field(
         None, description="png, jpeg or webp. Default: png; webp for a thumbnail."
     )
     dpi: int | None = Field(
@@ -185,7 +185,7 @@ def _spec(ctx: OperationContext, params: RenderParams) -> ImageSpec:
     width, height = params.width, params.height
     if params.thumbnail and not (width or height):
         width = height = params.size or settings.thumbnail_size
-    default_format = ImageFormat.WEBP if params.thumbnail else ImageFormat.PNG
+    default_format = PageFormat.WEBP if params.thumbnail else PageFormat.PNG
     return ImageSpec(
         format=params.format or default_format,
         dpi=params.dpi or settings.dpi,

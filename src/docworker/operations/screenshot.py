@@ -17,7 +17,7 @@ from pydantic import Field
 
 from docworker.engines.chromium import (
     Media,
-    ScreenshotFormat,
+    PageFormat,
     ScreenshotOptions,
     WaitOptions,
     WaitUntil,
@@ -37,13 +37,13 @@ from docworker.operations.web_input import prepare_page
 DEFAULT_QUALITY = 90
 
 
-def artifact_name(fmt: ScreenshotFormat) -> str:
+def artifact_name(fmt: PageFormat) -> str:
     """The artifact's file name for an image in ``fmt``."""
     return f"screenshot.{fmt.value}"
 
 
 class ScreenshotParams(OperationParams):
-    format: ScreenshotFormat = Field(ScreenshotFormat.PNG, description="png, jpeg or webp.")
+    format: PageFormat = Field(PageFormat.PNG, description="png, jpeg or webp.")
     quality: int | None = Field(
         None, ge=1, le=100, description=f"JPEG and WebP quality (default {DEFAULT_QUALITY})."
     )

@@ -18,12 +18,10 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import pyvips
-
+from docworker.engines.vips import pyvips
 from docworker.errors import CorruptDocument, InvalidParameter, LimitExceeded, ProcessingFailed
 from docworker.formats.pdf.raster import (
     POINTS_PER_INCH,
@@ -31,6 +29,7 @@ from docworker.formats.pdf.raster import (
     fit_scale,
     render_bitmap,
 )
+from docworker.render.image_formats import PageFormat
 
 #: Colours a client may name; any other is '#rgb' or '#rrggbb'.
 _NAMED_COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0)}
@@ -42,20 +41,6 @@ _IMAGE_LOADERS = ("pngload", "jpegload", "tiffload", "webpload", "gifload", "hei
 _MAX_COORD = 10_000_000
 
 Rgb = tuple[int, int, int]
-
-
-class ImageFormat(StrEnum):
-    PNG = "png"
-    JPEG = "jpeg"
-    WEBP = "webp"
-
-    @property
-    def mime(self) -> str:
-        return f"image/{self.value}"
-
-    @property
-    def extension(self) -> str:
-        return "jpg" if self is ImageFormat.JPEG else self.value
 
 
 def parse_colour(text: str) -> Rgb:
@@ -76,7 +61,7 @@ def parse_colour(text: str) -> Rgb:
 class ImageSpec:
     """How page images are made: their format, size and look."""
 
-    format: ImageFormat
+    format: PageFormat
     #: Resolution of document pages; images keep their pixels unless a box is given.
     dpi: int
     #: The box the image must fit inside (aspect kept), instead of ``dpi``; either
@@ -192,13 +177,13 @@ def save_image(image: pyvips.Image, spec: ImageSpec, target: Path) -> None:
     Images load lazily: a fault of the input shows here as a ``pyvips.Error``, which
     the caller, knowing where the pixels come from, turns into the right error."""
     image = _eight_bit(image)
-    if spec.format is ImageFormat.JPEG and image.hasalpha():
+    if spec.format is PageFormat.JPEG and image.hasalpha():
         if image.bands == 2:
             image = image.colourspace("srgb")
         image = image.flatten(background=list(spec.background))
-    if spec.format is ImageFormat.PNG:
+    if spec.format is PageFormat.PNG:
         image.pngsave(str(target), compression=6, strip=True)
-    elif spec.format is ImageFormat.JPEG:
+    elif spec.format is PageFormat.JPEG:
         image.jpegsave(str(target), Q=spec.quality, optimize_coding=True, strip=True)
     else:
         image.webpsave(str(target), Q=spec.quality, effort=4, strip=True)

@@ -21,7 +21,7 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
-from docworker.render.page_images import ImageFormat
+from docworker.render.image_formats import PageFormat
 
 router = APIRouter(prefix="/api/v2", tags=["render"])
 
@@ -104,7 +104,7 @@ async def render(
     pages: Annotated[
         str | None, Form(description="Pages or frames, e.g. '1-3,5'; default: all")
     ] = None,
-    format: Annotated[ImageFormat, Form(description="png, jpeg or webp")] = ImageFormat.PNG,
+    format: Annotated[PageFormat, Form(description="png, jpeg or webp")] = PageFormat.PNG,
     dpi: Annotated[
         int | None, Form(ge=18, le=1200, description="Resolution of document pages (150)")
     ] = None,
@@ -155,7 +155,7 @@ async def thumbnail(
     size: Annotated[
         int | None, Form(ge=16, le=4096, description="Side of the box it fits in (256)")
     ] = None,
-    format: Annotated[ImageFormat, Form(description="webp, png or jpeg")] = ImageFormat.WEBP,
+    format: Annotated[PageFormat, Form(description="webp, png or jpeg")] = PageFormat.WEBP,
     quality: QualityField = None,
     background: BackgroundField = None,
     password: PasswordField = None,

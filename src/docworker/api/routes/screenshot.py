@@ -18,7 +18,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.uploads import store_upload
-from docworker.engines.chromium import Media, ScreenshotFormat, WaitUntil
+from docworker.engines.chromium import Media, PageFormat, WaitUntil
 
 router = APIRouter(prefix="/api/v2", tags=["convert"])
 
@@ -74,9 +74,7 @@ async def take_screenshot(
             "(index.html at its top or in its one top folder)."
         ),
     ],
-    format: Annotated[ScreenshotFormat, Form(description="png, jpeg or webp")] = (
-        ScreenshotFormat.PNG
-    ),
+    format: Annotated[PageFormat, Form(description="png, jpeg or webp")] = (PageFormat.PNG),
     quality: Annotated[
         int | None, Form(ge=1, le=100, description="JPEG and WebP quality (default 90)")
     ] = None,
