@@ -105,14 +105,14 @@ def test_convert_chunk_writes_numbered_chunks_within_the_size(tmp_path: Path) ->
 
 
 def _image(path: Path, width: int, height: int) -> Path:
-    import pyvips
+    from docworker.engines.vips import pyvips
 
     pyvips.Image.black(width, height, bands=3).linear(1, 90).cast("uchar").write_to_file(str(path))
     return path
 
 
 def _size(path: Path) -> tuple[int, int]:
-    import pyvips
+    from docworker.engines.vips import pyvips
 
     image = pyvips.Image.new_from_file(str(path))
     return image.width, image.height

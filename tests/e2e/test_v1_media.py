@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pypdfium2
 import pytest
-import pyvips
 
 from bench.scoring import corpus_root
+from docworker.engines.vips import pyvips
 from tests.e2e.server import Server
 from tests.videos import make_video, needs_ffmpeg
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pyvips
 
 from bench.scoring import corpus_root
 from docworker.config import Settings
+from docworker.engines.vips import pyvips
 from docworker.errors import InvalidParameter, UnsupportedFormat
 from docworker.operations.base import InputFile, Result, operation_context
 from docworker.operations.v1_media import V1MediaOperation, V1MediaParams
