@@ -141,6 +141,10 @@ def test_sync_image_default_is_webp_attachment(client: httpx.Client) -> None:
     assert disposition.startswith('attachment; filename="processed-')
     assert disposition.endswith('.webp"')
     assert kind_of(answer.content) == "webp" and size_of(answer.content) == (40, 20)
+    # v1's router rules apply to the new routes too.
+    shouted = client.post("/API/V1/Sync/Convert/Image/", files={"file": ("a.png", png(40, 20))})
+    assert shouted.status_code == 200 and kind_of(shouted.content) == "webp"
+    assert shouted.headers["access-control-allow-origin"] == "*"
 
 
 @pytest.mark.parametrize(
