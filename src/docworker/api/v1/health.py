@@ -46,7 +46,8 @@ SERVICES = {
 
 
 def _vips() -> str:
-    pyvips = importlib.import_module("pyvips")
+    from docworker.engines.vips import pyvips  # loads libvips in its order (engines/vips.py)
+
     return f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
 
 
