@@ -24,7 +24,11 @@ from typing import Any
 from docworker.errors import CorruptDocument, LimitExceeded, UnsupportedFormat
 from docworker.render.image_formats import ImageFormat
 
-#: Extension modules that carry their own copies of libraries libvips also loads.
+#: Extension modules with native code that exports names libvips' libraries also
+#: export (found by comparing their dynamic symbol tables): each is loaded before
+#: libvips. Pillow's, pillow-heif's, Tesseract's, OpenCV's and pikepdf's bundled image
+#: libraries; pdfium's FreeType; lxml's libxml2; Brotli and Zopfli (fonts); numpy's
+#: FFT; psycopg's libpq with its OpenSSL.
 _LOADED_BEFORE_LIBVIPS = (
     "PIL._imaging",
     "PIL._imagingft",
@@ -35,14 +39,22 @@ _LOADED_BEFORE_LIBVIPS = (
     "tesserocr",
     "cv2",
     "pikepdf",
+    "pypdfium2_raw",
+    "lxml.etree",
+    "_brotli",
+    "zopfli",
+    "numpy.fft",
+    "psycopg",
 )
 
 # libvips loads its modules (HEIF, ImageMagick, ...) with their libraries (the
-# system's libpng, libjpeg, libtiff, FreeType, libheif, libgomp) into the process's
-# global symbol scope. A library loaded after that resolves those names to the
-# system's copies, even one built against copies of its own: Pillow's PNG encoder and
-# FreeType then misbehave, and Tesseract (fed by Pillow) reads nothing. Loaded first,
-# the wheels' own libraries keep their own bindings. pyvips is therefore imported
+# system's libpng, libjpeg, libtiff, FreeType, libxml2, libheif, OpenSSL, libgomp) into
+# the process's global symbol scope. A library loaded after that resolves those names
+# to the system's copies, even one built against copies of its own: Pillow's PNG
+# encoder and FreeType then misbehave, Tesseract (fed by Pillow) reads nothing,
+# pillow-heif crashes the process, lxml runs on another libxml2 (its entity and
+# encoding handling change) and pdfium draws glyphs with another FreeType. Loaded
+# first, the wheels' libraries keep their own bindings. pyvips is therefore imported
 # here only, after them (ruff bans importing it anywhere else).
 for _module in _LOADED_BEFORE_LIBVIPS:
     importlib.import_module(_module)
