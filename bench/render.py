@@ -33,7 +33,7 @@ QUALITY = 85
 
 
 def _vips(page: object, number: int, fmt: str, dpi: int, target: Path) -> None:
-    from docworker.render.image_formats import PageFormat
+    from docworker.engines.image_formats import PageFormat
     from docworker.render.page_images import ImageSpec, write_pdf_page
 
     spec = ImageSpec(format=PageFormat(fmt), dpi=dpi, quality=QUALITY)

@@ -73,6 +73,7 @@ from docworker.engines.chromium_capture import (
 )
 from docworker.engines.chromium_page import Overdue, PageSession, WaitOptions, WaitUntil
 from docworker.engines.chromium_requests import RequestGuard
+from docworker.engines.image_formats import PageFormat
 from docworker.engines.supervisor import Supervisor
 from docworker.errors import (
     DependencyDown,
@@ -81,7 +82,6 @@ from docworker.errors import (
     InvalidParameter,
     LimitExceeded,
 )
-from docworker.render.image_formats import PageFormat
 from docworker.url_policy import UrlPolicy
 
 __all__ = [

@@ -21,9 +21,9 @@ from markdown_it import MarkdownIt
 
 from docworker.engines.cdp import CdpError
 from docworker.engines.chromium_page import PageSession, WaitOptions
+from docworker.engines.image_formats import PageFormat
 from docworker.engines.vips import pyvips
 from docworker.errors import InvalidParameter, LimitExceeded
-from docworker.render.image_formats import PageFormat
 
 MM_PER_INCH = 25.4
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docworker.engines.image_formats import ImageFormat
 from docworker.errors import CorruptDocument, LimitExceeded, UnsupportedFormat
-from docworker.render.image_formats import ImageFormat
 
 #: Extension modules with native code that exports names libvips' libraries also
 #: export (found by comparing their dynamic symbol tables): each is loaded before

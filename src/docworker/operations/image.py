@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from docworker.engines.image_formats import ImageFormat
 from docworker.engines.vips import (
     DEFAULT_QUALITY,
     drop_gps,
@@ -73,7 +74,6 @@ from docworker.operations.image_steps import (
     resize_plan,
 )
 from docworker.operations.ocr_parts import failed_parts
-from docworker.render.image_formats import ImageFormat
 
 
 class MetadataPolicy(StrEnum):

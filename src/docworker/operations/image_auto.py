@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from docworker.engines.image_formats import ImageFormat
 from docworker.engines.vips import pyvips, vips_errors
 from docworker.errors import InvalidParameter, LimitExceeded
-from docworker.render.image_formats import ImageFormat
 
 Luma = NDArray[np.float32]
 #: Encodes the image as a format at a quality.

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from docworker.engines.image_formats import PageFormat
 from docworker.errors import (
     InvalidParameter,
     LimitExceeded,
@@ -47,7 +48,6 @@ from docworker.operations.base import (
 )
 from docworker.operations.ocr_parts import PDF, failed_parts, page_count, selected_pages
 from docworker.operations.ocr_v1 import as_pdf
-from docworker.render.image_formats import PageFormat
 from docworker.render.page_images import (
     ImageSpec,
     WrittenImage,

@@ -39,6 +39,7 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field, ValidationError
 
+from docworker.engines.image_formats import ImageFormat
 from docworker.engines.vips import read_header
 from docworker.errors import InvalidParameter, ProcessingFailed
 from docworker.formats.detect import detect, format_of
@@ -54,7 +55,6 @@ from docworker.operations.ocr_v1 import as_pdf
 from docworker.operations.render import RenderOperation, RenderParams
 from docworker.operations.video import VideoOperation
 from docworker.operations.video_params import VideoParams
-from docworker.render.image_formats import ImageFormat
 
 PDF = "application/pdf"
 _Params = TypeVar("_Params", bound=OperationParams)

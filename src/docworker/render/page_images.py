@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docworker.engines.image_formats import PageFormat
 from docworker.engines.vips import pyvips
 from docworker.errors import CorruptDocument, InvalidParameter, LimitExceeded, ProcessingFailed
 from docworker.formats.pdf.raster import (
@@ -29,7 +30,6 @@ from docworker.formats.pdf.raster import (
     fit_scale,
     render_bitmap,
 )
-from docworker.render.image_formats import PageFormat
 
 #: Colours a client may name; any other is '#rgb' or '#rrggbb'.
 _NAMED_COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0)}

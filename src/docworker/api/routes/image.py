@@ -20,10 +20,10 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.uploads import store_uploads
+from docworker.engines.image_formats import ImageFormat
 from docworker.errors import InvalidParameter
 from docworker.operations.image import MetadataPolicy, OutputChoice
 from docworker.operations.image_steps import Fit, Interest
-from docworker.render.image_formats import ImageFormat
 
 router = APIRouter(prefix="/api/v2", tags=["image"])
 

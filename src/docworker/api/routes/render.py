@@ -20,8 +20,8 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.uploads import store_upload
+from docworker.engines.image_formats import PageFormat
 from docworker.jobs.queue import JobInput
-from docworker.render.image_formats import PageFormat
 
 router = APIRouter(prefix="/api/v2", tags=["render"])
 
