@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 import psutil
 import pypdfium2
 
+from bench.memory import peak_rss_kib
 from bench.scoring import corpus_root
 
 FILES = (
@@ -90,7 +90,7 @@ def _weasyprint(paths: list[Path], rounds: int, out: Path) -> dict[str, Any]:
             per_file[name] += time.perf_counter() - begun
             pages += _pages(target)
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_kib() * 1024
     return {
         "seconds": elapsed,
         "renders": rounds * len(paths),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.memory import peak_rss_kib
 from bench.scoring import corpus_root
 
 WIDTH, HEIGHT, TARGET = 6000, 4000, 800
@@ -52,10 +52,6 @@ def make_photo(path: Path) -> None:
     image.jpegsave(str(path), Q=90)
 
 
-def _rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def child(way: str, source: Path, target: Path) -> dict[str, Any]:
     """One resize in this process: its time and peak RSS above the imports'."""
     if way == "docworker":
@@ -66,14 +62,14 @@ def child(way: str, source: Path, target: Path) -> dict[str, Any]:
         operation = ImageOperation()
         settings = load_settings(data_dir=target.parent)
         params = ImageParams(width=TARGET, format="webp", quality=80)
-        baseline = _rss_kib()
+        baseline = peak_rss_kib()
         started = time.perf_counter()
         ctx = operation_context(settings, workdir=target.parent)
         operation.run(ctx, InputFile(source), params)
     else:
         from PIL import Image
 
-        baseline = _rss_kib()
+        baseline = peak_rss_kib()
         started = time.perf_counter()
         with Image.open(source) as image:
             if way == "pillow-thumbnail":
@@ -83,7 +79,7 @@ def child(way: str, source: Path, target: Path) -> dict[str, Any]:
                 small = image.resize((TARGET, round(image.height * TARGET / image.width)))
             small.save(target, "WEBP", quality=80)
     elapsed = time.perf_counter() - started
-    peak = _rss_kib()
+    peak = peak_rss_kib()
     return {"seconds": elapsed, "peak_mib": peak / 1024, "work_mib": (peak - baseline) / 1024}
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.memory import peak_rss_kib
 from bench.scoring import corpus_root
 
 SOURCE = corpus_root() / "pdf" / "huge-619-pages.pdf"
@@ -76,7 +76,7 @@ def child(way: str, fmt: str, pages: int, dpi: int) -> dict[str, float]:
             page.close()
         seconds = time.perf_counter() - started
     pdf.close()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_kib() / 1024
     return {"seconds": seconds, "peak_mb": peak_mb, "growth_mb": peak_mb - baseline_mb}
 
 
