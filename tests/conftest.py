@@ -183,3 +183,7 @@ def postgres_db_url(postgres_url: str) -> Iterator[str]:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+#: The loopback listener fixture (``listener``) of tests/listener.py, for every test.
+pytest_plugins = ["tests.listener"]

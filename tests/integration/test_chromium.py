@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from docworker.engines.chromium import (
 )
 from docworker.errors import InvalidParameter, LimitExceeded
 from docworker.url_policy import UrlPolicy
+from tests.listener import Listener
 
 SETTINGS = ChromiumSettings(timeout=20)
 if ChromiumEngine(SETTINGS).unavailable_reason() is not None:
@@ -189,37 +188,9 @@ def test_a_page_that_moves_on_by_script(engine: ChromiumEngine, tmp_path: Path) 
     assert "Second document" in _pdf_text(info.path)[0]
 
 
-class _Listener:
-    """A TCP listener on 127.0.0.1 that counts the connections it is offered."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port: int = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
-def test_no_loopback_and_no_file_outside_the_folder(engine: ChromiumEngine, tmp_path: Path) -> None:
-    listener = _Listener()
+def test_no_loopback_and_no_file_outside_the_folder(
+    engine: ChromiumEngine, tmp_path: Path, listener: Listener
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOPSECRET-31337")
     hostname = Path("/etc/hostname").read_text().strip()
@@ -245,7 +216,7 @@ def test_no_loopback_and_no_file_outside_the_folder(engine: ChromiumEngine, tmp_
     finally:
         listener.close()
     text = _pdf_text(info.path)[0]
-    assert listener.connections == 0
+    assert listener.connections == []
     assert "Outer page" in text and "LOCAL-ASSET-OK" in text
     assert "TOPSECRET" not in text and (not hostname or hostname not in text)
     refused = {item["url"] for item in info.requests["refused"]}

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
 from docworker.url_policy import UrlPolicy, UrlRefused, is_public
+from tests.listener import Listener
 
 
 @pytest.mark.parametrize(
@@ -96,33 +94,7 @@ def test_credentials_are_not_repeated_in_the_error() -> None:
     assert "secret" not in caught.value.detail
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    hits: list[str] = []  # noqa: RUF012 - shared with the test on purpose
-
-    def do_GET(self) -> None:
-        self.hits.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"secret")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def listener() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_fetch_never_reaches_a_loopback_listener(listener: str) -> None:
-    _Recorder.hits.clear()
+def test_fetch_never_reaches_a_loopback_listener(listener: Listener) -> None:
     with pytest.raises(UrlRefused):
-        UrlPolicy(("127.0.0.1",)).fetch(listener + "planted")
-    assert _Recorder.hits == []
+        UrlPolicy(("127.0.0.1",)).fetch(listener.url + "/planted")
+    assert listener.connections == []

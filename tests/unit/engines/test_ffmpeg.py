@@ -4,12 +4,10 @@ guards that keep an input from naming other files or URLs."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -25,6 +23,7 @@ from docworker.errors import (
     ProcessingFailed,
     UnsupportedFormat,
 )
+from tests.listener import Listener
 from tests.videos import needs_ffmpeg, test_video
 
 __all__ = ["test_video"]
@@ -76,40 +75,10 @@ def test_a_text_file_is_not_media(tmp_path: Path) -> None:
         ENGINE.probe(text)
 
 
-@pytest.fixture
-def listener() -> Iterator[tuple[int, list[bytes]]]:
-    """A TCP listener on 127.0.0.1 that records whatever connects to it."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(4)
-    server.settimeout(0.2)
-    received: list[bytes] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                received.append(conn.recv(1024) or b"(connected)")
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1], received
-    finally:
-        stop.set()
-        thread.join(5)
-        server.close()
-
-
 def test_a_playlist_naming_a_loopback_url_is_not_fetched(
-    tmp_path: Path, listener: tuple[int, list[bytes]], test_video: Path
+    tmp_path: Path, listener: Listener, test_video: Path
 ) -> None:
-    port, received = listener
+    port, received = listener.port, listener.connections
     playlist = tmp_path / "list.m3u8"
     playlist.write_text(
         "#EXTM3U\n#EXT-X-TARGETDURATION:4\n"

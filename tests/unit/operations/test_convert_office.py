@@ -4,9 +4,7 @@ outputs read back, passwords, and a planted link that must not be followed."""
 
 from __future__ import annotations
 
-import http.server
 import shutil
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from docworker.formats.registry import parse_path
 from docworker.operations import get_operation, validate_params
 from docworker.operations.base import InputFile, operation_context
 from docworker.render.document import render_text
+from tests.listener import Listener
 
 CORPUS = corpus_root()
 OFFICE = CORPUS / "office"
@@ -247,41 +246,6 @@ def test_targets_that_do_not_fit_the_input_are_refused(
         convert(engine, OFFICE / "legacy-word.doc", tmp_path, to="docx", pages="1")
 
 
-class _Listener:
-    """An HTTP server on 127.0.0.1 recording the requests it gets."""
-
-    def __init__(self) -> None:
-        hits = self.hits = []  # type: list[str]
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                hits.append(self.path)
-                self.send_response(404)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
-@pytest.fixture
-def listener() -> Iterator[_Listener]:
-    server = _Listener()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 def _linked_odt(path: Path, url: str, planted: Path) -> None:
     """A text document whose two pictures are links: to ``url`` and to ``planted``."""
     frames = "".join(
@@ -304,7 +268,7 @@ def _linked_odt(path: Path, url: str, planted: Path) -> None:
 
 
 def test_linked_pictures_are_neither_fetched_nor_read(
-    engine: LibreOfficeEngine, tmp_path: Path, listener: _Listener
+    engine: LibreOfficeEngine, tmp_path: Path, listener: Listener
 ) -> None:
     planted = tmp_path / "planted.png"
     shutil.copyfile(
@@ -335,11 +299,11 @@ def test_linked_pictures_are_neither_fetched_nor_read(
         assert images == [], source.name
         assert planted_bytes[-64:] not in pdf.read_bytes()
         assert payload["output"]["pages"] == 1
-    assert listener.hits == []
+    assert listener.connections == []
 
 
 def test_spreadsheet_links_and_web_functions_are_not_updated(
-    engine: LibreOfficeEngine, tmp_path: Path, listener: _Listener
+    engine: LibreOfficeEngine, tmp_path: Path, listener: Listener
 ) -> None:
     planted = tmp_path / "planted.csv"
     planted.write_text("PLANTEDVALUE\n")
@@ -368,4 +332,4 @@ def test_spreadsheet_links_and_web_functions_are_not_updated(
     text = pdf_text(pdf)
     assert "CACHED0" in text and "CACHED1" in text
     assert "PLANTEDVALUE" not in text
-    assert listener.hits == []
+    assert listener.connections == []

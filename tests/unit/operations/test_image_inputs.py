@@ -3,9 +3,6 @@ quality: outputs read back, SSIM recomputed here, the choice checked against wha
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from docworker.config import LimitSettings, load_settings
 from docworker.errors import InvalidParameter, LimitExceeded
 from docworker.operations.base import InputFile, operation_context
 from docworker.operations.image import ImageOperation, ImageParams
+from tests.listener import Listener
 from tests.unit.operations.image_files import (
     animated_gif,
     as_array,
@@ -73,45 +71,6 @@ def test_a_frame_past_the_last_is_refused(gif: Path, tmp_path: Path) -> None:
         run(gif, tmp_path, frame=4)
 
 
-class Listener:
-    """A TCP listener on 127.0.0.1 that records every connection made to it."""
-
-    def __init__(self) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(8)
-        self.socket.settimeout(0.2)
-        self.port = self.socket.getsockname()[1]
-        self.requests: list[bytes] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                connection, _ = self.socket.accept()
-            except TimeoutError:
-                continue
-            with connection:
-                connection.settimeout(1)
-                self.requests.append(connection.recv(4096))
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join()
-        self.socket.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    found = Listener()
-    try:
-        yield found
-    finally:
-        found.close()
-
-
 def test_svg_references_are_never_fetched(listener: Listener, tmp_path: Path) -> None:
     neighbour = save(pyvips.Image.black(10, 10) + 255, tmp_path / "neighbour.png")
     url = f"http://127.0.0.1:{listener.port}"
@@ -136,7 +95,7 @@ def test_svg_references_are_never_fetched(listener: Listener, tmp_path: Path) ->
     pixels = out.pixels()
     # Only the red rectangle is drawn: no image, local or remote, was loaded.
     assert all(colour_at(pixels, x, y) == RED for x, y in [(10, 10), (200, 150), (120, 80)])
-    assert listener.requests == []
+    assert listener.connections == []
 
 
 def photo(tmp_path: Path) -> Path:

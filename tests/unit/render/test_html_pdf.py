@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import io
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pikepdf
@@ -23,6 +20,7 @@ from docworker.render.html_pdf import (
     markdown_to_html,
 )
 from docworker.url_policy import UrlPolicy
+from tests.listener import Listener
 
 CORPUS = corpus_root()
 A4 = (595.3, 841.9)
@@ -56,44 +54,6 @@ def _png(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), "red").save(buffer, "PNG")
     return buffer.getvalue()
-
-
-class _Listener:
-    """An HTTP server on 127.0.0.1 that records every request it gets."""
-
-    def __init__(self) -> None:
-        hits = self.hits = []  # type: list[str]
-        body = _png(40, 40)
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                hits.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
-@pytest.fixture
-def listener() -> Iterator[_Listener]:
-    server = _Listener()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 PARAGRAPHS = "".join(f"<p>Paragraph {n} of the test page.</p>" for n in range(120))
@@ -175,7 +135,7 @@ def test_relative_assets_inside_the_folder_are_used(tmp_path: Path) -> None:
 
 
 def test_remote_and_outside_resources_are_refused_and_never_reached(
-    tmp_path: Path, listener: _Listener
+    tmp_path: Path, listener: Listener
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -190,7 +150,7 @@ def test_remote_and_outside_resources_are_refused_and_never_reached(
     target = tmp_path / "out.pdf"
     # Even allow-listed, a loopback address is never fetched.
     made = html_to_pdf(html, site, PageSetup(), UrlPolicy(allow=("127.0.0.1",)), target)
-    assert listener.hits == []
+    assert listener.connections == []
     assert _image_count(target) == 0
     messages = " ".join(w.message for w in made.warnings)
     assert "tracker.png" in messages and "non-public address" in messages
