@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -81,8 +82,9 @@ class _Step(BaseModel):
         """Whether the step reads pixels out of top-to-bottom order."""
         return False
 
+    @abstractmethod
     def apply(self, image: pyvips.Image, env: StepEnv) -> pyvips.Image:
-        raise NotImplementedError
+        """The image with this step done (every step model says how)."""
 
 
 @dataclass(frozen=True)
