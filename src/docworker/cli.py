@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from docworker import __version__
+from docworker.cli_keys import keys_app
 from docworker.cli_v1 import extract_v1, install_v1_commands
-from docworker.config import Settings, load_settings
+from docworker.config import Settings, SettingsRefused, load_settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.operations.base import InputFile, operation_context
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 jobs_app = typer.Typer(help="Jobs on a running server.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
 Converter = Callable[[Path, str], Path]
 
@@ -65,7 +67,10 @@ def _root(
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address (default 0.0.0.0).")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Listen address (default 127.0.0.1; 0.0.0.0 with API keys on)."),
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 3001, or PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes for jobs.")] = None,
 ) -> None:
@@ -83,9 +88,14 @@ def serve(
     if workers is not None:
         settings.executor.workers = workers
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    try:
+        application = create_app(settings)
+    except SettingsRefused as refused:
+        lines = "\n".join(f"  - {reason}" for reason in refused.reasons)
+        raise _fail(f"refusing to start ({settings.profile.value} profile):\n{lines}", 2) from None
     uvicorn.run(
-        create_app(settings),
-        host=settings.server.host,
+        application,
+        host=settings.listen_host,
         port=settings.server.port,
         timeout_keep_alive=int(settings.server.idle_timeout),
         log_config=None,
@@ -197,7 +207,9 @@ def _extract_many(
 
 
 def _client(server: str) -> httpx.Client:
-    return httpx.Client(base_url=server.rstrip("/"), timeout=30.0)
+    key = os.environ.get("DOCWORKER_API_KEY", "")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.Client(base_url=server.rstrip("/"), timeout=30.0, headers=headers)
 
 
 def _call(server: str, method: str, path: str, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -70,7 +70,11 @@ class Profile(StrEnum):
 
 
 class ServerSettings(BaseModel):
-    host: str = Field("0.0.0.0", description="Address the HTTP server listens on.")  # noqa: S104
+    host: str | None = Field(
+        None,
+        description="Address the HTTP server listens on; default: 0.0.0.0 with API keys on, "
+        "127.0.0.1 without (a service open to anyone listens on loopback only).",
+    )
     port: int = Field(3001, ge=1, le=65535, description="HTTP port (v1: PORT, SERVER_PORT).")
     read_timeout: Seconds = Field(30.0, gt=0, description="Time to read a request (v1).")
     write_timeout: Seconds = Field(30.0, gt=0, description="Time to write a response (v1).")
@@ -83,6 +87,50 @@ class ServerSettings(BaseModel):
     )
     max_wait: Seconds = Field(300.0, ge=0, description="Longest wait a request may ask for.")
     docs: bool = Field(True, description="Serve the OpenAPI UI at /docs.")
+
+
+class AuthSettings(BaseModel):
+    """API keys: who may call the service, for which tenant, with which scopes."""
+
+    enabled: bool | None = Field(
+        None,
+        description="Every request needs an API key (except health probes and the API "
+        "documents). Default: on in production, off in development.",
+    )
+    secret: SecretStr | None = Field(
+        None,
+        description="Server secret that API keys are hashed with (HMAC-SHA256), 32 "
+        "characters or more. Changing it invalidates every key. Default in development: one "
+        "generated into the data folder; production refuses to start without it.",
+    )
+    query_parameter: str = Field(
+        "api_key",
+        description="Query parameter that may carry the key, for clients that cannot set a "
+        "header (v1 clients); '' turns it off. Headers: 'Authorization: Bearer <key>' or "
+        "'X-API-Key: <key>'.",
+    )
+    cache_ttl: Seconds = Field(
+        5.0,
+        ge=0,
+        description="How long a checked key is remembered; a key revoked elsewhere stops "
+        "working here within this time.",
+    )
+    public_metrics: bool = Field(
+        False, description="GET /metrics answers without a key (for a Prometheus scraper)."
+    )
+
+
+class CorsSettings(BaseModel):
+    allow_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins a browser may call the API from; ['*'] (v1's behaviour) for any.",
+    )
+    allow_credentials: bool = Field(
+        False,
+        description="Browsers may send cookies and credentials cross-origin; never with '*' "
+        "in production.",
+    )
+    max_age: int = Field(600, ge=0, description="How long a browser may cache a preflight.")
 
 
 class DatabaseSettings(BaseModel):
@@ -429,6 +477,14 @@ class V1Settings(BaseModel):
     )
 
 
+class SettingsRefused(Exception):
+    """The settings are not safe to serve with; the message lists why."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
 class Settings(BaseSettings):
     """Everything the service can be told, with its defaults."""
 
@@ -458,6 +514,8 @@ class Settings(BaseSettings):
     render: RenderSettings = Field(default_factory=RenderSettings)
     v1: V1Settings = Field(default_factory=V1Settings)
     site: SiteSettings = Field(default_factory=SiteSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    cors: CorsSettings = Field(default_factory=CorsSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -466,6 +524,47 @@ class Settings(BaseSettings):
         if self.storage.url is None:
             self.storage.url = f"file://{(self.data_dir / 'blobs').absolute()}"
         return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        if self.auth.enabled is None:
+            return self.profile is Profile.PRODUCTION
+        return self.auth.enabled
+
+    @property
+    def listen_host(self) -> str:
+        if self.server.host is not None:
+            return self.server.host
+        return "0.0.0.0" if self.auth_enabled else "127.0.0.1"  # noqa: S104
+
+    def refusals(self) -> list[str]:
+        """Why the service must not start with these settings (empty: it may).
+
+        Production runs with API keys under a strong secret, without debugging aids
+        and without letting any origin send credentials; development may run open,
+        but then on loopback only.
+        """
+        found: list[str] = []
+        if self.profile is Profile.PRODUCTION:
+            if not self.auth_enabled:
+                found.append("production needs API keys: auth.enabled must not be false")
+            secret = self.auth.secret.get_secret_value() if self.auth.secret else None
+            if secret is None:
+                found.append("production needs auth.secret (DOCWORKER_AUTH__SECRET)")
+            elif (why := _weak_secret(secret)) is not None:
+                found.append(f"auth.secret is weak: {why}")
+            if self.database.echo:
+                found.append("database.echo logs every statement, parameters included")
+            if self.log.level.upper() == "DEBUG":
+                found.append("log.level DEBUG may log request contents")
+            if "*" in self.cors.allow_origins and self.cors.allow_credentials:
+                found.append("cors.allow_origins '*' with cors.allow_credentials")
+        elif not self.auth_enabled and not _is_loopback(self.listen_host):
+            found.append(
+                f"without API keys the service listens on loopback only, not on "
+                f"{self.listen_host}: turn auth.enabled on, or listen on 127.0.0.1"
+            )
+        return found
 
     @property
     def database_url(self) -> str:
@@ -493,6 +592,23 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, V1EnvironmentSource(settings_cls), dotenv_settings)
+
+
+def _weak_secret(secret: str) -> str | None:
+    from docworker.auth import weak_secret
+
+    return weak_secret(secret)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})

@@ -13,7 +13,11 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
     │   ├── ProcessingFailed       a parser failed in a way it did not foresee
     │   ├── InvalidParameter       a parameter was missing or out of range
     │   ├── NotFound               a job, result or operation does not exist
-    │   └── Conflict               the request contradicts the stored state
+    │   ├── Conflict               the request contradicts the stored state
+    │   ├── Unauthorized           no API key, or one that is not valid
+    │   ├── Forbidden              the API key lacks the scope the request needs
+    │   └── RateLimited            too many requests, or a quota is spent (429)
+    │       └── QuotaExceeded      a daily quota of the key is spent
     └── ServiceError               the service is at fault (5xx / 429)
         ├── EngineFailed           an external engine or worker crashed
         ├── EngineTimeout          an external engine took longer than its limit
@@ -146,6 +150,31 @@ class NotFound(InputError):
 class Conflict(InputError):
     code = "conflict"
     title = "Conflict"
+
+
+class Unauthorized(InputError):
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(InputError):
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class RateLimited(InputError):
+    """The caller sent more than its limit allows; ``retry_after`` says when to retry."""
+
+    code = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int, **fields: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **fields)
+
+
+class QuotaExceeded(RateLimited):
+    code = "quota-exceeded"
+    title = "Quota exceeded"
 
 
 class ServiceError(DocworkerError):

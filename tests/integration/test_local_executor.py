@@ -17,6 +17,7 @@ import pypdfium2
 import pytest
 
 from bench.scoring import corpus_root
+from docworker.auth import Principal
 from docworker.config import Settings, load_settings
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
@@ -28,6 +29,8 @@ from docworker.storage import BlobStore
 
 HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
 SMALL_TEXT = corpus_root() / "text" / "plain-utf8.txt"
+
+OPEN = Principal.open()
 
 
 def _settings(tmp_path: Path, **executor: object) -> Settings:
@@ -53,7 +56,9 @@ class Harness:
 
     def submit(self, path: Path, operation: str = "extract", **params: object) -> JobRecord:
         blob = self.blobs.put_file(path)
-        record, _ = self.queue.submit(operation, dict(params), JobInput(blob, name=path.name))
+        record, _ = self.queue.submit(
+            operation, dict(params), JobInput(blob, name=path.name), caller=OPEN
+        )
         return record
 
     def wait_until(self, job_id: str, predicate: object, timeout: float = 60.0) -> JobRecord:
@@ -121,7 +126,7 @@ def test_killing_the_worker_mid_job_retries_the_job(harness: Harness) -> None:
 def test_cancelling_a_running_job_stops_its_worker(harness: Harness) -> None:
     record = harness.submit(HUGE_PDF, output="markdown")
     pid = harness.running_pid(record.id)
-    harness.queue.cancel(record.id)
+    harness.queue.cancel(record.id, OPEN)
     done = harness.wait_until(record.id, _done)
     assert done.status is JobStatus.CANCELLED
     assert pid not in harness.executor.pids()
@@ -172,8 +177,8 @@ def test_a_worker_is_replaced_after_its_job_quota(harness: Harness) -> None:
 def test_priority_then_age_decides_the_order(tmp_path: Path) -> None:
     h = Harness(_settings(tmp_path))
     blob = h.blobs.put_file(SMALL_TEXT)
-    low, _ = h.queue.submit("extract", {"output": "text"}, JobInput(blob), priority=0)
-    high, _ = h.queue.submit("extract", {"output": "text"}, JobInput(blob), priority=5)
+    low, _ = h.queue.submit("extract", {"output": "text"}, JobInput(blob), caller=OPEN, priority=0)
+    high, _ = h.queue.submit("extract", {"output": "text"}, JobInput(blob), caller=OPEN, priority=5)
     h.executor.start()
     try:
         low_done = h.wait_until(low.id, _done)
@@ -188,7 +193,7 @@ def test_priority_then_age_decides_the_order(tmp_path: Path) -> None:
 def test_jobs_left_running_by_a_dead_executor_of_this_host_run_again(tmp_path: Path) -> None:
     h = Harness(_settings(tmp_path))
     blob = h.blobs.put_file(SMALL_TEXT)
-    record, _ = h.queue.submit("extract", {"output": "text"}, JobInput(blob))
+    record, _ = h.queue.submit("extract", {"output": "text"}, JobInput(blob), caller=OPEN)
     # A server on this host claimed the job, then died: its process no longer exists.
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -313,7 +318,7 @@ def test_a_part_that_fails_leaves_its_pages_out(harness: Harness, scanned_pdf: P
 def test_cancelling_a_split_job_cancels_its_parts(harness: Harness, scanned_pdf: Path) -> None:
     record = harness.submit(scanned_pdf, output="text")
     harness.wait_until(record.id, lambda r: r.children_total > 0, timeout=60)
-    cancelled = harness.queue.cancel(record.id)
+    cancelled = harness.queue.cancel(record.id, OPEN)
     assert cancelled.status is JobStatus.CANCELLED
     for part in harness.store.parts_of(record.id):
         assert harness.wait_until(part.id, _done).status is JobStatus.CANCELLED

@@ -14,11 +14,13 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docworker import __version__
+from docworker.api.auth import Authenticate, Authenticator, document_security
 from docworker.api.deps import Services
 from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
+from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
 from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
@@ -26,9 +28,11 @@ from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
 from docworker.api.uploads import BodySizeLimit
 from docworker.api.v1.install import install_v1
-from docworker.config import ExecutorKind, Settings
+from docworker.auth import server_secret
+from docworker.config import ExecutorKind, Settings, SettingsRefused
 from docworker.errors import DocworkerError
 from docworker.jobs.events import JobEvents
+from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.retention import purge_expired
@@ -59,11 +63,27 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
         executor = LocalExecutor(settings, store, events)
     queue = JobQueue(store, blobs, executor, events, max_attempts=settings.executor.max_attempts)
-    return Services(settings=settings, store=store, blobs=blobs, queue=queue, executor=executor)
+    configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
+    keys = KeyStore(store, server_secret(configured, settings.data_dir))
+    return Services(
+        settings=settings,
+        store=store,
+        blobs=blobs,
+        queue=queue,
+        executor=executor,
+        keys=keys,
+        authenticator=Authenticator(keys, settings.auth.cache_ttl),
+    )
 
 
 def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
-    """The ASGI application; the services start with it and stop with it."""
+    """The ASGI application; the services start with it and stop with it.
+
+    Raises :class:`SettingsRefused` when the settings are not safe to serve with
+    (see :meth:`Settings.refusals`).
+    """
+    if refusals := settings.refusals():
+        raise SettingsRefused(refusals)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,10 +121,15 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(video_routes.router)
     app.include_router(screenshot_route.router)
     app.include_router(convert_router)
+    app.include_router(keys_routes.router)
+    # The last added runs first: v1's path rules, the request's context, the caller's
+    # key, then the body's size, so no body is read for a caller without a key.
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
+    app.add_middleware(Authenticate, settings=settings)
     app.add_middleware(RequestContext)
     install_v1(app, settings)
     install_docs(app, settings)
+    document_security(app, settings)
     return app
 
 

@@ -9,7 +9,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from docworker.api.auth import Authenticator
 from docworker.config import Settings
+from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.store import JobStore
@@ -25,6 +27,8 @@ class Services:
     blobs: BlobStore
     queue: JobQueue
     executor: LocalExecutor | None
+    keys: KeyStore
+    authenticator: Authenticator
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

@@ -43,6 +43,9 @@ STATUS: dict[type[errors.DocworkerError], int] = {
     errors.InvalidParameter: 422,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.RateLimited: 429,
     errors.ServiceError: 503,
     errors.EngineFailed: 503,
     errors.EngineTimeout: 503,
@@ -74,8 +77,10 @@ def problem(exc: errors.DocworkerError, instance: str | None = None) -> JSONResp
     if instance:
         body["instance"] = instance
     headers = {}
-    if isinstance(exc, errors.QueueFull):
+    if isinstance(exc, errors.QueueFull | errors.RateLimited):
         headers["Retry-After"] = str(exc.fields.get("retry_after", 5))
+    if isinstance(exc, errors.Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="docworker"'
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Dialect,
@@ -71,6 +72,10 @@ class NewJob:
     #: Submitting the same key again returns the first job instead of a new one.
     idempotency_key: str | None = None
     max_attempts: int = 3
+    #: Who asked: the tenant and API key, and the client's address (None when open).
+    tenant: str | None = None
+    key_id: str | None = None
+    client: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,10 @@ class JobRecord:
     #: again to merge their results.
     children_total: int = 0
     children_pending: int = 0
+    #: Who submitted the job (None when the service runs without API keys).
+    tenant: str | None = None
+    key_id: str | None = None
+    client: str | None = None
 
     @property
     def waiting_for_parts(self) -> bool:
@@ -143,6 +152,9 @@ class JobRecord:
             part=job.part,
             children_total=job.children_total,
             children_pending=job.children_pending,
+            tenant=job.tenant,
+            key_id=job.key_id,
+            client=job.client,
         )
 
 
@@ -199,6 +211,8 @@ class Job(Base):
         Index("ix_jobs_created_at", "created_at", "id"),
         Index("ix_jobs_operation", "operation"),
         Index("ix_jobs_parent_id", "parent_id", "part"),
+        Index("ix_jobs_tenant", "tenant", "created_at", "id"),
+        Index("ix_jobs_tenant_status", "tenant", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -236,6 +250,55 @@ class Job(Base):
     part: Mapped[int | None] = mapped_column(Integer)
     children_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     children_pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    client: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApiKey(Base):
+    """A row of ``api_keys``: a key's tenant, scopes and hash; never the key itself."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_tenant", "tenant"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    scopes: Mapped[list[str]] = mapped_column(_json())
+    hash: Mapped[str] = mapped_column(String(128))
+    #: Per-key rate limit and quotas, over the configured defaults.
+    limits: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The key that took this one's place when it was rotated.
+    replaced_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class AuditEvent(Base):
+    """A row of ``audit_events``: who did what, with what outcome and cost."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at", "id"),
+        Index("ix_audit_events_tenant", "tenant", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(32))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))
+    operation: Mapped[str | None] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    input_sha256: Mapped[str | None] = mapped_column(String(64))
+    input_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    pages: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    duration: Mapped[float | None] = mapped_column(Float)
+    cpu_seconds: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(_json())
 
 
 # Claiming reads queued jobs by priority (high first), then age: one index walk, no sort.

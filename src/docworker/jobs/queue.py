@@ -7,6 +7,7 @@ idempotency and metrics happen in one place whichever executor runs the job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from typing import IO, Any, Protocol
 
 import anyio.to_thread
 
+from docworker.auth import Principal
 from docworker.errors import Conflict, InvalidParameter, NotFound, error_from_dict
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
@@ -60,6 +62,16 @@ class JobInput:
 STORE_POLL = 1.0
 
 
+def _scoped_key(key: str | None, caller: Principal) -> str | None:
+    """An idempotency key in the caller's tenant, so tenants never meet each other's keys."""
+    if key is None or caller.tenant is None:
+        return key
+    scoped = f"{caller.tenant}\x1f{key}"
+    if len(scoped) > 255:  # the column's width: a long key is kept by its digest
+        scoped = f"{caller.tenant}\x1f{hashlib.sha256(key.encode()).hexdigest()}"
+    return scoped
+
+
 class JobQueue:
     def __init__(
         self,
@@ -82,13 +94,15 @@ class JobQueue:
         params: dict[str, Any],
         job_input: JobInput | None,
         *,
+        caller: Principal,
         priority: int = 0,
         idempotency_key: str | None = None,
         others: Sequence[JobInput] = (),
     ) -> tuple[JobRecord, bool]:
-        """Validate and queue a job; returns the job and whether it is new. ``others``
-        are the job's further input files, after ``job_input``."""
+        """Validate and queue a job for ``caller``; returns the job and whether it is new.
+        ``others`` are the job's further input files, after ``job_input``."""
         op = get_operation(operation)
+        caller.require_submit(operation)
         checked = validate_params(op, params)
         stored = job_input.as_dict() if job_input else None
         if others:
@@ -101,8 +115,11 @@ class JobQueue:
                 params=dump_params(checked),
                 input=stored,
                 priority=priority,
-                idempotency_key=idempotency_key,
+                idempotency_key=_scoped_key(idempotency_key, caller),
                 max_attempts=self.max_attempts,
+                tenant=caller.tenant,
+                key_id=caller.key_id,
+                client=caller.client,
             )
         )
         if created:
@@ -111,7 +128,22 @@ class JobQueue:
                 self.executor.notify()
         return record, created
 
-    def cancel(self, job_id: str) -> JobRecord:
+    def get(self, job_id: str, caller: Principal) -> JobRecord:
+        """The job, if ``caller`` may read it; another tenant's job does not exist for it."""
+        caller.require_read()
+        return self.visible(job_id, caller)
+
+    def visible(self, job_id: str, caller: Principal) -> JobRecord:
+        """The job, if it belongs to ``caller``'s tenant (any job for an admin)."""
+        record = self.store.get(job_id)
+        if not caller.sees(record.tenant):
+            raise NotFound("job", job_id)
+        return record
+
+    def cancel(self, job_id: str, caller: Principal) -> JobRecord:
+        """Cancel the job; a key that may submit the job's operation may cancel it."""
+        current = self.visible(job_id, caller)
+        caller.require_submit(current.operation)
         record = self.store.request_cancel(job_id)
         if self.executor is not None:
             self.executor.notify()

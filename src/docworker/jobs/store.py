@@ -26,7 +26,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -173,10 +173,16 @@ def _same_request(existing: JobRecord, new: NewJob) -> JobRecord:
         or sha(existing.input) != sha(new.input)
     ):
         raise Conflict(
-            f"idempotency key '{new.idempotency_key}' was already used for another request",
+            f"idempotency key '{_client_key(new.idempotency_key)}' was already used for "
+            "another request",
             job_id=existing.id,
         )
     return existing
+
+
+def _client_key(key: str | None) -> str:
+    """An idempotency key as its client sent it (without the tenant it is stored under)."""
+    return (key or "").rsplit("\x1f", 1)[-1]
 
 
 def _encode_cursor(record: JobRecord) -> str:
@@ -245,6 +251,10 @@ class JobStore:
         except (OperationalError, InterfaceError) as exc:
             raise DependencyDown("the job database failed", dependency="database") from exc
 
+    def transaction(self, *, writes: bool = False) -> AbstractContextManager[Session]:
+        """One transaction for the other tables of the store (keys, audit events)."""
+        return self._session(writes=writes)
+
     # -- lifecycle -------------------------------------------------------------
 
     def migrate(self) -> None:
@@ -303,15 +313,19 @@ class JobStore:
         cursor: str | None = None,
         parent_id: str | None = None,
         include_parts: bool = False,
+        tenant: str | None = None,
     ) -> tuple[Records, str | None]:
         """One page of jobs, newest first, and the cursor of the next page (or None).
 
         ``created_after`` is inclusive and ``created_before`` exclusive; ``limit``
         is brought into 1..:data:`MAX_PAGE_SIZE`. The parts of split jobs are left
         out unless ``include_parts``, or ``parent_id`` asks for one job's parts.
+        ``tenant`` keeps that tenant's jobs only.
         """
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         query = select(Job)
+        if tenant is not None:
+            query = query.where(Job.tenant == tenant)
         if parent_id is not None:
             query = query.where(Job.parent_id == parent_id)
         elif not include_parts:
@@ -411,6 +425,9 @@ class JobStore:
             max_attempts=new.max_attempts,
             created_at=now,
             updated_at=now,
+            tenant=new.tenant,
+            key_id=new.key_id,
+            client=new.client,
         )
         try:
             with self._session(writes=True) as session:
@@ -539,6 +556,9 @@ class JobStore:
                             updated_at=now,
                             parent_id=job.id,
                             part=index,
+                            tenant=job.tenant,
+                            key_id=job.key_id,
+                            client=job.client,
                         )
                     )
                 session.add_all(children)
@@ -671,6 +691,15 @@ class JobStore:
         if records:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
+
+    def tenant_has_input(self, tenant: str | None, uri: str) -> bool:
+        """Whether a job of ``tenant`` names the input blob ``uri`` as its first input."""
+        column = Job.input["uri"].as_string()
+        query = select(Job.id).where(column == uri, Job.tenant == tenant).limit(1)
+        if tenant is None:
+            query = select(Job.id).where(column == uri, Job.tenant.is_(None)).limit(1)
+        with self._session() as session:
+            return session.scalars(query).first() is not None
 
     def inputs_in_use(self, uris: Collection[str]) -> set[str]:
         """Which of the input blob ``uris`` some job still names (inputs are shared by content)."""

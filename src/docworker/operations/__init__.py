@@ -44,6 +44,11 @@ def get_operation(name: str) -> Operation:
         raise NotFound("operation", name) from None
 
 
+def operation_names() -> list[str]:
+    """The names of every registered operation."""
+    return list(OPERATIONS)
+
+
 def validate_params(operation: Operation, raw: dict[str, Any]) -> OperationParams:
     """The operation's parameters from ``raw``; :class:`InvalidParameter` names the first fault."""
     try:

@@ -14,6 +14,7 @@ import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
+from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.jobs import job_response
@@ -116,8 +117,11 @@ async def submit_and_wait(
     """Submit the job (``others``: its further input files) and wait up to ``wait``
     seconds (capped) for it to end."""
     queue = services.queue
+    caller = current_caller()
     record, _ = await anyio.to_thread.run_sync(
-        lambda: queue.submit(operation, params, job_input, priority=priority, others=others)
+        lambda: queue.submit(
+            operation, params, job_input, caller=caller, priority=priority, others=others
+        )
     )
     timeout = services.settings.server.default_wait if wait is None else wait
     return await queue.wait(record.id, min(timeout, services.settings.server.max_wait))

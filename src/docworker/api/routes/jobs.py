@@ -12,14 +12,16 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.datastructures import UploadFile
 
-from docworker.api.deps import QueueDep, ServicesDep
+from docworker.api.auth import CallerDep
+from docworker.api.deps import QueueDep, Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import JobCreate, JobList, JobPublic
 from docworker.api.uploads import store_uploads
+from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStatus
-from docworker.storage import CHUNK, BlobStore, StoredBlob
+from docworker.storage import CHUNK, StoredBlob
 
 router = APIRouter(prefix="/api/v2", tags=["jobs"])
 
@@ -84,6 +86,7 @@ def _params_field(raw: str | None) -> dict[str, Any]:
 async def create_job(
     request: Request,
     services: ServicesDep,
+    caller: CallerDep,
     idempotency_header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     """Queue any registered operation. Send the document as a multipart ``file`` part with
@@ -92,8 +95,9 @@ async def create_job(
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
         spec = JobCreate.model_validate(await request.json())
-        job_input = _stored_input(services.blobs, spec.input_uri) if spec.input_uri else None
-        others = [_stored_input(services.blobs, uri) for uri in spec.other_input_uris]
+        job_input, others = await anyio.to_thread.run_sync(
+            lambda: _stored_inputs(services, caller, spec.input_uri, spec.other_input_uris)
+        )
         operation, params, priority, key = (
             spec.operation,
             spec.params,
@@ -119,6 +123,7 @@ async def create_job(
             operation,
             params,
             job_input,
+            caller=caller,
             priority=priority,
             idempotency_key=idempotency_header or key,
             others=others,
@@ -139,8 +144,21 @@ def _int_field(raw: object, name: str) -> int:
     return value
 
 
-def _stored_input(blobs: BlobStore, uri: str) -> JobInput:
+def _stored_inputs(
+    services: Services, caller: Principal, first: str | None, others: list[str]
+) -> tuple[JobInput | None, list[JobInput]]:
+    """The stored inputs a JSON job names; a tenant names only its own jobs' inputs."""
+    found = [_stored_input(services, caller, uri) for uri in [*([first] if first else []), *others]]
+    if first:
+        return found[0], found[1:]
+    return None, found
+
+
+def _stored_input(services: Services, caller: Principal, uri: str) -> JobInput:
+    blobs = services.blobs
     if not uri.startswith("blob://inputs/") or not blobs.exists(uri):
+        raise NotFound("input", uri)
+    if not caller.is_admin and not services.store.tenant_has_input(caller.tenant, uri):
         raise NotFound("input", uri)
     sha256 = uri.rsplit("/", 1)[1]
     with blobs.open(uri) as stream:
@@ -151,6 +169,7 @@ def _stored_input(blobs: BlobStore, uri: str) -> JobInput:
 @router.get("/jobs", operation_id="list_jobs", summary="List jobs", response_model=JobList)
 async def list_jobs(
     services: ServicesDep,
+    caller: CallerDep,
     status: Annotated[list[JobStatus] | None, Query(description="Only these states.")] = None,
     operation: Annotated[str | None, Query(description="Only this operation.")] = None,
     created_after: Annotated[datetime | None, Query()] = None,
@@ -160,7 +179,8 @@ async def list_jobs(
     parent_id: Annotated[str | None, Query(description="Only the parts of this split job.")] = None,
 ) -> JobList:
     """Jobs, newest first, a page at a time. The parts of split jobs are listed only
-    with ``parent_id``."""
+    with ``parent_id``. A key sees its tenant's jobs; an admin key sees every job."""
+    caller.require_read()
     records, next_cursor = await anyio.to_thread.run_sync(
         lambda: services.store.list(
             status=status,
@@ -170,6 +190,7 @@ async def list_jobs(
             limit=limit,
             cursor=cursor,
             parent_id=parent_id,
+            tenant=caller.visible_tenant,
         )
     )
     return JobList(jobs=[JobPublic.of(r) for r in records], next_cursor=next_cursor)
@@ -182,9 +203,9 @@ async def list_jobs(
     response_model=JobPublic,
     responses=problem_responses(404),
 )
-async def get_job(job_id: str, services: ServicesDep) -> JobPublic:
+async def get_job(job_id: str, queue: QueueDep, caller: CallerDep) -> JobPublic:
     """The job's state, progress, attempts and error."""
-    record = await anyio.to_thread.run_sync(services.store.get, job_id)
+    record = await anyio.to_thread.run_sync(queue.get, job_id, caller)
     return JobPublic.of(record)
 
 
@@ -197,10 +218,10 @@ async def get_job(job_id: str, services: ServicesDep) -> JobPublic:
         **problem_responses(404, 409, 415, 422, 503),
     },
 )
-async def get_job_result(job_id: str, queue: QueueDep) -> Response:
+async def get_job_result(job_id: str, queue: QueueDep, caller: CallerDep) -> Response:
     """The result of a finished job. A failed job answers its error as a problem; a job
     that has not finished answers ``409``."""
-    record = await anyio.to_thread.run_sync(queue.store.get, job_id)
+    record = await anyio.to_thread.run_sync(queue.get, job_id, caller)
     payload = await anyio.to_thread.run_sync(queue.result, record)
     return JSONResponse(payload, headers={"X-Job-Id": record.id})
 
@@ -214,9 +235,9 @@ async def get_job_result(job_id: str, queue: QueueDep) -> Response:
         **problem_responses(404, 409, 415, 422, 503),
     },
 )
-async def get_job_artifact(job_id: str, name: str, queue: QueueDep) -> Response:
+async def get_job_artifact(job_id: str, name: str, queue: QueueDep, caller: CallerDep) -> Response:
     """A file listed in the result's ``artifacts`` (by its ``name``), streamed."""
-    record = await anyio.to_thread.run_sync(queue.store.get, job_id)
+    record = await anyio.to_thread.run_sync(queue.get, job_id, caller)
     entry, stream = await anyio.to_thread.run_sync(queue.artifact, record, name)
     return artifact_response(record.id, entry, stream)
 
@@ -247,8 +268,8 @@ def artifact_response(job_id: str, entry: dict[str, Any], stream: IO[bytes]) -> 
     response_model=JobPublic,
     responses=problem_responses(404),
 )
-async def cancel_job(job_id: str, queue: QueueDep) -> JobPublic:
+async def cancel_job(job_id: str, queue: QueueDep, caller: CallerDep) -> JobPublic:
     """A queued job is cancelled at once; a running one is stopped (its worker is ended) and
     then shows ``cancelled``. A finished job is left as it is."""
-    record = await anyio.to_thread.run_sync(queue.cancel, job_id)
+    record = await anyio.to_thread.run_sync(queue.cancel, job_id, caller)
     return JobPublic.of(record)

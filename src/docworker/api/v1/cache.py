@@ -13,12 +13,14 @@ import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from docworker.api.auth import current_caller
 from docworker.api.deps import ServicesDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import go_duration
 from docworker.api.v1.errors import V1Error, v1_responses
 from docworker.cache import FileCache
 from docworker.config import Settings
+from docworker.errors import DocworkerError
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -86,11 +88,19 @@ async def stats(services: ServicesDep) -> JSONResponse:
     summary="Empty the cache folder (v1)",
     responses={
         200: {"description": "`{success: true, message}`"},
-        **v1_responses((400, "Cache is not enabled"), (500, "Failed to clear cache")),
+        **v1_responses(
+            (400, "Cache is not enabled"),
+            (403, "Failed to clear cache"),
+            (500, "Failed to clear cache"),
+        ),
     },
 )
 async def clear(services: ServicesDep) -> JSONResponse:
-    """Deletes every file under the cache folder."""
+    """Deletes every file under the cache folder (with API keys on: admin keys only)."""
+    try:
+        current_caller().require_admin()
+    except DocworkerError as exc:
+        raise V1Error.wrapping(403, "Failed to clear cache", exc) from None
     if not services.settings.v1.cache_enabled:
         raise V1Error(400, "Cache is not enabled")
     try:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import GO_ZERO_TIME, v1_time
@@ -129,10 +130,14 @@ def media_plan(
 
 
 def _jobs(services: Services, document_id: str) -> list[JobRecord]:
+    """The jobs of the caller's tenant run on the document, oldest first."""
+    caller = current_caller()
     try:
-        return services.store.with_input_tag(_DOCUMENT_ID, document_id)
+        caller.require_read()
+        records = services.store.with_input_tag(_DOCUMENT_ID, document_id)
     except DocworkerError as exc:
         raise V1Error.wrapping(500, "Failed to get jobs", exc) from None
+    return [record for record in records if caller.sees(record.tenant)]
 
 
 def document(services: Services, records: list[JobRecord]) -> dict[str, Any]:
@@ -249,7 +254,7 @@ def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
     }
     job_input = JobInput(blob, stored.get("name"), stored.get("mime"), v1=meta)
     try:
-        record, _ = services.queue.submit(operation, params, job_input)
+        record, _ = services.queue.submit(operation, params, job_input, caller=current_caller())
     except DocworkerError as exc:
         raise V1Error.wrapping(500, "Failed to process document", exc) from None
     return record

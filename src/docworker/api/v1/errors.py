@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from docworker.errors import DocworkerError
+from docworker.errors import DocworkerError, Forbidden, RateLimited, Unauthorized
 
 
 class V1Error(Exception):
@@ -39,8 +39,19 @@ class V1Error(Exception):
 
     @classmethod
     def wrapping(cls, status: int, error: str, exc: DocworkerError) -> V1Error:
-        """The v1 error ``error`` whose details are the v2 error's own message."""
+        """The v1 error ``error`` whose details are the v2 error's own message. Refusals of
+        the caller (no key, a scope it lacks, its limits) keep their own status."""
+        for refusal, refused_status in _CALLER_REFUSALS.items():
+            if isinstance(exc, refusal):
+                return cls(refused_status, error, exc.detail)
         return cls(status, error, exc.detail)
+
+
+_CALLER_REFUSALS: dict[type[DocworkerError], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
+}
 
 
 class ResultRefused(Exception):

@@ -24,7 +24,7 @@ from docworker.api.v1 import (
     pdf_generate,
 )
 from docworker.api.v1.errors import install_v1_errors
-from docworker.api.v1.http import V1_ROOT_PATHS, V1Compat
+from docworker.api.v1.http import V1_ROOT_PATHS, CorsPolicy, V1Compat
 from docworker.cache import CacheJanitor
 from docworker.config import Settings
 
@@ -62,7 +62,12 @@ def install_v1(app: FastAPI, settings: Settings) -> None:
     install_v1_errors(app)
     for module in ROUTERS:
         app.include_router(module.router)
-    app.add_middleware(V1Compat, templates=v1_templates())
+    cors = CorsPolicy(
+        origins=tuple(settings.cors.allow_origins),
+        credentials=settings.cors.allow_credentials,
+        max_age=settings.cors.max_age,
+    )
+    app.add_middleware(V1Compat, templates=v1_templates(), cors=cors)
     _run_cache_janitor(app, settings)
 
 

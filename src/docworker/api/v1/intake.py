@@ -32,6 +32,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
+from docworker.api.auth import current_caller
 from docworker.api.deps import Services
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import V1Error
@@ -250,9 +251,10 @@ async def submit(
     submission is the route's v1 ``failure``."""
     meta = {"type": kind, "document_id": upload.document_id, "payload": payload}
     job_input = JobInput(upload.job_input.blob, upload.name, upload.mime, v1=meta)
+    caller = current_caller()
     try:
         record, _ = await anyio.to_thread.run_sync(
-            lambda: services.queue.submit(operation, params, job_input)
+            lambda: services.queue.submit(operation, params, job_input, caller=caller)
         )
     except DocworkerError as exc:
         raise V1Error.wrapping(500, failure, exc) from None
@@ -265,9 +267,10 @@ async def run_and_wait(
     """Run a job for a synchronous v1 route and wait for it (up to the longest wait the
     server allows); its failure, or not finishing in time, is the route's ``failure``."""
     started = time.monotonic()
+    caller = current_caller()
     try:
         record, _ = await anyio.to_thread.run_sync(
-            lambda: services.queue.submit(operation, params, job_input)
+            lambda: services.queue.submit(operation, params, job_input, caller=caller)
         )
         record = await services.queue.wait(record.id, services.settings.server.max_wait)
         if record.status not in TERMINAL_STATUSES:

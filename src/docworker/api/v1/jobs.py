@@ -17,11 +17,12 @@ import anyio.to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import ResultRefused, V1Error, v1_responses
-from docworker.errors import DocworkerError, NotFound
+from docworker.errors import DocworkerError, Forbidden, NotFound, Unauthorized
 from docworker.jobs.store import JobRecord, JobStatus, JobStore
 from docworker.operations import public_params
 
@@ -179,7 +180,9 @@ def processing_job(services: Services, record: JobRecord) -> dict[str, Any]:
 
 def _find(services: Services, job_id: str) -> JobRecord:
     try:
-        return services.store.get(job_id)
+        return services.queue.get(job_id, current_caller())
+    except (Forbidden, Unauthorized) as exc:
+        raise V1Error.wrapping(404, "Job not found", exc) from None
     except NotFound as exc:
         raise V1Error(404, "Job not found", f"failed to get job: {exc.detail}") from None
     except DocworkerError as exc:

@@ -19,6 +19,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.errors import V1Error, v1_responses
@@ -34,6 +35,7 @@ from docworker.api.v1.intake import (
 )
 from docworker.api.v1.markdown_batch import BatchRequest, run_batch
 from docworker.api.v1.markdown_text import PARAMS, kind_of, markdown_of
+from docworker.errors import DocworkerError
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -148,7 +150,12 @@ async def convert_office(request: Request, services: ServicesDep) -> Response:
 async def batch(request: Request, services: ServicesDep) -> JSONResponse:
     """Converts every PDF and office file under ``input_directory`` (recursively) into
     ``output_directory`` (default ``<input_directory>_markdown``), both inside the
-    folder ``MARKDOWN_BATCH_ROOT`` names. Refused (403) when it names none."""
+    folder ``MARKDOWN_BATCH_ROOT`` names. Refused (403) when it names none, and, with API
+    keys on, to keys without the admin scope: it reads and writes the server's folders."""
+    try:
+        current_caller().require_admin()
+    except DocworkerError as exc:
+        raise V1Error.wrapping(403, "Batch conversion is disabled", exc) from None
     try:
         spec = BatchRequest.model_validate_json(await request.body())
     except ValueError:

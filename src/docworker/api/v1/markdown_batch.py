@@ -18,6 +18,7 @@ from typing import Any
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
+from docworker.api.auth import current_caller
 from docworker.api.deps import Services
 from docworker.api.v1.errors import V1Error
 from docworker.api.v1.markdown_text import PARAMS, kind_of, markdown_of
@@ -135,6 +136,7 @@ def _write(
 async def run_batch(services: Services, plan: BatchPlan) -> dict[str, Any]:
     """Queue a job per file, wait for them all, write the Markdown; v1's batch answer."""
     started = time.monotonic()
+    caller = current_caller()
     jobs: list[tuple[Path, str, str | None, str]] = []
     for path, kind in plan.files:
         try:
@@ -144,7 +146,7 @@ async def run_batch(services: Services, plan: BatchPlan) -> dict[str, Any]:
             )
             job_input = JobInput(blob=blob, name=path.name)
             record, _ = await anyio.to_thread.run_sync(
-                partial(services.queue.submit, "extract", PARAMS, job_input)
+                partial(services.queue.submit, "extract", PARAMS, job_input, caller=caller)
             )
             jobs.append((path, kind, record.id, ""))
         except (DocworkerError, OSError) as exc:
