@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 import pikepdf
 import pytest
+from typer.testing import CliRunner
 
 from bench.scoring import corpus_root
+from docworker.cli import app
 from docworker.jobs.store import JobStore
 from tests.e2e.server import Server
 
@@ -231,7 +233,12 @@ def test_purge_removes_the_job_its_parts_and_their_files(
     assert not any(folder.exists() for folder in results)
     assert (blobs / "inputs" / sha256).is_file()
 
-    assert client.delete(f"/api/v2/jobs/{other['id']}", params={"purge": "true"}).status_code == 204
+    # The command line asks the same.
+    deleted_by_cli = CliRunner().invoke(
+        app, ["jobs", "delete", str(other["id"]), "--server", server.url]
+    )
+    assert deleted_by_cli.exit_code == 0, deleted_by_cli.output
+    assert client.get(f"/api/v2/jobs/{other['id']}").status_code == 404
     assert not (blobs / "inputs" / sha256).exists()
     again = client.delete(f"/api/v2/jobs/{job['id']}", params={"purge": "true"})
     assert again.status_code == 404
