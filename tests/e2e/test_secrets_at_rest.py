@@ -194,10 +194,11 @@ def test_what_the_service_keeps_is_private(
     database = [data / name for name in ("docworker.db", "docworker.db-wal", "docworker.db-shm")]
     assert all(path.exists() for path in database)
     assert {mode(path) for path in database} == {0o600}
-    blobs = data / "blobs"
-    folders = [blobs, *(p for p in blobs.rglob("*") if p.is_dir())]
+    # Everything under the data folder: blobs, results, the v1 cache folder, ...
+    folders = [p for p in data.rglob("*") if p.is_dir()]
+    assert {"blobs", "cache", "inputs", "results"} <= {folder.name for folder in folders}
     assert {mode(folder) for folder in folders} == {0o700}
-    assert {mode(path) for path in _files(blobs)} == {0o600}
+    assert {mode(path) for path in _files(data)} == {0o600}
 
 
 def test_purge_removes_the_job_its_parts_and_their_files(
