@@ -280,6 +280,7 @@ class JobStore:
         ``-shm`` companions; none for a database server or an in-memory database."""
         url = self._engine.url
         database = url.database or ""
+        # A "file:" URI names its file in its own way: it is left to whoever wrote it.
         if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
             return []
         if database.startswith("file:"):
