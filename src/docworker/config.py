@@ -103,6 +103,55 @@ class StorageSettings(BaseModel):
     )
 
 
+def _key_list(value: object) -> object:
+    """Keys as a JSON list or separated by commas (a key never holds a comma)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _key_bytes(key: str) -> bytes | None:
+    """The 32 bytes a key encodes, or None when it is not a key."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode())
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+#: A key whose 32 bytes take fewer distinct values than this was not drawn at random
+#: (random bytes take about 30; fewer than 16 happens once in more than 10^20 draws).
+MIN_DISTINCT_KEY_BYTES = 16
+
+
+class SecretsSettings(BaseModel):
+    """Keys that seal secret job parameters (passwords) at rest."""
+
+    keys: Annotated[list[SecretStr], NoDecode, BeforeValidator(_key_list)] = Field(
+        default_factory=list,
+        description="Keys that encrypt secret job parameters (passwords) in the job store: "
+        "each the url-safe base64 of 32 random bytes (a Fernet key; `docworker secrets "
+        "new-key` prints one), as a JSON list or separated by commas. The first key "
+        "encrypts; every key listed decrypts. To rotate, put a new key first, run "
+        "`docworker secrets rotate`, then remove the old one. Empty: a key is generated "
+        "once into 'secret.key' in the data folder (mode 0600) and used.",
+    )
+
+    @field_validator("keys")
+    @classmethod
+    def _are_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for index, key in enumerate(keys, 1):
+            if _key_bytes(key.get_secret_value()) is None:
+                raise ValueError(
+                    f"key {index} is not the url-safe base64 of 32 bytes "
+                    "(`docworker secrets new-key` makes one)"
+                )
+        return keys
+
+
 class ExecutorKind(StrEnum):
     #: Jobs run in this process's pool of worker processes.
     LOCAL = "local"
@@ -433,55 +482,6 @@ class V1Settings(BaseModel):
     )
 
 
-def _key_list(value: object) -> object:
-    """Keys as a JSON list or separated by commas (a key never holds a comma)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
-
-
-def _key_bytes(key: str) -> bytes | None:
-    """The 32 bytes a key encodes, or None when it is not a key."""
-    try:
-        raw = base64.urlsafe_b64decode(key.encode())
-    except (binascii.Error, ValueError):
-        return None
-    return raw if len(raw) == 32 else None
-
-
-#: A key whose 32 bytes take fewer distinct values than this was not drawn at random
-#: (random bytes take about 30; fewer than 16 happens once in more than 10^20 draws).
-MIN_DISTINCT_KEY_BYTES = 16
-
-
-class SecretsSettings(BaseModel):
-    """Keys that seal secret job parameters (passwords) at rest."""
-
-    keys: Annotated[list[SecretStr], NoDecode, BeforeValidator(_key_list)] = Field(
-        default_factory=list,
-        description="Keys that encrypt secret job parameters (passwords) in the job store: "
-        "each the url-safe base64 of 32 random bytes (a Fernet key; `docworker secrets "
-        "new-key` prints one), as a JSON list or separated by commas. The first key "
-        "encrypts; every key listed decrypts. To rotate, put a new key first, run "
-        "`docworker secrets rotate`, then remove the old one. Empty: a key is generated "
-        "once into 'secret.key' in the data folder (mode 0600) and used.",
-    )
-
-    @field_validator("keys")
-    @classmethod
-    def _are_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
-        for index, key in enumerate(keys, 1):
-            if _key_bytes(key.get_secret_value()) is None:
-                raise ValueError(
-                    f"key {index} is not the url-safe base64 of 32 bytes "
-                    "(`docworker secrets new-key` makes one)"
-                )
-        return keys
-
-
 class Settings(BaseSettings):
     """Everything the service can be told, with its defaults."""
 
@@ -503,6 +503,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
@@ -516,7 +517,6 @@ class Settings(BaseSettings):
     render: RenderSettings = Field(default_factory=RenderSettings)
     v1: V1Settings = Field(default_factory=V1Settings)
     site: SiteSettings = Field(default_factory=SiteSettings)
-    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
