@@ -39,6 +39,7 @@ from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobInput, JobQueue
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore
+from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 
 TRUTHS = Path(__file__).parent / "ocr_truths"
@@ -228,9 +229,15 @@ def _service_run(path: Path, folder: Path, workers: int) -> _ServiceRun:
     store = JobStore(settings.database_url)
     store.migrate()
     blobs = BlobStore(settings.storage_url)
-    executor = LocalExecutor(settings, store, JobEvents())
+    keys = SecretKeys.from_settings(settings)
+    executor = LocalExecutor(settings, store, JobEvents(), keys=keys)
     queue = JobQueue(
-        store, blobs, executor, executor.events, max_attempts=settings.executor.max_attempts
+        store,
+        blobs,
+        executor,
+        executor.events,
+        max_attempts=settings.executor.max_attempts,
+        keys=keys,
     )
     executor.start()
     try:

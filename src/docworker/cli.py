@@ -23,9 +23,13 @@ from docworker.cli_v1 import extract_v1, install_v1_commands
 from docworker.config import Settings, SettingsRefused, load_settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
+from docworker.files import restrict_umask
+from docworker.jobs.store import JobStore
+from docworker.operations import reseal_params
 from docworker.operations.base import InputFile, operation_context
 from docworker.operations.extract import ExtractOperation, ExtractParams
 from docworker.render.document import OutputFormat
+from docworker.sealing import SecretKeys, new_key
 
 app = typer.Typer(
     name="docworker",
@@ -36,6 +40,10 @@ app = typer.Typer(
 jobs_app = typer.Typer(help="Jobs on a running server.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
+secrets_app = typer.Typer(
+    help="Keys that seal secret job parameters (passwords) at rest.", no_args_is_help=True
+)
+app.add_typer(secrets_app, name="secrets")
 err = Console(stderr=True)
 Converter = Callable[[Path, str], Path]
 
@@ -224,7 +232,7 @@ def _call(server: str, method: str, path: str, **kwargs: Any) -> Any:
         except ValueError:
             detail = response.text
         raise _fail(f"{response.status_code}: {detail}")
-    return response.json()
+    return response.json() if response.content else None
 
 
 ServerOption = Annotated[
@@ -262,6 +270,40 @@ def jobs_cancel(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
     """Cancel a queued or running job."""
     job = _call(server, "DELETE", f"/api/v2/jobs/{job_id}")
     typer.echo(f"{job['id']}  {job['status']}")
+
+
+@jobs_app.command("delete")
+def jobs_delete(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
+    """Delete a job with all its data (cancelled first if it has not ended)."""
+    _call(server, "DELETE", f"/api/v2/jobs/{job_id}", params={"purge": "true"})
+    typer.echo(f"{job_id}  deleted")
+
+
+@secrets_app.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new random key for DOCWORKER_SECRETS__KEYS."""
+    typer.echo(new_key())
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Seal every stored secret parameter again with the first of secrets.keys (those
+    sealed with an older key, and any stored in clear by an older version). Put the new
+    key first in every replica's configuration before, remove the old one after."""
+    settings = load_settings()
+    restrict_umask()
+    keys = SecretKeys.from_settings(settings)
+    store = JobStore(settings.database_url)
+    try:
+        store.migrate()
+        changed = store.rewrite_params(
+            lambda operation, params: reseal_params(operation, params, keys)
+        )
+    except DocworkerError as exc:
+        raise _fail(exc.detail) from None
+    finally:
+        store.close()
+    typer.echo(f"{changed} jobs had their secret parameters sealed with the first key")
 
 
 install_v1_commands(app)

@@ -10,6 +10,9 @@ be written the Go way (``1m30s``) or as plain seconds. Settings are built by
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import os
 import re
 import warnings
@@ -17,11 +20,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -145,6 +149,55 @@ class StorageSettings(BaseModel):
     url: str | None = Field(
         None, description="fsspec URL of the blob store; default: 'blobs' in the data folder."
     )
+
+
+def _key_list(value: object) -> object:
+    """Keys as a JSON list or separated by commas (a key never holds a comma)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+def _key_bytes(key: str) -> bytes | None:
+    """The 32 bytes a key encodes, or None when it is not a key."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode())
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == 32 else None
+
+
+#: A key whose 32 bytes take fewer distinct values than this was not drawn at random
+#: (random bytes take about 30; fewer than 16 happens once in more than 10^20 draws).
+MIN_DISTINCT_KEY_BYTES = 16
+
+
+class SecretsSettings(BaseModel):
+    """Keys that seal secret job parameters (passwords) at rest."""
+
+    keys: Annotated[list[SecretStr], NoDecode, BeforeValidator(_key_list)] = Field(
+        default_factory=list,
+        description="Keys that encrypt secret job parameters (passwords) in the job store: "
+        "each the url-safe base64 of 32 random bytes (a Fernet key; `docworker secrets "
+        "new-key` prints one), as a JSON list or separated by commas. The first key "
+        "encrypts; every key listed decrypts. To rotate, put a new key first, run "
+        "`docworker secrets rotate`, then remove the old one. Empty: a key is generated "
+        "once into 'secret.key' in the data folder (mode 0600) and used.",
+    )
+
+    @field_validator("keys")
+    @classmethod
+    def _are_keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for index, key in enumerate(keys, 1):
+            if _key_bytes(key.get_secret_value()) is None:
+                raise ValueError(
+                    f"key {index} is not the url-safe base64 of 32 bytes "
+                    "(`docworker secrets new-key` makes one)"
+                )
+        return keys
 
 
 class ExecutorKind(StrEnum):
@@ -488,8 +541,13 @@ class SettingsRefused(Exception):
 class Settings(BaseSettings):
     """Everything the service can be told, with its defaults."""
 
+    # Settings hold secrets (keys, passwords in database URLs): an error names the field
+    # that is wrong, never the value given.
     model_config = SettingsConfigDict(
-        env_prefix="DOCWORKER_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="DOCWORKER_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     profile: Profile = Field(
@@ -501,6 +559,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
@@ -553,6 +612,8 @@ class Settings(BaseSettings):
                 found.append("production needs auth.secret (DOCWORKER_AUTH__SECRET)")
             elif (why := _weak_secret(secret)) is not None:
                 found.append(f"auth.secret is weak: {why}")
+            if (why := self.secret_key_problem()) is not None:
+                found.append(why)
             if self.database.echo:
                 found.append("database.echo logs every statement, parameters included")
             if self.log.level.upper() == "DEBUG":
@@ -575,6 +636,21 @@ class Settings(BaseSettings):
     def storage_url(self) -> str:
         assert self.storage.url is not None  # set by _fill_defaults
         return self.storage.url
+
+    def secret_key_problem(self) -> str | None:
+        """Why the keys sealing secret parameters are not fit for production, or None when
+        keys were configured (``secrets.keys``) and each was drawn at random."""
+        keys = [key.get_secret_value() for key in self.secrets.keys]
+        if not keys:
+            return (
+                "no secrets.keys configured: secret parameters are sealed with a key "
+                "generated into the data folder, readable by whoever reads the data"
+            )
+        for index, key in enumerate(keys, 1):
+            raw = _key_bytes(key) or b""
+            if len(set(raw)) < MIN_DISTINCT_KEY_BYTES:
+                return f"secrets.keys: key {index} is weak (its bytes were not drawn at random)"
+        return None
 
     @property
     def json_logs(self) -> bool:

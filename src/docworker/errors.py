@@ -24,7 +24,8 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
         ├── JobTimeout             the job ran past its wall-clock limit
         ├── MemoryLimitExceeded    the job's worker passed its memory limit
         ├── QueueFull              too much work queued; retry later
-        └── DependencyDown         a database, store or engine is unreachable
+        ├── DependencyDown         a database, store or engine is unreachable
+        └── SecretUnreadable       no configured key opens a stored secret
 
 Errors carry fields, not only strings, and travel between processes as the
 plain mapping built by :meth:`DocworkerError.to_dict` (a worker process stores
@@ -235,6 +236,22 @@ class QueueFull(ServiceError):
 class DependencyDown(ServiceError):
     code = "dependency-down"
     title = "Dependency unavailable"
+
+
+class SecretUnreadable(ServiceError):
+    """A sealed secret parameter of a job that none of ``secrets.keys`` opens (the key
+    that sealed it was removed before ``docworker secrets rotate`` re-sealed it)."""
+
+    code = "secret-unreadable"
+    title = "Secret unreadable"
+    # The same keys will not open it on the next attempt either.
+    transient = False
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a secret parameter of the job was sealed with a key the service no longer has "
+            "(secrets.keys)"
+        )
 
 
 def _all_subclasses(cls: type[DocworkerError]) -> list[type[DocworkerError]]:

@@ -23,6 +23,7 @@ from typing import IO, Any
 import fsspec
 
 from docworker.errors import DependencyDown, LimitExceeded, NotFound, PayloadTooLarge
+from docworker.files import make_private
 
 CHUNK = 1024 * 1024
 SCHEME = "blob://"
@@ -166,9 +167,13 @@ class BlobStore:
             self._fs.rm(path, recursive=True)
 
     def ping(self) -> None:
-        """Check the store answers; raises :class:`DependencyDown` when it does not."""
+        """Check the store answers; raises :class:`DependencyDown` when it does not. A
+        local store's folder is made private to the service's user (0700)."""
         try:
             self._fs.makedirs(self._root, exist_ok=True)
             self._fs.ls(self._root)
         except OSError as exc:
             raise DependencyDown(f"the blob store at {self.url} is unavailable: {exc}") from exc
+        if self._local:
+            # Inputs and results are the clients' documents: the service's user's alone.
+            make_private(Path(self._root))

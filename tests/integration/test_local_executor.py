@@ -25,6 +25,7 @@ from docworker.jobs.queue import JobInput, JobQueue
 from docworker.jobs.store import JobRecord, JobStatus, JobStore
 from docworker.operations import get_operation, validate_params
 from docworker.operations.base import InputFile, operation_context
+from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 
 HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
@@ -45,13 +46,15 @@ class Harness:
         self.store = JobStore(settings.database_url)
         self.store.migrate()
         self.blobs = BlobStore(settings.storage_url)
-        self.executor = LocalExecutor(settings, self.store, JobEvents())
+        self.keys = SecretKeys.from_settings(settings)
+        self.executor = LocalExecutor(settings, self.store, JobEvents(), keys=self.keys)
         self.queue = JobQueue(
             self.store,
             self.blobs,
             self.executor,
             self.executor.events,
             max_attempts=settings.executor.max_attempts,
+            keys=self.keys,
         )
 
     def submit(self, path: Path, operation: str = "extract", **params: object) -> JobRecord:

@@ -31,12 +31,14 @@ from docworker.api.v1.install import install_v1
 from docworker.auth import server_secret
 from docworker.config import ExecutorKind, Settings, SettingsRefused
 from docworker.errors import DocworkerError
+from docworker.files import make_private, restrict_umask
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.retention import purge_expired
 from docworker.jobs.store import JobStore
+from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 from docworker.telemetry import HTTP_LATENCY, HTTP_REQUEST_BYTES, HTTP_REQUESTS
 
@@ -53,7 +55,13 @@ Errors are RFC 9457 `application/problem+json` bodies whose `code` names the fau
 
 
 def build_services(settings: Settings, *, start_executor: bool = True) -> Services:
-    """Open the stores (migrating the job store) and, if asked, the local executor."""
+    """Open the stores (migrating the job store) and, if asked, the local executor.
+
+    From here on, what the service writes is private to its user (see
+    :mod:`docworker.files`)."""
+    restrict_umask()
+    make_private(settings.data_dir)
+    sealing = SecretKeys.from_settings(settings)
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
     blobs = BlobStore(settings.storage_url)
@@ -61,8 +69,10 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
     events = JobEvents()
     executor = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
-        executor = LocalExecutor(settings, store, events)
-    queue = JobQueue(store, blobs, executor, events, max_attempts=settings.executor.max_attempts)
+        executor = LocalExecutor(settings, store, events, keys=sealing)
+    queue = JobQueue(
+        store, blobs, executor, events, max_attempts=settings.executor.max_attempts, keys=sealing
+    )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
     return Services(

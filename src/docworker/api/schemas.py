@@ -91,7 +91,7 @@ class JobPublic(BaseModel):
             id=record.id,
             operation=record.operation,
             status=record.status,
-            params=public_params(record.params),
+            params=public_params(record.operation, record.params),
             priority=record.priority,
             input=JobInputPublic.of(job_input) if job_input else None,
             attempts=record.attempts,

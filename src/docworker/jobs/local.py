@@ -36,6 +36,7 @@ from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLim
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore
 from docworker.jobs.worker import receive, send, worker_main
+from docworker.sealing import SecretKeys
 from docworker.telemetry import (
     JOB_ATTEMPTS_FAILED,
     JOB_DURATION,
@@ -102,7 +103,12 @@ class LocalExecutor:
     """Runs jobs from ``store`` in ``settings.executor.workers`` worker processes."""
 
     def __init__(
-        self, settings: Settings, store: JobStore, events: JobEvents | None = None
+        self,
+        settings: Settings,
+        store: JobStore,
+        events: JobEvents | None = None,
+        *,
+        keys: SecretKeys | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.executor
@@ -115,7 +121,13 @@ class LocalExecutor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
-        self._worker_config: dict[str, Any] = {"settings": settings.model_dump(mode="json")}
+        # The keys go to the workers over the pipe that starts them, outside the settings
+        # (whose JSON form masks them).
+        keys = keys or SecretKeys.from_settings(settings)
+        self._worker_config: dict[str, Any] = {
+            "settings": settings.model_dump(mode="json", exclude={"secrets"}),
+            "secret_keys": keys.export(),
+        }
 
     # -- public surface -----------------------------------------------------------------
     def start(self) -> None:

@@ -19,8 +19,10 @@ import anyio.to_thread
 from docworker.auth import Principal
 from docworker.errors import Conflict, InvalidParameter, NotFound, error_from_dict
 from docworker.jobs.events import JobEvents
+from docworker.jobs.retention import discard_job_data
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
 from docworker.operations import dump_params, get_operation, validate_params
+from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
 from docworker.telemetry import JOBS_SUBMITTED
 
@@ -81,12 +83,15 @@ class JobQueue:
         events: JobEvents,
         *,
         max_attempts: int,
+        keys: SecretKeys,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.executor = executor
         self.events = events
         self.max_attempts = max_attempts
+        #: Seals the secret parameters of every job submitted.
+        self.keys = keys
 
     def submit(
         self,
@@ -112,7 +117,7 @@ class JobQueue:
         record, created = self.store.create(
             NewJob(
                 operation=operation,
-                params=dump_params(checked),
+                params=dump_params(checked, self.keys),
                 input=stored,
                 priority=priority,
                 idempotency_key=_scoped_key(idempotency_key, caller),
@@ -150,6 +155,32 @@ class JobQueue:
         if record.status in TERMINAL_STATUSES:
             self.events.publish(job_id)
         return record
+
+    async def purge(self, job_id: str, caller: Principal, timeout: float) -> None:
+        """Delete a job and everything it holds: its row, its parts, its results and
+        artifacts, and its input files no other job names. A job that has not ended is
+        cancelled first, and waited for (``timeout`` seconds at most) until it and its
+        parts have stopped; :class:`Conflict` if they are still stopping then, or when
+        ``job_id`` is a part of another job (delete that one). A key that may submit the
+        job's operation may delete it."""
+        deadline = time.monotonic() + timeout
+        current = await anyio.to_thread.run_sync(self.visible, job_id, caller)
+        caller.require_submit(current.operation)
+        deleted = await anyio.to_thread.run_sync(self.store.delete_job, job_id)
+        if deleted is None:
+            await anyio.to_thread.run_sync(self.cancel, job_id, caller)
+            while (
+                deleted := await anyio.to_thread.run_sync(self.store.delete_job, job_id)
+            ) is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Conflict(
+                        f"job {job_id} was cancelled and has not stopped yet: delete it "
+                        "again in a moment",
+                        job_id=job_id,
+                    )
+                await self.events.wait(job_id, min(remaining, STORE_POLL))
+        await anyio.to_thread.run_sync(discard_job_data, self.store, self.blobs, deleted)
 
     async def wait(self, job_id: str, timeout: float) -> JobRecord:
         """The job once it has ended, or as it stands when ``timeout`` seconds have passed."""

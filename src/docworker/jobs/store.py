@@ -54,7 +54,9 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.orm import Session, sessionmaker
 
 from docworker.errors import Conflict, DependencyDown, EngineFailed, InvalidParameter, NotFound
+from docworker.files import make_private
 from docworker.jobs.models import TERMINAL_STATUSES, Job, JobRecord, JobStatus, NewJob
+from docworker.sealing import comparable
 
 __all__ = ["MAX_PAGE_SIZE", "TERMINAL_STATUSES", "JobRecord", "JobStatus", "JobStore", "NewJob"]
 
@@ -167,9 +169,10 @@ def _same_request(existing: JobRecord, new: NewJob) -> JobRecord:
             return None
         return [given.get("sha256"), *(o.get("sha256") for o in given.get("others") or [])]
 
+    # Sealed secrets compare by their MACs: each sealing of a value is a new token.
     if (
         existing.operation != new.operation
-        or existing.params != _as_stored(new.params)
+        or comparable(existing.params) != comparable(_as_stored(new.params))
         or sha(existing.input) != sha(new.input)
     ):
         raise Conflict(
@@ -262,14 +265,11 @@ class JobStore:
 
         Safe when several processes start together: PostgreSQL serialises them on
         an advisory lock, SQLite on its write lock. The folder of an SQLite file
-        is created when missing.
+        is created when missing; the folder made and the database's files are private
+        to the service's user (0700, 0600).
         """
-        url = self._engine.url
-        database = url.database or ""
-        # A "file:" URI or an in-memory database has no folder to create.
-        on_disk = database not in ("", ":memory:") and not database.startswith("file:")
-        if url.get_backend_name() == "sqlite" and on_disk:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        for path in self.files()[:1]:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Imported here: alembic is slow to import and only start-up needs it.
         from alembic import command
         from alembic.config import Config
@@ -282,6 +282,21 @@ class JobStore:
                 connection.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        # SQLite gives its -wal and -shm files the database file's mode when it makes them.
+        make_private(*self.files())
+
+    def files(self) -> list[Path]:
+        """The database's files on local disk: an SQLite file with its ``-wal`` and
+        ``-shm`` companions; none for a database server or an in-memory database."""
+        url = self._engine.url
+        database = url.database or ""
+        # A "file:" URI names its file in its own way: it is left to whoever wrote it.
+        if url.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+            return []
+        if database.startswith("file:"):
+            return []
+        main = Path(database)
+        return [main, main.with_name(f"{main.name}-wal"), main.with_name(f"{main.name}-shm")]
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -700,6 +715,54 @@ class JobStore:
             query = select(Job.id).where(column == uri, Job.tenant.is_(None)).limit(1)
         with self._session() as session:
             return session.scalars(query).first() is not None
+
+    def delete_job(self, job_id: str) -> Records | None:
+        """Delete a job that has ended, with its parts; returns the rows deleted, or None
+        (deleting nothing) while the job or one of its parts has not ended.
+
+        Raises :class:`NotFound` when there is no such job, and :class:`Conflict` for a
+        part of another job: parts go only with their job.
+        """
+        with self._session(writes=True) as session:
+            job = _row(session, job_id, lock=True)
+            if job.parent_id is not None:
+                raise Conflict(
+                    f"job {job_id} is a part of job {job.parent_id}: delete that job",
+                    job_id=job_id,
+                    parent_id=job.parent_id,
+                )
+            parts = session.scalars(
+                select(Job).where(Job.parent_id == job_id).with_for_update()
+            ).all()
+            jobs = [job, *parts]
+            if any(each.status not in TERMINAL_STATUSES for each in jobs):
+                return None
+            records = [JobRecord.from_row(each) for each in jobs]
+            for each in jobs:
+                session.delete(each)
+        _log.info("job deleted", job_id=job_id, parts=len(parts))
+        return records
+
+    def rewrite_params(
+        self, change: Callable[[str, dict[str, Any]], dict[str, Any] | None], *, batch: int = 500
+    ) -> int:
+        """Pass the params of every job (parts included) through ``change(operation,
+        params)`` and store what it returns instead (None: leave them). Rows are walked
+        in id order, ``batch`` at a time, one transaction each; returns the jobs changed."""
+        changed = 0
+        last = ""
+        while True:
+            query = select(Job).where(Job.id > last).order_by(Job.id).limit(batch)
+            with self._session(writes=True) as session:
+                jobs = session.scalars(query.with_for_update()).all()
+                for job in jobs:
+                    new = change(job.operation, job.params)
+                    if new is not None:
+                        job.params = new
+                        changed += 1
+            if len(jobs) < batch:
+                return changed
+            last = jobs[-1].id
 
     def inputs_in_use(self, uris: Collection[str]) -> set[str]:
         """Which of the input blob ``uris`` some job still names (inputs are shared by content)."""

@@ -39,16 +39,19 @@ import structlog
 from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFailed
+from docworker.files import restrict_umask
 from docworker.formats.registry import preload
-from docworker.operations import get_operation, validate_params
+from docworker.operations import get_operation, open_params, seal_params
 from docworker.operations.base import (
     InputFile,
     PartResult,
     Result,
+    SplitPart,
     SplitPlan,
     Splittable,
     operation_context,
 )
+from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 from docworker.telemetry import configure_logging
 
@@ -83,12 +86,15 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
     """Entry point of a worker process: serve jobs until told to stop or the pipe closes.
 
     ``config`` holds the service's settings as JSON (``{"settings": ...}``), so the
-    worker works from exactly what the service was started with.
+    worker works from exactly what the service was started with, and the keys that
+    open the jobs' secret parameters (``"secret_keys"``, handed over the pipe only).
     """
     # Own process group: the supervisor kills the worker together with any engine it started.
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    restrict_umask()
     settings = Settings.model_validate(config["settings"])
+    keys = SecretKeys(config["secret_keys"])
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
     _cap_memory(settings.executor.memory_limit_mb)
     store = BlobStore(settings.storage_url)
@@ -105,7 +111,7 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
             if message["type"] == "stop":
                 return
             if message["type"] == "run":
-                send(conn, run_job(conn, store, message, settings, libreoffice.convert))
+                send(conn, run_job(conn, store, message, settings, keys, libreoffice.convert))
     finally:
         libreoffice.stop()
 
@@ -130,14 +136,17 @@ def run_job(
     store: BlobStore,
     message: dict[str, Any],
     settings: Settings,
+    keys: SecretKeys,
     convert: Callable[[Path, str], Path] | None = None,
 ) -> dict[str, Any]:
-    """Run one job and return the answer message for the supervisor."""
+    """Run one job and return the answer message for the supervisor. The job's secret
+    parameters are opened here, just before it runs, and the parts of a split job are
+    answered with theirs sealed again."""
     job_id: str = message["job_id"]
     bound = log.bind(job_id=job_id, operation=message["operation"])
     try:
         operation = get_operation(message["operation"])
-        params = validate_params(operation, message["params"])
+        params = open_params(operation, message["params"], keys)
         spec = message["input"]
         suffix = PurePosixPath(spec.get("name") or "").suffix[:16]
         with (
@@ -165,7 +174,7 @@ def run_job(
                 if message.get("parent_id") is None and plan and isinstance(operation, Splittable):
                     split = operation.split(ctx, source, params, plan)
                     if split:
-                        wire = [part.as_dict() for part in split]
+                        wire = [_sealed_part(operation.name, part, keys) for part in split]
                         return {"type": "split", "job_id": job_id, "parts": wire}
                 result = operation.run(ctx, source, params)
             ref = store_result(store, job_id, result)
@@ -182,6 +191,14 @@ def run_job(
         return _error(
             job_id, ProcessingFailed(f"the document could not be processed ({type(exc).__name__})")
         )
+
+
+def _sealed_part(operation: str, part: SplitPart, keys: SecretKeys) -> dict[str, Any]:
+    """A part as the supervisor stores it: its secret parameters sealed, as the job's are."""
+    return {
+        "params": seal_params(part.operation or operation, part.params, keys),
+        "operation": part.operation,
+    }
 
 
 def split_plan(settings: Settings) -> SplitPlan | None:

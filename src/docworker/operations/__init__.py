@@ -6,9 +6,11 @@ from :data:`OPERATIONS`.
 
 from __future__ import annotations
 
+import functools
+import typing
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from docworker.errors import InvalidParameter, NotFound
 from docworker.operations.base import Operation, OperationParams
@@ -22,6 +24,7 @@ from docworker.operations.render import RenderOperation
 from docworker.operations.screenshot import ScreenshotOperation
 from docworker.operations.v1_media import V1MediaOperation
 from docworker.operations.video import VideoOperation
+from docworker.sealing import SecretKeys, is_sealed
 
 OPERATIONS: dict[str, Operation] = {
     ExtractOperation.name: ExtractOperation(),
@@ -59,20 +62,83 @@ def validate_params(operation: Operation, raw: dict[str, Any]) -> OperationParam
         raise InvalidParameter(name, first["msg"]) from None
 
 
-def dump_params(params: OperationParams) -> dict[str, Any]:
-    """Parameters as stored with a job: JSON, secrets included (the job row is private)."""
+@functools.cache
+def secret_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The parameters of ``model`` that are secrets: those typed ``SecretStr`` (alone or in
+    a union such as ``SecretStr | None``). Declaring a parameter so is all it takes for it
+    to be sealed at rest, opened only by the worker that runs the job, and masked in
+    every answer."""
+    return frozenset(
+        name for name, info in model.model_fields.items() if _is_secret(info.annotation)
+    )
+
+
+def _is_secret(annotation: Any) -> bool:
+    return annotation is SecretStr or any(_is_secret(a) for a in typing.get_args(annotation))
+
+
+def _secrets_of(operation: str) -> frozenset[str]:
+    """The secret parameters of ``operation`` (none for an operation no longer known)."""
+    known = OPERATIONS.get(operation)
+    return secret_fields(known.Params) if known else frozenset()
+
+
+def seal_params(operation: str, params: dict[str, Any], keys: SecretKeys) -> dict[str, Any]:
+    """``params`` (JSON) with each secret of ``operation`` given in clear sealed by ``keys``."""
+    secret = _secrets_of(operation)
+    return {
+        name: keys.seal(value) if name in secret and isinstance(value, str) else value
+        for name, value in params.items()
+    }
+
+
+def dump_params(params: OperationParams, keys: SecretKeys) -> dict[str, Any]:
+    """Parameters as stored with a job: JSON, each secret sealed (never in clear)."""
     data = params.model_dump(mode="json", exclude_none=True)
-    for name, value in params:
-        if hasattr(value, "get_secret_value"):
-            data[name] = value.get_secret_value()
+    for name in secret_fields(type(params)) & data.keys():
+        value = getattr(params, name)
+        data[name] = keys.seal(value.get_secret_value())
     return data
 
 
-def public_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Stored parameters as shown to clients: secrets masked."""
-    return {k: ("********" if k in SECRET_PARAMS else v) for k, v in params.items()}
+def open_params(operation: Operation, stored: dict[str, Any], keys: SecretKeys) -> OperationParams:
+    """The operation's parameters from a stored job's, each sealed secret opened: what the
+    worker does just before it runs the job. A secret no key opens raises
+    :class:`~docworker.errors.SecretUnreadable`."""
+    secret = secret_fields(operation.Params)
+    opened = {
+        name: keys.open(value) if name in secret and is_sealed(value) else value
+        for name, value in stored.items()
+    }
+    return validate_params(operation, opened)
 
 
-SECRET_PARAMS = frozenset({"password"})
-#: The pdf operation's passwords for the file it encrypts.
-SECRET_PARAMS |= {"user_password", "owner_password"}
+def reseal_params(
+    operation: str, params: dict[str, Any], keys: SecretKeys
+) -> dict[str, Any] | None:
+    """``params`` with every secret sealed with the first of ``keys``: those sealed with
+    an older key sealed again, those stored in clear (before sealing existed) sealed;
+    None when there is nothing to change. A secret no key opens raises
+    :class:`~docworker.errors.SecretUnreadable`."""
+    secret = _secrets_of(operation)
+    changed: dict[str, Any] = {}
+    for name, value in params.items():
+        if is_sealed(value):
+            if not keys.current(value):
+                changed[name] = keys.seal(keys.open(value))
+        elif name in secret and isinstance(value, str):
+            changed[name] = keys.seal(value)
+    return params | changed if changed else None
+
+
+def public_params(operation: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Stored parameters as shown to clients: secrets masked (sealed or not)."""
+    secret = _secrets_of(operation)
+    return {
+        name: MASK if name in secret or is_sealed(value) else value
+        for name, value in params.items()
+    }
+
+
+#: What a client sees in place of a secret parameter.
+MASK = "********"

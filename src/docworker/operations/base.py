@@ -154,9 +154,6 @@ class SplitPart:
     params: dict[str, Any]
     operation: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"params": self.params, "operation": self.operation}
-
 
 @runtime_checkable
 class Splittable(Protocol):

@@ -4,6 +4,7 @@ permissions, metadata, flattened fields, attachments, size)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from docworker.errors import (
 )
 from docworker.operations import dump_params, get_operation, public_params, validate_params
 from docworker.operations.base import InputFile, OperationContext, Result
+from docworker.sealing import SecretKeys, new_key
 
 CORPUS = corpus_root()
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="test corpus not present")
@@ -346,14 +348,17 @@ def test_parameters_are_checked_per_action(params: dict[str, Any], name: str) ->
     assert caught.value.fields["parameter"] == name
 
 
-def test_secrets_are_not_shown() -> None:
+def test_secrets_are_sealed_and_not_shown() -> None:
     params = validate_params(
-        OPERATION, {"action": "encrypt", "user_password": "u", "owner_password": "o"}
+        OPERATION, {"action": "encrypt", "user_password": "u-secret", "owner_password": "o"}
     )
-    stored = dump_params(params)
-    assert stored["user_password"] == "u"
-    shown = public_params(stored)
+    keys = SecretKeys([new_key()])
+    stored = dump_params(params, keys)
+    assert "u-secret" not in json.dumps(stored)
+    assert keys.open(stored["user_password"]) == "u-secret"
+    shown = public_params("pdf", stored)
     assert shown["user_password"] == shown["owner_password"] == "********"
+    assert shown["action"] == "encrypt"
 
 
 def test_bad_inputs_are_refused(tmp_path: Path) -> None:

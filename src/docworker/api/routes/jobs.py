@@ -264,12 +264,36 @@ def artifact_response(job_id: str, entry: dict[str, Any], stream: IO[bytes]) -> 
 @router.delete(
     "/jobs/{job_id}",
     operation_id="cancel_job",
-    summary="Cancel a job",
+    summary="Cancel a job, or delete it with all its data",
     response_model=JobPublic,
-    responses=problem_responses(404),
+    responses={
+        200: {"model": JobPublic, "description": "The job, cancelled (without purge)"},
+        204: {"description": "The job and all its data are deleted (purge=true)"},
+        **problem_responses(404, 409),
+    },
 )
-async def cancel_job(job_id: str, queue: QueueDep, caller: CallerDep) -> JobPublic:
-    """A queued job is cancelled at once; a running one is stopped (its worker is ended) and
-    then shows ``cancelled``. A finished job is left as it is."""
+async def cancel_job(
+    job_id: str,
+    services: ServicesDep,
+    caller: CallerDep,
+    purge: Annotated[
+        bool,
+        Query(
+            description="Delete the job with all it holds: its parameters, parts, result, "
+            "artifacts, and the input files no other job names. A job that has not ended "
+            "is cancelled first and waited for (up to the server's default wait)."
+        ),
+    ] = False,
+) -> Response:
+    """Without ``purge``: a queued job is cancelled at once; a running one is stopped (its
+    worker is ended) and then shows ``cancelled``; a finished job is left as it is.
+
+    With ``purge=true``: ``204`` once the job is gone from the store and its files from
+    the blob store. ``409`` for a part of a split job (delete its job), or a job still
+    stopping when the wait ran out (ask again)."""
+    queue = services.queue
+    if purge:
+        await queue.purge(job_id, caller, services.settings.server.default_wait)
+        return Response(status_code=204)
     record = await anyio.to_thread.run_sync(queue.cancel, job_id, caller)
-    return JobPublic.of(record)
+    return JSONResponse(JobPublic.of(record).model_dump(mode="json"))

@@ -85,7 +85,7 @@ def v1_payload(record: JobRecord) -> dict[str, Any]:
     return {
         "input_path": job_input.get("uri", ""),
         "operation": record.operation,
-        "params": public_params(record.params),
+        "params": public_params(record.operation, record.params),
     }
 
 
