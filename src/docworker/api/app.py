@@ -28,6 +28,7 @@ from docworker.api.uploads import BodySizeLimit
 from docworker.api.v1.install import install_v1
 from docworker.config import ExecutorKind, Settings
 from docworker.errors import DocworkerError
+from docworker.guard import load_rules
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
@@ -49,7 +50,12 @@ Errors are RFC 9457 `application/problem+json` bodies whose `code` names the fau
 
 
 def build_services(settings: Settings, *, start_executor: bool = True) -> Services:
-    """Open the stores (migrating the job store) and, if asked, the local executor."""
+    """Open the stores (migrating the job store) and, if asked, the local executor.
+
+    YARA rules that are configured but do not compile stop the service here, before
+    any job is taken."""
+    if settings.guard.enabled and settings.guard.yara_rules is not None:
+        load_rules(settings.guard.yara_rules)
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
     blobs = BlobStore(settings.storage_url)

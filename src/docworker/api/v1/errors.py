@@ -43,6 +43,17 @@ class V1Error(Exception):
         return cls(status, error, exc.detail)
 
 
+#: The status of a v1 route whose job the content guard refused (v1 had no guard: 422 as
+#: v2 answers it, in v1's error body).
+REFUSED = 422
+
+
+def refused(failure: str) -> tuple[int, str]:
+    """A route's case for a job the content guard refused: :data:`REFUSED` with the
+    route's own failure text; ``details`` name the refused findings."""
+    return (REFUSED, failure)
+
+
 class ResultRefused(Exception):
     """A finished v2 result that v1 would have failed (a type it could not read, a page
     range past the end): the v1 route answers its failure, the v1 job shows ``failed``."""

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import schemas
-from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.errors import V1Error, refused, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
     V1Upload,
@@ -85,6 +85,7 @@ def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:
             (400, route.missing),
             (500, "Failed to save uploaded file"),
             (500, route.failure),
+            refused(route.failure),
         ),
     }
 
