@@ -146,6 +146,9 @@ class _Walker:
         self.links = 0
         self.link_examples: list[str] = []
         self.link_locations: list[str] = []
+        #: Embedded file streams, and the file specifications that name them.
+        self.file_streams: list[str] = []
+        self.file_specs = 0
 
     def visit_object(self, obj: Any) -> None:
         budget = [MAX_VALUES]
@@ -187,7 +190,7 @@ class _Walker:
             self.links += 1
             if len(self.link_examples) < 3:
                 self.link_examples.append(quote(_text(d.get("/URI"))))
-            if len(self.link_locations) < 5:
+            if where not in self.link_locations and len(self.link_locations) < 5:
                 self.link_locations.append(where)
         self._embedded(d, where)
 
@@ -195,8 +198,9 @@ class _Walker:
         kind_of = d.get("/Type")
         subtype = d.get("/Subtype")
         if kind_of is not None and str(kind_of) == "/EmbeddedFile":
-            self.found.note(FindingKind.PDF_EMBEDDED_FILE, "an embedded file", where)
+            self.file_streams.append(where)
         elif "/EF" in d:
+            self.file_specs += 1
             name = _text(d.get("/UF") or d.get("/F"))
             self.found.note(
                 FindingKind.PDF_EMBEDDED_FILE,
@@ -216,9 +220,13 @@ class _Walker:
         return f": {quote(_text(target))}" if target is not None else ""
 
     def finish(self) -> None:
+        # Embedded file streams that no file specification names are files all the same.
+        for where in self.file_streams[self.file_specs :]:
+            self.found.note(FindingKind.PDF_EMBEDDED_FILE, "an embedded file stream", where)
         if self.links:
             shown = "; ".join(self.link_examples) + (" …" if self.links > 3 else "")
-            locations = ", ".join(self.link_locations) + (", …" if self.links > 5 else "")
+            more = len(self.link_locations) == 5 and self.links > 5
+            locations = ", ".join(self.link_locations) + (", …" if more else "")
             self.found.add(
                 Finding(
                     FindingKind.PDF_URI_ACTIONS,

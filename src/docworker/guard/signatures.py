@@ -61,15 +61,17 @@ _RULES: dict[tuple[str, float], Any] = {}
 _RULES_LOCK = threading.Lock()
 
 
-def _rule_files(location: Path) -> dict[str, str]:
-    if location.is_dir():
-        files = sorted(
-            p for p in location.iterdir() if p.suffix.lower() in {".yar", ".yara"} and p.is_file()
-        )
-        if not files:
-            raise YaraUnavailable(f"guard.yara_rules: no *.yar or *.yara file in {location}")
-        return {p.stem: str(p) for p in files}
-    return {"rules": str(location)}
+def _compile(yara: Any, location: Path) -> Any:
+    """A rules file in YARA's default namespace; a folder's files each in the namespace
+    of its name."""
+    if not location.is_dir():
+        return yara.compile(filepath=str(location))
+    files = sorted(
+        p for p in location.iterdir() if p.suffix.lower() in {".yar", ".yara"} and p.is_file()
+    )
+    if not files:
+        raise YaraUnavailable(f"guard.yara_rules: no *.yar or *.yara file in {location}")
+    return yara.compile(filepaths={p.stem: str(p) for p in files})
 
 
 def _stamp(location: Path) -> float:
@@ -94,7 +96,7 @@ def load_rules(location: Path) -> Any:
         rules = _RULES.get(key)
         if rules is None:
             try:
-                rules = yara.compile(filepaths=_rule_files(location))
+                rules = _compile(yara, location)
             except yara.Error as exc:
                 raise YaraUnavailable(f"guard.yara_rules: {exc}") from exc
             _RULES.clear()
