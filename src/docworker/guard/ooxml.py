@@ -8,8 +8,9 @@
   INCLUDE/LINK fields (:mod:`.fields`), assembled across runs the way Word does.
 - Excel: macro sheets (XLM) and DDE links (``ddeLink`` in an external link part).
 - A DOCTYPE in any XML part (OOXML never has one: :mod:`.xxe`).
-- VBA: the package has an OLE part (``vbaProject.bin``, an embedded object), read by
-  olevba (:mod:`.macros`).
+
+VBA projects (``vbaProject.bin``) are olevba's, called by :mod:`.scan` for packages
+with OLE parts (:func:`has_ole_parts`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from __future__ import annotations
 import html
 import re
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from lxml import etree
 
 from docworker.config import FindingKind
 from docworker.guard.fields import MAX_INSTRUCTION, check_field
 from docworker.guard.findings import FindingSet, quote
-from docworker.guard.macros import check_vba
 from docworker.guard.streams import Package, iter_matches
 from docworker.guard.xxe import check_prolog
 
@@ -66,9 +66,13 @@ _MACROSHEET_TYPES = ("ms-excel.macrosheet", "ms-excel.intlmacrosheet")
 _XML_PART = re.compile(r"\.(xml|rels|vml)$", re.IGNORECASE)
 
 
-def check_ooxml(found: FindingSet, package: Package, path: Path) -> None:
-    """Note what an OOXML package reaches outside itself with, and its macros."""
-    has_ole_part = False
+def has_ole_parts(package: Package) -> bool:
+    """Whether the package has binary parts, where VBA projects and OLE objects live."""
+    return any(info.filename.lower().endswith(".bin") for info in package.parts)
+
+
+def check_ooxml(found: FindingSet, package: Package) -> None:
+    """Note what an OOXML package reaches outside itself with, and its macro sheets."""
     for info in package.parts:
         name = info.filename
         if name.lower().endswith(".rels"):
@@ -83,10 +87,7 @@ def check_ooxml(found: FindingSet, package: Package, path: Path) -> None:
             _dde_links(found, package, info)
         elif name.startswith(("xl/macrosheets/", "xl/intlMacrosheets/")):
             found.note(FindingKind.OFFICE_XLM_MACROS, "an Excel 4.0 (XLM) macro sheet", name)
-        has_ole_part = has_ole_part or name.lower().endswith(".bin")
     _declared_macrosheets(found, package)
-    if has_ole_part:
-        check_vba(found, path)
 
 
 def _relationships(found: FindingSet, package: Package, info: zipfile.ZipInfo) -> None:

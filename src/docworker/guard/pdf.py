@@ -46,9 +46,24 @@ _ARRAY = pikepdf.ObjectType.array
 _NAME = pikepdf.ObjectType.name_
 
 
+#: What reading a damaged object may raise (a name that is not UTF-8, a broken key).
+_OBJECT_ERRORS = (pikepdf.PdfError, TypeError, ValueError, KeyError, RuntimeError)
+
+
 def _code(value: Any) -> Any:
     """A value's pikepdf type (numbers and booleans come back as Python values: None)."""
     return value._type_code if isinstance(value, pikepdf.Object) else None
+
+
+def _name(value: Any) -> str | None:
+    """A PDF name as text (``/JavaScript``); None for anything else, or a name that is
+    not UTF-8 (no name the scan looks for is)."""
+    if _code(value) != _NAME:
+        return None
+    try:
+        return str(value)
+    except UnicodeDecodeError:
+        return None
 
 
 def check_pdf(found: FindingSet, path: Path, budget: Budget, max_objects: int) -> None:
@@ -62,16 +77,27 @@ def check_pdf(found: FindingSet, path: Path, budget: Budget, max_objects: int) -
         _raw(found, path, budget, "the PDF could not be parsed")
         return
     with pdf:
-        on_open = _on_open(pdf)
+        try:
+            on_open = _on_open(pdf)
+        except (*_OBJECT_ERRORS, IndexError):
+            on_open = set()  # a damaged catalog or page tree: the walk below still runs
         walker = _Walker(found, on_open)
+        unreadable = 0
         for count, obj in enumerate(pdf.objects):
             if count >= max_objects:
                 raise ScanLimit(f"the scan stopped at its limit of {max_objects} PDF objects")
             if count % 256 == 0:
                 budget.check()
-            if _code(obj) in (_DICTIONARY, _STREAM, _ARRAY):
-                walker.visit_object(obj)
+            try:
+                if _code(obj) in (_DICTIONARY, _STREAM, _ARRAY):
+                    walker.visit_object(obj)
+            except _OBJECT_ERRORS:
+                unreadable += 1  # a damaged object; the others are still visited
         walker.finish()
+    if unreadable:
+        found.note(
+            FindingKind.SCAN_ERROR, f"{unreadable} damaged PDF object(s) could not be read", "pdf"
+        )
 
 
 def _location(obj: Any, container: Any) -> str:
@@ -97,7 +123,7 @@ def _on_open(pdf: pikepdf.Pdf) -> set[str]:
     for action, holder in starts:
         for step in _chain(action):
             if _code(step) == _DICTIONARY:
-                found.add(_location(step, holder if not step.is_indirect else step))
+                found.add(_location(step, holder))
     return found
 
 
@@ -173,8 +199,7 @@ class _Walker:
                 self._visit(value, container, depth + 1, budget)
 
     def _inspect(self, d: Any, container: Any) -> None:
-        action = d.get("/S")
-        action_name = str(action) if _code(action) == _NAME else None
+        action_name = _name(d.get("/S"))
         where = _location(d, container)
         if action_name == "/JavaScript" or "/JS" in d:
             detail = (
@@ -195,9 +220,7 @@ class _Walker:
         self._embedded(d, where)
 
     def _embedded(self, d: Any, where: str) -> None:
-        kind_of = d.get("/Type")
-        subtype = d.get("/Subtype")
-        if kind_of is not None and str(kind_of) == "/EmbeddedFile":
+        if _name(d.get("/Type")) == "/EmbeddedFile":
             self.file_streams.append(where)
         elif "/EF" in d:
             self.file_specs += 1
@@ -207,7 +230,7 @@ class _Walker:
                 f"a file specification with an embedded file '{quote(name)}'",
                 where,
             )
-        elif subtype is not None and str(subtype) == "/FileAttachment":
+        elif _name(d.get("/Subtype")) == "/FileAttachment":
             self.found.note(FindingKind.PDF_EMBEDDED_FILE, "a file attachment annotation", where)
 
     @staticmethod

@@ -27,11 +27,11 @@ from docworker.guard.findings import Budget, FindingSet, ScanLimit, SecurityRepo
 from docworker.guard.legacy import check_doc_fields, check_xls_globals
 from docworker.guard.macros import check_vba
 from docworker.guard.odf import check_odf
-from docworker.guard.ooxml import check_ooxml
+from docworker.guard.ooxml import check_ooxml, has_ole_parts
 from docworker.guard.pdf import check_pdf
 from docworker.guard.rtf import check_rtf
 from docworker.guard.signatures import YaraUnavailable, check_eicar, check_eicar_parts, check_yara
-from docworker.guard.streams import Package
+from docworker.guard.streams import PART_ERRORS, Package
 from docworker.guard.xxe import check_prolog, check_xml_file
 
 log = structlog.get_logger(__name__)
@@ -53,10 +53,10 @@ def scan_file(
 
     ``name`` and ``mime`` are what the client claimed the file is.
     """
-    detection = detect(path, name)
     found = FindingSet()
     budget = Budget(settings.timeout, settings.max_inflate_bytes)
     run = _Runner(found)
+    detection = _detect(found, path, name)
     run("type", check_type, found, path, detection, name, mime)
     run("eicar", check_eicar, found, path, budget)
     run("yara", check_yara, found, path, settings)
@@ -68,6 +68,18 @@ def scan_file(
         claimed_mime=claimed_mime(name, mime),
         findings=tuple(found.findings()),
     )
+
+
+def _detect(found: FindingSet, path: Path, name: str | None) -> Detection:
+    """The input's type; ``application/octet-stream`` (and a finding) when detection fails."""
+    try:
+        return detect(path, name)
+    except Exception as exc:  # noqa: BLE001 - the scan goes on with what it can still check
+        log.warning("type detection failed in the guard", error=repr(exc)[:500])
+        found.note(
+            FindingKind.SCAN_ERROR, f"the type could not be detected ({_named(exc)})", "type"
+        )
+        return Detection("application/octet-stream", "binary", "error")
 
 
 class _Runner:
@@ -85,9 +97,14 @@ class _Runner:
             self.found.note(FindingKind.SCAN_ERROR, str(exc), what)
         except Exception as exc:  # noqa: BLE001 - a scanner failing on odd input is a finding
             log.warning("guard scanner failed", scanner=what, error=repr(exc)[:500])
-            self.found.note(
-                FindingKind.SCAN_ERROR, f"the {what} scan failed ({type(exc).__name__})", what
-            )
+            self.found.note(FindingKind.SCAN_ERROR, f"the {what} scan failed ({_named(exc)})", what)
+
+
+def _named(exc: BaseException) -> str:
+    """An exception's class as a reader can place it: ``zlib.error``, ``ValueError``."""
+    cls = type(exc)
+    module = cls.__module__.split(".", 1)[0]
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 def _by_family(
@@ -126,7 +143,12 @@ def _container(
     settings: GuardSettings,
 ) -> None:
     """A ZIP container: bombs from its directory first, then, unless it is one, its parts."""
-    with zipfile.ZipFile(path) as archive:
+    try:
+        archive = zipfile.ZipFile(path)
+    except PART_ERRORS as exc:
+        found.note(FindingKind.SCAN_ERROR, f"the ZIP container cannot be read ({exc})", "container")
+        return
+    with archive:
         package = Package(archive, budget, settings.max_parts)
         run("bomb", check_zip_bomb, found, package, path.stat().st_size, settings)
         if FindingKind.DECOMPRESSION_BOMB in found:
@@ -139,7 +161,9 @@ def _container(
             )
         run("eicar", check_eicar_parts, found, package)
         if family in _OOXML:
-            run("ooxml", check_ooxml, found, package, path)
+            run("ooxml", check_ooxml, found, package)
+            if has_ole_parts(package):
+                run("macros", check_vba, found, path)
         elif family in _ODF:
             run("odf", check_odf, found, package)
         else:

@@ -182,8 +182,8 @@ def write_rtf(path: Path) -> Path:
     auto-updating linked object and a remote template."""
     rtf = (
         r"{\rtf1\ansi{\*\template " + NOWHERE + r"/t.dot}"
-        r"{\field{\*\fldinst INCLUDEPICTURE \"" + NOWHERE + r"/p.png\" \\d}{\fldrslt pic}}"
-        r"{\field{\*\fldinst {DDE}{AUTO c:\\\\windows\\\\cmd.exe \"/c calc\"}}}"
+        r'{\field{\*\fldinst INCLUDEPICTURE "' + NOWHERE + r'/p.png" \\d}{\fldrslt pic}}'
+        r'{\field{\*\fldinst {DDE}{AUTO c:\\\\windows\\\\cmd.exe "/c calc"}}}'
         r"{\object\objautlink\objupdate{\*\objclass Word.Document.8}{\*\objdata 0105}}"
         r"}"
     )

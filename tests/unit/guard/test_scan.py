@@ -125,7 +125,7 @@ def test_fields_linked_objects_and_templates_in_rtf(tmp_path: Path) -> None:
     assert found[K.EXTERNAL_REFERENCE].count == 2
     assert "INCLUDEPICTURE" in found[K.EXTERNAL_REFERENCE].detail
     assert "updated when the document opens" in found[K.EXTERNAL_REFERENCE].detail
-    assert "DDEAUTO" in found[K.OFFICE_DDE].detail
+    assert 'DDEAUTO c:\\\\windows\\\\cmd.exe "/c calc"' in found[K.OFFICE_DDE].detail
 
 
 def test_fields_of_a_legacy_doc_in_8_bit_and_utf16_text(tmp_path: Path) -> None:
@@ -262,6 +262,27 @@ def test_a_scan_past_its_budget_says_so_and_keeps_what_it_found(tmp_path: Path) 
     found = by_kind(scan(archive, max_inflate_bytes=4096))
     assert set(found) == {K.SCAN_ERROR}
     assert "decompressed bytes" in found[K.SCAN_ERROR].detail
+
+
+@needs_corpus
+def test_a_damaged_input_is_a_scan_error_not_an_exception(tmp_path: Path) -> None:
+    # Half a macro-enabled Word document: libmagic still calls it DOCX, but its ZIP
+    # directory is gone.
+    half = tmp_path / "half.docm"
+    data = (HOSTILE / "word-macros.docm").read_bytes()
+    half.write_bytes(data[: len(data) // 2])
+    [finding] = scan(half).findings
+    assert finding.kind is K.SCAN_ERROR
+    assert "ZIP container cannot be read" in finding.detail
+
+
+def test_a_pdf_name_that_is_not_utf8_is_read_past(tmp_path: Path) -> None:
+    pdf = build.pdf_with_actions(tmp_path / "actions.pdf")
+    data = pdf.read_bytes().replace(b"/S /GoToR", b"/S /Go#FFR", 1)
+    pdf.write_bytes(data)
+    found = by_kind(scan(pdf))
+    assert K.PDF_REMOTE_ACTION not in found and K.SCAN_ERROR not in found
+    assert K.PDF_LAUNCH_ACTION in found
 
 
 @needs_corpus
