@@ -538,6 +538,118 @@ class SettingsRefused(Exception):
         self.reasons = reasons
 
 
+class FindingKind(StrEnum):
+    """What the hostile-content guard can find in an input (see docs/security.md)."""
+
+    TYPE_MISMATCH = "type_mismatch"
+    POLYGLOT = "polyglot"
+    EXECUTABLE = "executable"
+    PDF_JAVASCRIPT = "pdf_javascript"
+    PDF_LAUNCH_ACTION = "pdf_launch_action"
+    PDF_EMBEDDED_FILE = "pdf_embedded_file"
+    PDF_SUBMIT_FORM = "pdf_submit_form"
+    PDF_REMOTE_ACTION = "pdf_remote_action"
+    PDF_URI_ACTIONS = "pdf_uri_actions"
+    OFFICE_MACROS = "office_macros"
+    OFFICE_XLM_MACROS = "office_xlm_macros"
+    OFFICE_DDE = "office_dde"
+    REMOTE_TEMPLATE = "remote_template"
+    EXTERNAL_REFERENCE = "external_reference"
+    XXE = "xxe"
+    XML_ENTITIES = "xml_entities"
+    EICAR = "eicar"
+    YARA = "yara"
+    DECOMPRESSION_BOMB = "decompression_bomb"
+    SCAN_ERROR = "scan_error"
+
+
+class GuardPolicy(StrEnum):
+    #: Not reported.
+    ALLOW = "allow"
+    #: Listed in the result's ``security`` section; the job runs.
+    REPORT = "report"
+    #: The job fails with a 422 problem naming the finding; the operation does not run.
+    REFUSE = "refuse"
+
+
+#: What happens to each kind of finding unless the settings say otherwise.
+DEFAULT_GUARD_POLICY: dict[FindingKind, GuardPolicy] = {
+    **dict.fromkeys(FindingKind, GuardPolicy.REPORT),
+    FindingKind.EICAR: GuardPolicy.REFUSE,
+    FindingKind.YARA: GuardPolicy.REFUSE,
+}
+
+
+class GuardSettings(BaseModel):
+    """The hostile-content guard: what every job's input is scanned for, and what follows."""
+
+    enabled: bool = Field(
+        True,
+        description="Scan every job's input and add a 'security' section to its result; "
+        "false: no scan, no section, nothing refused.",
+    )
+    policy: dict[FindingKind, GuardPolicy] = Field(
+        default_factory=lambda: dict(DEFAULT_GUARD_POLICY),
+        description="allow, report or refuse, per kind of finding. A kind left out keeps "
+        "its default (report; eicar and yara: refuse).",
+    )
+    tenants: dict[str, dict[FindingKind, GuardPolicy]] = Field(
+        default_factory=dict,
+        description="Per-tenant policies, {tenant: {kind: policy}}, over 'policy' for the "
+        "jobs of that tenant.",
+    )
+    yara_rules: Path | None = Field(
+        None,
+        description="A YARA rules file, or a folder whose *.yar and *.yara files are all "
+        "compiled (each in the namespace of its file name); unset: no YARA scan.",
+    )
+    yara_timeout: int = Field(
+        10, ge=1, le=600, description="Longest the YARA rules may take on one file, in seconds."
+    )
+    timeout: Seconds = Field(
+        20.0,
+        gt=0,
+        description="Time budget of one input's scan; past it the scan stops and says so "
+        "with a scan_error finding.",
+    )
+    max_inflate_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes the scan decompresses from the parts of one container "
+        "(OOXML, OpenDocument, EPUB, ZIP), all parts together.",
+    )
+    max_parts: int = Field(5000, ge=1, description="Most parts of a container the scan looks into.")
+    max_pdf_objects: int = Field(
+        500_000, ge=1, description="Most PDF objects the scan walks through."
+    )
+    bomb_ratio: float = Field(
+        200.0,
+        ge=2,
+        description="A ZIP or gzip member, or a whole ZIP, that declares more than this many "
+        "times its compressed size is reported as a decompression bomb.",
+    )
+    bomb_min_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="Declared sizes below this are never reported as decompression bombs, "
+        "whatever their ratio.",
+    )
+
+    @model_validator(mode="after")
+    def _check_rules_path(self) -> GuardSettings:
+        if self.yara_rules is not None and not self.yara_rules.exists():
+            raise ValueError(f"guard.yara_rules: {self.yara_rules} does not exist")
+        return self
+
+    def policy_for(self, kind: FindingKind, tenant: str | None = None) -> GuardPolicy:
+        """The policy of ``kind`` for a job of ``tenant`` (None: no tenant)."""
+        if tenant is not None:
+            override = self.tenants.get(tenant, {}).get(kind)
+            if override is not None:
+                return override
+        return self.policy.get(kind, DEFAULT_GUARD_POLICY[kind])
+
+
 class Settings(BaseSettings):
     """Everything the service can be told, with its defaults."""
 
@@ -575,6 +687,7 @@ class Settings(BaseSettings):
     site: SiteSettings = Field(default_factory=SiteSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -10,6 +10,7 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
     │   │   └── WrongPassword      encrypted, and the password did not open it
     │   ├── LimitExceeded          a configured limit (size, pages, ...) was passed
     │   ├── HostileInput           the file looks like an attack (bomb, traversal)
+    │   │   └── ContentRefused     the guard's policy refuses what the scan found
     │   ├── ProcessingFailed       a parser failed in a way it did not foresee
     │   ├── InvalidParameter       a parameter was missing or out of range
     │   ├── NotFound               a job, result or operation does not exist
@@ -118,6 +119,24 @@ class PayloadTooLarge(LimitExceeded):
 class HostileInput(InputError):
     code = "hostile-input"
     title = "Hostile input refused"
+
+
+class ContentRefused(HostileInput):
+    """The hostile-content guard found what its policy refuses (EICAR, a YARA match, ...).
+
+    ``findings`` are the refused findings as the result's ``security`` section lists
+    them (``{"kind", "detail", "location"?, "count"}``).
+    """
+
+    code = "content-refused"
+    title = "Content refused"
+
+    def __init__(self, findings: list[dict[str, Any]]) -> None:
+        named = "; ".join(f"{f['kind']} ({f['detail']})" for f in findings[:5])
+        more = f" and {len(findings) - 5} more" if len(findings) > 5 else ""
+        super().__init__(
+            f"the input was refused by the content policy: {named}{more}", findings=findings
+        )
 
 
 class ProcessingFailed(InputError):

@@ -290,7 +290,16 @@ def test_ocr_route_answers_text_a_searchable_pdf_and_the_v1_shape(
     missing = client.get(f"/api/v2/jobs/{job_id}/artifacts/other.pdf")
     assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
     v1 = client.post("/api/v2/ocr", files=image, data={"output": "v1"}).json()
-    assert set(v1) == {"job_id", "text", "confidence", "language", "page_count", "metadata"}
+    # v1's OCR result in v2's envelope: the job's id and the security section beside it.
+    assert set(v1) == {
+        "job_id",
+        "text",
+        "confidence",
+        "language",
+        "page_count",
+        "metadata",
+        "security",
+    }
     assert v1["page_count"] == 1 and 0 <= v1["confidence"] <= 1
     refused = client.post("/api/v2/ocr", files=_upload(CORPUS / "text" / "plain-utf8.txt"))
     assert refused.status_code == 415 and refused.headers["content-type"] == PROBLEM

@@ -53,6 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         DOCWORKER_AUTH__ENABLED="true",
         DOCWORKER_AUTH__SECRET=SECRET,
         DOCWORKER_AUTH__CACHE_TTL="30",
+        DOCWORKER_GUARD__TENANTS='{"alpha": {"office_macros": "refuse"}}',
     ).start()
     try:
         yield srv
@@ -165,6 +166,18 @@ def test_tenants_do_not_see_each_other(server: Server, keys: Keys) -> None:
         # v1's job routes answer the same way.
         assert client.get(f"/api/v1/job/{job_id}", headers=_as(keys.b)).status_code == 404
         assert client.get(f"/api/v1/job/{job_id}", headers=_as(keys.a)).status_code == 200
+
+
+def test_the_guard_applies_the_policy_of_the_job_s_tenant(server: Server, keys: Keys) -> None:
+    macros = CORPUS / "hostile" / "word-macros.docm"
+    with server.client() as client:
+        files = {"file": (macros.name, macros.read_bytes())}
+        refused = client.post("/api/v2/extract", files=files, headers=_as(keys.a))
+        assert refused.status_code == 422 and refused.json()["code"] == "content-refused"
+        reported = client.post("/api/v2/extract", files=files, headers=_as(keys.b))
+        assert reported.status_code == 200, reported.text
+        kinds = {f["kind"] for f in reported.json()["security"]["findings"]}
+        assert "office_macros" in kinds
 
 
 def test_idempotency_keys_belong_to_their_tenant(server: Server, keys: Keys) -> None:

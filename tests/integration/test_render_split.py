@@ -11,8 +11,10 @@ import pytest
 from bench.scoring import corpus_root
 from docworker.config import load_settings
 from docworker.jobs.store import JobStatus
+from docworker.jobs.worker import SECURITY_BLOB
 from docworker.operations import get_operation, validate_params
 from docworker.operations.base import InputFile, operation_context
+from docworker.storage import BlobStore
 from tests.integration.test_local_executor import Harness, _done
 
 ARTICLE = corpus_root() / "pdf" / "multi-page-article.pdf"
@@ -62,7 +64,17 @@ def test_a_pdf_rendered_by_parts_equals_the_pdf_rendered_whole(
     workdir.mkdir()
     ctx = operation_context(harness.executor.settings, workdir=workdir)
     whole = operation.run(ctx, InputFile(ARTICLE, ARTICLE.name), validate_params(operation, params))
-    assert {k: v for k, v in payload.items() if k != "artifacts"} == whole.payload
+    assert {k: v for k, v in payload.items() if k not in {"artifacts", "security"}} == (
+        whole.payload
+    )
+    # The input was scanned once, before the split; the parts were not scanned again.
+    assert payload["security"] == {
+        "detected": {"mime": "application/pdf", "format": "pdf"},
+        "claimed": {"name": ARTICLE.name, "mime": "application/pdf"},
+        "findings": ANY,
+    }
+    assert harness.blobs.exists(BlobStore.result_uri(done.id, SECURITY_BLOB))
+    assert all("security" not in harness.queue.result(part) for part in parts)
     assert payload["artifacts"] == [
         {"name": f"page-000{n}.jpg", "mime": "image/jpeg", "size": ANY} for n in range(1, 6)
     ]

@@ -32,6 +32,7 @@ from docworker.auth import server_secret
 from docworker.config import ExecutorKind, Settings, SettingsRefused
 from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
+from docworker.guard import load_rules
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
@@ -58,9 +59,12 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
     """Open the stores (migrating the job store) and, if asked, the local executor.
 
     From here on, what the service writes is private to its user (see
-    :mod:`docworker.files`)."""
+    :mod:`docworker.files`). YARA rules that are configured but do not compile stop the
+    service here, before any job is taken."""
     restrict_umask()
     make_private(settings.data_dir)
+    if settings.guard.enabled and settings.guard.yara_rules is not None:
+        load_rules(settings.guard.yara_rules)
     sealing = SecretKeys.from_settings(settings)
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()

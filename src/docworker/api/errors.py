@@ -39,6 +39,7 @@ STATUS: dict[type[errors.DocworkerError], int] = {
     errors.LimitExceeded: 422,
     errors.PayloadTooLarge: 413,
     errors.HostileInput: 422,
+    errors.ContentRefused: 422,
     errors.ProcessingFailed: 422,
     errors.InvalidParameter: 422,
     errors.NotFound: 404,

@@ -145,7 +145,8 @@ def _zip_structure(fh: IO[bytes]) -> Detection | None:
                 mime = _ooxml_mime(zf, names)
             if mime is None and "mimetype" in names:
                 mime = _declared_zip_mime(zf)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
+        # NotImplementedError: a directory that asks for a ZIP version Python does not read.
         return None
     mime = mime or "application/zip"
     return Detection(mime, format_of(mime), "zip-structure")

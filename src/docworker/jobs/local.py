@@ -240,6 +240,7 @@ class LocalExecutor:
             "params": job.params,
             "input": job.input,
             "parent_id": job.parent_id,
+            "tenant": job.tenant,
         }
         if job.children_total:
             message["parts"] = [

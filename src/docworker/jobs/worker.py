@@ -7,7 +7,7 @@ worker never touches the job store: every state change is the supervisor's, so
 a worker that dies or is killed mid-job cannot leave a half-written job behind.
 
 Messages, supervisor → worker: ``{"type": "run", "job_id", "operation",
-"params", "input", "parent_id", "parts"}`` and ``{"type": "stop"}``. Worker →
+"params", "input", "parent_id", "parts", "tenant"}`` and ``{"type": "stop"}``. Worker →
 supervisor: ``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction",
 "message"}``, ``{"type": "done", "job_id", "result", "errors"}``, ``{"type":
 "error", "job_id", "error", "transient"}`` and ``{"type": "split", "job_id",
@@ -18,6 +18,12 @@ that is not itself a part may answer ``split`` with the parameters of its parts
 instead of running; the supervisor makes them child jobs. When they have all
 ended, the job runs again with ``parts`` (each part's status, result and error)
 and merges them.
+
+The content guard: before the operation runs, the job's input (and its further
+inputs) are scanned (:mod:`docworker.guard`) under the policy of the job's tenant; a
+refused finding fails the job, the others go into the result's ``security`` section.
+A part is not scanned: its parent scanned the same input before it split, and kept the
+section for its merge.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFailed
 from docworker.files import restrict_umask
 from docworker.formats.registry import preload
+from docworker.guard import YaraUnavailable, load_rules, security_section
 from docworker.operations import get_operation, open_params, seal_params
 from docworker.operations.base import (
     InputFile,
+    OperationContext,
     PartResult,
     Result,
     SplitPart,
@@ -59,6 +67,9 @@ log = structlog.get_logger(__name__)
 
 #: Progress messages are sent at most this often, so a fast parser does not flood the pipe.
 PROGRESS_INTERVAL = 0.25
+#: Where a job that splits keeps its ``security`` section for its merge, beside its
+#: result (a name no artifact can take: artifact names never start with a dot).
+SECURITY_BLOB = ".security.json"
 #: Room above the memory limit for the hard allocation cap: the supervisor's RSS
 #: watchdog is the limit that reports cleanly; the cap stops a runaway allocation
 #: between two of its looks.
@@ -99,6 +110,7 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
     _cap_memory(settings.executor.memory_limit_mb)
     store = BlobStore(settings.storage_url)
     preload()
+    _preload_rules(settings)
     # This worker's own LibreOffice, started by the first job that converts a file.
     libreoffice = LibreOfficeEngine(settings.libreoffice)
     send(conn, {"type": "ready", "pid": os.getpid()})
@@ -159,11 +171,13 @@ def run_job(
                 progress=_progress_sender(conn, job_id),
                 convert=convert,
                 workdir=Path(workdir),
+                tenant=message.get("tenant"),
             )
             others = tuple(_other_input(stack, store, other) for other in spec.get("others") or [])
             source = InputFile(
                 path, spec.get("name"), spec.get("mime"), spec.get("sha256"), others=others
             )
+            security = _security(store, job_id, message, source, ctx)
             if message.get("parts") is not None:
                 if not isinstance(operation, Splittable):
                     raise ProcessingFailed(f"the {operation.name} operation cannot merge parts")
@@ -174,9 +188,14 @@ def run_job(
                 if message.get("parent_id") is None and plan and isinstance(operation, Splittable):
                     split = operation.split(ctx, source, params, plan)
                     if split:
+                        if security is not None:
+                            uri = BlobStore.result_uri(job_id, SECURITY_BLOB)
+                            store.write_bytes(uri, json.dumps(security).encode())
                         wire = [_sealed_part(operation.name, part, keys) for part in split]
                         return {"type": "split", "job_id": job_id, "parts": wire}
                 result = operation.run(ctx, source, params)
+            if security is not None:
+                result.payload = result.payload | {"security": security}
             ref = store_result(store, job_id, result)
         return {"type": "done", "job_id": job_id, "result": ref, "errors": result.errors}
     except DocworkerError as exc:
@@ -199,6 +218,36 @@ def _sealed_part(operation: str, part: SplitPart, keys: SecretKeys) -> dict[str,
         "params": seal_params(part.operation or operation, part.params, keys),
         "operation": part.operation,
     }
+
+
+def _preload_rules(settings: Settings) -> None:
+    """Compile the guard's YARA rules once, before the first job needs them."""
+    if settings.guard.enabled and settings.guard.yara_rules is not None:
+        try:
+            load_rules(settings.guard.yara_rules)
+        except YaraUnavailable as exc:  # every scan reports it as a scan_error finding
+            log.error("YARA rules unusable", error=str(exc))
+
+
+def _security(
+    store: BlobStore,
+    job_id: str,
+    message: dict[str, Any],
+    source: InputFile,
+    ctx: OperationContext,
+) -> dict[str, Any] | None:
+    """The job's ``security`` section (None: the guard is off, or the job is a part);
+    raises :class:`~docworker.errors.ContentRefused` when the policy refuses a finding."""
+    guard = ctx.settings.guard
+    if not guard.enabled or message.get("parent_id") is not None:
+        return None
+    if message.get("parts") is not None:
+        uri = BlobStore.result_uri(job_id, SECURITY_BLOB)
+        if store.exists(uri):
+            kept: dict[str, Any] = json.loads(store.read_bytes(uri))
+            return kept
+    files = [(item.path, item.name, item.mime) for item in (source, *source.others)]
+    return security_section(files, guard, ctx.tenant)
 
 
 def split_plan(settings: Settings) -> SplitPlan | None:

@@ -71,6 +71,8 @@ class OperationContext:
     workdir: Path | None = None
     #: The service's settings, for operations and engines configured there.
     settings: Settings = field(default_factory=Settings)
+    #: The tenant the job belongs to (its policies, e.g. the content guard's); None: none.
+    tenant: str | None = None
 
     @property
     def url_policy(self) -> UrlPolicy:

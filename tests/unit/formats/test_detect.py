@@ -284,6 +284,15 @@ def test_odf_and_plain_zip(tmp_path: Path) -> None:
     assert detect(make_zip(tmp_path / "a.odt", plain)).mime == "application/zip"
 
 
+def test_a_zip_asking_for_a_version_python_cannot_read_is_not_an_error(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "new.zip", {"readme.txt": "hello"})
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<H", data, central + 6, 151)  # version needed to extract: 15.1
+    path.write_bytes(bytes(data))
+    assert detect(path).mime == "application/zip"  # libmagic's word, from the signature
+
+
 # -- compound files ----------------------------------------------------------------------
 
 

@@ -41,6 +41,19 @@ EXTRACT_EXAMPLE = {
     "metadata": {"title": "Title", "page_count": 2, "word_count": 420, "char_count": 2710},
     "warnings": [],
     "attachments": [],
+    "security": {
+        "detected": {"mime": "application/pdf", "format": "pdf"},
+        "claimed": {"name": "report.pdf", "mime": "application/pdf"},
+        "findings": [
+            {
+                "kind": "pdf_uri_actions",
+                "detail": "2 URI action(s), links the reader may open: https://example.com/a; "
+                "https://example.com/b",
+                "location": "object 12, object 14",
+                "count": 2,
+            }
+        ],
+    },
 }
 
 

@@ -220,7 +220,10 @@ async def get_job(job_id: str, queue: QueueDep, caller: CallerDep) -> JobPublic:
 )
 async def get_job_result(job_id: str, queue: QueueDep, caller: CallerDep) -> Response:
     """The result of a finished job. A failed job answers its error as a problem; a job
-    that has not finished answers ``409``."""
+    that has not finished answers ``409``. Every result has a ``security`` section: the
+    input's type as detected and as claimed, and what the content guard found in it
+    (``findings``: ``kind``, ``detail``, ``location``, ``count``; see docs/security.md).
+    A job whose input the guard's policy refuses fails with ``422 content-refused``."""
     record = await anyio.to_thread.run_sync(queue.get, job_id, caller)
     payload = await anyio.to_thread.run_sync(queue.result, record)
     return JSONResponse(payload, headers={"X-Job-Id": record.id})

@@ -54,6 +54,17 @@ _CALLER_REFUSALS: dict[type[DocworkerError], int] = {
 }
 
 
+#: The status of a v1 route whose job the content guard refused (v1 had no guard: 422 as
+#: v2 answers it, in v1's error body).
+REFUSED = 422
+
+
+def refused(failure: str) -> tuple[int, str]:
+    """A route's case for a job the content guard refused: :data:`REFUSED` with the
+    route's own failure text; ``details`` name the refused findings."""
+    return (REFUSED, failure)
+
+
 class ResultRefused(Exception):
     """A finished v2 result that v1 would have failed (a type it could not read, a page
     range past the end): the v1 route answers its failure, the v1 job shows ``failed``."""

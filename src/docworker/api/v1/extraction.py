@@ -22,7 +22,7 @@ from starlette.datastructures import FormData, UploadFile
 from docworker.api.deps import ServicesDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import nanoseconds, v1_time
-from docworker.api.v1.errors import ResultRefused, V1Error, v1_responses
+from docworker.api.v1.errors import ResultRefused, V1Error, refused, v1_responses
 from docworker.api.v1.intake import (
     accepted,
     form_value,
@@ -244,7 +244,9 @@ def _not_pdf(mime: str) -> V1Error:
     openapi_extra=_FILE,
     responses={
         200: {"model": schemas.V1ExtractionResult, "description": "v1 ExtractionResult"},
-        **v1_responses(*_UPLOAD_ERRORS, (500, "Text extraction failed")),
+        **v1_responses(
+            *_UPLOAD_ERRORS, (500, "Text extraction failed"), refused("Text extraction failed")
+        ),
     },
 )
 async def extract_text(request: Request, services: ServicesDep) -> JSONResponse:
@@ -273,6 +275,7 @@ async def extract_text(request: Request, services: ServicesDep) -> JSONResponse:
             *_UPLOAD_ERRORS,
             (400, "File must be a PDF document"),
             (500, "PDF batch extraction failed"),
+            refused("PDF batch extraction failed"),
         ),
     },
 )
@@ -309,6 +312,7 @@ async def extract_pdf_pages(request: Request, services: ServicesDep) -> JSONResp
             (400, "Invalid page range"),
             (400, "File must be a PDF document"),
             (500, "PDF range extraction failed"),
+            refused("PDF range extraction failed"),
         ),
     },
 )

@@ -21,7 +21,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import ServicesDep
-from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.errors import V1Error, refused, v1_responses
 from docworker.api.v1.intake import (
     form_file,
     multipart_body,
@@ -127,6 +127,7 @@ async def _form(request: Request) -> tuple[FormData, UploadFile]:
             (400, NO_FILE),
             (500, "Failed to open file"),
             (500, FAILURE),
+            refused(FAILURE),
         ),
     },
 )

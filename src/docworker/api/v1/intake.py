@@ -35,8 +35,8 @@ from starlette.formparsers import MultiPartException
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services
 from docworker.api.v1.encoding import v1_time
-from docworker.api.v1.errors import V1Error
-from docworker.errors import DocworkerError
+from docworker.api.v1.errors import REFUSED, V1Error
+from docworker.errors import ContentRefused, DocworkerError
 from docworker.formats.detect import detect
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
@@ -265,7 +265,9 @@ async def run_and_wait(
     services: Services, operation: str, params: dict[str, Any], job_input: JobInput, failure: str
 ) -> tuple[JobRecord, dict[str, Any]]:
     """Run a job for a synchronous v1 route and wait for it (up to the longest wait the
-    server allows); its failure, or not finishing in time, is the route's ``failure``."""
+    server allows); its failure, or not finishing in time, is the route's ``failure``
+    (422 when the content guard refused the input, else 500 as v1 answered). The
+    result is as v1 knows it: without the v2 ``security`` section."""
     started = time.monotonic()
     caller = current_caller()
     try:
@@ -278,8 +280,15 @@ async def run_and_wait(
             raise V1Error(500, failure, f"job {record.id} did not finish within {waited} s")
         payload = await anyio.to_thread.run_sync(services.queue.result, record)
     except DocworkerError as exc:
-        raise V1Error.wrapping(500, failure, exc) from None
-    return record, payload
+        status = REFUSED if isinstance(exc, ContentRefused) else 500
+        raise V1Error.wrapping(status, failure, exc) from None
+    return record, v1_view(payload)
+
+
+def v1_view(payload: dict[str, Any]) -> dict[str, Any]:
+    """A v2 result as v1 routes may show it: v1's shapes are fixed, so the sections v2
+    adds to every result (``security``) are left out."""
+    return {k: v for k, v in payload.items() if k != "security"}
 
 
 def accepted(record: JobRecord, message: str, **extra: Any) -> JSONResponse:

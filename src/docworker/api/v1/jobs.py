@@ -22,6 +22,7 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import ResultRefused, V1Error, v1_responses
+from docworker.api.v1.intake import v1_view
 from docworker.errors import DocworkerError, Forbidden, NotFound, Unauthorized
 from docworker.jobs.store import JobRecord, JobStatus, JobStore
 from docworker.operations import public_params
@@ -123,7 +124,7 @@ def outcome(services: Services, record: JobRecord) -> tuple[str, Any, str | None
     if state != "completed":
         return state, None, error
     try:
-        payload = services.queue.result(record)
+        payload = v1_view(services.queue.result(record))
     except DocworkerError as exc:
         return "failed", None, exc.detail
     if kind is None:

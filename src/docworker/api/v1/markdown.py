@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import schemas
-from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.errors import V1Error, refused, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
     V1Upload,
@@ -87,6 +87,7 @@ def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:
             (400, route.missing),
             (500, "Failed to save uploaded file"),
             (500, route.failure),
+            refused(route.failure),
         ),
     }
 

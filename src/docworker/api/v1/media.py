@@ -28,7 +28,7 @@ from starlette.datastructures import FormData
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import v1_time
-from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.errors import REFUSED, V1Error, refused, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
     MediaParams,
@@ -232,7 +232,11 @@ async def _convert(
         )
         name, extension = output_extension(record)
         entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
-    except (V1Error, DocworkerError):
+    except V1Error as exc:
+        if exc.status == REFUSED:
+            raise  # the content guard's refusal, which names what it found
+        raise V1Error(500, PROCESSING_FAILED) from None
+    except DocworkerError:
         raise V1Error(500, PROCESSING_FAILED) from None
     return stream_response(stream, int(entry["size"]), extension)
 
@@ -248,6 +252,7 @@ def _sync_responses(media: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
             (400, "File upload error"),
             (500, "Failed to save file"),
             (500, PROCESSING_FAILED),
+            refused(PROCESSING_FAILED),
         ),
     }
 

@@ -16,14 +16,17 @@ from fastapi.responses import JSONResponse
 
 from docworker.api.deps import ServicesDep
 from docworker.api.v1 import schemas
-from docworker.api.v1.errors import v1_responses
+from docworker.api.v1.errors import refused, v1_responses
 from docworker.api.v1.intake import multipart_body, receive_upload, run_and_wait, upload_form
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
 FAILURE = "OCR processing failed"
 _ERRORS = v1_responses(
-    (400, "File upload error"), (500, "Failed to save uploaded file"), (500, FAILURE)
+    (400, "File upload error"),
+    (500, "Failed to save uploaded file"),
+    (500, FAILURE),
+    refused(FAILURE),
 )
 OCR_EXAMPLE = {
     "text": "The quick brown fox",

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import Services, ServicesDep
-from docworker.api.v1.errors import V1Error, v1_responses
+from docworker.api.v1.errors import V1Error, refused, v1_responses
 from docworker.api.v1.intake import (
     form_file,
     form_value,
@@ -108,6 +108,7 @@ async def _pdf_of(
             (400, "No HTML file provided"),
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
+            refused(FAILURE),
         ),
     },
 )
@@ -155,6 +156,7 @@ async def generate_html(request: Request, services: ServicesDep) -> Response:
             (400, "Markdown content is required"),
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
+            refused(FAILURE),
         ),
     },
 )
@@ -211,6 +213,7 @@ async def markdown_content(request: Request) -> str | None:
             (400, "No office file provided"),
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
+            refused(FAILURE),
         ),
     },
 )
