@@ -355,6 +355,34 @@ class SiteSettings(BaseModel):
     )
 
 
+class NetworkIsolation(StrEnum):
+    #: A network namespace of their own where the machine allows one, else the
+    #: engines' own rules alone.
+    AUTO = "auto"
+    #: A network namespace of their own, always: an engine that cannot have one
+    #: does not start, and neither does the service.
+    NAMESPACE = "namespace"
+    #: The engines' own rules alone (profiles, request interception, whitelists).
+    OFF = "off"
+
+
+class SandboxSettings(BaseModel):
+    """How the external engines (LibreOffice, Chromium, FFmpeg) are cut off from the network."""
+
+    network: NetworkIsolation = Field(
+        NetworkIsolation.AUTO,
+        description="auto: each engine runs in a network namespace of its own (no interface "
+        "but its own loopback) where the machine allows it (root, or unprivileged user "
+        "namespaces), else under its own rules alone; namespace: always, or refuse to "
+        "start; off: the engines' own rules alone. /health says which holds.",
+    )
+    unshare_path: str = Field(
+        "unshare",
+        description="util-linux's unshare program, which starts an engine in its own "
+        "namespace: a name looked up on PATH, or a path.",
+    )
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"
     JSON = "json"
@@ -458,6 +486,7 @@ class Settings(BaseSettings):
     render: RenderSettings = Field(default_factory=RenderSettings)
     v1: V1Settings = Field(default_factory=V1Settings)
     site: SiteSettings = Field(default_factory=SiteSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -27,6 +27,7 @@ from docworker.api.routes.convert import router as convert_router
 from docworker.api.uploads import BodySizeLimit
 from docworker.api.v1.install import install_v1
 from docworker.config import ExecutorKind, Settings
+from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
@@ -49,7 +50,14 @@ Errors are RFC 9457 `application/problem+json` bodies whose `code` names the fau
 
 
 def build_services(settings: Settings, *, start_executor: bool = True) -> Services:
-    """Open the stores (migrating the job store) and, if asked, the local executor."""
+    """Open the stores (migrating the job store) and, if asked, the local executor.
+
+    Refuses (:class:`DependencyDown`) when ``sandbox.network`` requires network
+    namespaces for the engines and this machine cannot make them; logs which holds.
+    """
+    sandbox = network_sandbox(settings.sandbox)
+    sandbox.require()
+    log.info("engine sandbox", **sandbox.status())
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
     blobs = BlobStore(settings.storage_url)

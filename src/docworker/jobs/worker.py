@@ -94,7 +94,7 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
     store = BlobStore(settings.storage_url)
     preload()
     # This worker's own LibreOffice, started by the first job that converts a file.
-    libreoffice = LibreOfficeEngine(settings.libreoffice)
+    libreoffice = LibreOfficeEngine(settings.libreoffice, settings.sandbox)
     send(conn, {"type": "ready", "pid": os.getpid()})
     try:
         while True:

@@ -128,6 +128,7 @@ class ScreenshotOperation:
             root=folder,
             options=options,
             wait=wait,
+            sandbox=ctx.settings.sandbox,
         )
         payload = {
             "format": params.format.value,

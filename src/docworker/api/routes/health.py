@@ -23,6 +23,7 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1.encoding import go_duration, v1_time
 from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
+from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DependencyDown
 
 router = APIRouter(tags=["health", "v1"])
@@ -93,6 +94,7 @@ def _checks(services: Services) -> dict[str, Any]:
         checks["storage"] = {"status": "up"}
     except DependencyDown as exc:
         checks["storage"] = {"status": "down", "error": exc.detail}
+    checks["sandbox"] = network_sandbox(services.settings.sandbox).status()
     executor = services.executor
     if executor is not None:
         checks["executor"] = {
