@@ -24,11 +24,12 @@ from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
-from docworker.api.uploads import BodySizeLimit
+from docworker.api.uploads import BodySizeLimit, DiskFloorGuard
 from docworker.api.v1.install import install_v1
 from docworker.config import ExecutorKind, Settings
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
+from docworker.jobs.admission import Admission, DiskFloor
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
@@ -66,7 +67,15 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
     executor = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
         executor = LocalExecutor(settings, store, events)
-    queue = JobQueue(store, blobs, executor, events, max_attempts=settings.executor.max_attempts)
+    admission = Admission(settings, store, blobs)
+    queue = JobQueue(
+        store,
+        blobs,
+        executor,
+        events,
+        max_attempts=settings.executor.max_attempts,
+        admission=admission,
+    )
     return Services(settings=settings, store=store, blobs=blobs, queue=queue, executor=executor)
 
 
@@ -109,7 +118,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(video_routes.router)
     app.include_router(screenshot_route.router)
     app.include_router(convert_router)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
+    app.add_middleware(BodySizeLimit, server=settings.server)
+    app.add_middleware(DiskFloorGuard, disk=DiskFloor.of(settings))
     app.add_middleware(RequestContext)
     install_v1(app, settings)
     install_docs(app, settings)

@@ -16,6 +16,7 @@ from typing import IO, Any, Protocol
 import anyio.to_thread
 
 from docworker.errors import Conflict, InvalidParameter, NotFound, error_from_dict
+from docworker.jobs.admission import ENGINE_TAG, Admission
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
 from docworker.operations import dump_params, get_operation, validate_params
@@ -69,12 +70,16 @@ class JobQueue:
         events: JobEvents,
         *,
         max_attempts: int,
+        admission: Admission | None = None,
     ) -> None:
+        """``admission``: the checks a job passes before it is queued (free disk, engine
+        queues); None queues every valid job."""
         self.store = store
         self.blobs = blobs
         self.executor = executor
         self.events = events
         self.max_attempts = max_attempts
+        self.admission = admission
 
     def submit(
         self,
@@ -86,8 +91,10 @@ class JobQueue:
         idempotency_key: str | None = None,
         others: Sequence[JobInput] = (),
     ) -> tuple[JobRecord, bool]:
-        """Validate and queue a job; returns the job and whether it is new. ``others``
-        are the job's further input files, after ``job_input``."""
+        """Validate, admit and queue a job; returns the job and whether it is new.
+        ``others`` are the job's further input files, after ``job_input``. Refused with
+        :class:`~docworker.errors.InsufficientStorage` or
+        :class:`~docworker.errors.QueueFull` by the admission checks."""
         op = get_operation(operation)
         checked = validate_params(op, params)
         stored = job_input.as_dict() if job_input else None
@@ -95,6 +102,12 @@ class JobQueue:
             if stored is None:
                 raise InvalidParameter("file", "further input files need a first one")
             stored["others"] = [other.as_dict() for other in others]
+        if self.admission is not None:
+            blob = job_input.blob if job_input else None
+            hints = {"name": job_input.name, "mime": job_input.mime} if job_input else {}
+            engine = self.admission.admit(op, checked, blob, **hints)
+            if engine is not None and stored is not None:
+                stored[ENGINE_TAG[0]] = engine.value
         record, created = self.store.create(
             NewJob(
                 operation=operation,
