@@ -430,11 +430,14 @@ class ChromiumEngine:
         sandbox = self.settings.sandbox
         if sandbox is False or (sandbox is None and os.geteuid() == 0):
             flags.append("--no-sandbox")
+        (folder / "tmp").mkdir()
         env = {
             **os.environ,
             "HOME": str(folder),
             "XDG_CONFIG_HOME": str(folder / "config"),
             "XDG_CACHE_HOME": str(folder / "cache"),
+            # Its temporary files go with the folder when the browser is closed or killed.
+            "TMPDIR": str(folder / "tmp"),
         }
         argv = self.sandbox.command([program, *flags, "about:blank"])
         to_browser_r, to_browser_w = os.pipe()

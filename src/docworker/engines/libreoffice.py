@@ -18,9 +18,10 @@ Where the machine allows it, both run in a network namespace of their own
 sees, and LibreOffice has no way out, whatever a document links to.
 
 Files: the engine keeps one temporary folder (the bridge's import path, the
-instances' profiles, the converted files), deleted by :meth:`LibreOfficeEngine.stop`
-and at interpreter exit. :meth:`LibreOfficeEngine.convert` returns a new file in
-that folder that belongs to the caller, who deletes it once read.
+instances' profiles and temporary files, the converted files), deleted by
+:meth:`LibreOfficeEngine.stop` and at interpreter exit.
+:meth:`LibreOfficeEngine.convert` returns a new file in that folder that belongs to
+the caller, who deletes it once read.
 """
 
 from __future__ import annotations
@@ -332,6 +333,10 @@ class LibreOfficeEngine:
         if sandbox.isolated:
             bridge.append("--loopback-up")
         command = sandbox.command(bridge, configures=True)
+        # LibreOffice's own temporary files (lu*.tmp) go in the instance's folder, deleted
+        # with it: a killed instance cleans nothing up itself.
+        (folder / "tmp").mkdir()
+        env = {**os.environ, "TMPDIR": str(folder / "tmp")}
         with open(folder / "bridge.log", "ab") as bridge_log:
             process = subprocess.Popen(
                 command,
@@ -339,6 +344,7 @@ class LibreOfficeEngine:
                 stdout=subprocess.PIPE,
                 stderr=bridge_log,
                 start_new_session=True,
+                env=env,
             )
         instance = _Instance(process, folder)
         try:

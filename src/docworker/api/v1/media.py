@@ -232,7 +232,11 @@ async def _convert(
         )
         name, extension = output_extension(record)
         entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
-    except (V1Error, DocworkerError):
+    except V1Error as exc:
+        if exc.headers:  # refused for now (a full engine queue): retry after
+            raise V1Error(exc.status, PROCESSING_FAILED, headers=exc.headers) from None
+        raise V1Error(500, PROCESSING_FAILED) from None
+    except DocworkerError:
         raise V1Error(500, PROCESSING_FAILED) from None
     return stream_response(stream, int(entry["size"]), extension)
 
