@@ -81,7 +81,7 @@ class ServerSettings(BaseModel):
     default_wait: Seconds = Field(
         30.0, ge=0, description="How long a synchronous endpoint waits for its job by default."
     )
-    upload_limits: dict[str, int] = Field(
+    upload_limits: dict[str, Annotated[int, Field(gt=0)]] = Field(
         default_factory=dict,
         description="Largest request body per route, in bytes, overriding max_upload_bytes: "
         "a path prefix ('/api/v2/video', '/api/v1/') → bytes; the longest prefix that "
