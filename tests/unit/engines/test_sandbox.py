@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,17 @@ def test_another_user_gets_a_user_namespace(monkeypatch: pytest.MonkeyPatch) -> 
         assert _run(found.command(["readlink", "/proc/self/ns/net"])) != ours
     finally:
         module._probe.cache_clear()
+
+
+def test_the_service_refuses_to_start_when_a_required_namespace_cannot_be_made(
+    tmp_path: Path,
+) -> None:
+    from docworker.api.app import build_services
+    from docworker.config import load_settings
+
+    settings = load_settings(
+        data_dir=tmp_path,
+        sandbox={"network": "namespace", "unshare_path": "/nonexistent/unshare"},
+    )
+    with pytest.raises(DependencyDown, match=r"sandbox\.network is 'namespace'"):
+        build_services(settings, start_executor=False)
