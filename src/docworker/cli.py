@@ -170,7 +170,7 @@ def extract(
     if out is None and len(files) != 1:
         raise _fail("several files need --out DIR", 2)
     # Started by the first file that needs it (.doc, .xls, .ppt), stopped here.
-    with LibreOfficeEngine(settings.libreoffice) as libreoffice:
+    with LibreOfficeEngine(settings.libreoffice, settings.sandbox) as libreoffice:
         if out is None:
             try:
                 payload = _extract_one(files[0][0], params, settings, libreoffice.convert)

@@ -66,7 +66,7 @@ def extract_v1(input_path: Path, output_path: Path) -> None:
         text = input_path.read_text(encoding="utf-8", errors="replace")
     else:
         params = ExtractParams.model_validate({"output": "text"})
-        with LibreOfficeEngine(settings.libreoffice) as libreoffice:
+        with LibreOfficeEngine(settings.libreoffice, settings.sandbox) as libreoffice:
             ctx = operation_context(settings, convert=libreoffice.convert)
             try:
                 payload = ExtractOperation().run(
@@ -147,7 +147,7 @@ def convert_chunk(
     settings = _quiet_settings()
     try:
         params = ChunkParams.model_validate(raw)
-        with LibreOfficeEngine(settings.libreoffice) as libreoffice:
+        with LibreOfficeEngine(settings.libreoffice, settings.sandbox) as libreoffice:
             ctx = operation_context(settings, convert=libreoffice.convert)
             source = InputFile(input_path, input_path.name)
             chunks = ChunkOperation().run(ctx, source, params).payload["chunks"]

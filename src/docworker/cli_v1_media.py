@@ -78,7 +78,9 @@ def run_to_file(
             with contextlib.ExitStack() as stack:
                 convert = None
                 if office:
-                    engine = stack.enter_context(LibreOfficeEngine(settings.libreoffice))
+                    engine = stack.enter_context(
+                        LibreOfficeEngine(settings.libreoffice, settings.sandbox)
+                    )
                     convert = engine.convert
                 ctx = operation_context(settings, convert=convert, workdir=Path(workdir))
                 result = op.run(ctx, source, params)

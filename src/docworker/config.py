@@ -89,8 +89,39 @@ class ServerSettings(BaseModel):
     default_wait: Seconds = Field(
         30.0, ge=0, description="How long a synchronous endpoint waits for its job by default."
     )
+    upload_limits: dict[str, Annotated[int, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Largest request body per route, in bytes, overriding max_upload_bytes: "
+        "a path prefix ('/api/v2/video', '/api/v1/') → bytes; the longest prefix that "
+        "matches the request's path wins. Empty: max_upload_bytes for every route.",
+    )
     max_wait: Seconds = Field(300.0, ge=0, description="Longest wait a request may ask for.")
+    min_free_disk_mb: int = Field(
+        1024,
+        ge=0,
+        description="Work (an upload, a job) is refused with 503 and Retry-After while the "
+        "disk of the data folder, or of the temporary folder, has less than this free, in "
+        "MiB (0: never refused).",
+    )
+    disk_retry_after: int = Field(
+        60,
+        ge=1,
+        description="Seconds a client is told to wait (Retry-After) when the disk is low.",
+    )
     docs: bool = Field(True, description="Serve the OpenAPI UI at /docs.")
+
+    def upload_limit(self, path: str) -> int:
+        """The largest body accepted on ``path``: the longest matching prefix of
+        ``upload_limits``, else ``max_upload_bytes``."""
+        matches = [prefix for prefix in self.upload_limits if path.startswith(prefix)]
+        if not matches:
+            return self.max_upload_bytes
+        return self.upload_limits[max(matches, key=len)]
+
+    @property
+    def largest_upload(self) -> int:
+        """The largest body any route accepts (what one upload may be, at most)."""
+        return max([self.max_upload_bytes, *self.upload_limits.values()])
 
 
 class AuthSettings(BaseModel):
@@ -262,6 +293,13 @@ class LimitSettings(BaseModel):
     max_embedded_bytes: int = Field(
         200 * 1024 * 1024, ge=0, description="Most bytes of embedded documents read per document."
     )
+    max_text_chars: int = Field(
+        50_000_000,
+        ge=1000,
+        description="Most characters of text a document yields (all its blocks together, "
+        "embedded documents included); past it the text is cut, the result carries a "
+        "'text-truncated' warning and the job ends 'partial'.",
+    )
 
 
 class OcrSettings(BaseModel):
@@ -290,7 +328,12 @@ class LibreOfficeSettings(BaseModel):
         200, ge=0, description="An instance is restarted after this many conversions (0: never)."
     )
     max_queue: int = Field(
-        10, ge=0, description="Conversions that may wait for a busy instance; more are refused."
+        10,
+        ge=0,
+        description="Jobs that may wait for LibreOffice beyond one running on each worker "
+        "(executor.workers): a job that needs it past that is refused with 429 and "
+        "Retry-After. Within one process, also the conversions that may wait for a busy "
+        "instance.",
     )
     start_timeout: Seconds = Field(
         60.0, gt=0, description="Longest an instance may take to start and answer."
@@ -352,7 +395,12 @@ class ChromiumSettings(BaseModel):
         100, ge=0, description="The browser is restarted after this many renders (0: never)."
     )
     max_queue: int = Field(
-        10, ge=0, description="Renders that may wait for a busy browser; more are refused."
+        10,
+        ge=0,
+        description="Jobs that may wait for Chromium beyond one running on each worker "
+        "(executor.workers): a job that needs it past that is refused with 429 and "
+        "Retry-After. Within one process, also the renders that may wait for a busy "
+        "browser.",
     )
     start_timeout: Seconds = Field(
         30.0, gt=0, description="Longest the browser may take to start and answer."
@@ -453,6 +501,34 @@ class SiteSettings(BaseModel):
         ge=1,
         description="Highest unpacked/compressed size ratio of a zip member over 64 KiB "
         "(zip bombs).",
+    )
+
+
+class NetworkIsolation(StrEnum):
+    #: A network namespace of their own where the machine allows one, else the
+    #: engines' own rules alone.
+    AUTO = "auto"
+    #: A network namespace of their own, always: an engine that cannot have one
+    #: does not start, and neither does the service.
+    NAMESPACE = "namespace"
+    #: The engines' own rules alone (profiles, request interception, whitelists).
+    OFF = "off"
+
+
+class SandboxSettings(BaseModel):
+    """How the external engines (LibreOffice, Chromium, FFmpeg) are cut off from the network."""
+
+    network: NetworkIsolation = Field(
+        NetworkIsolation.AUTO,
+        description="auto: each engine runs in a network namespace of its own (no interface "
+        "but its own loopback) where the machine allows it (root, or unprivileged user "
+        "namespaces), else under its own rules alone; namespace: always, or refuse to "
+        "start; off: the engines' own rules alone. /health says which holds.",
+    )
+    unshare_path: str = Field(
+        "unshare",
+        description="util-linux's unshare program, which starts an engine in its own "
+        "namespace: a name looked up on PATH, or a path.",
     )
 
 
@@ -688,6 +764,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -25,6 +25,7 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
         ├── JobTimeout             the job ran past its wall-clock limit
         ├── MemoryLimitExceeded    the job's worker passed its memory limit
         ├── QueueFull              too much work queued; retry later
+        ├── InsufficientStorage    the disk is too full to accept work; retry later
         ├── DependencyDown         a database, store or engine is unreachable
         └── SecretUnreadable       no configured key opens a stored secret
 
@@ -250,6 +251,21 @@ class QueueFull(ServiceError):
 
     def __init__(self, detail: str, retry_after: int = 5) -> None:
         super().__init__(detail, retry_after=retry_after)
+
+
+class InsufficientStorage(ServiceError):
+    code = "insufficient-storage"
+    title = "Insufficient storage"
+
+    def __init__(self, path: str, free_mb: float, floor_mb: float, retry_after: int = 60) -> None:
+        super().__init__(
+            f"the disk holding {path} has {free_mb:.0f} MiB free, under the floor of "
+            f"{floor_mb:.0f} MiB (server.min_free_disk_mb): no work is accepted until "
+            "space is freed; retry later",
+            free_mb=round(free_mb),
+            floor_mb=floor_mb,
+            retry_after=retry_after,
+        )
 
 
 class DependencyDown(ServiceError):

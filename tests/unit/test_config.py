@@ -84,3 +84,17 @@ def test_unsafe_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCWORKER_EXECUTOR__WORKERS", "0")
     with pytest.raises(ValueError, match="workers"):
         load_settings()
+
+
+def test_body_limits_per_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "DOCWORKER_SERVER__UPLOAD_LIMITS", '{"/api/v2/": 100, "/api/v2/video": 5000}'
+    )
+    server = load_settings(server={"max_upload_bytes": 1000}).server
+    assert server.upload_limit("/api/v2/video") == 5000
+    assert server.upload_limit("/api/v2/extract") == 100
+    assert server.upload_limit("/api/v1/ocr/image") == 1000
+    assert server.largest_upload == 5000
+    monkeypatch.setenv("DOCWORKER_SERVER__UPLOAD_LIMITS", '{"/api/v2/": 0}')
+    with pytest.raises(ValueError, match="greater than 0"):
+        load_settings()

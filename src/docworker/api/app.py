@@ -26,13 +26,15 @@ from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
-from docworker.api.uploads import BodySizeLimit
+from docworker.api.uploads import BodySizeLimit, DiskFloorGuard
 from docworker.api.v1.install import install_v1
 from docworker.auth import server_secret
 from docworker.config import ExecutorKind, Settings, SettingsRefused
+from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
 from docworker.guard import load_rules
+from docworker.jobs.admission import Admission, DiskFloor
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
@@ -60,12 +62,17 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
 
     From here on, what the service writes is private to its user (see
     :mod:`docworker.files`). YARA rules that are configured but do not compile stop the
-    service here, before any job is taken."""
+    service here, before any job is taken. Refuses (:class:`DependencyDown`) when
+    ``sandbox.network`` requires network namespaces for the engines and this machine
+    cannot make them; logs which holds."""
     restrict_umask()
     make_private(settings.data_dir)
     if settings.guard.enabled and settings.guard.yara_rules is not None:
         load_rules(settings.guard.yara_rules)
     sealing = SecretKeys.from_settings(settings)
+    sandbox = network_sandbox(settings.sandbox)
+    sandbox.require()
+    log.info("engine sandbox", **sandbox.status())
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
     blobs = BlobStore(settings.storage_url)
@@ -75,7 +82,13 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
         executor = LocalExecutor(settings, store, events, keys=sealing)
     queue = JobQueue(
-        store, blobs, executor, events, max_attempts=settings.executor.max_attempts, keys=sealing
+        store,
+        blobs,
+        executor,
+        events,
+        max_attempts=settings.executor.max_attempts,
+        keys=sealing,
+        admission=Admission(settings, store, blobs),
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -137,8 +150,10 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(convert_router)
     app.include_router(keys_routes.router)
     # The last added runs first: v1's path rules, the request's context, the caller's
-    # key, then the body's size, so no body is read for a caller without a key.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
+    # key, the disk's free space, then the body's size: no body is read for a caller
+    # without a key, nor while the disk is too full.
+    app.add_middleware(BodySizeLimit, server=settings.server)
+    app.add_middleware(DiskFloorGuard, disk=DiskFloor.of(settings))
     app.add_middleware(Authenticate, settings=settings)
     app.add_middleware(RequestContext)
     install_v1(app, settings)

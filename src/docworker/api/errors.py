@@ -53,6 +53,7 @@ STATUS: dict[type[errors.DocworkerError], int] = {
     errors.JobTimeout: 503,
     errors.MemoryLimitExceeded: 422,
     errors.QueueFull: 429,
+    errors.InsufficientStorage: 503,
     errors.DependencyDown: 503,
 }
 
@@ -78,8 +79,8 @@ def problem(exc: errors.DocworkerError, instance: str | None = None) -> JSONResp
     if instance:
         body["instance"] = instance
     headers = {}
-    if isinstance(exc, errors.QueueFull | errors.RateLimited):
-        headers["Retry-After"] = str(exc.fields.get("retry_after", 5))
+    if "retry_after" in exc.fields:  # a full queue, a full disk: the client may come back
+        headers["Retry-After"] = str(exc.fields["retry_after"])
     if isinstance(exc, errors.Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="docworker"'
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
@@ -103,6 +104,17 @@ def too_large_response(request: Request, size: int, limit: int) -> JSONResponse:
     if _is_v2(request):
         return problem(errors.PayloadTooLarge("request body size", size, limit))
     return v1_framework_error(request, 413, "Request Entity Too Large")
+
+
+def refusal_response(request: Request, exc: errors.ServiceError) -> JSONResponse:
+    """A request refused before it is read (disk full): problem+json under /api/v2, the
+    v1 framework error body elsewhere; ``Retry-After`` either way."""
+    if _is_v2(request):
+        return problem(exc, request.url.path)
+    response = v1_framework_error(request, status_for(exc), exc.detail)
+    if "retry_after" in exc.fields:
+        response.headers["Retry-After"] = str(exc.fields["retry_after"])
+    return response
 
 
 def _is_v2(request: Request) -> bool:

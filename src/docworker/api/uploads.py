@@ -1,9 +1,11 @@
-"""Uploaded files into the blob store, and the body-size guard in front of them.
+"""Uploaded files into the blob store, and the guards in front of them.
 
 The multipart parser spools a file part to a temporary file (a megabyte in
 memory at most); from there it is streamed in chunks to the blob store, its
 sha256 computed on the way. :class:`BodySizeLimit` refuses a request as soon as
-its body passes the configured size, before the spool fills the disk.
+its body passes the size configured for its route, before the spool fills the
+disk; :class:`DiskFloorGuard` refuses a request with a body before reading it
+while the disk is under its free-space floor.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docworker.api.deps import Services
-from docworker.api.errors import too_large_response
-from docworker.errors import InvalidParameter
+from docworker.api.errors import refusal_response, too_large_response
+from docworker.config import ServerSettings
+from docworker.errors import InsufficientStorage, InvalidParameter
+from docworker.jobs.admission import DiskFloor
 from docworker.jobs.queue import JobInput
 
 
@@ -35,7 +39,8 @@ async def store_upload(services: Services, upload: UploadFile | None) -> JobInpu
         raise InvalidParameter(
             "file", "a multipart part named 'file' with the document is required"
         )
-    limit = services.settings.server.max_upload_bytes
+    # The route's own limit was held by BodySizeLimit; this bounds any upload.
+    limit = services.settings.server.largest_upload
     blob = await anyio.to_thread.run_sync(
         lambda: services.blobs.put_stream(upload.file, max_bytes=limit)
     )
@@ -63,20 +68,22 @@ class RequestTooLarge(StarletteHTTPException):
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 once a request body passes ``max_bytes``."""
+    """ASGI middleware: 413 once a request body passes its route's limit
+    (``server.upload_limits``, else ``server.max_upload_bytes``)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, server: ServerSettings) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.server = server
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.server.upload_limit(scope["path"])
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send, int(declared))
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, int(declared), limit)
             return
         received = 0
         started = False
@@ -86,8 +93,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise RequestTooLarge(received, self.max_bytes)
+                if received > limit:
+                    raise RequestTooLarge(received, limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -99,8 +106,37 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except RequestTooLarge:
             if not started:
-                await self._refuse(scope, receive, send, received)
+                await self._refuse(scope, receive, send, received, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: int) -> None:
-        response = too_large_response(Request(scope, receive), size, self.max_bytes)
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, size: int, limit: int
+    ) -> None:
+        response = too_large_response(Request(scope, receive), size, limit)
         await response(scope, receive, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    headers = dict(scope.get("headers") or [])
+    length = headers.get(b"content-length", b"0")
+    return b"transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
+
+
+class DiskFloorGuard:
+    """ASGI middleware: 503 with ``Retry-After``, before the body is read, for a request
+    with a body (an upload, a job to queue) while the disk is under
+    ``server.min_free_disk_mb`` free. Requests without one (reads, cancels, deletes,
+    which free space) pass."""
+
+    def __init__(self, app: ASGIApp, disk: DiskFloor) -> None:
+        self.app = app
+        self.disk = disk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _has_body(scope):
+            try:
+                await anyio.to_thread.run_sync(self.disk.check)
+            except InsufficientStorage as exc:
+                response = refusal_response(Request(scope, receive), exc)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -34,11 +34,15 @@ matches nothing, :class:`CorruptDocument` when the page does not open,
 
 The browser runs in a session (process group) of its own, driven over its debugging
 pipe (:mod:`docworker.engines.cdp`), never over a port; it exits when the pipe
-closes, so it dies with this process. Its network is closed three ways: every
+closes, so it dies with this process. Its network is closed four ways: every
 request is paused and answered by :class:`~docworker.engines.chromium_requests.RequestGuard`
 (remote resources are fetched by :class:`UrlPolicy`, so the browser connects
 nowhere), its proxy is a loopback port held bound and never listening (so anything
-not paused, e.g. a WebSocket, is refused), and its resolver resolves no name.
+not paused, e.g. a WebSocket, is refused), its resolver resolves no name, and,
+where the machine allows it, it runs in a network namespace of its own with no
+interface up (:mod:`docworker.engines.sandbox`). As the service, not the browser,
+fetches the allow-listed remote resources (``fetch.allow``), the namespace holds
+whatever that list says.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from typing import Any
 
 import structlog
 
-from docworker.config import ChromiumSettings
+from docworker.config import ChromiumSettings, SandboxSettings
 from docworker.engines.cdp import CdpConnection, CdpError
 from docworker.engines.chromium_capture import (
     Media,
@@ -74,6 +78,7 @@ from docworker.engines.chromium_capture import (
 from docworker.engines.chromium_page import Overdue, PageSession, WaitOptions, WaitUntil
 from docworker.engines.chromium_requests import RequestGuard
 from docworker.engines.image_formats import PageFormat
+from docworker.engines.sandbox import NetworkSandbox, network_sandbox
 from docworker.engines.supervisor import Supervisor
 from docworker.errors import (
     DependencyDown,
@@ -247,8 +252,11 @@ class _Browser:
 class ChromiumEngine:
     """Renders pages in a supervised, lazily started headless Chromium."""
 
-    def __init__(self, settings: ChromiumSettings) -> None:
+    def __init__(self, settings: ChromiumSettings, sandbox: SandboxSettings | None = None) -> None:
+        """``sandbox``: whether the browser gets a network namespace (default: where the
+        machine allows one)."""
         self.settings = settings
+        self._sandbox_settings = sandbox or SandboxSettings()
         self._supervisor: Supervisor[_Browser] = Supervisor(
             NAME,
             self._start,
@@ -358,7 +366,13 @@ class ChromiumEngine:
         state["installed"] = self.unavailable_reason() is None
         browser = self._supervisor.current
         state["version"] = browser.version if browser is not None else None
+        state["network"] = self.sandbox.holds
         return state
+
+    @property
+    def sandbox(self) -> NetworkSandbox:
+        """How the browser is kept off the network here, beyond its own rules."""
+        return network_sandbox(self._sandbox_settings)
 
     def stop(self) -> None:
         """Stop the browser, if one runs; a later render starts a new one."""
@@ -392,6 +406,7 @@ class ChromiumEngine:
         program = self.program()
         if program is None:
             raise DependencyDown(f"{NAME} is not installed here: {self.unavailable_reason()}")
+        self.sandbox.require()
         folder = Path(tempfile.mkdtemp(prefix="docworker-chromium-"))
         proxy = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         proxy.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
@@ -415,18 +430,22 @@ class ChromiumEngine:
         sandbox = self.settings.sandbox
         if sandbox is False or (sandbox is None and os.geteuid() == 0):
             flags.append("--no-sandbox")
+        (folder / "tmp").mkdir()
         env = {
             **os.environ,
             "HOME": str(folder),
             "XDG_CONFIG_HOME": str(folder / "config"),
             "XDG_CACHE_HOME": str(folder / "cache"),
+            # Its temporary files go with the folder when the browser is closed or killed.
+            "TMPDIR": str(folder / "tmp"),
         }
+        argv = self.sandbox.command([program, *flags, "about:blank"])
         to_browser_r, to_browser_w = os.pipe()
         from_browser_r, from_browser_w = os.pipe()
         try:
             pid = os.posix_spawn(
-                program,
-                [program, *flags, "about:blank"],
+                argv[0],
+                argv,
                 env,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -455,14 +474,17 @@ _engines: dict[str, ChromiumEngine] = {}
 _engines_lock = threading.Lock()
 
 
-def shared_engine(settings: ChromiumSettings) -> ChromiumEngine:
-    """This process's engine for ``settings``, created on first use and kept warm; its
-    browser is stopped when the process exits (worker processes included)."""
-    key = settings.model_dump_json()
+def shared_engine(
+    settings: ChromiumSettings, sandbox: SandboxSettings | None = None
+) -> ChromiumEngine:
+    """This process's engine for ``settings`` (and ``sandbox``), created on first use and
+    kept warm; its browser is stopped when the process exits (worker processes included)."""
+    chosen = sandbox or SandboxSettings()
+    key = settings.model_dump_json() + chosen.model_dump_json()
     with _engines_lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = ChromiumEngine(settings)
+            engine = _engines[key] = ChromiumEngine(settings, chosen)
             atexit.register(engine.stop)
             # Worker processes end through multiprocessing, which skips atexit.
             multiprocessing.util.Finalize(engine, engine.stop, exitpriority=10)
@@ -487,10 +509,11 @@ def print_pdf(
     options: PdfOptions | None = None,
     wait: WaitOptions | None = None,
     timeout: float | None = None,
+    sandbox: SandboxSettings | None = None,
 ) -> RenderInfo:
     """Print ``source`` (HTML or Markdown) to the PDF ``output`` in this process's warm
     Chromium; the arguments are described in the module's docstring."""
-    engine = shared_engine(settings)
+    engine = shared_engine(settings, sandbox)
     return engine.print_pdf(
         source, output, policy=policy, root=root, options=options, wait=wait, timeout=timeout
     )
@@ -506,10 +529,11 @@ def screenshot(
     options: ScreenshotOptions | None = None,
     wait: WaitOptions | None = None,
     timeout: float | None = None,
+    sandbox: SandboxSettings | None = None,
 ) -> RenderInfo:
     """An image of ``source`` (HTML or Markdown) in this process's warm Chromium, written
     to ``output``; the arguments are described in the module's docstring."""
-    engine = shared_engine(settings)
+    engine = shared_engine(settings, sandbox)
     return engine.screenshot(
         source, output, policy=policy, root=root, options=options, wait=wait, timeout=timeout
     )

@@ -13,7 +13,9 @@ each run is guarded here instead, the same way every time:
   protocol URL), ``-protocol_whitelist file`` refuses every other protocol a
   nested reference may name, and ``-format_whitelist`` admits only the media
   containers in :data:`DEMUXERS` — HLS/DASH playlists, ``concat`` scripts, SDP and
-  the like are refused before they are opened;
+  the like are refused before they are opened; and, where the machine allows it,
+  a network namespace of its own with no interface up
+  (:mod:`docworker.engines.sandbox`);
 * ``-nostdin`` and stdin on ``/dev/null``; progress read from ``-progress pipe:1``;
   stderr kept (its last :data:`STDERR_KEEP` bytes) for the error message.
 """
@@ -38,7 +40,8 @@ from typing import IO, Any
 
 import structlog
 
-from docworker.config import FfmpegSettings
+from docworker.config import FfmpegSettings, SandboxSettings
+from docworker.engines.sandbox import NetworkSandbox, network_sandbox
 from docworker.errors import (
     CorruptDocument,
     DependencyDown,
@@ -108,16 +111,20 @@ def run_guarded(
     file_bytes: int | None = None,
     on_line: Callable[[str], None] | None = None,
     stdout_max: int = PROBE_OUTPUT_MAX,
+    sandbox: NetworkSandbox | None = None,
 ) -> Completed:
     """Run ``command`` in its own process group under the caps, and wait for it.
 
     With ``on_line``, standard output is handed over line by line (FFmpeg's
     ``-progress`` report) instead of being collected. Past ``timeout`` seconds the
     whole group is killed and :class:`EngineTimeout` raised; more than
-    ``stdout_max`` bytes of output kill it too (:class:`LimitExceeded`).
+    ``stdout_max`` bytes of output kill it too (:class:`LimitExceeded`). With
+    ``sandbox``, the program starts in a network namespace of its own where it can.
     """
+    name = Path(command[0]).name
+    argv = sandbox.command(command) if sandbox is not None else list(command)
     process = subprocess.Popen(
-        list(command),
+        argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -125,9 +132,8 @@ def run_guarded(
         preexec_fn=_child_limits(memory_bytes, file_bytes),  # noqa: PLW1509 - caps set in the child
     )
     try:
-        out, err = _drain(process, time.monotonic() + timeout, on_line, stdout_max)
+        out, err = _drain(process, name, time.monotonic() + timeout, on_line, stdout_max)
     except EngineTimeout:
-        name = command_name(process)
         log.warning("process killed at its time limit", program=name, seconds=timeout)
         raise EngineTimeout(name, timeout) from None
     finally:
@@ -138,6 +144,7 @@ def run_guarded(
 
 def _drain(
     process: subprocess.Popen[bytes],
+    name: str,
     deadline: float,
     on_line: Callable[[str], None] | None,
     stdout_max: int,
@@ -167,8 +174,7 @@ def _drain(
                 else:
                     out += chunk
                     if len(out) > stdout_max:
-                        name = f"{command_name(process)} output bytes"
-                        raise LimitExceeded(name, len(out), stdout_max)
+                        raise LimitExceeded(f"{name} output bytes", len(out), stdout_max)
     if not _exited(process.pid, deadline):
         raise EngineTimeout(NAME, 0)
     return bytes(out), bytes(err)
@@ -182,12 +188,6 @@ def _exited(pid: int, deadline: float) -> bool:
             return False
         time.sleep(0.005)
     return True
-
-
-def command_name(process: subprocess.Popen[bytes]) -> str:
-    args = process.args
-    first = args[0] if isinstance(args, list | tuple) else args
-    return Path(str(first)).name
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -225,8 +225,11 @@ class ProgressReader:
 class Ffmpeg:
     """FFmpeg and ffprobe as configured: program lookup, probing and guarded runs."""
 
-    def __init__(self, settings: FfmpegSettings) -> None:
+    def __init__(self, settings: FfmpegSettings, sandbox: SandboxSettings | None = None) -> None:
+        """``sandbox``: whether FFmpeg gets a network namespace (default: where the
+        machine allows one)."""
         self.settings = settings
+        self.sandbox: NetworkSandbox = network_sandbox(sandbox)
 
     # -- programs -------------------------------------------------------------------------
     def ffmpeg_program(self) -> str:
@@ -280,6 +283,7 @@ class Ffmpeg:
             command,
             timeout=self.settings.probe_timeout,
             memory_bytes=self.settings.memory_limit_mb * 1024 * 1024,
+            sandbox=self.sandbox,
         )
         if done.returncode != 0:
             raise UnsupportedFormat(
@@ -339,6 +343,7 @@ class Ffmpeg:
             memory_bytes=settings.memory_limit_mb * 1024 * 1024,
             file_bytes=settings.max_output_bytes + 1024 * 1024,
             on_line=ProgressReader(expected_seconds, progress),
+            sandbox=self.sandbox,
         )
         if done.returncode != 0:
             raise _failure(done, settings.memory_limit_mb)

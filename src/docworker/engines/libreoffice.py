@@ -13,11 +13,15 @@ LibreOffice's ``uno`` module, and LibreOffice under it, with a fresh profile
 folder and a free loopback port. The service talks to the bridge over its
 stdin/stdout, so the bridge sees the service die (its stdin ends) and kills the
 group; LibreOffice is also set to die with the bridge. A timeout kills the group.
+Where the machine allows it, both run in a network namespace of their own
+(:mod:`docworker.engines.sandbox`): UNO's port is then on a loopback nobody else
+sees, and LibreOffice has no way out, whatever a document links to.
 
 Files: the engine keeps one temporary folder (the bridge's import path, the
-instances' profiles, the converted files), deleted by :meth:`LibreOfficeEngine.stop`
-and at interpreter exit. :meth:`LibreOfficeEngine.convert` returns a new file in
-that folder that belongs to the caller, who deletes it once read.
+instances' profiles and temporary files, the converted files), deleted by
+:meth:`LibreOfficeEngine.stop` and at interpreter exit.
+:meth:`LibreOfficeEngine.convert` returns a new file in that folder that belongs to
+the caller, who deletes it once read.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from docworker.config import LibreOfficeSettings
+from docworker.config import LibreOfficeSettings, SandboxSettings
+from docworker.engines.sandbox import NetworkSandbox, network_sandbox
 from docworker.engines.supervisor import Supervisor
 from docworker.errors import CorruptDocument, DependencyDown, EngineFailed, InvalidParameter
 
@@ -176,8 +181,13 @@ class _Instance:
 class LibreOfficeEngine:
     """Document conversion through a supervised, lazily started LibreOffice."""
 
-    def __init__(self, settings: LibreOfficeSettings) -> None:
+    def __init__(
+        self, settings: LibreOfficeSettings, sandbox: SandboxSettings | None = None
+    ) -> None:
+        """``sandbox``: whether LibreOffice gets a network namespace (default: where
+        the machine allows one)."""
         self.settings = settings
+        self._sandbox_settings = sandbox or SandboxSettings()
         self._supervisor: Supervisor[_Instance] = Supervisor(
             NAME,
             self._start,
@@ -233,7 +243,13 @@ class LibreOfficeEngine:
         state["installed"] = self.unavailable_reason() is None
         instance = self._supervisor.current
         state["version"] = instance.version if instance is not None else None
+        state["network"] = self.sandbox.holds
         return state
+
+    @property
+    def sandbox(self) -> NetworkSandbox:
+        """How LibreOffice is kept off the network here."""
+        return network_sandbox(self._sandbox_settings)
 
     def stop(self) -> None:
         """Stop the instance and delete the engine's folder (with any file not yet deleted)."""
@@ -295,9 +311,11 @@ class LibreOfficeEngine:
             raise DependencyDown(f"{NAME} is not installed here: {missing}", engine=NAME)
         program = self._program()
         assert program is not None
+        sandbox = self.sandbox
+        sandbox.require()
         workfolder = self._workfolder()
         folder = Path(tempfile.mkdtemp(prefix="instance-", dir=workfolder))
-        command = [
+        bridge = [
             str(self.settings.python_path),
             "-I",
             str(HOST_SCRIPT),
@@ -312,6 +330,13 @@ class LibreOfficeEngine:
             "--owned",
             str(workfolder),
         ]
+        if sandbox.isolated:
+            bridge.append("--loopback-up")
+        command = sandbox.command(bridge, configures=True)
+        # LibreOffice's own temporary files (lu*.tmp) go in the instance's folder, deleted
+        # with it: a killed instance cleans nothing up itself.
+        (folder / "tmp").mkdir()
+        env = {**os.environ, "TMPDIR": str(folder / "tmp")}
         with open(folder / "bridge.log", "ab") as bridge_log:
             process = subprocess.Popen(
                 command,
@@ -319,6 +344,7 @@ class LibreOfficeEngine:
                 stdout=subprocess.PIPE,
                 stderr=bridge_log,
                 start_new_session=True,
+                env=env,
             )
         instance = _Instance(process, folder)
         try:
@@ -326,6 +352,9 @@ class LibreOfficeEngine:
         except BaseException:
             instance.close()
             raise
+        if hello.get("fatal") == "network":
+            instance.close()
+            raise DependencyDown(f"{NAME} could not start: {hello.get('detail', '')}", engine=NAME)
         if "fatal" in hello:
             detail = hello.get("detail", "")
             instance.close()

@@ -12,7 +12,9 @@ script:
    URL reachable, no macros) and starts LibreOffice (``soffice.bin``) headless with
    it, listening
    for UNO on a loopback port, in this script's process group, and set to die
-   with this script (``PR_SET_PDEATHSIG``);
+   with this script (``PR_SET_PDEATHSIG``); in a network namespace of its own
+   (``--loopback-up``, see :mod:`docworker.engines.sandbox`) it first brings that
+   namespace's loopback up, the only interface there, for UNO;
 2. connects and says ``{"ready": true, ...}`` on stdout;
 3. answers requests, one JSON object per line on stdin, one answer per line on
    stdout: ``{"op": "convert", "input", "output", "ext"}`` (plus the options of
@@ -28,11 +30,14 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import fcntl
 import json
 import os
 import queue
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -49,6 +54,21 @@ CONNECT_RETRY = 0.1
 #: com.sun.star.document.MacroExecMode.NEVER_EXECUTE and UpdateDocMode.NO_UPDATE.
 NEVER_EXECUTE = 0
 NO_UPDATE = 0
+
+
+#: ioctl requests on a network interface's flags (linux/sockios.h), and its "up" flag.
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def bring_loopback_up() -> None:
+    """Bring up ``lo``, which a new network namespace has down: UNO's port lives on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request)[:18])[1]
+        if not flags & IFF_UP:
+            fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
 
 
 def answer_channel() -> TextIO:
@@ -316,8 +336,17 @@ def main() -> int:
     parser.add_argument("--profile", required=True, help="profile folder, as a file: URL")
     parser.add_argument("--port", required=True, type=int, help="loopback port for UNO")
     parser.add_argument("--owned", required=True, help="the service's folder for this engine")
+    parser.add_argument(
+        "--loopback-up", action="store_true", help="bring lo up first (a new network namespace)"
+    )
     args = parser.parse_args()
     channel = answer_channel()
+    if args.loopback_up:
+        try:
+            bring_loopback_up()
+        except OSError as exc:
+            say(channel, {"fatal": "network", "detail": f"the loopback could not be set up: {exc}"})
+            return 3
     sys.path.insert(0, args.path)
     try:
         # uno is LibreOffice's own module; importing it makes com.sun.star importable.

@@ -101,6 +101,8 @@ class ParseLimits:
     max_embedded: int = 100
     #: How many bytes of embedded documents, at every depth together, are listed and read.
     max_embedded_bytes: int = 200 * 1024 * 1024
+    #: Characters of text a document yields; the rest is cut (``registry.cap_text``).
+    max_text_chars: int = 50_000_000
 
 
 #: A box in the pixels of the image that was read: (x0, y0, x1, y1), top-left origin.

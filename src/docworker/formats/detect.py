@@ -69,12 +69,19 @@ def detect(path: Path, name: str | None = None) -> Detection:
     ``name`` is the client's filename when it differs from ``path``'s; its
     extension is only a tie-breaker between text types.
     """
-    extension = Path(name if name is not None else path.name).suffix.lower().lstrip(".")
     with path.open("rb") as fh:
-        head = fh.read(HEAD_BYTES)
-        if not head:
-            return Detection("text/plain", "text", "text-sniff")
-        structural = _structure(fh, head)
+        return detect_stream(fh, name if name is not None else path.name)
+
+
+def detect_stream(fh: IO[bytes], name: str | None = None) -> Detection:
+    """Detect the type of the seekable binary stream ``fh`` (a local file, or a blob
+    read by ranges) from its content; ``name``'s extension breaks ties between text
+    types. Reads a bounded part of it, as :func:`detect` does."""
+    extension = Path(name or "").suffix.lower().lstrip(".")
+    head = fh.read(HEAD_BYTES)
+    if not head:
+        return Detection("text/plain", "text", "text-sniff")
+    structural = _structure(fh, head)
     if structural is not None:
         return structural
     mime = _MAGIC.mime(head)

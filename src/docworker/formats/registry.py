@@ -12,7 +12,7 @@ import importlib
 from functools import cache
 from pathlib import Path
 
-from docworker.document import Document
+from docworker.document import Document, Warning
 from docworker.errors import UnsupportedFormat
 from docworker.formats.base import ParseContext, Parser, Source
 from docworker.formats.detect import Detection, detect
@@ -74,6 +74,12 @@ PARSERS: dict[str, str] = {
 }
 
 
+#: The types whose parser reads them through LibreOffice (it converts them first).
+READ_THROUGH_LIBREOFFICE = frozenset(
+    mime for mime, target in PARSERS.items() if target.endswith(":LegacyOfficeParser")
+)
+
+
 @cache
 def _load(target: str) -> Parser:
     module_name, _, class_name = target.partition(":")
@@ -109,7 +115,43 @@ def preload() -> None:
 def parse_path(
     path: Path, ctx: ParseContext, *, name: str | None = None, mime: str | None = None
 ) -> Document:
-    """Detect ``path``'s type (unless ``mime`` is given) and parse it with its parser."""
+    """Detect ``path``'s type (unless ``mime`` is given) and parse it with its parser; its
+    text is cut at ``ctx.limits.max_text_chars`` (:func:`cap_text`)."""
     detection = Detection(mime=mime, format="", how="given") if mime else detect(path, name)
     parser = parser_for(detection.mime)
-    return parser.parse(Source(path=path, mime=detection.mime, name=name), ctx)
+    document = parser.parse(Source(path=path, mime=detection.mime, name=name), ctx)
+    return cap_text(document, ctx.limits.max_text_chars)
+
+
+#: The warning of a document whose text was cut at the limit.
+TEXT_TRUNCATED = "text-truncated"
+
+
+def cap_text(document: Document, limit: int) -> Document:
+    """``document`` with at most ``limit`` characters of text in its blocks.
+
+    Blocks are kept in reading order while they fit; the text block that passes the
+    limit is cut there, a table that does not fit whole is left out, and so is every
+    block after them. A :data:`TEXT_TRUNCATED` warning says how much was left out;
+    the metadata still describes the whole document (its counts, its pages).
+    """
+    total = 0
+    for index, block in enumerate(document.blocks):
+        size = len(document.text_of(block))
+        if total + size <= limit:
+            total += size
+            continue
+        kept = document.blocks[:index]
+        room = limit - total
+        if block.table is None and room > 0:
+            kept = [*kept, block.model_copy(update={"text": block.text[:room]})]
+        full = total + sum(len(document.text_of(b)) for b in document.blocks[index:])
+        warning = Warning(
+            code=TEXT_TRUNCATED,
+            message=f"the text was cut at {limit:,} of its {full:,} characters "
+            "(limits.max_text_chars): what follows is left out",
+        )
+        return document.model_copy(
+            update={"blocks": kept, "warnings": [*document.warnings, warning]}
+        )
+    return document

@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from docworker.auth import Principal
 from docworker.errors import Conflict, InvalidParameter, NotFound, error_from_dict
+from docworker.jobs.admission import ENGINE_TAG, Admission
 from docworker.jobs.events import JobEvents
 from docworker.jobs.retention import discard_job_data
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
@@ -84,7 +85,10 @@ class JobQueue:
         *,
         max_attempts: int,
         keys: SecretKeys,
+        admission: Admission | None = None,
     ) -> None:
+        """``admission``: the checks a job passes before it is queued (free disk, engine
+        queues); None queues every valid job."""
         self.store = store
         self.blobs = blobs
         self.executor = executor
@@ -92,6 +96,7 @@ class JobQueue:
         self.max_attempts = max_attempts
         #: Seals the secret parameters of every job submitted.
         self.keys = keys
+        self.admission = admission
 
     def submit(
         self,
@@ -104,8 +109,10 @@ class JobQueue:
         idempotency_key: str | None = None,
         others: Sequence[JobInput] = (),
     ) -> tuple[JobRecord, bool]:
-        """Validate and queue a job for ``caller``; returns the job and whether it is new.
-        ``others`` are the job's further input files, after ``job_input``."""
+        """Validate, admit and queue a job for ``caller``; returns the job and whether it
+        is new. ``others`` are the job's further input files, after ``job_input``. Refused
+        with :class:`~docworker.errors.InsufficientStorage` or
+        :class:`~docworker.errors.QueueFull` by the admission checks."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
@@ -114,6 +121,12 @@ class JobQueue:
             if stored is None:
                 raise InvalidParameter("file", "further input files need a first one")
             stored["others"] = [other.as_dict() for other in others]
+        if self.admission is not None:
+            blob = job_input.blob if job_input else None
+            hints = {"name": job_input.name, "mime": job_input.mime} if job_input else {}
+            engine = self.admission.admit(op, checked, blob, **hints)
+            if engine is not None and stored is not None:
+                stored[ENGINE_TAG[0]] = engine.value
         record, created = self.store.create(
             NewJob(
                 operation=operation,

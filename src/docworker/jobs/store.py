@@ -404,6 +404,16 @@ class JobStore:
         with self._session() as session:
             return [JobRecord.from_row(job) for job in session.scalars(query)]
 
+    def count_unfinished_with_tag(self, path: tuple[str, ...], value: str) -> int:
+        """Queued and running jobs whose input carries ``value`` at the JSON ``path``
+        (e.g. the engine they run on, ``("engine",)``), parts included."""
+        column = Job.input[path].as_string()
+        unfinished = Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING])
+        query = select(func.count()).where(unfinished, column == value)
+        with self._session() as session:
+            count: int = session.execute(query).scalar_one()
+        return count
+
     def queue_depth(self) -> tuple[int, float | None]:
         """Jobs ready to run, and how long in seconds the longest-waiting one has waited."""
         now = _now()

@@ -112,7 +112,7 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
     preload()
     _preload_rules(settings)
     # This worker's own LibreOffice, started by the first job that converts a file.
-    libreoffice = LibreOfficeEngine(settings.libreoffice)
+    libreoffice = LibreOfficeEngine(settings.libreoffice, settings.sandbox)
     send(conn, {"type": "ready", "pid": os.getpid()})
     try:
         while True:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 
@@ -144,6 +145,25 @@ class Operation(Protocol):
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         """Do the work; raise a DocworkerError for anything the caller should see."""
+        ...
+
+
+class Engine(StrEnum):
+    """The supervised engines a job may wait for, whose queues are bounded at admission."""
+
+    LIBREOFFICE = "libreoffice"
+    CHROMIUM = "chromium"
+
+
+@runtime_checkable
+class EngineBound(Protocol):
+    """An operation that, for some inputs and parameters, runs on a supervised engine
+    (LibreOffice, Chromium): a job of it is refused at admission while too many jobs
+    wait for that engine already (the engine's ``max_queue``)."""
+
+    def engine(self, params: OperationParams, mime: str) -> Engine | None:
+        """The engine a job with ``params`` on an input of type ``mime`` (detected from
+        its content) will run on, or None."""
         ...
 
 

@@ -33,9 +33,11 @@ from pydantic import Field, SecretStr, field_validator
 
 from docworker.document import Block, Document, Warning
 from docworker.errors import InvalidParameter, UnsupportedFormat
-from docworker.formats.detect import Detection, detect
+from docworker.formats.detect import Detection, detect, format_of
+from docworker.formats.registry import READ_THROUGH_LIBREOFFICE
 from docworker.operations.base import (
     Artifact,
+    Engine,
     InputFile,
     OperationContext,
     OperationParams,
@@ -225,6 +227,18 @@ class ConvertOperation:
     )
     queue: ClassVar[str] = "convert"
     Params: ClassVar[type[OperationParams]] = ConvertParams
+
+    def engine(self, params: OperationParams, mime: str) -> Engine | None:
+        """LibreOffice for an office file made into PDF or another office file (or read,
+        when it is a legacy one); Chromium for a web page printed by it."""
+        assert isinstance(params, ConvertParams)
+        fmt = format_of(mime)
+        if fmt in OFFICE_FORMATS and params.to not in _MODEL_TARGETS:
+            return Engine.LIBREOFFICE
+        if mime in READ_THROUGH_LIBREOFFICE:
+            return Engine.LIBREOFFICE
+        chromium = params.engine is HtmlEngine.CHROMIUM and fmt in _PAGE_FORMATS
+        return Engine.CHROMIUM if chromium and params.to is ConvertTarget.PDF else None
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, ConvertParams)

@@ -94,6 +94,7 @@ def _chromium(
         policy=ctx.url_policy,
         root=folder,
         options=chromium_options(setup, pages),
+        sandbox=ctx.settings.sandbox,
     )
     refused = info.requests.get("refused") or []
     warnings = [

@@ -11,8 +11,9 @@ from docworker.document import Block, Document
 from docworker.engines.ocr import TesseractOcr, validate_languages
 from docworker.formats.base import OcrPolicy, PageSelection, ParseContext, PrefetchedOcr
 from docworker.formats.detect import detect
-from docworker.formats.registry import parse_path
+from docworker.formats.registry import READ_THROUGH_LIBREOFFICE, TEXT_TRUNCATED, parse_path
 from docworker.operations.base import (
+    Engine,
     InputFile,
     OperationContext,
     OperationParams,
@@ -72,10 +73,14 @@ class DocumentOperation:
         """Whether the payload needs the document's structure, or its text is enough."""
         return True
 
+    def engine(self, params: OperationParams, mime: str) -> Engine | None:
+        """LibreOffice for the legacy binary Office files, which are read through it."""
+        return Engine.LIBREOFFICE if mime in READ_THROUGH_LIBREOFFICE else None
+
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, DocumentInput)
         doc = parse_input(ctx, source, params, structure=self.structure(params))
-        return Result(payload=self.payload(doc, params))
+        return Result(payload=self.payload(doc, params), errors=limit_errors(doc))
 
     def split(
         self, ctx: OperationContext, source: InputFile, params: OperationParams, plan: SplitPlan
@@ -93,7 +98,9 @@ class DocumentOperation:
         assert isinstance(params, DocumentInput)
         pages = prefetched_pages(parts)
         doc = parse_input(ctx, source, params, structure=self.structure(params), ocr_pages=pages)
-        return Result(payload=self.payload(doc, params), errors=merge_errors(parts))
+        return Result(
+            payload=self.payload(doc, params), errors=merge_errors(parts) + limit_errors(doc)
+        )
 
 
 class ExtractOperation(DocumentOperation):
@@ -181,6 +188,15 @@ def parse_input(
         name=source.name,
         mime=source.mime,
     )
+
+
+def limit_errors(doc: Document) -> list[dict[str, Any]]:
+    """Error items for the text a limit cut from the document: the job ends ``partial``."""
+    return [
+        {"code": TEXT_TRUNCATED, "detail": warning.message}
+        for warning in doc.warnings
+        if warning.code == TEXT_TRUNCATED
+    ]
 
 
 def selected_blocks(doc: Document, params: DocumentInput) -> list[Block]:

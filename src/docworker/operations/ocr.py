@@ -42,6 +42,7 @@ from docworker.formats.pdf.ocr import render_page
 from docworker.formats.pdf.raster import POINTS_PER_INCH
 from docworker.operations.base import (
     Artifact,
+    Engine,
     InputFile,
     OperationContext,
     OperationParams,
@@ -56,6 +57,7 @@ from docworker.operations.ocr_parts import failed_parts, join_pdfs, page_count, 
 from docworker.operations.ocr_v1 import (
     V1_ALLOWED_CHARACTERS,
     as_pdf,
+    converted_to_pdf,
     document_metadata,
     image_metadata,
     v1_result,
@@ -159,6 +161,13 @@ class OcrOperation:
     summary: ClassVar[str] = "Text, confidences and word boxes of images and scanned PDFs."
     queue: ClassVar[str] = "ocr"
     Params: ClassVar[type[OperationParams]] = OcrParams
+
+    def engine(self, params: OperationParams, mime: str) -> Engine | None:
+        """LibreOffice for v1's OCR of a document that is not a PDF (converted first)."""
+        assert isinstance(params, OcrParams)
+        v1 = params.output is OcrOutput.V1
+        convert = v1 and mime not in ImageParser.media_types and converted_to_pdf(mime)
+        return Engine.LIBREOFFICE if convert else None
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, OcrParams)

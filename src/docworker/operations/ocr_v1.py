@@ -117,6 +117,11 @@ def document_metadata(source_file: str, psm: int, dpi: int) -> dict[str, Any]:
     }
 
 
+def converted_to_pdf(mime: str) -> bool:
+    """Whether :func:`as_pdf` has LibreOffice convert a document of type ``mime``."""
+    return mime != _PDF and format_of(mime) in _CONVERTED_TO_PDF
+
+
 @contextmanager
 def as_pdf(
     path: Path, name: str, mime: str, convert: Callable[[Path, str], Path] | None

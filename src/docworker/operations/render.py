@@ -36,6 +36,7 @@ from docworker.formats.ooxml.encrypted import ENCRYPTED_OOXML_MIME, decrypt_pack
 from docworker.formats.pdf.parser import open_pdf
 from docworker.operations.base import (
     Artifact,
+    Engine,
     InputFile,
     OperationContext,
     OperationParams,
@@ -47,7 +48,7 @@ from docworker.operations.base import (
     merge_errors,
 )
 from docworker.operations.ocr_parts import PDF, failed_parts, page_count, selected_pages
-from docworker.operations.ocr_v1 import as_pdf
+from docworker.operations.ocr_v1 import as_pdf, converted_to_pdf
 from docworker.render.page_images import (
     ImageSpec,
     WrittenImage,
@@ -123,6 +124,13 @@ class RenderOperation:
     summary: ClassVar[str] = "Pages of PDFs, office documents and images as PNG, JPEG or WebP."
     queue: ClassVar[str] = "convert"
     Params: ClassVar[type[OperationParams]] = RenderParams
+
+    def engine(self, params: OperationParams, mime: str) -> Engine | None:
+        """LibreOffice for an office or text document, which becomes a PDF first."""
+        convert = mime not in ImageParser.media_types and (
+            converted_to_pdf(mime) or mime == ENCRYPTED_OOXML_MIME
+        )
+        return Engine.LIBREOFFICE if convert else None
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, RenderParams)

@@ -26,6 +26,7 @@ from docworker.engines.chromium import (
 from docworker.errors import InvalidParameter
 from docworker.operations.base import (
     Artifact,
+    Engine,
     InputFile,
     OperationContext,
     OperationParams,
@@ -94,6 +95,10 @@ class ScreenshotOperation:
     queue: ClassVar[str] = "convert"
     Params: ClassVar[type[OperationParams]] = ScreenshotParams
 
+    def engine(self, params: OperationParams, mime: str) -> Engine | None:
+        """Chromium, always."""
+        return Engine.CHROMIUM
+
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, ScreenshotParams)
         settings = ctx.settings.chromium
@@ -128,6 +133,7 @@ class ScreenshotOperation:
             root=folder,
             options=options,
             wait=wait,
+            sandbox=ctx.settings.sandbox,
         )
         payload = {
             "format": params.format.value,

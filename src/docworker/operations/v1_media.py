@@ -45,6 +45,7 @@ from docworker.errors import InvalidParameter, ProcessingFailed
 from docworker.formats.detect import detect, format_of
 from docworker.operations.base import (
     Artifact,
+    Engine,
     InputFile,
     OperationContext,
     OperationParams,
@@ -126,6 +127,12 @@ class V1MediaOperation:
     summary: ClassVar[str] = "documents-worker v1's image and document pipelines (v1 routes)."
     queue: ClassVar[str] = "convert"
     Params: ClassVar[type[OperationParams]] = V1MediaParams
+
+    def engine(self, params: OperationParams, mime: str) -> Engine | None:
+        """LibreOffice for an office document, which becomes a PDF first."""
+        assert isinstance(params, V1MediaParams)
+        office = params.kind is MediaKind.DOCUMENT and _is_office(mime)
+        return Engine.LIBREOFFICE if office else None
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, V1MediaParams)

@@ -100,7 +100,7 @@ class VideoOperation:
             raise UnsupportedFormat(
                 mime, f"the video operation reads video and audio files, not {mime}"
             )
-        engine = Ffmpeg(ctx.settings.ffmpeg)
+        engine = Ffmpeg(ctx.settings.ffmpeg, ctx.settings.sandbox)
         probe = _probe(engine, source, mime)
         if params.action is VideoAction.PROBE:
             return Result(payload={"action": "probe", "mime": mime, **probe.as_dict()})

@@ -23,7 +23,9 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1.encoding import go_duration, v1_time
 from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
+from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DependencyDown
+from docworker.jobs.admission import DiskFloor
 
 router = APIRouter(tags=["health", "v1"])
 
@@ -93,6 +95,8 @@ def _checks(services: Services) -> dict[str, Any]:
         checks["storage"] = {"status": "up"}
     except DependencyDown as exc:
         checks["storage"] = {"status": "down", "error": exc.detail}
+    checks["disk"] = DiskFloor.of(services.settings).status()
+    checks["sandbox"] = network_sandbox(services.settings.sandbox).status()
     executor = services.executor
     if executor is not None:
         checks["executor"] = {
@@ -109,7 +113,7 @@ def health_report(services: Services) -> tuple[dict[str, Any], int]:
     queue = _queue_info(services)
     checks = _checks(services)
     status = "healthy"
-    if not all(s["available"] for s in tools.values()):
+    if not all(s["available"] for s in tools.values()) or checks["disk"]["status"] != "up":
         status = "degraded"
     if not queue["connected"] or checks["storage"]["status"] != "up":
         status = "unhealthy"
@@ -132,8 +136,11 @@ def _now() -> str:
 
 @router.get("/health", operation_id="health", summary="Full health report")
 async def health(services: ServicesDep) -> JSONResponse:
-    """``healthy``, ``degraded`` (a tool is missing: 200) or ``unhealthy`` (the job store or
-    blob store is down: 503), with each tool, the queue and the v2 checks."""
+    """``healthy``, ``degraded`` (a tool is missing, or the disk is under its free-space
+    floor so no work is accepted: 200) or ``unhealthy`` (the job store or blob store is
+    down: 503), with each tool, the queue and the v2 checks: storage, ``disk`` (free MiB
+    of each disk the service writes to, and the floor), ``sandbox`` (what keeps the
+    engines off the network: ``namespace`` or ``engine rules``) and the executor."""
     body, status = await anyio.to_thread.run_sync(health_report, services)
     return JSONResponse(body, status_code=status)
 

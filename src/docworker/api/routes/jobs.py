@@ -54,7 +54,7 @@ def _params_field(raw: str | None) -> dict[str, Any]:
             "model": JobPublic,
             "description": "The job of an earlier request with the same idempotency key",
         },
-        **problem_responses(404, 409, 413, 422),
+        **problem_responses(404, 409, 413, 422, 429, 503),
     },
     openapi_extra={
         "requestBody": {

@@ -17,17 +17,33 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from docworker.errors import DocworkerError, Forbidden, RateLimited, Unauthorized
+from docworker.errors import (
+    DocworkerError,
+    Forbidden,
+    InsufficientStorage,
+    QueueFull,
+    RateLimited,
+    Unauthorized,
+)
 
 
 class V1Error(Exception):
     """A v1 route's own error answer: ``status`` and the body ``{"error", "details"?, ...}``."""
 
-    def __init__(self, status: int, error: str, details: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        details: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.details = details
+        self.headers = headers
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
@@ -39,8 +55,16 @@ class V1Error(Exception):
 
     @classmethod
     def wrapping(cls, status: int, error: str, exc: DocworkerError) -> V1Error:
-        """The v1 error ``error`` whose details are the v2 error's own message. Refusals of
-        the caller (no key, a scope it lacks, its limits) keep their own status."""
+        """The v1 error ``error`` whose details are the v2 error's own message.
+
+        Refusals of the caller (no key, a scope it lacks, its limits) keep their own
+        status; a refusal the client is to retry later (a full engine queue, a full disk,
+        a rate limit) keeps its status (429, 503) and ``Retry-After`` too.
+        """
+        if isinstance(exc, QueueFull | InsufficientStorage | RateLimited):
+            status = 503 if isinstance(exc, InsufficientStorage) else 429
+            retry = {"Retry-After": str(exc.fields.get("retry_after", 5))}
+            return cls(status, error, exc.detail, headers=retry)
         for refusal, refused_status in _CALLER_REFUSALS.items():
             if isinstance(exc, refusal):
                 return cls(refused_status, error, exc.detail)
@@ -74,7 +98,7 @@ async def _on_v1_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, V1Error)
     # The route may have parsed a form it will not use now: its spooled files go.
     await request.close()
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
 def install_v1_errors(app: FastAPI) -> None:
@@ -117,5 +141,21 @@ def v1_responses(*cases: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
     }
     responses.setdefault(
         413, {"model": V1FrameworkError, "description": "`Request Entity Too Large`"}
+    )
+    responses.setdefault(
+        429,
+        {
+            "model": V1ErrorBody,
+            "description": "A request that submits a job, refused while too many jobs wait "
+            "for the engine it needs: the route's own error, with `Retry-After`",
+        },
+    )
+    responses.setdefault(
+        503,
+        {
+            "model": V1FrameworkError,
+            "description": "A request with a body, refused while the disk is under its "
+            "free-space floor (`server.min_free_disk_mb`), with `Retry-After`",
+        },
     )
     return responses

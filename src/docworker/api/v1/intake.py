@@ -225,7 +225,7 @@ async def receive_upload(services: Services, request: Request, upload: UploadFil
 
 
 def _store(services: Services, stream: IO[bytes], name: str) -> tuple[StoredBlob, str]:
-    limit = services.settings.server.max_upload_bytes
+    limit = services.settings.server.largest_upload
     suffix = PurePosixPath(name).suffix[:16]
     with tempfile.NamedTemporaryFile(prefix="docworker-v1-", suffix=suffix) as copy:
         shutil.copyfileobj(stream, copy, CHUNK)

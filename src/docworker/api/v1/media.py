@@ -233,8 +233,10 @@ async def _convert(
         name, extension = output_extension(record)
         entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
     except V1Error as exc:
-        if exc.status == REFUSED:
-            raise  # the content guard's refusal, which names what it found
+        if exc.status in (REFUSED, 401, 403):
+            raise  # the content guard's refusal naming what it found, or the caller's
+        if exc.headers:  # refused for now (a full engine queue): retry after
+            raise V1Error(exc.status, PROCESSING_FAILED, headers=exc.headers) from None
         raise V1Error(500, PROCESSING_FAILED) from None
     except DocworkerError:
         raise V1Error(500, PROCESSING_FAILED) from None

@@ -1,0 +1,143 @@
+"""What work must pass before it is accepted: the free-disk floor and the engines' queues.
+
+Two checks, made by :meth:`Admission.admit` before a job is queued (every entry
+point submits through :meth:`~docworker.jobs.queue.JobQueue.submit`), the first
+also before an upload is read (the API's upload guard):
+
+* **free disk**: while the disk of the data folder, of the blob store (when it is
+  local) or of the temporary folder (where uploads are spooled and jobs work) has
+  less than ``server.min_free_disk_mb`` free, work is refused with
+  :class:`~docworker.errors.InsufficientStorage` (503 with ``Retry-After``): a
+  job accepted then would fail half-way, or fill the disk for everyone;
+* **engine queues**: a job that will run on a supervised engine (LibreOffice,
+  Chromium: the operation says, see :class:`~docworker.operations.base.EngineBound`,
+  from its parameters and the input's type detected from its content) is refused
+  with :class:`~docworker.errors.QueueFull` (429 with ``Retry-After``) while the
+  engine is full: one job running on each worker's instance
+  (``executor.workers``) and ``max_queue`` more waiting, as the supervisor of one
+  instance counts them. The engine is recorded in the job's stored input
+  (``engine``), so that the jobs queued or running for it are counted in the job
+  store whichever replica queued them. Two requests racing for the last place may
+  both get it: the bound is exact to within the requests admitted at once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from docworker.config import Settings
+from docworker.errors import InsufficientStorage, NotFound, QueueFull
+from docworker.formats.detect import detect_stream
+from docworker.jobs.store import JobStore
+from docworker.operations.base import Engine, EngineBound, Operation, OperationParams
+from docworker.storage import BlobStore, StoredBlob
+
+log = structlog.get_logger(__name__)
+
+#: Where a job's stored input names the engine it will wait for.
+ENGINE_TAG = ("engine",)
+#: Seconds a client refused for a full engine queue is told to wait.
+QUEUE_RETRY_AFTER = 10
+_MIB = 1024 * 1024
+
+
+class DiskFloor:
+    """The folders whose disks must keep ``min_free_mb`` free for work to be accepted."""
+
+    def __init__(self, folders: list[Path], min_free_mb: int, retry_after: int) -> None:
+        self.folders = folders
+        self.min_free_mb = min_free_mb
+        self.retry_after = retry_after
+
+    @classmethod
+    def of(cls, settings: Settings) -> DiskFloor:
+        """The data folder, the local blob store's folder and the temporary folder."""
+        folders = [settings.data_dir.absolute(), Path(tempfile.gettempdir())]
+        url = settings.storage_url
+        if url.startswith("file://"):
+            folders.append(Path(url.removeprefix("file://")))
+        server = settings.server
+        return cls(folders, server.min_free_disk_mb, server.disk_retry_after)
+
+    def check(self) -> None:
+        """Raise :class:`InsufficientStorage` when a folder's disk is under the floor."""
+        if self.min_free_mb <= 0:
+            return
+        for folder, free in self._free():
+            if free < self.min_free_mb * _MIB:
+                raise InsufficientStorage(
+                    str(folder), free / _MIB, self.min_free_mb, retry_after=self.retry_after
+                )
+
+    def status(self) -> dict[str, Any]:
+        """For health: each disk's free MiB, the floor, and whether work is accepted."""
+        found = [(folder, round(free / _MIB)) for folder, free in self._free()]
+        ok = self.min_free_mb <= 0 or all(free >= self.min_free_mb for _, free in found)
+        disks = [{"path": str(folder), "free_mb": free} for folder, free in found]
+        return {"status": "up" if ok else "low", "floor_mb": self.min_free_mb, "disks": disks}
+
+    def _free(self) -> list[tuple[Path, int]]:
+        """Free bytes of each distinct disk among the folders (looked at the nearest
+        folder that exists: the data folder may not be made yet)."""
+        found: dict[int, tuple[Path, int]] = {}
+        for folder in self.folders:
+            existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+            if existing is None:
+                continue
+            device = existing.stat().st_dev
+            if device not in found:
+                found[device] = (folder, shutil.disk_usage(existing).free)
+        return list(found.values())
+
+
+class Admission:
+    """The checks a job passes before :class:`~docworker.jobs.queue.JobQueue` queues it."""
+
+    def __init__(self, settings: Settings, store: JobStore, blobs: BlobStore) -> None:
+        self.disk = DiskFloor.of(settings)
+        self.store = store
+        self.blobs = blobs
+        # Each worker process owns one instance of each engine.
+        workers = settings.executor.workers
+        self.capacity = {
+            Engine.LIBREOFFICE: workers + settings.libreoffice.max_queue,
+            Engine.CHROMIUM: workers + settings.chromium.max_queue,
+        }
+
+    def admit(
+        self, operation: Operation, params: OperationParams, blob: StoredBlob | None, **hints: Any
+    ) -> Engine | None:
+        """Check the disk, then the queue of the engine the job will run on; returns that
+        engine (to be recorded with the job), or None. ``hints``: the input's ``name``
+        and ``mime`` as given, if any (a given type is what the operation reads it as)."""
+        self.disk.check()
+        if blob is None or not isinstance(operation, EngineBound):
+            return None
+        mime = hints.get("mime") or self._detected(blob, hints.get("name"))
+        engine = operation.engine(params, mime)
+        if engine is None:
+            return None
+        capacity = self.capacity[engine]
+        held = self.store.count_unfinished_with_tag(ENGINE_TAG, engine.value)
+        if held >= capacity:
+            log.info("job refused: engine queue full", engine=engine.value, jobs=held)
+            raise QueueFull(
+                f"{held} jobs run on or wait for {engine.value} already, as many as it "
+                f"takes (one per worker, plus {engine.value}.max_queue waiting); retry later",
+                retry_after=QUEUE_RETRY_AFTER,
+            )
+        return engine
+
+    def _detected(self, blob: StoredBlob, name: str | None) -> str:
+        """The input's type from its content, read by ranges from the blob store."""
+        try:
+            with self.blobs.open(blob.uri) as stream:
+                return detect_stream(stream, name).mime
+        except (NotFound, OSError):
+            # The worker detects it again, and says what is wrong with it.
+            return "application/octet-stream"
