@@ -265,6 +265,11 @@ class ExecutorSettings(BaseModel):
     job_retention: Seconds = Field(
         86400.0, gt=0, description="Finished jobs and their files are deleted after this long."
     )
+    tenant_retention: dict[str, Seconds] = Field(
+        default_factory=dict,
+        description="Retention of the finished jobs of these tenants, over job_retention: "
+        "{tenant: seconds}, e.g. {\"acme\": 3600}.",
+    )
     split_min_pages: int = Field(
         4,
         ge=0,

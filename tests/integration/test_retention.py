@@ -62,3 +62,25 @@ def test_further_inputs_are_kept_while_a_job_names_them(tmp_path: Path) -> None:
     assert not blobs.exists(main.uri)
     assert not blobs.exists(other.uri)
     store.close()
+
+
+def test_a_tenant_s_own_retention_applies_to_its_jobs_only(tmp_path: Path) -> None:
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store.migrate()
+    blobs = BlobStore(f"file://{tmp_path / 'blobs'}")
+    jobs = {
+        tenant: store.create(NewJob(operation="extract", params={}, input=None, tenant=tenant))[0]
+        for tenant in ("short", "long", None)
+    }
+    for record in jobs.values():
+        store.request_cancel(record.id)  # queued: cancelled at once, so finished now
+    # The common retention is a day; "short" keeps its jobs no time at all.
+    assert purge_expired(store, blobs, retention=86400, tenant_retention={"short": 0}) == 1
+    remaining, _ = store.list(limit=10)
+    assert {r.tenant for r in remaining} == {"long", None}
+    # A long retention of its own keeps a tenant's jobs past the common one.
+    purged = purge_expired(store, blobs, retention=0, tenant_retention={"long": 86400})
+    assert purged == 1
+    (kept,) = store.list(limit=10)[0]
+    assert kept.tenant == "long"
+    store.close()

@@ -175,6 +175,7 @@ async def _purge_periodically(services: Services) -> None:
                     services.store,
                     services.blobs,
                     retention=services.settings.executor.job_retention,
+                    tenant_retention=services.settings.executor.tenant_retention,
                 )
             )
         except DocworkerError as exc:

@@ -9,14 +9,13 @@ files, the first and the further ones (``input.others``). Inputs are
 content-addressed and may be shared by several jobs, so an input blob goes only
 when no remaining job names it.
 
-A retention per tenant plugs in at :func:`purge_expired`'s caller: delete each
-tenant's jobs with its own cutoff (:meth:`JobStore.delete_finished_before` filtered
-by tenant), then hand what was deleted to :func:`discard_job_data`.
+A tenant may have a retention of its own (``executor.tenant_retention``): its jobs
+are deleted on its own cutoff, the other jobs on the common one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -27,10 +26,20 @@ from docworker.storage import BlobStore
 log = structlog.get_logger(__name__)
 
 
-def purge_expired(store: JobStore, blobs: BlobStore, *, retention: float) -> int:
-    """Delete jobs finished more than ``retention`` seconds ago, with their blobs."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=retention)
-    deleted = store.delete_finished_before(cutoff)
+def purge_expired(
+    store: JobStore,
+    blobs: BlobStore,
+    *,
+    retention: float,
+    tenant_retention: Mapping[str, float] | None = None,
+) -> int:
+    """Delete jobs finished more than ``retention`` seconds ago (for the tenants of
+    ``tenant_retention``, their own number of seconds), with their blobs."""
+    now = datetime.now(UTC)
+    own = dict(tenant_retention or {})
+    deleted = store.delete_finished_before(now - timedelta(seconds=retention), other_than=own)
+    for tenant, seconds in own.items():
+        deleted += store.delete_finished_before(now - timedelta(seconds=seconds), tenant=tenant)
     inputs = discard_job_data(store, blobs, deleted)
     if deleted:
         log.info("expired jobs purged", jobs=len(deleted), inputs=inputs)

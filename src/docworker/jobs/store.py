@@ -691,20 +691,29 @@ class JobStore:
         error = EngineFailed("the executor running the job restarted", worker=worker)
         return self._requeue(Job.worker == worker, error, _now())
 
-    def delete_finished_before(self, before: datetime) -> Records:
+    def delete_finished_before(
+        self,
+        before: datetime,
+        *,
+        tenant: str | None = None,
+        other_than: Collection[str] = (),
+    ) -> Records:
         """Delete the jobs that reached a final state before ``before``; returns them.
 
-        The parts of a split job are deleted with it, never before it.
+        ``tenant`` keeps to that tenant's jobs; ``other_than`` leaves those tenants'
+        jobs alone (they have retentions of their own). The parts of a split job are
+        deleted with it, never before it.
         """
-        query = (
-            select(Job)
-            .where(
-                Job.status.in_(TERMINAL_STATUSES),
-                Job.finished_at < _aware(before, "before"),
-                Job.parent_id.is_(None),
-            )
-            .with_for_update(skip_locked=True)
+        query = select(Job).where(
+            Job.status.in_(TERMINAL_STATUSES),
+            Job.finished_at < _aware(before, "before"),
+            Job.parent_id.is_(None),
         )
+        if tenant is not None:
+            query = query.where(Job.tenant == tenant)
+        if other_than:
+            query = query.where(or_(Job.tenant.is_(None), Job.tenant.not_in(list(other_than))))
+        query = query.with_for_update(skip_locked=True)
         with self._session(writes=True) as session:
             jobs = list(session.scalars(query).all())
             split = [job.id for job in jobs if job.children_total]
