@@ -18,12 +18,15 @@ from docworker.api.auth import Authenticate, Authenticator, document_security
 from docworker.api.deps import Services
 from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
+from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
+from docworker.api.routes import audit as audit_routes
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
 from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
+from docworker.api.routes import usage as usage_routes
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
 from docworker.api.uploads import BodySizeLimit
@@ -31,14 +34,21 @@ from docworker.api.v1.install import install_v1
 from docworker.auth import server_secret
 from docworker.config import ExecutorKind, Settings, SettingsRefused
 from docworker.errors import DocworkerError
+from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
-from docworker.jobs.retention import purge_expired
+from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
+from docworker.jobs.usage import QuotaCounters
 from docworker.storage import BlobStore
-from docworker.telemetry import HTTP_LATENCY, HTTP_REQUEST_BYTES, HTTP_REQUESTS
+from docworker.telemetry import (
+    HTTP_LATENCY,
+    HTTP_REQUEST_BYTES,
+    HTTP_REQUESTS,
+    configure_usage_metrics,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -59,10 +69,23 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
     blobs = BlobStore(settings.storage_url)
     blobs.ping()
     events = JobEvents()
+    configure_usage_metrics(by_key=settings.usage.metrics_by_key)
+    audit = AuditLog(store)
+    refusals = RefusalLog(
+        audit, max_events=settings.audit.buffer_events, enabled=settings.audit.refusals
+    )
     executor = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
         executor = LocalExecutor(settings, store, events)
-    queue = JobQueue(store, blobs, executor, events, max_attempts=settings.executor.max_attempts)
+    queue = JobQueue(
+        store,
+        blobs,
+        executor,
+        events,
+        max_attempts=settings.executor.max_attempts,
+        quotas=settings.quota,
+        refusals=refusals,
+    )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
     return Services(
@@ -73,6 +96,9 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
         executor=executor,
         keys=keys,
         authenticator=Authenticator(keys, settings.auth.cache_ttl),
+        audit=audit,
+        refusals=refusals,
+        counters=QuotaCounters(store),
     )
 
 
@@ -95,12 +121,15 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         app.state.services = services
         log.info("service started", profile=settings.profile.value, database=_safe(settings))
         janitor = asyncio.create_task(_purge_periodically(services))
+        refusals = asyncio.create_task(_flush_refusals_periodically(services))
         try:
             yield
         finally:
             janitor.cancel()
+            refusals.cancel()
             if services.executor is not None:
                 await anyio.to_thread.run_sync(services.executor.stop)
+            await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
             log.info("service stopped")
 
@@ -122,14 +151,20 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(screenshot_route.router)
     app.include_router(convert_router)
     app.include_router(keys_routes.router)
-    # The last added runs first: v1's path rules, the request's context, the caller's
-    # key, then the body's size, so no body is read for a caller without a key.
+    app.include_router(audit_routes.router)
+    app.include_router(usage_routes.router)
+    # The last added runs first: v1's path rules, the request's context, the refusals
+    # audit, the caller's key, its daily quotas, then the body's size, so no body is
+    # read for a caller without a key or with a quota spent.
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
+    app.add_middleware(QuotaGate, settings=settings)
     app.add_middleware(Authenticate, settings=settings)
+    app.add_middleware(AuditRefusals)
     app.add_middleware(RequestContext)
     install_v1(app, settings)
     install_docs(app, settings)
     document_security(app, settings)
+    document_quotas(app, settings)
     return app
 
 
@@ -138,7 +173,8 @@ PURGE_INTERVAL = 300.0
 
 
 async def _purge_periodically(services: Services) -> None:
-    """Delete expired jobs and their blobs now and then, for as long as the service runs."""
+    """Delete expired jobs and their blobs, and old audit events and quota counters, now
+    and then, for as long as the service runs."""
     while True:
         try:
             await anyio.to_thread.run_sync(
@@ -148,9 +184,19 @@ async def _purge_periodically(services: Services) -> None:
                     retention=services.settings.executor.job_retention,
                 )
             )
+            await anyio.to_thread.run_sync(
+                lambda: purge_audit(services.audit, services.counters, services.settings.audit)
+            )
         except DocworkerError as exc:
             log.warning("purge of expired jobs failed", error=exc.detail)
         await asyncio.sleep(PURGE_INTERVAL)
+
+
+async def _flush_refusals_periodically(services: Services) -> None:
+    """Write the refused requests gathered since the last time, every flush interval."""
+    while True:
+        await asyncio.sleep(services.settings.audit.flush_interval)
+        await anyio.to_thread.run_sync(services.refusals.flush)
 
 
 def _safe(settings: Settings) -> str:

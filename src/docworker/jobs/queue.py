@@ -17,9 +17,19 @@ from typing import IO, Any, Protocol
 import anyio.to_thread
 
 from docworker.auth import Principal
-from docworker.errors import Conflict, InvalidParameter, NotFound, error_from_dict
+from docworker.config import QuotaSettings
+from docworker.errors import (
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    PayloadTooLarge,
+    QuotaExceeded,
+    error_from_dict,
+)
+from docworker.jobs.audit import RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
+from docworker.jobs.usage import Quotas
 from docworker.operations import dump_params, get_operation, validate_params
 from docworker.storage import BlobStore, StoredBlob
 from docworker.telemetry import JOBS_SUBMITTED
@@ -81,12 +91,17 @@ class JobQueue:
         events: JobEvents,
         *,
         max_attempts: int,
+        quotas: QuotaSettings | None = None,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.executor = executor
         self.events = events
         self.max_attempts = max_attempts
+        #: Default daily quotas of API keys (a key's own limits take precedence).
+        self.quotas = quotas or QuotaSettings()
+        self.refusals = refusals
 
     def submit(
         self,
@@ -100,7 +115,10 @@ class JobQueue:
         others: Sequence[JobInput] = (),
     ) -> tuple[JobRecord, bool]:
         """Validate and queue a job for ``caller``; returns the job and whether it is new.
-        ``others`` are the job's further input files, after ``job_input``."""
+        ``others`` are the job's further input files, after ``job_input``.
+
+        A job of an API key counts against the key's daily quotas; when one is spent
+        it is refused with :class:`QuotaExceeded` (429) and not queued."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
@@ -109,19 +127,24 @@ class JobQueue:
             if stored is None:
                 raise InvalidParameter("file", "further input files need a first one")
             stored["others"] = [other.as_dict() for other in others]
-        record, created = self.store.create(
-            NewJob(
-                operation=operation,
-                params=dump_params(checked),
-                input=stored,
-                priority=priority,
-                idempotency_key=_scoped_key(idempotency_key, caller),
-                max_attempts=self.max_attempts,
-                tenant=caller.tenant,
-                key_id=caller.key_id,
-                client=caller.client,
-            )
+        new = NewJob(
+            operation=operation,
+            params=dump_params(checked),
+            input=stored,
+            priority=priority,
+            idempotency_key=_scoped_key(idempotency_key, caller),
+            max_attempts=self.max_attempts,
+            tenant=caller.tenant,
+            key_id=caller.key_id,
+            client=caller.client,
         )
+        try:
+            record, created = self.store.create(new, quotas=Quotas.of(caller.limits, self.quotas))
+        except (QuotaExceeded, PayloadTooLarge) as exc:
+            if self.refusals is not None:
+                status = 429 if isinstance(exc, QuotaExceeded) else 413
+                self.refusals.quota_exceeded(caller, exc, status, operation=operation)
+            raise
         if created:
             JOBS_SUBMITTED.labels(operation).inc()
             if self.executor is not None:

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -54,9 +55,29 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQL
 from sqlalchemy.orm import Session, sessionmaker
 
 from docworker.errors import Conflict, DependencyDown, EngineFailed, InvalidParameter, NotFound
-from docworker.jobs.models import TERMINAL_STATUSES, Job, JobRecord, JobStatus, NewJob
+from docworker.jobs import usage
+from docworker.jobs.models import (
+    TERMINAL_STATUSES,
+    AuditEvent,
+    Job,
+    JobCost,
+    JobRecord,
+    JobStatus,
+    NewJob,
+    input_bytes,
+)
+from docworker.jobs.usage import Quotas
+from docworker.telemetry import record_job_cpu, record_job_usage
 
-__all__ = ["MAX_PAGE_SIZE", "TERMINAL_STATUSES", "JobRecord", "JobStatus", "JobStore", "NewJob"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "TERMINAL_STATUSES",
+    "JobCost",
+    "JobRecord",
+    "JobStatus",
+    "JobStore",
+    "NewJob",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -74,6 +95,8 @@ _SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITES = "docworker_writes"
 #: How often a claim that lost its job to another claimer looks for the next one.
 _CLAIM_TRIES = 5
+#: Session ``info`` entry: what to record in the metrics once the transaction commits.
+_AFTER_COMMIT = "docworker_after_commit"
 
 
 def _now() -> datetime:
@@ -248,8 +271,11 @@ class JobStore:
         try:
             with (self._writers if writes else self._readers).begin() as session:
                 yield session
+                after_commit = session.info.pop(_AFTER_COMMIT, [])
         except (OperationalError, InterfaceError) as exc:
             raise DependencyDown("the job database failed", dependency="database") from exc
+        for record in after_commit:
+            record()
 
     def transaction(self, *, writes: bool = False) -> AbstractContextManager[Session]:
         """One transaction for the other tables of the store (keys, audit events)."""
@@ -401,12 +427,16 @@ class JobStore:
 
     # -- writing ----------------------------------------------------------------
 
-    def create(self, new: NewJob) -> tuple[JobRecord, bool]:
+    def create(self, new: NewJob, *, quotas: Quotas | None = None) -> tuple[JobRecord, bool]:
         """Queue ``new``; the flag says whether a job was created.
 
         A known ``idempotency_key`` returns the job it created before, provided the
         operation, the params and the input's sha256 are the same; otherwise
         :class:`Conflict`. Two racing submissions of one key make one job.
+
+        A job with an API key is counted in its key's day, in the same transaction,
+        and refused with :class:`~docworker.errors.QuotaExceeded` when that would go
+        past ``quotas`` (see :mod:`docworker.jobs.usage`).
         """
         if new.max_attempts < 1:
             raise InvalidParameter("max_attempts", "must be at least 1")
@@ -431,6 +461,9 @@ class JobStore:
         )
         try:
             with self._session(writes=True) as session:
+                if new.key_id is not None:
+                    size = input_bytes(new.input)
+                    usage.admit(session, new.key_id, new.tenant, quotas or Quotas(), size, now)
                 session.add(job)
                 session.flush()
                 # Read back, so the record holds what the database stored.
@@ -518,7 +551,9 @@ class JobStore:
         with self._session(writes=True) as session:
             session.execute(change)
 
-    def split(self, job_id: str, parts: Sequence[dict[str, Any]]) -> tuple[JobRecord, Records]:
+    def split(
+        self, job_id: str, parts: Sequence[dict[str, Any]], *, cost: JobCost | None = None
+    ) -> tuple[JobRecord, Records]:
         """Turn a running job into ``parts``: child jobs with the job's input. A part is
         ``{"params": ..., "operation": ...}``: without an operation it runs the job's,
         with the job's params updated by its own; with one, it runs that on its own
@@ -527,7 +562,7 @@ class JobStore:
 
         Parts take their parent's priority and place in the queue (its creation time),
         so a job begun is finished before younger jobs start. A job whose cancellation
-        was asked for is cancelled instead.
+        was asked for is cancelled instead. ``cost`` is what the attempt that split it used.
         """
         if not parts:
             raise ValueError("a job is split into one part or more")
@@ -567,6 +602,7 @@ class JobStore:
                 job.heartbeat_at = None
                 job.progress_message = f"split into {len(children)} parts"
             job.updated_at = now
+            _settle(session, job, now, cost)
             session.flush()
             record = JobRecord.from_row(job)
             records = [JobRecord.from_row(child) for child in children]
@@ -580,8 +616,9 @@ class JobStore:
         *,
         partial: bool = False,
         errors: Sequence[dict[str, Any]] | None = None,
+        cost: JobCost | None = None,
     ) -> JobRecord:
-        """Finish a running job with ``result``.
+        """Finish a running job with ``result``; ``cost`` is what its attempt used.
 
         It ends ``partial`` when asked or when ``errors`` lists anything, keeping
         the items as ``{"code": "partial", "items": [...]}``; otherwise the error
@@ -596,12 +633,17 @@ class JobStore:
             job.progress = 1.0
             job.finished_at = now
 
-        return self._transition(job_id, {JobStatus.RUNNING}, succeed)
+        return self._transition(job_id, {JobStatus.RUNNING}, succeed, cost)
 
     def mark_failed(
-        self, job_id: str, error: dict[str, Any], *, retry_delay: float | None
+        self,
+        job_id: str,
+        error: dict[str, Any],
+        *,
+        retry_delay: float | None,
+        cost: JobCost | None = None,
     ) -> JobRecord:
-        """End a running job's attempt with ``error``.
+        """End a running job's attempt with ``error``; ``cost`` is what the attempt used.
 
         ``retry_delay`` None means the failure is final (bad input): FAILED.
         Otherwise the job is queued again ``retry_delay`` seconds from now while it
@@ -616,7 +658,7 @@ class JobStore:
             else:
                 _retry_or_bury(job, now, now + timedelta(seconds=retry_delay))
 
-        return self._transition(job_id, {JobStatus.RUNNING}, fail)
+        return self._transition(job_id, {JobStatus.RUNNING}, fail, cost)
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or flag a running one for its executor.
@@ -641,14 +683,15 @@ class JobStore:
                     self.request_cancel(part.id)
         return record
 
-    def mark_cancelled(self, job_id: str) -> JobRecord:
-        """Record that the executor stopped a job whose cancellation was asked for."""
+    def mark_cancelled(self, job_id: str, *, cost: JobCost | None = None) -> JobRecord:
+        """Record that the executor stopped a job whose cancellation was asked for;
+        ``cost`` is what its attempt used until then."""
 
         def cancelled(job: Job, now: datetime) -> None:
             job.status = JobStatus.CANCELLED
             job.finished_at = now
 
-        return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancelled)
+        return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancelled, cost)
 
     def requeue_stale(self, *, older_than: float, now: datetime | None = None) -> Records:
         """Take back running jobs whose executor sent no heartbeat for ``older_than`` s.
@@ -727,11 +770,13 @@ class JobStore:
         job_id: str,
         allowed: Collection[JobStatus],
         change: Callable[[Job, datetime], None],
+        cost: JobCost | None = None,
     ) -> JobRecord:
         """Apply ``change`` to the job if its status is in ``allowed``; log it if so.
 
         The row is locked for the transaction, so the check and the change are
-        one step. A job in another status is returned unchanged.
+        one step. A job in another status is returned unchanged (and ``cost``, what
+        the attempt used, is booked all the same: the CPU was spent).
         """
         now = _now()
         with self._session(writes=True) as session:
@@ -740,7 +785,7 @@ class JobStore:
             if changed:
                 change(job, now)
                 job.updated_at = now
-                _part_ended(session, job, now)
+            _settle(session, job, now, cost, ended=changed)
             record = JobRecord.from_row(job)
         if changed:
             _log_transition(record)
@@ -761,23 +806,94 @@ class JobStore:
                 job.error = error.to_dict()
                 job.updated_at = now
                 _retry_or_bury(job, now, run_after=None)
-                _part_ended(session, job, now)
+                _settle(session, job, now)
             records = [JobRecord.from_row(job) for job in jobs]
         for record in records:
             _log_transition(record)
         return records
 
 
-def _part_ended(session: Session, job: Job, now: datetime) -> None:
-    """Count a part's end in its parent, in the part's transaction: the parent's
-    progress, and once no part is left, the parent queued again to merge (or
-    cancelled, if that was asked for)."""
-    if job.parent_id is None or job.status not in TERMINAL_STATUSES:
+def _settle(
+    session: Session, job: Job, now: datetime, cost: JobCost | None = None, *, ended: bool = True
+) -> None:
+    """Book what the job's attempt used (``cost``) and, once the job has ended (when
+    ``ended``: its status just changed), its audit event and pages; a part's end is
+    counted in its parent instead. All in the transaction of the state change."""
+    if cost is not None:
+        job.cpu_seconds = (job.cpu_seconds or 0.0) + cost.cpu_seconds
+        if cost.pages is not None:
+            job.pages = cost.pages
+        usage.charge(session, job.key_id, job.tenant, now, cpu_seconds=cost.cpu_seconds)
+        if not ended and job.status in TERMINAL_STATUSES and cost.cpu_seconds > 0:
+            # An attempt that reported after its job had ended (requeued as stale, then
+            # buried): the CPU was spent all the same.
+            _late_cpu(session, job, cost.cpu_seconds)
+    if not ended or job.status not in TERMINAL_STATUSES:
         return
-    parent = session.scalars(
-        select(Job).where(Job.id == job.parent_id).with_for_update()
-    ).one_or_none()
-    if parent is None or parent.children_pending <= 0:
+    if job.parent_id is not None:
+        _part_ended(session, job, now)
+        return
+    event = AuditEvent.for_job(job, now)
+    session.add(event)
+    usage.charge(session, job.key_id, job.tenant, now, pages=job.pages or 0)
+    session.info.setdefault(_AFTER_COMMIT, []).append(
+        partial(
+            record_job_usage,
+            tenant=job.tenant,
+            key_id=job.key_id,
+            operation=job.operation,
+            outcome=str(job.status),
+            input_bytes=event.input_bytes or 0,
+            pages=job.pages or 0,
+            cpu_seconds=event.cpu_seconds or 0.0,
+        )
+    )
+
+
+def _late_cpu(session: Session, job: Job, cpu_seconds: float) -> None:
+    """CPU-seconds of an ended job (or of a part of an ended job) that arrive after its
+    audit event was written: added to the event, and to the parent of a part."""
+    owner: Job | None = job
+    if job.parent_id is not None:
+        owner = _parent(session, job)
+        if owner is None:
+            return
+        owner.cpu_seconds = (owner.cpu_seconds or 0.0) + cpu_seconds
+        if owner.status not in TERMINAL_STATUSES:
+            return
+    assert owner is not None
+    session.execute(
+        update(AuditEvent)
+        .where(AuditEvent.job_id == owner.id, AuditEvent.kind == "job")
+        .values(cpu_seconds=func.coalesce(AuditEvent.cpu_seconds, 0.0) + cpu_seconds)
+        .execution_options(synchronize_session=False)
+    )
+    session.info.setdefault(_AFTER_COMMIT, []).append(
+        partial(record_job_cpu, owner.tenant, owner.key_id, owner.operation, cpu_seconds)
+    )
+
+
+def _parent(session: Session, job: Job) -> Job | None:
+    query = select(Job).where(Job.id == job.parent_id).with_for_update()
+    return session.scalars(query).one_or_none()
+
+
+def _part_ended(session: Session, job: Job, now: datetime) -> None:
+    """Count a part's end in its parent, in the part's transaction: its CPU-seconds and
+    pages, the parent's progress, and once no part is left, the parent queued again to
+    merge (or cancelled, if that was asked for). A part that ends after its parent
+    (cancelled while its parts ran) adds its CPU-seconds to the parent's audit event."""
+    parent = _parent(session, job)
+    if parent is None:
+        return
+    if parent.status in TERMINAL_STATUSES:
+        if job.cpu_seconds:
+            _late_cpu(session, job, job.cpu_seconds)
+    else:
+        parent.cpu_seconds = (parent.cpu_seconds or 0.0) + (job.cpu_seconds or 0.0)
+        if job.pages:
+            parent.pages = (parent.pages or 0) + job.pages
+    if parent.children_pending <= 0:
         return
     parent.children_pending -= 1
     done = parent.children_total - parent.children_pending
@@ -788,6 +904,7 @@ def _part_ended(session: Session, job: Job, now: datetime) -> None:
         if parent.cancel_requested:
             parent.status = JobStatus.CANCELLED
             parent.finished_at = now
+            _settle(session, parent, now)
         else:
             parent.status = JobStatus.QUEUED
             parent.run_after = None
