@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -56,9 +55,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from docworker.errors import Conflict, DependencyDown, EngineFailed, InvalidParameter, NotFound
 from docworker.jobs import usage
+from docworker.jobs.ledger import run_after_commit, settle
 from docworker.jobs.models import (
     TERMINAL_STATUSES,
-    AuditEvent,
     Job,
     JobCost,
     JobRecord,
@@ -67,7 +66,6 @@ from docworker.jobs.models import (
     input_bytes,
 )
 from docworker.jobs.usage import Quotas
-from docworker.telemetry import record_job_cpu, record_job_usage
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -95,8 +93,6 @@ _SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITES = "docworker_writes"
 #: How often a claim that lost its job to another claimer looks for the next one.
 _CLAIM_TRIES = 5
-#: Session ``info`` entry: what to record in the metrics once the transaction commits.
-_AFTER_COMMIT = "docworker_after_commit"
 
 
 def _now() -> datetime:
@@ -271,11 +267,9 @@ class JobStore:
         try:
             with (self._writers if writes else self._readers).begin() as session:
                 yield session
-                after_commit = session.info.pop(_AFTER_COMMIT, [])
         except (OperationalError, InterfaceError) as exc:
             raise DependencyDown("the job database failed", dependency="database") from exc
-        for record in after_commit:
-            record()
+        run_after_commit(session)
 
     def transaction(self, *, writes: bool = False) -> AbstractContextManager[Session]:
         """One transaction for the other tables of the store (keys, audit events)."""
@@ -602,7 +596,7 @@ class JobStore:
                 job.heartbeat_at = None
                 job.progress_message = f"split into {len(children)} parts"
             job.updated_at = now
-            _settle(session, job, now, cost)
+            settle(session, job, now, cost)
             session.flush()
             record = JobRecord.from_row(job)
             records = [JobRecord.from_row(child) for child in children]
@@ -785,7 +779,7 @@ class JobStore:
             if changed:
                 change(job, now)
                 job.updated_at = now
-            _settle(session, job, now, cost, ended=changed)
+            settle(session, job, now, cost, ended=changed)
             record = JobRecord.from_row(job)
         if changed:
             _log_transition(record)
@@ -806,110 +800,11 @@ class JobStore:
                 job.error = error.to_dict()
                 job.updated_at = now
                 _retry_or_bury(job, now, run_after=None)
-                _settle(session, job, now)
+                settle(session, job, now)
             records = [JobRecord.from_row(job) for job in jobs]
         for record in records:
             _log_transition(record)
         return records
-
-
-def _settle(
-    session: Session, job: Job, now: datetime, cost: JobCost | None = None, *, ended: bool = True
-) -> None:
-    """Book what the job's attempt used (``cost``) and, once the job has ended (when
-    ``ended``: its status just changed), its audit event and pages; a part's end is
-    counted in its parent instead. All in the transaction of the state change."""
-    if cost is not None:
-        job.cpu_seconds = (job.cpu_seconds or 0.0) + cost.cpu_seconds
-        if cost.pages is not None:
-            job.pages = cost.pages
-        usage.charge(session, job.key_id, job.tenant, now, cpu_seconds=cost.cpu_seconds)
-        if not ended and job.status in TERMINAL_STATUSES and cost.cpu_seconds > 0:
-            # An attempt that reported after its job had ended (requeued as stale, then
-            # buried): the CPU was spent all the same.
-            _late_cpu(session, job, cost.cpu_seconds)
-    if not ended or job.status not in TERMINAL_STATUSES:
-        return
-    if job.parent_id is not None:
-        _part_ended(session, job, now)
-        return
-    event = AuditEvent.for_job(job, now)
-    session.add(event)
-    usage.charge(session, job.key_id, job.tenant, now, pages=job.pages or 0)
-    session.info.setdefault(_AFTER_COMMIT, []).append(
-        partial(
-            record_job_usage,
-            tenant=job.tenant,
-            key_id=job.key_id,
-            operation=job.operation,
-            outcome=str(job.status),
-            input_bytes=event.input_bytes or 0,
-            pages=job.pages or 0,
-            cpu_seconds=event.cpu_seconds or 0.0,
-        )
-    )
-
-
-def _late_cpu(session: Session, job: Job, cpu_seconds: float) -> None:
-    """CPU-seconds of an ended job (or of a part of an ended job) that arrive after its
-    audit event was written: added to the event, and to the parent of a part."""
-    owner: Job | None = job
-    if job.parent_id is not None:
-        owner = _parent(session, job)
-        if owner is None:
-            return
-        owner.cpu_seconds = (owner.cpu_seconds or 0.0) + cpu_seconds
-        if owner.status not in TERMINAL_STATUSES:
-            return
-    assert owner is not None
-    session.execute(
-        update(AuditEvent)
-        .where(AuditEvent.job_id == owner.id, AuditEvent.kind == "job")
-        .values(cpu_seconds=func.coalesce(AuditEvent.cpu_seconds, 0.0) + cpu_seconds)
-        .execution_options(synchronize_session=False)
-    )
-    session.info.setdefault(_AFTER_COMMIT, []).append(
-        partial(record_job_cpu, owner.tenant, owner.key_id, owner.operation, cpu_seconds)
-    )
-
-
-def _parent(session: Session, job: Job) -> Job | None:
-    query = select(Job).where(Job.id == job.parent_id).with_for_update()
-    return session.scalars(query).one_or_none()
-
-
-def _part_ended(session: Session, job: Job, now: datetime) -> None:
-    """Count a part's end in its parent, in the part's transaction: its CPU-seconds and
-    pages, the parent's progress, and once no part is left, the parent queued again to
-    merge (or cancelled, if that was asked for). A part that ends after its parent
-    (cancelled while its parts ran) adds its CPU-seconds to the parent's audit event."""
-    parent = _parent(session, job)
-    if parent is None:
-        return
-    if parent.status in TERMINAL_STATUSES:
-        if job.cpu_seconds:
-            _late_cpu(session, job, job.cpu_seconds)
-    else:
-        parent.cpu_seconds = (parent.cpu_seconds or 0.0) + (job.cpu_seconds or 0.0)
-        if job.pages:
-            parent.pages = (parent.pages or 0) + job.pages
-    if parent.children_pending <= 0:
-        return
-    parent.children_pending -= 1
-    done = parent.children_total - parent.children_pending
-    parent.progress = round(0.95 * done / parent.children_total, 4)
-    parent.progress_message = f"{done} of {parent.children_total} parts done"
-    parent.updated_at = now
-    if parent.children_pending == 0 and parent.status == JobStatus.RUNNING:
-        if parent.cancel_requested:
-            parent.status = JobStatus.CANCELLED
-            parent.finished_at = now
-            _settle(session, parent, now)
-        else:
-            parent.status = JobStatus.QUEUED
-            parent.run_after = None
-            # Merging the parts belongs to the attempt that split the job.
-            parent.attempts = max(0, parent.attempts - 1)
 
 
 def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:
