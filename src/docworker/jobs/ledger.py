@@ -43,23 +43,25 @@ def settle(
     """Book what the job's attempt used (``cost``) and, once the job has ended (when
     ``ended``: its status just changed), its audit event and pages; a part's end is
     counted in its parent instead. All in the transaction of the state change."""
+    cpu_seconds = cost.cpu_seconds if cost is not None else 0.0
     if cost is not None:
-        job.cpu_seconds = (job.cpu_seconds or 0.0) + cost.cpu_seconds
+        job.cpu_seconds = (job.cpu_seconds or 0.0) + cpu_seconds
         if cost.pages is not None:
             job.pages = cost.pages
-        usage.charge(session, job.key_id, job.tenant, now, cpu_seconds=cost.cpu_seconds)
-        if not ended and job.status in TERMINAL_STATUSES and cost.cpu_seconds > 0:
+        if not ended and job.status in TERMINAL_STATUSES and cpu_seconds > 0:
             # An attempt that reported after its job had ended (requeued as stale, then
             # buried): the CPU was spent all the same.
-            _late_cpu(session, job, cost.cpu_seconds)
-    if not ended or job.status not in TERMINAL_STATUSES:
-        return
-    if job.parent_id is not None:
+            _late_cpu(session, job, cpu_seconds)
+    final = ended and job.status in TERMINAL_STATUSES
+    if final and job.parent_id is not None:
         _part_ended(session, job, now)
+    if not final or job.parent_id is not None:
+        usage.charge(session, job.key_id, job.tenant, now, cpu_seconds=cpu_seconds)
         return
     event = AuditEvent.for_job(job, now)
     session.add(event)
-    usage.charge(session, job.key_id, job.tenant, now, pages=job.pages or 0)
+    pages = job.pages or 0
+    usage.charge(session, job.key_id, job.tenant, now, pages=pages, cpu_seconds=cpu_seconds)
     _after_commit(
         session,
         partial(
@@ -69,7 +71,7 @@ def settle(
             operation=job.operation,
             outcome=str(job.status),
             input_bytes=event.input_bytes or 0,
-            pages=job.pages or 0,
+            pages=pages,
             cpu_seconds=event.cpu_seconds or 0.0,
         ),
     )
