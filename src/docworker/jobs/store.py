@@ -15,6 +15,11 @@ first, so two processes never move the same job at once:
 Claims additionally use a conditional ``UPDATE ... WHERE status = 'queued'`` and
 retry when it loses, which keeps them safe whatever the locking does. That
 statement uses ``RETURNING``, which needs SQLite 3.35 or newer.
+
+Usage is booked in the same transactions: a job of an API key is counted against
+the key's daily quotas when it is created (:mod:`docworker.jobs.usage`), and every
+state change books what the attempt used and, for a final state, the job's audit
+event (:mod:`docworker.jobs.ledger`).
 """
 
 from __future__ import annotations
