@@ -253,8 +253,12 @@ class KeyLimits(BaseModel):
         "separated by ';' ('10/second;1000/hour').",
         examples=["100/minute"],
     )
-    requests_per_day: int | None = Field(None, ge=0, description="Requests per UTC day.")
-    bytes_per_day: int | None = Field(None, ge=0, description="Bytes uploaded per UTC day.")
+    requests_per_day: int | None = Field(
+        None, ge=0, description="Jobs submitted per UTC day (reads are not counted)."
+    )
+    bytes_per_day: int | None = Field(
+        None, ge=0, description="Bytes of job input submitted per UTC day."
+    )
     pages_per_day: int | None = Field(None, ge=0, description="Pages processed per UTC day.")
     cpu_seconds_per_day: float | None = Field(
         None, ge=0, description="CPU-seconds of job work per UTC day."

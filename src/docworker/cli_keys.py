@@ -7,13 +7,15 @@ A running server also offers the same under ``/api/v2/keys`` to admin keys.
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from docworker.auth import KeyLimits, check_scopes, server_secret
+from docworker.auth import KeyLimits, Principal, Scope, check_scopes, server_secret
 from docworker.config import load_settings
 from docworker.errors import DocworkerError
 from docworker.jobs.keys import KeyRecord, KeyStore
@@ -28,6 +30,16 @@ def _keys() -> tuple[KeyStore, JobStore]:
     store.migrate()
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     return KeyStore(store, server_secret(configured, settings.data_dir)), store
+
+
+def _operator() -> Principal:
+    """Who runs the command, for the audit trail: the local user on this host."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    client = f"cli:{user}@{socket.gethostname()}"[:64]
+    return Principal(tenant=None, key_id=None, scopes=frozenset({Scope.ADMIN}), client=client)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -77,6 +89,7 @@ def create(
             name=name,
             expires_at=expires_at,
             limits=checked.model_dump(exclude_none=True) if checked else None,
+            actor=_operator(),
         )
     except (DocworkerError, ValueError) as exc:
         raise _fail(getattr(exc, "detail", None) or str(exc)) from None
@@ -110,7 +123,7 @@ def revoke(key_id: str) -> None:
     """Revoke a key (running servers stop taking it within auth.cache_ttl)."""
     keys, store = _keys()
     try:
-        record = keys.revoke(key_id)
+        record = keys.revoke(key_id, actor=_operator())
     except DocworkerError as exc:
         raise _fail(exc.detail) from None
     finally:
@@ -128,7 +141,7 @@ def rotate(
     """Make a new key in an old one's place (same tenant, scopes, limits) and print it."""
     keys, store = _keys()
     try:
-        record, token = keys.rotate(key_id, grace=grace)
+        record, token = keys.rotate(key_id, grace=grace, actor=_operator())
     except DocworkerError as exc:
         raise _fail(exc.detail) from None
     finally:

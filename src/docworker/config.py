@@ -155,6 +155,67 @@ class AuthSettings(BaseModel):
     )
 
 
+class AuditSettings(BaseModel):
+    """The audit trail in the job store: finished jobs, key changes, refused requests."""
+
+    retention: Seconds = Field(
+        90 * 86400.0,
+        gt=0,
+        description="Audit events are deleted after this long (seconds or a duration such "
+        "as 2160h).",
+    )
+    retention_by_tenant: dict[str, Seconds] = Field(
+        default_factory=dict,
+        description="Retention of a tenant's audit events where it differs from 'retention', "
+        'as JSON: {"acme": "8760h"}.',
+    )
+    refusals: bool = Field(
+        True,
+        description="Record requests refused for an API key that is not valid (401), a "
+        "missing scope (403) or a spent quota (429). They are gathered in memory and "
+        "written together, the same refusals of one flush interval as one event.",
+    )
+    flush_interval: Seconds = Field(
+        5.0, gt=0, description="How often gathered refusal events are written."
+    )
+    buffer_events: int = Field(
+        1000,
+        ge=1,
+        description="Distinct refusal events held between two writes; more are counted "
+        "in an 'audit.dropped' event.",
+    )
+
+
+class QuotaSettings(BaseModel):
+    """Daily quotas per API key (UTC days); a key's own limits take precedence.
+
+    Unset means unlimited. Requests and bytes are counted when a job is queued, pages
+    and CPU-seconds when it ends: a job is admitted while the day's amount is under
+    the quota.
+    """
+
+    requests_per_day: int | None = Field(
+        None, ge=0, description="Jobs a key may submit per UTC day."
+    )
+    bytes_per_day: int | None = Field(
+        None, ge=0, description="Bytes of job input a key may submit per UTC day."
+    )
+    pages_per_day: int | None = Field(
+        None, ge=0, description="Pages a key's jobs may process per UTC day."
+    )
+    cpu_seconds_per_day: float | None = Field(
+        None, ge=0, description="CPU-seconds a key's jobs may use per UTC day."
+    )
+
+
+class UsageSettings(BaseModel):
+    metrics_by_key: bool = Field(
+        False,
+        description="Label the usage metrics with the API key's id as well as the tenant "
+        "and operation (one time series per key: mind the metrics store's cardinality).",
+    )
+
+
 class CorsSettings(BaseModel):
     allow_origins: list[str] = Field(
         default_factory=lambda: ["*"],
@@ -268,7 +329,7 @@ class ExecutorSettings(BaseModel):
     tenant_retention: dict[str, Seconds] = Field(
         default_factory=dict,
         description="Retention of the finished jobs of these tenants, over job_retention: "
-        "{tenant: seconds}, e.g. {\"acme\": 3600}.",
+        '{tenant: seconds}, e.g. {"acme": 3600}.',
     )
     split_min_pages: int = Field(
         4,
@@ -770,6 +831,9 @@ class Settings(BaseSettings):
     cors: CorsSettings = Field(default_factory=CorsSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    quota: QuotaSettings = Field(default_factory=QuotaSettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

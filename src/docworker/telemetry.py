@@ -58,6 +58,71 @@ WORKER_RESTARTS = Counter(
 WORKERS_BUSY = Gauge("docworker_workers_busy", "Worker processes running a job now.")
 WORKERS_TOTAL = Gauge("docworker_workers", "Worker processes of the local executor.")
 
+# Usage: the figures of GET /api/v2/usage, counted when a job's audit event is written.
+# ``key_id`` is empty unless usage.metrics_by_key is set (one series per key).
+_USAGE_LABELS = ["tenant", "operation", "key_id"]
+USAGE_JOBS = Counter(
+    "docworker_usage_jobs_total",
+    "Jobs that reached a final state, by tenant, operation and outcome.",
+    ["tenant", "operation", "outcome", "key_id"],
+)
+USAGE_INPUT_BYTES = Counter(
+    "docworker_usage_input_bytes_total", "Bytes of input of ended jobs.", _USAGE_LABELS
+)
+USAGE_PAGES = Counter("docworker_usage_pages_total", "Pages ended jobs processed.", _USAGE_LABELS)
+USAGE_CPU_SECONDS = Counter(
+    "docworker_usage_cpu_seconds_total",
+    "CPU-seconds ended jobs used (worker, engines and tools they ran; parts included).",
+    _USAGE_LABELS,
+)
+QUOTA_REFUSALS = Counter(
+    "docworker_quota_refusals_total",
+    "Requests refused because a daily quota of the API key was spent, by tenant and quota.",
+    ["tenant", "quota"],
+)
+AUDIT_EVENTS_DROPPED = Counter(
+    "docworker_audit_events_dropped_total",
+    "Refusal events not recorded one by one because the buffer was full.",
+)
+#: Tenant label of work done without API keys.
+NO_TENANT = "-"
+_usage_options = {"by_key": False}
+
+
+def configure_usage_metrics(*, by_key: bool) -> None:
+    """Whether the usage metrics carry the API key's id (set once at start-up)."""
+    _usage_options["by_key"] = by_key
+
+
+def _usage_labels(tenant: str | None, operation: str, key_id: str | None) -> dict[str, str]:
+    key = (key_id or "") if _usage_options["by_key"] else ""
+    return {"tenant": tenant or NO_TENANT, "operation": operation, "key_id": key}
+
+
+def record_job_usage(
+    *,
+    tenant: str | None,
+    key_id: str | None,
+    operation: str,
+    outcome: str,
+    input_bytes: int,
+    pages: int,
+    cpu_seconds: float,
+) -> None:
+    """Count an ended job in the usage metrics."""
+    labels = _usage_labels(tenant, operation, key_id)
+    USAGE_JOBS.labels(outcome=outcome, **labels).inc()
+    USAGE_INPUT_BYTES.labels(**labels).inc(input_bytes)
+    USAGE_PAGES.labels(**labels).inc(pages)
+    USAGE_CPU_SECONDS.labels(**labels).inc(cpu_seconds)
+
+
+def record_job_cpu(
+    tenant: str | None, key_id: str | None, operation: str, cpu_seconds: float
+) -> None:
+    """CPU-seconds of an ended job that were reported after it ended (a late part)."""
+    USAGE_CPU_SECONDS.labels(**_usage_labels(tenant, operation, key_id)).inc(cpu_seconds)
+
 
 def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
     """Set up structlog (and the standard library's logging under it), once per process."""

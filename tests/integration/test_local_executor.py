@@ -19,6 +19,7 @@ import pytest
 from bench.scoring import corpus_root
 from docworker.auth import Principal
 from docworker.config import Settings, load_settings
+from docworker.jobs.audit import AuditFilter, AuditLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobInput, JobQueue
@@ -257,6 +258,14 @@ def test_a_scan_is_read_by_parts_on_every_worker(harness: Harness, scanned_pdf: 
     assert payload["content"] == whole["content"]
     assert payload["metadata"] == whole["metadata"]
     assert "Abstract" in str(payload["content"]) or len(str(payload["content"])) > 1000
+    # What the parts used adds up in the job, and in its audit event.
+    parts = harness.store.parts_of(done.id)
+    assert all(p.cpu_seconds > 0 and p.pages == 1 for p in parts)
+    assert done.cpu_seconds >= sum(p.cpu_seconds for p in parts) and done.pages == 3
+    (event,) = AuditLog(harness.store).list(AuditFilter(kind="job"))[0]
+    assert (event.job_id, event.outcome, event.pages) == (done.id, "succeeded", 3)
+    assert event.cpu_seconds == pytest.approx(done.cpu_seconds)
+    assert event.detail == {"attempts": 1, "parts": 3}
 
 
 @pytest.mark.executor(**SPLIT)
@@ -321,8 +330,16 @@ def test_a_part_that_fails_leaves_its_pages_out(harness: Harness, scanned_pdf: P
 def test_cancelling_a_split_job_cancels_its_parts(harness: Harness, scanned_pdf: Path) -> None:
     record = harness.submit(scanned_pdf, output="text")
     harness.wait_until(record.id, lambda r: r.children_total > 0, timeout=60)
+    harness.running_pid(harness.store.parts_of(record.id)[0].id)
     cancelled = harness.queue.cancel(record.id, OPEN)
     assert cancelled.status is JobStatus.CANCELLED
     for part in harness.store.parts_of(record.id):
         assert harness.wait_until(part.id, _done).status is JobStatus.CANCELLED
-    assert harness.store.get(record.id).status is JobStatus.CANCELLED
+    job = harness.store.get(record.id)
+    assert job.status is JobStatus.CANCELLED
+    # Parts stopped after their job ended still add their CPU time to its audit event.
+    parts = harness.store.parts_of(record.id)
+    assert job.cpu_seconds >= sum(p.cpu_seconds for p in parts) > 0
+    (event,) = AuditLog(harness.store).list(AuditFilter(job_id=record.id))[0]
+    assert event.outcome == "cancelled"
+    assert event.cpu_seconds == pytest.approx(job.cpu_seconds)

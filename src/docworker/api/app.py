@@ -18,12 +18,15 @@ from docworker.api.auth import Authenticate, Authenticator, document_security
 from docworker.api.deps import Services
 from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
+from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
+from docworker.api.routes import audit as audit_routes
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
 from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
+from docworker.api.routes import usage as usage_routes
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
 from docworker.api.uploads import BodySizeLimit, DiskFloorGuard
@@ -35,15 +38,22 @@ from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
 from docworker.guard import load_rules
 from docworker.jobs.admission import Admission, DiskFloor
+from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
-from docworker.jobs.retention import purge_expired
+from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
+from docworker.jobs.usage import QuotaCounters
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
-from docworker.telemetry import HTTP_LATENCY, HTTP_REQUEST_BYTES, HTTP_REQUESTS
+from docworker.telemetry import (
+    HTTP_LATENCY,
+    HTTP_REQUEST_BYTES,
+    HTTP_REQUESTS,
+    configure_usage_metrics,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +88,11 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
     blobs = BlobStore(settings.storage_url)
     blobs.ping()
     events = JobEvents()
+    configure_usage_metrics(by_key=settings.usage.metrics_by_key)
+    audit = AuditLog(store)
+    refusals = RefusalLog(
+        audit, max_events=settings.audit.buffer_events, enabled=settings.audit.refusals
+    )
     executor = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
         executor = LocalExecutor(settings, store, events, keys=sealing)
@@ -89,6 +104,8 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
         max_attempts=settings.executor.max_attempts,
         keys=sealing,
         admission=Admission(settings, store, blobs),
+        quotas=settings.quota,
+        refusals=refusals,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -100,6 +117,9 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
         executor=executor,
         keys=keys,
         authenticator=Authenticator(keys, settings.auth.cache_ttl),
+        audit=audit,
+        refusals=refusals,
+        counters=QuotaCounters(store),
     )
 
 
@@ -122,12 +142,15 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         app.state.services = services
         log.info("service started", profile=settings.profile.value, database=_safe(settings))
         janitor = asyncio.create_task(_purge_periodically(services))
+        refusals = asyncio.create_task(_flush_refusals_periodically(services))
         try:
             yield
         finally:
             janitor.cancel()
+            refusals.cancel()
             if services.executor is not None:
                 await anyio.to_thread.run_sync(services.executor.stop)
+            await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
             log.info("service stopped")
 
@@ -149,16 +172,22 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(screenshot_route.router)
     app.include_router(convert_router)
     app.include_router(keys_routes.router)
-    # The last added runs first: v1's path rules, the request's context, the caller's
-    # key, the disk's free space, then the body's size: no body is read for a caller
-    # without a key, nor while the disk is too full.
+    app.include_router(audit_routes.router)
+    app.include_router(usage_routes.router)
+    # The last added runs first: v1's path rules, the request's context, the refusals
+    # audit, the caller's key, its daily quotas, the disk's free space, then the body's
+    # size: no body is read for a caller without a key or with a quota spent, nor while
+    # the disk is too full.
     app.add_middleware(BodySizeLimit, server=settings.server)
     app.add_middleware(DiskFloorGuard, disk=DiskFloor.of(settings))
+    app.add_middleware(QuotaGate, settings=settings)
     app.add_middleware(Authenticate, settings=settings)
+    app.add_middleware(AuditRefusals)
     app.add_middleware(RequestContext)
     install_v1(app, settings)
     install_docs(app, settings)
     document_security(app, settings)
+    document_quotas(app, settings)
     return app
 
 
@@ -167,7 +196,8 @@ PURGE_INTERVAL = 300.0
 
 
 async def _purge_periodically(services: Services) -> None:
-    """Delete expired jobs and their blobs now and then, for as long as the service runs."""
+    """Delete expired jobs and their blobs, and old audit events and quota counters, now
+    and then, for as long as the service runs."""
     while True:
         try:
             await anyio.to_thread.run_sync(
@@ -178,9 +208,19 @@ async def _purge_periodically(services: Services) -> None:
                     tenant_retention=services.settings.executor.tenant_retention,
                 )
             )
+            await anyio.to_thread.run_sync(
+                lambda: purge_audit(services.audit, services.counters, services.settings.audit)
+            )
         except DocworkerError as exc:
             log.warning("purge of expired jobs failed", error=exc.detail)
         await asyncio.sleep(PURGE_INTERVAL)
+
+
+async def _flush_refusals_periodically(services: Services) -> None:
+    """Write the refused requests gathered since the last time, every flush interval."""
+    while True:
+        await asyncio.sleep(services.settings.audit.flush_interval)
+        await anyio.to_thread.run_sync(services.refusals.flush)
 
 
 def _safe(settings: Settings) -> str:

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from docworker import errors
 from docworker.api.errors import PROBLEM_MEDIA_TYPE, problem, v1_framework_error
 from docworker.api.v1.http import is_v1_path
-from docworker.auth import KeyCache, Principal
+from docworker.auth import KeyCache, Principal, split_key
 from docworker.config import Settings
 from docworker.jobs.keys import KeyStore
 
@@ -41,6 +41,9 @@ PUBLIC_PATHS = frozenset(
 )
 PUBLIC_PREFIXES = ("/docs/assets/",)
 STATE_KEY = "principal"
+#: State entry of a request refused for a key that is not valid: the key id it claims
+#: ('' when it is not even shaped as a key), for the audit trail.
+REFUSED_KEY = "refused_key"
 #: The caller of the request being answered, for the helpers routes share.
 _CALLER: ContextVar[Principal | None] = ContextVar("docworker_caller", default=None)
 
@@ -70,7 +73,8 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _client(scope: Scope) -> str | None:
+def client_address(scope: Scope) -> str | None:
+    """The client's address as the server saw it."""
     client = scope.get("client")
     return str(client[0])[:64] if client else None
 
@@ -91,7 +95,7 @@ class Authenticate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        client = _client(scope)
+        client = client_address(scope)
         state = scope.setdefault("state", {})
         if not self.enabled:
             state[STATE_KEY] = Principal.open(client)
@@ -108,6 +112,9 @@ class Authenticate:
             principal = await self._check(scope, token)
         if principal is None:
             reason = "no API key was sent" if token is None else "the API key is not valid"
+            if token is not None:
+                claimed = split_key(token)
+                state[REFUSED_KEY] = claimed[0] if claimed else ""
             await self._refuse(scope, receive, send, reason)
             return
         state[STATE_KEY] = Principal(
@@ -164,7 +171,7 @@ def get_caller(request: Request) -> Principal:
     """The caller of the request (set by :class:`Authenticate`)."""
     principal = request.scope.get("state", {}).get(STATE_KEY)
     if principal is None:  # a public path: no key was asked for
-        client = _client(request.scope)
+        client = client_address(request.scope)
         return Principal(tenant=None, key_id=None, scopes=frozenset(), client=client)
     assert isinstance(principal, Principal)
     return principal
@@ -219,7 +226,7 @@ def document_security(app: FastAPI, settings: Settings) -> None:
                     ("401", "No API key, or not a valid one"),
                     ("403", _FORBIDDEN),
                 ):
-                    responses.setdefault(status, _refusal(text, v1))
+                    responses.setdefault(status, refusal_response(text, v1))
         app.openapi_schema = schema
         return schema
 
@@ -229,7 +236,8 @@ def document_security(app: FastAPI, settings: Settings) -> None:
 _FORBIDDEN = "The API key lacks the scope this request needs"
 
 
-def _refusal(description: str, v1: bool) -> dict[str, Any]:
+def refusal_response(description: str, v1: bool) -> dict[str, Any]:
+    """An OpenAPI response of a refusal: problem+json, or v1's framework error."""
     if v1:
         ref = {"$ref": "#/components/schemas/V1FrameworkError"}
         return {"description": description, "content": {"application/json": {"schema": ref}}}

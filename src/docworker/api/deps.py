@@ -11,10 +11,12 @@ from fastapi import Depends, Request
 
 from docworker.api.auth import Authenticator
 from docworker.config import Settings
+from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.store import JobStore
+from docworker.jobs.usage import QuotaCounters
 from docworker.storage import BlobStore
 
 
@@ -29,6 +31,11 @@ class Services:
     executor: LocalExecutor | None
     keys: KeyStore
     authenticator: Authenticator
+    audit: AuditLog
+    #: Refused requests, gathered and written to the audit trail in batches.
+    refusals: RefusalLog
+    #: The daily counters of API keys' quotas.
+    counters: QuotaCounters
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

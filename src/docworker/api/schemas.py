@@ -61,6 +61,16 @@ class JobParts(BaseModel):
     pending: int = Field(description="Parts that have not ended yet.")
 
 
+class JobUsage(BaseModel):
+    """What a job took in and used so far (its parts included)."""
+
+    input_bytes: int = Field(description="Bytes of its input files.")
+    pages: int | None = Field(description="Pages it processed, when its result names them.")
+    cpu_seconds: float = Field(
+        description="CPU time of its attempts: the worker, the engines and tools it ran."
+    )
+
+
 class JobPublic(BaseModel):
     id: str = Field(examples=["0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10"])
     operation: str = Field(examples=["extract"])
@@ -82,6 +92,7 @@ class JobPublic(BaseModel):
     )
     part: int | None = Field(None, description="This part's place among its job's parts, from 0.")
     parts: JobParts | None = Field(None, description="Set when the job was split into parts.")
+    usage: JobUsage
     links: JobLinks
 
     @classmethod
@@ -108,6 +119,11 @@ class JobPublic(BaseModel):
             parts=JobParts(total=record.children_total, pending=record.children_pending)
             if record.children_total
             else None,
+            usage=JobUsage(
+                input_bytes=record.input_bytes,
+                pages=record.pages,
+                cpu_seconds=round(record.cpu_seconds, 3),
+            ),
             links=JobLinks(
                 self=f"{base}/jobs/{record.id}",
                 result=f"{base}/jobs/{record.id}/result",

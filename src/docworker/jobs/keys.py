@@ -2,7 +2,8 @@
 
 Keys live beside the jobs (any API replica checks any key) as rows of
 ``api_keys`` that hold the keyed hash of the secret, never the key; see
-:mod:`docworker.auth` for the format and what scopes mean.
+:mod:`docworker.auth` for the format and what scopes mean. Every change is
+written to the audit trail in its own transaction, naming who made it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from sqlalchemy import select
 
 from docworker.auth import Principal, check_tenant, hash_secret, new_key, same_hash, split_key
 from docworker.errors import Conflict, NotFound
+from docworker.jobs.audit import AuditKind, key_event
 from docworker.jobs.models import ApiKey
 from docworker.jobs.store import JobStore
+
+#: Who changes keys when no caller is named (the service itself).
+_NOBODY = Principal(tenant=None, key_id=None, scopes=frozenset())
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,10 @@ class KeyStore:
         name: str | None = None,
         expires_at: datetime | None = None,
         limits: dict[str, Any] | None = None,
+        actor: Principal | None = None,
     ) -> tuple[KeyRecord, str]:
-        """A new key; the second value is the key itself, which is not kept anywhere."""
+        """A new key, made by ``actor``; the second value is the key itself, which is
+        not kept anywhere."""
         key_id, secret, token = new_key()
         row = ApiKey(
             id=key_id,
@@ -92,7 +99,17 @@ class KeyStore:
         with self.store.transaction(writes=True) as session:
             session.add(row)
             session.flush()
-            return KeyRecord.from_row(row), token
+            record = KeyRecord.from_row(row)
+            detail = {
+                "key": record.id,
+                "key_tenant": record.tenant,
+                "scopes": record.scopes,
+                "name": record.name,
+                "limits": record.limits,
+                "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+            }
+            session.add(key_event(AuditKind.KEY_CREATE, actor or _NOBODY, detail))
+            return record, token
 
     def get(self, key_id: str) -> KeyRecord:
         with self.store.transaction() as session:
@@ -110,7 +127,7 @@ class KeyStore:
         with self.store.transaction() as session:
             return [KeyRecord.from_row(row) for row in session.scalars(query)]
 
-    def revoke(self, key_id: str) -> KeyRecord:
+    def revoke(self, key_id: str, *, actor: Principal | None = None) -> KeyRecord:
         """Revoke the key at once; revoking a revoked key changes nothing."""
         with self.store.transaction(writes=True) as session:
             row = session.get(ApiKey, key_id, with_for_update=True)
@@ -118,9 +135,13 @@ class KeyStore:
                 raise NotFound("key", key_id)
             if row.revoked_at is None:
                 row.revoked_at = datetime.now(UTC)
+                detail = {"key": row.id, "key_tenant": row.tenant}
+                session.add(key_event(AuditKind.KEY_REVOKE, actor or _NOBODY, detail))
             return KeyRecord.from_row(row)
 
-    def rotate(self, key_id: str, *, grace: float = 0.0) -> tuple[KeyRecord, str]:
+    def rotate(
+        self, key_id: str, *, grace: float = 0.0, actor: Principal | None = None
+    ) -> tuple[KeyRecord, str]:
         """A new key with the old one's tenant, scopes, name and limits; the old key
         stops working after ``grace`` seconds (at once with 0)."""
         now = datetime.now(UTC)
@@ -148,6 +169,13 @@ class KeyStore:
                 old.expires_at = min(old.expires_at, ends) if old.expires_at else ends
             else:
                 old.revoked_at = now
+            detail = {
+                "key": old.id,
+                "key_tenant": old.tenant,
+                "new_key": key_id_new,
+                "grace_seconds": grace,
+            }
+            session.add(key_event(AuditKind.KEY_ROTATE, actor or _NOBODY, detail))
             session.flush()
             return KeyRecord.from_row(row), token
 

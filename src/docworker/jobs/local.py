@@ -33,8 +33,9 @@ import structlog
 
 from docworker.config import Settings
 from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
+from docworker.jobs.cost import tree_cpu_seconds
 from docworker.jobs.events import JobEvents
-from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore
+from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
 from docworker.jobs.worker import receive, send, worker_main
 from docworker.sealing import SecretKeys
 from docworker.telemetry import (
@@ -69,11 +70,20 @@ class _Slot:
     ready: bool = False
     job: JobRecord | None = None
     job_started: float = 0.0
+    #: CPU-seconds of the worker's process tree when it was handed its job.
+    job_cpu_start: float = 0.0
     jobs_done: int = 0
 
     @property
     def idle(self) -> bool:
         return self.ready and self.job is None and self.process.is_alive()
+
+    def job_cost(self, pages: int | None = None) -> JobCost:
+        """What the job running now has used so far (see :mod:`docworker.jobs.cost`)."""
+        used = 0.0
+        if self.process.pid is not None:
+            used = tree_cpu_seconds(self.process.pid) - self.job_cpu_start
+        return JobCost(cpu_seconds=round(max(used, 0.0), 3), pages=pages)
 
     #: The worker's process and those it started (engines), looked up again every
     #: ``CHILDREN_INTERVAL`` seconds: finding children reads every process's status.
@@ -229,6 +239,7 @@ class LocalExecutor:
     def _start_job(self, slot: _Slot, job: JobRecord) -> None:
         slot.job = job
         slot.job_started = time.monotonic()
+        slot.job_cpu_start = tree_cpu_seconds(slot.process.pid) if slot.process.pid else 0.0
         if job.attempts == 1:
             wait_s = (datetime.now(UTC) - job.created_at).total_seconds()
             JOB_QUEUE_WAIT.labels(job.operation).observe(max(wait_s, 0.0))
@@ -284,29 +295,34 @@ class LocalExecutor:
             self.store.set_progress(job.id, float(message["fraction"]), message.get("message"))
             return
         JOB_DURATION.labels(job.operation).observe(time.monotonic() - slot.job_started)
+        pages = message.get("pages")
+        cost = slot.job_cost(pages if isinstance(pages, int) else None)
         slot.job = None
         slot.jobs_done += 1
         if kind == "split":
-            record, parts = self.store.split(job.id, message["parts"])
+            record, parts = self.store.split(job.id, message["parts"], cost=cost)
             log.info("job split into parts", job_id=job.id, parts=len(parts))
             self._finished(record)
         elif kind == "done":
             errors = message.get("errors") or []
             record = self.store.mark_succeeded(
-                job.id, message["result"], partial=bool(errors), errors=errors
+                job.id, message["result"], partial=bool(errors), errors=errors, cost=cost
             )
             self._finished(record)
         elif kind == "error":
-            self._attempt_failed(job, message["error"], transient=bool(message.get("transient")))
+            transient = bool(message.get("transient"))
+            self._attempt_failed(job, message["error"], transient=transient, cost=cost)
         if slot.jobs_done >= self.config.jobs_per_worker:
             self._replace(slot, "recycled")
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
 
     # -- outcomes ---------------------------------------------------------------------
-    def _attempt_failed(self, job: JobRecord, error: dict[str, Any], *, transient: bool) -> None:
+    def _attempt_failed(
+        self, job: JobRecord, error: dict[str, Any], *, transient: bool, cost: JobCost
+    ) -> None:
         JOB_ATTEMPTS_FAILED.labels(job.operation, str(error.get("code"))).inc()
         delay = self.config.retry_delay if transient else None
-        record = self.store.mark_failed(job.id, error, retry_delay=delay)
+        record = self.store.mark_failed(job.id, error, retry_delay=delay, cost=cost)
         self._finished(record)
         if record.status == "queued":
             self.notify()
@@ -321,10 +337,11 @@ class LocalExecutor:
 
     def _fail_running(self, slot: _Slot, error: DocworkerError, reason: str) -> None:
         job = slot.job
+        cost = slot.job_cost()  # read before the kill takes the processes away
         self._replace(slot, reason)
         if job is not None:
             log.warning("job attempt ended by the executor", job_id=job.id, reason=reason)
-            self._attempt_failed(job, error.to_dict(), transient=error.transient)
+            self._attempt_failed(job, error.to_dict(), transient=error.transient, cost=cost)
 
     def _worker_lost(self, slot: _Slot, reason: str) -> None:
         """A worker died on its own: its job failed (transiently) and the worker is replaced."""
@@ -355,9 +372,10 @@ class LocalExecutor:
         if running:
             for job_id in self.store.cancel_requested_among(running):
                 slot = running[job_id]
+                cost = slot.job_cost()
                 slot.job = None
                 self._replace(slot, "cancelled")
-                self._finished(self.store.mark_cancelled(job_id))
+                self._finished(self.store.mark_cancelled(job_id, cost=cost))
             self.store.heartbeat([s.job.id for s in self._slots if s.job is not None])
         for record in self.store.requeue_stale(older_than=STALE_AFTER):
             log.warning(

@@ -10,7 +10,7 @@ that autogenerate compares new migrations against).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Enum,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Text,
     TypeDecorator,
@@ -57,6 +59,22 @@ TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
         JobStatus.DEAD,
     }
 )
+
+
+def input_bytes(stored: dict[str, Any] | None) -> int:
+    """Bytes of a job's input files (``Job.input``), all of them."""
+    if not stored:
+        return 0
+    sizes = [stored.get("size"), *(o.get("size") for o in stored.get("others") or [])]
+    return sum(int(size) for size in sizes if size)
+
+
+@dataclass(frozen=True)
+class JobCost:
+    """What one attempt of a job used: CPU-seconds, and the pages its result names."""
+
+    cpu_seconds: float = 0.0
+    pages: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,15 @@ class JobRecord:
     tenant: str | None = None
     key_id: str | None = None
     client: str | None = None
+    #: CPU-seconds its attempts used, its parts' included.
+    cpu_seconds: float = 0.0
+    #: Pages it processed, from its result (for a split job whose merge failed: its
+    #: parts' pages); None when the result names no pages.
+    pages: int | None = None
+
+    @property
+    def input_bytes(self) -> int:
+        return input_bytes(self.input)
 
     @property
     def waiting_for_parts(self) -> bool:
@@ -155,6 +182,8 @@ class JobRecord:
             tenant=job.tenant,
             key_id=job.key_id,
             client=job.client,
+            cpu_seconds=job.cpu_seconds,
+            pages=job.pages,
         )
 
 
@@ -253,6 +282,8 @@ class Job(Base):
     tenant: Mapped[str | None] = mapped_column(String(64))
     key_id: Mapped[str | None] = mapped_column(String(32))
     client: Mapped[str | None] = mapped_column(String(64))
+    cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    pages: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(Base):
@@ -282,6 +313,9 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_at", "at", "id"),
         Index("ix_audit_events_tenant", "tenant", "at"),
+        Index("ix_audit_events_key_id", "key_id", "at"),
+        Index("ix_audit_events_kind", "kind", "at"),
+        Index("ix_audit_events_job_id", "job_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -299,6 +333,47 @@ class AuditEvent(Base):
     duration: Mapped[float | None] = mapped_column(Float)
     cpu_seconds: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[dict[str, Any] | None] = mapped_column(_json())
+
+    @classmethod
+    def for_job(cls, job: Job, at: datetime) -> AuditEvent:
+        """The event of a job that reached its final state: who, what, outcome, cost."""
+        stored = job.input or {}
+        detail: dict[str, Any] = {"attempts": job.attempts}
+        if job.children_total:
+            detail["parts"] = job.children_total
+        if job.error and job.error.get("code"):
+            detail["error"] = job.error["code"]
+        return cls(
+            at=at,
+            kind="job",
+            key_id=job.key_id,
+            tenant=job.tenant,
+            client=job.client,
+            operation=job.operation,
+            job_id=job.id,
+            input_sha256=stored.get("sha256"),
+            input_bytes=input_bytes(stored),
+            pages=job.pages,
+            outcome=str(job.status),
+            duration=max(0.0, (at - job.created_at).total_seconds()),
+            cpu_seconds=round(job.cpu_seconds or 0.0, 6),
+            detail=detail,
+        )
+
+
+class UsageCounter(Base):
+    """A row of ``usage_counters``: what one API key spent on one UTC day (its quotas)."""
+
+    __tablename__ = "usage_counters"
+    __table_args__ = (PrimaryKeyConstraint("key_id", "day"),)
+
+    key_id: Mapped[str] = mapped_column(String(32))
+    day: Mapped[date] = mapped_column(Date)
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    pages: Mapped[int] = mapped_column(BigInteger, default=0)
+    cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 # Claiming reads queued jobs by priority (high first), then age: one index walk, no sort.

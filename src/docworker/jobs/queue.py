@@ -17,11 +17,21 @@ from typing import IO, Any, Protocol
 import anyio.to_thread
 
 from docworker.auth import Principal
-from docworker.errors import Conflict, InvalidParameter, NotFound, error_from_dict
+from docworker.config import QuotaSettings
+from docworker.errors import (
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    PayloadTooLarge,
+    QuotaExceeded,
+    error_from_dict,
+)
 from docworker.jobs.admission import ENGINE_TAG, Admission
+from docworker.jobs.audit import RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.retention import discard_job_data
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
+from docworker.jobs.usage import Quotas
 from docworker.operations import dump_params, get_operation, validate_params
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
@@ -86,6 +96,8 @@ class JobQueue:
         max_attempts: int,
         keys: SecretKeys,
         admission: Admission | None = None,
+        quotas: QuotaSettings | None = None,
+        refusals: RefusalLog | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
         queues); None queues every valid job."""
@@ -97,6 +109,9 @@ class JobQueue:
         #: Seals the secret parameters of every job submitted.
         self.keys = keys
         self.admission = admission
+        #: Default daily quotas of API keys (a key's own limits take precedence).
+        self.quotas = quotas or QuotaSettings()
+        self.refusals = refusals
 
     def submit(
         self,
@@ -112,7 +127,10 @@ class JobQueue:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
         is new. ``others`` are the job's further input files, after ``job_input``. Refused
         with :class:`~docworker.errors.InsufficientStorage` or
-        :class:`~docworker.errors.QueueFull` by the admission checks."""
+        :class:`~docworker.errors.QueueFull` by the admission checks.
+
+        A job of an API key counts against the key's daily quotas; when one is spent
+        it is refused with :class:`QuotaExceeded` (429) and not queued."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
@@ -127,19 +145,24 @@ class JobQueue:
             engine = self.admission.admit(op, checked, blob, **hints)
             if engine is not None and stored is not None:
                 stored[ENGINE_TAG[0]] = engine.value
-        record, created = self.store.create(
-            NewJob(
-                operation=operation,
-                params=dump_params(checked, self.keys),
-                input=stored,
-                priority=priority,
-                idempotency_key=_scoped_key(idempotency_key, caller),
-                max_attempts=self.max_attempts,
-                tenant=caller.tenant,
-                key_id=caller.key_id,
-                client=caller.client,
-            )
+        new = NewJob(
+            operation=operation,
+            params=dump_params(checked, self.keys),
+            input=stored,
+            priority=priority,
+            idempotency_key=_scoped_key(idempotency_key, caller),
+            max_attempts=self.max_attempts,
+            tenant=caller.tenant,
+            key_id=caller.key_id,
+            client=caller.client,
         )
+        try:
+            record, created = self.store.create(new, quotas=Quotas.of(caller.limits, self.quotas))
+        except (QuotaExceeded, PayloadTooLarge) as exc:
+            if self.refusals is not None:
+                status = 429 if isinstance(exc, QuotaExceeded) else 413
+                self.refusals.quota_exceeded(caller, exc, status, operation=operation)
+            raise
         if created:
             JOBS_SUBMITTED.labels(operation).inc()
             if self.executor is not None:

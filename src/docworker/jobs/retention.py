@@ -1,4 +1,5 @@
-"""Retention: finished jobs, their results and inputs no job names any more are deleted.
+"""Retention: finished jobs, their results and inputs no job names any more are deleted;
+so are audit events past their retention, and old quota counters.
 
 v1 kept a job for 24 hours after its last update; the same default applies
 here (``executor.job_retention``). Deleting a job, when its time is up or when its
@@ -11,6 +12,9 @@ when no remaining job names it.
 
 A tenant may have a retention of its own (``executor.tenant_retention``): its jobs
 are deleted on its own cutoff, the other jobs on the common one.
+
+Audit events live longer (``audit.retention``, per tenant if set), beyond their
+jobs: the trail and the usage figures outlast the work they describe.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from docworker.config import AuditSettings
+from docworker.jobs.audit import AuditLog
 from docworker.jobs.store import JobRecord, JobStore
+from docworker.jobs.usage import QuotaCounters, utc_day
 from docworker.storage import BlobStore
 
 log = structlog.get_logger(__name__)
@@ -59,3 +66,13 @@ def discard_job_data(store: JobStore, blobs: BlobStore, deleted: Sequence[JobRec
     for uri in unused:
         blobs.delete(uri)
     return len(unused)
+
+
+def purge_audit(
+    audit: AuditLog, counters: QuotaCounters, settings: AuditSettings
+) -> tuple[int, int]:
+    """Delete audit events past their retention, and the quota counters of days before
+    the default retention (at least yesterday's are kept); returns how many of each."""
+    events = audit.purge(settings.retention, settings.retention_by_tenant)
+    keep_from = datetime.now(UTC) - timedelta(seconds=max(settings.retention, 86400.0))
+    return events, counters.purge_before(utc_day(keep_from))

@@ -15,6 +15,11 @@ first, so two processes never move the same job at once:
 Claims additionally use a conditional ``UPDATE ... WHERE status = 'queued'`` and
 retry when it loses, which keeps them safe whatever the locking does. That
 statement uses ``RETURNING``, which needs SQLite 3.35 or newer.
+
+Usage is booked in the same transactions: a job of an API key is counted against
+the key's daily quotas when it is created (:mod:`docworker.jobs.usage`), and every
+state change books what the attempt used and, for a final state, the job's audit
+event (:mod:`docworker.jobs.ledger`).
 """
 
 from __future__ import annotations
@@ -55,10 +60,29 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from docworker.errors import Conflict, DependencyDown, EngineFailed, InvalidParameter, NotFound
 from docworker.files import make_private
-from docworker.jobs.models import TERMINAL_STATUSES, Job, JobRecord, JobStatus, NewJob
+from docworker.jobs import usage
+from docworker.jobs.ledger import run_after_commit, settle
+from docworker.jobs.models import (
+    TERMINAL_STATUSES,
+    Job,
+    JobCost,
+    JobRecord,
+    JobStatus,
+    NewJob,
+    input_bytes,
+)
+from docworker.jobs.usage import Quotas
 from docworker.sealing import comparable
 
-__all__ = ["MAX_PAGE_SIZE", "TERMINAL_STATUSES", "JobRecord", "JobStatus", "JobStore", "NewJob"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "TERMINAL_STATUSES",
+    "JobCost",
+    "JobRecord",
+    "JobStatus",
+    "JobStore",
+    "NewJob",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -253,6 +277,7 @@ class JobStore:
                 yield session
         except (OperationalError, InterfaceError) as exc:
             raise DependencyDown("the job database failed", dependency="database") from exc
+        run_after_commit(session)
 
     def transaction(self, *, writes: bool = False) -> AbstractContextManager[Session]:
         """One transaction for the other tables of the store (keys, audit events)."""
@@ -426,12 +451,16 @@ class JobStore:
 
     # -- writing ----------------------------------------------------------------
 
-    def create(self, new: NewJob) -> tuple[JobRecord, bool]:
+    def create(self, new: NewJob, *, quotas: Quotas | None = None) -> tuple[JobRecord, bool]:
         """Queue ``new``; the flag says whether a job was created.
 
         A known ``idempotency_key`` returns the job it created before, provided the
         operation, the params and the input's sha256 are the same; otherwise
         :class:`Conflict`. Two racing submissions of one key make one job.
+
+        A job with an API key is counted in its key's day, in the same transaction,
+        and refused with :class:`~docworker.errors.QuotaExceeded` when that would go
+        past ``quotas`` (see :mod:`docworker.jobs.usage`).
         """
         if new.max_attempts < 1:
             raise InvalidParameter("max_attempts", "must be at least 1")
@@ -456,6 +485,9 @@ class JobStore:
         )
         try:
             with self._session(writes=True) as session:
+                if new.key_id is not None:
+                    size = input_bytes(new.input)
+                    usage.admit(session, new.key_id, new.tenant, quotas or Quotas(), size, now)
                 session.add(job)
                 session.flush()
                 # Read back, so the record holds what the database stored.
@@ -543,7 +575,9 @@ class JobStore:
         with self._session(writes=True) as session:
             session.execute(change)
 
-    def split(self, job_id: str, parts: Sequence[dict[str, Any]]) -> tuple[JobRecord, Records]:
+    def split(
+        self, job_id: str, parts: Sequence[dict[str, Any]], *, cost: JobCost | None = None
+    ) -> tuple[JobRecord, Records]:
         """Turn a running job into ``parts``: child jobs with the job's input. A part is
         ``{"params": ..., "operation": ...}``: without an operation it runs the job's,
         with the job's params updated by its own; with one, it runs that on its own
@@ -552,7 +586,7 @@ class JobStore:
 
         Parts take their parent's priority and place in the queue (its creation time),
         so a job begun is finished before younger jobs start. A job whose cancellation
-        was asked for is cancelled instead.
+        was asked for is cancelled instead. ``cost`` is what the attempt that split it used.
         """
         if not parts:
             raise ValueError("a job is split into one part or more")
@@ -592,6 +626,7 @@ class JobStore:
                 job.heartbeat_at = None
                 job.progress_message = f"split into {len(children)} parts"
             job.updated_at = now
+            settle(session, job, now, cost)
             session.flush()
             record = JobRecord.from_row(job)
             records = [JobRecord.from_row(child) for child in children]
@@ -605,8 +640,9 @@ class JobStore:
         *,
         partial: bool = False,
         errors: Sequence[dict[str, Any]] | None = None,
+        cost: JobCost | None = None,
     ) -> JobRecord:
-        """Finish a running job with ``result``.
+        """Finish a running job with ``result``; ``cost`` is what its attempt used.
 
         It ends ``partial`` when asked or when ``errors`` lists anything, keeping
         the items as ``{"code": "partial", "items": [...]}``; otherwise the error
@@ -621,12 +657,17 @@ class JobStore:
             job.progress = 1.0
             job.finished_at = now
 
-        return self._transition(job_id, {JobStatus.RUNNING}, succeed)
+        return self._transition(job_id, {JobStatus.RUNNING}, succeed, cost)
 
     def mark_failed(
-        self, job_id: str, error: dict[str, Any], *, retry_delay: float | None
+        self,
+        job_id: str,
+        error: dict[str, Any],
+        *,
+        retry_delay: float | None,
+        cost: JobCost | None = None,
     ) -> JobRecord:
-        """End a running job's attempt with ``error``.
+        """End a running job's attempt with ``error``; ``cost`` is what the attempt used.
 
         ``retry_delay`` None means the failure is final (bad input): FAILED.
         Otherwise the job is queued again ``retry_delay`` seconds from now while it
@@ -641,7 +682,7 @@ class JobStore:
             else:
                 _retry_or_bury(job, now, now + timedelta(seconds=retry_delay))
 
-        return self._transition(job_id, {JobStatus.RUNNING}, fail)
+        return self._transition(job_id, {JobStatus.RUNNING}, fail, cost)
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or flag a running one for its executor.
@@ -666,14 +707,15 @@ class JobStore:
                     self.request_cancel(part.id)
         return record
 
-    def mark_cancelled(self, job_id: str) -> JobRecord:
-        """Record that the executor stopped a job whose cancellation was asked for."""
+    def mark_cancelled(self, job_id: str, *, cost: JobCost | None = None) -> JobRecord:
+        """Record that the executor stopped a job whose cancellation was asked for;
+        ``cost`` is what its attempt used until then."""
 
         def cancelled(job: Job, now: datetime) -> None:
             job.status = JobStatus.CANCELLED
             job.finished_at = now
 
-        return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancelled)
+        return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancelled, cost)
 
     def requeue_stale(self, *, older_than: float, now: datetime | None = None) -> Records:
         """Take back running jobs whose executor sent no heartbeat for ``older_than`` s.
@@ -809,11 +851,13 @@ class JobStore:
         job_id: str,
         allowed: Collection[JobStatus],
         change: Callable[[Job, datetime], None],
+        cost: JobCost | None = None,
     ) -> JobRecord:
         """Apply ``change`` to the job if its status is in ``allowed``; log it if so.
 
         The row is locked for the transaction, so the check and the change are
-        one step. A job in another status is returned unchanged.
+        one step. A job in another status is returned unchanged (and ``cost``, what
+        the attempt used, is booked all the same: the CPU was spent).
         """
         now = _now()
         with self._session(writes=True) as session:
@@ -822,7 +866,7 @@ class JobStore:
             if changed:
                 change(job, now)
                 job.updated_at = now
-                _part_ended(session, job, now)
+            settle(session, job, now, cost, ended=changed)
             record = JobRecord.from_row(job)
         if changed:
             _log_transition(record)
@@ -843,38 +887,11 @@ class JobStore:
                 job.error = error.to_dict()
                 job.updated_at = now
                 _retry_or_bury(job, now, run_after=None)
-                _part_ended(session, job, now)
+                settle(session, job, now)
             records = [JobRecord.from_row(job) for job in jobs]
         for record in records:
             _log_transition(record)
         return records
-
-
-def _part_ended(session: Session, job: Job, now: datetime) -> None:
-    """Count a part's end in its parent, in the part's transaction: the parent's
-    progress, and once no part is left, the parent queued again to merge (or
-    cancelled, if that was asked for)."""
-    if job.parent_id is None or job.status not in TERMINAL_STATUSES:
-        return
-    parent = session.scalars(
-        select(Job).where(Job.id == job.parent_id).with_for_update()
-    ).one_or_none()
-    if parent is None or parent.children_pending <= 0:
-        return
-    parent.children_pending -= 1
-    done = parent.children_total - parent.children_pending
-    parent.progress = round(0.95 * done / parent.children_total, 4)
-    parent.progress_message = f"{done} of {parent.children_total} parts done"
-    parent.updated_at = now
-    if parent.children_pending == 0 and parent.status == JobStatus.RUNNING:
-        if parent.cancel_requested:
-            parent.status = JobStatus.CANCELLED
-            parent.finished_at = now
-        else:
-            parent.status = JobStatus.QUEUED
-            parent.run_after = None
-            # Merging the parts belongs to the attempt that split the job.
-            parent.attempts = max(0, parent.attempts - 1)
 
 
 def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:

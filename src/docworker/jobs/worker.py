@@ -9,7 +9,7 @@ a worker that dies or is killed mid-job cannot leave a half-written job behind.
 Messages, supervisor → worker: ``{"type": "run", "job_id", "operation",
 "params", "input", "parent_id", "parts", "tenant"}`` and ``{"type": "stop"}``. Worker →
 supervisor: ``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction",
-"message"}``, ``{"type": "done", "job_id", "result", "errors"}``, ``{"type":
+"message"}``, ``{"type": "done", "job_id", "result", "errors", "pages"}``, ``{"type":
 "error", "job_id", "error", "transient"}`` and ``{"type": "split", "job_id",
 "parts"}``.
 
@@ -58,6 +58,7 @@ from docworker.operations.base import (
     SplitPlan,
     Splittable,
     operation_context,
+    pages_processed,
 )
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
@@ -197,7 +198,15 @@ def run_job(
             if security is not None:
                 result.payload = result.payload | {"security": security}
             ref = store_result(store, job_id, result)
-        return {"type": "done", "job_id": job_id, "result": ref, "errors": result.errors}
+        return {
+            "type": "done",
+            "job_id": job_id,
+            "result": ref,
+            "errors": result.errors,
+            # The pages the result names, for usage and quotas (the supervisor measures
+            # the CPU time: see docworker.jobs.cost).
+            "pages": pages_processed(result.payload),
+        }
     except DocworkerError as exc:
         bound.info("job attempt failed", error=exc.code, detail=exc.detail)
         return _error(job_id, exc)

@@ -115,6 +115,30 @@ class Result:
     artifacts: list[Artifact] = field(default_factory=list)
 
 
+def pages_processed(payload: dict[str, Any]) -> int | None:
+    """The pages a result says were processed (for usage and quotas): its ``pages``
+    list (pages rendered, read by OCR, extracted one by one), else the page count it
+    names (``page_count``, the document's ``metadata.page_count``, a conversion's
+    ``output.pages``); None when it names none (an image, a video)."""
+    pages = payload.get("pages")
+    if isinstance(pages, list):
+        return len(pages)
+
+    def named(value: Any, key: str) -> Any:
+        return value.get(key) if isinstance(value, dict) else None
+
+    candidates = (
+        payload.get("page_count"),
+        named(payload.get("metadata"), "page_count"),
+        named(payload.get("output"), "pages"),
+        pages,
+    )
+    for count in candidates:
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            return count
+    return None
+
+
 @dataclass(frozen=True)
 class PartResult:
     """What one part of a split job ended with, handed to :meth:`Splittable.merge`."""

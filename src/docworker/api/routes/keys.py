@@ -105,7 +105,7 @@ async def create_key(body: KeyCreate, caller: CallerDep, services: ServicesDep) 
     limits = body.limits.model_dump(exclude_none=True) if body.limits else None
     record, token = await anyio.to_thread.run_sync(
         lambda: services.keys.create(
-            body.tenant, scopes, name=body.name, expires_at=expires, limits=limits
+            body.tenant, scopes, name=body.name, expires_at=expires, limits=limits, actor=caller
         )
     )
     return KeyCreated(key=KeyPublic.of(record), token=token)
@@ -173,7 +173,7 @@ async def revoke_key(key_id: str, caller: CallerDep, services: ServicesDep) -> K
     """The key stops working at once on this server, and within ``auth.cache_ttl`` on
     the others (admin)."""
     caller.require_admin()
-    record = await anyio.to_thread.run_sync(services.keys.revoke, key_id)
+    record = await anyio.to_thread.run_sync(lambda: services.keys.revoke(key_id, actor=caller))
     services.authenticator.forget(key_id)
     return KeyPublic.of(record)
 
@@ -194,7 +194,7 @@ async def rotate_key(
     caller.require_admin()
     grace = body.grace_seconds if body else 0.0
     record, token = await anyio.to_thread.run_sync(
-        lambda: services.keys.rotate(key_id, grace=grace)
+        lambda: services.keys.rotate(key_id, grace=grace, actor=caller)
     )
     if grace == 0:
         services.authenticator.forget(key_id)
