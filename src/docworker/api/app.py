@@ -18,6 +18,7 @@ from docworker.api.auth import Authenticate, Authenticator, document_security
 from docworker.api.deps import Services
 from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
+from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
@@ -89,6 +90,7 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
         max_attempts=settings.executor.max_attempts,
         keys=sealing,
         admission=Admission(settings, store, blobs),
+        max_active_jobs=settings.executor.max_active_jobs,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -150,15 +152,17 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(convert_router)
     app.include_router(keys_routes.router)
     # The last added runs first: v1's path rules, the request's context, the caller's
-    # key, the disk's free space, then the body's size: no body is read for a caller
-    # without a key, nor while the disk is too full.
+    # key, its rate, the disk's free space, then the body's size: no body is read for a
+    # caller without a key or over its rate, nor while the disk is too full.
     app.add_middleware(BodySizeLimit, server=settings.server)
     app.add_middleware(DiskFloorGuard, disk=DiskFloor.of(settings))
+    app.add_middleware(RateLimit, settings=settings)
     app.add_middleware(Authenticate, settings=settings)
     app.add_middleware(RequestContext)
     install_v1(app, settings)
     install_docs(app, settings)
     document_security(app, settings)
+    document_rate_limits(app, settings)
     return app
 
 

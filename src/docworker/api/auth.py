@@ -40,6 +40,17 @@ PUBLIC_PATHS = frozenset(
     }
 )
 PUBLIC_PREFIXES = ("/docs/assets/",)
+
+
+def public_paths(settings: Settings) -> frozenset[str]:
+    """The paths any caller may use with these settings (``/metrics`` when it is public)."""
+    return PUBLIC_PATHS | ({"/metrics"} if settings.auth.public_metrics else set())
+
+
+def is_public(path: str, public: frozenset[str]) -> bool:
+    return path in public or path.startswith(PUBLIC_PREFIXES)
+
+
 STATE_KEY = "principal"
 #: The caller of the request being answered, for the helpers routes share.
 _CALLER: ContextVar[Principal | None] = ContextVar("docworker_caller", default=None)
@@ -82,9 +93,7 @@ class Authenticate:
         self.app = app
         self.enabled = settings.auth_enabled
         self.query_parameter = settings.auth.query_parameter
-        self.public = set(PUBLIC_PATHS)
-        if settings.auth.public_metrics:
-            self.public.add("/metrics")
+        self.public = public_paths(settings)
         self.authenticator: Authenticator | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,7 +108,7 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if scope["method"] == "OPTIONS" or path in self.public or path.startswith(PUBLIC_PREFIXES):
+        if scope["method"] == "OPTIONS" or is_public(path, self.public):
             await self.app(scope, receive, send)
             return
         token = self._token(scope)
@@ -201,7 +210,7 @@ def document_security(app: FastAPI, settings: Settings) -> None:
             "in": "query",
             "name": settings.auth.query_parameter,
         }
-    public = PUBLIC_PATHS | ({"/metrics"} if settings.auth.public_metrics else set())
+    public = public_paths(settings)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -219,7 +228,7 @@ def document_security(app: FastAPI, settings: Settings) -> None:
                     ("401", "No API key, or not a valid one"),
                     ("403", _FORBIDDEN),
                 ):
-                    responses.setdefault(status, _refusal(text, v1))
+                    responses.setdefault(status, refusal_response(text, v1))
         app.openapi_schema = schema
         return schema
 
@@ -229,7 +238,7 @@ def document_security(app: FastAPI, settings: Settings) -> None:
 _FORBIDDEN = "The API key lacks the scope this request needs"
 
 
-def _refusal(description: str, v1: bool) -> dict[str, Any]:
+def refusal_response(description: str, v1: bool) -> dict[str, Any]:
     if v1:
         ref = {"$ref": "#/components/schemas/V1FrameworkError"}
         return {"description": description, "content": {"application/json": {"schema": ref}}}

@@ -86,9 +86,11 @@ class JobQueue:
         max_attempts: int,
         keys: SecretKeys,
         admission: Admission | None = None,
+        max_active_jobs: int | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
-        queues); None queues every valid job."""
+        queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
+        have queued or running at once unless its key says (None: no cap)."""
         self.store = store
         self.blobs = blobs
         self.executor = executor
@@ -97,6 +99,8 @@ class JobQueue:
         #: Seals the secret parameters of every job submitted.
         self.keys = keys
         self.admission = admission
+        #: Jobs a tenant may have queued or running at once, unless its key says.
+        self.max_active_jobs = max_active_jobs
 
     def submit(
         self,
@@ -112,7 +116,10 @@ class JobQueue:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
         is new. ``others`` are the job's further input files, after ``job_input``. Refused
         with :class:`~docworker.errors.InsufficientStorage` or
-        :class:`~docworker.errors.QueueFull` by the admission checks."""
+        :class:`~docworker.errors.QueueFull` by the admission checks, and with
+        :class:`~docworker.errors.ActiveJobsLimit` when the caller's tenant has as many
+        jobs queued or running as its cap allows (the key's ``max_active_jobs``, else the
+        configured one)."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
@@ -138,7 +145,8 @@ class JobQueue:
                 tenant=caller.tenant,
                 key_id=caller.key_id,
                 client=caller.client,
-            )
+            ),
+            max_active=caller.limits.get("max_active_jobs") or self.max_active_jobs,
         )
         if created:
             JOBS_SUBMITTED.labels(operation).inc()

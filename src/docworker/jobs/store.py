@@ -27,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -47,18 +48,34 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from docworker.errors import Conflict, DependencyDown, EngineFailed, InvalidParameter, NotFound
+from docworker.errors import (
+    ActiveJobsLimit,
+    Conflict,
+    DependencyDown,
+    EngineFailed,
+    InvalidParameter,
+    NotFound,
+)
 from docworker.files import make_private
 from docworker.jobs.models import TERMINAL_STATUSES, Job, JobRecord, JobStatus, NewJob
 from docworker.sealing import comparable
 
-__all__ = ["MAX_PAGE_SIZE", "TERMINAL_STATUSES", "JobRecord", "JobStatus", "JobStore", "NewJob"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "TERMINAL_STATUSES",
+    "ClaimPolicy",
+    "JobRecord",
+    "JobStatus",
+    "JobStore",
+    "NewJob",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -74,6 +91,8 @@ _MIGRATION_LOCK = 0x646F63776F726B
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Execution option marking the engine whose transactions write.
 _WRITES = "docworker_writes"
+#: First key of the PostgreSQL advisory locks that serialise a tenant's admissions ("docw").
+_ADMISSION_LOCK = 0x646F6377
 #: How often a claim that lost its job to another claimer looks for the next one.
 _CLAIM_TRIES = 5
 
@@ -146,8 +165,29 @@ def _ready(now: datetime) -> ColumnElement[bool]:
     return and_(Job.status == JobStatus.QUEUED, or_(Job.run_after.is_(None), Job.run_after <= now))
 
 
-def _claim_candidate(at: datetime, operations: Collection[str] | None) -> Select[str]:
+@dataclass(frozen=True)
+class ClaimPolicy:
+    """How the next job is chosen among the ready ones of several tenants."""
+
+    #: The tenant running the fewest jobs goes first, then priority and age.
+    fair: bool = True
+    #: A tenant running this many jobs gets no other (None: no cap).
+    max_running: int | None = None
+
+    @property
+    def by_tenant(self) -> bool:
+        return self.fair or self.max_running is not None
+
+
+FAIR_CLAIMS = ClaimPolicy()
+
+
+def _claim_candidate(
+    at: datetime, operations: Collection[str] | None, policy: ClaimPolicy
+) -> Select[str]:
     """The id of the job to claim next; PostgreSQL skips rows other claimers hold."""
+    if policy.by_tenant:
+        return _claim_candidate_by_tenant(at, operations, policy)
     query = select(Job.id).where(_ready(at))
     if operations is not None:
         query = query.where(Job.operation.in_(operations))
@@ -156,6 +196,69 @@ def _claim_candidate(at: datetime, operations: Collection[str] | None) -> Select
         .limit(1)
         .with_for_update(skip_locked=True)
     )
+
+
+def _claim_candidate_by_tenant(
+    at: datetime, operations: Collection[str] | None, policy: ClaimPolicy
+) -> Select[str]:
+    """The claim across tenants, in one statement of index seeks (``ix_jobs_claim_tenant``):
+
+    1. the tenants with queued jobs, by a recursive skip scan (``min(tenant) > previous``),
+       plus the jobs of no tenant (a service without keys);
+    2. for each, its next ready job in claim order and its count of running jobs (a job
+       waiting for its parts runs nowhere and is not counted; its parts are);
+    3. of those candidates, the one whose tenant runs the fewest (when fair), then the
+       highest priority, then the oldest.
+
+    The cost grows with the number of tenants waiting, never with the queue's length.
+    """
+    queued, running = JobStatus.QUEUED, JobStatus.RUNNING
+    step = aliased(Job, name="step")
+    tenants = select(func.min(Job.tenant).label("name")).where(Job.status == queued)
+    tenants_cte = tenants.cte("waiting_tenants", recursive=True)
+    following = (
+        select(func.min(step.tenant))
+        .where(step.status == queued, step.tenant > tenants_cte.c.name)
+        .scalar_subquery()
+    )
+    tenants_cte = tenants_cte.union_all(select(following).where(tenants_cte.c.name.is_not(None)))
+    ready = aliased(Job, name="ready")
+    busy = aliased(Job, name="busy")
+
+    def next_job(same_tenant: ColumnElement[bool]) -> Any:
+        query = select(ready.id).where(
+            ready.status == queued,
+            same_tenant,
+            or_(ready.run_after.is_(None), ready.run_after <= at),
+        )
+        if operations is not None:
+            query = query.where(ready.operation.in_(operations))
+        order = (ready.priority.desc(), ready.created_at, ready.part, ready.id)
+        return query.order_by(*order).limit(1).scalar_subquery()
+
+    def running_count(same_tenant: ColumnElement[bool]) -> Any:
+        return (
+            select(func.count())
+            .select_from(busy)
+            .where(busy.status == running, same_tenant, busy.children_pending == 0)
+            .scalar_subquery()
+        )
+
+    named = select(
+        next_job(ready.tenant == tenants_cte.c.name).label("id"),
+        running_count(busy.tenant == tenants_cte.c.name).label("running"),
+    ).where(tenants_cte.c.name.is_not(None))
+    nameless = select(
+        next_job(ready.tenant.is_(None)).label("id"),
+        running_count(busy.tenant.is_(None)).label("running"),
+    )
+    candidates = union_all(named, nameless).cte("candidates")
+    query = select(Job.id).join(candidates, candidates.c.id == Job.id)
+    if policy.max_running is not None:
+        query = query.where(candidates.c.running < policy.max_running)
+    order: list[Any] = [candidates.c.running] if policy.fair else []
+    order += [Job.priority.desc(), Job.created_at, Job.part, Job.id]
+    return query.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Job)
 
 
 def _as_stored(value: dict[str, Any]) -> Any:
@@ -426,12 +529,18 @@ class JobStore:
 
     # -- writing ----------------------------------------------------------------
 
-    def create(self, new: NewJob) -> tuple[JobRecord, bool]:
+    def create(self, new: NewJob, *, max_active: int | None = None) -> tuple[JobRecord, bool]:
         """Queue ``new``; the flag says whether a job was created.
 
         A known ``idempotency_key`` returns the job it created before, provided the
         operation, the params and the input's sha256 are the same; otherwise
         :class:`Conflict`. Two racing submissions of one key make one job.
+
+        With ``max_active``, a tenant that has that many jobs queued or running (parts
+        not counted: their job is) gets :class:`ActiveJobsLimit` instead. The count and
+        the insert are one transaction that no other admission of the tenant overlaps
+        (SQLite's write lock; a transaction advisory lock per tenant on PostgreSQL), so
+        the cap holds exactly under concurrent submissions.
         """
         if new.max_attempts < 1:
             raise InvalidParameter("max_attempts", "must be at least 1")
@@ -456,6 +565,8 @@ class JobStore:
         )
         try:
             with self._session(writes=True) as session:
+                if max_active is not None:
+                    _admit(session, new.tenant, max_active)
                 session.add(job)
                 session.flush()
                 # Read back, so the record holds what the database stored.
@@ -475,8 +586,11 @@ class JobStore:
         *,
         now: datetime | None = None,
         operations: Collection[str] | None = None,
+        policy: ClaimPolicy = FAIR_CLAIMS,
     ) -> JobRecord | None:
-        """Start the next ready job for ``worker``: highest priority, then oldest.
+        """Start the next ready job for ``worker``: by default, of the tenant that runs
+        the fewest jobs, then the highest priority, then the oldest (see
+        :class:`ClaimPolicy`).
 
         Only ``operations`` are considered when given. Returns None when no job is
         ready. Two claimers, in any processes, never get the same job.
@@ -484,7 +598,7 @@ class JobStore:
         at = _aware(now, "now")
         if operations is not None and not operations:
             return None
-        candidate = _claim_candidate(at, operations)
+        candidate = _claim_candidate(at, operations, policy)
         for _ in range(_CLAIM_TRIES):
             with self._session(writes=True) as session:
                 job_id = session.scalar(candidate)
@@ -848,6 +962,26 @@ class JobStore:
         for record in records:
             _log_transition(record)
         return records
+
+
+def _admit(session: Session, tenant: str | None, max_active: int) -> None:
+    """Raise :class:`ActiveJobsLimit` when ``tenant`` has ``max_active`` jobs queued or
+    running; on PostgreSQL, first wait for the tenant's other admissions to commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = func.hashtext(tenant or "")
+        session.execute(select(func.pg_advisory_xact_lock(_ADMISSION_LOCK, key)))
+    same_tenant = Job.tenant.is_(None) if tenant is None else Job.tenant == tenant
+    active = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            same_tenant,
+            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+            Job.parent_id.is_(None),
+        )
+    )
+    if active is not None and active >= max_active:
+        raise ActiveJobsLimit(active, max_active)
 
 
 def _part_ended(session: Session, job: Job, now: datetime) -> None:

@@ -1,0 +1,151 @@
+"""Tenants sharing the job store, on SQLite and PostgreSQL: the cap on a tenant's active
+jobs at admission, and claims shared fairly across tenants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+
+from docworker.errors import ActiveJobsLimit
+from docworker.jobs.store import ClaimPolicy, JobStore, _claim_candidate
+from tests.integration.test_job_store import add, new_job, run_together
+
+FAIR = ClaimPolicy()
+
+
+def claim_tenants(store: JobStore, count: int, policy: ClaimPolicy = FAIR) -> list[str]:
+    """The tenants of the next ``count`` claims ('-' for none left, 'open' for no tenant)."""
+    found = []
+    for _ in range(count):
+        job = store.claim_next("w", policy=policy)
+        found.append("-" if job is None else job.tenant or "open")
+    return found
+
+
+# -- fair claims ----------------------------------------------------------------------
+
+
+def test_a_tenant_running_more_waits_for_the_others(store: JobStore) -> None:
+    add(store, 6, tenant="a")
+    add(store, 3, tenant="b")
+    # b's jobs are younger, yet each free worker goes to the tenant running fewer.
+    assert claim_tenants(store, 10) == ["a", "b", "a", "b", "a", "b", "a", "a", "a", "-"]
+
+
+def test_without_fairness_claims_go_by_priority_and_age(store: JobStore) -> None:
+    add(store, 3, tenant="a")
+    add(store, 2, tenant="b")
+    plain = ClaimPolicy(fair=False)
+    assert claim_tenants(store, 6, plain) == ["a", "a", "a", "b", "b", "-"]
+
+
+def test_priority_and_age_order_each_tenant_and_break_ties(store: JobStore) -> None:
+    (a_low,) = add(store, tenant="a")
+    (a_high,) = add(store, tenant="a", priority=5)
+    (b_high,) = add(store, tenant="b", priority=9)
+    order = [store.claim_next("w") for _ in range(3)]
+    assert [job.id if job else None for job in order] == [b_high.id, a_high.id, a_low.id]
+
+
+def test_jobs_of_no_tenant_are_a_tenant_of_their_own(store: JobStore) -> None:
+    add(store, 3)
+    add(store, 2, tenant="a")
+    assert claim_tenants(store, 6) == ["open", "a", "open", "a", "open", "-"]
+
+
+def test_retried_jobs_wait_their_turn(store: JobStore) -> None:
+    (early,) = add(store, tenant="a")
+    store.claim_next("w")
+    store.mark_failed(early.id, {"code": "engine-failed"}, retry_delay=3600)
+    add(store, tenant="a")
+    assert claim_tenants(store, 2) == ["a", "-"]
+    assert store.claim_next("w", operations={"convert"}) is None
+
+
+def test_max_running_per_tenant(store: JobStore) -> None:
+    add(store, 4, tenant="a")
+    add(store, tenant="b")
+    capped = ClaimPolicy(max_running=2)
+    first = store.claim_next("w", policy=capped)
+    assert first is not None
+    # a runs two, b ran its one: a's other jobs wait although workers are free.
+    assert claim_tenants(store, 3, capped) == ["b", "a", "-"]
+    store.mark_succeeded(first.id, {"uri": "r"})
+    assert claim_tenants(store, 2, capped) == ["a", "-"]
+    # The cap holds without fairness too.
+    assert claim_tenants(store, 1, ClaimPolicy(fair=False, max_running=2)) == ["-"]
+
+
+def test_parts_count_for_their_tenant(store: JobStore) -> None:
+    add(store, tenant="a")
+    job = store.claim_next("w")
+    assert job is not None
+    store.split(job.id, [{"params": {"pages": str(n)}} for n in (1, 2, 3)])
+    add(store, 2, tenant="b")
+    # The job waiting for its parts runs nowhere (a runs none, and its parts are older);
+    # then each running part counts for a, so b's jobs come in between.
+    claimed = [store.claim_next("w") for _ in range(6)]
+    assert [(c.tenant, c.part) if c else None for c in claimed] == [
+        ("a", 0),
+        ("b", None),
+        ("a", 1),
+        ("b", None),
+        ("a", 2),
+        None,
+    ]
+
+
+def test_the_claim_is_one_walk_of_indexes(store: JobStore, database_url: str) -> None:
+    """Whatever the queue's length, the claim seeks in indexes: it never reads the whole
+    jobs table nor sorts all queued jobs (only the one candidate of each tenant)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the plan is read from SQLite's EXPLAIN QUERY PLAN")
+    add(store, 3, tenant="a")
+    candidate = _claim_candidate(datetime.now(UTC), {"extract"}, ClaimPolicy(max_running=3))
+    with store.transaction() as session:
+        compiled = candidate.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+        plan = [row[3] for row in session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))]
+    assert not [step for step in plan if step.startswith("SCAN") and "jobs" in step], plan
+    seeks = [step for step in plan if step.startswith("SEARCH")]
+    assert all("INDEX" in step for step in seeks), plan
+    assert any("ix_jobs_claim_tenant" in step for step in seeks), plan
+
+
+# -- the cap on active jobs -------------------------------------------------------------
+
+
+def test_the_cap_on_active_jobs_holds_under_concurrent_submissions(store: JobStore) -> None:
+    def submit(index: int) -> str:
+        try:
+            store.create(new_job(tenant="busy"), max_active=5)
+        except ActiveJobsLimit as refused:
+            assert refused.fields["max_active_jobs"] == 5
+            assert refused.fields["retry_after"] >= 1
+            return "refused"
+        return "queued"
+
+    outcomes = run_together(20, submit)
+    assert outcomes.count("queued") == 5 and outcomes.count("refused") == 15
+    # Another tenant is not held back by this one.
+    assert store.create(new_job(tenant="calm"), max_active=5)[1]
+
+
+def test_the_cap_counts_queued_and_running_jobs_not_parts(store: JobStore) -> None:
+    add(store, 2, tenant="t")
+    job = store.claim_next("w")
+    assert job is not None
+    store.split(job.id, [{"params": {"pages": str(n)}} for n in (1, 2, 3)])
+    # One job waits for its three parts, one is queued: two active jobs.
+    with pytest.raises(ActiveJobsLimit) as refused:
+        store.create(new_job(tenant="t"), max_active=2)
+    assert refused.value.fields["active_jobs"] == 2
+    assert "at most 2" in refused.value.detail
+    assert store.create(new_job(tenant="t"), max_active=3)[1]
+    # The same request again is its first job, even at the cap; a job that ended frees
+    # its place.
+    (keyed,) = add(store, tenant="u", idempotency_key="k")
+    assert store.create(new_job(tenant="u", idempotency_key="k"), max_active=1) == (keyed, False)
+    store.request_cancel(keyed.id)
+    assert store.create(new_job(tenant="u"), max_active=1)[1]
