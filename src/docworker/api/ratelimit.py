@@ -163,13 +163,10 @@ _RETRY_AFTER = {
 
 
 def document_rate_limits(app: FastAPI, settings: Settings) -> None:
-    """The OpenAPI document says where 429 may answer: with rate limits on, every counted
-    route (and the headers every answer carries); with caps on tenants' active jobs
-    (keys may carry one, or ``executor.max_active_jobs``), the v1 routes that submit jobs
-    (the v2 ones list it themselves)."""
-    limited = settings.rate_enabled
-    capped = settings.auth_enabled or settings.executor.max_active_jobs is not None
-    if not limited and not capped:
+    """With rate limits on, the OpenAPI document says that every counted route answers
+    429 when its caller is over the rate, and which headers every answer carries. (The
+    routes that submit jobs list their own 429s: a full engine queue, a tenant's cap.)"""
+    if not settings.rate_enabled:
         return
     build = app.openapi
     public = public_paths(settings)
@@ -182,12 +179,8 @@ def document_rate_limits(app: FastAPI, settings: Settings) -> None:
             if path in public:
                 continue
             v1 = is_v1_path(path)
-            for method, operation in operations.items():
-                responses = operation.setdefault("responses", {})
-                if limited:
-                    _document(responses, v1)
-                elif v1 and method == "post":
-                    responses.setdefault("429", _v1_refusal())
+            for operation in operations.values():
+                _document(operation.setdefault("responses", {}), v1)
         app.openapi_schema = schema
         return schema
 
@@ -195,25 +188,27 @@ def document_rate_limits(app: FastAPI, settings: Settings) -> None:
 
 
 def _document(responses: dict[str, Any], v1: bool) -> None:
-    description = "Too many requests: the caller is over its rate"
-    refused = responses.setdefault(
-        "429", _v1_refusal() if v1 else refusal_response(description, v1=False)
-    )
-    refused.setdefault("headers", {})["Retry-After"] = _RETRY_AFTER
+    if v1:
+        # Over the rate, v1's framework error; a refused job, the route's own error.
+        responses["429"] = _v1_refusal()
+    else:
+        description = "Too many requests: the caller is over its rate"
+        responses.setdefault("429", refusal_response(description, v1=False))
+    responses["429"].setdefault("headers", {})["Retry-After"] = _RETRY_AFTER
     for response in responses.values():
         if "$ref" not in response:
             response.setdefault("headers", {}).update(RATE_HEADERS)
 
 
 def _v1_refusal() -> dict[str, Any]:
-    """v1's 429: the framework's body over the rate, the route's own over a cap."""
     schemas = [
         {"$ref": "#/components/schemas/V1FrameworkError"},
         {"$ref": "#/components/schemas/V1ErrorBody"},
     ]
     return {
-        "description": "Too many requests: the caller is over its rate, or its tenant has as "
-        "many jobs queued or running as it may",
-        "headers": {"Retry-After": _RETRY_AFTER},
+        "description": "Too many requests, with `Retry-After`: the caller is over its rate "
+        "(v1's framework error), or a job the request submits is refused while too many "
+        "jobs wait for the engine it needs or its tenant has as many jobs queued or running "
+        "as it may (the route's own error)",
         "content": {"application/json": {"schema": {"anyOf": schemas}}},
     }
