@@ -102,7 +102,17 @@ class RateLimit:
     @staticmethod
     def _rate_of(principal: Principal, limiter: RateLimiter) -> tuple[RateLimitItem, ...]:
         own = principal.limits.get("rate")
-        return parse_rate(own) if own else limiter.default
+        if not own:
+            return limiter.default
+        try:
+            return parse_rate(own)
+        except ValueError as exc:  # a key stored before rates were checked
+            log.warning(
+                "the key's rate is not one: the default applies",
+                key_id=principal.key_id,
+                reason=str(exc),
+            )
+            return limiter.default
 
     def _warn(self, exc: errors.DependencyDown) -> None:
         now = time.monotonic()

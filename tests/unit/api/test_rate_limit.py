@@ -13,9 +13,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Message
 
-from docworker.api.auth import Authenticate
+from docworker.api.auth import STATE_KEY, Authenticate
 from docworker.api.ratelimit import RateLimit
+from docworker.auth import Principal
 from docworker.config import Settings, load_settings
 
 PROBLEM = "application/problem+json"
@@ -107,3 +109,35 @@ def test_a_storage_down_lets_requests_through_or_refuses_them() -> None:
     refused = get_all(closed, [("10.0.0.1", "/api/v2/things")])[0]
     assert refused.status_code == 503 and refused.headers["content-type"] == PROBLEM
     assert refused.json()["code"] == "dependency-down"
+
+
+def test_a_key_stored_with_a_rate_that_is_not_one_gets_the_default() -> None:
+    settings = load_settings(auth={"enabled": True}, rate={"default": "2/minute"})
+    app = Starlette(routes=[Route("/api/v2/things", hello)])
+    limited = RateLimit(app, settings)
+    key = Principal(tenant="t", key_id="k1", scopes=frozenset({"read"}), limits={"rate": "x"})
+
+    async def run() -> list[int]:
+        statuses = []
+        for _ in range(3):
+            sent: list[Message] = []
+
+            async def receive() -> Message:
+                return {"type": "http.request", "body": b""}
+
+            async def send(message: Message, sent: list[Message] = sent) -> None:
+                sent.append(message)
+
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": "/api/v2/things",
+                "headers": [],
+                "query_string": b"",
+                "state": {STATE_KEY: key},
+            }
+            await limited(scope, receive, send)
+            statuses.append(sent[0]["status"])
+        return statuses
+
+    assert asyncio.run(run()) == [200, 200, 429]
