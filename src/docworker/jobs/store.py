@@ -201,64 +201,68 @@ def _claim_candidate(
 def _claim_candidate_by_tenant(
     at: datetime, operations: Collection[str] | None, policy: ClaimPolicy
 ) -> Select[str]:
-    """The claim across tenants, in one statement of index seeks (``ix_jobs_claim_tenant``):
+    """The claim across tenants, in one statement of index seeks:
 
-    1. the tenants with queued jobs, by a recursive skip scan (``min(tenant) > previous``),
-       plus the jobs of no tenant (a service without keys);
-    2. for each, its next ready job in claim order and its count of running jobs (a job
-       waiting for its parts runs nowhere and is not counted; its parts are);
-    3. of those candidates, the one whose tenant runs the fewest (when fair), then the
-       highest priority, then the oldest.
+    1. the tenants with queued jobs, by a recursive skip scan of ``ix_jobs_claim_tenant``
+       (``min(tenant) > previous``), plus the jobs of no tenant (a service without keys);
+    2. for each, :func:`_tenant_candidate`: its next ready job, how many of its jobs run,
+       and when one of them last started;
+    3. of those candidates (when fair): the tenant that runs the fewest, then the one
+       served least recently (so that one worker alternates between tenants too); then
+       the highest priority, then the oldest job.
 
     The cost grows with the number of tenants waiting, never with the queue's length.
     """
-    queued, running = JobStatus.QUEUED, JobStatus.RUNNING
     step = aliased(Job, name="step")
-    tenants = select(func.min(Job.tenant).label("name")).where(Job.status == queued)
-    tenants_cte = tenants.cte("waiting_tenants", recursive=True)
+    first = select(func.min(Job.tenant).label("name")).where(Job.status == JobStatus.QUEUED)
+    tenants = first.cte("waiting_tenants", recursive=True)
     following = (
         select(func.min(step.tenant))
-        .where(step.status == queued, step.tenant > tenants_cte.c.name)
+        .where(step.status == JobStatus.QUEUED, step.tenant > tenants.c.name)
         .scalar_subquery()
     )
-    tenants_cte = tenants_cte.union_all(select(following).where(tenants_cte.c.name.is_not(None)))
-    ready = aliased(Job, name="ready")
-    busy = aliased(Job, name="busy")
-
-    def next_job(same_tenant: ColumnElement[bool]) -> Any:
-        query = select(ready.id).where(
-            ready.status == queued,
-            same_tenant,
-            or_(ready.run_after.is_(None), ready.run_after <= at),
-        )
-        if operations is not None:
-            query = query.where(ready.operation.in_(operations))
-        order = (ready.priority.desc(), ready.created_at, ready.part, ready.id)
-        return query.order_by(*order).limit(1).scalar_subquery()
-
-    def running_count(same_tenant: ColumnElement[bool]) -> Any:
-        return (
-            select(func.count())
-            .select_from(busy)
-            .where(busy.status == running, same_tenant, busy.children_pending == 0)
-            .scalar_subquery()
-        )
-
-    named = select(
-        next_job(ready.tenant == tenants_cte.c.name).label("id"),
-        running_count(busy.tenant == tenants_cte.c.name).label("running"),
-    ).where(tenants_cte.c.name.is_not(None))
-    nameless = select(
-        next_job(ready.tenant.is_(None)).label("id"),
-        running_count(busy.tenant.is_(None)).label("running"),
-    )
-    candidates = union_all(named, nameless).cte("candidates")
+    tenants = tenants.union_all(select(following).where(tenants.c.name.is_not(None)))
+    named = _tenant_candidate(lambda column: column == tenants.c.name, at, operations)
+    nameless = _tenant_candidate(lambda column: column.is_(None), at, operations)
+    candidates = union_all(named.where(tenants.c.name.is_not(None)), nameless).cte("candidates")
     query = select(Job.id).join(candidates, candidates.c.id == Job.id)
     if policy.max_running is not None:
         query = query.where(candidates.c.running < policy.max_running)
-    order: list[Any] = [candidates.c.running] if policy.fair else []
+    order: list[Any] = []
+    if policy.fair:
+        order += [candidates.c.running, candidates.c.served.nulls_first()]
     order += [Job.priority.desc(), Job.created_at, Job.part, Job.id]
     return query.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Job)
+
+
+def _tenant_candidate(
+    of_tenant: Callable[[Any], ColumnElement[bool]],
+    at: datetime,
+    operations: Collection[str] | None,
+) -> Select[Any]:
+    """One tenant's candidate: its next ready job in claim order (``id``), its count of
+    running jobs (``running``: a job waiting for its parts runs nowhere and is not
+    counted, its parts are) and when one of its jobs last started (``served``)."""
+    ready, busy, served = (aliased(Job, name=name) for name in ("ready", "busy", "served"))
+    next_job = select(ready.id).where(
+        ready.status == JobStatus.QUEUED,
+        of_tenant(ready.tenant),
+        or_(ready.run_after.is_(None), ready.run_after <= at),
+    )
+    if operations is not None:
+        next_job = next_job.where(ready.operation.in_(operations))
+    next_job = next_job.order_by(ready.priority.desc(), ready.created_at, ready.part, ready.id)
+    running = (
+        select(func.count())
+        .select_from(busy)
+        .where(busy.status == JobStatus.RUNNING, of_tenant(busy.tenant), busy.children_pending == 0)
+    )
+    last_started = select(func.max(served.started_at)).where(of_tenant(served.tenant))
+    return select(
+        next_job.limit(1).scalar_subquery().label("id"),
+        running.scalar_subquery().label("running"),
+        last_started.scalar_subquery().label("served"),
+    )
 
 
 def _as_stored(value: dict[str, Any]) -> Any:

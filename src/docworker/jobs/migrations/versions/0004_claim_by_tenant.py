@@ -1,9 +1,11 @@
-"""Claiming fairly across tenants: each tenant's queued jobs in claim order.
+"""Claiming fairly across tenants: each tenant's jobs by status in claim order, and by
+when they started.
 
-The claim looks at each tenant with queued jobs in turn (a skip scan over this index),
-takes the tenant's next job and its count of running jobs from it, and gives the free
-worker to the tenant that runs the fewest: a few index seeks per tenant, however long
-the queue is.
+The claim looks at each tenant with queued jobs in turn (a skip scan over the first
+index), takes the tenant's next job and its count of running jobs from it, and when its
+last job started from the second, and gives the free worker to the tenant that runs the
+fewest and was served least recently: a few index seeks per tenant, however long the
+queue is.
 
 Revision ID: 0004
 Revises: 0003
@@ -29,7 +31,9 @@ def upgrade() -> None:
         "jobs",
         ["status", "tenant", sa.literal_column("priority DESC"), "created_at"],
     )
+    op.create_index("ix_jobs_tenant_started", "jobs", ["tenant", "started_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_tenant_started", table_name="jobs")
     op.drop_index("ix_jobs_claim_tenant", table_name="jobs")
