@@ -359,8 +359,9 @@ class ExecutorSettings(BaseModel):
     fair_claiming: bool = Field(
         True,
         description="When jobs of several tenants wait, a free worker goes to the tenant "
-        "that runs the fewest jobs (parts included), then by priority and age; false: by "
-        "priority and age alone, whoever submitted.",
+        "that runs the fewest jobs (parts included), then to the one served least "
+        "recently, then by priority and age; false: by priority and age alone, whoever "
+        "submitted.",
     )
     max_running_per_tenant: int | None = Field(
         None,

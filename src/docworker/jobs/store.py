@@ -169,7 +169,8 @@ def _ready(now: datetime) -> ColumnElement[bool]:
 class ClaimPolicy:
     """How the next job is chosen among the ready ones of several tenants."""
 
-    #: The tenant running the fewest jobs goes first, then priority and age.
+    #: The tenant running the fewest jobs goes first, then the one served least
+    #: recently; then priority and age.
     fair: bool = True
     #: A tenant running this many jobs gets no other (None: no cap).
     max_running: int | None = None
@@ -593,8 +594,8 @@ class JobStore:
         policy: ClaimPolicy = FAIR_CLAIMS,
     ) -> JobRecord | None:
         """Start the next ready job for ``worker``: by default, of the tenant that runs
-        the fewest jobs, then the highest priority, then the oldest (see
-        :class:`ClaimPolicy`).
+        the fewest jobs and was served least recently, then the highest priority, then
+        the oldest (see :class:`ClaimPolicy`).
 
         Only ``operations`` are considered when given. Returns None when no job is
         ready. Two claimers, in any processes, never get the same job.
