@@ -4,13 +4,17 @@ jobs at admission, and claims shared fairly across tenants."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
+from docworker.auth import Principal
 from docworker.errors import ActiveJobsLimit
-from docworker.jobs.store import ClaimPolicy, JobStore, _claim_candidate
+from docworker.jobs.queue import JobInput
+from docworker.jobs.store import ClaimPolicy, JobStatus, JobStore, _claim_candidate
 from tests.integration.test_job_store import add, new_job, run_together
+from tests.integration.test_local_executor import SMALL_TEXT, Harness, _done, _settings
 
 FAIR = ClaimPolicy()
 
@@ -168,3 +172,30 @@ def test_the_cap_counts_queued_and_running_jobs_not_parts(store: JobStore) -> No
     assert store.create(new_job(tenant="u", idempotency_key="k"), max_active=1) == (keyed, False)
     store.request_cancel(keyed.id)
     assert store.create(new_job(tenant="u"), max_active=1)[1]
+
+
+# -- the local executor -------------------------------------------------------------------
+
+
+def test_the_local_executor_serves_tenants_in_turn(tmp_path: Path) -> None:
+    """One worker, real processes: the jobs of two tenants, all queued before it starts,
+    run in turn although one tenant's were all submitted first."""
+    harness = Harness(_settings(tmp_path))
+    blob = harness.blobs.put_file(SMALL_TEXT)
+    submitted = []
+    for tenant, count in (("a", 3), ("b", 2)):
+        caller = Principal(tenant=tenant, key_id=None, scopes=frozenset({"submit"}))
+        for _ in range(count):
+            record, _ = harness.queue.submit(
+                "extract", {"output": "text"}, JobInput(blob, name="a.txt"), caller=caller
+            )
+            submitted.append(record.id)
+    harness.executor.start()
+    try:
+        done = [harness.wait_until(job_id, _done) for job_id in submitted]
+    finally:
+        harness.executor.stop()
+        harness.store.close()
+    assert all(job.status is JobStatus.SUCCEEDED for job in done)
+    in_order = sorted(done, key=lambda job: job.started_at or job.created_at)
+    assert [job.tenant for job in in_order] == ["a", "b", "a", "b", "a"]
