@@ -13,6 +13,9 @@ PostgreSQL
     ``postgres_db_url`` (function) is the URL of a new empty database on that
     server, dropped after the test. Tests using either fixture are marked
     ``@pytest.mark.postgres``.
+
+Redis
+    ``redis_url`` (session): see the fixture.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,6 +187,57 @@ def postgres_db_url(postgres_url: str) -> Iterator[str]:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+REDIS_URL_VARIABLE = "DOCWORKER_TEST_REDIS_URL"
+#: The Redis a developer's machine may run; used when it answers.
+_LOCAL_REDIS = ("127.0.0.1", 6379)
+
+
+def _redis_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis server: ``DOCWORKER_TEST_REDIS_URL``, else the local one on port
+    6379 when it answers, else a private ``redis-server`` started for the session on a
+    free port of 127.0.0.1, with its files in a temporary folder. Tests share it: each
+    keeps its keys apart under a prefix of its own. Without Redis the tests that need it
+    are skipped, except under ``CI``, where they fail."""
+    given = os.environ.get(REDIS_URL_VARIABLE)
+    if given:
+        yield given
+        return
+    if _redis_answers(*_LOCAL_REDIS):
+        yield "redis://{}:{}/0".format(*_LOCAL_REDIS)
+        return
+    program = shutil.which("redis-server")
+    if program is None:
+        if _in_ci():
+            pytest.fail("Redis is needed under CI: no redis-server found", pytrace=False)
+        pytest.skip(f"no Redis; set {REDIS_URL_VARIABLE} or install redis-server")
+    folder = Path(tempfile.mkdtemp(prefix="docworker-redis-"))
+    port = _free_port()
+    arguments = ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    arguments += ["--save", "", "--appendonly", "no"]
+    server = subprocess.Popen([program, *arguments], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not _redis_answers("127.0.0.1", port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("redis-server did not start", pytrace=False)
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: The loopback listener fixture (``listener``) of tests/listener.py, for every test.

@@ -35,9 +35,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from docworker.errors import Forbidden, InvalidParameter
+from docworker.ratelimit import parse_rate
 
 KEY_PREFIX = "dw_"
 #: A key id: lower-case letters and digits, 16 of them.
@@ -266,3 +267,10 @@ class KeyLimits(BaseModel):
     max_active_jobs: int | None = Field(
         None, ge=1, description="Jobs of the key's tenant queued or running at once."
     )
+
+    @field_validator("rate")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)
+        return value

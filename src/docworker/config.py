@@ -216,6 +216,72 @@ class UsageSettings(BaseModel):
     )
 
 
+class RateStrategy(StrEnum):
+    #: Exact: at most N requests in any span of the window (a timestamp per request).
+    MOVING_WINDOW = "moving-window"
+    #: N per calendar window: cheapest, but twice N may pass around a window's edge.
+    FIXED_WINDOW = "fixed-window"
+    #: Two counters weighed against each other: cheap, and close to the moving window.
+    SLIDING_WINDOW_COUNTER = "sliding-window-counter"
+
+
+class RateSettings(BaseModel):
+    """Requests per API key (per client address without keys), counted by the 'limits'
+    library: in this process, or in Redis shared by every API replica."""
+
+    enabled: bool | None = Field(
+        None,
+        description="Count requests and refuse those over the rate with 429. Default: on "
+        "with API keys, off without (then, when turned on, each client address has the "
+        "default rate). Health probes and the API documents are never counted.",
+    )
+    default: str = Field(
+        "1200/minute",
+        description="Requests a key may make, in the 'limits' notation: '100/minute', or "
+        "several separated by ';' ('20/second;1000/hour'). A key's own 'rate' replaces it.",
+    )
+    strategy: RateStrategy = Field(
+        RateStrategy.MOVING_WINDOW,
+        description="How requests are counted: moving-window (exact), fixed-window or "
+        "sliding-window-counter (both cheaper, and approximate).",
+    )
+    storage_url: str = Field(
+        "memory://",
+        description="Where the counts live: 'memory://' (this process only), or "
+        "'redis://[:password@]host:6379/0' ('rediss://', 'redis+unix:///path?db=0'), shared "
+        "by every API replica that names the same Redis.",
+    )
+    key_prefix: str = Field(
+        "docworker",
+        min_length=1,
+        max_length=100,
+        description="Prefix of the keys the counts are stored under in a shared storage.",
+    )
+    storage_timeout: Seconds = Field(
+        1.0, gt=0, description="Longest a call to the storage (Redis) may take."
+    )
+    fail_open: bool = Field(
+        True,
+        description="When the storage does not answer, requests go through uncounted (and a "
+        "warning is logged); false: they are refused with 503.",
+    )
+
+    @field_validator("default")
+    @classmethod
+    def _check_default(cls, value: str) -> str:
+        from docworker.ratelimit import parse_rate
+
+        parse_rate(value)
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        from docworker.ratelimit import check_storage_url
+
+        return check_storage_url(value)
+
+
 class CorsSettings(BaseModel):
     allow_origins: list[str] = Field(
         default_factory=lambda: ["*"],
@@ -343,6 +409,26 @@ class ExecutorSettings(BaseModel):
         le=1000,
         description="How many parts a split job becomes, at most (default: twice the "
         "workers). With one worker and no setting, jobs are not split.",
+    )
+    max_active_jobs: int | None = Field(
+        None,
+        ge=1,
+        description="Jobs one tenant may have queued or running at once (the parts of a "
+        "split job count as their job); more are refused with 429. A key's own "
+        "'max_active_jobs' replaces it. None: no cap.",
+    )
+    fair_claiming: bool = Field(
+        True,
+        description="When jobs of several tenants wait, a free worker goes to the tenant "
+        "that runs the fewest jobs (parts included), then to the one served least "
+        "recently, then by priority and age; false: by priority and age alone, whoever "
+        "submitted.",
+    )
+    max_running_per_tenant: int | None = Field(
+        None,
+        ge=1,
+        description="Most jobs (or parts) of one tenant running at once across all "
+        "executors; its other jobs wait even when workers are free. None: no cap.",
     )
 
 
@@ -828,6 +914,7 @@ class Settings(BaseSettings):
     v1: V1Settings = Field(default_factory=V1Settings)
     site: SiteSettings = Field(default_factory=SiteSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate: RateSettings = Field(default_factory=RateSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
@@ -848,6 +935,12 @@ class Settings(BaseSettings):
         if self.auth.enabled is None:
             return self.profile is Profile.PRODUCTION
         return self.auth.enabled
+
+    @property
+    def rate_enabled(self) -> bool:
+        if self.rate.enabled is None:
+            return self.auth_enabled
+        return self.rate.enabled
 
     @property
     def listen_host(self) -> str:

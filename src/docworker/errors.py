@@ -18,7 +18,8 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
     │   ├── Unauthorized           no API key, or one that is not valid
     │   ├── Forbidden              the API key lacks the scope the request needs
     │   └── RateLimited            too many requests, or a quota is spent (429)
-    │       └── QuotaExceeded      a daily quota of the key is spent
+    │       ├── QuotaExceeded      a daily quota of the key is spent
+    │       └── ActiveJobsLimit    the tenant has as many jobs queued or running as allowed
     └── ServiceError               the service is at fault (5xx / 429)
         ├── EngineFailed           an external engine or worker crashed
         ├── EngineTimeout          an external engine took longer than its limit
@@ -196,6 +197,23 @@ class RateLimited(InputError):
 class QuotaExceeded(RateLimited):
     code = "quota-exceeded"
     title = "Quota exceeded"
+
+
+class ActiveJobsLimit(RateLimited):
+    """A tenant may have only so many jobs queued or running at once (so that it cannot
+    fill the queue); a new one waits until some of them end."""
+
+    code = "active-jobs-limit"
+    title = "Too many active jobs"
+
+    def __init__(self, active: int, maximum: int, retry_after: int = 5) -> None:
+        super().__init__(
+            f"the tenant has {active} jobs queued or running and may have at most {maximum} "
+            "at once: submit again when some have finished",
+            retry_after=retry_after,
+            active_jobs=active,
+            max_active_jobs=maximum,
+        )
 
 
 class ServiceError(DocworkerError):

@@ -81,3 +81,16 @@ class Server:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=120)
+
+    def keys(self, *args: str) -> str:
+        """What ``docworker keys ARGS`` prints, run with the server's settings."""
+        done = subprocess.run(
+            [sys.executable, "-m", "docworker", "keys", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()

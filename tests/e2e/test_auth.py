@@ -34,16 +34,7 @@ class Keys:
 
 
 def _keys_command(server: Server, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "docworker", "keys", *args],
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return server.keys(*args)
 
 
 @pytest.fixture(scope="module")

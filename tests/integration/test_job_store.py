@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,23 +35,6 @@ INPUT = {
     "mime": "application/pdf",
 }
 TIMESTAMPS = ("created_at", "updated_at", "started_at", "finished_at", "run_after", "heartbeat_at")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        # A folder that does not exist yet: migrate() creates it.
-        return f"sqlite:///{tmp_path / 'data' / 'jobs.db'}"
-    url: str = request.getfixturevalue("postgres_db_url")
-    return url
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[JobStore]:
-    job_store = JobStore(database_url)
-    job_store.migrate()
-    yield job_store
-    job_store.close()
 
 
 def new_job(operation: str = "extract", **changes: Any) -> NewJob:

@@ -19,6 +19,7 @@ from docworker.api.deps import Services
 from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
+from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
@@ -106,6 +107,7 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
         admission=Admission(settings, store, blobs),
         quotas=settings.quota,
         refusals=refusals,
+        max_active_jobs=settings.executor.max_active_jobs,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -175,12 +177,13 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(usage_routes.router)
     # The last added runs first: v1's path rules, the request's context, the refusals
-    # audit, the caller's key, its daily quotas, the disk's free space, then the body's
-    # size: no body is read for a caller without a key or with a quota spent, nor while
-    # the disk is too full.
+    # audit, the caller's key, its rate, its daily quotas, the disk's free space, then
+    # the body's size: no body is read for a caller without a key, over its rate or with
+    # a quota spent, nor while the disk is too full.
     app.add_middleware(BodySizeLimit, server=settings.server)
     app.add_middleware(DiskFloorGuard, disk=DiskFloor.of(settings))
     app.add_middleware(QuotaGate, settings=settings)
+    app.add_middleware(RateLimit, settings=settings)
     app.add_middleware(Authenticate, settings=settings)
     app.add_middleware(AuditRefusals)
     app.add_middleware(RequestContext)
@@ -188,6 +191,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     install_docs(app, settings)
     document_security(app, settings)
     document_quotas(app, settings)
+    document_rate_limits(app, settings)
     return app
 
 

@@ -40,6 +40,17 @@ PUBLIC_PATHS = frozenset(
     }
 )
 PUBLIC_PREFIXES = ("/docs/assets/",)
+
+
+def public_paths(settings: Settings) -> frozenset[str]:
+    """The paths any caller may use with these settings (``/metrics`` when it is public)."""
+    return PUBLIC_PATHS | ({"/metrics"} if settings.auth.public_metrics else set())
+
+
+def is_public(path: str, public: frozenset[str]) -> bool:
+    return path in public or path.startswith(PUBLIC_PREFIXES)
+
+
 STATE_KEY = "principal"
 #: State entry of a request refused for a key that is not valid: the key id it claims
 #: ('' when it is not even shaped as a key), for the audit trail.
@@ -86,9 +97,7 @@ class Authenticate:
         self.app = app
         self.enabled = settings.auth_enabled
         self.query_parameter = settings.auth.query_parameter
-        self.public = set(PUBLIC_PATHS)
-        if settings.auth.public_metrics:
-            self.public.add("/metrics")
+        self.public = public_paths(settings)
         self.authenticator: Authenticator | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,7 +112,7 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if scope["method"] == "OPTIONS" or path in self.public or path.startswith(PUBLIC_PREFIXES):
+        if scope["method"] == "OPTIONS" or is_public(path, self.public):
             await self.app(scope, receive, send)
             return
         token = self._token(scope)
@@ -208,7 +217,7 @@ def document_security(app: FastAPI, settings: Settings) -> None:
             "in": "query",
             "name": settings.auth.query_parameter,
         }
-    public = PUBLIC_PATHS | ({"/metrics"} if settings.auth.public_metrics else set())
+    public = public_paths(settings)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:

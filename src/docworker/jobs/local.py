@@ -1,7 +1,8 @@
 """The local executor: a supervised pool of worker processes fed from the job store.
 
 One supervisor thread in the service process owns the pool. It claims queued
-jobs from the store (priority, then age) for idle workers, sends each job over
+jobs from the store for idle workers (the tenant running the fewest jobs first,
+then priority, then age: see ``executor.fair_claiming``), sends each job over
 a pipe, and writes every state change back to the store. It enforces what a
 worker cannot enforce on itself: the wall-clock limit, the memory limit (RSS
 of the worker and its children), cancellation of running jobs (the worker is
@@ -35,7 +36,14 @@ from docworker.config import Settings
 from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
 from docworker.jobs.cost import tree_cpu_seconds
 from docworker.jobs.events import JobEvents
-from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
+from docworker.jobs.store import (
+    TERMINAL_STATUSES,
+    ClaimPolicy,
+    JobCost,
+    JobRecord,
+    JobStatus,
+    JobStore,
+)
 from docworker.jobs.worker import receive, send, worker_main
 from docworker.sealing import SecretKeys
 from docworker.telemetry import (
@@ -138,6 +146,9 @@ class LocalExecutor:
             "settings": settings.model_dump(mode="json", exclude={"secrets"}),
             "secret_keys": keys.export(),
         }
+        self._claims = ClaimPolicy(
+            fair=self.config.fair_claiming, max_running=self.config.max_running_per_tenant
+        )
 
     # -- public surface -----------------------------------------------------------------
     def start(self) -> None:
@@ -231,7 +242,7 @@ class LocalExecutor:
         for slot in self._slots:
             if self._stopping.is_set() or not slot.idle:
                 continue
-            job = self.store.claim_next(self.name)
+            job = self.store.claim_next(self.name, policy=self._claims)
             if job is None:
                 return
             self._start_job(slot, job)

@@ -378,3 +378,7 @@ class UsageCounter(Base):
 
 # Claiming reads queued jobs by priority (high first), then age: one index walk, no sort.
 Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.created_at)
+# Claiming fairly: a tenant's queued jobs in the same order, its running ones, and when
+# its last job started.
+Index("ix_jobs_claim_tenant", Job.status, Job.tenant, Job.priority.desc(), Job.created_at)
+Index("ix_jobs_tenant_started", Job.tenant, Job.started_at)

@@ -98,9 +98,11 @@ class JobQueue:
         admission: Admission | None = None,
         quotas: QuotaSettings | None = None,
         refusals: RefusalLog | None = None,
+        max_active_jobs: int | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
-        queues); None queues every valid job."""
+        queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
+        have queued or running at once unless its key says (None: no cap)."""
         self.store = store
         self.blobs = blobs
         self.executor = executor
@@ -112,6 +114,8 @@ class JobQueue:
         #: Default daily quotas of API keys (a key's own limits take precedence).
         self.quotas = quotas or QuotaSettings()
         self.refusals = refusals
+        #: Jobs a tenant may have queued or running at once, unless its key says.
+        self.max_active_jobs = max_active_jobs
 
     def submit(
         self,
@@ -127,7 +131,10 @@ class JobQueue:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
         is new. ``others`` are the job's further input files, after ``job_input``. Refused
         with :class:`~docworker.errors.InsufficientStorage` or
-        :class:`~docworker.errors.QueueFull` by the admission checks.
+        :class:`~docworker.errors.QueueFull` by the admission checks, and with
+        :class:`~docworker.errors.ActiveJobsLimit` when the caller's tenant has as many
+        jobs queued or running as its cap allows (the key's ``max_active_jobs``, else the
+        configured one).
 
         A job of an API key counts against the key's daily quotas; when one is spent
         it is refused with :class:`QuotaExceeded` (429) and not queued."""
@@ -157,7 +164,11 @@ class JobQueue:
             client=caller.client,
         )
         try:
-            record, created = self.store.create(new, quotas=Quotas.of(caller.limits, self.quotas))
+            record, created = self.store.create(
+                new,
+                quotas=Quotas.of(caller.limits, self.quotas),
+                max_active=caller.limits.get("max_active_jobs") or self.max_active_jobs,
+            )
         except (QuotaExceeded, PayloadTooLarge) as exc:
             if self.refusals is not None:
                 status = 429 if isinstance(exc, QuotaExceeded) else 413

@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -52,13 +53,21 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from docworker.errors import Conflict, DependencyDown, EngineFailed, InvalidParameter, NotFound
+from docworker.errors import (
+    ActiveJobsLimit,
+    Conflict,
+    DependencyDown,
+    EngineFailed,
+    InvalidParameter,
+    NotFound,
+)
 from docworker.files import make_private
 from docworker.jobs import usage
 from docworker.jobs.ledger import run_after_commit, settle
@@ -77,6 +86,7 @@ from docworker.sealing import comparable
 __all__ = [
     "MAX_PAGE_SIZE",
     "TERMINAL_STATUSES",
+    "ClaimPolicy",
     "JobCost",
     "JobRecord",
     "JobStatus",
@@ -98,6 +108,8 @@ _MIGRATION_LOCK = 0x646F63776F726B
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Execution option marking the engine whose transactions write.
 _WRITES = "docworker_writes"
+#: First key of the PostgreSQL advisory locks that serialise a tenant's admissions ("docw").
+_ADMISSION_LOCK = 0x646F6377
 #: How often a claim that lost its job to another claimer looks for the next one.
 _CLAIM_TRIES = 5
 
@@ -170,8 +182,30 @@ def _ready(now: datetime) -> ColumnElement[bool]:
     return and_(Job.status == JobStatus.QUEUED, or_(Job.run_after.is_(None), Job.run_after <= now))
 
 
-def _claim_candidate(at: datetime, operations: Collection[str] | None) -> Select[str]:
+@dataclass(frozen=True)
+class ClaimPolicy:
+    """How the next job is chosen among the ready ones of several tenants."""
+
+    #: The tenant running the fewest jobs goes first, then the one served least
+    #: recently; then priority and age.
+    fair: bool = True
+    #: A tenant running this many jobs gets no other (None: no cap).
+    max_running: int | None = None
+
+    @property
+    def by_tenant(self) -> bool:
+        return self.fair or self.max_running is not None
+
+
+FAIR_CLAIMS = ClaimPolicy()
+
+
+def _claim_candidate(
+    at: datetime, operations: Collection[str] | None, policy: ClaimPolicy
+) -> Select[str]:
     """The id of the job to claim next; PostgreSQL skips rows other claimers hold."""
+    if policy.by_tenant:
+        return _claim_candidate_by_tenant(at, operations, policy)
     query = select(Job.id).where(_ready(at))
     if operations is not None:
         query = query.where(Job.operation.in_(operations))
@@ -179,6 +213,73 @@ def _claim_candidate(at: datetime, operations: Collection[str] | None) -> Select
         query.order_by(Job.priority.desc(), Job.created_at, Job.part, Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
+    )
+
+
+def _claim_candidate_by_tenant(
+    at: datetime, operations: Collection[str] | None, policy: ClaimPolicy
+) -> Select[str]:
+    """The claim across tenants, in one statement of index seeks:
+
+    1. the tenants with queued jobs, by a recursive skip scan of ``ix_jobs_claim_tenant``
+       (``min(tenant) > previous``), plus the jobs of no tenant (a service without keys);
+    2. for each, :func:`_tenant_candidate`: its next ready job, how many of its jobs run,
+       and when one of them last started;
+    3. of those candidates (when fair): the tenant that runs the fewest, then the one
+       served least recently (so that one worker alternates between tenants too); then
+       the highest priority, then the oldest job.
+
+    The cost grows with the number of tenants waiting, never with the queue's length.
+    """
+    step = aliased(Job, name="step")
+    first = select(func.min(Job.tenant).label("name")).where(Job.status == JobStatus.QUEUED)
+    tenants = first.cte("waiting_tenants", recursive=True)
+    following = (
+        select(func.min(step.tenant))
+        .where(step.status == JobStatus.QUEUED, step.tenant > tenants.c.name)
+        .scalar_subquery()
+    )
+    tenants = tenants.union_all(select(following).where(tenants.c.name.is_not(None)))
+    named = _tenant_candidate(lambda column: column == tenants.c.name, at, operations)
+    nameless = _tenant_candidate(lambda column: column.is_(None), at, operations)
+    candidates = union_all(named.where(tenants.c.name.is_not(None)), nameless).cte("candidates")
+    query = select(Job.id).join(candidates, candidates.c.id == Job.id)
+    if policy.max_running is not None:
+        query = query.where(candidates.c.running < policy.max_running)
+    order: list[Any] = []
+    if policy.fair:
+        order += [candidates.c.running, candidates.c.served.nulls_first()]
+    order += [Job.priority.desc(), Job.created_at, Job.part, Job.id]
+    return query.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Job)
+
+
+def _tenant_candidate(
+    of_tenant: Callable[[Any], ColumnElement[bool]],
+    at: datetime,
+    operations: Collection[str] | None,
+) -> Select[Any]:
+    """One tenant's candidate: its next ready job in claim order (``id``), its count of
+    running jobs (``running``: a job waiting for its parts runs nowhere and is not
+    counted, its parts are) and when one of its jobs last started (``served``)."""
+    ready, busy, served = (aliased(Job, name=name) for name in ("ready", "busy", "served"))
+    next_job = select(ready.id).where(
+        ready.status == JobStatus.QUEUED,
+        of_tenant(ready.tenant),
+        or_(ready.run_after.is_(None), ready.run_after <= at),
+    )
+    if operations is not None:
+        next_job = next_job.where(ready.operation.in_(operations))
+    next_job = next_job.order_by(ready.priority.desc(), ready.created_at, ready.part, ready.id)
+    running = (
+        select(func.count())
+        .select_from(busy)
+        .where(busy.status == JobStatus.RUNNING, of_tenant(busy.tenant), busy.children_pending == 0)
+    )
+    last_started = select(func.max(served.started_at)).where(of_tenant(served.tenant))
+    return select(
+        next_job.limit(1).scalar_subquery().label("id"),
+        running.scalar_subquery().label("running"),
+        last_started.scalar_subquery().label("served"),
     )
 
 
@@ -451,7 +552,9 @@ class JobStore:
 
     # -- writing ----------------------------------------------------------------
 
-    def create(self, new: NewJob, *, quotas: Quotas | None = None) -> tuple[JobRecord, bool]:
+    def create(
+        self, new: NewJob, *, quotas: Quotas | None = None, max_active: int | None = None
+    ) -> tuple[JobRecord, bool]:
         """Queue ``new``; the flag says whether a job was created.
 
         A known ``idempotency_key`` returns the job it created before, provided the
@@ -461,6 +564,12 @@ class JobStore:
         A job with an API key is counted in its key's day, in the same transaction,
         and refused with :class:`~docworker.errors.QuotaExceeded` when that would go
         past ``quotas`` (see :mod:`docworker.jobs.usage`).
+
+        With ``max_active``, a tenant that has that many jobs queued or running (parts
+        not counted: their job is) gets :class:`ActiveJobsLimit` instead. The count and
+        the insert are one transaction that no other admission of the tenant overlaps
+        (SQLite's write lock; a transaction advisory lock per tenant on PostgreSQL), so
+        the cap holds exactly under concurrent submissions.
         """
         if new.max_attempts < 1:
             raise InvalidParameter("max_attempts", "must be at least 1")
@@ -485,6 +594,8 @@ class JobStore:
         )
         try:
             with self._session(writes=True) as session:
+                if max_active is not None:
+                    _admit(session, new.tenant, max_active)
                 if new.key_id is not None:
                     size = input_bytes(new.input)
                     usage.admit(session, new.key_id, new.tenant, quotas or Quotas(), size, now)
@@ -507,8 +618,11 @@ class JobStore:
         *,
         now: datetime | None = None,
         operations: Collection[str] | None = None,
+        policy: ClaimPolicy = FAIR_CLAIMS,
     ) -> JobRecord | None:
-        """Start the next ready job for ``worker``: highest priority, then oldest.
+        """Start the next ready job for ``worker``: by default, of the tenant that runs
+        the fewest jobs and was served least recently, then the highest priority, then
+        the oldest (see :class:`ClaimPolicy`).
 
         Only ``operations`` are considered when given. Returns None when no job is
         ready. Two claimers, in any processes, never get the same job.
@@ -516,7 +630,7 @@ class JobStore:
         at = _aware(now, "now")
         if operations is not None and not operations:
             return None
-        candidate = _claim_candidate(at, operations)
+        candidate = _claim_candidate(at, operations, policy)
         for _ in range(_CLAIM_TRIES):
             with self._session(writes=True) as session:
                 job_id = session.scalar(candidate)
@@ -892,6 +1006,26 @@ class JobStore:
         for record in records:
             _log_transition(record)
         return records
+
+
+def _admit(session: Session, tenant: str | None, max_active: int) -> None:
+    """Raise :class:`ActiveJobsLimit` when ``tenant`` has ``max_active`` jobs queued or
+    running; on PostgreSQL, first wait for the tenant's other admissions to commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = func.hashtext(tenant or "")
+        session.execute(select(func.pg_advisory_xact_lock(_ADMISSION_LOCK, key)))
+    same_tenant = Job.tenant.is_(None) if tenant is None else Job.tenant == tenant
+    active = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(
+            same_tenant,
+            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+            Job.parent_id.is_(None),
+        )
+    )
+    if active is not None and active >= max_active:
+        raise ActiveJobsLimit(active, max_active)
 
 
 def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:
