@@ -17,6 +17,7 @@ from docworker import __version__
 from docworker.api.deps import Services
 from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
+from docworker.api.openapi import install_openapi
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import pdf as pdf_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.add_middleware(RequestContext)
     install_v1(app, settings)
     install_docs(app, settings)
+    install_openapi(app)
     return app
 
 

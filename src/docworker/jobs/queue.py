@@ -15,7 +15,7 @@ from typing import IO, Any, Protocol
 
 import anyio.to_thread
 
-from docworker.errors import Conflict, InvalidParameter, NotFound, error_from_dict
+from docworker.errors import Conflict, NotFound, error_from_dict
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
 from docworker.operations import dump_params, get_operation, validate_params
@@ -80,20 +80,19 @@ class JobQueue:
         self,
         operation: str,
         params: dict[str, Any],
-        job_input: JobInput | None,
+        job_input: JobInput,
         *,
         priority: int = 0,
         idempotency_key: str | None = None,
         others: Sequence[JobInput] = (),
     ) -> tuple[JobRecord, bool]:
-        """Validate and queue a job; returns the job and whether it is new. ``others``
-        are the job's further input files, after ``job_input``."""
+        """Validate and queue a job; returns the job and whether it is new. Every
+        operation reads an input file (``Operation.run`` takes one), so ``job_input`` is
+        required; ``others`` are the job's further input files, after it."""
         op = get_operation(operation)
         checked = validate_params(op, params)
-        stored = job_input.as_dict() if job_input else None
+        stored = job_input.as_dict()
         if others:
-            if stored is None:
-                raise InvalidParameter("file", "further input files need a first one")
             stored["others"] = [other.as_dict() for other in others]
         record, created = self.store.create(
             NewJob(
@@ -147,5 +146,5 @@ class JobQueue:
         if record.error and record.status in {JobStatus.FAILED, JobStatus.DEAD}:
             raise error_from_dict(record.error)
         raise Conflict(
-            f"job {record.id} has no result: it is {record.status}", status=record.status
+            f"job {record.id} has no result: it is {record.status}", job_status=record.status
         )
