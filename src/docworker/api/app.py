@@ -25,7 +25,7 @@ from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
-from docworker.api.uploads import BodySizeLimit
+from docworker.api.uploads import BodySizeLimit, UnclaimedInputs
 from docworker.api.v1.install import install_v1
 from docworker.config import ExecutorKind, Settings
 from docworker.errors import DocworkerError
@@ -102,6 +102,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(video_routes.router)
     app.include_router(screenshot_route.router)
     app.include_router(convert_router)
+    app.add_middleware(UnclaimedInputs)
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_upload_bytes)
     app.add_middleware(RequestContext)
     install_v1(app, settings)

@@ -214,3 +214,48 @@ def test_a_body_over_the_limit_names_the_limit_in_full(client: TestClient) -> No
     body = _problem(answer, 413)
     assert f"limit of {LIMIT}" in str(body["detail"]) and "e+" not in str(body["detail"])
     assert body["maximum"] == LIMIT
+
+
+def test_a_refused_upload_leaves_no_blob(client: TestClient) -> None:
+    # A parameter refused after the file was stored (the route reads the form first).
+    answer = client.post(
+        "/api/v2/extract", files={"file": ("a.txt", b"refused\n")}, data={"pages": "9-1"}
+    )
+    _problem(answer, 422, "pages")
+    # An idempotency key already used for another request: refused at submission.
+    first = client.post(
+        "/api/v2/jobs",
+        files={"file": ("a.txt", b"first\n")},
+        data={"operation": "extract", "idempotency_key": "key-1"},
+    )
+    assert first.status_code == 202
+    again = client.post(
+        "/api/v2/jobs",
+        files={"file": ("a.txt", b"second\n")},
+        data={"operation": "extract", "idempotency_key": "key-1"},
+    )
+    _problem(again, 409)
+    # A v1 route that refuses a file it stored (not a PDF).
+    v1 = client.post("/api/v1/extract/pdf-pages", files={"file": ("a.txt", b"not a pdf\n")})
+    assert v1.status_code == 400
+    assert _inputs(client) == {first.json()["input"]["sha256"]}
+
+
+def test_a_refused_upload_keeps_content_that_a_job_names(client: TestClient) -> None:
+    uri = _stored(client, b"shared content\n")
+    refused = client.post(
+        "/api/v2/extract", files={"file": ("b.txt", b"shared content\n")}, data={"pages": "x"}
+    )
+    _problem(refused, 422, "pages")
+    assert _inputs(client) == {uri.rsplit("/", 1)[1]}
+    again = client.post("/api/v2/jobs", json={"operation": "extract", "input_uri": uri})
+    assert again.status_code == 202
+
+
+def test_jobs_keep_their_inputs(client: TestClient) -> None:
+    files = [("file", ("a.txt", b"one\n")), ("files", ("b.txt", b"two\n"))]
+    answer = client.post("/api/v2/jobs", files=files, data={"operation": "extract"})
+    assert answer.status_code == 202
+    job_input = answer.json()["input"]
+    assert _inputs(client) == {job_input["sha256"], job_input["others"][0]["sha256"]}
+    assert client.get(f"/api/v2/jobs/{answer.json()['id']}").json()["input"] == job_input

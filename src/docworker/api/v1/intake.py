@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from docworker.api.deps import Services
+from docworker.api.uploads import store_input
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import V1Error
 from docworker.errors import DocworkerError
@@ -230,8 +231,12 @@ def _store(services: Services, stream: IO[bytes], name: str) -> tuple[StoredBlob
         shutil.copyfileobj(stream, copy, CHUNK)
         copy.flush()
         mime = detect(Path(copy.name), name).mime
-        copy.seek(0)
-        blob = services.blobs.put_stream(copy, max_bytes=limit)
+
+        def put() -> StoredBlob:
+            copy.seek(0)
+            return services.blobs.put_stream(copy, max_bytes=limit)
+
+        blob = store_input(put)
     return blob, mime
 
 
