@@ -203,7 +203,8 @@ def _content_type_overrides(zf: zipfile.ZipFile) -> dict[str, str]:
         return {}
     try:
         root = SafeElementTree.fromstring(data)
-    except (ParseError, DefusedXmlException):
+    except (ParseError, DefusedXmlException, LookupError, ValueError):
+        # LookupError: an XML declaration naming an encoding Python does not know.
         return {}
     overrides: dict[str, str] = {}
     for element in root:
