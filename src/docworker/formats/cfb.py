@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import olefile
@@ -133,6 +134,27 @@ def _root_children(entries: list[_Entry]) -> set[str]:
     return names
 
 
+def open_compound(source: Path | IO[bytes]) -> olefile.OleFileIO:
+    """olefile's reader of the compound file ``source``, once its header declares sector
+    sizes that [MS-CFB] allows (512 or 4096 bytes, mini sectors of 64). olefile takes
+    any size the header declares, and reads sectors of 2**n bytes for any n: a few
+    bytes changed in a header cost it gigabytes. Raises ValueError (and what olefile
+    raises) for a file that cannot be read."""
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            header = fh.read(_HEADER_SIZE)
+    else:
+        source.seek(0)
+        header = source.read(_HEADER_SIZE)
+        source.seek(0)
+    if len(header) < _HEADER_SIZE or not header.startswith(SIGNATURE):
+        raise ValueError("not a compound file")
+    sector_shift, mini_shift = struct.unpack_from("<HH", header, 0x1E)
+    if sector_shift not in {9, 12} or mini_shift != 6:
+        raise ValueError(f"sector sizes 2**{sector_shift} and 2**{mini_shift} are not allowed")
+    return olefile.OleFileIO(str(source) if isinstance(source, Path) else source)
+
+
 def root_entry_names(fh: IO[bytes]) -> set[str] | None:
     """The names of the streams and storages directly under the root of a compound file.
 
@@ -180,7 +202,7 @@ def unwrap_ole_object(data: bytes) -> OleContent | None:
         return None
     try:
         # Always a file object: given bytes, olefile takes short ones for a file name.
-        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+        with open_compound(io.BytesIO(data)) as ole:
             if ole.get_type(_OLE10_NATIVE) == olefile.STGTY_STREAM:
                 return _ole10_native(bytes(ole.openstream(_OLE10_NATIVE).read()))
             for name in _CONTENT_STREAMS:

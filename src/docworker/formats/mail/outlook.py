@@ -27,6 +27,7 @@ from pathlib import Path
 import olefile
 
 from docworker.errors import CorruptDocument
+from docworker.formats.cfb import open_compound
 from docworker.formats.embedded import safe_name
 from docworker.formats.encoding import decode_text, normalise_codec
 from docworker.formats.mail import lzfu
@@ -270,7 +271,7 @@ def read_msg(path: Path, max_depth: int) -> tuple[Message, list[tuple[str, str]]
     """
     notes: list[tuple[str, str]] = []
     try:
-        with olefile.OleFileIO(str(path)) as ole:
+        with open_compound(path) as ole:
             message = _message(_Storage(ole, [], _TOP_HEADER), max_depth, notes)
     except _DAMAGE as exc:
         raise CorruptDocument("msg", f"the compound file cannot be read: {exc}") from exc
