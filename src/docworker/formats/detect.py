@@ -145,7 +145,15 @@ def _zip_structure(fh: IO[bytes]) -> Detection | None:
                 mime = _ooxml_mime(zf, names)
             if mime is None and "mimetype" in names:
                 mime = _declared_zip_mime(zf)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+    # NotImplementedError: a zip format version that zipfile does not read.
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+    ):
         return None
     mime = mime or "application/zip"
     return Detection(mime, format_of(mime), "zip-structure")
