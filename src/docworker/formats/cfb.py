@@ -134,24 +134,30 @@ def _root_children(entries: list[_Entry]) -> set[str]:
     return names
 
 
+def allowed_sizes(fh: IO[bytes]) -> bool:
+    """Whether ``fh`` is a compound file whose header declares sector sizes [MS-CFB]
+    allows (512 or 4096 bytes, mini sectors of 64). olefile, and msoffcrypto through
+    it, read sectors of whatever size the header declares, 2**n bytes for any n: a
+    few bytes changed in a header cost them gigabytes."""
+    fh.seek(0)
+    header = fh.read(_HEADER_SIZE)
+    fh.seek(0)
+    if len(header) < _HEADER_SIZE or not header.startswith(SIGNATURE):
+        return False
+    sector_shift, mini_shift = struct.unpack_from("<HH", header, 0x1E)
+    return sector_shift in {9, 12} and mini_shift == 6
+
+
 def open_compound(source: Path | IO[bytes]) -> olefile.OleFileIO:
-    """olefile's reader of the compound file ``source``, once its header declares sector
-    sizes that [MS-CFB] allows (512 or 4096 bytes, mini sectors of 64). olefile takes
-    any size the header declares, and reads sectors of 2**n bytes for any n: a few
-    bytes changed in a header cost it gigabytes. Raises ValueError (and what olefile
-    raises) for a file that cannot be read."""
+    """olefile's reader of the compound file ``source``, once :func:`allowed_sizes` holds.
+    Raises ValueError (and what olefile raises) for a file that cannot be read."""
     if isinstance(source, Path):
         with source.open("rb") as fh:
-            header = fh.read(_HEADER_SIZE)
+            allowed = allowed_sizes(fh)
     else:
-        source.seek(0)
-        header = source.read(_HEADER_SIZE)
-        source.seek(0)
-    if len(header) < _HEADER_SIZE or not header.startswith(SIGNATURE):
-        raise ValueError("not a compound file")
-    sector_shift, mini_shift = struct.unpack_from("<HH", header, 0x1E)
-    if sector_shift not in {9, 12} or mini_shift != 6:
-        raise ValueError(f"sector sizes 2**{sector_shift} and 2**{mini_shift} are not allowed")
+        allowed = allowed_sizes(source)
+    if not allowed:
+        raise ValueError("not a compound file with sector sizes the format allows")
     return olefile.OleFileIO(str(source) if isinstance(source, Path) else source)
 
 

@@ -26,7 +26,7 @@ from msoffcrypto.exceptions import DecryptionError, InvalidKeyError
 from docworker.document import Document
 from docworker.errors import PasswordRequired, UnsupportedFormat, WrongPassword
 from docworker.formats.base import ParseContext, Parser, Source
-from docworker.formats.cfb import open_compound
+from docworker.formats.cfb import allowed_sizes, open_compound
 from docworker.formats.ooxml.slides import PPTX_MIME, PptxParser
 from docworker.formats.ooxml.spreadsheet import XLSX_MIME, XlsxParser
 from docworker.formats.ooxml.word import WORD_MIME, DocxParser
@@ -115,6 +115,8 @@ def _encrypted_office_file(fh: IO[bytes]) -> Any:
     files make it fail in many ways; those files are left to LibreOffice, which
     refuses what it cannot read.
     """
+    if not allowed_sizes(fh):
+        return None
     try:
         office = msoffcrypto.OfficeFile(fh)
         return office if office.is_encrypted() else None
