@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docworker.api.deps import Services
 from docworker.api.errors import too_large_response
-from docworker.errors import InvalidParameter
+from docworker.errors import DocworkerError, InvalidParameter
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStore
 from docworker.storage import BlobStore, StoredBlob
@@ -175,9 +175,9 @@ class UnclaimedInputs:
     is deleted only when a request of this process made it (it was not in the store),
     no request of this process still holds it, and no job created since the first of
     those requests began (less :data:`CLOCK_MARGIN`) names it: a look along the jobs'
-    creation-time index, not through every job. Two API processes storing the same new
-    content at the same moment, one refusing it, may still race; retention sweeps the
-    rest.
+    creation-time index, not through every job. Two API processes given the same new
+    content at the same moment, one of them refusing it, may still race: the other's
+    job may then find its input gone, and fail saying so.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -198,7 +198,10 @@ class UnclaimedInputs:
             _INTAKE.reset(token)
             if intake.stored:
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self.release, intake, services.store)
+                    try:
+                        await anyio.to_thread.run_sync(self.release, intake, services.store)
+                    except DocworkerError as exc:  # the answer is sent: only the log can say
+                        log.warning("unclaimed inputs not swept", error=exc.detail)
 
     def hold(self, intake: Intake, blob: StoredBlob) -> bool:
         """Hold ``blob`` for ``intake``'s request; False when it is gone (swept since it
