@@ -167,6 +167,18 @@ def test_a_body_of_another_type_is_415(client: TestClient) -> None:
             "idempotency_key",
             id="long-key",
         ),
+        pytest.param(
+            {"operation": "extract", "idempotency_key": ""},
+            {"file": ("a.txt", b"x")},
+            "idempotency_key",
+            id="empty-key",
+        ),
+        pytest.param(
+            {"operation": "extract", "priority": ""},
+            {"file": ("a.txt", b"x")},
+            "priority",
+            id="empty-priority",
+        ),
     ],
 )
 def test_every_invalid_form_is_a_422_naming_the_field(
@@ -177,6 +189,13 @@ def test_every_invalid_form_is_a_422_naming_the_field(
     answer = client.post("/api/v2/jobs", files=parts)
     _problem(answer, 422, parameter)
     assert _inputs(client) == set()
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "-1e3"])
+def test_job_list_times_are_dates_not_numbers(client: TestClient, value: str) -> None:
+    _problem(client.get("/api/v2/jobs", params={"created_before": value}), 422, "created_before")
+    listed = client.get("/api/v2/jobs", params={"created_before": "2100-01-01T00:00:00Z"})
+    assert listed.status_code == 200
 
 
 def test_a_malformed_multipart_body_is_a_422_problem(client: TestClient) -> None:

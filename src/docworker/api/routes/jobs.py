@@ -11,7 +11,7 @@ from typing import IO, Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import QueueDep, Services, ServicesDep
@@ -38,6 +38,20 @@ FORM = "multipart/form-data"
 JSON = "application/json"
 #: The longest text field of a multipart submission (``params`` is the longest).
 MAX_FIELD_BYTES = 1024 * 1024
+
+
+def _date_time(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("must be a date and time (ISO 8601), not a number")
+    return value
+
+
+#: A date and time as ISO 8601 text; pydantic alone would also take a number of seconds.
+DateTime = Annotated[datetime, BeforeValidator(_date_time)]
 
 
 @dataclass(frozen=True)
@@ -177,11 +191,11 @@ async def _form_submission(request: Request, services: Services) -> Submission:
 
 
 def _text_field(form: FormData, name: str) -> str | None:
-    """A text field of the form; None when absent or empty."""
+    """A text field of the form; None when absent."""
     value = form.get(name)
     if isinstance(value, UploadFile):
         raise InvalidParameter(name, "must be a text field, not a file")
-    return value or None
+    return value
 
 
 def _file_parts(form: FormData, name: str) -> list[UploadFile]:
@@ -229,8 +243,8 @@ async def list_jobs(
     services: ServicesDep,
     status: Annotated[list[JobStatus] | None, Query(description="Only these states.")] = None,
     operation: Annotated[str | None, Query(description="Only this operation.")] = None,
-    created_after: Annotated[datetime | None, Query()] = None,
-    created_before: Annotated[datetime | None, Query()] = None,
+    created_after: Annotated[DateTime | None, Query()] = None,
+    created_before: Annotated[DateTime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="From a previous page's next_cursor.")] = None,
     parent_id: Annotated[str | None, Query(description="Only the parts of this split job.")] = None,
