@@ -5,13 +5,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from docworker.jobs.store import JobRecord, JobStatus
 from docworker.operations import OPERATIONS, public_params
 
 #: The longest idempotency key a client may send (header or field).
 IDEMPOTENCY_KEY_LENGTH = 200
+
+
+def _date_time(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("must be a date and time (ISO 8601), not a number")
+    return value
+
+
+#: A date and time as ISO 8601 text; pydantic alone would also take a number of seconds.
+DateTime = Annotated[datetime, BeforeValidator(_date_time)]
+
+
+def _true_or_false(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() not in {"true", "false"}:
+        raise ValueError("must be true or false")
+    return value
+
+
+#: A yes-or-no form field: ``true`` or ``false``, as the document says; pydantic alone
+#: would also take 0, 1, yes, no, on and off.
+FormBool = Annotated[bool, BeforeValidator(_true_or_false)]
 
 
 class Problem(BaseModel):

@@ -198,6 +198,19 @@ def test_job_list_times_are_dates_not_numbers(client: TestClient, value: str) ->
     assert listed.status_code == 200
 
 
+@pytest.mark.parametrize(("value", "status"), [("1", 422), ("on", 422), ("TRUE", 202)])
+def test_yes_or_no_fields_are_true_or_false(client: TestClient, value: str, status: int) -> None:
+    answer = client.post(
+        "/api/v2/extract",
+        params={"wait": 0},
+        files={"file": ("a.txt", b"x")},
+        data={"per_page": value},
+    )
+    assert answer.status_code == status, answer.text
+    if status == 422:
+        _problem(answer, 422, "per_page")
+
+
 def test_a_malformed_multipart_body_is_a_422_problem(client: TestClient) -> None:
     answer = client.post(
         "/api/v2/extract",

@@ -5,19 +5,24 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BeforeValidator, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import QueueDep, Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.openapi import model_ref
-from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH, JobCreate, JobList, JobPublic
+from docworker.api.schemas import (
+    IDEMPOTENCY_KEY_LENGTH,
+    DateTime,
+    JobCreate,
+    JobList,
+    JobPublic,
+)
 from docworker.api.uploads import store_uploads
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
 from docworker.jobs.queue import JobInput
@@ -38,20 +43,6 @@ FORM = "multipart/form-data"
 JSON = "application/json"
 #: The longest text field of a multipart submission (``params`` is the longest).
 MAX_FIELD_BYTES = 1024 * 1024
-
-
-def _date_time(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return value
-        raise ValueError("must be a date and time (ISO 8601), not a number")
-    return value
-
-
-#: A date and time as ISO 8601 text; pydantic alone would also take a number of seconds.
-DateTime = Annotated[datetime, BeforeValidator(_date_time)]
 
 
 @dataclass(frozen=True)
