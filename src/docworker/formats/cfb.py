@@ -185,8 +185,9 @@ def root_entry_names(fh: IO[bytes]) -> set[str] | None:
 _OLE10_NATIVE = "\x01Ole10Native"
 #: Streams that hold an embedded file whole, in the order they are looked for.
 _CONTENT_STREAMS = ("Package", "CONTENTS")
-#: What olefile and struct raise on a damaged compound file.
-_DAMAGE = (OSError, ValueError, IndexError, KeyError, struct.error, EOFError)
+#: What olefile and struct raise on a damaged compound file (RecursionError: olefile
+#: walks a storage tree by recursion, however deep it is).
+DAMAGE = (OSError, ValueError, IndexError, KeyError, struct.error, EOFError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ def unwrap_ole_object(data: bytes) -> OleContent | None:
             for name in _CONTENT_STREAMS:
                 if ole.get_type(name) == olefile.STGTY_STREAM:
                     return OleContent(bytes(ole.openstream(name).read()), None)
-    except _DAMAGE as exc:
+    except DAMAGE as exc:
         raise CorruptDocument("ole", f"the compound file cannot be read: {exc}") from exc
     return None
 

@@ -65,7 +65,8 @@ PACKAGE_ERRORS: tuple[type[Exception], ...] = (
     TypeError,
     AttributeError,
     NotImplementedError,
-    RecursionError,
+    # zipfile: a member encrypted with a password; RecursionError: markup nested too deep.
+    RuntimeError,
     etree.LxmlError,
 )
 
