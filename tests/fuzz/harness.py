@@ -24,9 +24,11 @@ import json
 import os
 import random
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -351,7 +353,9 @@ class ParseChild:
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"docworker-fuzz-{os.getpid()}.log"
+        #: The child's own folder: what it prints (``child.log``), the inputs it parses.
+        self.folder = Path(tempfile.mkdtemp(prefix="docworker-fuzz-"))
+        self.log = self.folder / "child.log"
 
     def start(self) -> subprocess.Popen[bytes]:
         """Start the child (if it is not running) and wait until it is ready."""
@@ -359,7 +363,13 @@ class ParseChild:
             return self.process
         with self.log.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tests.fuzz.parse_child", str(self.memory_mb)],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fuzz.parse_child",
+                    str(self.memory_mb),
+                    str(self.folder / "work"),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
@@ -406,6 +416,11 @@ class ParseChild:
 
     def _tail(self) -> str:
         return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+
+    def close(self) -> None:
+        """Stop the child and delete its folder."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def stop(self) -> None:
         if self.process is None:

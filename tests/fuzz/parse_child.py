@@ -1,6 +1,6 @@
 """The child process of the parser fuzzer: parses what it is sent, says how that ended.
 
-Run as ``python -m tests.fuzz.parse_child MEMORY_MB``. Requests come on stdin, one
+Run as ``python -m tests.fuzz.parse_child MEMORY_MB [FOLDER]``. Requests come on stdin, one
 JSON header line (``{"size", "mime", "name"}``) followed by ``size`` bytes; each gets
 one JSON line back on the original stdout. Anything a library prints goes to stderr.
 The input goes through the project's own entry point, :func:`parse_path` with the
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _serve(memory_mb: int) -> None:
+def _serve(memory_mb: int, folder: Path) -> None:
     answers = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # what libraries print must not mix with the answers
     cap = memory_mb * 1024 * 1024
@@ -40,7 +40,7 @@ def _serve(memory_mb: int) -> None:
     from docworker.render.document import OutputFormat, render
 
     preload()
-    folder = Path(tempfile.mkdtemp(prefix="docworker-fuzz-"))
+    folder.mkdir(parents=True, exist_ok=True)
     answers.write(b'{"outcome": "ready"}\n')
     requests = sys.stdin.buffer
     while header := requests.readline():
@@ -71,4 +71,5 @@ def _serve(memory_mb: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    given = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="docworker-fuzz-")
+    _serve(int(sys.argv[1]), Path(given))

@@ -25,7 +25,7 @@ def child() -> Iterator[ParseChild]:
     runner = ParseChild()
     runner.start()
     yield runner
-    runner.stop()
+    runner.close()
 
 
 @pytest.fixture(scope="module")
