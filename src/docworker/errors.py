@@ -37,7 +37,16 @@ it in the job row; the API turns it into RFC 9457 problem+json by ``code``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
+
+
+def figure(value: float) -> str:
+    """A number as a message prints it: a whole number in full (``52428800``, never
+    ``5.2429e+07``), any other to the few digits that matter (``0.25``)."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:g}"
 
 
 class DocworkerError(Exception):
@@ -106,7 +115,7 @@ class LimitExceeded(InputError):
 
     def __init__(self, limit: str, value: float, maximum: float, detail: str | None = None) -> None:
         super().__init__(
-            detail or f"{limit} is {value:g}, over the configured limit of {maximum:g}",
+            detail or f"{limit} is {figure(value)}, over the configured limit of {figure(maximum)}",
             limit=limit,
             value=value,
             maximum=maximum,
@@ -159,6 +168,16 @@ class InvalidParameter(InputError):
 
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"parameter '{name}': {reason}", parameter=name)
+
+    @classmethod
+    def first_of(cls, errors: Sequence[Mapping[str, Any]], whole: str) -> InvalidParameter:
+        """The first of a validation's ``errors`` (pydantic's ``exc.errors()``), named by its
+        location; ``whole`` names the value itself when the fault is not in one field."""
+        if not errors:
+            return cls(whole, "invalid")
+        first = errors[0]
+        name = ".".join(str(part) for part in first.get("loc", ())) or whole
+        return cls(name, str(first.get("msg", "invalid")))
 
 
 class NotFound(InputError):
@@ -235,7 +254,7 @@ class EngineTimeout(ServiceError):
 
     def __init__(self, engine: str, seconds: float) -> None:
         super().__init__(
-            f"{engine} took longer than its limit of {seconds:g} s",
+            f"{engine} took longer than its limit of {figure(seconds)} s",
             engine=engine,
             limit_seconds=seconds,
         )
@@ -247,7 +266,7 @@ class JobTimeout(ServiceError):
 
     def __init__(self, seconds: float) -> None:
         super().__init__(
-            f"the job ran longer than its limit of {seconds:g} s", limit_seconds=seconds
+            f"the job ran longer than its limit of {figure(seconds)} s", limit_seconds=seconds
         )
 
 
@@ -259,7 +278,8 @@ class MemoryLimitExceeded(ServiceError):
 
     def __init__(self, limit_mb: float) -> None:
         super().__init__(
-            f"the job's worker used more than its limit of {limit_mb:g} MiB", limit_mb=limit_mb
+            f"the job's worker used more than its limit of {figure(limit_mb)} MiB",
+            limit_mb=limit_mb,
         )
 
 

@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,6 +34,8 @@ class StoredBlob:
     uri: str
     sha256: str
     size: int
+    #: Whether storing it made it: False when the same content was there already.
+    created: bool = field(default=False, compare=False)
 
 
 class BlobStore:
@@ -85,17 +87,18 @@ class BlobStore:
                     out.write(chunk)
             uri = self.input_uri(digest.hexdigest())
             final = self._path(uri)
-            if self._fs.exists(final):
-                self._fs.rm(tmp)
-            else:
+            created = not self._fs.exists(final)
+            if created:
                 self._fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
                 self._fs.mv(tmp, final)
+            else:
+                self._fs.rm(tmp)
         except LimitExceeded:
             self._fs.rm(tmp)
             raise
         except OSError as exc:
             raise DependencyDown(f"the blob store at {self.url} failed: {exc}") from exc
-        return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size)
+        return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size, created=created)
 
     def put_file(self, path: Path, *, max_bytes: int | None = None) -> StoredBlob:
         with path.open("rb") as stream:

@@ -26,3 +26,23 @@ def test_an_error_survives_the_trip_through_a_dict() -> None:
     assert rebuilt.detail == original.detail
     assert rebuilt.fields == {"limit": "pages", "value": 6000, "maximum": 5000}
     assert rebuilt.to_dict() == original.to_dict()
+
+
+def test_limits_print_whole_numbers_in_full() -> None:
+    too_large = errors.PayloadTooLarge("request body size", 52_428_801, 52_428_800)
+    assert too_large.detail == (
+        "request body size is 52428801, over the configured limit of 52428800"
+    )
+    assert errors.JobTimeout(1_000_000).detail.endswith("limit of 1000000 s")
+    assert errors.EngineTimeout("tesseract", 2.5).detail.endswith("limit of 2.5 s")
+    assert errors.figure(0.25) == "0.25" and errors.figure(3.0) == "3"
+
+
+def test_the_first_validation_error_names_its_field() -> None:
+    first = errors.InvalidParameter.first_of(
+        [{"loc": ("options", 0), "msg": "bad"}, {"loc": ("other",), "msg": "worse"}], "body"
+    )
+    assert first.fields == {"parameter": "options.0"}
+    assert first.detail == "parameter 'options.0': bad"
+    whole = errors.InvalidParameter.first_of([{"loc": (), "msg": "not an object"}], "body")
+    assert whole.fields == {"parameter": "body"}

@@ -18,6 +18,7 @@ from docworker.api.auth import Authenticate, Authenticator, document_security
 from docworker.api.deps import Services
 from docworker.api.docs import install_docs
 from docworker.api.errors import install_error_handlers
+from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
@@ -30,7 +31,7 @@ from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import usage as usage_routes
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
-from docworker.api.uploads import BodySizeLimit, DiskFloorGuard
+from docworker.api.uploads import BodySizeLimit, DiskFloorGuard, UnclaimedInputs
 from docworker.api.v1.install import install_v1
 from docworker.auth import server_secret
 from docworker.config import ExecutorKind, Settings, SettingsRefused
@@ -177,9 +178,11 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(usage_routes.router)
     # The last added runs first: v1's path rules, the request's context, the refusals
-    # audit, the caller's key, its rate, its daily quotas, the disk's free space, then
-    # the body's size: no body is read for a caller without a key, over its rate or with
-    # a quota spent, nor while the disk is too full.
+    # audit, the caller's key, its rate, its daily quotas, the disk's free space, the
+    # body's size, then the sweep of what a refused request uploaded: no body is read for
+    # a caller without a key, over its rate or with a quota spent, nor while the disk is
+    # too full.
+    app.add_middleware(UnclaimedInputs)
     app.add_middleware(BodySizeLimit, server=settings.server)
     app.add_middleware(DiskFloorGuard, disk=DiskFloor.of(settings))
     app.add_middleware(QuotaGate, settings=settings)
@@ -192,6 +195,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     document_security(app, settings)
     document_quotas(app, settings)
     document_rate_limits(app, settings)
+    install_openapi(app)
     return app
 
 

@@ -74,8 +74,9 @@ def problem(exc: errors.DocworkerError, instance: str | None = None) -> JSONResp
         "status": status,
         "detail": exc.detail,
         "code": exc.code,
-        **exc.fields,
     }
+    # The error's own fields extend the problem; they never replace its RFC 9457 members.
+    body.update((name, value) for name, value in exc.fields.items() if name not in body)
     if instance:
         body["instance"] = instance
     headers = {}
@@ -150,6 +151,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     if not _is_v2(request):
         # Any other framework refusal (a malformed body, ...) in v1's framework shape.
         return v1_framework_error(request, exc.status_code, str(exc.detail))
+    if exc.status_code == 400:
+        # The framework refuses only a body it cannot parse (malformed multipart or JSON).
+        return problem(errors.InvalidParameter("body", str(exc.detail)), request.url.path)
     body = {
         "type": "about:blank",
         "title": str(exc.detail),
@@ -189,7 +193,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the problem statuses a route may answer."""
+    """OpenAPI ``responses`` entries for the problem statuses a route may answer, as
+    they are sent: ``application/problem+json``."""
+    from docworker.api.openapi import model_ref
     from docworker.api.schemas import Problem
 
-    return {status: {"model": Problem, "description": "Problem (RFC 9457)"} for status in statuses}
+    return {
+        status: {
+            "description": "Problem (RFC 9457)",
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": model_ref(Problem)}},
+        }
+        for status in statuses
+    }

@@ -3,12 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from docworker.jobs.store import JobRecord, JobStatus
-from docworker.operations import public_params
+from docworker.operations import OPERATIONS, public_params
+
+#: The longest idempotency key a client may send (header or field).
+IDEMPOTENCY_KEY_LENGTH = 200
+
+
+def _date_time(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("must be a date and time (ISO 8601), not a number")
+    return value
+
+
+#: A date and time as ISO 8601 text; pydantic alone would also take a number of seconds.
+DateTime = Annotated[datetime, BeforeValidator(_date_time)]
+
+
+def _true_or_false(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() not in {"true", "false"}:
+        raise ValueError("must be true or false")
+    return value
+
+
+#: A yes-or-no form field: ``true`` or ``false``, as the document says; pydantic alone
+#: would also take 0, 1, yes, no, on and off.
+FormBool = Annotated[bool, BeforeValidator(_true_or_false)]
 
 
 class Problem(BaseModel):
@@ -140,23 +168,39 @@ class JobList(BaseModel):
     )
 
 
+_OPERATION_NAMES: list[JsonValue] = [*sorted(OPERATIONS)]
+#: A stored input as a job names it: ``blob://inputs/<sha256>``.
+INPUT_URI_PATTERN = r"^blob://inputs/[0-9a-f]{64}$"
+InputUri = Annotated[
+    str,
+    Field(
+        pattern=INPUT_URI_PATTERN,
+        description="A stored input: blob://inputs/<sha256>, as a job's input lists it.",
+        examples=["blob://inputs/" + "0" * 64],
+    ),
+]
+
+
 class JobCreate(BaseModel):
-    """A job named in JSON: the input is a blob already in the store."""
+    """A job named in JSON: its input is a blob already in the store."""
 
     model_config = ConfigDict(extra="forbid")
 
-    operation: str = Field(examples=["extract"])
-    params: dict[str, Any] = Field(default_factory=dict, examples=[{"output": "markdown"}])
-    input_uri: str | None = Field(
-        None, description="A blob:// URI returned by an earlier job's input.", examples=[None]
+    operation: str = Field(
+        max_length=64,
+        examples=["extract"],
+        json_schema_extra={"enum": _OPERATION_NAMES},
+        description="One of the operations GET /api/v2/operations lists.",
     )
-    other_input_uris: list[str] = Field(
+    params: dict[str, Any] = Field(default_factory=dict, examples=[{"output": "markdown"}])
+    input_uri: InputUri
+    other_input_uris: list[InputUri] = Field(
         default_factory=list,
         max_length=100,
-        description="Further inputs (blob:// URIs), in order, after input_uri.",
+        description="Further inputs (blob://inputs/<sha256>), in order, after input_uri.",
     )
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
-    idempotency_key: str | None = Field(None, max_length=200)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_LENGTH)
 
 
 class OperationInfo(BaseModel):

@@ -1,4 +1,5 @@
-"""Uploaded files into the blob store, and the guards in front of them.
+"""Uploaded files into the blob store, the guards in front of them, and the sweep
+behind them.
 
 The multipart parser spools a file part to a temporary file (a megabyte in
 memory at most); from there it is streamed in chunks to the blob store, its
@@ -6,13 +7,23 @@ sha256 computed on the way. :class:`BodySizeLimit` refuses a request as soon as
 its body passes the size configured for its route, before the spool fills the
 disk; :class:`DiskFloorGuard` refuses a request with a body before reading it
 while the disk is under its free-space floor.
+its body passes the configured size, before the spool fills the disk.
+:class:`UnclaimedInputs` deletes what a request stored and no job names once the
+request is answered: a refusal after the upload was stored leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
 
+import anyio
 import anyio.to_thread
+import structlog
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -21,9 +32,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from docworker.api.deps import Services
 from docworker.api.errors import refusal_response, too_large_response
 from docworker.config import ServerSettings
-from docworker.errors import InsufficientStorage, InvalidParameter
+from docworker.errors import DocworkerError, InsufficientStorage, InvalidParameter
 from docworker.jobs.admission import DiskFloor
 from docworker.jobs.queue import JobInput
+from docworker.jobs.store import JobStore
+from docworker.storage import BlobStore, StoredBlob
+
+log = structlog.get_logger(__name__)
 
 
 def _client_name(upload: UploadFile) -> str | None:
@@ -41,9 +56,12 @@ async def store_upload(services: Services, upload: UploadFile | None) -> JobInpu
         )
     # The route's own limit was held by BodySizeLimit; this bounds any upload.
     limit = services.settings.server.largest_upload
-    blob = await anyio.to_thread.run_sync(
-        lambda: services.blobs.put_stream(upload.file, max_bytes=limit)
-    )
+
+    def put() -> StoredBlob:
+        upload.file.seek(0)
+        return services.blobs.put_stream(upload.file, max_bytes=limit)
+
+    blob = await anyio.to_thread.run_sync(store_input, put)
     await upload.close()
     return JobInput(blob=blob, name=_client_name(upload))
 
@@ -140,3 +158,116 @@ class DiskFloorGuard:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+#: How far back jobs are looked at when an input a request made is swept: jobs another
+#: API process created with a clock this far behind ours are still seen.
+CLOCK_MARGIN = timedelta(minutes=5)
+
+
+@dataclass
+class _Held:
+    """An input that requests of this process being answered have stored."""
+
+    requests: int
+    #: One of them made it (it was not in the store before).
+    made: bool
+    #: When the first of them began.
+    since: datetime
+
+
+@dataclass
+class Intake:
+    """The inputs one request has stored, and when it began."""
+
+    sweep: UnclaimedInputs
+    blobs: BlobStore
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    stored: list[str] = field(default_factory=list)
+
+
+#: The request being answered, for :func:`store_input` (a worker thread gets a copy of
+#: the context, and with it the same intake).
+_INTAKE: ContextVar[Intake | None] = ContextVar("docworker_intake", default=None)
+
+
+def store_input(put: Callable[[], StoredBlob]) -> StoredBlob:
+    """The blob ``put`` stores (in a worker thread), held for the request being answered
+    until it is, and then swept unless a job names it (:class:`UnclaimedInputs`).
+    ``put`` must be repeatable: it runs again when the same content was swept by another
+    request between being found in the store and being held."""
+    intake = _INTAKE.get()
+    while True:
+        blob = put()
+        if intake is None or intake.sweep.hold(intake, blob):
+            return blob
+
+
+class UnclaimedInputs:
+    """ASGI middleware: once a request is answered, the inputs it made that no job names
+    are deleted.
+
+    Inputs are content-addressed, so a job may already name the content a refused
+    request uploaded, or another request may be storing it at the same time. So an input
+    is deleted only when a request of this process made it (it was not in the store),
+    no request of this process still holds it, and no job created since the first of
+    those requests began (less :data:`CLOCK_MARGIN`) names it: a look along the jobs'
+    creation-time index, not through every job. Two API processes given the same new
+    content at the same moment, one of them refusing it, may still race: the other's
+    job may then find its input gone, and fail saying so.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._held: dict[str, _Held] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services = getattr(getattr(scope.get("app"), "state", None), "services", None)
+        if scope["type"] != "http" or not isinstance(services, Services):
+            await self.app(scope, receive, send)
+            return
+        intake = Intake(self, services.blobs)
+        token = _INTAKE.set(intake)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _INTAKE.reset(token)
+            if intake.stored:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await anyio.to_thread.run_sync(self.release, intake, services.store)
+                    except DocworkerError as exc:  # the answer is sent: only the log can say
+                        log.warning("unclaimed inputs not swept", error=exc.detail)
+
+    def hold(self, intake: Intake, blob: StoredBlob) -> bool:
+        """Hold ``blob`` for ``intake``'s request; False when it is gone (swept since it
+        was found in the store), to be stored again."""
+        with self._lock:
+            if not intake.blobs.exists(blob.uri):
+                return False
+            held = self._held.setdefault(blob.uri, _Held(0, False, intake.started))
+            held.requests += 1
+            held.made = held.made or blob.created
+            held.since = min(held.since, intake.started)
+            intake.stored.append(blob.uri)
+            return True
+
+    def release(self, intake: Intake, store: JobStore) -> None:
+        """Let go of what ``intake``'s request held; delete what it leaves unclaimed."""
+        with self._lock:
+            ended: dict[str, datetime] = {}
+            for uri in intake.stored:
+                held = self._held[uri]
+                held.requests -= 1
+                if held.requests == 0:
+                    del self._held[uri]
+                    if held.made:
+                        ended[uri] = held.since
+            if not ended:
+                return
+            since = min(ended.values()) - CLOCK_MARGIN
+            named = store.inputs_in_use(ended, created_since=since)
+            for uri in ended.keys() - named:
+                intake.blobs.delete(uri)
+                log.info("unclaimed input deleted", uri=uri)

@@ -86,6 +86,7 @@ from docworker.errors import (
     EngineFailed,
     InvalidParameter,
     LimitExceeded,
+    figure,
 )
 from docworker.url_policy import UrlPolicy
 
@@ -343,7 +344,7 @@ class ChromiumEngine:
                     "render time",
                     limit,
                     limit,
-                    detail=f"the page was not ready within {limit:g} s (waiting for "
+                    detail=f"the page was not ready within {figure(limit)} s (waiting for "
                     f"{exc.stage}; a script that never ends?); the browser was restarted",
                 ) from None
             except CdpError as exc:
@@ -418,7 +419,7 @@ class ChromiumEngine:
             tail = browser.log_tail()
             browser.close()
             raise EngineFailed(
-                f"{NAME} did not start within {timeout:g} s: {tail or 'no message'}"
+                f"{NAME} did not start within {figure(timeout)} s: {tail or 'no message'}"
             ) from None
         browser.version = str(version.get("product", "unknown"))
         return browser

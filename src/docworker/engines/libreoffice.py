@@ -51,7 +51,13 @@ import structlog
 from docworker.config import LibreOfficeSettings, SandboxSettings
 from docworker.engines.sandbox import NetworkSandbox, network_sandbox
 from docworker.engines.supervisor import Supervisor
-from docworker.errors import CorruptDocument, DependencyDown, EngineFailed, InvalidParameter
+from docworker.errors import (
+    CorruptDocument,
+    DependencyDown,
+    EngineFailed,
+    InvalidParameter,
+    figure,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -163,7 +169,7 @@ class _Instance:
         assert self.process.stdout is not None
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
         if not ready:
-            raise EngineFailed(f"{NAME} did not start within {timeout:g} s")
+            raise EngineFailed(f"{NAME} did not start within {figure(timeout)} s")
         line = self.process.stdout.readline()
         if not line:
             raise EngineFailed(f"{NAME} failed to start: {self.log_tail() or 'no message'}")

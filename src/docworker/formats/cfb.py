@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 import olefile
@@ -133,6 +134,33 @@ def _root_children(entries: list[_Entry]) -> set[str]:
     return names
 
 
+def allowed_sizes(fh: IO[bytes]) -> bool:
+    """Whether ``fh`` is a compound file whose header declares sector sizes [MS-CFB]
+    allows (512 or 4096 bytes, mini sectors of 64). olefile, and msoffcrypto through
+    it, read sectors of whatever size the header declares, 2**n bytes for any n: a
+    few bytes changed in a header cost them gigabytes."""
+    fh.seek(0)
+    header = fh.read(_HEADER_SIZE)
+    fh.seek(0)
+    if len(header) < _HEADER_SIZE or not header.startswith(SIGNATURE):
+        return False
+    sector_shift, mini_shift = struct.unpack_from("<HH", header, 0x1E)
+    return sector_shift in {9, 12} and mini_shift == 6
+
+
+def open_compound(source: Path | IO[bytes]) -> olefile.OleFileIO:
+    """olefile's reader of the compound file ``source``, once :func:`allowed_sizes` holds.
+    Raises ValueError (and what olefile raises) for a file that cannot be read."""
+    if isinstance(source, Path):
+        with source.open("rb") as fh:
+            allowed = allowed_sizes(fh)
+    else:
+        allowed = allowed_sizes(source)
+    if not allowed:
+        raise ValueError("not a compound file with sector sizes the format allows")
+    return olefile.OleFileIO(str(source) if isinstance(source, Path) else source)
+
+
 def root_entry_names(fh: IO[bytes]) -> set[str] | None:
     """The names of the streams and storages directly under the root of a compound file.
 
@@ -157,8 +185,9 @@ def root_entry_names(fh: IO[bytes]) -> set[str] | None:
 _OLE10_NATIVE = "\x01Ole10Native"
 #: Streams that hold an embedded file whole, in the order they are looked for.
 _CONTENT_STREAMS = ("Package", "CONTENTS")
-#: What olefile and struct raise on a damaged compound file.
-_DAMAGE = (OSError, ValueError, IndexError, KeyError, struct.error, EOFError)
+#: What olefile and struct raise on a damaged compound file (RecursionError: olefile
+#: walks a storage tree by recursion, however deep it is).
+DAMAGE = (OSError, ValueError, IndexError, KeyError, struct.error, EOFError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -180,13 +209,13 @@ def unwrap_ole_object(data: bytes) -> OleContent | None:
         return None
     try:
         # Always a file object: given bytes, olefile takes short ones for a file name.
-        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+        with open_compound(io.BytesIO(data)) as ole:
             if ole.get_type(_OLE10_NATIVE) == olefile.STGTY_STREAM:
                 return _ole10_native(bytes(ole.openstream(_OLE10_NATIVE).read()))
             for name in _CONTENT_STREAMS:
                 if ole.get_type(name) == olefile.STGTY_STREAM:
                     return OleContent(bytes(ole.openstream(name).read()), None)
-    except _DAMAGE as exc:
+    except DAMAGE as exc:
         raise CorruptDocument("ole", f"the compound file cannot be read: {exc}") from exc
     return None
 

@@ -152,8 +152,15 @@ def _zip_structure(fh: IO[bytes]) -> Detection | None:
                 mime = _ooxml_mime(zf, names)
             if mime is None and "mimetype" in names:
                 mime = _declared_zip_mime(zf)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError):
-        # NotImplementedError: a directory that asks for a ZIP version Python does not read.
+    # NotImplementedError: a zip format version that zipfile does not read.
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        NotImplementedError,
+    ):
         return None
     mime = mime or "application/zip"
     return Detection(mime, format_of(mime), "zip-structure")
@@ -211,7 +218,8 @@ def _content_type_overrides(zf: zipfile.ZipFile) -> dict[str, str]:
         return {}
     try:
         root = SafeElementTree.fromstring(data)
-    except (ParseError, DefusedXmlException):
+    except (ParseError, DefusedXmlException, LookupError, ValueError):
+        # LookupError: an XML declaration naming an encoding Python does not know.
         return {}
     overrides: dict[str, str] = {}
     for element in root:

@@ -52,7 +52,7 @@ def normalise_codec(name: str | None) -> str | None:
     }.get(label, label)
     try:
         return codecs.lookup(label).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a label with a NUL in it
         return None
 
 

@@ -20,7 +20,6 @@ from docworker.auth import Principal
 from docworker.config import QuotaSettings
 from docworker.errors import (
     Conflict,
-    InvalidParameter,
     NotFound,
     PayloadTooLarge,
     QuotaExceeded,
@@ -121,7 +120,7 @@ class JobQueue:
         self,
         operation: str,
         params: dict[str, Any],
-        job_input: JobInput | None,
+        job_input: JobInput,
         *,
         caller: Principal,
         priority: int = 0,
@@ -129,8 +128,9 @@ class JobQueue:
         others: Sequence[JobInput] = (),
     ) -> tuple[JobRecord, bool]:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
-        is new. ``others`` are the job's further input files, after ``job_input``. Refused
-        with :class:`~docworker.errors.InsufficientStorage` or
+        is new. Every operation reads an input file (``Operation.run`` takes one), so
+        ``job_input`` is required; ``others`` are the job's further input files, after it.
+        Refused with :class:`~docworker.errors.InsufficientStorage` or
         :class:`~docworker.errors.QueueFull` by the admission checks, and with
         :class:`~docworker.errors.ActiveJobsLimit` when the caller's tenant has as many
         jobs queued or running as its cap allows (the key's ``max_active_jobs``, else the
@@ -141,16 +141,13 @@ class JobQueue:
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
-        stored = job_input.as_dict() if job_input else None
+        stored = job_input.as_dict()
         if others:
-            if stored is None:
-                raise InvalidParameter("file", "further input files need a first one")
             stored["others"] = [other.as_dict() for other in others]
         if self.admission is not None:
-            blob = job_input.blob if job_input else None
-            hints = {"name": job_input.name, "mime": job_input.mime} if job_input else {}
-            engine = self.admission.admit(op, checked, blob, **hints)
-            if engine is not None and stored is not None:
+            hints = {"name": job_input.name, "mime": job_input.mime}
+            engine = self.admission.admit(op, checked, job_input.blob, **hints)
+            if engine is not None:
                 stored[ENGINE_TAG[0]] = engine.value
         new = NewJob(
             operation=operation,
@@ -257,5 +254,5 @@ class JobQueue:
         if record.error and record.status in {JobStatus.FAILED, JobStatus.DEAD}:
             raise error_from_dict(record.error)
         raise Conflict(
-            f"job {record.id} has no result: it is {record.status}", status=record.status
+            f"job {record.id} has no result: it is {record.status}", job_status=record.status
         )

@@ -939,14 +939,20 @@ class JobStore:
                 return changed
             last = jobs[-1].id
 
-    def inputs_in_use(self, uris: Collection[str]) -> set[str]:
-        """Which of the input blob ``uris`` some job still names (inputs are shared by content)."""
+    def inputs_in_use(
+        self, uris: Collection[str], *, created_since: datetime | None = None
+    ) -> set[str]:
+        """Which of the input blob ``uris`` some job still names (inputs are shared by content);
+        with ``created_since``, only jobs created since then are looked at (an index walk)."""
         if not uris:
             return set()
         column = Job.input["uri"].as_string()
         query = select(column).where(column.in_(list(uris))).distinct()
         # Further inputs (``input.others``) are few: their jobs are read and looked through.
         with_others = select(Job.input).where(cast(Job.input, String).contains('"others"'))
+        if created_since is not None:
+            recent = Job.created_at >= _aware(created_since, "created_since")
+            query, with_others = query.where(recent), with_others.where(recent)
         with self._session() as session:
             used = {uri for uri in session.scalars(query).all() if uri is not None}
             for job_input in session.scalars(with_others):

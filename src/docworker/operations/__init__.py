@@ -57,9 +57,7 @@ def validate_params(operation: Operation, raw: dict[str, Any]) -> OperationParam
     try:
         return operation.Params.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(p) for p in first["loc"]) or "params"
-        raise InvalidParameter(name, first["msg"]) from None
+        raise InvalidParameter.first_of(exc.errors(), "params") from None
 
 
 @functools.cache

@@ -161,6 +161,10 @@ class PartResult:
 
 
 class Operation(Protocol):
+    """What the service can do. Every operation reads an input file (``run``'s
+    ``source``, with its further files in ``source.others``): a job without one is
+    refused when it is submitted, never left to fail in a worker."""
+
     name: ClassVar[str]
     summary: ClassVar[str]
     #: The queue family it runs on in a distributed deployment.

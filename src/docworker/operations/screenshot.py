@@ -23,7 +23,7 @@ from docworker.engines.chromium import (
     WaitUntil,
     screenshot,
 )
-from docworker.errors import InvalidParameter
+from docworker.errors import InvalidParameter, figure
 from docworker.operations.base import (
     Artifact,
     Engine,
@@ -104,7 +104,8 @@ class ScreenshotOperation:
         settings = ctx.settings.chromium
         if params.wait_delay >= settings.timeout:
             raise InvalidParameter(
-                "wait_delay", f"must be shorter than the render limit of {settings.timeout:g} s"
+                "wait_delay",
+                f"must be shorter than the render limit of {figure(settings.timeout)} s",
             )
         folder, page = prepare_page(ctx, source, ctx.settings.site)
         name = artifact_name(params.format)

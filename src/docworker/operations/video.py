@@ -23,6 +23,7 @@ from docworker.errors import (
     LimitExceeded,
     ProcessingFailed,
     UnsupportedFormat,
+    figure,
 )
 from docworker.formats.detect import detect, format_of
 from docworker.operations.base import (
@@ -208,8 +209,8 @@ def _check_duration(ctx: OperationContext, seconds: float | None) -> None:
             "duration (s)",
             round(seconds, 3),
             maximum,
-            f"the output would last {seconds:g} s, over the configured limit of {maximum:g} s: "
-            "ask for a shorter clip",
+            f"the output would last {seconds:g} s, over the configured limit of "
+            f"{figure(maximum)} s: ask for a shorter clip",
         )
 
 

@@ -76,3 +76,12 @@ def test_a_damaged_compound_file_is_corrupt() -> None:
     data = ole_object("CONTENTS", PDF)
     with pytest.raises(CorruptDocument, match="compound file"):
         unwrap_ole_object(data[:600])
+
+
+@pytest.mark.parametrize(("offset", "value"), [(0x1E, 30), (0x1E, 0xFFFF), (0x20, 20)])
+def test_sector_sizes_the_format_does_not_allow_are_corrupt(offset: int, value: int) -> None:
+    # olefile would read sectors of 2**value bytes: gigabytes for a few changed bytes.
+    data = bytearray(ole_object("CONTENTS", PDF))
+    struct.pack_into("<H", data, offset, value)
+    with pytest.raises(CorruptDocument, match="sector sizes the format allows"):
+        unwrap_ole_object(bytes(data))

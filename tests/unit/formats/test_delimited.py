@@ -94,6 +94,18 @@ def test_sniff_dialect_falls_back_to_counting() -> None:
     assert sniff_dialect("a,b\n", "text/tab-separated-values").delimiter == "\t"
 
 
+def test_sniff_dialect_finds_the_quote_and_the_space_after_delimiters() -> None:
+    single = sniff_dialect("name, note\n'ann', 'a, b, c'\n'bob', 'd'\n", "text/csv")
+    assert (single.delimiter, single.quotechar, single.skipinitialspace) == (",", "'", True)
+    double = sniff_dialect('a;"b;c;d"\n1;"2;3"\n4;5\n', "text/csv")
+    assert (double.delimiter, double.quotechar, double.skipinitialspace) == (";", '"', False)
+
+
+def test_quoted_fields_after_a_space_stay_whole(tmp_path: Path) -> None:
+    grid = the_table(parse_csv(tmp_path, 'name, note\nann, "a, b"\nbob, "c"\n')).grid()
+    assert grid == [["name", "note"], ["ann", "a, b"], ["bob", "c"]]
+
+
 def test_a_header_may_hold_numbers_when_a_column_below_is_numeric(tmp_path: Path) -> None:
     table = the_table(parse_csv(tmp_path, "rank,2020\n1,ann\n2,bob\n"))
     assert table.header_rows() == 1

@@ -236,6 +236,17 @@ def content_types(part: str, content_type: str) -> str:
     )
 
 
+def test_content_types_in_an_unknown_encoding_leave_the_main_part_to_decide(
+    tmp_path: Path,
+) -> None:
+    declared = content_types("/word/document.xml", "application/xml").replace("UTF-8", "UVF-8")
+    path = make_zip(
+        tmp_path / "x.docx",
+        {"[Content_Types].xml": declared, "word/document.xml": "<w:document/>"},
+    )
+    assert detect(path).format == "docx"
+
+
 @pytest.mark.parametrize(
     ("part", "content_type", "mime"),
     [

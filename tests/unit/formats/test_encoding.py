@@ -68,6 +68,7 @@ def test_a_declared_utf16_is_ignored_as_browsers_do() -> None:
         ("us-ascii", "cp1252"),
         ("'windows-1251'", "cp1251"),
         ("no-such-charset", None),
+        ("utf\x008", None),
         (None, None),
         ("", None),
     ],

@@ -257,3 +257,12 @@ def test_deep_nesting_does_not_exhaust_the_stack(tmp_path: Path, depth: int) -> 
     doc = parse_html(tmp_path, page)
     # libxml2 stops nesting at 255 elements; what is deeper is not read at all.
     assert texts(doc) == (["deep"] if depth * 3 < 255 else [])
+
+
+def test_elements_nested_past_the_stack_are_read_as_text(tmp_path: Path) -> None:
+    # libxml2 keeps up to 255 levels; each costs the walk several calls (a heading four).
+    deep = "<h1>" * 250 + "deep words" + "</h1>" * 250
+    doc = parse_html(tmp_path, f"<html><body><p>top</p>{deep}<p>after</p></body></html>")
+    text = " ".join(texts(doc))
+    assert "top" in text and "deep words" in text and "after" in text
+    assert [w.code for w in doc.warnings] == ["nested-too-deep"]

@@ -193,6 +193,12 @@ def test_info_times_and_counts(tmp_path: Path) -> None:
 # -- hostile and broken input ------------------------------------------------------------
 
 
+def test_info_times_past_what_a_date_holds_are_left_out(tmp_path: Path) -> None:
+    source = r"{\rtf1{\info{\creatim\yr6\mo2949672962}{\revtim\yr2429496729}}x\par}"
+    metadata = parse_rtf(tmp_path, source).metadata
+    assert (metadata.created, metadata.modified) == (None, None)
+
+
 def test_deep_nesting_is_refused(tmp_path: Path) -> None:
     source = "{\\rtf1 " + "{" * (MAX_DEPTH + 10) + "x" + "}" * (MAX_DEPTH + 10) + "}"
     with pytest.raises(HostileInput):

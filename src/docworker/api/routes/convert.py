@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.schemas import FormBool
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
 from docworker.operations.convert import (
@@ -68,10 +69,10 @@ async def convert(
     to: Annotated[ConvertTarget, Form(description="The output format")] = ConvertTarget.PDF,
     pages: Annotated[str | None, Form(description="Pages to keep, e.g. '1-3,5'")] = None,
     password: Annotated[str | None, Form(description="Password of an encrypted file")] = None,
-    landscape: Annotated[bool, Form(description="PDF: landscape pages")] = False,
+    landscape: Annotated[FormBool, Form(description="PDF: landscape pages")] = False,
     pdfa: Annotated[PdfA, Form(description="PDF: none, 1b or 2b (PDF/A level)")] = PdfA.NONE,
     export_form_fields: Annotated[
-        bool, Form(description="Office → PDF: keep form fields fillable")
+        FormBool, Form(description="Office → PDF: keep form fields fillable")
     ] = True,
     page_size: Annotated[
         str | None,

@@ -18,6 +18,7 @@ from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.jobs import job_response
+from docworker.api.schemas import FormBool
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
@@ -82,7 +83,7 @@ async def extract(
         OutputFormat.MARKDOWN
     ),
     pages: Annotated[str | None, Form(description="Pages, e.g. '1-3,5'", examples=["1-3"])] = None,
-    per_page: Annotated[bool, Form(description="Also give each page's output")] = False,
+    per_page: Annotated[FormBool, Form(description="Also give each page's output")] = False,
     password: Annotated[str | None, Form(description="Password of an encrypted file")] = None,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,

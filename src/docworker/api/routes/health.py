@@ -134,7 +134,18 @@ def _now() -> str:
     return v1_time()
 
 
-@router.get("/health", operation_id="health", summary="Full health report")
+@router.get(
+    "/health",
+    operation_id="health",
+    summary="Full health report",
+    responses={
+        200: {"description": "``healthy`` or ``degraded``"},
+        503: {
+            "description": "``unhealthy``: the same report",
+            "content": {"application/json": {}},
+        },
+    },
+)
 async def health(services: ServicesDep) -> JSONResponse:
     """``healthy``, ``degraded`` (a tool is missing, or the disk is under its free-space
     floor so no work is accepted: 200) or ``unhealthy`` (the job store or blob store is
@@ -151,7 +162,15 @@ async def liveness(services: ServicesDep) -> dict[str, Any]:
     return {"status": "alive", "timestamp": _now(), "uptime": go_duration(services.uptime)}
 
 
-@router.get("/health/readiness", operation_id="readiness", summary="Readiness probe")
+@router.get(
+    "/health/readiness",
+    operation_id="readiness",
+    summary="Readiness probe",
+    responses={
+        200: {"description": "``ready``"},
+        503: {"description": "``not_ready``, and why", "content": {"application/json": {}}},
+    },
+)
 async def readiness(services: ServicesDep) -> JSONResponse:
     """200 when the job store answers, 503 otherwise."""
     queue = await anyio.to_thread.run_sync(_queue_info, services)
@@ -160,7 +179,17 @@ async def readiness(services: ServicesDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "timestamp": _now()})
 
 
-@router.get("/metrics", operation_id="metrics", summary="Metrics (v1 JSON or Prometheus)")
+@router.get(
+    "/metrics",
+    operation_id="metrics",
+    summary="Metrics (v1 JSON or Prometheus)",
+    responses={
+        200: {
+            "description": "v1's JSON object, or Prometheus text when Accept asks for it",
+            "content": {"application/json": {}, "text/plain": {}},
+        }
+    },
+)
 async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> Response:
     """Prometheus text when ``Accept`` asks for ``text/plain`` or OpenMetrics (as scrapers
     do); otherwise v1's flat JSON object."""

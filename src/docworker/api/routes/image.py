@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.schemas import FormBool
 from docworker.api.uploads import store_uploads
 from docworker.engines.image_formats import ImageFormat
 from docworker.errors import InvalidParameter
@@ -80,7 +81,7 @@ async def image(
     width: Annotated[int | None, Form(ge=1, description="Box width (px)")] = None,
     height: Annotated[int | None, Form(ge=1, description="Box height (px)")] = None,
     fit: Annotated[Fit, Form(description="contain, cover, fill, inside or outside")] = Fit.INSIDE,
-    no_upscale: Annotated[bool, Form(description="Never enlarge")] = False,
+    no_upscale: Annotated[FormBool, Form(description="Never enlarge")] = False,
     position: Annotated[
         Interest, Form(description="What fit=cover keeps: centre, attention, entropy")
     ] = Interest.CENTRE,
@@ -91,12 +92,12 @@ async def image(
     ] = None,
     quality: Annotated[int | None, Form(ge=1, le=100, description="1–100")] = None,
     effort: Annotated[int | None, Form(ge=0, le=10, description="Encoder effort")] = None,
-    lossless: Annotated[bool, Form(description="WebP, AVIF lossless")] = False,
+    lossless: Annotated[FormBool, Form(description="WebP, AVIF lossless")] = False,
     metadata: Annotated[
         MetadataPolicy, Form(description="keep, strip or strip_gps")
     ] = MetadataPolicy.STRIP_GPS,
-    srgb: Annotated[bool, Form(description="Convert colours to sRGB")] = True,
-    auto_orient: Annotated[bool, Form(description="Upright by EXIF orientation")] = True,
+    srgb: Annotated[FormBool, Form(description="Convert colours to sRGB")] = True,
+    auto_orient: Annotated[FormBool, Form(description="Upright by EXIF orientation")] = True,
     frame: Annotated[int | None, Form(ge=1, description="Frame or page to take")] = None,
     max_bytes: Annotated[int | None, Form(ge=100, description="Automatic: byte budget")] = None,
     min_ssim: Annotated[float | None, Form(gt=0, le=1, description="Automatic: least SSIM")] = None,
@@ -104,7 +105,7 @@ async def image(
         str | None, Form(description="Automatic: formats to try, e.g. 'webp,avif,jpeg'")
     ] = None,
     batch: Annotated[
-        bool, Form(description="Process every file the same way, one output each")
+        FormBool, Form(description="Process every file the same way, one output each")
     ] = False,
     files: Annotated[
         str | None, Form(description="Batch: which files, 1-based, e.g. '1-3'")

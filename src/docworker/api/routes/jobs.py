@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
 from typing import IO, Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.datastructures import UploadFile
+from pydantic import ValidationError
+from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.auth import CallerDep
 from docworker.api.deps import QueueDep, Services, ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.schemas import JobCreate, JobList, JobPublic
+from docworker.api.openapi import model_ref
+from docworker.api.schemas import (
+    IDEMPOTENCY_KEY_LENGTH,
+    DateTime,
+    JobCreate,
+    JobList,
+    JobPublic,
+)
 from docworker.api.uploads import store_uploads
 from docworker.auth import Principal
-from docworker.errors import InvalidParameter, NotFound
+from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStatus
+from docworker.operations import OPERATIONS, get_operation, validate_params
 from docworker.storage import CHUNK, StoredBlob
 
 router = APIRouter(prefix="/api/v2", tags=["jobs"])
@@ -29,6 +38,169 @@ router = APIRouter(prefix="/api/v2", tags=["jobs"])
 def job_response(record: Any, status_code: int) -> JSONResponse:
     body = JobPublic.of(record).model_dump(mode="json")
     return JSONResponse(body, status_code=status_code, headers={"Location": body["links"]["self"]})
+
+
+#: The media types a job may be submitted as.
+FORM = "multipart/form-data"
+JSON = "application/json"
+#: The longest text field of a multipart submission (``params`` is the longest).
+MAX_FIELD_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A job as the client asked for it, checked, with its inputs in the blob store."""
+
+    operation: str
+    params: dict[str, Any]
+    inputs: list[JobInput]
+    priority: int
+    idempotency_key: str | None
+
+
+@router.post(
+    "/jobs",
+    operation_id="create_job",
+    summary="Submit a job",
+    status_code=202,
+    response_model=JobPublic,
+    responses={
+        200: {
+            "model": JobPublic,
+            "description": "The job of an earlier request with the same idempotency key",
+        },
+        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                FORM: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["operation", "file"],
+                        "properties": {
+                            "operation": {
+                                "type": "string",
+                                "enum": sorted(OPERATIONS),
+                                "example": "extract",
+                            },
+                            "params": {
+                                "type": "string",
+                                "description": "The operation's parameters, a JSON object.",
+                                "example": '{"output":"markdown"}',
+                            },
+                            "priority": {
+                                "type": "integer",
+                                "default": 0,
+                                "minimum": -100,
+                                "maximum": 100,
+                            },
+                            "idempotency_key": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": IDEMPOTENCY_KEY_LENGTH,
+                            },
+                            "file": {"type": "string", "format": "binary"},
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "Further input files, in order (the PDFs "
+                                "after the first of a merge, files to attach).",
+                            },
+                        },
+                    }
+                },
+                JSON: {"schema": model_ref(JobCreate)},
+            },
+        }
+    },
+)
+async def create_job(
+    request: Request,
+    services: ServicesDep,
+    caller: CallerDep,
+    idempotency_header: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_LENGTH),
+    ] = None,
+) -> JSONResponse:
+    """Queue any registered operation. Send the document as a multipart ``file`` part with
+    ``operation`` and ``params`` (a JSON object) fields, or send JSON naming an input already
+    stored (``input_uri``). Answers ``202`` with the job; poll its ``links.self``."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type == JSON:
+        submission = await _json_submission(request, services, caller)
+    elif media_type == FORM:
+        submission = await _form_submission(request, services)
+    else:
+        raise UnsupportedFormat(
+            media_type or "(none)",
+            f"a job is sent as {FORM} or {JSON}, not {media_type or 'no body type'}",
+        )
+    first, *others = submission.inputs
+    record, created = await anyio.to_thread.run_sync(
+        lambda: services.queue.submit(
+            submission.operation,
+            submission.params,
+            first,
+            caller=caller,
+            priority=submission.priority,
+            idempotency_key=idempotency_header or submission.idempotency_key,
+            others=others,
+        )
+    )
+    return job_response(record, 202 if created else 200)
+
+
+async def _json_submission(request: Request, services: Services, caller: Principal) -> Submission:
+    """The job of a JSON body (:class:`JobCreate`), its stored inputs looked up; a tenant
+    names only its own jobs' inputs."""
+    try:
+        spec = JobCreate.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise InvalidParameter.first_of(exc.errors(), "body") from None
+    validate_params(get_operation(spec.operation), spec.params)
+    uris = [spec.input_uri, *spec.other_input_uris]
+    inputs = await anyio.to_thread.run_sync(
+        lambda: [_stored_input(services, caller, uri) for uri in uris]
+    )
+    return Submission(spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key)
+
+
+async def _form_submission(request: Request, services: Services) -> Submission:
+    """The job of a multipart body: its fields checked first, then its files stored."""
+    # The form is closed however this ends: a refusal leaves no spooled file behind.
+    async with request.form(max_part_size=MAX_FIELD_BYTES) as form:
+        operation = _text_field(form, "operation")
+        if not operation:
+            raise InvalidParameter("operation", "the name of an operation is required")
+        params = _params_field(_text_field(form, "params"))
+        validate_params(get_operation(operation), params)
+        priority = _int_field(_text_field(form, "priority"), "priority")
+        key = _text_field(form, "idempotency_key")
+        if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_LENGTH:
+            raise InvalidParameter(
+                "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
+            )
+        uploads = [part for name in ("file", "files") for part in _file_parts(form, name)]
+        inputs = await store_uploads(services, uploads)
+    return Submission(operation, params, inputs, priority, key)
+
+
+def _text_field(form: FormData, name: str) -> str | None:
+    """A text field of the form; None when absent."""
+    value = form.get(name)
+    if isinstance(value, UploadFile):
+        raise InvalidParameter(name, "must be a text field, not a file")
+    return value
+
+
+def _file_parts(form: FormData, name: str) -> list[UploadFile]:
+    parts = form.getlist(name)
+    if any(not isinstance(part, UploadFile) for part in parts):
+        raise InvalidParameter(name, "must be a file part (with a filename), not a text field")
+    return [part for part in parts if isinstance(part, UploadFile)]
 
 
 def _params_field(raw: str | None) -> dict[str, Any]:
@@ -43,100 +215,11 @@ def _params_field(raw: str | None) -> dict[str, Any]:
     return value
 
 
-@router.post(
-    "/jobs",
-    operation_id="create_job",
-    summary="Submit a job",
-    status_code=202,
-    response_model=JobPublic,
-    responses={
-        200: {
-            "model": JobPublic,
-            "description": "The job of an earlier request with the same idempotency key",
-        },
-        **problem_responses(404, 409, 413, 422, 429, 503),
-    },
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["operation", "file"],
-                        "properties": {
-                            "operation": {"type": "string", "example": "extract"},
-                            "params": {"type": "string", "example": '{"output":"markdown"}'},
-                            "priority": {"type": "integer", "default": 0},
-                            "idempotency_key": {"type": "string"},
-                            "file": {"type": "string", "format": "binary"},
-                            "files": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                                "description": "Further input files, in order (the PDFs "
-                                "after the first of a merge, files to attach).",
-                            },
-                        },
-                    }
-                },
-                "application/json": {"schema": {"$ref": "#/components/schemas/JobCreate"}},
-            }
-        }
-    },
-)
-async def create_job(
-    request: Request,
-    services: ServicesDep,
-    caller: CallerDep,
-    idempotency_header: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-) -> JSONResponse:
-    """Queue any registered operation. Send the document as a multipart ``file`` part with
-    ``operation`` and ``params`` (a JSON object) fields, or send JSON naming an input already
-    stored (``input_uri``). Answers ``202`` with the job; poll its ``links.self``."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
-        spec = JobCreate.model_validate(await request.json())
-        job_input, others = await anyio.to_thread.run_sync(
-            lambda: _stored_inputs(services, caller, spec.input_uri, spec.other_input_uris)
-        )
-        operation, params, priority, key = (
-            spec.operation,
-            spec.params,
-            spec.priority,
-            spec.idempotency_key,
-        )
-    else:
-        form = await request.form(max_part_size=1024 * 1024)
-        uploads = [
-            part
-            for name in ("file", "files")
-            for part in form.getlist(name)
-            if isinstance(part, UploadFile)
-        ]
-        stored = await store_uploads(services, uploads)
-        job_input, others = stored[0], stored[1:]
-        operation = str(form.get("operation") or "")
-        params = _params_field(str(form.get("params") or "") or None)
-        priority = _int_field(form.get("priority"), "priority")
-        key = str(form.get("idempotency_key") or "") or None
-    record, created = await anyio.to_thread.run_sync(
-        lambda: services.queue.submit(
-            operation,
-            params,
-            job_input,
-            caller=caller,
-            priority=priority,
-            idempotency_key=idempotency_header or key,
-            others=others,
-        )
-    )
-    return job_response(record, 202 if created else 200)
-
-
-def _int_field(raw: object, name: str) -> int:
-    if raw in (None, ""):
+def _int_field(raw: str | None, name: str) -> int:
+    if raw is None:
         return 0
     try:
-        value = int(str(raw))
+        value = int(raw)
     except ValueError:
         raise InvalidParameter(name, "must be an integer") from None
     if not -100 <= value <= 100:
@@ -144,26 +227,17 @@ def _int_field(raw: object, name: str) -> int:
     return value
 
 
-def _stored_inputs(
-    services: Services, caller: Principal, first: str | None, others: list[str]
-) -> tuple[JobInput | None, list[JobInput]]:
-    """The stored inputs a JSON job names; a tenant names only its own jobs' inputs."""
-    found = [_stored_input(services, caller, uri) for uri in [*([first] if first else []), *others]]
-    if first:
-        return found[0], found[1:]
-    return None, found
-
-
 def _stored_input(services: Services, caller: Principal, uri: str) -> JobInput:
+    """A stored input named by its URI (``blob://inputs/<sha256>``, checked by the schema);
+    another tenant's input does not exist for the caller."""
     blobs = services.blobs
-    if not uri.startswith("blob://inputs/") or not blobs.exists(uri):
+    if not blobs.exists(uri):
         raise NotFound("input", uri)
     if not caller.is_admin and not services.store.tenant_has_input(caller.tenant, uri):
         raise NotFound("input", uri)
-    sha256 = uri.rsplit("/", 1)[1]
     with blobs.open(uri) as stream:
         size = stream.seek(0, 2)
-    return JobInput(blob=StoredBlob(uri=uri, sha256=sha256, size=size))
+    return JobInput(blob=StoredBlob(uri=uri, sha256=uri.rsplit("/", 1)[1], size=size))
 
 
 @router.get("/jobs", operation_id="list_jobs", summary="List jobs", response_model=JobList)
@@ -172,8 +246,8 @@ async def list_jobs(
     caller: CallerDep,
     status: Annotated[list[JobStatus] | None, Query(description="Only these states.")] = None,
     operation: Annotated[str | None, Query(description="Only this operation.")] = None,
-    created_after: Annotated[datetime | None, Query()] = None,
-    created_before: Annotated[datetime | None, Query()] = None,
+    created_after: Annotated[DateTime | None, Query()] = None,
+    created_before: Annotated[DateTime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="From a previous page's next_cursor.")] = None,
     parent_id: Annotated[str | None, Query(description="Only the parts of this split job.")] = None,

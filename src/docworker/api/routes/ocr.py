@@ -14,6 +14,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep, SettingsDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
+from docworker.api.schemas import FormBool
 from docworker.api.uploads import store_upload
 from docworker.engines.ocr import available_languages
 from docworker.operations.ocr import OcrOutput
@@ -83,7 +84,7 @@ async def ocr(
     pages: Annotated[str | None, Form(description="Pages or frames, e.g. '1-3'")] = None,
     dpi: Annotated[int | None, Form(ge=50, le=1200, description="PDF render resolution")] = None,
     psm: Annotated[int | None, Form(ge=0, le=13, description="Page segmentation mode")] = None,
-    preprocess: Annotated[bool, Form(description="Scale, turn upright, deskew first")] = True,
+    preprocess: Annotated[FormBool, Form(description="Scale, turn upright, deskew first")] = True,
     password: Annotated[str | None, Form(description="Password of an encrypted PDF")] = None,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,

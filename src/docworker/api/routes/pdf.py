@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from docworker.api.answers import ZIP, answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.schemas import FormBool
 from docworker.api.uploads import store_upload, store_uploads
 from docworker.errors import InvalidParameter, LimitExceeded
 
@@ -268,14 +269,14 @@ async def pdfa(
     file: FileField,
     level: Annotated[str, Form(description="1b, 2b or 3b.", examples=["2b"])] = "2b",
     strict: Annotated[
-        bool,
+        FormBool,
         Form(
             description="Refuse (422) a file the PDF/A validator does not pass; false: answer "
             "it anyway, the findings in the JSON result."
         ),
     ] = True,
     flatten: Annotated[
-        bool,
+        FormBool,
         Form(description="Flatten form fields and annotations into the pages first."),
     ] = False,
     password: PasswordField = None,

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.schemas import FormBool
 from docworker.api.uploads import store_upload
 from docworker.engines.chromium import Media, PageFormat, WaitUntil
 
@@ -80,7 +81,7 @@ async def take_screenshot(
     ] = None,
     width: Annotated[int, Form(ge=16, le=16384, description="Viewport width, CSS px")] = 1280,
     height: Annotated[int, Form(ge=16, le=16384, description="Viewport height, CSS px")] = 800,
-    full_page: Annotated[bool, Form(description="The whole page, or only the viewport")] = True,
+    full_page: Annotated[FormBool, Form(description="The whole page, or only the viewport")] = True,
     scale: Annotated[
         float, Form(ge=0.1, le=4.0, description="Device scale factor (image px per CSS px)")
     ] = 1.0,
@@ -88,7 +89,7 @@ async def take_screenshot(
         str | None, Form(max_length=1000, description="Capture only this CSS selector's element")
     ] = None,
     omit_background: Annotated[
-        bool, Form(description="PNG/WebP: transparent where the page paints no background")
+        FormBool, Form(description="PNG/WebP: transparent where the page paints no background")
     ] = False,
     wait_until: Annotated[
         WaitUntil, Form(description="domcontentloaded, load or networkidle")

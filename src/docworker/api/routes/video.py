@@ -17,6 +17,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
+from docworker.api.schemas import FormBool
 from docworker.api.uploads import store_upload
 from docworker.operations.video_params import VideoAction, VideoCodec
 
@@ -91,7 +92,7 @@ async def video(
     crf: Annotated[int | None, Form(ge=0, le=63, description="Constant quality")] = None,
     max_bitrate: Annotated[str | None, Form(description="Video bit-rate cap, e.g. '2M'")] = None,
     audio_bitrate: Annotated[str | None, Form(description="Audio bit rate, e.g. '128k'")] = None,
-    mute: Annotated[bool, Form(description="transcode: leave the audio out")] = False,
+    mute: Annotated[FormBool, Form(description="transcode: leave the audio out")] = False,
     time: Time = None,
     percent: Annotated[
         float | None, Form(ge=0, le=100, description="frame: time as % of the duration")

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
+from docworker.api.openapi import model_ref
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import GO_ZERO_TIME, v1_time
 from docworker.api.v1.errors import V1Error, v1_responses
@@ -268,7 +269,7 @@ def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": ProcessRequest.model_json_schema()}},
+            "content": {"application/json": {"schema": model_ref(ProcessRequest)}},
         }
     },
     responses={

@@ -34,6 +34,7 @@ from starlette.formparsers import MultiPartException
 
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services
+from docworker.api.uploads import store_input
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import REFUSED, V1Error
 from docworker.errors import ContentRefused, DocworkerError
@@ -231,8 +232,12 @@ def _store(services: Services, stream: IO[bytes], name: str) -> tuple[StoredBlob
         shutil.copyfileobj(stream, copy, CHUNK)
         copy.flush()
         mime = detect(Path(copy.name), name).mime
-        copy.seek(0)
-        blob = services.blobs.put_stream(copy, max_bytes=limit)
+
+        def put() -> StoredBlob:
+            copy.seek(0)
+            return services.blobs.put_stream(copy, max_bytes=limit)
+
+        blob = store_input(put)
     return blob, mime
 
 

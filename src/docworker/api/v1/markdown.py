@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
+from docworker.api.openapi import model_ref
 from docworker.api.v1 import schemas
 from docworker.api.v1.errors import V1Error, refused, v1_responses
 from docworker.api.v1.intake import (
@@ -135,7 +136,7 @@ async def convert_office(request: Request, services: ServicesDep) -> Response:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": BatchRequest.model_json_schema()}},
+            "content": {"application/json": {"schema": model_ref(BatchRequest)}},
         }
     },
     responses={

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services
+from docworker.api.uploads import store_input
 from docworker.api.v1.errors import V1Error
 from docworker.api.v1.markdown_text import PARAMS, kind_of, markdown_of
 from docworker.errors import DocworkerError
@@ -142,7 +143,7 @@ async def run_batch(services: Services, plan: BatchPlan) -> dict[str, Any]:
         try:
             limit = services.settings.server.max_upload_bytes
             blob = await anyio.to_thread.run_sync(
-                partial(services.blobs.put_file, path, max_bytes=limit)
+                store_input, partial(services.blobs.put_file, path, max_bytes=limit)
             )
             job_input = JobInput(blob=blob, name=path.name)
             record, _ = await anyio.to_thread.run_sync(

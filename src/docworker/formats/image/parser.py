@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ from docworker.errors import CorruptDocument, LimitExceeded
 from docworker.formats.base import OcrPage, OcrReader, ParseContext, Source
 from docworker.formats.ocr_blocks import add_ocr_blocks
 
+#: What Pillow raises for bytes it cannot make sense of.
+_UNREADABLE = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 #: EXIF orientations that swap width and height (the turned ones).
 _SIDEWAYS = frozenset({5, 6, 7, 8})
 _PILLOW_BOMB = re.compile(r"\((\d+) pixels\)")
@@ -84,7 +87,10 @@ class ImageParser:
         _register_heif()
         with _opened(source.path, ctx.limits.max_pixels) as image:
             frames = getattr(image, "n_frames", 1)
-            builder = DocumentBuilder(self.name, source.mime, _metadata(image, frames))
+            exif = _read_exif(image)
+            builder = DocumentBuilder(self.name, source.mime, _metadata(image, frames, exif))
+            if exif is None:
+                builder.warn("exif-unreadable", "the image's EXIF metadata could not be read")
             numbers = ctx.select_pages(frames)
             reader = _ocr_reader(ctx, builder)
             for number in ctx.each_page(numbers, frames):
@@ -105,16 +111,18 @@ def _opened(path: Path, max_pixels: int) -> Iterator[Image.Image]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
     except Image.DecompressionBombError as exc:
-        # Pillow's own hard limit (twice its warning threshold) stays as a second fence.
-        found = _PILLOW_BOMB.search(str(exc))
-        raise LimitExceeded(
-            "pixels", int(found.group(1)) if found else math.inf, max_pixels
-        ) from exc
+        raise _over_pixels(exc, max_pixels) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptDocument("image", str(exc) or type(exc).__name__) from exc
     with image:
         _check_pixels(image, max_pixels)
         yield image
+
+
+def _over_pixels(exc: Image.DecompressionBombError, max_pixels: int) -> LimitExceeded:
+    """Pillow's own hard limit (twice its warning threshold), a second fence behind ours."""
+    found = _PILLOW_BOMB.search(str(exc))
+    return LimitExceeded("pixels", int(found.group(1)) if found else math.inf, max_pixels)
 
 
 def _check_pixels(image: Image.Image, max_pixels: int) -> None:
@@ -129,7 +137,9 @@ def _frame(image: Image.Image, number: int, max_pixels: int) -> Image.Image:
         _check_pixels(image, max_pixels)
         upright = ImageOps.exif_transpose(image)
         upright.load()
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except Image.DecompressionBombError as exc:  # a later frame larger than the first
+        raise _over_pixels(exc, max_pixels) from exc
+    except _UNREADABLE as exc:
         raise CorruptDocument("image", f"frame {number}: {exc}") from exc
     return upright
 
@@ -160,9 +170,23 @@ def _add_text(builder: DocumentBuilder, number: int, ocr: OcrPage) -> None:
         builder.warn("ocr-no-text", "OCR found no text in the image", page=number)
 
 
-def _metadata(image: Image.Image, frames: int) -> Metadata:
-    exif = image.getexif()
-    fields = _exif_fields(exif)
+def _read_exif(image: Image.Image) -> Image.Exif | None:
+    """The image's EXIF tags (empty when it has none); None when they cannot be read.
+
+    EXIF is a bonus: a broken block (or, in a PNG, whose EXIF may follow the pixels,
+    broken pixel data) costs the metadata, not the image.
+    """
+    try:
+        exif = image.getexif()
+        exif.get_ifd(ExifTags.IFD.Exif)
+        exif.get_ifd(ExifTags.IFD.GPSInfo)
+    except _UNREADABLE:
+        return None
+    return exif
+
+
+def _metadata(image: Image.Image, frames: int, exif: Image.Exif | None) -> Metadata:
+    fields = _exif_fields(exif) if exif is not None else {}
     sideways = fields.get("orientation") in _SIDEWAYS
     width, height = (image.height, image.width) if sideways else (image.width, image.height)
     described: dict[str, Any] = {

@@ -20,13 +20,13 @@ An RTF body that cannot be unpacked is noted, and the plain body read instead.
 
 from __future__ import annotations
 
-import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import olefile
 
 from docworker.errors import CorruptDocument
+from docworker.formats.cfb import DAMAGE, open_compound
 from docworker.formats.embedded import safe_name
 from docworker.formats.encoding import decode_text, normalise_codec
 from docworker.formats.mail import lzfu
@@ -76,8 +76,6 @@ _CODE_PAGES = {
     28605: "iso8859-15",
 }
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
-#: What olefile and struct raise on a damaged compound file.
-_DAMAGE = (OSError, ValueError, IndexError, KeyError, struct.error, EOFError)
 
 
 def codec_of(code_page: int | None) -> str | None:
@@ -270,8 +268,8 @@ def read_msg(path: Path, max_depth: int) -> tuple[Message, list[tuple[str, str]]
     """
     notes: list[tuple[str, str]] = []
     try:
-        with olefile.OleFileIO(str(path)) as ole:
+        with open_compound(path) as ole:
             message = _message(_Storage(ole, [], _TOP_HEADER), max_depth, notes)
-    except _DAMAGE as exc:
+    except DAMAGE as exc:
         raise CorruptDocument("msg", f"the compound file cannot be read: {exc}") from exc
     return message, notes

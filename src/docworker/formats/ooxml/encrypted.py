@@ -21,6 +21,7 @@ from msoffcrypto.exceptions import DecryptionError, FileFormatError, InvalidKeyE
 from docworker.document import Document
 from docworker.errors import CorruptDocument, PasswordRequired, UnsupportedFormat, WrongPassword
 from docworker.formats.base import ParseContext, Source
+from docworker.formats.cfb import allowed_sizes
 from docworker.formats.detect import detect
 from docworker.formats.registry import parse_path
 
@@ -73,6 +74,8 @@ def decrypt_package(path: Path, password: str, target: Path) -> None:
 
 def _office_file(fh: Any) -> Any:
     """msoffcrypto's reader of an encrypted package (not of a legacy file, or a plain one)."""
+    if not allowed_sizes(fh):  # not a compound file, or one with sector sizes never written
+        raise CorruptDocument(_FORMAT, "not an encrypted Office package")
     try:
         office = msoffcrypto.OfficeFile(fh)
         encrypted_package = office.format == "ooxml" and office.is_encrypted()

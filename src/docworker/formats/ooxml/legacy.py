@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import msoffcrypto
-import olefile
 from msoffcrypto.exceptions import DecryptionError, InvalidKeyError
 
 from docworker.document import Document
 from docworker.errors import PasswordRequired, UnsupportedFormat, WrongPassword
 from docworker.formats.base import ParseContext, Parser, Source
+from docworker.formats.cfb import allowed_sizes, open_compound
 from docworker.formats.ooxml.slides import PPTX_MIME, PptxParser
 from docworker.formats.ooxml.spreadsheet import XLSX_MIME, XlsxParser
 from docworker.formats.ooxml.word import WORD_MIME, DocxParser
@@ -115,6 +115,8 @@ def _encrypted_office_file(fh: IO[bytes]) -> Any:
     files make it fail in many ways; those files are left to LibreOffice, which
     refuses what it cannot read.
     """
+    if not allowed_sizes(fh):
+        return None
     try:
         office = msoffcrypto.OfficeFile(fh)
         return office if office.is_encrypted() else None
@@ -125,7 +127,7 @@ def _encrypted_office_file(fh: IO[bytes]) -> Any:
 def _producer(path: Path) -> str | None:
     """The application that wrote the file, from its summary information."""
     try:
-        with olefile.OleFileIO(str(path)) as ole:
+        with open_compound(path) as ole:
             application = ole.get_metadata().creating_application
     except Exception:  # noqa: BLE001 - metadata is a bonus: LibreOffice has read the file
         return None

@@ -57,13 +57,16 @@ PACKAGE_ERRORS: tuple[type[Exception], ...] = (
     zipfile.LargeZipFile,
     zlib.error,
     EOFError,
-    KeyError,
+    # zipfile seeking to a member's offset before the start of the file.
+    OSError,
+    # KeyError (a part named but absent), IndexError, an XML encoding Python does not know.
+    LookupError,
     ValueError,
     TypeError,
     AttributeError,
-    IndexError,
     NotImplementedError,
-    RecursionError,
+    # zipfile: a member encrypted with a password; RecursionError: markup nested too deep.
+    RuntimeError,
     etree.LxmlError,
 )
 

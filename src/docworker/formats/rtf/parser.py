@@ -606,5 +606,5 @@ def _time(fields: dict[str, int] | None) -> datetime | None:
             fields.get("min", 0),
             fields.get("sec", 0),
         )
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: a number past a C int
         return None

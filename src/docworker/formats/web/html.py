@@ -198,6 +198,12 @@ def _local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1].lower()
 
 
+#: Elements nested deeper than this are read as plain text. libxml2 keeps 255 levels,
+#: but each costs the walk a few Python calls (a heading four): a page of 250 nested
+#: headings would exhaust the call stack. Real pages stay far below.
+MAX_DEPTH = 120
+
+
 def flat_text(element: etree._Element) -> str:
     """All the visible text under ``element`` on one line, blocks set apart by spaces."""
     if len(element) == 0:
@@ -291,6 +297,9 @@ class HtmlWalker:
         self._links: list[Link] = []
         self._contexts: list[_Context] = [_Context()]
         self._list_depth = 0
+        #: How deep the walk is, and whether it went past MAX_DEPTH.
+        self._depth = 0
+        self._deep = False
         #: Counts the elements read other than as plain inline text (hidden,
         #: dropped, block-level or handled): while it stays put, the text
         #: gathered is exactly what :func:`flat_text` reads.
@@ -346,6 +355,26 @@ class HtmlWalker:
         tag = _tag(element)
         if not tag or tag in _INVISIBLE:
             return
+        if self._depth >= MAX_DEPTH:
+            self._too_deep(element)
+            return
+        # No try/finally: a walk that raises is not walked further.
+        self._depth += 1
+        self._read(element, tag)
+        self._depth -= 1
+
+    def _too_deep(self, element: etree._Element) -> None:
+        """An element past :data:`MAX_DEPTH`: its text, read without the walk."""
+        if not self._deep:
+            self._deep = True
+            self.builder.warn(
+                "nested-too-deep",
+                f"elements nested more than {MAX_DEPTH} deep were read as plain text",
+            )
+        self._non_inline += 1
+        self._inline.append(f" {flat_text(element)} ")
+
+    def _read(self, element: etree._Element, tag: str) -> None:
         if _hidden(element) or (
             self.drop_chrome
             and (tag in _HEADER_FOOTER or element.get("role"))
