@@ -110,8 +110,15 @@ def test_no_key_is_401_before_the_upload(server: Server) -> None:
         assert {"bearer", "apiKeyHeader", "apiKeyQuery"} <= set(
             schema["components"]["securitySchemes"]
         )
-        job_route = schema["paths"]["/api/v2/jobs/{job_id}"]["get"]
-        assert {"401", "403"} <= set(job_route["responses"]) and job_route["security"]
+        public = {"/health", "/health/liveness", "/health/readiness"}
+        for path, methods in schema["paths"].items():
+            for method, operation in methods.items():
+                if path in public:
+                    assert "security" not in operation, (method, path)
+                    continue
+                # Every route that needs a key documents the refusals it may answer.
+                assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
+                assert operation["security"], (method, path)
 
 
 def test_the_generated_secret_and_database_are_private(tmp_path: Path) -> None:
