@@ -72,10 +72,17 @@ def _checks(path: str) -> list[Callable[..., Any]]:
     return [check for check in CHECKS.get_all() if getattr(check, "__name__", "") not in left_out]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["open", "keys"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The open development server, and one with API keys on (every request then carries
+    an admin key: the routes answer as for a caller allowed everything, and the document
+    lists the refusals a key may meet)."""
+    keys = {"DOCWORKER_AUTH__ENABLED": "true"} if request.param == "keys" else {}
     srv = Server(
         tmp_path_factory.mktemp("contract"),
+        **keys,
         DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024),
         # Synchronous routes answer 202 (v1: their failure) rather than wait long.
         DOCWORKER_SERVER__DEFAULT_WAIT="3",
@@ -98,8 +105,11 @@ def schema(server: Server) -> OpenApiSchema:
 
 
 @pytest.fixture(scope="module")
-def session() -> Iterator[requests.Session]:
+def session(server: Server) -> Iterator[requests.Session]:
     with requests.Session() as http:
+        if server.env.get("DOCWORKER_AUTH__ENABLED") == "true":
+            key = server.keys("create", "--tenant", "contract", "--scope", "admin")
+            http.headers["Authorization"] = f"Bearer {key}"
         yield http
 
 
