@@ -78,7 +78,7 @@ def server(
 ) -> Iterator[Server]:
     """The open development server, and one with API keys on (every request then carries
     an admin key: the routes answer as for a caller allowed everything, and the document
-    lists the refusals a key may meet)."""
+    lists the refusals a key may meet). The second is sent valid requests only."""
     keys = {"DOCWORKER_AUTH__ENABLED": "true"} if request.param == "keys" else {}
     srv = Server(
         tmp_path_factory.mktemp("contract"),
@@ -133,6 +133,11 @@ def test_the_operation_keeps_its_contract(
         (GenerationMode.POSITIVE, GenerationMode.NEGATIVE), EXAMPLES, strict=True
     ):
         if count == 0 or (mode is GenerationMode.NEGATIVE and not _negatable(operation)):
+            continue
+        if mode is GenerationMode.NEGATIVE and "Authorization" in session.headers:
+            # With keys on, the requests the open server was sent invalid are not sent
+            # again: schemathesis would make the key itself invalid, and the refusal
+            # that answers it (401) is checked against the document by the positive ones.
             continue
 
         @settings(
