@@ -34,6 +34,7 @@ import os
 import resource
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -94,6 +95,28 @@ def _cap_memory(limit_mb: int) -> None:
         log.warning("memory cap not set", error=str(exc))
 
 
+#: How often a worker looks whether its supervisor is still there.
+SUPERVISOR_WATCH = 0.5
+
+
+def _die_with_supervisor(supervisor: int) -> None:
+    """End this worker's process group (the worker and the engines it started) as soon as
+    its supervisor is gone, however it went (a SIGKILL leaves no time to stop workers):
+    no worker runs on without the limits the supervisor enforces.
+
+    A thread that watches the parent process id, rather than ``PR_SET_PDEATHSIG``: that
+    signal follows the thread that started the worker, and the supervisor starts workers
+    from threads that end while the workers should live on.
+    """
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(SUPERVISOR_WATCH)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
 def worker_main(conn: Connection, config: dict[str, Any]) -> None:
     """Entry point of a worker process: serve jobs until told to stop or the pipe closes.
 
@@ -103,6 +126,7 @@ def worker_main(conn: Connection, config: dict[str, Any]) -> None:
     """
     # Own process group: the supervisor kills the worker together with any engine it started.
     os.setpgrp()
+    _die_with_supervisor(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     restrict_umask()
     settings = Settings.model_validate(config["settings"])

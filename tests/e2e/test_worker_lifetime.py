@@ -1,0 +1,57 @@
+"""Workers never outlive their supervisor: a server killed outright, in the middle of
+long jobs, takes its busy worker processes (and the engines they started) with it."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import psutil
+
+from bench.scoring import corpus_root
+from tests.e2e.server import Server
+
+#: Long work: OCR of many pages of a long PDF, on one worker each (no split).
+LONG_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
+
+
+def test_a_killed_server_leaves_no_busy_worker_behind(tmp_path: Path) -> None:
+    server = Server(tmp_path / "server", DOCWORKER_EXECUTOR__SPLIT_MIN_PAGES="0").start()
+    assert server.process is not None
+    supervisor = psutil.Process(server.process.pid)
+    with server.client() as client:
+        jobs = [
+            client.post(
+                "/api/v2/jobs",
+                files={"file": (LONG_PDF.name, LONG_PDF.read_bytes())},
+                data={"operation": "ocr", "params": '{"pages": "1-60"}'},
+            ).json()["id"]
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            states = [client.get(f"/api/v2/jobs/{job}").json()["status"] for job in jobs]
+            if states == ["running", "running"]:
+                break
+            time.sleep(0.2)
+        assert states == ["running", "running"], states
+    workers = _workers(supervisor)
+    assert len(workers) == 2
+    server.process.send_signal(signal.SIGKILL)  # no time to stop anything
+    server.process.wait(10)
+    # The jobs have minutes of OCR left: only their end by the watch stops them this soon.
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive, f"busy workers outlived their server: {[p.pid for p in alive]}"
+
+
+def _workers(supervisor: psutil.Process) -> list[psutil.Process]:
+    """The server's worker processes (its children that multiprocessing spawned)."""
+    found = []
+    for child in supervisor.children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
