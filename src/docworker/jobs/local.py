@@ -10,7 +10,10 @@ killed with its process group) and recycling after ``jobs_per_worker`` jobs.
 
 A job whose worker dies is failed as transient and so retried after the retry
 delay, up to its attempt limit, then ``dead``. Jobs left ``running`` by a
-service that crashed are found by their stale heartbeat and queued again.
+service that crashed are found by their stale heartbeat and queued again. A
+worker never outlives the service: it watches its parent process and, once the
+service is gone, however it went, ends its own process group (engines included),
+so no job runs on unsupervised while its restarted service runs it again.
 """
 
 from __future__ import annotations
