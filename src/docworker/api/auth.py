@@ -18,10 +18,17 @@ from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from docworker import errors
-from docworker.api.errors import PROBLEM_MEDIA_TYPE, problem, v1_framework_error
+from docworker.api.errors import (
+    ORIGINAL_PATH,
+    PROBLEM_MEDIA_TYPE,
+    problem,
+    status_for,
+    v1_framework_error,
+)
 from docworker.api.v1.http import is_v1_path
 from docworker.auth import KeyCache, Principal, split_key
 from docworker.config import Settings
@@ -164,16 +171,24 @@ class Authenticate:
         return None
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
-        request = Request(scope, receive)
         detail = f"{reason}: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
         if self.query_parameter:
             detail += f", or as the '{self.query_parameter}' query parameter"
-        if is_v1_path(scope.get("docworker.original_path", scope["path"])):
-            response = v1_framework_error(request, 401, detail)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="docworker"'
-        else:
-            response = problem(errors.Unauthorized(detail), scope["path"])
-        await response(scope, receive, send)
+        await early_refusal(scope, receive, errors.Unauthorized(detail))(scope, receive, send)
+
+
+def early_refusal(scope: Scope, receive: Receive, exc: errors.DocworkerError) -> Response:
+    """The answer to a request that a middleware refuses before reading it (no key, over
+    its rate, a quota spent, a full disk): problem+json, or v1's framework error on a v1
+    path, with ``Retry-After`` and ``WWW-Authenticate`` where they apply."""
+    if not is_v1_path(scope.get(ORIGINAL_PATH, scope["path"])):
+        return problem(exc, scope["path"])
+    response = v1_framework_error(Request(scope, receive), status_for(exc), exc.detail)
+    if "retry_after" in exc.fields:
+        response.headers["Retry-After"] = str(exc.fields["retry_after"])
+    if isinstance(exc, errors.Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="docworker"'
+    return response
 
 
 def get_caller(request: Request) -> Principal:

@@ -107,17 +107,6 @@ def too_large_response(request: Request, size: int, limit: int) -> JSONResponse:
     return v1_framework_error(request, 413, "Request Entity Too Large")
 
 
-def refusal_response(request: Request, exc: errors.ServiceError) -> JSONResponse:
-    """A request refused before it is read (disk full): problem+json under /api/v2, the
-    v1 framework error body elsewhere; ``Retry-After`` either way."""
-    if _is_v2(request):
-        return problem(exc, request.url.path)
-    response = v1_framework_error(request, status_for(exc), exc.detail)
-    if "retry_after" in exc.fields:
-        response.headers["Retry-After"] = str(exc.fields["retry_after"])
-    return response
-
-
 def _is_v2(request: Request) -> bool:
     return request.url.path.lower().startswith("/api/v2")
 

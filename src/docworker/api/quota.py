@@ -17,13 +17,17 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docworker import errors
-from docworker.api.auth import REFUSED_KEY, STATE_KEY, client_address, refusal_response
-from docworker.api.errors import ORIGINAL_PATH, problem, v1_framework_error
+from docworker.api.auth import (
+    REFUSED_KEY,
+    STATE_KEY,
+    client_address,
+    early_refusal,
+    refusal_response,
+)
+from docworker.api.errors import ORIGINAL_PATH
 from docworker.api.v1.http import is_v1_path
 from docworker.auth import Principal
 from docworker.config import Settings
@@ -74,7 +78,7 @@ class QuotaGate:
                 lambda: services.counters.check(key_id, quotas, incoming)
             )
         except (errors.QuotaExceeded, errors.PayloadTooLarge) as exc:
-            response = _refusal(scope, receive, exc)
+            response = early_refusal(scope, receive, exc)
             services.refusals.quota_exceeded(
                 principal,
                 exc,
@@ -94,17 +98,6 @@ class QuotaGate:
             return None
         principal = (scope.get("state") or {}).get(STATE_KEY)
         return principal if isinstance(principal, Principal) else None
-
-
-def _refusal(scope: Scope, receive: Receive, exc: errors.DocworkerError) -> Response:
-    path = scope.get(ORIGINAL_PATH, scope["path"])
-    if not is_v1_path(path):
-        return problem(exc, scope["path"])
-    status = 429 if isinstance(exc, errors.QuotaExceeded) else 413
-    response = v1_framework_error(Request(scope, receive), status, exc.detail)
-    if "retry_after" in exc.fields:
-        response.headers["Retry-After"] = str(exc.fields["retry_after"])
-    return response
 
 
 class AuditRefusals:

@@ -16,14 +16,18 @@ import time
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from limits import RateLimitItem
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docworker import errors
-from docworker.api.auth import STATE_KEY, is_public, public_paths, refusal_response
-from docworker.api.errors import ORIGINAL_PATH, problem, status_for, v1_framework_error
+from docworker.api.auth import (
+    STATE_KEY,
+    early_refusal,
+    is_public,
+    public_paths,
+    refusal_response,
+)
 from docworker.api.v1.http import is_v1_path
 from docworker.auth import Principal
 from docworker.config import Settings
@@ -71,7 +75,7 @@ class RateLimit:
             verdict = await limiter.hit(identity_of(principal), items)
         except errors.DependencyDown as exc:
             if not self.fail_open:
-                await _answer(scope, receive, exc)(scope, receive, send)
+                await early_refusal(scope, receive, exc)(scope, receive, send)
                 return
             self._warn(exc)
             await self.app(scope, receive, send)
@@ -131,20 +135,10 @@ class RateLimit:
             limit=verdict.limit,
             window=verdict.window,
         )
-        response = _answer(scope, receive, refusal)
+        response = early_refusal(scope, receive, refusal)
         for name, value in verdict.headers():
             response.headers[name.decode()] = value.decode()
         await response(scope, receive, send)
-
-
-def _answer(scope: Scope, receive: Receive, exc: errors.DocworkerError) -> Response:
-    """``exc`` as problem+json, or as v1's error body on a v1 path."""
-    if not is_v1_path(scope.get(ORIGINAL_PATH, scope["path"])):
-        return problem(exc, scope["path"])
-    response = v1_framework_error(Request(scope, receive), status_for(exc), exc.detail)
-    if "retry_after" in exc.fields:
-        response.headers["Retry-After"] = str(exc.fields["retry_after"])
-    return response
 
 
 #: The headers of a counted answer, as the OpenAPI document describes them.

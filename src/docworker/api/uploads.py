@@ -29,8 +29,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from docworker.api.auth import early_refusal
 from docworker.api.deps import Services
-from docworker.api.errors import refusal_response, too_large_response
+from docworker.api.errors import too_large_response
 from docworker.config import ServerSettings
 from docworker.errors import DocworkerError, InsufficientStorage, InvalidParameter
 from docworker.jobs.admission import DiskFloor
@@ -154,7 +155,7 @@ class DiskFloorGuard:
             try:
                 await anyio.to_thread.run_sync(self.disk.check)
             except InsufficientStorage as exc:
-                response = refusal_response(Request(scope, receive), exc)
+                response = early_refusal(scope, receive, exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
