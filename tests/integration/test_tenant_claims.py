@@ -118,7 +118,8 @@ def test_the_claim_is_one_walk_of_indexes(store: JobStore, database_url: str) ->
     """Whatever the queue's length, the claim seeks in indexes: it never reads the whole
     jobs table nor sorts all queued jobs (only the one candidate of each tenant)."""
     add(store, 3, tenant="a")
-    candidate = _claim_candidate(datetime.now(UTC), {"extract"}, ClaimPolicy(max_running=3))
+    candidate = _claim_candidate(frozenset({"extract"}), ClaimPolicy(max_running=3))
+    candidate = candidate.params(at=datetime.now(UTC))
     with store.transaction() as session:
         compiled = candidate.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
         if database_url.startswith("sqlite"):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import sqlite3
 import time
@@ -39,12 +40,14 @@ from typing import Any, TypeAlias
 
 import structlog
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Engine,
     Select,
     String,
     and_,
+    bindparam,
     case,
     cast,
     create_engine,
@@ -78,6 +81,7 @@ from docworker.jobs.models import (
     JobRecord,
     JobStatus,
     NewJob,
+    UTCDateTime,
     input_bytes,
 )
 from docworker.jobs.usage import Quotas
@@ -177,7 +181,7 @@ def _create_engine(url: str, echo: bool) -> Engine:
     return engine
 
 
-def _ready(now: datetime) -> ColumnElement[bool]:
+def _ready(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """Queued jobs that may run at ``now``."""
     return and_(Job.status == JobStatus.QUEUED, or_(Job.run_after.is_(None), Job.run_after <= now))
 
@@ -200,15 +204,23 @@ class ClaimPolicy:
 FAIR_CLAIMS = ClaimPolicy()
 
 
-def _claim_candidate(
-    at: datetime, operations: Collection[str] | None, policy: ClaimPolicy
-) -> Select[str]:
-    """The id of the job to claim next; PostgreSQL skips rows other claimers hold."""
+def _claim_at() -> BindParameter[datetime]:
+    """The moment of a claim, bound when the statement runs (``{"at": ...}``)."""
+    return bindparam("at", type_=UTCDateTime())
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_candidate(operations: frozenset[str] | None, policy: ClaimPolicy) -> Select[str]:
+    """The id of the job to claim next; PostgreSQL skips rows other claimers hold.
+
+    Built once per (operations, policy) and run with the moment bound (``at``): building
+    the statement costs far more than running it (its aliases are adapted column by
+    column), and a supervisor claims for every free worker."""
     if policy.by_tenant:
-        return _claim_candidate_by_tenant(at, operations, policy)
-    query = select(Job.id).where(_ready(at))
+        return _claim_candidate_by_tenant(operations, policy)
+    query = select(Job.id).where(_ready(_claim_at()))
     if operations is not None:
-        query = query.where(Job.operation.in_(operations))
+        query = query.where(Job.operation.in_(sorted(operations)))
     return (
         query.order_by(Job.priority.desc(), Job.created_at, Job.part, Job.id)
         .limit(1)
@@ -217,7 +229,7 @@ def _claim_candidate(
 
 
 def _claim_candidate_by_tenant(
-    at: datetime, operations: Collection[str] | None, policy: ClaimPolicy
+    operations: frozenset[str] | None, policy: ClaimPolicy
 ) -> Select[str]:
     """The claim across tenants, in one statement of index seeks:
 
@@ -240,8 +252,8 @@ def _claim_candidate_by_tenant(
         .scalar_subquery()
     )
     tenants = tenants.union_all(select(following).where(tenants.c.name.is_not(None)))
-    named = _tenant_candidate(lambda column: column == tenants.c.name, at, operations)
-    nameless = _tenant_candidate(lambda column: column.is_(None), at, operations)
+    named = _tenant_candidate(lambda column: column == tenants.c.name, operations)
+    nameless = _tenant_candidate(lambda column: column.is_(None), operations)
     candidates = union_all(named.where(tenants.c.name.is_not(None)), nameless).cte("candidates")
     query = select(Job.id).join(candidates, candidates.c.id == Job.id)
     if policy.max_running is not None:
@@ -254,9 +266,7 @@ def _claim_candidate_by_tenant(
 
 
 def _tenant_candidate(
-    of_tenant: Callable[[Any], ColumnElement[bool]],
-    at: datetime,
-    operations: Collection[str] | None,
+    of_tenant: Callable[[Any], ColumnElement[bool]], operations: frozenset[str] | None
 ) -> Select[Any]:
     """One tenant's candidate: its next ready job in claim order (``id``), its count of
     running jobs (``running``: a job waiting for its parts runs nowhere and is not
@@ -265,10 +275,10 @@ def _tenant_candidate(
     next_job = select(ready.id).where(
         ready.status == JobStatus.QUEUED,
         of_tenant(ready.tenant),
-        or_(ready.run_after.is_(None), ready.run_after <= at),
+        or_(ready.run_after.is_(None), ready.run_after <= _claim_at()),
     )
     if operations is not None:
-        next_job = next_job.where(ready.operation.in_(operations))
+        next_job = next_job.where(ready.operation.in_(sorted(operations)))
     next_job = next_job.order_by(ready.priority.desc(), ready.created_at, ready.part, ready.id)
     running = (
         select(func.count())
@@ -281,6 +291,27 @@ def _tenant_candidate(
         running.scalar_subquery().label("running"),
         last_started.scalar_subquery().label("served"),
     )
+
+
+#: Starts the claimed job (``job_id``) for ``worker`` at ``at``, unless another claimer
+#: took it first; built once, as the candidate is.
+_CLAIM_START = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"), Job.status == JobStatus.QUEUED)
+    .values(
+        status=JobStatus.RUNNING,
+        attempts=Job.attempts + 1,
+        started_at=_claim_at(),
+        worker=bindparam("worker"),
+        heartbeat_at=_claim_at(),
+        # A job merging its parts keeps the progress they made.
+        progress=case((Job.children_total > 0, Job.progress), else_=0.0),
+        progress_message=case((Job.children_total > 0, Job.progress_message), else_=None),
+        cancel_requested=False,
+        updated_at=_claim_at(),
+    )
+    .returning(Job)
+)
 
 
 def _as_stored(value: dict[str, Any]) -> Any:
@@ -630,32 +661,16 @@ class JobStore:
         at = _aware(now, "now")
         if operations is not None and not operations:
             return None
-        candidate = _claim_candidate(at, operations, policy)
+        candidate = _claim_candidate(
+            frozenset(operations) if operations is not None else None, policy
+        )
+        bound = {"at": at, "worker": worker, "job_id": None}
         for _ in range(_CLAIM_TRIES):
             with self._session(writes=True) as session:
-                job_id = session.scalar(candidate)
-                if job_id is None:
+                bound["job_id"] = session.scalar(candidate, bound)
+                if bound["job_id"] is None:
                     return None
-                start = (
-                    update(Job)
-                    .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-                    .values(
-                        status=JobStatus.RUNNING,
-                        attempts=Job.attempts + 1,
-                        started_at=at,
-                        worker=worker,
-                        heartbeat_at=at,
-                        # A job merging its parts keeps the progress they made.
-                        progress=case((Job.children_total > 0, Job.progress), else_=0.0),
-                        progress_message=case(
-                            (Job.children_total > 0, Job.progress_message), else_=None
-                        ),
-                        cancel_requested=False,
-                        updated_at=at,
-                    )
-                    .returning(Job)
-                )
-                won = session.scalars(start).one_or_none()
+                won = session.scalars(_CLAIM_START, bound).one_or_none()
                 if won is None:  # another claimer was faster: try the next job
                     continue
                 record = JobRecord.from_row(won)
