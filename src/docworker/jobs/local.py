@@ -84,6 +84,10 @@ class _Slot:
     #: CPU-seconds of the worker's process tree when it was handed its job.
     job_cpu_start: float = 0.0
     jobs_done: int = 0
+    #: The job's latest progress (fraction, message) not yet written to the store:
+    #: written by the housekeeping, at most once a second, so that a job of a few
+    #: milliseconds costs no write for its progress.
+    progress: tuple[float, str | None] | None = None
 
     @property
     def idle(self) -> bool:
@@ -142,6 +146,12 @@ class LocalExecutor:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
+        #: Whether queued work may be waiting for a free worker: set when a job is
+        #: queued (notify) or a worker comes free, cleared when a claim finds nothing;
+        #: the store is asked anyway every ``poll_interval`` (work queued elsewhere,
+        #: retries whose delay ran out).
+        self._look = True
+        self._looked_at = 0.0
         # The keys go to the workers over the pipe that starts them, outside the settings
         # (whose JSON form masks them).
         keys = keys or SecretKeys.from_settings(settings)
@@ -239,14 +249,21 @@ class LocalExecutor:
     def _drain_wake(self) -> None:
         while self._wake_r.poll():
             self._wake_r.recv_bytes()
+        self._look = True
 
     def _dispatch(self) -> None:
-        """Give queued jobs to idle workers."""
+        """Give queued jobs to idle workers: a claim per idle worker while claims find
+        work, and none while nothing can have changed (a claim is a write transaction)."""
+        now = time.monotonic()
+        if not self._look and now - self._looked_at < self.config.poll_interval:
+            return
         for slot in self._slots:
             if self._stopping.is_set() or not slot.idle:
                 continue
             job = self.store.claim_next(self.name, policy=self._claims)
             if job is None:
+                self._look = False
+                self._looked_at = now
                 return
             self._start_job(slot, job)
 
@@ -301,18 +318,21 @@ class LocalExecutor:
         kind = message.get("type")
         if kind == "ready":
             slot.ready = True
+            self._look = True
             return
         job = slot.job
         if job is None or message.get("job_id") != job.id:
             return
         if kind == "progress":
-            self.store.set_progress(job.id, float(message["fraction"]), message.get("message"))
+            slot.progress = (float(message["fraction"]), message.get("message"))
             return
         JOB_DURATION.labels(job.operation).observe(time.monotonic() - slot.job_started)
         pages = message.get("pages")
         cost = slot.job_cost(pages if isinstance(pages, int) else None)
         slot.job = None
+        slot.progress = None
         slot.jobs_done += 1
+        self._look = True
         if kind == "split":
             record, parts = self.store.split(job.id, message["parts"], cost=cost)
             log.info("job split into parts", job_id=job.id, parts=len(parts))
@@ -344,7 +364,7 @@ class LocalExecutor:
     def _finished(self, record: JobRecord) -> None:
         if record.status in TERMINAL_STATUSES:
             JOBS_FINISHED.labels(record.operation, str(record.status)).inc()
-        self.events.publish(record.id)
+        self.events.publish(record.id, record)
         if record.parent_id is not None:
             # The part's end moved its parent on (progress; queued to merge).
             self.events.publish(record.parent_id)
@@ -391,12 +411,20 @@ class LocalExecutor:
                 self._replace(slot, "cancelled")
                 self._finished(self.store.mark_cancelled(job_id, cost=cost))
             self.store.heartbeat([s.job.id for s in self._slots if s.job is not None])
+            self._write_progress()
         for record in self.store.requeue_stale(older_than=STALE_AFTER):
             log.warning(
                 "job of a lost executor queued again", job_id=record.id, status=record.status
             )
             self._finished(record)
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
+
+    def _write_progress(self) -> None:
+        for slot in self._slots:
+            if slot.job is not None and slot.progress is not None:
+                fraction, text = slot.progress
+                slot.progress = None
+                self.store.set_progress(slot.job.id, fraction, text)
 
     # -- process management ---------------------------------------------------------------
     def _spawn(self) -> _Slot:

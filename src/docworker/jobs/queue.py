@@ -226,15 +226,27 @@ class JobQueue:
                 await self.events.wait(job_id, min(remaining, STORE_POLL))
         await anyio.to_thread.run_sync(discard_job_data, self.store, self.blobs, deleted)
 
-    async def wait(self, job_id: str, timeout: float) -> JobRecord:
-        """The job once it has ended, or as it stands when ``timeout`` seconds have passed."""
+    async def wait(
+        self, job_id: str, timeout: float, *, known: JobRecord | None = None
+    ) -> JobRecord:
+        """The job once it has ended, or as it stands when ``timeout`` seconds have passed.
+        ``known``: the job as the caller just had it from the store (it is not read
+        again first)."""
         deadline = time.monotonic() + timeout
-        while True:
-            record = await anyio.to_thread.run_sync(self.store.get, job_id)
-            remaining = deadline - time.monotonic()
-            if record.status in TERMINAL_STATUSES or remaining <= 0:
-                return record
-            await self.events.wait(job_id, min(remaining, STORE_POLL))
+        with self.events.subscribe(job_id) as events:
+            record = known if known is not None else await self._read(job_id)
+            while True:
+                remaining = deadline - time.monotonic()
+                if record.status in TERMINAL_STATUSES or remaining <= 0:
+                    return record
+                published = await events.wait(min(remaining, STORE_POLL))
+                if published and events.record is not None:
+                    record = events.record
+                else:
+                    record = await self._read(job_id)
+
+    async def _read(self, job_id: str) -> JobRecord:
+        return await anyio.to_thread.run_sync(self.store.get, job_id)
 
     def artifact(self, record: JobRecord, name: str) -> tuple[dict[str, Any], IO[bytes]]:
         """A file the job made beside its result (its ``artifacts`` entry, and a stream)."""

@@ -138,7 +138,9 @@ async def submit_and_wait(
         )
     )
     timeout = services.settings.server.default_wait if wait is None else wait
-    return await queue.wait(record.id, min(timeout, services.settings.server.max_wait))
+    return await queue.wait(
+        record.id, min(timeout, services.settings.server.max_wait), known=record
+    )
 
 
 def _result_response(record: JobRecord, payload: dict[str, Any], accept: str | None) -> Response:
