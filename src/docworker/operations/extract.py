@@ -134,7 +134,10 @@ def split_ocr_pages(
     from docworker.formats.pdf.parser import pages_to_ocr
 
     parse_ctx = document_context(ctx, params)
-    ranges = plan.page_ranges(pages_to_ocr(source.path, parse_ctx, sample=PROBE_PAGES))
+    scans = pages_to_ocr(
+        source.path, parse_ctx, sample=PROBE_PAGES, at_least=max(plan.min_pages, 2)
+    )
+    ranges = plan.page_ranges(scans)
     if not ranges:
         return None
     # The parts read exactly as the parse would: its languages, resolution and steps.

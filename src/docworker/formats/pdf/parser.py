@@ -174,7 +174,9 @@ def _attach_files(pdf: Any, builder: DocumentBuilder, ctx: ParseContext) -> None
         append_embedded(builder, data, name, ctx)
 
 
-def pages_to_ocr(path: Path, ctx: ParseContext, *, sample: int | None = None) -> list[int]:
+def pages_to_ocr(
+    path: Path, ctx: ParseContext, *, sample: int | None = None, at_least: int = 1
+) -> list[int]:
     """The selected pages a parse with ``ctx`` reads whole by OCR: every page under
     ``force``, pages without a usable text layer under ``auto``. Cheap (text layers
     only, nothing rendered), so that the OCR can be planned before it runs.
@@ -182,12 +184,17 @@ def pages_to_ocr(path: Path, ctx: ParseContext, *, sample: int | None = None) ->
     With ``sample``, that many pages spread over the selection are looked at first,
     and when none of them needs OCR the answer is no page: a document with a text
     layer costs a few pages' look, not one of every page (1 s for 619 pages).
+
+    With ``at_least``, a selection of fewer pages is not looked at: no page (a planner
+    that splits from that many pages up has nothing to plan).
     """
     if ctx.ocr is None or ctx.ocr_policy == "off":
         return []
     pdf = open_pdf(path, ctx.password)
     try:
         numbers = ctx.select_pages(len(pdf))
+        if len(numbers) < at_least:
+            return []
         if ctx.ocr_policy == "force":
             return numbers
         if sample is not None and len(numbers) > sample:
