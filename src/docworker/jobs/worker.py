@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import orjson
 import structlog
 
 from docworker.config import Settings
@@ -79,11 +80,11 @@ HARD_CAP_HEADROOM_MB = 512
 
 
 def send(conn: Connection, message: dict[str, Any]) -> None:
-    conn.send_bytes(json.dumps(message).encode())
+    conn.send_bytes(orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS))
 
 
 def receive(conn: Connection) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(conn.recv_bytes())
+    message: dict[str, Any] = orjson.loads(conn.recv_bytes())
     return message
 
 
