@@ -21,8 +21,8 @@ import anyio.to_thread
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from docworker.api.deps import Services
-from docworker.api.routes.extract import submit_and_wait
 from docworker.api.routes.jobs import artifact_response, job_response
+from docworker.api.submitting import JobClient, submit_and_wait
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
 from docworker.storage import CHUNK
@@ -43,6 +43,7 @@ def wants_only_json(accept: str | None) -> bool:
 
 async def answer_files(
     services: Services,
+    client: JobClient,
     operation: str,
     params: dict[str, Any],
     job_input: JobInput,
@@ -55,10 +56,12 @@ async def answer_files(
     as_json: bool = False,
     headers_of: Callable[[dict[str, Any]], dict[str, str]] | None = None,
 ) -> Response:
-    """Submit the job, wait up to ``wait`` seconds, and answer as the module says;
-    ``as_json`` answers JSON whatever the client accepts, ``headers_of`` adds headers
-    that describe a single file from the job's result."""
-    record = await submit_and_wait(services, operation, params, job_input, wait, priority, others)
+    """Submit the job for ``client``, wait up to ``wait`` seconds, and answer as the module
+    says; ``as_json`` answers JSON whatever the client accepts, ``headers_of`` adds
+    headers that describe a single file from the job's result."""
+    record = await submit_and_wait(
+        services, client, operation, params, job_input, wait, priority, others
+    )
     if record.status not in TERMINAL_STATUSES:
         return job_response(record, 202)
     queue = services.queue

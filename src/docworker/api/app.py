@@ -65,6 +65,9 @@ Documents Worker turns documents into text, structure and Markdown.
 Every request is a **job**: `POST /api/v2/extract` submits one and waits up to
 `wait` seconds for it (200 with the result, else 202 with the job to poll);
 `POST /api/v2/jobs` queues any operation listed by `GET /api/v2/operations`.
+An `Idempotency-Key` header makes any submission safe to send again: the same key
+answers the same job. A synchronous request whose client disconnects before its answer
+has its job cancelled, unless it was sent with a key.
 Errors are RFC 9457 `application/problem+json` bodies whose `code` names the fault.
 """
 

@@ -14,8 +14,9 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from docworker import errors
 from docworker.api.v1.encoding import v1_time
@@ -161,6 +162,18 @@ def _cannot(request: Request) -> str:
     return f"Cannot {method} {html.escape(path, quote=False)}"
 
 
+#: The status logged for a request whose client left before it was answered (nginx's
+#: "client closed request"); nobody receives it.
+CLIENT_GONE = 499
+
+
+async def _on_client_gone(request: Request, exc: Exception) -> Response:
+    """The client left while its body was read or its job waited for: nobody is there
+    to answer, and nothing went wrong on this side (see :mod:`docworker.api.submitting`)."""
+    log.info("client left before the answer", path=request.url.path)
+    return Response(status_code=CLIENT_GONE)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", path=request.url.path, exc_info=exc)
     if not _is_v2(request):
@@ -178,6 +191,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.DocworkerError, _on_docworker_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

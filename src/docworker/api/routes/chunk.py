@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
+from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
 from docworker.chunking import Strategy, TokenizerName
 from docworker.errors import InvalidParameter
@@ -61,11 +62,12 @@ CHUNK_EXAMPLE = {
             "content": {"application/json": {"example": CHUNK_EXAMPLE}},
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 413, 415, 422, 429, 503),
+        **problem_responses(404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def chunk(
     services: ServicesDep,
+    client: JobClientDep,
     file: Annotated[UploadFile, File(description="The document.")],
     strategy: Annotated[
         Strategy, Form(description="fixed, recursive, structure, page or semantic")
@@ -115,7 +117,9 @@ async def chunk(
     params: dict[str, Any] = {"strategy": strategy, "tokenizer": tokenizer}
     params.update({name: value for name, value in given.items() if value is not None})
     job_input = await store_upload(services, file)
-    return await run_and_answer(services, "chunk", params, job_input, wait, priority, accept)
+    return await run_and_answer(
+        services, client, "chunk", params, job_input, wait, priority, accept
+    )
 
 
 def _separators(raw: str | None) -> list[str] | None:

@@ -13,6 +13,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import FormBool
+from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
 from docworker.operations.convert import (
@@ -53,11 +54,12 @@ _FILE_TYPES: dict[str, dict[str, Any]] = {mime: {} for _, mime in TARGETS.values
             "content": {"application/json": {"example": CONVERT_EXAMPLE}, **_FILE_TYPES},
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 413, 415, 422, 429, 503),
+        **problem_responses(404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def convert(
     services: ServicesDep,
+    client: JobClientDep,
     file: Annotated[
         UploadFile,
         File(
@@ -130,4 +132,6 @@ async def convert(
     params.update({name: value for name, value in given.items() if value})
     job_input = await store_upload(services, file)
     job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)
-    return await answer_files(services, "convert", params, job_input, wait, priority, accept)
+    return await answer_files(
+        services, client, "convert", params, job_input, wait, priority, accept
+    )

@@ -2,23 +2,24 @@
 
 Like every synchronous endpoint it submits a job and waits for it: the result
 comes back in the response if the job ends within ``wait`` seconds, otherwise
-the answer is ``202`` with the job, to be polled.
+the answer is ``202`` with the job, to be polled. With an ``Idempotency-Key`` it is
+safe to retry, and a job whose client left unanswered is cancelled unless it had a
+key (:mod:`docworker.api.submitting`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.jobs import job_response
 from docworker.api.schemas import FormBool
+from docworker.api.submitting import JobClient, JobClientDep, submit_and_wait
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
@@ -73,11 +74,12 @@ EXTRACT_EXAMPLE = {
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 413, 415, 422, 429, 503),
+        **problem_responses(404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def extract(
     services: ServicesDep,
+    client: JobClientDep,
     file: Annotated[UploadFile, File(description="The document.")],
     output: Annotated[OutputFormat, Form(description="text, markdown, html or json")] = (
         OutputFormat.MARKDOWN
@@ -99,11 +101,14 @@ async def extract(
         params["password"] = password
     job_input = await store_upload(services, file)
     job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)
-    return await run_and_answer(services, "extract", params, job_input, wait, priority, accept)
+    return await run_and_answer(
+        services, client, "extract", params, job_input, wait, priority, accept
+    )
 
 
 async def run_and_answer(
     services: Services,
+    client: JobClient,
     operation: str,
     params: dict[str, Any],
     job_input: JobInput,
@@ -112,35 +117,11 @@ async def run_and_answer(
     accept: str | None,
 ) -> Response:
     """Submit, wait up to ``wait`` seconds, and answer the result, the error, or 202."""
-    record = await submit_and_wait(services, operation, params, job_input, wait, priority)
+    record = await submit_and_wait(services, client, operation, params, job_input, wait, priority)
     if record.status not in TERMINAL_STATUSES:
         return job_response(record, 202)
     payload = await anyio.to_thread.run_sync(services.queue.result, record)
     return _result_response(record, payload, accept)
-
-
-async def submit_and_wait(
-    services: Services,
-    operation: str,
-    params: dict[str, Any],
-    job_input: JobInput,
-    wait: float | None,
-    priority: int,
-    others: Sequence[JobInput] = (),
-) -> JobRecord:
-    """Submit the job (``others``: its further input files) and wait up to ``wait``
-    seconds (capped) for it to end."""
-    queue = services.queue
-    caller = current_caller()
-    record, _ = await anyio.to_thread.run_sync(
-        lambda: queue.submit(
-            operation, params, job_input, caller=caller, priority=priority, others=others
-        )
-    )
-    timeout = services.settings.server.default_wait if wait is None else wait
-    return await queue.wait(
-        record.id, min(timeout, services.settings.server.max_wait), known=record
-    )
 
 
 def _result_response(record: JobRecord, payload: dict[str, Any], accept: str | None) -> Response:

@@ -20,6 +20,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import FormBool
+from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_uploads
 from docworker.engines.image_formats import ImageFormat
 from docworker.errors import InvalidParameter
@@ -70,6 +71,7 @@ _STEPS_DESCRIPTION = (
 )
 async def image(
     services: ServicesDep,
+    client: JobClientDep,
     file: Annotated[
         list[UploadFile],
         File(
@@ -146,6 +148,7 @@ async def image(
     first, *others = await store_uploads(services, uploads)
     return await answer_files(
         services,
+        client,
         "image",
         params,
         first,

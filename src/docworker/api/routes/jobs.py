@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import IO, Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.datastructures import FormData, UploadFile
@@ -24,6 +24,7 @@ from docworker.api.schemas import (
     JobList,
     JobPublic,
 )
+from docworker.api.submitting import IdempotencyKeyHeader
 from docworker.api.uploads import store_uploads
 from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
@@ -120,10 +121,7 @@ async def create_job(
     request: Request,
     services: ServicesDep,
     caller: CallerDep,
-    idempotency_header: Annotated[
-        str | None,
-        Header(alias="Idempotency-Key", min_length=1, max_length=IDEMPOTENCY_KEY_LENGTH),
-    ] = None,
+    idempotency_header: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Queue any registered operation. Send the document as a multipart ``file`` part with
     ``operation`` and ``params`` (a JSON object) fields, or send JSON naming an input already

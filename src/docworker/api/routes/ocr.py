@@ -15,6 +15,7 @@ from docworker.api.deps import ServicesDep, SettingsDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
 from docworker.api.schemas import FormBool
+from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
 from docworker.engines.ocr import available_languages
 from docworker.operations.ocr import OcrOutput
@@ -69,11 +70,12 @@ OCR_EXAMPLE = {
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 413, 415, 422, 429, 503),
+        **problem_responses(404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def ocr(
     services: ServicesDep,
+    client: JobClientDep,
     file: Annotated[UploadFile, File(description="An image (PNG, JPEG, TIFF, …) or a PDF.")],
     output: Annotated[
         OcrOutput, Form(description="text, json (with word boxes), searchable_pdf or v1")
@@ -103,5 +105,7 @@ async def ocr(
     params.update({name: value for name, value in given.items() if value is not None})
     job_input = await store_upload(services, file)
     if output is not OcrOutput.SEARCHABLE_PDF:
-        return await run_and_answer(services, "ocr", params, job_input, wait, priority, accept)
-    return await answer_files(services, "ocr", params, job_input, wait, priority, accept)
+        return await run_and_answer(
+            services, client, "ocr", params, job_input, wait, priority, accept
+        )
+    return await answer_files(services, client, "ocr", params, job_input, wait, priority, accept)

@@ -21,6 +21,7 @@ from docworker.api.answers import ZIP, answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import FormBool
+from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload, store_uploads
 from docworker.errors import InvalidParameter, LimitExceeded
 
@@ -54,7 +55,7 @@ def responses(what: str, *, several: bool = False, json_only: bool = False) -> d
     return {
         200: {"description": described, "content": content},
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(413, 415, 422, 429, 503),
+        **problem_responses(409, 413, 415, 422, 429, 503),
     }
 
 
@@ -71,6 +72,7 @@ def _given(**fields: Any) -> dict[str, Any]:
 )
 async def merge(
     services: ServicesDep,
+    client: JobClientDep,
     files: Annotated[
         list[UploadFile], File(description="The PDFs, in the order their pages are wanted.")
     ],
@@ -85,7 +87,9 @@ async def merge(
     _count(services, "files", len(files))
     first, *others = await store_uploads(services, _parts(files), field="files")
     params = {"action": "merge", **_given(password=password)}
-    return await answer_files(services, "pdf", params, first, wait, priority, accept, others=others)
+    return await answer_files(
+        services, client, "pdf", params, first, wait, priority, accept, others=others
+    )
 
 
 @router.post(
@@ -96,6 +100,7 @@ async def merge(
 )
 async def attach(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     attachments: Annotated[
         list[UploadFile], File(description="The files to embed, each under its file name.")
@@ -117,7 +122,7 @@ async def attach(
     if descriptions:
         params["descriptions"] = descriptions
     return await answer_files(
-        services, "pdf", params, job_input, wait, priority, accept, others=others
+        services, client, "pdf", params, job_input, wait, priority, accept, others=others
     )
 
 
@@ -141,6 +146,7 @@ def _count(services: ServicesDep, field: str, count: int) -> None:
 )
 async def split(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     ranges: Annotated[
         str | None,
@@ -158,7 +164,7 @@ async def split(
     params = {"action": "split", **_given(ranges=ranges, every=every, password=password)}
     job_input = await store_upload(services, file)
     return await answer_files(
-        services, "pdf", params, job_input, wait, priority, accept, zip_name="split.zip"
+        services, client, "pdf", params, job_input, wait, priority, accept, zip_name="split.zip"
     )
 
 
@@ -170,6 +176,7 @@ async def split(
 )
 async def rotate(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     angle: Annotated[int, Form(description="Degrees clockwise: 90, 180, 270 (or negative).")],
     pages: Annotated[
@@ -183,7 +190,7 @@ async def rotate(
     """The pages' rotation is increased by ``angle`` (added to any they already have)."""
     params = {"action": "rotate", "angle": angle, **_given(pages=pages, password=password)}
     job_input = await store_upload(services, file)
-    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
+    return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -194,6 +201,7 @@ async def rotate(
 )
 async def extract_pages(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     pages: Annotated[str, Form(description="Pages in the order wanted: '3,1-2,9-'.")],
     password: PasswordField = None,
@@ -204,7 +212,7 @@ async def extract_pages(
     """A new PDF of the pages ``pages`` names, in the order written (repeats allowed)."""
     params = {"action": "extract_pages", "pages": pages, **_given(password=password)}
     job_input = await store_upload(services, file)
-    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
+    return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -215,6 +223,7 @@ async def extract_pages(
 )
 async def flatten(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     password: PasswordField = None,
     wait: WaitQuery = None,
@@ -225,7 +234,7 @@ async def flatten(
     is removed, so nothing is left to fill. The fields' text stays extractable."""
     params = {"action": "flatten", **_given(password=password)}
     job_input = await store_upload(services, file)
-    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
+    return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -236,6 +245,7 @@ async def flatten(
 )
 async def compress(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     max_image_dpi: Annotated[
         int | None,
@@ -255,7 +265,7 @@ async def compress(
     given = _given(max_image_dpi=max_image_dpi, image_quality=image_quality, password=password)
     params = {"action": "compress", **given}
     job_input = await store_upload(services, file)
-    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
+    return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -266,6 +276,7 @@ async def compress(
 )
 async def pdfa(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     level: Annotated[str, Form(description="1b, 2b or 3b.", examples=["2b"])] = "2b",
     strict: Annotated[
@@ -293,7 +304,7 @@ async def pdfa(
     params: dict[str, Any] = {"action": "pdfa", "level": level, "strict": strict}
     params |= _given(flatten=flatten or None, password=password)
     job_input = await store_upload(services, file)
-    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
+    return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -304,6 +315,7 @@ async def pdfa(
 )
 async def metadata(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     set_metadata: Annotated[
         str | None,
@@ -325,7 +337,7 @@ async def metadata(
     if set_metadata:
         params["set_metadata"] = _json_object("set_metadata", set_metadata)
     job_input = await store_upload(services, file)
-    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
+    return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 def _json_object(name: str, raw: str) -> dict[str, Any]:
@@ -346,6 +358,7 @@ def _json_object(name: str, raw: str) -> dict[str, Any]:
 )
 async def encrypt(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     user_password: Annotated[
         str | None,
@@ -381,7 +394,7 @@ async def encrypt(
         names = [name.strip() for value in permissions for name in value.split(",")]
         params["permissions"] = [name for name in names if name and name != "none"]
     job_input = await store_upload(services, file)
-    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
+    return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -392,6 +405,7 @@ async def encrypt(
 )
 async def decrypt(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     password: Annotated[
         str | None,
@@ -407,4 +421,4 @@ async def decrypt(
     """A missing password answers 422 ``password-required``, a wrong one ``wrong-password``."""
     params = {"action": "decrypt", **_given(password=password)}
     job_input = await store_upload(services, file)
-    return await answer_files(services, "pdf", params, job_input, wait, priority, accept)
+    return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.submitting import JobClient, JobClientDep
 from docworker.api.uploads import store_upload
 from docworker.engines.image_formats import PageFormat
 from docworker.jobs.queue import JobInput
@@ -56,7 +57,7 @@ RENDER_EXAMPLE = {
 }
 
 _IMAGES: dict[str, dict[str, Any]] = {"image/png": {}, "image/jpeg": {}, "image/webp": {}}
-_ERRORS = problem_responses(404, 413, 415, 422, 429, 503)
+_ERRORS = problem_responses(404, 409, 413, 415, 422, 429, 503)
 
 FileField = Annotated[
     UploadFile,
@@ -100,6 +101,7 @@ PriorityField = Annotated[
 )
 async def render(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     pages: Annotated[
         str | None, Form(description="Pages or frames, e.g. '1-3,5'; default: all")
@@ -132,7 +134,7 @@ async def render(
     params: dict[str, Any] = {"format": format}
     params.update({name: value for name, value in given.items() if value is not None})
     job_input = await store_upload(services, file)
-    return await _answer(services, params, job_input, wait, priority, accept)
+    return await _answer(services, client, params, job_input, wait, priority, accept)
 
 
 @router.post(
@@ -151,6 +153,7 @@ async def render(
 )
 async def thumbnail(
     services: ServicesDep,
+    client: JobClientDep,
     file: FileField,
     size: Annotated[
         int | None, Form(ge=16, le=4096, description="Side of the box it fits in (256)")
@@ -174,11 +177,12 @@ async def thumbnail(
     params: dict[str, Any] = {"thumbnail": True, "format": format}
     params.update({name: value for name, value in given.items() if value is not None})
     job_input = await store_upload(services, file)
-    return await _answer(services, params, job_input, wait, priority, accept)
+    return await _answer(services, client, params, job_input, wait, priority, accept)
 
 
 async def _answer(
     services: Services,
+    client: JobClient,
     params: dict[str, Any],
     job_input: JobInput,
     wait: float | None,
@@ -188,5 +192,13 @@ async def _answer(
     """The render job's image, a zip of its images, its JSON result, or 202."""
     stem = PurePosixPath(job_input.name or "document").stem or "document"
     return await answer_files(
-        services, "render", params, job_input, wait, priority, accept, zip_name=f"{stem}-pages.zip"
+        services,
+        client,
+        "render",
+        params,
+        job_input,
+        wait,
+        priority,
+        accept,
+        zip_name=f"{stem}-pages.zip",
     )

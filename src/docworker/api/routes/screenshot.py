@@ -18,6 +18,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import FormBool
+from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
 from docworker.engines.chromium import Media, PageFormat, WaitUntil
 
@@ -63,11 +64,12 @@ SCREENSHOT_EXAMPLE = {
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 413, 415, 422, 429, 503),
+        **problem_responses(404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def take_screenshot(
     services: ServicesDep,
+    client: JobClientDep,
     file: Annotated[
         UploadFile,
         File(
@@ -133,4 +135,6 @@ async def take_screenshot(
     }
     params.update({name: value for name, value in given.items() if value is not None})
     job_input = await store_upload(services, file)
-    return await answer_files(services, "screenshot", params, job_input, wait, priority, accept)
+    return await answer_files(
+        services, client, "screenshot", params, job_input, wait, priority, accept
+    )

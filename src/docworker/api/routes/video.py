@@ -18,6 +18,7 @@ from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
 from docworker.api.schemas import FormBool
+from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
 from docworker.operations.video_params import VideoAction, VideoCodec
 
@@ -65,11 +66,12 @@ Time = Annotated[
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(413, 415, 422, 429, 503),
+        **problem_responses(409, 413, 415, 422, 429, 503),
     },
 )
 async def video(
     services: ServicesDep,
+    client: JobClientDep,
     file: Annotated[UploadFile, File(description="A video or audio file (MP4, WebM, MKV, …).")],
     action: Annotated[
         VideoAction, Form(description="probe (JSON), transcode (a video) or frame (an image)")
@@ -127,5 +129,7 @@ async def video(
     params.update({k: v for k, v in given.items() if v is not None and v != ""})
     job_input = await store_upload(services, file)
     if action is VideoAction.PROBE:
-        return await run_and_answer(services, "video", params, job_input, wait, priority, accept)
-    return await answer_files(services, "video", params, job_input, wait, priority, accept)
+        return await run_and_answer(
+            services, client, "video", params, job_input, wait, priority, accept
+        )
+    return await answer_files(services, client, "video", params, job_input, wait, priority, accept)

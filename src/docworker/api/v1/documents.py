@@ -23,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.openapi import model_ref
+from docworker.api.submitting import JobClientDep
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import GO_ZERO_TIME, v1_time
-from docworker.api.v1.errors import V1Error, v1_responses
-from docworker.api.v1.intake import MediaParams
+from docworker.api.v1.errors import V1Error, reused_key, v1_responses
+from docworker.api.v1.intake import MediaParams, submit_job
 from docworker.api.v1.jobs import outcome, processing_job, v1_meta, v1_payload
 from docworker.api.v1.media import MEDIA_PROCESSING, operation_of
 from docworker.errors import DocworkerError
@@ -35,6 +36,9 @@ from docworker.jobs.store import JobRecord
 from docworker.storage import StoredBlob
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
+
+#: ``POST /api/v1/documents/process``'s failure text.
+FAILURE = "Failed to process document"
 
 _DOCUMENT_ID = ("v1", "document_id")
 #: ProcessingType → (operation, its parameters, v1 job type, v1 payload additions).
@@ -227,17 +231,17 @@ class ProcessRequest(BaseModel):
     priority: int | None = Field(None, description="Accepted, not used (as in v1).")
 
 
-def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
+def _resubmission(services: Services, spec: ProcessRequest) -> tuple[str, dict[str, Any], JobInput]:
+    """The operation, parameters and input of the job ``spec`` asks for on the
+    document's stored file; blocking."""
     if spec.type not in PROCESSING and spec.type not in MEDIA_TYPES:
-        raise V1Error(
-            500, "Failed to process document", f"processing type '{spec.type}' is unknown"
-        )
+        raise V1Error(500, FAILURE, f"processing type '{spec.type}' is unknown")
     records = _jobs(services, spec.document_id)
     if not records:
-        raise V1Error(500, "Failed to process document", "failed to get document: not found")
+        raise V1Error(500, FAILURE, "failed to get document: not found")
     stored = records[0].input or {}
     if not services.blobs.exists(stored["uri"]):
-        raise V1Error(500, "Failed to process document", "the document's file has expired")
+        raise V1Error(500, FAILURE, "the document's file has expired")
     if spec.type in PROCESSING:
         operation, params, kind, extra = PROCESSING[spec.type]
     else:
@@ -253,12 +257,7 @@ def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
         "payload": payload,
         "processing_type": spec.type,
     }
-    job_input = JobInput(blob, stored.get("name"), stored.get("mime"), v1=meta)
-    try:
-        record, _ = services.queue.submit(operation, params, job_input, caller=current_caller())
-    except DocworkerError as exc:
-        raise V1Error.wrapping(500, "Failed to process document", exc) from None
-    return record
+    return operation, params, JobInput(blob, stored.get("name"), stored.get("mime"), v1=meta)
 
 
 @router.post(
@@ -274,10 +273,10 @@ def _resubmit(services: Services, spec: ProcessRequest) -> JobRecord:
     },
     responses={
         202: {"model": schemas.V1ProcessingResult, "description": "v1 ProcessingResult"},
-        **v1_responses((400, "Invalid request body"), (500, "Failed to process document")),
+        **v1_responses((400, "Invalid request body"), (500, FAILURE), reused_key(FAILURE)),
     },
 )
-async def process(request: Request, services: ServicesDep) -> JSONResponse:
+async def process(request: Request, services: ServicesDep, client: JobClientDep) -> JSONResponse:
     """Queue a job of the ProcessingType on the document's stored file; the job is on
     ``/api/v1/jobs/:jobId`` and in ``/api/v1/documents/:id/jobs``."""
     if not request.headers.get("content-type", "").startswith("application/json"):
@@ -286,7 +285,8 @@ async def process(request: Request, services: ServicesDep) -> JSONResponse:
         spec = ProcessRequest.model_validate_json(await request.body())
     except ValidationError as exc:
         raise V1Error(400, "Invalid request body", str(exc.errors()[0]["msg"])) from None
-    record = await anyio.to_thread.run_sync(_resubmit, services, spec)
+    operation, params, job_input = await anyio.to_thread.run_sync(_resubmission, services, spec)
+    record = await submit_job(services, client, operation, params, job_input, FAILURE)
     body = {
         "job_id": record.id,
         "document_id": spec.document_id,

@@ -89,6 +89,17 @@ def refused(failure: str) -> tuple[int, str]:
     return (REFUSED, failure)
 
 
+#: The status of a v1 route sent an ``Idempotency-Key`` that was used for another request
+#: (v1 had no such header: 409 as v2 answers it, in v1's error body).
+REUSED_KEY = 409
+
+
+def reused_key(failure: str) -> tuple[int, str]:
+    """A route's case for an ``Idempotency-Key`` used before for another request (other
+    files or parameters): :data:`REUSED_KEY` with the route's own failure text."""
+    return (REUSED_KEY, failure)
+
+
 class ResultRefused(Exception):
     """A finished v2 result that v1 would have failed (a type it could not read, a page
     range past the end): the v1 route answers its failure, the v1 job shows ``failed``."""

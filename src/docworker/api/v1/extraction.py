@@ -20,9 +20,10 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import ServicesDep
+from docworker.api.submitting import JobClient, JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import nanoseconds, v1_time
-from docworker.api.v1.errors import ResultRefused, V1Error, refused, v1_responses
+from docworker.api.v1.errors import ResultRefused, V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     accepted,
     form_value,
@@ -245,18 +246,25 @@ def _not_pdf(mime: str) -> V1Error:
     responses={
         200: {"model": schemas.V1ExtractionResult, "description": "v1 ExtractionResult"},
         **v1_responses(
-            *_UPLOAD_ERRORS, (500, "Text extraction failed"), refused("Text extraction failed")
+            *_UPLOAD_ERRORS,
+            (500, "Text extraction failed"),
+            refused("Text extraction failed"),
+            reused_key("Text extraction failed"),
         ),
     },
 )
-async def extract_text(request: Request, services: ServicesDep) -> JSONResponse:
+async def extract_text(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> JSONResponse:
     """The text of a PDF, an office document or a text file, with its counts."""
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
     if source_kind(upload.mime) is None:
         raise V1Error(500, "Text extraction failed", f"unsupported file type: {upload.mime}")
     params, failure = JOB_TYPES["full"]
-    record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
+    record, payload = await run_and_wait(
+        services, client, "extract", params, upload.job_input, failure
+    )
     try:
         body = await anyio.to_thread.run_sync(full_result, payload, upload.name, record)
     except ResultRefused as exc:
@@ -276,10 +284,13 @@ async def extract_text(request: Request, services: ServicesDep) -> JSONResponse:
             (400, "File must be a PDF document"),
             (500, "PDF batch extraction failed"),
             refused("PDF batch extraction failed"),
+            reused_key("PDF batch extraction failed"),
         ),
     },
 )
-async def extract_pdf_pages(request: Request, services: ServicesDep) -> JSONResponse:
+async def extract_pdf_pages(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> JSONResponse:
     """Each page of a PDF on its own."""
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
@@ -287,7 +298,9 @@ async def extract_pdf_pages(request: Request, services: ServicesDep) -> JSONResp
         raise _not_pdf(upload.mime)
     params, _ = JOB_TYPES["pages"]
     failure = "PDF batch extraction failed"
-    record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
+    record, payload = await run_and_wait(
+        services, client, "extract", params, upload.job_input, failure
+    )
     try:
         pages = await anyio.to_thread.run_sync(page_results, payload, upload.name, record)
     except ResultRefused as exc:
@@ -313,10 +326,13 @@ async def extract_pdf_pages(request: Request, services: ServicesDep) -> JSONResp
             (400, "File must be a PDF document"),
             (500, "PDF range extraction failed"),
             refused("PDF range extraction failed"),
+            reused_key("PDF range extraction failed"),
         ),
     },
 )
-async def extract_pdf_range(request: Request, services: ServicesDep) -> JSONResponse:
+async def extract_pdf_range(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> JSONResponse:
     """Pages ``start_page`` to ``end_page`` of a PDF, as one text."""
     _, file, start, end = await _page_range(request)
     upload = await receive_upload(services, request, file)
@@ -324,7 +340,9 @@ async def extract_pdf_range(request: Request, services: ServicesDep) -> JSONResp
         raise _not_pdf(upload.mime)
     params, failure = JOB_TYPES["range"]
     params = params | {"pages": f"{start}-{end}"}
-    record, payload = await run_and_wait(services, "extract", params, upload.job_input, failure)
+    record, payload = await run_and_wait(
+        services, client, "extract", params, upload.job_input, failure
+    )
     try:
         body = await anyio.to_thread.run_sync(
             range_result, payload, upload.name, start, end, record
@@ -334,7 +352,11 @@ async def extract_pdf_range(request: Request, services: ServicesDep) -> JSONResp
     return JSONResponse(body)
 
 
-_ASYNC_ERRORS = (*_UPLOAD_ERRORS, (500, "Failed to submit text extraction job"))
+_ASYNC_ERRORS = (
+    *_UPLOAD_ERRORS,
+    (500, "Failed to submit text extraction job"),
+    reused_key("Failed to submit text extraction job"),
+)
 _ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"model": schemas.V1ExtractionAccepted, "description": "The job, to poll"}
 }
@@ -342,7 +364,12 @@ _MESSAGE = "Text extraction job submitted for processing"
 
 
 async def _submit_extraction(
-    request: Request, services: ServicesDep, job_type: str, file: UploadFile, **extra: int
+    request: Request,
+    services: ServicesDep,
+    client: JobClient,
+    job_type: str,
+    file: UploadFile,
+    **extra: int,
 ) -> JSONResponse:
     upload = await receive_upload(services, request, file)
     params, _ = JOB_TYPES[job_type]
@@ -350,6 +377,7 @@ async def _submit_extraction(
         params = params | {"pages": f"{extra['start_page']}-{extra['end_page']}"}
     record = await submit(
         services,
+        client,
         "extract",
         params,
         upload,
@@ -368,10 +396,12 @@ async def _submit_extraction(
     openapi_extra=_FILE,
     responses={**_ACCEPTED, **v1_responses(*_ASYNC_ERRORS)},
 )
-async def extract_async_text(request: Request, services: ServicesDep) -> JSONResponse:
+async def extract_async_text(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> JSONResponse:
     """202 with the job; its result is on ``/api/v1/job/:id``."""
     _, file = await upload_form(request)
-    return await _submit_extraction(request, services, "full", file)
+    return await _submit_extraction(request, services, client, "full", file)
 
 
 @router.post(
@@ -382,10 +412,12 @@ async def extract_async_text(request: Request, services: ServicesDep) -> JSONRes
     openapi_extra=_FILE,
     responses={**_ACCEPTED, **v1_responses(*_ASYNC_ERRORS)},
 )
-async def extract_async_pdf_pages(request: Request, services: ServicesDep) -> JSONResponse:
+async def extract_async_pdf_pages(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> JSONResponse:
     """202 with the job; its result (``extraction_results``) is on ``/api/v1/job/:id``."""
     _, file = await upload_form(request)
-    return await _submit_extraction(request, services, "pages", file)
+    return await _submit_extraction(request, services, client, "pages", file)
 
 
 @router.post(
@@ -405,9 +437,11 @@ async def extract_async_pdf_pages(request: Request, services: ServicesDep) -> JS
         ),
     },
 )
-async def extract_async_pdf_range(request: Request, services: ServicesDep) -> JSONResponse:
+async def extract_async_pdf_range(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> JSONResponse:
     """202 with the job, echoing the range; its result is on ``/api/v1/job/:id``."""
     _, file, start, end = await _page_range(request)
     return await _submit_extraction(
-        request, services, "range", file, start_page=start, end_page=end
+        request, services, client, "range", file, start_page=start, end_page=end
     )

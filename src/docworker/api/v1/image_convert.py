@@ -21,7 +21,8 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import ServicesDep
-from docworker.api.v1.errors import V1Error, refused, v1_responses
+from docworker.api.submitting import JobClientDep
+from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     form_file,
     multipart_body,
@@ -128,10 +129,11 @@ async def _form(request: Request) -> tuple[FormData, UploadFile]:
             (500, "Failed to open file"),
             (500, FAILURE),
             refused(FAILURE),
+            reused_key(FAILURE),
         ),
     },
 )
-async def convert_image(request: Request, services: ServicesDep) -> Response:
+async def convert_image(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
     """The uploaded image (part ``file``) in ``output_format``."""
     form, file = await _form(request)
     fmt = output_format(form)
@@ -143,7 +145,7 @@ async def convert_image(request: Request, services: ServicesDep) -> Response:
     except V1Error as exc:
         raise V1Error(500, "Failed to open file", exc.details) from None
     params = {"kind": "image", "vips": True, "format": fmt, **numbers}
-    record, _ = await run_and_wait(services, "v1_media", params, upload.job_input, FAILURE)
+    record, _ = await run_and_wait(services, client, "v1_media", params, upload.job_input, FAILURE)
     name, _extension = output_extension(record)
     try:
         _, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)

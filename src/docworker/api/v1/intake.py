@@ -9,6 +9,10 @@
   answer it; :func:`accepted` is v1's ``202`` body.
 * :func:`run_and_wait` is the synchronous v1 routes' job: submitted, waited for,
   and its failure turned into the route's v1 error.
+* Every job goes through :func:`submit_job` for the route's
+  :class:`~docworker.api.submitting.JobClient`: its ``Idempotency-Key`` makes a
+  retry find the job it made, and a sync client that leaves unanswered has its job
+  cancelled unless it sent a key, as on the v2 routes.
 * :func:`file_response` and :func:`stream_response` answer a produced file the way
   v1's converters did.
 """
@@ -32,12 +36,12 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from docworker.api.auth import current_caller
 from docworker.api.deps import Services
+from docworker.api.submitting import JobClient
 from docworker.api.uploads import store_input
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import REFUSED, V1Error
-from docworker.errors import ContentRefused, DocworkerError
+from docworker.errors import Conflict, ContentRefused, DocworkerError
 from docworker.formats.detect import detect
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
@@ -243,6 +247,7 @@ def _store(services: Services, stream: IO[bytes], name: str) -> tuple[StoredBlob
 
 async def submit(
     services: Services,
+    client: JobClient,
     operation: str,
     params: dict[str, Any],
     upload: V1Upload,
@@ -256,30 +261,47 @@ async def submit(
     submission is the route's v1 ``failure``."""
     meta = {"type": kind, "document_id": upload.document_id, "payload": payload}
     job_input = JobInput(upload.job_input.blob, upload.name, upload.mime, v1=meta)
-    caller = current_caller()
+    return await submit_job(services, client, operation, params, job_input, failure)
+
+
+async def submit_job(
+    services: Services,
+    client: JobClient,
+    operation: str,
+    params: dict[str, Any],
+    job_input: JobInput,
+    failure: str,
+    *,
+    part: str | None = None,
+) -> JobRecord:
+    """Submit a v1 route's job for ``client`` (the job its idempotency key made, when it
+    sent one: see :mod:`docworker.api.submitting`). Refused, it is the route's
+    ``failure``: 409 for a key used before for another request, else as
+    :meth:`V1Error.wrapping` says."""
     try:
-        record, _ = await anyio.to_thread.run_sync(
-            lambda: services.queue.submit(operation, params, job_input, caller=caller)
-        )
+        return await client.submit(services.queue, operation, params, job_input, part=part)
+    except Conflict as exc:
+        raise V1Error(409, failure, exc.detail) from None
     except DocworkerError as exc:
         raise V1Error.wrapping(500, failure, exc) from None
-    return record
 
 
 async def run_and_wait(
-    services: Services, operation: str, params: dict[str, Any], job_input: JobInput, failure: str
+    services: Services,
+    client: JobClient,
+    operation: str,
+    params: dict[str, Any],
+    job_input: JobInput,
+    failure: str,
 ) -> tuple[JobRecord, dict[str, Any]]:
     """Run a job for a synchronous v1 route and wait for it (up to the longest wait the
-    server allows); its failure, or not finishing in time, is the route's ``failure``
-    (422 when the content guard refused the input, else 500 as v1 answered). The
-    result is as v1 knows it: without the v2 ``security`` section."""
+    server allows) while ``client`` is there; its failure, or not finishing in time, is
+    the route's ``failure`` (422 when the content guard refused the input, else 500 as
+    v1 answered). The result is as v1 knows it: without the v2 ``security`` section."""
     started = time.monotonic()
-    caller = current_caller()
+    record = await submit_job(services, client, operation, params, job_input, failure)
     try:
-        record, _ = await anyio.to_thread.run_sync(
-            lambda: services.queue.submit(operation, params, job_input, caller=caller)
-        )
-        record = await services.queue.wait(record.id, services.settings.server.max_wait)
+        record = await client.wait(services.queue, record, services.settings.server.max_wait)
         if record.status not in TERMINAL_STATUSES:
             waited = round(time.monotonic() - started)
             raise V1Error(500, failure, f"job {record.id} did not finish within {waited} s")

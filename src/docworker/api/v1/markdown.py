@@ -19,11 +19,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.openapi import model_ref
+from docworker.api.submitting import JobClient, JobClientDep
 from docworker.api.v1 import schemas
-from docworker.api.v1.errors import V1Error, refused, v1_responses
+from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
     V1Upload,
@@ -68,14 +68,18 @@ _ROUTES = {
 }
 
 
-async def _convert(request: Request, services: Services, route: _Route) -> Response:
+async def _convert(
+    request: Request, services: Services, client: JobClient, route: _Route
+) -> Response:
     form = await read_form(request, V1Error(400, "Failed to parse multipart form"))
     file = form_file(form, route.part, V1Error(400, route.missing))
     upload: V1Upload = await receive_upload(services, request, file)
     kind = kind_of(upload.mime)
     if kind not in route.accepts:
         raise V1Error(500, route.failure, f"unsupported document type: {upload.mime}")
-    _, payload = await run_and_wait(services, "extract", PARAMS, upload.job_input, route.failure)
+    _, payload = await run_and_wait(
+        services, client, "extract", PARAMS, upload.job_input, route.failure
+    )
     markdown = await anyio.to_thread.run_sync(markdown_of, payload)
     return file_response(markdown.encode("utf-8"), "md", attachment=False)
 
@@ -89,6 +93,7 @@ def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:
             (500, "Failed to save uploaded file"),
             (500, route.failure),
             refused(route.failure),
+            reused_key(route.failure),
         ),
     }
 
@@ -100,9 +105,9 @@ def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:
     openapi_extra=multipart_body({}, file_part="document"),
     responses=_responses(_ROUTES["any"]),
 )
-async def convert(request: Request, services: ServicesDep) -> Response:
+async def convert(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
     """Upload the document as the ``document`` part."""
-    return await _convert(request, services, _ROUTES["any"])
+    return await _convert(request, services, client, _ROUTES["any"])
 
 
 @router.post(
@@ -112,9 +117,9 @@ async def convert(request: Request, services: ServicesDep) -> Response:
     openapi_extra=multipart_body({}, file_part="pdf_file"),
     responses=_responses(_ROUTES["pdf"]),
 )
-async def convert_pdf(request: Request, services: ServicesDep) -> Response:
+async def convert_pdf(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
     """Upload the PDF as the ``pdf_file`` part."""
-    return await _convert(request, services, _ROUTES["pdf"])
+    return await _convert(request, services, client, _ROUTES["pdf"])
 
 
 @router.post(
@@ -124,9 +129,9 @@ async def convert_pdf(request: Request, services: ServicesDep) -> Response:
     openapi_extra=multipart_body({}, file_part="office_file"),
     responses=_responses(_ROUTES["office"]),
 )
-async def convert_office(request: Request, services: ServicesDep) -> Response:
+async def convert_office(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
     """Upload the document (DOCX, DOC, PPTX, PPT, XLSX, XLS, ODT, ODP, ODS) as ``office_file``."""
-    return await _convert(request, services, _ROUTES["office"])
+    return await _convert(request, services, client, _ROUTES["office"])
 
 
 @router.post(
@@ -149,13 +154,13 @@ async def convert_office(request: Request, services: ServicesDep) -> Response:
         ),
     },
 )
-async def batch(request: Request, services: ServicesDep) -> JSONResponse:
+async def batch(request: Request, services: ServicesDep, client: JobClientDep) -> JSONResponse:
     """Converts every PDF and office file under ``input_directory`` (recursively) into
     ``output_directory`` (default ``<input_directory>_markdown``), both inside the
     folder ``MARKDOWN_BATCH_ROOT`` names. Refused (403) when it names none, and, with API
     keys on, to keys without the admin scope: it reads and writes the server's folders."""
     try:
-        current_caller().require_admin()
+        client.caller.require_admin()
     except DocworkerError as exc:
         raise V1Error.wrapping(403, "Batch conversion is disabled", exc) from None
     try:
@@ -173,4 +178,4 @@ async def batch(request: Request, services: ServicesDep) -> JSONResponse:
         )
     limit = services.settings.v1.markdown_batch_max_files
     plan = await anyio.to_thread.run_sync(lambda: spec.plan(Path(root), limit))
-    return JSONResponse(await run_batch(services, plan))
+    return JSONResponse(await run_batch(services, client, plan))

@@ -18,8 +18,8 @@ from typing import Any
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
-from docworker.api.auth import current_caller
 from docworker.api.deps import Services
+from docworker.api.submitting import JobClient
 from docworker.api.uploads import store_input
 from docworker.api.v1.errors import V1Error
 from docworker.api.v1.markdown_text import PARAMS, kind_of, markdown_of
@@ -103,6 +103,32 @@ def _failed(path: Path, error: str) -> dict[str, Any]:
     }
 
 
+async def _collect(
+    services: Services,
+    plan: BatchPlan,
+    jobs: list[tuple[Path, str, str | None, str]],
+    started: float,
+) -> list[dict[str, Any]]:
+    """Each file's result, in order, as its job ends: its Markdown written, or why not."""
+    results = []
+    for path, kind, job_id, error in jobs:
+        if job_id is None:
+            results.append(_failed(path, error))
+            continue
+        record = await services.queue.wait(job_id, services.settings.server.max_wait)
+        try:
+            payload = await anyio.to_thread.run_sync(services.queue.result, record)
+            took = (
+                (record.finished_at - record.started_at).total_seconds()
+                if record.finished_at and record.started_at
+                else time.monotonic() - started
+            )
+            results.append(await anyio.to_thread.run_sync(_write, plan, path, kind, payload, took))
+        except (DocworkerError, OSError) as exc:
+            results.append(_failed(path, getattr(exc, "detail", None) or str(exc)))
+    return results
+
+
 def _write(
     plan: BatchPlan, path: Path, kind: str, payload: dict[str, Any], took: float
 ) -> dict[str, Any]:
@@ -134,10 +160,12 @@ def _write(
     }
 
 
-async def run_batch(services: Services, plan: BatchPlan) -> dict[str, Any]:
-    """Queue a job per file, wait for them all, write the Markdown; v1's batch answer."""
+async def run_batch(services: Services, client: JobClient, plan: BatchPlan) -> dict[str, Any]:
+    """Queue a job per file, wait for them all, write the Markdown; v1's batch answer.
+    Each file's job is keyed by the client's idempotency key and the file's path, so a
+    retried batch finds the jobs it made; a client that leaves without a key has the
+    jobs cancelled (see :mod:`docworker.api.submitting`)."""
     started = time.monotonic()
-    caller = current_caller()
     jobs: list[tuple[Path, str, str | None, str]] = []
     for path, kind in plan.files:
         try:
@@ -146,28 +174,15 @@ async def run_batch(services: Services, plan: BatchPlan) -> dict[str, Any]:
                 store_input, partial(services.blobs.put_file, path, max_bytes=limit)
             )
             job_input = JobInput(blob=blob, name=path.name)
-            record, _ = await anyio.to_thread.run_sync(
-                partial(services.queue.submit, "extract", PARAMS, job_input, caller=caller)
-            )
+            part = path.relative_to(plan.source).as_posix()
+            record = await client.submit(services.queue, "extract", PARAMS, job_input, part=part)
             jobs.append((path, kind, record.id, ""))
         except (DocworkerError, OSError) as exc:
             jobs.append((path, kind, None, getattr(exc, "detail", None) or str(exc)))
-    results = []
-    for path, kind, job_id, error in jobs:
-        if job_id is None:
-            results.append(_failed(path, error))
-            continue
-        record = await services.queue.wait(job_id, services.settings.server.max_wait)
-        try:
-            payload = await anyio.to_thread.run_sync(services.queue.result, record)
-            took = (
-                (record.finished_at - record.started_at).total_seconds()
-                if record.finished_at and record.started_at
-                else time.monotonic() - started
-            )
-            results.append(await anyio.to_thread.run_sync(_write, plan, path, kind, payload, took))
-        except (DocworkerError, OSError) as exc:
-            results.append(_failed(path, getattr(exc, "detail", None) or str(exc)))
+    queued = [job_id for _, _, job_id, _ in jobs if job_id is not None]
+    results = await client.attend(
+        services.queue, queued, lambda: _collect(services, plan, jobs, started)
+    )
     succeeded = sum(1 for r in results if r["success"])
     return {
         "success": True,

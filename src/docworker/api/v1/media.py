@@ -26,9 +26,10 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from docworker.api.deps import Services, ServicesDep
+from docworker.api.submitting import JobClient, JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import v1_time
-from docworker.api.v1.errors import REFUSED, V1Error, refused, v1_responses
+from docworker.api.v1.errors import REFUSED, REUSED_KEY, V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
     MediaParams,
@@ -132,7 +133,9 @@ JOB_KINDS[MEDIA_PROCESSING] = V1JobKind(_job_result, lambda _payload: "Failed to
 # -- asynchronous: /process/<kind> -----------------------------------------------------
 
 
-async def _submit(request: Request, services: Services, kind: str, params: MediaParams) -> Response:
+async def _submit(
+    request: Request, services: Services, client: JobClient, kind: str, params: MediaParams
+) -> Response:
     form, file = await upload_form(request)
     upload: V1Upload = await receive_upload(services, request, file)
     vips = vips_choice(request, form, services)
@@ -145,6 +148,7 @@ async def _submit(request: Request, services: Services, kind: str, params: Media
     )
     record = await submit(
         services,
+        client,
         operation,
         op_params,
         upload,
@@ -161,6 +165,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
         (400, "File upload error"),
         (500, "Failed to save uploaded file"),
         (500, "Failed to submit job"),
+        reused_key("Failed to submit job"),
     ),
 }
 
@@ -174,11 +179,11 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
     responses=_ACCEPTED,
 )
 async def process_document(
-    request: Request, services: ServicesDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
 ) -> Response:
     """Office documents are made a PDF; ``format=pdf`` keeps the PDF, any other format
     renders page ``page`` at 150 dpi and processes it as an image."""
-    return await _submit(request, services, "document", params)
+    return await _submit(request, services, client, "document", params)
 
 
 @router.post(
@@ -190,10 +195,10 @@ async def process_document(
     responses=_ACCEPTED,
 )
 async def process_image(
-    request: Request, services: ServicesDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
 ) -> Response:
     """One of resize, crop, width/height fit (in that priority), encoded as ``format``."""
-    return await _submit(request, services, "image", params)
+    return await _submit(request, services, client, "image", params)
 
 
 @router.post(
@@ -205,17 +210,17 @@ async def process_image(
     responses=_ACCEPTED,
 )
 async def process_video(
-    request: Request, services: ServicesDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
 ) -> Response:
     """Transcoded to WebM (VP9 + Opus), trimmed by ``clip``."""
-    return await _submit(request, services, "video", params)
+    return await _submit(request, services, client, "video", params)
 
 
 # -- synchronous: /sync/convert/<kind> -------------------------------------------------
 
 
 async def _convert(
-    request: Request, services: Services, kind: str, params: MediaParams
+    request: Request, services: Services, client: JobClient, kind: str, params: MediaParams
 ) -> Response:
     try:
         form, file = await upload_form(request)
@@ -228,13 +233,13 @@ async def _convert(
     operation, op_params = operation_of(kind, params, vips_choice(request, form, services))
     try:
         record, _ = await run_and_wait(
-            services, operation, op_params, upload.job_input, PROCESSING_FAILED
+            services, client, operation, op_params, upload.job_input, PROCESSING_FAILED
         )
         name, extension = output_extension(record)
         entry, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)
     except V1Error as exc:
-        if exc.status in (REFUSED, 401, 403):
-            raise  # the content guard's refusal naming what it found, or the caller's
+        if exc.status in (REFUSED, REUSED_KEY, 401, 403):
+            raise  # the content guard's refusal naming what it found, the key's, the caller's
         if exc.headers:  # refused for now (a full engine queue): retry after
             raise V1Error(exc.status, PROCESSING_FAILED, headers=exc.headers) from None
         raise V1Error(500, PROCESSING_FAILED) from None
@@ -255,6 +260,7 @@ def _sync_responses(media: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
             (500, "Failed to save file"),
             (500, PROCESSING_FAILED),
             refused(PROCESSING_FAILED),
+            reused_key(PROCESSING_FAILED),
         ),
     }
 
@@ -272,11 +278,11 @@ _IMAGE_TYPES: dict[str, Any] = {
     responses=_sync_responses({**_IMAGE_TYPES, "application/pdf": {}}),
 )
 async def sync_convert_document(
-    request: Request, services: ServicesDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
 ) -> Response:
     """Page ``page`` (default 1) at 150 dpi through the image pipeline, WebP by default;
     ``format=pdf``: the document as PDF."""
-    return await _convert(request, services, "document", params)
+    return await _convert(request, services, client, "document", params)
 
 
 @router.post(
@@ -287,10 +293,10 @@ async def sync_convert_document(
     responses=_sync_responses(_IMAGE_TYPES),
 )
 async def sync_convert_image(
-    request: Request, services: ServicesDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
 ) -> Response:
     """One of resize, crop, width/height fit (in that priority), WebP by default."""
-    return await _convert(request, services, "image", params)
+    return await _convert(request, services, client, "image", params)
 
 
 @router.post(
@@ -301,10 +307,10 @@ async def sync_convert_image(
     responses=_sync_responses({"video/webm": {}}),
 )
 async def sync_convert_video(
-    request: Request, services: ServicesDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
 ) -> Response:
     """Transcoded to WebM (VP9 + Opus), trimmed by ``clip``."""
-    return await _convert(request, services, "video", params)
+    return await _convert(request, services, client, "video", params)
 
 
 # -- the output of a job (an extension) --------------------------------------------------

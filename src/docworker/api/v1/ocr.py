@@ -15,8 +15,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from docworker.api.deps import ServicesDep
+from docworker.api.submitting import JobClient, JobClientDep
 from docworker.api.v1 import schemas
-from docworker.api.v1.errors import refused, v1_responses
+from docworker.api.v1.errors import refused, reused_key, v1_responses
 from docworker.api.v1.intake import multipart_body, receive_upload, run_and_wait, upload_form
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
@@ -27,6 +28,7 @@ _ERRORS = v1_responses(
     (500, "Failed to save uploaded file"),
     (500, FAILURE),
     refused(FAILURE),
+    reused_key(FAILURE),
 )
 OCR_EXAMPLE = {
     "text": "The quick brown fox",
@@ -37,10 +39,12 @@ OCR_EXAMPLE = {
 }
 
 
-async def _ocr(request: Request, services: ServicesDep, params: dict[str, Any]) -> JSONResponse:
+async def _ocr(
+    request: Request, services: ServicesDep, client: JobClient, params: dict[str, Any]
+) -> JSONResponse:
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
-    _, payload = await run_and_wait(services, "ocr", params, upload.job_input, FAILURE)
+    _, payload = await run_and_wait(services, client, "ocr", params, upload.job_input, FAILURE)
     return JSONResponse(payload)
 
 
@@ -58,9 +62,9 @@ async def _ocr(request: Request, services: ServicesDep, params: dict[str, Any]) 
         **_ERRORS,
     },
 )
-async def ocr_image(request: Request, services: ServicesDep) -> JSONResponse:
+async def ocr_image(request: Request, services: ServicesDep, client: JobClientDep) -> JSONResponse:
     """The text of an uploaded image (every frame of a multi-frame image)."""
-    return await _ocr(request, services, {"output": "v1"})
+    return await _ocr(request, services, client, {"output": "v1"})
 
 
 @router.post(
@@ -77,6 +81,8 @@ async def ocr_image(request: Request, services: ServicesDep) -> JSONResponse:
         **_ERRORS,
     },
 )
-async def ocr_document(request: Request, services: ServicesDep) -> JSONResponse:
+async def ocr_document(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> JSONResponse:
     """The text of the first page of a PDF or an office document (converted to PDF first)."""
-    return await _ocr(request, services, {"output": "v1", "pages": "1"})
+    return await _ocr(request, services, client, {"output": "v1", "pages": "1"})

@@ -26,7 +26,8 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import Services, ServicesDep
-from docworker.api.v1.errors import V1Error, refused, v1_responses
+from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     form_file,
     form_value,
@@ -79,11 +80,15 @@ def layout(request: Request, form: FormData | None) -> dict[str, str]:
 
 
 async def _pdf_of(
-    request: Request, services: Services, file: UploadFile, params: dict[str, Any]
+    request: Request,
+    services: Services,
+    client: JobClient,
+    file: UploadFile,
+    params: dict[str, Any],
 ) -> Response:
     upload = await receive_upload(services, request, file)
     record, _ = await run_and_wait(
-        services, "convert", {"to": "pdf", **params}, upload.job_input, FAILURE
+        services, client, "convert", {"to": "pdf", **params}, upload.job_input, FAILURE
     )
     name, extension = output_extension(record)
     try:
@@ -109,15 +114,16 @@ async def _pdf_of(
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
             refused(FAILURE),
+            reused_key(FAILURE),
         ),
     },
 )
-async def generate_html(request: Request, services: ServicesDep) -> Response:
+async def generate_html(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
     """The complete HTML document in the part ``html_file``, laid out by WeasyPrint.
     Server files are never read and nothing is fetched unless ``fetch.allow`` permits."""
     form = await read_form(request, V1Error(400, NOT_MULTIPART))
     file = form_file(form, "html_file", V1Error(400, "No HTML file provided"))
-    return await _pdf_of(request, services, file, layout(request, form))
+    return await _pdf_of(request, services, client, file, layout(request, form))
 
 
 @router.post(
@@ -157,10 +163,13 @@ async def generate_html(request: Request, services: ServicesDep) -> Response:
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
             refused(FAILURE),
+            reused_key(FAILURE),
         ),
     },
 )
-async def generate_markdown(request: Request, services: ServicesDep) -> Response:
+async def generate_markdown(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> Response:
     """``content`` from a JSON, urlencoded or multipart body; the page set-up from the
     query string only, as v1 read it."""
     content = await markdown_content(request)
@@ -168,7 +177,7 @@ async def generate_markdown(request: Request, services: ServicesDep) -> Response
         raise V1Error(400, "Markdown content is required")
     file = UploadFile(io.BytesIO(content.encode("utf-8")), filename="content.md")
     params = layout(request, None) | {"css": V1_MARKDOWN_CSS}
-    return await _pdf_of(request, services, file, params)
+    return await _pdf_of(request, services, client, file, params)
 
 
 async def markdown_content(request: Request) -> str | None:
@@ -214,12 +223,15 @@ async def markdown_content(request: Request) -> str | None:
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
             refused(FAILURE),
+            reused_key(FAILURE),
         ),
     },
 )
-async def generate_office(request: Request, services: ServicesDep) -> Response:
+async def generate_office(
+    request: Request, services: ServicesDep, client: JobClientDep
+) -> Response:
     """Any document LibreOffice opens (Word, Excel, PowerPoint, OpenDocument, RTF), in
     the part ``office_file``."""
     form = await read_form(request, V1Error(400, NOT_MULTIPART))
     file = form_file(form, "office_file", V1Error(400, "No office file provided"))
-    return await _pdf_of(request, services, file, {})
+    return await _pdf_of(request, services, client, file, {})
