@@ -560,14 +560,19 @@ class JobStore:
 
     def ended_by_operation(self, since: datetime) -> dict[str, int]:
         """Submitted jobs (parts left out) that reached a final state at ``since`` or
-        after, by operation. A range of ``ix_jobs_finished_at``."""
-        query = (
-            select(Job.operation, func.count())
-            .where(Job.finished_at >= _aware(since, "since"), Job.parent_id.is_(None))
-            .group_by(Job.operation)
+        after, by operation: a range of ``ix_jobs_finished_at``, the rows counted here.
+        Neither a filter on parts nor a grouping is left to the database: without
+        statistics SQLite would walk all the jobs that are not parts, or the whole of
+        ``ix_jobs_operation`` for its order, instead of the few that ended lately."""
+        query = select(Job.operation, Job.parent_id).where(
+            Job.finished_at >= _aware(since, "since")
         )
+        counts: dict[str, int] = {}
         with self._session() as session:
-            return {operation: count for operation, count in session.execute(query)}
+            for operation, parent_id in session.execute(query):
+                if parent_id is None:
+                    counts[operation] = counts.get(operation, 0) + 1
+        return counts
 
     def queue_depth(self) -> tuple[int, float | None]:
         """Jobs ready to run, and how long in seconds the longest-waiting one has waited."""
