@@ -82,10 +82,10 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default 3001, or PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes for jobs.")] = None,
 ) -> None:
-    """Start the HTTP API with the local executor (SQLite and local storage by default)."""
-    import uvicorn
-
+    """Start the HTTP API with the local executor (SQLite and local storage by default).
+    SIGTERM drains it: no new work, running jobs finish (server.drain_timeout at most)."""
     from docworker.api.app import create_app
+    from docworker.api.serving import serve as serve_app
     from docworker.telemetry import configure_logging
 
     settings = load_settings()
@@ -101,14 +101,9 @@ def serve(
     except SettingsRefused as refused:
         lines = "\n".join(f"  - {reason}" for reason in refused.reasons)
         raise _fail(f"refusing to start ({settings.profile.value} profile):\n{lines}", 2) from None
-    uvicorn.run(
-        application,
-        host=settings.listen_host,
-        port=settings.server.port,
-        timeout_keep_alive=int(settings.server.idle_timeout),
-        log_config=None,
-        access_log=False,
-    )
+    status = serve_app(application, settings)
+    if status:
+        raise typer.Exit(status)
 
 
 def _inputs(paths: list[Path]) -> list[tuple[Path, Path]]:

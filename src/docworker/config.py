@@ -108,6 +108,20 @@ class ServerSettings(BaseModel):
         ge=1,
         description="Seconds a client is told to wait (Retry-After) when the disk is low.",
     )
+    drain_timeout: Seconds = Field(
+        20.0,
+        ge=0,
+        description="On SIGTERM the service drains: it refuses new work (503 with "
+        "Retry-After) and waits this long at most for the requests it is answering and the "
+        "jobs it runs to end; jobs still running then are queued again for the next start. "
+        "Keep it under the orchestrator's grace period (Kubernetes: 30 s by default).",
+    )
+    drain_retry_after: int = Field(
+        5,
+        ge=1,
+        description="Seconds a client refused while the service drains is told to wait "
+        "(Retry-After): time enough for a load balancer to send it to another replica.",
+    )
     docs: bool = Field(True, description="Serve the OpenAPI UI at /docs.")
 
     def upload_limit(self, path: str) -> int:
@@ -430,6 +444,85 @@ class ExecutorSettings(BaseModel):
         description="Most jobs (or parts) of one tenant running at once across all "
         "executors; its other jobs wait even when workers are free. None: no cap.",
     )
+
+
+class QueueSettings(BaseModel):
+    """Bounds on the jobs waiting to run, per family of operations and priority band
+    (see :mod:`docworker.jobs.backlog`): past a bound a submission gets 429 with a
+    ``Retry-After`` from how fast the family's queue drains. Jobs are counted in the job
+    store, over every replica: with several, size the bounds for all their workers."""
+
+    per_worker: int = Field(
+        16,
+        ge=1,
+        description="Default bound of each family: this many queued jobs per worker "
+        "process (executor.workers).",
+    )
+    documents: int | None = Field(
+        None,
+        ge=0,
+        description="Queued jobs of the documents family (extract, chunk); default "
+        "per_worker × executor.workers; 0: no bound.",
+    )
+    ocr: int | None = Field(
+        None,
+        ge=0,
+        description="Queued jobs of the ocr family; default per_worker × executor.workers; "
+        "0: no bound.",
+    )
+    convert: int | None = Field(
+        None,
+        ge=0,
+        description="Queued jobs of the convert family (convert, pdf, render, screenshot); "
+        "default per_worker × executor.workers; 0: no bound.",
+    )
+    media: int | None = Field(
+        None,
+        ge=0,
+        description="Queued jobs of the media family (image, video, v1's media routes); "
+        "default per_worker × executor.workers; 0: no bound.",
+    )
+    normal_share: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Share of a family's bound that jobs of normal priority (0) may fill; "
+        "the rest is kept for jobs of high priority (> 0), which may fill it all.",
+    )
+    low_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of a family's bound that jobs of low priority (< 0) may fill, "
+        "so that a flood of them leaves room for the others.",
+    )
+    drain_window: Seconds = Field(
+        60.0,
+        gt=0,
+        description="How far back the jobs that ended are counted to measure how fast a "
+        "family's queue drains (for Retry-After).",
+    )
+    retry_after_min: int = Field(
+        1, ge=1, description="Least Retry-After, in seconds, of a refusal for a full queue."
+    )
+    retry_after_max: int = Field(
+        300, ge=1, description="Greatest Retry-After, in seconds, of a refusal for a full queue."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QueueSettings:
+        if self.low_share > self.normal_share:
+            raise ValueError("queue.low_share may not be over queue.normal_share")
+        if self.retry_after_min > self.retry_after_max:
+            raise ValueError("queue.retry_after_min may not be over queue.retry_after_max")
+        return self
+
+    def bound(self, family: str, workers: int) -> int | None:
+        """The bound of ``family`` (a field of this section); None when it has none."""
+        given: int | None = getattr(self, family)
+        if given is None:
+            return self.per_worker * workers
+        return given or None
 
 
 class LimitSettings(BaseModel):
@@ -901,6 +994,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)

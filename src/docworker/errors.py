@@ -27,6 +27,7 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
         ├── MemoryLimitExceeded    the job's worker passed its memory limit
         ├── QueueFull              too much work queued; retry later
         ├── InsufficientStorage    the disk is too full to accept work; retry later
+        ├── ServiceDraining        the service is stopping and takes no new work
         ├── DependencyDown         a database, store or engine is unreachable
         └── SecretUnreadable       no configured key opens a stored secret
 
@@ -284,11 +285,14 @@ class MemoryLimitExceeded(ServiceError):
 
 
 class QueueFull(ServiceError):
+    """Too much work waits already (for an engine, or in the job's family); ``fields`` say
+    which queue and how full it is."""
+
     code = "queue-full"
     title = "Queue full"
 
-    def __init__(self, detail: str, retry_after: int = 5) -> None:
-        super().__init__(detail, retry_after=retry_after)
+    def __init__(self, detail: str, retry_after: int = 5, **fields: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **fields)
 
 
 class InsufficientStorage(ServiceError):
@@ -302,6 +306,21 @@ class InsufficientStorage(ServiceError):
             "space is freed; retry later",
             free_mb=round(free_mb),
             floor_mb=floor_mb,
+            retry_after=retry_after,
+        )
+
+
+class ServiceDraining(ServiceError):
+    """The service is stopping: it finishes the work it holds and takes no more, so a
+    client sends new work again later (to another replica, or to this one restarted)."""
+
+    code = "draining"
+    title = "Service draining"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "the service is shutting down: it finishes the jobs it runs and accepts no new "
+            "ones; submit again later",
             retry_after=retry_after,
         )
 

@@ -50,6 +50,24 @@ JOB_QUEUE_WAIT = Histogram(
     ["operation"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+QUEUED_JOBS = Gauge(
+    "docworker_queued_jobs",
+    "Submitted jobs waiting to run, by family (parts of split jobs not counted), as last "
+    "counted at admission or by a health probe.",
+    ["family"],
+)
+QUEUE_DRAIN_RATE = Gauge(
+    "docworker_queue_drain_rate",
+    "Jobs of a family that ended per second over the drain window (queue.drain_window), "
+    "as last measured.",
+    ["family"],
+)
+ADMISSION_REFUSALS = Counter(
+    "docworker_admission_refusals_total",
+    "Jobs refused at admission, by reason (queue_full: the family's bound; engine_full: "
+    "the engine's queue; draining; disk_low; active_jobs: the tenant's cap) and family.",
+    ["reason", "family"],
+)
 WORKER_RESTARTS = Counter(
     "docworker_worker_restarts_total",
     "Worker processes replaced, by reason (recycled, died, timeout, memory, cancelled).",

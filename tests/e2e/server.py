@@ -33,6 +33,8 @@ class Server:
             "DOCWORKER_EXECUTOR__WORKERS": "2",
             "DOCWORKER_EXECUTOR__RETRY_DELAY": "0.2",
             "DOCWORKER_LOG__FORMAT": "json",
+            # A job still running when a test stops its server is waited for this long.
+            "DOCWORKER_SERVER__DRAIN_TIMEOUT": "5",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

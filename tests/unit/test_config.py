@@ -98,3 +98,27 @@ def test_body_limits_per_route(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCWORKER_SERVER__UPLOAD_LIMITS", '{"/api/v2/": 0}')
     with pytest.raises(ValueError, match="greater than 0"):
         load_settings()
+
+
+def test_each_family_has_a_queue_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from docworker.operations import OPERATIONS
+    from docworker.operations.base import Family
+
+    monkeypatch.setenv("DOCWORKER_QUEUE__OCR", "40")
+    monkeypatch.setenv("DOCWORKER_QUEUE__MEDIA", "0")
+    settings = load_settings(executor={"workers": 3})
+    bounds = {family: settings.queue.bound(family.value, 3) for family in Family}
+    assert bounds == {
+        Family.DOCUMENTS: 48,  # 16 per worker
+        Family.OCR: 40,
+        Family.CONVERT: 48,
+        Family.MEDIA: None,  # 0: no bound
+    }
+    assert {op.queue for op in OPERATIONS.values()} == set(Family)
+
+
+def test_queue_shares_and_retry_range_are_ordered() -> None:
+    with pytest.raises(ValueError, match="low_share"):
+        load_settings(queue={"low_share": 0.9, "normal_share": 0.5})
+    with pytest.raises(ValueError, match="retry_after_min"):
+        load_settings(queue={"retry_after_min": 60, "retry_after_max": 10})

@@ -31,7 +31,7 @@ from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import usage as usage_routes
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
-from docworker.api.uploads import BodySizeLimit, DiskFloorGuard, UnclaimedInputs
+from docworker.api.uploads import BodySizeLimit, IntakeGuard, UnclaimedInputs
 from docworker.api.v1.install import install_v1
 from docworker.auth import server_secret
 from docworker.config import ExecutorKind, Settings, SettingsRefused
@@ -39,7 +39,7 @@ from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
 from docworker.guard import load_rules
-from docworker.jobs.admission import Admission, DiskFloor
+from docworker.jobs.admission import Admission, DiskFloor, Drain
 from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
@@ -72,8 +72,12 @@ Errors are RFC 9457 `application/problem+json` bodies whose `code` names the fau
 """
 
 
-def build_services(settings: Settings, *, start_executor: bool = True) -> Services:
-    """Open the stores (migrating the job store) and, if asked, the local executor.
+def build_services(
+    settings: Settings, *, start_executor: bool = True, drain: Drain | None = None
+) -> Services:
+    """Open the stores (migrating the job store) and, if asked, the local executor;
+    ``drain`` is the service's drain state (see :mod:`docworker.api.serving`): once it
+    begins, admission refuses new work and the executor claims no more jobs.
 
     From here on, what the service writes is private to its user (see
     :mod:`docworker.files`). YARA rules that are configured but do not compile stop the
@@ -98,9 +102,11 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
     refusals = RefusalLog(
         audit, max_events=settings.audit.buffer_events, enabled=settings.audit.refusals
     )
+    drain = drain or Drain.of(settings)
     executor = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
         executor = LocalExecutor(settings, store, events, keys=sealing)
+        drain.on_start(executor.hold)
     queue = JobQueue(
         store,
         blobs,
@@ -108,7 +114,7 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
         events,
         max_attempts=settings.executor.max_attempts,
         keys=sealing,
-        admission=Admission(settings, store, blobs),
+        admission=Admission(settings, store, blobs, drain=drain),
         quotas=settings.quota,
         refusals=refusals,
         max_active_jobs=settings.executor.max_active_jobs,
@@ -137,11 +143,12 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     """
     if refusals := settings.refusals():
         raise SettingsRefused(refusals)
+    drain = Drain.of(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await anyio.to_thread.run_sync(
-            lambda: build_services(settings, start_executor=start_executor)
+            lambda: build_services(settings, start_executor=start_executor, drain=drain)
         )
         if services.executor is not None:
             await anyio.to_thread.run_sync(services.executor.start)
@@ -154,8 +161,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         finally:
             janitor.cancel()
             refusals.cancel()
-            if services.executor is not None:
-                await anyio.to_thread.run_sync(services.executor.stop)
+            await _drain_jobs(services, drain)
             await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
             log.info("service stopped")
@@ -168,6 +174,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         docs_url="/docs" if settings.server.docs else None,
         redoc_url=None,
     )
+    #: Begun by the server when its shutdown begins (see :mod:`docworker.api.serving`).
+    app.state.drain = drain
     install_error_handlers(app)
     for module in (extract, chunk, ocr, jobs, operations, health):
         app.include_router(module.router)
@@ -181,13 +189,13 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(usage_routes.router)
     # The last added runs first: v1's path rules, the request's context, the refusals
-    # audit, the caller's key, its rate, its daily quotas, the disk's free space, the
-    # body's size, then the sweep of what a refused request uploaded: no body is read for
-    # a caller without a key, over its rate or with a quota spent, nor while the disk is
-    # too full.
+    # audit, the caller's key, its rate, its daily quotas, the drain and the disk's free
+    # space, the body's size, then the sweep of what a refused request uploaded: no body
+    # is read for a caller without a key, over its rate or with a quota spent, nor while
+    # the service drains or the disk is too full.
     app.add_middleware(UnclaimedInputs)
     app.add_middleware(BodySizeLimit, server=settings.server)
-    app.add_middleware(DiskFloorGuard, disk=DiskFloor.of(settings))
+    app.add_middleware(IntakeGuard, disk=DiskFloor.of(settings), drain=drain)
     app.add_middleware(QuotaGate, settings=settings)
     app.add_middleware(RateLimit, settings=settings)
     app.add_middleware(Authenticate, settings=settings)
@@ -200,6 +208,23 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     document_rate_limits(app, settings)
     install_openapi(app)
     return app
+
+
+async def _drain_jobs(services: Services, drain: Drain) -> None:
+    """Stop the executor once the jobs it runs have ended, or the drain's time is up
+    (those still running then are queued again for the next start). The drain begins
+    here when the server did not begin it (an application stopped without a signal)."""
+    drain.start()
+    executor = services.executor
+    if executor is None:
+        return
+    remaining = drain.remaining()
+    running = len(executor.busy())
+    if running:
+        log.info("waiting for running jobs", jobs=running, seconds=round(remaining, 1))
+    if not await anyio.to_thread.run_sync(executor.wait_idle, remaining):
+        log.warning("drain time is up: running jobs are queued again", jobs=len(executor.busy()))
+    await anyio.to_thread.run_sync(executor.stop)
 
 
 #: How often finished jobs past their retention are looked for.

@@ -55,6 +55,7 @@ STATUS: dict[type[errors.DocworkerError], int] = {
     errors.MemoryLimitExceeded: 422,
     errors.QueueFull: 429,
     errors.InsufficientStorage: 503,
+    errors.ServiceDraining: 503,
     errors.DependencyDown: 503,
 }
 
@@ -81,7 +82,7 @@ def problem(exc: errors.DocworkerError, instance: str | None = None) -> JSONResp
     if instance:
         body["instance"] = instance
     headers = {}
-    if "retry_after" in exc.fields:  # a full queue, a full disk: the client may come back
+    if "retry_after" in exc.fields:  # a full queue or disk, a drain: the client may come back
         headers["Retry-After"] = str(exc.fields["retry_after"])
     if isinstance(exc, errors.Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="docworker"'

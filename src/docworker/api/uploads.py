@@ -5,9 +5,8 @@ The multipart parser spools a file part to a temporary file (a megabyte in
 memory at most); from there it is streamed in chunks to the blob store, its
 sha256 computed on the way. :class:`BodySizeLimit` refuses a request as soon as
 its body passes the size configured for its route, before the spool fills the
-disk; :class:`DiskFloorGuard` refuses a request with a body before reading it
-while the disk is under its free-space floor.
-its body passes the configured size, before the spool fills the disk.
+disk; :class:`IntakeGuard` refuses a request with a body before reading it while
+the service drains or the disk is under its free-space floor.
 :class:`UnclaimedInputs` deletes what a request stored and no job names once the
 request is answered: a refusal after the upload was stored leaves nothing behind.
 """
@@ -33,8 +32,13 @@ from docworker.api.auth import early_refusal
 from docworker.api.deps import Services
 from docworker.api.errors import too_large_response
 from docworker.config import ServerSettings
-from docworker.errors import DocworkerError, InsufficientStorage, InvalidParameter
-from docworker.jobs.admission import DiskFloor
+from docworker.errors import (
+    DocworkerError,
+    InsufficientStorage,
+    InvalidParameter,
+    ServiceDraining,
+)
+from docworker.jobs.admission import DiskFloor, Drain
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStore
 from docworker.storage import BlobStore, StoredBlob
@@ -140,21 +144,23 @@ def _has_body(scope: Scope) -> bool:
     return b"transfer-encoding" in headers or (length.isdigit() and int(length) > 0)
 
 
-class DiskFloorGuard:
+class IntakeGuard:
     """ASGI middleware: 503 with ``Retry-After``, before the body is read, for a request
-    with a body (an upload, a job to queue) while the disk is under
-    ``server.min_free_disk_mb`` free. Requests without one (reads, cancels, deletes,
-    which free space) pass."""
+    with a body (an upload, a job to queue) while the service drains (it takes no new
+    work) or the disk is under ``server.min_free_disk_mb`` free. Requests without one
+    (reads, cancels, deletes, which free space) pass."""
 
-    def __init__(self, app: ASGIApp, disk: DiskFloor) -> None:
+    def __init__(self, app: ASGIApp, disk: DiskFloor, drain: Drain) -> None:
         self.app = app
         self.disk = disk
+        self.drain = drain
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _has_body(scope):
             try:
+                self.drain.check()
                 await anyio.to_thread.run_sync(self.disk.check)
-            except InsufficientStorage as exc:
+            except (ServiceDraining, InsufficientStorage) as exc:
                 response = early_refusal(scope, receive, exc)
                 await response(scope, receive, send)
                 return

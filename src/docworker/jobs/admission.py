@@ -1,14 +1,22 @@
-"""What work must pass before it is accepted: the free-disk floor and the engines' queues.
+"""What work must pass before it is accepted: the service not draining, the free-disk
+floor, the family's queue bound and the engines' queues.
 
-Two checks, made by :meth:`Admission.admit` before a job is queued (every entry
-point submits through :meth:`~docworker.jobs.queue.JobQueue.submit`), the first
-also before an upload is read (the API's upload guard):
+Four checks, made by :meth:`Admission.admit` before a job is queued (every entry point
+submits through :meth:`~docworker.jobs.queue.JobQueue.submit`), the first two also
+before an upload is read (the API's intake guard):
 
+* **draining**: once the service has begun to shut down (:class:`Drain`), new work is
+  refused with :class:`~docworker.errors.ServiceDraining` (503 with ``Retry-After``)
+  while the jobs it runs finish;
 * **free disk**: while the disk of the data folder, of the blob store (when it is
   local) or of the temporary folder (where uploads are spooled and jobs work) has
   less than ``server.min_free_disk_mb`` free, work is refused with
   :class:`~docworker.errors.InsufficientStorage` (503 with ``Retry-After``): a
   job accepted then would fail half-way, or fill the disk for everyone;
+* **family queue**: each family of operations has a bound on its queued jobs, of which
+  each priority band may fill a share; past it, :class:`~docworker.errors.QueueFull`
+  (429) with a ``Retry-After`` from how fast the family's queue drains (see
+  :mod:`docworker.jobs.backlog`, which also says how exact the bound is);
 * **engine queues**: a job that will run on a supervised engine (LibreOffice,
   Chromium: the operation says, see :class:`~docworker.operations.base.EngineBound`,
   from its parameters and the input's type detected from its content) is refused
@@ -19,28 +27,46 @@ also before an upload is read (the API's upload guard):
   (``engine``), so that the jobs queued or running for it are counted in the job
   store whichever replica queued them. Two requests racing for the last place may
   both get it: the bound is exact to within the requests admitted at once.
+
+Each refusal is counted in ``docworker_admission_refusals_total`` by reason.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from docworker.config import Settings
-from docworker.errors import InsufficientStorage, NotFound, QueueFull
+from docworker.errors import (
+    DocworkerError,
+    InsufficientStorage,
+    NotFound,
+    QueueFull,
+    ServiceDraining,
+)
 from docworker.formats.detect import detect_stream
+from docworker.jobs.backlog import Backlog
 from docworker.jobs.store import JobStore
 from docworker.operations.base import Engine, EngineBound, Operation, OperationParams
 from docworker.storage import BlobStore, StoredBlob
+from docworker.telemetry import ADMISSION_REFUSALS
 
 log = structlog.get_logger(__name__)
 
 #: Where a job's stored input names the engine it will wait for.
 ENGINE_TAG = ("engine",)
+#: The reason label of each refusal in ``docworker_admission_refusals_total``.
+_REASONS: dict[type[DocworkerError], str] = {
+    ServiceDraining: "draining",
+    InsufficientStorage: "disk_low",
+    QueueFull: "queue_full",
+}
 #: Seconds a client refused for a full engine queue is told to wait.
 QUEUE_RETRY_AFTER = 10
 _MIB = 1024 * 1024
@@ -95,11 +121,70 @@ class DiskFloor:
         return list(found.values())
 
 
+class Drain:
+    """Whether the service is draining: set once, when its shutdown begins, and never
+    cleared (a drained service stops; the next one starts afresh).
+
+    :meth:`start` may be called from a signal handler, the moment the signal arrives:
+    it takes no lock and logs nothing, and so must each listener given to
+    :meth:`on_start` (they run in it, once).
+    """
+
+    def __init__(self, timeout: float, retry_after: int) -> None:
+        #: Seconds the drain may last: open requests, then running jobs.
+        self.timeout = timeout
+        self.retry_after = retry_after
+        #: When the drain began (``time.monotonic``), or None.
+        self.since: float | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    @classmethod
+    def of(cls, settings: Settings) -> Drain:
+        return cls(settings.server.drain_timeout, settings.server.drain_retry_after)
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def on_start(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when the drain starts (signal-safe, see the class)."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        """Begin draining; a no-op once begun."""
+        if self.since is not None:
+            return
+        self.since = time.monotonic()
+        for listener in self._listeners:
+            listener()
+
+    def remaining(self) -> float:
+        """Seconds left of the drain (all of it before it has begun)."""
+        if self.since is None:
+            return self.timeout
+        return max(0.0, self.since + self.timeout - time.monotonic())
+
+    def check(self) -> None:
+        """Raise :class:`ServiceDraining` once the drain has begun."""
+        if self.since is not None:
+            raise ServiceDraining(self.retry_after)
+
+
 class Admission:
     """The checks a job passes before :class:`~docworker.jobs.queue.JobQueue` queues it."""
 
-    def __init__(self, settings: Settings, store: JobStore, blobs: BlobStore) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        blobs: BlobStore,
+        *,
+        drain: Drain | None = None,
+    ) -> None:
+        """``drain``: the service's drain state (one that never begins when None)."""
+        self.drain = drain or Drain.of(settings)
         self.disk = DiskFloor.of(settings)
+        self.backlog = Backlog(settings, store)
         self.store = store
         self.blobs = blobs
         # Each worker process owns one instance of each engine.
@@ -110,12 +195,25 @@ class Admission:
         }
 
     def admit(
-        self, operation: Operation, params: OperationParams, blob: StoredBlob | None, **hints: Any
+        self,
+        operation: Operation,
+        params: OperationParams,
+        blob: StoredBlob | None,
+        priority: int = 0,
+        **hints: Any,
     ) -> Engine | None:
-        """Check the disk, then the queue of the engine the job will run on; returns that
-        engine (to be recorded with the job), or None. ``hints``: the input's ``name``
-        and ``mime`` as given, if any (a given type is what the operation reads it as)."""
-        self.disk.check()
+        """Check the drain, the disk, the family's queue for a job of ``priority``, then
+        the queue of the engine the job will run on; returns that engine (to be recorded
+        with the job), or None. ``hints``: the input's ``name`` and ``mime`` as given, if
+        any (a given type is what the operation reads it as)."""
+        family = operation.queue.value
+        try:
+            self.drain.check()
+            self.disk.check()
+            self.backlog.check(operation.queue, priority)
+        except (ServiceDraining, InsufficientStorage, QueueFull) as exc:
+            ADMISSION_REFUSALS.labels(_REASONS[type(exc)], family).inc()
+            raise
         if blob is None or not isinstance(operation, EngineBound):
             return None
         mime = hints.get("mime") or self._detected(blob, hints.get("name"))
@@ -126,12 +224,19 @@ class Admission:
         held = self.store.count_unfinished_with_tag(ENGINE_TAG, engine.value)
         if held >= capacity:
             log.info("job refused: engine queue full", engine=engine.value, jobs=held)
+            ADMISSION_REFUSALS.labels("engine_full", family).inc()
             raise QueueFull(
                 f"{held} jobs run on or wait for {engine.value} already, as many as it "
                 f"takes (one per worker, plus {engine.value}.max_queue waiting); retry later",
                 retry_after=QUEUE_RETRY_AFTER,
+                engine=engine.value,
             )
         return engine
+
+    def status(self) -> dict[str, Any]:
+        """For health: whether the service drains, and each family's queue (its bound,
+        the room of each priority band, the jobs queued, how fast it drains)."""
+        return {"draining": self.drain.active, "families": self.backlog.status()}
 
     def _detected(self, blob: StoredBlob, name: str | None) -> str:
         """The input's type from its content, read by ranges from the blob store."""

@@ -144,6 +144,9 @@ class LocalExecutor:
         self._slots: list[_Slot] = []
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._stopping = threading.Event()
+        #: Set when the service drains: running jobs go on, no other is claimed. A plain
+        #: flag, so that a signal handler may set it.
+        self._holding = False
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
         #: Whether queued work may be waiting for a free worker: set when a job is
@@ -192,6 +195,21 @@ class LocalExecutor:
         WORKERS_TOTAL.set(0)
         WORKERS_BUSY.set(0)
         log.info("executor stopped", executor=self.name)
+
+    def hold(self) -> None:
+        """Claim no more jobs; those running go on (the service drains). Safe in a signal
+        handler: it only sets a flag that the supervisor reads."""
+        self._holding = True
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait ``timeout`` seconds at most for the jobs running now to end; whether they
+        all did. Call :meth:`hold` first, or new jobs may start meanwhile."""
+        deadline = time.monotonic() + timeout
+        while self.busy():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     def _requeue_orphans(self) -> None:
         """Queue again, at once, the jobs an executor of this host left running when it died.
@@ -258,7 +276,7 @@ class LocalExecutor:
         if not self._look and now - self._looked_at < self.config.poll_interval:
             return
         for slot in self._slots:
-            if self._stopping.is_set() or not slot.idle:
+            if self._stopping.is_set() or self._holding or not slot.idle:
                 continue
             job = self.store.claim_next(self.name, policy=self._claims)
             if job is None:

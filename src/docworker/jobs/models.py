@@ -242,6 +242,9 @@ class Job(Base):
         Index("ix_jobs_parent_id", "parent_id", "part"),
         Index("ix_jobs_tenant", "tenant", "created_at", "id"),
         Index("ix_jobs_tenant_status", "tenant", "status"),
+        # The jobs that ended lately (how fast each family's queue drains), and those
+        # past their retention.
+        Index("ix_jobs_finished_at", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -19,6 +19,7 @@ import anyio.to_thread
 from docworker.auth import Principal
 from docworker.config import QuotaSettings
 from docworker.errors import (
+    ActiveJobsLimit,
     Conflict,
     NotFound,
     PayloadTooLarge,
@@ -34,7 +35,7 @@ from docworker.jobs.usage import Quotas
 from docworker.operations import dump_params, get_operation, validate_params
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
-from docworker.telemetry import JOBS_SUBMITTED
+from docworker.telemetry import ADMISSION_REFUSALS, JOBS_SUBMITTED
 
 
 class Executor(Protocol):
@@ -130,23 +131,30 @@ class JobQueue:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
         is new. Every operation reads an input file (``Operation.run`` takes one), so
         ``job_input`` is required; ``others`` are the job's further input files, after it.
-        Refused with :class:`~docworker.errors.InsufficientStorage` or
-        :class:`~docworker.errors.QueueFull` by the admission checks, and with
+        Refused with :class:`~docworker.errors.ServiceDraining`,
+        :class:`~docworker.errors.InsufficientStorage` or
+        :class:`~docworker.errors.QueueFull` by the admission checks (``priority`` decides
+        how much of its family's queue it may fill), and with
         :class:`~docworker.errors.ActiveJobsLimit` when the caller's tenant has as many
         jobs queued or running as its cap allows (the key's ``max_active_jobs``, else the
         configured one).
 
         A job of an API key counts against the key's daily quotas; when one is spent
-        it is refused with :class:`QuotaExceeded` (429) and not queued."""
+        it is refused with :class:`QuotaExceeded` (429) and not queued. A job sent again
+        under an idempotency key already used passes no admission check: it is the job
+        made the first time (or a :class:`Conflict` when the request differs)."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
         stored = job_input.as_dict()
         if others:
             stored["others"] = [other.as_dict() for other in others]
-        if self.admission is not None:
+        key = _scoped_key(idempotency_key, caller)
+        # A job sent again under its idempotency key is not new work: it is answered
+        # (by the store) however full the queue is.
+        if self.admission is not None and (key is None or not self.store.by_idempotency_key(key)):
             hints = {"name": job_input.name, "mime": job_input.mime}
-            engine = self.admission.admit(op, checked, job_input.blob, **hints)
+            engine = self.admission.admit(op, checked, job_input.blob, priority, **hints)
             if engine is not None:
                 stored[ENGINE_TAG[0]] = engine.value
         new = NewJob(
@@ -154,7 +162,7 @@ class JobQueue:
             params=dump_params(checked, self.keys),
             input=stored,
             priority=priority,
-            idempotency_key=_scoped_key(idempotency_key, caller),
+            idempotency_key=key,
             max_attempts=self.max_attempts,
             tenant=caller.tenant,
             key_id=caller.key_id,
@@ -166,6 +174,9 @@ class JobQueue:
                 quotas=Quotas.of(caller.limits, self.quotas),
                 max_active=caller.limits.get("max_active_jobs") or self.max_active_jobs,
             )
+        except ActiveJobsLimit:
+            ADMISSION_REFUSALS.labels("active_jobs", op.queue.value).inc()
+            raise
         except (QuotaExceeded, PayloadTooLarge) as exc:
             if self.refusals is not None:
                 status = 429 if isinstance(exc, QuotaExceeded) else 413
@@ -229,7 +240,9 @@ class JobQueue:
     async def wait(
         self, job_id: str, timeout: float, *, known: JobRecord | None = None
     ) -> JobRecord:
-        """The job once it has ended, or as it stands when ``timeout`` seconds have passed.
+        """The job once it has ended, or as it stands when ``timeout`` seconds have passed,
+        or at once while the service drains and the job is still queued (this service
+        will not start it: the caller is told where to find it instead of held).
         ``known``: the job as the caller just had it from the store (it is not read
         again first)."""
         deadline = time.monotonic() + timeout
@@ -237,7 +250,7 @@ class JobQueue:
             record = known if known is not None else await self._read(job_id)
             while True:
                 remaining = deadline - time.monotonic()
-                if record.status in TERMINAL_STATUSES or remaining <= 0:
+                if record.status in TERMINAL_STATUSES or remaining <= 0 or self._left(record):
                     return record
                 published = await events.wait(min(remaining, STORE_POLL))
                 if published and events.record is not None:
@@ -247,6 +260,11 @@ class JobQueue:
 
     async def _read(self, job_id: str) -> JobRecord:
         return await anyio.to_thread.run_sync(self.store.get, job_id)
+
+    def _left(self, record: JobRecord) -> bool:
+        """Whether the service drains and leaves ``record`` queued for later."""
+        draining = self.admission is not None and self.admission.drain.active
+        return draining and record.status == JobStatus.QUEUED
 
     def artifact(self, record: JobRecord, name: str) -> tuple[dict[str, Any], IO[bytes]]:
         """A file the job made beside its result (its ``artifacts`` entry, and a stream)."""

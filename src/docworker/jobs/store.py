@@ -474,6 +474,12 @@ class JobStore:
         with self._session() as session:
             return JobRecord.from_row(_row(session, job_id))
 
+    def by_idempotency_key(self, key: str) -> JobRecord | None:
+        """The job created under the idempotency ``key`` (as stored), if any."""
+        with self._session() as session:
+            job = session.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
+            return None if job is None else JobRecord.from_row(job)
+
     def list(
         self,
         *,
@@ -571,6 +577,34 @@ class JobStore:
             count: int = session.execute(query).scalar_one()
         return count
 
+    def queued_by_operation(self) -> dict[str, int]:
+        """Submitted jobs waiting to run, by operation: queued ones, those waiting for a
+        retry included, the parts of split jobs left out (the supervisor made them; their
+        job was the submission). A range of ``ix_jobs_claim`` (queued rows only)."""
+        query = (
+            select(Job.operation, func.count())
+            .where(Job.status == JobStatus.QUEUED, Job.parent_id.is_(None))
+            .group_by(Job.operation)
+        )
+        with self._session() as session:
+            return {operation: count for operation, count in session.execute(query)}
+
+    def ended_by_operation(self, since: datetime) -> dict[str, int]:
+        """Submitted jobs (parts left out) that reached a final state at ``since`` or
+        after, by operation: a range of ``ix_jobs_finished_at``, the rows counted here.
+        Neither a filter on parts nor a grouping is left to the database: without
+        statistics SQLite would walk all the jobs that are not parts, or the whole of
+        ``ix_jobs_operation`` for its order, instead of the few that ended lately."""
+        query = select(Job.operation, Job.parent_id).where(
+            Job.finished_at >= _aware(since, "since")
+        )
+        counts: dict[str, int] = {}
+        with self._session() as session:
+            for operation, parent_id in session.execute(query):
+                if parent_id is None:
+                    counts[operation] = counts.get(operation, 0) + 1
+        return counts
+
     def queue_depth(self) -> tuple[int, float | None]:
         """Jobs ready to run, and how long in seconds the longest-waiting one has waited."""
         now = _now()
@@ -605,7 +639,7 @@ class JobStore:
         if new.max_attempts < 1:
             raise InvalidParameter("max_attempts", "must be at least 1")
         key = new.idempotency_key
-        if key is not None and (existing := self._by_key(key)) is not None:
+        if key is not None and (existing := self.by_idempotency_key(key)) is not None:
             return _same_request(existing, new), False
         now = _now()
         job = Job(
@@ -637,7 +671,7 @@ class JobStore:
                 record = JobRecord.from_row(job)
         except IntegrityError:
             # Another request inserted the same key between our look-up and insert.
-            if key is None or (existing := self._by_key(key)) is None:
+            if key is None or (existing := self.by_idempotency_key(key)) is None:
                 raise
             return _same_request(existing, new), False
         _log_transition(record)
@@ -975,11 +1009,6 @@ class JobStore:
         return used & set(uris)
 
     # -- helpers ------------------------------------------------------------------
-
-    def _by_key(self, key: str) -> JobRecord | None:
-        with self._session() as session:
-            job = session.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
-            return None if job is None else JobRecord.from_row(job)
 
     def _transition(
         self,

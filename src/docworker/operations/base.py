@@ -160,6 +160,24 @@ class PartResult:
         return self.payload is not None
 
 
+class Family(StrEnum):
+    """The families of operations: work of one family costs about alike and uses the same
+    engines, so each has a queue of its own in a distributed deployment (the Celery
+    queue its workers take) and a bound on its queued jobs at admission
+    (``queue.<family>``), so that a flood of one kind of work never fills the queue of
+    another."""
+
+    #: Reading text and structure: ``extract``, ``chunk``.
+    DOCUMENTS = "documents"
+    #: Tesseract on images and scanned pages: ``ocr``.
+    OCR = "ocr"
+    #: Making other files from documents: office and HTML conversion, PDF tools, page
+    #: images, browser screenshots: ``convert``, ``pdf``, ``render``, ``screenshot``.
+    CONVERT = "convert"
+    #: Images and audio/video: ``image``, ``video``, v1's media pipelines.
+    MEDIA = "media"
+
+
 class Operation(Protocol):
     """What the service can do. Every operation reads an input file (``run``'s
     ``source``, with its further files in ``source.others``): a job without one is
@@ -167,8 +185,9 @@ class Operation(Protocol):
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    #: The queue family it runs on in a distributed deployment.
-    queue: ClassVar[str]
+    #: Its family: the queue it runs on in a distributed deployment, and the bound its
+    #: jobs are admitted under.
+    queue: ClassVar[Family]
     Params: ClassVar[type[OperationParams]]
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from docworker.chunking import ChunkOptions, Strategy, chunk_document
 from docworker.document import Document
 from docworker.engines.embeddings import default_embedder
-from docworker.operations.base import OperationParams
+from docworker.operations.base import Family, OperationParams
 from docworker.operations.extract import DocumentInput, DocumentOperation, selected_blocks
 
 
@@ -28,7 +28,7 @@ class ChunkOperation(DocumentOperation):
         "Chunks for retrieval: fixed, recursive, structure, page or semantic, "
         "with heading paths, pages, boxes and neighbours."
     )
-    queue: ClassVar[str] = "documents"
+    queue: ClassVar[Family] = Family.DOCUMENTS
     Params: ClassVar[type[OperationParams]] = ChunkParams
 
     def payload(self, doc: Document, params: OperationParams) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from docworker.formats.registry import READ_THROUGH_LIBREOFFICE
 from docworker.operations.base import (
     Artifact,
     Engine,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -225,7 +226,7 @@ class ConvertOperation:
         "Office, HTML and Markdown to PDF; legacy office files to OOXML; any document "
         "to Markdown, HTML, text or DOCX."
     )
-    queue: ClassVar[str] = "convert"
+    queue: ClassVar[Family] = Family.CONVERT
     Params: ClassVar[type[OperationParams]] = ConvertParams
 
     def engine(self, params: OperationParams, mime: str) -> Engine | None:

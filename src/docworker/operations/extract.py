@@ -14,6 +14,7 @@ from docworker.formats.detect import detect
 from docworker.formats.registry import READ_THROUGH_LIBREOFFICE, TEXT_TRUNCATED, parse_path
 from docworker.operations.base import (
     Engine,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -106,7 +107,7 @@ class DocumentOperation:
 class ExtractOperation(DocumentOperation):
     name: ClassVar[str] = "extract"
     summary: ClassVar[str] = "Text, Markdown, HTML or the JSON document model of any document."
-    queue: ClassVar[str] = "documents"
+    queue: ClassVar[Family] = Family.DOCUMENTS
     Params: ClassVar[type[OperationParams]] = ExtractParams
 
     def payload(self, doc: Document, params: OperationParams) -> dict[str, Any]:

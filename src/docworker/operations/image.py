@@ -51,6 +51,7 @@ from docworker.errors import InputError, InvalidParameter, LimitExceeded
 from docworker.formats.base import PageSelection
 from docworker.operations.base import (
     Artifact,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -218,7 +219,7 @@ class ImageOperation:
     )
     # Short CPU-bound jobs like a warm conversion, beside the pages → images renderer;
     # not behind long video transcodes on "media".
-    queue: ClassVar[str] = "convert"
+    queue: ClassVar[Family] = Family.MEDIA
     Params: ClassVar[type[OperationParams]] = ImageParams
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:

@@ -43,6 +43,7 @@ from docworker.formats.pdf.raster import POINTS_PER_INCH
 from docworker.operations.base import (
     Artifact,
     Engine,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -159,7 +160,7 @@ class _ReadPage:
 class OcrOperation:
     name: ClassVar[str] = "ocr"
     summary: ClassVar[str] = "Text, confidences and word boxes of images and scanned PDFs."
-    queue: ClassVar[str] = "ocr"
+    queue: ClassVar[Family] = Family.OCR
     Params: ClassVar[type[OperationParams]] = OcrParams
 
     def engine(self, params: OperationParams, mime: str) -> Engine | None:

@@ -33,6 +33,7 @@ from docworker.errors import (
 from docworker.formats.detect import detect
 from docworker.operations.base import (
     Artifact,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -203,7 +204,7 @@ class PdfOperation:
         "PDF tools: merge, split, rotate, extract pages, flatten forms, compress, PDF/A, "
         "metadata, encrypt, decrypt, attach files."
     )
-    queue: ClassVar[str] = "convert"
+    queue: ClassVar[Family] = Family.CONVERT
     Params: ClassVar[type[OperationParams]] = PdfParams
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:

@@ -37,6 +37,7 @@ from docworker.formats.pdf.parser import open_pdf
 from docworker.operations.base import (
     Artifact,
     Engine,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -122,7 +123,7 @@ class RenderParams(OperationParams):
 class RenderOperation:
     name: ClassVar[str] = "render"
     summary: ClassVar[str] = "Pages of PDFs, office documents and images as PNG, JPEG or WebP."
-    queue: ClassVar[str] = "convert"
+    queue: ClassVar[Family] = Family.CONVERT
     Params: ClassVar[type[OperationParams]] = RenderParams
 
     def engine(self, params: OperationParams, mime: str) -> Engine | None:

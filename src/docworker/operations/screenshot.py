@@ -27,6 +27,7 @@ from docworker.errors import InvalidParameter, figure
 from docworker.operations.base import (
     Artifact,
     Engine,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -92,7 +93,7 @@ class ScreenshotOperation:
     summary: ClassVar[str] = (
         "An image of a web page (HTML, Markdown or a zipped site), scripts run."
     )
-    queue: ClassVar[str] = "convert"
+    queue: ClassVar[Family] = Family.CONVERT
     Params: ClassVar[type[OperationParams]] = ScreenshotParams
 
     def engine(self, params: OperationParams, mime: str) -> Engine | None:

@@ -46,6 +46,7 @@ from docworker.formats.detect import detect, format_of
 from docworker.operations.base import (
     Artifact,
     Engine,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -125,7 +126,7 @@ class V1MediaParams(OperationParams):
 class V1MediaOperation:
     name: ClassVar[str] = "v1_media"
     summary: ClassVar[str] = "documents-worker v1's image and document pipelines (v1 routes)."
-    queue: ClassVar[str] = "convert"
+    queue: ClassVar[Family] = Family.MEDIA
     Params: ClassVar[type[OperationParams]] = V1MediaParams
 
     def engine(self, params: OperationParams, mime: str) -> Engine | None:

@@ -28,6 +28,7 @@ from docworker.errors import (
 from docworker.formats.detect import detect, format_of
 from docworker.operations.base import (
     Artifact,
+    Family,
     InputFile,
     OperationContext,
     OperationParams,
@@ -91,7 +92,7 @@ class VideoOperation:
     summary: ClassVar[str] = (
         "Probe video and audio files, transcode them to WebM or MP4, grab a frame."
     )
-    queue: ClassVar[str] = "media"
+    queue: ClassVar[Family] = Family.MEDIA
     Params: ClassVar[type[OperationParams]] = VideoParams
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:

@@ -81,6 +81,8 @@ def _queue_info(services: Services) -> dict[str, Any]:
     try:
         services.store.ping()
         depth, oldest = services.store.queue_depth()
+        if services.queue.admission is not None:
+            services.queue.admission.backlog.queued()  # the gauge of each family
     except DependencyDown as exc:
         return {"connected": False, "stats": None, "error": exc.detail}
     QUEUE_DEPTH.set(depth)
@@ -96,6 +98,12 @@ def _checks(services: Services) -> dict[str, Any]:
     except DependencyDown as exc:
         checks["storage"] = {"status": "down", "error": exc.detail}
     checks["disk"] = DiskFloor.of(services.settings).status()
+    admission = services.queue.admission
+    if admission is not None:
+        try:
+            checks["admission"] = admission.status()
+        except DependencyDown as exc:
+            checks["admission"] = {"draining": admission.drain.active, "error": exc.detail}
     checks["sandbox"] = network_sandbox(services.settings.sandbox).status()
     executor = services.executor
     if executor is not None:
@@ -114,6 +122,8 @@ def health_report(services: Services) -> tuple[dict[str, Any], int]:
     checks = _checks(services)
     status = "healthy"
     if not all(s["available"] for s in tools.values()) or checks["disk"]["status"] != "up":
+        status = "degraded"
+    if checks.get("admission", {}).get("draining"):
         status = "degraded"
     if not queue["connected"] or checks["storage"]["status"] != "up":
         status = "unhealthy"
@@ -147,11 +157,14 @@ def _now() -> str:
     },
 )
 async def health(services: ServicesDep) -> JSONResponse:
-    """``healthy``, ``degraded`` (a tool is missing, or the disk is under its free-space
-    floor so no work is accepted: 200) or ``unhealthy`` (the job store or blob store is
-    down: 503), with each tool, the queue and the v2 checks: storage, ``disk`` (free MiB
-    of each disk the service writes to, and the floor), ``sandbox`` (what keeps the
-    engines off the network: ``namespace`` or ``engine rules``) and the executor."""
+    """``healthy``, ``degraded`` (a tool is missing, the disk is under its free-space
+    floor or the service drains, so no work is accepted: 200) or ``unhealthy`` (the job
+    store or blob store is down: 503), with each tool, the queue and the v2 checks:
+    storage, ``disk`` (free MiB of each disk the service writes to, and the floor),
+    ``admission`` (``draining``, and each family's queue: its ``bound``, the ``room`` of
+    each priority band, the jobs ``queued``, and ``drain_per_second``), ``sandbox``
+    (what keeps the engines off the network: ``namespace`` or ``engine rules``) and the
+    executor."""
     body, status = await anyio.to_thread.run_sync(health_report, services)
     return JSONResponse(body, status_code=status)
 
@@ -172,7 +185,11 @@ async def liveness(services: ServicesDep) -> dict[str, Any]:
     },
 )
 async def readiness(services: ServicesDep) -> JSONResponse:
-    """200 when the job store answers, 503 otherwise."""
+    """200 when the job store answers, 503 otherwise, and 503 while the service drains
+    (it is shutting down and takes no new work: send it none)."""
+    admission = services.queue.admission
+    if admission is not None and admission.drain.active:
+        return JSONResponse({"status": "not_ready", "reason": "Draining"}, 503)
     queue = await anyio.to_thread.run_sync(_queue_info, services)
     if not queue["connected"]:
         return JSONResponse({"status": "not_ready", "reason": "Queue not available"}, 503)

@@ -17,12 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from docworker.api.errors import status_for
 from docworker.errors import (
     DocworkerError,
     Forbidden,
-    InsufficientStorage,
-    QueueFull,
     RateLimited,
+    ServiceError,
     Unauthorized,
 )
 
@@ -58,13 +58,13 @@ class V1Error(Exception):
         """The v1 error ``error`` whose details are the v2 error's own message.
 
         Refusals of the caller (no key, a scope it lacks, its limits) keep their own
-        status; a refusal the client is to retry later (a full engine queue, a full disk,
-        a rate limit) keeps its status (429, 503) and ``Retry-After`` too.
+        status; a refusal the client is to retry later (a full queue, a full disk, a
+        rate limit, a service draining) keeps its status (429, 503) and ``Retry-After``
+        too.
         """
-        if isinstance(exc, QueueFull | InsufficientStorage | RateLimited):
-            status = 503 if isinstance(exc, InsufficientStorage) else 429
-            retry = {"Retry-After": str(exc.fields.get("retry_after", 5))}
-            return cls(status, error, exc.detail, headers=retry)
+        if "retry_after" in exc.fields and isinstance(exc, RateLimited | ServiceError):
+            retry = {"Retry-After": str(exc.fields["retry_after"])}
+            return cls(status_for(exc), error, exc.detail, headers=retry)
         for refusal, refused_status in _CALLER_REFUSALS.items():
             if isinstance(exc, refusal):
                 return cls(refused_status, error, exc.detail)
@@ -157,16 +157,19 @@ def v1_responses(*cases: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
         429,
         {
             "model": V1ErrorBody,
-            "description": "A request that submits a job, refused while too many jobs wait "
-            "for the engine it needs: the route's own error, with `Retry-After`",
+            "description": "A request that submits a job, refused while its family's "
+            "queue or the engine it needs holds as many jobs as it takes: the route's own "
+            "error, with `Retry-After`",
         },
     )
     responses.setdefault(
         503,
         {
-            "model": V1FrameworkError,
+            "model": V1FrameworkError | V1ErrorBody,
             "description": "A request with a body, refused while the disk is under its "
-            "free-space floor (`server.min_free_disk_mb`), with `Retry-After`",
+            "free-space floor (`server.min_free_disk_mb`) or the service drains (it is "
+            "shutting down), with `Retry-After`: v1's framework error when refused before "
+            "its body is read, else the route's own error",
         },
     )
     return responses

@@ -1,0 +1,169 @@
+"""The jobs waiting in each family's queue, the bound they are admitted under, and how
+fast each family's queue drains.
+
+Each family of operations (:class:`~docworker.operations.base.Family`) has a bound on its
+**queued** jobs (``queue.<family>``, by default ``queue.per_worker`` per worker; running
+jobs are not counted: the workers bound those). A submission is admitted while its
+family's queue holds fewer jobs than its priority band may fill:
+
+* **high** (priority > 0): the whole bound;
+* **normal** (priority 0): ``queue.normal_share`` of it;
+* **low** (priority < 0): ``queue.low_share`` of it,
+
+so a flood of low-priority work stops at its share and leaves the rest to the others,
+and normal work leaves the last places to urgent work. Past it the submission is
+refused with :class:`~docworker.errors.QueueFull` (429) and a ``Retry-After`` of about
+the time the queue takes to drain down to the band's share: the jobs over it divided by
+the family's drain rate, the jobs of the family that ended over the last
+``queue.drain_window`` seconds per second. With none ended in the window (a service
+just started, or workers all stuck on long jobs), the window itself is the estimate.
+It is brought within ``queue.retry_after_min`` .. ``queue.retry_after_max``.
+
+Only submissions count: the parts of a split job are made by the supervisor, never
+admitted, and neither counted in the queue nor in the drain (their job is, when it
+ends), so a split is never refused and a job takes one place however many parts it has.
+
+Both counts are made in the job store, so they hold over every replica. The queued
+jobs are counted at every admission, one range of the claim index over the queued rows
+(which the bounds keep few); two submissions racing for the last place may both get
+it, so the bound is exact to within the submissions admitted at once. The jobs that
+ended are counted only to answer a refusal or a health probe, one range of
+``ix_jobs_finished_at``, and the rates are kept for :data:`DRAIN_CACHE` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from docworker.config import Settings
+from docworker.errors import QueueFull
+from docworker.jobs.store import JobStore
+from docworker.operations import OPERATIONS
+from docworker.operations.base import Family
+from docworker.telemetry import QUEUE_DRAIN_RATE, QUEUED_JOBS
+
+#: Seconds the measured drain rates are kept before the job store is asked again.
+DRAIN_CACHE = 1.0
+
+
+class Band(StrEnum):
+    """A priority band: how much of its family's bound a job may fill."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @classmethod
+    def of(cls, priority: int) -> Band:
+        if priority > 0:
+            return cls.HIGH
+        return cls.NORMAL if priority == 0 else cls.LOW
+
+
+#: Each operation's family, by operation name (jobs of an operation no longer known
+#: count in no family).
+FAMILY_OF: dict[str, Family] = {name: op.queue for name, op in OPERATIONS.items()}
+
+
+class Backlog:
+    """The bounds on each family's queue, and the counts they are checked against."""
+
+    def __init__(
+        self, settings: Settings, store: JobStore, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        config = settings.queue
+        self.store = store
+        workers = settings.executor.workers
+        #: The bound of each family; None for a family without one.
+        self.bounds = {family: config.bound(family.value, workers) for family in Family}
+        self.shares = {Band.HIGH: 1.0, Band.NORMAL: config.normal_share, Band.LOW: config.low_share}
+        self.window = config.drain_window
+        self.retry_range = (config.retry_after_min, config.retry_after_max)
+        self._clock = clock
+        self._rates: tuple[float, dict[Family, float]] | None = None
+
+    def room(self, family: Family, band: Band) -> int | None:
+        """How many queued jobs of ``family`` a job of ``band`` is admitted under (one at
+        least); None when the family has no bound."""
+        bound = self.bounds[family]
+        if bound is None:
+            return None
+        return max(1, math.floor(bound * self.shares[band]))
+
+    def queued(self) -> dict[Family, int]:
+        """The submitted jobs waiting in each family's queue (see the module)."""
+        counts = dict.fromkeys(Family, 0)
+        for operation, count in self.store.queued_by_operation().items():
+            if operation in FAMILY_OF:
+                counts[FAMILY_OF[operation]] += count
+        for family, count in counts.items():
+            QUEUED_JOBS.labels(family.value).set(count)
+        return counts
+
+    def check(self, family: Family, priority: int) -> None:
+        """Raise :class:`QueueFull` when ``family``'s queue holds as many jobs as a job of
+        ``priority`` may be queued behind."""
+        band = Band.of(priority)
+        room = self.room(family, band)
+        if room is None:
+            return
+        queued = self.queued()[family]
+        if queued < room:
+            return
+        bound = self.bounds[family]
+        share = "" if band is Band.HIGH else f" ({band.value} priority may fill {room} of them)"
+        raise QueueFull(
+            f"{queued} jobs of the {family.value} family wait to run, and its queue takes "
+            f"{bound}{share} (queue.{family.value}); retry later",
+            retry_after=self.retry_after(family, queued - room + 1),
+            family=family.value,
+            queued=queued,
+            room=room,
+        )
+
+    def drain_rates(self) -> dict[Family, float]:
+        """Jobs of each family that ended per second over the last ``window`` seconds;
+        measured in the job store at most once every :data:`DRAIN_CACHE` seconds."""
+        now = self._clock()
+        cached = self._rates
+        if cached is not None and now - cached[0] < DRAIN_CACHE:
+            return cached[1]
+        since = datetime.now(UTC) - timedelta(seconds=self.window)
+        ended = dict.fromkeys(Family, 0)
+        for operation, count in self.store.ended_by_operation(since).items():
+            if operation in FAMILY_OF:
+                ended[FAMILY_OF[operation]] += count
+        rates = {family: count / self.window for family, count in ended.items()}
+        for family, rate in rates.items():
+            QUEUE_DRAIN_RATE.labels(family.value).set(rate)
+        self._rates = (now, rates)
+        return rates
+
+    def retry_after(self, family: Family, excess: int) -> int:
+        """Seconds until about ``excess`` jobs of ``family`` have left its queue, at the
+        rate it drains (the drain window when nothing ended in it), within the
+        configured range."""
+        rate = self.drain_rates()[family]
+        seconds = excess / rate if rate > 0 else self.window
+        low, high = self.retry_range
+        return min(high, max(low, math.ceil(seconds)))
+
+    def status(self) -> dict[str, Any]:
+        """For health: each family's bound, the room of each band, the jobs queued, and
+        the drain rate (jobs per second)."""
+        queued = self.queued()
+        rates = self.drain_rates()
+        return {
+            family.value: {
+                "bound": self.bounds[family],
+                "room": {band.value: self.room(family, band) for band in Band},
+                "queued": queued[family],
+                "drain_per_second": round(rates[family], 3),
+            }
+            for family in Family
+        }
