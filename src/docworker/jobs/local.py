@@ -8,12 +8,24 @@ worker cannot enforce on itself: the wall-clock limit, the memory limit (RSS
 of the worker and its children), cancellation of running jobs (the worker is
 killed with its process group) and recycling after ``jobs_per_worker`` jobs.
 
-A job whose worker dies is failed as transient and so retried after the retry
-delay, up to its attempt limit, then ``dead``. Jobs left ``running`` by a
-service that crashed are found by their stale heartbeat and queued again. A
-worker never outlives the service: it watches its parent process and, once the
-service is gone, however it went, ends its own process group (engines included),
-so no job runs on unsupervised while its restarted service runs it again.
+Retries, decided in one place (:class:`~docworker.errors.AfterFailure`, by the
+error's class) and applied in :meth:`LocalExecutor._attempt_failed`:
+
+* a worker that died on its own (a lost worker) or an engine that crashed or
+  failed: the job is queued again after ``executor.retry_delay``, up to
+  ``executor.max_attempts`` attempts in all, then ``dead``;
+* a job killed at its wall-clock limit (``executor.job_timeout``) or its memory
+  limit (``executor.memory_limit_mb``), or whose engine ran past its own time
+  limit: ``dead`` after that one attempt, the limit it passed in its error. The
+  same document would pass it again and hold a worker for the whole limit each
+  time (a poison document);
+* an input error: ``failed`` at once.
+
+Jobs left ``running`` by a service that crashed are found by their stale
+heartbeat and queued again. A worker never outlives the service: it watches its
+parent process and, once the service is gone, however it went, ends its own
+process group (engines included), so no job runs on unsupervised while its
+restarted service runs it again.
 """
 
 from __future__ import annotations
@@ -36,7 +48,14 @@ import psutil
 import structlog
 
 from docworker.config import Settings
-from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
+from docworker.errors import (
+    AfterFailure,
+    DocworkerError,
+    EngineFailed,
+    JobTimeout,
+    MemoryLimitExceeded,
+    error_class,
+)
 from docworker.jobs.cost import tree_cpu_seconds
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import (
@@ -324,19 +343,24 @@ class LocalExecutor:
             )
             self._finished(record)
         elif kind == "error":
-            transient = bool(message.get("transient"))
-            self._attempt_failed(job, message["error"], transient=transient, cost=cost)
+            self._attempt_failed(job, message["error"], cost=cost)
         if slot.jobs_done >= self.config.jobs_per_worker:
             self._replace(slot, "recycled")
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
 
     # -- outcomes ---------------------------------------------------------------------
-    def _attempt_failed(
-        self, job: JobRecord, error: dict[str, Any], *, transient: bool, cost: JobCost
-    ) -> None:
-        JOB_ATTEMPTS_FAILED.labels(job.operation, str(error.get("code"))).inc()
-        delay = self.config.retry_delay if transient else None
-        record = self.store.mark_failed(job.id, error, retry_delay=delay, cost=cost)
+    def _attempt_failed(self, job: JobRecord, error: dict[str, Any], *, cost: JobCost) -> None:
+        """End the job's attempt as its error's class says (the module docstring)."""
+        code = str(error.get("code"))
+        JOB_ATTEMPTS_FAILED.labels(job.operation, code).inc()
+        after = error_class(code).after_failure
+        if after is AfterFailure.RETRY:
+            delay = self.config.retry_delay
+            record = self.store.mark_failed(job.id, error, retry_delay=delay, cost=cost)
+        elif after is AfterFailure.DEAD:
+            record = self.store.mark_dead(job.id, error, cost=cost)
+        else:
+            record = self.store.mark_failed(job.id, error, retry_delay=None, cost=cost)
         self._finished(record)
         if record.status == "queued":
             self.notify()
@@ -355,10 +379,11 @@ class LocalExecutor:
         self._replace(slot, reason)
         if job is not None:
             log.warning("job attempt ended by the executor", job_id=job.id, reason=reason)
-            self._attempt_failed(job, error.to_dict(), transient=error.transient, cost=cost)
+            self._attempt_failed(job, error.to_dict(), cost=cost)
 
     def _worker_lost(self, slot: _Slot, reason: str) -> None:
-        """A worker died on its own: its job failed (transiently) and the worker is replaced."""
+        """A worker died on its own: its job is retried (an engine failure) and the worker
+        is replaced."""
         exit_code = slot.process.exitcode
         self._fail_running(
             slot,

@@ -10,8 +10,9 @@ Messages, supervisor → worker: ``{"type": "run", "job_id", "operation",
 "params", "input", "parent_id", "parts", "tenant"}`` and ``{"type": "stop"}``. Worker →
 supervisor: ``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction",
 "message"}``, ``{"type": "done", "job_id", "result", "errors", "pages"}``, ``{"type":
-"error", "job_id", "error", "transient"}`` and ``{"type": "split", "job_id",
-"parts"}``.
+"error", "job_id", "error"}`` and ``{"type": "split", "job_id", "parts"}``. What
+becomes of a failed job is the supervisor's decision, from the error's ``code``
+(:class:`~docworker.errors.AfterFailure`).
 
 Splitting: a job of a :class:`~docworker.operations.base.Splittable` operation
 that is not itself a part may answer ``split`` with the parameters of its parts
@@ -342,4 +343,4 @@ def store_result(store: BlobStore, job_id: str, result: Result) -> dict[str, Any
 
 
 def _error(job_id: str, exc: DocworkerError) -> dict[str, Any]:
-    return {"type": "error", "job_id": job_id, "error": exc.to_dict(), "transient": exc.transient}
+    return {"type": "error", "job_id": job_id, "error": exc.to_dict()}
