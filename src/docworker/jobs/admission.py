@@ -4,9 +4,10 @@ Two checks, made by :meth:`Admission.admit` before a job is queued (every entry
 point submits through :meth:`~docworker.jobs.queue.JobQueue.submit`), the first
 also before an upload is read (the API's upload guard):
 
-* **free disk**: while the disk of the data folder, of the blob store (when it is
-  local) or of the temporary folder (where uploads are spooled and jobs work) has
-  less than ``server.min_free_disk_mb`` free, work is refused with
+* **free disk**: while the disk of the data folder (where jobs work, see
+  :mod:`docworker.jobs.workdirs`), of the blob store (when it is local) or of the
+  temporary folder (where uploads are spooled) has less than
+  ``server.min_free_disk_mb`` free, work is refused with
   :class:`~docworker.errors.InsufficientStorage` (503 with ``Retry-After``): a
   job accepted then would fail half-way, or fill the disk for everyone;
 * **engine queues**: a job that will run on a supervised engine (LibreOffice,
@@ -56,7 +57,8 @@ class DiskFloor:
 
     @classmethod
     def of(cls, settings: Settings) -> DiskFloor:
-        """The data folder, the local blob store's folder and the temporary folder."""
+        """The data folder (the jobs' work folders are in it), the local blob store's
+        folder and the temporary folder (uploads)."""
         folders = [settings.data_dir.absolute(), Path(tempfile.gettempdir())]
         url = settings.storage_url
         if url.startswith("file://"):

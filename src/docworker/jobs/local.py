@@ -26,6 +26,11 @@ heartbeat and queued again. A worker never outlives the service: it watches its
 parent process and, once the service is gone, however it went, ends its own
 process group (engines included), so no job runs on unsupervised while its
 restarted service runs it again.
+
+Each worker writes only in its own folder under the data folder
+(:mod:`docworker.jobs.workdirs`), deleted once the supervisor has ended the worker
+and everything it started; the folders of executors gone (killed, crashed) are
+deleted when an executor of the same host starts.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -66,6 +72,7 @@ from docworker.jobs.store import (
     JobStatus,
     JobStore,
 )
+from docworker.jobs.workdirs import ExecutorFolder, process_gone, remove, sweep
 from docworker.jobs.worker import receive, send, worker_main
 from docworker.sealing import SecretKeys
 from docworker.telemetry import (
@@ -96,6 +103,8 @@ class _Slot:
 
     process: BaseProcess
     conn: Connection
+    #: The worker's own folder (its temporary folder), deleted once it is ended.
+    folder: Path
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     job: JobRecord | None = None
@@ -119,6 +128,14 @@ class _Slot:
     #: ``CHILDREN_INTERVAL`` seconds: finding children reads every process's status.
     _procs: list[psutil.Process] = field(default_factory=list)
     _procs_at: float = -CHILDREN_INTERVAL
+
+    def started_processes(self) -> list[psutil.Process]:
+        """The processes the worker started (engines, in sessions of their own out of its
+        process group): looked up now while the worker lives, else as last seen (a dead
+        worker's engines are no longer its children)."""
+        if self.process.is_alive():
+            return _descendants(self.process.pid)
+        return self._procs[1:]
 
     def rss_bytes(self) -> int:
         """Resident memory of the worker and everything it started."""
@@ -154,7 +171,9 @@ class LocalExecutor:
         self.config = settings.executor
         self.store = store
         self.events = events or JobEvents()
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        token = uuid.uuid4().hex[:8]
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
+        self.folder = ExecutorFolder(settings.data_dir, token)
         self._ctx = multiprocessing.get_context("spawn")
         self._slots: list[_Slot] = []
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
@@ -176,6 +195,9 @@ class LocalExecutor:
     def start(self) -> None:
         """Start the worker processes and the supervisor thread."""
         self._requeue_orphans()
+        for folder in sweep(self.settings.data_dir):
+            log.info("work folder of a gone executor deleted", folder=str(folder))
+        self.folder.create()
         for _ in range(self.config.workers):
             self._slots.append(self._spawn())
         WORKERS_TOTAL.set(len(self._slots))
@@ -198,6 +220,7 @@ class LocalExecutor:
         for slot in self._slots:
             self._end(slot, graceful=True)
         self._slots.clear()
+        self.folder.remove()
         WORKERS_TOTAL.set(0)
         WORKERS_BUSY.set(0)
         log.info("executor stopped", executor=self.name)
@@ -206,14 +229,21 @@ class LocalExecutor:
         """Queue again, at once, the jobs an executor of this host left running when it died.
 
         Executors elsewhere are judged by their heartbeats (``STALE_AFTER``); one on
-        this host is judged by its process, which either runs or does not.
+        this host is judged by its process, which either runs or does not
+        (:func:`~docworker.jobs.workdirs.process_gone`).
         """
         host = socket.gethostname()
         running, _ = self.store.list(status=[JobStatus.RUNNING], limit=500, include_parts=True)
-        for worker in {r.worker for r in running if r.worker and r.worker != self.name}:
+        # Each executor's earliest claim: its process ran then, so one started later is another.
+        claimed: dict[str, float] = {}
+        for record in running:
+            if record.worker and record.worker != self.name:
+                at = record.started_at.timestamp() if record.started_at else time.time()
+                claimed[record.worker] = min(at, claimed.get(record.worker, at))
+        for worker, since in claimed.items():
             name, _, rest = worker.partition(":")
             pid = rest.partition(":")[0]
-            if name == host and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            if name == host and pid.isdigit() and process_gone(int(pid), since):
                 for record in self.store.requeue_worker(worker):
                     log.warning("job of a dead executor queued again", job_id=record.id)
 
@@ -425,16 +455,17 @@ class LocalExecutor:
 
     # -- process management ---------------------------------------------------------------
     def _spawn(self) -> _Slot:
+        folder = self.folder.new_worker_folder()
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
             target=worker_main,
-            args=(child, self._worker_config),
+            args=(child, self._worker_config, str(folder)),
             name="docworker-worker",
             daemon=True,
         )
         process.start()
         child.close()
-        return _Slot(process=process, conn=parent)
+        return _Slot(process=process, conn=parent, folder=folder)
 
     def _replace(self, slot: _Slot, reason: str) -> None:
         WORKER_RESTARTS.labels(reason).inc()
@@ -443,7 +474,9 @@ class LocalExecutor:
         self._slots[index] = self._spawn() if not self._stopping.is_set() else slot
 
     def _end(self, slot: _Slot, *, graceful: bool) -> None:
+        """End the worker, every process it started, and delete its folder."""
         process = slot.process
+        engines = slot.started_processes()
         if graceful and process.is_alive():
             with contextlib.suppress(OSError):
                 send(slot.conn, {"type": "stop"})
@@ -455,3 +488,16 @@ class LocalExecutor:
                 process.kill()
             process.join(5.0)
         slot.conn.close()
+        for engine in engines:
+            with contextlib.suppress(psutil.Error):
+                engine.kill()
+        psutil.wait_procs(engines, timeout=5.0)
+        remove(slot.folder)
+
+
+def _descendants(pid: int | None) -> list[psutil.Process]:
+    """Every process ``pid`` started, and theirs."""
+    try:
+        return psutil.Process(pid).children(recursive=True) if pid is not None else []
+    except psutil.Error:
+        return []

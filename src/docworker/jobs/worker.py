@@ -14,6 +14,11 @@ supervisor: ``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction",
 becomes of a failed job is the supervisor's decision, from the error's ``code``
 (:class:`~docworker.errors.AfterFailure`).
 
+Files: a worker writes only in its own folder under the data folder (given by the
+supervisor, see :mod:`docworker.jobs.workdirs`), made its temporary folder, so that
+everything its jobs, engines and libraries leave behind is deleted with the folder
+once the worker is ended.
+
 Splitting: a job of a :class:`~docworker.operations.base.Splittable` operation
 that is not itself a part may answer ``split`` with the parameters of its parts
 instead of running; the supervisor makes them child jobs. When they have all
@@ -118,17 +123,25 @@ def _die_with_supervisor(supervisor: int) -> None:
     threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
-def worker_main(conn: Connection, config: dict[str, Any]) -> None:
+def _work_in(folder: Path) -> None:
+    """Make ``folder`` the temporary folder of this process and of every program it starts."""
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = str(folder)
+
+
+def worker_main(conn: Connection, config: dict[str, Any], folder: str) -> None:
     """Entry point of a worker process: serve jobs until told to stop or the pipe closes.
 
     ``config`` holds the service's settings as JSON (``{"settings": ...}``), so the
     worker works from exactly what the service was started with, and the keys that
     open the jobs' secret parameters (``"secret_keys"``, handed over the pipe only).
+    ``folder`` is the worker's own folder, where everything it writes goes.
     """
     # Own process group: the supervisor kills the worker together with any engine it started.
     os.setpgrp()
     _die_with_supervisor(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _work_in(Path(folder))
     restrict_umask()
     settings = Settings.model_validate(config["settings"])
     keys = SecretKeys(config["secret_keys"])
