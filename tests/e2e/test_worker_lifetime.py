@@ -1,6 +1,7 @@
 """Workers never outlive their supervisor: a server killed outright, in the middle of
-long jobs, takes its busy worker processes (and the engines they started) with it; the
-files they leave behind are deleted when the server starts again."""
+long jobs, takes its busy worker processes (and the engines they started) and the
+template they were forked from with it; the files they leave behind are deleted when
+the server starts again."""
 
 from __future__ import annotations
 
@@ -38,25 +39,24 @@ def test_a_killed_server_leaves_no_busy_worker_behind(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert states == ["running", "running"], states
-    workers = _workers(supervisor)
+    template, workers = _workers(supervisor)
     assert len(workers) == 2
     server.process.send_signal(signal.SIGKILL)  # no time to stop anything
     server.process.wait(10)
     # The jobs have minutes of OCR left: only their end by the watch stops them this soon.
-    _, alive = psutil.wait_procs(workers, timeout=5)
-    assert not alive, f"busy workers outlived their server: {[p.pid for p in alive]}"
+    _, alive = psutil.wait_procs([*workers, template], timeout=5)
+    assert not alive, f"workers or their template outlived their server: {alive}"
 
 
-def _workers(supervisor: psutil.Process) -> list[psutil.Process]:
-    """The server's worker processes (its children that multiprocessing spawned)."""
-    found = []
-    for child in supervisor.children():
-        try:
-            if "spawn_main" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+def _workers(supervisor: psutil.Process) -> tuple[psutil.Process, list[psutil.Process]]:
+    """The server's worker template (multiprocessing's fork server, its child) and the
+    worker processes forked from it."""
+    (template,) = [
+        child
+        for child in supervisor.children()
+        if "multiprocessing.forkserver" in " ".join(child.cmdline())
+    ]
+    return template, template.children()
 
 
 def test_a_killed_servers_work_folders_are_deleted_when_it_starts_again(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_a_killed_servers_work_folders_are_deleted_when_it_starts_again(tmp_path
     while not list(killed.glob("worker-*/docworker-job-*")):
         assert time.monotonic() < deadline, "the job's folder never appeared"
         time.sleep(0.1)
-    workers = _workers(psutil.Process(server.process.pid))
+    _, workers = _workers(psutil.Process(server.process.pid))
     server.process.send_signal(signal.SIGKILL)
     server.process.wait(10)
     psutil.wait_procs(workers, timeout=5)

@@ -1,5 +1,6 @@
-"""The local executor's worker processes work in folders under the data folder that are
-deleted whenever a worker is ended and, for executors that are gone, when another starts."""
+"""The local executor's worker processes: forked from the preloaded template, working
+in folders under the data folder that are deleted whenever a worker is ended and, for
+executors that are gone, when another starts."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ import psutil
 import pytest
 
 from bench.scoring import corpus_root
+from docworker.config import load_settings
 from docworker.jobs.store import JobStatus
 from docworker.jobs.workdirs import host_folder
 from tests.integration.test_local_executor import HUGE_PDF, SMALL_TEXT, Harness, _done, _settings
 
 LEGACY_WORD = corpus_root() / "office" / "legacy-word.doc"
+ARTICLE = corpus_root() / "pdf" / "multi-page-article.pdf"
 
 
 @pytest.fixture
@@ -47,6 +50,9 @@ def _running_from(folder: Path) -> list[psutil.Process]:
         if str(folder) in " ".join(proc.info["cmdline"] or []):
             found.append(proc)
     return found
+
+
+# -- folders ------------------------------------------------------------------------------
 
 
 @pytest.mark.executor(job_timeout=3.0)
@@ -130,3 +136,64 @@ def test_the_folders_of_gone_executors_are_swept_and_live_ones_kept(tmp_path: Pa
         running.executor.stop()
         for h in (running, starting):
             h.store.close()
+
+
+# -- the template ---------------------------------------------------------------------------
+
+
+def _template_of(harness: Harness) -> psutil.Process:
+    (parent,) = {psutil.Process(pid).parent() for pid in harness.executor.pids()}
+    assert parent is not None
+    return parent
+
+
+@pytest.mark.executor(jobs_per_worker=1)
+def test_recycled_workers_are_forked_from_the_template(harness: Harness) -> None:
+    seen = set(harness.executor.pids())
+    for _ in range(4):
+        record = harness.submit(SMALL_TEXT, output="text")
+        assert harness.wait_until(record.id, _done).status is JobStatus.SUCCEEDED
+        # Each job's worker is replaced by a new one, forked in time for the next job.
+        _eventually(lambda: not set(harness.executor.pids()) <= seen)
+        seen.update(harness.executor.pids())
+    assert len(seen) == 5
+    template = _template_of(harness)
+    assert template.pid != os.getpid()
+    assert "multiprocessing.forkserver" in " ".join(template.cmdline())
+    # It forks from a single thread (OpenBLAS stops its pool before every fork), with no
+    # connection open (a database's or a network's would be shared by every worker).
+    assert template.num_threads() == 1
+    assert template.net_connections(kind="inet") == []
+    assert not [f for f in template.open_files() if f.path.endswith((".db", ".sqlite"))]
+
+
+def test_executors_of_one_process_share_the_template_not_their_settings(tmp_path: Path) -> None:
+    strict = Harness(
+        load_settings(
+            data_dir=tmp_path / "strict",
+            executor={"workers": 1, "poll_interval": 0.1},
+            limits={"max_pages": 1},
+        )
+    )
+    loose = Harness(_settings(tmp_path / "loose"))
+    for h in (strict, loose):
+        h.executor.start()
+    try:
+        assert _template_of(strict).pid == _template_of(loose).pid
+        refused = strict.submit(ARTICLE, output="text")
+        read = loose.submit(ARTICLE, output="text")
+        failed = strict.wait_until(refused.id, _done)
+        assert failed.status is JobStatus.FAILED
+        assert failed.error is not None and failed.error["code"] == "limit-exceeded"
+        assert loose.wait_until(read.id, _done).status is JobStatus.SUCCEEDED
+    finally:
+        for h in (strict, loose):
+            h.executor.stop()
+            h.store.close()
+
+
+@pytest.mark.executor(worker_start="spawn")
+def test_workers_can_still_start_afresh(harness: Harness) -> None:
+    assert _template_of(harness).pid == os.getpid()
+    record = harness.submit(SMALL_TEXT, output="text")
+    assert harness.wait_until(record.id, _done).status is JobStatus.SUCCEEDED

@@ -22,21 +22,21 @@ error's class) and applied in :meth:`LocalExecutor._attempt_failed`:
 * an input error: ``failed`` at once.
 
 Jobs left ``running`` by a service that crashed are found by their stale
-heartbeat and queued again. A worker never outlives the service: it watches its
-parent process and, once the service is gone, however it went, ends its own
-process group (engines included), so no job runs on unsupervised while its
-restarted service runs it again.
+heartbeat and queued again. A worker never outlives the service: it waits on a
+lifeline pipe from the supervisor and, once the service is gone, however it went,
+ends its own process group (engines included), so no job runs on unsupervised
+while its restarted service runs it again.
 
-Each worker writes only in its own folder under the data folder
-(:mod:`docworker.jobs.workdirs`), deleted once the supervisor has ended the worker
-and everything it started; the folders of executors gone (killed, crashed) are
-deleted when an executor of the same host starts.
+Workers are forked from a preloaded template (:mod:`docworker.jobs.template`), so
+that replacing one costs milliseconds, and each writes only in its own folder under
+the data folder (:mod:`docworker.jobs.workdirs`), deleted once the supervisor has
+ended the worker and everything it started; the folders of executors gone (killed,
+crashed) are deleted when an executor of the same host starts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
 import socket
@@ -72,8 +72,9 @@ from docworker.jobs.store import (
     JobStatus,
     JobStore,
 )
+from docworker.jobs.template import start_worker, worker_config, worker_context
 from docworker.jobs.workdirs import ExecutorFolder, process_gone, remove, sweep
-from docworker.jobs.worker import receive, send, worker_main
+from docworker.jobs.worker import receive, send
 from docworker.sealing import SecretKeys
 from docworker.telemetry import (
     JOB_ATTEMPTS_FAILED,
@@ -103,6 +104,8 @@ class _Slot:
 
     process: BaseProcess
     conn: Connection
+    #: The writing end of the worker's lifeline: closing it ends the worker.
+    lifeline: Connection
     #: The worker's own folder (its temporary folder), deleted once it is ended.
     folder: Path
     started_at: float = field(default_factory=time.monotonic)
@@ -174,19 +177,14 @@ class LocalExecutor:
         token = uuid.uuid4().hex[:8]
         self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
         self.folder = ExecutorFolder(settings.data_dir, token)
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = worker_context(self.config.worker_start)
         self._slots: list[_Slot] = []
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
-        # The keys go to the workers over the pipe that starts them, outside the settings
-        # (whose JSON form masks them).
         keys = keys or SecretKeys.from_settings(settings)
-        self._worker_config: dict[str, Any] = {
-            "settings": settings.model_dump(mode="json", exclude={"secrets"}),
-            "secret_keys": keys.export(),
-        }
+        self._worker_config = worker_config(settings, keys)
         self._claims = ClaimPolicy(
             fair=self.config.fair_claiming, max_running=self.config.max_running_per_tenant
         )
@@ -456,16 +454,8 @@ class LocalExecutor:
     # -- process management ---------------------------------------------------------------
     def _spawn(self) -> _Slot:
         folder = self.folder.new_worker_folder()
-        parent, child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=worker_main,
-            args=(child, self._worker_config, str(folder)),
-            name="docworker-worker",
-            daemon=True,
-        )
-        process.start()
-        child.close()
-        return _Slot(process=process, conn=parent, folder=folder)
+        process, conn, lifeline = start_worker(self._ctx, self._worker_config, folder)
+        return _Slot(process=process, conn=conn, lifeline=lifeline, folder=folder)
 
     def _replace(self, slot: _Slot, reason: str) -> None:
         WORKER_RESTARTS.labels(reason).inc()
@@ -487,11 +477,12 @@ class LocalExecutor:
             except (ProcessLookupError, PermissionError):
                 process.kill()
             process.join(5.0)
-        slot.conn.close()
         for engine in engines:
             with contextlib.suppress(psutil.Error):
                 engine.kill()
         psutil.wait_procs(engines, timeout=5.0)
+        slot.conn.close()
+        slot.lifeline.close()
         remove(slot.folder)
 
 
