@@ -379,6 +379,13 @@ class ExecutorKind(StrEnum):
     NONE = "none"
 
 
+class WorkerStart(StrEnum):
+    #: Forked from a template process that imported the worker's modules once (milliseconds).
+    FORKSERVER = "forkserver"
+    #: A fresh interpreter each, importing everything itself (over a CPU-second each).
+    SPAWN = "spawn"
+
+
 class ExecutorSettings(BaseModel):
     kind: ExecutorKind = Field(ExecutorKind.LOCAL, description="Where jobs run.")
     workers: int = Field(
@@ -389,6 +396,12 @@ class ExecutorSettings(BaseModel):
     )
     jobs_per_worker: int = Field(
         100, ge=1, description="A worker process is replaced after this many jobs."
+    )
+    worker_start: WorkerStart = Field(
+        WorkerStart.FORKSERVER,
+        description="How worker processes start: 'forkserver' forks each from a template "
+        "process that imported the worker's modules once, so a replaced worker is ready "
+        "in milliseconds; 'spawn' starts each in a fresh interpreter.",
     )
     job_timeout: Seconds = Field(300.0, gt=0, description="Wall-clock limit of one job attempt.")
     memory_limit_mb: int = Field(

@@ -34,11 +34,30 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
 Errors carry fields, not only strings, and travel between processes as the
 plain mapping built by :meth:`DocworkerError.to_dict` (a worker process stores
 it in the job row; the API turns it into RFC 9457 problem+json by ``code``).
+
+What becomes of a job whose attempt ended with an error is the error class's
+:attr:`~DocworkerError.after_failure`, decided here and nowhere else (the executor
+applies it, by the stored ``code``):
+
+* ``retry``: every ``ServiceError`` but those below (an engine or the worker crashed,
+  a dependency was down): the fault was the service's, and a later attempt may
+  succeed. The job is queued again after ``executor.retry_delay`` while it has
+  attempts left (``executor.max_attempts``), then ``dead``.
+* ``dead`` at once: ``JobTimeout``, ``EngineTimeout`` and ``MemoryLimitExceeded``.
+  The attempt ran past a limit of time or memory, and the same document would run
+  past it again, holding a worker for the whole limit each time: a poison document.
+  It goes on the dead-letter list after one attempt, its reason in its error, to be
+  looked at (and run again with higher limits, if it deserves them). An engine's
+  time limit counts as the job's: the engine was killed and starts afresh for the
+  next job, so what timed out was this document's work, not the engine.
+* ``failed`` at once: every ``InputError`` (every attempt would fail the same way),
+  and ``SecretUnreadable`` (no key the service holds opens the job's secrets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Any, ClassVar
 
 
@@ -50,13 +69,24 @@ def figure(value: float) -> str:
     return f"{value:g}"
 
 
+class AfterFailure(StrEnum):
+    """What becomes of a job whose attempt ended with an error (see the module docstring)."""
+
+    #: Queued again while the job has attempts left, then ``dead``.
+    RETRY = "retry"
+    #: ``dead`` at once: the document would fail the same way again (a poison document).
+    DEAD = "dead"
+    #: ``failed`` at once: the input is at fault.
+    FAILED = "failed"
+
+
 class DocworkerError(Exception):
     """Root of every error the service raises on purpose."""
 
     code: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal error"
-    #: Whether running the same job again may succeed (engine crash, timeout).
-    transient: ClassVar[bool] = False
+    #: What becomes of a job whose attempt ends with this error.
+    after_failure: ClassVar[AfterFailure] = AfterFailure.FAILED
 
     def __init__(self, detail: str, **fields: Any) -> None:
         super().__init__(detail)
@@ -241,7 +271,7 @@ class ServiceError(DocworkerError):
 
     code = "service-error"
     title = "Service error"
-    transient = True
+    after_failure = AfterFailure.RETRY
 
 
 class EngineFailed(ServiceError):
@@ -252,6 +282,7 @@ class EngineFailed(ServiceError):
 class EngineTimeout(ServiceError):
     code = "engine-timeout"
     title = "Engine timed out"
+    after_failure = AfterFailure.DEAD
 
     def __init__(self, engine: str, seconds: float) -> None:
         super().__init__(
@@ -264,6 +295,7 @@ class EngineTimeout(ServiceError):
 class JobTimeout(ServiceError):
     code = "job-timeout"
     title = "Job timed out"
+    after_failure = AfterFailure.DEAD
 
     def __init__(self, seconds: float) -> None:
         super().__init__(
@@ -274,8 +306,7 @@ class JobTimeout(ServiceError):
 class MemoryLimitExceeded(ServiceError):
     code = "memory-limit-exceeded"
     title = "Memory limit exceeded"
-    # A document that needs more memory than allowed will need it again.
-    transient = False
+    after_failure = AfterFailure.DEAD
 
     def __init__(self, limit_mb: float) -> None:
         super().__init__(
@@ -337,7 +368,7 @@ class SecretUnreadable(ServiceError):
     code = "secret-unreadable"
     title = "Secret unreadable"
     # The same keys will not open it on the next attempt either.
-    transient = False
+    after_failure = AfterFailure.FAILED
 
     def __init__(self) -> None:
         super().__init__(

@@ -263,6 +263,19 @@ def test_transient_failures_retry_then_die(store: JobStore) -> None:
     assert_aware_utc(dead)
 
 
+def test_a_poison_document_is_dead_after_one_attempt(store: JobStore) -> None:
+    (job, cancelled) = add(store, max_attempts=3, count=2)
+    store.claim_next("w")
+    store.claim_next("w")
+    error = {"code": "job-timeout", "detail": "the job ran longer than its limit of 1 s"}
+    dead = store.mark_dead(job.id, error)
+    assert (dead.status, dead.attempts, dead.error) == (JobStatus.DEAD, 1, error)
+    assert dead.finished_at is not None
+    # Cancellation asked for meanwhile wins.
+    store.request_cancel(cancelled.id)
+    assert store.mark_dead(cancelled.id, error).status is JobStatus.CANCELLED
+
+
 def test_bad_input_fails_at_once(store: JobStore) -> None:
     (job,) = add(store)
     store.claim_next("w")

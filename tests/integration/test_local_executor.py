@@ -139,23 +139,38 @@ def test_cancelling_a_running_job_stops_its_worker(harness: Harness) -> None:
     assert harness.wait_until(after.id, _done).status is JobStatus.SUCCEEDED
 
 
-@pytest.mark.executor(job_timeout=0.3, max_attempts=2)
-def test_a_job_over_its_time_limit_is_retried_then_dead(harness: Harness) -> None:
+@pytest.mark.executor(max_attempts=2)
+def test_a_worker_lost_on_every_attempt_is_retried_up_to_the_cap(harness: Harness) -> None:
     record = harness.submit(HUGE_PDF, output="markdown")
+    for attempt in (1, 2):
+        harness.wait_until(record.id, lambda r, n=attempt: r.attempts == n and r.worker)
+        os.kill(harness.running_pid(record.id), signal.SIGKILL)
     done = harness.wait_until(record.id, _done, timeout=60)
-    assert done.status is JobStatus.DEAD
-    assert done.attempts == 2
+    assert (done.status, done.attempts) == (JobStatus.DEAD, 2)
+    assert done.error is not None and done.error["code"] == "engine-failed"
+
+
+@pytest.mark.executor(job_timeout=0.5, max_attempts=3)
+def test_a_job_over_its_time_limit_is_dead_after_one_attempt(harness: Harness) -> None:
+    record = harness.submit(HUGE_PDF, output="markdown")
+    pid = harness.running_pid(record.id)
+    done = harness.wait_until(record.id, _done, timeout=60)
+    # Not retried: the same document would hold a worker for the whole limit again.
+    assert (done.status, done.attempts) == (JobStatus.DEAD, 1)
     assert done.error is not None and done.error["code"] == "job-timeout"
+    assert done.error["detail"] == "the job ran longer than its limit of 0.5 s"
+    assert pid not in harness.executor.pids()
 
 
-@pytest.mark.executor(memory_limit_mb=64)
-def test_a_job_over_its_memory_limit_fails_and_its_worker_is_replaced(harness: Harness) -> None:
+@pytest.mark.executor(memory_limit_mb=64, max_attempts=3)
+def test_a_job_over_its_memory_limit_is_dead_after_one_attempt(harness: Harness) -> None:
     # A worker alone (Python, its parsers loaded) is over 64 MiB once it reads a PDF.
     record = harness.submit(HUGE_PDF, output="markdown")
     pid = harness.running_pid(record.id)
     done = harness.wait_until(record.id, _done, timeout=60)
-    assert done.status is JobStatus.FAILED and done.attempts == 1
+    assert (done.status, done.attempts) == (JobStatus.DEAD, 1)
     assert done.error is not None and done.error["code"] == "memory-limit-exceeded"
+    assert "64 MiB" in done.error["detail"]
     assert pid not in harness.executor.pids()
 
 

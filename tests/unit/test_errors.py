@@ -1,4 +1,4 @@
-"""The exception tree: codes, transience, and the round trip through a job row."""
+"""The exception tree: codes, what a failed job becomes, and the round trip through a job row."""
 
 from __future__ import annotations
 
@@ -12,11 +12,17 @@ def test_codes_are_unique_and_registered() -> None:
     assert errors.error_class("no-such-code") is errors.DocworkerError
 
 
-def test_input_errors_are_not_transient_and_service_errors_are() -> None:
-    assert not errors.CorruptDocument("pdf", "bad xref").transient
-    assert errors.EngineFailed("crashed").transient
-    assert errors.JobTimeout(3).transient
-    assert not errors.MemoryLimitExceeded(512).transient
+def test_only_service_faults_are_retried_and_limits_bury_the_job() -> None:
+    retry, dead, failed = errors.AfterFailure
+    assert errors.CorruptDocument("pdf", "bad xref").after_failure is failed
+    assert errors.SecretUnreadable().after_failure is failed
+    assert errors.EngineFailed("crashed").after_failure is retry
+    assert errors.DependencyDown("store unreachable").after_failure is retry
+    assert errors.JobTimeout(3).after_failure is dead
+    assert errors.EngineTimeout("LibreOffice", 120).after_failure is dead
+    assert errors.MemoryLimitExceeded(512).after_failure is dead
+    # A code no class has (an older or newer service's) fails the job.
+    assert errors.error_class("no-such-code").after_failure is failed
 
 
 def test_an_error_survives_the_trip_through_a_dict() -> None:

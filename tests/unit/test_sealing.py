@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from docworker.config import Settings, load_settings
-from docworker.errors import SecretUnreadable
+from docworker.errors import AfterFailure, SecretUnreadable
 from docworker.sealing import KEY_FILE, SecretKeys, comparable, is_sealed, new_key
 
 
@@ -40,7 +40,7 @@ def test_every_key_opens_and_the_first_seals() -> None:
     assert ring.current(ring.seal("value"))
     with pytest.raises(SecretUnreadable) as unreadable:
         SecretKeys([new]).open(sealed_by_old)
-    assert unreadable.value.transient is False
+    assert unreadable.value.after_failure is AfterFailure.FAILED
     assert "value" not in unreadable.value.detail
 
 

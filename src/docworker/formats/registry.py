@@ -101,6 +101,12 @@ def parser_for(mime: str) -> Parser:
         ) from None
 
 
+def parser_modules() -> list[str]:
+    """The modules of every parser (for a template process to import once, see
+    :mod:`docworker.jobs.template`)."""
+    return sorted({target.partition(":")[0] for target in PARSERS.values()})
+
+
 def preload() -> None:
     """Import every parser now, so that a worker's first job does not pay for it.
 

@@ -8,9 +8,10 @@ before an upload is read (the API's intake guard):
 * **draining**: once the service has begun to shut down (:class:`Drain`), new work is
   refused with :class:`~docworker.errors.ServiceDraining` (503 with ``Retry-After``)
   while the jobs it runs finish;
-* **free disk**: while the disk of the data folder, of the blob store (when it is
-  local) or of the temporary folder (where uploads are spooled and jobs work) has
-  less than ``server.min_free_disk_mb`` free, work is refused with
+* **free disk**: while the disk of the data folder (where jobs work, see
+  :mod:`docworker.jobs.workdirs`), of the blob store (when it is local) or of the
+  temporary folder (where uploads are spooled) has less than
+  ``server.min_free_disk_mb`` free, work is refused with
   :class:`~docworker.errors.InsufficientStorage` (503 with ``Retry-After``): a
   job accepted then would fail half-way, or fill the disk for everyone;
 * **family queue**: each family of operations has a bound on its queued jobs, of which
@@ -82,7 +83,8 @@ class DiskFloor:
 
     @classmethod
     def of(cls, settings: Settings) -> DiskFloor:
-        """The data folder, the local blob store's folder and the temporary folder."""
+        """The data folder (the jobs' work folders are in it), the local blob store's
+        folder and the temporary folder (uploads)."""
         folders = [settings.data_dir.absolute(), Path(tempfile.gettempdir())]
         url = settings.storage_url
         if url.startswith("file://"):

@@ -8,18 +8,35 @@ worker cannot enforce on itself: the wall-clock limit, the memory limit (RSS
 of the worker and its children), cancellation of running jobs (the worker is
 killed with its process group) and recycling after ``jobs_per_worker`` jobs.
 
-A job whose worker dies is failed as transient and so retried after the retry
-delay, up to its attempt limit, then ``dead``. Jobs left ``running`` by a
-service that crashed are found by their stale heartbeat and queued again. A
-worker never outlives the service: it watches its parent process and, once the
-service is gone, however it went, ends its own process group (engines included),
-so no job runs on unsupervised while its restarted service runs it again.
+Retries, decided in one place (:class:`~docworker.errors.AfterFailure`, by the
+error's class) and applied in :meth:`LocalExecutor._attempt_failed`:
+
+* a worker that died on its own (a lost worker) or an engine that crashed or
+  failed: the job is queued again after ``executor.retry_delay``, up to
+  ``executor.max_attempts`` attempts in all, then ``dead``;
+* a job killed at its wall-clock limit (``executor.job_timeout``) or its memory
+  limit (``executor.memory_limit_mb``), or whose engine ran past its own time
+  limit: ``dead`` after that one attempt, the limit it passed in its error. The
+  same document would pass it again and hold a worker for the whole limit each
+  time (a poison document);
+* an input error: ``failed`` at once.
+
+Jobs left ``running`` by a service that crashed are found by their stale
+heartbeat and queued again. A worker never outlives the service: it waits on a
+lifeline pipe from the supervisor and, once the service is gone, however it went,
+ends its own process group (engines included), so no job runs on unsupervised
+while its restarted service runs it again.
+
+Workers are forked from a preloaded template (:mod:`docworker.jobs.template`), so
+that replacing one costs milliseconds, and each writes only in its own folder under
+the data folder (:mod:`docworker.jobs.workdirs`), deleted once the supervisor has
+ended the worker and everything it started; the folders of executors gone (killed,
+crashed) are deleted when an executor of the same host starts.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import signal
 import socket
@@ -30,13 +47,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 import psutil
 import structlog
 
 from docworker.config import Settings
-from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
+from docworker.errors import (
+    AfterFailure,
+    DocworkerError,
+    EngineFailed,
+    JobTimeout,
+    MemoryLimitExceeded,
+    error_class,
+)
 from docworker.jobs.cost import tree_cpu_seconds
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import (
@@ -47,7 +72,9 @@ from docworker.jobs.store import (
     JobStatus,
     JobStore,
 )
-from docworker.jobs.worker import receive, send, worker_main
+from docworker.jobs.template import start_worker, worker_config, worker_context
+from docworker.jobs.workdirs import ExecutorFolder, process_gone, remove, sweep
+from docworker.jobs.worker import receive, send
 from docworker.sealing import SecretKeys
 from docworker.telemetry import (
     JOB_ATTEMPTS_FAILED,
@@ -77,6 +104,10 @@ class _Slot:
 
     process: BaseProcess
     conn: Connection
+    #: The writing end of the worker's lifeline: closing it ends the worker.
+    lifeline: Connection
+    #: The worker's own folder (its temporary folder), deleted once it is ended.
+    folder: Path
     started_at: float = field(default_factory=time.monotonic)
     ready: bool = False
     job: JobRecord | None = None
@@ -104,6 +135,14 @@ class _Slot:
     #: ``CHILDREN_INTERVAL`` seconds: finding children reads every process's status.
     _procs: list[psutil.Process] = field(default_factory=list)
     _procs_at: float = -CHILDREN_INTERVAL
+
+    def started_processes(self) -> list[psutil.Process]:
+        """The processes the worker started (engines, in sessions of their own out of its
+        process group): looked up now while the worker lives, else as last seen (a dead
+        worker's engines are no longer its children)."""
+        if self.process.is_alive():
+            return _descendants(self.process.pid)
+        return self._procs[1:]
 
     def rss_bytes(self) -> int:
         """Resident memory of the worker and everything it started."""
@@ -139,8 +178,10 @@ class LocalExecutor:
         self.config = settings.executor
         self.store = store
         self.events = events or JobEvents()
-        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._ctx = multiprocessing.get_context("spawn")
+        token = uuid.uuid4().hex[:8]
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
+        self.folder = ExecutorFolder(settings.data_dir, token)
+        self._ctx = worker_context(self.config.worker_start)
         self._slots: list[_Slot] = []
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._stopping = threading.Event()
@@ -155,13 +196,8 @@ class LocalExecutor:
         #: retries whose delay ran out).
         self._look = True
         self._looked_at = 0.0
-        # The keys go to the workers over the pipe that starts them, outside the settings
-        # (whose JSON form masks them).
         keys = keys or SecretKeys.from_settings(settings)
-        self._worker_config: dict[str, Any] = {
-            "settings": settings.model_dump(mode="json", exclude={"secrets"}),
-            "secret_keys": keys.export(),
-        }
+        self._worker_config = worker_config(settings, keys)
         self._claims = ClaimPolicy(
             fair=self.config.fair_claiming, max_running=self.config.max_running_per_tenant
         )
@@ -170,6 +206,9 @@ class LocalExecutor:
     def start(self) -> None:
         """Start the worker processes and the supervisor thread."""
         self._requeue_orphans()
+        for folder in sweep(self.settings.data_dir):
+            log.info("work folder of a gone executor deleted", folder=str(folder))
+        self.folder.create()
         for _ in range(self.config.workers):
             self._slots.append(self._spawn())
         WORKERS_TOTAL.set(len(self._slots))
@@ -192,6 +231,7 @@ class LocalExecutor:
         for slot in self._slots:
             self._end(slot, graceful=True)
         self._slots.clear()
+        self.folder.remove()
         WORKERS_TOTAL.set(0)
         WORKERS_BUSY.set(0)
         log.info("executor stopped", executor=self.name)
@@ -215,14 +255,21 @@ class LocalExecutor:
         """Queue again, at once, the jobs an executor of this host left running when it died.
 
         Executors elsewhere are judged by their heartbeats (``STALE_AFTER``); one on
-        this host is judged by its process, which either runs or does not.
+        this host is judged by its process, which either runs or does not
+        (:func:`~docworker.jobs.workdirs.process_gone`).
         """
         host = socket.gethostname()
         running, _ = self.store.list(status=[JobStatus.RUNNING], limit=500, include_parts=True)
-        for worker in {r.worker for r in running if r.worker and r.worker != self.name}:
+        # Each executor's earliest claim: its process ran then, so one started later is another.
+        claimed: dict[str, float] = {}
+        for record in running:
+            if record.worker and record.worker != self.name:
+                at = record.started_at.timestamp() if record.started_at else time.time()
+                claimed[record.worker] = min(at, claimed.get(record.worker, at))
+        for worker, since in claimed.items():
             name, _, rest = worker.partition(":")
             pid = rest.partition(":")[0]
-            if name == host and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            if name == host and pid.isdigit() and process_gone(int(pid), since):
                 for record in self.store.requeue_worker(worker):
                     log.warning("job of a dead executor queued again", job_id=record.id)
 
@@ -362,19 +409,24 @@ class LocalExecutor:
             )
             self._finished(record)
         elif kind == "error":
-            transient = bool(message.get("transient"))
-            self._attempt_failed(job, message["error"], transient=transient, cost=cost)
+            self._attempt_failed(job, message["error"], cost=cost)
         if slot.jobs_done >= self.config.jobs_per_worker:
             self._replace(slot, "recycled")
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
 
     # -- outcomes ---------------------------------------------------------------------
-    def _attempt_failed(
-        self, job: JobRecord, error: dict[str, Any], *, transient: bool, cost: JobCost
-    ) -> None:
-        JOB_ATTEMPTS_FAILED.labels(job.operation, str(error.get("code"))).inc()
-        delay = self.config.retry_delay if transient else None
-        record = self.store.mark_failed(job.id, error, retry_delay=delay, cost=cost)
+    def _attempt_failed(self, job: JobRecord, error: dict[str, Any], *, cost: JobCost) -> None:
+        """End the job's attempt as its error's class says (the module docstring)."""
+        code = str(error.get("code"))
+        JOB_ATTEMPTS_FAILED.labels(job.operation, code).inc()
+        after = error_class(code).after_failure
+        if after is AfterFailure.RETRY:
+            delay = self.config.retry_delay
+            record = self.store.mark_failed(job.id, error, retry_delay=delay, cost=cost)
+        elif after is AfterFailure.DEAD:
+            record = self.store.mark_dead(job.id, error, cost=cost)
+        else:
+            record = self.store.mark_failed(job.id, error, retry_delay=None, cost=cost)
         self._finished(record)
         if record.status == "queued":
             self.notify()
@@ -393,10 +445,11 @@ class LocalExecutor:
         self._replace(slot, reason)
         if job is not None:
             log.warning("job attempt ended by the executor", job_id=job.id, reason=reason)
-            self._attempt_failed(job, error.to_dict(), transient=error.transient, cost=cost)
+            self._attempt_failed(job, error.to_dict(), cost=cost)
 
     def _worker_lost(self, slot: _Slot, reason: str) -> None:
-        """A worker died on its own: its job failed (transiently) and the worker is replaced."""
+        """A worker died on its own: its job is retried (an engine failure) and the worker
+        is replaced."""
         exit_code = slot.process.exitcode
         self._fail_running(
             slot,
@@ -446,16 +499,9 @@ class LocalExecutor:
 
     # -- process management ---------------------------------------------------------------
     def _spawn(self) -> _Slot:
-        parent, child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=worker_main,
-            args=(child, self._worker_config),
-            name="docworker-worker",
-            daemon=True,
-        )
-        process.start()
-        child.close()
-        return _Slot(process=process, conn=parent)
+        folder = self.folder.new_worker_folder()
+        process, conn, lifeline = start_worker(self._ctx, self._worker_config, folder)
+        return _Slot(process=process, conn=conn, lifeline=lifeline, folder=folder)
 
     def _replace(self, slot: _Slot, reason: str) -> None:
         WORKER_RESTARTS.labels(reason).inc()
@@ -464,7 +510,9 @@ class LocalExecutor:
         self._slots[index] = self._spawn() if not self._stopping.is_set() else slot
 
     def _end(self, slot: _Slot, *, graceful: bool) -> None:
+        """End the worker, every process it started, and delete its folder."""
         process = slot.process
+        engines = slot.started_processes()
         if graceful and process.is_alive():
             with contextlib.suppress(OSError):
                 send(slot.conn, {"type": "stop"})
@@ -475,4 +523,18 @@ class LocalExecutor:
             except (ProcessLookupError, PermissionError):
                 process.kill()
             process.join(5.0)
+        for engine in engines:
+            with contextlib.suppress(psutil.Error):
+                engine.kill()
+        psutil.wait_procs(engines, timeout=5.0)
         slot.conn.close()
+        slot.lifeline.close()
+        remove(slot.folder)
+
+
+def _descendants(pid: int | None) -> list[psutil.Process]:
+    """Every process ``pid`` started, and theirs."""
+    try:
+        return psutil.Process(pid).children(recursive=True) if pid is not None else []
+    except psutil.Error:
+        return []

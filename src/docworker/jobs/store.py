@@ -361,15 +361,18 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return at, job_id
 
 
-def _retry_or_bury(job: Job, now: datetime, run_after: datetime | None) -> None:
-    """End a running job's attempt: back to the queue if it has attempts left.
+def _retry_or_bury(
+    job: Job, now: datetime, run_after: datetime | None, *, retry: bool = True
+) -> None:
+    """End a running job's attempt: back to the queue if ``retry`` and it has attempts
+    left, else DEAD.
 
-    A job whose cancellation was asked for is cancelled instead of retried.
+    A job whose cancellation was asked for is cancelled instead.
     """
     if job.cancel_requested:
         job.status = JobStatus.CANCELLED
         job.finished_at = now
-    elif job.attempts < job.max_attempts:
+    elif retry and job.attempts < job.max_attempts:
         job.status = JobStatus.QUEUED
         job.run_after = run_after
         job.worker = None
@@ -846,6 +849,20 @@ class JobStore:
                 _retry_or_bury(job, now, now + timedelta(seconds=retry_delay))
 
         return self._transition(job_id, {JobStatus.RUNNING}, fail, cost)
+
+    def mark_dead(
+        self, job_id: str, error: dict[str, Any], *, cost: JobCost | None = None
+    ) -> JobRecord:
+        """End a running job DEAD with ``error`` after this attempt, whatever attempts it
+        has left: the attempt ran past a limit that the same input would pass again (a
+        poison document, see :class:`~docworker.errors.AfterFailure`). A job whose
+        cancellation was asked for is cancelled instead."""
+
+        def bury(job: Job, now: datetime) -> None:
+            job.error = error
+            _retry_or_bury(job, now, None, retry=False)
+
+        return self._transition(job_id, {JobStatus.RUNNING}, bury, cost)
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or flag a running one for its executor.

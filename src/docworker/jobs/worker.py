@@ -10,8 +10,14 @@ Messages, supervisor → worker: ``{"type": "run", "job_id", "operation",
 "params", "input", "parent_id", "parts", "tenant"}`` and ``{"type": "stop"}``. Worker →
 supervisor: ``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction",
 "message"}``, ``{"type": "done", "job_id", "result", "errors", "pages"}``, ``{"type":
-"error", "job_id", "error", "transient"}`` and ``{"type": "split", "job_id",
-"parts"}``.
+"error", "job_id", "error"}`` and ``{"type": "split", "job_id", "parts"}``. What
+becomes of a failed job is the supervisor's decision, from the error's ``code``
+(:class:`~docworker.errors.AfterFailure`).
+
+Files: a worker writes only in its own folder under the data folder (given by the
+supervisor, see :mod:`docworker.jobs.workdirs`), made its temporary folder, so that
+everything its jobs, engines and libraries leave behind is deleted with the folder
+once the worker is ended.
 
 Splitting: a job of a :class:`~docworker.operations.base.Splittable` operation
 that is not itself a part may answer ``split`` with the parameters of its parts
@@ -29,6 +35,7 @@ section for its merge.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -96,39 +103,61 @@ def _cap_memory(limit_mb: int) -> None:
         log.warning("memory cap not set", error=str(exc))
 
 
-#: How often a worker looks whether its supervisor is still there.
-SUPERVISOR_WATCH = 0.5
-
-
-def _die_with_supervisor(supervisor: int) -> None:
+def _die_with_supervisor(lifeline: Connection) -> None:
     """End this worker's process group (the worker and the engines it started) as soon as
     its supervisor is gone, however it went (a SIGKILL leaves no time to stop workers):
     no worker runs on without the limits the supervisor enforces.
 
-    A thread that watches the parent process id, rather than ``PR_SET_PDEATHSIG``: that
-    signal follows the thread that started the worker, and the supervisor starts workers
-    from threads that end while the workers should live on.
+    A thread that waits on the lifeline, a pipe whose only writing end the supervisor
+    holds and never writes to: the read ends as soon as the supervisor closes it or its
+    process is gone. Neither the parent process id (a worker forked from the template
+    has the fork server for parent, not the supervisor) nor ``PR_SET_PDEATHSIG`` (the
+    signal follows the thread that started the worker, and the supervisor starts
+    workers from threads that end while the workers live on) would tell.
     """
 
     def watch() -> None:
-        while os.getppid() == supervisor:
-            time.sleep(SUPERVISOR_WATCH)
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv_bytes()
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
-def worker_main(conn: Connection, config: dict[str, Any]) -> None:
+def _work_in(folder: Path, environ: dict[str, str]) -> None:
+    """Take the service's environment, with ``folder`` as the temporary folder of this
+    process and of every program it starts; and keep the pipes this process inherited
+    (the job pipe, the lifeline, the fork server's) from the programs it starts."""
+    os.environ.clear()
+    os.environ.update(environ)
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = str(folder)
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) > 2:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
+                os.set_inheritable(int(name), False)
+
+
+def worker_main(
+    conn: Connection, lifeline: Connection, config: dict[str, Any], folder: str
+) -> None:
     """Entry point of a worker process: serve jobs until told to stop or the pipe closes.
 
     ``config`` holds the service's settings as JSON (``{"settings": ...}``), so the
-    worker works from exactly what the service was started with, and the keys that
-    open the jobs' secret parameters (``"secret_keys"``, handed over the pipe only).
+    worker works from exactly what the service was started with, the keys that open
+    the jobs' secret parameters (``"secret_keys"``, handed over the pipe only) and the
+    service's environment (``"environ"``). ``folder`` is the worker's own folder, where
+    everything it writes goes; ``lifeline`` ends the worker when the supervisor is gone.
     """
+    # What this process inherited (from the template, its modules) is never garbage: frozen,
+    # the collector never walks it, so its memory pages stay shared with the template
+    # instead of being copied into every worker by the first full collection.
+    gc.freeze()
     # Own process group: the supervisor kills the worker together with any engine it started.
     os.setpgrp()
-    _die_with_supervisor(os.getppid())
+    _die_with_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _work_in(Path(folder), config["environ"])
     restrict_umask()
     settings = Settings.model_validate(config["settings"])
     keys = SecretKeys(config["secret_keys"])
@@ -343,4 +372,4 @@ def store_result(store: BlobStore, job_id: str, result: Result) -> dict[str, Any
 
 
 def _error(job_id: str, exc: DocworkerError) -> dict[str, Any]:
-    return {"type": "error", "job_id": job_id, "error": exc.to_dict(), "transient": exc.transient}
+    return {"type": "error", "job_id": job_id, "error": exc.to_dict()}

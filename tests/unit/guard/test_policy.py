@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from docworker.config import FindingKind, GuardPolicy, GuardSettings, load_settings
-from docworker.errors import ContentRefused, error_from_dict
+from docworker.errors import AfterFailure, ContentRefused, error_from_dict
 from docworker.guard import Finding, SecurityReport, apply_policy, security_section
 from tests.unit.guard import hostile_files as build
 
@@ -83,7 +83,7 @@ def test_a_refusal_names_the_refused_findings_and_survives_a_job_row(tmp_path: P
         security_section(files, GuardSettings())
     error = caught.value
     assert error.code == "content-refused"
-    assert not error.transient
+    assert error.after_failure is AfterFailure.FAILED
     assert "eicar" in error.detail
     [refused] = error.fields["findings"]
     assert refused["kind"] == "eicar"
