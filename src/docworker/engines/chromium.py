@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import multiprocessing.util
 import os
 import shutil
@@ -241,6 +242,7 @@ class _Browser:
         self.cdp.close()
         self._proxy.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+        _short_path(self.folder).unlink(missing_ok=True)
 
     def log_tail(self) -> str:
         try:
@@ -438,7 +440,7 @@ class ChromiumEngine:
             "XDG_CONFIG_HOME": str(folder / "config"),
             "XDG_CACHE_HOME": str(folder / "cache"),
             # Its temporary files go with the folder when the browser is closed or killed.
-            "TMPDIR": str(folder / "tmp"),
+            "TMPDIR": str(_temporary_folder(folder)),
         }
         argv = self.sandbox.command([program, *flags, "about:blank"])
         to_browser_r, to_browser_w = os.pipe()
@@ -462,6 +464,7 @@ class ChromiumEngine:
                 os.close(fd)
             proxy.close()
             shutil.rmtree(folder, ignore_errors=True)
+            _short_path(folder).unlink(missing_ok=True)
             raise DependencyDown(f"{NAME} could not be started: {exc}") from None
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -469,6 +472,34 @@ class ChromiumEngine:
 
 
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+#: The longest path of a Unix socket, and the room Chromium's own socket takes below its
+#: temporary folder ("/org.chromium.Chromium.XXXXXX/SingletonSocket").
+_SOCKET_PATH_MAX = 107
+_SOCKET_ROOM = 48
+#: Where a short way to a browser's temporary folder is made when its own path is long.
+_SHORT_ROOT = Path("/tmp")  # noqa: S108 - a link, created exclusively under a random name
+
+
+def _short_path(folder: Path) -> Path:
+    """The short link to ``folder``'s temporary folder (see :func:`_temporary_folder`)."""
+    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+    return _SHORT_ROOT / f"docworker-chromium-{digest}"
+
+
+def _temporary_folder(folder: Path) -> Path:
+    """The browser's temporary folder, ``folder/tmp``, by a path short enough for the
+    socket Chromium makes in it: a worker's folder sits deep in the data folder, and a
+    socket's path may not pass 107 bytes. When it would, a link with a short path in
+    ``/tmp`` leads there (the files stay in ``folder``, swept with it; the link is
+    removed when the browser is closed)."""
+    target = folder / "tmp"
+    if len(str(target)) + _SOCKET_ROOM <= _SOCKET_PATH_MAX or not _SHORT_ROOT.is_dir():
+        return target
+    link = _short_path(folder)
+    link.unlink(missing_ok=True)
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
 
 # -- one engine per process -----------------------------------------------------------
 _engines: dict[str, ChromiumEngine] = {}
