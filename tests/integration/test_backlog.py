@@ -172,14 +172,35 @@ def test_retry_after_is_the_excess_over_the_drain_rate(
     now[0] += DRAIN_CACHE
     assert backlog.drain_rates()[Family.DOCUMENTS] == pytest.approx(0.5)
     assert backlog.retry_after(Family.DOCUMENTS, 3) == 6
+    now[0] += 100  # the clients refused so far have come back (see the next test)
     assert backlog.retry_after(Family.DOCUMENTS, 1) == 2
     # Only the family's jobs count: OCR has drained nothing.
     assert backlog.retry_after(Family.OCR, 1) == 60
     # Within the configured range.
+    now[0] += 100
     assert backlog.retry_after(Family.DOCUMENTS, 10_000) == 1000
     _end_jobs(store, 150)
-    now[0] += DRAIN_CACHE
+    now[0] += 2000
     assert backlog.retry_after(Family.DOCUMENTS, 1) == 1  # 3 a second: 1/3 s, at least 1
+
+
+def test_refused_clients_are_sent_back_at_the_pace_of_the_drain(
+    tmp_path: Path, store: JobStore, database_url: str
+) -> None:
+    """A burst of refusals is spread: each refused client comes back one drained job
+    after the one refused before it, not all of them together."""
+    now = [0.0]
+    settings = _settings(tmp_path, database_url, drain_window=10, retry_after_max=30)
+    backlog = Backlog(settings, store, clock=lambda: now[0])
+    _end_jobs(store, 20)  # two jobs a second over the 10 s window
+    burst = [backlog.retry_after(Family.DOCUMENTS, 1) for _ in range(10)]
+    # 0.5 s, 1 s, 1.5 s ... 5 s, in whole seconds (at least one).
+    assert burst == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    # Never past the configured longest wait, however long the line.
+    assert max(backlog.retry_after(Family.DOCUMENTS, 1) for _ in range(100)) == 30
+    # Once the time of the line has passed, a refusal is back at the head of it.
+    now[0] += 60
+    assert backlog.retry_after(Family.DOCUMENTS, 1) == 1
 
 
 def test_a_refusal_carries_the_retry_after_of_its_drain(

@@ -19,6 +19,13 @@ the family's drain rate, the jobs of the family that ended over the last
 just started, or workers all stuck on long jobs), the window itself is the estimate.
 It is brought within ``queue.retry_after_min`` .. ``queue.retry_after_max``.
 
+Refused clients are spread over time rather than all sent back at the same moment: each
+refusal of a family takes the next place in a line that moves at the family's drain
+rate, so a burst of refusals is told to come back at the pace the queue frees room
+(the first after about a job's time, the hundredth after about a hundred), instead of
+returning together to be refused together again. The line is kept by each API process
+(several replicas each space their own clients).
+
 Only submissions count: the parts of a split job are made by the supervisor, never
 admitted, and neither counted in the queue nor in the drain (their job is, when it
 ends), so a split is never refused and a job takes one place however many parts it has.
@@ -34,6 +41,7 @@ ended are counted only to answer a refusal or a health probe, one range of
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -86,6 +94,10 @@ class Backlog:
         self.retry_range = (config.retry_after_min, config.retry_after_max)
         self._clock = clock
         self._rates: tuple[float, dict[Family, float]] | None = None
+        #: When the next client refused for each family is told to come back (the
+        #: line the module describes), on ``clock``.
+        self._line: dict[Family, float] = {}
+        self._line_lock = threading.Lock()
 
     def room(self, family: Family, band: Band) -> int | None:
         """How many queued jobs of ``family`` a job of ``band`` is admitted under (one at
@@ -145,13 +157,20 @@ class Backlog:
         return rates
 
     def retry_after(self, family: Family, excess: int) -> int:
-        """Seconds until about ``excess`` jobs of ``family`` have left its queue, at the
-        rate it drains (the drain window when nothing ended in it), within the
-        configured range."""
+        """Seconds until a place is free for a client refused now: about ``excess`` jobs
+        of ``family`` leaving its queue, at the rate it drains (the drain window when
+        nothing ended in it), and behind the clients refused before it that have not
+        come back yet (see the module); within the configured range."""
         rate = self.drain_rates()[family]
-        seconds = excess / rate if rate > 0 else self.window
         low, high = self.retry_range
-        return min(high, max(low, math.ceil(seconds)))
+        if rate <= 0:
+            return min(high, max(low, math.ceil(self.window)))
+        now = self._clock()
+        with self._line_lock:
+            turn = max(self._line.get(family, now), now + excess / rate)
+            turn = min(turn, now + high)
+            self._line[family] = turn + 1 / rate
+        return min(high, max(low, math.ceil(turn - now)))
 
     def status(self) -> dict[str, Any]:
         """For health: each family's bound, the room of each band, the jobs queued, and
