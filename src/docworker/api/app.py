@@ -31,6 +31,7 @@ from docworker.api.routes import screenshot as screenshot_route
 from docworker.api.routes import usage as usage_routes
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
+from docworker.api.routing import mount_routes
 from docworker.api.uploads import BodySizeLimit, IntakeGuard, UnclaimedInputs
 from docworker.api.v1.install import install_v1
 from docworker.auth import server_secret
@@ -177,17 +178,19 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     #: Begun by the server when its shutdown begins (see :mod:`docworker.api.serving`).
     app.state.drain = drain
     install_error_handlers(app)
-    for module in (extract, chunk, ocr, jobs, operations, health):
-        app.include_router(module.router)
-    app.include_router(pdf_routes.router)
-    app.include_router(image_route.router)
-    app.include_router(render_routes.router)
-    app.include_router(video_routes.router)
-    app.include_router(screenshot_route.router)
-    app.include_router(convert_router)
-    app.include_router(keys_routes.router)
-    app.include_router(audit_routes.router)
-    app.include_router(usage_routes.router)
+    for router in (
+        *(module.router for module in (extract, chunk, ocr, jobs, operations, health)),
+        pdf_routes.router,
+        image_route.router,
+        render_routes.router,
+        video_routes.router,
+        screenshot_route.router,
+        convert_router,
+        keys_routes.router,
+        audit_routes.router,
+        usage_routes.router,
+    ):
+        mount_routes(app, router)
     # The last added runs first: v1's path rules, the request's context, the refusals
     # audit, the caller's key, its rate, its daily quotas, the drain and the disk's free
     # space, the body's size, then the sweep of what a refused request uploaded: no body

@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from docworker.api.routing import mount_routes
 from docworker.api.v1 import (
     cache,
     documents,
@@ -61,7 +62,7 @@ def install_v1(app: FastAPI, settings: Settings) -> None:
     """
     install_v1_errors(app)
     for module in ROUTERS:
-        app.include_router(module.router)
+        mount_routes(app, module.router)
     cors = CorsPolicy(
         origins=tuple(settings.cors.allow_origins),
         credentials=settings.cors.allow_credentials,
