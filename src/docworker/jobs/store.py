@@ -293,6 +293,14 @@ def _tenant_candidate(
     )
 
 
+#: The submitted jobs waiting, by operation (see :meth:`JobStore.queued_by_operation`):
+#: built once, as every submission runs it.
+_QUEUED_COUNTS = (
+    select(Job.operation, func.count())
+    .where(Job.status == JobStatus.QUEUED, Job.parent_id.is_(None))
+    .group_by(Job.operation)
+)
+
 #: Starts the claimed job (``job_id``) for ``worker`` at ``at``, unless another claimer
 #: took it first; built once, as the candidate is.
 _CLAIM_START = (
@@ -584,13 +592,8 @@ class JobStore:
         """Submitted jobs waiting to run, by operation: queued ones, those waiting for a
         retry included, the parts of split jobs left out (the supervisor made them; their
         job was the submission). A range of ``ix_jobs_claim`` (queued rows only)."""
-        query = (
-            select(Job.operation, func.count())
-            .where(Job.status == JobStatus.QUEUED, Job.parent_id.is_(None))
-            .group_by(Job.operation)
-        )
         with self._session() as session:
-            return {operation: count for operation, count in session.execute(query)}
+            return {operation: count for operation, count in session.execute(_QUEUED_COUNTS)}
 
     def ended_by_operation(self, since: datetime) -> dict[str, int]:
         """Submitted jobs (parts left out) that reached a final state at ``since`` or
