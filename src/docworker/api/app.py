@@ -123,6 +123,7 @@ def build_services(settings: Settings, *, start_executor: bool = True) -> Servic
         audit=audit,
         refusals=refusals,
         counters=QuotaCounters(store),
+        result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
     )
 
 

@@ -12,12 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from docworker.api.deps import ServicesDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.errors import refused, v1_responses
-from docworker.api.v1.intake import multipart_body, receive_upload, run_and_wait, upload_form
+from docworker.api.v1.intake import (
+    multipart_body,
+    receive_upload,
+    run_and_wait,
+    upload_form,
+    v1_answer,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -37,11 +43,11 @@ OCR_EXAMPLE = {
 }
 
 
-async def _ocr(request: Request, services: ServicesDep, params: dict[str, Any]) -> JSONResponse:
+async def _ocr(request: Request, services: ServicesDep, params: dict[str, Any]) -> Response:
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
-    _, payload = await run_and_wait(services, "ocr", params, upload.job_input, FAILURE)
-    return JSONResponse(payload)
+    record = await run_and_wait(services, "ocr", params, upload.job_input, FAILURE)
+    return await v1_answer(services, record, FAILURE, JSONResponse)
 
 
 @router.post(
@@ -58,7 +64,7 @@ async def _ocr(request: Request, services: ServicesDep, params: dict[str, Any]) 
         **_ERRORS,
     },
 )
-async def ocr_image(request: Request, services: ServicesDep) -> JSONResponse:
+async def ocr_image(request: Request, services: ServicesDep) -> Response:
     """The text of an uploaded image (every frame of a multi-frame image)."""
     return await _ocr(request, services, {"output": "v1"})
 
@@ -77,6 +83,6 @@ async def ocr_image(request: Request, services: ServicesDep) -> JSONResponse:
         **_ERRORS,
     },
 )
-async def ocr_document(request: Request, services: ServicesDep) -> JSONResponse:
+async def ocr_document(request: Request, services: ServicesDep) -> Response:
     """The text of the first page of a PDF or an office document (converted to PDF first)."""
     return await _ocr(request, services, {"output": "v1", "pages": "1"})
