@@ -479,7 +479,7 @@ class LimitSettings(BaseModel):
         "unpacks to far more text than its size suggests.",
     )
     max_blocks: int = Field(
-        1_000_000,
+        500_000,
         ge=1000,
         description="Most blocks (paragraphs, headings, list items, tables, ...) one "
         "document may hold, embedded documents included; each costs memory however "

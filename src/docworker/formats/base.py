@@ -107,7 +107,7 @@ class ParseLimits:
     #: is refused while it is read (``DocumentBuilder``), so its text never piles up.
     max_output_chars: int = 100_000_000
     #: Blocks a document may hold, embedded documents included.
-    max_blocks: int = 1_000_000
+    max_blocks: int = 500_000
     #: Bytes a job may store as its output (result and artifacts), counted as written.
     max_output_bytes: int = 2 * 1024 * 1024 * 1024
 
