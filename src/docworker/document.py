@@ -249,20 +249,37 @@ class DocumentBuilder:
         self.document.blocks.append(block)
         return block
 
+    def chars_left(self) -> int | None:
+        """Characters of text the document may still take (None: no limit)."""
+        if self._limits is None:
+            return None
+        return self._limits.max_output_chars - self.chars
+
+    def check_text(self, pending: int) -> None:
+        """Refuse now if ``pending`` more characters, read but not yet added, pass the
+        limit: for a reader that sees the text of one block pile up before the block is
+        complete (a paragraph of millions of runs)."""
+        if self._limits is not None and self.chars + pending > self._limits.max_output_chars:
+            raise self._too_much_text(self.chars + pending)
+
+    def _too_much_text(self, chars: int) -> LimitExceeded:
+        assert self._limits is not None
+        most = self._limits.max_output_chars
+        return LimitExceeded(
+            "output characters",
+            chars,
+            most,
+            f"the document's text passed {most:,} characters (limits.max_output_chars) "
+            "while it was read: reading stopped there",
+        )
+
     def _measure(self, chars: int) -> None:
         """Count one more block of ``chars`` characters against the limits."""
         self.chars += chars
         if self._limits is None:
             return
-        most = self._limits.max_output_chars
-        if self.chars > most:
-            raise LimitExceeded(
-                "output characters",
-                self.chars,
-                most,
-                f"the document's text passed {most:,} characters (limits.max_output_chars) "
-                "while it was read: reading stopped there",
-            )
+        if self.chars > self._limits.max_output_chars:
+            raise self._too_much_text(self.chars)
         if len(self.document.blocks) >= self._limits.max_blocks:
             raise LimitExceeded(
                 "blocks",

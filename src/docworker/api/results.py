@@ -7,12 +7,12 @@ loaded whole, except to reshape it, and then within bounds.
 - :func:`result_response` is the answer of a synchronous route: the text alone when
   the client takes only the content's type (``Accept: text/markdown``), streamed as
   stored, else :func:`json_result`.
-- :func:`reshaped` runs work that needs the payload itself (the v1 routes' shapes, a
-  header taken from the payload): in a worker thread, holding one of the
-  ``server.loaded_results_at_once`` turns, each result at most
-  ``server.max_loaded_result_bytes``; its answer, once rendered, is moved to a
-  temporary file and streamed from it, so no answer stays in memory while a slow
-  client reads it.
+- :func:`reshaped` and :func:`loaded_answer` run work that needs the payload itself
+  (the v1 routes' shapes; :func:`loaded_payload` for a header taken from it): in a
+  worker thread, holding one of the ``server.loaded_results_at_once`` turns, each
+  result at most ``server.max_loaded_result_bytes``; the answer, once rendered, is
+  moved to a temporary file and streamed from it, so no answer stays in memory while a
+  slow client reads it.
 
 Every blob is opened in a worker thread and read by the streamed response's
 iteration, which Starlette runs in worker threads too: nothing here blocks the
@@ -31,7 +31,7 @@ import anyio.to_thread
 from fastapi.responses import Response, StreamingResponse
 
 from docworker.api.deps import Services
-from docworker.jobs.results import JsonAnswer, StoredResult
+from docworker.jobs.results import JsonAnswer
 from docworker.jobs.store import JobRecord
 from docworker.render.document import OutputFormat
 from docworker.storage import CHUNK
@@ -68,13 +68,18 @@ async def json_result(
     return StreamingResponse(answer, media_type=JSON, headers=headers)
 
 
-def raw_type(stored: StoredResult, accept: str | None) -> str | None:
+def raw_type(output: str | None, accept: str | None) -> str | None:
     """The media type of the text alone, when the client asks for that rather than JSON
-    (``Accept: text/markdown`` for a Markdown result); None for JSON."""
-    wanted = RAW_TYPES.get(stored.output or "")
+    (``Accept: text/markdown`` for a result of ``output`` markdown); None for JSON."""
+    wanted = RAW_TYPES.get(output or "")
     if wanted and accept and wanted in accept and JSON not in accept:
         return wanted
     return None
+
+
+def _takes_text(accept: str | None) -> bool:
+    """Whether the client may take some result's text alone (any text type, not JSON)."""
+    return any(raw_type(output, accept) for output in RAW_TYPES)
 
 
 async def result_response(
@@ -83,9 +88,9 @@ async def result_response(
     """A finished job's answer to a synchronous route: its text content alone when the
     client asks for the content's type, else the result as JSON with ``job_id`` first."""
     stored = await anyio.to_thread.run_sync(services.queue.stored, record)
-    if stored.legacy and any(media in (accept or "") for media in RAW_TYPES.values()):
+    if stored.legacy and _takes_text(accept):
         return await _legacy_result_response(services, record, accept, headers)
-    media = raw_type(stored, accept)
+    media = raw_type(stored.output, accept)
     if media is None or stored.content_uri is None:
         return await json_result(services, record, members={"job_id": record.id}, headers=headers)
     stream = await anyio.to_thread.run_sync(services.blobs.open, stored.content_uri)
@@ -101,14 +106,9 @@ async def _legacy_result_response(
     bound on results loaded whole (JSON is streamed as stored, as for any result)."""
 
     def answer(payload: dict[str, Any]) -> Response:
-        media = RAW_TYPES.get(str(payload.get("output", "json")))
+        media = raw_type(str(payload.get("output")), accept)
         content = payload.get("content")
-        if (
-            media
-            and isinstance(content, str)
-            and media in (accept or "")
-            and JSON not in (accept or "")
-        ):
+        if media and isinstance(content, str):
             return Response(content, media_type=f"{media}; charset=utf-8")
         body = {"job_id": record.id, **payload}
         return Response(json_bytes(body), media_type=JSON)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.large_docx import PARAGRAPH_CHARS, write_docx
+from bench.large_docx import RUN_TEXT, RUNS, write_docx
 from bench.scoring import corpus_root
 from docworker.document import BlockKind, DocumentBuilder, Table, TableCell
 from docworker.errors import LimitExceeded
@@ -92,22 +92,32 @@ def test_every_parser_stops_at_the_limit(relative: str) -> None:
     assert refused.value.fields["limit"] == "output characters"
 
 
-def test_a_word_bomb_is_refused_while_it_is_read(tmp_path: Path) -> None:
-    """A 200 MB body packed in under 1 MB: refused once 2 million characters were read,
-    at once, and in a parse that held a few megabytes, not the body."""
-    bomb = write_docx(tmp_path / "bomb.docx", 141_000)
+#: Two shapes of a 200 MB body packed in under 1 MB: many paragraphs, or one paragraph
+#: of many runs (whose text piles up before the paragraph is whole).
+BOMBS = {"paragraphs": (141_000, RUNS), "runs": (1, 1_410_000)}
+
+
+@pytest.mark.parametrize("shape", BOMBS)
+def test_a_word_bomb_is_refused_while_it_is_read(tmp_path: Path, shape: str) -> None:
+    """Refused once 2 million characters were read, at once."""
+    paragraphs, runs = BOMBS[shape]
+    bomb = write_docx(tmp_path / "bomb.docx", paragraphs, runs=runs)
     assert bomb.stat().st_size < 1024 * 1024
     started = time.monotonic()
     with pytest.raises(LimitExceeded) as refused:
         parse_path(bomb, ParseContext(limits=_limits(max_output_chars=2_000_000)))
     assert time.monotonic() - started < 5
-    assert refused.value.fields["value"] == 2_000_000 + PARAGRAPH_CHARS
+    assert refused.value.fields["limit"] == "output characters"
+    # Counted a run at a time as the XML is parsed: refused at the run that passes.
+    assert refused.value.fields["value"] == 2_000_000 + len(RUN_TEXT)
 
 
-def test_a_word_bomb_parse_holds_little_memory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shape", BOMBS)
+def test_a_word_bomb_parse_holds_little_memory(tmp_path: Path, shape: str) -> None:
     """Measured in a process of its own: its peak resident memory while it refuses the
     bomb above, against the same process that only imported the parsers."""
-    bomb = write_docx(tmp_path / "bomb.docx", 141_000)
+    paragraphs, runs = BOMBS[shape]
+    bomb = write_docx(tmp_path / "bomb.docx", paragraphs, runs=runs)
     script = (
         "import json, sys\n"
         "from pathlib import Path\n"

@@ -58,10 +58,11 @@ _STORY_RELS = ("/header", "/footer", "/footnotes", "/endnotes")
 _BODY = f"{_W}body"
 _HEADER_REF = f"{_W}headerReference"
 _FOOTER_REF = f"{_W}footerReference"
-#: The body's children that are read: what may hold blocks, and what may name headers,
-#: footers or objects (section properties, deleted text). Only their ends are looked at
-#: (the others are dropped with them), so the parse costs one event per paragraph.
-_BODY_CHILDREN = (*BLOCK_HOLDERS, "{*}sectPr", "{*}del", "{*}moveFrom")
+#: What the streamed parse looks at: the body's children that are read (what may hold
+#: blocks, and what may name headers, footers or objects: section properties, deleted
+#: text) and runs' text (``t``), counted as it is parsed. Other elements are dropped
+#: with their parent, unseen: the parse costs a few events per paragraph.
+_STREAMED = (*BLOCK_HOLDERS, "{*}sectPr", "{*}del", "{*}moveFrom", "{*}t")
 _NOTE_KINDS = {"separator", "continuationSeparator", "continuationNotice"}
 #: How many blocks are read between two looks at cancellation and progress.
 _TICK_EVERY = 64
@@ -101,25 +102,35 @@ class _Counted:
         return data
 
 
-def body_children(stream: IO[bytes] | _Counted) -> Iterator[etree._Element]:
+def body_children(
+    stream: IO[bytes] | _Counted, builder: DocumentBuilder
+) -> Iterator[etree._Element]:
     """The children of a main part's ``w:body``, each once it has been parsed whole.
 
     The part is parsed as it streams (entities unresolved, nothing fetched, as
     :func:`~docworker.formats.ooxml.package.xml_parser`); a child is emptied and
     dropped from the tree once the next one is asked for, so the tree never holds
-    more than the child being read. Children of other kinds than :data:`_BODY_CHILDREN`
-    (bookmarks, proofing marks) are dropped unseen.
+    more than the child being read. The text of its runs is counted as it is parsed,
+    so that one paragraph of millions of runs is refused at the output limit
+    (``builder.check_text``) before it is whole. Children of other kinds than
+    :data:`_STREAMED` (bookmarks, proofing marks) are dropped unseen.
     """
     body: etree._Element | None = None
+    pending, room = 0, builder.chars_left()
     events = etree.iterparse(
         stream,
         events=("end",),
-        tag=_BODY_CHILDREN,
+        tag=_STREAMED,
         resolve_entities=False,
         no_network=True,
         remove_comments=True,
     )
     for _event, element in events:
+        if element.tag.endswith("}t"):
+            pending += len(element.text or "")
+            if room is not None and pending > room:
+                builder.check_text(pending)
+            continue
         parent = element.getparent()
         if parent is None or (parent is not body and parent.tag != _BODY):
             continue
@@ -128,6 +139,7 @@ def body_children(stream: IO[bytes] | _Counted) -> Iterator[etree._Element]:
         element.clear()
         while element.getprevious() is not None:
             del body[0]
+        pending, room = 0, builder.chars_left()
 
 
 class DocxParser:
@@ -183,7 +195,7 @@ class _WordPackage:
         """The body, streamed, then its headers, moved before it."""
         story = Story(self.zf, self.rels)
         found = False
-        for element in body_children(stream):
+        for element in body_children(stream, self.builder):
             found = True
             refs.gather(element)
             reader.read_node(element, story)
