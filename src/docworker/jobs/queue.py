@@ -257,7 +257,8 @@ class JobQueue:
         )
 
     def stored(self, record: JobRecord) -> StoredResult:
-        """The finished job's stored result, to stream (:class:`JsonAnswer`)."""
+        """The finished job's stored result, to stream
+        (:class:`~docworker.jobs.results.JsonAnswer`)."""
         return StoredResult.of(self.result_ref(record))
 
     def result(self, record: JobRecord, max_bytes: int | None = None) -> dict[str, Any]:
