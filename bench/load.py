@@ -22,8 +22,9 @@ deadline per second) and its ratio to the in-process rate, p50/p99 latency of th
 answers, answers by status (``timeout``: the deadline passed), the server's own CPU
 time per answered request (the API process, executor's supervisor thread included;
 workers not counted), the cores the load generator itself used, and the RSS of the API
-process and of the workers at the start and end of the phase. Run it on an otherwise idle machine; the load generator shares
-the cores with the server, as a client on the same host would.
+process and of the workers at the start and end of the phase. Run it on an otherwise
+idle machine; the load generator shares the cores with the server, as a client on the
+same host would.
 """
 
 from __future__ import annotations

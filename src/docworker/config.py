@@ -123,6 +123,23 @@ class ServerSettings(BaseModel):
         "(Retry-After): time enough for a load balancer to send it to another replica.",
     )
     docs: bool = Field(True, description="Serve the OpenAPI UI at /docs.")
+    max_loaded_result_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Largest stored result (its JSON and text content together, in "
+        "bytes) the API loads whole, which it does only to reshape one: the v1 routes' "
+        "answers and a raw (text/markdown, ...) answer of a result stored by an earlier "
+        "version. A larger one is refused with limit-exceeded; /api/v2/jobs/{id}/result "
+        "streams any result without loading it.",
+    )
+    loaded_results_at_once: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Results the API loads and reshapes at the same time (each at most "
+        "max_loaded_result_bytes); further requests wait for a turn. With the bound on "
+        "each, this bounds the API's memory for them.",
+    )
 
     def upload_limit(self, path: str) -> int:
         """The largest body accepted on ``path``: the longest matching prefix of
@@ -557,6 +574,30 @@ class LimitSettings(BaseModel):
         description="Most characters of text a document yields (all its blocks together, "
         "embedded documents included); past it the text is cut, the result carries a "
         "'text-truncated' warning and the job ends 'partial'.",
+    )
+    max_output_chars: int = Field(
+        100_000_000,
+        ge=1000,
+        description="Most characters of text one job may read out of its documents (all "
+        "their blocks, embedded documents included, before the cut at max_text_chars), "
+        "counted as the parser adds them; past it the job fails at once with 422 "
+        "limit-exceeded, not retried. Bounds the worker's memory for a document that "
+        "unpacks to far more text than its size suggests.",
+    )
+    max_blocks: int = Field(
+        500_000,
+        ge=1000,
+        description="Most blocks (paragraphs, headings, list items, tables, ...) one "
+        "document may hold, embedded documents included; each costs memory however "
+        "short its text. Past it the job fails at once with 422 limit-exceeded.",
+    )
+    max_output_bytes: int = Field(
+        2 * 1024 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Most bytes one job may store as its output: its result (JSON and "
+        "text content) and the files it makes, together, counted as they are written; "
+        "past it the job fails with 422 limit-exceeded, not retried, and what it wrote "
+        "is deleted.",
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from docworker.errors import LimitExceeded
 
 SCHEMA_NAME = "docworker.document"
 SCHEMA_VERSION = "1.0"
@@ -196,16 +198,41 @@ class Document(_Model):
         return block.text
 
 
+class BuildLimits(Protocol):
+    """How much a document may hold while it is built (``ParseLimits`` has these)."""
+
+    @property
+    def max_output_chars(self) -> int: ...
+
+    @property
+    def max_blocks(self) -> int: ...
+
+
 class DocumentBuilder:
     """Collects blocks in reading order, numbering them, and finishes the document.
 
     Parsers use it so that block ids, word and character counts and page counts
-    are computed the same way for every format.
+    are computed the same way for every format. It is also the one place where a
+    document's text accumulates, so it is where the text is measured: past
+    ``limits.max_output_chars`` characters or ``limits.max_blocks`` blocks the parse
+    stops with :class:`~docworker.errors.LimitExceeded` as soon as the block that
+    passes is added, before a document that unpacks to hundreds of megabytes of
+    text has piled it up in memory.
     """
 
-    def __init__(self, fmt: str, mime: str, metadata: Metadata | None = None) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        mime: str,
+        metadata: Metadata | None = None,
+        *,
+        limits: BuildLimits | None = None,
+    ) -> None:
         self.document = Document(format=fmt, mime=mime, metadata=metadata or Metadata())
         self._next_id = 1
+        self._limits = limits
+        #: Characters of text added so far (table cells included).
+        self.chars = 0
 
     @property
     def metadata(self) -> Metadata:
@@ -213,12 +240,63 @@ class DocumentBuilder:
 
     def add(self, kind: BlockKind, text: str = "", **fields: Any) -> Block | None:
         """Append a block; a text block whose text is only whitespace is dropped."""
-        if kind not in _TEXTLESS_KINDS and fields.get("table") is None and not text.strip():
+        table = fields.get("table")
+        if kind not in _TEXTLESS_KINDS and table is None and not text.strip():
             return None
+        self._measure(len(text) + (sum(len(c.text) for c in table.cells) if table else 0))
         block = Block(id=f"b{self._next_id}", kind=kind, text=text, **fields)
         self._next_id += 1
         self.document.blocks.append(block)
         return block
+
+    def chars_left(self) -> int | None:
+        """Characters of text the document may still take (None: no limit)."""
+        if self._limits is None:
+            return None
+        return self._limits.max_output_chars - self.chars
+
+    def check_text(self, pending: int) -> None:
+        """Refuse now if ``pending`` more characters, read but not yet added, pass the
+        limit: for a reader that sees the text of one block pile up before the block is
+        complete (a paragraph of millions of runs)."""
+        if self._limits is not None and self.chars + pending > self._limits.max_output_chars:
+            raise self._too_much_text(self.chars + pending)
+
+    def _too_much_text(self, chars: int) -> LimitExceeded:
+        assert self._limits is not None
+        most = self._limits.max_output_chars
+        return LimitExceeded(
+            "output characters",
+            chars,
+            most,
+            f"the document's text passed {most:,} characters (limits.max_output_chars) "
+            "while it was read: reading stopped there",
+        )
+
+    def _measure(self, chars: int) -> None:
+        """Count one more block of ``chars`` characters against the limits."""
+        self.chars += chars
+        if self._limits is None:
+            return
+        if self.chars > self._limits.max_output_chars:
+            raise self._too_much_text(self.chars)
+        if len(self.document.blocks) >= self._limits.max_blocks:
+            raise LimitExceeded(
+                "blocks",
+                len(self.document.blocks) + 1,
+                self._limits.max_blocks,
+                f"the document holds more than {self._limits.max_blocks:,} blocks "
+                "(paragraphs, headings, tables, ...; limits.max_blocks): reading stopped there",
+            )
+
+    def move_to_front(self, start: int) -> None:
+        """Move the blocks added since the document held ``start`` before all the others,
+        renumbering every block so that ids follow reading order: for a reader that
+        meets what comes first (a Word document's page headers) only after the rest."""
+        blocks = self.document.blocks
+        blocks[:] = blocks[start:] + blocks[:start]
+        for number, block in enumerate(blocks, 1):
+            block.id = f"b{number}"
 
     def add_page(self, number: int, **fields: Any) -> Page:
         page = Page(number=number, **fields)

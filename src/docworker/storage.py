@@ -14,7 +14,7 @@ import hashlib
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,14 +105,29 @@ class BlobStore:
             return self.put_stream(stream, max_bytes=max_bytes)
 
     def write_bytes(self, uri: str, data: bytes) -> StoredBlob:
+        return self.write_chunks(uri, (data,))
+
+    def write_chunks(self, uri: str, chunks: Iterable[bytes]) -> StoredBlob:
+        """Store the bytes ``chunks`` yields under ``uri``, as they come. When ``chunks``
+        raises (a limit passed while the data is made), the partial blob is removed and
+        the error goes on."""
         path = self._path(uri)
+        digest = hashlib.sha256()
+        size = 0
         try:
             self._fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             with self._fs.open(path, "wb") as out:
-                out.write(data)
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
         except OSError as exc:
             raise DependencyDown(f"the blob store at {self.url} failed: {exc}") from exc
-        return StoredBlob(uri=uri, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        except BaseException:
+            if self._fs.exists(path):
+                self._fs.rm(path)
+            raise
+        return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size)
 
     def write_file(self, uri: str, path: Path) -> StoredBlob:
         """Store the file at ``path`` under ``uri``, streamed."""

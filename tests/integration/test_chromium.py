@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,6 +237,26 @@ def test_a_script_that_never_ends(engine: ChromiumEngine, tmp_path: Path) -> Non
     assert "Written by JavaScript 4242" in _pdf_text(info.path)[0]
     status = engine.status()
     assert status["starts"] == starts + 1 and status["running"]
+
+
+def test_a_temporary_folder_too_deep_for_a_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker's temporary folder lies deep in the data folder: Chromium's singleton
+    # socket would pass the 107 bytes a socket's path may have. It starts all the same,
+    # and what it writes is in that folder, gone with the browser.
+    deep = tmp_path / "work" / ("host-" + "h" * 40) / ("1234-1700000000-" + "f" * 8) / "worker-1"
+    deep.mkdir(parents=True)
+    assert len(str(deep)) > 107
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    page = _page(tmp_path / "site", SCRIPTED % 10)
+    with ChromiumEngine(SETTINGS) as fresh:
+        info = fresh.print_pdf(page, tmp_path / "deep.pdf", policy=UrlPolicy())
+        assert "Written by JavaScript 4242" in _pdf_text(info.path)[0]
+        (folder,) = deep.iterdir()
+        assert folder.name.startswith("docworker-chromium-")
+        assert [p for p in (folder / "tmp").iterdir() if p.name.startswith("org.chromium.")]
+    assert list(deep.iterdir()) == []
 
 
 _HOLDER = """

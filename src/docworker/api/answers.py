@@ -7,7 +7,9 @@ one: a client that accepts only JSON gets the result as JSON (listing the
 artifacts, each downloadable at ``/api/v2/jobs/{id}/artifacts/{name}``); a job
 that made no file answers JSON; one file is streamed as it is; several come as a
 zip written to a temporary file in a worker thread (never built in memory, never on
-the event loop) and streamed from it.
+the event loop) and streamed from it. The JSON is streamed from storage as well
+(:func:`~docworker.api.results.json_result`); a file's describing headers
+(``headers_of``) come from the payload, loaded within the API's bound on loaded results.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import IO, Any
 
 import anyio.to_thread
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from docworker.api.deps import Services
+from docworker.api.results import json_result, loaded_payload
 from docworker.api.routes.jobs import artifact_response, job_response
 from docworker.api.submitting import JobClient, submit_and_wait
 from docworker.jobs.queue import JobInput
@@ -65,16 +68,17 @@ async def answer_files(
     if record.status not in TERMINAL_STATUSES:
         return job_response(record, 202)
     queue = services.queue
-    payload = await anyio.to_thread.run_sync(queue.result, record)
-    artifacts = payload.get("artifacts") or []
+    ref = await anyio.to_thread.run_sync(queue.result_ref, record)
+    artifacts = ref.get("artifacts") or []
     headers = {"X-Job-Id": record.id, "X-Job-Status": str(record.status)}
     if as_json or wants_only_json(accept) or not artifacts:
         headers["Location"] = f"/api/v2/jobs/{record.id}"
-        return JSONResponse({"job_id": record.id, **payload}, headers=headers)
+        return await json_result(services, record, members={"job_id": record.id}, headers=headers)
     if len(artifacts) == 1:
+        described = headers_of(await loaded_payload(services, record)) if headers_of else {}
         entry, stream = await anyio.to_thread.run_sync(queue.artifact, record, artifacts[0]["name"])
         response = artifact_response(record.id, entry, stream)
-        response.headers.update(headers | (headers_of(payload) if headers_of else {}))
+        response.headers.update(headers | described)
         return response
     names = [str(artifact["name"]) for artifact in artifacts]
     return await zip_response(services, record, names, zip_name, headers)

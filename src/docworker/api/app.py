@@ -133,6 +133,7 @@ def build_services(
         audit=audit,
         refusals=refusals,
         counters=QuotaCounters(store),
+        result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
     )
 
 

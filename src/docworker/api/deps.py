@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 
 from docworker.api.auth import Authenticator
@@ -36,6 +37,9 @@ class Services:
     refusals: RefusalLog
     #: The daily counters of API keys' quotas.
     counters: QuotaCounters
+    #: Turns to load a result whole and reshape it (``server.loaded_results_at_once``):
+    #: with the bound on each result, what bounds the API's memory for them.
+    result_slots: anyio.CapacityLimiter
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import multiprocessing.util
 import os
 import shutil
@@ -114,6 +113,11 @@ _DEBIAN_BINARY = Path("/usr/lib/chromium/chromium")
 _WATCHDOG_GRACE = 10.0
 _REAP_WITHIN = 5.0
 _LOG_TAIL = 600
+#: The longest path a Unix socket may have (``sun_path``, less its closing NUL).
+_SOCKET_PATH_MAX = 107
+#: What Chromium adds to its temporary folder for its process-singleton socket
+#: (``/org.chromium.Chromium.XXXXXX/SingletonSocket``), with some room to spare.
+_SINGLETON_TAIL = 56
 
 _FLAGS = (
     "--headless",
@@ -156,11 +160,21 @@ _FLAGS = (
 class _Browser:
     """One running browser: its process group, its pipe, its folder and its dead proxy."""
 
-    def __init__(self, pid: int, cdp: CdpConnection, folder: Path, proxy: socket.socket) -> None:
+    def __init__(
+        self,
+        pid: int,
+        cdp: CdpConnection,
+        folder: Path,
+        proxy: socket.socket,
+        temp_fd: int | None = None,
+    ) -> None:
         self._pid = pid
         self.cdp = cdp
         self.folder = folder
         self._proxy = proxy
+        #: The open folder the browser's temporary folder is reached through, if any
+        #: (see :func:`_temp_dir`).
+        self._temp_fd = temp_fd
         self._lock = threading.Lock()
         self._exited = False
         self.version = "unknown"
@@ -241,8 +255,10 @@ class _Browser:
             thread.join(_REAP_WITHIN)
         self.cdp.close()
         self._proxy.close()
+        if self._temp_fd is not None:
+            os.close(self._temp_fd)
+            self._temp_fd = None
         shutil.rmtree(self.folder, ignore_errors=True)
-        _short_path(self.folder).unlink(missing_ok=True)
 
     def log_tail(self) -> str:
         try:
@@ -434,13 +450,14 @@ class ChromiumEngine:
         if sandbox is False or (sandbox is None and os.geteuid() == 0):
             flags.append("--no-sandbox")
         (folder / "tmp").mkdir()
+        temp_dir, temp_fd = _temp_dir(folder / "tmp")
         env = {
             **os.environ,
             "HOME": str(folder),
             "XDG_CONFIG_HOME": str(folder / "config"),
             "XDG_CACHE_HOME": str(folder / "cache"),
             # Its temporary files go with the folder when the browser is closed or killed.
-            "TMPDIR": str(_temporary_folder(folder)),
+            "TMPDIR": temp_dir,
         }
         argv = self.sandbox.command([program, *flags, "about:blank"])
         to_browser_r, to_browser_w = os.pipe()
@@ -462,44 +479,34 @@ class ChromiumEngine:
         except OSError as exc:
             for fd in (to_browser_r, to_browser_w, from_browser_r, from_browser_w):
                 os.close(fd)
+            if temp_fd is not None:
+                os.close(temp_fd)
             proxy.close()
             shutil.rmtree(folder, ignore_errors=True)
-            _short_path(folder).unlink(missing_ok=True)
             raise DependencyDown(f"{NAME} could not be started: {exc}") from None
         os.close(to_browser_r)
         os.close(from_browser_w)
-        return _Browser(pid, CdpConnection(to_browser_w, from_browser_r), folder, proxy)
+        cdp = CdpConnection(to_browser_w, from_browser_r)
+        return _Browser(pid, cdp, folder, proxy, temp_fd)
+
+
+def _temp_dir(folder: Path) -> tuple[str, int | None]:
+    """The browser's temporary folder ``folder``, named by a path short enough for the
+    Unix socket Chromium makes in it (its process singleton: past 107 bytes it refuses
+    to start), and the descriptor that path needs held open, if any.
+
+    A worker's folder lies deep in the data folder (``work/<host>/<executor>/worker-<n>/``),
+    too deep for that socket. Its path is then the folder as this process holds it open,
+    ``/proc/<pid>/fd/<n>``: every process of the browser reaches the same folder through
+    it, so its files still land in ``folder`` and go with it, and nothing is written
+    elsewhere. The descriptor is closed with the browser."""
+    if len(os.fsencode(folder)) + _SINGLETON_TAIL <= _SOCKET_PATH_MAX:
+        return str(folder), None
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/{os.getpid()}/fd/{fd}", fd
 
 
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-#: The longest path of a Unix socket, and the room Chromium's own socket takes below its
-#: temporary folder ("/org.chromium.Chromium.XXXXXX/SingletonSocket").
-_SOCKET_PATH_MAX = 107
-_SOCKET_ROOM = 48
-#: Where a short way to a browser's temporary folder is made when its own path is long.
-_SHORT_ROOT = Path("/tmp")  # noqa: S108 - a link, created exclusively under a random name
-
-
-def _short_path(folder: Path) -> Path:
-    """The short link to ``folder``'s temporary folder (see :func:`_temporary_folder`)."""
-    digest = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
-    return _SHORT_ROOT / f"docworker-chromium-{digest}"
-
-
-def _temporary_folder(folder: Path) -> Path:
-    """The browser's temporary folder, ``folder/tmp``, by a path short enough for the
-    socket Chromium makes in it: a worker's folder sits deep in the data folder, and a
-    socket's path may not pass 107 bytes. When it would, a link with a short path in
-    ``/tmp`` leads there (the files stay in ``folder``, swept with it; the link is
-    removed when the browser is closed)."""
-    target = folder / "tmp"
-    if len(str(target)) + _SOCKET_ROOM <= _SOCKET_PATH_MAX or not _SHORT_ROOT.is_dir():
-        return target
-    link = _short_path(folder)
-    link.unlink(missing_ok=True)
-    link.symlink_to(target, target_is_directory=True)
-    return link
-
 
 # -- one engine per process -----------------------------------------------------------
 _engines: dict[str, ChromiumEngine] = {}

@@ -103,6 +103,13 @@ class ParseLimits:
     max_embedded_bytes: int = 200 * 1024 * 1024
     #: Characters of text a document yields; the rest is cut (``registry.cap_text``).
     max_text_chars: int = 50_000_000
+    #: Characters of text a parse may read at all, before the cut: past it the document
+    #: is refused while it is read (``DocumentBuilder``), so its text never piles up.
+    max_output_chars: int = 100_000_000
+    #: Blocks a document may hold, embedded documents included.
+    max_blocks: int = 500_000
+    #: Bytes a job may store as its output (result and artifacts), counted as written.
+    max_output_bytes: int = 2 * 1024 * 1024 * 1024
 
 
 #: A box in the pixels of the image that was read: (x0, y0, x1, y1), top-left origin.

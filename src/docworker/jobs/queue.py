@@ -8,7 +8,6 @@ idempotency and metrics happen in one place whichever executor runs the job.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from docworker.config import QuotaSettings
 from docworker.errors import (
     ActiveJobsLimit,
     Conflict,
+    LimitExceeded,
     NotFound,
     PayloadTooLarge,
     QuotaExceeded,
@@ -29,6 +29,7 @@ from docworker.errors import (
 from docworker.jobs.admission import ENGINE_TAG, Admission
 from docworker.jobs.audit import RefusalLog
 from docworker.jobs.events import JobEvents
+from docworker.jobs.results import StoredResult, read_payload
 from docworker.jobs.retention import discard_job_data
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
 from docworker.jobs.usage import Quotas
@@ -268,21 +269,43 @@ class JobQueue:
 
     def artifact(self, record: JobRecord, name: str) -> tuple[dict[str, Any], IO[bytes]]:
         """A file the job made beside its result (its ``artifacts`` entry, and a stream)."""
-        if record.status not in {JobStatus.SUCCEEDED, JobStatus.PARTIAL} or not record.result:
-            self.result(record)  # raises the job's error, or that it has not finished
-        listed = (record.result or {}).get("artifacts") or []
+        listed = self.result_ref(record).get("artifacts") or []
         entry = next((a for a in listed if a.get("name") == name), None)
         if entry is None:
             raise NotFound("artifact", name)
         return entry, self.blobs.open(entry["uri"])
 
-    def result(self, record: JobRecord) -> dict[str, Any]:
-        """The result payload of a finished job; the job's own error when it failed."""
+    def result_ref(self, record: JobRecord) -> dict[str, Any]:
+        """Where the result of a finished job lies (see :mod:`docworker.jobs.results`); the
+        job's own error when it failed, :class:`Conflict` when it has not finished."""
         if record.status in {JobStatus.SUCCEEDED, JobStatus.PARTIAL} and record.result:
-            payload: dict[str, Any] = json.loads(self.blobs.read_bytes(record.result["uri"]))
-            return payload
+            return record.result
         if record.error and record.status in {JobStatus.FAILED, JobStatus.DEAD}:
             raise error_from_dict(record.error)
         raise Conflict(
             f"job {record.id} has no result: it is {record.status}", job_status=record.status
         )
+
+    def stored(self, record: JobRecord) -> StoredResult:
+        """The finished job's stored result, to stream
+        (:class:`~docworker.jobs.results.JsonAnswer`)."""
+        return StoredResult.of(self.result_ref(record))
+
+    def result(self, record: JobRecord, max_bytes: int | None = None) -> dict[str, Any]:
+        """The result payload of a finished job, loaded whole; the job's own error when it
+        failed. With ``max_bytes``, a result stored larger (its JSON and text content
+        together) is refused with :class:`LimitExceeded` before anything is read: the
+        API loads results only to reshape them, within ``server.max_loaded_result_bytes``,
+        and streams them otherwise."""
+        ref = self.result_ref(record)
+        size = StoredResult.of(ref).total_size
+        if max_bytes is not None and size > max_bytes:
+            raise LimitExceeded(
+                "stored result bytes",
+                size,
+                max_bytes,
+                f"the result of job {record.id} is {size:,} bytes, more than is loaded whole "
+                f"to reshape it ({max_bytes:,}, server.max_loaded_result_bytes): fetch it "
+                f"from /api/v2/jobs/{record.id}/result, which streams it",
+            )
+        return read_payload(self.blobs, ref)

@@ -57,12 +57,12 @@ from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFail
 from docworker.files import restrict_umask
 from docworker.formats.registry import preload
 from docworker.guard import YaraUnavailable, load_rules, security_section
+from docworker.jobs.results import read_payload, store_result
 from docworker.operations import get_operation, open_params, seal_params
 from docworker.operations.base import (
     InputFile,
     OperationContext,
     PartResult,
-    Result,
     SplitPart,
     SplitPlan,
     Splittable,
@@ -251,7 +251,7 @@ def run_job(
                 result = operation.run(ctx, source, params)
             if security is not None:
                 result.payload = result.payload | {"security": security}
-            ref = store_result(store, job_id, result)
+            ref = store_result(store, job_id, result, max_bytes=settings.limits.max_output_bytes)
         return {
             "type": "done",
             "job_id": job_id,
@@ -332,7 +332,7 @@ def _other_input(stack: contextlib.ExitStack, store: BlobStore, spec: dict[str, 
 def _part_result(stack: contextlib.ExitStack, store: BlobStore, item: dict[str, Any]) -> PartResult:
     """A part's outcome as the supervisor described it, its payload and artifacts read."""
     ref = item.get("result")
-    payload = json.loads(store.read_bytes(ref["uri"])) if ref else None
+    payload = read_payload(store, ref) if ref else None
     artifacts = {
         entry["name"]: stack.enter_context(
             store.local_copy(entry["uri"], PurePosixPath(entry["name"]).suffix[:16])
@@ -347,28 +347,6 @@ def _part_result(stack: contextlib.ExitStack, store: BlobStore, item: dict[str, 
         artifacts=artifacts,
         error=item.get("error"),
     )
-
-
-def store_result(store: BlobStore, job_id: str, result: Result) -> dict[str, Any]:
-    """Write the result's payload and artifacts to the blob store; the reference kept
-    with the job: ``{"uri", "mime", "size", "artifacts": [{"name", "mime", "size", "uri"}]}``."""
-    artifacts = []
-    for artifact in result.artifacts:
-        blob = store.write_file(BlobStore.result_uri(job_id, artifact.name), artifact.path)
-        artifacts.append(
-            {"name": artifact.name, "mime": artifact.mime, "size": blob.size, "uri": blob.uri}
-        )
-    payload = result.payload
-    if artifacts:
-        payload = payload | {
-            "artifacts": [{k: v for k, v in a.items() if k != "uri"} for a in artifacts]
-        }
-    body = json.dumps(payload, ensure_ascii=False).encode()
-    blob = store.write_bytes(BlobStore.result_uri(job_id, "result.json"), body)
-    ref: dict[str, Any] = {"uri": blob.uri, "mime": "application/json", "size": blob.size}
-    if artifacts:
-        ref["artifacts"] = artifacts
-    return ref
 
 
 def _error(job_id: str, exc: DocworkerError) -> dict[str, Any]:

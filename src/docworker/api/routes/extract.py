@@ -11,28 +11,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio.to_thread
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.results import result_response
 from docworker.api.routes.jobs import job_response
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClient, JobClientDep, submit_and_wait
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
-from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
+from docworker.jobs.store import TERMINAL_STATUSES
 from docworker.render.document import OutputFormat
 
 router = APIRouter(prefix="/api/v2", tags=["extract"])
-
-#: Outputs (of every operation) that a client may take alone, by their media type.
-_RAW_TYPES = {
-    OutputFormat.TEXT.value: "text/plain",
-    OutputFormat.MARKDOWN.value: "text/markdown",
-    OutputFormat.HTML.value: "text/html",
-}
 
 EXTRACT_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
@@ -116,19 +109,11 @@ async def run_and_answer(
     priority: int,
     accept: str | None,
 ) -> Response:
-    """Submit, wait up to ``wait`` seconds, and answer the result, the error, or 202."""
+    """Submit, wait up to ``wait`` seconds, and answer the result (streamed from the blob
+    store: its text alone for ``Accept: text/markdown`` and the like, else JSON), the
+    error, or 202."""
     record = await submit_and_wait(services, client, operation, params, job_input, wait, priority)
     if record.status not in TERMINAL_STATUSES:
         return job_response(record, 202)
-    payload = await anyio.to_thread.run_sync(services.queue.result, record)
-    return _result_response(record, payload, accept)
-
-
-def _result_response(record: JobRecord, payload: dict[str, Any], accept: str | None) -> Response:
     headers = {"X-Job-Id": record.id, "Location": f"/api/v2/jobs/{record.id}"}
-    raw_type = _RAW_TYPES.get(str(payload.get("output", "json")))
-    if raw_type and accept and raw_type in accept and "application/json" not in accept:
-        return Response(
-            payload["content"], media_type=f"{raw_type}; charset=utf-8", headers=headers
-        )
-    return JSONResponse({"job_id": record.id, **payload}, headers=headers)
+    return await result_response(services, record, accept, headers)

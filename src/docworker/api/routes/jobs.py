@@ -17,6 +17,7 @@ from docworker.api.auth import CallerDep
 from docworker.api.deps import QueueDep, Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.openapi import model_ref
+from docworker.api.results import json_result
 from docworker.api.schemas import (
     IDEMPOTENCY_KEY_LENGTH,
     DateTime,
@@ -290,15 +291,18 @@ async def get_job(job_id: str, queue: QueueDep, caller: CallerDep) -> JobPublic:
         **problem_responses(404, 409, 415, 422, 503),
     },
 )
-async def get_job_result(job_id: str, queue: QueueDep, caller: CallerDep) -> Response:
-    """The result of a finished job. A failed job answers its error as a problem; a job
-    that has not finished answers ``409``. Every result has a ``security`` section: the
-    input's type as detected and as claimed, and what the content guard found in it
-    (``findings``: ``kind``, ``detail``, ``location``, ``count``; see docs/security.md).
-    A job whose input the guard's policy refuses fails with ``422 content-refused``."""
-    record = await anyio.to_thread.run_sync(queue.get, job_id, caller)
-    payload = await anyio.to_thread.run_sync(queue.result, record)
-    return JSONResponse(payload, headers={"X-Job-Id": record.id})
+async def get_job_result(job_id: str, services: ServicesDep, caller: CallerDep) -> Response:
+    """The result of a finished job, streamed from storage however large (its text
+    ``content``, stored apart, is spliced in as it is read, as the last member). A failed
+    job answers its error as a problem; a job that has not finished answers ``409``.
+    Every result has a ``security`` section: the input's type as detected and as
+    claimed, and what the content guard found in it (``findings``: ``kind``, ``detail``,
+    ``location``, ``count``; see docs/security.md). A job whose input the guard's policy
+    refuses fails with ``422 content-refused``; one whose output passed a limit
+    (``limits.max_output_chars``, ``limits.max_output_bytes``) with ``422
+    limit-exceeded``."""
+    record = await anyio.to_thread.run_sync(services.queue.get, job_id, caller)
+    return await json_result(services, record, headers={"X-Job-Id": record.id})
 
 
 @router.get(

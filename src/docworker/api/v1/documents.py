@@ -17,12 +17,13 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.openapi import model_ref
+from docworker.api.results import loaded_answer
 from docworker.api.submitting import JobClientDep
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import GO_ZERO_TIME, v1_time
@@ -32,6 +33,7 @@ from docworker.api.v1.jobs import outcome, processing_job, v1_meta, v1_payload
 from docworker.api.v1.media import MEDIA_PROCESSING, operation_of
 from docworker.errors import DocworkerError
 from docworker.jobs.queue import JobInput
+from docworker.jobs.results import StoredResult
 from docworker.jobs.store import JobRecord
 from docworker.storage import StoredBlob
 
@@ -180,16 +182,16 @@ def document(services: Services, records: list[JobRecord]) -> dict[str, Any]:
         **v1_responses((404, "Document not found")),
     },
 )
-async def get_document(id: str, services: ServicesDep) -> JSONResponse:
+async def get_document(id: str, services: ServicesDep) -> Response:
     """A file uploaded to a v1 job route, found by the ``payload.id`` of its job."""
 
-    def read() -> dict[str, Any]:
+    def read() -> Response:
         records = _jobs(services, id)
         if not records:
             raise V1Error(404, "Document not found", f"failed to get document: {id}: not found")
-        return document(services, records)
+        return JSONResponse(document(services, records))
 
-    return JSONResponse(await anyio.to_thread.run_sync(read))
+    return await loaded_answer(services, read)
 
 
 @router.get(
@@ -204,13 +206,21 @@ async def get_document(id: str, services: ServicesDep) -> JSONResponse:
         **v1_responses((500, "Failed to get jobs")),
     },
 )
-async def get_document_jobs(id: str, services: ServicesDep) -> JSONResponse:
-    """Every job run on the document, oldest first."""
+async def get_document_jobs(id: str, services: ServicesDep) -> Response:
+    """Every job run on the document, oldest first. Their results together are read
+    within the server's bound on results loaded whole (``server.max_loaded_result_bytes``):
+    a job whose result would pass it shows ``failed``, saying so."""
 
-    def read() -> list[dict[str, Any]]:
-        return [processing_job(services, record) for record in _jobs(services, id)]
+    def read() -> Response:
+        left = services.settings.server.max_loaded_result_bytes
+        jobs = []
+        for record in _jobs(services, id):
+            jobs.append(processing_job(services, record, max_bytes=max(left, 0)))
+            if record.result:
+                left -= StoredResult.of(record.result).total_size
+        return JSONResponse(jobs)
 
-    return JSONResponse(await anyio.to_thread.run_sync(read))
+    return await loaded_answer(services, read)
 
 
 class ProcessRequest(BaseModel):

@@ -12,11 +12,11 @@ in nanoseconds. The same functions shape the results of v1 extraction jobs on
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import ServicesDep
@@ -32,6 +32,7 @@ from docworker.api.v1.intake import (
     run_and_wait,
     submit,
     upload_form,
+    v1_answer,
 )
 from docworker.jobs.store import JobRecord
 
@@ -234,6 +235,21 @@ async def _page_range(request: Request) -> tuple[FormData, UploadFile, int, int]
     return form, upload, start, end
 
 
+def _shaped(
+    failure: str, shape: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Callable[[dict[str, Any]], Response]:
+    """``shape`` answering JSON; what v1 would have failed (:class:`ResultRefused`) is
+    the route's ``failure``."""
+
+    def answer(payload: dict[str, Any]) -> Response:
+        try:
+            return JSONResponse(shape(payload))
+        except ResultRefused as exc:
+            raise V1Error(500, failure, str(exc)) from None
+
+    return answer
+
+
 def _not_pdf(mime: str) -> V1Error:
     return V1Error(400, "File must be a PDF document", f"Detected MIME type: {mime}")
 
@@ -253,23 +269,17 @@ def _not_pdf(mime: str) -> V1Error:
         ),
     },
 )
-async def extract_text(
-    request: Request, services: ServicesDep, client: JobClientDep
-) -> JSONResponse:
+async def extract_text(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
     """The text of a PDF, an office document or a text file, with its counts."""
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
     if source_kind(upload.mime) is None:
         raise V1Error(500, "Text extraction failed", f"unsupported file type: {upload.mime}")
     params, failure = JOB_TYPES["full"]
-    record, payload = await run_and_wait(
-        services, client, "extract", params, upload.job_input, failure
+    record = await run_and_wait(services, client, "extract", params, upload.job_input, failure)
+    return await v1_answer(
+        services, record, failure, _shaped(failure, lambda p: full_result(p, upload.name, record))
     )
-    try:
-        body = await anyio.to_thread.run_sync(full_result, payload, upload.name, record)
-    except ResultRefused as exc:
-        raise V1Error(500, failure, str(exc)) from None
-    return JSONResponse(body)
 
 
 @router.post(
@@ -290,7 +300,7 @@ async def extract_text(
 )
 async def extract_pdf_pages(
     request: Request, services: ServicesDep, client: JobClientDep
-) -> JSONResponse:
+) -> Response:
     """Each page of a PDF on its own."""
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
@@ -298,16 +308,17 @@ async def extract_pdf_pages(
         raise _not_pdf(upload.mime)
     params, _ = JOB_TYPES["pages"]
     failure = "PDF batch extraction failed"
-    record, payload = await run_and_wait(
-        services, client, "extract", params, upload.job_input, failure
-    )
-    try:
-        pages = await anyio.to_thread.run_sync(page_results, payload, upload.name, record)
-    except ResultRefused as exc:
-        raise V1Error(500, failure, str(exc)) from None
-    return JSONResponse(
-        {"pages": pages, "total_pages": len(pages), "extracted_at": v1_time(record.finished_at)}
-    )
+    record = await run_and_wait(services, client, "extract", params, upload.job_input, failure)
+
+    def pages(payload: dict[str, Any]) -> dict[str, Any]:
+        found = page_results(payload, upload.name, record)
+        return {
+            "pages": found,
+            "total_pages": len(found),
+            "extracted_at": v1_time(record.finished_at),
+        }
+
+    return await v1_answer(services, record, failure, _shaped(failure, pages))
 
 
 @router.post(
@@ -332,7 +343,7 @@ async def extract_pdf_pages(
 )
 async def extract_pdf_range(
     request: Request, services: ServicesDep, client: JobClientDep
-) -> JSONResponse:
+) -> Response:
     """Pages ``start_page`` to ``end_page`` of a PDF, as one text."""
     _, file, start, end = await _page_range(request)
     upload = await receive_upload(services, request, file)
@@ -340,16 +351,13 @@ async def extract_pdf_range(
         raise _not_pdf(upload.mime)
     params, failure = JOB_TYPES["range"]
     params = params | {"pages": f"{start}-{end}"}
-    record, payload = await run_and_wait(
-        services, client, "extract", params, upload.job_input, failure
+    record = await run_and_wait(services, client, "extract", params, upload.job_input, failure)
+    return await v1_answer(
+        services,
+        record,
+        failure,
+        _shaped(failure, lambda p: range_result(p, upload.name, start, end, record)),
     )
-    try:
-        body = await anyio.to_thread.run_sync(
-            range_result, payload, upload.name, start, end, record
-        )
-    except ResultRefused as exc:
-        raise V1Error(500, failure, str(exc)) from None
-    return JSONResponse(body)
 
 
 _ASYNC_ERRORS = (

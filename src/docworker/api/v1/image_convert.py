@@ -145,7 +145,7 @@ async def convert_image(request: Request, services: ServicesDep, client: JobClie
     except V1Error as exc:
         raise V1Error(500, "Failed to open file", exc.details) from None
     params = {"kind": "image", "vips": True, "format": fmt, **numbers}
-    record, _ = await run_and_wait(services, client, "v1_media", params, upload.job_input, FAILURE)
+    record = await run_and_wait(services, client, "v1_media", params, upload.job_input, FAILURE)
     name, _extension = output_extension(record)
     try:
         _, stream = await anyio.to_thread.run_sync(services.queue.artifact, record, name)

@@ -8,7 +8,8 @@
   input, see :class:`~docworker.jobs.queue.JobInput`), so ``/api/v1/job/:id`` can
   answer it; :func:`accepted` is v1's ``202`` body.
 * :func:`run_and_wait` is the synchronous v1 routes' job: submitted, waited for,
-  and its failure turned into the route's v1 error.
+  and its failure turned into the route's v1 error; :func:`v1_answer` shapes its
+  result, loaded within the API's bound on results loaded whole.
 * Every job goes through :func:`submit_job` for the route's
   :class:`~docworker.api.submitting.JobClient`: its ``Idempotency-Key`` makes a
   retry find the job it made, and a sync client that leaves unanswered has its job
@@ -23,7 +24,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -37,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from docworker.api.deps import Services
+from docworker.api.results import reshaped
 from docworker.api.submitting import JobClient
 from docworker.api.uploads import store_input
 from docworker.api.v1.encoding import v1_time
@@ -293,11 +295,12 @@ async def run_and_wait(
     params: dict[str, Any],
     job_input: JobInput,
     failure: str,
-) -> tuple[JobRecord, dict[str, Any]]:
+) -> JobRecord:
     """Run a job for a synchronous v1 route and wait for it (up to the longest wait the
     server allows) while ``client`` is there; its failure, or not finishing in time, is
     the route's ``failure`` (422 when the content guard refused the input, else 500 as
-    v1 answered). The result is as v1 knows it: without the v2 ``security`` section."""
+    v1 answered). Nothing of the result is read: the files are streamed, and
+    :func:`v1_answer` shapes a payload."""
     started = time.monotonic()
     record = await submit_job(services, client, operation, params, job_input, failure)
     try:
@@ -305,11 +308,29 @@ async def run_and_wait(
         if record.status not in TERMINAL_STATUSES:
             waited = round(time.monotonic() - started)
             raise V1Error(500, failure, f"job {record.id} did not finish within {waited} s")
-        payload = await anyio.to_thread.run_sync(services.queue.result, record)
+        await anyio.to_thread.run_sync(services.queue.result_ref, record)  # its error, if any
     except DocworkerError as exc:
         status = REFUSED if isinstance(exc, ContentRefused) else 500
         raise V1Error.wrapping(status, failure, exc) from None
-    return record, v1_view(payload)
+    return record
+
+
+async def v1_answer(
+    services: Services,
+    record: JobRecord,
+    failure: str,
+    shape: Callable[[dict[str, Any]], Response],
+) -> Response:
+    """The answer ``shape`` makes of the finished job's result as v1 knows it (without the
+    v2 ``security`` section, :func:`v1_view`). v1's shapes transform the whole text (one
+    line, counts in UTF-8 bytes, page separators), so the result is loaded whole, in a
+    worker thread, within the API's bound (``server.max_loaded_result_bytes``; see
+    :func:`~docworker.api.results.reshaped`): a larger result is the route's ``failure``
+    (500, as v1 answered any failure), its details pointing to the streamed v2 result."""
+    try:
+        return await reshaped(services, record, lambda payload: shape(v1_view(payload)))
+    except DocworkerError as exc:
+        raise V1Error.wrapping(500, failure, exc) from None
 
 
 def v1_view(payload: dict[str, Any]) -> dict[str, Any]:

@@ -15,10 +15,11 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
+from docworker.api.results import loaded_answer
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import ResultRefused, V1Error, v1_responses
@@ -112,9 +113,14 @@ JOB_KINDS: dict[str, V1JobKind] = {
 }
 
 
-def outcome(services: Services, record: JobRecord) -> tuple[str, Any, str | None]:
+def outcome(
+    services: Services, record: JobRecord, max_bytes: int | None = None
+) -> tuple[str, Any, str | None]:
     """The job's v1 state, v1 result (None until completed) and error (None if none).
-    Reads the v2 result; blocking."""
+    Reads the v2 result whole, so within ``max_bytes`` (default: the API's bound,
+    ``server.max_loaded_result_bytes``): a larger one makes the job ``failed`` in v1's
+    eyes, its error saying so and where the v2 result streams it. Blocking: call it in
+    :func:`~docworker.api.results.loaded_answer`'s work."""
     state = v1_state(record.status)
     kind = JOB_KINDS.get(v1_type(record)) if "payload" in v1_meta(record) else None
     prefix = kind.failure_prefix(v1_payload(record)) if kind else ""
@@ -124,7 +130,8 @@ def outcome(services: Services, record: JobRecord) -> tuple[str, Any, str | None
     if state != "completed":
         return state, None, error
     try:
-        payload = v1_view(services.queue.result(record))
+        bound = services.settings.server.max_loaded_result_bytes
+        payload = v1_view(services.queue.result(record, bound if max_bytes is None else max_bytes))
     except DocworkerError as exc:
         return "failed", None, exc.detail
     if kind is None:
@@ -154,9 +161,12 @@ def job_record(services: Services, record: JobRecord) -> dict[str, Any]:
     return body | {"retry_count": failed_attempts(record), "max_retries": record.max_attempts}
 
 
-def processing_job(services: Services, record: JobRecord) -> dict[str, Any]:
-    """v1's domain ``ProcessingJob`` (§4.6) of ``record``; blocking."""
-    state, result, error = outcome(services, record)
+def processing_job(
+    services: Services, record: JobRecord, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """v1's domain ``ProcessingJob`` (§4.6) of ``record`` (its result read within
+    ``max_bytes``, see :func:`outcome`); blocking."""
+    state, result, error = outcome(services, record, max_bytes)
     kind = v1_type(record)
     body: dict[str, Any] = {
         "id": record.id,
@@ -223,13 +233,14 @@ JOB_EXAMPLE = {
         **v1_responses((404, "Job not found")),
     },
 )
-async def get_job(id: str, services: ServicesDep) -> JSONResponse:
-    """States ``pending``, ``processing``, ``completed``, ``failed``; the result once completed."""
+async def get_job(id: str, services: ServicesDep) -> Response:
+    """States ``pending``, ``processing``, ``completed``, ``failed``; the result once completed
+    (a result stored larger than the server loads whole to reshape makes it ``failed``)."""
 
-    def read() -> dict[str, Any]:
-        return job_record(services, _find(services, id))
+    def read() -> Response:
+        return JSONResponse(job_record(services, _find(services, id)))
 
-    return JSONResponse(await anyio.to_thread.run_sync(read))
+    return await loaded_answer(services, read)
 
 
 @router.get(
@@ -241,13 +252,13 @@ async def get_job(id: str, services: ServicesDep) -> JSONResponse:
         **v1_responses((404, "Job not found")),
     },
 )
-async def get_processing_job(jobId: str, services: ServicesDep) -> JSONResponse:
+async def get_processing_job(jobId: str, services: ServicesDep) -> Response:
     """The same jobs as ``/api/v1/job/:id``, in the shape of v1's documents API."""
 
-    def read() -> dict[str, Any]:
-        return processing_job(services, _find(services, jobId))
+    def read() -> Response:
+        return JSONResponse(processing_job(services, _find(services, jobId)))
 
-    return JSONResponse(await anyio.to_thread.run_sync(read))
+    return await loaded_answer(services, read)
 
 
 def v1_counts(store: JobStore) -> dict[str, int]:

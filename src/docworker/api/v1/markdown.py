@@ -33,6 +33,7 @@ from docworker.api.v1.intake import (
     read_form,
     receive_upload,
     run_and_wait,
+    v1_answer,
 )
 from docworker.api.v1.markdown_batch import BatchRequest, run_batch
 from docworker.api.v1.markdown_text import PARAMS, kind_of, markdown_of
@@ -77,11 +78,14 @@ async def _convert(
     kind = kind_of(upload.mime)
     if kind not in route.accepts:
         raise V1Error(500, route.failure, f"unsupported document type: {upload.mime}")
-    _, payload = await run_and_wait(
+    record = await run_and_wait(
         services, client, "extract", PARAMS, upload.job_input, route.failure
     )
-    markdown = await anyio.to_thread.run_sync(markdown_of, payload)
-    return file_response(markdown.encode("utf-8"), "md", attachment=False)
+
+    def shape(payload: dict[str, Any]) -> Response:
+        return file_response(markdown_of(payload).encode("utf-8"), "md", attachment=False)
+
+    return await v1_answer(services, record, route.failure, shape)
 
 
 def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:

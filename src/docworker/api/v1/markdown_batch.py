@@ -26,6 +26,7 @@ from docworker.api.v1.markdown_text import PARAMS, kind_of, markdown_of
 from docworker.errors import DocworkerError
 from docworker.formats.detect import detect
 from docworker.jobs.queue import JobInput
+from docworker.jobs.store import JobRecord
 
 FAILURE = "Batch conversion failed"
 
@@ -116,21 +117,22 @@ async def _collect(
             results.append(_failed(path, error))
             continue
         record = await services.queue.wait(job_id, services.settings.server.max_wait)
+        took = (
+            (record.finished_at - record.started_at).total_seconds()
+            if record.finished_at and record.started_at
+            else time.monotonic() - started
+        )
+        # Loaded whole to make v1's Markdown, so within the API's bound, a turn at a time.
+        write = partial(_load_and_write, services, record, plan, path, kind, took)
         try:
-            payload = await anyio.to_thread.run_sync(services.queue.result, record)
-            took = (
-                (record.finished_at - record.started_at).total_seconds()
-                if record.finished_at and record.started_at
-                else time.monotonic() - started
-            )
-            results.append(await anyio.to_thread.run_sync(_write, plan, path, kind, payload, took))
+            results.append(await anyio.to_thread.run_sync(write, limiter=services.result_slots))
         except (DocworkerError, OSError) as exc:
             results.append(_failed(path, getattr(exc, "detail", None) or str(exc)))
     return results
 
 
 def _write(
-    plan: BatchPlan, path: Path, kind: str, payload: dict[str, Any], took: float
+    plan: BatchPlan, path: Path, kind: str, payload: dict[str, Any], *, took: float
 ) -> dict[str, Any]:
     text = markdown_of(payload)
     target = (plan.target / path.relative_to(plan.source)).with_suffix(".md")
@@ -158,6 +160,15 @@ def _write(
         "char_count": len(text),
         "metadata": metadata,
     }
+
+
+def _load_and_write(
+    services: Services, record: JobRecord, plan: BatchPlan, path: Path, kind: str, took: float
+) -> dict[str, Any]:
+    """Load the job's result (within ``server.max_loaded_result_bytes``) and write its
+    Markdown; blocking."""
+    payload = services.queue.result(record, services.settings.server.max_loaded_result_bytes)
+    return _write(plan, path, kind, payload, took=took)
 
 
 async def run_batch(services: Services, client: JobClient, plan: BatchPlan) -> dict[str, Any]:

@@ -232,7 +232,7 @@ async def _convert(
         raise V1Error(500, "Failed to save file") from None
     operation, op_params = operation_of(kind, params, vips_choice(request, form, services))
     try:
-        record, _ = await run_and_wait(
+        record = await run_and_wait(
             services, client, operation, op_params, upload.job_input, PROCESSING_FAILED
         )
         name, extension = output_extension(record)

@@ -12,13 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from docworker.api.deps import ServicesDep
 from docworker.api.submitting import JobClient, JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.errors import refused, reused_key, v1_responses
-from docworker.api.v1.intake import multipart_body, receive_upload, run_and_wait, upload_form
+from docworker.api.v1.intake import (
+    multipart_body,
+    receive_upload,
+    run_and_wait,
+    upload_form,
+    v1_answer,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -41,11 +47,11 @@ OCR_EXAMPLE = {
 
 async def _ocr(
     request: Request, services: ServicesDep, client: JobClient, params: dict[str, Any]
-) -> JSONResponse:
+) -> Response:
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
-    _, payload = await run_and_wait(services, client, "ocr", params, upload.job_input, FAILURE)
-    return JSONResponse(payload)
+    record = await run_and_wait(services, client, "ocr", params, upload.job_input, FAILURE)
+    return await v1_answer(services, record, FAILURE, JSONResponse)
 
 
 @router.post(
@@ -62,7 +68,7 @@ async def _ocr(
         **_ERRORS,
     },
 )
-async def ocr_image(request: Request, services: ServicesDep, client: JobClientDep) -> JSONResponse:
+async def ocr_image(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
     """The text of an uploaded image (every frame of a multi-frame image)."""
     return await _ocr(request, services, client, {"output": "v1"})
 
@@ -81,8 +87,6 @@ async def ocr_image(request: Request, services: ServicesDep, client: JobClientDe
         **_ERRORS,
     },
 )
-async def ocr_document(
-    request: Request, services: ServicesDep, client: JobClientDep
-) -> JSONResponse:
+async def ocr_document(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
     """The text of the first page of a PDF or an office document (converted to PDF first)."""
     return await _ocr(request, services, client, {"output": "v1", "pages": "1"})

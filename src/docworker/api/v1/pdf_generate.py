@@ -87,7 +87,7 @@ async def _pdf_of(
     params: dict[str, Any],
 ) -> Response:
     upload = await receive_upload(services, request, file)
-    record, _ = await run_and_wait(
+    record = await run_and_wait(
         services, client, "convert", {"to": "pdf", **params}, upload.job_input, FAILURE
     )
     name, extension = output_extension(record)

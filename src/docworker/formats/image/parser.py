@@ -88,7 +88,9 @@ class ImageParser:
         with _opened(source.path, ctx.limits.max_pixels) as image:
             frames = getattr(image, "n_frames", 1)
             exif = _read_exif(image)
-            builder = DocumentBuilder(self.name, source.mime, _metadata(image, frames, exif))
+            builder = DocumentBuilder(
+                self.name, source.mime, _metadata(image, frames, exif), limits=ctx.limits
+            )
             if exif is None:
                 builder.warn("exif-unreadable", "the image's EXIF metadata could not be read")
             numbers = ctx.select_pages(frames)

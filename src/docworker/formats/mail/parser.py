@@ -196,7 +196,9 @@ class EmlParser:
 
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         message, defects = read_eml(source.path.read_bytes())
-        builder = DocumentBuilder(self.name, source.mime, message_metadata(message))
+        builder = DocumentBuilder(
+            self.name, source.mime, message_metadata(message), limits=ctx.limits
+        )
         if defects:
             builder.warn(
                 "mime-defects", "the MIME structure has defects, read past: " + ", ".join(defects)
@@ -214,7 +216,9 @@ class MsgParser:
 
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         message, notes = read_msg(source.path, ctx.limits.max_depth)
-        builder = DocumentBuilder(self.name, source.mime, message_metadata(message))
+        builder = DocumentBuilder(
+            self.name, source.mime, message_metadata(message), limits=ctx.limits
+        )
         for code, text in notes:
             builder.warn(code, text)
         add_message(builder, message, ctx)

@@ -94,7 +94,7 @@ class OpenDocumentParser:
             styles_root = package.xml("styles.xml")
             metadata = read_metadata(package.xml("meta.xml"))
             metadata.encrypted = package.encrypted
-            builder = DocumentBuilder(fmt, source.mime, metadata)
+            builder = DocumentBuilder(fmt, source.mime, metadata, limits=ctx.limits)
             styles = Styles(content, styles_root)
             body = content.find(f"{OFFICE}body")
             if body is None:

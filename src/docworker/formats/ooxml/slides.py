@@ -103,7 +103,7 @@ class PptxParser:
             translate_errors(self.name, source.path),
             zipfile.ZipFile(source.path) as zf,
         ):
-            builder = DocumentBuilder(self.name, source.mime, read_metadata(zf))
+            builder = DocumentBuilder(self.name, source.mime, read_metadata(zf), limits=ctx.limits)
             package = Package(zf, str(source.path))
             slides = package.slides
             objects = EmbeddedParts(builder, zf, "ppt/embeddings/", ctx)

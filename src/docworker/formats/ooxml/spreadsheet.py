@@ -79,7 +79,7 @@ class XlsxParser:
             translate_errors(self.name, source.path, CalamineError),
             zipfile.ZipFile(source.path) as zf,
         ):
-            builder = DocumentBuilder(self.name, source.mime, read_metadata(zf))
+            builder = DocumentBuilder(self.name, source.mime, read_metadata(zf), limits=ctx.limits)
             workbook = CalamineWorkbook.from_path(str(source.path))
             objects = EmbeddedParts(builder, zf, "xl/embeddings/", ctx)
             try:

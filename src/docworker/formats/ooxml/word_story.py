@@ -36,6 +36,9 @@ _O = "{urn:schemas-microsoft-com:office:office}"
 
 #: Elements that only wrap content (structured tags, custom XML, tracked insertions).
 _WRAPPERS = frozenset({"sdt", "sdtContent", "customXml", "smartTag", "ins", "moveTo", "dir", "bdo"})
+#: The tags (any namespace) of the elements a story's children may be to hold blocks:
+#: paragraphs, tables, their wrappers (what :func:`_block_nodes` looks into).
+BLOCK_HOLDERS = ("{*}p", "{*}tbl", "{*}AlternateContent", *(f"{{*}}{n}" for n in _WRAPPERS))
 #: Elements whose content is not part of the current text.
 _SKIPPED = frozenset({"del", "moveFrom", "pPr", "rPr", "sdtPr", "sdtEndPr"})
 #: Fields whose shown value is layout noise (page numbers), not document text.
@@ -102,7 +105,13 @@ class StoryReader:
 
     def read(self, container: etree._Element, story: Story) -> None:
         """Read the paragraphs and tables under ``container`` (body, cell, text box)."""
-        for element in _block_children(container):
+        for node in container:
+            self.read_node(node, story)
+
+    def read_node(self, node: etree._Element, story: Story) -> None:
+        """Read one child of a container: a paragraph, a table, or a wrapper of them
+        (so that a body streamed a child at a time reads as the whole body would)."""
+        for element in _block_nodes(node):
             name = local_name(element)
             if name == "p":
                 self._paragraph(element, story)
@@ -301,15 +310,20 @@ class StoryReader:
 def _block_children(container: etree._Element) -> Iterator[etree._Element]:
     """Paragraphs and tables under ``container``, looking through content wrappers."""
     for node in container:
-        name = local_name(node)
-        if name in {"p", "tbl"}:
-            yield node
-        elif name in _WRAPPERS:
-            yield from _block_children(node)
-        elif name == "AlternateContent":
-            chosen = _alternative(node)
-            if chosen is not None:
-                yield from _block_children(chosen)
+        yield from _block_nodes(node)
+
+
+def _block_nodes(node: etree._Element) -> Iterator[etree._Element]:
+    """``node`` if it is a paragraph or a table, else the ones a wrapper holds."""
+    name = local_name(node)
+    if name in {"p", "tbl"}:
+        yield node
+    elif name in _WRAPPERS:
+        yield from _block_children(node)
+    elif name == "AlternateContent":
+        chosen = _alternative(node)
+        if chosen is not None:
+            yield from _block_children(chosen)
 
 
 def _children(element: etree._Element, name: str) -> Iterator[etree._Element]:

@@ -115,7 +115,7 @@ class PdfParser:
         try:
             total = len(pdf)
             numbers = ctx.select_pages(total)
-            builder = DocumentBuilder(FORMAT, source.mime, read_metadata(pdf))
+            builder = DocumentBuilder(FORMAT, source.mime, read_metadata(pdf), limits=ctx.limits)
             forms = FormFields(pdf)
             reader = _PageReader(pdf, builder, ctx, forms)
             try:

@@ -194,7 +194,7 @@ class RtfParser:
         data = source.path.read_bytes()
         if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{\\rtf"):
             raise CorruptDocument(self.name, "the file does not start with {\\rtf")
-        builder = DocumentBuilder(self.name, source.mime)
+        builder = DocumentBuilder(self.name, source.mime, limits=ctx.limits)
         if ctx.pages is not None:
             builder.warn(
                 "pages-ignored",

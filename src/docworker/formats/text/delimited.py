@@ -159,7 +159,7 @@ class DelimitedParser:
             columns=table.n_cols,
             header=header,
         )
-        builder = DocumentBuilder(self.name, source.mime, metadata)
+        builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         if rows:
             builder.add(BlockKind.TABLE, table=table)
         else:

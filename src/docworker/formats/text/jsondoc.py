@@ -104,7 +104,7 @@ class JsonParser:
         decoded = decode_text(source.path.read_bytes())
         text = decoded.text
         metadata = Metadata(encoding=decoded.encoding)
-        builder = DocumentBuilder(self.name, source.mime, metadata)
+        builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         if not text.strip():
             raise CorruptDocument("json", "the file is empty")
         records, ndjson = parse_values(text, source.mime == _NDJSON)

@@ -239,7 +239,7 @@ class MarkdownParser:
         metadata = Metadata(encoding=decoded.encoding)
         if fields:
             front_matter_metadata(fields, metadata)
-        builder = DocumentBuilder(self.name, source.mime, metadata)
+        builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(body)
         _Walker(builder, ctx.limits.max_cells).run(tokens)
         if metadata.title is None:

@@ -46,7 +46,7 @@ class TextParser:
         decoded = decode_text(source.path.read_bytes())
         metadata = Metadata(encoding=decoded.encoding)
         metadata.extra["encoding_detected_by"] = decoded.how
-        builder = DocumentBuilder(self.name, source.mime, metadata)
+        builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         paragraphs = split_paragraphs(decoded.text)
         if not paragraphs:
             builder.warn("empty", "the file holds no text")

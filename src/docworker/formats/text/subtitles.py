@@ -248,7 +248,7 @@ class SubtitleParser:
             cues = read_timed_text(decoded.text, vtt)
             if vtt:
                 metadata.language = _vtt_language(decoded.text)
-        builder = DocumentBuilder(self.name, source.mime, metadata)
+        builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         listed: list[dict[str, object]] = []
         for index, cue in enumerate(cues, start=1):
             block = builder.add(BlockKind.PARAGRAPH, cue.text)

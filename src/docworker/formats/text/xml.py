@@ -365,7 +365,7 @@ class XmlParser:
         metadata = jats_metadata(root) if jats else Metadata(language=root.get(_XML_LANG))
         metadata.encoding = root.getroottree().docinfo.encoding
         metadata.extra["root"] = local(root)
-        builder = DocumentBuilder(self.name, source.mime, metadata)
+        builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         if jats:
             metadata.extra["schema"] = "jats"
             JatsReader(builder, ctx.limits.max_cells).read(root)

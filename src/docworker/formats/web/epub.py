@@ -74,7 +74,7 @@ class EpubParser:
             _refuse_drm(zf, {item.path for item in items.values()})
             chapters = _reading_order(opf, items)
             titles = _toc_titles(zf, items)
-            builder = DocumentBuilder(self.name, source.mime, _metadata(opf))
+            builder = DocumentBuilder(self.name, source.mime, _metadata(opf), limits=ctx.limits)
             builder.metadata.page_count = len(chapters)
             reader = _ChapterReader(zf, builder, ctx.limits.max_cells)
             for number in ctx.each_page(ctx.select_pages(len(chapters)), len(chapters)):

@@ -629,7 +629,7 @@ class HtmlParser:
         root = parse_page(text)
         metadata = page_metadata(root) if root is not None else Metadata()
         metadata.encoding = encoding
-        builder = DocumentBuilder(self.name, source.mime, metadata)
+        builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         if root is not None:
             walk_page(builder, root, ctx.limits.max_cells)
         if not builder.document.blocks:
