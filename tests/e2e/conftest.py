@@ -12,13 +12,10 @@ from tests.e2e.server import Server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("server"), DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024)
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -71,6 +71,12 @@ class Server:
             time.sleep(0.1)
         raise AssertionError(f"server did not start: {self.log.read_text()[-3000:]}")
 
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -80,7 +80,7 @@ def server(
     an admin key: the routes answer as for a caller allowed everything, and the document
     lists the refusals a key may meet). The second is sent valid requests only."""
     keys = {"DOCWORKER_AUTH__ENABLED": "true"} if request.param == "keys" else {}
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("contract"),
         **keys,
         DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024),
@@ -90,11 +90,8 @@ def server(
         DOCWORKER_EXECUTOR__JOB_TIMEOUT="20",
         DOCWORKER_EXECUTOR__MAX_ATTEMPTS="1",
         DOCWORKER_CHROMIUM__TIMEOUT="5",
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -39,16 +39,13 @@ class Keys:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("audit"),
         DOCWORKER_AUTH__ENABLED="true",
         DOCWORKER_AUTH__SECRET=SECRET,
         DOCWORKER_AUDIT__FLUSH_INTERVAL="0.2",
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _key(server: Server, tenant: str, *scopes: str, limits: dict[str, Any] | None = None) -> str:

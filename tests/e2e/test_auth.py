@@ -39,17 +39,14 @@ def _keys_command(server: Server, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("auth"),
         DOCWORKER_AUTH__ENABLED="true",
         DOCWORKER_AUTH__SECRET=SECRET,
         DOCWORKER_AUTH__CACHE_TTL="30",
         DOCWORKER_GUARD__TENANTS='{"alpha": {"office_macros": "refuse"}}',
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

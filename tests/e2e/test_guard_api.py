@@ -20,13 +20,10 @@ MACROS = corpus_root() / "hostile" / "word-macros.docm"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # Macros refused by the operator's policy; EICAR refused by default.
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("guard"), DOCWORKER_GUARD__POLICY__OFFICE_MACROS="refuse"
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

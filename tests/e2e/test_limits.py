@@ -26,18 +26,15 @@ pytestmark = pytest.mark.skipif(not DOCX.is_file(), reason=f"corpus not found at
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     limits = {"/api/v2/chunk": 4096, "/api/v1/ocr": 4096}
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("limits"),
         DOCWORKER_EXECUTOR__KIND="none",
         DOCWORKER_EXECUTOR__WORKERS="1",
         DOCWORKER_LIBREOFFICE__MAX_QUEUE="0",
         DOCWORKER_CHROMIUM__MAX_QUEUE="0",
         DOCWORKER_SERVER__UPLOAD_LIMITS=json.dumps(limits),
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -32,32 +32,26 @@ LARGE_CHARS = 55_000_000
 
 @pytest.fixture(scope="module")
 def bomb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("bomb"),
         DOCWORKER_EXECUTOR__WORKERS="1",
         DOCWORKER_EXECUTOR__MEMORY_LIMIT_MB="512",
         DOCWORKER_LIMITS__MAX_OUTPUT_CHARS=str(BOMB_LIMIT),
         DOCWORKER_SERVER__MAX_LOADED_RESULT_BYTES="4096",
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def large_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     raised = str(2 * LARGE_CHARS)
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("large"),
         DOCWORKER_EXECUTOR__WORKERS="1",
         DOCWORKER_LIMITS__MAX_TEXT_CHARS=raised,
         DOCWORKER_LIMITS__MAX_OUTPUT_CHARS=raised,
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def test_a_word_bomb_fails_with_limit_exceeded(bomb_server: Server, tmp_path: Path) -> None:

@@ -28,16 +28,13 @@ pytestmark = pytest.mark.skipif(not PDF.is_file(), reason="test corpus not prese
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The module's server: its two workers split every render of two pages or more."""
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("server"),
         DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024),
         DOCWORKER_RENDER__SPLIT_MIN_PAGES="2",
         DOCWORKER_EXECUTOR__SPLIT_MIN_PAGES="2",
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _upload(path: Path) -> dict[str, tuple[str, bytes]]:

@@ -33,16 +33,13 @@ document.body.appendChild(box);
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     # One worker: one browser for the module.
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("server"),
         DOCWORKER_EXECUTOR__WORKERS="1",
         DOCWORKER_EXECUTOR__MAX_ATTEMPTS="1",
         DOCWORKER_CHROMIUM__TIMEOUT="4",
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _zip(members: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:

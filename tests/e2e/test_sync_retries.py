@@ -40,16 +40,13 @@ KEPT = "client left: its jobs are kept for its key"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("retries"),
         DOCWORKER_AUTH__ENABLED="true",
         DOCWORKER_AUTH__SECRET=SECRET,
         DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024),
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

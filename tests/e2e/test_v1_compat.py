@@ -52,7 +52,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(root: Path) -> Iterator[Server]:
     (root / "batch" / "in" / "sub").mkdir(parents=True)
-    srv = Server(
+    with Server(
         root / "data",
         DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024),
         OCR_LANGUAGE="eng",
@@ -62,11 +62,8 @@ def server(root: Path) -> Iterator[Server]:
         CACHE_TTL="90m",
         CACHE_MAX_SIZE="5000000",
         MARKDOWN_BATCH_ROOT=str(root / "batch"),
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -34,14 +34,11 @@ SEARCH_KEYS = {"Width", "Height", "Crop", "Quality", "ResizeScale", "CutVideo", 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(
+    with Server(
         tmp_path_factory.mktemp("v1media"),
         DOCWORKER_SERVER__MAX_UPLOAD_BYTES=str(8 * 1024 * 1024),
-    ).start()
-    try:
+    ) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
