@@ -18,7 +18,7 @@ from docworker.auth import Principal
 from docworker.config import Settings, load_settings
 from docworker.errors import QueueFull, ServiceDraining
 from docworker.jobs.admission import Admission, Drain
-from docworker.jobs.backlog import DRAIN_CACHE, Backlog, Band
+from docworker.jobs.backlog import DRAIN_CACHE, QUEUED_CACHE, Backlog, Band
 from docworker.jobs.events import JobEvents
 from docworker.jobs.queue import JobInput, JobQueue
 from docworker.jobs.store import JobStatus, JobStore, NewJob
@@ -251,3 +251,28 @@ def test_a_waiter_for_a_job_left_queued_is_answered_at_once(
     waited = anyio.run(queue.wait, record.id, 30.0)
     assert waited.status is JobStatus.QUEUED
     assert time.monotonic() - started < 5
+
+
+def test_admissions_count_on_a_fresh_count_and_refusals_count_anew(
+    tmp_path: Path, store: JobStore, database_url: str
+) -> None:
+    """An API process admits on a count of the queue at most QUEUED_CACHE seconds old
+    plus what it admitted since, and counts anew before it refuses."""
+    now = [0.0]
+    settings = _settings(tmp_path, database_url, documents=4)
+    queue = _queue(settings, store)
+    assert queue.admission is not None
+    queue.admission.backlog = Backlog(settings, store, clock=lambda: now[0])
+    _fill(queue, 2, HIGH)
+    # Another replica queues two jobs: within the count's time they are not seen ...
+    for _ in range(2):
+        store.create(NewJob("extract", {}, {"uri": "blob://inputs/x", "sha256": "x"}))
+    _fill(queue, 1, HIGH)
+    # ... and they are once it has passed: 5 queued, the bound is 4.
+    now[0] += QUEUED_CACHE
+    with pytest.raises(QueueFull):
+        _fill(queue, 1, HIGH)
+    # A refusal counts anew: a job that left the queue since makes room at once.
+    for _ in range(2):
+        assert store.claim_next("w1") is not None
+    _fill(queue, 1, HIGH)

@@ -33,7 +33,10 @@ ends), so a split is never refused and a job takes one place however many parts 
 Both counts are made in the job store, so they hold over every replica. The queued
 jobs are counted at every admission, one range of the claim index over the queued rows
 (which the bounds keep few); two submissions racing for the last place may both get
-it, so the bound is exact to within the submissions admitted at once. The jobs that
+it, so the bound is exact to within the submissions admitted at once. (An API process
+admits on a count at most :data:`QUEUED_CACHE` seconds old plus what it admitted since,
+and counts anew before it refuses: exact for its own submissions, to within that time
+for other replicas'.) The jobs that
 ended are counted only to answer a refusal or a health probe, one range of
 ``ix_jobs_finished_at``, and the rates are kept for :data:`DRAIN_CACHE` seconds.
 """
@@ -57,6 +60,11 @@ from docworker.telemetry import QUEUE_DRAIN_RATE, QUEUED_JOBS
 
 #: Seconds the measured drain rates are kept before the job store is asked again.
 DRAIN_CACHE = 1.0
+#: Seconds the count of queued jobs is trusted to admit a submission: the submissions this
+#: process admitted since are added to it, so it is never less than the jobs this process
+#: has queued (jobs claimed meanwhile only make it larger). A refusal is always counted
+#: anew, so that no job is refused for room freed since.
+QUEUED_CACHE = 0.1
 
 
 class Band(StrEnum):
@@ -98,6 +106,11 @@ class Backlog:
         #: line the module describes), on ``clock``.
         self._line: dict[Family, float] = {}
         self._line_lock = threading.Lock()
+        #: The queued jobs as last counted (when, by family), and the submissions this
+        #: process admitted since.
+        self._queued: tuple[float, dict[Family, int]] | None = None
+        self._admitted: dict[Family, int] = dict.fromkeys(Family, 0)
+        self._queued_lock = threading.Lock()
 
     def room(self, family: Family, band: Band) -> int | None:
         """How many queued jobs of ``family`` a job of ``band`` is admitted under (one at
@@ -124,8 +137,11 @@ class Backlog:
         room = self.room(family, band)
         if room is None:
             return
-        queued = self.queued()[family]
+        if self._admits(family, room):
+            return
+        queued = self._recount()[family]
         if queued < room:
+            self._admit(family)
             return
         bound = self.bounds[family]
         share = "" if band is Band.HIGH else f" ({band.value} priority may fill {room} of them)"
@@ -137,6 +153,30 @@ class Backlog:
             queued=queued,
             room=room,
         )
+
+    def _admits(self, family: Family, room: int) -> bool:
+        """Whether the count kept (see :data:`QUEUED_CACHE`) leaves room for a job of
+        ``family``; if so it is admitted."""
+        with self._queued_lock:
+            kept = self._queued
+            if kept is None or self._clock() - kept[0] >= QUEUED_CACHE:
+                return False
+            if kept[1][family] + self._admitted[family] >= room:
+                return False
+            self._admitted[family] += 1
+            return True
+
+    def _recount(self) -> dict[Family, int]:
+        now = self._clock()
+        counts = self.queued()
+        with self._queued_lock:
+            self._queued = (now, counts)
+            self._admitted = dict.fromkeys(Family, 0)
+        return counts
+
+    def _admit(self, family: Family) -> None:
+        with self._queued_lock:
+            self._admitted[family] += 1
 
     def drain_rates(self) -> dict[Family, float]:
         """Jobs of each family that ended per second over the last ``window`` seconds;
