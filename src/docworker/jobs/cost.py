@@ -38,7 +38,9 @@ def tree_cpu_seconds(pid: int) -> float:
     Read from ``/proc`` directly, following each process's ``children`` list: the
     supervisor reads it twice per job, and psutil finds descendants by reading the
     status of every process on the machine."""
-    if not (_PROC / str(pid) / "task").is_dir():
+    if not (_PROC / str(pid) / "task" / str(pid) / "children").exists():
+        # No children lists here (a kernel without CONFIG_PROC_CHILDREN), or the
+        # process is gone: psutil finds the tree, or says it is gone.
         return _tree_cpu_seconds_psutil(pid)
     total = 0
     found = False
