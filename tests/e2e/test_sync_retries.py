@@ -283,27 +283,21 @@ def test_a_client_that_leaves_has_its_running_job_cancelled(
     _until(lambda: _status(client, key, job["id"]) == "cancelled", timeout=30)
 
 
+@pytest.mark.parametrize(
+    ("path", "field", "document"),
+    [
+        ("/api/v2/extract", "file", TEXT),
+        ("/api/v1/markdown/convert/pdf", "pdf_file", PDF),
+    ],
+    ids=["v2", "v1"],
+)
 def test_a_client_that_leaves_has_its_queued_job_cancelled(
-    server: Server, client: httpx.Client, key: str
+    server: Server, client: httpx.Client, key: str, path: str, field: str, document: Path
 ) -> None:
     blocker = _blocker(client, key)
     try:
-        files = {"file": (TEXT.name, TEXT.read_bytes())}
-        with _leaving(server, "/api/v2/extract", _as(key), files=files):
-            job = _until(lambda: _jobs(client, key, operation="extract"))[0]
-            assert job["status"] == "queued"
-        _until(lambda: _status(client, key, job["id"]) == "cancelled", timeout=30)
-    finally:
-        client.delete(f"/api/v2/jobs/{blocker}", headers=_as(key))
-
-
-def test_a_v1_client_that_leaves_has_its_job_cancelled(
-    server: Server, client: httpx.Client, key: str
-) -> None:
-    blocker = _blocker(client, key)
-    try:
-        files = {"pdf_file": (PDF.name, PDF.read_bytes())}
-        with _leaving(server, "/api/v1/markdown/convert/pdf", _as(key), files=files):
+        files = {field: (document.name, document.read_bytes())}
+        with _leaving(server, path, _as(key), files=files):
             job = _until(lambda: _jobs(client, key, operation="extract"))[0]
             assert job["status"] == "queued"
         _until(lambda: _status(client, key, job["id"]) == "cancelled", timeout=30)
