@@ -38,13 +38,11 @@ def tree_cpu_seconds(pid: int) -> float:
     Read from ``/proc`` directly, following each process's ``children`` list: the
     supervisor reads it twice per job, and psutil finds descendants by reading the
     status of every process on the machine."""
-    if not (_PROC / str(pid) / "task" / str(pid) / "children").exists():
-        # No children lists here (a kernel without CONFIG_PROC_CHILDREN), or the
-        # process is gone: psutil finds the tree, or says it is gone.
+    if not _children_lists(pid):
         return _tree_cpu_seconds_psutil(pid)
     total = 0
     found = False
-    for each in _descendants(pid):
+    for each in _walk(pid):
         ticks = _ticks_of(each)
         if ticks is not None:
             total += ticks
@@ -52,7 +50,24 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / _TICKS if found else 0.0
 
 
-def _descendants(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (empty when it is gone): by the kernel's
+    children lists, else by psutil, which reads every process of the machine."""
+    if _children_lists(pid):
+        return _walk(pid)
+    try:
+        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return []
+
+
+def _children_lists(pid: int) -> bool:
+    """Whether ``/proc`` lists ``pid``'s children: not on a kernel without
+    CONFIG_PROC_CHILDREN, nor for a process that is gone."""
+    return (_PROC / str(pid) / "task" / str(pid) / "children").exists()
+
+
+def _walk(pid: int) -> list[int]:
     """``pid`` and every process below it, by the kernel's per-thread children lists."""
     found = [pid]
     index = 0

@@ -62,7 +62,7 @@ from docworker.errors import (
     MemoryLimitExceeded,
     error_class,
 )
-from docworker.jobs.cost import tree_cpu_seconds
+from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEvents
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
@@ -132,7 +132,7 @@ class _Slot:
         return JobCost(cpu_seconds=round(max(used, 0.0), 3), pages=pages)
 
     #: The worker's process and those it started (engines), looked up again every
-    #: ``CHILDREN_INTERVAL`` seconds: finding children reads every process's status.
+    #: ``CHILDREN_INTERVAL`` seconds.
     _procs: list[psutil.Process] = field(default_factory=list)
     _procs_at: float = -CHILDREN_INTERVAL
 
@@ -147,12 +147,11 @@ class _Slot:
     def rss_bytes(self) -> int:
         """Resident memory of the worker and everything it started."""
         now = time.monotonic()
-        try:
-            if now - self._procs_at >= CHILDREN_INTERVAL:
-                proc = psutil.Process(self.process.pid)
-                self._procs = [proc, *proc.children(recursive=True)]
-                self._procs_at = now
-        except psutil.Error:
+        if now - self._procs_at >= CHILDREN_INTERVAL:
+            pid = self.process.pid
+            self._procs = _processes(process_tree(pid)) if pid is not None else []
+            self._procs_at = now
+        if not self._procs:
             return 0
         total = 0
         for proc in self._procs:
@@ -534,7 +533,13 @@ class LocalExecutor:
 
 def _descendants(pid: int | None) -> list[psutil.Process]:
     """Every process ``pid`` started, and theirs."""
-    try:
-        return psutil.Process(pid).children(recursive=True) if pid is not None else []
-    except psutil.Error:
-        return []
+    return _processes(process_tree(pid)[1:]) if pid is not None else []
+
+
+def _processes(pids: list[int]) -> list[psutil.Process]:
+    """psutil's handles of ``pids``, less those that ended since."""
+    found = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    return found
