@@ -54,16 +54,10 @@ import psutil
 import structlog
 
 from docworker.config import Settings
-from docworker.errors import (
-    AfterFailure,
-    DocworkerError,
-    EngineFailed,
-    JobTimeout,
-    MemoryLimitExceeded,
-    error_class,
-)
+from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEvents
+from docworker.jobs.outcomes import end_attempt, job_message, record_answer
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
     ClaimPolicy,
@@ -77,7 +71,6 @@ from docworker.jobs.workdirs import ExecutorFolder, process_gone, remove, sweep
 from docworker.jobs.worker import receive, send
 from docworker.sealing import SecretKeys
 from docworker.telemetry import (
-    JOB_ATTEMPTS_FAILED,
     JOB_DURATION,
     JOB_QUEUE_WAIT,
     JOBS_FINISHED,
@@ -272,6 +265,14 @@ class LocalExecutor:
                 for record in self.store.requeue_worker(worker):
                     log.warning("job of a dead executor queued again", job_id=record.id)
 
+    def queued(self, record: JobRecord) -> None:
+        """A job was queued: a worker of this executor claims it from the store."""
+        self.notify()
+
+    def cancelled(self, record: JobRecord) -> None:
+        """A job's cancellation was asked for: a running one is stopped at once."""
+        self.notify()
+
     def notify(self) -> None:
         """Wake the supervisor: a job was queued or a cancel requested."""
         with contextlib.suppress(OSError):
@@ -339,26 +340,7 @@ class LocalExecutor:
             wait_s = (datetime.now(UTC) - job.created_at).total_seconds()
             JOB_QUEUE_WAIT.labels(job.operation).observe(max(wait_s, 0.0))
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
-        message: dict[str, Any] = {
-            "type": "run",
-            "job_id": job.id,
-            "operation": job.operation,
-            "params": job.params,
-            "input": job.input,
-            "parent_id": job.parent_id,
-            "tenant": job.tenant,
-        }
-        if job.children_total:
-            message["parts"] = [
-                {
-                    "part": part.part,
-                    "params": part.params,
-                    "status": str(part.status),
-                    "result": part.result,
-                    "error": part.error,
-                }
-                for part in self.store.parts_of(job.id)
-            ]
+        message = job_message(self.store, job)
         try:
             send(slot.conn, message)
         except OSError:
@@ -397,18 +379,11 @@ class LocalExecutor:
         slot.progress = None
         slot.jobs_done += 1
         self._look = True
-        if kind == "split":
-            record, parts = self.store.split(job.id, message["parts"], cost=cost)
-            log.info("job split into parts", job_id=job.id, parts=len(parts))
+        if kind in ("split", "done", "error"):
+            record, _ = record_answer(self.store, self.config, job, message, cost=cost)
             self._finished(record)
-        elif kind == "done":
-            errors = message.get("errors") or []
-            record = self.store.mark_succeeded(
-                job.id, message["result"], partial=bool(errors), errors=errors, cost=cost
-            )
-            self._finished(record)
-        elif kind == "error":
-            self._attempt_failed(job, message["error"], cost=cost)
+            if record.status == "queued":
+                self.notify()
         if slot.jobs_done >= self.config.jobs_per_worker:
             self._replace(slot, "recycled")
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
@@ -416,16 +391,7 @@ class LocalExecutor:
     # -- outcomes ---------------------------------------------------------------------
     def _attempt_failed(self, job: JobRecord, error: dict[str, Any], *, cost: JobCost) -> None:
         """End the job's attempt as its error's class says (the module docstring)."""
-        code = str(error.get("code"))
-        JOB_ATTEMPTS_FAILED.labels(job.operation, code).inc()
-        after = error_class(code).after_failure
-        if after is AfterFailure.RETRY:
-            delay = self.config.retry_delay
-            record = self.store.mark_failed(job.id, error, retry_delay=delay, cost=cost)
-        elif after is AfterFailure.DEAD:
-            record = self.store.mark_dead(job.id, error, cost=cost)
-        else:
-            record = self.store.mark_failed(job.id, error, retry_delay=None, cost=cost)
+        record = end_attempt(self.store, self.config, job, error, cost=cost)
         self._finished(record)
         if record.status == "queued":
             self.notify()

@@ -322,6 +322,12 @@ _CLAIM_START = (
 )
 
 
+#: Starts one named job (``job_id``) for ``worker`` at ``at`` if it is queued and due: the
+#: claim of an executor whose messages name the job (the celery executor). A message
+#: delivered twice finds the job no longer queued and starts nothing.
+_CLAIM_BY_ID = _CLAIM_START.where(or_(Job.run_after.is_(None), Job.run_after <= _claim_at()))
+
+
 def _as_stored(value: dict[str, Any]) -> Any:
     """``value`` as it reads back from a JSON column (tuples become lists, ...)."""
     return json.loads(json.dumps(value))
@@ -469,6 +475,12 @@ class JobStore:
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
+
+    def after_fork(self) -> None:
+        """In a process forked from the one that opened this store: forget the pooled
+        connections it inherited without closing them (they are the parent's), so this
+        process opens its own."""
+        self._engine.dispose(close=False)
 
     def ping(self) -> None:
         """Check that the database answers; raises :class:`DependencyDown` if not."""
@@ -718,6 +730,19 @@ class JobStore:
             return record
         return None
 
+    def claim(self, job_id: str, worker: str, *, now: datetime | None = None) -> JobRecord | None:
+        """Start the job ``job_id`` for ``worker`` if it is queued and due (its retry delay
+        over); None otherwise (running elsewhere, ended, waiting for its delay, or no
+        such job). One conditional update: of two claimers of one job, one wins."""
+        bound = {"at": _aware(now, "now"), "worker": worker, "job_id": job_id}
+        with self._session(writes=True) as session:
+            won = session.scalars(_CLAIM_BY_ID, bound).one_or_none()
+            if won is None:
+                return None
+            record = JobRecord.from_row(won)
+        _log_transition(record)
+        return record
+
     def heartbeat(self, job_ids: Collection[str], *, now: datetime | None = None) -> None:
         """Record that the executor holding ``job_ids`` is alive."""
         if not job_ids:
@@ -911,9 +936,10 @@ class JobStore:
         error = EngineFailed("the executor running the job stopped sending heartbeats")
         return self._requeue(Job.heartbeat_at < cutoff, error, at)
 
-    def requeue_worker(self, worker: str) -> Records:
-        """Take back the running jobs of ``worker`` (an executor restarting under its name)."""
-        error = EngineFailed("the executor running the job restarted", worker=worker)
+    def requeue_worker(self, worker: str, *, reason: str | None = None) -> Records:
+        """Take back the running jobs of ``worker`` (an executor restarting under its name,
+        or a worker process found dead: ``reason`` says so in the jobs' error)."""
+        error = EngineFailed(reason or "the executor running the job restarted", worker=worker)
         return self._requeue(Job.worker == worker, error, _now())
 
     def delete_finished_before(

@@ -158,16 +158,9 @@ def worker_main(
     _die_with_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _work_in(Path(folder), config["environ"])
-    restrict_umask()
     settings = Settings.model_validate(config["settings"])
     keys = SecretKeys(config["secret_keys"])
-    configure_logging(level=settings.log.level, json_logs=settings.json_logs)
-    _cap_memory(settings.executor.memory_limit_mb)
-    store = BlobStore(settings.storage_url)
-    preload()
-    _preload_rules(settings)
-    # This worker's own LibreOffice, started by the first job that converts a file.
-    libreoffice = LibreOfficeEngine(settings.libreoffice, settings.sandbox)
+    store, libreoffice = prepare_process(settings)
     send(conn, {"type": "ready", "pid": os.getpid()})
     try:
         while True:
@@ -181,6 +174,20 @@ def worker_main(
                 send(conn, run_job(conn, store, message, settings, keys, libreoffice.convert))
     finally:
         libreoffice.stop()
+
+
+def prepare_process(settings: Settings) -> tuple[BlobStore, LibreOfficeEngine]:
+    """Make this process a worker (the local executor's, or a Celery worker process): a
+    private umask, logging, the memory cap, every parser and the guard's rules loaded;
+    returns the blob store and the process's own LibreOffice (started by the first job
+    that converts a file; stop it when the process ends)."""
+    restrict_umask()
+    configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    _cap_memory(settings.executor.memory_limit_mb)
+    store = BlobStore(settings.storage_url)
+    preload()
+    _preload_rules(settings)
+    return store, LibreOfficeEngine(settings.libreoffice, settings.sandbox)
 
 
 def _progress_sender(conn: Connection, job_id: str) -> Any:
@@ -206,9 +213,24 @@ def run_job(
     keys: SecretKeys,
     convert: Callable[[Path, str], Path] | None = None,
 ) -> dict[str, Any]:
-    """Run one job and return the answer message for the supervisor. The job's secret
-    parameters are opened here, just before it runs, and the parts of a split job are
-    answered with theirs sealed again."""
+    """Run one job and return the answer message for the supervisor, its progress sent
+    over ``conn`` (see :func:`execute_job`)."""
+    progress = _progress_sender(conn, message["job_id"])
+    return execute_job(progress, store, message, settings, keys, convert)
+
+
+def execute_job(
+    progress: Callable[[float, str], None],
+    store: BlobStore,
+    message: dict[str, Any],
+    settings: Settings,
+    keys: SecretKeys,
+    convert: Callable[[Path, str], Path] | None = None,
+) -> dict[str, Any]:
+    """Run one job (a ``run`` message) and return its answer message (``done``, ``split``
+    or ``error``), ``progress`` told how far it is. The job's secret parameters are
+    opened here, just before it runs, and the parts of a split job are answered with
+    theirs sealed again. Every executor runs jobs through here."""
     job_id: str = message["job_id"]
     bound = log.bind(job_id=job_id, operation=message["operation"])
     try:
@@ -223,7 +245,7 @@ def run_job(
         ):
             ctx = operation_context(
                 settings,
-                progress=_progress_sender(conn, job_id),
+                progress=progress,
                 convert=convert,
                 workdir=Path(workdir),
                 tenant=message.get("tenant"),
