@@ -20,6 +20,7 @@ from docworker.config import QuotaSettings
 from docworker.errors import (
     ActiveJobsLimit,
     Conflict,
+    DependencyDown,
     LimitExceeded,
     NotFound,
     PayloadTooLarge,
@@ -40,13 +41,18 @@ from docworker.telemetry import ADMISSION_REFUSALS, JOBS_SUBMITTED
 
 
 class Executor(Protocol):
-    """Runs queued jobs. ``notify`` says new work or a cancel is waiting."""
+    """Runs queued jobs: ``queued`` hands it a job just queued in the store, ``cancelled``
+    a job whose cancellation was asked for."""
 
     def start(self) -> None: ...
 
     def stop(self, timeout: float = 10.0) -> None: ...
 
-    def notify(self) -> None: ...
+    def queued(self, record: JobRecord) -> None:
+        """Raises :class:`~docworker.errors.DependencyDown` when the job cannot be handed
+        over (a broker down): the job is withdrawn and the submission refused."""
+
+    def cancelled(self, record: JobRecord) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -184,10 +190,23 @@ class JobQueue:
                 self.refusals.quota_exceeded(caller, exc, status, operation=operation)
             raise
         if created:
-            JOBS_SUBMITTED.labels(operation).inc()
             if self.executor is not None:
-                self.executor.notify()
+                try:
+                    self.executor.queued(record)
+                except DependencyDown:
+                    self._withdraw(record)
+                    raise
+            JOBS_SUBMITTED.labels(operation).inc()
         return record, created
+
+    def _withdraw(self, record: JobRecord) -> None:
+        """Delete a job its executor could not be handed (it never ran), with its input
+        files no other job names, so that the refused request leaves nothing behind and
+        its idempotency key is free for the retry."""
+        self.store.request_cancel(record.id)
+        deleted = self.store.delete_job(record.id)
+        if deleted:
+            discard_job_data(self.store, self.blobs, deleted)
 
     def get(self, job_id: str, caller: Principal) -> JobRecord:
         """The job, if ``caller`` may read it; another tenant's job does not exist for it."""
@@ -207,7 +226,7 @@ class JobQueue:
         caller.require_submit(current.operation)
         record = self.store.request_cancel(job_id)
         if self.executor is not None:
-            self.executor.notify()
+            self.executor.cancelled(record)
         if record.status in TERMINAL_STATUSES:
             self.events.publish(job_id)
         return record

@@ -1,0 +1,252 @@
+"""The celery executor: a real ``docworker serve --executor celery`` (the API) and a real
+``docworker worker`` process, on Redis with an SQLite job store and on RabbitMQ with a
+PostgreSQL one; every job is submitted and its result read through the API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.scoring import corpus_root
+from docworker.config import load_settings
+from docworker.jobs.audit import AuditFilter, AuditLog
+from docworker.jobs.distributed import CeleryDispatch
+from docworker.jobs.store import JobRecord, JobStatus, JobStore
+from tests.conftest import new_postgres_database
+from tests.e2e.server import Server
+
+SMALL_TEXT = corpus_root() / "text" / "plain-utf8.txt"
+HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
+ENDED = {"succeeded", "partial", "failed", "dead", "cancelled"}
+
+
+class Worker:
+    """One ``docworker worker`` process (one worker process under it) with ``env``."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.env = env
+        self.log = data_dir / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "docworker", "worker", "--concurrency", "1"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def wait_ready(self) -> None:
+        self.wait_for_line(re.compile(r"docworker-\d+@\S+ ready"), 120)
+
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None and self.process.poll() is None, self.tail()
+            for line in self.log.read_text(errors="replace").splitlines():
+                if pattern.search(line):
+                    return line
+            time.sleep(0.1)
+        raise AssertionError(f"no line {pattern.pattern!r} in the worker's log:\n{self.tail()}")
+
+    def wait_for_event(self, event: str, job_id: str, timeout: float = 60) -> dict[str, Any]:
+        """The first JSON log line of ``event`` about ``job_id``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log.read_text(errors="replace").splitlines():
+                if line.startswith("{") and job_id in line:
+                    entry: dict[str, Any] = json.loads(line)
+                    if entry.get("event") == event and entry.get("job_id") == job_id:
+                        return entry
+            time.sleep(0.1)
+        raise AssertionError(f"no {event!r} of job {job_id} in the worker's log:\n{self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Fleet:
+    """The API, a worker, and the job store they share (read directly by the tests)."""
+
+    def __init__(self, server: Server, worker: Worker, store: JobStore, env: dict[str, str]):
+        self.server = server
+        self.worker = worker
+        self.store = store
+        self.env = env
+
+    def submit(self, client: httpx.Client, path: Path, **params: Any) -> str:
+        response = client.post(
+            "/api/v2/jobs",
+            files={"file": (path.name, path.read_bytes())},
+            data={"operation": "extract", "params": json.dumps(params)},
+        )
+        assert response.status_code == 202, response.text
+        job_id: str = response.json()["id"]
+        return job_id
+
+    def wait(self, client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job: dict[str, Any] = client.get(f"/api/v2/jobs/{job_id}").json()
+            if job["status"] in ENDED:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} did not end:\n{self.worker.tail()}")
+
+    def running(self, job_id: str, timeout: float = 60) -> JobRecord:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.store.get(job_id)
+            if record.status == JobStatus.RUNNING and record.worker:
+                return record
+            assert record.status == JobStatus.QUEUED, record
+            time.sleep(0.02)
+        raise AssertionError(f"job {job_id} never started:\n{self.worker.tail()}")
+
+    def audit_events(self, job_id: str) -> int:
+        events, _ = AuditLog(self.store).list(AuditFilter(job_id=job_id, kind="job"))
+        return len(events)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("rabbitmq", marks=[pytest.mark.rabbitmq, pytest.mark.postgres]),
+    ],
+)
+def fleet(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Fleet]:
+    data_dir = tmp_path_factory.mktemp(f"celery-{request.param}")
+    with contextlib.ExitStack() as stack:
+        if request.param == "redis":
+            broker = request.getfixturevalue("redis_url")
+            database = f"sqlite:///{data_dir / 'jobs.db'}"
+        else:
+            broker = request.getfixturevalue("amqp_url")
+            database = stack.enter_context(
+                new_postgres_database(request.getfixturevalue("postgres_url"))
+            )
+        env = {
+            "DOCWORKER_EXECUTOR__KIND": "celery",
+            "DOCWORKER_DATABASE__URL": database,
+            "DOCWORKER_CELERY__BROKER_URL": broker,
+            # Queues of their own on a broker that others may share.
+            "DOCWORKER_CELERY__QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:12]}-",
+            "DOCWORKER_EXECUTOR__SPLIT_MIN_PAGES": "0",
+        }
+        store = JobStore(database)
+        store.migrate()
+        stack.callback(store.close)
+        server = Server(data_dir, **env)
+        worker = Worker(data_dir, {**server.env}).start()
+        stack.callback(worker.stop)
+        stack.enter_context(server)
+        worker.wait_ready()
+        yield Fleet(server, worker, store, server.env)
+
+
+@pytest.fixture
+def client(fleet: Fleet) -> Iterator[httpx.Client]:
+    with fleet.server.client() as c:
+        yield c
+
+
+def test_a_job_runs_on_the_worker_and_its_result_is_read_through_the_api(
+    fleet: Fleet, client: httpx.Client
+) -> None:
+    response = client.post(
+        "/api/v2/extract",
+        files={"file": (SMALL_TEXT.name, SMALL_TEXT.read_bytes())},
+        data={"output": "text"},
+    )
+    assert response.status_code == 200, response.text
+    assert "test document" in response.json()["content"]
+    job_id = response.headers["x-job-id"]
+    record = fleet.store.get(job_id)
+    assert record.status == JobStatus.SUCCEEDED
+    assert record.attempts == 1
+    assert record.worker is not None and record.worker.split(":")[1] != str(os.getpid())
+
+
+def test_a_message_delivered_again_does_not_run_a_finished_job(
+    fleet: Fleet, client: httpx.Client
+) -> None:
+    job_id = fleet.submit(client, SMALL_TEXT, output="text")
+    assert fleet.wait(client, job_id)["status"] == "succeeded"
+    before = fleet.store.get(job_id)
+    settings = load_settings(
+        data_dir=fleet.server.data_dir,
+        executor={"kind": "celery"},
+        celery={
+            "broker_url": fleet.env["DOCWORKER_CELERY__BROKER_URL"],
+            "queue_prefix": fleet.env["DOCWORKER_CELERY__QUEUE_PREFIX"],
+        },
+    )
+    dispatch = CeleryDispatch(settings)
+    try:
+        dispatch.publish(before)
+    finally:
+        dispatch.stop()
+    assert fleet.worker.wait_for_event("message skipped", job_id)["status"] == "succeeded"
+    after = fleet.store.get(job_id)
+    assert after.attempts == 1
+    assert after.finished_at == before.finished_at
+    assert after.result == before.result
+    assert fleet.audit_events(job_id) == 1
+
+
+def test_cancel_stops_a_running_job_and_the_worker_goes_on(
+    fleet: Fleet, client: httpx.Client
+) -> None:
+    job_id = fleet.submit(client, HUGE_PDF, output="markdown")
+    fleet.running(job_id)
+    cancelled = client.delete(f"/api/v2/jobs/{job_id}")
+    assert cancelled.status_code == 200, cancelled.text
+    assert fleet.wait(client, job_id)["status"] == "cancelled"
+    # The worker process that ran it was replaced: the next job runs.
+    after = fleet.submit(client, SMALL_TEXT, output="text")
+    assert fleet.wait(client, after)["status"] == "succeeded"
+
+
+def test_a_worker_process_killed_mid_job_leaves_the_job_done_once(
+    fleet: Fleet, client: httpx.Client
+) -> None:
+    job_id = fleet.submit(client, HUGE_PDF, output="text")
+    running = fleet.running(job_id)
+    assert running.worker is not None
+    os.kill(int(running.worker.split(":")[1]), signal.SIGKILL)
+    done = fleet.wait(client, job_id)
+    assert done["status"] == "succeeded", done
+    record = fleet.store.get(job_id)
+    assert record.attempts == 2
+    assert record.worker != running.worker
+    assert fleet.audit_events(job_id) == 1
+    result = client.get(f"/api/v2/jobs/{job_id}/result")
+    assert result.status_code == 200
+    assert result.json()["content"]
