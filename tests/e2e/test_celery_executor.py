@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pypdfium2
 import pytest
 
 from bench.scoring import corpus_root
@@ -30,6 +31,7 @@ from tests.e2e.server import Server
 
 SMALL_TEXT = corpus_root() / "text" / "plain-utf8.txt"
 HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
+ARTICLE = corpus_root() / "pdf" / "multi-page-article.pdf"
 ENDED = {"succeeded", "partial", "failed", "dead", "cancelled"}
 
 
@@ -92,17 +94,22 @@ class Worker:
 class Fleet:
     """The API, a worker, and the job store they share (read directly by the tests)."""
 
-    def __init__(self, server: Server, worker: Worker, store: JobStore, env: dict[str, str]):
+    def __init__(
+        self, broker: str, server: Server, worker: Worker, store: JobStore, env: dict[str, str]
+    ) -> None:
+        self.broker = broker
         self.server = server
         self.worker = worker
         self.store = store
         self.env = env
 
-    def submit(self, client: httpx.Client, path: Path, **params: Any) -> str:
+    def submit(
+        self, client: httpx.Client, path: Path, operation: str = "extract", **params: Any
+    ) -> str:
         response = client.post(
             "/api/v2/jobs",
             files={"file": (path.name, path.read_bytes())},
-            data={"operation": "extract", "params": json.dumps(params)},
+            data={"operation": operation, "params": json.dumps(params)},
         )
         assert response.status_code == 202, response.text
         job_id: str = response.json()["id"]
@@ -158,7 +165,9 @@ def fleet(
             "DOCWORKER_CELERY__BROKER_URL": broker,
             # Queues of their own on a broker that others may share.
             "DOCWORKER_CELERY__QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:12]}-",
-            "DOCWORKER_EXECUTOR__SPLIT_MIN_PAGES": "0",
+            # A scan of two pages or more is read by parts, a page each.
+            "DOCWORKER_EXECUTOR__SPLIT_MIN_PAGES": "2",
+            "DOCWORKER_EXECUTOR__SPLIT_PARTS": "2",
         }
         store = JobStore(database)
         store.migrate()
@@ -168,7 +177,7 @@ def fleet(
         stack.callback(worker.stop)
         stack.enter_context(server)
         worker.wait_ready()
-        yield Fleet(server, worker, store, server.env)
+        yield Fleet(request.param, server, worker, store, server.env)
 
 
 @pytest.fixture
@@ -237,7 +246,7 @@ def test_cancel_stops_a_running_job_and_the_worker_goes_on(
 def test_a_worker_process_killed_mid_job_leaves_the_job_done_once(
     fleet: Fleet, client: httpx.Client
 ) -> None:
-    job_id = fleet.submit(client, HUGE_PDF, output="text")
+    job_id = fleet.submit(client, HUGE_PDF, output="text", pages="1-250")
     running = fleet.running(job_id)
     assert running.worker is not None
     os.kill(int(running.worker.split(":")[1]), signal.SIGKILL)
@@ -250,3 +259,38 @@ def test_a_worker_process_killed_mid_job_leaves_the_job_done_once(
     result = client.get(f"/api/v2/jobs/{job_id}/result")
     assert result.status_code == 200
     assert result.json()["content"]
+
+
+@pytest.fixture(scope="module")
+def scanned_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An image-only PDF: the first two pages of a corpus article, rendered (a scan)."""
+    pdf = pypdfium2.PdfDocument(str(ARTICLE))
+    try:
+        pages = [pdf[index].render(scale=150 / 72, grayscale=True).to_pil() for index in range(2)]
+    finally:
+        pdf.close()
+    target = tmp_path_factory.mktemp("scan") / "scanned-article.pdf"
+    pages[0].save(target, save_all=True, append_images=pages[1:], resolution=150)
+    return target
+
+
+@pytest.mark.slow
+def test_the_parts_of_a_split_job_run_as_messages_of_their_own(
+    fleet: Fleet, client: httpx.Client, scanned_pdf: Path
+) -> None:
+    if fleet.broker != "redis":
+        pytest.skip("parts are the same messages on either broker: run once, on Redis")
+    job_id = fleet.submit(client, scanned_pdf, output="markdown")
+    assert fleet.wait(client, job_id)["status"] == "succeeded"
+    record = fleet.store.get(job_id)
+    assert (record.children_total, record.children_pending, record.attempts) == (2, 0, 1)
+    parts = fleet.store.parts_of(job_id)
+    assert [p.operation for p in parts] == ["ocr"] * 2
+    assert all(p.status == JobStatus.SUCCEEDED and p.attempts == 1 for p in parts)
+    # Each part was a message of its own, taken from the broker.
+    for part in parts:
+        fleet.worker.wait_for_line(re.compile(rf"run_job\[{part.id}\] received"))
+    result = client.get(f"/api/v2/jobs/{job_id}/result")
+    assert result.status_code == 200
+    assert len(str(result.json()["content"])) > 500
+    assert fleet.audit_events(job_id) == 1
