@@ -173,9 +173,11 @@ def fleet(
         store.migrate()
         stack.callback(store.close)
         server = Server(data_dir, **env)
-        worker = Worker(data_dir, {**server.env}).start()
+        stack.callback(server.stop)
+        worker = Worker(data_dir, {**server.env})
         stack.callback(worker.stop)
-        stack.enter_context(server)
+        worker.start()
+        server.start()
         worker.wait_ready()
         yield Fleet(request.param, server, worker, store, server.env)
 

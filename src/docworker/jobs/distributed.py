@@ -267,6 +267,11 @@ class _This:
     runtime: _Runtime | None = None
 
 
+#: Held by ``docworker worker``'s own process while it uses the job store (the sweep, the
+#: hard-limit handler), and by each fork of a worker process: no fork happens mid-transaction.
+_MAIN_STORE = threading.Lock()
+
+
 def prepare_worker(settings: Settings) -> Celery:
     """Ready this process to run ``docworker worker``: the job store migrated, the
     worker's modules and every parser loaded (the worker processes, forked from it,
@@ -274,7 +279,15 @@ def prepare_worker(settings: Settings) -> Celery:
     from docworker.formats.registry import preload
 
     keys = SecretKeys.from_settings(settings)
-    store = JobStore(settings.database_url, echo=settings.database.echo)
+    # No connection kept open, and none in use while Celery forks a worker process: a
+    # child that inherits SQLite's state of an open connection to the file (its locks)
+    # finds the database locked for good.
+    store = JobStore(settings.database_url, echo=settings.database.echo, pooled=False)
+    os.register_at_fork(
+        before=_MAIN_STORE.acquire,
+        after_in_parent=_MAIN_STORE.release,
+        after_in_child=_MAIN_STORE.release,
+    )
     store.migrate()
     for folder in sweep(settings.data_dir):
         log.info("work folder of a gone worker deleted", folder=str(folder))
@@ -367,8 +380,12 @@ class _Child:
                     self.libreoffice.convert,
                 )
             except SoftTimeLimitExceeded:
-                error = JobTimeout(self.settings.executor.job_timeout)
-                answer = {"type": "error", "job_id": job.id, "error": error.to_dict()}
+                answer = {"type": "error"}
+            limit = self.settings.executor.job_timeout
+            if answer["type"] == "error" and watch.elapsed() > limit:
+                # Past the job's time limit (Celery's soft limit interrupted it, or it
+                # failed while the watch was ending it): the limit is its end.
+                answer = {"type": "error", "job_id": job.id, "error": JobTimeout(limit).to_dict()}
             if not watch.take():
                 return  # the watch ended the attempt (and is ending this process)
             pages = answer.get("pages")
@@ -431,6 +448,9 @@ class _Watch:
             self._taken = True
             return True
 
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
     def progress(self, fraction: float, message: str) -> None:
         self._progress = (fraction, message)
 
@@ -463,10 +483,7 @@ class _Watch:
     def _rss(self) -> int:
         now = time.monotonic()
         if now - self._procs_at >= CHILDREN_INTERVAL:
-            self._procs = []
-            for pid in process_tree(os.getpid()):
-                with contextlib.suppress(psutil.Error):
-                    self._procs.append(psutil.Process(pid))
+            self._procs = _processes(process_tree(os.getpid()))
             self._procs_at = now
         total = 0
         for proc in self._procs:
@@ -482,19 +499,30 @@ class _Watch:
             return
         store = self.child.store
         cost = self.cost()
-        engines = self._procs[1:] or [
-            psutil.Process(pid) for pid in process_tree(os.getpid())[1:] if psutil.pid_exists(pid)
-        ]
+        engines = _processes(process_tree(os.getpid())[1:])
         log.warning("job attempt ended by its worker's watch", job_id=self.job.id, reason=reason)
-        if error is None:
-            record = store.mark_cancelled(self.job.id, cost=cost)
-        else:
-            record = end_attempt(store, self.config, self.job, error.to_dict(), cost=cost)
-        self.child.dispatch.follow_up(store, record)
-        for engine in engines:
-            with contextlib.suppress(psutil.Error):
-                engine.kill()
-        os.kill(os.getpid(), signal.SIGKILL)
+        try:
+            if error is None:
+                record = store.mark_cancelled(self.job.id, cost=cost)
+            else:
+                record = end_attempt(store, self.config, self.job, error.to_dict(), cost=cost)
+            self.child.dispatch.follow_up(store, record)
+        finally:
+            # Even when the store could not be written: the job, left running by a
+            # process that is gone, is taken back by its message delivered again.
+            for engine in engines:
+                with contextlib.suppress(psutil.Error):
+                    engine.kill()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _processes(pids: list[int]) -> list[psutil.Process]:
+    """psutil's handles of ``pids``, less those that ended since."""
+    found = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found.append(psutil.Process(pid))
+    return found
 
 
 def _run_task(task: Any, job_id: str) -> None:
@@ -503,7 +531,14 @@ def _run_task(task: Any, job_id: str) -> None:
     if runtime is None or runtime.child is None:
         raise RuntimeError("docworker worker processes are started by `docworker worker`")
     child = runtime.child
-    job = child.claim(job_id)
+    try:
+        job = child.claim(job_id)
+    except DependencyDown as exc:
+        # The job store is away: the message comes back later instead of being lost.
+        log.warning("job store down: message delivered again later", job_id=job_id)
+        raise task.retry(
+            exc=exc, countdown=runtime.settings.celery.sweep_interval, max_retries=None
+        ) from exc
     if job is not None:
         child.run(job)
 
@@ -530,18 +565,19 @@ def _on_task_failure(
     if not isinstance(exception, TimeLimitExceeded):
         return
     try:
-        job = runtime.store.get(task_id)
-        if job.status != JobStatus.RUNNING:
-            return
-        error = JobTimeout(runtime.settings.executor.job_timeout)
-        record = end_attempt(
-            runtime.store,
-            runtime.settings.executor,
-            job,
-            error.to_dict(),
-            cost=JobCost(cpu_seconds=0.0),
-        )
-        runtime.dispatch.follow_up(runtime.store, record)
+        with _MAIN_STORE:
+            job = runtime.store.get(task_id)
+            if job.status != JobStatus.RUNNING:
+                return
+            error = JobTimeout(runtime.settings.executor.job_timeout)
+            record = end_attempt(
+                runtime.store,
+                runtime.settings.executor,
+                job,
+                error.to_dict(),
+                cost=JobCost(cpu_seconds=0.0),
+            )
+            runtime.dispatch.follow_up(runtime.store, record)
     except (DocworkerError, KombuError, OSError) as exc:
         log.error("job at the hard time limit not recorded", job_id=task_id, error=str(exc))
 
@@ -555,12 +591,17 @@ def _start_sweep(**_: Any) -> None:
 
 def _sweep(runtime: _Runtime) -> None:
     """Take back the jobs whose worker stopped sending heartbeats (a worker host gone, a
-    message acknowledged by a worker that then died) and publish them again."""
+    message acknowledged by a worker that then died) and publish them again; delete the
+    folders of this host's worker processes that are gone (killed)."""
     while True:
         try:
-            for record in runtime.store.requeue_stale(older_than=STALE_AFTER):
-                log.warning("job of a lost worker taken back", job_id=record.id)
-                runtime.dispatch.follow_up(runtime.store, record)
+            with _MAIN_STORE:
+                taken = runtime.store.requeue_stale(older_than=STALE_AFTER)
+                for record in taken:
+                    log.warning("job of a lost worker taken back", job_id=record.id)
+                    runtime.dispatch.follow_up(runtime.store, record)
         except DocworkerError as exc:
             log.warning("stale job sweep failed", error=exc.detail)
+        for folder in sweep(runtime.settings.data_dir):
+            log.info("work folder of a gone worker process deleted", folder=str(folder))
         time.sleep(runtime.settings.celery.sweep_interval)

@@ -62,6 +62,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from docworker.errors import (
     ActiveJobsLimit,
@@ -167,15 +168,16 @@ def _begin_sqlite(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
-def _create_engine(url: str, echo: bool) -> Engine:
+def _create_engine(url: str, echo: bool, pooled: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         # psycopg 3 is the driver installed; older SQLAlchemy would pick psycopg2.
         parsed = parsed.set(drivername="postgresql+psycopg")
+    options: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     if parsed.get_backend_name() != "sqlite":
         # A pooled connection may outlive a database restart: test it before use.
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
-    engine = create_engine(parsed, echo=echo)
+        return create_engine(parsed, echo=echo, pool_pre_ping=pooled, **options)
+    engine = create_engine(parsed, echo=echo, **options)
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_sqlite)
     return engine
@@ -411,8 +413,12 @@ def _log_transition(record: JobRecord) -> None:
 class JobStore:
     """Jobs in an SQL database named by a SQLAlchemy URL (SQLite file or PostgreSQL)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
-        self._engine = _create_engine(url, echo)
+    def __init__(self, url: str, *, echo: bool = False, pooled: bool = True) -> None:
+        """``pooled`` False: every transaction opens its own connection and closes it, so
+        that between transactions the process holds none (a process that forks others
+        which open the same SQLite file: a child must not inherit SQLite's state of a
+        connection of its parent)."""
+        self._engine = _create_engine(url, echo, pooled)
         self._readers = sessionmaker(self._engine, expire_on_commit=False)
         self._writers = sessionmaker(
             self._engine.execution_options(**{_WRITES: True}), expire_on_commit=False
