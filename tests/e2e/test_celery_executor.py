@@ -203,6 +203,9 @@ def test_a_job_runs_on_the_worker_and_its_result_is_read_through_the_api(
     assert record.status == JobStatus.SUCCEEDED
     assert record.attempts == 1
     assert record.worker is not None and record.worker.split(":")[1] != str(os.getpid())
+    # The API runs no job; its health names the broker it publishes to.
+    executor = client.get("/health").json()["checks"]["executor"]
+    assert (executor["kind"], executor["status"]) == ("celery", "up")
 
 
 def test_a_message_delivered_again_does_not_run_a_finished_job(

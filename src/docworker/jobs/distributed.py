@@ -188,6 +188,18 @@ class CeleryDispatch:
     def queued(self, record: JobRecord) -> None:
         self.publish(record)
 
+    def status(self) -> dict[str, Any]:
+        """The broker as ``/health`` shows it: whether it answers, and where it is (its
+        URL without a password)."""
+        found: dict[str, Any] = {"kind": "celery"}
+        try:
+            with self.app.connection_for_write() as connection:
+                found["broker"] = connection.as_uri()  # masks the password
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+        except (KombuError, OSError) as exc:
+            return found | {"status": "down", "error": f"the broker does not answer: {exc}"}
+        return found | {"status": "up"}
+
     def cancelled(self, record: JobRecord) -> None:
         """Revoke the job's message (workers drop it unrun); a running job is stopped by
         the worker running it, which watches the store for the cancellation."""

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_lat
 
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1.encoding import go_duration, v1_time
-from docworker.config import Settings
+from docworker.config import ExecutorKind, Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DependencyDown
@@ -106,7 +106,12 @@ def _checks(services: Services) -> dict[str, Any]:
             checks["admission"] = {"draining": admission.drain.active, "error": exc.detail}
     checks["sandbox"] = network_sandbox(services.settings.sandbox).status()
     executor = services.executor
-    if executor is not None:
+    if services.settings.executor.kind is ExecutorKind.CELERY:
+        from docworker.jobs.distributed import CeleryDispatch
+
+        if isinstance(services.queue.executor, CeleryDispatch):
+            checks["executor"] = services.queue.executor.status()
+    elif executor is not None:
         checks["executor"] = {
             "status": "up",
             "kind": "local",
@@ -126,6 +131,8 @@ def health_report(services: Services) -> tuple[dict[str, Any], int]:
     if checks.get("admission", {}).get("draining"):
         status = "degraded"
     if not queue["connected"] or checks["storage"]["status"] != "up":
+        status = "unhealthy"
+    if checks.get("executor", {}).get("status") == "down":  # the broker: no job can be queued
         status = "unhealthy"
     body = {
         "status": status,
