@@ -104,12 +104,18 @@ class Fleet:
         self.env = env
 
     def submit(
-        self, client: httpx.Client, path: Path, operation: str = "extract", **params: Any
+        self,
+        client: httpx.Client,
+        path: Path,
+        operation: str = "extract",
+        *,
+        priority: int = 0,
+        **params: Any,
     ) -> str:
         response = client.post(
             "/api/v2/jobs",
             files={"file": (path.name, path.read_bytes())},
-            data={"operation": operation, "params": json.dumps(params)},
+            data={"operation": operation, "params": json.dumps(params), "priority": str(priority)},
         )
         assert response.status_code == 202, response.text
         job_id: str = response.json()["id"]
@@ -246,6 +252,18 @@ def test_cancel_stops_a_running_job_and_the_worker_goes_on(
     # The worker process that ran it was replaced: the next job runs.
     after = fleet.submit(client, SMALL_TEXT, output="text")
     assert fleet.wait(client, after)["status"] == "succeeded"
+
+
+def test_the_job_of_higher_priority_is_taken_first(fleet: Fleet, client: httpx.Client) -> None:
+    blocker = fleet.submit(client, HUGE_PDF, output="text")
+    fleet.running(blocker)  # the one worker process is busy: the next two wait in the broker
+    low = fleet.submit(client, SMALL_TEXT, priority=-1, output="text")
+    high = fleet.submit(client, SMALL_TEXT, priority=5, output="text")
+    assert client.delete(f"/api/v2/jobs/{blocker}").status_code == 200
+    assert fleet.wait(client, low)["status"] == fleet.wait(client, high)["status"] == "succeeded"
+    first, then = fleet.store.get(high), fleet.store.get(low)
+    assert first.started_at is not None and then.started_at is not None
+    assert first.started_at < then.started_at
 
 
 def test_a_worker_process_killed_mid_job_leaves_the_job_done_once(
