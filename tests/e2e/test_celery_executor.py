@@ -20,9 +20,11 @@ from typing import Any
 import httpx
 import pypdfium2
 import pytest
+import redis
+from kombu.connection import Connection
 
 from bench.scoring import corpus_root
-from docworker.config import load_settings
+from docworker.config import Settings, load_settings
 from docworker.jobs.audit import AuditFilter, AuditLog
 from docworker.jobs.distributed import CeleryDispatch
 from docworker.jobs.store import JobRecord, JobStatus, JobStore
@@ -178,6 +180,7 @@ def fleet(
         store = JobStore(database)
         store.migrate()
         stack.callback(store.close)
+        stack.callback(_delete_queues, env)
         server = Server(data_dir, **env)
         stack.callback(server.stop)
         worker = Worker(data_dir, {**server.env})
@@ -186,6 +189,39 @@ def fleet(
         server.start()
         worker.wait_ready()
         yield Fleet(request.param, server, worker, store, server.env)
+
+
+def _settings(env: dict[str, str], data_dir: Path) -> Settings:
+    return load_settings(
+        data_dir=data_dir,
+        executor={"kind": "celery"},
+        celery={
+            "broker_url": env["DOCWORKER_CELERY__BROKER_URL"],
+            "queue_prefix": env["DOCWORKER_CELERY__QUEUE_PREFIX"],
+        },
+    )
+
+
+def _delete_queues(env: dict[str, str]) -> None:
+    """Delete what the fleet made on the broker (others share it): on Redis every key of
+    its prefix, on RabbitMQ its queues and exchanges."""
+    broker, prefix = env["DOCWORKER_CELERY__BROKER_URL"], env["DOCWORKER_CELERY__QUEUE_PREFIX"]
+    if broker.startswith("redis"):
+        client = redis.Redis.from_url(broker)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+        return
+    exchanges = [f"{prefix}docworker{suffix}" for suffix in ("", ".pidbox", ".events")]
+    with Connection(broker) as connection:
+        channel = connection.channel()
+        for family in ("documents", "ocr", "convert", "media"):
+            channel.queue_delete(f"{prefix}{family}")
+        for name in [*exchanges, f"reply.{prefix}docworker.pidbox"]:
+            channel.exchange_delete(name)
 
 
 @pytest.fixture
@@ -220,15 +256,7 @@ def test_a_message_delivered_again_does_not_run_a_finished_job(
     job_id = fleet.submit(client, SMALL_TEXT, output="text")
     assert fleet.wait(client, job_id)["status"] == "succeeded"
     before = fleet.store.get(job_id)
-    settings = load_settings(
-        data_dir=fleet.server.data_dir,
-        executor={"kind": "celery"},
-        celery={
-            "broker_url": fleet.env["DOCWORKER_CELERY__BROKER_URL"],
-            "queue_prefix": fleet.env["DOCWORKER_CELERY__QUEUE_PREFIX"],
-        },
-    )
-    dispatch = CeleryDispatch(settings)
+    dispatch = CeleryDispatch(_settings(fleet.env, fleet.server.data_dir))
     try:
         dispatch.publish(before)
     finally:
