@@ -1,6 +1,7 @@
 """The celery executor: a real ``docworker serve --executor celery`` (the API) and a real
 ``docworker worker`` process, on Redis with an SQLite job store and on RabbitMQ with a
-PostgreSQL one; every job is submitted and its result read through the API."""
+PostgreSQL one; every job is submitted and its result read through the API. The time
+limit has a worker of its own (a limit of 2 s), its jobs submitted as the API does."""
 
 from __future__ import annotations
 
@@ -24,10 +25,15 @@ import redis
 from kombu.connection import Connection
 
 from bench.scoring import corpus_root
+from docworker.auth import Principal
 from docworker.config import Settings, load_settings
 from docworker.jobs.audit import AuditFilter, AuditLog
 from docworker.jobs.distributed import CeleryDispatch
-from docworker.jobs.store import JobRecord, JobStatus, JobStore
+from docworker.jobs.events import JobEvents
+from docworker.jobs.queue import JobInput, JobQueue
+from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore
+from docworker.sealing import SecretKeys
+from docworker.storage import BlobStore
 from tests.conftest import new_postgres_database
 from tests.e2e.server import Server
 
@@ -35,6 +41,7 @@ SMALL_TEXT = corpus_root() / "text" / "plain-utf8.txt"
 HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
 ARTICLE = corpus_root() / "pdf" / "multi-page-article.pdf"
 ENDED = {"succeeded", "partial", "failed", "dead", "cancelled"}
+OPEN = Principal.open()
 
 
 class Worker:
@@ -345,3 +352,60 @@ def test_the_parts_of_a_split_job_run_as_messages_of_their_own(
     assert result.status_code == 200
     assert len(str(result.json()["content"])) > 500
     assert fleet.audit_events(job_id) == 1
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_a_job_past_its_time_limit_ends_dead_and_the_worker_goes_on(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A worker of its own with a time limit of 2 s; jobs submitted as the API does."""
+    env = {
+        **os.environ,
+        "DOCWORKER_DATA_DIR": str(tmp_path),
+        "DOCWORKER_LOG__FORMAT": "json",
+        "DOCWORKER_EXECUTOR__KIND": "celery",
+        "DOCWORKER_EXECUTOR__JOB_TIMEOUT": "2",
+        "DOCWORKER_CELERY__BROKER_URL": redis_url,
+        "DOCWORKER_CELERY__QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:12]}-",
+    }
+    settings = _settings(env, tmp_path)
+    settings.executor.job_timeout = 2.0
+    with contextlib.ExitStack() as stack:
+        store = JobStore(settings.database_url)
+        store.migrate()
+        stack.callback(store.close)
+        stack.callback(_delete_queues, env)
+        dispatch = CeleryDispatch(settings)
+        stack.callback(dispatch.stop)
+        queue = JobQueue(
+            store,
+            BlobStore(settings.storage_url),
+            dispatch,
+            JobEvents(),
+            max_attempts=3,
+            keys=SecretKeys.from_settings(settings),
+        )
+        worker = Worker(tmp_path, env)
+        stack.callback(worker.stop)
+        worker.start()
+        worker.wait_ready()
+
+        def run(path: Path) -> JobRecord:
+            blob = queue.blobs.put_file(path)
+            record, _ = queue.submit(
+                "extract", {"output": "text"}, JobInput(blob, name=path.name), caller=OPEN
+            )
+            deadline = time.monotonic() + 120
+            while (record := store.get(record.id)).status not in TERMINAL_STATUSES:
+                assert time.monotonic() < deadline, worker.tail()
+                time.sleep(0.1)
+            return record
+
+        timed_out = run(HUGE_PDF)
+        assert timed_out.status == JobStatus.DEAD, timed_out
+        assert timed_out.error is not None and timed_out.error["code"] == "job-timeout"
+        assert timed_out.attempts == 1
+        # The message, given back when the worker process was ended, found the job ended.
+        assert worker.wait_for_event("message skipped", timed_out.id)["status"] == "dead"
+        assert run(SMALL_TEXT).status == JobStatus.SUCCEEDED
