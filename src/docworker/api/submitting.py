@@ -31,17 +31,19 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import anyio.to_thread
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
 from docworker.api.auth import CallerDep
 from docworker.api.deps import Services
+from docworker.api.routing import QUEUE_EXTENSION
 from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH
 from docworker.auth import Principal
-from docworker.errors import DocworkerError
-from docworker.jobs.queue import JobInput, JobQueue
+from docworker.errors import DocworkerError, InvalidParameter
+from docworker.jobs.queue import MAX_PRIORITY, MIN_PRIORITY, JobInput, JobQueue
 from docworker.jobs.store import JobRecord
+from docworker.operations import OPERATIONS
 
 log = structlog.get_logger(__name__)
 
@@ -66,14 +68,46 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
+#: The ``priority`` query parameter, as every submitting route documents it.
+PriorityQuery = Annotated[
+    int | None,
+    Query(
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description="The job's priority (higher runs first), as the `priority` field of "
+        "the body gives it; given here, it is known before the body is read, so that a "
+        "request to a full queue is refused (429) without sending its file for nothing, "
+        "and one of high priority is let into the places kept for it. When both are "
+        "given they must agree.",
+    ),
+]
+
+
 @dataclass(frozen=True)
 class JobClient:
-    """The client a route submits jobs for: who it is, its idempotency key, and the
-    request's ``receive`` channel, on which it is heard leaving."""
+    """The client a route submits jobs for: who it is, its idempotency key, the priority
+    its query gives, and the request's ``receive`` channel, on which it is heard
+    leaving."""
 
     caller: Principal
     idempotency_key: str | None
     receive: Receive
+    #: The ``priority`` query parameter (:data:`PriorityQuery`), if given.
+    priority: int | None = None
+    #: The queue the route declares its jobs wait in (:func:`~docworker.api.routing.feeds`).
+    queue: str | None = None
+
+    def priority_of(self, given: int) -> int:
+        """The job's priority: the query's when it has one, else ``given`` (the body's,
+        0 when it gives none); 422 when the two differ."""
+        if self.priority is None:
+            return given
+        if given not in (0, self.priority):
+            raise InvalidParameter(
+                "priority",
+                f"the query says {self.priority} and the body {given}: give one, or the same",
+            )
+        return self.priority
 
     def key(self, part: str | None = None) -> str | None:
         """The idempotency key of the client's job; ``part`` tells apart the jobs one
@@ -94,6 +128,9 @@ class JobClient:
         part: str | None = None,
     ) -> JobRecord:
         """Submit the job, or find the one the client's key made (see the module)."""
+        priority = self.priority_of(priority)
+        # The intake guard refuses the route's requests when this queue is full.
+        assert self.queue in (None, OPERATIONS[operation].queue.value), (operation, self.queue)
         record, _ = await anyio.to_thread.run_sync(
             lambda: queue.submit(
                 operation,
@@ -170,13 +207,29 @@ class JobClient:
 
 
 async def job_client(
-    request: Request, caller: CallerDep, idempotency_key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    priority: PriorityQuery = None,
 ) -> JobClient:
-    """The route's :class:`JobClient` (a FastAPI dependency: it documents the header)."""
-    return JobClient(caller, idempotency_key, request.receive)
+    """The route's :class:`JobClient` (a FastAPI dependency: it documents the header and
+    the query parameter)."""
+    route = request.scope.get("route")
+    queue = (getattr(route, "openapi_extra", None) or {}).get(QUEUE_EXTENSION)
+    return JobClient(caller, idempotency_key, request.receive, priority, queue)
 
 
 JobClientDep = Annotated[JobClient, Depends(job_client)]
+
+
+async def v1_job_client(
+    request: Request, caller: CallerDep, idempotency_key: IdempotencyKeyHeader = None
+) -> JobClient:
+    """The :class:`JobClient` of a v1 route, whose jobs all have the default priority."""
+    return JobClient(caller, idempotency_key, request.receive)
+
+
+V1JobClientDep = Annotated[JobClient, Depends(v1_job_client)]
 
 
 async def submit_and_wait(

@@ -71,6 +71,9 @@ class JobInput:
         return stored
 
 
+#: The priorities a job may be given (higher runs first; see :class:`~docworker.jobs.backlog.Band`).
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
 #: How often a waiter re-reads the store even without an in-process event, so jobs
 #: finished elsewhere (another replica, a remote worker) are seen.
 STORE_POLL = 1.0

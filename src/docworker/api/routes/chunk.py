@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
+from docworker.api.routing import feeds
 from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
 from docworker.chunking import Strategy, TokenizerName
@@ -55,6 +56,7 @@ CHUNK_EXAMPLE = {
 @router.post(
     "/chunk",
     operation_id="chunk",
+    openapi_extra=feeds("chunk"),
     summary="Cut a document into chunks for retrieval",
     responses={
         200: {

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
@@ -45,6 +46,7 @@ _FILE_TYPES: dict[str, dict[str, Any]] = {mime: {} for _, mime in TARGETS.values
 @router.post(
     "/convert",
     operation_id="convert",
+    openapi_extra=feeds("convert"),
     summary="Convert a document to PDF, an office format, Markdown, HTML or text",
     responses={
         200: {

@@ -18,6 +18,7 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.results import result_response
 from docworker.api.routes.jobs import job_response
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClient, JobClientDep, submit_and_wait
 from docworker.api.uploads import store_upload
@@ -55,6 +56,7 @@ EXTRACT_EXAMPLE = {
 @router.post(
     "/extract",
     operation_id="extract",
+    openapi_extra=feeds("extract"),
     summary="Extract a document's text and structure",
     responses={
         200: {

@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_uploads
@@ -54,6 +55,7 @@ _STEPS_DESCRIPTION = (
 @router.post(
     "/image",
     operation_id="image",
+    openapi_extra=feeds("image"),
     summary="Process or convert an image",
     responses={
         200: {

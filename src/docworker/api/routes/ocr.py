@@ -14,6 +14,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep, SettingsDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
@@ -58,6 +59,7 @@ OCR_EXAMPLE = {
 @router.post(
     "/ocr",
     operation_id="ocr",
+    openapi_extra=feeds("ocr"),
     summary="Read the text of an image or a scanned PDF",
     responses={
         200: {

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from docworker.api.answers import ZIP, answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload, store_uploads
@@ -67,6 +68,7 @@ def _given(**fields: Any) -> dict[str, Any]:
 @router.post(
     "/merge",
     operation_id="pdf_merge",
+    openapi_extra=feeds("pdf"),
     summary="Merge several PDFs into one",
     responses=responses("The merged PDF"),
 )
@@ -95,6 +97,7 @@ async def merge(
 @router.post(
     "/attach",
     operation_id="pdf_attach",
+    openapi_extra=feeds("pdf"),
     summary="Embed files in a PDF",
     responses=responses("The PDF with the files embedded"),
 )
@@ -141,6 +144,7 @@ def _count(services: ServicesDep, field: str, count: int) -> None:
 @router.post(
     "/split",
     operation_id="pdf_split",
+    openapi_extra=feeds("pdf"),
     summary="Split a PDF by page ranges or every N pages",
     responses=responses("A zip of the parts (one PDF when there is one part)", several=True),
 )
@@ -171,6 +175,7 @@ async def split(
 @router.post(
     "/rotate",
     operation_id="pdf_rotate",
+    openapi_extra=feeds("pdf"),
     summary="Rotate pages of a PDF",
     responses=responses("The PDF with the pages turned"),
 )
@@ -196,6 +201,7 @@ async def rotate(
 @router.post(
     "/extract_pages",
     operation_id="pdf_extract_pages",
+    openapi_extra=feeds("pdf"),
     summary="Keep some pages of a PDF, in a given order",
     responses=responses("A PDF of the pages asked for"),
 )
@@ -218,6 +224,7 @@ async def extract_pages(
 @router.post(
     "/flatten",
     operation_id="pdf_flatten",
+    openapi_extra=feeds("pdf"),
     summary="Flatten a PDF's form fields and annotations into its pages",
     responses=responses("The flattened PDF"),
 )
@@ -240,6 +247,7 @@ async def flatten(
 @router.post(
     "/compress",
     operation_id="pdf_compress",
+    openapi_extra=feeds("pdf"),
     summary="Make a PDF smaller",
     responses=responses("The smaller PDF"),
 )
@@ -271,6 +279,7 @@ async def compress(
 @router.post(
     "/pdfa",
     operation_id="pdf_pdfa",
+    openapi_extra=feeds("pdf"),
     summary="Convert a PDF to PDF/A-1b, 2b or 3b, validated",
     responses=responses("The PDF/A file, which passed the validator"),
 )
@@ -310,6 +319,7 @@ async def pdfa(
 @router.post(
     "/metadata",
     operation_id="pdf_metadata",
+    openapi_extra=feeds("pdf"),
     summary="Read or write a PDF's metadata",
     responses=responses("The metadata as JSON; with set_metadata, the PDF written"),
 )
@@ -353,6 +363,7 @@ def _json_object(name: str, raw: str) -> dict[str, Any]:
 @router.post(
     "/encrypt",
     operation_id="pdf_encrypt",
+    openapi_extra=feeds("pdf"),
     summary="Encrypt a PDF with passwords and permissions (AES-256)",
     responses=responses("The encrypted PDF"),
 )
@@ -400,6 +411,7 @@ async def encrypt(
 @router.post(
     "/decrypt",
     operation_id="pdf_decrypt",
+    openapi_extra=feeds("pdf"),
     summary="Remove a PDF's encryption with its password",
     responses=responses("The PDF, unencrypted"),
 )

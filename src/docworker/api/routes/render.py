@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.submitting import JobClient, JobClientDep
 from docworker.api.uploads import store_upload
 from docworker.engines.image_formats import PageFormat
@@ -83,6 +84,7 @@ PriorityField = Annotated[
 @router.post(
     "/render",
     operation_id="render",
+    openapi_extra=feeds("render"),
     summary="Render pages as PNG, JPEG or WebP images",
     responses={
         200: {
@@ -140,6 +142,7 @@ async def render(
 @router.post(
     "/thumbnail",
     operation_id="thumbnail",
+    openapi_extra=feeds("render"),
     summary="A thumbnail of a document's first page or of an image",
     responses={
         200: {

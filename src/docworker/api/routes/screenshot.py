@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
@@ -51,6 +52,7 @@ SCREENSHOT_EXAMPLE = {
 @router.post(
     "/screenshot",
     operation_id="screenshot",
+    openapi_extra=feeds("screenshot"),
     summary="Take a screenshot of a web page, scripts run",
     responses={
         200: {

@@ -17,6 +17,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
 from docworker.api.uploads import store_upload
@@ -50,6 +51,7 @@ Time = Annotated[
 @router.post(
     "/video",
     operation_id="video",
+    openapi_extra=feeds("video"),
     summary="Probe, transcode or take a frame of a video",
     responses={
         200: {

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import ServicesDep
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import nanoseconds, v1_time
 from docworker.api.v1.errors import ResultRefused, V1Error, refused, reused_key, v1_responses
@@ -269,7 +269,7 @@ def _not_pdf(mime: str) -> V1Error:
         ),
     },
 )
-async def extract_text(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def extract_text(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """The text of a PDF, an office document or a text file, with its counts."""
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
@@ -299,7 +299,7 @@ async def extract_text(request: Request, services: ServicesDep, client: JobClien
     },
 )
 async def extract_pdf_pages(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> Response:
     """Each page of a PDF on its own."""
     _, file = await upload_form(request)
@@ -342,7 +342,7 @@ async def extract_pdf_pages(
     },
 )
 async def extract_pdf_range(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> Response:
     """Pages ``start_page`` to ``end_page`` of a PDF, as one text."""
     _, file, start, end = await _page_range(request)
@@ -405,7 +405,7 @@ async def _submit_extraction(
     responses={**_ACCEPTED, **v1_responses(*_ASYNC_ERRORS)},
 )
 async def extract_async_text(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> JSONResponse:
     """202 with the job; its result is on ``/api/v1/job/:id``."""
     _, file = await upload_form(request)
@@ -421,7 +421,7 @@ async def extract_async_text(
     responses={**_ACCEPTED, **v1_responses(*_ASYNC_ERRORS)},
 )
 async def extract_async_pdf_pages(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> JSONResponse:
     """202 with the job; its result (``extraction_results``) is on ``/api/v1/job/:id``."""
     _, file = await upload_form(request)
@@ -446,7 +446,7 @@ async def extract_async_pdf_pages(
     },
 )
 async def extract_async_pdf_range(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> JSONResponse:
     """202 with the job, echoing the range; its result is on ``/api/v1/job/:id``."""
     _, file, start, end = await _page_range(request)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from docworker.api.deps import ServicesDep
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.errors import refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
@@ -68,7 +68,7 @@ async def _ocr(
         **_ERRORS,
     },
 )
-async def ocr_image(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def ocr_image(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """The text of an uploaded image (every frame of a multi-frame image)."""
     return await _ocr(request, services, client, {"output": "v1"})
 
@@ -87,6 +87,6 @@ async def ocr_image(request: Request, services: ServicesDep, client: JobClientDe
         **_ERRORS,
     },
 )
-async def ocr_document(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def ocr_document(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """The text of the first page of a PDF or an office document (converted to PDF first)."""
     return await _ocr(request, services, client, {"output": "v1", "pages": "1"})

@@ -26,7 +26,7 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import Services, ServicesDep
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     form_file,
@@ -118,7 +118,9 @@ async def _pdf_of(
         ),
     },
 )
-async def generate_html(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def generate_html(
+    request: Request, services: ServicesDep, client: V1JobClientDep
+) -> Response:
     """The complete HTML document in the part ``html_file``, laid out by WeasyPrint.
     Server files are never read and nothing is fetched unless ``fetch.allow`` permits."""
     form = await read_form(request, V1Error(400, NOT_MULTIPART))
@@ -168,7 +170,7 @@ async def generate_html(request: Request, services: ServicesDep, client: JobClie
     },
 )
 async def generate_markdown(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> Response:
     """``content`` from a JSON, urlencoded or multipart body; the page set-up from the
     query string only, as v1 read it."""
@@ -228,7 +230,7 @@ async def markdown_content(request: Request) -> str | None:
     },
 )
 async def generate_office(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> Response:
     """Any document LibreOffice opens (Word, Excel, PowerPoint, OpenDocument, RTF), in
     the part ``office_file``."""
