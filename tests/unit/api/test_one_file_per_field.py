@@ -38,6 +38,7 @@ def _inputs(client: TestClient) -> list[Path]:
     [
         ("/api/v2/jobs", {"operation": "extract"}),
         ("/api/v2/extract", {}),
+        ("/api/v2/unpack", {}),
         ("/api/v2/pdf/rotate", {"angle": "90"}),
     ],
 )
@@ -80,5 +81,5 @@ def test_every_route_taking_one_file_refuses_several(client: TestClient) -> None
             calls = {dependency.dependency for dependency in route.dependencies}
             assert refuse_repeated_files in calls, route.path
             checked.append(route.path)
-    assert "/api/v2/extract" in checked
+    assert "/api/v2/extract" in checked and "/api/v2/unpack" in checked
     assert "/api/v2/image" not in checked  # takes several 'file' parts by design
