@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Protocol, cast
 
 import py7zr
 import py7zr.exceptions
@@ -112,12 +112,11 @@ class Member:
         return self.opener()
 
 
-class Meter:
-    """Holds the bytes of one member to the walker's limits as they are written; the
-    walker makes one per member (``Walk.meter``)."""
+class Meter(Protocol):
+    """Holds the bytes of one member to the walker's limits as they are written (the
+    walker makes one per member); raises the limit's error past one."""
 
-    def add(self, size: int) -> None:
-        raise NotImplementedError
+    def add(self, size: int) -> None: ...
 
 
 class ArchiveReader:
@@ -137,7 +136,9 @@ class ArchiveReader:
         return self._counting.consumed
 
     def members(self) -> Iterator[Member]:
-        raise NotImplementedError
+        """The archive's members, in order; each is to be opened before the next is asked
+        for (a tar is read once, front to back)."""
+        raise NotImplementedError  # each format's reader gives them
 
     def close(self) -> None:
         self._stack.close()
@@ -214,10 +215,9 @@ class _ZipReader(ArchiveReader):
         decoded = dict(zip((id(info) for info in legacy), decode_names(raw), strict=True))
         overlapping = {id(info) for info in overlapping_members(infos)}
         for info in infos:
-            mode = info.external_attr >> 16
             yield Member(
                 name=clean_name(decoded.get(id(info), info.filename)),
-                kind=_zip_kind(info, mode),
+                kind=zip_member_kind(info),
                 size=info.file_size,
                 packed=info.compress_size,
                 encrypted=bool(info.flag_bits & 0x1),
@@ -240,8 +240,9 @@ class _ZipReader(ArchiveReader):
             raise WrongPassword("zip") from None
 
 
-def _zip_kind(info: zipfile.ZipInfo, mode: int) -> MemberKind:
-    kind = mode & 0o170000
+def zip_member_kind(info: zipfile.ZipInfo) -> MemberKind:
+    """What a ZIP member is, from its Unix mode (the high half of its external attributes)."""
+    kind = (info.external_attr >> 16) & 0o170000
     if info.is_dir() or kind == 0o040000:
         return MemberKind.DIRECTORY
     if kind == 0o120000:
@@ -361,6 +362,7 @@ class _SevenZipReader(ArchiveReader):
         self._password = password
         self._staging = staging
         self._meter = meter
+        self._members: list[Member] = []
         self._staged: dict[str, Path] | None = None
         self._failures: dict[str, DocworkerError] = {}
         self._stopped: DocworkerError | None = None

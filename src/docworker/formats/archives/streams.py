@@ -23,16 +23,6 @@ import zstandard
 
 CHUNK = 256 * 1024
 
-#: The magic numbers of the single-stream compressors read, by format name.
-COMPRESSED_MAGIC: dict[str, tuple[bytes, ...]] = {
-    "gzip": (b"\x1f\x8b",),
-    "bzip2": (b"BZh",),
-    "xz": (b"\xfd7zXZ\x00",),
-    "zstd": (b"\x28\xb5\x2f\xfd",),
-    # lzma-alone: properties byte 0x5d and a 4-byte dictionary size; no magic as such.
-    "lzma": (b"\x5d\x00\x00",),
-}
-
 
 class CountingReader(io.RawIOBase):
     """A seekable file whose bytes read are counted (``consumed``)."""
@@ -135,8 +125,8 @@ class _Inflating(io.RawIOBase):
 
 
 def inflating(source: IO[bytes], fmt: str, max_memory: int) -> IO[bytes]:
-    """The content of the compressed stream ``source`` in format ``fmt`` (a key of
-    :data:`COMPRESSED_MAGIC`), read a buffer at a time."""
+    """The content of the compressed stream ``source`` in format ``fmt`` (``gzip``,
+    ``bzip2``, ``xz``, ``lzma`` or ``zstd``), read a buffer at a time."""
     if fmt == "zstd":
         decoder = zstandard.ZstdDecompressor(max_window_size=max_memory)
         return io.BufferedReader(

@@ -47,7 +47,6 @@ from docworker.formats.archives.members import (
     ArchiveReader,
     Member,
     MemberKind,
-    Meter,
     open_archive,
 )
 from docworker.formats.archives.names import unsafe_reason
@@ -313,7 +312,7 @@ class _Walk:
         return self.workdir / f"{kind}-{self.files:06d}"
 
 
-class _EntryMeter(Meter):
+class _EntryMeter:
     """Holds one member's bytes, as they are written, to the entry size, the ratio and
     the walk's total."""
 
