@@ -11,7 +11,7 @@ import pytest
 
 from bench.scoring import corpus_root
 from docworker.config import ArchiveSettings
-from docworker.errors import CorruptDocument, UnsupportedFormat
+from docworker.errors import CorruptDocument, InputError, UnsupportedFormat
 from docworker.formats.archives import Entry, walk_archive
 from docworker.formats.archives.names import decode_names, unsafe_reason
 from tests.unit.formats.archive_files import (
@@ -295,3 +295,24 @@ def test_names_are_decoded_together_and_judged() -> None:
     assert unsafe_reason("a/b.txt") is None
     for name in ("../x", "a/../../x", "/etc/passwd", "C:/x", "c:x", "\\\\server\\share\\x"):
         assert unsafe_reason(name) is not None, name
+
+
+@needs_corpus
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in ARCHIVES.glob("*")) if ARCHIVES.is_dir() else []
+)
+def test_damaged_archives_fail_as_input_errors(name: str, tmp_path: Path) -> None:
+    """Cut short or with bytes changed, an archive gives failed entries or an input error,
+    never another exception (what would fail the job as the service's own fault)."""
+    data = (ARCHIVES / name).read_bytes()
+    changed = bytearray(data)
+    for at in range(len(data) // 3, len(data), max(len(data) // 7, 1)):
+        changed[at] ^= 0x5A
+    for index, damaged in enumerate((data[: len(data) // 2], data[:-3], bytes(changed))):
+        path = tmp_path / f"{index}-{name}"
+        path.write_bytes(damaged)
+        try:
+            entries = walk(path, tmp_path / f"work-{index}", password="Tika")
+        except InputError:
+            continue
+        assert all(e.code and e.reason for e in entries if e.status.value != "ok")

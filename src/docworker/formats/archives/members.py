@@ -63,6 +63,7 @@ ARCHIVE_TYPES: dict[str, str] = {
 #: What a damaged member or archive may raise from the libraries read here.
 READ_ERRORS: tuple[type[BaseException], ...] = (
     zipfile.BadZipFile,
+    pyzipper.BadZipFile,  # its own class, not zipfile's
     tarfile.TarError,
     py7zr.exceptions.ArchiveError,
     zlib.error,
@@ -348,6 +349,14 @@ class _SevenZipReader(ArchiveReader):
         meter: Callable[[Member], Meter],
     ) -> None:
         super().__init__(path, "7z")
+        self._password = password
+        self._staging = staging
+        self._meter = meter
+        self._members: list[Member] = []
+        self._staged: dict[str, Path] | None = None
+        self._failures: dict[str, DocworkerError] = {}
+        self._stopped: DocworkerError | None = None
+        self._locked = False
         try:
             self._archive = self._stack.enter_context(
                 py7zr.SevenZipFile(self._counter, password=password)
@@ -359,13 +368,6 @@ class _SevenZipReader(ArchiveReader):
         except READ_ERRORS as exc:
             self.close()
             raise CorruptDocument("7z", str(exc) or type(exc).__name__) from None
-        self._password = password
-        self._staging = staging
-        self._meter = meter
-        self._members: list[Member] = []
-        self._staged: dict[str, Path] | None = None
-        self._failures: dict[str, DocworkerError] = {}
-        self._stopped: DocworkerError | None = None
 
     def members(self) -> Iterator[Member]:
         self._members = [self._member(info) for info in self._archive.files]
