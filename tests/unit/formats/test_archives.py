@@ -264,14 +264,19 @@ def test_the_flat_zip_bomb_is_refused_from_its_directory(tmp_path: Path) -> None
 
 
 @needs_corpus
-def test_the_recursive_zip_bomb_stops_at_the_limits(tmp_path: Path) -> None:
-    entries = walk(HOSTILE / "zip-bomb-recursive.zip", tmp_path / "work", max_entries=40)
-    assert len(entries) == 41
-    assert max(e.depth for e in entries) <= 5
-    last = entries[-1]
-    assert (last.status.value, last.code) == ("refused", "limit-exceeded")
-    leaves = [e for e in entries if e.path.endswith("0.dll")]
-    assert all(e.status.value == "refused" for e in leaves)
+def test_the_recursive_zip_bomb_unpacks_one_copy_a_level(tmp_path: Path) -> None:
+    entries = walk(HOSTILE / "zip-bomb-recursive.zip", tmp_path / "work")
+    unpacked = [e for e in entries if e.archive and not e.same_as]
+    copies = [e for e in entries if e.same_as]
+    assert [e.depth for e in unpacked] == [1, 2, 3, 4]  # nine copies a level, one unpacked
+    assert len(copies) == 4 * 8
+    assert all(e.status.value == "ok" and e.file is None for e in copies)
+    deepest = [e for e in entries if e.depth == 5]
+    assert len(deepest) == 9
+    assert {(e.status.value, e.code) for e in deepest} == {("refused", "limit-exceeded")}
+    assert len(entries) == 45
+    cut = walk(HOSTILE / "zip-bomb-recursive.zip", tmp_path / "count", max_entries=10)
+    assert len(cut) == 11 and cut[-1].code == "limit-exceeded"
 
 
 @needs_corpus

@@ -17,7 +17,9 @@ compressed byte read) and the total of the whole walk: past one, the entry is cu
 or the entry count the walk stops. An entry the decoders fail on (a damaged one, a
 password missing or wrong) is ``failed``, and the walk goes on with the next.
 An archive holding itself (a quine: the same bytes as one of the archives it is in)
-is refused rather than unpacked again.
+is refused rather than unpacked again; an archive with the same bytes as one already
+unpacked elsewhere in the walk is listed with ``same_as`` (that one's path) and not
+unpacked again, since its entries would be the same.
 
 Files are written into ``workdir`` under names the walk makes (``entry-<n>``);
 an entry's own name is never a path, so nothing lands outside ``workdir``.
@@ -73,6 +75,9 @@ class Entry:
     mime: str | None = None
     #: The archive format it was unpacked as (its entries follow it), else None.
     archive: str | None = None
+    #: An archive with the same bytes as one unpacked before: that one's path (this one
+    #: is not unpacked again).
+    same_as: str | None = None
     #: The error code of a refused or failed entry (``limit-exceeded``, ``hostile-input``,
     #: ``password-required``, ...) and what happened, for people.
     code: str | None = None
@@ -90,6 +95,8 @@ class Entry:
         }
         if self.archive:
             data["archive"] = self.archive
+        if self.same_as:
+            data["same_as"] = self.same_as
         if self.code:
             data["code"] = self.code
             data["reason"] = self.reason
@@ -145,6 +152,8 @@ class _Walk:
         self.written = 0
         self.files = 0
         self.stopped = False
+        #: The path of each archive unpacked, by its sha256.
+        self.unpacked: dict[str, str] = {}
 
     def archive(
         self, path: Path, fmt: str, name: str, prefix: str, depth: int, seen: frozenset[str]
@@ -231,10 +240,18 @@ class _Walk:
             target.unlink()
             yield _refuse(entry, HostileInput("the archive contains itself (a quine)"))
             return
+        if digest in self.unpacked:
+            # Its entries are those listed under the first: the 42.zip kind of bomb (nine
+            # copies of nine copies of ...) is unpacked one copy a level.
+            target.unlink()
+            entry.archive, entry.same_as = fmt, self.unpacked[digest]
+            yield entry
+            return
         if depth >= self.limits.max_depth:
             target.unlink()
             yield _refuse(entry, LimitExceeded("archive depth", depth + 1, self.limits.max_depth))
             return
+        self.unpacked[digest] = path
         try:
             nested = self.archive(target, fmt, member.name, path, depth + 1, seen | {digest})
             first = next(nested, None)
