@@ -187,12 +187,24 @@ def test_links_devices_and_escaping_paths_are_refused(tmp_path: Path) -> None:
 
 def test_a_stream_is_cut_at_its_ratio_while_it_is_inflated(tmp_path: Path) -> None:
     # A gzip stream declares no size a reader could trust: the ratio is counted as it inflates.
-    bomb = gzip_of(tmp_path / "zeros.bin.gz", bytes(16 * 1024 * 1024))
+    bomb = gzip_of(tmp_path / "zeros.bin.gz", bytes(64 * 1024 * 1024))
     workdir = tmp_path / "work"
     (entry,) = walk(bomb, workdir, ratio_floor=256 * 1024, max_ratio=50)
     assert (entry.status.value, entry.code) == ("refused", "limit-exceeded")
     assert "compression ratio" in (entry.reason or "")
     assert list(workdir.iterdir()) == []  # what was written of it is gone
+
+
+def test_the_ratio_counts_what_was_read_ahead_of_an_entry(tmp_path: Path) -> None:
+    # In a tar.gz an entry's first bytes are decoded before it begins: its ratio is not
+    # to be taken over what is read after it began. These lines compress about 30 times.
+    lines = b"".join(os.urandom(25).hex().encode() + b"a" * 950 + b"\n" for _ in range(2048))
+    archive = tar_of(tmp_path / "t.tar.gz", {"first.txt": b"first\n", "lines.txt": lines}, "w:gz")
+    entries = walk(archive, tmp_path / "work", ratio_floor=256 * 1024, max_ratio=50)
+    assert [(e.path, e.status.value) for e in entries] == [
+        ("first.txt", "ok"),
+        ("lines.txt", "ok"),
+    ]
 
 
 def test_entry_size_total_and_count_limits(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ from docworker.errors import (
     WrongPassword,
 )
 from docworker.formats.archives.names import clean_name, decode_names, unsafe_reason
-from docworker.formats.archives.streams import CHUNK, CountingReader, inflating
+from docworker.formats.archives.streams import CHUNK, READ_AHEAD, CountingReader, inflating
 
 #: Archive types (as :func:`~docworker.formats.detect.detect` names them) → reader format.
 ARCHIVE_TYPES: dict[str, str] = {
@@ -124,6 +124,11 @@ class ArchiveReader:
     """An open archive: its members in order (:meth:`members`), and the compressed bytes
     read from it so far (:attr:`consumed`)."""
 
+    #: Compressed bytes a member may owe to reads made before it was opened; an entry's
+    #: ratio is taken over what was read since, plus this. A ZIP member's data is read
+    #: from its own offset when it is opened: nothing.
+    read_ahead = READ_AHEAD
+
     def __init__(self, path: Path, fmt: str) -> None:
         self.path = path
         self.format = fmt
@@ -198,6 +203,8 @@ def _holds_tar(path: Path, fmt: str, max_memory: int) -> bool:
 
 
 class _ZipReader(ArchiveReader):
+    read_ahead = 0
+
     def __init__(self, path: Path, password: str | None) -> None:
         super().__init__(path, "zip")
         try:

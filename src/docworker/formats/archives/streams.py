@@ -22,6 +22,12 @@ from typing import IO, Protocol
 import zstandard
 
 CHUNK = 256 * 1024
+#: What a compressed stream's decoder reads from its file at a time.
+SOURCE_READ = 64 * 1024
+#: The most compressed bytes an entry of a compressed tar may owe to reads made before
+#: it began (a decoded buffer read ahead, one read of the file): counted to it, so that
+#: its ratio is never overstated (see ``ArchiveReader.read_ahead``).
+READ_AHEAD = CHUNK + SOURCE_READ
 
 
 class CountingReader(io.RawIOBase):
@@ -109,12 +115,12 @@ class _Inflating(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while True:
             if self._decoder.eof:
-                rest = self._decoder.unused_data or self._source.read(CHUNK)
+                rest = self._decoder.unused_data or self._source.read(SOURCE_READ)
                 if not rest:
                     return 0
                 self._decoder, self._pending = self._make(), rest
             if self._decoder.needs_input and not self._pending:
-                self._pending = self._source.read(CHUNK)
+                self._pending = self._source.read(SOURCE_READ)
                 if not self._pending:
                     raise EOFError("the compressed stream ends before its end marker")
             data = self._decoder.decompress(self._pending, len(buffer))
@@ -130,7 +136,7 @@ def inflating(source: IO[bytes], fmt: str, max_memory: int) -> IO[bytes]:
     if fmt == "zstd":
         decoder = zstandard.ZstdDecompressor(max_window_size=max_memory)
         return io.BufferedReader(
-            decoder.stream_reader(source, read_size=CHUNK, read_across_frames=True), CHUNK
+            decoder.stream_reader(source, read_size=SOURCE_READ, read_across_frames=True), CHUNK
         )
     makers: dict[str, Callable[[], _Decoder]] = {
         "gzip": _GzipDecoder,

@@ -166,7 +166,7 @@ class _Walk:
             password=self.password,
             max_memory=self.limits.max_decoder_memory,
             staging=self._new_path("staging"),
-            meter=lambda member: _EntryMeter(self, member, reader),
+            meter=lambda _member: _EntryMeter(self, reader),
         )
         with reader:
             members = reader.members()
@@ -297,18 +297,19 @@ class _Walk:
         return None
 
     def _write(self, reader: ArchiveReader, member: Member, target: Path) -> tuple[int, str]:
-        """Write the member to ``target`` under the limits; its size and sha256."""
-        meter = _EntryMeter(self, member, reader)
+        """Write the member to ``target`` under the limits (unless they were held when it
+        was staged); its size and sha256."""
+        meter = _EntryMeter(self, reader)
         digest = hashlib.sha256()
+        written = 0
         with member.open() as stream, target.open("xb") as out:
             while chunk := stream.read(CHUNK):
                 if not member.staged:
                     meter.add(len(chunk))
+                written += len(chunk)
                 digest.update(chunk)
                 out.write(chunk)
-        if member.staged:
-            meter.written = target.stat().st_size
-        return meter.written, digest.hexdigest()
+        return written, digest.hexdigest()
 
     def _cut(self, path: str, depth: int, exc: LimitExceeded) -> Entry:
         return _refused(path, depth, None, exc)
@@ -333,7 +334,7 @@ class _EntryMeter:
     """Holds one member's bytes, as they are written, to the entry size, the ratio and
     the walk's total."""
 
-    def __init__(self, walk: _Walk, member: Member, reader: ArchiveReader) -> None:
+    def __init__(self, walk: _Walk, reader: ArchiveReader) -> None:
         self.walk = walk
         self.limits = walk.limits
         self.reader = reader
@@ -349,7 +350,8 @@ class _EntryMeter:
         if self.written > limits.max_entry_bytes:
             raise LimitExceeded("entry size", self.written, limits.max_entry_bytes)
         if self.written > limits.ratio_floor:
-            ratio = self.written / max(self.reader.consumed - self.start, 1)
+            packed = self.reader.consumed - self.start + self.reader.read_ahead
+            ratio = self.written / max(packed, 1)
             if ratio > limits.max_ratio:
                 raise LimitExceeded("compression ratio", round(ratio), limits.max_ratio)
 
