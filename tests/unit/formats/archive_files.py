@@ -1,6 +1,6 @@
 """Archives for the archive tests, made in a test's folder with the libraries and tools
 that make them in the wild: zipfile and pyzipper (AES), Info-ZIP's ``zip -P``
-(ZipCrypto), tarfile (links, devices, compressed tars), zstandard, gzip."""
+(ZipCrypto), tarfile (links, devices, compressed tars), zstandard, gzip, py7zr."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import py7zr
 import pyzipper
 import zstandard
 
@@ -98,4 +99,11 @@ def zstd_tar(path: Path, members: dict[str, bytes]) -> Path:
 
 def gzip_of(path: Path, data: bytes) -> Path:
     path.write_bytes(gzip.compress(data))
+    return path
+
+
+def seven_zip_of(path: Path, members: dict[str, bytes]) -> Path:
+    with py7zr.SevenZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(data, name)
     return path

@@ -17,6 +17,7 @@ from docworker.formats.archives.names import decode_names, unsafe_reason
 from tests.unit.formats.archive_files import (
     aes_zip,
     gzip_of,
+    seven_zip_of,
     tar_of,
     tar_with_specials,
     zip_of,
@@ -220,6 +221,23 @@ def test_entry_size_total_and_count_limits(tmp_path: Path) -> None:
     counted = walk(many, tmp_path / "count", max_entries=3)
     assert [e.status.value for e in counted] == ["ok", "ok", "ok", "refused"]
     assert counted[-1].code == "limit-exceeded"
+
+
+def test_a_7z_is_held_to_the_limits_as_it_is_unpacked(tmp_path: Path) -> None:
+    members = {"a.txt": b"first", "zeros.bin": bytes(4 * 1024 * 1024), "b.txt": b"last"}
+    archive = seven_zip_of(tmp_path / "three.7z", members)
+    total = walk(archive, tmp_path / "total", max_total_bytes=2 * 1024 * 1024)
+    assert [(e.path, e.status.value, e.code) for e in total] == [
+        ("a.txt", "ok", None),
+        ("zeros.bin", "refused", "limit-exceeded"),
+    ]
+    assert "unpacked bytes" in (total[1].reason or "")
+    declared = table(walk(archive, tmp_path / "size", max_entry_bytes=1024 * 1024))
+    assert declared == {
+        "a.txt": (1, "ok", None),
+        "zeros.bin": (1, "refused", "limit-exceeded"),
+        "b.txt": (1, "ok", None),
+    }
 
 
 @needs_corpus

@@ -43,7 +43,7 @@ from docworker.errors import (
     UnsupportedFormat,
     WrongPassword,
 )
-from docworker.formats.archives.names import clean_name, decode_names, unsafe_reason
+from docworker.formats.archives.names import clean_name, decode_names
 from docworker.formats.archives.streams import CHUNK, READ_AHEAD, CountingReader, inflating
 
 #: Archive types (as :func:`~docworker.formats.detect.detect` names them) → reader format.
@@ -120,6 +120,17 @@ class Meter(Protocol):
     def add(self, size: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class Staging:
+    """Where and how a 7z's members are unpacked before they are handed over."""
+
+    folder: Path
+    #: Whether a member is to be unpacked at all (the walker refuses the others unread).
+    accepts: Callable[[Member], bool]
+    #: A new meter for a member being unpacked.
+    meter: Callable[[], Meter]
+
+
 class ArchiveReader:
     """An open archive: its members in order (:meth:`members`), and the compressed bytes
     read from it so far (:attr:`consumed`)."""
@@ -163,19 +174,17 @@ def open_archive(
     name: str,
     password: str | None,
     max_memory: int,
-    staging: Path,
-    meter: Callable[[Member], Meter],
+    staging: Staging,
 ) -> ArchiveReader:
     """The reader of the archive at ``path`` in format ``fmt`` (a value of
     :data:`ARCHIVE_TYPES`); ``name`` is what the archive is called (a single stream's
-    member is named after it). ``staging`` is a folder a 7z may be unpacked into,
-    each member held by ``meter(member)``."""
+    member is named after it). ``staging`` says where a 7z is unpacked first."""
     if fmt == "zip":
         return _ZipReader(path, password)
     if fmt == "tar":
         return _TarReader(path, None, max_memory)
     if fmt == "7z":
-        return _SevenZipReader(path, password, staging, meter)
+        return _SevenZipReader(path, password, staging)
     if fmt == "rar":
         raise UnsupportedFormat(
             "application/vnd.rar", "RAR archives are not read: no RAR decoder is installed"
@@ -352,16 +361,15 @@ class _SevenZipReader(ArchiveReader):
         self,
         path: Path,
         password: str | None,
-        staging: Path,
-        meter: Callable[[Member], Meter],
+        staging: Staging,
     ) -> None:
         super().__init__(path, "7z")
         self._password = password
         self._staging = staging
-        self._meter = meter
         self._members: list[Member] = []
         self._staged: dict[str, Path] | None = None
-        self._failures: dict[str, DocworkerError] = {}
+        #: What stopped a member's unpacking (the walker's error), raised when it is opened.
+        self._failures: dict[str, Exception] = {}
         self._stopped: DocworkerError | None = None
         self._locked = False
         try:
@@ -413,23 +421,23 @@ class _SevenZipReader(ArchiveReader):
         return self._staged[filename].open("rb")
 
     def _unpack(self) -> None:
-        """Unpack every plain file of safe name into the staging folder."""
+        """Unpack every plain file the walker accepts into the staging folder."""
         wanted = {
-            member.name: member
+            member.name
             for member in self._members
-            if member.kind is MemberKind.FILE and unsafe_reason(member.name) is None
+            if member.kind is MemberKind.FILE and self._staging.accepts(member)
         }
         targets = [
             info.filename for info in self._archive.files if clean_name(info.filename) in wanted
         ]
-        factory = _StagingFactory(self._staging, wanted, self._meter)
+        factory = _StagingFactory(self._staging)
         self._staged = factory.files
         try:
             with factory:
                 self._archive.extract(targets=targets, factory=factory)
-        except DocworkerError as exc:  # a limit: the entry it stopped in is cut
+        except _MeterStopped as stopped:  # a limit: the entry it stopped in is cut
             if factory.current is not None:
-                self._failures[factory.current] = exc
+                self._failures[factory.current] = stopped.cause
                 self._staged.pop(factory.current, None)
             self._stopped = CorruptDocument(
                 "7z", "not unpacked: the archive's unpacking stopped at an earlier entry"
@@ -446,16 +454,23 @@ class _SevenZipReader(ArchiveReader):
 
     def close(self) -> None:
         super().close()
-        shutil.rmtree(self._staging, ignore_errors=True)
+        shutil.rmtree(self._staging.folder, ignore_errors=True)
+
+
+class _MeterStopped(Exception):
+    """A staged member's meter stopped the unpacking; ``cause`` is what it raised."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class _StagingFactory(WriterFactory):
     """Writes each member py7zr unpacks to a file of its own, through its meter."""
 
-    def __init__(self, folder: Path, wanted: dict[str, Member], meter: Callable[[Member], Meter]):
-        self.folder = folder
-        self.wanted = wanted
-        self.meter = meter
+    def __init__(self, staging: Staging):
+        self.folder = staging.folder
+        self.meter = staging.meter
         self.files: dict[str, Path] = {}
         self.current: str | None = None
         self._open: list[_StagedFile] = []
@@ -473,9 +488,7 @@ class _StagingFactory(WriterFactory):
         path = self.folder / f"staged-{len(self.files)}"
         self.files[filename] = path
         self.current = filename
-        member = self.wanted.get(clean_name(filename))
-        assert member is not None, filename
-        staged = _StagedFile(path, self.meter(member))
+        staged = _StagedFile(path, self.meter())
         self._open.append(staged)
         return staged
 
@@ -487,7 +500,11 @@ class _StagedFile(Py7zIO):
         self._size = 0
 
     def write(self, s: bytes | bytearray) -> int:
-        self._meter.add(len(s))
+        try:
+            self._meter.add(len(s))
+        except Exception as exc:
+            # The walker's error (a limit) goes to the entry; py7zr is only to stop.
+            raise _MeterStopped(exc) from exc
         self._size += len(s)
         for start in range(0, len(s), CHUNK):
             self._file.write(s[start : start + CHUNK])

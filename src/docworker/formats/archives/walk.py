@@ -49,6 +49,7 @@ from docworker.formats.archives.members import (
     ArchiveReader,
     Member,
     MemberKind,
+    Staging,
     open_archive,
 )
 from docworker.formats.archives.names import unsafe_reason
@@ -165,8 +166,11 @@ class _Walk:
             name=name,
             password=self.password,
             max_memory=self.limits.max_decoder_memory,
-            staging=self._new_path("staging"),
-            meter=lambda _member: _EntryMeter(self, reader),
+            staging=Staging(
+                self._new_path("staging"),
+                accepts=lambda member: self._refusal(member) is None,
+                meter=lambda: _EntryMeter(self, reader),
+            ),
         )
         with reader:
             members = reader.members()
