@@ -803,6 +803,45 @@ class SiteSettings(BaseModel):
     )
 
 
+class ArchiveSettings(BaseModel):
+    """Archives unpacked (the ``unpack`` operation): zip, tar, 7z and compressed streams,
+    nested ones included. Every limit is held while the bytes are written, never taken
+    from what an archive declares (declarations past a limit refuse an entry early)."""
+
+    max_depth: int = Field(
+        5, ge=1, le=32, description="How deep archives nested in archives are unpacked."
+    )
+    max_entries: int = Field(
+        10_000, ge=1, description="Most entries one unpack lists, at every depth together."
+    )
+    max_total_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=1,
+        description="Most bytes one unpack writes, every entry at every depth together.",
+    )
+    max_entry_bytes: int = Field(
+        256 * 1024 * 1024, ge=1, description="Largest single entry unpacked, in bytes."
+    )
+    max_ratio: float = Field(
+        200.0,
+        ge=1,
+        description="Highest unpacked/compressed size ratio of one entry, counted as it is "
+        "unpacked (decompression bombs); entries under 'ratio_floor' bytes are not held to it.",
+    )
+    ratio_floor: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Entries up to this many bytes are not held to 'max_ratio' (a small "
+        "file of spaces compresses a thousand times and is no bomb).",
+    )
+    max_decoder_memory: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Most memory an xz, lzma or zstd decoder may take (its dictionary or "
+        "window), in bytes: a stream that asks for more is refused, not allocated.",
+    )
+
+
 class NetworkIsolation(StrEnum):
     #: A network namespace of their own where the machine allows one, else the
     #: engines' own rules alone.
@@ -1061,6 +1100,7 @@ class Settings(BaseSettings):
     render: RenderSettings = Field(default_factory=RenderSettings)
     v1: V1Settings = Field(default_factory=V1Settings)
     site: SiteSettings = Field(default_factory=SiteSettings)
+    archives: ArchiveSettings = Field(default_factory=ArchiveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate: RateSettings = Field(default_factory=RateSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)

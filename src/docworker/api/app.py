@@ -28,6 +28,7 @@ from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
 from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
+from docworker.api.routes import unpack as unpack_route
 from docworker.api.routes import usage as usage_routes
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
@@ -186,6 +187,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         render_routes.router,
         video_routes.router,
         screenshot_route.router,
+        unpack_route.router,
         convert_router,
         keys_routes.router,
         audit_routes.router,

@@ -13,17 +13,22 @@ request is answered: a refusal after the upload was stored leaves nothing behind
 
 from __future__ import annotations
 
+import functools
 import threading
+import typing
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
+from types import UnionType
 from urllib.parse import parse_qs
 
 import anyio
 import anyio.to_thread
 import structlog
+from fastapi import Depends
+from fastapi.params import File
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -83,6 +88,59 @@ async def store_uploads(
     if not uploads:
         raise InvalidParameter(field, f"at least one multipart part named '{field}' is required")
     return [await store_upload(services, upload) for upload in uploads]
+
+
+async def refuse_repeated_files(request: Request) -> None:
+    """Refuse (422, naming the field) a request whose form holds several parts for a
+    field its route takes one file from: the route would read one and drop the rest.
+    A route's dependency (:data:`ONE_FILE_PER_FIELD`); the form is the one the route's
+    body was read into."""
+    route = request.scope.get("route")
+    fields = single_file_fields(getattr(route, "endpoint", None))
+    if not fields:
+        return
+    form = await request.form()
+    for name in fields:
+        count = len(form.getlist(name))
+        if count > 1:
+            raise InvalidParameter(
+                name,
+                f"takes one file, and {count} parts named '{name}' were sent: send one "
+                "file per request (or one job per file)",
+            )
+
+
+#: The dependency of every router whose routes take files: see :func:`refuse_repeated_files`.
+ONE_FILE_PER_FIELD = Depends(refuse_repeated_files)
+
+
+@functools.cache
+def single_file_fields(endpoint: Callable[..., object] | None) -> tuple[str, ...]:
+    """The form fields ``endpoint`` takes one file from (its parameters typed
+    ``UploadFile``, not a list of them), by the names clients send."""
+    if endpoint is None:
+        return ()
+    fields: list[str] = []
+    for name, hint in typing.get_type_hints(endpoint, include_extras=True).items():
+        if typing.get_origin(hint) is not typing.Annotated:
+            continue
+        kind, *extras = typing.get_args(hint)
+        marks = [extra for extra in extras if isinstance(extra, File)]
+        if marks and UploadFile in _types_of(kind):
+            fields.append(marks[0].alias or name)
+    return tuple(fields)
+
+
+def _types_of(hint: object) -> tuple[object, ...]:
+    """``hint`` itself, or the members of a union (``UploadFile | None``); a list's
+    element is not taken (a list of files is several by design)."""
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else ()
+    return tuple(_base(member) for member in members) or (_base(hint),)
+
+
+def _base(hint: object) -> object:
+    """Starlette's ``UploadFile`` for FastAPI's (its subclass), else ``hint``."""
+    return UploadFile if isinstance(hint, type) and issubclass(hint, UploadFile) else hint
 
 
 class RequestTooLarge(StarletteHTTPException):

@@ -17,12 +17,12 @@ from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
 from docworker.api.routing import feeds
 from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload
 from docworker.chunking import Strategy, TokenizerName
 from docworker.errors import InvalidParameter
 from docworker.formats.base import OcrPolicy
 
-router = APIRouter(prefix="/api/v2", tags=["chunk"])
+router = APIRouter(prefix="/api/v2", tags=["chunk"], dependencies=[ONE_FILE_PER_FIELD])
 
 CHUNK_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",

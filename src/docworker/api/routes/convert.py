@@ -15,7 +15,7 @@ from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload
 from docworker.jobs.queue import JobInput
 from docworker.operations.convert import (
     TARGETS,
@@ -25,7 +25,7 @@ from docworker.operations.convert import (
     PdfA,
 )
 
-router = APIRouter(prefix="/api/v2", tags=["convert"])
+router = APIRouter(prefix="/api/v2", tags=["convert"], dependencies=[ONE_FILE_PER_FIELD])
 
 CONVERT_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",

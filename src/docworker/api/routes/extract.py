@@ -21,12 +21,12 @@ from docworker.api.routes.jobs import job_response
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClient, JobClientDep, submit_and_wait
-from docworker.api.uploads import store_upload
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES
 from docworker.render.document import OutputFormat
 
-router = APIRouter(prefix="/api/v2", tags=["extract"])
+router = APIRouter(prefix="/api/v2", tags=["extract"], dependencies=[ONE_FILE_PER_FIELD])
 
 EXTRACT_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",

@@ -182,7 +182,14 @@ async def _form_submission(request: Request, services: Services) -> Submission:
             raise InvalidParameter(
                 "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
             )
-        uploads = [part for name in ("file", "files") for part in _file_parts(form, name)]
+        first = _file_parts(form, "file")
+        if len(first) > 1:
+            raise InvalidParameter(
+                "file",
+                f"a job takes one file part named 'file', and {len(first)} were sent: send "
+                "one job per document (further inputs of a merge or an attach go as 'files')",
+            )
+        uploads = [*first, *_file_parts(form, "files")]
         inputs = await store_uploads(services, uploads)
     return Submission(operation, params, inputs, priority, key)
 

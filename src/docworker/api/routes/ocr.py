@@ -17,11 +17,11 @@ from docworker.api.routes.extract import run_and_answer
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload
 from docworker.engines.ocr import available_languages
 from docworker.operations.ocr import OcrOutput
 
-router = APIRouter(prefix="/api/v2", tags=["ocr"])
+router = APIRouter(prefix="/api/v2", tags=["ocr"], dependencies=[ONE_FILE_PER_FIELD])
 
 
 class OcrLanguages(BaseModel):

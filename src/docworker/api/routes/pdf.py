@@ -23,10 +23,10 @@ from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload, store_uploads
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload, store_uploads
 from docworker.errors import InvalidParameter, LimitExceeded
 
-router = APIRouter(prefix="/api/v2/pdf", tags=["pdf"])
+router = APIRouter(prefix="/api/v2/pdf", tags=["pdf"], dependencies=[ONE_FILE_PER_FIELD])
 
 FileField = Annotated[UploadFile, File(description="The PDF.")]
 PasswordField = Annotated[

@@ -21,11 +21,11 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.submitting import JobClient, JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload
 from docworker.engines.image_formats import PageFormat
 from docworker.jobs.queue import JobInput
 
-router = APIRouter(prefix="/api/v2", tags=["render"])
+router = APIRouter(prefix="/api/v2", tags=["render"], dependencies=[ONE_FILE_PER_FIELD])
 
 RENDER_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",

@@ -20,10 +20,10 @@ from docworker.api.routes.extract import run_and_answer
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload
 from docworker.operations.video_params import VideoAction, VideoCodec
 
-router = APIRouter(prefix="/api/v2", tags=["video"])
+router = APIRouter(prefix="/api/v2", tags=["video"], dependencies=[ONE_FILE_PER_FIELD])
 
 PROBE_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",

@@ -25,6 +25,7 @@ from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import nanoseconds, v1_time
 from docworker.api.v1.errors import ResultRefused, V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
+    SEVERAL_FILES_CASE,
     accepted,
     form_value,
     multipart_body,
@@ -205,7 +206,11 @@ _RANGE = multipart_body(
     },
     required=("start_page", "end_page"),
 )
-_UPLOAD_ERRORS = ((400, "File upload error"), (500, "Failed to save uploaded file"))
+_UPLOAD_ERRORS = (
+    (400, "File upload error"),
+    SEVERAL_FILES_CASE,
+    (500, "Failed to save uploaded file"),
+)
 
 
 async def _page_range(request: Request) -> tuple[FormData, UploadFile, int, int]:

@@ -24,6 +24,7 @@ from docworker.api.deps import ServicesDep
 from docworker.api.submitting import V1JobClientDep
 from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
+    SEVERAL_FILES_CASE,
     form_file,
     multipart_body,
     read_form,
@@ -126,6 +127,7 @@ async def _form(request: Request) -> tuple[FormData, UploadFile]:
         **v1_responses(
             (400, INVALID_BODY),
             (400, NO_FILE),
+            SEVERAL_FILES_CASE,
             (500, "Failed to open file"),
             (500, FAILURE),
             refused(FAILURE),

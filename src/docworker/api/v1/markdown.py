@@ -26,6 +26,7 @@ from docworker.api.v1 import schemas
 from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
+    SEVERAL_FILES_CASE,
     V1Upload,
     file_response,
     form_file,
@@ -94,6 +95,7 @@ def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:
         **v1_responses(
             (400, "Failed to parse multipart form"),
             (400, route.missing),
+            SEVERAL_FILES_CASE,
             (500, "Failed to save uploaded file"),
             (500, route.failure),
             refused(route.failure),

@@ -32,6 +32,7 @@ from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import REFUSED, REUSED_KEY, V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
+    SEVERAL_FILES_CASE,
     MediaParams,
     MediaParamsDep,
     V1Upload,
@@ -163,6 +164,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"model": schemas.V1Accepted, "description": "The job, to poll on /api/v1/job/:id"},
     **v1_responses(
         (400, "File upload error"),
+        SEVERAL_FILES_CASE,
         (500, "Failed to save uploaded file"),
         (500, "Failed to submit job"),
         reused_key("Failed to submit job"),
@@ -257,6 +259,7 @@ def _sync_responses(media: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
         },
         **v1_responses(
             (400, "File upload error"),
+            SEVERAL_FILES_CASE,
             (500, "Failed to save file"),
             (500, PROCESSING_FAILED),
             refused(PROCESSING_FAILED),

@@ -19,6 +19,7 @@ from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.errors import refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
+    SEVERAL_FILES_CASE,
     multipart_body,
     receive_upload,
     run_and_wait,
@@ -31,6 +32,7 @@ router = APIRouter(prefix="/api/v1", tags=["v1"])
 FAILURE = "OCR processing failed"
 _ERRORS = v1_responses(
     (400, "File upload error"),
+    SEVERAL_FILES_CASE,
     (500, "Failed to save uploaded file"),
     (500, FAILURE),
     refused(FAILURE),

@@ -29,6 +29,7 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
+    SEVERAL_FILES_CASE,
     form_file,
     form_value,
     multipart_body,
@@ -111,6 +112,7 @@ async def _pdf_of(
         **v1_responses(
             (400, NOT_MULTIPART),
             (400, "No HTML file provided"),
+            SEVERAL_FILES_CASE,
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
             refused(FAILURE),
@@ -222,6 +224,7 @@ async def markdown_content(request: Request) -> str | None:
         **v1_responses(
             (400, NOT_MULTIPART),
             (400, "No office file provided"),
+            SEVERAL_FILES_CASE,
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
             refused(FAILURE),
