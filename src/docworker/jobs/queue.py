@@ -278,7 +278,7 @@ class JobQueue:
                 "'submit' scope (name an 'operation' it may submit)"
             )
         limit = max(1, min(limit, MAX_PAGE_SIZE))
-        records, more = self.dead_letters(caller, filters, limit, None)
+        records, more = self._dead(caller, filters, limit, None)
         replayed = []
         for record in records:
             if self.breakers is not None:
@@ -300,6 +300,11 @@ class JobQueue:
         """One page of the caller's tenant's ``dead`` jobs (every tenant's for an admin)
         matching ``filters``, newest first, and the cursor of the next page."""
         caller.require_read()
+        return self._dead(caller, filters, limit, cursor)
+
+    def _dead(
+        self, caller: Principal, filters: DeadLetterFilter, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
         return self.store.list(
             status=[JobStatus.DEAD],
             operation=filters.operation,
