@@ -71,13 +71,12 @@ def test_each_attempt_is_kept_in_the_job_history(store: JobStore) -> None:
     store.mark_succeeded(ok.id, {"payload": {}})
     assert [e["outcome"] for e in store.get(ok.id).history] == ["succeeded"]
     assert store.get(ok.id).history[0]["error"] is None
-
-
-def test_a_job_held_back_is_queued_again_without_an_attempt(store: JobStore) -> None:
-    (job,) = add(store)
+    # A job held back (an engine's breaker tries the engine with another job) is queued
+    # again as if it had not been claimed: no attempt counted, none recorded.
+    (held,) = add(store)
     claimed = store.claim_next("w")
-    assert claimed is not None and claimed.attempts == 1
-    back = store.defer(job.id, delay=5)
+    assert claimed is not None and claimed.id == held.id and claimed.attempts == 1
+    back = store.defer(held.id, delay=5)
     assert back.status == JobStatus.QUEUED and back.attempts == 0 and back.history == []
     assert back.run_after is not None and back.worker is None
 
@@ -129,12 +128,13 @@ def _queue(store: JobStore, tmp_path: Path) -> JobQueue:
     )
 
 
-def test_dead_letters_are_scoped_to_the_tenant_and_replay_needs_submit(
+def test_dead_letters_are_scoped_to_the_tenant_and_replayed_a_bounded_number_at_a_time(
     store: JobStore, tmp_path: Path
 ) -> None:
     queue = _queue(store, tmp_path)
     ours = [_dead(store, CRASH, tenant="acme", operation=op) for op in ("convert", "extract")]
     theirs = _dead(store, CRASH, tenant="other")
+    dead = [_dead(store, CRASH) for _ in range(3)]
     reader = Principal("acme", "k1", frozenset({"read"}))
     converter = Principal("acme", "k2", frozenset({"read", "submit:convert"}))
     submitter = Principal("acme", "k3", frozenset({"read", "submit"}))
@@ -150,14 +150,10 @@ def test_dead_letters_are_scoped_to_the_tenant_and_replay_needs_submit(
     replayed, more = queue.replay(submitter, everything, 10, 3)
     assert [r.id for r in replayed] == [ours[1].id] and not more
     assert store.get(theirs.id).status == JobStatus.DEAD  # another tenant's stays
-
-
-def test_a_replay_is_bounded_and_says_when_more_are_dead(store: JobStore, tmp_path: Path) -> None:
-    queue = _queue(store, tmp_path)
-    dead = [_dead(store, CRASH) for _ in range(3)]
+    # A replay is bounded, newest first, and says when more are dead.
     admin = Principal.open()
     replayed, more = queue.replay(admin, DeadLetterFilter(), 2, 3)
     assert [r.id for r in replayed] == [dead[2].id, dead[1].id] and more
     replayed, more = queue.replay(admin, DeadLetterFilter(), 2, 3)
-    assert [r.id for r in replayed] == [dead[0].id] and not more
+    assert [r.id for r in replayed] == [dead[0].id, theirs.id] and not more  # an admin's
     assert all(r.status == JobStatus.QUEUED and r.max_attempts == 4 for r in replayed)

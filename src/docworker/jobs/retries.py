@@ -10,8 +10,10 @@ engine that crashed under several) are not all retried at the same moment::
 
     delay(n) = min(retry_max_delay, retry_delay × 2^(n-1)) × (1 - jitter × U[0, 1))
 
-where ``n`` is the number of attempts made so far. The job store queues the job again
-with that not-before time (``run_after``), which claims respect.
+where ``n`` is the number of attempts made so far; never less than the error's own
+``retry_after`` (an open circuit breaker's cool-down: no attempt is wasted on an engine
+known to be down). The job store queues the job again with that not-before time
+(``run_after``), which claims respect.
 
 Executor-independent: the local executor's supervisor calls :func:`after_failure`,
 and any other executor may.
@@ -61,6 +63,10 @@ def after_failure(error: Mapping[str, Any], attempts: int, backoff: Backoff) -> 
     """The outcome of an attempt (the ``attempts``-th) that ended with ``error`` (the
     dict form of a :class:`~docworker.errors.DocworkerError`)."""
     after = error_class(str(error.get("code"))).after_failure
-    if after is AfterFailure.RETRY:
-        return FailureOutcome(after, backoff.delay(attempts))
-    return FailureOutcome(after)
+    if after is not AfterFailure.RETRY:
+        return FailureOutcome(after)
+    delay = backoff.delay(attempts)
+    wait = error.get("retry_after")
+    if isinstance(wait, int | float) and not isinstance(wait, bool):
+        delay = max(delay, float(wait))
+    return FailureOutcome(after, delay)

@@ -42,13 +42,20 @@ def test_the_settings_make_the_backoff() -> None:
         EngineFailed("the worker process running the job died (exit code -9)"),
         EngineFailed("LibreOffice exited during the conversion", engine="LibreOffice"),
         DependencyDown("the blob store failed: timed out", dependency="storage"),
-        EngineUnavailable("LibreOffice", 30, 5),
+        EngineUnavailable("LibreOffice", 1, 5),
     ],
 )
 def test_transient_failures_are_retried_later(error: Exception) -> None:
     backoff = Backoff(base=5.0, maximum=300.0, jitter=0.0)
     outcome = after_failure(error.to_dict(), 2, backoff)  # type: ignore[attr-defined]
     assert outcome.after is AfterFailure.RETRY and outcome.retry_delay == 10.0
+
+
+def test_a_retry_waits_at_least_for_an_open_breaker_to_cool_down() -> None:
+    backoff = Backoff(base=5.0, maximum=300.0, jitter=0.0)
+    refused = EngineUnavailable("LibreOffice", 25, 5).to_dict()
+    assert after_failure(refused, 1, backoff).retry_delay == 25.0
+    assert after_failure(refused, 4, backoff).retry_delay == 40.0
 
 
 @pytest.mark.parametrize(
