@@ -211,11 +211,11 @@ class DeadLetterReplay(BaseModel):
     )
     finished_after: DateTime | None = Field(None, description="Died at or after (ISO 8601).")
     finished_before: DateTime | None = Field(None, description="Died before (ISO 8601).")
-    limit: int = Field(
-        100,
+    limit: int | None = Field(
+        None,
         ge=1,
         le=1000,
-        description="Most jobs queued again, newest first; at most "
+        description="Most jobs queued again, newest first; default and greatest: "
         "executor.replay_max (100 by default).",
     )
 

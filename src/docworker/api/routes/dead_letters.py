@@ -89,13 +89,14 @@ async def replay_dead_letters(
     body: DeadLetterReplay, services: ServicesDep, caller: CallerDep
 ) -> DeadLetterReplayed:
     """Queue again the ``dead`` jobs that the filters match (as ``GET
-    /api/v2/dead-letters``), newest first, at most ``limit`` of them
-    (``executor.replay_max`` at most), each with ``executor.max_attempts`` more attempts.
+    /api/v2/dead-letters``), newest first, at most ``limit`` of them (by default and
+    at most ``executor.replay_max``), each with ``executor.max_attempts`` more attempts.
     Jobs needing an engine whose circuit breaker is open stay dead. ``more`` says
     whether others matched: send the request again for them. Without an ``operation``
     the key needs the ``submit`` scope; with one, the right to submit it."""
     executor = services.settings.executor
-    if body.limit > executor.replay_max:
+    limit = body.limit or executor.replay_max
+    if limit > executor.replay_max:
         raise InvalidParameter(
             "limit",
             f"at most {executor.replay_max} jobs are replayed at once (executor.replay_max)",
@@ -104,7 +105,7 @@ async def replay_dead_letters(
         body.operation, body.error_code, body.finished_after, body.finished_before
     )
     replayed, more = await anyio.to_thread.run_sync(
-        services.queue.replay, caller, filters, body.limit, executor.max_attempts
+        services.queue.replay, caller, filters, limit, executor.max_attempts
     )
     return DeadLetterReplayed(
         replayed=[JobPublic.of(r) for r in replayed], count=len(replayed), more=more
