@@ -52,7 +52,9 @@ def _dead(client: TestClient, tenant: str, operation: str = "convert") -> JobRec
     return store.mark_failed(job.id, CRASH, retry_delay=0)
 
 
-def test_a_tenant_lists_retries_and_replays_only_its_own_dead_jobs(client: TestClient) -> None:
+def test_a_tenant_lists_retries_and_replays_only_its_own_dead_jobs_with_its_scopes(
+    client: TestClient,
+) -> None:
     ours, theirs = _dead(client, "acme"), _dead(client, "globex")
     reader = _key(client, "acme", "read")
     submitter = _key(client, "acme", "read", "submit")
@@ -79,8 +81,7 @@ def test_a_tenant_lists_retries_and_replays_only_its_own_dead_jobs(client: TestC
     assert [j["id"] for j in replay.json()["replayed"]] == [theirs.id]
     assert replay.json()["count"] == 1 and replay.json()["more"] is False
 
-
-def test_bad_filters_and_bounds_answer_422_problems(client: TestClient) -> None:
+    # Bad filters and bounds are 422 problems naming what was wrong.
     admin = _key(client, "ops", "admin")
     bad_time = client.get("/api/v2/dead-letters?finished_after=yesterday", headers=admin)
     assert bad_time.status_code == 422 and bad_time.json()["parameter"] == "finished_after"
