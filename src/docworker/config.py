@@ -428,7 +428,27 @@ class ExecutorSettings(BaseModel):
         3, ge=1, le=20, description="Attempts per job in total (v1: WORKER_RETRY_COUNT)."
     )
     retry_delay: Seconds = Field(
-        5.0, ge=0, description="Delay before a failed attempt is retried (v1: WORKER_RETRY_DELAY)."
+        5.0,
+        ge=0,
+        description="Delay before the first retry of an attempt that failed for a transient "
+        "reason (a lost worker, an engine crash, storage down); it doubles with each further "
+        "attempt, up to retry_max_delay (v1: WORKER_RETRY_DELAY).",
+    )
+    retry_max_delay: Seconds = Field(
+        300.0, ge=0, description="Longest delay before a retry, however many attempts failed."
+    )
+    retry_jitter: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of each retry delay drawn at random (0.5: between half the delay "
+        "and all of it), so that jobs failed together are not retried together.",
+    )
+    replay_max: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Most dead jobs one POST /api/v2/dead-letters/replay queues again.",
     )
     poll_interval: Seconds = Field(
         0.5, gt=0, description="How often the executor looks for queued or cancelled jobs."
@@ -473,6 +493,27 @@ class ExecutorSettings(BaseModel):
         ge=1,
         description="Most jobs (or parts) of one tenant running at once across all "
         "executors; its other jobs wait even when workers are free. None: no cap.",
+    )
+
+
+class BreakerSettings(BaseModel):
+    """Circuit breakers of the external engines (LibreOffice, Tesseract, FFmpeg, Chromium)
+    and of the blob store (see :mod:`docworker.engines.breaker`). Their state is kept in
+    the service's process: each replica counts the failures it sees."""
+
+    enabled: bool = Field(True, description="false: no breaker opens; every job tries its engine.")
+    threshold: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Failures of an engine in a row (a crash, or the engine unavailable; "
+        "never a bad input) that open its breaker.",
+    )
+    cooldown: Seconds = Field(
+        30.0,
+        gt=0,
+        description="How long an open breaker refuses work before it lets one job through "
+        "to try the engine again (half-open).",
     )
 
 
@@ -1088,6 +1129,7 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)

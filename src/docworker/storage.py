@@ -97,7 +97,9 @@ class BlobStore:
             self._fs.rm(tmp)
             raise
         except OSError as exc:
-            raise DependencyDown(f"the blob store at {self.url} failed: {exc}") from exc
+            raise DependencyDown(
+                f"the blob store at {self.url} failed: {exc}", dependency="storage"
+            ) from exc
         return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size, created=created)
 
     def put_file(self, path: Path, *, max_bytes: int | None = None) -> StoredBlob:
@@ -122,7 +124,9 @@ class BlobStore:
                     size += len(chunk)
                     out.write(chunk)
         except OSError as exc:
-            raise DependencyDown(f"the blob store at {self.url} failed: {exc}") from exc
+            raise DependencyDown(
+                f"the blob store at {self.url} failed: {exc}", dependency="storage"
+            ) from exc
         except BaseException:
             if self._fs.exists(path):
                 self._fs.rm(path)
@@ -142,7 +146,9 @@ class BlobStore:
                     size += len(chunk)
                     out.write(chunk)
         except OSError as exc:
-            raise DependencyDown(f"the blob store at {self.url} failed: {exc}") from exc
+            raise DependencyDown(
+                f"the blob store at {self.url} failed: {exc}", dependency="storage"
+            ) from exc
         return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size)
 
     # -- reading --------------------------------------------------------------------
@@ -191,7 +197,9 @@ class BlobStore:
             self._fs.makedirs(self._root, exist_ok=True)
             self._fs.ls(self._root)
         except OSError as exc:
-            raise DependencyDown(f"the blob store at {self.url} is unavailable: {exc}") from exc
+            raise DependencyDown(
+                f"the blob store at {self.url} is unavailable: {exc}", dependency="storage"
+            ) from exc
         if self._local:
             # Inputs and results are the clients' documents: the service's user's alone.
             make_private(Path(self._root))

@@ -22,7 +22,7 @@ from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
-from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
+from docworker.api.routes import chunk, dead_letters, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
@@ -37,6 +37,7 @@ from docworker.api.uploads import BodySizeLimit, IntakeGuard, UnclaimedInputs
 from docworker.api.v1.install import install_v1
 from docworker.auth import server_secret
 from docworker.config import ExecutorKind, Settings, SettingsRefused
+from docworker.engines.breaker import Breakers
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
@@ -105,9 +106,11 @@ def build_services(
         audit, max_events=settings.audit.buffer_events, enabled=settings.audit.refusals
     )
     drain = drain or Drain.of(settings)
+    # One set of engine breakers for the process: the executor records, the API refuses.
+    breakers = Breakers(settings.breaker)
     executor = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
-        executor = LocalExecutor(settings, store, events, keys=sealing)
+        executor = LocalExecutor(settings, store, events, keys=sealing, breakers=breakers)
         drain.on_start(executor.hold)
     queue = JobQueue(
         store,
@@ -120,6 +123,7 @@ def build_services(
         quotas=settings.quota,
         refusals=refusals,
         max_active_jobs=settings.executor.max_active_jobs,
+        breakers=breakers,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -135,6 +139,7 @@ def build_services(
         refusals=refusals,
         counters=QuotaCounters(store),
         result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
+        breakers=breakers,
     )
 
 
@@ -182,6 +187,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     install_error_handlers(app)
     for router in (
         *(module.router for module in (extract, chunk, ocr, jobs, operations, health)),
+        dead_letters.router,
         pdf_routes.router,
         image_route.router,
         render_routes.router,

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 
 from docworker.api.auth import Authenticator
 from docworker.config import Settings
+from docworker.engines.breaker import Breakers
 from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
@@ -40,6 +41,8 @@ class Services:
     #: Turns to load a result whole and reshape it (``server.loaded_results_at_once``):
     #: with the bound on each result, what bounds the API's memory for them.
     result_slots: anyio.CapacityLimiter
+    #: The engines' circuit breakers of this process, shared with its executor.
+    breakers: Breakers
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

@@ -57,6 +57,7 @@ STATUS: dict[type[errors.DocworkerError], int] = {
     errors.InsufficientStorage: 503,
     errors.ServiceDraining: 503,
     errors.DependencyDown: 503,
+    errors.EngineUnavailable: 503,
 }
 
 

@@ -99,6 +99,29 @@ class JobUsage(BaseModel):
     )
 
 
+class AttemptError(BaseModel):
+    code: str | None = Field(examples=["engine-failed"])
+    detail: str = Field(examples=["LibreOffice exited during the conversion"])
+
+
+class AttemptPublic(BaseModel):
+    """One attempt of a job that has ended."""
+
+    attempt: int = Field(description="Its number, from 1.")
+    started_at: datetime | None
+    ended_at: datetime
+    worker: str | None = Field(description="The executor process that ran it.")
+    outcome: str = Field(
+        description="What it led to: succeeded, partial, split (into parts), retried "
+        "(queued again), failed, dead or cancelled.",
+        examples=["retried"],
+    )
+    error: AttemptError | None = Field(description="Why it failed, when it did.")
+    retry_at: datetime | None = Field(
+        None, description="For a retried attempt: when the next attempt could start."
+    )
+
+
 class JobPublic(BaseModel):
     id: str = Field(examples=["0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10"])
     operation: str = Field(examples=["extract"])
@@ -106,8 +129,13 @@ class JobPublic(BaseModel):
     params: dict[str, Any]
     priority: int
     input: JobInputPublic | None
-    attempts: int
+    attempts: int = Field(description="Attempts started so far.")
     max_attempts: int
+    attempt_history: list[AttemptPublic] = Field(
+        default_factory=list,
+        description="The attempts that ended, oldest first (the running one is "
+        "started_at and the job's status).",
+    )
     progress: float
     progress_message: str | None
     error: dict[str, Any] | None
@@ -135,6 +163,7 @@ class JobPublic(BaseModel):
             input=JobInputPublic.of(job_input) if job_input else None,
             attempts=record.attempts,
             max_attempts=record.max_attempts,
+            attempt_history=[AttemptPublic.model_validate(entry) for entry in record.history],
             progress=record.progress,
             progress_message=record.progress_message,
             error=record.error,
@@ -165,6 +194,38 @@ class JobList(BaseModel):
     jobs: list[JobPublic]
     next_cursor: str | None = Field(
         None, description="Pass as 'cursor' for the next page; absent on the last page."
+    )
+
+
+class DeadLetterReplay(BaseModel):
+    """Which dead jobs to queue again: the filters of ``GET /api/v2/dead-letters``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str | None = Field(None, max_length=64, examples=["convert"])
+    error_code: str | None = Field(
+        None,
+        max_length=64,
+        description="Only jobs whose error has this code.",
+        examples=["engine-failed"],
+    )
+    finished_after: DateTime | None = Field(None, description="Died at or after (ISO 8601).")
+    finished_before: DateTime | None = Field(None, description="Died before (ISO 8601).")
+    limit: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Most jobs queued again, newest first; default and greatest: "
+        "executor.replay_max (100 by default).",
+    )
+
+
+class DeadLetterReplayed(BaseModel):
+    replayed: list[JobPublic] = Field(description="The jobs queued again.")
+    count: int
+    more: bool = Field(
+        description="Whether more dead jobs matched than were queued again (send the "
+        "request again for the next ones)."
     )
 
 

@@ -9,7 +9,7 @@ that autogenerate compares new migrations against).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -142,6 +142,11 @@ class JobRecord:
     #: Pages it processed, from its result (for a split job whose merge failed: its
     #: parts' pages); None when the result names no pages.
     pages: int | None = None
+    #: The attempts that ended, oldest first: each one's ``attempt`` (its number),
+    #: ``started_at``, ``ended_at`` (ISO 8601), ``worker``, ``outcome`` (what it led to:
+    #: ``succeeded``, ``partial``, ``split``, ``retried``, ``failed``, ``dead``,
+    #: ``cancelled``) and ``error`` (``code`` and ``detail``, or None).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def input_bytes(self) -> int:
@@ -184,6 +189,7 @@ class JobRecord:
             client=job.client,
             cpu_seconds=job.cpu_seconds,
             pages=job.pages,
+            history=list(job.history or []),
         )
 
 
@@ -287,6 +293,8 @@ class Job(Base):
     client: Mapped[str | None] = mapped_column(String(64))
     cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     pages: Mapped[int | None] = mapped_column(Integer)
+    #: The attempts that ended (see :attr:`JobRecord.history`).
+    history: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
 
 
 class ApiKey(Base):

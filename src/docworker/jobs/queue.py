@@ -11,15 +11,19 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
 
-from docworker.auth import Principal
+from docworker.auth import Principal, Scope
 from docworker.config import QuotaSettings
+from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import (
     ActiveJobsLimit,
     Conflict,
+    EngineUnavailable,
+    Forbidden,
     LimitExceeded,
     NotFound,
     PayloadTooLarge,
@@ -31,7 +35,14 @@ from docworker.jobs.audit import RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.results import StoredResult, read_payload
 from docworker.jobs.retention import discard_job_data
-from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
+from docworker.jobs.store import (
+    MAX_PAGE_SIZE,
+    TERMINAL_STATUSES,
+    JobRecord,
+    JobStatus,
+    JobStore,
+    NewJob,
+)
 from docworker.jobs.usage import Quotas
 from docworker.operations import dump_params, get_operation, validate_params
 from docworker.sealing import SecretKeys
@@ -74,6 +85,19 @@ class JobInput:
 #: The priorities a job may be given (higher runs first; see :class:`~docworker.jobs.backlog.Band`).
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
 
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead jobs a listing or a replay takes: by operation, by the ``code`` of
+    their error, and by when they died (``finished_after`` inclusive,
+    ``finished_before`` exclusive)."""
+
+    operation: str | None = None
+    error_code: str | None = None
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+
+
 #: How often a waiter re-reads the store even without an in-process event, so jobs
 #: finished elsewhere (another replica, a remote worker) are seen.
 STORE_POLL = 1.0
@@ -103,10 +127,14 @@ class JobQueue:
         quotas: QuotaSettings | None = None,
         refusals: RefusalLog | None = None,
         max_active_jobs: int | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
         queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
-        have queued or running at once unless its key says (None: no cap)."""
+        have queued or running at once unless its key says (None: no cap).
+        ``breakers``: the engines' circuit breakers, shared with the executor of this
+        process; a job needing an engine whose breaker is open is refused (None: no
+        breaker is asked)."""
         self.store = store
         self.blobs = blobs
         self.executor = executor
@@ -120,6 +148,7 @@ class JobQueue:
         self.refusals = refusals
         #: Jobs a tenant may have queued or running at once, unless its key says.
         self.max_active_jobs = max_active_jobs
+        self.breakers = breakers
 
     def submit(
         self,
@@ -146,7 +175,11 @@ class JobQueue:
         A job of an API key counts against the key's daily quotas; when one is spent
         it is refused with :class:`QuotaExceeded` (429) and not queued. A job sent again
         under an idempotency key already used passes no admission check: it is the job
-        made the first time (or a :class:`Conflict` when the request differs)."""
+        made the first time (or a :class:`Conflict` when the request differs).
+
+        A job that needs an engine whose circuit breaker is open (known from the operation
+        and, after admission, the input) is refused with
+        :class:`~docworker.errors.EngineUnavailable` (503) and not queued."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
@@ -156,11 +189,14 @@ class JobQueue:
         key = _scoped_key(idempotency_key, caller)
         # A job sent again under its idempotency key is not new work: it is answered
         # (by the store) however full the queue is.
-        if self.admission is not None and (key is None or not self.store.by_idempotency_key(key)):
+        new_work = key is None or not self.store.by_idempotency_key(key)
+        if self.admission is not None and new_work:
             hints = {"name": job_input.name, "mime": job_input.mime}
             engine = self.admission.admit(op, checked, job_input.blob, priority, **hints)
             if engine is not None:
                 stored[ENGINE_TAG[0]] = engine.value
+        if self.breakers is not None and new_work:
+            self.breakers.check(engines_of(operation, stored))
         new = NewJob(
             operation=operation,
             params=dump_params(checked, self.keys),
@@ -214,6 +250,75 @@ class JobQueue:
         if record.status in TERMINAL_STATUSES:
             self.events.publish(job_id)
         return record
+
+    def retry(self, job_id: str, caller: Principal, attempts: int) -> JobRecord:
+        """Queue a ``dead`` or ``failed`` job again with ``attempts`` more attempts (see
+        :meth:`JobStore.retry`); a key that may submit the job's operation may retry it.
+        Refused with :class:`~docworker.errors.EngineUnavailable` while the breaker of an
+        engine the job needs is open, and with :class:`Conflict` for a job in another
+        state or a part of a split job."""
+        current = self.visible(job_id, caller)
+        caller.require_submit(current.operation)
+        if self.breakers is not None:
+            self.breakers.check(engines_of(current.operation, current.input))
+        record = self.store.retry(job_id, attempts=attempts)
+        if self.executor is not None:
+            self.executor.notify()
+        return record
+
+    def replay(
+        self, caller: Principal, filters: DeadLetterFilter, limit: int, attempts: int
+    ) -> tuple[list[JobRecord], bool]:
+        """Queue again up to ``limit`` dead jobs of the caller's tenant matching
+        ``filters``, newest first, each with ``attempts`` more attempts; returns them and
+        whether more dead jobs match. Without ``filters.operation`` the caller needs the
+        ``submit`` scope (or ``admin``); with it, may submit that operation. Jobs that
+        need an engine whose breaker is open are left dead (not counted)."""
+        if filters.operation is not None:
+            caller.require_submit(filters.operation)
+        elif not (caller.is_admin or Scope.SUBMIT in caller.scopes):
+            raise Forbidden(
+                "this API key may not replay every operation's dead jobs: it lacks the "
+                "'submit' scope (name an 'operation' it may submit)"
+            )
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        records, more = self._dead(caller, filters, limit, None)
+        replayed = []
+        for record in records:
+            if self.breakers is not None:
+                try:
+                    self.breakers.check(engines_of(record.operation, record.input))
+                except EngineUnavailable:
+                    continue
+            try:
+                replayed.append(self.store.retry(record.id, attempts=attempts))
+            except (Conflict, NotFound):
+                continue  # retried, purged or cancelled meanwhile
+        if replayed and self.executor is not None:
+            self.executor.notify()
+        return replayed, more is not None
+
+    def dead_letters(
+        self, caller: Principal, filters: DeadLetterFilter, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
+        """One page of the caller's tenant's ``dead`` jobs (every tenant's for an admin)
+        matching ``filters``, newest first, and the cursor of the next page."""
+        caller.require_read()
+        return self._dead(caller, filters, limit, cursor)
+
+    def _dead(
+        self, caller: Principal, filters: DeadLetterFilter, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
+        return self.store.list(
+            status=[JobStatus.DEAD],
+            operation=filters.operation,
+            error_code=filters.error_code,
+            finished_after=filters.finished_after,
+            finished_before=filters.finished_before,
+            limit=limit,
+            cursor=cursor,
+            tenant=caller.visible_tenant,
+        )
 
     async def purge(self, job_id: str, caller: Principal, timeout: float) -> None:
         """Delete a job and everything it holds: its row, its parts, its results and

@@ -89,6 +89,7 @@ from docworker.sealing import comparable
 
 __all__ = [
     "MAX_PAGE_SIZE",
+    "RETRYABLE_STATUSES",
     "TERMINAL_STATUSES",
     "ClaimPolicy",
     "JobCost",
@@ -102,6 +103,8 @@ _log = structlog.get_logger(__name__)
 
 #: The most jobs one :meth:`JobStore.list` page returns.
 MAX_PAGE_SIZE = 500
+#: The states from which a job may be queued again by hand (:meth:`JobStore.retry`).
+RETRYABLE_STATUSES = frozenset({JobStatus.DEAD, JobStatus.FAILED})
 
 Records: TypeAlias = "list[JobRecord]"
 
@@ -390,6 +393,37 @@ def _retry_or_bury(
         job.finished_at = now
 
 
+#: The most ended attempts a job's history keeps (the newest): a job retried by hand
+#: again and again must not grow its row without bound.
+MAX_HISTORY = 100
+#: The characters of an error's detail kept in an attempt's history.
+_HISTORY_DETAIL = 500
+
+
+def _record_attempt(job: Job, now: datetime, worker: str | None) -> None:
+    """Append the attempt that just ended to ``job``'s history; called once its status
+    changed (``worker`` is the one it ran on, as the change may have cleared it)."""
+    outcome = {JobStatus.QUEUED: "retried", JobStatus.RUNNING: "split"}.get(
+        job.status, str(job.status)
+    )
+    failed = job.status not in {JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.RUNNING}
+    error = None
+    if failed and job.error and job.status != JobStatus.CANCELLED:
+        detail = str(job.error.get("detail") or "")[:_HISTORY_DETAIL]
+        error = {"code": job.error.get("code"), "detail": detail}
+    entry = {
+        "attempt": job.attempts,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "ended_at": now.isoformat(),
+        "worker": worker,
+        "outcome": outcome,
+        "error": error,
+    }
+    if job.status == JobStatus.QUEUED and job.run_after is not None:
+        entry["retry_at"] = job.run_after.isoformat()
+    job.history = [*(job.history or []), entry][-MAX_HISTORY:]
+
+
 def _log_transition(record: JobRecord) -> None:
     _log.info(
         "job transition",
@@ -503,13 +537,17 @@ class JobStore:
         parent_id: str | None = None,
         include_parts: bool = False,
         tenant: str | None = None,
+        error_code: str | None = None,
+        finished_after: datetime | None = None,
+        finished_before: datetime | None = None,
     ) -> tuple[Records, str | None]:
         """One page of jobs, newest first, and the cursor of the next page (or None).
 
-        ``created_after`` is inclusive and ``created_before`` exclusive; ``limit``
-        is brought into 1..:data:`MAX_PAGE_SIZE`. The parts of split jobs are left
-        out unless ``include_parts``, or ``parent_id`` asks for one job's parts.
-        ``tenant`` keeps that tenant's jobs only.
+        ``created_after`` and ``finished_after`` are inclusive, ``created_before`` and
+        ``finished_before`` exclusive; ``limit`` is brought into 1..:data:`MAX_PAGE_SIZE`.
+        The parts of split jobs are left out unless ``include_parts``, or ``parent_id``
+        asks for one job's parts. ``tenant`` keeps that tenant's jobs only;
+        ``error_code`` those whose error has that ``code``.
         """
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         query = select(Job)
@@ -523,10 +561,16 @@ class JobStore:
             query = query.where(Job.status.in_(status))
         if operation is not None:
             query = query.where(Job.operation == operation)
-        if created_after is not None:
-            query = query.where(Job.created_at >= _aware(created_after, "created_after"))
-        if created_before is not None:
-            query = query.where(Job.created_at < _aware(created_before, "created_before"))
+        if error_code is not None:
+            query = query.where(Job.error["code"].as_string() == error_code)
+        for column, after, before, name in (
+            (Job.created_at, created_after, created_before, "created"),
+            (Job.finished_at, finished_after, finished_before, "finished"),
+        ):
+            if after is not None:
+                query = query.where(column >= _aware(after, f"{name}_after"))
+            if before is not None:
+                query = query.where(column < _aware(before, f"{name}_before"))
         if cursor is not None:
             at, last_id = _decode_cursor(cursor)
             query = query.where(
@@ -791,6 +835,7 @@ class JobStore:
                     )
                 session.add_all(children)
                 job.children_total = job.children_pending = len(children)
+                _record_attempt(job, now, job.worker)
                 job.worker = None
                 job.heartbeat_at = None
                 job.progress_message = f"split into {len(children)} parts"
@@ -866,6 +911,54 @@ class JobStore:
             _retry_or_bury(job, now, None, retry=False)
 
         return self._transition(job_id, {JobStatus.RUNNING}, bury, cost)
+
+    def defer(self, job_id: str, *, delay: float) -> JobRecord:
+        """Put a job just claimed back in the queue for ``delay`` seconds without running
+        it, as if it had not been claimed: the attempt is not counted, nor recorded."""
+
+        def back(job: Job, now: datetime) -> None:
+            job.status = JobStatus.QUEUED
+            job.attempts = max(0, job.attempts - 1)
+            job.run_after = now + timedelta(seconds=delay)
+            job.worker = job.heartbeat_at = None
+
+        return self._transition(job_id, {JobStatus.RUNNING}, back, attempt_ended=False)
+
+    def retry(self, job_id: str, *, attempts: int) -> JobRecord:
+        """Queue a ``dead`` or ``failed`` job again, at once, with ``attempts`` more
+        attempts than it has made; its history is kept, its error and result cleared.
+
+        :class:`Conflict` for a job in another state and for a part of a split job (its
+        job is retried instead); :class:`NotFound` when there is no such job.
+        """
+        if attempts < 1:
+            raise InvalidParameter("attempts", "must be at least 1")
+        now = _now()
+        with self._session(writes=True) as session:
+            job = _row(session, job_id, lock=True)
+            if job.parent_id is not None:
+                raise Conflict(
+                    f"job {job_id} is a part of job {job.parent_id}: retry that job",
+                    job_id=job_id,
+                    parent_id=job.parent_id,
+                )
+            if job.status not in RETRYABLE_STATUSES:
+                raise Conflict(
+                    f"job {job_id} is {job.status}: only a dead or failed job can be retried",
+                    job_id=job_id,
+                    job_status=str(job.status),
+                )
+            job.status = JobStatus.QUEUED
+            job.max_attempts = job.attempts + attempts
+            job.error = job.result = None
+            job.finished_at = job.run_after = job.worker = job.heartbeat_at = None
+            job.cancel_requested = False
+            if not job.children_total:
+                job.progress, job.progress_message = 0.0, None
+            job.updated_at = now
+            record = JobRecord.from_row(job)
+        _log_transition(record)
+        return record
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or flag a running one for its executor.
@@ -1036,8 +1129,12 @@ class JobStore:
         allowed: Collection[JobStatus],
         change: Callable[[Job, datetime], None],
         cost: JobCost | None = None,
+        *,
+        attempt_ended: bool = True,
     ) -> JobRecord:
-        """Apply ``change`` to the job if its status is in ``allowed``; log it if so.
+        """Apply ``change`` to the job if its status is in ``allowed``; log it if so. A
+        running job that the change moves on has its attempt recorded in its history,
+        unless not ``attempt_ended``.
 
         The row is locked for the transaction, so the check and the change are
         one step. A job in another status is returned unchanged (and ``cost``, what
@@ -1048,8 +1145,14 @@ class JobStore:
             job = _row(session, job_id, lock=True)
             changed = job.status in allowed
             if changed:
+                # A job waiting for its parts runs nowhere: its attempt ended at the split.
+                running = job.status == JobStatus.RUNNING and not job.children_pending
+                running = running and attempt_ended
+                worker = job.worker
                 change(job, now)
                 job.updated_at = now
+                if running and job.status != JobStatus.RUNNING:
+                    _record_attempt(job, now, worker)
             settle(session, job, now, cost, ended=changed)
             record = JobRecord.from_row(job)
         if changed:
@@ -1070,7 +1173,9 @@ class JobStore:
             for job in jobs:
                 job.error = error.to_dict()
                 job.updated_at = now
+                worker = job.worker
                 _retry_or_bury(job, now, run_after=None)
+                _record_attempt(job, now, worker)
                 settle(session, job, now)
             records = [JobRecord.from_row(job) for job in jobs]
         for record in records:
