@@ -50,7 +50,7 @@ from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
 from docworker.sealing import SecretKeys
-from docworker.storage import BlobStore
+from docworker.storage import BlobStore, storage_refusals
 from docworker.telemetry import (
     HTTP_LATENCY,
     HTTP_REQUEST_BYTES,
@@ -95,7 +95,7 @@ def build_services(
     log.info("engine sandbox", **sandbox.status())
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
-    blobs = BlobStore(settings.storage_url)
+    blobs = BlobStore.of(settings)
     blobs.ping()
     events = JobEvents()
     configure_usage_metrics(by_key=settings.usage.metrics_by_key)
@@ -141,9 +141,10 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     """The ASGI application; the services start with it and stop with it.
 
     Raises :class:`SettingsRefused` when the settings are not safe to serve with
-    (see :meth:`Settings.refusals`).
+    (see :meth:`Settings.refusals`) or name storage this machine cannot open (a driver
+    not installed: :func:`~docworker.storage.storage_refusals`).
     """
-    if refusals := settings.refusals():
+    if refusals := [*settings.refusals(), *storage_refusals(settings.storage)]:
         raise SettingsRefused(refusals)
     drain = Drain.of(settings)
 

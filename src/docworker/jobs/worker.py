@@ -163,7 +163,7 @@ def worker_main(
     keys = SecretKeys(config["secret_keys"])
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
     _cap_memory(settings.executor.memory_limit_mb)
-    store = BlobStore(settings.storage_url)
+    store = BlobStore.of(settings)
     preload()
     _preload_rules(settings)
     # This worker's own LibreOffice, started by the first job that converts a file.
