@@ -16,6 +16,12 @@ PostgreSQL
 
 Redis
     ``redis_url`` (session): see the fixture.
+
+S3
+    ``s3_endpoint`` (session) is the endpoint of a real S3-compatible server: a
+    ``moto_server`` started for the session on a free port of 127.0.0.1 (its state in
+    memory, gone when it stops). ``s3_bucket`` (function) is a new bucket on it, with
+    the settings that reach it as ``DOCWORKER_STORAGE__S3__*`` variables.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy import create_engine
@@ -238,6 +246,96 @@ def redis_url() -> Iterator[str]:
         server.terminate()
         server.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+#: Credentials moto takes (any are taken; botocore needs some to sign with).
+S3_KEY, S3_SECRET = "docworker-test", "docworker-test-secret"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Endpoint of a ``moto_server`` on loopback, for the session (see the module)."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("moto_server did not start", pytrace=False)
+                time.sleep(0.05)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """A new bucket on the test server, and what reaches it."""
+
+    endpoint: str
+    name: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The service's settings for this server, as environment variables."""
+        return {
+            "DOCWORKER_STORAGE__S3__ENDPOINT_URL": self.endpoint,
+            "DOCWORKER_STORAGE__S3__REGION": "us-east-1",
+            "DOCWORKER_STORAGE__S3__ACCESS_KEY_ID": S3_KEY,
+            "DOCWORKER_STORAGE__S3__SECRET_ACCESS_KEY": S3_SECRET,
+            "DOCWORKER_STORAGE__S3__PATH_STYLE": "true",
+        }
+
+    def client(self) -> Any:
+        """A boto3 client of the server, to look at what the service stored."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+        )
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """The keys stored in the bucket under ``prefix``."""
+        listed = self.client().list_objects_v2(Bucket=self.name, Prefix=prefix)
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+    @property
+    def settings(self) -> dict[str, object]:
+        """The same settings, as the ``storage.s3`` section."""
+        return {
+            "endpoint_url": self.endpoint,
+            "region": "us-east-1",
+            "access_key_id": S3_KEY,
+            "secret_access_key": S3_SECRET,
+            "path_style": True,
+        }
+
+
+def new_bucket(endpoint: str) -> S3Bucket:
+    """A new, empty bucket on the S3 server at ``endpoint``."""
+    bucket = S3Bucket(endpoint, f"docworker-{uuid.uuid4().hex[:16]}")
+    bucket.client().create_bucket(Bucket=bucket.name)
+    return bucket
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> S3Bucket:
+    """A new, empty bucket on the session's ``moto_server``."""
+    return new_bucket(s3_endpoint)
 
 
 #: The loopback listener fixture (``listener``) of tests/listener.py, for every test.
