@@ -368,12 +368,13 @@ class BlobStore:
     @staticmethod
     def _ping(root: _Root) -> None:
         try:
-            root.fs.makedirs(root.path, exist_ok=True)
             if root.local:
+                root.fs.makedirs(root.path, exist_ok=True)
                 root.fs.ls(root.path)
             else:
                 # An object store has no folders: a prefix nothing is under yet is no
-                # error, a bucket that is not there (or not ours to list) is.
+                # error, a bucket that is not there (or not ours to list) is, and is not
+                # made here.
                 bucket = root.path.split("/", 1)[0]
                 root.fs.ls(bucket, detail=False)
         except Exception as exc:

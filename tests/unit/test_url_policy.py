@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from pydantic import ValidationError
 
+from docworker.config import FetchSettings
 from docworker.url_policy import UrlPolicy, UrlRefused, is_public
 from tests.listener import Listener
 
@@ -98,3 +100,16 @@ def test_fetch_never_reaches_a_loopback_listener(listener: Listener) -> None:
     with pytest.raises(UrlRefused):
         UrlPolicy(("127.0.0.1",)).fetch(listener.url + "/planted")
     assert listener.connections == []
+
+
+def test_a_private_network_may_be_allowed() -> None:
+    policy = UrlPolicy(("127.0.0.1", "10.1.2.3"), private=("127.0.0.0/8",))
+    assert policy.check("http://127.0.0.1:8080/a.pdf") == [ipaddress.ip_address("127.0.0.1")]
+    with pytest.raises(UrlRefused, match=r"non-public address \(10\.1\.2\.3\)"):
+        policy.check("http://10.1.2.3/a.pdf")
+
+
+def test_private_networks_must_be_networks() -> None:
+    assert FetchSettings(private_allow=["10.0.0.0/8", "::1"]).private_allow
+    with pytest.raises(ValidationError, match="not a network"):
+        FetchSettings(private_allow=["intranet.example.com"])
