@@ -1,7 +1,8 @@
 """Inputs named instead of uploaded: ``uri`` (a storage URL under ``storage.read_roots``)
 and ``url`` (fetched through the URL policy), on ``POST /api/v2/jobs`` (JSON and form)
 and a sync route; what is refused is refused with a problem naming why, and leaves
-nothing in the blob store.
+nothing in the blob store. And the other way out: a job's files listed with their
+links.
 
 The app runs in process without an executor (the jobs stay queued): these tests are
 about what is taken in. The web server is a real one on loopback.
@@ -22,6 +23,8 @@ from fastapi.testclient import TestClient
 
 from docworker.api.app import create_app
 from docworker.config import FetchSettings, ServerSettings, StorageSettings, load_settings
+from docworker.jobs.results import store_result
+from docworker.operations.base import Artifact, Result
 
 CORPUS = Path("/work/shared/corpus")
 TEXT = CORPUS / "text" / "plain-utf8.txt"
@@ -252,3 +255,33 @@ def test_unreachable_and_refused_urls(client: TestClient, site: str) -> None:
     assert "allow-list" in _problem(unlisted, 403, "url-refused")["detail"]
     scheme = client.post("/api/v2/jobs", json={"operation": "extract", "url": "file:///etc/passwd"})
     _problem(scheme, 403, "url-refused")
+
+
+def test_artifacts_of_a_local_store_link_to_the_api(client: TestClient, tmp_path: Path) -> None:
+    """A store that signs no links (a folder): the listing links to the artifact route."""
+    answer = client.post(
+        "/api/v2/jobs", files={"file": ("a.txt", b"hello")}, data={"operation": "extract"}
+    )
+    job_id = answer.json()["id"]
+    services = client.app.state.services
+    assert services.store.claim_next("test-worker").id == job_id
+    made = tmp_path / "made.pdf"
+    made.write_bytes(b"%PDF-1.4 a file the job made")
+    artifact = Artifact("made.pdf", made, "application/pdf")
+    ref = store_result(services.blobs, job_id, Result({"output": "x"}, artifacts=[artifact]))
+    services.store.mark_succeeded(job_id, ref)
+
+    job = client.get(f"/api/v2/jobs/{job_id}").json()
+    listing = client.get(job["links"]["artifacts"])
+    assert listing.status_code == 200, listing.text
+    assert listing.json()["artifacts"] == [
+        {
+            "name": "made.pdf",
+            "mime": "application/pdf",
+            "size": made.stat().st_size,
+            "url": f"/api/v2/jobs/{job_id}/artifacts/made.pdf",
+            "presigned": False,
+            "expires_at": None,
+        }
+    ]
+    assert client.get(f"/api/v2/jobs/{job_id}/artifacts/made.pdf").content == made.read_bytes()
