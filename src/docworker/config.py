@@ -133,6 +133,14 @@ class ServerSettings(BaseModel):
         "version. A larger one is refused with limit-exceeded; /api/v2/jobs/{id}/result "
         "streams any result without loading it.",
     )
+    remote_inputs_at_once: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Inputs named by 'url' or 'uri' that one API process fetches at the "
+        "same time; further requests wait for a turn: slow servers cannot take every "
+        "thread of the API.",
+    )
     loaded_results_at_once: int = Field(
         2,
         ge=1,

@@ -134,6 +134,7 @@ def build_services(
         refusals=refusals,
         counters=QuotaCounters(store),
         result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
+        fetch_slots=anyio.CapacityLimiter(settings.server.remote_inputs_at_once),
     )
 
 

@@ -40,6 +40,8 @@ class Services:
     #: Turns to load a result whole and reshape it (``server.loaded_results_at_once``):
     #: with the bound on each result, what bounds the API's memory for them.
     result_slots: anyio.CapacityLimiter
+    #: Turns to fetch an input named by ``url`` or ``uri`` (``server.remote_inputs_at_once``).
+    fetch_slots: anyio.CapacityLimiter
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

@@ -3,8 +3,9 @@
 Either is copied into the blob store as an upload is: streamed a chunk at a time,
 content-addressed, in a worker thread (never on the event loop), held for the
 request and swept when no job names it (:func:`~docworker.api.uploads.store_input`),
-and bounded by the route's upload limit (``server.upload_limits``, else
-``server.max_upload_bytes``).
+bounded by the route's upload limit (``server.upload_limits``, else
+``server.max_upload_bytes``), and at most ``server.remote_inputs_at_once`` at a time
+(each holds a thread while it copies: a slow server must not hold them all).
 
 - ``uri``: a storage URL under one of ``storage.read_roots``
   (:class:`~docworker.storage.ReadRoots`); anything else is refused with ``403
@@ -110,7 +111,7 @@ async def store_uri(services: Services, uri: str, limit: int) -> JobInput:
         names.append(name)
         return blob
 
-    blob = await anyio.to_thread.run_sync(store_input, put)
+    blob = await anyio.to_thread.run_sync(store_input, put, limiter=services.fetch_slots)
     return JobInput(blob=blob, name=names[-1] or None)
 
 
@@ -127,7 +128,7 @@ async def store_url(services: Services, url: str, limit: int) -> JobInput:
             found.append((_name_in(fetched.url), fetched.mime))
         return blob
 
-    blob = await anyio.to_thread.run_sync(store_input, put)
+    blob = await anyio.to_thread.run_sync(store_input, put, limiter=services.fetch_slots)
     name, mime = found[-1]
     return JobInput(blob=blob, name=name, mime=mime)
 
