@@ -62,6 +62,7 @@ _S3 = frozenset({"s3", "s3a"})
 
 
 def protocol_of(url: str) -> str:
+    """The protocol of a storage URL, lower case; ``file`` for a bare path."""
     return (split_protocol(url)[0] or "file").lower()
 
 
