@@ -17,6 +17,11 @@ PostgreSQL
 Redis
     ``redis_url`` (session): see the fixture.
 
+Google Cloud Storage
+    ``gcs_endpoint`` (session) is the endpoint of ``gcp-storage-emulator`` (PyPI) started
+    for the session on a free port of 127.0.0.1, in memory; gcsfs reaches it through
+    ``STORAGE_EMULATOR_HOST``, set for the session.
+
 S3
     ``s3_endpoint`` (session) is the endpoint of a real S3-compatible server: a
     ``moto_server`` started for the session on a free port of 127.0.0.1 (its state in
@@ -248,6 +253,47 @@ def redis_url() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# The GCS emulator has no storage-control (gRPC) API: gcsfs's probe of a bucket's
+# layout through it would wait for a minute before falling back to what it then does.
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+
+
+def _serve_on_loopback(arguments: list[str], port: int, name: str) -> subprocess.Popen[bytes]:
+    """Start a server program, and wait until it listens on ``port`` of 127.0.0.1."""
+    server = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"{name} did not start", pytrace=False)
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint() -> Iterator[str]:
+    """Endpoint of a GCS emulator on loopback, for the session (see the module)."""
+    port = _free_port()
+    arguments = [sys.executable, "-m", "gcp_storage_emulator", "start"]
+    arguments += ["--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    server = _serve_on_loopback(arguments, port, "gcp-storage-emulator")
+    endpoint = f"http://127.0.0.1:{port}"
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = endpoint
+    try:
+        yield endpoint
+    finally:
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
+        server.terminate()
+        server.wait(10)
+
+
 #: Credentials moto takes (any are taken; botocore needs some to sign with).
 S3_KEY, S3_SECRET = "docworker-test", "docworker-test-secret"
 
@@ -256,23 +302,10 @@ S3_KEY, S3_SECRET = "docworker-test", "docworker-test-secret"
 def s3_endpoint() -> Iterator[str]:
     """Endpoint of a ``moto_server`` on loopback, for the session (see the module)."""
     port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
+    arguments = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    server = _serve_on_loopback(arguments, port, "moto_server")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("moto_server did not start", pytrace=False)
-                time.sleep(0.05)
-        yield endpoint
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(10)

@@ -236,10 +236,14 @@ class BlobStore:
             uri = self.input_uri(digest.hexdigest())
             final = self._path(uri)
             created = not fs.exists(final)
-            if created:
+            if created and root.local:
                 fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
                 fs.mv(tmp, final)
             else:
+                # An object store renames by copying (the same on every driver; gcsfs's
+                # own move is a call the emulators lack).
+                if created:
+                    fs.copy(tmp, final)
                 fs.rm(tmp)
         except OSError as exc:
             self._discard(root, tmp)

@@ -72,18 +72,18 @@ def test_results_go_to_the_output_store(tmp_path: Path) -> None:
 
 
 def test_a_driver_not_installed_is_named_at_start(tmp_path: Path) -> None:
-    # gcsfs and adlfs are not installed here (gs:// and az:// are not tested).
-    if importlib.util.find_spec("gcsfs") is not None:
-        pytest.skip("gcsfs is installed")
-    settings = Settings(data_dir=tmp_path, storage={"url": "gs://bucket/blobs"})
+    # adlfs (az://) is not installed here: Azure is not tested.
+    if importlib.util.find_spec("adlfs") is not None:
+        pytest.skip("adlfs is installed")
+    settings = Settings(data_dir=tmp_path, storage={"url": "az://container/blobs"})
     with pytest.raises(SettingsRefused) as refused:
         create_app(settings, start_executor=False)
     assert refused.value.reasons == [
-        "storage.url: 'gs://bucket/blobs' needs the Python package gcsfs (pip install gcsfs), "
-        "which is not installed"
+        "storage.url: 'az://container/blobs' needs the Python package adlfs (pip install "
+        "adlfs), which is not installed"
     ]
     with pytest.raises(DependencyDown, match="adlfs"):
-        BlobStore(f"file://{tmp_path}", "az://container/out")
+        BlobStore(f"file://{tmp_path}", "abfs://container/out")
     problems = storage_refusals(
         StorageSettings(url="nosuch://x", read_roots=[f"file://{tmp_path}/", "az://c/in/"])
     )
