@@ -31,6 +31,7 @@ S3
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pwd
 import shutil
@@ -260,6 +261,11 @@ os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 
 def _serve_on_loopback(arguments: list[str], port: int, name: str) -> subprocess.Popen[bytes]:
     """Start a server program, and wait until it listens on ``port`` of 127.0.0.1."""
+    module = arguments[2] if arguments[1] == "-m" else None
+    if module is not None and importlib.util.find_spec(module.partition(".")[0]) is None:
+        if _in_ci():
+            pytest.fail(f"{name} is needed under CI: the test extra installs it", pytrace=False)
+        pytest.skip(f"{name} is not installed (the test extra installs it)")
     server = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while True:
