@@ -5,7 +5,8 @@ sheets, a remote input, later a webhook) asks :class:`UrlPolicy` first. Nothing
 remote is fetched unless the allow-list names it, and an address that is private,
 loopback, link-local, multicast, reserved or otherwise not public is refused,
 allow-listed or not, whatever name resolves to it, unless its network is one the
-settings name (``fetch.private_allow``: an intranet server of documents).
+settings name (``fetch.private_allow``: an intranet server of documents). The
+connection goes to the address checked, not to the name resolved again.
 :meth:`UrlPolicy.stream` fetches through that rule, checking every redirect again
 and bounding the size and the time; :meth:`UrlPolicy.fetch` reads a small
 resource whole through it.
@@ -170,8 +171,8 @@ class UrlPolicy:
         current = url
         with httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as web:
             for _ in range(MAX_REDIRECTS + 1):
-                self.check(current)
-                with _answer(web, current) as response:
+                addresses = self.check(current)
+                with _answer(web, current, addresses[0]) as response:
                     if response.is_redirect and "location" in response.headers:
                         current = urljoin(current, response.headers["location"])
                         continue
@@ -194,11 +195,21 @@ class UrlPolicy:
 
 
 @contextmanager
-def _answer(web: httpx.Client, url: str) -> Iterator[httpx.Response]:
-    """The response to GET ``url``, its body not read; :class:`UrlUnreadable` when the
-    server cannot be reached or does not answer in time."""
+def _answer(web: httpx.Client, url: str, address: IpAddress) -> Iterator[httpx.Response]:
+    """The response to GET ``url`` from the server at ``address`` (the one checked: the
+    name is not resolved again, so a name whose answers change between the check and
+    the connection cannot lead it elsewhere), its body not read; :class:`UrlUnreadable`
+    when the server cannot be reached or does not answer in time."""
+    parts = urlsplit(url)
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    target = parts._replace(netloc=netloc).geturl()
+    # The server sees its own name: in Host, and in TLS (SNI, and the certificate is
+    # checked against it).
+    headers = {"Host": parts.netloc.rpartition("@")[2]}
+    tls = {"sni_hostname": parts.hostname} if parts.scheme.lower() == "https" else {}
     try:
-        with web.stream("GET", url) as response:
+        with web.stream("GET", target, headers=headers, extensions=tls) as response:
             yield response
     except httpx.TimeoutException:
         raise UrlUnreadable(url, "the server did not answer in time (fetch.timeout)") from None
