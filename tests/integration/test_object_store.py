@@ -92,3 +92,21 @@ def _options(bucket: S3Bucket) -> dict[str, object]:
         "client_kwargs": {"region_name": "us-east-1"},
         "use_listings_cache": False,
     }
+
+
+def test_links_are_signed_for_the_public_endpoint(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    """The service reaches the store at one address, clients at another: the links are
+    signed for the clients'."""
+    public = s3_bucket.endpoint.replace("127.0.0.1", "localhost")
+    settings = Settings(
+        data_dir=tmp_path,
+        storage={
+            "url": f"s3://{s3_bucket.name}/blobs",
+            "s3": s3_bucket.settings | {"public_endpoint_url": public},
+        },
+    )
+    store = BlobStore.of(settings)
+    uri = store.write_bytes(BlobStore.result_uri("job-1", "a.txt"), b"for the client").uri
+    link = store.signed_url(uri, expires=60, name="a.txt", mime="text/plain")
+    assert link is not None and link.startswith(f"{public}/{s3_bucket.name}/blobs/results/")
+    assert httpx.get(link).content == b"for the client"
