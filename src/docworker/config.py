@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
@@ -131,6 +132,14 @@ class ServerSettings(BaseModel):
         "answers and a raw (text/markdown, ...) answer of a result stored by an earlier "
         "version. A larger one is refused with limit-exceeded; /api/v2/jobs/{id}/result "
         "streams any result without loading it.",
+    )
+    remote_inputs_at_once: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Inputs named by 'url' or 'uri' that one API process fetches at the "
+        "same time; further requests wait for a turn: slow servers cannot take every "
+        "thread of the API.",
     )
     loaded_results_at_once: int = Field(
         2,
@@ -334,9 +343,63 @@ class DatabaseSettings(BaseModel):
     echo: bool = Field(False, description="Log every SQL statement.")
 
 
+class S3Settings(BaseModel):
+    """How the service reaches every ``s3://`` URL it opens: the blob stores and the roots
+    it reads inputs from. Unset values fall back to boto's own chain (``AWS_*``
+    environment variables, ``~/.aws``, the instance's role)."""
+
+    endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible service (MinIO, Ceph, R2, ...); "
+        "None: AWS's own (or AWS_ENDPOINT_URL).",
+    )
+    region: str | None = Field(None, description="Region; None: AWS_REGION or boto's default.")
+    access_key_id: str | None = Field(None, description="Access key; None: boto's chain.")
+    secret_access_key: SecretStr | None = Field(
+        None, description="Secret of the access key; None: boto's chain."
+    )
+    session_token: SecretStr | None = Field(
+        None, description="Session token of temporary credentials."
+    )
+    path_style: bool = Field(
+        False,
+        description="Address buckets in the path (https://host/bucket/key) instead of the "
+        "host name: what most S3-compatible services on one host need.",
+    )
+    public_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint the clients reach, when it differs from endpoint_url (a "
+        "service reached inside a private network): presigned links are signed for it.",
+    )
+
+
 class StorageSettings(BaseModel):
     url: str | None = Field(
-        None, description="fsspec URL of the blob store; default: 'blobs' in the data folder."
+        None,
+        description="fsspec URL of the blob store (inputs): a folder ('file:///srv/blobs', "
+        "the default 'blobs' in the data folder), 's3://bucket/prefix', 'gs://...', "
+        "'az://...'.",
+    )
+    output_url: str | None = Field(
+        None,
+        description="fsspec URL of the store the jobs' results and artifacts are written "
+        "to; None: the blob store (storage.url). Results already stored stay where they "
+        "were written: change it only with an empty results store.",
+    )
+    s3: S3Settings = Field(default_factory=S3Settings)
+    read_roots: list[str] = Field(
+        default_factory=list,
+        description="Storage URLs inputs may be read from by 'uri' (e.g. "
+        "'s3://incoming/docs/', 'file:///srv/shared/'): a job's 'uri' must lie under one "
+        "of them. Empty: no input is read by 'uri'.",
+    )
+    presign: bool = Field(
+        True,
+        description="Give artifacts presigned download links where the output store can "
+        "sign them (s3); else, and when false, links to the API's artifact route.",
+    )
+    link_expiry: Seconds = Field(
+        900.0, gt=0, le=7 * 24 * 3600, description="How long a presigned link is valid."
     )
 
 
@@ -774,12 +837,35 @@ class FetchSettings(BaseModel):
         description="Remote URLs the service may fetch (a page's images and style sheets, "
         "remote inputs): host names ('example.com'), wildcard domains ('*.example.com') or "
         "URL prefixes ('https://cdn.example.com/assets/'). Empty: nothing remote is fetched. "
-        "Private, loopback and link-local addresses are refused whatever this says.",
+        "Private, loopback and link-local addresses are refused whatever this says, "
+        "unless fetch.private_allow names their network.",
     )
     timeout: Seconds = Field(10.0, gt=0, description="Longest one remote fetch may take.")
     max_bytes: int = Field(
         20 * 1024 * 1024, ge=1, description="Largest remote resource fetched, in bytes."
     )
+    private_allow: list[str] = Field(
+        default_factory=list,
+        description="Non-public networks (CIDR, e.g. '10.1.2.0/24', '127.0.0.1/32') that "
+        "allow-listed URLs may still resolve to: an intranet server of documents. Empty: "
+        "private, loopback and link-local addresses are always refused.",
+    )
+    input_timeout: Seconds = Field(
+        120.0,
+        gt=0,
+        description="Longest the download of one input given by 'url' may take, whole "
+        "(its size is bounded by the route's upload limit).",
+    )
+
+    @field_validator("private_allow")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"'{entry[:60]}' is not a network (CIDR)") from None
+        return value
 
 
 class PdfToolSettings(BaseModel):

@@ -52,7 +52,7 @@ from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
 from docworker.sealing import SecretKeys
-from docworker.storage import BlobStore
+from docworker.storage import BlobStore, storage_refusals
 from docworker.telemetry import (
     HTTP_LATENCY,
     HTTP_REQUEST_BYTES,
@@ -97,7 +97,7 @@ def build_services(
     log.info("engine sandbox", **sandbox.status())
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
-    blobs = BlobStore(settings.storage_url)
+    blobs = BlobStore.of(settings)
     blobs.ping()
     events = JobEvents()
     configure_usage_metrics(by_key=settings.usage.metrics_by_key)
@@ -140,6 +140,7 @@ def build_services(
         counters=QuotaCounters(store),
         result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
         breakers=breakers,
+        fetch_slots=anyio.CapacityLimiter(settings.server.remote_inputs_at_once),
     )
 
 
@@ -147,9 +148,10 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     """The ASGI application; the services start with it and stop with it.
 
     Raises :class:`SettingsRefused` when the settings are not safe to serve with
-    (see :meth:`Settings.refusals`).
+    (see :meth:`Settings.refusals`) or name storage this machine cannot open (a driver
+    not installed: :func:`~docworker.storage.storage_refusals`).
     """
-    if refusals := settings.refusals():
+    if refusals := [*settings.refusals(), *storage_refusals(settings.storage)]:
         raise SettingsRefused(refusals)
     drain = Drain.of(settings)
 

@@ -43,6 +43,8 @@ class Services:
     result_slots: anyio.CapacityLimiter
     #: The engines' circuit breakers of this process, shared with its executor.
     breakers: Breakers
+    #: Turns to fetch an input named by ``url`` or ``uri`` (``server.remote_inputs_at_once``).
+    fetch_slots: anyio.CapacityLimiter
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

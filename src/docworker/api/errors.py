@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from docworker import errors
 from docworker.api.v1.encoding import v1_time
+from docworker.url_policy import UrlUnreadable
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +59,7 @@ STATUS: dict[type[errors.DocworkerError], int] = {
     errors.ServiceDraining: 503,
     errors.DependencyDown: 503,
     errors.EngineUnavailable: 503,
+    UrlUnreadable: 422,
 }
 
 

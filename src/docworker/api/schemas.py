@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
+from docworker.errors import InvalidParameter
 from docworker.jobs.store import JobRecord, JobStatus
 from docworker.operations import OPERATIONS, public_params
 
@@ -80,6 +81,9 @@ class JobLinks(BaseModel):
     result: str
     parts: str | None = Field(None, description="The job's parts, when it was split.")
     parent: str | None = Field(None, description="The job this one is a part of.")
+    artifacts: str | None = Field(
+        None, description="The files the job made, with their download links."
+    )
 
 
 class JobParts(BaseModel):
@@ -186,8 +190,32 @@ class JobPublic(BaseModel):
                 result=f"{base}/jobs/{record.id}/result",
                 parts=f"{base}/jobs?parent_id={record.id}" if record.children_total else None,
                 parent=f"{base}/jobs/{record.parent_id}" if record.parent_id else None,
+                artifacts=f"{base}/jobs/{record.id}/artifacts"
+                if (record.result or {}).get("artifacts")
+                else None,
             ),
         )
+
+
+class ArtifactPublic(BaseModel):
+    """A file a job made, and where to download it."""
+
+    name: str = Field(examples=["searchable.pdf"])
+    mime: str = Field(examples=["application/pdf"])
+    size: int = Field(description="Bytes.")
+    url: str = Field(
+        description="Its download link: presigned, straight to the output store, where the "
+        "store signs links (s3); else the API's own artifact route (with the caller's key).",
+        examples=["/api/v2/jobs/0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10/artifacts/searchable.pdf"],
+    )
+    presigned: bool = Field(description="Whether url is a presigned link to the store.")
+    expires_at: datetime | None = Field(
+        None, description="When a presigned link stops working (storage.link_expiry)."
+    )
+
+
+class ArtifactList(BaseModel):
+    artifacts: list[ArtifactPublic]
 
 
 class JobList(BaseModel):
@@ -243,9 +271,16 @@ InputUri = Annotated[
 
 
 class JobCreate(BaseModel):
-    """A job named in JSON: its input is a blob already in the store."""
+    """A job named in JSON: its input is a blob already in the store (``input_uri``), a
+    file under a storage root the service reads (``uri``) or a web page or file it
+    fetches (``url``): exactly one of the three."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": ["input_uri"]}, {"required": ["uri"]}, {"required": ["url"]}]
+        },
+    )
 
     operation: str = Field(
         max_length=64,
@@ -254,7 +289,22 @@ class JobCreate(BaseModel):
         description="One of the operations GET /api/v2/operations lists.",
     )
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"output": "markdown"}])
-    input_uri: InputUri
+    input_uri: InputUri | None = None
+    uri: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="A storage URL under one of the service's storage.read_roots, copied in "
+        "as the input.",
+        examples=["s3://incoming/report.pdf"],
+    )
+    url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description="An http(s) URL fetched as the input (allow-listed in fetch.allow).",
+        examples=["https://example.com/report.pdf"],
+    )
     other_input_uris: list[InputUri] = Field(
         default_factory=list,
         max_length=100,
@@ -262,6 +312,16 @@ class JobCreate(BaseModel):
     )
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
     idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_LENGTH)
+
+    def input_given(self) -> None:
+        """Check that the input is given exactly one way (:class:`InvalidParameter`)."""
+        given = [name for name in ("input_uri", "uri", "url") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise InvalidParameter(
+                given[1] if given else "input_uri",
+                "the input is given exactly one way: input_uri, uri or url"
+                + (f", not {' and '.join(given)}" if given else ""),
+            )
 
 
 class OperationInfo(BaseModel):

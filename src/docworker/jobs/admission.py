@@ -88,9 +88,9 @@ class DiskFloor:
         """The data folder (the jobs' work folders are in it), the local blob store's
         folder and the temporary folder (uploads)."""
         folders = [settings.data_dir.absolute(), Path(tempfile.gettempdir())]
-        url = settings.storage_url
-        if url.startswith("file://"):
-            folders.append(Path(url.removeprefix("file://")))
+        for url in (settings.storage_url, settings.storage.output_url):
+            if url is not None and url.startswith("file://"):
+                folders.append(Path(url.removeprefix("file://")))
         server = settings.server
         return cls(folders, server.min_free_disk_mb, server.disk_retry_after)
 

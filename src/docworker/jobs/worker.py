@@ -50,6 +50,7 @@ from typing import Any
 
 import orjson
 import structlog
+from pydantic import SecretStr
 
 from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
@@ -138,6 +139,15 @@ def _work_in(folder: Path, environ: dict[str, str]) -> None:
                 os.set_inheritable(int(name), False)
 
 
+def worker_settings(config: dict[str, Any]) -> Settings:
+    """The service's settings in a worker, from the executor's ``config``
+    (:func:`~docworker.jobs.template.worker_config`), the stores' credentials put back."""
+    settings = Settings.model_validate(config["settings"])
+    for name, value in config.get("storage_secrets", {}).items():
+        setattr(settings.storage.s3, name, SecretStr(value))
+    return settings
+
+
 def worker_main(
     conn: Connection, lifeline: Connection, config: dict[str, Any], folder: str
 ) -> None:
@@ -159,11 +169,11 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _work_in(Path(folder), config["environ"])
     restrict_umask()
-    settings = Settings.model_validate(config["settings"])
+    settings = worker_settings(config)
     keys = SecretKeys(config["secret_keys"])
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
     _cap_memory(settings.executor.memory_limit_mb)
-    store = BlobStore(settings.storage_url)
+    store = BlobStore.of(settings)
     preload()
     _preload_rules(settings)
     # This worker's own LibreOffice, started by the first job that converts a file.

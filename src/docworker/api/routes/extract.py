@@ -20,8 +20,9 @@ from docworker.api.results import result_response
 from docworker.api.routes.jobs import job_response
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
+from docworker.api.sources import InputReferenceDep, store_document
 from docworker.api.submitting import JobClient, JobClientDep, submit_and_wait
-from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES
 from docworker.render.document import OutputFormat
@@ -69,13 +70,14 @@ EXTRACT_EXAMPLE = {
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def extract(
     services: ServicesDep,
     client: JobClientDep,
-    file: Annotated[UploadFile, File(description="The document.")],
+    source: InputReferenceDep,
+    file: Annotated[UploadFile | None, File(description="The document.")] = None,
     output: Annotated[OutputFormat, Form(description="text, markdown, html or json")] = (
         OutputFormat.MARKDOWN
     ),
@@ -94,7 +96,7 @@ async def extract(
         params["pages"] = pages
     if password:
         params["password"] = password
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)
     return await run_and_answer(
         services, client, "extract", params, job_input, wait, priority, accept

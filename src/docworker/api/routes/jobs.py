@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import IO, Annotated, Any
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
@@ -20,13 +22,22 @@ from docworker.api.openapi import model_ref
 from docworker.api.results import json_result
 from docworker.api.schemas import (
     IDEMPOTENCY_KEY_LENGTH,
+    ArtifactList,
+    ArtifactPublic,
     DateTime,
     JobCreate,
     JobList,
     JobPublic,
 )
+from docworker.api.sources import (
+    MAX_REFERENCE_LENGTH,
+    URI_DESCRIPTION,
+    URL_DESCRIPTION,
+    InputReference,
+    store_document,
+)
 from docworker.api.submitting import IdempotencyKeyHeader
-from docworker.api.uploads import store_uploads
+from docworker.api.uploads import store_upload, store_uploads
 from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
 from docworker.jobs.queue import JobInput
@@ -71,7 +82,7 @@ class Submission:
             "model": JobPublic,
             "description": "The job of an earlier request with the same idempotency key",
         },
-        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 404, 409, 413, 415, 422, 429, 503),
     },
     openapi_extra={
         "requestBody": {
@@ -80,7 +91,7 @@ class Submission:
                 FORM: {
                     "schema": {
                         "type": "object",
-                        "required": ["operation", "file"],
+                        "required": ["operation"],
                         "properties": {
                             "operation": {
                                 "type": "string",
@@ -103,7 +114,21 @@ class Submission:
                                 "minLength": 1,
                                 "maxLength": IDEMPOTENCY_KEY_LENGTH,
                             },
-                            "file": {"type": "string", "format": "binary"},
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The document (or give uri or url).",
+                            },
+                            "uri": {
+                                "type": "string",
+                                "maxLength": MAX_REFERENCE_LENGTH,
+                                "description": URI_DESCRIPTION,
+                            },
+                            "url": {
+                                "type": "string",
+                                "maxLength": MAX_REFERENCE_LENGTH,
+                                "description": URL_DESCRIPTION,
+                            },
                             "files": {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
@@ -126,7 +151,11 @@ async def create_job(
 ) -> JSONResponse:
     """Queue any registered operation. Send the document as a multipart ``file`` part with
     ``operation`` and ``params`` (a JSON object) fields, or send JSON naming an input already
-    stored (``input_uri``). Answers ``202`` with the job; poll its ``links.self``."""
+    stored (``input_uri``). Instead of the file, either form may name it: ``uri``, a
+    storage URL under the service's ``storage.read_roots`` (else ``403 uri-refused``), or
+    ``url``, an http(s) URL the service fetches (``fetch.allow``; else ``403
+    url-refused``); either is copied in under the route's upload limit (past it, ``422
+    limit-exceeded``). Answers ``202`` with the job; poll its ``links.self``."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type == JSON:
         submission = await _json_submission(request, services, caller)
@@ -159,12 +188,22 @@ async def _json_submission(request: Request, services: Services, caller: Princip
         spec = JobCreate.model_validate_json(await request.body())
     except ValidationError as exc:
         raise InvalidParameter.first_of(exc.errors(), "body") from None
+    spec.input_given()
     validate_params(get_operation(spec.operation), spec.params)
-    uris = [spec.input_uri, *spec.other_input_uris]
-    inputs = await anyio.to_thread.run_sync(
+    uris = [*([spec.input_uri] if spec.input_uri else []), *spec.other_input_uris]
+    stored = await anyio.to_thread.run_sync(
         lambda: [_stored_input(services, caller, uri) for uri in uris]
     )
+    if spec.input_uri is not None:
+        inputs = stored
+    else:
+        reference = InputReference(spec.uri, spec.url, _upload_limit(request, services))
+        inputs = [await store_document(services, None, reference), *stored]
     return Submission(spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key)
+
+
+def _upload_limit(request: Request, services: Services) -> int:
+    return services.settings.server.upload_limit(request.url.path)
 
 
 async def _form_submission(request: Request, services: Services) -> Submission:
@@ -182,15 +221,26 @@ async def _form_submission(request: Request, services: Services) -> Submission:
             raise InvalidParameter(
                 "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
             )
-        first = _file_parts(form, "file")
-        if len(first) > 1:
+        reference = InputReference(
+            _text_field(form, "uri") or None,
+            _text_field(form, "url") or None,
+            _upload_limit(request, services),
+        )
+        named = _file_parts(form, "file")
+        if len(named) > 1:
             raise InvalidParameter(
                 "file",
-                f"a job takes one file part named 'file', and {len(first)} were sent: send "
+                f"a job takes one file part named 'file', and {len(named)} were sent: send "
                 "one job per document (further inputs of a merge or an attach go as 'files')",
             )
-        uploads = [*first, *_file_parts(form, "files")]
-        inputs = await store_uploads(services, uploads)
+        uploads = [*named, *_file_parts(form, "files")]
+        if uploads and reference.uri is None and reference.url is None:
+            inputs = await store_uploads(services, uploads)
+        else:
+            # The document by reference (or none: store_document says what is missing),
+            # the "files" parts after it.
+            first = await store_document(services, named[0] if named else None, reference)
+            inputs = [first] + [await store_upload(services, p) for p in _file_parts(form, "files")]
     return Submission(operation, params, inputs, priority, key)
 
 
@@ -310,6 +360,45 @@ async def get_job_result(job_id: str, services: ServicesDep, caller: CallerDep) 
     limit-exceeded``."""
     record = await anyio.to_thread.run_sync(services.queue.get, job_id, caller)
     return await json_result(services, record, headers={"X-Job-Id": record.id})
+
+
+@router.get(
+    "/jobs/{job_id}/artifacts",
+    operation_id="list_job_artifacts",
+    summary="List the files a job made, with download links",
+    response_model=ArtifactList,
+    responses=problem_responses(404, 409, 415, 422, 503),
+)
+async def list_job_artifacts(job_id: str, services: ServicesDep, caller: CallerDep) -> ArtifactList:
+    """The files listed in the result's ``artifacts``, each with a download link: a
+    presigned link straight to the output store where it signs links (s3, unless
+    ``storage.presign`` is false), valid ``storage.link_expiry`` seconds; else the API's
+    own ``/api/v2/jobs/{id}/artifacts/{name}``. A failed job answers its error; one
+    that has not finished, ``409``."""
+    record = await anyio.to_thread.run_sync(services.queue.get, job_id, caller)
+    listed = services.queue.result_ref(record).get("artifacts") or []
+    storage = services.settings.storage
+
+    def link(entry: dict[str, Any]) -> ArtifactPublic:
+        name, mime = str(entry["name"]), str(entry["mime"])
+        # Taken before the link is signed: the link is valid at least until then.
+        issued = datetime.now(UTC)
+        signed = None
+        if storage.presign:
+            signed = services.blobs.signed_url(
+                entry["uri"], expires=storage.link_expiry, name=name, mime=mime
+            )
+        return ArtifactPublic(
+            name=name,
+            mime=mime,
+            size=int(entry["size"]),
+            url=signed or f"/api/v2/jobs/{record.id}/artifacts/{quote(name)}",
+            presigned=signed is not None,
+            expires_at=issued + timedelta(seconds=storage.link_expiry) if signed else None,
+        )
+
+    artifacts = await anyio.to_thread.run_sync(lambda: [link(entry) for entry in listed])
+    return ArtifactList(artifacts=artifacts)
 
 
 @router.get(

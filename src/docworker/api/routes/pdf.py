@@ -22,13 +22,14 @@ from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
+from docworker.api.sources import InputReferenceDep, store_document
 from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload, store_uploads
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_uploads
 from docworker.errors import InvalidParameter, LimitExceeded
 
 router = APIRouter(prefix="/api/v2/pdf", tags=["pdf"], dependencies=[ONE_FILE_PER_FIELD])
 
-FileField = Annotated[UploadFile, File(description="The PDF.")]
+FileField = Annotated[UploadFile | None, File(description="The PDF.")]
 PasswordField = Annotated[
     str | None,
     Form(
@@ -56,7 +57,7 @@ def responses(what: str, *, several: bool = False, json_only: bool = False) -> d
     return {
         200: {"description": described, "content": content},
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 409, 413, 415, 422, 429, 503),
     }
 
 
@@ -104,10 +105,11 @@ async def merge(
 async def attach(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
     attachments: Annotated[
         list[UploadFile], File(description="The files to embed, each under its file name.")
     ],
+    source: InputReferenceDep,
+    file: FileField = None,
     descriptions: Annotated[
         list[str] | None, Form(description="A description per attachment, in the same order.")
     ] = None,
@@ -119,7 +121,7 @@ async def attach(
     """Each ``attachments`` part is embedded (EmbeddedFiles) under its file name; a name
     already taken gets a number. The JSON result lists the PDF's attachments."""
     _count(services, "attachments", len(attachments))
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     others = await store_uploads(services, _parts(attachments), field="attachments")
     params: dict[str, Any] = {"action": "attach", **_given(password=password)}
     if descriptions:
@@ -151,7 +153,8 @@ def _count(services: ServicesDep, field: str, count: int) -> None:
 async def split(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     ranges: Annotated[
         str | None,
         Form(description="One output per comma-separated range: '1-3,4-6,7-'.", examples=["1-3"]),
@@ -166,7 +169,7 @@ async def split(
 ) -> Response:
     """Give ``ranges`` or ``every``. The parts are named ``part-1.pdf``, ``part-2.pdf``…"""
     params = {"action": "split", **_given(ranges=ranges, every=every, password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(
         services, client, "pdf", params, job_input, wait, priority, accept, zip_name="split.zip"
     )
@@ -182,8 +185,9 @@ async def split(
 async def rotate(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
     angle: Annotated[int, Form(description="Degrees clockwise: 90, 180, 270 (or negative).")],
+    source: InputReferenceDep,
+    file: FileField = None,
     pages: Annotated[
         str | None, Form(description="The pages to turn, e.g. '1,3-4' (default: all).")
     ] = None,
@@ -194,7 +198,7 @@ async def rotate(
 ) -> Response:
     """The pages' rotation is increased by ``angle`` (added to any they already have)."""
     params = {"action": "rotate", "angle": angle, **_given(pages=pages, password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
@@ -208,8 +212,9 @@ async def rotate(
 async def extract_pages(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
     pages: Annotated[str, Form(description="Pages in the order wanted: '3,1-2,9-'.")],
+    source: InputReferenceDep,
+    file: FileField = None,
     password: PasswordField = None,
     wait: WaitQuery = None,
     priority: PriorityField = 0,
@@ -217,7 +222,7 @@ async def extract_pages(
 ) -> Response:
     """A new PDF of the pages ``pages`` names, in the order written (repeats allowed)."""
     params = {"action": "extract_pages", "pages": pages, **_given(password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
@@ -231,7 +236,8 @@ async def extract_pages(
 async def flatten(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     password: PasswordField = None,
     wait: WaitQuery = None,
     priority: PriorityField = 0,
@@ -240,7 +246,7 @@ async def flatten(
     """Form fields (with their values) and annotations become page content; the form
     is removed, so nothing is left to fill. The fields' text stays extractable."""
     params = {"action": "flatten", **_given(password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
@@ -254,7 +260,8 @@ async def flatten(
 async def compress(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     max_image_dpi: Annotated[
         int | None,
         Form(ge=36, le=2400, description="Resample images above this resolution (lossy)."),
@@ -272,7 +279,7 @@ async def compress(
     gives the bytes before and after."""
     given = _given(max_image_dpi=max_image_dpi, image_quality=image_quality, password=password)
     params = {"action": "compress", **given}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
@@ -286,7 +293,8 @@ async def compress(
 async def pdfa(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     level: Annotated[str, Form(description="1b, 2b or 3b.", examples=["2b"])] = "2b",
     strict: Annotated[
         FormBool,
@@ -312,7 +320,7 @@ async def pdfa(
     refused with the findings unless ``strict=false``."""
     params: dict[str, Any] = {"action": "pdfa", "level": level, "strict": strict}
     params |= _given(flatten=flatten or None, password=password)
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
@@ -326,7 +334,8 @@ async def pdfa(
 async def metadata(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     set_metadata: Annotated[
         str | None,
         Form(
@@ -346,7 +355,7 @@ async def metadata(
     params: dict[str, Any] = {"action": "metadata", **_given(password=password)}
     if set_metadata:
         params["set_metadata"] = _json_object("set_metadata", set_metadata)
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
@@ -370,7 +379,8 @@ def _json_object(name: str, raw: str) -> dict[str, Any]:
 async def encrypt(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     user_password: Annotated[
         str | None,
         Form(
@@ -404,7 +414,7 @@ async def encrypt(
     if permissions is not None:
         names = [name.strip() for value in permissions for name in value.split(",")]
         params["permissions"] = [name for name in names if name and name != "none"]
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
@@ -418,7 +428,8 @@ async def encrypt(
 async def decrypt(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     password: Annotated[
         str | None,
         Form(
@@ -432,5 +443,5 @@ async def decrypt(
 ) -> Response:
     """A missing password answers 422 ``password-required``, a wrong one ``wrong-password``."""
     params = {"action": "decrypt", **_given(password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)

@@ -20,8 +20,9 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
+from docworker.api.sources import InputReferenceDep, store_document
 from docworker.api.submitting import JobClient, JobClientDep
-from docworker.api.uploads import ONE_FILE_PER_FIELD, store_upload
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.engines.image_formats import PageFormat
 from docworker.jobs.queue import JobInput
 
@@ -58,10 +59,10 @@ RENDER_EXAMPLE = {
 }
 
 _IMAGES: dict[str, dict[str, Any]] = {"image/png": {}, "image/jpeg": {}, "image/webp": {}}
-_ERRORS = problem_responses(404, 409, 413, 415, 422, 429, 503)
+_ERRORS = problem_responses(403, 404, 409, 413, 415, 422, 429, 503)
 
 FileField = Annotated[
-    UploadFile,
+    UploadFile | None,
     File(
         description="A PDF, an office or text document (DOCX, XLSX, PPTX, ODT, RTF, …) "
         "or an image (PNG, JPEG, TIFF, WebP, GIF, BMP, HEIC, AVIF)."
@@ -104,7 +105,8 @@ PriorityField = Annotated[
 async def render(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     pages: Annotated[
         str | None, Form(description="Pages or frames, e.g. '1-3,5'; default: all")
     ] = None,
@@ -135,7 +137,7 @@ async def render(
     }
     params: dict[str, Any] = {"format": format}
     params.update({name: value for name, value in given.items() if value is not None})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await _answer(services, client, params, job_input, wait, priority, accept)
 
 
@@ -157,7 +159,8 @@ async def render(
 async def thumbnail(
     services: ServicesDep,
     client: JobClientDep,
-    file: FileField,
+    source: InputReferenceDep,
+    file: FileField = None,
     size: Annotated[
         int | None, Form(ge=16, le=4096, description="Side of the box it fits in (256)")
     ] = None,
@@ -179,7 +182,7 @@ async def thumbnail(
     }
     params: dict[str, Any] = {"thumbnail": True, "format": format}
     params.update({name: value for name, value in given.items() if value is not None})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await _answer(services, client, params, job_input, wait, priority, accept)
 
 
