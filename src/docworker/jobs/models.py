@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -97,6 +98,17 @@ class NewJob:
 
 
 @dataclass(frozen=True)
+class ServedResult:
+    """A job's result found in the result cache, written under the job's id before the
+    job is created (see :meth:`docworker.jobs.store.JobStore.create`)."""
+
+    job_id: str
+    #: The result's reference (see :mod:`docworker.jobs.results`).
+    result: dict[str, Any]
+    pages: int | None = None
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """One job row as plain values; datetimes are timezone-aware UTC."""
 
@@ -142,6 +154,8 @@ class JobRecord:
     #: Pages it processed, from its result (for a split job whose merge failed: its
     #: parts' pages); None when the result names no pages.
     pages: int | None = None
+    #: Answered from the result cache: it succeeded when it was submitted, on no worker.
+    cached: bool = False
 
     @property
     def input_bytes(self) -> int:
@@ -184,6 +198,7 @@ class JobRecord:
             client=job.client,
             cpu_seconds=job.cpu_seconds,
             pages=job.pages,
+            cached=job.cached,
         )
 
 
@@ -287,6 +302,7 @@ class Job(Base):
     client: Mapped[str | None] = mapped_column(String(64))
     cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     pages: Mapped[int | None] = mapped_column(Integer)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiKey(Base):
@@ -346,6 +362,8 @@ class AuditEvent(Base):
             detail["parts"] = job.children_total
         if job.error and job.error.get("code"):
             detail["error"] = job.error["code"]
+        if job.cached:
+            detail["cached"] = True
         return cls(
             at=at,
             kind="job",
