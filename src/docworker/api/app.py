@@ -22,6 +22,7 @@ from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
+from docworker.api.routes import cache as cache_routes
 from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
@@ -49,6 +50,7 @@ from docworker.jobs.queue import JobQueue
 from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
+from docworker.result_cache import ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 from docworker.telemetry import (
@@ -104,6 +106,7 @@ def build_services(
         audit, max_events=settings.audit.buffer_events, enabled=settings.audit.refusals
     )
     drain = drain or Drain.of(settings)
+    cache = ResultCache.from_settings(settings)
     executor = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
         executor = LocalExecutor(settings, store, events, keys=sealing)
@@ -119,6 +122,7 @@ def build_services(
         quotas=settings.quota,
         refusals=refusals,
         max_active_jobs=settings.executor.max_active_jobs,
+        cache=cache,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -134,6 +138,7 @@ def build_services(
         refusals=refusals,
         counters=QuotaCounters(store),
         result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
+        cache=cache,
     )
 
 
@@ -166,6 +171,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
             await _drain_jobs(services, drain)
             await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
+            if services.cache is not None:
+                services.cache.close()
             log.info("service stopped")
 
     app = FastAPI(
@@ -190,6 +197,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         keys_routes.router,
         audit_routes.router,
         usage_routes.router,
+        cache_routes.router,
     ):
         mount_routes(app, router)
     # The last added runs first: v1's path rules, the request's context, the refusals

@@ -18,6 +18,7 @@ from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
+from docworker.result_cache import ResultCache
 from docworker.storage import BlobStore
 
 
@@ -40,6 +41,8 @@ class Services:
     #: Turns to load a result whole and reshape it (``server.loaded_results_at_once``):
     #: with the bound on each result, what bounds the API's memory for them.
     result_slots: anyio.CapacityLimiter
+    #: The result cache (None: ``cache.enabled`` is false).
+    cache: ResultCache | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

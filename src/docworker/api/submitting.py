@@ -31,7 +31,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import anyio.to_thread
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
@@ -74,6 +74,8 @@ class JobClient:
     caller: Principal
     idempotency_key: str | None
     receive: Receive
+    #: Whether the result cache may answer the client's jobs and keep their results.
+    use_cache: bool = True
 
     def key(self, part: str | None = None) -> str | None:
         """The idempotency key of the client's job; ``part`` tells apart the jobs one
@@ -103,6 +105,7 @@ class JobClient:
                 priority=priority,
                 idempotency_key=self.key(part),
                 others=others,
+                use_cache=self.use_cache,
             )
         )
         return record
@@ -169,11 +172,26 @@ class JobClient:
                     log.info("client left: its job is cancelled", job_id=job_id)
 
 
+#: The ``cache`` query parameter, as every submitting route documents it.
+CacheQuery = Annotated[
+    bool,
+    Query(
+        alias="cache",
+        description="false: the result cache neither answers this request nor keeps its "
+        "result; the job runs on a worker whatever was kept before.",
+    ),
+]
+
+
 async def job_client(
-    request: Request, caller: CallerDep, idempotency_key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    use_cache: CacheQuery = True,
 ) -> JobClient:
-    """The route's :class:`JobClient` (a FastAPI dependency: it documents the header)."""
-    return JobClient(caller, idempotency_key, request.receive)
+    """The route's :class:`JobClient` (a FastAPI dependency: it documents the header and
+    the ``cache`` query parameter)."""
+    return JobClient(caller, idempotency_key, request.receive, use_cache)
 
 
 JobClientDep = Annotated[JobClient, Depends(job_client)]

@@ -25,7 +25,7 @@ from docworker.api.schemas import (
     JobList,
     JobPublic,
 )
-from docworker.api.submitting import IdempotencyKeyHeader
+from docworker.api.submitting import CacheQuery, IdempotencyKeyHeader
 from docworker.api.uploads import store_uploads
 from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
@@ -58,6 +58,8 @@ class Submission:
     inputs: list[JobInput]
     priority: int
     idempotency_key: str | None
+    #: Whether the result cache may answer the job and keep its result.
+    use_cache: bool = True
 
 
 @router.post(
@@ -103,6 +105,12 @@ class Submission:
                                 "minLength": 1,
                                 "maxLength": IDEMPOTENCY_KEY_LENGTH,
                             },
+                            "cache": {
+                                "type": "boolean",
+                                "default": True,
+                                "description": "false: the result cache neither answers "
+                                "this job nor keeps its result.",
+                            },
                             "file": {"type": "string", "format": "binary"},
                             "files": {
                                 "type": "array",
@@ -123,10 +131,14 @@ async def create_job(
     services: ServicesDep,
     caller: CallerDep,
     idempotency_header: IdempotencyKeyHeader = None,
+    use_cache: CacheQuery = True,
 ) -> JSONResponse:
     """Queue any registered operation. Send the document as a multipart ``file`` part with
     ``operation`` and ``params`` (a JSON object) fields, or send JSON naming an input already
-    stored (``input_uri``). Answers ``202`` with the job; poll its ``links.self``."""
+    stored (``input_uri``). Answers ``202`` with the job; poll its ``links.self``. A job
+    whose result the result cache holds is answered ``202`` too, already ``succeeded``
+    and ``cached``; ``cache`` false (the query, the form field or the JSON member)
+    bypasses the cache."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type == JSON:
         submission = await _json_submission(request, services, caller)
@@ -147,6 +159,7 @@ async def create_job(
             priority=submission.priority,
             idempotency_key=idempotency_header or submission.idempotency_key,
             others=others,
+            use_cache=use_cache and submission.use_cache,
         )
     )
     return job_response(record, 202 if created else 200)
@@ -164,7 +177,9 @@ async def _json_submission(request: Request, services: Services, caller: Princip
     inputs = await anyio.to_thread.run_sync(
         lambda: [_stored_input(services, caller, uri) for uri in uris]
     )
-    return Submission(spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key)
+    return Submission(
+        spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key, spec.cache
+    )
 
 
 async def _form_submission(request: Request, services: Services) -> Submission:
@@ -182,9 +197,10 @@ async def _form_submission(request: Request, services: Services) -> Submission:
             raise InvalidParameter(
                 "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
             )
+        use_cache = _bool_field(_text_field(form, "cache"), "cache")
         uploads = [part for name in ("file", "files") for part in _file_parts(form, name)]
         inputs = await store_uploads(services, uploads)
-    return Submission(operation, params, inputs, priority, key)
+    return Submission(operation, params, inputs, priority, key, use_cache)
 
 
 def _text_field(form: FormData, name: str) -> str | None:
@@ -212,6 +228,16 @@ def _params_field(raw: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidParameter("params", "must be a JSON object")
     return value
+
+
+def _bool_field(raw: str | None, name: str) -> bool:
+    """A true/false form field; true when absent."""
+    if raw is None:
+        return True
+    value = raw.strip().lower()
+    if value not in {"true", "false"}:
+        raise InvalidParameter(name, "must be true or false")
+    return value == "true"
 
 
 def _int_field(raw: str | None, name: str) -> int:
