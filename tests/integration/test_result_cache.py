@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from bench.scoring import corpus_root
@@ -16,6 +17,7 @@ from docworker.jobs.audit import AuditFilter, AuditLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobInput, JobQueue
+from docworker.jobs.retention import purge_expired
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore
 from docworker.result_cache import CACHE_KEY, ResultCache
 from docworker.sealing import SecretKeys
@@ -130,3 +132,17 @@ def test_failed_results_and_other_tenants_are_not_served(harness: Harness, tmp_p
     wrong = harness.submit(ENCRYPTED, caller=alpha, password="nope")
     assert not wrong.cached
     assert harness.finished(wrong.id).status is JobStatus.FAILED
+
+
+def test_deleting_a_job_forgets_its_result(harness: Harness) -> None:
+    harness.finished(harness.submit(PDF, output="json").id)
+    served = harness.submit(PDF, output="json")
+    assert served.cached
+    anyio.run(harness.queue.purge, served.id, OPEN, 5.0)
+    # The entry went with the job that was answered from it: the next one runs.
+    again = harness.submit(PDF, output="json")
+    assert not again.cached
+    assert harness.finished(again.id).status is JobStatus.SUCCEEDED
+    assert harness.submit(PDF, output="json").cached
+    assert purge_expired(harness.store, harness.blobs, retention=0, cache=harness.cache) >= 2
+    assert not harness.submit(PDF, output="json").cached

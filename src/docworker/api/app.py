@@ -254,6 +254,7 @@ async def _purge_periodically(services: Services) -> None:
                     services.blobs,
                     retention=services.settings.executor.job_retention,
                     tenant_retention=services.settings.executor.tenant_retention,
+                    cache=services.cache,
                 )
             )
             await anyio.to_thread.run_sync(

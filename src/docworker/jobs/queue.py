@@ -301,7 +301,9 @@ class JobQueue:
                         job_id=job_id,
                     )
                 await self.events.wait(job_id, min(remaining, STORE_POLL))
-        await anyio.to_thread.run_sync(discard_job_data, self.store, self.blobs, deleted)
+        await anyio.to_thread.run_sync(
+            discard_job_data, self.store, self.blobs, deleted, self.cache
+        )
 
     async def wait(
         self, job_id: str, timeout: float, *, known: JobRecord | None = None

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +274,16 @@ class ResultCache:
         tier this process reaches; the count by tier. :class:`DependencyDown` when a
         tier fails."""
         return {tier.name: self._call(tier, lambda t: t.delete(prefix)) for tier in self.tiers}
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Forget the results kept under ``keys`` in every tier this process reaches (those
+        of jobs deleted); a tier that fails is logged, and its entries expire on their own."""
+        for key in set(keys):
+            for tier in self.tiers:
+                try:
+                    tier.discard(key)
+                except TIER_ERRORS as exc:
+                    log.warning("cached result not forgotten", tier=tier.name, error=str(exc))
 
     def stats(self) -> list[TierStats]:
         """Each tier's figures; :class:`DependencyDown` when a tier fails."""

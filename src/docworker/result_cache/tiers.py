@@ -82,6 +82,10 @@ class Tier(Protocol):
 
     def delete(self, prefix: str = "") -> int: ...
 
+    def discard(self, key: str) -> None:
+        """Forget the entry ``key``, if held (one entry: no walk of the tier)."""
+        ...
+
     def stats(self) -> TierStats: ...
 
 
@@ -160,6 +164,11 @@ class MemoryTier:
                 self._bytes -= oldest.size
                 evicted += 1
             self._count(evictions=evicted)
+            self._gauges()
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._drop(key)
             self._gauges()
 
     def delete(self, prefix: str = "") -> int:
@@ -306,6 +315,9 @@ class DiskTier:
         CACHE_BYTES.labels(self.name).set(total)
         CACHE_ENTRIES.labels(self.name).set(len(kept) - evicted)
 
+    def discard(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def delete(self, prefix: str = "") -> int:
         removed = 0
         for key, path, _ in list(self._files()):
@@ -440,6 +452,9 @@ class RedisTier:
             args=[key, data, ttl, time.time(), self.max_bytes, f"{self.prefix}:e:"],
         )
         _counted(self.name, {"evictions": int(evicted)})
+
+    def discard(self, key: str) -> None:
+        self._forget(keys=self._index(key), args=[key])
 
     def _indexed(self) -> list[str]:
         return [member.decode() for member, _ in self.client.zscan_iter(self._lru)]

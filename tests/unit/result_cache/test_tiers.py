@@ -29,7 +29,7 @@ def _entry(size: int = KB, *, age: float = 0.0, operation: str = "extract") -> C
         files={"result.json": b"{" + b"x" * (size - 2) + b"}"},
         operation=operation,
         pages=3,
-        created=time.time() - age,
+        created=float(int(time.time() - age)),
     )
 
 
