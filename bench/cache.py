@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     data = DOCUMENT.read_bytes()
     with (
         tempfile.TemporaryDirectory(prefix="dw-bench-cache-") as folder,
-        Server(Path(folder) / "server") as server,
+        Server(Path(folder) / "server", DOCWORKER_CACHE__ENABLED="true") as server,
         server.client() as client,
     ):
         client.timeout = httpx.Timeout(900)

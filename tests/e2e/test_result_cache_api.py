@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         tmp_path_factory.mktemp("result-cache"),
         DOCWORKER_AUTH__ENABLED="true",
         DOCWORKER_AUTH__SECRET=SECRET,
+        DOCWORKER_CACHE__ENABLED="true",
     ) as srv:
         yield srv
 
@@ -118,6 +120,11 @@ def test_the_cache_routes_are_for_admins(server: Server, keys: Keys) -> None:
         assert tiers["disk"]["entries"] >= 1 and tiers["disk"]["bytes"] > 0
         assert tiers["memory"]["hits"] + tiers["disk"]["hits"] >= 1
         assert tiers["disk"]["misses"] >= 1
+        # Kept as privately as results: the service's user only.
+        kept = server.data_dir / "result-cache"
+        modes = {stat.S_IMODE(p.stat().st_mode) for p in kept.rglob("*") if p.is_file()}
+        folders = {stat.S_IMODE(p.stat().st_mode) for p in [kept, *kept.rglob("*")] if p.is_dir()}
+        assert modes == {0o600} and folders == {0o700}
 
         v1 = client.get("/api/v1/cache/stats", headers=_as(keys.admin)).json()
         assert v1["cache"]["enabled"] is True and v1["result_cache"]["enabled"] is True

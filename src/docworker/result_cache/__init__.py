@@ -240,15 +240,16 @@ class ResultCache:
         look-up that also marks it used there): one deleted or evicted there, by any
         process, is gone for every process. When the shared tier does not answer, memory
         answers alone."""
-        if self.memory is not None and (entry := self.memory.get(key)) is not None:
+        if self.memory is not None and self.memory.holds(key):
             try:
                 held = self.shared.touch(key)
             except TIER_ERRORS as exc:
                 log.warning("result cache look-up failed", tier=self.shared.name, error=str(exc))
-                return entry
-            if held:
-                return entry
-            self.memory.delete(key)
+                held = True
+            if not held:
+                self.memory.discard(key)
+        if self.memory is not None and (entry := self.memory.get(key)) is not None:
+            return entry
         try:
             entry = self.shared.get(key)
         except TIER_ERRORS as exc:

@@ -171,6 +171,11 @@ class MemoryTier:
             self._drop(key)
             self._gauges()
 
+    def holds(self, key: str) -> bool:
+        """Whether ``key`` is held (expired or not), without counting a look-up."""
+        with self._lock:
+            return key in self._entries
+
     def delete(self, prefix: str = "") -> int:
         with self._lock:
             keys = [key for key in self._entries if key.startswith(prefix)]
