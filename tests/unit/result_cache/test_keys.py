@@ -8,7 +8,7 @@ from pathlib import Path
 from docworker import result_cache
 from docworker.config import load_settings
 from docworker.operations import dump_params, get_operation, validate_params
-from docworker.result_cache import ResultCache, engine_versions
+from docworker.result_cache import CachedResult, ResultCache, engine_versions
 from docworker.sealing import SecretKeys
 
 FILE = {"sha256": "a" * 64, "name": "report.pdf", "mime": None}
@@ -67,3 +67,17 @@ def test_engine_versions_name_the_service_libraries_and_programs(tmp_path: Path)
     assert versions["docworker"]
     assert "pypdfium2" in versions
     assert "program:libreoffice.soffice_path" in versions
+
+
+def test_an_upgrade_misses_what_was_kept_before(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    keys = SecretKeys.from_settings(settings)
+    before = ResultCache(settings, memory=False, versions={"docworker": "1", "pypdfium2": "5"})
+    after = ResultCache(settings, memory=False, versions={"docworker": "1", "pypdfium2": "6"})
+    params = _params(keys)
+    kept = before.key("extract", params, [FILE], None)
+    assert kept is not None
+    before.put(kept, CachedResult(ref={}, files={"result.json": b"{}"}, operation="extract"))
+    upgraded = after.key("extract", params, [FILE], None)
+    assert upgraded is not None and after.get(upgraded) is None
+    assert before.get(kept) is not None
