@@ -97,7 +97,7 @@ def test_a_second_submission_is_served_from_the_cache(harness: Harness) -> None:
     harness.blobs.delete(BlobStore.results_of(cold.id))
     assert harness.queue.result(hit)["content"]
     events, _ = AuditLog(harness.store).list(AuditFilter(operation="extract"))
-    assert [(e.detail or {}).get("cached") for e in events if e.job_id == hit.id] == [True]
+    assert [e.detail for e in events if e.job_id == hit.id] == [{"attempts": 0, "cached": True}]
 
     # Other parameters are another result.
     other = harness.submit(PDF, output="text")

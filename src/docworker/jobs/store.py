@@ -677,6 +677,8 @@ class JobStore:
         )
         if served is not None:
             job.result = served.result
+            job.attempts = 0
+            job.cpu_seconds = 0.0
             job.progress = 1.0
             job.started_at = job.finished_at = now
             job.cached = True

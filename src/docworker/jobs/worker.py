@@ -298,7 +298,7 @@ def _keep(
 ) -> None:
     """Keep the job's result in the cache's shared tier, when its input names a key, it
     is not a part (its job is kept whole) and it lost nothing (a partial result never is).
-    A failure to read it back is logged: the job has succeeded all the same."""
+    Whatever fails here is logged, never raised: the job has succeeded all the same."""
     key = message["input"].get(CACHE_KEY)
     if key is None or message.get("parent_id") is not None or result.errors:
         return
@@ -311,11 +311,10 @@ def _keep(
             pages_processed(result.payload),
             cache.config.max_entry_bytes,
         )
-    except DocworkerError as exc:
-        log.warning("result not kept in the cache", job_id=message["job_id"], error=exc.detail)
-        return
-    if entry is not None:
-        cache.put(key, entry)
+        if entry is not None:
+            cache.put(key, entry)
+    except Exception as exc:  # noqa: BLE001 - the cache is an optimisation: the job is done
+        log.warning("result not kept in the cache", job_id=message["job_id"], error=repr(exc))
 
 
 def _sealed_part(operation: str, part: SplitPart, keys: SecretKeys) -> dict[str, Any]:
