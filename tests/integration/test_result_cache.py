@@ -4,11 +4,13 @@ that matches is a job served from the cache, and what must not be cached is not.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
+import redis
 
 from bench.scoring import corpus_root
 from docworker.auth import Principal
@@ -146,3 +148,33 @@ def test_deleting_a_job_forgets_its_result(harness: Harness) -> None:
     assert harness.submit(PDF, output="json").cached
     assert purge_expired(harness.store, harness.blobs, retention=0, cache=harness.cache) >= 2
     assert not harness.submit(PDF, output="json").cached
+
+
+@pytest.mark.redis
+def test_workers_keep_results_in_redis(tmp_path: Path, redis_url: str) -> None:
+    prefix = f"test-cache:{uuid.uuid4().hex}"
+    settings = load_settings(
+        data_dir=tmp_path,
+        executor={"workers": 1, "poll_interval": 0.1},
+        cache={"url": redis_url, "key_prefix": prefix},
+    )
+    h = Harness(settings)
+    h.executor.start()
+    try:
+        cold = h.finished(h.submit(PDF, output="text").id)
+        assert cold.status is JobStatus.SUCCEEDED and not cold.cached
+        hit = h.submit(PDF, output="text")
+        assert hit.cached and h.queue.result(hit) == h.queue.result(cold)
+        shared = {tier.tier: tier for tier in h.cache.stats()}["redis"]
+        assert (shared.entries, shared.hits) == (1, 1)
+        assert not (tmp_path / "result-cache").exists()
+    finally:
+        h.executor.stop()
+        h.store.close()
+        h.cache.delete("")
+        h.cache.close()
+        client = redis.Redis.from_url(redis_url)
+        leftover = list(client.scan_iter(f"{prefix}:*"))
+        if leftover:
+            client.delete(*leftover)
+        client.close()
