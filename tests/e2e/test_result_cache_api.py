@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -54,6 +55,16 @@ def _as(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def _finished(client: httpx.Client, key: str, job_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job: dict[str, object] = client.get(f"/api/v2/jobs/{job_id}", headers=_as(key)).json()
+        if job["status"] not in {"queued", "running"}:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
 def _extract(client: httpx.Client, key: str, query: str = "") -> tuple[dict[str, object], str]:
     """The JSON answer of a sync extraction and its job, as the job route shows it."""
     answer = client.post(
@@ -97,6 +108,17 @@ def test_a_repeated_request_is_a_cached_job(server: Server, keys: Keys) -> None:
             data={"operation": "extract", "params": '{"output":"markdown"}'},
         ).json()
         assert served["cached"] is True and served["status"] == "succeeded"
+        # Named in JSON: the stored input, with "cache": false, then without.
+        sha256 = served["input"]["sha256"]
+        body = {"operation": "extract", "input_uri": f"blob://inputs/{sha256}"}
+        bypassed = client.post(
+            "/api/v2/jobs", json=body | {"cache": False}, headers=_as(keys.alpha)
+        ).json()
+        assert bypassed["cached"] is False
+        first = client.post("/api/v2/jobs", json=body, headers=_as(keys.alpha)).json()
+        _finished(client, keys.alpha, first["id"])
+        again = client.post("/api/v2/jobs", json=body, headers=_as(keys.alpha)).json()
+        assert first["cached"] is False and again["cached"] is True
         bad = client.post(
             "/api/v2/jobs",
             files={"file": (PDF.name, PDF.read_bytes(), "application/pdf")},
