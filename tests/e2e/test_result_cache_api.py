@@ -148,6 +148,11 @@ def test_the_cache_routes_are_for_admins(server: Server, keys: Keys) -> None:
         folders = {stat.S_IMODE(p.stat().st_mode) for p in [kept, *kept.rglob("*")] if p.is_dir()}
         assert modes == {0o600} and folders == {0o700}
 
+        scraped = {"Accept": "text/plain"} | _as(keys.admin)
+        metrics = client.get("/metrics", headers=scraped).text
+        assert 'docworker_result_cache_hits_total{tier="memory"}' in metrics
+        assert 'docworker_result_cache_misses_total{tier="disk"}' in metrics
+
         v1 = client.get("/api/v1/cache/stats", headers=_as(keys.admin)).json()
         assert v1["cache"]["enabled"] is True and v1["result_cache"]["enabled"] is True
         assert (
