@@ -1071,6 +1071,74 @@ class V1Settings(BaseModel):
     )
 
 
+class CacheSettings(BaseModel):
+    """The result cache (see docs/cache.md): a job whose input bytes, operation,
+    parameters and engine versions match a result kept before is answered from it."""
+
+    enabled: bool = Field(
+        True, description="Look results up before running a job, and keep those that succeed."
+    )
+    url: str | None = Field(
+        None,
+        description="Where the shared tier lives: unset, a folder on disk ('directory'); "
+        "'redis://[:password@]host:6379/0' ('rediss://', 'unix:///path?db=0'): Redis, shared "
+        "by every API replica and worker that names it.",
+    )
+    directory: Path | None = Field(
+        None,
+        description="Folder of the tier on disk when 'url' is unset; default: 'result-cache' "
+        "in the data folder.",
+    )
+    ttl: Seconds = Field(
+        86400.0, gt=0, description="Life of a kept result from when it was kept, both tiers."
+    )
+    max_bytes: int = Field(
+        2 * 1024**3,
+        ge=0,
+        description="Bytes the shared tier (disk or Redis) may hold; the least recently used "
+        "results are evicted beyond.",
+    )
+    memory_max_bytes: int = Field(
+        128 * 1024**2,
+        ge=0,
+        description="Bytes the in-memory tier of each API process may hold (0: no memory "
+        "tier); least recently used evicted beyond.",
+    )
+    max_entry_bytes: int = Field(
+        64 * 1024**2,
+        ge=1,
+        description="Largest result kept (its JSON, text and artifacts together); larger "
+        "results are not cached.",
+    )
+    shared_across_tenants: bool = Field(
+        False,
+        description="A tenant may be answered a result another tenant's job made from the same "
+        "bytes and parameters. Off: each tenant has its own entries, so a hit tells a tenant "
+        "nothing about what others sent.",
+    )
+    uncached_operations: list[str] = Field(
+        default_factory=lambda: ["screenshot"],
+        description="Operations never cached (a screenshot's page may load remote content that "
+        "changes).",
+    )
+    key_prefix: str = Field(
+        "docworker:cache",
+        min_length=1,
+        max_length=100,
+        description="Prefix of the Redis keys of the shared tier.",
+    )
+    timeout: Seconds = Field(
+        2.0, gt=0, description="Longest one call to Redis may take; past it the cache is skipped."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (unset: on disk)")
+        return value
+
+
 class SettingsRefused(Exception):
     """The settings are not safe to serve with; the message lists why."""
 
@@ -1237,6 +1305,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -22,6 +22,7 @@ from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
+from docworker.api.routes import cache as cache_routes
 from docworker.api.routes import chunk, dead_letters, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
@@ -51,6 +52,7 @@ from docworker.jobs.queue import JobQueue
 from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
+from docworker.result_cache import ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, storage_refusals
 from docworker.telemetry import (
@@ -108,6 +110,7 @@ def build_services(
     drain = drain or Drain.of(settings)
     # One set of engine breakers for the process: the executor records, the API refuses.
     breakers = Breakers(settings.breaker)
+    cache = ResultCache.from_settings(settings)
     executor = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
         executor = LocalExecutor(settings, store, events, keys=sealing, breakers=breakers)
@@ -124,6 +127,7 @@ def build_services(
         refusals=refusals,
         max_active_jobs=settings.executor.max_active_jobs,
         breakers=breakers,
+        cache=cache,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -141,6 +145,7 @@ def build_services(
         result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
         breakers=breakers,
         fetch_slots=anyio.CapacityLimiter(settings.server.remote_inputs_at_once),
+        cache=cache,
     )
 
 
@@ -174,6 +179,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
             await _drain_jobs(services, drain)
             await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
+            if services.cache is not None:
+                services.cache.close()
             log.info("service stopped")
 
     app = FastAPI(
@@ -200,6 +207,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         keys_routes.router,
         audit_routes.router,
         usage_routes.router,
+        cache_routes.router,
     ):
         mount_routes(app, router)
     # The last added runs first: v1's path rules, the request's context, the refusals
@@ -256,6 +264,7 @@ async def _purge_periodically(services: Services) -> None:
                     services.blobs,
                     retention=services.settings.executor.job_retention,
                     tenant_retention=services.settings.executor.tenant_retention,
+                    cache=services.cache,
                 )
             )
             await anyio.to_thread.run_sync(

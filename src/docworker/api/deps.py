@@ -19,6 +19,7 @@ from docworker.jobs.local import LocalExecutor
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
+from docworker.result_cache import ResultCache
 from docworker.storage import BlobStore
 
 
@@ -45,6 +46,8 @@ class Services:
     breakers: Breakers
     #: Turns to fetch an input named by ``url`` or ``uri`` (``server.remote_inputs_at_once``).
     fetch_slots: anyio.CapacityLimiter
+    #: The result cache (None: ``cache.enabled`` is false).
+    cache: ResultCache | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

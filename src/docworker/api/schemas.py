@@ -153,6 +153,12 @@ class JobPublic(BaseModel):
     part: int | None = Field(None, description="This part's place among its job's parts, from 0.")
     parts: JobParts | None = Field(None, description="Set when the job was split into parts.")
     usage: JobUsage
+    cached: bool = Field(
+        False,
+        description="Answered from the result cache: it succeeded when it was submitted, with "
+        "a copy of the result an earlier job made from the same input and parameters, on no "
+        "worker.",
+    )
     links: JobLinks
 
     @classmethod
@@ -185,6 +191,7 @@ class JobPublic(BaseModel):
                 pages=record.pages,
                 cpu_seconds=round(record.cpu_seconds, 3),
             ),
+            cached=record.cached,
             links=JobLinks(
                 self=f"{base}/jobs/{record.id}",
                 result=f"{base}/jobs/{record.id}/result",
@@ -312,6 +319,10 @@ class JobCreate(BaseModel):
     )
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
     idempotency_key: str | None = Field(None, min_length=1, max_length=IDEMPOTENCY_KEY_LENGTH)
+    cache: bool = Field(
+        True,
+        description="false: the result cache neither answers this job nor keeps its result.",
+    )
 
     def input_given(self) -> None:
         """Check that the input is given exactly one way (:class:`InvalidParameter`)."""

@@ -96,6 +96,8 @@ class JobClient:
     priority: int | None = None
     #: The queue the route declares its jobs wait in (:func:`~docworker.api.routing.feeds`).
     queue: str | None = None
+    #: Whether the result cache may answer the client's jobs and keep their results.
+    use_cache: bool = True
 
     def priority_of(self, given: int) -> int:
         """The job's priority: the query's when it has one, else ``given`` (the body's,
@@ -140,6 +142,7 @@ class JobClient:
                 priority=priority,
                 idempotency_key=self.key(part),
                 others=others,
+                use_cache=self.use_cache,
             )
         )
         return record
@@ -206,27 +209,49 @@ class JobClient:
                     log.info("client left: its job is cancelled", job_id=job_id)
 
 
+#: The ``cache`` query parameter, as every submitting route documents it.
+CacheQuery = Annotated[
+    bool,
+    Query(
+        alias="cache",
+        description="false: the result cache neither answers this request nor keeps its "
+        "result; the job runs on a worker whatever was kept before.",
+    ),
+]
+
+
 async def job_client(
     request: Request,
     caller: CallerDep,
     idempotency_key: IdempotencyKeyHeader = None,
     priority: PriorityQuery = None,
+    use_cache: CacheQuery = True,
 ) -> JobClient:
     """The route's :class:`JobClient` (a FastAPI dependency: it documents the header and
-    the query parameter)."""
+    the ``priority`` and ``cache`` query parameters)."""
     route = request.scope.get("route")
     queue = (getattr(route, "openapi_extra", None) or {}).get(QUEUE_EXTENSION)
-    return JobClient(caller, idempotency_key, request.receive, priority, queue)
+    return JobClient(
+        caller,
+        idempotency_key,
+        request.receive,
+        priority=priority,
+        queue=queue,
+        use_cache=use_cache,
+    )
 
 
 JobClientDep = Annotated[JobClient, Depends(job_client)]
 
 
 async def v1_job_client(
-    request: Request, caller: CallerDep, idempotency_key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    use_cache: CacheQuery = True,
 ) -> JobClient:
     """The :class:`JobClient` of a v1 route, whose jobs all have the default priority."""
-    return JobClient(caller, idempotency_key, request.receive)
+    return JobClient(caller, idempotency_key, request.receive, use_cache=use_cache)
 
 
 V1JobClientDep = Annotated[JobClient, Depends(v1_job_client)]

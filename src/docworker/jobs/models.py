@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -97,6 +98,17 @@ class NewJob:
 
 
 @dataclass(frozen=True)
+class ServedResult:
+    """A job's result found in the result cache, written under the job's id before the
+    job is created (see :meth:`docworker.jobs.store.JobStore.create`)."""
+
+    job_id: str
+    #: The result's reference (see :mod:`docworker.jobs.results`).
+    result: dict[str, Any]
+    pages: int | None = None
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """One job row as plain values; datetimes are timezone-aware UTC."""
 
@@ -147,6 +159,8 @@ class JobRecord:
     #: ``succeeded``, ``partial``, ``split``, ``retried``, ``failed``, ``dead``,
     #: ``cancelled``) and ``error`` (``code`` and ``detail``, or None).
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: Answered from the result cache: it succeeded when it was submitted, on no worker.
+    cached: bool = False
 
     @property
     def input_bytes(self) -> int:
@@ -190,6 +204,7 @@ class JobRecord:
             cpu_seconds=job.cpu_seconds,
             pages=job.pages,
             history=list(job.history or []),
+            cached=job.cached,
         )
 
 
@@ -295,6 +310,7 @@ class Job(Base):
     pages: Mapped[int | None] = mapped_column(Integer)
     #: The attempts that ended (see :attr:`JobRecord.history`).
     history: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiKey(Base):
@@ -354,6 +370,8 @@ class AuditEvent(Base):
             detail["parts"] = job.children_total
         if job.error and job.error.get("code"):
             detail["error"] = job.error["code"]
+        if job.cached:
+            detail["cached"] = True
         return cls(
             at=at,
             kind="job",

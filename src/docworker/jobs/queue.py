@@ -7,14 +7,17 @@ idempotency and metrics happen in one place whichever executor runs the job.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
+import structlog
 
 from docworker.auth import Principal, Scope
 from docworker.config import QuotaSettings
@@ -22,6 +25,7 @@ from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import (
     ActiveJobsLimit,
     Conflict,
+    DocworkerError,
     EngineUnavailable,
     Forbidden,
     LimitExceeded,
@@ -42,12 +46,16 @@ from docworker.jobs.store import (
     JobStatus,
     JobStore,
     NewJob,
+    ServedResult,
 )
 from docworker.jobs.usage import Quotas
 from docworker.operations import dump_params, get_operation, validate_params
+from docworker.result_cache import CACHE_KEY, CachedResult, ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
-from docworker.telemetry import ADMISSION_REFUSALS, JOBS_SUBMITTED
+from docworker.telemetry import ADMISSION_REFUSALS, JOBS_FINISHED, JOBS_SUBMITTED
+
+log = structlog.get_logger(__name__)
 
 
 class Executor(Protocol):
@@ -128,6 +136,7 @@ class JobQueue:
         refusals: RefusalLog | None = None,
         max_active_jobs: int | None = None,
         breakers: Breakers | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
         queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
@@ -149,6 +158,8 @@ class JobQueue:
         #: Jobs a tenant may have queued or running at once, unless its key says.
         self.max_active_jobs = max_active_jobs
         self.breakers = breakers
+        #: The result cache looked up before a job is queued (None: no cache).
+        self.cache = cache
 
     def submit(
         self,
@@ -160,6 +171,7 @@ class JobQueue:
         priority: int = 0,
         idempotency_key: str | None = None,
         others: Sequence[JobInput] = (),
+        use_cache: bool = True,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
         is new. Every operation reads an input file (``Operation.run`` takes one), so
@@ -179,17 +191,28 @@ class JobQueue:
 
         A job that needs an engine whose circuit breaker is open (known from the operation
         and, after admission, the input) is refused with
-        :class:`~docworker.errors.EngineUnavailable` (503) and not queued."""
+        :class:`~docworker.errors.EngineUnavailable` (503) and not queued.
+
+        A job whose result the result cache holds (unless ``use_cache`` is false) passes
+        no admission check either: it is created ``succeeded``, marked ``cached``, with a
+        copy of that result, and runs nowhere. Otherwise its key is recorded with its
+        input (``cache_key``), for the worker to keep its result."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
         stored = job_input.as_dict()
         if others:
             stored["others"] = [other.as_dict() for other in others]
+        dumped = dump_params(checked, self.keys)
         key = _scoped_key(idempotency_key, caller)
         # A job sent again under its idempotency key is not new work: it is answered
-        # (by the store) however full the queue is.
-        new_work = key is None or not self.store.by_idempotency_key(key)
+        # (by the store) however full the queue is, and not from the cache.
+        known = key is not None and self.store.by_idempotency_key(key) is not None
+        hit = None
+        if use_cache:
+            files = [job_input, *others]
+            hit = self._cached(operation, dumped, files, stored, caller, look=not known)
+        new_work = not known and hit is None
         if self.admission is not None and new_work:
             hints = {"name": job_input.name, "mime": job_input.mime}
             engine = self.admission.admit(op, checked, job_input.blob, priority, **hints)
@@ -199,7 +222,7 @@ class JobQueue:
             self.breakers.check(engines_of(operation, stored))
         new = NewJob(
             operation=operation,
-            params=dump_params(checked, self.keys),
+            params=dumped,
             input=stored,
             priority=priority,
             idempotency_key=key,
@@ -208,25 +231,80 @@ class JobQueue:
             key_id=caller.key_id,
             client=caller.client,
         )
+        served = self._restore(hit) if hit is not None else None
         try:
-            record, created = self.store.create(
+            record, created = self._create(new, caller, served)
+        except BaseException:
+            if served is not None:
+                self._discard_result(served.job_id)
+            raise
+        if served is not None and not created:  # another request of the key came first
+            self._discard_result(served.job_id)
+        if created:
+            JOBS_SUBMITTED.labels(operation).inc()
+            if served is not None:
+                JOBS_FINISHED.labels(operation, str(record.status)).inc()
+                self.events.publish(record.id, record)
+            elif self.executor is not None:
+                self.executor.notify()
+        return record, created
+
+    def _cached(
+        self,
+        operation: str,
+        dumped: dict[str, Any],
+        files: Sequence[JobInput],
+        stored: dict[str, Any],
+        caller: Principal,
+        *,
+        look: bool,
+    ) -> CachedResult | None:
+        """The result the cache holds for the job of ``files``, when ``look``; its cache
+        key is recorded in its ``stored`` input either way, for the worker to keep its
+        result (none without a cache)."""
+        if self.cache is None:
+            return None
+        described = [file.as_dict() for file in files]
+        cache_key = self.cache.key(operation, dumped, described, caller.tenant)
+        if cache_key is None:
+            return None
+        stored[CACHE_KEY] = cache_key
+        return self.cache.get(cache_key) if look else None
+
+    def _create(
+        self, new: NewJob, caller: Principal, served: ServedResult | None
+    ) -> tuple[JobRecord, bool]:
+        """Insert the job (see :meth:`JobStore.create`), the refusals counted."""
+        try:
+            return self.store.create(
                 new,
                 quotas=Quotas.of(caller.limits, self.quotas),
                 max_active=caller.limits.get("max_active_jobs") or self.max_active_jobs,
+                served=served,
             )
         except ActiveJobsLimit:
-            ADMISSION_REFUSALS.labels("active_jobs", op.queue.value).inc()
+            ADMISSION_REFUSALS.labels("active_jobs", get_operation(new.operation).queue.value).inc()
             raise
         except (QuotaExceeded, PayloadTooLarge) as exc:
             if self.refusals is not None:
                 status = 429 if isinstance(exc, QuotaExceeded) else 413
-                self.refusals.quota_exceeded(caller, exc, status, operation=operation)
+                self.refusals.quota_exceeded(caller, exc, status, operation=new.operation)
             raise
-        if created:
-            JOBS_SUBMITTED.labels(operation).inc()
-            if self.executor is not None:
-                self.executor.notify()
-        return record, created
+
+    def _restore(self, hit: CachedResult) -> ServedResult | None:
+        """The cached result written for a new job; None when the blob store refuses it
+        (the job then runs as if nothing was cached)."""
+        job_id = str(uuid.uuid4())
+        try:
+            ref = hit.restore(self.blobs, job_id)
+        except DocworkerError as exc:
+            log.warning("cached result not restored", job_id=job_id, error=exc.detail)
+            return None
+        return ServedResult(job_id=job_id, result=ref, pages=hit.pages)
+
+    def _discard_result(self, job_id: str) -> None:
+        with contextlib.suppress(DocworkerError, OSError):
+            self.blobs.delete(BlobStore.results_of(job_id))
 
     def get(self, job_id: str, caller: Principal) -> JobRecord:
         """The job, if ``caller`` may read it; another tenant's job does not exist for it."""
@@ -344,7 +422,9 @@ class JobQueue:
                         job_id=job_id,
                     )
                 await self.events.wait(job_id, min(remaining, STORE_POLL))
-        await anyio.to_thread.run_sync(discard_job_data, self.store, self.blobs, deleted)
+        await anyio.to_thread.run_sync(
+            discard_job_data, self.store, self.blobs, deleted, self.cache
+        )
 
     async def wait(
         self, job_id: str, timeout: float, *, known: JobRecord | None = None

@@ -81,6 +81,7 @@ from docworker.jobs.models import (
     JobRecord,
     JobStatus,
     NewJob,
+    ServedResult,
     UTCDateTime,
     input_bytes,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "NewJob",
+    "ServedResult",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -668,7 +670,12 @@ class JobStore:
     # -- writing ----------------------------------------------------------------
 
     def create(
-        self, new: NewJob, *, quotas: Quotas | None = None, max_active: int | None = None
+        self,
+        new: NewJob,
+        *,
+        quotas: Quotas | None = None,
+        max_active: int | None = None,
+        served: ServedResult | None = None,
     ) -> tuple[JobRecord, bool]:
         """Queue ``new``; the flag says whether a job was created.
 
@@ -685,6 +692,11 @@ class JobStore:
         the insert are one transaction that no other admission of the tenant overlaps
         (SQLite's write lock; a transaction advisory lock per tenant on PostgreSQL), so
         the cap holds exactly under concurrent submissions.
+
+        With ``served`` (a result found in the result cache, already written under the
+        job id it names) the job is created ``succeeded`` and ``cached``, with that
+        result: it runs nowhere, so the cap on active jobs does not apply; its quotas
+        and its audit event are booked as for any job that ends.
         """
         if new.max_attempts < 1:
             raise InvalidParameter("max_attempts", "must be at least 1")
@@ -693,10 +705,10 @@ class JobStore:
             return _same_request(existing, new), False
         now = _now()
         job = Job(
-            id=str(uuid.uuid4()),
+            id=served.job_id if served is not None else str(uuid.uuid4()),
             operation=new.operation,
             params=new.params,
-            status=JobStatus.QUEUED,
+            status=JobStatus.QUEUED if served is None else JobStatus.SUCCEEDED,
             priority=new.priority,
             input=new.input,
             idempotency_key=key,
@@ -707,14 +719,23 @@ class JobStore:
             key_id=new.key_id,
             client=new.client,
         )
+        if served is not None:
+            job.result = served.result
+            job.attempts = 0
+            job.cpu_seconds = 0.0
+            job.progress = 1.0
+            job.started_at = job.finished_at = now
+            job.cached = True
         try:
             with self._session(writes=True) as session:
-                if max_active is not None:
+                if max_active is not None and served is None:
                     _admit(session, new.tenant, max_active)
                 if new.key_id is not None:
                     size = input_bytes(new.input)
                     usage.admit(session, new.key_id, new.tenant, quotas or Quotas(), size, now)
                 session.add(job)
+                if served is not None:
+                    settle(session, job, now, JobCost(pages=served.pages))
                 session.flush()
                 # Read back, so the record holds what the database stored.
                 session.refresh(job)

@@ -64,12 +64,14 @@ from docworker.operations.base import (
     InputFile,
     OperationContext,
     PartResult,
+    Result,
     SplitPart,
     SplitPlan,
     Splittable,
     operation_context,
     pages_processed,
 )
+from docworker.result_cache import CACHE_KEY, ResultCache, capture
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 from docworker.telemetry import configure_logging
@@ -178,6 +180,9 @@ def worker_main(
     _preload_rules(settings)
     # This worker's own LibreOffice, started by the first job that converts a file.
     libreoffice = LibreOfficeEngine(settings.libreoffice, settings.sandbox)
+    # The shared tier of the result cache, where results are kept (no memory tier: a
+    # worker never looks results up).
+    cache = ResultCache.from_settings(settings, memory=False)
     send(conn, {"type": "ready", "pid": os.getpid()})
     try:
         while True:
@@ -188,9 +193,14 @@ def worker_main(
             if message["type"] == "stop":
                 return
             if message["type"] == "run":
-                send(conn, run_job(conn, store, message, settings, keys, libreoffice.convert))
+                answer = run_job(
+                    conn, store, message, settings, keys, libreoffice.convert, cache=cache
+                )
+                send(conn, answer)
     finally:
         libreoffice.stop()
+        if cache is not None:
+            cache.close()
 
 
 def _progress_sender(conn: Connection, job_id: str) -> Any:
@@ -215,10 +225,12 @@ def run_job(
     settings: Settings,
     keys: SecretKeys,
     convert: Callable[[Path, str], Path] | None = None,
+    cache: ResultCache | None = None,
 ) -> dict[str, Any]:
     """Run one job and return the answer message for the supervisor. The job's secret
     parameters are opened here, just before it runs, and the parts of a split job are
-    answered with theirs sealed again."""
+    answered with theirs sealed again. A result that succeeded whole is kept in
+    ``cache`` under the key its input names (see :mod:`docworker.result_cache`)."""
     job_id: str = message["job_id"]
     bound = log.bind(job_id=job_id, operation=message["operation"])
     try:
@@ -262,6 +274,8 @@ def run_job(
             if security is not None:
                 result.payload = result.payload | {"security": security}
             ref = store_result(store, job_id, result, max_bytes=settings.limits.max_output_bytes)
+        if cache is not None:
+            _keep(cache, store, message, ref, result)
         return {
             "type": "done",
             "job_id": job_id,
@@ -283,6 +297,34 @@ def run_job(
         return _error(
             job_id, ProcessingFailed(f"the document could not be processed ({type(exc).__name__})")
         )
+
+
+def _keep(
+    cache: ResultCache,
+    store: BlobStore,
+    message: dict[str, Any],
+    ref: dict[str, Any],
+    result: Result,
+) -> None:
+    """Keep the job's result in the cache's shared tier, when its input names a key, it
+    is not a part (its job is kept whole) and it lost nothing (a partial result never is).
+    Whatever fails here is logged, never raised: the job has succeeded all the same."""
+    key = message["input"].get(CACHE_KEY)
+    if key is None or message.get("parent_id") is not None or result.errors:
+        return
+    try:
+        entry = capture(
+            store,
+            message["job_id"],
+            ref,
+            message["operation"],
+            pages_processed(result.payload),
+            cache.config.max_entry_bytes,
+        )
+        if entry is not None:
+            cache.put(key, entry)
+    except Exception as exc:  # noqa: BLE001 - the cache is an optimisation: the job is done
+        log.warning("result not kept in the cache", job_id=message["job_id"], error=repr(exc))
 
 
 def _sealed_part(operation: str, part: SplitPart, keys: SecretKeys) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from docworker.api.sources import (
     InputReference,
     store_document,
 )
-from docworker.api.submitting import IdempotencyKeyHeader
+from docworker.api.submitting import CacheQuery, IdempotencyKeyHeader
 from docworker.api.uploads import store_upload, store_uploads
 from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
@@ -69,6 +69,8 @@ class Submission:
     inputs: list[JobInput]
     priority: int
     idempotency_key: str | None
+    #: Whether the result cache may answer the job and keep its result.
+    use_cache: bool = True
 
 
 @router.post(
@@ -114,6 +116,12 @@ class Submission:
                                 "minLength": 1,
                                 "maxLength": IDEMPOTENCY_KEY_LENGTH,
                             },
+                            "cache": {
+                                "type": "boolean",
+                                "default": True,
+                                "description": "false: the result cache neither answers "
+                                "this job nor keeps its result.",
+                            },
                             "file": {
                                 "type": "string",
                                 "format": "binary",
@@ -148,6 +156,7 @@ async def create_job(
     services: ServicesDep,
     caller: CallerDep,
     idempotency_header: IdempotencyKeyHeader = None,
+    use_cache: CacheQuery = True,
 ) -> JSONResponse:
     """Queue any registered operation. Send the document as a multipart ``file`` part with
     ``operation`` and ``params`` (a JSON object) fields, or send JSON naming an input already
@@ -155,7 +164,10 @@ async def create_job(
     storage URL under the service's ``storage.read_roots`` (else ``403 uri-refused``), or
     ``url``, an http(s) URL the service fetches (``fetch.allow``; else ``403
     url-refused``); either is copied in under the route's upload limit (past it, ``422
-    limit-exceeded``). Answers ``202`` with the job; poll its ``links.self``."""
+    limit-exceeded``). Answers ``202`` with the job; poll its ``links.self``. A job
+    whose result the result cache holds is answered ``202`` too, already ``succeeded``
+    and ``cached``; ``cache`` false (the query, the form field or the JSON member)
+    bypasses the cache."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type == JSON:
         submission = await _json_submission(request, services, caller)
@@ -176,6 +188,7 @@ async def create_job(
             priority=submission.priority,
             idempotency_key=idempotency_header or submission.idempotency_key,
             others=others,
+            use_cache=use_cache and submission.use_cache,
         )
     )
     return job_response(record, 202 if created else 200)
@@ -199,7 +212,9 @@ async def _json_submission(request: Request, services: Services, caller: Princip
     else:
         reference = InputReference(spec.uri, spec.url, _upload_limit(request, services))
         inputs = [await store_document(services, None, reference), *stored]
-    return Submission(spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key)
+    return Submission(
+        spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key, spec.cache
+    )
 
 
 def _upload_limit(request: Request, services: Services) -> int:
@@ -221,6 +236,7 @@ async def _form_submission(request: Request, services: Services) -> Submission:
             raise InvalidParameter(
                 "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
             )
+        use_cache = _bool_field(_text_field(form, "cache"), "cache")
         reference = InputReference(
             _text_field(form, "uri") or None,
             _text_field(form, "url") or None,
@@ -241,7 +257,7 @@ async def _form_submission(request: Request, services: Services) -> Submission:
             # the "files" parts after it.
             first = await store_document(services, named[0] if named else None, reference)
             inputs = [first] + [await store_upload(services, p) for p in _file_parts(form, "files")]
-    return Submission(operation, params, inputs, priority, key)
+    return Submission(operation, params, inputs, priority, key, use_cache)
 
 
 def _text_field(form: FormData, name: str) -> str | None:
@@ -269,6 +285,16 @@ def _params_field(raw: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidParameter("params", "must be a JSON object")
     return value
+
+
+def _bool_field(raw: str | None, name: str) -> bool:
+    """A true/false form field; true when absent."""
+    if raw is None:
+        return True
+    value = raw.strip().lower()
+    if value not in {"true", "false"}:
+        raise InvalidParameter(name, "must be true or false")
+    return value == "true"
 
 
 def _int_field(raw: str | None, name: str) -> int:
