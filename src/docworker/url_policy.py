@@ -1,10 +1,11 @@
 """Which URLs the service may fetch: the one rule against server-side request forgery.
 
 Every engine or operation that could reach a URL (an HTML page's images and style
-sheets, a remote input, later a webhook) asks :class:`UrlPolicy` first. Nothing
-remote is fetched unless the allow-list names it, and an address that is private,
-loopback, link-local, multicast, reserved or otherwise not public is refused
-always, allow-listed or not, whatever name resolves to it. :meth:`UrlPolicy.fetch`
+sheets, a remote input, a webhook) asks :class:`UrlPolicy` first. Nothing remote is
+fetched unless the allow-list names it (webhooks: unless it is public, as the client
+names its own receiver), and an address that is private, loopback, link-local,
+multicast, reserved or otherwise not public is refused whatever name resolves to it,
+unless the policy's ``private`` list names the URL. :meth:`UrlPolicy.fetch`
 fetches through that rule, checking every redirect again and bounding the size.
 """
 
@@ -39,11 +40,14 @@ class UrlRefused(InputError):
     title = "URL refused"
 
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"the URL {_shown(url)} may not be fetched: {reason}", url=_shown(url))
+        super().__init__(
+            f"the URL {shown_url(url)} may not be fetched: {reason}", url=shown_url(url)
+        )
 
 
-def _shown(url: str) -> str:
-    """The URL without its user information (a password must not reach a log)."""
+def shown_url(url: str) -> str:
+    """The URL without its user information (a password must not reach a log or an
+    answer), cut at 300 characters."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url[:300]
@@ -76,26 +80,19 @@ class UrlPolicy:
     allow: tuple[str, ...] = ()
     timeout: float = 10.0
     max_bytes: int = 20 * 1024 * 1024
+    #: Any host passes the allow-list (its addresses must still be public).
+    any_host: bool = False
+    #: URLs (in the allow-list's forms) that may resolve to non-public addresses.
+    private: tuple[str, ...] = ()
 
     def allows(self, url: str) -> bool:
         """Whether ``url`` passes the allow-list (addresses not yet resolved)."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").rstrip(".").lower()
-        for entry in self.allow:
-            rule = entry.strip().lower()
-            if "://" in rule:
-                if url.lower().startswith(rule):
-                    return True
-            elif rule.startswith("*."):
-                if host == rule[2:] or host.endswith(rule[1:]):
-                    return True
-            elif host == rule:
-                return True
-        return False
+        return self.any_host or _listed(url, self.allow)
 
     def check(self, url: str) -> list[IpAddress]:
-        """The public addresses ``url``'s host resolves to; :class:`UrlRefused` when the
-        URL is not http(s), not allow-listed, or resolves to any non-public address."""
+        """The addresses ``url``'s host resolves to; :class:`UrlRefused` when the URL is
+        not http(s), not allow-listed, or resolves to any non-public address (unless the
+        ``private`` list names it)."""
         parts = urlsplit(url)
         if parts.scheme.lower() not in {"http", "https"}:
             raise UrlRefused(url, f"the scheme '{parts.scheme}' is never fetched")
@@ -110,7 +107,7 @@ class UrlPolicy:
             raise UrlRefused(url, "its port is not a number") from None
         addresses = _resolve(url, host, port)
         refused = [str(a) for a in addresses if not is_public(a)]
-        if refused:
+        if refused and not _listed(url, self.private):
             raise UrlRefused(url, f"it resolves to a non-public address ({refused[0]})")
         return addresses
 
@@ -135,6 +132,24 @@ class UrlPolicy:
                     mime = response.headers.get("content-type", "").split(";")[0].strip()
                     return bytes(body), mime or None, current
         raise UrlRefused(url, f"it redirects more than {MAX_REDIRECTS} times")
+
+
+def _listed(url: str, entries: tuple[str, ...]) -> bool:
+    """Whether an entry names ``url``: its host (``example.com``), a wildcard domain
+    (``*.example.com``, which also matches ``example.com``) or a prefix of it
+    (``https://cdn.example.com/assets/``)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    for entry in entries:
+        rule = entry.strip().lower()
+        if "://" in rule:
+            if url.lower().startswith(rule):
+                return True
+        elif rule.startswith("*."):
+            if host == rule[2:] or host.endswith(rule[1:]):
+                return True
+        elif host == rule:
+            return True
+    return False
 
 
 def _resolve(url: str, host: str, port: int) -> list[IpAddress]:

@@ -22,7 +22,7 @@ from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
-from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
+from docworker.api.routes import chunk, extract, health, job_events, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
@@ -45,10 +45,12 @@ from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
+from docworker.jobs.outbox import Outbox
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
+from docworker.jobs.webhooks import WebhookDeliverer, journal
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 from docworker.telemetry import (
@@ -95,6 +97,11 @@ def build_services(
     log.info("engine sandbox", **sandbox.status())
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
+    outbox = Outbox(store)
+    deliverer = None
+    if settings.webhooks.deliver:
+        deliverer = WebhookDeliverer(settings.webhooks, outbox, sealing)
+    store.journal = journal(settings.webhooks, deliverer)
     blobs = BlobStore(settings.storage_url)
     blobs.ping()
     events = JobEvents()
@@ -119,6 +126,7 @@ def build_services(
         quotas=settings.quota,
         refusals=refusals,
         max_active_jobs=settings.executor.max_active_jobs,
+        webhooks=settings.webhooks,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -134,6 +142,8 @@ def build_services(
         refusals=refusals,
         counters=QuotaCounters(store),
         result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
+        outbox=outbox,
+        deliverer=deliverer,
     )
 
 
@@ -154,6 +164,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         )
         if services.executor is not None:
             await anyio.to_thread.run_sync(services.executor.start)
+        if services.deliverer is not None:
+            services.deliverer.start()
         app.state.services = services
         log.info("service started", profile=settings.profile.value, database=_safe(settings))
         janitor = asyncio.create_task(_purge_periodically(services))
@@ -164,6 +176,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
             janitor.cancel()
             refusals.cancel()
             await _drain_jobs(services, drain)
+            if services.deliverer is not None:
+                await anyio.to_thread.run_sync(services.deliverer.stop)
             await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
             log.info("service stopped")
@@ -180,7 +194,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.state.drain = drain
     install_error_handlers(app)
     for router in (
-        *(module.router for module in (extract, chunk, ocr, jobs, operations, health)),
+        *(module.router for module in (extract, chunk, ocr, jobs, job_events, operations, health)),
         pdf_routes.router,
         image_route.router,
         render_routes.router,

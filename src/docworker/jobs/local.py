@@ -63,7 +63,7 @@ from docworker.errors import (
     error_class,
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
-from docworker.jobs.events import JobEvents
+from docworker.jobs.events import JobEventBus, JobEvents
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
     ClaimPolicy,
@@ -169,14 +169,14 @@ class LocalExecutor:
         self,
         settings: Settings,
         store: JobStore,
-        events: JobEvents | None = None,
+        events: JobEventBus | None = None,
         *,
         keys: SecretKeys | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.executor
         self.store = store
-        self.events = events or JobEvents()
+        self.events: JobEventBus = events or JobEvents()
         token = uuid.uuid4().hex[:8]
         self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
         self.folder = ExecutorFolder(settings.data_dir, token)
@@ -359,6 +359,7 @@ class LocalExecutor:
                 }
                 for part in self.store.parts_of(job.id)
             ]
+        self.events.publish(job.id, job)
         try:
             send(slot.conn, message)
         except OSError:
@@ -495,6 +496,7 @@ class LocalExecutor:
                 fraction, text = slot.progress
                 slot.progress = None
                 self.store.set_progress(slot.job.id, fraction, text)
+                self.events.publish(slot.job.id)
 
     # -- process management ---------------------------------------------------------------
     def _spawn(self) -> _Slot:

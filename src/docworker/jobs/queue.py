@@ -16,7 +16,7 @@ from typing import IO, Any, Protocol
 import anyio.to_thread
 
 from docworker.auth import Principal
-from docworker.config import QuotaSettings
+from docworker.config import QuotaSettings, WebhookSettings
 from docworker.errors import (
     ActiveJobsLimit,
     Conflict,
@@ -28,11 +28,12 @@ from docworker.errors import (
 )
 from docworker.jobs.admission import ENGINE_TAG, Admission
 from docworker.jobs.audit import RefusalLog
-from docworker.jobs.events import JobEvents
+from docworker.jobs.events import JobEventBus
 from docworker.jobs.results import StoredResult, read_payload
 from docworker.jobs.retention import discard_job_data
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
 from docworker.jobs.usage import Quotas
+from docworker.jobs.webhooks import WebhookRequest
 from docworker.operations import dump_params, get_operation, validate_params
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
@@ -92,7 +93,7 @@ class JobQueue:
         store: JobStore,
         blobs: BlobStore,
         executor: Executor | None,
-        events: JobEvents,
+        events: JobEventBus,
         *,
         max_attempts: int,
         keys: SecretKeys,
@@ -100,6 +101,7 @@ class JobQueue:
         quotas: QuotaSettings | None = None,
         refusals: RefusalLog | None = None,
         max_active_jobs: int | None = None,
+        webhooks: WebhookSettings | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
         queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
@@ -117,6 +119,8 @@ class JobQueue:
         self.refusals = refusals
         #: Jobs a tenant may have queued or running at once, unless its key says.
         self.max_active_jobs = max_active_jobs
+        #: How a job's own webhook is checked (its URL guard, the default secret).
+        self.webhooks = webhooks or WebhookSettings()
 
     def submit(
         self,
@@ -128,6 +132,7 @@ class JobQueue:
         priority: int = 0,
         idempotency_key: str | None = None,
         others: Sequence[JobInput] = (),
+        webhook: WebhookRequest | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
         is new. Every operation reads an input file (``Operation.run`` takes one), so
@@ -143,10 +148,15 @@ class JobQueue:
         A job of an API key counts against the key's daily quotas; when one is spent
         it is refused with :class:`QuotaExceeded` (429) and not queued. A job sent again
         under an idempotency key already used passes no admission check: it is the job
-        made the first time (or a :class:`Conflict` when the request differs)."""
+        made the first time (or a :class:`Conflict` when the request differs).
+
+        ``webhook``: the job's own webhook, refused with
+        :class:`~docworker.errors.InvalidParameter` when its URL, events or secret are
+        not acceptable (:meth:`WebhookRequest.checked`)."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
+        hook = webhook.checked(self.webhooks, self.keys) if webhook is not None else None
         stored = job_input.as_dict()
         if others:
             stored["others"] = [other.as_dict() for other in others]
@@ -168,6 +178,7 @@ class JobQueue:
             tenant=caller.tenant,
             key_id=caller.key_id,
             client=caller.client,
+            webhook=hook,
         )
         try:
             record, created = self.store.create(

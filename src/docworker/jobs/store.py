@@ -51,6 +51,7 @@ from sqlalchemy import (
     case,
     cast,
     create_engine,
+    delete,
     event,
     func,
     or_,
@@ -73,15 +74,19 @@ from docworker.errors import (
 )
 from docworker.files import make_private
 from docworker.jobs import usage
-from docworker.jobs.ledger import run_after_commit, settle
+from docworker.jobs.journal import Journal, kind_of, run_after_commit
+from docworker.jobs.ledger import settle
 from docworker.jobs.models import (
     TERMINAL_STATUSES,
     Job,
     JobCost,
+    JobEvent,
+    JobEventRecord,
     JobRecord,
     JobStatus,
     NewJob,
     UTCDateTime,
+    WebhookDelivery,
     input_bytes,
 )
 from docworker.jobs.usage import Quotas
@@ -104,6 +109,7 @@ _log = structlog.get_logger(__name__)
 MAX_PAGE_SIZE = 500
 
 Records: TypeAlias = "list[JobRecord]"
+Events: TypeAlias = "list[JobEventRecord]"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 #: Key of the PostgreSQL advisory lock that serialises migrations ("docwork" in ASCII).
@@ -406,6 +412,8 @@ class JobStore:
     """Jobs in an SQL database named by a SQLAlchemy URL (SQLite file or PostgreSQL)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
+        #: Writes each state change's event and webhooks (see :mod:`docworker.jobs.journal`).
+        self.journal = Journal()
         self._engine = _create_engine(url, echo)
         self._readers = sessionmaker(self._engine, expire_on_commit=False)
         self._writers = sessionmaker(
@@ -417,6 +425,7 @@ class JobStore:
         """One transaction, committed when the block ends without an exception."""
         try:
             with (self._writers if writes else self._readers).begin() as session:
+                self.journal.attach(session)
                 yield session
         except (OperationalError, InterfaceError) as exc:
             raise DependencyDown("the job database failed", dependency="database") from exc
@@ -545,6 +554,23 @@ class JobStore:
         with self._session() as session:
             return [JobRecord.from_row(job) for job in session.scalars(query)]
 
+    def events_after(
+        self, job_id: str, after: int, *, limit: int = 100
+    ) -> tuple[JobStatus, Events]:
+        """The job's status, and its events numbered above ``after`` (``limit`` at most),
+        in order; :class:`NotFound` when there is no such job."""
+        query = (
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(limit)
+        )
+        with self._session() as session:
+            status = session.scalar(select(Job.status).where(Job.id == job_id))
+            if status is None:
+                raise NotFound("job", job_id)
+            return status, [JobEventRecord.from_row(row) for row in session.scalars(query)]
+
     def cancel_requested_among(self, job_ids: Collection[str]) -> set[str]:
         """Those of the running ``job_ids`` whose cancellation was asked for."""
         if not job_ids:
@@ -662,6 +688,7 @@ class JobStore:
             tenant=new.tenant,
             key_id=new.key_id,
             client=new.client,
+            webhook=new.webhook,
         )
         try:
             with self._session(writes=True) as session:
@@ -674,6 +701,7 @@ class JobStore:
                 session.flush()
                 # Read back, so the record holds what the database stored.
                 session.refresh(job)
+                self.journal.record(session, job, "queued", now)
                 record = JobRecord.from_row(job)
         except IntegrityError:
             # Another request inserted the same key between our look-up and insert.
@@ -713,6 +741,7 @@ class JobStore:
                 won = session.scalars(_CLAIM_START, bound).one_or_none()
                 if won is None:  # another claimer was faster: try the next job
                     continue
+                self.journal.record(session, won, "started", at)
                 record = JobRecord.from_row(won)
             _log_transition(record)
             return record
@@ -731,18 +760,19 @@ class JobStore:
             session.execute(beat)
 
     def set_progress(self, job_id: str, fraction: float, message: str | None) -> None:
-        """Record how far a running job is (``fraction`` is clamped to 0..1)."""
+        """Record how far a running job is (``fraction`` is clamped to 0..1), and its
+        ``progress`` event, in one transaction."""
+        now = _now()
         change = (
             update(Job)
             .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-            .values(
-                progress=min(1.0, max(0.0, fraction)),
-                progress_message=message,
-                updated_at=_now(),
-            )
+            .values(progress=min(1.0, max(0.0, fraction)), progress_message=message, updated_at=now)
+            .returning(Job)
         )
         with self._session(writes=True) as session:
-            session.execute(change)
+            job = session.scalars(change).one_or_none()
+            if job is not None:
+                self.journal.record(session, job, "progress", now)
 
     def split(
         self, job_id: str, parts: Sequence[dict[str, Any]], *, cost: JobCost | None = None
@@ -768,6 +798,7 @@ class JobStore:
             if job.cancel_requested:
                 job.status = JobStatus.CANCELLED
                 job.finished_at = now
+                self.journal.record(session, job, "cancelled", now)
             else:
                 for index, part in enumerate(parts):
                     operation = part.get("operation")
@@ -794,6 +825,10 @@ class JobStore:
                 job.worker = None
                 job.heartbeat_at = None
                 job.progress_message = f"split into {len(children)} parts"
+                session.flush()
+                for child in children:
+                    self.journal.record(session, child, "queued", now)
+                self.journal.record(session, job, "progress", now, {"parts": len(children)})
             job.updated_at = now
             settle(session, job, now, cost)
             session.flush()
@@ -947,6 +982,7 @@ class JobStore:
             records = [JobRecord.from_row(job) for job in jobs]
             for job in jobs:
                 session.delete(job)
+            _delete_journal(session, [job.id for job in jobs])
         if records:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
@@ -984,6 +1020,7 @@ class JobStore:
             records = [JobRecord.from_row(each) for each in jobs]
             for each in jobs:
                 session.delete(each)
+            _delete_journal(session, [each.id for each in jobs])
         _log.info("job deleted", job_id=job_id, parts=len(parts))
         return records
 
@@ -1048,8 +1085,11 @@ class JobStore:
             job = _row(session, job_id, lock=True)
             changed = job.status in allowed
             if changed:
+                before = job.status
                 change(job, now)
                 job.updated_at = now
+                if job.status != before:
+                    self.journal.record(session, job, kind_of(job.status), now)
             settle(session, job, now, cost, ended=changed)
             record = JobRecord.from_row(job)
         if changed:
@@ -1071,6 +1111,7 @@ class JobStore:
                 job.error = error.to_dict()
                 job.updated_at = now
                 _retry_or_bury(job, now, run_after=None)
+                self.journal.record(session, job, kind_of(job.status), now)
                 settle(session, job, now)
             records = [JobRecord.from_row(job) for job in jobs]
         for record in records:
@@ -1096,6 +1137,19 @@ def _admit(session: Session, tenant: str | None, max_active: int) -> None:
     )
     if active is not None and active >= max_active:
         raise ActiveJobsLimit(active, max_active)
+
+
+def _delete_journal(session: Session, job_ids: Sequence[str]) -> None:
+    """Delete the events and webhook deliveries of deleted jobs (in slices: a statement
+    has a bounded number of parameters)."""
+    for start in range(0, len(job_ids), 500):
+        ids = list(job_ids[start : start + 500])
+        for table in (JobEvent, WebhookDelivery):
+            session.execute(
+                delete(table)
+                .where(table.job_id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:

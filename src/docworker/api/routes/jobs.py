@@ -20,6 +20,8 @@ from docworker.api.openapi import model_ref
 from docworker.api.results import json_result
 from docworker.api.schemas import (
     IDEMPOTENCY_KEY_LENGTH,
+    WEBHOOK_SIGNING,
+    WEBHOOK_URL,
     DateTime,
     JobCreate,
     JobList,
@@ -31,6 +33,7 @@ from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStatus
+from docworker.jobs.webhooks import EVENT_KINDS, WebhookRequest
 from docworker.operations import OPERATIONS, get_operation, validate_params
 from docworker.storage import CHUNK, StoredBlob
 
@@ -58,6 +61,7 @@ class Submission:
     inputs: list[JobInput]
     priority: int
     idempotency_key: str | None
+    webhook: WebhookRequest | None = None
 
 
 @router.post(
@@ -110,6 +114,19 @@ class Submission:
                                 "description": "Further input files, in order (the PDFs "
                                 "after the first of a merge, files to attach).",
                             },
+                            "webhook_url": {
+                                "type": "string",
+                                "maxLength": 2000,
+                                "description": WEBHOOK_URL,
+                            },
+                            "webhook_events": {
+                                "type": "string",
+                                "description": "The events sent to webhook_url, separated "
+                                f"by commas, of: {', '.join(EVENT_KINDS)}. Default: the "
+                                "final ones.",
+                                "example": "started,succeeded,failed",
+                            },
+                            "webhook_secret": {"type": "string", "description": WEBHOOK_SIGNING},
                         },
                     }
                 },
@@ -126,7 +143,9 @@ async def create_job(
 ) -> JSONResponse:
     """Queue any registered operation. Send the document as a multipart ``file`` part with
     ``operation`` and ``params`` (a JSON object) fields, or send JSON naming an input already
-    stored (``input_uri``). Answers ``202`` with the job; poll its ``links.self``."""
+    stored (``input_uri``). Answers ``202`` with the job; follow it with
+    ``GET links.self?wait=30`` (a long poll), its event stream (``links.events``), or a
+    ``webhook_url`` (422 when the URL is refused: a private address not allow-listed)."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type == JSON:
         submission = await _json_submission(request, services, caller)
@@ -147,6 +166,7 @@ async def create_job(
             priority=submission.priority,
             idempotency_key=idempotency_header or submission.idempotency_key,
             others=others,
+            webhook=submission.webhook,
         )
     )
     return job_response(record, 202 if created else 200)
@@ -164,7 +184,12 @@ async def _json_submission(request: Request, services: Services, caller: Princip
     inputs = await anyio.to_thread.run_sync(
         lambda: [_stored_input(services, caller, uri) for uri in uris]
     )
-    return Submission(spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key)
+    webhook = None
+    if spec.webhook_url is not None:
+        webhook = WebhookRequest(spec.webhook_url, spec.webhook_events, spec.webhook_secret)
+    return Submission(
+        spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key, webhook
+    )
 
 
 async def _form_submission(request: Request, services: Services) -> Submission:
@@ -182,9 +207,24 @@ async def _form_submission(request: Request, services: Services) -> Submission:
             raise InvalidParameter(
                 "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
             )
+        webhook = _webhook_fields(form)
         uploads = [part for name in ("file", "files") for part in _file_parts(form, name)]
         inputs = await store_uploads(services, uploads)
-    return Submission(operation, params, inputs, priority, key)
+    return Submission(operation, params, inputs, priority, key, webhook)
+
+
+def _webhook_fields(form: FormData) -> WebhookRequest | None:
+    """The job's own webhook from the form's ``webhook_*`` fields (checked on submission)."""
+    url = _text_field(form, "webhook_url")
+    events = _text_field(form, "webhook_events")
+    secret = _text_field(form, "webhook_secret")
+    if url is None:
+        if events is not None or secret is not None:
+            raise InvalidParameter("webhook_url", "required with webhook_events or webhook_secret")
+        return None
+    if events is None:
+        return WebhookRequest(url, secret=secret)
+    return WebhookRequest(url, [e.strip() for e in events.split(",") if e.strip()], secret)
 
 
 def _text_field(form: FormData, name: str) -> str | None:
@@ -274,11 +314,28 @@ async def list_jobs(
     operation_id="get_job",
     summary="Get a job",
     response_model=JobPublic,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 422),
 )
-async def get_job(job_id: str, queue: QueueDep, caller: CallerDep) -> JobPublic:
-    """The job's state, progress, attempts and error."""
+async def get_job(
+    job_id: str,
+    services: ServicesDep,
+    caller: CallerDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            description="Seconds to wait for the job to end before answering (a long poll; "
+            "at most the server's server.max_wait). 0: answer at once.",
+        ),
+    ] = 0,
+) -> JobPublic:
+    """The job's state, progress, attempts and error; with ``wait``, once the job has
+    ended or the wait has run out, whichever comes first."""
+    queue = services.queue
     record = await anyio.to_thread.run_sync(queue.get, job_id, caller)
+    if wait > 0:
+        timeout = min(wait, services.settings.server.max_wait)
+        record = await queue.wait(record.id, timeout, known=record)
     return JobPublic.of(record)
 
 
