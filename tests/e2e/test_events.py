@@ -170,6 +170,19 @@ def test_a_webhook_is_signed_and_verifies(server: Server, receiver: Receiver) ->
     assert SECRET.encode() not in raw and SECRET[6:].encode() not in raw
 
 
+def test_a_synchronous_route_takes_a_webhook_too(server: Server, receiver: Receiver) -> None:
+    with server.client() as client:
+        answer = client.post(
+            "/api/v2/extract",
+            files={"file": (TEXT.name, TEXT.read_bytes())},
+            data={"webhook_url": f"{receiver.url}/sync", "webhook_secret": SECRET},
+        )
+        assert answer.status_code == 200, answer.text
+        [payload] = receiver.wait_for("/sync", 1)
+    assert payload["type"] == "job.succeeded"
+    assert payload["data"]["job_id"] == answer.headers["x-job-id"]
+
+
 def test_a_failing_receiver_gets_the_delivery_on_a_retry_with_the_attempts_logged(
     server: Server, receiver: Receiver
 ) -> None:

@@ -1030,17 +1030,39 @@ class JobStore:
         """Pass the params of every job (parts included) through ``change(operation,
         params)`` and store what it returns instead (None: leave them). Rows are walked
         in id order, ``batch`` at a time, one transaction each; returns the jobs changed."""
+
+        def apply(job: Job) -> bool:
+            new = change(job.operation, job.params)
+            if new is not None:
+                job.params = new
+            return new is not None
+
+        return self._rewrite(apply, Job.id.is_not(None), batch)
+
+    def rewrite_webhooks(
+        self, change: Callable[[dict[str, Any]], dict[str, Any] | None], *, batch: int = 500
+    ) -> int:
+        """Pass the webhook of every job that has one through ``change`` and store what it
+        returns instead (None: leave it), as :meth:`rewrite_params` does."""
+
+        def apply(job: Job) -> bool:
+            new = change(job.webhook) if job.webhook is not None else None
+            if new is not None:
+                job.webhook = new
+            return new is not None
+
+        return self._rewrite(apply, Job.webhook.is_not(None), batch)
+
+    def _rewrite(self, apply: Callable[[Job], bool], which: ColumnElement[bool], batch: int) -> int:
+        """Walk the jobs matching ``which`` in id order, ``batch`` at a time, one
+        transaction each, passing each to ``apply``; returns how many it changed."""
         changed = 0
         last = ""
         while True:
-            query = select(Job).where(Job.id > last).order_by(Job.id).limit(batch)
+            query = select(Job).where(which, Job.id > last).order_by(Job.id).limit(batch)
             with self._session(writes=True) as session:
                 jobs = session.scalars(query.with_for_update()).all()
-                for job in jobs:
-                    new = change(job.operation, job.params)
-                    if new is not None:
-                        job.params = new
-                        changed += 1
+                changed += sum(apply(job) for job in jobs)
             if len(jobs) < batch:
                 return changed
             last = jobs[-1].id

@@ -90,6 +90,24 @@ class WebhookRequest:
     events: Sequence[str] = FINAL_EVENT_KINDS
     secret: str | None = None
 
+    @classmethod
+    def of_form(
+        cls, url: str | None, events: str | None, secret: str | None
+    ) -> WebhookRequest | None:
+        """The webhook of a form's ``webhook_url``, ``webhook_events`` (separated by
+        commas; default: the final events) and ``webhook_secret`` fields; None without a
+        URL (:class:`InvalidParameter` when the other fields come without one)."""
+        url, events, secret = (value or None for value in (url, events, secret))
+        if url is None:
+            if events is not None or secret is not None:
+                raise InvalidParameter(
+                    "webhook_url", "required with webhook_events or webhook_secret"
+                )
+            return None
+        if events is None:
+            return cls(url, secret=secret)
+        return cls(url, [e.strip() for e in events.split(",") if e.strip()], secret)
+
     def checked(self, settings: WebhookSettings, keys: SecretKeys) -> dict[str, Any]:
         """The webhook as the job stores it (``Job.webhook``: its secret sealed);
         :class:`InvalidParameter` (422) naming the field at fault: a URL the guard
@@ -123,6 +141,16 @@ class WebhookRequest:
             "events": [kind for kind in EVENT_KINDS if kind in self.events],
             "secret": keys.seal(self.secret) if self.secret is not None else None,
         }
+
+
+def reseal_webhook(webhook: dict[str, Any], keys: SecretKeys) -> dict[str, Any] | None:
+    """``webhook`` (``Job.webhook``) with its secret sealed with the first of ``keys``,
+    or None when it has no secret or the first key sealed it (``docworker secrets
+    rotate``)."""
+    sealed = webhook.get("secret")
+    if sealed is None or keys.current(sealed):
+        return None
+    return webhook | {"secret": keys.seal(keys.open(sealed))}
 
 
 class WebhookDeliverer:

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import store_upload
 from docworker.chunking import Strategy, TokenizerName
 from docworker.errors import InvalidParameter
@@ -67,7 +67,7 @@ CHUNK_EXAMPLE = {
 )
 async def chunk(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: Annotated[UploadFile, File(description="The document.")],
     strategy: Annotated[
         Strategy, Form(description="fixed, recursive, structure, page or semantic")

@@ -13,7 +13,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
 from docworker.operations.convert import (
@@ -59,7 +59,7 @@ _FILE_TYPES: dict[str, dict[str, Any]] = {mime: {} for _, mime in TARGETS.values
 )
 async def convert(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: Annotated[
         UploadFile,
         File(

@@ -19,7 +19,7 @@ from docworker.api.errors import problem_responses
 from docworker.api.results import result_response
 from docworker.api.routes.jobs import job_response
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClient, JobClientDep, submit_and_wait
+from docworker.api.submitting import JobClient, JobClientWithWebhookDep, submit_and_wait
 from docworker.api.uploads import store_upload
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES
@@ -72,7 +72,7 @@ EXTRACT_EXAMPLE = {
 )
 async def extract(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: Annotated[UploadFile, File(description="The document.")],
     output: Annotated[OutputFormat, Form(description="text, markdown, html or json")] = (
         OutputFormat.MARKDOWN

@@ -215,16 +215,8 @@ async def _form_submission(request: Request, services: Services) -> Submission:
 
 def _webhook_fields(form: FormData) -> WebhookRequest | None:
     """The job's own webhook from the form's ``webhook_*`` fields (checked on submission)."""
-    url = _text_field(form, "webhook_url")
-    events = _text_field(form, "webhook_events")
-    secret = _text_field(form, "webhook_secret")
-    if url is None:
-        if events is not None or secret is not None:
-            raise InvalidParameter("webhook_url", "required with webhook_events or webhook_secret")
-        return None
-    if events is None:
-        return WebhookRequest(url, secret=secret)
-    return WebhookRequest(url, [e.strip() for e in events.split(",") if e.strip()], secret)
+    fields = (_text_field(form, f"webhook_{name}") for name in ("url", "events", "secret"))
+    return WebhookRequest.of_form(*fields)
 
 
 def _text_field(form: FormData, name: str) -> str | None:

@@ -15,7 +15,7 @@ from docworker.api.deps import ServicesDep, SettingsDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import store_upload
 from docworker.engines.ocr import available_languages
 from docworker.operations.ocr import OcrOutput
@@ -75,7 +75,7 @@ OCR_EXAMPLE = {
 )
 async def ocr(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: Annotated[UploadFile, File(description="An image (PNG, JPEG, TIFF, …) or a PDF.")],
     output: Annotated[
         OcrOutput, Form(description="text, json (with word boxes), searchable_pdf or v1")

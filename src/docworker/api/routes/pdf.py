@@ -21,7 +21,7 @@ from docworker.api.answers import ZIP, answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import store_upload, store_uploads
 from docworker.errors import InvalidParameter, LimitExceeded
 
@@ -72,7 +72,7 @@ def _given(**fields: Any) -> dict[str, Any]:
 )
 async def merge(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     files: Annotated[
         list[UploadFile], File(description="The PDFs, in the order their pages are wanted.")
     ],
@@ -100,7 +100,7 @@ async def merge(
 )
 async def attach(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     attachments: Annotated[
         list[UploadFile], File(description="The files to embed, each under its file name.")
@@ -146,7 +146,7 @@ def _count(services: ServicesDep, field: str, count: int) -> None:
 )
 async def split(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     ranges: Annotated[
         str | None,
@@ -176,7 +176,7 @@ async def split(
 )
 async def rotate(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     angle: Annotated[int, Form(description="Degrees clockwise: 90, 180, 270 (or negative).")],
     pages: Annotated[
@@ -201,7 +201,7 @@ async def rotate(
 )
 async def extract_pages(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     pages: Annotated[str, Form(description="Pages in the order wanted: '3,1-2,9-'.")],
     password: PasswordField = None,
@@ -223,7 +223,7 @@ async def extract_pages(
 )
 async def flatten(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     password: PasswordField = None,
     wait: WaitQuery = None,
@@ -245,7 +245,7 @@ async def flatten(
 )
 async def compress(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     max_image_dpi: Annotated[
         int | None,
@@ -276,7 +276,7 @@ async def compress(
 )
 async def pdfa(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     level: Annotated[str, Form(description="1b, 2b or 3b.", examples=["2b"])] = "2b",
     strict: Annotated[
@@ -315,7 +315,7 @@ async def pdfa(
 )
 async def metadata(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     set_metadata: Annotated[
         str | None,
@@ -358,7 +358,7 @@ def _json_object(name: str, raw: str) -> dict[str, Any]:
 )
 async def encrypt(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     user_password: Annotated[
         str | None,
@@ -405,7 +405,7 @@ async def encrypt(
 )
 async def decrypt(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     password: Annotated[
         str | None,

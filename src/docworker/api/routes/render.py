@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, JobClientWithWebhookDep
 from docworker.api.uploads import store_upload
 from docworker.engines.image_formats import PageFormat
 from docworker.jobs.queue import JobInput
@@ -101,7 +101,7 @@ PriorityField = Annotated[
 )
 async def render(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     pages: Annotated[
         str | None, Form(description="Pages or frames, e.g. '1-3,5'; default: all")
@@ -153,7 +153,7 @@ async def render(
 )
 async def thumbnail(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: FileField,
     size: Annotated[
         int | None, Form(ge=16, le=4096, description="Side of the box it fits in (256)")

@@ -18,7 +18,7 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import store_upload
 from docworker.engines.chromium import Media, PageFormat, WaitUntil
 
@@ -69,7 +69,7 @@ SCREENSHOT_EXAMPLE = {
 )
 async def take_screenshot(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: Annotated[
         UploadFile,
         File(

@@ -18,7 +18,7 @@ from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import store_upload
 from docworker.operations.video_params import VideoAction, VideoCodec
 
@@ -71,7 +71,7 @@ Time = Annotated[
 )
 async def video(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: Annotated[UploadFile, File(description="A video or audio file (MP4, WebM, MKV, …).")],
     action: Annotated[
         VideoAction, Form(description="probe (JSON), transcode (a video) or frame (an image)")
