@@ -248,3 +248,33 @@ def test_a_restart_delivers_what_the_outbox_held(tmp_path: Path, receiver: Recei
     with service(deliver=True):
         [payload] = receiver.wait_for("/restart", 1)
     assert payload["type"] == "job.queued" and payload["data"]["job_id"] == job["id"]
+
+
+def test_a_quiet_stream_keeps_alive_and_ends_at_its_timeout_or_when_the_service_drains(
+    tmp_path: Path,
+) -> None:
+    events = {"keepalive": 0.2, "stream_timeout": 1.0}
+    app = create_app(load_settings(data_dir=tmp_path, events=events), start_executor=False)
+    with TestClient(app) as client:
+        job = _submit(client)  # no executor: it stays queued
+        quiet = client.get(f"/api/v2/jobs/{job['id']}/events")
+        assert quiet.text.startswith("retry: 2000\n\nid: 1\nevent: queued\n")
+        assert ": keep-alive\n\n" in quiet.text
+        app.state.drain.start()
+        assert [e["type"] for e in _events(client, job["id"])] == ["queued"]
+
+
+def test_another_tenants_job_has_no_events_and_no_webhooks(tmp_path: Path) -> None:
+    app = create_app(load_settings(data_dir=tmp_path, auth={"enabled": True}), start_executor=False)
+    with TestClient(app) as client:
+        keys = app.state.services.keys
+        acme = {"X-API-Key": keys.create("acme", ["read", "submit"])[1]}
+        other = {"X-API-Key": keys.create("other", ["read", "submit"])[1]}
+        client.headers.update(acme)
+        job = _submit(client)
+        for path in ("events", "webhooks"):
+            url = f"/api/v2/jobs/{job['id']}/{path}"
+            assert client.get(url, headers=other).status_code == 404
+        assert client.get(f"/api/v2/jobs/{job['id']}/webhooks").json() == {"deliveries": []}
+        assert client.get(f"/api/v2/jobs/{job['id']}", params={"wait": 0.1}).status_code == 200
+        assert client.get(f"/api/v2/jobs/{job['id']}", headers=other).status_code == 404

@@ -6,7 +6,9 @@ nothing) as ``id:``, ``event:`` and ``data:`` lines; a comment line when nothing
 happened for ``events.keepalive`` seconds; the end of the stream after the job's final
 event. A client that reconnects sends the last id it saw as ``Last-Event-ID`` and gets
 only the events after it. The stream wakes on the event bus (an event of this process)
-and reads the store at least every second (one of another process).
+and reads the store at least every second (one of another process). A stream ends
+when the service begins to drain, so that it holds no shutdown: its client reconnects
+(to another replica) with ``Last-Event-ID`` and misses nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from functools import partial
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from docworker.api.auth import CallerDep
@@ -27,6 +29,7 @@ from docworker.api.errors import problem_responses
 from docworker.api.schemas import WebhookDeliveryList, WebhookDeliveryPublic
 from docworker.config import EventSettings
 from docworker.errors import InvalidParameter, NotFound
+from docworker.jobs.admission import Drain
 from docworker.jobs.events import JobEventBus
 from docworker.jobs.journal import FINAL_EVENTS
 from docworker.jobs.models import JobEventRecord
@@ -70,6 +73,7 @@ EVENTS_EXAMPLE = (
 )
 async def get_job_events(
     job_id: str,
+    request: Request,
     services: ServicesDep,
     caller: CallerDep,
     last_event_id: Annotated[
@@ -83,12 +87,14 @@ async def get_job_events(
 ) -> StreamingResponse:
     """The job's events from the first (or after ``Last-Event-ID``), each with its
     ``id``; the stream ends after the job's final event, at once when the client has
-    seen it already. ``progress`` and ``part`` events are coalesced: a client that
+    seen it already, and when the service begins to drain (reconnect with
+    ``Last-Event-ID``). ``progress`` and ``part`` events are coalesced: a client that
     resumes gets the latest of each, not every one it missed."""
     after = _event_id(last_event_id)
     record = await anyio.to_thread.run_sync(services.queue.get, job_id, caller)
     events = services.settings.events
-    lines = _stream(services.store, services.queue.events, record.id, after, events)
+    drain: Drain = request.app.state.drain
+    lines = _stream(services.store, services.queue.events, record.id, after, events, drain)
     return StreamingResponse(
         lines,
         media_type=EVENT_STREAM,
@@ -105,7 +111,12 @@ def _event_id(header: str | None) -> int:
 
 
 async def _stream(
-    store: JobStore, bus: JobEventBus, job_id: str, after: int, config: EventSettings
+    store: JobStore,
+    bus: JobEventBus,
+    job_id: str,
+    after: int,
+    config: EventSettings,
+    drain: Drain,
 ) -> AsyncIterator[bytes]:
     """The stream's bytes: see the module."""
     yield f"retry: {config.retry_ms}\n\n".encode()
@@ -128,7 +139,7 @@ async def _stream(
             if len(events) == READ_BATCH:
                 continue
             now = time.monotonic()
-            if now - started >= config.stream_timeout:
+            if now - started >= config.stream_timeout or drain.active:
                 return
             if now - said >= config.keepalive:
                 yield b": keep-alive\n\n"
