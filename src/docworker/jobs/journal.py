@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import String, Table, bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from docworker.jobs.models import Job, JobEvent, JobStatus, WebhookDelivery
@@ -66,6 +66,33 @@ def run_after_commit(session: Session) -> None:
     """Run what the committed transaction of ``session`` left to run after it."""
     for action in session.info.pop(_AFTER_COMMIT, []):
         action()
+
+
+_EVENTS: Table = JobEvent.__table__  # type: ignore[assignment]
+_DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[assignment]
+_JOB_ID = bindparam("job_id", type_=String())
+
+#: Numbers the job's next event (one more than its last) and inserts it.
+_NEXT_EVENT = (
+    insert(_EVENTS)
+    .from_select(
+        ["job_id", "seq", "kind", "at", "data"],
+        select(
+            _JOB_ID,
+            func.coalesce(func.max(_EVENTS.c.seq), 0) + 1,
+            bindparam("kind", type_=String()),
+            bindparam("at", type_=_EVENTS.c.at.type),
+            bindparam("data", type_=_EVENTS.c.data.type),
+        ).where(_EVENTS.c.job_id == _JOB_ID),
+    )
+    .returning(_EVENTS.c.seq)
+)
+#: Deletes the job's events of a coalesced kind older than the one just written.
+_EARLIER_OF_KIND = delete(_EVENTS).where(
+    _EVENTS.c.job_id == _JOB_ID,
+    _EVENTS.c.kind == bindparam("kind"),
+    _EVENTS.c.seq < bindparam("seq"),
+)
 
 
 def kind_of(status: JobStatus) -> str:
@@ -112,17 +139,17 @@ class Journal:
         now: datetime,
         extra: dict[str, Any] | None = None,
     ) -> int:
-        """Write the event ``kind`` of ``job`` (and its webhooks); returns its number."""
-        last = session.scalar(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job.id))
-        seq = (last or 0) + 1
-        if kind in COALESCED:
-            session.execute(
-                delete(JobEvent)
-                .where(JobEvent.job_id == job.id, JobEvent.kind == kind)
-                .execution_options(synchronize_session=False)
-            )
+        """Write the event ``kind`` of ``job`` (and its webhooks); returns its number.
+
+        One statement numbers and inserts the event (two for a coalesced kind, which
+        deletes the job's earlier one), run on the transaction's connection as they are
+        built once: this runs in every state change of every job."""
+        connection = session.connection()
         data = _event_data(job, kind, extra)
-        session.add(JobEvent(job_id=job.id, seq=seq, kind=kind, at=now, data=data))
+        bound = {"job_id": job.id, "kind": kind, "at": now, "data": data}
+        seq: int = connection.execute(_NEXT_EVENT, bound).scalar_one()
+        if kind in COALESCED:
+            connection.execute(_EARLIER_OF_KIND, bound | {"seq": seq})
         targets = self._targets(job, kind)
         if targets:
             payload = json.dumps(
@@ -133,23 +160,24 @@ class Journal:
                 },
                 separators=(",", ":"),
             )
-            for name, url in targets:
-                session.add(
-                    WebhookDelivery(
-                        id=f"msg_{uuid.uuid4().hex}",
-                        job_id=job.id,
-                        event_seq=seq,
-                        event=kind,
-                        subscription=name,
-                        url=url,
-                        payload=payload,
-                        status="pending",
-                        attempts=0,
-                        next_at=now,
-                        created_at=now,
-                        log=[],
-                    )
-                )
+            rows: list[dict[str, Any]] = [
+                {
+                    "id": f"msg_{uuid.uuid4().hex}",
+                    "job_id": job.id,
+                    "event_seq": seq,
+                    "event": kind,
+                    "subscription": name,
+                    "url": url,
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_at": now,
+                    "created_at": now,
+                    "log": [],
+                }
+                for name, url in targets
+            ]
+            connection.execute(insert(_DELIVERIES), rows)
             if self.on_outbox is not None:
                 after_commit(session, self.on_outbox)
         return seq
