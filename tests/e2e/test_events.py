@@ -139,9 +139,13 @@ def test_the_event_stream_shows_the_job_and_resumes_after_the_last_id(server: Se
         assert later == events[2:]
         assert _events(client, job["id"], last=events[-1]["id"]) == []
 
-        refused = client.get(f"/api/v2/jobs/{job['id']}/events", headers={"Last-Event-ID": "seven"})
-        assert refused.status_code == 422
-        assert refused.json()["parameter"] == "Last-Event-ID"
+        for wrong in ("seven", "\u00b2", "-1"):
+            refused = client.get(
+                f"/api/v2/jobs/{job['id']}/events",
+                headers={"Last-Event-ID": wrong.encode("latin-1")},
+            )
+            assert refused.status_code == 422, wrong
+            assert refused.json()["parameter"] == "Last-Event-ID"
         assert client.get("/api/v2/jobs/no-such-job/events").status_code == 404
 
 

@@ -176,8 +176,9 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
             janitor.cancel()
             refusals.cancel()
             await _drain_jobs(services, drain)
-            if services.deliverer is not None:
-                await anyio.to_thread.run_sync(services.deliverer.stop)
+            if (deliverer := services.deliverer) is not None:
+                # An attempt cut short is claimed again once its lease runs out.
+                await anyio.to_thread.run_sync(deliverer.stop, 2.0)
             await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
             log.info("service stopped")

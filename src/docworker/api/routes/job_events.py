@@ -80,7 +80,7 @@ async def get_job_events(
         str | None,
         Header(
             alias="Last-Event-ID",
-            max_length=20,
+            max_length=18,
             description="The id of the last event received: only later ones are sent.",
         ),
     ] = None,
@@ -103,11 +103,12 @@ async def get_job_events(
 
 
 def _event_id(header: str | None) -> int:
-    if header is None or not header.strip():
+    text = (header or "").strip()
+    if not text:
         return 0
-    if not header.strip().isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidParameter("Last-Event-ID", "must be the id of an event of this job's stream")
-    return int(header.strip())
+    return int(text)
 
 
 async def _stream(
