@@ -282,3 +282,35 @@ def test_another_tenants_job_has_no_events_and_no_webhooks(tmp_path: Path) -> No
         assert client.get(f"/api/v2/jobs/{job['id']}/webhooks").json() == {"deliveries": []}
         assert client.get(f"/api/v2/jobs/{job['id']}", params={"wait": 0.1}).status_code == 200
         assert client.get(f"/api/v2/jobs/{job['id']}", headers=other).status_code == 404
+
+
+def test_a_configured_subscription_hears_its_tenants_jobs_signed_with_its_secret(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    own = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    subscription = {"url": f"{receiver.url}/subscribed", "events": ["queued"], "secret": own}
+    hooks = {
+        "allow_private": ["127.0.0.1"],
+        "poll_interval": 0.2,
+        "subscriptions": [
+            {"name": "acme-queue", "tenant": "acme", **subscription},
+            {"name": "elsewhere", "tenant": "other", **subscription},
+        ],
+    }
+    settings = load_settings(data_dir=tmp_path, auth={"enabled": True}, webhooks=hooks)
+    app = create_app(settings, start_executor=False)
+    with TestClient(app) as client:
+        client.headers["X-API-Key"] = app.state.services.keys.create("acme", ["read", "submit"])[1]
+        job = _submit(client)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with receiver.lock:
+                got = [(h, b) for p, h, b in receiver.received if p == "/subscribed"]
+            if got:
+                break
+            time.sleep(0.05)
+        [delivery] = client.get(f"/api/v2/jobs/{job['id']}/webhooks").json()["deliveries"]
+    [(headers, body)] = got
+    payload = Webhook(own).verify(body, headers)
+    assert payload["type"] == "job.queued" and payload["data"]["job_id"] == job["id"]
+    assert delivery["subscription"] == "acme-queue"

@@ -64,6 +64,14 @@ def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def retry_delay(settings: WebhookSettings, attempts: int) -> float:
+    """Seconds before the attempt after the ``attempts``-th: doubling from
+    ``webhooks.backoff``, up to ``webhooks.max_backoff``, 50 to 100 % of it (jitter, so
+    that the deliveries of a receiver that was down do not all come back at once)."""
+    base = min(settings.max_backoff, settings.backoff * 2.0 ** (attempts - 1))
+    return base * random.uniform(0.5, 1.0)
+
+
 def url_policy(settings: WebhookSettings) -> UrlPolicy:
     """The guard of webhook targets: any public host, non-public addresses only for the
     targets ``webhooks.allow_private`` names."""
@@ -241,7 +249,7 @@ class WebhookDeliverer:
             status = FAILED
         else:
             status = PENDING
-            next_at = datetime.now(UTC) + timedelta(seconds=self.delay(attempts))
+            next_at = datetime.now(UTC) + timedelta(seconds=retry_delay(self.settings, attempts))
         try:
             self.outbox.record_attempt(delivery.id, entry, status=status, next_at=next_at)
         except DocworkerError as exc:  # claimed again once the lease runs out
@@ -256,12 +264,6 @@ class WebhookDeliverer:
             http_status=entry.get("status"),
             attempt=attempts,
         )
-
-    def delay(self, attempts: int) -> float:
-        """Seconds before the attempt after the ``attempts``-th: doubling from
-        ``webhooks.backoff``, up to ``webhooks.max_backoff``, 50 to 100 % of it."""
-        base = min(self.settings.max_backoff, self.settings.backoff * 2.0 ** (attempts - 1))
-        return base * random.uniform(0.5, 1.0)
 
     def _secret(self, delivery: Delivery) -> str:
         """The secret that signs ``delivery``; :class:`_Undeliverable` when it is gone."""
