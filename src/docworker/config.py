@@ -19,9 +19,18 @@ import re
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -868,6 +877,126 @@ class FetchSettings(BaseModel):
         return value
 
 
+#: The events of a job, in the order a job meets them (see docs/events.md).
+JobEventKind = Literal[
+    "queued", "started", "progress", "part", "succeeded", "partial", "failed", "cancelled", "dead"
+]
+#: The events that end a job: what a webhook hears unless it chooses.
+FINAL_EVENT_KINDS: tuple[JobEventKind, ...] = (
+    "succeeded",
+    "partial",
+    "failed",
+    "cancelled",
+    "dead",
+)
+#: The prefix of a Standard Webhooks secret (``whsec_`` and the base64 of its bytes).
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+def webhook_secret_bytes(secret: str) -> bytes:
+    """The key of a ``whsec_<base64>`` secret (Standard Webhooks); ValueError when the
+    text is not one or its key is not 24 to 64 bytes."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"a webhook secret is '{WEBHOOK_SECRET_PREFIX}' and base64")
+    try:
+        raw = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"a webhook secret is '{WEBHOOK_SECRET_PREFIX}' and base64") from None
+    if not 24 <= len(raw) <= 64:
+        raise ValueError("a webhook secret's key is 24 to 64 bytes")
+    return raw
+
+
+def _is_webhook_secret(secret: SecretStr | None) -> SecretStr | None:
+    if secret is not None:
+        webhook_secret_bytes(secret.get_secret_value())
+    return secret
+
+
+WebhookSecret = Annotated[SecretStr, AfterValidator(_is_webhook_secret)]
+
+
+class EventSettings(BaseModel):
+    """The event stream of a job (``GET /api/v2/jobs/{id}/events``)."""
+
+    keepalive: Seconds = Field(
+        15.0,
+        gt=0,
+        le=300,
+        description="A stream with nothing to say sends a comment line this often, so that "
+        "proxies keep it open.",
+    )
+    stream_timeout: Seconds = Field(
+        3600.0,
+        gt=0,
+        description="A stream is closed after this long; its client reconnects with "
+        "Last-Event-ID and misses nothing.",
+    )
+    retry_ms: int = Field(
+        2000, ge=0, description="The reconnection delay a stream advises (its 'retry:' field)."
+    )
+
+
+class WebhookSubscription(BaseModel):
+    """A configured webhook: every job's chosen events (or one tenant's) go to ``url``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Names the subscription in logs."
+    )
+    url: str = Field(max_length=2000, description="Where the events are POSTed (http/https).")
+    events: list[JobEventKind] = Field(
+        default_factory=lambda: list(FINAL_EVENT_KINDS), min_length=1, description="Events sent."
+    )
+    secret: WebhookSecret = Field(description="Signing secret, 'whsec_' and base64.")
+    tenant: str | None = Field(None, description="Only this tenant's jobs (None: every job).")
+
+
+class WebhookSettings(BaseModel):
+    """Webhooks: where job events are POSTed, signed the Standard Webhooks way."""
+
+    secret: WebhookSecret | None = Field(
+        None,
+        description="Signs the webhooks of jobs submitted without a webhook_secret of their "
+        "own ('whsec_' and the base64 of 24 to 64 random bytes). None: a job's webhook_url "
+        "needs its webhook_secret.",
+    )
+    subscriptions: list[WebhookSubscription] = Field(
+        default_factory=list,
+        description="Configured webhooks, a JSON list of {name, url, events, secret, tenant}.",
+    )
+    allow_private: list[str] = Field(
+        default_factory=list,
+        description="Webhook targets that may resolve to private, loopback or link-local "
+        "addresses (host names, '*.example.com' or URL prefixes); any other target must "
+        "resolve to public addresses only.",
+    )
+    deliver: bool = Field(
+        True,
+        description="Whether this process sends webhooks from the outbox; any number of "
+        "processes may (each claims a delivery for the time of its attempt).",
+    )
+    timeout: Seconds = Field(10.0, gt=0, le=120, description="Longest one attempt may take.")
+    max_attempts: int = Field(
+        8, ge=1, le=30, description="Attempts per delivery, then it is recorded as failed."
+    )
+    backoff: Seconds = Field(
+        5.0,
+        ge=0,
+        description="Delay before the second attempt; it doubles with each attempt (with "
+        "jitter: 50 to 100 % of it), up to max_backoff.",
+    )
+    max_backoff: Seconds = Field(3600.0, ge=0, description="Longest delay between attempts.")
+    concurrency: int = Field(4, ge=1, le=64, description="Deliveries sent at once per process.")
+    poll_interval: Seconds = Field(
+        2.0,
+        gt=0,
+        description="How often the outbox is read for due retries and deliveries queued by "
+        "other processes (those of this process wake it at once).",
+    )
+
+
 class PdfToolSettings(BaseModel):
     max_pages: int = Field(
         5000,
@@ -1306,6 +1435,8 @@ class Settings(BaseSettings):
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -1,8 +1,9 @@
 """Which URLs the service may fetch: the one rule against server-side request forgery.
 
 Every engine or operation that could reach a URL (an HTML page's images and style
-sheets, a remote input, later a webhook) asks :class:`UrlPolicy` first. Nothing
-remote is fetched unless the allow-list names it, and an address that is private,
+sheets, a remote input, a webhook) asks :class:`UrlPolicy` first. Nothing
+remote is fetched unless the allow-list names it (webhooks: any public host, as the
+client names its own receiver), and an address that is private,
 loopback, link-local, multicast, reserved or otherwise not public is refused,
 allow-listed or not, whatever name resolves to it, unless its network is one the
 settings name (``fetch.private_allow``: an intranet server of documents). The
@@ -48,7 +49,9 @@ class UrlRefused(Forbidden):
     title = "URL refused"
 
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"the URL {_shown(url)} may not be fetched: {reason}", url=_shown(url))
+        super().__init__(
+            f"the URL {shown_url(url)} may not be fetched: {reason}", url=shown_url(url)
+        )
 
 
 class UrlUnreadable(InputError):
@@ -59,11 +62,14 @@ class UrlUnreadable(InputError):
     title = "URL unreadable"
 
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"the URL {_shown(url)} could not be read: {reason}", url=_shown(url))
+        super().__init__(
+            f"the URL {shown_url(url)} could not be read: {reason}", url=shown_url(url)
+        )
 
 
-def _shown(url: str) -> str:
-    """The URL without its user information (a password must not reach a log)."""
+def shown_url(url: str) -> str:
+    """The URL without its user information (a password must not reach a log or an
+    answer), cut at 300 characters."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url[:300]
@@ -107,6 +113,10 @@ class UrlPolicy:
     timeout: float = 10.0
     max_bytes: int = 20 * 1024 * 1024
     private: tuple[str, ...] = ()
+    #: Any host passes the allow-list (its addresses must still be public).
+    any_host: bool = False
+    #: URLs (in the allow-list's forms) that may resolve to any non-public address.
+    private_urls: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, fetch: FetchSettings) -> UrlPolicy:
@@ -115,19 +125,7 @@ class UrlPolicy:
 
     def allows(self, url: str) -> bool:
         """Whether ``url`` passes the allow-list (addresses not yet resolved)."""
-        parts = urlsplit(url)
-        host = (parts.hostname or "").rstrip(".").lower()
-        for entry in self.allow:
-            rule = entry.strip().lower()
-            if "://" in rule:
-                if url.lower().startswith(rule):
-                    return True
-            elif rule.startswith("*."):
-                if host == rule[2:] or host.endswith(rule[1:]):
-                    return True
-            elif host == rule:
-                return True
-        return False
+        return self.any_host or _listed(url, self.allow)
 
     def reachable(self, address: IpAddress) -> bool:
         """Whether ``address`` may be connected to: public, or in an allowed network."""
@@ -139,7 +137,7 @@ class UrlPolicy:
     def check(self, url: str) -> list[IpAddress]:
         """The reachable addresses ``url``'s host resolves to; :class:`UrlRefused` when
         the URL is not http(s), not allow-listed, or resolves to any address that is not
-        public (nor in an allowed private network)."""
+        public (nor in an allowed private network, nor its URL in ``private_urls``)."""
         parts = urlsplit(url)
         if parts.scheme.lower() not in {"http", "https"}:
             raise UrlRefused(url, f"the scheme '{parts.scheme}' is never fetched")
@@ -154,7 +152,7 @@ class UrlPolicy:
             raise UrlRefused(url, "its port is not a number") from None
         addresses = _resolve(url, host, port)
         refused = [str(a) for a in addresses if not self.reachable(a)]
-        if refused:
+        if refused and not _listed(url, self.private_urls):
             raise UrlRefused(url, f"it resolves to a non-public address ({refused[0]})")
         return addresses
 
@@ -243,6 +241,24 @@ def _read(url: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
         raise UrlUnreadable(url, "the server stopped sending (fetch.timeout)") from None
     except httpx.HTTPError as exc:
         raise UrlUnreadable(url, f"{type(exc).__name__}: {exc}") from None
+
+
+def _listed(url: str, entries: tuple[str, ...]) -> bool:
+    """Whether an entry names ``url``: its host (``example.com``), a wildcard domain
+    (``*.example.com``, which also matches ``example.com``) or a prefix of it
+    (``https://cdn.example.com/assets/``)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    for entry in entries:
+        rule = entry.strip().lower()
+        if "://" in rule:
+            if url.lower().startswith(rule):
+                return True
+        elif rule.startswith("*."):
+            if host == rule[2:] or host.endswith(rule[1:]):
+                return True
+        elif host == rule:
+            return True
+    return False
 
 
 def _resolve(url: str, host: str, port: int) -> list[IpAddress]:

@@ -23,7 +23,16 @@ from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
 from docworker.api.routes import cache as cache_routes
-from docworker.api.routes import chunk, dead_letters, extract, health, jobs, ocr, operations
+from docworker.api.routes import (
+    chunk,
+    dead_letters,
+    extract,
+    health,
+    job_events,
+    jobs,
+    ocr,
+    operations,
+)
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
@@ -48,10 +57,12 @@ from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
+from docworker.jobs.outbox import Outbox
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
+from docworker.jobs.webhooks import WebhookDeliverer, journal
 from docworker.result_cache import ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, storage_refusals
@@ -99,6 +110,11 @@ def build_services(
     log.info("engine sandbox", **sandbox.status())
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
+    outbox = Outbox(store)
+    deliverer = None
+    if settings.webhooks.deliver:
+        deliverer = WebhookDeliverer(settings.webhooks, outbox, sealing)
+    store.journal = journal(settings.webhooks, deliverer)
     blobs = BlobStore.of(settings)
     blobs.ping()
     events = JobEvents()
@@ -128,6 +144,7 @@ def build_services(
         max_active_jobs=settings.executor.max_active_jobs,
         breakers=breakers,
         cache=cache,
+        webhooks=settings.webhooks,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -146,6 +163,8 @@ def build_services(
         breakers=breakers,
         fetch_slots=anyio.CapacityLimiter(settings.server.remote_inputs_at_once),
         cache=cache,
+        outbox=outbox,
+        deliverer=deliverer,
     )
 
 
@@ -167,6 +186,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         )
         if services.executor is not None:
             await anyio.to_thread.run_sync(services.executor.start)
+        if services.deliverer is not None:
+            services.deliverer.start()
         app.state.services = services
         log.info("service started", profile=settings.profile.value, database=_safe(settings))
         janitor = asyncio.create_task(_purge_periodically(services))
@@ -177,6 +198,9 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
             janitor.cancel()
             refusals.cancel()
             await _drain_jobs(services, drain)
+            if (deliverer := services.deliverer) is not None:
+                # An attempt cut short is claimed again once its lease runs out.
+                await anyio.to_thread.run_sync(deliverer.stop, 2.0)
             await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
             if services.cache is not None:
@@ -195,7 +219,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.state.drain = drain
     install_error_handlers(app)
     for router in (
-        *(module.router for module in (extract, chunk, ocr, jobs, operations, health)),
+        *(module.router for module in (extract, chunk, ocr, jobs, job_events, operations, health)),
         dead_letters.router,
         pdf_routes.router,
         image_route.router,

@@ -7,9 +7,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
+from docworker.config import FINAL_EVENT_KINDS, JobEventKind
 from docworker.errors import InvalidParameter
+from docworker.jobs.outbox import Delivery
 from docworker.jobs.store import JobRecord, JobStatus
+from docworker.jobs.webhooks import MAX_URL_LENGTH
 from docworker.operations import OPERATIONS, public_params
+from docworker.url_policy import shown_url
 
 #: The longest idempotency key a client may send (header or field).
 IDEMPOTENCY_KEY_LENGTH = 200
@@ -79,6 +83,8 @@ class JobInputPublic(InputFilePublic):
 class JobLinks(BaseModel):
     self: str
     result: str
+    events: str = Field(description="The job's events as a Server-Sent Events stream.")
+    webhooks: str = Field(description="The deliveries of the job's webhooks and their log.")
     parts: str | None = Field(None, description="The job's parts, when it was split.")
     parent: str | None = Field(None, description="The job this one is a part of.")
     artifacts: str | None = Field(
@@ -126,6 +132,17 @@ class AttemptPublic(BaseModel):
     )
 
 
+class JobWebhookPublic(BaseModel):
+    """A job's own webhook (its secret is never shown)."""
+
+    url: str
+    events: list[JobEventKind]
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> JobWebhookPublic:
+        return cls(url=shown_url(str(stored["url"])), events=stored.get("events") or [])
+
+
 class JobPublic(BaseModel):
     id: str = Field(examples=["0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10"])
     operation: str = Field(examples=["extract"])
@@ -152,6 +169,7 @@ class JobPublic(BaseModel):
     )
     part: int | None = Field(None, description="This part's place among its job's parts, from 0.")
     parts: JobParts | None = Field(None, description="Set when the job was split into parts.")
+    webhook: JobWebhookPublic | None = Field(None, description="The job's own webhook.")
     usage: JobUsage
     cached: bool = Field(
         False,
@@ -186,6 +204,7 @@ class JobPublic(BaseModel):
             parts=JobParts(total=record.children_total, pending=record.children_pending)
             if record.children_total
             else None,
+            webhook=JobWebhookPublic.of(record.webhook) if record.webhook else None,
             usage=JobUsage(
                 input_bytes=record.input_bytes,
                 pages=record.pages,
@@ -195,6 +214,8 @@ class JobPublic(BaseModel):
             links=JobLinks(
                 self=f"{base}/jobs/{record.id}",
                 result=f"{base}/jobs/{record.id}/result",
+                events=f"{base}/jobs/{record.id}/events",
+                webhooks=f"{base}/jobs/{record.id}/webhooks",
                 parts=f"{base}/jobs?parent_id={record.id}" if record.children_total else None,
                 parent=f"{base}/jobs/{record.parent_id}" if record.parent_id else None,
                 artifacts=f"{base}/jobs/{record.id}/artifacts"
@@ -277,6 +298,18 @@ InputUri = Annotated[
 ]
 
 
+#: What the webhook fields of a submission say.
+WEBHOOK_URL = (
+    "Where the job's events are POSTed, signed the Standard Webhooks way "
+    "(docs/events.md). Its host must resolve to public addresses unless the server "
+    "allow-lists it (webhooks.allow_private)."
+)
+WEBHOOK_SIGNING = (
+    "The secret that signs the job's webhooks: 'whsec_' and the base64 of 24 to 64 "
+    "random bytes; sealed at rest. Without it the server's webhooks.secret signs them."
+)
+
+
 class JobCreate(BaseModel):
     """A job named in JSON: its input is a blob already in the store (``input_uri``), a
     file under a storage root the service reads (``uri``) or a web page or file it
@@ -334,6 +367,14 @@ class JobCreate(BaseModel):
                 + (f", not {' and '.join(given)}" if given else ""),
             )
 
+    webhook_url: str | None = Field(None, max_length=MAX_URL_LENGTH, description=WEBHOOK_URL)
+    webhook_events: list[JobEventKind] = Field(
+        default_factory=lambda: list(FINAL_EVENT_KINDS),
+        min_length=1,
+        description="The events sent to webhook_url.",
+    )
+    webhook_secret: str | None = Field(None, max_length=200, description=WEBHOOK_SIGNING)
+
 
 class OperationInfo(BaseModel):
     name: str
@@ -344,3 +385,51 @@ class OperationInfo(BaseModel):
 
 class OperationList(BaseModel):
     operations: list[OperationInfo]
+
+
+class WebhookAttempt(BaseModel):
+    """One attempt at a delivery."""
+
+    attempt: int
+    at: datetime
+    status: int | None = Field(None, description="The receiver's HTTP status, if it answered.")
+    error: str | None = Field(None, description="Why the attempt failed, if it did.")
+    ms: float = Field(description="How long the attempt took, in milliseconds.")
+
+
+class WebhookDeliveryPublic(BaseModel):
+    """One webhook to send for one of a job's events, and its attempts."""
+
+    id: str = Field(description="The webhook-id header, the same on every attempt.")
+    event: JobEventKind
+    event_id: int = Field(description="The event's id in the job's event stream.")
+    subscription: str | None = Field(
+        None, description="The configured subscription it is for; none: the job's own."
+    )
+    url: str
+    status: str = Field(description="pending, delivered or failed.")
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    created_at: datetime
+    log: list[WebhookAttempt]
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> WebhookDeliveryPublic:
+        return cls(
+            id=delivery.id,
+            event=delivery.event,
+            event_id=delivery.event_seq,
+            subscription=delivery.subscription,
+            url=shown_url(delivery.url),
+            status=delivery.status,
+            attempts=delivery.attempts,
+            next_attempt_at=delivery.next_at if delivery.status == "pending" else None,
+            delivered_at=delivery.delivered_at,
+            created_at=delivery.created_at,
+            log=[WebhookAttempt.model_validate(entry) for entry in delivery.log],
+        )
+
+
+class WebhookDeliveryList(BaseModel):
+    deliveries: list[WebhookDeliveryPublic]

@@ -25,24 +25,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import structlog
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Form, Header, Query, Request
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
 from docworker.api.auth import CallerDep
 from docworker.api.deps import Services
 from docworker.api.routing import QUEUE_EXTENSION
-from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH
+from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH, WEBHOOK_SIGNING, WEBHOOK_URL
 from docworker.auth import Principal
 from docworker.errors import DocworkerError, InvalidParameter
 from docworker.jobs.queue import MAX_PRIORITY, MIN_PRIORITY, JobInput, JobQueue
 from docworker.jobs.store import JobRecord
+from docworker.jobs.webhooks import MAX_URL_LENGTH, WebhookRequest
 from docworker.operations import OPERATIONS
 
 log = structlog.get_logger(__name__)
@@ -111,6 +112,9 @@ class JobClient:
             )
         return self.priority
 
+    #: The webhook its jobs announce their events to (a v2 route's ``webhook_*`` fields).
+    webhook: WebhookRequest | None = None
+
     def key(self, part: str | None = None) -> str | None:
         """The idempotency key of the client's job; ``part`` tells apart the jobs one
         request submits (a v1 batch's files), each keyed by the client's key and it."""
@@ -143,6 +147,7 @@ class JobClient:
                 idempotency_key=self.key(part),
                 others=others,
                 use_cache=self.use_cache,
+                webhook=self.webhook,
             )
         )
         return record
@@ -255,6 +260,31 @@ async def v1_job_client(
 
 
 V1JobClientDep = Annotated[JobClient, Depends(v1_job_client)]
+
+
+async def job_client_with_webhook(
+    client: JobClientDep,
+    webhook_url: Annotated[
+        str | None, Form(max_length=MAX_URL_LENGTH, description=WEBHOOK_URL)
+    ] = None,
+    webhook_events: Annotated[
+        str | None,
+        Form(
+            description="The events sent to webhook_url, separated by commas (default: the "
+            "final ones: succeeded, partial, failed, cancelled, dead).",
+            examples=["started,succeeded,failed"],
+        ),
+    ] = None,
+    webhook_secret: Annotated[str | None, Form(max_length=200, description=WEBHOOK_SIGNING)] = None,
+) -> JobClient:
+    """A v2 route's :class:`JobClient` with the webhook its form names, if any (a FastAPI
+    dependency: it documents the fields; docs/events.md)."""
+    webhook = WebhookRequest.of_form(webhook_url, webhook_events, webhook_secret)
+    return replace(client, webhook=webhook) if webhook is not None else client
+
+
+#: The client of a v2 route that takes a form: it may name a webhook for its job.
+JobClientWithWebhookDep = Annotated[JobClient, Depends(job_client_with_webhook)]
 
 
 async def submit_and_wait(

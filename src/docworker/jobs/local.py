@@ -74,7 +74,7 @@ from docworker.errors import (
     MemoryLimitExceeded,
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
-from docworker.jobs.events import JobEvents
+from docworker.jobs.events import JobEventBus, JobEvents
 from docworker.jobs.retries import Backoff, after_failure
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
@@ -181,7 +181,7 @@ class LocalExecutor:
         self,
         settings: Settings,
         store: JobStore,
-        events: JobEvents | None = None,
+        events: JobEventBus | None = None,
         *,
         keys: SecretKeys | None = None,
         breakers: Breakers | None = None,
@@ -191,7 +191,7 @@ class LocalExecutor:
         self.settings = settings
         self.config = settings.executor
         self.store = store
-        self.events = events or JobEvents()
+        self.events: JobEventBus = events or JobEvents()
         token = uuid.uuid4().hex[:8]
         self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
         self.folder = ExecutorFolder(settings.data_dir, token)
@@ -385,6 +385,7 @@ class LocalExecutor:
                 }
                 for part in self.store.parts_of(job.id)
             ]
+        self.events.publish(job.id, job)
         try:
             send(slot.conn, message)
         except OSError:
@@ -533,6 +534,7 @@ class LocalExecutor:
                 fraction, text = slot.progress
                 slot.progress = None
                 self.store.set_progress(slot.job.id, fraction, text)
+                self.events.publish(slot.job.id)
 
     # -- process management ---------------------------------------------------------------
     def _spawn(self) -> _Slot:

@@ -95,6 +95,8 @@ class NewJob:
     tenant: str | None = None
     key_id: str | None = None
     client: str | None = None
+    #: The job's own webhook, its secret sealed (see ``Job.webhook``).
+    webhook: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ class JobRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: Answered from the result cache: it succeeded when it was submitted, on no worker.
     cached: bool = False
+    #: The job's own webhook (``Job.webhook``), its secret sealed.
+    webhook: dict[str, Any] | None = None
 
     @property
     def input_bytes(self) -> int:
@@ -205,7 +209,23 @@ class JobRecord:
             pages=job.pages,
             history=list(job.history or []),
             cached=job.cached,
+            webhook=job.webhook,
         )
+
+
+@dataclass(frozen=True)
+class JobEventRecord:
+    """One event of a job as plain values (a ``job_events`` row)."""
+
+    job_id: str
+    seq: int
+    kind: str
+    at: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: JobEvent) -> JobEventRecord:
+        return cls(row.job_id, row.seq, row.kind, row.at, row.data or {})
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -311,6 +331,55 @@ class Job(Base):
     #: The attempts that ended (see :attr:`JobRecord.history`).
     history: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
     cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    #: The job's own webhook: ``{"url", "events", "secret"}`` (the secret sealed, or None
+    #: for the configured ``webhooks.secret``); None without one.
+    webhook: Mapped[dict[str, Any] | None] = mapped_column(_json())
+
+
+class JobEvent(Base):
+    """A row of ``job_events``: one thing that happened to a job, numbered per job."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (PrimaryKeyConstraint("job_id", "seq"),)
+
+    job_id: Mapped[str] = mapped_column(String(36))
+    #: From 1, increasing with each event of the job (the stream's event id).
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any] | None] = mapped_column(_json())
+
+
+class WebhookDelivery(Base):
+    """A row of ``webhook_deliveries``: one webhook to send (the outbox) and its attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The deliveries due, for the delivery loops; a job's deliveries, for its log.
+        Index("ix_webhook_deliveries_due", "status", "next_at"),
+        Index("ix_webhook_deliveries_job_id", "job_id", "created_at"),
+    )
+
+    #: The ``webhook-id`` header: the same on every attempt of one delivery.
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    event_seq: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(16))
+    #: The configured subscription's name; None for the job's own webhook.
+    subscription: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    #: The body sent, byte for byte on every attempt.
+    payload: Mapped[str] = mapped_column(Text)
+    #: pending, delivered or failed.
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: When the next attempt is due (a claimed delivery: when its lease runs out).
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: One entry per attempt: ``{"at", "status", "error", "ms"}``.
+    log: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
 
 
 class ApiKey(Base):

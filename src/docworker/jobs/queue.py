@@ -20,7 +20,7 @@ import anyio.to_thread
 import structlog
 
 from docworker.auth import Principal, Scope
-from docworker.config import QuotaSettings
+from docworker.config import QuotaSettings, WebhookSettings
 from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import (
     ActiveJobsLimit,
@@ -36,7 +36,7 @@ from docworker.errors import (
 )
 from docworker.jobs.admission import ENGINE_TAG, Admission
 from docworker.jobs.audit import RefusalLog
-from docworker.jobs.events import JobEvents
+from docworker.jobs.events import JobEventBus
 from docworker.jobs.results import StoredResult, read_payload
 from docworker.jobs.retention import discard_job_data
 from docworker.jobs.store import (
@@ -49,6 +49,7 @@ from docworker.jobs.store import (
     ServedResult,
 )
 from docworker.jobs.usage import Quotas
+from docworker.jobs.webhooks import WebhookRequest
 from docworker.operations import dump_params, get_operation, validate_params
 from docworker.result_cache import CACHE_KEY, CachedResult, ResultCache
 from docworker.sealing import SecretKeys
@@ -127,7 +128,7 @@ class JobQueue:
         store: JobStore,
         blobs: BlobStore,
         executor: Executor | None,
-        events: JobEvents,
+        events: JobEventBus,
         *,
         max_attempts: int,
         keys: SecretKeys,
@@ -137,6 +138,7 @@ class JobQueue:
         max_active_jobs: int | None = None,
         breakers: Breakers | None = None,
         cache: ResultCache | None = None,
+        webhooks: WebhookSettings | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
         queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
@@ -160,6 +162,8 @@ class JobQueue:
         self.breakers = breakers
         #: The result cache looked up before a job is queued (None: no cache).
         self.cache = cache
+        #: How a job's own webhook is checked (its URL guard, the default secret).
+        self.webhooks = webhooks or WebhookSettings()
 
     def submit(
         self,
@@ -172,6 +176,7 @@ class JobQueue:
         idempotency_key: str | None = None,
         others: Sequence[JobInput] = (),
         use_cache: bool = True,
+        webhook: WebhookRequest | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
         is new. Every operation reads an input file (``Operation.run`` takes one), so
@@ -196,10 +201,15 @@ class JobQueue:
         A job whose result the result cache holds (unless ``use_cache`` is false) passes
         no admission check either: it is created ``succeeded``, marked ``cached``, with a
         copy of that result, and runs nowhere. Otherwise its key is recorded with its
-        input (``cache_key``), for the worker to keep its result."""
+        input (``cache_key``), for the worker to keep its result.
+
+        ``webhook``: the job's own webhook, refused with
+        :class:`~docworker.errors.InvalidParameter` when its URL, events or secret are
+        not acceptable (:meth:`WebhookRequest.checked`)."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
+        hook = webhook.checked(self.webhooks, self.keys) if webhook is not None else None
         stored = job_input.as_dict()
         if others:
             stored["others"] = [other.as_dict() for other in others]
@@ -230,6 +240,7 @@ class JobQueue:
             tenant=caller.tenant,
             key_id=caller.key_id,
             client=caller.client,
+            webhook=hook,
         )
         served = self._restore(hit) if hit is not None else None
         try:

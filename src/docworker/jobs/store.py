@@ -51,6 +51,7 @@ from sqlalchemy import (
     case,
     cast,
     create_engine,
+    delete,
     event,
     func,
     or_,
@@ -73,16 +74,20 @@ from docworker.errors import (
 )
 from docworker.files import make_private
 from docworker.jobs import usage
-from docworker.jobs.ledger import run_after_commit, settle
+from docworker.jobs.journal import Journal, kind_of, run_after_commit
+from docworker.jobs.ledger import settle
 from docworker.jobs.models import (
     TERMINAL_STATUSES,
     Job,
     JobCost,
+    JobEvent,
+    JobEventRecord,
     JobRecord,
     JobStatus,
     NewJob,
     ServedResult,
     UTCDateTime,
+    WebhookDelivery,
     input_bytes,
 )
 from docworker.jobs.usage import Quotas
@@ -109,6 +114,7 @@ MAX_PAGE_SIZE = 500
 RETRYABLE_STATUSES = frozenset({JobStatus.DEAD, JobStatus.FAILED})
 
 Records: TypeAlias = "list[JobRecord]"
+Events: TypeAlias = "list[JobEventRecord]"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 #: Key of the PostgreSQL advisory lock that serialises migrations ("docwork" in ASCII).
@@ -327,6 +333,27 @@ _CLAIM_START = (
 )
 
 
+#: Records a running job's progress, and returns what its progress event says of it.
+_SET_PROGRESS = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"), Job.status == JobStatus.RUNNING)
+    .values(
+        progress=bindparam("progress"),
+        progress_message=bindparam("message"),
+        updated_at=bindparam("at", type_=UTCDateTime()),
+    )
+    .returning(
+        Job.attempts,
+        Job.progress,
+        Job.progress_message,
+        Job.parent_id,
+        Job.part,
+        Job.tenant,
+        Job.webhook,
+    )
+)
+
+
 def _as_stored(value: dict[str, Any]) -> Any:
     """``value`` as it reads back from a JSON column (tuples become lists, ...)."""
     return json.loads(json.dumps(value))
@@ -442,6 +469,8 @@ class JobStore:
     """Jobs in an SQL database named by a SQLAlchemy URL (SQLite file or PostgreSQL)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
+        #: Writes each state change's event and webhooks (see :mod:`docworker.jobs.journal`).
+        self.journal = Journal()
         self._engine = _create_engine(url, echo)
         self._readers = sessionmaker(self._engine, expire_on_commit=False)
         self._writers = sessionmaker(
@@ -453,6 +482,7 @@ class JobStore:
         """One transaction, committed when the block ends without an exception."""
         try:
             with (self._writers if writes else self._readers).begin() as session:
+                self.journal.attach(session)
                 yield session
         except (OperationalError, InterfaceError) as exc:
             raise DependencyDown("the job database failed", dependency="database") from exc
@@ -591,6 +621,23 @@ class JobStore:
         with self._session() as session:
             return [JobRecord.from_row(job) for job in session.scalars(query)]
 
+    def events_after(
+        self, job_id: str, after: int, *, limit: int = 100
+    ) -> tuple[JobStatus, Events]:
+        """The job's status, and its events numbered above ``after`` (``limit`` at most),
+        in order; :class:`NotFound` when there is no such job."""
+        query = (
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(limit)
+        )
+        with self._session() as session:
+            status = session.scalar(select(Job.status).where(Job.id == job_id))
+            if status is None:
+                raise NotFound("job", job_id)
+            return status, [JobEventRecord.from_row(row) for row in session.scalars(query)]
+
     def cancel_requested_among(self, job_ids: Collection[str]) -> set[str]:
         """Those of the running ``job_ids`` whose cancellation was asked for."""
         if not job_ids:
@@ -718,6 +765,7 @@ class JobStore:
             tenant=new.tenant,
             key_id=new.key_id,
             client=new.client,
+            webhook=new.webhook,
         )
         if served is not None:
             job.result = served.result
@@ -739,6 +787,9 @@ class JobStore:
                 session.flush()
                 # Read back, so the record holds what the database stored.
                 session.refresh(job)
+                self.journal.record(session, job, "queued", now)
+                if served is not None:  # answered from the cache: it has ended already
+                    self.journal.record(session, job, kind_of(job.status), now)
                 record = JobRecord.from_row(job)
         except IntegrityError:
             # Another request inserted the same key between our look-up and insert.
@@ -778,6 +829,7 @@ class JobStore:
                 won = session.scalars(_CLAIM_START, bound).one_or_none()
                 if won is None:  # another claimer was faster: try the next job
                     continue
+                self.journal.record(session, won, "started", at)
                 record = JobRecord.from_row(won)
             _log_transition(record)
             return record
@@ -796,18 +848,28 @@ class JobStore:
             session.execute(beat)
 
     def set_progress(self, job_id: str, fraction: float, message: str | None) -> None:
-        """Record how far a running job is (``fraction`` is clamped to 0..1)."""
-        change = (
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-            .values(
-                progress=min(1.0, max(0.0, fraction)),
-                progress_message=message,
-                updated_at=_now(),
-            )
-        )
+        """Record how far a running job is (``fraction`` is clamped to 0..1), and its
+        ``progress`` event, in one transaction."""
+        now = _now()
         with self._session(writes=True) as session:
-            session.execute(change)
+            # On the connection: the ORM's bulk-update path costs more than the statement.
+            row = (
+                session.connection()
+                .execute(
+                    _SET_PROGRESS,
+                    {
+                        "job_id": job_id,
+                        "progress": min(1.0, max(0.0, fraction)),
+                        "message": message,
+                        "at": now,
+                    },
+                )
+                .one_or_none()
+            )
+            if row is not None:
+                # What the event says of the job, without loading it.
+                job = Job(id=job_id, status=JobStatus.RUNNING, error=None, **row._asdict())
+                self.journal.record(session, job, "progress", now)
 
     def split(
         self, job_id: str, parts: Sequence[dict[str, Any]], *, cost: JobCost | None = None
@@ -833,6 +895,7 @@ class JobStore:
             if job.cancel_requested:
                 job.status = JobStatus.CANCELLED
                 job.finished_at = now
+                self.journal.record(session, job, "cancelled", now)
             else:
                 for index, part in enumerate(parts):
                     operation = part.get("operation")
@@ -860,6 +923,10 @@ class JobStore:
                 job.worker = None
                 job.heartbeat_at = None
                 job.progress_message = f"split into {len(children)} parts"
+                session.flush()
+                for child in children:
+                    self.journal.record(session, child, "queued", now)
+                self.journal.record(session, job, "progress", now, {"parts": len(children)})
             job.updated_at = now
             settle(session, job, now, cost)
             session.flush()
@@ -1061,6 +1128,7 @@ class JobStore:
             records = [JobRecord.from_row(job) for job in jobs]
             for job in jobs:
                 session.delete(job)
+            _delete_journal(session, [job.id for job in jobs])
         if records:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
@@ -1098,6 +1166,7 @@ class JobStore:
             records = [JobRecord.from_row(each) for each in jobs]
             for each in jobs:
                 session.delete(each)
+            _delete_journal(session, [each.id for each in jobs])
         _log.info("job deleted", job_id=job_id, parts=len(parts))
         return records
 
@@ -1107,17 +1176,39 @@ class JobStore:
         """Pass the params of every job (parts included) through ``change(operation,
         params)`` and store what it returns instead (None: leave them). Rows are walked
         in id order, ``batch`` at a time, one transaction each; returns the jobs changed."""
+
+        def apply(job: Job) -> bool:
+            new = change(job.operation, job.params)
+            if new is not None:
+                job.params = new
+            return new is not None
+
+        return self._rewrite(apply, Job.id.is_not(None), batch)
+
+    def rewrite_webhooks(
+        self, change: Callable[[dict[str, Any]], dict[str, Any] | None], *, batch: int = 500
+    ) -> int:
+        """Pass the webhook of every job that has one through ``change`` and store what it
+        returns instead (None: leave it), as :meth:`rewrite_params` does."""
+
+        def apply(job: Job) -> bool:
+            new = change(job.webhook) if job.webhook is not None else None
+            if new is not None:
+                job.webhook = new
+            return new is not None
+
+        return self._rewrite(apply, Job.webhook.is_not(None), batch)
+
+    def _rewrite(self, apply: Callable[[Job], bool], which: ColumnElement[bool], batch: int) -> int:
+        """Walk the jobs matching ``which`` in id order, ``batch`` at a time, one
+        transaction each, passing each to ``apply``; returns how many it changed."""
         changed = 0
         last = ""
         while True:
-            query = select(Job).where(Job.id > last).order_by(Job.id).limit(batch)
+            query = select(Job).where(which, Job.id > last).order_by(Job.id).limit(batch)
             with self._session(writes=True) as session:
                 jobs = session.scalars(query.with_for_update()).all()
-                for job in jobs:
-                    new = change(job.operation, job.params)
-                    if new is not None:
-                        job.params = new
-                        changed += 1
+                changed += sum(apply(job) for job in jobs)
             if len(jobs) < batch:
                 return changed
             last = jobs[-1].id
@@ -1170,10 +1261,13 @@ class JobStore:
                 running = job.status == JobStatus.RUNNING and not job.children_pending
                 running = running and attempt_ended
                 worker = job.worker
+                before = job.status
                 change(job, now)
                 job.updated_at = now
                 if running and job.status != JobStatus.RUNNING:
                     _record_attempt(job, now, worker)
+                if job.status != before:
+                    self.journal.record(session, job, kind_of(job.status), now)
             settle(session, job, now, cost, ended=changed)
             record = JobRecord.from_row(job)
         if changed:
@@ -1197,6 +1291,7 @@ class JobStore:
                 worker = job.worker
                 _retry_or_bury(job, now, run_after=None)
                 _record_attempt(job, now, worker)
+                self.journal.record(session, job, kind_of(job.status), now)
                 settle(session, job, now)
             records = [JobRecord.from_row(job) for job in jobs]
         for record in records:
@@ -1222,6 +1317,19 @@ def _admit(session: Session, tenant: str | None, max_active: int) -> None:
     )
     if active is not None and active >= max_active:
         raise ActiveJobsLimit(active, max_active)
+
+
+def _delete_journal(session: Session, job_ids: Sequence[str]) -> None:
+    """Delete the events and webhook deliveries of deleted jobs (in slices: a statement
+    has a bounded number of parameters)."""
+    for start in range(0, len(job_ids), 500):
+        ids = list(job_ids[start : start + 500])
+        for table in (JobEvent, WebhookDelivery):
+            session.execute(
+                delete(table)
+                .where(table.job_id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:

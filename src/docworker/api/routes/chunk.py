@@ -17,7 +17,7 @@ from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
 from docworker.api.routing import feeds
 from docworker.api.sources import InputReferenceDep, store_document
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.chunking import Strategy, TokenizerName
 from docworker.errors import InvalidParameter
@@ -70,7 +70,7 @@ CHUNK_EXAMPLE = {
 )
 async def chunk(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: Annotated[UploadFile | None, File(description="The document.")] = None,
     strategy: Annotated[

@@ -15,7 +15,7 @@ from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.sources import InputReferenceDep, store_document
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.jobs.queue import JobInput
 from docworker.operations.convert import (
@@ -62,7 +62,7 @@ _FILE_TYPES: dict[str, dict[str, Any]] = {mime: {} for _, mime in TARGETS.values
 )
 async def convert(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: Annotated[
         UploadFile | None,

@@ -21,7 +21,7 @@ from docworker.api.routes.jobs import job_response
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.sources import InputReferenceDep, store_document
-from docworker.api.submitting import JobClient, JobClientDep, submit_and_wait
+from docworker.api.submitting import JobClient, JobClientWithWebhookDep, submit_and_wait
 from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES
@@ -75,7 +75,7 @@ EXTRACT_EXAMPLE = {
 )
 async def extract(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: Annotated[UploadFile | None, File(description="The document.")] = None,
     output: Annotated[OutputFormat, Form(description="text, markdown, html or json")] = (

@@ -21,7 +21,7 @@ from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import store_uploads
 from docworker.engines.image_formats import ImageFormat
 from docworker.errors import InvalidParameter
@@ -73,7 +73,7 @@ _STEPS_DESCRIPTION = (
 )
 async def image(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: Annotated[
         list[UploadFile],
         File(

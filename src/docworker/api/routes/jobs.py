@@ -22,6 +22,8 @@ from docworker.api.openapi import model_ref
 from docworker.api.results import json_result
 from docworker.api.schemas import (
     IDEMPOTENCY_KEY_LENGTH,
+    WEBHOOK_SIGNING,
+    WEBHOOK_URL,
     ArtifactList,
     ArtifactPublic,
     DateTime,
@@ -42,6 +44,7 @@ from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStatus
+from docworker.jobs.webhooks import EVENT_KINDS, WebhookRequest
 from docworker.operations import OPERATIONS, get_operation, validate_params
 from docworker.storage import CHUNK, StoredBlob
 
@@ -71,6 +74,7 @@ class Submission:
     idempotency_key: str | None
     #: Whether the result cache may answer the job and keep its result.
     use_cache: bool = True
+    webhook: WebhookRequest | None = None
 
 
 @router.post(
@@ -143,6 +147,19 @@ class Submission:
                                 "description": "Further input files, in order (the PDFs "
                                 "after the first of a merge, files to attach).",
                             },
+                            "webhook_url": {
+                                "type": "string",
+                                "maxLength": 2000,
+                                "description": WEBHOOK_URL,
+                            },
+                            "webhook_events": {
+                                "type": "string",
+                                "description": "The events sent to webhook_url, separated "
+                                f"by commas, of: {', '.join(EVENT_KINDS)}. Default: the "
+                                "final ones.",
+                                "example": "started,succeeded,failed",
+                            },
+                            "webhook_secret": {"type": "string", "description": WEBHOOK_SIGNING},
                         },
                     }
                 },
@@ -167,7 +184,9 @@ async def create_job(
     limit-exceeded``). Answers ``202`` with the job; poll its ``links.self``. A job
     whose result the result cache holds is answered ``202`` too, already ``succeeded``
     and ``cached``; ``cache`` false (the query, the form field or the JSON member)
-    bypasses the cache."""
+    bypasses the cache. Follow a job with ``GET links.self?wait=30`` (a long poll),
+    its event stream (``links.events``), or a ``webhook_url`` (422 when the URL is
+    refused: a private address not allow-listed)."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type == JSON:
         submission = await _json_submission(request, services, caller)
@@ -189,6 +208,7 @@ async def create_job(
             idempotency_key=idempotency_header or submission.idempotency_key,
             others=others,
             use_cache=use_cache and submission.use_cache,
+            webhook=submission.webhook,
         )
     )
     return job_response(record, 202 if created else 200)
@@ -212,8 +232,17 @@ async def _json_submission(request: Request, services: Services, caller: Princip
     else:
         reference = InputReference(spec.uri, spec.url, _upload_limit(request, services))
         inputs = [await store_document(services, None, reference), *stored]
+    webhook = None
+    if spec.webhook_url is not None:
+        webhook = WebhookRequest(spec.webhook_url, spec.webhook_events, spec.webhook_secret)
     return Submission(
-        spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key, spec.cache
+        spec.operation,
+        spec.params,
+        inputs,
+        spec.priority,
+        spec.idempotency_key,
+        use_cache=spec.cache,
+        webhook=webhook,
     )
 
 
@@ -237,6 +266,7 @@ async def _form_submission(request: Request, services: Services) -> Submission:
                 "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
             )
         use_cache = _bool_field(_text_field(form, "cache"), "cache")
+        webhook = _webhook_fields(form)
         reference = InputReference(
             _text_field(form, "uri") or None,
             _text_field(form, "url") or None,
@@ -257,7 +287,15 @@ async def _form_submission(request: Request, services: Services) -> Submission:
             # the "files" parts after it.
             first = await store_document(services, named[0] if named else None, reference)
             inputs = [first] + [await store_upload(services, p) for p in _file_parts(form, "files")]
-    return Submission(operation, params, inputs, priority, key, use_cache)
+    return Submission(
+        operation, params, inputs, priority, key, use_cache=use_cache, webhook=webhook
+    )
+
+
+def _webhook_fields(form: FormData) -> WebhookRequest | None:
+    """The job's own webhook from the form's ``webhook_*`` fields (checked on submission)."""
+    fields = (_text_field(form, f"webhook_{name}") for name in ("url", "events", "secret"))
+    return WebhookRequest.of_form(*fields)
 
 
 def _text_field(form: FormData, name: str) -> str | None:
@@ -357,11 +395,28 @@ async def list_jobs(
     operation_id="get_job",
     summary="Get a job",
     response_model=JobPublic,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 422),
 )
-async def get_job(job_id: str, queue: QueueDep, caller: CallerDep) -> JobPublic:
-    """The job's state, progress, attempts and error."""
+async def get_job(
+    job_id: str,
+    services: ServicesDep,
+    caller: CallerDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            description="Seconds to wait for the job to end before answering (a long poll; "
+            "at most the server's server.max_wait). 0: answer at once.",
+        ),
+    ] = 0,
+) -> JobPublic:
+    """The job's state, progress, attempts and error; with ``wait``, once the job has
+    ended or the wait has run out, whichever comes first."""
+    queue = services.queue
     record = await anyio.to_thread.run_sync(queue.get, job_id, caller)
+    if wait > 0:
+        timeout = min(wait, services.settings.server.max_wait)
+        record = await queue.wait(record.id, timeout, known=record)
     return JobPublic.of(record)
 
 

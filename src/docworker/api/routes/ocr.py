@@ -17,7 +17,7 @@ from docworker.api.routes.extract import run_and_answer
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.sources import InputReferenceDep, store_document
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.engines.ocr import available_languages
 from docworker.operations.ocr import OcrOutput
@@ -78,7 +78,7 @@ OCR_EXAMPLE = {
 )
 async def ocr(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: Annotated[
         UploadFile | None, File(description="An image (PNG, JPEG, TIFF, …) or a PDF.")

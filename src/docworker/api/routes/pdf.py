@@ -23,7 +23,7 @@ from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.sources import InputReferenceDep, store_document
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import ONE_FILE_PER_FIELD, store_uploads
 from docworker.errors import InvalidParameter, LimitExceeded
 
@@ -75,7 +75,7 @@ def _given(**fields: Any) -> dict[str, Any]:
 )
 async def merge(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     files: Annotated[
         list[UploadFile], File(description="The PDFs, in the order their pages are wanted.")
     ],
@@ -104,7 +104,7 @@ async def merge(
 )
 async def attach(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     attachments: Annotated[
         list[UploadFile], File(description="The files to embed, each under its file name.")
     ],
@@ -152,7 +152,7 @@ def _count(services: ServicesDep, field: str, count: int) -> None:
 )
 async def split(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     ranges: Annotated[
@@ -184,7 +184,7 @@ async def split(
 )
 async def rotate(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     angle: Annotated[int, Form(description="Degrees clockwise: 90, 180, 270 (or negative).")],
     source: InputReferenceDep,
     file: FileField = None,
@@ -211,7 +211,7 @@ async def rotate(
 )
 async def extract_pages(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     pages: Annotated[str, Form(description="Pages in the order wanted: '3,1-2,9-'.")],
     source: InputReferenceDep,
     file: FileField = None,
@@ -235,7 +235,7 @@ async def extract_pages(
 )
 async def flatten(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     password: PasswordField = None,
@@ -259,7 +259,7 @@ async def flatten(
 )
 async def compress(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     max_image_dpi: Annotated[
@@ -292,7 +292,7 @@ async def compress(
 )
 async def pdfa(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     level: Annotated[str, Form(description="1b, 2b or 3b.", examples=["2b"])] = "2b",
@@ -333,7 +333,7 @@ async def pdfa(
 )
 async def metadata(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     set_metadata: Annotated[
@@ -378,7 +378,7 @@ def _json_object(name: str, raw: str) -> dict[str, Any]:
 )
 async def encrypt(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     user_password: Annotated[
@@ -427,7 +427,7 @@ async def encrypt(
 )
 async def decrypt(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     password: Annotated[

@@ -21,7 +21,7 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.sources import InputReferenceDep, store_document
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, JobClientWithWebhookDep
 from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.engines.image_formats import PageFormat
 from docworker.jobs.queue import JobInput
@@ -104,7 +104,7 @@ PriorityField = Annotated[
 )
 async def render(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     pages: Annotated[
@@ -158,7 +158,7 @@ async def render(
 )
 async def thumbnail(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: FileField = None,
     size: Annotated[

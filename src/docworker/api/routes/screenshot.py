@@ -20,7 +20,7 @@ from docworker.api.errors import problem_responses
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.sources import InputReferenceDep, store_document
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.engines.chromium import Media, PageFormat, WaitUntil
 
@@ -72,7 +72,7 @@ SCREENSHOT_EXAMPLE = {
 )
 async def take_screenshot(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: Annotated[
         UploadFile | None,

@@ -20,7 +20,7 @@ from docworker.api.routes.extract import run_and_answer
 from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.sources import InputReferenceDep, store_document
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.operations.video_params import VideoAction, VideoCodec
 
@@ -74,7 +74,7 @@ Time = Annotated[
 )
 async def video(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     source: InputReferenceDep,
     file: Annotated[
         UploadFile | None, File(description="A video or audio file (MP4, WebM, MKV, …).")

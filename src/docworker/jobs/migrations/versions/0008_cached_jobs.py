@@ -3,8 +3,8 @@
 A job whose result was found in the result cache succeeds as it is submitted, on no
 worker; ``cached`` says so in its answer and its audit event.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07
 """
 
