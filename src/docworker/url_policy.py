@@ -185,6 +185,19 @@ class UrlPolicy:
                     return
         raise UrlRefused(url, f"it redirects more than {MAX_REDIRECTS} times")
 
+    def post(self, url: str, content: bytes, headers: dict[str, str]) -> int:
+        """POST ``content`` to ``url`` once it passes the policy, to the address checked
+        (:func:`_answer`), no redirect followed (a webhook's receiver answers itself);
+        the answer's status. :class:`UrlRefused` or :class:`UrlUnreadable` otherwise."""
+        addresses = self.check(url)
+        with (
+            httpx.Client(timeout=self.timeout, follow_redirects=False, trust_env=False) as web,
+            _answer(
+                web, url, addresses[0], method="POST", content=content, headers=headers
+            ) as answer,
+        ):
+            return answer.status_code
+
     def fetch(self, url: str) -> tuple[bytes, str | None, str]:
         """The body, media type and final URL of ``url`` (see :meth:`stream`), read
         whole: for resources bounded small (a page's images and style sheets)."""
@@ -193,21 +206,29 @@ class UrlPolicy:
 
 
 @contextmanager
-def _answer(web: httpx.Client, url: str, address: IpAddress) -> Iterator[httpx.Response]:
-    """The response to GET ``url`` from the server at ``address`` (the one checked: the
-    name is not resolved again, so a name whose answers change between the check and
-    the connection cannot lead it elsewhere), its body not read; :class:`UrlUnreadable`
-    when the server cannot be reached or does not answer in time."""
+def _answer(
+    web: httpx.Client,
+    url: str,
+    address: IpAddress,
+    *,
+    method: str = "GET",
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Iterator[httpx.Response]:
+    """The response to ``method`` ``url`` from the server at ``address`` (the one
+    checked: the name is not resolved again, so a name whose answers change between the
+    check and the connection cannot lead it elsewhere), its body not read;
+    :class:`UrlUnreadable` when the server cannot be reached or does not answer in time."""
     parts = urlsplit(url)
     literal = f"[{address}]" if address.version == 6 else str(address)
     netloc = literal if parts.port is None else f"{literal}:{parts.port}"
     target = parts._replace(netloc=netloc).geturl()
     # The server sees its own name: in Host, and in TLS (SNI, and the certificate is
     # checked against it).
-    headers = {"Host": parts.netloc.rpartition("@")[2]}
+    sent = {**(headers or {}), "Host": parts.netloc.rpartition("@")[2]}
     tls = {"sni_hostname": parts.hostname} if parts.scheme.lower() == "https" else {}
     try:
-        with web.stream("GET", target, headers=headers, extensions=tls) as response:
+        with web.stream(method, target, content=content, headers=sent, extensions=tls) as response:
             yield response
     except httpx.TimeoutException:
         raise UrlUnreadable(url, "the server did not answer in time (fetch.timeout)") from None
