@@ -17,6 +17,17 @@ PostgreSQL
 Redis
     ``redis_url`` (session): see the fixture.
 
+Google Cloud Storage
+    ``gcs_endpoint`` (session) is the endpoint of ``gcp-storage-emulator`` (PyPI) started
+    for the session on a free port of 127.0.0.1, in memory; gcsfs reaches it through
+    ``STORAGE_EMULATOR_HOST``, set for the session.
+
+S3
+    ``s3_endpoint`` (session) is the endpoint of a real S3-compatible server: a
+    ``moto_server`` started for the session on a free port of 127.0.0.1 (its state in
+    memory, gone when it stops). ``s3_bucket`` (function) is a new bucket on it, with
+    the settings that reach it as ``DOCWORKER_STORAGE__S3__*`` variables.
+
 RabbitMQ
     ``amqp_url`` (session): ``DOCWORKER_TEST_AMQP_URL``, else the local server on port
     5672 (guest) when it answers; tests using it are marked ``@pytest.mark.rabbitmq``.
@@ -25,17 +36,20 @@ RabbitMQ
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from sqlalchemy import create_engine
@@ -251,6 +265,129 @@ def redis_url() -> Iterator[str]:
         server.terminate()
         server.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# The GCS emulator has no storage-control (gRPC) API: gcsfs's probe of a bucket's
+# layout through it would wait for a minute before falling back to what it then does.
+os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+
+
+def _serve_on_loopback(arguments: list[str], port: int, name: str) -> subprocess.Popen[bytes]:
+    """Start a server program, and wait until it listens on ``port`` of 127.0.0.1."""
+    module = arguments[2] if arguments[1] == "-m" else None
+    if module is not None and importlib.util.find_spec(module.partition(".")[0]) is None:
+        if _in_ci():
+            pytest.fail(f"{name} is needed under CI: the test extra installs it", pytrace=False)
+        pytest.skip(f"{name} is not installed (the test extra installs it)")
+    server = subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"{name} did not start", pytrace=False)
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def gcs_endpoint() -> Iterator[str]:
+    """Endpoint of a GCS emulator on loopback, for the session (see the module)."""
+    port = _free_port()
+    arguments = [sys.executable, "-m", "gcp_storage_emulator", "start"]
+    arguments += ["--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    server = _serve_on_loopback(arguments, port, "gcp-storage-emulator")
+    endpoint = f"http://127.0.0.1:{port}"
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = endpoint
+    try:
+        yield endpoint
+    finally:
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
+        server.terminate()
+        server.wait(10)
+
+
+#: Credentials moto takes (any are taken; botocore needs some to sign with).
+S3_KEY, S3_SECRET = "docworker-test", "docworker-test-secret"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Endpoint of a ``moto_server`` on loopback, for the session (see the module)."""
+    port = _free_port()
+    arguments = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    server = _serve_on_loopback(arguments, port, "moto_server")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    """A new bucket on the test server, and what reaches it."""
+
+    endpoint: str
+    name: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The service's settings for this server, as environment variables."""
+        return {
+            "DOCWORKER_STORAGE__S3__ENDPOINT_URL": self.endpoint,
+            "DOCWORKER_STORAGE__S3__REGION": "us-east-1",
+            "DOCWORKER_STORAGE__S3__ACCESS_KEY_ID": S3_KEY,
+            "DOCWORKER_STORAGE__S3__SECRET_ACCESS_KEY": S3_SECRET,
+            "DOCWORKER_STORAGE__S3__PATH_STYLE": "true",
+        }
+
+    def client(self) -> Any:
+        """A boto3 client of the server, to look at what the service stored."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_SECRET,
+        )
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """The keys stored in the bucket under ``prefix``."""
+        listed = self.client().list_objects_v2(Bucket=self.name, Prefix=prefix)
+        return [item["Key"] for item in listed.get("Contents", [])]
+
+    @property
+    def settings(self) -> dict[str, object]:
+        """The same settings, as the ``storage.s3`` section."""
+        return {
+            "endpoint_url": self.endpoint,
+            "region": "us-east-1",
+            "access_key_id": S3_KEY,
+            "secret_access_key": S3_SECRET,
+            "path_style": True,
+        }
+
+
+def new_bucket(endpoint: str) -> S3Bucket:
+    """A new, empty bucket on the S3 server at ``endpoint``."""
+    bucket = S3Bucket(endpoint, f"docworker-{uuid.uuid4().hex[:16]}")
+    bucket.client().create_bucket(Bucket=bucket.name)
+    return bucket
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> S3Bucket:
+    """A new, empty bucket on the session's ``moto_server``."""
+    return new_bucket(s3_endpoint)
 
 
 #: The loopback listener fixture (``listener``) of tests/listener.py, for every test.

@@ -25,6 +25,7 @@ from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.files import restrict_umask
 from docworker.jobs.store import JobStore
+from docworker.jobs.webhooks import reseal_webhook
 from docworker.operations import reseal_params
 from docworker.operations.base import InputFile, operation_context
 from docworker.operations.extract import ExtractOperation, ExtractParams
@@ -135,6 +136,7 @@ def worker(
     API (docs/distributed.md)."""
     from docworker.jobs.distributed import prepare_worker, queue_name
     from docworker.operations.base import Family
+    from docworker.storage import storage_refusals
     from docworker.telemetry import configure_logging
 
     settings = load_settings()
@@ -148,6 +150,9 @@ def worker(
         )
     families = names or [family.value for family in Family]
     processes = concurrency or settings.celery.concurrency or settings.executor.workers
+    if refusals := storage_refusals(settings.storage):
+        lines = "\n".join(f"  - {reason}" for reason in refusals)
+        raise _fail(f"refusing to start:\n{lines}", 2)
     restrict_umask()
     try:
         celery_app = prepare_worker(settings)
@@ -348,8 +353,9 @@ def secrets_new_key() -> None:
 
 @secrets_app.command("rotate")
 def secrets_rotate() -> None:
-    """Seal every stored secret parameter again with the first of secrets.keys (those
-    sealed with an older key, and any stored in clear by an older version). Put the new
+    """Seal every stored secret parameter and webhook secret again with the first of
+    secrets.keys (those sealed with an older key, and any stored in clear by an older
+    version). Put the new
     key first in every replica's configuration before, remove the old one after."""
     settings = load_settings()
     restrict_umask()
@@ -360,11 +366,13 @@ def secrets_rotate() -> None:
         changed = store.rewrite_params(
             lambda operation, params: reseal_params(operation, params, keys)
         )
+        hooks = store.rewrite_webhooks(lambda webhook: reseal_webhook(webhook, keys))
     except DocworkerError as exc:
         raise _fail(exc.detail) from None
     finally:
         store.close()
     typer.echo(f"{changed} jobs had their secret parameters sealed with the first key")
+    typer.echo(f"{hooks} jobs had their webhook secret sealed with the first key")
 
 
 install_v1_commands(app)

@@ -12,15 +12,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import json
 import os
 import re
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -131,6 +141,14 @@ class ServerSettings(BaseModel):
         "answers and a raw (text/markdown, ...) answer of a result stored by an earlier "
         "version. A larger one is refused with limit-exceeded; /api/v2/jobs/{id}/result "
         "streams any result without loading it.",
+    )
+    remote_inputs_at_once: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Inputs named by 'url' or 'uri' that one API process fetches at the "
+        "same time; further requests wait for a turn: slow servers cannot take every "
+        "thread of the API.",
     )
     loaded_results_at_once: int = Field(
         2,
@@ -334,9 +352,63 @@ class DatabaseSettings(BaseModel):
     echo: bool = Field(False, description="Log every SQL statement.")
 
 
+class S3Settings(BaseModel):
+    """How the service reaches every ``s3://`` URL it opens: the blob stores and the roots
+    it reads inputs from. Unset values fall back to boto's own chain (``AWS_*``
+    environment variables, ``~/.aws``, the instance's role)."""
+
+    endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of an S3-compatible service (MinIO, Ceph, R2, ...); "
+        "None: AWS's own (or AWS_ENDPOINT_URL).",
+    )
+    region: str | None = Field(None, description="Region; None: AWS_REGION or boto's default.")
+    access_key_id: str | None = Field(None, description="Access key; None: boto's chain.")
+    secret_access_key: SecretStr | None = Field(
+        None, description="Secret of the access key; None: boto's chain."
+    )
+    session_token: SecretStr | None = Field(
+        None, description="Session token of temporary credentials."
+    )
+    path_style: bool = Field(
+        False,
+        description="Address buckets in the path (https://host/bucket/key) instead of the "
+        "host name: what most S3-compatible services on one host need.",
+    )
+    public_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint the clients reach, when it differs from endpoint_url (a "
+        "service reached inside a private network): presigned links are signed for it.",
+    )
+
+
 class StorageSettings(BaseModel):
     url: str | None = Field(
-        None, description="fsspec URL of the blob store; default: 'blobs' in the data folder."
+        None,
+        description="fsspec URL of the blob store (inputs): a folder ('file:///srv/blobs', "
+        "the default 'blobs' in the data folder), 's3://bucket/prefix', 'gs://...', "
+        "'az://...'.",
+    )
+    output_url: str | None = Field(
+        None,
+        description="fsspec URL of the store the jobs' results and artifacts are written "
+        "to; None: the blob store (storage.url). Results already stored stay where they "
+        "were written: change it only with an empty results store.",
+    )
+    s3: S3Settings = Field(default_factory=S3Settings)
+    read_roots: list[str] = Field(
+        default_factory=list,
+        description="Storage URLs inputs may be read from by 'uri' (e.g. "
+        "'s3://incoming/docs/', 'file:///srv/shared/'): a job's 'uri' must lie under one "
+        "of them. Empty: no input is read by 'uri'.",
+    )
+    presign: bool = Field(
+        True,
+        description="Give artifacts presigned download links where the output store can "
+        "sign them (s3); else, and when false, links to the API's artifact route.",
+    )
+    link_expiry: Seconds = Field(
+        900.0, gt=0, le=7 * 24 * 3600, description="How long a presigned link is valid."
     )
 
 
@@ -431,7 +503,27 @@ class ExecutorSettings(BaseModel):
         3, ge=1, le=20, description="Attempts per job in total (v1: WORKER_RETRY_COUNT)."
     )
     retry_delay: Seconds = Field(
-        5.0, ge=0, description="Delay before a failed attempt is retried (v1: WORKER_RETRY_DELAY)."
+        5.0,
+        ge=0,
+        description="Delay before the first retry of an attempt that failed for a transient "
+        "reason (a lost worker, an engine crash, storage down); it doubles with each further "
+        "attempt, up to retry_max_delay (v1: WORKER_RETRY_DELAY).",
+    )
+    retry_max_delay: Seconds = Field(
+        300.0, ge=0, description="Longest delay before a retry, however many attempts failed."
+    )
+    retry_jitter: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of each retry delay drawn at random (0.5: between half the delay "
+        "and all of it), so that jobs failed together are not retried together.",
+    )
+    replay_max: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Most dead jobs one POST /api/v2/dead-letters/replay queues again.",
     )
     poll_interval: Seconds = Field(
         0.5, gt=0, description="How often the executor looks for queued or cancelled jobs."
@@ -534,6 +626,27 @@ class CelerySettings(BaseModel):
         gt=0,
         description="How often each `docworker worker` takes back jobs whose worker stopped "
         "sending heartbeats and publishes them again.",
+    )
+
+
+class BreakerSettings(BaseModel):
+    """Circuit breakers of the external engines (LibreOffice, Tesseract, FFmpeg, Chromium)
+    and of the blob store (see :mod:`docworker.engines.breaker`). Their state is kept in
+    the service's process: each replica counts the failures it sees."""
+
+    enabled: bool = Field(True, description="false: no breaker opens; every job tries its engine.")
+    threshold: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Failures of an engine in a row (a crash, or the engine unavailable; "
+        "never a bad input) that open its breaker.",
+    )
+    cooldown: Seconds = Field(
+        30.0,
+        gt=0,
+        description="How long an open breaker refuses work before it lets one job through "
+        "to try the engine again (half-open).",
     )
 
 
@@ -794,11 +907,154 @@ class FetchSettings(BaseModel):
         description="Remote URLs the service may fetch (a page's images and style sheets, "
         "remote inputs): host names ('example.com'), wildcard domains ('*.example.com') or "
         "URL prefixes ('https://cdn.example.com/assets/'). Empty: nothing remote is fetched. "
-        "Private, loopback and link-local addresses are refused whatever this says.",
+        "Private, loopback and link-local addresses are refused whatever this says, "
+        "unless fetch.private_allow names their network.",
     )
     timeout: Seconds = Field(10.0, gt=0, description="Longest one remote fetch may take.")
     max_bytes: int = Field(
         20 * 1024 * 1024, ge=1, description="Largest remote resource fetched, in bytes."
+    )
+    private_allow: list[str] = Field(
+        default_factory=list,
+        description="Non-public networks (CIDR, e.g. '10.1.2.0/24', '127.0.0.1/32') that "
+        "allow-listed URLs may still resolve to: an intranet server of documents. Empty: "
+        "private, loopback and link-local addresses are always refused.",
+    )
+    input_timeout: Seconds = Field(
+        120.0,
+        gt=0,
+        description="Longest the download of one input given by 'url' may take, whole "
+        "(its size is bounded by the route's upload limit).",
+    )
+
+    @field_validator("private_allow")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"'{entry[:60]}' is not a network (CIDR)") from None
+        return value
+
+
+#: The events of a job, in the order a job meets them (see docs/events.md).
+JobEventKind = Literal[
+    "queued", "started", "progress", "part", "succeeded", "partial", "failed", "cancelled", "dead"
+]
+#: The events that end a job: what a webhook hears unless it chooses.
+FINAL_EVENT_KINDS: tuple[JobEventKind, ...] = (
+    "succeeded",
+    "partial",
+    "failed",
+    "cancelled",
+    "dead",
+)
+#: The prefix of a Standard Webhooks secret (``whsec_`` and the base64 of its bytes).
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+def webhook_secret_bytes(secret: str) -> bytes:
+    """The key of a ``whsec_<base64>`` secret (Standard Webhooks); ValueError when the
+    text is not one or its key is not 24 to 64 bytes."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"a webhook secret is '{WEBHOOK_SECRET_PREFIX}' and base64")
+    try:
+        raw = base64.b64decode(secret[len(WEBHOOK_SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"a webhook secret is '{WEBHOOK_SECRET_PREFIX}' and base64") from None
+    if not 24 <= len(raw) <= 64:
+        raise ValueError("a webhook secret's key is 24 to 64 bytes")
+    return raw
+
+
+def _is_webhook_secret(secret: SecretStr | None) -> SecretStr | None:
+    if secret is not None:
+        webhook_secret_bytes(secret.get_secret_value())
+    return secret
+
+
+WebhookSecret = Annotated[SecretStr, AfterValidator(_is_webhook_secret)]
+
+
+class EventSettings(BaseModel):
+    """The event stream of a job (``GET /api/v2/jobs/{id}/events``)."""
+
+    keepalive: Seconds = Field(
+        15.0,
+        gt=0,
+        le=300,
+        description="A stream with nothing to say sends a comment line this often, so that "
+        "proxies keep it open.",
+    )
+    stream_timeout: Seconds = Field(
+        3600.0,
+        gt=0,
+        description="A stream is closed after this long; its client reconnects with "
+        "Last-Event-ID and misses nothing.",
+    )
+    retry_ms: int = Field(
+        2000, ge=0, description="The reconnection delay a stream advises (its 'retry:' field)."
+    )
+
+
+class WebhookSubscription(BaseModel):
+    """A configured webhook: every job's chosen events (or one tenant's) go to ``url``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Names the subscription in logs."
+    )
+    url: str = Field(max_length=2000, description="Where the events are POSTed (http/https).")
+    events: list[JobEventKind] = Field(
+        default_factory=lambda: list(FINAL_EVENT_KINDS), min_length=1, description="Events sent."
+    )
+    secret: WebhookSecret = Field(description="Signing secret, 'whsec_' and base64.")
+    tenant: str | None = Field(None, description="Only this tenant's jobs (None: every job).")
+
+
+class WebhookSettings(BaseModel):
+    """Webhooks: where job events are POSTed, signed the Standard Webhooks way."""
+
+    secret: WebhookSecret | None = Field(
+        None,
+        description="Signs the webhooks of jobs submitted without a webhook_secret of their "
+        "own ('whsec_' and the base64 of 24 to 64 random bytes). None: a job's webhook_url "
+        "needs its webhook_secret.",
+    )
+    subscriptions: list[WebhookSubscription] = Field(
+        default_factory=list,
+        description="Configured webhooks, a JSON list of {name, url, events, secret, tenant}.",
+    )
+    allow_private: list[str] = Field(
+        default_factory=list,
+        description="Webhook targets that may resolve to private, loopback or link-local "
+        "addresses (host names, '*.example.com' or URL prefixes); any other target must "
+        "resolve to public addresses only.",
+    )
+    deliver: bool = Field(
+        True,
+        description="Whether this process sends webhooks from the outbox; any number of "
+        "processes may (each claims a delivery for the time of its attempt).",
+    )
+    timeout: Seconds = Field(10.0, gt=0, le=120, description="Longest one attempt may take.")
+    max_attempts: int = Field(
+        8, ge=1, le=30, description="Attempts per delivery, then it is recorded as failed."
+    )
+    backoff: Seconds = Field(
+        5.0,
+        ge=0,
+        description="Delay before the second attempt; it doubles with each attempt (with "
+        "jitter: 50 to 100 % of it), up to max_backoff.",
+    )
+    max_backoff: Seconds = Field(3600.0, ge=0, description="Longest delay between attempts.")
+    concurrency: int = Field(4, ge=1, le=64, description="Deliveries sent at once per process.")
+    poll_interval: Seconds = Field(
+        2.0,
+        gt=0,
+        description="How often the outbox is read for due retries and deliveries queued by "
+        "other processes (those of this process wake it at once).",
     )
 
 
@@ -861,6 +1117,45 @@ class SiteSettings(BaseModel):
         ge=1,
         description="Highest unpacked/compressed size ratio of a zip member over 64 KiB "
         "(zip bombs).",
+    )
+
+
+class ArchiveSettings(BaseModel):
+    """Archives unpacked (the ``unpack`` operation): zip, tar, 7z and compressed streams,
+    nested ones included. Every limit is held while the bytes are written, never taken
+    from what an archive declares (declarations past a limit refuse an entry early)."""
+
+    max_depth: int = Field(
+        5, ge=1, le=32, description="How deep archives nested in archives are unpacked."
+    )
+    max_entries: int = Field(
+        10_000, ge=1, description="Most entries one unpack lists, at every depth together."
+    )
+    max_total_bytes: int = Field(
+        1024 * 1024 * 1024,
+        ge=1,
+        description="Most bytes one unpack writes, every entry at every depth together.",
+    )
+    max_entry_bytes: int = Field(
+        256 * 1024 * 1024, ge=1, description="Largest single entry unpacked, in bytes."
+    )
+    max_ratio: float = Field(
+        200.0,
+        ge=1,
+        description="Highest unpacked/compressed size ratio of one entry, counted as it is "
+        "unpacked (decompression bombs); entries under 'ratio_floor' bytes are not held to it.",
+    )
+    ratio_floor: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Entries up to this many bytes are not held to 'max_ratio' (a small "
+        "file of spaces compresses a thousand times and is no bomb).",
+    )
+    max_decoder_memory: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Most memory an xz, lzma or zstd decoder may take (its dictionary or "
+        "window), in bytes: a stream that asks for more is refused, not allocated.",
     )
 
 
@@ -964,6 +1259,74 @@ class V1Settings(BaseModel):
     markdown_batch_max_files: int = Field(
         1000, ge=1, description="Most files one Markdown batch may convert; more are refused."
     )
+
+
+class CacheSettings(BaseModel):
+    """The result cache (see docs/cache.md): a job whose input bytes, operation,
+    parameters and engine versions match a result kept before is answered from it."""
+
+    enabled: bool = Field(
+        True, description="Look results up before running a job, and keep those that succeed."
+    )
+    url: str | None = Field(
+        None,
+        description="Where the shared tier lives: unset, a folder on disk ('directory'); "
+        "'redis://[:password@]host:6379/0' ('rediss://', 'unix:///path?db=0'): Redis, shared "
+        "by every API replica and worker that names it.",
+    )
+    directory: Path | None = Field(
+        None,
+        description="Folder of the tier on disk when 'url' is unset; default: 'result-cache' "
+        "in the data folder.",
+    )
+    ttl: Seconds = Field(
+        86400.0, gt=0, description="Life of a kept result from when it was kept, both tiers."
+    )
+    max_bytes: int = Field(
+        2 * 1024**3,
+        ge=0,
+        description="Bytes the shared tier (disk or Redis) may hold; the least recently used "
+        "results are evicted beyond.",
+    )
+    memory_max_bytes: int = Field(
+        128 * 1024**2,
+        ge=0,
+        description="Bytes the in-memory tier of each API process may hold (0: no memory "
+        "tier); least recently used evicted beyond.",
+    )
+    max_entry_bytes: int = Field(
+        64 * 1024**2,
+        ge=1,
+        description="Largest result kept (its JSON, text and artifacts together); larger "
+        "results are not cached.",
+    )
+    shared_across_tenants: bool = Field(
+        False,
+        description="A tenant may be answered a result another tenant's job made from the same "
+        "bytes and parameters. Off: each tenant has its own entries, so a hit tells a tenant "
+        "nothing about what others sent.",
+    )
+    uncached_operations: list[str] = Field(
+        default_factory=lambda: ["screenshot"],
+        description="Operations never cached (a screenshot's page may load remote content that "
+        "changes).",
+    )
+    key_prefix: str = Field(
+        "docworker:cache",
+        min_length=1,
+        max_length=100,
+        description="Prefix of the Redis keys of the shared tier.",
+    )
+    timeout: Seconds = Field(
+        2.0, gt=0, description="Longest one call to Redis may take; past it the cache is skipped."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (unset: on disk)")
+        return value
 
 
 class SettingsRefused(Exception):
@@ -1111,6 +1474,7 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
@@ -1123,6 +1487,7 @@ class Settings(BaseSettings):
     render: RenderSettings = Field(default_factory=RenderSettings)
     v1: V1Settings = Field(default_factory=V1Settings)
     site: SiteSettings = Field(default_factory=SiteSettings)
+    archives: ArchiveSettings = Field(default_factory=ArchiveSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate: RateSettings = Field(default_factory=RateSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
@@ -1131,6 +1496,9 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -29,6 +29,7 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
         ├── InsufficientStorage    the disk is too full to accept work; retry later
         ├── ServiceDraining        the service is stopping and takes no new work
         ├── DependencyDown         a database, store or engine is unreachable
+        ├── EngineUnavailable      an engine's circuit breaker is open: it fails fast
         └── SecretUnreadable       no configured key opens a stored secret
 
 Errors carry fields, not only strings, and travel between processes as the
@@ -40,8 +41,10 @@ What becomes of a job whose attempt ended with an error is the error class's
 applies it, by the stored ``code``):
 
 * ``retry``: every ``ServiceError`` but those below (an engine or the worker crashed,
-  a dependency was down): the fault was the service's, and a later attempt may
-  succeed. The job is queued again after ``executor.retry_delay`` while it has
+  a dependency was down, an engine's circuit breaker was open): the fault was the
+  service's, and a later attempt may succeed. The job is queued again after a delay
+  that doubles with each attempt, with jitter (``executor.retry_delay`` to
+  ``executor.retry_max_delay``, see :mod:`docworker.jobs.retries`), while it has
   attempts left (``executor.max_attempts``), then ``dead``.
 * ``dead`` at once: ``JobTimeout``, ``EngineTimeout`` and ``MemoryLimitExceeded``.
   The attempt ran past a limit of time or memory, and the same document would run
@@ -359,6 +362,24 @@ class ServiceDraining(ServiceError):
 class DependencyDown(ServiceError):
     code = "dependency-down"
     title = "Dependency unavailable"
+
+
+class EngineUnavailable(ServiceError):
+    """An engine failed so many times in a row that its circuit breaker opened: work that
+    needs it is refused at once, without trying it, until the breaker's cool-down has
+    passed (see :mod:`docworker.engines.breaker`)."""
+
+    code = "engine-unavailable"
+    title = "Engine unavailable"
+
+    def __init__(self, engine: str, retry_after: int, failures: int) -> None:
+        super().__init__(
+            f"{engine} failed {failures} times in a row and is not used for "
+            f"{retry_after} s: work that needs it is refused until then",
+            engine=engine,
+            retry_after=retry_after,
+            failures=failures,
+        )
 
 
 class SecretUnreadable(ServiceError):

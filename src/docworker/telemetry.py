@@ -76,6 +76,33 @@ WORKER_RESTARTS = Counter(
 WORKERS_BUSY = Gauge("docworker_workers_busy", "Worker processes running a job now.")
 WORKERS_TOTAL = Gauge("docworker_workers", "Worker processes of the local executor.")
 
+# The result cache, by tier (memory: this process's; disk or redis: the shared one, as
+# this process used it).
+CACHE_HITS = Counter(
+    "docworker_result_cache_hits_total", "Result cache look-ups that found a result.", ["tier"]
+)
+CACHE_MISSES = Counter(
+    "docworker_result_cache_misses_total",
+    "Result cache look-ups that found nothing (or an expired or unreadable entry).",
+    ["tier"],
+)
+CACHE_EVICTIONS = Counter(
+    "docworker_result_cache_evictions_total",
+    "Results the cache let go, by reason (size: least recently used past the tier's bound; "
+    "expired: past cache.ttl).",
+    ["tier", "reason"],
+)
+CACHE_BYTES = Gauge(
+    "docworker_result_cache_bytes",
+    "Bytes a tier of the result cache holds, as last seen.",
+    ["tier"],
+)
+CACHE_ENTRIES = Gauge(
+    "docworker_result_cache_entries",
+    "Results a tier of the result cache holds, as last seen.",
+    ["tier"],
+)
+
 # Usage: the figures of GET /api/v2/usage, counted when a job's audit event is written.
 # ``key_id`` is empty unless usage.metrics_by_key is set (one series per key).
 _USAGE_LABELS = ["tenant", "operation", "key_id"]

@@ -35,6 +35,9 @@ class Server:
             "DOCWORKER_LOG__FORMAT": "json",
             # A job still running when a test stops its server is waited for this long.
             "DOCWORKER_SERVER__DRAIN_TIMEOUT": "5",
+            # Tests submit the same files again and again to watch them run: the result
+            # cache would answer them instead. Its own tests turn it on.
+            "DOCWORKER_CACHE__ENABLED": "false",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

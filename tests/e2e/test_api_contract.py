@@ -89,6 +89,8 @@ def server(
         DOCWORKER_SERVER__MAX_WAIT="3",
         DOCWORKER_EXECUTOR__JOB_TIMEOUT="20",
         DOCWORKER_EXECUTOR__MAX_ATTEMPTS="1",
+        # The cache's routes answer with their tiers, and hits are answered too.
+        DOCWORKER_CACHE__ENABLED="true",
         DOCWORKER_CHROMIUM__TIMEOUT="5",
     ) as srv:
         yield srv

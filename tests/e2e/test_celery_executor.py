@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,7 +32,9 @@ from docworker.jobs.audit import AuditFilter, AuditLog
 from docworker.jobs.distributed import CeleryDispatch
 from docworker.jobs.events import JobEvents
 from docworker.jobs.queue import JobInput, JobQueue
+from docworker.jobs.results import read_payload
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore
+from docworker.result_cache import CACHE_KEY, ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 from tests.conftest import new_postgres_database
@@ -418,3 +421,87 @@ def test_a_job_past_its_limit_ends_dead_after_one_attempt(
         assert worker.wait_for_event("message skipped", ended.id)["status"] == "dead"
         if code == "job-timeout":  # the replaced worker process takes the next job
             assert run(SMALL_TEXT).status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.redis
+def test_a_result_kept_by_a_worker_answers_the_same_request_without_the_broker(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The worker keeps a job's result in the cache's shared tier (on disk in the data
+    folder it shares with the API); the same request again is a job made from it,
+    succeeded at once and published nowhere."""
+    env = {
+        **os.environ,
+        "DOCWORKER_DATA_DIR": str(tmp_path),
+        "DOCWORKER_LOG__FORMAT": "json",
+        "DOCWORKER_CACHE__ENABLED": "true",
+        "DOCWORKER_EXECUTOR__KIND": "celery",
+        "DOCWORKER_CELERY__BROKER_URL": redis_url,
+        "DOCWORKER_CELERY__QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:12]}-",
+    }
+    settings = _settings(env, tmp_path)
+    with contextlib.ExitStack() as stack:
+        store = JobStore(settings.database_url)
+        store.migrate()
+        stack.callback(store.close)
+        stack.callback(_delete_queues, env)
+        dispatch = CeleryDispatch(settings)
+        stack.callback(dispatch.stop)
+        cache = ResultCache(settings)
+        stack.callback(cache.close)
+        queue = JobQueue(
+            store,
+            BlobStore.of(settings),
+            dispatch,
+            JobEvents(),
+            max_attempts=3,
+            keys=SecretKeys.from_settings(settings),
+            cache=cache,
+        )
+        worker = Worker(tmp_path, env)
+        stack.callback(worker.stop)
+        worker.start()
+        worker.wait_ready()
+
+        def submit(queue: JobQueue) -> JobRecord:
+            blob = queue.blobs.put_file(SMALL_TEXT)
+            record, _ = queue.submit(
+                "extract", {"output": "text"}, JobInput(blob, name=SMALL_TEXT.name), caller=OPEN
+            )
+            return record
+
+        first = submit(queue)
+        deadline = time.monotonic() + 120
+        while (first := store.get(first.id)).status not in TERMINAL_STATUSES:
+            assert time.monotonic() < deadline, worker.tail()
+            time.sleep(0.1)
+        assert (first.status, first.cached) == (JobStatus.SUCCEEDED, False)
+        assert first.input.get(CACHE_KEY) is not None
+        assert [tier.entries for tier in cache.stats() if tier.tier != "memory"] == [1]
+        # Through a broker that does not answer: a job made from the cache is published
+        # nowhere, so it is not refused.
+        down = settings.model_copy(deep=True)
+        down.celery.broker_url = f"redis://127.0.0.1:{_closed_port()}/0"
+        nowhere = CeleryDispatch(down)
+        stack.callback(nowhere.stop)
+        again = submit(
+            JobQueue(
+                store,
+                queue.blobs,
+                nowhere,
+                JobEvents(),
+                max_attempts=3,
+                keys=queue.keys,
+                cache=cache,
+            )
+        )
+        assert (again.status, again.cached, again.attempts) == (JobStatus.SUCCEEDED, True, 0)
+        assert again.worker is None and again.result is not None
+        assert "test document" in read_payload(queue.blobs, again.result)["content"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

@@ -276,3 +276,30 @@ def test_admissions_count_on_a_fresh_count_and_refusals_count_anew(
     for _ in range(2):
         assert store.claim_next("w1") is not None
     _fill(queue, 1, HIGH)
+
+
+def test_a_refusal_from_the_counts_kept_asks_nothing_of_the_job_store(
+    tmp_path: Path, store: JobStore, database_url: str
+) -> None:
+    """What the intake guard asks before a request's body is read: a refusal only when
+    the counts kept, fresh, show the band's room filled and a drain rate was measured."""
+    now = [0.0]
+    settings = _settings(tmp_path, database_url, documents=2)
+    queue = _queue(settings, store)
+    assert queue.admission is not None
+    backlog = queue.admission.backlog = Backlog(settings, store, clock=lambda: now[0])
+    assert backlog.refusal(Family.DOCUMENTS, NORMAL) is None  # nothing counted yet
+    _fill(queue, 1, NORMAL)
+    with pytest.raises(QueueFull):  # counted anew, refused: the counts are kept
+        _fill(queue, 1, NORMAL)
+    refused_before = _refusals("queue_full", "documents")
+    refusal = queue.admission.refusal(Family.DOCUMENTS, NORMAL)
+    assert refusal is not None and refusal.fields["room"] == 1
+    assert refusal.fields["retry_after"] >= 1
+    assert _refusals("queue_full", "documents") == refused_before + 1
+    assert backlog.refusal(Family.DOCUMENTS, HIGH) is None  # high priority has room
+    assert backlog.refusal(Family.OCR, NORMAL) is None  # another family is empty
+    # Once the count is older than QUEUED_CACHE it no longer refuses (the submission is
+    # read, and checked on a new count).
+    now[0] += QUEUED_CACHE
+    assert backlog.refusal(Family.DOCUMENTS, NORMAL) is None

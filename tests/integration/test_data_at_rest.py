@@ -21,6 +21,7 @@ from docworker.errors import Conflict, NotFound
 from docworker.jobs.queue import JobInput, JobQueue
 from docworker.jobs.retention import purge_expired
 from docworker.jobs.store import JobStatus, JobStore, NewJob
+from docworker.jobs.webhooks import WebhookRequest
 from docworker.sealing import SecretKeys, is_sealed, new_key
 from docworker.storage import BlobStore
 from tests.integration.test_job_store import add, split_job
@@ -138,6 +139,8 @@ def test_rotate_seals_every_stored_secret_with_the_first_key(
         NewJob(operation="extract", params={"password": "p2"}, input=job_input.as_dict())
     )
     plain, _ = queue.submit("extract", {"output": "text"}, job_input, caller=OPEN)
+    hook = WebhookRequest("https://93.184.215.14/hook", secret="whsec_" + "A" * 40)
+    hooked, _ = queue.submit("extract", {}, job_input, caller=OPEN, webhook=hook)
     runner = CliRunner()
 
     monkeypatch.setenv("DOCWORKER_SECRETS__KEYS", f"{new},{old}")
@@ -148,7 +151,10 @@ def test_rotate_seals_every_stored_secret_with_the_first_key(
     assert only_new.open(job_store.get(sealed.id).params["password"]) == "p1"
     assert only_new.open(job_store.get(clear.id).params["password"]) == "p2"
     assert job_store.get(plain.id).params == plain.params  # nothing secret: left alone
-    assert runner.invoke(app, ["secrets", "rotate"]).output.startswith("0 jobs")
+    assert "1 jobs had their webhook secret" in rotated.output
+    assert only_new.open(job_store.get(hooked.id).webhook["secret"]) == hook.secret
+    again = runner.invoke(app, ["secrets", "rotate"]).output
+    assert again.startswith("0 jobs") and "0 jobs had their webhook secret" in again
 
     monkeypatch.setenv("DOCWORKER_SECRETS__KEYS", old)
     refused = runner.invoke(app, ["secrets", "rotate"])

@@ -1,15 +1,19 @@
-"""The blob store on a local folder: streaming, content addressing, limits, safety."""
+"""The blob store on a local folder: streaming, content addressing, limits, safety; an
+output store of its own; the drivers and options of other stores."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 from pathlib import Path
 
 import pytest
 
-from docworker.errors import NotFound, PayloadTooLarge
-from docworker.storage import BlobStore
+from docworker.api.app import create_app
+from docworker.config import Settings, SettingsRefused, StorageSettings
+from docworker.errors import DependencyDown, NotFound, PayloadTooLarge
+from docworker.storage import BlobStore, storage_options, storage_refusals
 
 
 @pytest.fixture
@@ -51,3 +55,65 @@ def test_results_round_trip_and_delete(store: BlobStore) -> None:
 def test_uris_cannot_leave_the_store(store: BlobStore, uri: str) -> None:
     with pytest.raises(NotFound):
         store.read_bytes(uri)
+
+
+def test_results_go_to_the_output_store(tmp_path: Path) -> None:
+    store = BlobStore(f"file://{tmp_path / 'in'}", f"file://{tmp_path / 'out'}")
+    blob = store.put_stream(io.BytesIO(b"an input"))
+    result = store.write_bytes(BlobStore.result_uri("job-1", "a.txt"), b"a result")
+    assert (tmp_path / "in" / "inputs" / blob.sha256).read_bytes() == b"an input"
+    assert (tmp_path / "out" / "results" / "job-1" / "a.txt").read_bytes() == b"a result"
+    assert not (tmp_path / "in" / "results").exists()
+    assert store.read_bytes(result.uri) == b"a result"
+    store.delete(BlobStore.results_of("job-1"))
+    assert not store.exists(result.uri)
+    # A local store signs no links: its artifacts are downloaded through the API.
+    assert store.signed_url(blob.uri, expires=60, name="a", mime="text/plain") is None
+
+
+def test_a_driver_not_installed_is_named_at_start(tmp_path: Path) -> None:
+    # adlfs (az://) is not installed here: Azure is not tested.
+    if importlib.util.find_spec("adlfs") is not None:
+        pytest.skip("adlfs is installed")
+    settings = Settings(data_dir=tmp_path, storage={"url": "az://container/blobs"})
+    with pytest.raises(SettingsRefused) as refused:
+        create_app(settings, start_executor=False)
+    assert refused.value.reasons == [
+        "storage.url: 'az://container/blobs' needs the Python package adlfs (pip install "
+        "adlfs), which is not installed"
+    ]
+    with pytest.raises(DependencyDown, match="adlfs"):
+        BlobStore(f"file://{tmp_path}", "abfs://container/out")
+    problems = storage_refusals(
+        StorageSettings(url="nosuch://x", read_roots=[f"file://{tmp_path}/", "az://c/in/"])
+    )
+    assert problems == [
+        "storage.url: 'nosuch://x': fsspec knows no storage protocol 'nosuch'",
+        "storage.read_roots: 'az://c/in/' needs the Python package adlfs (pip install adlfs), "
+        "which is not installed",
+    ]
+
+
+def test_s3_settings_become_driver_options() -> None:
+    storage = StorageSettings(
+        s3={
+            "endpoint_url": "http://minio:9000",
+            "public_endpoint_url": "https://files.example.com",
+            "region": "eu-west-1",
+            "access_key_id": "key",
+            "secret_access_key": "secret",
+            "path_style": True,
+        }
+    )
+    options = storage_options(storage, "s3://bucket/blobs")
+    assert options == {
+        "use_listings_cache": False,
+        "endpoint_url": "http://minio:9000",
+        "client_kwargs": {"region_name": "eu-west-1"},
+        "key": "key",
+        "secret": "secret",
+        "config_kwargs": {"signature_version": "s3v4", "s3": {"addressing_style": "path"}},
+    }
+    public = storage_options(storage, "s3://bucket/blobs", public=True)
+    assert public["endpoint_url"] == "https://files.example.com"
+    assert storage_options(storage, "file:///srv/blobs") == {}

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import ipaddress
+import threading
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from docworker import url_policy
+from docworker.config import FetchSettings
 from docworker.url_policy import UrlPolicy, UrlRefused, is_public
 from tests.listener import Listener
 
@@ -98,3 +104,55 @@ def test_fetch_never_reaches_a_loopback_listener(listener: Listener) -> None:
     with pytest.raises(UrlRefused):
         UrlPolicy(("127.0.0.1",)).fetch(listener.url + "/planted")
     assert listener.connections == []
+
+
+def test_a_private_network_may_be_allowed() -> None:
+    policy = UrlPolicy(("127.0.0.1", "10.1.2.3"), private=("127.0.0.0/8",))
+    assert policy.check("http://127.0.0.1:8080/a.pdf") == [ipaddress.ip_address("127.0.0.1")]
+    with pytest.raises(UrlRefused, match=r"non-public address \(10\.1\.2\.3\)"):
+        policy.check("http://10.1.2.3/a.pdf")
+
+
+def test_private_networks_must_be_networks() -> None:
+    assert FetchSettings(private_allow=["10.0.0.0/8", "::1"]).private_allow
+    with pytest.raises(ValidationError, match="not a network"):
+        FetchSettings(private_allow=["intranet.example.com"])
+
+
+class _EchoHost(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = (self.headers["Host"] or "").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_the_connection_goes_to_the_address_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name is resolved once, by the check: the connection does not ask DNS again
+    (where a rebinding name could answer a private address the second time). Here the
+    name resolves nowhere but in the check's own lookup, and the server is reached, and
+    sees its own name."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHost)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    looked_up: list[str] = []
+
+    def resolve(url: str, host: str, port: int) -> list[Any]:
+        looked_up.append(host)
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    monkeypatch.setattr(url_policy, "_resolve", resolve)
+    policy = UrlPolicy(("rebind.invalid",), private=("127.0.0.1/32",))
+    try:
+        body, _, final = policy.fetch(f"http://rebind.invalid:{port}/doc")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert body == f"rebind.invalid:{port}".encode()
+    assert final == f"http://rebind.invalid:{port}/doc"
+    assert looked_up == ["rebind.invalid"]

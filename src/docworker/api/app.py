@@ -22,12 +22,23 @@ from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
-from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
+from docworker.api.routes import cache as cache_routes
+from docworker.api.routes import (
+    chunk,
+    dead_letters,
+    extract,
+    health,
+    job_events,
+    jobs,
+    ocr,
+    operations,
+)
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
 from docworker.api.routes import render as render_routes
 from docworker.api.routes import screenshot as screenshot_route
+from docworker.api.routes import unpack as unpack_route
 from docworker.api.routes import usage as usage_routes
 from docworker.api.routes import video as video_routes
 from docworker.api.routes.convert import router as convert_router
@@ -36,6 +47,7 @@ from docworker.api.uploads import BodySizeLimit, IntakeGuard, UnclaimedInputs
 from docworker.api.v1.install import install_v1
 from docworker.auth import server_secret
 from docworker.config import ExecutorKind, Settings, SettingsRefused
+from docworker.engines.breaker import Breakers
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
@@ -45,12 +57,15 @@ from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.events import JobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
+from docworker.jobs.outbox import Outbox
 from docworker.jobs.queue import Executor, JobQueue
 from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
+from docworker.jobs.webhooks import WebhookDeliverer, journal
+from docworker.result_cache import ResultCache
 from docworker.sealing import SecretKeys
-from docworker.storage import BlobStore
+from docworker.storage import BlobStore, storage_refusals
 from docworker.telemetry import (
     HTTP_LATENCY,
     HTTP_REQUEST_BYTES,
@@ -95,7 +110,12 @@ def build_services(
     log.info("engine sandbox", **sandbox.status())
     store = JobStore(settings.database_url, echo=settings.database.echo)
     store.migrate()
-    blobs = BlobStore(settings.storage_url)
+    outbox = Outbox(store)
+    deliverer = None
+    if settings.webhooks.deliver:
+        deliverer = WebhookDeliverer(settings.webhooks, outbox, sealing)
+    store.journal = journal(settings.webhooks, deliverer)
+    blobs = BlobStore.of(settings)
     blobs.ping()
     events = JobEvents()
     configure_usage_metrics(by_key=settings.usage.metrics_by_key)
@@ -104,10 +124,15 @@ def build_services(
         audit, max_events=settings.audit.buffer_events, enabled=settings.audit.refusals
     )
     drain = drain or Drain.of(settings)
+    # One set of engine breakers for the process: the executor records, the API refuses.
+    breakers = Breakers(settings.breaker)
+    cache = ResultCache.from_settings(settings)
     executor = None
     dispatch: Executor | None = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
-        executor = dispatch = LocalExecutor(settings, store, events, keys=sealing)
+        executor = dispatch = LocalExecutor(
+            settings, store, events, keys=sealing, breakers=breakers
+        )
         drain.on_start(executor.hold)
     elif settings.executor.kind is ExecutorKind.CELERY:
         # The API runs no job: it publishes each to the broker (docs/distributed.md).
@@ -125,6 +150,9 @@ def build_services(
         quotas=settings.quota,
         refusals=refusals,
         max_active_jobs=settings.executor.max_active_jobs,
+        breakers=breakers,
+        cache=cache,
+        webhooks=settings.webhooks,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -140,6 +168,11 @@ def build_services(
         refusals=refusals,
         counters=QuotaCounters(store),
         result_slots=anyio.CapacityLimiter(settings.server.loaded_results_at_once),
+        breakers=breakers,
+        fetch_slots=anyio.CapacityLimiter(settings.server.remote_inputs_at_once),
+        cache=cache,
+        outbox=outbox,
+        deliverer=deliverer,
     )
 
 
@@ -147,9 +180,10 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     """The ASGI application; the services start with it and stop with it.
 
     Raises :class:`SettingsRefused` when the settings are not safe to serve with
-    (see :meth:`Settings.refusals`).
+    (see :meth:`Settings.refusals`) or name storage this machine cannot open (a driver
+    not installed: :func:`~docworker.storage.storage_refusals`).
     """
-    if refusals := settings.refusals():
+    if refusals := [*settings.refusals(), *storage_refusals(settings.storage)]:
         raise SettingsRefused(refusals)
     drain = Drain.of(settings)
 
@@ -160,6 +194,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         )
         if services.executor is not None:
             await anyio.to_thread.run_sync(services.executor.start)
+        if services.deliverer is not None:
+            services.deliverer.start()
         app.state.services = services
         log.info("service started", profile=settings.profile.value, database=_safe(settings))
         janitor = asyncio.create_task(_purge_periodically(services))
@@ -170,8 +206,13 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
             janitor.cancel()
             refusals.cancel()
             await _drain_jobs(services, drain)
+            if (deliverer := services.deliverer) is not None:
+                # An attempt cut short is claimed again once its lease runs out.
+                await anyio.to_thread.run_sync(deliverer.stop, 2.0)
             await anyio.to_thread.run_sync(services.refusals.flush)
             services.store.close()
+            if services.cache is not None:
+                services.cache.close()
             log.info("service stopped")
 
     app = FastAPI(
@@ -186,16 +227,19 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.state.drain = drain
     install_error_handlers(app)
     for router in (
-        *(module.router for module in (extract, chunk, ocr, jobs, operations, health)),
+        *(module.router for module in (extract, chunk, ocr, jobs, job_events, operations, health)),
+        dead_letters.router,
         pdf_routes.router,
         image_route.router,
         render_routes.router,
         video_routes.router,
         screenshot_route.router,
+        unpack_route.router,
         convert_router,
         keys_routes.router,
         audit_routes.router,
         usage_routes.router,
+        cache_routes.router,
     ):
         mount_routes(app, router)
     # The last added runs first: v1's path rules, the request's context, the refusals
@@ -252,6 +296,7 @@ async def _purge_periodically(services: Services) -> None:
                     services.blobs,
                     retention=services.settings.executor.job_retention,
                     tenant_retention=services.settings.executor.tenant_retention,
+                    cache=services.cache,
                 )
             )
             await anyio.to_thread.run_sync(

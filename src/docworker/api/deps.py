@@ -12,12 +12,16 @@ from fastapi import Depends, Request
 
 from docworker.api.auth import Authenticator
 from docworker.config import Settings
+from docworker.engines.breaker import Breakers
 from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
+from docworker.jobs.outbox import Outbox
 from docworker.jobs.queue import JobQueue
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
+from docworker.jobs.webhooks import WebhookDeliverer
+from docworker.result_cache import ResultCache
 from docworker.storage import BlobStore
 
 
@@ -40,6 +44,16 @@ class Services:
     #: Turns to load a result whole and reshape it (``server.loaded_results_at_once``):
     #: with the bound on each result, what bounds the API's memory for them.
     result_slots: anyio.CapacityLimiter
+    #: The webhook outbox (its deliveries, their log).
+    outbox: Outbox
+    #: Sends the outbox's deliveries (None: ``webhooks.deliver`` is off here).
+    deliverer: WebhookDeliverer | None
+    #: The engines' circuit breakers of this process, shared with its executor.
+    breakers: Breakers
+    #: Turns to fetch an input named by ``url`` or ``uri`` (``server.remote_inputs_at_once``).
+    fetch_slots: anyio.CapacityLimiter
+    #: The result cache (None: ``cache.enabled`` is false).
+    cache: ResultCache | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

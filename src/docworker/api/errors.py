@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from docworker import errors
 from docworker.api.v1.encoding import v1_time
+from docworker.url_policy import UrlUnreadable
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +58,8 @@ STATUS: dict[type[errors.DocworkerError], int] = {
     errors.InsufficientStorage: 503,
     errors.ServiceDraining: 503,
     errors.DependencyDown: 503,
+    errors.EngineUnavailable: 503,
+    UrlUnreadable: 422,
 }
 
 

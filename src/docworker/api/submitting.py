@@ -25,23 +25,26 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import structlog
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Form, Header, Query, Request
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
 from docworker.api.auth import CallerDep
 from docworker.api.deps import Services
-from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH
+from docworker.api.routing import QUEUE_EXTENSION
+from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH, WEBHOOK_SIGNING, WEBHOOK_URL
 from docworker.auth import Principal
-from docworker.errors import DocworkerError
-from docworker.jobs.queue import JobInput, JobQueue
+from docworker.errors import DocworkerError, InvalidParameter
+from docworker.jobs.queue import MAX_PRIORITY, MIN_PRIORITY, JobInput, JobQueue
 from docworker.jobs.store import JobRecord
+from docworker.jobs.webhooks import MAX_URL_LENGTH, WebhookRequest
+from docworker.operations import OPERATIONS
 
 log = structlog.get_logger(__name__)
 
@@ -66,14 +69,51 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
+#: The ``priority`` query parameter, as every submitting route documents it.
+PriorityQuery = Annotated[
+    int | None,
+    Query(
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description="The job's priority (higher runs first), as the `priority` field of "
+        "the body gives it; given here, it is known before the body is read, so that a "
+        "request to a full queue is refused (429) without sending its file for nothing, "
+        "and one of high priority is let into the places kept for it. When both are "
+        "given they must agree.",
+    ),
+]
+
+
 @dataclass(frozen=True)
 class JobClient:
-    """The client a route submits jobs for: who it is, its idempotency key, and the
-    request's ``receive`` channel, on which it is heard leaving."""
+    """The client a route submits jobs for: who it is, its idempotency key, the priority
+    its query gives, and the request's ``receive`` channel, on which it is heard
+    leaving."""
 
     caller: Principal
     idempotency_key: str | None
     receive: Receive
+    #: The ``priority`` query parameter (:data:`PriorityQuery`), if given.
+    priority: int | None = None
+    #: The queue the route declares its jobs wait in (:func:`~docworker.api.routing.feeds`).
+    queue: str | None = None
+    #: Whether the result cache may answer the client's jobs and keep their results.
+    use_cache: bool = True
+
+    def priority_of(self, given: int) -> int:
+        """The job's priority: the query's when it has one, else ``given`` (the body's,
+        0 when it gives none); 422 when the two differ."""
+        if self.priority is None:
+            return given
+        if given not in (0, self.priority):
+            raise InvalidParameter(
+                "priority",
+                f"the query says {self.priority} and the body {given}: give one, or the same",
+            )
+        return self.priority
+
+    #: The webhook its jobs announce their events to (a v2 route's ``webhook_*`` fields).
+    webhook: WebhookRequest | None = None
 
     def key(self, part: str | None = None) -> str | None:
         """The idempotency key of the client's job; ``part`` tells apart the jobs one
@@ -94,6 +134,9 @@ class JobClient:
         part: str | None = None,
     ) -> JobRecord:
         """Submit the job, or find the one the client's key made (see the module)."""
+        priority = self.priority_of(priority)
+        # The intake guard refuses the route's requests when this queue is full.
+        assert self.queue in (None, OPERATIONS[operation].queue.value), (operation, self.queue)
         record, _ = await anyio.to_thread.run_sync(
             lambda: queue.submit(
                 operation,
@@ -103,6 +146,8 @@ class JobClient:
                 priority=priority,
                 idempotency_key=self.key(part),
                 others=others,
+                use_cache=self.use_cache,
+                webhook=self.webhook,
             )
         )
         return record
@@ -169,14 +214,77 @@ class JobClient:
                     log.info("client left: its job is cancelled", job_id=job_id)
 
 
+#: The ``cache`` query parameter, as every submitting route documents it.
+CacheQuery = Annotated[
+    bool,
+    Query(
+        alias="cache",
+        description="false: the result cache neither answers this request nor keeps its "
+        "result; the job runs on a worker whatever was kept before.",
+    ),
+]
+
+
 async def job_client(
-    request: Request, caller: CallerDep, idempotency_key: IdempotencyKeyHeader = None
+    request: Request,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    priority: PriorityQuery = None,
+    use_cache: CacheQuery = True,
 ) -> JobClient:
-    """The route's :class:`JobClient` (a FastAPI dependency: it documents the header)."""
-    return JobClient(caller, idempotency_key, request.receive)
+    """The route's :class:`JobClient` (a FastAPI dependency: it documents the header and
+    the ``priority`` and ``cache`` query parameters)."""
+    route = request.scope.get("route")
+    queue = (getattr(route, "openapi_extra", None) or {}).get(QUEUE_EXTENSION)
+    return JobClient(
+        caller,
+        idempotency_key,
+        request.receive,
+        priority=priority,
+        queue=queue,
+        use_cache=use_cache,
+    )
 
 
 JobClientDep = Annotated[JobClient, Depends(job_client)]
+
+
+async def v1_job_client(
+    request: Request,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    use_cache: CacheQuery = True,
+) -> JobClient:
+    """The :class:`JobClient` of a v1 route, whose jobs all have the default priority."""
+    return JobClient(caller, idempotency_key, request.receive, use_cache=use_cache)
+
+
+V1JobClientDep = Annotated[JobClient, Depends(v1_job_client)]
+
+
+async def job_client_with_webhook(
+    client: JobClientDep,
+    webhook_url: Annotated[
+        str | None, Form(max_length=MAX_URL_LENGTH, description=WEBHOOK_URL)
+    ] = None,
+    webhook_events: Annotated[
+        str | None,
+        Form(
+            description="The events sent to webhook_url, separated by commas (default: the "
+            "final ones: succeeded, partial, failed, cancelled, dead).",
+            examples=["started,succeeded,failed"],
+        ),
+    ] = None,
+    webhook_secret: Annotated[str | None, Form(max_length=200, description=WEBHOOK_SIGNING)] = None,
+) -> JobClient:
+    """A v2 route's :class:`JobClient` with the webhook its form names, if any (a FastAPI
+    dependency: it documents the fields; docs/events.md)."""
+    webhook = WebhookRequest.of_form(webhook_url, webhook_events, webhook_secret)
+    return replace(client, webhook=webhook) if webhook is not None else client
+
+
+#: The client of a v2 route that takes a form: it may name a webhook for its job.
+JobClientWithWebhookDep = Annotated[JobClient, Depends(job_client_with_webhook)]
 
 
 async def submit_and_wait(

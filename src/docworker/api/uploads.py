@@ -13,16 +13,22 @@ request is answered: a refusal after the upload was stored leaves nothing behind
 
 from __future__ import annotations
 
+import functools
 import threading
+import typing
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePosixPath
+from types import UnionType
+from urllib.parse import parse_qs
 
 import anyio
 import anyio.to_thread
 import structlog
+from fastapi import Depends
+from fastapi.params import File
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -31,16 +37,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from docworker.api.auth import early_refusal
 from docworker.api.deps import Services
 from docworker.api.errors import too_large_response
+from docworker.api.routing import route_queues
 from docworker.config import ServerSettings
 from docworker.errors import (
     DocworkerError,
     InsufficientStorage,
     InvalidParameter,
+    QueueFull,
     ServiceDraining,
 )
 from docworker.jobs.admission import DiskFloor, Drain
-from docworker.jobs.queue import JobInput
+from docworker.jobs.queue import MAX_PRIORITY, MIN_PRIORITY, JobInput
 from docworker.jobs.store import JobStore
+from docworker.operations.base import Family
 from docworker.storage import BlobStore, StoredBlob
 
 log = structlog.get_logger(__name__)
@@ -79,6 +88,59 @@ async def store_uploads(
     if not uploads:
         raise InvalidParameter(field, f"at least one multipart part named '{field}' is required")
     return [await store_upload(services, upload) for upload in uploads]
+
+
+async def refuse_repeated_files(request: Request) -> None:
+    """Refuse (422, naming the field) a request whose form holds several parts for a
+    field its route takes one file from: the route would read one and drop the rest.
+    A route's dependency (:data:`ONE_FILE_PER_FIELD`); the form is the one the route's
+    body was read into."""
+    route = request.scope.get("route")
+    fields = single_file_fields(getattr(route, "endpoint", None))
+    if not fields:
+        return
+    form = await request.form()
+    for name in fields:
+        count = len(form.getlist(name))
+        if count > 1:
+            raise InvalidParameter(
+                name,
+                f"takes one file, and {count} parts named '{name}' were sent: send one "
+                "file per request (or one job per file)",
+            )
+
+
+#: The dependency of every router whose routes take files: see :func:`refuse_repeated_files`.
+ONE_FILE_PER_FIELD = Depends(refuse_repeated_files)
+
+
+@functools.cache
+def single_file_fields(endpoint: Callable[..., object] | None) -> tuple[str, ...]:
+    """The form fields ``endpoint`` takes one file from (its parameters typed
+    ``UploadFile``, not a list of them), by the names clients send."""
+    if endpoint is None:
+        return ()
+    fields: list[str] = []
+    for name, hint in typing.get_type_hints(endpoint, include_extras=True).items():
+        if typing.get_origin(hint) is not typing.Annotated:
+            continue
+        kind, *extras = typing.get_args(hint)
+        marks = [extra for extra in extras if isinstance(extra, File)]
+        if marks and UploadFile in _types_of(kind):
+            fields.append(marks[0].alias or name)
+    return tuple(fields)
+
+
+def _types_of(hint: object) -> tuple[object, ...]:
+    """``hint`` itself, or the members of a union (``UploadFile | None``); a list's
+    element is not taken (a list of files is several by design)."""
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else ()
+    return tuple(_base(member) for member in members) or (_base(hint),)
+
+
+def _base(hint: object) -> object:
+    """Starlette's ``UploadFile`` for FastAPI's (its subclass), else ``hint``."""
+    return UploadFile if isinstance(hint, type) and issubclass(hint, UploadFile) else hint
 
 
 class RequestTooLarge(StarletteHTTPException):
@@ -145,26 +207,81 @@ def _has_body(scope: Scope) -> bool:
 
 
 class IntakeGuard:
-    """ASGI middleware: 503 with ``Retry-After``, before the body is read, for a request
-    with a body (an upload, a job to queue) while the service drains (it takes no new
-    work) or the disk is under ``server.min_free_disk_mb`` free. Requests without one
-    (reads, cancels, deletes, which free space) pass."""
+    """ASGI middleware: refusals before the body is read, for a request with a body (an
+    upload, a job to queue). Requests without one (reads, cancels, deletes, which free
+    space) pass.
+
+    * 503 with ``Retry-After`` while the service drains (it takes no new work) or the
+      disk is under ``server.min_free_disk_mb`` free;
+    * 429 ``queue-full`` with ``Retry-After`` for a route whose jobs all wait in one
+      queue (it declares it: :func:`~docworker.api.routing.feeds`) when the counts the
+      admission keeps show that queue full for the request's priority band
+      (:meth:`Backlog.refusal <docworker.jobs.backlog.Backlog.refusal>`: no look at
+      the job store). The band is the one of the ``priority`` query parameter, or
+      normal without one: a priority given only in the body is known once the body is
+      read, and counts then. A request with an ``Idempotency-Key`` passes (the key may
+      name a job made already, which takes no place). Under overload this is where most
+      refusals are answered: reading a body it then refuses cost the API process a
+      hundred times more than the refusal."""
 
     def __init__(self, app: ASGIApp, disk: DiskFloor, drain: Drain) -> None:
         self.app = app
         self.disk = disk
         self.drain = drain
+        self._queues: dict[tuple[str, str], Family] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _has_body(scope):
             try:
                 self.drain.check()
                 await anyio.to_thread.run_sync(self.disk.check)
-            except (ServiceDraining, InsufficientStorage) as exc:
+                self._check_queue(scope)
+            except (ServiceDraining, InsufficientStorage, QueueFull) as exc:
                 response = early_refusal(scope, receive, exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    def _check_queue(self, scope: Scope) -> None:
+        """Raise :class:`QueueFull` when the request's queue is known full (see above)."""
+        if self._queues is None:
+            self._queues = route_queues(scope["app"])
+        family = self._queues.get((scope["method"], scope["path"]))
+        if family is None or _header(scope, b"idempotency-key") is not None:
+            return
+        services = getattr(scope["app"].state, "services", None)
+        admission = services.queue.admission if services is not None else None
+        if admission is None:
+            return
+        priority = _query_priority(scope)
+        if priority is None:
+            return
+        refusal = admission.refusal(family, priority)
+        if refusal is not None:
+            raise refusal
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _query_priority(scope: Scope) -> int | None:
+    """The ``priority`` query parameter (0 without one); None when it is not a valid
+    priority (the route refuses it then)."""
+    query = scope.get("query_string", b"")
+    if b"priority" not in query:
+        return 0
+    values = parse_qs(query.decode("latin-1")).get("priority")
+    if not values:
+        return 0
+    try:
+        priority = int(values[-1])
+    except ValueError:
+        return None
+    return priority if MIN_PRIORITY <= priority <= MAX_PRIORITY else None
 
 
 #: How far back jobs are looked at when an input a request made is swept: jobs another

@@ -293,7 +293,9 @@ class Ffmpeg:
         try:
             data = json.loads(done.stdout or b"{}")
         except json.JSONDecodeError as exc:
-            raise EngineFailed(f"ffprobe answered something that is not JSON: {exc}") from None
+            raise EngineFailed(
+                f"ffprobe answered something that is not JSON: {exc}", engine=NAME
+            ) from None
         probe = Probe.of(data)
         if not probe.streams:
             raise UnsupportedFormat(
@@ -373,7 +375,9 @@ def _failure(done: Completed, memory_mb: int) -> Exception:
             f"{NAME} needed more than its memory limit of {memory_mb} MiB",
         )
     if done.returncode < 0:
-        return EngineFailed(f"{NAME} was killed by signal {-done.returncode}: {reason}")
+        return EngineFailed(
+            f"{NAME} was killed by signal {-done.returncode}: {reason}", engine=NAME
+        )
     if "Invalid data found" in reason or "could not find codec" in reason.lower():
         return CorruptDocument("video", reason)
     return ProcessingFailed(f"{NAME} failed: {reason}")

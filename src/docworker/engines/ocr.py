@@ -90,7 +90,9 @@ def _tesserocr() -> Any:
     try:
         import tesserocr
     except ImportError as exc:
-        raise DependencyDown(f"OCR is unavailable: tesserocr cannot be imported ({exc})") from exc
+        raise DependencyDown(
+            f"OCR is unavailable: tesserocr cannot be imported ({exc})", engine="Tesseract"
+        ) from exc
     return tesserocr
 
 
@@ -112,7 +114,9 @@ def tessdata_dir() -> Path:
         if folder.is_dir() and any(folder.glob("*.traineddata")):
             return folder
     looked = ", ".join([*(["$TESSDATA_PREFIX"] if prefix else []), *_TESSDATA_GLOBS])
-    raise DependencyDown(f"OCR is unavailable: no Tesseract language data found ({looked})")
+    raise DependencyDown(
+        f"OCR is unavailable: no Tesseract language data found ({looked})", engine="Tesseract"
+    )
 
 
 def available_languages() -> list[str]:
@@ -194,7 +198,9 @@ class _ApiPool:
                 path=str(tessdata_dir()), lang=languages, psm=psm, init=True
             )
         except RuntimeError as exc:
-            raise EngineFailed(f"Tesseract did not start for '{languages}': {exc}") from exc
+            raise EngineFailed(
+                f"Tesseract did not start for '{languages}': {exc}", engine="Tesseract"
+            ) from exc
 
 
 _POOL = _ApiPool()
@@ -280,7 +286,7 @@ def _read(prepared: Prepared, original: Image.Image, reading: _Reading) -> OcrPa
         if reading.dpi:
             api.SetSourceResolution(round(reading.dpi * prepared.scale))
         if not api.Recognize():
-            raise EngineFailed("Tesseract could not recognise the image")
+            raise EngineFailed("Tesseract could not recognise the image", engine="Tesseract")
         paragraphs = _paragraphs(api, prepared.box_mapper(original.width, original.height))
     words = [word for paragraph in paragraphs for word in paragraph.words]
     return OcrPage(

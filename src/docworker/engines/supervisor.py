@@ -160,6 +160,7 @@ class Supervisor(Generic[P]):
             process = self._start(self.start_timeout)
         except DocworkerError as exc:
             self._fail(exc.detail)
+            self._name_in(exc)
             raise
         with self._state:
             self._process = process
@@ -187,19 +188,28 @@ class Supervisor(Generic[P]):
             if isinstance(exc, ServiceError) or not process.alive():
                 self._fail(exc.detail)
                 self._retire(process)
+            self._name_in(exc)
             raise
         except Exception as exc:
             if expired.is_set():
                 raise self._timed_out(process, timeout) from None
             self._fail(f"{type(exc).__name__}: {exc}")
             self._retire(process)
-            raise EngineFailed(f"{self.name} failed: {type(exc).__name__}: {exc}") from exc
+            raise EngineFailed(
+                f"{self.name} failed: {type(exc).__name__}: {exc}", engine=self.name
+            ) from exc
         finally:
             watchdog.cancel()
         if expired.is_set():
             # Finished as the watchdog fired: the result stands, the process is gone.
             self._retire(process)
         return result
+
+    def _name_in(self, exc: DocworkerError) -> None:
+        """Name this engine in ``exc`` when it is a service error that names none (for
+        the engine's circuit breaker, see :mod:`docworker.engines.breaker`)."""
+        if isinstance(exc, ServiceError):
+            exc.fields.setdefault("engine", self.name)
 
     def _timed_out(self, process: P, timeout: float) -> EngineTimeout:
         error = EngineTimeout(self.name, timeout)

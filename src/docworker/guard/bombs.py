@@ -13,17 +13,15 @@ A gzip file declares its size (modulo 4 GiB) in its last four bytes.
 from __future__ import annotations
 
 import io
-import itertools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from docworker.config import FindingKind, GuardSettings
+from docworker.formats.archives import overlapping_members
 from docworker.guard.findings import FindingSet
 from docworker.guard.streams import PART_ERRORS, Package
 
-#: Size of a ZIP local file header before its name and extra field.
-_LOCAL_HEADER = 30
 #: Nested archives are opened down to this depth, when at most this large, and at most
 #: this many distinct ones per scan.
 NESTED_DEPTH = 10
@@ -57,7 +55,7 @@ def check_zip_bomb(
             f"(ratio {_ratio(worst.file_size, worst.compress_size):.0f})",
             f"member {worst.filename}",
         )
-    overlapping = _overlapping(members)
+    overlapping = len(overlapping_members(members))
     if overlapping:
         found.note(
             FindingKind.DECOMPRESSION_BOMB,
@@ -80,19 +78,6 @@ def check_zip_bomb(
             "the archive contains itself (a quine): unpacking it never ends",
             f"member {expansion.quine}",
         )
-
-
-def _overlapping(members: list[zipfile.ZipInfo]) -> int:
-    """How many members start inside the data of the member before them."""
-    spans = sorted(
-        (info.header_offset, info.header_offset + _LOCAL_HEADER + info.compress_size)
-        for info in members
-    )
-    count = 0
-    for (_, end), (start, _) in itertools.pairwise(spans):
-        if start < end:
-            count += 1
-    return count
 
 
 @dataclass

@@ -2,7 +2,11 @@
 
 Every object of the file is visited once (``pikepdf``'s list of all objects, with
 the dictionaries and arrays written inside each), up to ``guard.max_pdf_objects``
-and the scan's time budget, and never a stream's data. Action dictionaries are
+and the scan's time budget, and never a stream's data. An object is first looked at
+as qpdf writes it (a stream: its dictionary), names spelt out (``/J#53`` is ``/JS``):
+one whose text names none of the keys and types below holds nothing to note, and is
+not walked value by value (most of a file's objects: fonts' widths, destinations,
+page trees; the walk cost ten times the look). Action dictionaries are
 told by their ``/S`` type (``/JavaScript``, ``/Launch``, ``/SubmitForm``,
 ``/GoToR``, ``/GoToE``, ``/ImportData``, ``/URI``) or a ``/JS`` key, embedded files
 by ``/EmbeddedFile`` streams, file specifications with ``/EF`` and file-attachment
@@ -89,7 +93,8 @@ def check_pdf(found: FindingSet, path: Path, budget: Budget, max_objects: int) -
             if count % 256 == 0:
                 budget.check()
             try:
-                if _code(obj) in (_DICTIONARY, _STREAM, _ARRAY):
+                code = _code(obj)
+                if code in (_DICTIONARY, _STREAM, _ARRAY) and _names_a_finding(obj, code):
                     walker.visit_object(obj)
             except _OBJECT_ERRORS:
                 unreadable += 1  # a damaged object; the others are still visited
@@ -98,6 +103,21 @@ def check_pdf(found: FindingSet, path: Path, budget: Budget, max_objects: int) -
         found.note(
             FindingKind.SCAN_ERROR, f"{unreadable} damaged PDF object(s) could not be read", "pdf"
         )
+
+
+#: The names :class:`_Walker` notes objects by, as they appear in an object's written
+#: form (a name merely starting so, or one in a string, only costs a walk).
+_FINDING_NAMES = re.compile(
+    rb"/(?:JS|JavaScript|Launch|SubmitForm|GoToR|GoToE|ImportData|URI|EmbeddedFile|EF"
+    rb"|FileAttachment)"
+)
+
+
+def _names_a_finding(obj: Any, code: Any) -> bool:
+    """Whether the object, with what is written inside it, names any key or type the
+    walk looks for (the module); a stream by its dictionary."""
+    written = (obj.stream_dict if code == _STREAM else obj).unparse(resolved=True)
+    return _FINDING_NAMES.search(written) is not None
 
 
 def _location(obj: Any, container: Any) -> str:

@@ -27,7 +27,7 @@ from docworker.guard.findings import Budget, FindingSet, ScanLimit, SecurityRepo
 from docworker.guard.legacy import check_doc_fields, check_xls_globals
 from docworker.guard.macros import check_vba
 from docworker.guard.odf import check_odf
-from docworker.guard.ooxml import check_ooxml, has_ole_parts
+from docworker.guard.ooxml import check_ooxml, may_hold_vba
 from docworker.guard.pdf import check_pdf
 from docworker.guard.rtf import check_rtf
 from docworker.guard.signatures import YaraUnavailable, check_eicar, check_eicar_parts, check_yara
@@ -162,7 +162,7 @@ def _container(
         run("eicar", check_eicar_parts, found, package)
         if family in _OOXML:
             run("ooxml", check_ooxml, found, package)
-            if has_ole_parts(package):
+            if may_hold_vba(package):
                 run("macros", check_vba, found, path)
         elif family in _ODF:
             run("odf", check_odf, found, package)

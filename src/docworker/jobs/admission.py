@@ -3,7 +3,9 @@ floor, the family's queue bound and the engines' queues.
 
 Four checks, made by :meth:`Admission.admit` before a job is queued (every entry point
 submits through :meth:`~docworker.jobs.queue.JobQueue.submit`), the first two also
-before an upload is read (the API's intake guard):
+before an upload is read (the API's intake guard), and the third there too, from the
+counts already kept, for a route whose jobs all wait in one queue
+(:meth:`Admission.refusal`):
 
 * **draining**: once the service has begun to shut down (:class:`Drain`), new work is
   refused with :class:`~docworker.errors.ServiceDraining` (503 with ``Retry-After``)
@@ -54,7 +56,7 @@ from docworker.errors import (
 from docworker.formats.detect import detect_stream
 from docworker.jobs.backlog import Backlog
 from docworker.jobs.store import JobStore
-from docworker.operations.base import Engine, EngineBound, Operation, OperationParams
+from docworker.operations.base import Engine, EngineBound, Family, Operation, OperationParams
 from docworker.storage import BlobStore, StoredBlob
 from docworker.telemetry import ADMISSION_REFUSALS
 
@@ -86,9 +88,9 @@ class DiskFloor:
         """The data folder (the jobs' work folders are in it), the local blob store's
         folder and the temporary folder (uploads)."""
         folders = [settings.data_dir.absolute(), Path(tempfile.gettempdir())]
-        url = settings.storage_url
-        if url.startswith("file://"):
-            folders.append(Path(url.removeprefix("file://")))
+        for url in (settings.storage_url, settings.storage.output_url):
+            if url is not None and url.startswith("file://"):
+                folders.append(Path(url.removeprefix("file://")))
         server = settings.server
         return cls(folders, server.min_free_disk_mb, server.disk_retry_after)
 
@@ -234,6 +236,15 @@ class Admission:
                 engine=engine.value,
             )
         return engine
+
+    def refusal(self, family: Family, priority: int) -> QueueFull | None:
+        """The refusal a submission of ``priority`` to ``family`` gets from the counts kept
+        alone (:meth:`Backlog.refusal <docworker.jobs.backlog.Backlog.refusal>`), counted
+        among the refusals; None when they do not justify one."""
+        refusal = self.backlog.refusal(family, priority)
+        if refusal is not None:
+            ADMISSION_REFUSALS.labels(_REASONS[QueueFull], family.value).inc()
+        return refusal
 
     def status(self) -> dict[str, Any]:
         """For health: whether the service drains, and each family's queue (its bound,

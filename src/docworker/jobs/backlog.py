@@ -143,12 +143,39 @@ class Backlog:
         if queued < room:
             self._admit(family)
             return
+        raise self._full(family, band, queued, self.retry_after(family, queued - room + 1))
+
+    def refusal(self, family: Family, priority: int) -> QueueFull | None:
+        """The refusal of a job of ``priority`` in ``family`` that the counts kept already
+        justify, without asking the job store (so that it can be answered on the event
+        loop, before a request's body is read): the queue counted at most
+        :data:`QUEUED_CACHE` seconds ago, plus this process's admissions since, fills the
+        band's room, and a drain rate has been measured; None otherwise (the submission
+        goes on to :meth:`check`, which counts anew). The count kept only grows between
+        counts (jobs claimed since are still in it), so a refusal may come at most that
+        long after room was freed, never a job admitted past the bound."""
+        band = Band.of(priority)
+        room = self.room(family, band)
+        rates = self._rates
+        if room is None or rates is None:
+            return None
+        with self._queued_lock:
+            kept = self._queued
+            if kept is None or self._clock() - kept[0] >= QUEUED_CACHE:
+                return None
+            queued = kept[1][family] + self._admitted[family]
+        if queued < room:
+            return None
+        return self._full(family, band, queued, self._turn(family, queued - room + 1, rates[1]))
+
+    def _full(self, family: Family, band: Band, queued: int, retry_after: int) -> QueueFull:
+        room = self.room(family, band)
         bound = self.bounds[family]
         share = "" if band is Band.HIGH else f" ({band.value} priority may fill {room} of them)"
-        raise QueueFull(
+        return QueueFull(
             f"{queued} jobs of the {family.value} family wait to run, and its queue takes "
             f"{bound}{share} (queue.{family.value}); retry later",
-            retry_after=self.retry_after(family, queued - room + 1),
+            retry_after=retry_after,
             family=family.value,
             queued=queued,
             room=room,
@@ -201,7 +228,11 @@ class Backlog:
         of ``family`` leaving its queue, at the rate it drains (the drain window when
         nothing ended in it), and behind the clients refused before it that have not
         come back yet (see the module); within the configured range."""
-        rate = self.drain_rates()[family]
+        return self._turn(family, excess, self.drain_rates())
+
+    def _turn(self, family: Family, excess: int, rates: dict[Family, float]) -> int:
+        """:meth:`retry_after` with the drain ``rates`` given."""
+        rate = rates[family]
         low, high = self.retry_range
         if rate <= 0:
             return min(high, max(low, math.ceil(self.window)))

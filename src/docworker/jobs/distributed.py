@@ -29,8 +29,14 @@ changes nothing by itself:
   cap of local workers applies too. Celery's soft and hard time limits back the watch up
   (``celery.time_limit_margin`` past the job's limit): a job still running at the hard
   limit is recorded ``dead`` by the ``docworker worker`` whose process Celery killed.
-* **Retries** as the error's class says (:mod:`docworker.jobs.outcomes`); a job queued
-  again is published with its retry delay as the message's countdown.
+* **Retries** as the error's class says, after the backoff's delay
+  (:mod:`docworker.jobs.outcomes`, as the local executor); a job queued again is
+  published with its retry delay as the message's countdown.
+* **Breakers, events, cache.** Each worker process keeps engine circuit breakers of its
+  own (:mod:`docworker.engines.breaker`: it opens on the failures it sees; the main
+  process has none); its job store writes each change's event and webhook deliveries
+  (:mod:`docworker.jobs.journal`) for the API replicas to deliver; a result that
+  succeeded whole is kept in the result cache's shared tier.
 * **Parts.** A job that splits (long OCR) publishes each part to its family's queue, so
   the parts run across the fleet; the attempt that ends the last part publishes the
   job again to merge them.
@@ -64,23 +70,25 @@ from kombu.entity import Exchange, Queue
 from kombu.exceptions import KombuError
 
 from docworker.config import Settings
-from docworker.engines.libreoffice import LibreOfficeEngine
+from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import (
     DependencyDown,
     DocworkerError,
+    EngineUnavailable,
     JobTimeout,
     MemoryLimitExceeded,
     NotFound,
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer
+from docworker.jobs.retries import Backoff
 from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
+from docworker.jobs.webhooks import journal
 from docworker.jobs.workdirs import ExecutorFolder, process_gone, sweep
 from docworker.jobs.worker import execute_job, prepare_process
 from docworker.operations import OPERATIONS
 from docworker.operations.base import Family
 from docworker.sealing import SecretKeys
-from docworker.storage import BlobStore
 
 log = structlog.get_logger(__name__)
 
@@ -269,6 +277,8 @@ class _Runtime:
     #: The main process's store (its sweep), never used by a worker process.
     store: JobStore
     main_pid: int
+    #: The delays of retries (:mod:`docworker.jobs.retries`).
+    backoff: Backoff
     child: _Child | None = None
 
 
@@ -295,6 +305,9 @@ def prepare_worker(settings: Settings) -> Celery:
     # child that inherits SQLite's state of an open connection to the file (its locks)
     # finds the database locked for good.
     store = JobStore(settings.database_url, echo=settings.database.echo, pooled=False)
+    # Each state change's event and webhooks, as the API's store writes them (delivered
+    # by the API replicas, which read the outbox).
+    store.journal = journal(settings.webhooks, None)
     os.register_at_fork(
         before=_MAIN_STORE.acquire,
         after_in_parent=_MAIN_STORE.release,
@@ -305,7 +318,15 @@ def prepare_worker(settings: Settings) -> Celery:
         log.info("work folder of a gone worker deleted", folder=str(folder))
     preload()
     app = make_app(settings)
-    _This.runtime = _Runtime(settings, keys, app, CeleryDispatch(settings, app), store, os.getpid())
+    _This.runtime = _Runtime(
+        settings,
+        keys,
+        app,
+        CeleryDispatch(settings, app),
+        store,
+        os.getpid(),
+        Backoff.of(settings.executor),
+    )
     signals.worker_process_init.connect(_child_init, weak=False)
     signals.worker_process_shutdown.connect(_child_shutdown, weak=False)
     signals.worker_ready.connect(_start_sweep, weak=False)
@@ -315,7 +336,8 @@ def prepare_worker(settings: Settings) -> Celery:
 
 class _Child:
     """One Celery worker process: its name in the job store, its own job store
-    connections, its folder (its temporary folder) and its LibreOffice."""
+    connections, its folder (its temporary folder), its LibreOffice, the result cache's
+    shared tier and the engines' circuit breakers of this process."""
 
     def __init__(self, runtime: _Runtime) -> None:
         self.runtime = runtime
@@ -324,18 +346,20 @@ class _Child:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
         runtime.store.after_fork()
         self.store = JobStore(self.settings.database_url)
+        self.store.journal = journal(self.settings.webhooks, None)
         self.folder = ExecutorFolder(self.settings.data_dir, token)
         self.folder.create()
         work = self.folder.new_worker_folder()
         os.environ["TMPDIR"] = str(work)
         tempfile.tempdir = str(work)
-        self.blobs: BlobStore
-        self.libreoffice: LibreOfficeEngine
-        self.blobs, self.libreoffice = prepare_process(self.settings)
+        self.tools = prepare_process(self.settings)
         self.dispatch = runtime.dispatch
+        self.backoff = runtime.backoff
+        #: This process's breakers: they open on the failures of its own engines.
+        self.breakers = Breakers(self.settings.breaker)
 
     def close(self) -> None:
-        self.libreoffice.stop()
+        self.tools.close()
         self.folder.remove()
         self.store.close()
 
@@ -379,17 +403,20 @@ class _Child:
     # -- running ------------------------------------------------------------------------
     def run(self, job: JobRecord) -> None:
         """Run the claimed job's attempt and record its end (or let the watch do so)."""
+        if not self._may_begin(job):
+            return
         watch = _Watch(self, job)
         watch.start()
         try:
             try:
                 answer = execute_job(
                     watch.progress,
-                    self.blobs,
+                    self.tools.blobs,
                     job_message(self.store, job),
                     self.settings,
                     self.runtime.keys,
-                    self.libreoffice.convert,
+                    self.tools.libreoffice.convert,
+                    cache=self.tools.cache,
                 )
             except SoftTimeLimitExceeded:
                 answer = {"type": "error"}
@@ -403,11 +430,35 @@ class _Child:
             pages = answer.get("pages")
             cost = watch.cost(pages if isinstance(pages, int) else None)
             record, parts = record_answer(
-                self.store, self.settings.executor, job, answer, cost=cost
+                self.store, job, answer, cost=cost, backoff=self.backoff, breakers=self.breakers
             )
             self.dispatch.follow_up(self.store, record, parts)
         finally:
             watch.stop()
+
+    def _may_begin(self, job: JobRecord) -> bool:
+        """Whether the claimed job may run here now, as this process's breakers say: one
+        that needs an engine whose breaker is open fails fast (retried after the
+        cool-down, the engine not tried); one that needs an engine whose breaker is
+        half-open while another job tries it is queued again after
+        ``executor.retry_delay``, its attempt not counted."""
+        try:
+            if self.breakers.begin(engines_of(job.operation, job.input)):
+                return True
+            record = self.store.defer(job.id, delay=self.settings.executor.retry_delay)
+        except EngineUnavailable as exc:
+            log.info("job refused: engine breaker open", job_id=job.id, engine=exc.fields["engine"])
+            record = end_attempt(
+                self.store,
+                job,
+                exc.to_dict(),
+                cost=JobCost(),
+                backoff=self.backoff,
+                breakers=self.breakers,
+                heard=False,
+            )
+        self.dispatch.follow_up(self.store, record)
+        return False
 
 
 def _owner_gone(record: JobRecord) -> bool:
@@ -517,7 +568,14 @@ class _Watch:
             if error is None:
                 record = store.mark_cancelled(self.job.id, cost=cost)
             else:
-                record = end_attempt(store, self.config, self.job, error.to_dict(), cost=cost)
+                record = end_attempt(
+                    store,
+                    self.job,
+                    error.to_dict(),
+                    cost=cost,
+                    backoff=self.child.backoff,
+                    breakers=self.child.breakers,
+                )
             self.child.dispatch.follow_up(store, record)
         finally:
             # Even when the store could not be written: the job, left running by a
@@ -582,12 +640,13 @@ def _on_task_failure(
             if job.status != JobStatus.RUNNING:
                 return
             error = JobTimeout(runtime.settings.executor.job_timeout)
+            # This process has no breakers (its worker processes keep their own).
             record = end_attempt(
                 runtime.store,
-                runtime.settings.executor,
                 job,
                 error.to_dict(),
                 cost=JobCost(cpu_seconds=0.0),
+                backoff=runtime.backoff,
             )
             runtime.dispatch.follow_up(runtime.store, record)
     except (DocworkerError, KombuError, OSError) as exc:

@@ -1,4 +1,11 @@
-"""In-process job events: lets a waiting request wake the moment its job ends.
+"""The job event bus: lets a waiting request wake the moment its job moves on.
+
+What happened to a job is recorded in the job store (``job_events``, written in the
+transaction of each change: :mod:`docworker.jobs.journal`); the bus only says *that*
+a job moved, so that waiters (a long poll, an event stream) read the store at once
+instead of at their next look. :class:`JobEventBus` is what the rest of the service
+depends on; :class:`JobEvents` is the in-process bus of the embedded service. A bus
+over a broker (Redis pub/sub) serves jobs run in other processes the same way.
 
 The executor publishes from its own thread, with the job's record as it left the
 store when it has it; waiters are asyncio tasks in the API's event loop. A waiter
@@ -16,9 +23,11 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from docworker.jobs.models import JobRecord
 
 
@@ -46,7 +55,22 @@ class Subscription:
         return True
 
 
+class JobEventBus(Protocol):
+    """Wakes waiters when a job moves on (its new events are in the job store)."""
+
+    def publish(self, job_id: str, record: JobRecord | None = None) -> None:
+        """Say that ``job_id`` moved on; ``record``: the job as the store has it now."""
+
+    def subscribe(self, job_id: str) -> AbstractContextManager[Subscription]:
+        """Hear ``job_id``'s publications while the block runs (in the event loop)."""
+
+    async def wait(self, job_id: str, timeout: float) -> bool:
+        """Wait until ``job_id`` is published or ``timeout`` passes; True if published."""
+
+
 class JobEvents:
+    """The in-process bus: publications from any thread of this process."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiters: dict[str, list[Subscription]] = defaultdict(list)

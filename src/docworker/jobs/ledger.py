@@ -12,7 +12,6 @@ transaction commits. Only :mod:`docworker.jobs.store` calls this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
@@ -20,21 +19,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from docworker.jobs import usage
+from docworker.jobs.journal import after_commit as _after_commit
+from docworker.jobs.journal import journal_of, kind_of
 from docworker.jobs.models import TERMINAL_STATUSES, AuditEvent, Job, JobCost, JobStatus
 from docworker.telemetry import record_job_cpu, record_job_usage
-
-#: Session ``info`` entry: what to record in the metrics once the transaction commits.
-_AFTER_COMMIT = "docworker_after_commit"
-
-
-def _after_commit(session: Session, record: Callable[[], None]) -> None:
-    session.info.setdefault(_AFTER_COMMIT, []).append(record)
-
-
-def run_after_commit(session: Session) -> None:
-    """Record what the committed transaction of ``session`` booked in the metrics."""
-    for record in session.info.pop(_AFTER_COMMIT, []):
-        record()
 
 
 def settle(
@@ -127,6 +115,14 @@ def _part_ended(session: Session, job: Job, now: datetime) -> None:
     parent.progress = round(0.95 * done / parent.children_total, 4)
     parent.progress_message = f"{done} of {parent.children_total} parts done"
     parent.updated_at = now
+    journal = journal_of(session)
+    journal.record(
+        session,
+        parent,
+        "part",
+        now,
+        {"part": job.part, "part_status": str(job.status), "parts_done": done},
+    )
     if parent.children_pending == 0 and parent.status == JobStatus.RUNNING:
         if parent.cancel_requested:
             parent.status = JobStatus.CANCELLED
@@ -137,3 +133,4 @@ def _part_ended(session: Session, job: Job, now: datetime) -> None:
             parent.run_after = None
             # Merging the parts belongs to the attempt that split the job.
             parent.attempts = max(0, parent.attempts - 1)
+        journal.record(session, parent, kind_of(parent.status), now)

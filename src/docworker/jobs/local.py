@@ -9,17 +9,27 @@ of the worker and its children), cancellation of running jobs (the worker is
 killed with its process group) and recycling after ``jobs_per_worker`` jobs.
 
 Retries, decided in one place (:class:`~docworker.errors.AfterFailure`, by the
-error's class) and applied in :meth:`LocalExecutor._attempt_failed`:
+error's class, with the delay of :mod:`docworker.jobs.retries`) and applied by
+:mod:`docworker.jobs.outcomes`, shared with the celery executor:
 
-* a worker that died on its own (a lost worker) or an engine that crashed or
-  failed: the job is queued again after ``executor.retry_delay``, up to
-  ``executor.max_attempts`` attempts in all, then ``dead``;
+* a worker that died on its own (a lost worker), an engine that crashed, failed or
+  whose circuit breaker was open, the blob store down: the job is queued again after
+  a delay that doubles with each attempt, with jitter (``executor.retry_delay`` up to
+  ``executor.retry_max_delay``), up to ``executor.max_attempts`` attempts in all,
+  then ``dead``;
 * a job killed at its wall-clock limit (``executor.job_timeout``) or its memory
   limit (``executor.memory_limit_mb``), or whose engine ran past its own time
   limit: ``dead`` after that one attempt, the limit it passed in its error. The
   same document would pass it again and hold a worker for the whole limit each
   time (a poison document);
 * an input error: ``failed`` at once.
+
+The engines' circuit breakers (:mod:`docworker.engines.breaker`, shared with the API
+of the same process) hear how each attempt ended. A job that needs an engine whose
+breaker is open fails fast before it is handed to a worker (a transient failure,
+retried as above); one that needs an engine whose breaker is half-open while another
+job tries the engine is queued again after ``executor.retry_delay``, its attempt not
+counted.
 
 Jobs left ``running`` by a service that crashed are found by their stale
 heartbeat and queued again. A worker never outlives the service: it waits on a
@@ -54,10 +64,18 @@ import psutil
 import structlog
 
 from docworker.config import Settings
-from docworker.errors import DocworkerError, EngineFailed, JobTimeout, MemoryLimitExceeded
+from docworker.engines.breaker import Breakers, engines_of
+from docworker.errors import (
+    DocworkerError,
+    EngineFailed,
+    EngineUnavailable,
+    JobTimeout,
+    MemoryLimitExceeded,
+)
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
-from docworker.jobs.events import JobEvents
+from docworker.jobs.events import JobEventBus, JobEvents
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer
+from docworker.jobs.retries import Backoff
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
     ClaimPolicy,
@@ -162,14 +180,17 @@ class LocalExecutor:
         self,
         settings: Settings,
         store: JobStore,
-        events: JobEvents | None = None,
+        events: JobEventBus | None = None,
         *,
         keys: SecretKeys | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
+        """``breakers``: the engines' circuit breakers, shared with the API of this
+        process (its own when None)."""
         self.settings = settings
         self.config = settings.executor
         self.store = store
-        self.events = events or JobEvents()
+        self.events: JobEventBus = events or JobEvents()
         token = uuid.uuid4().hex[:8]
         self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
         self.folder = ExecutorFolder(settings.data_dir, token)
@@ -190,6 +211,8 @@ class LocalExecutor:
         self._looked_at = 0.0
         keys = keys or SecretKeys.from_settings(settings)
         self._worker_config = worker_config(settings, keys)
+        self.breakers = breakers or Breakers(settings.breaker)
+        self._backoff = Backoff.of(self.config)
         self._claims = ClaimPolicy(
             fair=self.config.fair_claiming, max_running=self.config.max_running_per_tenant
         )
@@ -333,6 +356,15 @@ class LocalExecutor:
             self._start_job(slot, job)
 
     def _start_job(self, slot: _Slot, job: JobRecord) -> None:
+        try:
+            if not self.breakers.begin(engines_of(job.operation, job.input)):
+                # An engine's breaker is half-open and another job is trying it.
+                self.store.defer(job.id, delay=self.config.retry_delay)
+                return
+        except EngineUnavailable as exc:
+            log.info("job refused: engine breaker open", job_id=job.id, engine=exc.fields["engine"])
+            self._attempt_failed(job, exc.to_dict(), cost=JobCost(), heard=False)
+            return
         slot.job = job
         slot.job_started = time.monotonic()
         slot.job_cpu_start = tree_cpu_seconds(slot.process.pid) if slot.process.pid else 0.0
@@ -341,6 +373,7 @@ class LocalExecutor:
             JOB_QUEUE_WAIT.labels(job.operation).observe(max(wait_s, 0.0))
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
         message = job_message(self.store, job)
+        self.events.publish(job.id, job)
         try:
             send(slot.conn, message)
         except OSError:
@@ -380,7 +413,14 @@ class LocalExecutor:
         slot.jobs_done += 1
         self._look = True
         if kind in ("split", "done", "error"):
-            record, _ = record_answer(self.store, self.config, job, message, cost=cost)
+            record, _ = record_answer(
+                self.store,
+                job,
+                message,
+                cost=cost,
+                backoff=self._backoff,
+                breakers=self.breakers,
+            )
             self._finished(record)
             if record.status == "queued":
                 self.notify()
@@ -389,9 +429,21 @@ class LocalExecutor:
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
 
     # -- outcomes ---------------------------------------------------------------------
-    def _attempt_failed(self, job: JobRecord, error: dict[str, Any], *, cost: JobCost) -> None:
-        """End the job's attempt as its error's class says (the module docstring)."""
-        record = end_attempt(self.store, self.config, job, error, cost=cost)
+    def _attempt_failed(
+        self, job: JobRecord, error: dict[str, Any], *, cost: JobCost, heard: bool = True
+    ) -> None:
+        """End the job's attempt as its error's class says (the module docstring); the
+        engines' breakers hear of it unless ``heard`` is False (the attempt was refused
+        by a breaker: it tried no engine)."""
+        record = end_attempt(
+            self.store,
+            job,
+            error,
+            cost=cost,
+            backoff=self._backoff,
+            breakers=self.breakers,
+            heard=heard,
+        )
         self._finished(record)
         if record.status == "queued":
             self.notify()
@@ -443,6 +495,8 @@ class LocalExecutor:
             for job_id in self.store.cancel_requested_among(running):
                 slot = running[job_id]
                 cost = slot.job_cost()
+                if slot.job is not None:
+                    self.breakers.release(engines_of(slot.job.operation, slot.job.input))
                 slot.job = None
                 self._replace(slot, "cancelled")
                 self._finished(self.store.mark_cancelled(job_id, cost=cost))
@@ -461,6 +515,7 @@ class LocalExecutor:
                 fraction, text = slot.progress
                 slot.progress = None
                 self.store.set_progress(slot.job.id, fraction, text)
+                self.events.publish(slot.job.id)
 
     # -- process management ---------------------------------------------------------------
     def _spawn(self) -> _Slot:

@@ -9,7 +9,7 @@ that autogenerate compares new migrations against).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -94,6 +95,19 @@ class NewJob:
     tenant: str | None = None
     key_id: str | None = None
     client: str | None = None
+    #: The job's own webhook, its secret sealed (see ``Job.webhook``).
+    webhook: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ServedResult:
+    """A job's result found in the result cache, written under the job's id before the
+    job is created (see :meth:`docworker.jobs.store.JobStore.create`)."""
+
+    job_id: str
+    #: The result's reference (see :mod:`docworker.jobs.results`).
+    result: dict[str, Any]
+    pages: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,15 @@ class JobRecord:
     #: Pages it processed, from its result (for a split job whose merge failed: its
     #: parts' pages); None when the result names no pages.
     pages: int | None = None
+    #: The attempts that ended, oldest first: each one's ``attempt`` (its number),
+    #: ``started_at``, ``ended_at`` (ISO 8601), ``worker``, ``outcome`` (what it led to:
+    #: ``succeeded``, ``partial``, ``split``, ``retried``, ``failed``, ``dead``,
+    #: ``cancelled``) and ``error`` (``code`` and ``detail``, or None).
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: Answered from the result cache: it succeeded when it was submitted, on no worker.
+    cached: bool = False
+    #: The job's own webhook (``Job.webhook``), its secret sealed.
+    webhook: dict[str, Any] | None = None
 
     @property
     def input_bytes(self) -> int:
@@ -184,7 +207,25 @@ class JobRecord:
             client=job.client,
             cpu_seconds=job.cpu_seconds,
             pages=job.pages,
+            history=list(job.history or []),
+            cached=job.cached,
+            webhook=job.webhook,
         )
+
+
+@dataclass(frozen=True)
+class JobEventRecord:
+    """One event of a job as plain values (a ``job_events`` row)."""
+
+    job_id: str
+    seq: int
+    kind: str
+    at: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: JobEvent) -> JobEventRecord:
+        return cls(row.job_id, row.seq, row.kind, row.at, row.data or {})
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -287,6 +328,58 @@ class Job(Base):
     client: Mapped[str | None] = mapped_column(String(64))
     cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     pages: Mapped[int | None] = mapped_column(Integer)
+    #: The attempts that ended (see :attr:`JobRecord.history`).
+    history: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    #: The job's own webhook: ``{"url", "events", "secret"}`` (the secret sealed, or None
+    #: for the configured ``webhooks.secret``); None without one.
+    webhook: Mapped[dict[str, Any] | None] = mapped_column(_json())
+
+
+class JobEvent(Base):
+    """A row of ``job_events``: one thing that happened to a job, numbered per job."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (PrimaryKeyConstraint("job_id", "seq"),)
+
+    job_id: Mapped[str] = mapped_column(String(36))
+    #: From 1, increasing with each event of the job (the stream's event id).
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any] | None] = mapped_column(_json())
+
+
+class WebhookDelivery(Base):
+    """A row of ``webhook_deliveries``: one webhook to send (the outbox) and its attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # The deliveries due, for the delivery loops; a job's deliveries, for its log.
+        Index("ix_webhook_deliveries_due", "status", "next_at"),
+        Index("ix_webhook_deliveries_job_id", "job_id", "created_at"),
+    )
+
+    #: The ``webhook-id`` header: the same on every attempt of one delivery.
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    event_seq: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(16))
+    #: The configured subscription's name; None for the job's own webhook.
+    subscription: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    #: The body sent, byte for byte on every attempt.
+    payload: Mapped[str] = mapped_column(Text)
+    #: pending, delivered or failed.
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: When the next attempt is due (a claimed delivery: when its lease runs out).
+    next_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: One entry per attempt: ``{"at", "status", "error", "ms"}``.
+    log: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
 
 
 class ApiKey(Base):
@@ -346,6 +439,8 @@ class AuditEvent(Base):
             detail["parts"] = job.children_total
         if job.error and job.error.get("code"):
             detail["error"] = job.error["code"]
+        if job.cached:
+            detail["cached"] = True
         return cls(
             at=at,
             kind="job",

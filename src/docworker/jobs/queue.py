@@ -7,20 +7,28 @@ idempotency and metrics happen in one place whichever executor runs the job.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any, Protocol
 
 import anyio.to_thread
+import structlog
 
-from docworker.auth import Principal
-from docworker.config import QuotaSettings
+from docworker.auth import Principal, Scope
+from docworker.config import QuotaSettings, WebhookSettings
+from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import (
     ActiveJobsLimit,
     Conflict,
     DependencyDown,
+    DocworkerError,
+    EngineUnavailable,
+    Forbidden,
     LimitExceeded,
     NotFound,
     PayloadTooLarge,
@@ -29,15 +37,27 @@ from docworker.errors import (
 )
 from docworker.jobs.admission import ENGINE_TAG, Admission
 from docworker.jobs.audit import RefusalLog
-from docworker.jobs.events import JobEvents
+from docworker.jobs.events import JobEventBus
 from docworker.jobs.results import StoredResult, read_payload
 from docworker.jobs.retention import discard_job_data
-from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobStore, NewJob
+from docworker.jobs.store import (
+    MAX_PAGE_SIZE,
+    TERMINAL_STATUSES,
+    JobRecord,
+    JobStatus,
+    JobStore,
+    NewJob,
+    ServedResult,
+)
 from docworker.jobs.usage import Quotas
+from docworker.jobs.webhooks import WebhookRequest
 from docworker.operations import dump_params, get_operation, validate_params
+from docworker.result_cache import CACHE_KEY, CachedResult, ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
-from docworker.telemetry import ADMISSION_REFUSALS, JOBS_SUBMITTED
+from docworker.telemetry import ADMISSION_REFUSALS, JOBS_FINISHED, JOBS_SUBMITTED
+
+log = structlog.get_logger(__name__)
 
 
 class Executor(Protocol):
@@ -77,6 +97,22 @@ class JobInput:
         return stored
 
 
+#: The priorities a job may be given (higher runs first; see :class:`~docworker.jobs.backlog.Band`).
+MIN_PRIORITY, MAX_PRIORITY = -100, 100
+
+
+@dataclass(frozen=True)
+class DeadLetterFilter:
+    """Which dead jobs a listing or a replay takes: by operation, by the ``code`` of
+    their error, and by when they died (``finished_after`` inclusive,
+    ``finished_before`` exclusive)."""
+
+    operation: str | None = None
+    error_code: str | None = None
+    finished_after: datetime | None = None
+    finished_before: datetime | None = None
+
+
 #: How often a waiter re-reads the store even without an in-process event, so jobs
 #: finished elsewhere (another replica, a remote worker) are seen.
 STORE_POLL = 1.0
@@ -98,7 +134,7 @@ class JobQueue:
         store: JobStore,
         blobs: BlobStore,
         executor: Executor | None,
-        events: JobEvents,
+        events: JobEventBus,
         *,
         max_attempts: int,
         keys: SecretKeys,
@@ -106,10 +142,16 @@ class JobQueue:
         quotas: QuotaSettings | None = None,
         refusals: RefusalLog | None = None,
         max_active_jobs: int | None = None,
+        breakers: Breakers | None = None,
+        cache: ResultCache | None = None,
+        webhooks: WebhookSettings | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
         queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
-        have queued or running at once unless its key says (None: no cap)."""
+        have queued or running at once unless its key says (None: no cap).
+        ``breakers``: the engines' circuit breakers, shared with the executor of this
+        process; a job needing an engine whose breaker is open is refused (None: no
+        breaker is asked)."""
         self.store = store
         self.blobs = blobs
         self.executor = executor
@@ -123,6 +165,11 @@ class JobQueue:
         self.refusals = refusals
         #: Jobs a tenant may have queued or running at once, unless its key says.
         self.max_active_jobs = max_active_jobs
+        self.breakers = breakers
+        #: The result cache looked up before a job is queued (None: no cache).
+        self.cache = cache
+        #: How a job's own webhook is checked (its URL guard, the default secret).
+        self.webhooks = webhooks or WebhookSettings()
 
     def submit(
         self,
@@ -134,6 +181,8 @@ class JobQueue:
         priority: int = 0,
         idempotency_key: str | None = None,
         others: Sequence[JobInput] = (),
+        use_cache: bool = True,
+        webhook: WebhookRequest | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit and queue a job for ``caller``; returns the job and whether it
         is new. Every operation reads an input file (``Operation.run`` takes one), so
@@ -149,24 +198,47 @@ class JobQueue:
         A job of an API key counts against the key's daily quotas; when one is spent
         it is refused with :class:`QuotaExceeded` (429) and not queued. A job sent again
         under an idempotency key already used passes no admission check: it is the job
-        made the first time (or a :class:`Conflict` when the request differs)."""
+        made the first time (or a :class:`Conflict` when the request differs).
+
+        A job that needs an engine whose circuit breaker is open (known from the operation
+        and, after admission, the input) is refused with
+        :class:`~docworker.errors.EngineUnavailable` (503) and not queued.
+
+        A job whose result the result cache holds (unless ``use_cache`` is false) passes
+        no admission check either: it is created ``succeeded``, marked ``cached``, with a
+        copy of that result, and runs nowhere. Otherwise its key is recorded with its
+        input (``cache_key``), for the worker to keep its result.
+
+        ``webhook``: the job's own webhook, refused with
+        :class:`~docworker.errors.InvalidParameter` when its URL, events or secret are
+        not acceptable (:meth:`WebhookRequest.checked`)."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
+        hook = webhook.checked(self.webhooks, self.keys) if webhook is not None else None
         stored = job_input.as_dict()
         if others:
             stored["others"] = [other.as_dict() for other in others]
+        dumped = dump_params(checked, self.keys)
         key = _scoped_key(idempotency_key, caller)
         # A job sent again under its idempotency key is not new work: it is answered
-        # (by the store) however full the queue is.
-        if self.admission is not None and (key is None or not self.store.by_idempotency_key(key)):
+        # (by the store) however full the queue is, and not from the cache.
+        known = key is not None and self.store.by_idempotency_key(key) is not None
+        hit = None
+        if use_cache:
+            files = [job_input, *others]
+            hit = self._cached(operation, dumped, files, stored, caller, look=not known)
+        new_work = not known and hit is None
+        if self.admission is not None and new_work:
             hints = {"name": job_input.name, "mime": job_input.mime}
             engine = self.admission.admit(op, checked, job_input.blob, priority, **hints)
             if engine is not None:
                 stored[ENGINE_TAG[0]] = engine.value
+        if self.breakers is not None and new_work:
+            self.breakers.check(engines_of(operation, stored))
         new = NewJob(
             operation=operation,
-            params=dump_params(checked, self.keys),
+            params=dumped,
             input=stored,
             priority=priority,
             idempotency_key=key,
@@ -174,30 +246,92 @@ class JobQueue:
             tenant=caller.tenant,
             key_id=caller.key_id,
             client=caller.client,
+            webhook=hook,
         )
+        served = self._restore(hit) if hit is not None else None
         try:
-            record, created = self.store.create(
+            record, created = self._create(new, caller, served)
+        except BaseException:
+            if served is not None:
+                self._discard_result(served.job_id)
+            raise
+        if served is not None and not created:  # another request of the key came first
+            self._discard_result(served.job_id)
+        if created:
+            self._created(record, cached=served is not None)
+        return record, created
+
+    def _created(self, record: JobRecord, *, cached: bool) -> None:
+        """A new job: one made from the cache (succeeded) is heard of by its waiters and
+        runs nowhere; another is handed to the executor, and withdrawn when it cannot be
+        (:class:`DependencyDown`, raised again: a broker down)."""
+        if cached:
+            JOBS_FINISHED.labels(record.operation, str(record.status)).inc()
+            self.events.publish(record.id, record)
+        elif self.executor is not None:
+            try:
+                self.executor.queued(record)
+            except DependencyDown:
+                self._withdraw(record)
+                raise
+        JOBS_SUBMITTED.labels(record.operation).inc()
+
+    def _cached(
+        self,
+        operation: str,
+        dumped: dict[str, Any],
+        files: Sequence[JobInput],
+        stored: dict[str, Any],
+        caller: Principal,
+        *,
+        look: bool,
+    ) -> CachedResult | None:
+        """The result the cache holds for the job of ``files``, when ``look``; its cache
+        key is recorded in its ``stored`` input either way, for the worker to keep its
+        result (none without a cache)."""
+        if self.cache is None:
+            return None
+        described = [file.as_dict() for file in files]
+        cache_key = self.cache.key(operation, dumped, described, caller.tenant)
+        if cache_key is None:
+            return None
+        stored[CACHE_KEY] = cache_key
+        return self.cache.get(cache_key) if look else None
+
+    def _create(
+        self, new: NewJob, caller: Principal, served: ServedResult | None
+    ) -> tuple[JobRecord, bool]:
+        """Insert the job (see :meth:`JobStore.create`), the refusals counted."""
+        try:
+            return self.store.create(
                 new,
                 quotas=Quotas.of(caller.limits, self.quotas),
                 max_active=caller.limits.get("max_active_jobs") or self.max_active_jobs,
+                served=served,
             )
         except ActiveJobsLimit:
-            ADMISSION_REFUSALS.labels("active_jobs", op.queue.value).inc()
+            ADMISSION_REFUSALS.labels("active_jobs", get_operation(new.operation).queue.value).inc()
             raise
         except (QuotaExceeded, PayloadTooLarge) as exc:
             if self.refusals is not None:
                 status = 429 if isinstance(exc, QuotaExceeded) else 413
-                self.refusals.quota_exceeded(caller, exc, status, operation=operation)
+                self.refusals.quota_exceeded(caller, exc, status, operation=new.operation)
             raise
-        if created:
-            if self.executor is not None:
-                try:
-                    self.executor.queued(record)
-                except DependencyDown:
-                    self._withdraw(record)
-                    raise
-            JOBS_SUBMITTED.labels(operation).inc()
-        return record, created
+
+    def _restore(self, hit: CachedResult) -> ServedResult | None:
+        """The cached result written for a new job; None when the blob store refuses it
+        (the job then runs as if nothing was cached)."""
+        job_id = str(uuid.uuid4())
+        try:
+            ref = hit.restore(self.blobs, job_id)
+        except DocworkerError as exc:
+            log.warning("cached result not restored", job_id=job_id, error=exc.detail)
+            return None
+        return ServedResult(job_id=job_id, result=ref, pages=hit.pages)
+
+    def _discard_result(self, job_id: str) -> None:
+        with contextlib.suppress(DocworkerError, OSError):
+            self.blobs.delete(BlobStore.results_of(job_id))
 
     def _withdraw(self, record: JobRecord) -> None:
         """Delete a job its executor could not be handed (it never ran), with its input
@@ -231,6 +365,87 @@ class JobQueue:
             self.events.publish(job_id)
         return record
 
+    def retry(self, job_id: str, caller: Principal, attempts: int) -> JobRecord:
+        """Queue a ``dead`` or ``failed`` job again with ``attempts`` more attempts (see
+        :meth:`JobStore.retry`); a key that may submit the job's operation may retry it.
+        Refused with :class:`~docworker.errors.EngineUnavailable` while the breaker of an
+        engine the job needs is open, and with :class:`Conflict` for a job in another
+        state or a part of a split job."""
+        current = self.visible(job_id, caller)
+        caller.require_submit(current.operation)
+        if self.breakers is not None:
+            self.breakers.check(engines_of(current.operation, current.input))
+        record = self.store.retry(job_id, attempts=attempts)
+        self._hand_over([record])
+        return record
+
+    def replay(
+        self, caller: Principal, filters: DeadLetterFilter, limit: int, attempts: int
+    ) -> tuple[list[JobRecord], bool]:
+        """Queue again up to ``limit`` dead jobs of the caller's tenant matching
+        ``filters``, newest first, each with ``attempts`` more attempts; returns them and
+        whether more dead jobs match. Without ``filters.operation`` the caller needs the
+        ``submit`` scope (or ``admin``); with it, may submit that operation. Jobs that
+        need an engine whose breaker is open are left dead (not counted)."""
+        if filters.operation is not None:
+            caller.require_submit(filters.operation)
+        elif not (caller.is_admin or Scope.SUBMIT in caller.scopes):
+            raise Forbidden(
+                "this API key may not replay every operation's dead jobs: it lacks the "
+                "'submit' scope (name an 'operation' it may submit)"
+            )
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        records, more = self._dead(caller, filters, limit, None)
+        replayed = []
+        for record in records:
+            if self.breakers is not None:
+                try:
+                    self.breakers.check(engines_of(record.operation, record.input))
+                except EngineUnavailable:
+                    continue
+            try:
+                replayed.append(self.store.retry(record.id, attempts=attempts))
+            except (Conflict, NotFound):
+                continue  # retried, purged or cancelled meanwhile
+        self._hand_over(replayed)
+        return replayed, more is not None
+
+    def _hand_over(self, records: Sequence[JobRecord]) -> None:
+        """Hand jobs queued again (a retry, a replay) to the executor. They stay queued
+        in the store when it cannot take them (a broker down): logged, not refused, as
+        the store's change is made."""
+        if self.executor is None:
+            return
+        for record in records:
+            try:
+                self.executor.queued(record)
+            except DependencyDown as exc:
+                log.error(
+                    "job queued again but not handed over", job_id=record.id, error=exc.detail
+                )
+
+    def dead_letters(
+        self, caller: Principal, filters: DeadLetterFilter, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
+        """One page of the caller's tenant's ``dead`` jobs (every tenant's for an admin)
+        matching ``filters``, newest first, and the cursor of the next page."""
+        caller.require_read()
+        return self._dead(caller, filters, limit, cursor)
+
+    def _dead(
+        self, caller: Principal, filters: DeadLetterFilter, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
+        return self.store.list(
+            status=[JobStatus.DEAD],
+            operation=filters.operation,
+            error_code=filters.error_code,
+            finished_after=filters.finished_after,
+            finished_before=filters.finished_before,
+            limit=limit,
+            cursor=cursor,
+            tenant=caller.visible_tenant,
+        )
+
     async def purge(self, job_id: str, caller: Principal, timeout: float) -> None:
         """Delete a job and everything it holds: its row, its parts, its results and
         artifacts, and its input files no other job names. A job that has not ended is
@@ -255,7 +470,9 @@ class JobQueue:
                         job_id=job_id,
                     )
                 await self.events.wait(job_id, min(remaining, STORE_POLL))
-        await anyio.to_thread.run_sync(discard_job_data, self.store, self.blobs, deleted)
+        await anyio.to_thread.run_sync(
+            discard_job_data, self.store, self.blobs, deleted, self.cache
+        )
 
     async def wait(
         self, job_id: str, timeout: float, *, known: JobRecord | None = None

@@ -13,6 +13,10 @@ when no remaining job names it.
 A tenant may have a retention of its own (``executor.tenant_retention``): its jobs
 are deleted on its own cutoff, the other jobs on the common one.
 
+The result cache's entry of a deleted job (the result its worker kept, or the one it
+was answered with) is forgotten with it, so a result stays in the cache no longer than
+the jobs it belongs to (and never past ``cache.ttl``).
+
 Audit events live longer (``audit.retention``, per tenant if set), beyond their
 jobs: the trail and the usage figures outlast the work they describe.
 """
@@ -28,6 +32,7 @@ from docworker.config import AuditSettings
 from docworker.jobs.audit import AuditLog
 from docworker.jobs.store import JobRecord, JobStore
 from docworker.jobs.usage import QuotaCounters, utc_day
+from docworker.result_cache import CACHE_KEY, ResultCache
 from docworker.storage import BlobStore
 
 log = structlog.get_logger(__name__)
@@ -39,6 +44,7 @@ def purge_expired(
     *,
     retention: float,
     tenant_retention: Mapping[str, float] | None = None,
+    cache: ResultCache | None = None,
 ) -> int:
     """Delete jobs finished more than ``retention`` seconds ago (for the tenants of
     ``tenant_retention``, their own number of seconds), with their blobs."""
@@ -47,15 +53,23 @@ def purge_expired(
     deleted = store.delete_finished_before(now - timedelta(seconds=retention), other_than=own)
     for tenant, seconds in own.items():
         deleted += store.delete_finished_before(now - timedelta(seconds=seconds), tenant=tenant)
-    inputs = discard_job_data(store, blobs, deleted)
+    inputs = discard_job_data(store, blobs, deleted, cache)
     if deleted:
         log.info("expired jobs purged", jobs=len(deleted), inputs=inputs)
     return len(deleted)
 
 
-def discard_job_data(store: JobStore, blobs: BlobStore, deleted: Sequence[JobRecord]) -> int:
+def discard_job_data(
+    store: JobStore,
+    blobs: BlobStore,
+    deleted: Sequence[JobRecord],
+    cache: ResultCache | None = None,
+) -> int:
     """Delete the blobs of jobs whose rows were deleted: each one's results and
-    artifacts, and the input files no remaining job names. Returns the inputs deleted."""
+    artifacts, and the input files no remaining job names; and forget their results in
+    ``cache``. Returns the inputs deleted."""
+    if cache is not None:
+        cache.forget(str(r.input[CACHE_KEY]) for r in deleted if r.input and r.input.get(CACHE_KEY))
     inputs: set[str] = set()
     for record in deleted:
         blobs.delete(BlobStore.results_of(record.id))

@@ -51,6 +51,7 @@ from sqlalchemy import (
     case,
     cast,
     create_engine,
+    delete,
     event,
     func,
     or_,
@@ -74,15 +75,20 @@ from docworker.errors import (
 )
 from docworker.files import make_private
 from docworker.jobs import usage
-from docworker.jobs.ledger import run_after_commit, settle
+from docworker.jobs.journal import Journal, kind_of, run_after_commit
+from docworker.jobs.ledger import settle
 from docworker.jobs.models import (
     TERMINAL_STATUSES,
     Job,
     JobCost,
+    JobEvent,
+    JobEventRecord,
     JobRecord,
     JobStatus,
     NewJob,
+    ServedResult,
     UTCDateTime,
+    WebhookDelivery,
     input_bytes,
 )
 from docworker.jobs.usage import Quotas
@@ -90,6 +96,7 @@ from docworker.sealing import comparable
 
 __all__ = [
     "MAX_PAGE_SIZE",
+    "RETRYABLE_STATUSES",
     "TERMINAL_STATUSES",
     "ClaimPolicy",
     "JobCost",
@@ -97,14 +104,18 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "NewJob",
+    "ServedResult",
 ]
 
 _log = structlog.get_logger(__name__)
 
 #: The most jobs one :meth:`JobStore.list` page returns.
 MAX_PAGE_SIZE = 500
+#: The states from which a job may be queued again by hand (:meth:`JobStore.retry`).
+RETRYABLE_STATUSES = frozenset({JobStatus.DEAD, JobStatus.FAILED})
 
 Records: TypeAlias = "list[JobRecord]"
+Events: TypeAlias = "list[JobEventRecord]"
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 #: Key of the PostgreSQL advisory lock that serialises migrations ("docwork" in ASCII).
@@ -329,6 +340,26 @@ _CLAIM_START = (
 #: delivered twice finds the job no longer queued and starts nothing.
 _CLAIM_BY_ID = _CLAIM_START.where(or_(Job.run_after.is_(None), Job.run_after <= _claim_at()))
 
+#: Records a running job's progress, and returns what its progress event says of it.
+_SET_PROGRESS = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"), Job.status == JobStatus.RUNNING)
+    .values(
+        progress=bindparam("progress"),
+        progress_message=bindparam("message"),
+        updated_at=bindparam("at", type_=UTCDateTime()),
+    )
+    .returning(
+        Job.attempts,
+        Job.progress,
+        Job.progress_message,
+        Job.parent_id,
+        Job.part,
+        Job.tenant,
+        Job.webhook,
+    )
+)
+
 
 def _as_stored(value: dict[str, Any]) -> Any:
     """``value`` as it reads back from a JSON column (tuples become lists, ...)."""
@@ -398,6 +429,37 @@ def _retry_or_bury(
         job.finished_at = now
 
 
+#: The most ended attempts a job's history keeps (the newest): a job retried by hand
+#: again and again must not grow its row without bound.
+MAX_HISTORY = 100
+#: The characters of an error's detail kept in an attempt's history.
+_HISTORY_DETAIL = 500
+
+
+def _record_attempt(job: Job, now: datetime, worker: str | None) -> None:
+    """Append the attempt that just ended to ``job``'s history; called once its status
+    changed (``worker`` is the one it ran on, as the change may have cleared it)."""
+    outcome = {JobStatus.QUEUED: "retried", JobStatus.RUNNING: "split"}.get(
+        job.status, str(job.status)
+    )
+    failed = job.status not in {JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.RUNNING}
+    error = None
+    if failed and job.error and job.status != JobStatus.CANCELLED:
+        detail = str(job.error.get("detail") or "")[:_HISTORY_DETAIL]
+        error = {"code": job.error.get("code"), "detail": detail}
+    entry = {
+        "attempt": job.attempts,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "ended_at": now.isoformat(),
+        "worker": worker,
+        "outcome": outcome,
+        "error": error,
+    }
+    if job.status == JobStatus.QUEUED and job.run_after is not None:
+        entry["retry_at"] = job.run_after.isoformat()
+    job.history = [*(job.history or []), entry][-MAX_HISTORY:]
+
+
 def _log_transition(record: JobRecord) -> None:
     _log.info(
         "job transition",
@@ -418,6 +480,8 @@ class JobStore:
         that between transactions the process holds none (a process that forks others
         which open the same SQLite file: a child must not inherit SQLite's state of a
         connection of its parent)."""
+        #: Writes each state change's event and webhooks (see :mod:`docworker.jobs.journal`).
+        self.journal = Journal()
         self._engine = _create_engine(url, echo, pooled)
         self._readers = sessionmaker(self._engine, expire_on_commit=False)
         self._writers = sessionmaker(
@@ -429,6 +493,7 @@ class JobStore:
         """One transaction, committed when the block ends without an exception."""
         try:
             with (self._writers if writes else self._readers).begin() as session:
+                self.journal.attach(session)
                 yield session
         except (OperationalError, InterfaceError) as exc:
             raise DependencyDown("the job database failed", dependency="database") from exc
@@ -521,13 +586,17 @@ class JobStore:
         parent_id: str | None = None,
         include_parts: bool = False,
         tenant: str | None = None,
+        error_code: str | None = None,
+        finished_after: datetime | None = None,
+        finished_before: datetime | None = None,
     ) -> tuple[Records, str | None]:
         """One page of jobs, newest first, and the cursor of the next page (or None).
 
-        ``created_after`` is inclusive and ``created_before`` exclusive; ``limit``
-        is brought into 1..:data:`MAX_PAGE_SIZE`. The parts of split jobs are left
-        out unless ``include_parts``, or ``parent_id`` asks for one job's parts.
-        ``tenant`` keeps that tenant's jobs only.
+        ``created_after`` and ``finished_after`` are inclusive, ``created_before`` and
+        ``finished_before`` exclusive; ``limit`` is brought into 1..:data:`MAX_PAGE_SIZE`.
+        The parts of split jobs are left out unless ``include_parts``, or ``parent_id``
+        asks for one job's parts. ``tenant`` keeps that tenant's jobs only;
+        ``error_code`` those whose error has that ``code``.
         """
         limit = max(1, min(limit, MAX_PAGE_SIZE))
         query = select(Job)
@@ -541,10 +610,16 @@ class JobStore:
             query = query.where(Job.status.in_(status))
         if operation is not None:
             query = query.where(Job.operation == operation)
-        if created_after is not None:
-            query = query.where(Job.created_at >= _aware(created_after, "created_after"))
-        if created_before is not None:
-            query = query.where(Job.created_at < _aware(created_before, "created_before"))
+        if error_code is not None:
+            query = query.where(Job.error["code"].as_string() == error_code)
+        for column, after, before, name in (
+            (Job.created_at, created_after, created_before, "created"),
+            (Job.finished_at, finished_after, finished_before, "finished"),
+        ):
+            if after is not None:
+                query = query.where(column >= _aware(after, f"{name}_after"))
+            if before is not None:
+                query = query.where(column < _aware(before, f"{name}_before"))
         if cursor is not None:
             at, last_id = _decode_cursor(cursor)
             query = query.where(
@@ -562,6 +637,23 @@ class JobStore:
         query = select(Job).where(Job.parent_id == job_id).order_by(Job.part)
         with self._session() as session:
             return [JobRecord.from_row(job) for job in session.scalars(query)]
+
+    def events_after(
+        self, job_id: str, after: int, *, limit: int = 100
+    ) -> tuple[JobStatus, Events]:
+        """The job's status, and its events numbered above ``after`` (``limit`` at most),
+        in order; :class:`NotFound` when there is no such job."""
+        query = (
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(limit)
+        )
+        with self._session() as session:
+            status = session.scalar(select(Job.status).where(Job.id == job_id))
+            if status is None:
+                raise NotFound("job", job_id)
+            return status, [JobEventRecord.from_row(row) for row in session.scalars(query)]
 
     def cancel_requested_among(self, job_ids: Collection[str]) -> set[str]:
         """Those of the running ``job_ids`` whose cancellation was asked for."""
@@ -642,7 +734,12 @@ class JobStore:
     # -- writing ----------------------------------------------------------------
 
     def create(
-        self, new: NewJob, *, quotas: Quotas | None = None, max_active: int | None = None
+        self,
+        new: NewJob,
+        *,
+        quotas: Quotas | None = None,
+        max_active: int | None = None,
+        served: ServedResult | None = None,
     ) -> tuple[JobRecord, bool]:
         """Queue ``new``; the flag says whether a job was created.
 
@@ -659,6 +756,11 @@ class JobStore:
         the insert are one transaction that no other admission of the tenant overlaps
         (SQLite's write lock; a transaction advisory lock per tenant on PostgreSQL), so
         the cap holds exactly under concurrent submissions.
+
+        With ``served`` (a result found in the result cache, already written under the
+        job id it names) the job is created ``succeeded`` and ``cached``, with that
+        result: it runs nowhere, so the cap on active jobs does not apply; its quotas
+        and its audit event are booked as for any job that ends.
         """
         if new.max_attempts < 1:
             raise InvalidParameter("max_attempts", "must be at least 1")
@@ -667,10 +769,10 @@ class JobStore:
             return _same_request(existing, new), False
         now = _now()
         job = Job(
-            id=str(uuid.uuid4()),
+            id=served.job_id if served is not None else str(uuid.uuid4()),
             operation=new.operation,
             params=new.params,
-            status=JobStatus.QUEUED,
+            status=JobStatus.QUEUED if served is None else JobStatus.SUCCEEDED,
             priority=new.priority,
             input=new.input,
             idempotency_key=key,
@@ -680,18 +782,31 @@ class JobStore:
             tenant=new.tenant,
             key_id=new.key_id,
             client=new.client,
+            webhook=new.webhook,
         )
+        if served is not None:
+            job.result = served.result
+            job.attempts = 0
+            job.cpu_seconds = 0.0
+            job.progress = 1.0
+            job.started_at = job.finished_at = now
+            job.cached = True
         try:
             with self._session(writes=True) as session:
-                if max_active is not None:
+                if max_active is not None and served is None:
                     _admit(session, new.tenant, max_active)
                 if new.key_id is not None:
                     size = input_bytes(new.input)
                     usage.admit(session, new.key_id, new.tenant, quotas or Quotas(), size, now)
                 session.add(job)
+                if served is not None:
+                    settle(session, job, now, JobCost(pages=served.pages))
                 session.flush()
                 # Read back, so the record holds what the database stored.
                 session.refresh(job)
+                self.journal.record(session, job, "queued", now)
+                if served is not None:  # answered from the cache: it has ended already
+                    self.journal.record(session, job, kind_of(job.status), now)
                 record = JobRecord.from_row(job)
         except IntegrityError:
             # Another request inserted the same key between our look-up and insert.
@@ -731,6 +846,7 @@ class JobStore:
                 won = session.scalars(_CLAIM_START, bound).one_or_none()
                 if won is None:  # another claimer was faster: try the next job
                     continue
+                self.journal.record(session, won, "started", at)
                 record = JobRecord.from_row(won)
             _log_transition(record)
             return record
@@ -740,11 +856,13 @@ class JobStore:
         """Start the job ``job_id`` for ``worker`` if it is queued and due (its retry delay
         over); None otherwise (running elsewhere, ended, waiting for its delay, or no
         such job). One conditional update: of two claimers of one job, one wins."""
-        bound = {"at": _aware(now, "now"), "worker": worker, "job_id": job_id}
+        at = _aware(now, "now")
+        bound = {"at": at, "worker": worker, "job_id": job_id}
         with self._session(writes=True) as session:
             won = session.scalars(_CLAIM_BY_ID, bound).one_or_none()
             if won is None:
                 return None
+            self.journal.record(session, won, "started", at)
             record = JobRecord.from_row(won)
         _log_transition(record)
         return record
@@ -762,18 +880,28 @@ class JobStore:
             session.execute(beat)
 
     def set_progress(self, job_id: str, fraction: float, message: str | None) -> None:
-        """Record how far a running job is (``fraction`` is clamped to 0..1)."""
-        change = (
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
-            .values(
-                progress=min(1.0, max(0.0, fraction)),
-                progress_message=message,
-                updated_at=_now(),
-            )
-        )
+        """Record how far a running job is (``fraction`` is clamped to 0..1), and its
+        ``progress`` event, in one transaction."""
+        now = _now()
         with self._session(writes=True) as session:
-            session.execute(change)
+            # On the connection: the ORM's bulk-update path costs more than the statement.
+            row = (
+                session.connection()
+                .execute(
+                    _SET_PROGRESS,
+                    {
+                        "job_id": job_id,
+                        "progress": min(1.0, max(0.0, fraction)),
+                        "message": message,
+                        "at": now,
+                    },
+                )
+                .one_or_none()
+            )
+            if row is not None:
+                # What the event says of the job, without loading it.
+                job = Job(id=job_id, status=JobStatus.RUNNING, error=None, **row._asdict())
+                self.journal.record(session, job, "progress", now)
 
     def split(
         self, job_id: str, parts: Sequence[dict[str, Any]], *, cost: JobCost | None = None
@@ -799,6 +927,7 @@ class JobStore:
             if job.cancel_requested:
                 job.status = JobStatus.CANCELLED
                 job.finished_at = now
+                self.journal.record(session, job, "cancelled", now)
             else:
                 for index, part in enumerate(parts):
                     operation = part.get("operation")
@@ -822,9 +951,14 @@ class JobStore:
                     )
                 session.add_all(children)
                 job.children_total = job.children_pending = len(children)
+                _record_attempt(job, now, job.worker)
                 job.worker = None
                 job.heartbeat_at = None
                 job.progress_message = f"split into {len(children)} parts"
+                session.flush()
+                for child in children:
+                    self.journal.record(session, child, "queued", now)
+                self.journal.record(session, job, "progress", now, {"parts": len(children)})
             job.updated_at = now
             settle(session, job, now, cost)
             session.flush()
@@ -897,6 +1031,54 @@ class JobStore:
             _retry_or_bury(job, now, None, retry=False)
 
         return self._transition(job_id, {JobStatus.RUNNING}, bury, cost)
+
+    def defer(self, job_id: str, *, delay: float) -> JobRecord:
+        """Put a job just claimed back in the queue for ``delay`` seconds without running
+        it, as if it had not been claimed: the attempt is not counted, nor recorded."""
+
+        def back(job: Job, now: datetime) -> None:
+            job.status = JobStatus.QUEUED
+            job.attempts = max(0, job.attempts - 1)
+            job.run_after = now + timedelta(seconds=delay)
+            job.worker = job.heartbeat_at = None
+
+        return self._transition(job_id, {JobStatus.RUNNING}, back, attempt_ended=False)
+
+    def retry(self, job_id: str, *, attempts: int) -> JobRecord:
+        """Queue a ``dead`` or ``failed`` job again, at once, with ``attempts`` more
+        attempts than it has made; its history is kept, its error and result cleared.
+
+        :class:`Conflict` for a job in another state and for a part of a split job (its
+        job is retried instead); :class:`NotFound` when there is no such job.
+        """
+        if attempts < 1:
+            raise InvalidParameter("attempts", "must be at least 1")
+        now = _now()
+        with self._session(writes=True) as session:
+            job = _row(session, job_id, lock=True)
+            if job.parent_id is not None:
+                raise Conflict(
+                    f"job {job_id} is a part of job {job.parent_id}: retry that job",
+                    job_id=job_id,
+                    parent_id=job.parent_id,
+                )
+            if job.status not in RETRYABLE_STATUSES:
+                raise Conflict(
+                    f"job {job_id} is {job.status}: only a dead or failed job can be retried",
+                    job_id=job_id,
+                    job_status=str(job.status),
+                )
+            job.status = JobStatus.QUEUED
+            job.max_attempts = job.attempts + attempts
+            job.error = job.result = None
+            job.finished_at = job.run_after = job.worker = job.heartbeat_at = None
+            job.cancel_requested = False
+            if not job.children_total:
+                job.progress, job.progress_message = 0.0, None
+            job.updated_at = now
+            record = JobRecord.from_row(job)
+        _log_transition(record)
+        return record
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Cancel a queued job at once, or flag a running one for its executor.
@@ -979,6 +1161,7 @@ class JobStore:
             records = [JobRecord.from_row(job) for job in jobs]
             for job in jobs:
                 session.delete(job)
+            _delete_journal(session, [job.id for job in jobs])
         if records:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
@@ -1016,6 +1199,7 @@ class JobStore:
             records = [JobRecord.from_row(each) for each in jobs]
             for each in jobs:
                 session.delete(each)
+            _delete_journal(session, [each.id for each in jobs])
         _log.info("job deleted", job_id=job_id, parts=len(parts))
         return records
 
@@ -1025,17 +1209,39 @@ class JobStore:
         """Pass the params of every job (parts included) through ``change(operation,
         params)`` and store what it returns instead (None: leave them). Rows are walked
         in id order, ``batch`` at a time, one transaction each; returns the jobs changed."""
+
+        def apply(job: Job) -> bool:
+            new = change(job.operation, job.params)
+            if new is not None:
+                job.params = new
+            return new is not None
+
+        return self._rewrite(apply, Job.id.is_not(None), batch)
+
+    def rewrite_webhooks(
+        self, change: Callable[[dict[str, Any]], dict[str, Any] | None], *, batch: int = 500
+    ) -> int:
+        """Pass the webhook of every job that has one through ``change`` and store what it
+        returns instead (None: leave it), as :meth:`rewrite_params` does."""
+
+        def apply(job: Job) -> bool:
+            new = change(job.webhook) if job.webhook is not None else None
+            if new is not None:
+                job.webhook = new
+            return new is not None
+
+        return self._rewrite(apply, Job.webhook.is_not(None), batch)
+
+    def _rewrite(self, apply: Callable[[Job], bool], which: ColumnElement[bool], batch: int) -> int:
+        """Walk the jobs matching ``which`` in id order, ``batch`` at a time, one
+        transaction each, passing each to ``apply``; returns how many it changed."""
         changed = 0
         last = ""
         while True:
-            query = select(Job).where(Job.id > last).order_by(Job.id).limit(batch)
+            query = select(Job).where(which, Job.id > last).order_by(Job.id).limit(batch)
             with self._session(writes=True) as session:
                 jobs = session.scalars(query.with_for_update()).all()
-                for job in jobs:
-                    new = change(job.operation, job.params)
-                    if new is not None:
-                        job.params = new
-                        changed += 1
+                changed += sum(apply(job) for job in jobs)
             if len(jobs) < batch:
                 return changed
             last = jobs[-1].id
@@ -1068,8 +1274,12 @@ class JobStore:
         allowed: Collection[JobStatus],
         change: Callable[[Job, datetime], None],
         cost: JobCost | None = None,
+        *,
+        attempt_ended: bool = True,
     ) -> JobRecord:
-        """Apply ``change`` to the job if its status is in ``allowed``; log it if so.
+        """Apply ``change`` to the job if its status is in ``allowed``; log it if so. A
+        running job that the change moves on has its attempt recorded in its history,
+        unless not ``attempt_ended``.
 
         The row is locked for the transaction, so the check and the change are
         one step. A job in another status is returned unchanged (and ``cost``, what
@@ -1080,8 +1290,17 @@ class JobStore:
             job = _row(session, job_id, lock=True)
             changed = job.status in allowed
             if changed:
+                # A job waiting for its parts runs nowhere: its attempt ended at the split.
+                running = job.status == JobStatus.RUNNING and not job.children_pending
+                running = running and attempt_ended
+                worker = job.worker
+                before = job.status
                 change(job, now)
                 job.updated_at = now
+                if running and job.status != JobStatus.RUNNING:
+                    _record_attempt(job, now, worker)
+                if job.status != before:
+                    self.journal.record(session, job, kind_of(job.status), now)
             settle(session, job, now, cost, ended=changed)
             record = JobRecord.from_row(job)
         if changed:
@@ -1102,7 +1321,10 @@ class JobStore:
             for job in jobs:
                 job.error = error.to_dict()
                 job.updated_at = now
+                worker = job.worker
                 _retry_or_bury(job, now, run_after=None)
+                _record_attempt(job, now, worker)
+                self.journal.record(session, job, kind_of(job.status), now)
                 settle(session, job, now)
             records = [JobRecord.from_row(job) for job in jobs]
         for record in records:
@@ -1128,6 +1350,19 @@ def _admit(session: Session, tenant: str | None, max_active: int) -> None:
     )
     if active is not None and active >= max_active:
         raise ActiveJobsLimit(active, max_active)
+
+
+def _delete_journal(session: Session, job_ids: Sequence[str]) -> None:
+    """Delete the events and webhook deliveries of deleted jobs (in slices: a statement
+    has a bounded number of parameters)."""
+    for start in range(0, len(job_ids), 500):
+        ids = list(job_ids[start : start + 500])
+        for table in (JobEvent, WebhookDelivery):
+            session.execute(
+                delete(table)
+                .where(table.job_id.in_(ids))
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:

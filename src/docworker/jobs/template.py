@@ -60,13 +60,25 @@ def worker_context(start: WorkerStart) -> BaseContext:
     return context
 
 
+#: The secrets of the settings a worker needs (the stores' credentials), by field of
+#: ``storage.s3``: the settings' JSON form masks them.
+_STORAGE_SECRETS = ("secret_access_key", "session_token")
+
+
 def worker_config(settings: Settings, keys: SecretKeys) -> dict[str, Any]:
-    """What each worker of an executor is sent when it starts: the settings as JSON and
-    the keys that open the jobs' secret parameters, outside the settings (whose JSON
-    form masks them)."""
+    """What each worker of an executor is sent when it starts: the settings as JSON, and
+    outside them (their JSON form masks secrets) the keys that open the jobs' secret
+    parameters and the credentials of the stores
+    (:func:`~docworker.jobs.worker.worker_settings` puts them back)."""
+    s3 = settings.storage.s3
     return {
         "settings": settings.model_dump(mode="json", exclude={"secrets"}),
         "secret_keys": keys.export(),
+        "storage_secrets": {
+            name: value.get_secret_value()
+            for name in _STORAGE_SECRETS
+            if (value := getattr(s3, name)) is not None
+        },
     }
 
 

@@ -46,10 +46,11 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
+from pydantic import SecretStr
 
 from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
@@ -63,12 +64,14 @@ from docworker.operations.base import (
     InputFile,
     OperationContext,
     PartResult,
+    Result,
     SplitPart,
     SplitPlan,
     Splittable,
     operation_context,
     pages_processed,
 )
+from docworker.result_cache import CACHE_KEY, ResultCache, capture
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 from docworker.telemetry import configure_logging
@@ -138,6 +141,15 @@ def _work_in(folder: Path, environ: dict[str, str]) -> None:
                 os.set_inheritable(int(name), False)
 
 
+def worker_settings(config: dict[str, Any]) -> Settings:
+    """The service's settings in a worker, from the executor's ``config``
+    (:func:`~docworker.jobs.template.worker_config`), the stores' credentials put back."""
+    settings = Settings.model_validate(config["settings"])
+    for name, value in config.get("storage_secrets", {}).items():
+        setattr(settings.storage.s3, name, SecretStr(value))
+    return settings
+
+
 def worker_main(
     conn: Connection, lifeline: Connection, config: dict[str, Any], folder: str
 ) -> None:
@@ -158,9 +170,9 @@ def worker_main(
     _die_with_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _work_in(Path(folder), config["environ"])
-    settings = Settings.model_validate(config["settings"])
+    settings = worker_settings(config)
     keys = SecretKeys(config["secret_keys"])
-    store, libreoffice = prepare_process(settings)
+    tools = prepare_process(settings)
     send(conn, {"type": "ready", "pid": os.getpid()})
     try:
         while True:
@@ -171,23 +183,54 @@ def worker_main(
             if message["type"] == "stop":
                 return
             if message["type"] == "run":
-                send(conn, run_job(conn, store, message, settings, keys, libreoffice.convert))
+                answer = run_job(
+                    conn,
+                    tools.blobs,
+                    message,
+                    settings,
+                    keys,
+                    tools.libreoffice.convert,
+                    cache=tools.cache,
+                )
+                send(conn, answer)
     finally:
-        libreoffice.stop()
+        tools.close()
 
 
-def prepare_process(settings: Settings) -> tuple[BlobStore, LibreOfficeEngine]:
+class WorkerTools(NamedTuple):
+    """What a worker process runs jobs with (:func:`prepare_process`)."""
+
+    #: The blob store the settings name.
+    blobs: BlobStore
+    #: The process's own LibreOffice, started by the first job that converts a file.
+    libreoffice: LibreOfficeEngine
+    #: The shared tier of the result cache, where results are kept (no memory tier: a
+    #: worker never looks results up); None when the cache is disabled.
+    cache: ResultCache | None
+
+    def close(self) -> None:
+        """Stop the LibreOffice and close the cache: the process is ending."""
+        self.libreoffice.stop()
+        if self.cache is not None:
+            self.cache.close()
+
+
+def prepare_process(settings: Settings) -> WorkerTools:
     """Make this process a worker (the local executor's, or a Celery worker process): a
     private umask, logging, the memory cap, every parser and the guard's rules loaded;
-    returns the blob store and the process's own LibreOffice (started by the first job
-    that converts a file; stop it when the process ends)."""
+    returns the blob store, the process's own LibreOffice and the result cache's shared
+    tier (close them with :meth:`WorkerTools.close` when the process ends).
+
+    ``settings`` must hold the stores' credentials: a local worker's are put back by
+    :func:`worker_settings`; ``docworker worker`` loads its settings itself."""
     restrict_umask()
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
     _cap_memory(settings.executor.memory_limit_mb)
-    store = BlobStore(settings.storage_url)
+    blobs = BlobStore.of(settings)
     preload()
     _preload_rules(settings)
-    return store, LibreOfficeEngine(settings.libreoffice, settings.sandbox)
+    libreoffice = LibreOfficeEngine(settings.libreoffice, settings.sandbox)
+    return WorkerTools(blobs, libreoffice, ResultCache.from_settings(settings, memory=False))
 
 
 def _progress_sender(conn: Connection, job_id: str) -> Any:
@@ -212,11 +255,12 @@ def run_job(
     settings: Settings,
     keys: SecretKeys,
     convert: Callable[[Path, str], Path] | None = None,
+    cache: ResultCache | None = None,
 ) -> dict[str, Any]:
     """Run one job and return the answer message for the supervisor, its progress sent
     over ``conn`` (see :func:`execute_job`)."""
     progress = _progress_sender(conn, message["job_id"])
-    return execute_job(progress, store, message, settings, keys, convert)
+    return execute_job(progress, store, message, settings, keys, convert, cache=cache)
 
 
 def execute_job(
@@ -226,11 +270,14 @@ def execute_job(
     settings: Settings,
     keys: SecretKeys,
     convert: Callable[[Path, str], Path] | None = None,
+    cache: ResultCache | None = None,
 ) -> dict[str, Any]:
     """Run one job (a ``run`` message) and return its answer message (``done``, ``split``
     or ``error``), ``progress`` told how far it is. The job's secret parameters are
     opened here, just before it runs, and the parts of a split job are answered with
-    theirs sealed again. Every executor runs jobs through here."""
+    theirs sealed again. A result that succeeded whole is kept in ``cache`` under the
+    key its input names (see :mod:`docworker.result_cache`). Every executor runs jobs
+    through here."""
     job_id: str = message["job_id"]
     bound = log.bind(job_id=job_id, operation=message["operation"])
     try:
@@ -274,6 +321,8 @@ def execute_job(
             if security is not None:
                 result.payload = result.payload | {"security": security}
             ref = store_result(store, job_id, result, max_bytes=settings.limits.max_output_bytes)
+        if cache is not None:
+            _keep(cache, store, message, ref, result)
         return {
             "type": "done",
             "job_id": job_id,
@@ -295,6 +344,34 @@ def execute_job(
         return _error(
             job_id, ProcessingFailed(f"the document could not be processed ({type(exc).__name__})")
         )
+
+
+def _keep(
+    cache: ResultCache,
+    store: BlobStore,
+    message: dict[str, Any],
+    ref: dict[str, Any],
+    result: Result,
+) -> None:
+    """Keep the job's result in the cache's shared tier, when its input names a key, it
+    is not a part (its job is kept whole) and it lost nothing (a partial result never is).
+    Whatever fails here is logged, never raised: the job has succeeded all the same."""
+    key = message["input"].get(CACHE_KEY)
+    if key is None or message.get("parent_id") is not None or result.errors:
+        return
+    try:
+        entry = capture(
+            store,
+            message["job_id"],
+            ref,
+            message["operation"],
+            pages_processed(result.payload),
+            cache.config.max_entry_bytes,
+        )
+        if entry is not None:
+            cache.put(key, entry)
+    except Exception as exc:  # noqa: BLE001 - the cache is an optimisation: the job is done
+        log.warning("result not kept in the cache", job_id=message["job_id"], error=repr(exc))
 
 
 def _sealed_part(operation: str, part: SplitPart, keys: SecretKeys) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from docworker.operations.ocr import OcrOperation
 from docworker.operations.pdf import PdfOperation
 from docworker.operations.render import RenderOperation
 from docworker.operations.screenshot import ScreenshotOperation
+from docworker.operations.unpack import UnpackOperation
 from docworker.operations.v1_media import V1MediaOperation
 from docworker.operations.video import VideoOperation
 from docworker.sealing import SecretKeys, is_sealed
@@ -37,6 +38,7 @@ OPERATIONS: dict[str, Operation] = {
     ScreenshotOperation.name: ScreenshotOperation(),
     ConvertOperation.name: ConvertOperation(),
     V1MediaOperation.name: V1MediaOperation(),
+    UnpackOperation.name: UnpackOperation(),
 }
 
 

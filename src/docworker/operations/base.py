@@ -78,8 +78,7 @@ class OperationContext:
     @property
     def url_policy(self) -> UrlPolicy:
         """What remote URLs this operation may fetch (the SSRF rule)."""
-        fetch = self.settings.fetch
-        return UrlPolicy(tuple(fetch.allow), fetch.timeout, fetch.max_bytes)
+        return UrlPolicy.of(self.settings.fetch)
 
     def artifact_path(self, name: str) -> Path:
         """Where to write the artifact ``name`` (a plain file name, e.g. ``searchable.pdf``)."""

@@ -13,12 +13,13 @@ of its one top folder, or the only HTML file at the top. Both the ``convert``
 from __future__ import annotations
 
 import shutil
-import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
 from docworker.config import SiteSettings
 from docworker.errors import CorruptDocument, HostileInput, LimitExceeded, UnsupportedFormat
+from docworker.formats.archives.members import MemberKind, zip_member_kind
+from docworker.formats.archives.names import unsafe_reason
 from docworker.formats.detect import detect
 from docworker.operations.base import InputFile, OperationContext
 
@@ -79,16 +80,17 @@ def unpack_site(archive: Path, folder: Path, limits: SiteSettings) -> None:
 
 
 def _member_target(folder: Path, info: zipfile.ZipInfo) -> Path:
-    name = info.filename.replace("\\", "/")
-    parts = PurePosixPath(name).parts
-    if not parts or name.startswith("/") or ".." in parts or ":" in parts[0]:
-        raise HostileInput(f"the zip member '{info.filename[:200]}' would land outside its folder")
-    kind = stat.S_IFMT(info.external_attr >> 16)
-    if stat.S_ISLNK(info.external_attr >> 16):
+    reason = unsafe_reason(info.filename)
+    if reason is not None:
+        raise HostileInput(
+            f"the zip member '{info.filename[:200]}' would land outside its folder: {reason}"
+        )
+    kind = zip_member_kind(info)
+    if kind is MemberKind.LINK:
         raise HostileInput(f"the zip member '{info.filename[:200]}' is a link")
-    if kind and kind != stat.S_IFREG:
+    if kind is not MemberKind.FILE:
         raise HostileInput(f"the zip member '{info.filename[:200]}' is not a plain file")
-    return folder.joinpath(*parts)
+    return folder.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
 
 
 def _check_member(info: zipfile.ZipInfo, limits: SiteSettings) -> None:

@@ -156,3 +156,80 @@ def test_a_request_read_while_the_drain_begins_is_refused_at_admission(
     else:  # the route's own v1 error
         assert body["error"] == "Failed to submit text extraction job"
         assert "shutting down" in body["details"]
+
+
+class _WatchedBody:
+    """A multipart body with one text file, which notes whether it was read."""
+
+    def __init__(self) -> None:
+        request = httpx.Request("POST", "http://test/", files=TEXT)
+        self.headers = {"content-type": request.headers["content-type"]}
+        self.raw = request.read()
+        self.read = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        self.read = True
+        yield self.raw
+
+
+async def _refusals_before_the_body(app: FastAPI) -> dict[str, httpx.Response]:
+    transport = httpx.ASGITransport(app=app)
+    answers: dict[str, httpx.Response] = {}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        # The counts are kept from the last refusal on: freeze their clock, so that
+        # they stay fresh (Backlog.refusal trusts them for QUEUED_CACHE seconds).
+        backlog = app.state.services.queue.admission.backlog
+        backlog._clock = lambda: 0.0
+        data = {"operation": "extract"}  # fills normal priority's one place
+        answers["first"] = await client.post("/api/v2/jobs", files=TEXT, data=data)
+        answers["queued"] = await client.post("/api/v2/ocr?wait=0", files=TEXT)
+        answers["read"] = await client.post("/api/v2/extract", files=TEXT)
+        for name, path in [
+            ("unread", "/api/v2/chunk"),  # the documents queue, as /extract's
+            ("v1", "/api/v1/extract/async/text"),  # declares no queue: its body is read
+            ("keyed", "/api/v2/extract"),
+        ]:
+            body = _WatchedBody()
+            headers = body.headers | ({"Idempotency-Key": "k1"} if name == "keyed" else {})
+            answers[name] = await client.post(path, content=body, headers=headers)
+            answers[name].extensions["body_read"] = body.read
+        # High priority said in the query may still fill the places kept for it; said
+        # only in the body, it is known too late (the request is refused unread).
+        answers["both"] = await client.post(
+            "/api/v2/chunk?priority=10&wait=0", files=TEXT, data={"priority": "-5"}
+        )
+        answers["high"] = await client.post("/api/v2/extract?priority=10&wait=0", files=TEXT)
+    return answers
+
+
+def test_a_route_feeding_a_full_queue_is_refused_before_its_body_is_read(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(data_dir=tmp_path, executor={"workers": 1}, queue={"documents": 2})
+    answers = anyio.run(_refusals_before_the_body, create_app(settings, start_executor=False))
+    assert answers["first"].status_code == 202
+    assert answers["queued"].status_code == 202  # another family's queue
+    read = answers["read"]
+    assert read.status_code == 429 and read.json()["code"] == "queue-full"
+    unread = answers["unread"]
+    assert unread.status_code == 429, unread.text
+    assert unread.headers["content-type"].startswith(PROBLEM)
+    body = unread.json()
+    assert (body["code"], body["family"], body["queued"], body["room"]) == (
+        "queue-full",
+        "documents",
+        1,
+        1,
+    )
+    _retry_after(unread)
+    assert unread.extensions["body_read"] is False
+    # Routes that declare no queue, and retries with a key, are judged once read.
+    for name in ("v1", "keyed"):
+        assert answers[name].status_code == 429, answers[name].text
+        assert answers[name].extensions["body_read"] is True
+    assert answers["high"].status_code == 202, answers["high"].text
+    both = answers["both"]
+    assert both.status_code == 422 and both.json()["parameter"] == "priority"

@@ -60,7 +60,13 @@ def test_the_job_body_is_a_component_requiring_an_input(document: dict[str, Any]
     body = document["paths"]["/api/v2/jobs"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
     job_create = document["components"]["schemas"]["JobCreate"]
-    assert set(job_create["required"]) == {"operation", "input_uri"}
+    assert set(job_create["required"]) == {"operation"}
+    # The input, given exactly one way.
+    assert job_create["oneOf"] == [
+        {"required": ["input_uri"]},
+        {"required": ["uri"]},
+        {"required": ["url"]},
+    ]
     assert job_create["additionalProperties"] is False
 
 

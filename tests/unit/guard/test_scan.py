@@ -56,6 +56,39 @@ def test_pdf_actions_and_embedded_files_are_found(tmp_path: Path) -> None:
     assert found[K.PDF_JAVASCRIPT].location is not None
 
 
+ESCAPED_PDF = rb"""%PDF-1.4
+1 0 obj << /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >> endobj
+2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj
+3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10]
+  /Annots [<< /Subtype /Link /Rect [0 0 1 1] /A << /#53 /Lau#6Ech /F (calc.exe) >> >>] >>
+endobj
+4 0 obj << /#53 /Java#53cript /J#53 (app.alert\(1\)) >> endobj
+trailer << /Root 1 0 R >>
+%%EOF
+"""
+
+
+def test_pdf_actions_spelt_with_escapes_are_found(tmp_path: Path) -> None:
+    """The walk skips objects whose written form names nothing it looks for: names
+    written with #-escapes are read spelt out."""
+    path = tmp_path / "escaped.pdf"
+    path.write_bytes(ESCAPED_PDF)
+    found = by_kind(scan(path))
+    assert set(found) == {K.PDF_JAVASCRIPT, K.PDF_LAUNCH_ACTION}
+    assert "opens" in found[K.PDF_JAVASCRIPT].detail
+    assert "calc.exe" in found[K.PDF_LAUNCH_ACTION].detail
+
+
+def test_pdf_actions_in_compressed_object_streams_are_found(tmp_path: Path) -> None:
+    import pikepdf
+
+    with pikepdf.open(build.pdf_with_actions(tmp_path / "actions.pdf")) as pdf:
+        pdf.save(tmp_path / "packed.pdf", object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    assert b"/Launch" not in (tmp_path / "packed.pdf").read_bytes()  # compressed
+    found = by_kind(scan(tmp_path / "packed.pdf"))
+    assert {K.PDF_JAVASCRIPT, K.PDF_LAUNCH_ACTION, K.PDF_URI_ACTIONS} <= set(found)
+
+
 @needs_corpus
 def test_the_corpus_pdf_with_a_page_open_script_is_found() -> None:
     found = by_kind(scan(HOSTILE / "pdf-javascript-action.pdf"))
@@ -77,6 +110,35 @@ def test_vba_macros_of_the_corpus_files_are_found() -> None:
     assert "2 module(s)" in word[K.OFFICE_MACROS].detail
     assert "VBA/NewMacros" in (word[K.OFFICE_MACROS].location or "")
     assert "5 module(s)" in excel[K.OFFICE_MACROS].detail
+
+
+@pytest.mark.parametrize(
+    ("part", "looked_at"),
+    [
+        (b"\0" * 512 + "VBA\0".encode("utf-16-le"), True),
+        # Any case: OLE's directory is read without it.
+        (b"\0" * 512 + "vBa\0".encode("utf-16-le"), True),
+        (b"x" * 100 + "PowerPoint Document".encode("utf-16-le"), True),
+        # A name across two of the reader's chunks (1 MiB) is found whole.
+        (b"\0" * (1024 * 1024 - 3) + "VBA\0".encode("utf-16-le"), True),
+        # An OLE object without a VBA project, or the letters without their end.
+        (b"\0" * 512 + "Ole10Native".encode("utf-16-le") + "VBAX".encode("utf-16-le"), False),
+    ],
+)
+def test_olevba_looks_at_an_ooxml_package_only_when_an_ole_part_names_a_vba_project(
+    tmp_path: Path, part: bytes, looked_at: bool
+) -> None:
+    import zipfile
+
+    from docworker.guard.findings import Budget
+    from docworker.guard.ooxml import may_hold_vba
+    from docworker.guard.streams import Package
+
+    path = build.write_zip(
+        tmp_path / "a.docx", {"word/document.xml": "<w:document/>", "word/embeddings/o.bin": part}
+    )
+    with zipfile.ZipFile(path) as archive:
+        assert may_hold_vba(Package(archive, Budget(30, 10**9), 100)) is looked_at
 
 
 def test_a_remote_template_a_linked_picture_and_xxe_in_a_docx(tmp_path: Path) -> None:

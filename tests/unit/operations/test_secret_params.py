@@ -63,6 +63,7 @@ def test_each_operation_declares_its_secrets() -> None:
         "render": ["password"],
         "convert": ["password"],
         "pdf": ["owner_password", "password", "user_password"],
+        "unpack": ["password"],
     }
 
 

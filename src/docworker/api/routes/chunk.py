@@ -15,13 +15,15 @@ from fastapi.responses import Response
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
-from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.routing import feeds
+from docworker.api.sources import InputReferenceDep, store_document
+from docworker.api.submitting import JobClientWithWebhookDep
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.chunking import Strategy, TokenizerName
 from docworker.errors import InvalidParameter
 from docworker.formats.base import OcrPolicy
 
-router = APIRouter(prefix="/api/v2", tags=["chunk"])
+router = APIRouter(prefix="/api/v2", tags=["chunk"], dependencies=[ONE_FILE_PER_FIELD])
 
 CHUNK_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
@@ -55,6 +57,7 @@ CHUNK_EXAMPLE = {
 @router.post(
     "/chunk",
     operation_id="chunk",
+    openapi_extra=feeds("chunk"),
     summary="Cut a document into chunks for retrieval",
     responses={
         200: {
@@ -62,13 +65,14 @@ CHUNK_EXAMPLE = {
             "content": {"application/json": {"example": CHUNK_EXAMPLE}},
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def chunk(
     services: ServicesDep,
-    client: JobClientDep,
-    file: Annotated[UploadFile, File(description="The document.")],
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: Annotated[UploadFile | None, File(description="The document.")] = None,
     strategy: Annotated[
         Strategy, Form(description="fixed, recursive, structure, page or semantic")
     ] = Strategy.STRUCTURE,
@@ -116,7 +120,7 @@ async def chunk(
     }
     params: dict[str, Any] = {"strategy": strategy, "tokenizer": tokenizer}
     params.update({name: value for name, value in given.items() if value is not None})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await run_and_answer(
         services, client, "chunk", params, job_input, wait, priority, accept
     )

@@ -12,9 +12,11 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.sources import InputReferenceDep, store_document
+from docworker.api.submitting import JobClientWithWebhookDep
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.jobs.queue import JobInput
 from docworker.operations.convert import (
     TARGETS,
@@ -24,7 +26,7 @@ from docworker.operations.convert import (
     PdfA,
 )
 
-router = APIRouter(prefix="/api/v2", tags=["convert"])
+router = APIRouter(prefix="/api/v2", tags=["convert"], dependencies=[ONE_FILE_PER_FIELD])
 
 CONVERT_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
@@ -45,6 +47,7 @@ _FILE_TYPES: dict[str, dict[str, Any]] = {mime: {} for _, mime in TARGETS.values
 @router.post(
     "/convert",
     operation_id="convert",
+    openapi_extra=feeds("convert"),
     summary="Convert a document to PDF, an office format, Markdown, HTML or text",
     responses={
         200: {
@@ -54,20 +57,21 @@ _FILE_TYPES: dict[str, dict[str, Any]] = {mime: {} for _, mime in TARGETS.values
             "content": {"application/json": {"example": CONVERT_EXAMPLE}, **_FILE_TYPES},
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def convert(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
     file: Annotated[
-        UploadFile,
+        UploadFile | None,
         File(
             description="The document: an office file (DOC/DOCX, XLS/XLSX, PPT/PPTX, ODT/ODS/"
             "ODP, RTF), an HTML page, a zip of a site with its index.html, Markdown, or any "
             "other document the service reads. Its type is read from its content."
         ),
-    ],
+    ] = None,
     to: Annotated[ConvertTarget, Form(description="The output format")] = ConvertTarget.PDF,
     pages: Annotated[str | None, Form(description="Pages to keep, e.g. '1-3,5'")] = None,
     password: Annotated[str | None, Form(description="Password of an encrypted file")] = None,
@@ -130,7 +134,7 @@ async def convert(
         "engine": engine,
     }
     params.update({name: value for name, value in given.items() if value})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)
     return await answer_files(
         services, client, "convert", params, job_input, wait, priority, accept

@@ -18,14 +18,16 @@ from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.results import result_response
 from docworker.api.routes.jobs import job_response
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClient, JobClientDep, submit_and_wait
-from docworker.api.uploads import store_upload
+from docworker.api.sources import InputReferenceDep, store_document
+from docworker.api.submitting import JobClient, JobClientWithWebhookDep, submit_and_wait
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES
 from docworker.render.document import OutputFormat
 
-router = APIRouter(prefix="/api/v2", tags=["extract"])
+router = APIRouter(prefix="/api/v2", tags=["extract"], dependencies=[ONE_FILE_PER_FIELD])
 
 EXTRACT_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
@@ -55,6 +57,7 @@ EXTRACT_EXAMPLE = {
 @router.post(
     "/extract",
     operation_id="extract",
+    openapi_extra=feeds("extract"),
     summary="Extract a document's text and structure",
     responses={
         200: {
@@ -67,13 +70,14 @@ EXTRACT_EXAMPLE = {
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def extract(
     services: ServicesDep,
-    client: JobClientDep,
-    file: Annotated[UploadFile, File(description="The document.")],
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: Annotated[UploadFile | None, File(description="The document.")] = None,
     output: Annotated[OutputFormat, Form(description="text, markdown, html or json")] = (
         OutputFormat.MARKDOWN
     ),
@@ -92,7 +96,7 @@ async def extract(
         params["pages"] = pages
     if password:
         params["password"] = password
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)
     return await run_and_answer(
         services, client, "extract", params, job_input, wait, priority, accept

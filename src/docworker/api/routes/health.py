@@ -105,6 +105,7 @@ def _checks(services: Services) -> dict[str, Any]:
         except DependencyDown as exc:
             checks["admission"] = {"draining": admission.drain.active, "error": exc.detail}
     checks["sandbox"] = network_sandbox(services.settings.sandbox).status()
+    checks["breakers"] = services.breakers.status()
     executor = services.executor
     if services.settings.executor.kind is ExecutorKind.CELERY:
         from docworker.jobs.distributed import CeleryDispatch
@@ -129,6 +130,8 @@ def health_report(services: Services) -> tuple[dict[str, Any], int]:
     if not all(s["available"] for s in tools.values()) or checks["disk"]["status"] != "up":
         status = "degraded"
     if checks.get("admission", {}).get("draining"):
+        status = "degraded"
+    if any(b["state"] != "closed" for b in checks["breakers"].values()):
         status = "degraded"
     if not queue["connected"] or checks["storage"]["status"] != "up":
         status = "unhealthy"
@@ -165,13 +168,17 @@ def _now() -> str:
 )
 async def health(services: ServicesDep) -> JSONResponse:
     """``healthy``, ``degraded`` (a tool is missing, the disk is under its free-space
-    floor or the service drains, so no work is accepted: 200) or ``unhealthy`` (the job
+    floor, the service drains, so no work is accepted, or an engine's breaker is not
+    closed: 200) or ``unhealthy`` (the job
     store or blob store is down: 503), with each tool, the queue and the v2 checks:
     storage, ``disk`` (free MiB of each disk the service writes to, and the floor),
     ``admission`` (``draining``, and each family's queue: its ``bound``, the ``room`` of
     each priority band, the jobs ``queued``, and ``drain_per_second``), ``sandbox``
-    (what keeps the engines off the network: ``namespace`` or ``engine rules``) and the
-    executor."""
+    (what keeps the engines off the network: ``namespace`` or ``engine rules``),
+    ``breakers`` (each engine's circuit breaker, as this process holds it: ``state``
+    ``closed``, ``open`` or ``half_open``, its ``failures`` in a row and ``threshold``,
+    ``retry_after`` while open, ``last_error``; one not closed makes the service
+    ``degraded``) and the executor."""
     body, status = await anyio.to_thread.run_sync(health_report, services)
     return JSONResponse(body, status_code=status)
 

@@ -19,8 +19,9 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import JobClientWithWebhookDep
 from docworker.api.uploads import store_uploads
 from docworker.engines.image_formats import ImageFormat
 from docworker.errors import InvalidParameter
@@ -54,6 +55,7 @@ _STEPS_DESCRIPTION = (
 @router.post(
     "/image",
     operation_id="image",
+    openapi_extra=feeds("image"),
     summary="Process or convert an image",
     responses={
         200: {
@@ -71,7 +73,7 @@ _STEPS_DESCRIPTION = (
 )
 async def image(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     file: Annotated[
         list[UploadFile],
         File(

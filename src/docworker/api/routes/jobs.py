@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import IO, Annotated, Any
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
@@ -20,17 +22,29 @@ from docworker.api.openapi import model_ref
 from docworker.api.results import json_result
 from docworker.api.schemas import (
     IDEMPOTENCY_KEY_LENGTH,
+    WEBHOOK_SIGNING,
+    WEBHOOK_URL,
+    ArtifactList,
+    ArtifactPublic,
     DateTime,
     JobCreate,
     JobList,
     JobPublic,
 )
-from docworker.api.submitting import IdempotencyKeyHeader
-from docworker.api.uploads import store_uploads
+from docworker.api.sources import (
+    MAX_REFERENCE_LENGTH,
+    URI_DESCRIPTION,
+    URL_DESCRIPTION,
+    InputReference,
+    store_document,
+)
+from docworker.api.submitting import CacheQuery, IdempotencyKeyHeader
+from docworker.api.uploads import store_upload, store_uploads
 from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import JobStatus
+from docworker.jobs.webhooks import EVENT_KINDS, WebhookRequest
 from docworker.operations import OPERATIONS, get_operation, validate_params
 from docworker.storage import CHUNK, StoredBlob
 
@@ -58,6 +72,9 @@ class Submission:
     inputs: list[JobInput]
     priority: int
     idempotency_key: str | None
+    #: Whether the result cache may answer the job and keep its result.
+    use_cache: bool = True
+    webhook: WebhookRequest | None = None
 
 
 @router.post(
@@ -71,7 +88,7 @@ class Submission:
             "model": JobPublic,
             "description": "The job of an earlier request with the same idempotency key",
         },
-        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 404, 409, 413, 415, 422, 429, 503),
     },
     openapi_extra={
         "requestBody": {
@@ -80,7 +97,7 @@ class Submission:
                 FORM: {
                     "schema": {
                         "type": "object",
-                        "required": ["operation", "file"],
+                        "required": ["operation"],
                         "properties": {
                             "operation": {
                                 "type": "string",
@@ -103,13 +120,46 @@ class Submission:
                                 "minLength": 1,
                                 "maxLength": IDEMPOTENCY_KEY_LENGTH,
                             },
-                            "file": {"type": "string", "format": "binary"},
+                            "cache": {
+                                "type": "boolean",
+                                "default": True,
+                                "description": "false: the result cache neither answers "
+                                "this job nor keeps its result.",
+                            },
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The document (or give uri or url).",
+                            },
+                            "uri": {
+                                "type": "string",
+                                "maxLength": MAX_REFERENCE_LENGTH,
+                                "description": URI_DESCRIPTION,
+                            },
+                            "url": {
+                                "type": "string",
+                                "maxLength": MAX_REFERENCE_LENGTH,
+                                "description": URL_DESCRIPTION,
+                            },
                             "files": {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
                                 "description": "Further input files, in order (the PDFs "
                                 "after the first of a merge, files to attach).",
                             },
+                            "webhook_url": {
+                                "type": "string",
+                                "maxLength": 2000,
+                                "description": WEBHOOK_URL,
+                            },
+                            "webhook_events": {
+                                "type": "string",
+                                "description": "The events sent to webhook_url, separated "
+                                f"by commas, of: {', '.join(EVENT_KINDS)}. Default: the "
+                                "final ones.",
+                                "example": "started,succeeded,failed",
+                            },
+                            "webhook_secret": {"type": "string", "description": WEBHOOK_SIGNING},
                         },
                     }
                 },
@@ -123,10 +173,20 @@ async def create_job(
     services: ServicesDep,
     caller: CallerDep,
     idempotency_header: IdempotencyKeyHeader = None,
+    use_cache: CacheQuery = True,
 ) -> JSONResponse:
     """Queue any registered operation. Send the document as a multipart ``file`` part with
     ``operation`` and ``params`` (a JSON object) fields, or send JSON naming an input already
-    stored (``input_uri``). Answers ``202`` with the job; poll its ``links.self``."""
+    stored (``input_uri``). Instead of the file, either form may name it: ``uri``, a
+    storage URL under the service's ``storage.read_roots`` (else ``403 uri-refused``), or
+    ``url``, an http(s) URL the service fetches (``fetch.allow``; else ``403
+    url-refused``); either is copied in under the route's upload limit (past it, ``422
+    limit-exceeded``). Answers ``202`` with the job; poll its ``links.self``. A job
+    whose result the result cache holds is answered ``202`` too, already ``succeeded``
+    and ``cached``; ``cache`` false (the query, the form field or the JSON member)
+    bypasses the cache. Follow a job with ``GET links.self?wait=30`` (a long poll),
+    its event stream (``links.events``), or a ``webhook_url`` (422 when the URL is
+    refused: a private address not allow-listed)."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type == JSON:
         submission = await _json_submission(request, services, caller)
@@ -147,6 +207,8 @@ async def create_job(
             priority=submission.priority,
             idempotency_key=idempotency_header or submission.idempotency_key,
             others=others,
+            use_cache=use_cache and submission.use_cache,
+            webhook=submission.webhook,
         )
     )
     return job_response(record, 202 if created else 200)
@@ -159,12 +221,33 @@ async def _json_submission(request: Request, services: Services, caller: Princip
         spec = JobCreate.model_validate_json(await request.body())
     except ValidationError as exc:
         raise InvalidParameter.first_of(exc.errors(), "body") from None
+    spec.input_given()
     validate_params(get_operation(spec.operation), spec.params)
-    uris = [spec.input_uri, *spec.other_input_uris]
-    inputs = await anyio.to_thread.run_sync(
+    uris = [*([spec.input_uri] if spec.input_uri else []), *spec.other_input_uris]
+    stored = await anyio.to_thread.run_sync(
         lambda: [_stored_input(services, caller, uri) for uri in uris]
     )
-    return Submission(spec.operation, spec.params, inputs, spec.priority, spec.idempotency_key)
+    if spec.input_uri is not None:
+        inputs = stored
+    else:
+        reference = InputReference(spec.uri, spec.url, _upload_limit(request, services))
+        inputs = [await store_document(services, None, reference), *stored]
+    webhook = None
+    if spec.webhook_url is not None:
+        webhook = WebhookRequest(spec.webhook_url, spec.webhook_events, spec.webhook_secret)
+    return Submission(
+        spec.operation,
+        spec.params,
+        inputs,
+        spec.priority,
+        spec.idempotency_key,
+        use_cache=spec.cache,
+        webhook=webhook,
+    )
+
+
+def _upload_limit(request: Request, services: Services) -> int:
+    return services.settings.server.upload_limit(request.url.path)
 
 
 async def _form_submission(request: Request, services: Services) -> Submission:
@@ -182,9 +265,37 @@ async def _form_submission(request: Request, services: Services) -> Submission:
             raise InvalidParameter(
                 "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
             )
-        uploads = [part for name in ("file", "files") for part in _file_parts(form, name)]
-        inputs = await store_uploads(services, uploads)
-    return Submission(operation, params, inputs, priority, key)
+        use_cache = _bool_field(_text_field(form, "cache"), "cache")
+        webhook = _webhook_fields(form)
+        reference = InputReference(
+            _text_field(form, "uri") or None,
+            _text_field(form, "url") or None,
+            _upload_limit(request, services),
+        )
+        named = _file_parts(form, "file")
+        if len(named) > 1:
+            raise InvalidParameter(
+                "file",
+                f"a job takes one file part named 'file', and {len(named)} were sent: send "
+                "one job per document (further inputs of a merge or an attach go as 'files')",
+            )
+        uploads = [*named, *_file_parts(form, "files")]
+        if uploads and reference.uri is None and reference.url is None:
+            inputs = await store_uploads(services, uploads)
+        else:
+            # The document by reference (or none: store_document says what is missing),
+            # the "files" parts after it.
+            first = await store_document(services, named[0] if named else None, reference)
+            inputs = [first] + [await store_upload(services, p) for p in _file_parts(form, "files")]
+    return Submission(
+        operation, params, inputs, priority, key, use_cache=use_cache, webhook=webhook
+    )
+
+
+def _webhook_fields(form: FormData) -> WebhookRequest | None:
+    """The job's own webhook from the form's ``webhook_*`` fields (checked on submission)."""
+    fields = (_text_field(form, f"webhook_{name}") for name in ("url", "events", "secret"))
+    return WebhookRequest.of_form(*fields)
 
 
 def _text_field(form: FormData, name: str) -> str | None:
@@ -212,6 +323,16 @@ def _params_field(raw: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidParameter("params", "must be a JSON object")
     return value
+
+
+def _bool_field(raw: str | None, name: str) -> bool:
+    """A true/false form field; true when absent."""
+    if raw is None:
+        return True
+    value = raw.strip().lower()
+    if value not in {"true", "false"}:
+        raise InvalidParameter(name, "must be true or false")
+    return value == "true"
 
 
 def _int_field(raw: str | None, name: str) -> int:
@@ -274,11 +395,28 @@ async def list_jobs(
     operation_id="get_job",
     summary="Get a job",
     response_model=JobPublic,
-    responses=problem_responses(404),
+    responses=problem_responses(404, 422),
 )
-async def get_job(job_id: str, queue: QueueDep, caller: CallerDep) -> JobPublic:
-    """The job's state, progress, attempts and error."""
+async def get_job(
+    job_id: str,
+    services: ServicesDep,
+    caller: CallerDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            description="Seconds to wait for the job to end before answering (a long poll; "
+            "at most the server's server.max_wait). 0: answer at once.",
+        ),
+    ] = 0,
+) -> JobPublic:
+    """The job's state, progress, attempts and error; with ``wait``, once the job has
+    ended or the wait has run out, whichever comes first."""
+    queue = services.queue
     record = await anyio.to_thread.run_sync(queue.get, job_id, caller)
+    if wait > 0:
+        timeout = min(wait, services.settings.server.max_wait)
+        record = await queue.wait(record.id, timeout, known=record)
     return JobPublic.of(record)
 
 
@@ -303,6 +441,45 @@ async def get_job_result(job_id: str, services: ServicesDep, caller: CallerDep) 
     limit-exceeded``."""
     record = await anyio.to_thread.run_sync(services.queue.get, job_id, caller)
     return await json_result(services, record, headers={"X-Job-Id": record.id})
+
+
+@router.get(
+    "/jobs/{job_id}/artifacts",
+    operation_id="list_job_artifacts",
+    summary="List the files a job made, with download links",
+    response_model=ArtifactList,
+    responses=problem_responses(404, 409, 415, 422, 503),
+)
+async def list_job_artifacts(job_id: str, services: ServicesDep, caller: CallerDep) -> ArtifactList:
+    """The files listed in the result's ``artifacts``, each with a download link: a
+    presigned link straight to the output store where it signs links (s3, unless
+    ``storage.presign`` is false), valid ``storage.link_expiry`` seconds; else the API's
+    own ``/api/v2/jobs/{id}/artifacts/{name}``. A failed job answers its error; one
+    that has not finished, ``409``."""
+    record = await anyio.to_thread.run_sync(services.queue.get, job_id, caller)
+    listed = services.queue.result_ref(record).get("artifacts") or []
+    storage = services.settings.storage
+
+    def link(entry: dict[str, Any]) -> ArtifactPublic:
+        name, mime = str(entry["name"]), str(entry["mime"])
+        # Taken before the link is signed: the link is valid at least until then.
+        issued = datetime.now(UTC)
+        signed = None
+        if storage.presign:
+            signed = services.blobs.signed_url(
+                entry["uri"], expires=storage.link_expiry, name=name, mime=mime
+            )
+        return ArtifactPublic(
+            name=name,
+            mime=mime,
+            size=int(entry["size"]),
+            url=signed or f"/api/v2/jobs/{record.id}/artifacts/{quote(name)}",
+            presigned=signed is not None,
+            expires_at=issued + timedelta(seconds=storage.link_expiry) if signed else None,
+        )
+
+    artifacts = await anyio.to_thread.run_sync(lambda: [link(entry) for entry in listed])
+    return ArtifactList(artifacts=artifacts)
 
 
 @router.get(

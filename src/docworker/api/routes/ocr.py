@@ -14,13 +14,15 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep, SettingsDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.sources import InputReferenceDep, store_document
+from docworker.api.submitting import JobClientWithWebhookDep
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.engines.ocr import available_languages
 from docworker.operations.ocr import OcrOutput
 
-router = APIRouter(prefix="/api/v2", tags=["ocr"])
+router = APIRouter(prefix="/api/v2", tags=["ocr"], dependencies=[ONE_FILE_PER_FIELD])
 
 
 class OcrLanguages(BaseModel):
@@ -58,6 +60,7 @@ OCR_EXAMPLE = {
 @router.post(
     "/ocr",
     operation_id="ocr",
+    openapi_extra=feeds("ocr"),
     summary="Read the text of an image or a scanned PDF",
     responses={
         200: {
@@ -70,13 +73,16 @@ OCR_EXAMPLE = {
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def ocr(
     services: ServicesDep,
-    client: JobClientDep,
-    file: Annotated[UploadFile, File(description="An image (PNG, JPEG, TIFF, …) or a PDF.")],
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: Annotated[
+        UploadFile | None, File(description="An image (PNG, JPEG, TIFF, …) or a PDF.")
+    ] = None,
     output: Annotated[
         OcrOutput, Form(description="text, json (with word boxes), searchable_pdf or v1")
     ] = OcrOutput.TEXT,
@@ -103,7 +109,7 @@ async def ocr(
     }
     params: dict[str, Any] = {"output": output, "preprocess": preprocess}
     params.update({name: value for name, value in given.items() if value is not None})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     if output is not OcrOutput.SEARCHABLE_PDF:
         return await run_and_answer(
             services, client, "ocr", params, job_input, wait, priority, accept

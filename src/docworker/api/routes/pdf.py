@@ -20,14 +20,16 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 from docworker.api.answers import ZIP, answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload, store_uploads
+from docworker.api.sources import InputReferenceDep, store_document
+from docworker.api.submitting import JobClientWithWebhookDep
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_uploads
 from docworker.errors import InvalidParameter, LimitExceeded
 
-router = APIRouter(prefix="/api/v2/pdf", tags=["pdf"])
+router = APIRouter(prefix="/api/v2/pdf", tags=["pdf"], dependencies=[ONE_FILE_PER_FIELD])
 
-FileField = Annotated[UploadFile, File(description="The PDF.")]
+FileField = Annotated[UploadFile | None, File(description="The PDF.")]
 PasswordField = Annotated[
     str | None,
     Form(
@@ -55,7 +57,7 @@ def responses(what: str, *, several: bool = False, json_only: bool = False) -> d
     return {
         200: {"description": described, "content": content},
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 409, 413, 415, 422, 429, 503),
     }
 
 
@@ -67,12 +69,13 @@ def _given(**fields: Any) -> dict[str, Any]:
 @router.post(
     "/merge",
     operation_id="pdf_merge",
+    openapi_extra=feeds("pdf"),
     summary="Merge several PDFs into one",
     responses=responses("The merged PDF"),
 )
 async def merge(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
     files: Annotated[
         list[UploadFile], File(description="The PDFs, in the order their pages are wanted.")
     ],
@@ -95,16 +98,18 @@ async def merge(
 @router.post(
     "/attach",
     operation_id="pdf_attach",
+    openapi_extra=feeds("pdf"),
     summary="Embed files in a PDF",
     responses=responses("The PDF with the files embedded"),
 )
 async def attach(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
     attachments: Annotated[
         list[UploadFile], File(description="The files to embed, each under its file name.")
     ],
+    source: InputReferenceDep,
+    file: FileField = None,
     descriptions: Annotated[
         list[str] | None, Form(description="A description per attachment, in the same order.")
     ] = None,
@@ -116,7 +121,7 @@ async def attach(
     """Each ``attachments`` part is embedded (EmbeddedFiles) under its file name; a name
     already taken gets a number. The JSON result lists the PDF's attachments."""
     _count(services, "attachments", len(attachments))
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     others = await store_uploads(services, _parts(attachments), field="attachments")
     params: dict[str, Any] = {"action": "attach", **_given(password=password)}
     if descriptions:
@@ -141,13 +146,15 @@ def _count(services: ServicesDep, field: str, count: int) -> None:
 @router.post(
     "/split",
     operation_id="pdf_split",
+    openapi_extra=feeds("pdf"),
     summary="Split a PDF by page ranges or every N pages",
     responses=responses("A zip of the parts (one PDF when there is one part)", several=True),
 )
 async def split(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     ranges: Annotated[
         str | None,
         Form(description="One output per comma-separated range: '1-3,4-6,7-'.", examples=["1-3"]),
@@ -162,7 +169,7 @@ async def split(
 ) -> Response:
     """Give ``ranges`` or ``every``. The parts are named ``part-1.pdf``, ``part-2.pdf``…"""
     params = {"action": "split", **_given(ranges=ranges, every=every, password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(
         services, client, "pdf", params, job_input, wait, priority, accept, zip_name="split.zip"
     )
@@ -171,14 +178,16 @@ async def split(
 @router.post(
     "/rotate",
     operation_id="pdf_rotate",
+    openapi_extra=feeds("pdf"),
     summary="Rotate pages of a PDF",
     responses=responses("The PDF with the pages turned"),
 )
 async def rotate(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
     angle: Annotated[int, Form(description="Degrees clockwise: 90, 180, 270 (or negative).")],
+    source: InputReferenceDep,
+    file: FileField = None,
     pages: Annotated[
         str | None, Form(description="The pages to turn, e.g. '1,3-4' (default: all).")
     ] = None,
@@ -189,21 +198,23 @@ async def rotate(
 ) -> Response:
     """The pages' rotation is increased by ``angle`` (added to any they already have)."""
     params = {"action": "rotate", "angle": angle, **_given(pages=pages, password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
     "/extract_pages",
     operation_id="pdf_extract_pages",
+    openapi_extra=feeds("pdf"),
     summary="Keep some pages of a PDF, in a given order",
     responses=responses("A PDF of the pages asked for"),
 )
 async def extract_pages(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
     pages: Annotated[str, Form(description="Pages in the order wanted: '3,1-2,9-'.")],
+    source: InputReferenceDep,
+    file: FileField = None,
     password: PasswordField = None,
     wait: WaitQuery = None,
     priority: PriorityField = 0,
@@ -211,20 +222,22 @@ async def extract_pages(
 ) -> Response:
     """A new PDF of the pages ``pages`` names, in the order written (repeats allowed)."""
     params = {"action": "extract_pages", "pages": pages, **_given(password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
     "/flatten",
     operation_id="pdf_flatten",
+    openapi_extra=feeds("pdf"),
     summary="Flatten a PDF's form fields and annotations into its pages",
     responses=responses("The flattened PDF"),
 )
 async def flatten(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     password: PasswordField = None,
     wait: WaitQuery = None,
     priority: PriorityField = 0,
@@ -233,20 +246,22 @@ async def flatten(
     """Form fields (with their values) and annotations become page content; the form
     is removed, so nothing is left to fill. The fields' text stays extractable."""
     params = {"action": "flatten", **_given(password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
     "/compress",
     operation_id="pdf_compress",
+    openapi_extra=feeds("pdf"),
     summary="Make a PDF smaller",
     responses=responses("The smaller PDF"),
 )
 async def compress(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     max_image_dpi: Annotated[
         int | None,
         Form(ge=36, le=2400, description="Resample images above this resolution (lossy)."),
@@ -264,20 +279,22 @@ async def compress(
     gives the bytes before and after."""
     given = _given(max_image_dpi=max_image_dpi, image_quality=image_quality, password=password)
     params = {"action": "compress", **given}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
     "/pdfa",
     operation_id="pdf_pdfa",
+    openapi_extra=feeds("pdf"),
     summary="Convert a PDF to PDF/A-1b, 2b or 3b, validated",
     responses=responses("The PDF/A file, which passed the validator"),
 )
 async def pdfa(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     level: Annotated[str, Form(description="1b, 2b or 3b.", examples=["2b"])] = "2b",
     strict: Annotated[
         FormBool,
@@ -303,20 +320,22 @@ async def pdfa(
     refused with the findings unless ``strict=false``."""
     params: dict[str, Any] = {"action": "pdfa", "level": level, "strict": strict}
     params |= _given(flatten=flatten or None, password=password)
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
     "/metadata",
     operation_id="pdf_metadata",
+    openapi_extra=feeds("pdf"),
     summary="Read or write a PDF's metadata",
     responses=responses("The metadata as JSON; with set_metadata, the PDF written"),
 )
 async def metadata(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     set_metadata: Annotated[
         str | None,
         Form(
@@ -336,7 +355,7 @@ async def metadata(
     params: dict[str, Any] = {"action": "metadata", **_given(password=password)}
     if set_metadata:
         params["set_metadata"] = _json_object("set_metadata", set_metadata)
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
@@ -353,13 +372,15 @@ def _json_object(name: str, raw: str) -> dict[str, Any]:
 @router.post(
     "/encrypt",
     operation_id="pdf_encrypt",
+    openapi_extra=feeds("pdf"),
     summary="Encrypt a PDF with passwords and permissions (AES-256)",
     responses=responses("The encrypted PDF"),
 )
 async def encrypt(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     user_password: Annotated[
         str | None,
         Form(
@@ -393,20 +414,22 @@ async def encrypt(
     if permissions is not None:
         names = [name.strip() for value in permissions for name in value.split(",")]
         params["permissions"] = [name for name in names if name and name != "none"]
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)
 
 
 @router.post(
     "/decrypt",
     operation_id="pdf_decrypt",
+    openapi_extra=feeds("pdf"),
     summary="Remove a PDF's encryption with its password",
     responses=responses("The PDF, unencrypted"),
 )
 async def decrypt(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     password: Annotated[
         str | None,
         Form(
@@ -420,5 +443,5 @@ async def decrypt(
 ) -> Response:
     """A missing password answers 422 ``password-required``, a wrong one ``wrong-password``."""
     params = {"action": "decrypt", **_given(password=password)}
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(services, client, "pdf", params, job_input, wait, priority, accept)

@@ -19,12 +19,14 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.submitting import JobClient, JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.routing import feeds
+from docworker.api.sources import InputReferenceDep, store_document
+from docworker.api.submitting import JobClient, JobClientWithWebhookDep
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.engines.image_formats import PageFormat
 from docworker.jobs.queue import JobInput
 
-router = APIRouter(prefix="/api/v2", tags=["render"])
+router = APIRouter(prefix="/api/v2", tags=["render"], dependencies=[ONE_FILE_PER_FIELD])
 
 RENDER_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
@@ -57,10 +59,10 @@ RENDER_EXAMPLE = {
 }
 
 _IMAGES: dict[str, dict[str, Any]] = {"image/png": {}, "image/jpeg": {}, "image/webp": {}}
-_ERRORS = problem_responses(404, 409, 413, 415, 422, 429, 503)
+_ERRORS = problem_responses(403, 404, 409, 413, 415, 422, 429, 503)
 
 FileField = Annotated[
-    UploadFile,
+    UploadFile | None,
     File(
         description="A PDF, an office or text document (DOCX, XLSX, PPTX, ODT, RTF, …) "
         "or an image (PNG, JPEG, TIFF, WebP, GIF, BMP, HEIC, AVIF)."
@@ -83,6 +85,7 @@ PriorityField = Annotated[
 @router.post(
     "/render",
     operation_id="render",
+    openapi_extra=feeds("render"),
     summary="Render pages as PNG, JPEG or WebP images",
     responses={
         200: {
@@ -101,8 +104,9 @@ PriorityField = Annotated[
 )
 async def render(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     pages: Annotated[
         str | None, Form(description="Pages or frames, e.g. '1-3,5'; default: all")
     ] = None,
@@ -133,13 +137,14 @@ async def render(
     }
     params: dict[str, Any] = {"format": format}
     params.update({name: value for name, value in given.items() if value is not None})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await _answer(services, client, params, job_input, wait, priority, accept)
 
 
 @router.post(
     "/thumbnail",
     operation_id="thumbnail",
+    openapi_extra=feeds("render"),
     summary="A thumbnail of a document's first page or of an image",
     responses={
         200: {
@@ -153,8 +158,9 @@ async def render(
 )
 async def thumbnail(
     services: ServicesDep,
-    client: JobClientDep,
-    file: FileField,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: FileField = None,
     size: Annotated[
         int | None, Form(ge=16, le=4096, description="Side of the box it fits in (256)")
     ] = None,
@@ -176,7 +182,7 @@ async def thumbnail(
     }
     params: dict[str, Any] = {"thumbnail": True, "format": format}
     params.update({name: value for name, value in given.items() if value is not None})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await _answer(services, client, params, job_input, wait, priority, accept)
 
 

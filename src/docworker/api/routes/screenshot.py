@@ -17,12 +17,14 @@ from fastapi.responses import Response
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.sources import InputReferenceDep, store_document
+from docworker.api.submitting import JobClientWithWebhookDep
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.engines.chromium import Media, PageFormat, WaitUntil
 
-router = APIRouter(prefix="/api/v2", tags=["convert"])
+router = APIRouter(prefix="/api/v2", tags=["convert"], dependencies=[ONE_FILE_PER_FIELD])
 
 SCREENSHOT_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
@@ -51,6 +53,7 @@ SCREENSHOT_EXAMPLE = {
 @router.post(
     "/screenshot",
     operation_id="screenshot",
+    openapi_extra=feeds("screenshot"),
     summary="Take a screenshot of a web page, scripts run",
     responses={
         200: {
@@ -64,19 +67,20 @@ SCREENSHOT_EXAMPLE = {
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(404, 409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 404, 409, 413, 415, 422, 429, 503),
     },
 )
 async def take_screenshot(
     services: ServicesDep,
-    client: JobClientDep,
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
     file: Annotated[
-        UploadFile,
+        UploadFile | None,
         File(
             description="An HTML file, a Markdown file, or a zip of a page and its assets "
             "(index.html at its top or in its one top folder)."
         ),
-    ],
+    ] = None,
     format: Annotated[PageFormat, Form(description="png, jpeg or webp")] = (PageFormat.PNG),
     quality: Annotated[
         int | None, Form(ge=1, le=100, description="JPEG and WebP quality (default 90)")
@@ -134,7 +138,7 @@ async def take_screenshot(
         "extra_css": extra_css or None,
     }
     params.update({name: value for name, value in given.items() if value is not None})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     return await answer_files(
         services, client, "screenshot", params, job_input, wait, priority, accept
     )

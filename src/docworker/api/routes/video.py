@@ -17,12 +17,14 @@ from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.extract import run_and_answer
+from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
-from docworker.api.submitting import JobClientDep
-from docworker.api.uploads import store_upload
+from docworker.api.sources import InputReferenceDep, store_document
+from docworker.api.submitting import JobClientWithWebhookDep
+from docworker.api.uploads import ONE_FILE_PER_FIELD
 from docworker.operations.video_params import VideoAction, VideoCodec
 
-router = APIRouter(prefix="/api/v2", tags=["video"])
+router = APIRouter(prefix="/api/v2", tags=["video"], dependencies=[ONE_FILE_PER_FIELD])
 
 PROBE_EXAMPLE = {
     "job_id": "0b6c3f2e-8d6e-4b7e-9a35-2f4f7e2d9a10",
@@ -50,6 +52,7 @@ Time = Annotated[
 @router.post(
     "/video",
     operation_id="video",
+    openapi_extra=feeds("video"),
     summary="Probe, transcode or take a frame of a video",
     responses={
         200: {
@@ -66,13 +69,16 @@ Time = Annotated[
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
-        **problem_responses(409, 413, 415, 422, 429, 503),
+        **problem_responses(403, 409, 413, 415, 422, 429, 503),
     },
 )
 async def video(
     services: ServicesDep,
-    client: JobClientDep,
-    file: Annotated[UploadFile, File(description="A video or audio file (MP4, WebM, MKV, …).")],
+    client: JobClientWithWebhookDep,
+    source: InputReferenceDep,
+    file: Annotated[
+        UploadFile | None, File(description="A video or audio file (MP4, WebM, MKV, …).")
+    ] = None,
     action: Annotated[
         VideoAction, Form(description="probe (JSON), transcode (a video) or frame (an image)")
     ] = VideoAction.TRANSCODE,
@@ -127,7 +133,7 @@ async def video(
     }
     params: dict[str, Any] = {"action": action, "mute": mute}
     params.update({k: v for k, v in given.items() if v is not None and v != ""})
-    job_input = await store_upload(services, file)
+    job_input = await store_document(services, file, source)
     if action is VideoAction.PROBE:
         return await run_and_answer(
             services, client, "video", params, job_input, wait, priority, accept

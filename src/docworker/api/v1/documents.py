@@ -24,7 +24,7 @@ from docworker.api.auth import current_caller
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.openapi import model_ref
 from docworker.api.results import loaded_answer
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import V1JobClientDep
 from docworker.api.v1 import extraction, schemas
 from docworker.api.v1.encoding import GO_ZERO_TIME, v1_time
 from docworker.api.v1.errors import V1Error, reused_key, v1_responses
@@ -286,7 +286,7 @@ def _resubmission(services: Services, spec: ProcessRequest) -> tuple[str, dict[s
         **v1_responses((400, "Invalid request body"), (500, FAILURE), reused_key(FAILURE)),
     },
 )
-async def process(request: Request, services: ServicesDep, client: JobClientDep) -> JSONResponse:
+async def process(request: Request, services: ServicesDep, client: V1JobClientDep) -> JSONResponse:
     """Queue a job of the ProcessingType on the document's stored file; the job is on
     ``/api/v1/jobs/:jobId`` and in ``/api/v1/documents/:id/jobs``."""
     if not request.headers.get("content-type", "").startswith("application/json"):

@@ -20,11 +20,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import ServicesDep
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import nanoseconds, v1_time
 from docworker.api.v1.errors import ResultRefused, V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
+    SEVERAL_FILES_CASE,
     accepted,
     form_value,
     multipart_body,
@@ -205,7 +206,11 @@ _RANGE = multipart_body(
     },
     required=("start_page", "end_page"),
 )
-_UPLOAD_ERRORS = ((400, "File upload error"), (500, "Failed to save uploaded file"))
+_UPLOAD_ERRORS = (
+    (400, "File upload error"),
+    SEVERAL_FILES_CASE,
+    (500, "Failed to save uploaded file"),
+)
 
 
 async def _page_range(request: Request) -> tuple[FormData, UploadFile, int, int]:
@@ -269,7 +274,7 @@ def _not_pdf(mime: str) -> V1Error:
         ),
     },
 )
-async def extract_text(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def extract_text(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """The text of a PDF, an office document or a text file, with its counts."""
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
@@ -299,7 +304,7 @@ async def extract_text(request: Request, services: ServicesDep, client: JobClien
     },
 )
 async def extract_pdf_pages(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> Response:
     """Each page of a PDF on its own."""
     _, file = await upload_form(request)
@@ -342,7 +347,7 @@ async def extract_pdf_pages(
     },
 )
 async def extract_pdf_range(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> Response:
     """Pages ``start_page`` to ``end_page`` of a PDF, as one text."""
     _, file, start, end = await _page_range(request)
@@ -405,7 +410,7 @@ async def _submit_extraction(
     responses={**_ACCEPTED, **v1_responses(*_ASYNC_ERRORS)},
 )
 async def extract_async_text(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> JSONResponse:
     """202 with the job; its result is on ``/api/v1/job/:id``."""
     _, file = await upload_form(request)
@@ -421,7 +426,7 @@ async def extract_async_text(
     responses={**_ACCEPTED, **v1_responses(*_ASYNC_ERRORS)},
 )
 async def extract_async_pdf_pages(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> JSONResponse:
     """202 with the job; its result (``extraction_results``) is on ``/api/v1/job/:id``."""
     _, file = await upload_form(request)
@@ -446,7 +451,7 @@ async def extract_async_pdf_pages(
     },
 )
 async def extract_async_pdf_range(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> JSONResponse:
     """202 with the job, echoing the range; its result is on ``/api/v1/job/:id``."""
     _, file, start, end = await _page_range(request)

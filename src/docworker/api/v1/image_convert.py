@@ -21,9 +21,10 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import ServicesDep
-from docworker.api.submitting import JobClientDep
+from docworker.api.submitting import V1JobClientDep
 from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
+    SEVERAL_FILES_CASE,
     form_file,
     multipart_body,
     read_form,
@@ -126,6 +127,7 @@ async def _form(request: Request) -> tuple[FormData, UploadFile]:
         **v1_responses(
             (400, INVALID_BODY),
             (400, NO_FILE),
+            SEVERAL_FILES_CASE,
             (500, "Failed to open file"),
             (500, FAILURE),
             refused(FAILURE),
@@ -133,7 +135,9 @@ async def _form(request: Request) -> tuple[FormData, UploadFile]:
         ),
     },
 )
-async def convert_image(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def convert_image(
+    request: Request, services: ServicesDep, client: V1JobClientDep
+) -> Response:
     """The uploaded image (part ``file``) in ``output_format``."""
     form, file = await _form(request)
     fmt = output_format(form)

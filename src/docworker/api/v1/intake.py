@@ -66,6 +66,11 @@ CONTENT_TYPES = {
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 NOT_MULTIPART = "request has no multipart/form-data Content-Type"
 NO_FILE = "there is no uploaded file associated with the given key"
+#: The status of a v1 route sent several files where it takes one (v1 read the first and
+#: dropped the others: 422 as v2 answers it, in v1's error body).
+SEVERAL_FILES = 422
+#: The OpenAPI case of every v1 route that takes one file (see :func:`form_file`).
+SEVERAL_FILES_CASE = (SEVERAL_FILES, "File upload error")
 
 
 async def read_form(request: Request, refusal: V1Error) -> FormData:
@@ -83,11 +88,19 @@ async def read_form(request: Request, refusal: V1Error) -> FormData:
 
 
 def form_file(form: FormData, name: str, missing: V1Error) -> UploadFile:
-    """The first file part called ``name``; ``missing`` when there is none."""
-    for value in form.getlist(name):
-        if isinstance(value, UploadFile):
-            return value
-    raise missing
+    """The file part called ``name``; ``missing`` when there is none, and a 422 naming
+    the field when there are several (one would be read and the others dropped)."""
+    files = [value for value in form.getlist(name) if isinstance(value, UploadFile)]
+    if len(files) > 1:
+        raise V1Error(
+            SEVERAL_FILES,
+            "File upload error",
+            f"one file part named '{name}' is taken, and {len(files)} were sent",
+            field=name,
+        )
+    if not files:
+        raise missing
+    return files[0]
 
 
 def upload_error(details: str) -> V1Error:

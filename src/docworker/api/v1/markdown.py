@@ -21,11 +21,12 @@ from fastapi.responses import JSONResponse, Response
 
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.openapi import model_ref
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
+    SEVERAL_FILES_CASE,
     V1Upload,
     file_response,
     form_file,
@@ -94,6 +95,7 @@ def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:
         **v1_responses(
             (400, "Failed to parse multipart form"),
             (400, route.missing),
+            SEVERAL_FILES_CASE,
             (500, "Failed to save uploaded file"),
             (500, route.failure),
             refused(route.failure),
@@ -109,7 +111,7 @@ def _responses(route: _Route) -> dict[int | str, dict[str, Any]]:
     openapi_extra=multipart_body({}, file_part="document"),
     responses=_responses(_ROUTES["any"]),
 )
-async def convert(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def convert(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """Upload the document as the ``document`` part."""
     return await _convert(request, services, client, _ROUTES["any"])
 
@@ -121,7 +123,7 @@ async def convert(request: Request, services: ServicesDep, client: JobClientDep)
     openapi_extra=multipart_body({}, file_part="pdf_file"),
     responses=_responses(_ROUTES["pdf"]),
 )
-async def convert_pdf(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def convert_pdf(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """Upload the PDF as the ``pdf_file`` part."""
     return await _convert(request, services, client, _ROUTES["pdf"])
 
@@ -133,7 +135,9 @@ async def convert_pdf(request: Request, services: ServicesDep, client: JobClient
     openapi_extra=multipart_body({}, file_part="office_file"),
     responses=_responses(_ROUTES["office"]),
 )
-async def convert_office(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def convert_office(
+    request: Request, services: ServicesDep, client: V1JobClientDep
+) -> Response:
     """Upload the document (DOCX, DOC, PPTX, PPT, XLSX, XLS, ODT, ODP, ODS) as ``office_file``."""
     return await _convert(request, services, client, _ROUTES["office"])
 
@@ -158,7 +162,7 @@ async def convert_office(request: Request, services: ServicesDep, client: JobCli
         ),
     },
 )
-async def batch(request: Request, services: ServicesDep, client: JobClientDep) -> JSONResponse:
+async def batch(request: Request, services: ServicesDep, client: V1JobClientDep) -> JSONResponse:
     """Converts every PDF and office file under ``input_directory`` (recursively) into
     ``output_directory`` (default ``<input_directory>_markdown``), both inside the
     folder ``MARKDOWN_BATCH_ROOT`` names. Refused (403) when it names none, and, with API

@@ -26,12 +26,13 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from docworker.api.deps import Services, ServicesDep
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import v1_time
 from docworker.api.v1.errors import REFUSED, REUSED_KEY, V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
     CONTENT_TYPES,
+    SEVERAL_FILES_CASE,
     MediaParams,
     MediaParamsDep,
     V1Upload,
@@ -163,6 +164,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
     202: {"model": schemas.V1Accepted, "description": "The job, to poll on /api/v1/job/:id"},
     **v1_responses(
         (400, "File upload error"),
+        SEVERAL_FILES_CASE,
         (500, "Failed to save uploaded file"),
         (500, "Failed to submit job"),
         reused_key("Failed to submit job"),
@@ -179,7 +181,7 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
     responses=_ACCEPTED,
 )
 async def process_document(
-    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: V1JobClientDep, params: MediaParamsDep
 ) -> Response:
     """Office documents are made a PDF; ``format=pdf`` keeps the PDF, any other format
     renders page ``page`` at 150 dpi and processes it as an image."""
@@ -195,7 +197,7 @@ async def process_document(
     responses=_ACCEPTED,
 )
 async def process_image(
-    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: V1JobClientDep, params: MediaParamsDep
 ) -> Response:
     """One of resize, crop, width/height fit (in that priority), encoded as ``format``."""
     return await _submit(request, services, client, "image", params)
@@ -210,7 +212,7 @@ async def process_image(
     responses=_ACCEPTED,
 )
 async def process_video(
-    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: V1JobClientDep, params: MediaParamsDep
 ) -> Response:
     """Transcoded to WebM (VP9 + Opus), trimmed by ``clip``."""
     return await _submit(request, services, client, "video", params)
@@ -257,6 +259,7 @@ def _sync_responses(media: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
         },
         **v1_responses(
             (400, "File upload error"),
+            SEVERAL_FILES_CASE,
             (500, "Failed to save file"),
             (500, PROCESSING_FAILED),
             refused(PROCESSING_FAILED),
@@ -278,7 +281,7 @@ _IMAGE_TYPES: dict[str, Any] = {
     responses=_sync_responses({**_IMAGE_TYPES, "application/pdf": {}}),
 )
 async def sync_convert_document(
-    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: V1JobClientDep, params: MediaParamsDep
 ) -> Response:
     """Page ``page`` (default 1) at 150 dpi through the image pipeline, WebP by default;
     ``format=pdf``: the document as PDF."""
@@ -293,7 +296,7 @@ async def sync_convert_document(
     responses=_sync_responses(_IMAGE_TYPES),
 )
 async def sync_convert_image(
-    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: V1JobClientDep, params: MediaParamsDep
 ) -> Response:
     """One of resize, crop, width/height fit (in that priority), WebP by default."""
     return await _convert(request, services, client, "image", params)
@@ -307,7 +310,7 @@ async def sync_convert_image(
     responses=_sync_responses({"video/webm": {}}),
 )
 async def sync_convert_video(
-    request: Request, services: ServicesDep, client: JobClientDep, params: MediaParamsDep
+    request: Request, services: ServicesDep, client: V1JobClientDep, params: MediaParamsDep
 ) -> Response:
     """Transcoded to WebM (VP9 + Opus), trimmed by ``clip``."""
     return await _convert(request, services, client, "video", params)

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from docworker.api.deps import ServicesDep
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.errors import refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
+    SEVERAL_FILES_CASE,
     multipart_body,
     receive_upload,
     run_and_wait,
@@ -31,6 +32,7 @@ router = APIRouter(prefix="/api/v1", tags=["v1"])
 FAILURE = "OCR processing failed"
 _ERRORS = v1_responses(
     (400, "File upload error"),
+    SEVERAL_FILES_CASE,
     (500, "Failed to save uploaded file"),
     (500, FAILURE),
     refused(FAILURE),
@@ -68,7 +70,7 @@ async def _ocr(
         **_ERRORS,
     },
 )
-async def ocr_image(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def ocr_image(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """The text of an uploaded image (every frame of a multi-frame image)."""
     return await _ocr(request, services, client, {"output": "v1"})
 
@@ -87,6 +89,6 @@ async def ocr_image(request: Request, services: ServicesDep, client: JobClientDe
         **_ERRORS,
     },
 )
-async def ocr_document(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def ocr_document(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """The text of the first page of a PDF or an office document (converted to PDF first)."""
     return await _ocr(request, services, client, {"output": "v1", "pages": "1"})

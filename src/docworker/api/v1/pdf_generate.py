@@ -26,9 +26,10 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData, UploadFile
 
 from docworker.api.deps import Services, ServicesDep
-from docworker.api.submitting import JobClient, JobClientDep
+from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1.errors import V1Error, refused, reused_key, v1_responses
 from docworker.api.v1.intake import (
+    SEVERAL_FILES_CASE,
     form_file,
     form_value,
     multipart_body,
@@ -111,6 +112,7 @@ async def _pdf_of(
         **v1_responses(
             (400, NOT_MULTIPART),
             (400, "No HTML file provided"),
+            SEVERAL_FILES_CASE,
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
             refused(FAILURE),
@@ -118,7 +120,9 @@ async def _pdf_of(
         ),
     },
 )
-async def generate_html(request: Request, services: ServicesDep, client: JobClientDep) -> Response:
+async def generate_html(
+    request: Request, services: ServicesDep, client: V1JobClientDep
+) -> Response:
     """The complete HTML document in the part ``html_file``, laid out by WeasyPrint.
     Server files are never read and nothing is fetched unless ``fetch.allow`` permits."""
     form = await read_form(request, V1Error(400, NOT_MULTIPART))
@@ -168,7 +172,7 @@ async def generate_html(request: Request, services: ServicesDep, client: JobClie
     },
 )
 async def generate_markdown(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> Response:
     """``content`` from a JSON, urlencoded or multipart body; the page set-up from the
     query string only, as v1 read it."""
@@ -220,6 +224,7 @@ async def markdown_content(request: Request) -> str | None:
         **v1_responses(
             (400, NOT_MULTIPART),
             (400, "No office file provided"),
+            SEVERAL_FILES_CASE,
             (500, "Failed to save uploaded file"),
             (500, FAILURE),
             refused(FAILURE),
@@ -228,7 +233,7 @@ async def markdown_content(request: Request) -> str | None:
     },
 )
 async def generate_office(
-    request: Request, services: ServicesDep, client: JobClientDep
+    request: Request, services: ServicesDep, client: V1JobClientDep
 ) -> Response:
     """Any document LibreOffice opens (Word, Excel, PowerPoint, OpenDocument, RTF), in
     the part ``office_file``."""

@@ -1,0 +1,223 @@
+"""What a job's state change writes beside it: its event, and the webhooks to send.
+
+Every change of a job's state is one transaction of the job store; the store calls
+:meth:`Journal.record` in it, so the event and the outbox rows are committed with the
+change or not at all, and no transaction is added for them (progress included: the
+supervisor writes it at most once a second, and its event rides on that write).
+
+* **Events** (``job_events``) are numbered per job from 1 (``seq``): the ``id`` of the
+  event stream, by which a client resumes on any replica. A progress event replaces
+  the job's previous one, and a part's end the previous part event, so a job keeps a
+  bounded number of rows (two per attempt, the latest progress, the latest part, its
+  end) whatever it runs for.
+* **Webhooks** (``webhook_deliveries``, the outbox): for each event, one row per target
+  that chose its kind: the job's own webhook (``Job.webhook``) and the configured
+  subscriptions (a subscription with a tenant hears only that tenant's jobs; the parts
+  of a split job are heard through their job's ``part`` events). The row holds the
+  exact body to send; :mod:`docworker.jobs.webhooks` delivers it.
+
+Only :mod:`docworker.jobs.store` (and :mod:`docworker.jobs.ledger`, in its transactions)
+calls this module.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, Table, bindparam, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from docworker.jobs.models import Job, JobEvent, JobStatus, WebhookDelivery
+
+#: Every kind of event, in the order a job meets them.
+EVENT_KINDS = (
+    "queued",
+    "started",
+    "progress",
+    "part",
+    "succeeded",
+    "partial",
+    "failed",
+    "cancelled",
+    "dead",
+)
+#: The kinds that end a job (and its event stream).
+FINAL_EVENTS = frozenset({"succeeded", "partial", "failed", "cancelled", "dead"})
+#: Kinds of which a job keeps only the latest.
+COALESCED = frozenset({"progress", "part"})
+#: The session ``info`` entry holding the store's journal.
+_JOURNAL = "docworker_journal"
+#: Session ``info`` entry: what to run once the transaction commits.
+_AFTER_COMMIT = "docworker_after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once the transaction of ``session`` has committed (metrics, a
+    wake-up): :func:`run_after_commit`, called by the store, runs it."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def run_after_commit(session: Session) -> None:
+    """Run what the committed transaction of ``session`` left to run after it."""
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        action()
+
+
+_EVENTS: Table = JobEvent.__table__  # type: ignore[assignment]
+_DELIVERIES: Table = WebhookDelivery.__table__  # type: ignore[assignment]
+_JOB_ID = bindparam("job_id", type_=String())
+
+#: Numbers the job's next event (one more than its last) and inserts it.
+_NEXT_EVENT = (
+    insert(_EVENTS)
+    .from_select(
+        ["job_id", "seq", "kind", "at", "data"],
+        select(
+            _JOB_ID,
+            func.coalesce(func.max(_EVENTS.c.seq), 0) + 1,
+            bindparam("kind", type_=String()),
+            bindparam("at", type_=_EVENTS.c.at.type),
+            bindparam("data", type_=_EVENTS.c.data.type),
+        ).where(_EVENTS.c.job_id == _JOB_ID),
+    )
+    .returning(_EVENTS.c.seq)
+)
+#: Deletes the job's events of a coalesced kind older than the one just written.
+_EARLIER_OF_KIND = delete(_EVENTS).where(
+    _EVENTS.c.job_id == _JOB_ID,
+    _EVENTS.c.kind == bindparam("kind"),
+    _EVENTS.c.seq < bindparam("seq"),
+)
+
+
+def kind_of(status: JobStatus) -> str:
+    """The event of a job reaching ``status``."""
+    if status is JobStatus.RUNNING:
+        return "started"
+    return status.value
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A configured webhook target (``webhooks.subscriptions``)."""
+
+    name: str
+    url: str
+    events: frozenset[str]
+    #: Only this tenant's jobs (None: every job).
+    tenant: str | None = None
+
+    def hears(self, job: Job, kind: str) -> bool:
+        if job.parent_id is not None or kind not in self.events:
+            return False
+        return self.tenant is None or self.tenant == job.tenant
+
+
+@dataclass
+class Journal:
+    """Writes events and outbox rows in the store's transactions."""
+
+    subscriptions: tuple[Subscription, ...] = ()
+    #: Called once a transaction that queued deliveries has committed (wakes a delivery
+    #: loop in this process; others find the rows when they next look).
+    on_outbox: Callable[[], None] | None = field(default=None, repr=False)
+
+    def attach(self, session: Session) -> None:
+        """Make this journal the one :func:`journal_of` finds for ``session``."""
+        session.info[_JOURNAL] = self
+
+    def record(
+        self,
+        session: Session,
+        job: Job,
+        kind: str,
+        now: datetime,
+        extra: dict[str, Any] | None = None,
+    ) -> int:
+        """Write the event ``kind`` of ``job`` (and its webhooks); returns its number.
+
+        One statement numbers and inserts the event (two for a coalesced kind, which
+        deletes the job's earlier one), run on the transaction's connection as they are
+        built once: this runs in every state change of every job."""
+        connection = session.connection()
+        data = _event_data(job, kind, extra)
+        bound = {"job_id": job.id, "kind": kind, "at": now, "data": data}
+        seq: int = connection.execute(_NEXT_EVENT, bound).scalar_one()
+        if kind in COALESCED:
+            connection.execute(_EARLIER_OF_KIND, bound | {"seq": seq})
+        targets = self._targets(job, kind)
+        if targets:
+            payload = json.dumps(
+                {
+                    "type": f"job.{kind}",
+                    "timestamp": now.isoformat().replace("+00:00", "Z"),
+                    "data": {"event_id": seq, **data},
+                },
+                separators=(",", ":"),
+            )
+            rows: list[dict[str, Any]] = [
+                {
+                    "id": f"msg_{uuid.uuid4().hex}",
+                    "job_id": job.id,
+                    "event_seq": seq,
+                    "event": kind,
+                    "subscription": name,
+                    "url": url,
+                    "payload": payload,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_at": now,
+                    "created_at": now,
+                    "log": [],
+                }
+                for name, url in targets
+            ]
+            connection.execute(insert(_DELIVERIES), rows)
+            if self.on_outbox is not None:
+                after_commit(session, self.on_outbox)
+        return seq
+
+    def _targets(self, job: Job, kind: str) -> list[tuple[str | None, str]]:
+        """(subscription name or None for the job's own webhook, URL) of each target."""
+        targets: list[tuple[str | None, str]] = []
+        own = job.webhook
+        if own and kind in (own.get("events") or ()):
+            targets.append((None, str(own["url"])))
+        targets += [(s.name, s.url) for s in self.subscriptions if s.hears(job, kind)]
+        return targets
+
+
+def journal_of(session: Session) -> Journal:
+    """The journal of the store whose transaction ``session`` is (none: events only)."""
+    journal = session.info.get(_JOURNAL)
+    return journal if isinstance(journal, Journal) else _PLAIN
+
+
+_PLAIN = Journal()
+
+
+def _event_data(job: Job, kind: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """What an event says: the job's id, state and progress, its error once it has one."""
+    data: dict[str, Any] = {
+        "job_id": job.id,
+        "status": str(job.status),
+        "attempts": job.attempts,
+        "progress": job.progress,
+    }
+    if job.progress_message:
+        data["progress_message"] = job.progress_message
+    if job.parent_id is not None:
+        data["parent_id"] = job.parent_id
+        data["part"] = job.part
+    if job.error and kind == "partial":
+        data["error"] = {"code": "partial", "items": len(job.error.get("items") or [])}
+    elif job.error and kind in FINAL_EVENTS | {"queued"}:
+        data["error"] = job.error
+    if extra:
+        data |= extra
+    return data
