@@ -22,7 +22,7 @@ from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
-from docworker.api.routes import chunk, extract, health, jobs, ocr, operations
+from docworker.api.routes import batches, chunk, extract, health, jobs, ocr, operations
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
@@ -119,6 +119,7 @@ def build_services(
         quotas=settings.quota,
         refusals=refusals,
         max_active_jobs=settings.executor.max_active_jobs,
+        max_queued_batch_files=settings.batches.max_queued_files or None,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -180,7 +181,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.state.drain = drain
     install_error_handlers(app)
     for router in (
-        *(module.router for module in (extract, chunk, ocr, jobs, operations, health)),
+        *(module.router for module in (extract, chunk, ocr, jobs, batches, operations, health)),
         pdf_routes.router,
         image_route.router,
         render_routes.router,

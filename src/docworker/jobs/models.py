@@ -142,6 +142,9 @@ class JobRecord:
     #: Pages it processed, from its result (for a split job whose merge failed: its
     #: parts' pages); None when the result names no pages.
     pages: int | None = None
+    #: The batch this job is a child of, and its place among the batch's files (from 0).
+    batch_id: str | None = None
+    batch_index: int | None = None
 
     @property
     def input_bytes(self) -> int:
@@ -184,6 +187,8 @@ class JobRecord:
             client=job.client,
             cpu_seconds=job.cpu_seconds,
             pages=job.pages,
+            batch_id=job.batch_id,
+            batch_index=job.batch_index,
         )
 
 
@@ -245,6 +250,9 @@ class Job(Base):
         # The jobs that ended lately (how fast each family's queue drains), and those
         # past their retention.
         Index("ix_jobs_finished_at", "finished_at"),
+        # A batch's children in order, and counted by state.
+        Index("ix_jobs_batch", "batch_id", "batch_index"),
+        Index("ix_jobs_batch_status", "batch_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -287,6 +295,136 @@ class Job(Base):
     client: Mapped[str | None] = mapped_column(String(64))
     cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     pages: Mapped[int | None] = mapped_column(Integer)
+    batch_id: Mapped[str | None] = mapped_column(String(36))
+    batch_index: Mapped[int | None] = mapped_column(Integer)
+
+
+class BatchState(StrEnum):
+    """Where a batch is, derived from its children's states."""
+
+    #: Some children are queued or running.
+    RUNNING = "running"
+    #: Every child succeeded.
+    SUCCEEDED = "succeeded"
+    #: Every child ended, some of them not well (failed, dead, cancelled alone or
+    #: partial), some well.
+    PARTIAL = "partial"
+    #: Every child ended and none succeeded.
+    FAILED = "failed"
+    #: The batch was cancelled and its children have stopped.
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """What a caller asks the store to queue as a batch: one operation on many inputs."""
+
+    operation: str
+    #: The params every child runs with (sealed, as a job's).
+    params: dict[str, Any]
+    priority: int = 0
+    idempotency_key: str | None = None
+    max_attempts: int = 3
+    tenant: str | None = None
+    key_id: str | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch row, with its children counted by state."""
+
+    id: str
+    operation: str
+    params: dict[str, Any]
+    priority: int
+    idempotency_key: str | None
+    #: Children it was made with.
+    total: int
+    #: sha256 of its inputs' sha256s in order (what an idempotent retry must match).
+    inputs_digest: str
+    tenant: str | None
+    key_id: str | None
+    client: str | None
+    created_at: datetime
+    updated_at: datetime
+    cancel_requested: bool
+    #: Children in each state (every state present); children deleted since are in none.
+    counts: dict[JobStatus, int]
+    #: When the last child ended, once none is queued or running.
+    finished_at: datetime | None
+
+    @property
+    def unfinished(self) -> int:
+        return self.counts[JobStatus.QUEUED] + self.counts[JobStatus.RUNNING]
+
+    @property
+    def ended(self) -> int:
+        return sum(self.counts[status] for status in TERMINAL_STATUSES)
+
+    @property
+    def progress(self) -> float:
+        """Share of the children that have ended."""
+        present = self.ended + self.unfinished
+        return round(self.ended / present, 4) if present else 1.0
+
+    @property
+    def state(self) -> BatchState:
+        counts = self.counts
+        if self.unfinished:
+            return BatchState.RUNNING
+        if self.cancel_requested and counts[JobStatus.CANCELLED]:
+            return BatchState.CANCELLED
+        good = counts[JobStatus.SUCCEEDED]
+        if good == self.ended:
+            return BatchState.SUCCEEDED
+        if good + counts[JobStatus.PARTIAL] == 0:
+            return BatchState.FAILED
+        return BatchState.PARTIAL
+
+    @classmethod
+    def from_row(
+        cls, batch: Batch, counts: dict[JobStatus, int], finished_at: datetime | None
+    ) -> BatchRecord:
+        return cls(
+            id=batch.id,
+            operation=batch.operation,
+            params=batch.params,
+            priority=batch.priority,
+            idempotency_key=batch.idempotency_key,
+            total=batch.total,
+            inputs_digest=batch.inputs_digest,
+            tenant=batch.tenant,
+            key_id=batch.key_id,
+            client=batch.client,
+            created_at=batch.created_at,
+            updated_at=batch.updated_at,
+            cancel_requested=batch.cancel_requested,
+            counts=counts,
+            finished_at=finished_at,
+        )
+
+
+class Batch(Base):
+    """A row of ``batches``: one operation asked for many inputs at once. Its children are
+    ordinary jobs naming it (``jobs.batch_id``); its state is theirs, counted."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_tenant", "tenant", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(_json())
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    total: Mapped[int] = mapped_column(Integer)
+    inputs_digest: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    client: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ApiKey(Base):
