@@ -65,6 +65,8 @@ def check_form_field(field: str, is_file: bool) -> None:
             "batches do not take archives or lists of URLs or URIs yet: send each file as a "
             f"multipart part named '{FILE_FIELD}'",
         )
+    if not is_file and field == FILE_FIELD:
+        raise InvalidParameter(field, "must be a file part (with a filename), not a text field")
     if is_file and field != FILE_FIELD:
         raise InvalidParameter(
             field, f"a batch's files are multipart parts named '{FILE_FIELD}' (repeated)"
