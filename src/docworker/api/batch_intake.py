@@ -4,8 +4,8 @@ A source is an async iterator of :class:`SourceFile` (a name and a readable stre
 the files of a multipart body (:func:`form_files`) today. :func:`store_files` stores
 each file before it asks the source for the next, so a batch of ten thousand files
 holds one of them at a time; what it keeps is each file's stored reference (its URI,
-sha256, size and name: a few hundred bytes), which the job store needs to make the
-children.
+sha256, size and name), which the job store needs to make the children: a line each
+in a temporary file (:class:`~docworker.jobs.models.SpooledInputs`), not in memory.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from docworker.api.deps import Services
 from docworker.api.streamed_form import FilePart
 from docworker.api.uploads import store_input
 from docworker.errors import InvalidParameter, PayloadTooLarge
+from docworker.jobs.models import SpooledInputs
 from docworker.jobs.queue import JobInput
 from docworker.storage import StoredBlob
 
@@ -85,13 +86,30 @@ async def store_files(
     *,
     max_files: int,
     on_first: Callable[[], None] | None = None,
-) -> list[JobInput]:
+) -> SpooledInputs:
     """Store each file of ``source`` in the blob store before the next is read; their
-    inputs in order. Past ``max_files`` files: :class:`PayloadTooLarge` (413), with what
-    was stored left to the request's sweep. ``on_first`` runs before the first file is
-    stored (to check the request's fields as early as they are known)."""
+    stored inputs in order (the caller closes them). Past ``max_files`` files:
+    :class:`PayloadTooLarge` (413), with what was stored left to the request's sweep.
+    ``on_first`` runs before the first file is stored (to check the request's fields as
+    early as they are known)."""
     limit = services.settings.server.largest_upload
-    inputs: list[JobInput] = []
+    inputs = SpooledInputs()
+    try:
+        await _store_each(services, source, inputs, limit, max_files, on_first)
+    except BaseException:
+        inputs.close()
+        raise
+    return inputs
+
+
+async def _store_each(
+    services: Services,
+    source: AsyncIterator[SourceFile],
+    inputs: SpooledInputs,
+    limit: int,
+    max_files: int,
+    on_first: Callable[[], None] | None,
+) -> None:
     async for item in source:
         if not inputs and on_first is not None:
             on_first()
@@ -109,9 +127,8 @@ async def store_files(
             return services.blobs.put_stream(stream, max_bytes=limit)
 
         blob = await anyio.to_thread.run_sync(store_input, put)
-        inputs.append(JobInput(blob=blob, name=child_name(item.name)))
+        inputs.append(JobInput(blob=blob, name=child_name(item.name)).as_dict())
     if not inputs:
         raise InvalidParameter(
             FILE_FIELD, f"a batch needs one multipart part named '{FILE_FIELD}' or more"
         )
-    return inputs

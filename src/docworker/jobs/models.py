@@ -9,9 +9,12 @@ that autogenerate compares new migrations against).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from tempfile import SpooledTemporaryFile
 from typing import Any
 
 from sqlalchemy import (
@@ -313,6 +316,43 @@ class BatchState(StrEnum):
     FAILED = "failed"
     #: The batch was cancelled and its children have stopped.
     CANCELLED = "cancelled"
+
+
+class SpooledInputs:
+    """The stored inputs of a batch as they are stored, one JSON line each, in a temporary
+    file (in memory up to ``max_memory`` bytes): read back, in order, as often as needed,
+    a line at a time. The API keeps a large batch's references here rather than in
+    objects, so that its memory does not grow with the count."""
+
+    def __init__(self, max_memory: int = 256 * 1024) -> None:
+        # Closed by close(): it lives as long as the batch's intake.
+        self._file: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(  # noqa: SIM115
+            max_size=max_memory
+        )
+        self._count = 0
+        #: Bytes of all the inputs.
+        self.total_bytes = 0
+
+    def append(self, stored: dict[str, Any]) -> None:
+        self._file.seek(0, 2)
+        self._file.write(json.dumps(stored, separators=(",", ":")).encode() + b"\n")
+        self._count += 1
+        self.total_bytes += int(stored.get("size") or 0)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self._file.seek(0)
+        for line in self._file:
+            stored: dict[str, Any] = json.loads(line)
+            yield stored
+
+    def __contains__(self, item: object) -> bool:
+        return any(item == stored for stored in self)
+
+    def close(self) -> None:
+        self._file.close()
 
 
 @dataclass(frozen=True)

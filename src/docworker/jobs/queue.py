@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
@@ -201,14 +201,15 @@ class JobQueue:
         self,
         operation: str,
         params: dict[str, Any],
-        inputs: Sequence[JobInput],
+        inputs: Collection[dict[str, Any]],
         *,
         caller: Principal,
         priority: int = 0,
         idempotency_key: str | None = None,
     ) -> tuple[BatchRecord, bool]:
         """Validate, admit and queue a batch: one child job of ``operation`` with
-        ``params`` per input, in order; returns the batch and whether it is new.
+        ``params`` per stored input (:meth:`JobInput.as_dict`), in order; returns the
+        batch and whether it is new.
 
         The batch is admitted as a whole, never child by child (see docs/batches.md):
         the drain and the disk floor as for a job; its family's queue as one submission
@@ -238,7 +239,7 @@ class JobQueue:
         try:
             record, created = self.store.create_batch(
                 new,
-                [each.as_dict() for each in inputs],
+                inputs,
                 family=family,
                 max_queued=self.max_queued_batch_files,
                 quotas=Quotas.of(caller.limits, self.quotas),

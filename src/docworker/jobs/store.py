@@ -28,6 +28,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import itertools
 import json
 import sqlite3
 import time
@@ -1060,7 +1061,7 @@ class JobStore:
     def create_batch(
         self,
         new: NewBatch,
-        inputs: Sequence[dict[str, Any]],
+        inputs: Collection[dict[str, Any]],
         *,
         family: Collection[str] = (),
         max_queued: int | None = None,
@@ -1069,7 +1070,9 @@ class JobStore:
     ) -> tuple[BatchRecord, bool]:
         """Queue a batch: one child job of ``new.operation`` per stored input of
         ``inputs`` (each ``{"uri", "sha256", "size", "name", "mime"}``), in order; the flag
-        says whether it was created.
+        says whether it was created. ``inputs`` is read through a few times (a list, or a
+        collection spooled to disk: :class:`~docworker.jobs.models.SpooledInputs`), the
+        children inserted :data:`_BATCH_INSERT` at a time.
 
         The batch is admitted whole, in one transaction, or not at all:
 
@@ -1119,7 +1122,9 @@ class JobStore:
                     usage.admit(session, new.key_id, new.tenant, quotas or Quotas(), size, now)
                 session.add(batch)
                 session.flush()
+                chunks = iter(inputs)
                 for start in range(0, len(inputs), _BATCH_INSERT):
+                    chunk = itertools.islice(chunks, _BATCH_INSERT)
                     rows = [
                         {
                             "id": str(uuid.uuid4()),
@@ -1138,7 +1143,7 @@ class JobStore:
                             "batch_id": batch.id,
                             "batch_index": index,
                         }
-                        for index, stored in enumerate(inputs[start : start + _BATCH_INSERT], start)
+                        for index, stored in enumerate(chunk, start)
                     ]
                     session.execute(insert(Job), rows)
                 record = BatchRecord.from_row(batch, _no_counts(len(inputs)), None)

@@ -8,6 +8,7 @@ a chunk at a time, as NDJSON or a zip.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 from collections.abc import Iterator
@@ -142,17 +143,18 @@ async def create_batch(
     inputs = await store_files(
         services, form_files(form.files()), max_files=settings.max_files, on_first=early_fields
     )
-    operation, params, priority, key = _fields(form.fields)
-    record, created = await anyio.to_thread.run_sync(
-        lambda: services.queue.submit_batch(
-            operation,
-            params,
-            inputs,
-            caller=caller,
-            priority=priority,
-            idempotency_key=idempotency_header or key,
+    with contextlib.closing(inputs):
+        operation, params, priority, key = _fields(form.fields)
+        record, created = await anyio.to_thread.run_sync(
+            lambda: services.queue.submit_batch(
+                operation,
+                params,
+                inputs,
+                caller=caller,
+                priority=priority,
+                idempotency_key=idempotency_header or key,
+            )
         )
-    )
     return batch_response(record, 202 if created else 200)
 
 
