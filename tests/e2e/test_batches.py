@@ -336,3 +336,24 @@ def test_a_large_batch_does_not_grow_the_api_process(server: Server, keys: Keys)
         assert cancelled["counts"]["queued"] == 0
     # A few hundred bytes kept per file (its stored reference); no file held.
     assert after - before < 40 * 1024 * 1024, (before, after)
+
+
+def test_any_operation_and_its_files_in_the_zip(server: Server, keys: Keys) -> None:
+    images = [CORPUS / "images" / "english-and-korean.png", CORPUS / "images" / "exif-gps.jpg"]
+    with server.client() as client:
+        response = client.post(
+            "/api/v2/batches",
+            data={"operation": "image", "params": '{"width": 64, "format": "webp"}'},
+            files=[("file", (path.name, path.read_bytes())) for path in images],
+            headers=_as(keys.a),
+        )
+        assert response.status_code == 202, response.text
+        batch = _ended(client, keys.a, response.json()["id"])
+        assert batch["status"] == "succeeded" and batch["params"]["width"] == 64
+        zipped = client.get(f"{batch['links']['results']}?format=zip", headers=_as(keys.a))
+        archive = zipfile.ZipFile(io.BytesIO(zipped.content))
+        made = archive.read("00001-exif-gps.jpg/image.webp")
+        assert made[:4] == b"RIFF" and made[8:12] == b"WEBP"
+        assert json.loads(archive.read("00001-exif-gps.jpg.json"))["artifacts"][0]["name"] == (
+            "image.webp"
+        )
