@@ -1044,14 +1044,22 @@ class JobStore:
         if not uris:
             return set()
         column = Job.input["uri"].as_string()
-        query = select(column).where(column.in_(list(uris))).distinct()
         # Further inputs (``input.others``) are few: their jobs are read and looked through.
         with_others = select(Job.input).where(cast(Job.input, String).contains('"others"'))
+        recent = None
         if created_since is not None:
             recent = Job.created_at >= _aware(created_since, "created_since")
-            query, with_others = query.where(recent), with_others.where(recent)
+            with_others = with_others.where(recent)
+        listed = list(uris)
+        used: set[str] = set()
         with self._session() as session:
-            used = {uri for uri in session.scalars(query).all() if uri is not None}
+            # A batch's request names thousands: a statement per slice keeps each under
+            # the database's limit on bound parameters.
+            for start in range(0, len(listed), _URIS_AT_ONCE):
+                query = select(column).where(column.in_(listed[start : start + _URIS_AT_ONCE]))
+                if recent is not None:
+                    query = query.where(recent)
+                used.update(uri for uri in session.scalars(query.distinct()) if uri is not None)
             for job_input in session.scalars(with_others):
                 used.update(str(o.get("uri")) for o in (job_input or {}).get("others") or [])
         return used & set(uris)
@@ -1339,6 +1347,8 @@ def _admit(session: Session, tenant: str | None, max_active: int) -> None:
         raise ActiveJobsLimit(active, max_active)
 
 
+#: Input URIs looked up per statement (:meth:`JobStore.inputs_in_use`).
+_URIS_AT_ONCE = 1000
 #: Children of a batch inserted (or cancelled) per statement.
 _BATCH_INSERT = 500
 
