@@ -668,6 +668,39 @@ class QueueSettings(BaseModel):
         return given or None
 
 
+class BatchSettings(BaseModel):
+    """Batches of jobs (``POST /api/v2/batches``, docs/batches.md): one operation on many
+    files. The request's body is bounded as any upload's (``server.upload_limits`` with
+    the prefix ``/api/v2/batches``, else ``server.max_upload_bytes``)."""
+
+    max_files: int = Field(
+        10_000,
+        ge=1,
+        description="Most files one batch may carry; past it the request gets 413 "
+        "(payload-too-large) and nothing of it is kept.",
+    )
+    max_queued_files: int = Field(
+        100_000,
+        ge=0,
+        description="Most children of batches queued at once in one family of operations "
+        "(over every replica); a batch that would pass it is refused whole with 429 "
+        "(queue-full). 0: no bound.",
+    )
+    max_field_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Longest text field (operation, params, priority, idempotency_key) of "
+        "a batch's multipart body, in bytes.",
+    )
+    results_page: int = Field(
+        200,
+        ge=1,
+        le=500,
+        description="Children read from the job store at a time while a batch's results "
+        "are streamed (NDJSON or zip).",
+    )
+
+
 class LimitSettings(BaseModel):
     max_pages: int = Field(5000, ge=1, description="Most pages a document may have parsed.")
     max_cells: int = Field(5_000_000, ge=1, description="Most spreadsheet cells read per file.")
@@ -1413,6 +1446,7 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)

@@ -22,8 +22,8 @@ from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
-from docworker.api.routes import cache as cache_routes
 from docworker.api.routes import (
+    batches,
     chunk,
     dead_letters,
     extract,
@@ -33,6 +33,7 @@ from docworker.api.routes import (
     ocr,
     operations,
 )
+from docworker.api.routes import cache as cache_routes
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
@@ -145,6 +146,7 @@ def build_services(
         breakers=breakers,
         cache=cache,
         webhooks=settings.webhooks,
+        max_queued_batch_files=settings.batches.max_queued_files or None,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -219,7 +221,10 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.state.drain = drain
     install_error_handlers(app)
     for router in (
-        *(module.router for module in (extract, chunk, ocr, jobs, job_events, operations, health)),
+        *(
+            module.router
+            for module in (extract, chunk, ocr, jobs, job_events, batches, operations, health)
+        ),
         dead_letters.router,
         pdf_routes.router,
         image_route.router,
