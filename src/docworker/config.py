@@ -950,7 +950,8 @@ WebhookSecret = Annotated[SecretStr, AfterValidator(_is_webhook_secret)]
 
 
 class EventSettings(BaseModel):
-    """The event stream of a job (``GET /api/v2/jobs/{id}/events``)."""
+    """The event stream of a job (``GET /api/v2/jobs/{id}/events``), and the bus that
+    wakes waiting requests (docs/events.md)."""
 
     keepalive: Seconds = Field(
         15.0,
@@ -967,6 +968,19 @@ class EventSettings(BaseModel):
     )
     retry_ms: int = Field(
         2000, ge=0, description="The reconnection delay a stream advises (its 'retry:' field)."
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis (redis://host:port/db) over which processes tell each other that a "
+        "job moved on, so that a request waiting in one API replica wakes the moment a "
+        "Celery worker or another replica ends its job; None: waiters in other processes "
+        "see it at their next look at the job store (every second).",
+    )
+    channel: str = Field(
+        "docworker:jobs",
+        min_length=1,
+        max_length=200,
+        description="The Redis pub/sub channel of those announcements.",
     )
 
 

@@ -55,7 +55,7 @@ from docworker.files import make_private, restrict_umask
 from docworker.guard import load_rules
 from docworker.jobs.admission import Admission, DiskFloor, Drain
 from docworker.jobs.audit import AuditLog, RefusalLog
-from docworker.jobs.events import JobEvents
+from docworker.jobs.events import JobEventBus, JobEvents, RedisJobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.outbox import Outbox
@@ -118,7 +118,11 @@ def build_services(
     store.journal = journal(settings.webhooks, deliverer)
     blobs = BlobStore.of(settings)
     blobs.ping()
-    events = JobEvents()
+    events: JobEventBus = JobEvents()
+    if settings.events.redis_url:
+        # Every change this process commits is announced to the others, and theirs heard.
+        events = RedisJobEvents(settings.events.redis_url, settings.events.channel)
+        store.journal.on_event = events.announce
     configure_usage_metrics(by_key=settings.usage.metrics_by_key)
     audit = AuditLog(store)
     refusals = RefusalLog(
@@ -204,6 +208,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
                 # An attempt cut short is claimed again once its lease runs out.
                 await anyio.to_thread.run_sync(deliverer.stop, 2.0)
             await anyio.to_thread.run_sync(services.refusals.flush)
+            if isinstance(bus := services.queue.events, RedisJobEvents):
+                await anyio.to_thread.run_sync(bus.close)
             services.store.close()
             if services.cache is not None:
                 services.cache.close()
