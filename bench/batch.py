@@ -72,6 +72,8 @@ def serve(workers: int, **env: str) -> Served:
         "DOCWORKER_DATA_DIR": str(folder),
         "DOCWORKER_EXECUTOR__WORKERS": str(workers),
         "DOCWORKER_LOG__LEVEL": "warning",
+        # Every request runs: the same files again must not be answered from the cache.
+        "DOCWORKER_CACHE__ENABLED": "false",
         "DOCWORKER_BATCHES__MAX_FILES": "100000",
         **env,
     }
