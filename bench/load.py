@@ -151,6 +151,8 @@ class Server:
             "DOCWORKER_DATA_DIR": str(self.folder),
             "DOCWORKER_EXECUTOR__WORKERS": str(self.workers),
             "DOCWORKER_LOG__LEVEL": "WARNING",
+            # Every request runs: the same files again must not be answered from the cache.
+            "DOCWORKER_CACHE__ENABLED": "false",
             **self.env,
         }
         command = [sys.executable, "-m", "docworker", "serve", "--port", str(self.port)]

@@ -729,6 +729,39 @@ class QueueSettings(BaseModel):
         return given or None
 
 
+class BatchSettings(BaseModel):
+    """Batches of jobs (``POST /api/v2/batches``, docs/batches.md): one operation on many
+    files. The request's body is bounded as any upload's (``server.upload_limits`` with
+    the prefix ``/api/v2/batches``, else ``server.max_upload_bytes``)."""
+
+    max_files: int = Field(
+        10_000,
+        ge=1,
+        description="Most files one batch may carry; past it the request gets 413 "
+        "(payload-too-large) and nothing of it is kept.",
+    )
+    max_queued_files: int = Field(
+        100_000,
+        ge=0,
+        description="Most children of batches queued at once in one family of operations "
+        "(over every replica); a batch that would pass it is refused whole with 429 "
+        "(queue-full). 0: no bound.",
+    )
+    max_field_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Longest text field (operation, params, priority, idempotency_key) of "
+        "a batch's multipart body, in bytes.",
+    )
+    results_page: int = Field(
+        200,
+        ge=1,
+        le=500,
+        description="Children read from the job store at a time while a batch's results "
+        "are streamed (NDJSON or zip).",
+    )
+
+
 class LimitSettings(BaseModel):
     max_pages: int = Field(5000, ge=1, description="Most pages a document may have parsed.")
     max_cells: int = Field(5_000_000, ge=1, description="Most spreadsheet cells read per file.")
@@ -978,7 +1011,8 @@ WebhookSecret = Annotated[SecretStr, AfterValidator(_is_webhook_secret)]
 
 
 class EventSettings(BaseModel):
-    """The event stream of a job (``GET /api/v2/jobs/{id}/events``)."""
+    """The event stream of a job (``GET /api/v2/jobs/{id}/events``), and the bus that
+    wakes waiting requests (docs/events.md)."""
 
     keepalive: Seconds = Field(
         15.0,
@@ -995,6 +1029,19 @@ class EventSettings(BaseModel):
     )
     retry_ms: int = Field(
         2000, ge=0, description="The reconnection delay a stream advises (its 'retry:' field)."
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis (redis://host:port/db) over which processes tell each other that a "
+        "job moved on, so that a request waiting in one API replica wakes the moment a "
+        "Celery worker or another replica ends its job; None: waiters in other processes "
+        "see it at their next look at the job store (every second).",
+    )
+    channel: str = Field(
+        "docworker:jobs",
+        min_length=1,
+        max_length=200,
+        description="The Redis pub/sub channel of those announcements.",
     )
 
 
@@ -1475,6 +1522,7 @@ class Settings(BaseSettings):
     celery: CelerySettings = Field(default_factory=CelerySettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     ocr: OcrSettings = Field(default_factory=OcrSettings)
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)

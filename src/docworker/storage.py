@@ -224,7 +224,7 @@ class BlobStore:
         digest = hashlib.sha256()
         size = 0
         tmp = f"{root.path}/incoming/{uuid.uuid4().hex}"
-        try:
+        with self._writing(root, tmp):
             fs.makedirs(f"{root.path}/incoming", exist_ok=True)
             with fs.open(tmp, "wb") as out:
                 for chunk in chunks:
@@ -245,15 +245,22 @@ class BlobStore:
                 if created:
                     fs.copy(tmp, final)
                 fs.rm(tmp)
+        return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size, created=created)
+
+    @contextmanager
+    def _writing(self, root: _Root, path: str) -> Iterator[None]:
+        """Around a write to ``path``: whatever ends it early, what it left there is
+        removed; a failure of the store is :class:`DependencyDown`."""
+        try:
+            yield
         except OSError as exc:
-            self._discard(root, tmp)
+            self._discard(root, path)
             raise DependencyDown(
                 f"the blob store at {root.url} failed: {exc}", dependency="storage"
             ) from exc
         except BaseException:
-            self._discard(root, tmp)
+            self._discard(root, path)
             raise
-        return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size, created=created)
 
     @staticmethod
     def _discard(root: _Root, path: str) -> None:
@@ -279,21 +286,13 @@ class BlobStore:
         root, path = self._locate(uri)
         digest = hashlib.sha256()
         size = 0
-        try:
+        with self._writing(root, path):
             root.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             with root.fs.open(path, "wb") as out:
                 for chunk in chunks:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
-        except OSError as exc:
-            self._discard(root, path)
-            raise DependencyDown(
-                f"the blob store at {root.url} failed: {exc}", dependency="storage"
-            ) from exc
-        except BaseException:
-            self._discard(root, path)
-            raise
         return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size)
 
     def write_file(self, uri: str, path: Path) -> StoredBlob:

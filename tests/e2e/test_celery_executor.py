@@ -322,6 +322,27 @@ def test_a_worker_process_killed_mid_job_leaves_the_job_done_once(
     assert result.json()["content"]
 
 
+def test_a_batch_publishes_each_child_and_runs_them_on_the_worker(
+    fleet: Fleet, client: httpx.Client
+) -> None:
+    files = [SMALL_TEXT, corpus_root() / "pdf" / "minimal-document.pdf"]
+    response = client.post(
+        "/api/v2/batches",
+        data={"operation": "extract", "params": '{"output": "text"}'},
+        files=[("file", (path.name, path.read_bytes())) for path in files],
+    )
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["id"]
+    deadline = time.monotonic() + 120
+    while (batch := client.get(f"/api/v2/batches/{batch_id}").json())["status"] == "running":
+        assert time.monotonic() < deadline, fleet.worker.tail()
+        time.sleep(0.1)
+    assert (batch["status"], batch["counts"]["succeeded"]) == ("succeeded", len(files)), batch
+    children = fleet.store.batch_children(batch_id)
+    assert all(c.attempts == 1 and c.worker is not None for c in children)
+    assert all(c.worker.split(":")[1] != str(os.getpid()) for c in children if c.worker)
+
+
 @pytest.fixture(scope="module")
 def scanned_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An image-only PDF: the first two pages of a corpus article, rendered (a scan)."""

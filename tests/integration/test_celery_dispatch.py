@@ -16,7 +16,7 @@ from docworker.errors import DependencyDown
 from docworker.jobs.distributed import CeleryDispatch, broker_priority
 from docworker.jobs.events import JobEvents
 from docworker.jobs.queue import JobInput, JobQueue
-from docworker.jobs.store import JobStore
+from docworker.jobs.store import JobStatus, JobStore
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 
@@ -75,3 +75,15 @@ def test_a_broker_down_refuses_the_submission_and_leaves_no_job(queue: JobQueue)
     assert refused.value.to_dict()["dependency"] == "broker"
     assert queue.store.list(include_parts=True) == ([], None)
     assert queue.store.by_idempotency_key("key-1") is None
+
+
+def test_a_broker_down_refuses_a_batch_and_leaves_none_of_its_children_to_run(
+    queue: JobQueue,
+) -> None:
+    stored = [JobInput(queue.blobs.put_file(SMALL_TEXT), name=SMALL_TEXT.name).as_dict()] * 2
+    with pytest.raises(DependencyDown):
+        queue.submit_batch("extract", {"output": "text"}, stored, caller=Principal.open())
+    children, _ = queue.store.list(include_parts=True)
+    assert len(children) == 2 and children[0].batch_id is not None
+    assert {child.status for child in children} == {JobStatus.CANCELLED}
+    assert queue.store.get_batch(children[0].batch_id).state == "cancelled"

@@ -22,8 +22,8 @@ from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
-from docworker.api.routes import cache as cache_routes
 from docworker.api.routes import (
+    batches,
     chunk,
     dead_letters,
     extract,
@@ -33,6 +33,7 @@ from docworker.api.routes import (
     ocr,
     operations,
 )
+from docworker.api.routes import cache as cache_routes
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
@@ -54,7 +55,7 @@ from docworker.files import make_private, restrict_umask
 from docworker.guard import load_rules
 from docworker.jobs.admission import Admission, DiskFloor, Drain
 from docworker.jobs.audit import AuditLog, RefusalLog
-from docworker.jobs.events import JobEvents
+from docworker.jobs.events import JobEventBus, JobEvents, RedisJobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.outbox import Outbox
@@ -117,7 +118,11 @@ def build_services(
     store.journal = journal(settings.webhooks, deliverer)
     blobs = BlobStore.of(settings)
     blobs.ping()
-    events = JobEvents()
+    events: JobEventBus = JobEvents()
+    if settings.events.redis_url:
+        # Every change this process commits is announced to the others, and theirs heard.
+        events = RedisJobEvents(settings.events.redis_url, settings.events.channel)
+        store.journal.on_event = events.announce
     configure_usage_metrics(by_key=settings.usage.metrics_by_key)
     audit = AuditLog(store)
     refusals = RefusalLog(
@@ -153,6 +158,7 @@ def build_services(
         breakers=breakers,
         cache=cache,
         webhooks=settings.webhooks,
+        max_queued_batch_files=settings.batches.max_queued_files or None,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -210,6 +216,8 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
                 # An attempt cut short is claimed again once its lease runs out.
                 await anyio.to_thread.run_sync(deliverer.stop, 2.0)
             await anyio.to_thread.run_sync(services.refusals.flush)
+            if isinstance(bus := services.queue.events, RedisJobEvents):
+                await anyio.to_thread.run_sync(bus.close)
             services.store.close()
             if services.cache is not None:
                 services.cache.close()
@@ -227,7 +235,10 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.state.drain = drain
     install_error_handlers(app)
     for router in (
-        *(module.router for module in (extract, chunk, ocr, jobs, job_events, operations, health)),
+        *(
+            module.router
+            for module in (extract, chunk, ocr, jobs, job_events, batches, operations, health)
+        ),
         dead_letters.router,
         pdf_routes.router,
         image_route.router,

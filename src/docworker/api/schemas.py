@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 from docworker.config import FINAL_EVENT_KINDS, JobEventKind
 from docworker.errors import InvalidParameter
+from docworker.jobs.models import BatchRecord, BatchState
 from docworker.jobs.outbox import Delivery
 from docworker.jobs.store import JobRecord, JobStatus
 from docworker.jobs.webhooks import MAX_URL_LENGTH
@@ -90,6 +91,7 @@ class JobLinks(BaseModel):
     artifacts: str | None = Field(
         None, description="The files the job made, with their download links."
     )
+    batch: str | None = Field(None, description="The batch this job is a child of.")
 
 
 class JobParts(BaseModel):
@@ -170,6 +172,10 @@ class JobPublic(BaseModel):
     part: int | None = Field(None, description="This part's place among its job's parts, from 0.")
     parts: JobParts | None = Field(None, description="Set when the job was split into parts.")
     webhook: JobWebhookPublic | None = Field(None, description="The job's own webhook.")
+    batch_id: str | None = Field(None, description="The batch this job is a child of.")
+    batch_index: int | None = Field(
+        None, description="This child's place among its batch's files, from 0."
+    )
     usage: JobUsage
     cached: bool = Field(
         False,
@@ -205,6 +211,8 @@ class JobPublic(BaseModel):
             if record.children_total
             else None,
             webhook=JobWebhookPublic.of(record.webhook) if record.webhook else None,
+            batch_id=record.batch_id,
+            batch_index=record.batch_index,
             usage=JobUsage(
                 input_bytes=record.input_bytes,
                 pages=record.pages,
@@ -221,6 +229,7 @@ class JobPublic(BaseModel):
                 artifacts=f"{base}/jobs/{record.id}/artifacts"
                 if (record.result or {}).get("artifacts")
                 else None,
+                batch=f"{base}/batches/{record.batch_id}" if record.batch_id else None,
             ),
         )
 
@@ -244,6 +253,75 @@ class ArtifactPublic(BaseModel):
 
 class ArtifactList(BaseModel):
     artifacts: list[ArtifactPublic]
+
+
+class BatchCounts(BaseModel):
+    """A batch's children by state."""
+
+    queued: int
+    running: int
+    succeeded: int
+    partial: int
+    failed: int
+    cancelled: int
+    dead: int
+
+
+class BatchLinks(BaseModel):
+    self: str
+    jobs: str = Field(description="The children, a page at a time.")
+    results: str = Field(description="Every child's result or error, as NDJSON or a zip.")
+    cancel: str
+    retry: str
+
+
+class BatchPublic(BaseModel):
+    """One operation on many files: its children are ordinary jobs, its state theirs."""
+
+    id: str = Field(examples=["5d0f5c0e-3c4b-4f3e-9d1a-0c8e7f6a5b4c"])
+    operation: str = Field(examples=["extract"])
+    params: dict[str, Any] = Field(description="The params every child runs with.")
+    priority: int
+    status: BatchState = Field(
+        description="running while a child is queued or running; then succeeded (every "
+        "child succeeded), partial (some did not), failed (none did) or cancelled."
+    )
+    total: int = Field(description="Children the batch was made with.")
+    counts: BatchCounts
+    progress: float = Field(description="Share of the children that have ended.")
+    created_at: datetime
+    finished_at: datetime | None = Field(None, description="When the last child ended.")
+    links: BatchLinks
+
+    @classmethod
+    def of(cls, record: BatchRecord, base: str = "/api/v2") -> BatchPublic:
+        here = f"{base}/batches/{record.id}"
+        return cls(
+            id=record.id,
+            operation=record.operation,
+            params=public_params(record.operation, record.params),
+            priority=record.priority,
+            status=record.state,
+            total=record.total,
+            counts=BatchCounts(**{status.value: n for status, n in record.counts.items()}),
+            progress=record.progress,
+            created_at=record.created_at,
+            finished_at=record.finished_at,
+            links=BatchLinks(
+                self=here,
+                jobs=f"{here}/jobs",
+                results=f"{here}/results",
+                cancel=f"{here}/cancel",
+                retry=f"{here}/retry",
+            ),
+        )
+
+
+class BatchJobList(BaseModel):
+    jobs: list[JobPublic] = Field(description="Children in the order of the batch's files.")
+    next_cursor: str | None = Field(
+        None, description="Pass as 'cursor' for the next page; absent on the last page."
+    )
 
 
 class JobList(BaseModel):

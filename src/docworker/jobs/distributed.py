@@ -35,8 +35,10 @@ changes nothing by itself:
 * **Breakers, events, cache.** Each worker process keeps engine circuit breakers of its
   own (:mod:`docworker.engines.breaker`: it opens on the failures it sees; the main
   process has none); its job store writes each change's event and webhook deliveries
-  (:mod:`docworker.jobs.journal`) for the API replicas to deliver; a result that
-  succeeded whole is kept in the result cache's shared tier.
+  (:mod:`docworker.jobs.journal`) for the API replicas to deliver, and announces them
+  over Redis with ``events.redis_url``; a result that succeeded whole is kept in the
+  result cache's shared tier.
+* **Batches.** Each child of a batch is published as a job of its own.
 * **Parts.** A job that splits (long OCR) publishes each part to its family's queue, so
   the parts run across the fleet; the attempt that ends the last part publishes the
   job again to merge them.
@@ -57,6 +59,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -80,6 +83,7 @@ from docworker.errors import (
     NotFound,
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
+from docworker.jobs.events import RedisJobEvents
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
@@ -195,6 +199,16 @@ class CeleryDispatch:
 
     def queued(self, record: JobRecord) -> None:
         self.publish(record)
+
+    def queued_many(self, records: Iterable[JobRecord]) -> None:
+        """Publish each of jobs queued together (a batch's children); raises
+        :class:`DependencyDown` at the first the broker does not take."""
+        for record in records:
+            self.publish(record)
+
+    def cancelled_many(self, records: Iterable[JobRecord]) -> None:
+        """Nothing to revoke one by one: the store has cancelled the queued ones (their
+        messages are skipped), and the running ones are stopped by their workers."""
 
     def status(self) -> dict[str, Any]:
         """The broker as ``/health`` shows it: whether it answers, and where it is (its
@@ -347,6 +361,13 @@ class _Child:
         runtime.store.after_fork()
         self.store = JobStore(self.settings.database_url)
         self.store.journal = journal(self.settings.webhooks, None)
+        #: Announces each change this process commits to the API replicas' waiters.
+        self.events: RedisJobEvents | None = None
+        if self.settings.events.redis_url:
+            self.events = RedisJobEvents(
+                self.settings.events.redis_url, self.settings.events.channel
+            )
+            self.store.journal.on_event = self.events.announce
         self.folder = ExecutorFolder(self.settings.data_dir, token)
         self.folder.create()
         work = self.folder.new_worker_folder()
@@ -360,6 +381,8 @@ class _Child:
 
     def close(self) -> None:
         self.tools.close()
+        if self.events is not None:
+            self.events.close()
         self.folder.remove()
         self.store.close()
 

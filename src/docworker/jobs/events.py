@@ -4,8 +4,9 @@ What happened to a job is recorded in the job store (``job_events``, written in 
 transaction of each change: :mod:`docworker.jobs.journal`); the bus only says *that*
 a job moved, so that waiters (a long poll, an event stream) read the store at once
 instead of at their next look. :class:`JobEventBus` is what the rest of the service
-depends on; :class:`JobEvents` is the in-process bus of the embedded service. A bus
-over a broker (Redis pub/sub) serves jobs run in other processes the same way.
+depends on; :class:`JobEvents` is the in-process bus of the embedded service, and
+:class:`RedisJobEvents` carries the same wake-ups between processes (API replicas,
+Celery workers) over Redis pub/sub (``events.redis_url``).
 
 The executor publishes from its own thread, with the job's record as it left the
 store when it has it; waiters are asyncio tasks in the API's event loop. A waiter
@@ -20,15 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import defaultdict
+import uuid
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
+
+import redis
+import structlog
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from docworker.jobs.models import JobRecord
+
+log = structlog.get_logger(__name__)
 
 
 class Subscription:
@@ -104,3 +111,106 @@ class JobEvents:
         """Wait until ``job_id`` is published or ``timeout`` passes; True if published."""
         with self.subscribe(job_id) as waiter:
             return await waiter.wait(timeout)
+
+
+#: Announcements waiting to be sent at most (past it the oldest are dropped: a waiter
+#: still sees its job at its next look at the store).
+MAX_PENDING = 10_000
+#: Seconds between attempts to reach Redis again after it failed.
+RECONNECT_DELAY = 1.0
+
+
+class RedisJobEvents:
+    """The bus between processes: Redis pub/sub on one channel (``events.channel``).
+
+    In the process, it is :class:`JobEvents` (what :meth:`publish` hands, record and
+    all, reaches this process's waiters at once). Between processes, the job store
+    announces every change it commits (:attr:`Journal.on_event
+    <docworker.jobs.journal.Journal.on_event>`): :meth:`announce` queues the job's id,
+    a sender thread publishes it as ``<origin> <job id>``, and a listener thread in
+    every process wakes that job's waiters there (its own announcements aside: its
+    waiters heard them from :meth:`publish`). Neither thread ever holds up the caller:
+    while Redis does not answer, announcements wait (:data:`MAX_PENDING` at most) and
+    waiters fall back on their look at the store every second; both threads reconnect
+    by themselves.
+    """
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.local = JobEvents()
+        self.channel = channel
+        #: Tells this process's announcements apart from others'.
+        self.origin = uuid.uuid4().hex[:16]
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._pending: deque[str] = deque(maxlen=MAX_PENDING)
+        self._ready = threading.Condition()
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._send, name="events-redis-send", daemon=True),
+            threading.Thread(target=self._listen, name="events-redis-listen", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def publish(self, job_id: str, record: JobRecord | None = None) -> None:
+        """Wake this process's waiters on ``job_id`` (other processes hear of the change
+        from the store's :meth:`announce`)."""
+        self.local.publish(job_id, record)
+
+    def subscribe(self, job_id: str) -> AbstractContextManager[Subscription]:
+        return self.local.subscribe(job_id)
+
+    async def wait(self, job_id: str, timeout: float) -> bool:
+        return await self.local.wait(job_id, timeout)
+
+    def announce(self, job_id: str) -> None:
+        """Tell the other processes that ``job_id`` moved on (queued for the sender)."""
+        with self._ready:
+            self._pending.append(job_id)
+            self._ready.notify()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued (within ``timeout``), then stop both threads."""
+        self._stopping.set()
+        with self._ready:
+            self._ready.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._client.close()
+
+    def _send(self) -> None:
+        while True:
+            with self._ready:
+                while not self._pending and not self._stopping.is_set():
+                    self._ready.wait()
+                batch = list(self._pending)
+                self._pending.clear()
+            if not batch:
+                return  # stopping, nothing left
+            try:
+                pipe = self._client.pipeline(transaction=False)
+                for job_id in dict.fromkeys(batch):
+                    pipe.publish(self.channel, f"{self.origin} {job_id}")
+                pipe.execute()
+            except redis.RedisError as exc:
+                log.warning("job events not announced", jobs=len(batch), error=str(exc))
+                if self._stopping.wait(RECONNECT_DELAY):
+                    return
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    pubsub.subscribe(self.channel)
+                    while not self._stopping.is_set():
+                        message = pubsub.get_message(timeout=0.5)
+                        if message is not None:
+                            self._heard(message.get("data"))
+            except redis.RedisError as exc:
+                log.warning("job events not heard", error=str(exc))
+                self._stopping.wait(RECONNECT_DELAY)
+
+    def _heard(self, data: object) -> None:
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+        origin, _, job_id = text.partition(" ")
+        if job_id and origin != self.origin:
+            self.local.publish(job_id)

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import String, Table, bindparam, delete, func, insert, select
@@ -126,6 +127,9 @@ class Journal:
     #: Called once a transaction that queued deliveries has committed (wakes a delivery
     #: loop in this process; others find the rows when they next look).
     on_outbox: Callable[[], None] | None = field(default=None, repr=False)
+    #: Called with a job's id once a transaction that recorded one of its events has
+    #: committed (the bus between processes: :class:`~docworker.jobs.events.RedisJobEvents`).
+    on_event: Callable[[str], None] | None = field(default=None, repr=False)
 
     def attach(self, session: Session) -> None:
         """Make this journal the one :func:`journal_of` finds for ``session``."""
@@ -150,6 +154,8 @@ class Journal:
         seq: int = connection.execute(_NEXT_EVENT, bound).scalar_one()
         if kind in COALESCED:
             connection.execute(_EARLIER_OF_KIND, bound | {"seq": seq})
+        if self.on_event is not None:
+            after_commit(session, partial(self.on_event, job.id))
         targets = self._targets(job, kind)
         if targets:
             payload = json.dumps(

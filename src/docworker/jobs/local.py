@@ -53,6 +53,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
@@ -294,6 +295,15 @@ class LocalExecutor:
 
     def cancelled(self, record: JobRecord) -> None:
         """A job's cancellation was asked for: a running one is stopped at once."""
+        self.notify()
+
+    def queued_many(self, records: Iterable[JobRecord]) -> None:
+        """Jobs were queued together (a batch's children): the supervisor is woken once,
+        ``records`` not read (its workers claim them from the store)."""
+        self.notify()
+
+    def cancelled_many(self, records: Iterable[JobRecord]) -> None:
+        """The cancellation of jobs was asked for together (a batch's): woken once."""
         self.notify()
 
     def notify(self) -> None:

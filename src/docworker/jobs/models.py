@@ -9,9 +9,12 @@ that autogenerate compares new migrations against).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from tempfile import SpooledTemporaryFile
 from typing import Any
 
 from sqlalchemy import (
@@ -165,6 +168,9 @@ class JobRecord:
     cached: bool = False
     #: The job's own webhook (``Job.webhook``), its secret sealed.
     webhook: dict[str, Any] | None = None
+    #: The batch this job is a child of, and its place among the batch's files (from 0).
+    batch_id: str | None = None
+    batch_index: int | None = None
 
     @property
     def input_bytes(self) -> int:
@@ -210,6 +216,8 @@ class JobRecord:
             history=list(job.history or []),
             cached=job.cached,
             webhook=job.webhook,
+            batch_id=job.batch_id,
+            batch_index=job.batch_index,
         )
 
 
@@ -286,6 +294,9 @@ class Job(Base):
         # The jobs that ended lately (how fast each family's queue drains), and those
         # past their retention.
         Index("ix_jobs_finished_at", "finished_at"),
+        # A batch's children in order, and counted by state.
+        Index("ix_jobs_batch", "batch_id", "batch_index"),
+        Index("ix_jobs_batch_status", "batch_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -335,6 +346,9 @@ class Job(Base):
     #: The job's own webhook: ``{"url", "events", "secret"}`` (the secret sealed, or None
     #: for the configured ``webhooks.secret``); None without one.
     webhook: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    #: The batch this job is a child of, and its place among the batch's files.
+    batch_id: Mapped[str | None] = mapped_column(String(36))
+    batch_index: Mapped[int | None] = mapped_column(Integer)
 
 
 class JobEvent(Base):
@@ -380,6 +394,171 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     #: One entry per attempt: ``{"at", "status", "error", "ms"}``.
     log: Mapped[list[dict[str, Any]] | None] = mapped_column(_json())
+
+
+class BatchState(StrEnum):
+    """Where a batch is, derived from its children's states."""
+
+    #: Some children are queued or running.
+    RUNNING = "running"
+    #: Every child succeeded.
+    SUCCEEDED = "succeeded"
+    #: Every child ended, some of them not well (failed, dead, cancelled alone or
+    #: partial), some well.
+    PARTIAL = "partial"
+    #: Every child ended and none succeeded.
+    FAILED = "failed"
+    #: The batch was cancelled and its children have stopped.
+    CANCELLED = "cancelled"
+
+
+class SpooledInputs:
+    """The stored inputs of a batch as they are stored, one JSON line each, in a temporary
+    file (in memory up to ``max_memory`` bytes): read back, in order, as often as needed,
+    a line at a time. The API keeps a large batch's references here rather than in
+    objects, so that its memory does not grow with the count."""
+
+    def __init__(self, max_memory: int = 256 * 1024) -> None:
+        # Closed by close(): it lives as long as the batch's intake.
+        self._file: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(  # noqa: SIM115
+            max_size=max_memory
+        )
+        self._count = 0
+        #: Bytes of all the inputs.
+        self.total_bytes = 0
+
+    def append(self, stored: dict[str, Any]) -> None:
+        self._file.seek(0, 2)
+        self._file.write(json.dumps(stored, separators=(",", ":")).encode() + b"\n")
+        self._count += 1
+        self.total_bytes += int(stored.get("size") or 0)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self._file.seek(0)
+        for line in self._file:
+            stored: dict[str, Any] = json.loads(line)
+            yield stored
+
+    def __contains__(self, item: object) -> bool:
+        return any(item == stored for stored in self)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(frozen=True)
+class NewBatch:
+    """What a caller asks the store to queue as a batch: one operation on many inputs."""
+
+    operation: str
+    #: The params every child runs with (sealed, as a job's).
+    params: dict[str, Any]
+    priority: int = 0
+    idempotency_key: str | None = None
+    max_attempts: int = 3
+    tenant: str | None = None
+    key_id: str | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch row, with its children counted by state."""
+
+    id: str
+    operation: str
+    params: dict[str, Any]
+    priority: int
+    idempotency_key: str | None
+    #: Children it was made with.
+    total: int
+    #: sha256 of its inputs' sha256s in order (what an idempotent retry must match).
+    inputs_digest: str
+    tenant: str | None
+    key_id: str | None
+    client: str | None
+    created_at: datetime
+    updated_at: datetime
+    cancel_requested: bool
+    #: Children in each state (every state present); children deleted since are in none.
+    counts: dict[JobStatus, int]
+    #: When the last child ended, once none is queued or running.
+    finished_at: datetime | None
+
+    @property
+    def unfinished(self) -> int:
+        return self.counts[JobStatus.QUEUED] + self.counts[JobStatus.RUNNING]
+
+    @property
+    def ended(self) -> int:
+        return sum(self.counts[status] for status in TERMINAL_STATUSES)
+
+    @property
+    def progress(self) -> float:
+        """Share of the children that have ended."""
+        present = self.ended + self.unfinished
+        return round(self.ended / present, 4) if present else 1.0
+
+    @property
+    def state(self) -> BatchState:
+        counts = self.counts
+        if self.unfinished:
+            return BatchState.RUNNING
+        if self.cancel_requested and counts[JobStatus.CANCELLED]:
+            return BatchState.CANCELLED
+        good = counts[JobStatus.SUCCEEDED]
+        if good == self.ended:
+            return BatchState.SUCCEEDED
+        if good + counts[JobStatus.PARTIAL] == 0:
+            return BatchState.FAILED
+        return BatchState.PARTIAL
+
+    @classmethod
+    def from_row(
+        cls, batch: Batch, counts: dict[JobStatus, int], finished_at: datetime | None
+    ) -> BatchRecord:
+        return cls(
+            id=batch.id,
+            operation=batch.operation,
+            params=batch.params,
+            priority=batch.priority,
+            idempotency_key=batch.idempotency_key,
+            total=batch.total,
+            inputs_digest=batch.inputs_digest,
+            tenant=batch.tenant,
+            key_id=batch.key_id,
+            client=batch.client,
+            created_at=batch.created_at,
+            updated_at=batch.updated_at,
+            cancel_requested=batch.cancel_requested,
+            counts=counts,
+            finished_at=finished_at,
+        )
+
+
+class Batch(Base):
+    """A row of ``batches``: one operation asked for many inputs at once. Its children are
+    ordinary jobs naming it (``jobs.batch_id``); its state is theirs, counted."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_tenant", "tenant", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(_json())
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    total: Mapped[int] = mapped_column(Integer)
+    inputs_digest: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    client: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ApiKey(Base):

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Protocol
@@ -37,7 +37,9 @@ from docworker.errors import (
 )
 from docworker.jobs.admission import ENGINE_TAG, Admission
 from docworker.jobs.audit import RefusalLog
+from docworker.jobs.backlog import FAMILY_OF
 from docworker.jobs.events import JobEventBus
+from docworker.jobs.models import BatchRecord, NewBatch
 from docworker.jobs.results import StoredResult, read_payload
 from docworker.jobs.retention import discard_job_data
 from docworker.jobs.store import (
@@ -62,7 +64,9 @@ log = structlog.get_logger(__name__)
 
 class Executor(Protocol):
     """Runs queued jobs: ``queued`` hands it a job just queued in the store, ``cancelled``
-    a job whose cancellation was asked for."""
+    a job whose cancellation was asked for; ``queued_many`` and ``cancelled_many`` the
+    same for the children of a batch (read from the store only by an executor that needs
+    them one by one)."""
 
     def start(self) -> None: ...
 
@@ -73,6 +77,12 @@ class Executor(Protocol):
         over (a broker down): the job is withdrawn and the submission refused."""
 
     def cancelled(self, record: JobRecord) -> None: ...
+
+    def queued_many(self, records: Iterable[JobRecord]) -> None:
+        """Raises :class:`~docworker.errors.DependencyDown` when they cannot all be
+        handed over."""
+
+    def cancelled_many(self, records: Iterable[JobRecord]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,7 @@ class JobQueue:
         breakers: Breakers | None = None,
         cache: ResultCache | None = None,
         webhooks: WebhookSettings | None = None,
+        max_queued_batch_files: int | None = None,
     ) -> None:
         """``admission``: the checks a job passes before it is queued (free disk, engine
         queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
@@ -170,6 +181,8 @@ class JobQueue:
         self.cache = cache
         #: How a job's own webhook is checked (its URL guard, the default secret).
         self.webhooks = webhooks or WebhookSettings()
+        #: Children of batches that may wait in one family's queue (None: no bound).
+        self.max_queued_batch_files = max_queued_batch_files
 
     def submit(
         self,
@@ -332,6 +345,123 @@ class JobQueue:
     def _discard_result(self, job_id: str) -> None:
         with contextlib.suppress(DocworkerError, OSError):
             self.blobs.delete(BlobStore.results_of(job_id))
+
+    def submit_batch(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        inputs: Collection[dict[str, Any]],
+        *,
+        caller: Principal,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> tuple[BatchRecord, bool]:
+        """Validate, admit and queue a batch: one child job of ``operation`` with
+        ``params`` per stored input (:meth:`JobInput.as_dict`), in order; returns the
+        batch and whether it is new.
+
+        The batch is admitted as a whole, never child by child (see docs/batches.md):
+        the drain and the disk floor as for a job; its family's queue as one submission
+        of ``priority`` (a full family refuses the batch, its children then not counted
+        in that queue: they wait in a queue of their own); that queue's bound
+        (``batches.max_queued_files``, the children of every batch of the family); the
+        tenant's cap on active jobs (the batch takes one place) and the key's quotas
+        (one request of all the bytes). Engine queues are not checked per child: a
+        batch's children wait in the job store, not at the engine."""
+        op = get_operation(operation)
+        caller.require_submit(operation)
+        checked = validate_params(op, params)
+        key = _scoped_key(idempotency_key, caller)
+        if self.admission is not None and (key is None or not self.store.batch_by_key(key)):
+            self.admission.admit(op, checked, None, priority)
+        family = [name for name, queue in FAMILY_OF.items() if queue == op.queue]
+        new = NewBatch(
+            operation=operation,
+            params=dump_params(checked, self.keys),
+            priority=priority,
+            idempotency_key=key,
+            max_attempts=self.max_attempts,
+            tenant=caller.tenant,
+            key_id=caller.key_id,
+            client=caller.client,
+        )
+        try:
+            record, created = self.store.create_batch(
+                new,
+                inputs,
+                family=family,
+                max_queued=self.max_queued_batch_files,
+                quotas=Quotas.of(caller.limits, self.quotas),
+                max_active=caller.limits.get("max_active_jobs") or self.max_active_jobs,
+            )
+        except ActiveJobsLimit:
+            ADMISSION_REFUSALS.labels("active_jobs", op.queue.value).inc()
+            raise
+        except (QuotaExceeded, PayloadTooLarge) as exc:
+            if self.refusals is not None:
+                status = 429 if isinstance(exc, QuotaExceeded) else 413
+                self.refusals.quota_exceeded(caller, exc, status, operation=operation)
+            raise
+        if created:
+            if self.executor is not None:
+                try:
+                    self.executor.queued_many(self._children(record.id, JobStatus.QUEUED))
+                except DependencyDown:
+                    # Its children not all handed over: none is left to run.
+                    self.store.cancel_batch(record.id)
+                    raise
+            JOBS_SUBMITTED.labels(operation).inc(record.total)
+        return record, created
+
+    def _children(self, batch_id: str, status: JobStatus) -> Iterator[JobRecord]:
+        """The batch's children in ``status``, read from the store a page at a time."""
+        after = -1
+        while page := self.store.batch_children(batch_id, after=after, limit=MAX_PAGE_SIZE):
+            yield from (child for child in page if child.status == status)
+            after = page[-1].batch_index if page[-1].batch_index is not None else after + 1
+
+    def batch(self, batch_id: str, caller: Principal) -> BatchRecord:
+        """The batch, if ``caller`` may read it; another tenant's does not exist for it."""
+        caller.require_read()
+        return self.visible_batch(batch_id, caller)
+
+    def visible_batch(self, batch_id: str, caller: Principal) -> BatchRecord:
+        record = self.store.get_batch(batch_id)
+        if not caller.sees(record.tenant):
+            raise NotFound("batch", batch_id)
+        return record
+
+    def cancel_batch(self, batch_id: str, caller: Principal) -> BatchRecord:
+        """Cancel the batch's children that have not ended (see
+        :meth:`JobStore.cancel_batch`); a key that may submit its operation may."""
+        current = self.visible_batch(batch_id, caller)
+        caller.require_submit(current.operation)
+        record = self.store.cancel_batch(batch_id)
+        if self.executor is not None:
+            self.executor.cancelled_many(self._children(batch_id, JobStatus.RUNNING))
+        return record
+
+    def retry_batch(self, batch_id: str, caller: Principal) -> tuple[BatchRecord, int]:
+        """Queue the batch's failed children again; how many. The drain and the disk
+        floor are checked first, and the batch queue's bound in the store."""
+        current = self.visible_batch(batch_id, caller)
+        caller.require_submit(current.operation)
+        if self.admission is not None:
+            self.admission.drain.check()
+            self.admission.disk.check()
+        op = get_operation(current.operation)
+        family = [name for name, queue in FAMILY_OF.items() if queue == op.queue]
+        record, count = self.store.retry_batch(
+            batch_id, family=family, max_queued=self.max_queued_batch_files
+        )
+        if count and self.executor is not None:
+            try:
+                self.executor.queued_many(self._children(batch_id, JobStatus.QUEUED))
+            except DependencyDown as exc:
+                log.error(
+                    "batch queued again but not handed over", batch_id=batch_id, error=exc.detail
+                )
+        return record, count
 
     def _withdraw(self, record: JobRecord) -> None:
         """Delete a job its executor could not be handed (it never ran), with its input

@@ -27,6 +27,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
+import itertools
 import json
 import sqlite3
 import time
@@ -53,7 +55,9 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    exists,
     func,
+    insert,
     or_,
     select,
     text,
@@ -72,6 +76,7 @@ from docworker.errors import (
     EngineFailed,
     InvalidParameter,
     NotFound,
+    QueueFull,
 )
 from docworker.files import make_private
 from docworker.jobs import usage
@@ -79,12 +84,15 @@ from docworker.jobs.journal import Journal, kind_of, run_after_commit
 from docworker.jobs.ledger import settle
 from docworker.jobs.models import (
     TERMINAL_STATUSES,
+    Batch,
+    BatchRecord,
     Job,
     JobCost,
     JobEvent,
     JobEventRecord,
     JobRecord,
     JobStatus,
+    NewBatch,
     NewJob,
     ServedResult,
     UTCDateTime,
@@ -310,7 +318,7 @@ def _tenant_candidate(
 #: built once, as every submission runs it.
 _QUEUED_COUNTS = (
     select(Job.operation, func.count())
-    .where(Job.status == JobStatus.QUEUED, Job.parent_id.is_(None))
+    .where(Job.status == JobStatus.QUEUED, Job.parent_id.is_(None), Job.batch_id.is_(None))
     .group_by(Job.operation)
 )
 
@@ -589,23 +597,21 @@ class JobStore:
         error_code: str | None = None,
         finished_after: datetime | None = None,
         finished_before: datetime | None = None,
+        batch_id: str | None = None,
     ) -> tuple[Records, str | None]:
         """One page of jobs, newest first, and the cursor of the next page (or None).
 
         ``created_after`` and ``finished_after`` are inclusive, ``created_before`` and
         ``finished_before`` exclusive; ``limit`` is brought into 1..:data:`MAX_PAGE_SIZE`.
         The parts of split jobs are left out unless ``include_parts``, or ``parent_id``
-        asks for one job's parts. ``tenant`` keeps that tenant's jobs only;
-        ``error_code`` those whose error has that ``code``.
+        asks for one job's parts; so are the children of batches, unless
+        ``include_parts`` or ``batch_id`` asks for one batch's. ``tenant`` keeps that
+        tenant's jobs only; ``error_code`` those whose error has that ``code``.
         """
         limit = max(1, min(limit, MAX_PAGE_SIZE))
-        query = select(Job)
+        query = _family_filter(select(Job), parent_id, batch_id, include_parts=include_parts)
         if tenant is not None:
             query = query.where(Job.tenant == tenant)
-        if parent_id is not None:
-            query = query.where(Job.parent_id == parent_id)
-        elif not include_parts:
-            query = query.where(Job.parent_id.is_(None))
         if status is not None:
             query = query.where(Job.status.in_(status))
         if operation is not None:
@@ -706,18 +712,18 @@ class JobStore:
             return {operation: count for operation, count in session.execute(_QUEUED_COUNTS)}
 
     def ended_by_operation(self, since: datetime) -> dict[str, int]:
-        """Submitted jobs (parts left out) that reached a final state at ``since`` or
-        after, by operation: a range of ``ix_jobs_finished_at``, the rows counted here.
+        """Submitted jobs (parts and batch children left out) that reached a final state at
+        ``since`` or after, by operation: a range of ``ix_jobs_finished_at``, the rows counted here.
         Neither a filter on parts nor a grouping is left to the database: without
         statistics SQLite would walk all the jobs that are not parts, or the whole of
         ``ix_jobs_operation`` for its order, instead of the few that ended lately."""
-        query = select(Job.operation, Job.parent_id).where(
+        query = select(Job.operation, Job.parent_id, Job.batch_id).where(
             Job.finished_at >= _aware(since, "since")
         )
         counts: dict[str, int] = {}
         with self._session() as session:
-            for operation, parent_id in session.execute(query):
-                if parent_id is None:
+            for operation, parent_id, batch_id in session.execute(query):
+                if parent_id is None and batch_id is None:
                     counts[operation] = counts.get(operation, 0) + 1
         return counts
 
@@ -1162,6 +1168,19 @@ class JobStore:
             for job in jobs:
                 session.delete(job)
             _delete_journal(session, [job.id for job in jobs])
+            session.flush()
+            # A batch goes with the last of its children.
+            emptied = delete(Batch).where(
+                Batch.created_at < _aware(before, "before"),
+                ~exists().where(Job.batch_id == Batch.id),
+            )
+            if tenant is not None:
+                emptied = emptied.where(Batch.tenant == tenant)
+            if other_than:
+                emptied = emptied.where(
+                    or_(Batch.tenant.is_(None), Batch.tenant.not_in(list(other_than)))
+                )
+            session.execute(emptied.execution_options(synchronize_session=False))
         if records:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
@@ -1254,17 +1273,233 @@ class JobStore:
         if not uris:
             return set()
         column = Job.input["uri"].as_string()
-        query = select(column).where(column.in_(list(uris))).distinct()
         # Further inputs (``input.others``) are few: their jobs are read and looked through.
         with_others = select(Job.input).where(cast(Job.input, String).contains('"others"'))
+        recent = None
         if created_since is not None:
             recent = Job.created_at >= _aware(created_since, "created_since")
-            query, with_others = query.where(recent), with_others.where(recent)
+            with_others = with_others.where(recent)
+        listed = list(uris)
+        used: set[str] = set()
         with self._session() as session:
-            used = {uri for uri in session.scalars(query).all() if uri is not None}
+            # A batch's request names thousands: a statement per slice keeps each under
+            # the database's limit on bound parameters.
+            for start in range(0, len(listed), _URIS_AT_ONCE):
+                query = select(column).where(column.in_(listed[start : start + _URIS_AT_ONCE]))
+                if recent is not None:
+                    query = query.where(recent)
+                used.update(uri for uri in session.scalars(query.distinct()) if uri is not None)
             for job_input in session.scalars(with_others):
                 used.update(str(o.get("uri")) for o in (job_input or {}).get("others") or [])
         return used & set(uris)
+
+    # -- batches ------------------------------------------------------------------
+
+    def create_batch(
+        self,
+        new: NewBatch,
+        inputs: Collection[dict[str, Any]],
+        *,
+        family: Collection[str] = (),
+        max_queued: int | None = None,
+        quotas: Quotas | None = None,
+        max_active: int | None = None,
+    ) -> tuple[BatchRecord, bool]:
+        """Queue a batch: one child job of ``new.operation`` per stored input of
+        ``inputs`` (each ``{"uri", "sha256", "size", "name", "mime"}``), in order; the flag
+        says whether it was created. ``inputs`` is read through a few times (a list, or a
+        collection spooled to disk: :class:`~docworker.jobs.models.SpooledInputs`), the
+        children inserted :data:`_BATCH_INSERT` at a time.
+
+        The batch is admitted whole, in one transaction, or not at all:
+
+        * ``max_queued``: the children of batches queued in the operations of ``family``
+          (the operation's family) and these together may not pass it
+          (:class:`~docworker.errors.QueueFull`);
+        * ``max_active``: the tenant's cap on jobs queued or running, where the batch
+          takes one place (:class:`ActiveJobsLimit`);
+        * an API key's quotas count the batch as one request of all its inputs' bytes.
+
+        A known ``idempotency_key`` returns the batch it made before, provided the
+        operation, the params and the inputs (their sha256s in order) are the same;
+        otherwise :class:`Conflict`. The children are claimed in the inputs' order.
+        """
+        if not inputs:
+            raise InvalidParameter("file", "a batch has one input or more")
+        digest = hashlib.sha256(
+            "\n".join(str(stored["sha256"]) for stored in inputs).encode()
+        ).hexdigest()
+        key = new.idempotency_key
+        if key is not None and (existing := self.batch_by_key(key)) is not None:
+            return _same_batch(existing, new, digest), False
+        now = _now()
+        batch = Batch(
+            id=str(uuid.uuid4()),
+            operation=new.operation,
+            params=new.params,
+            priority=new.priority,
+            idempotency_key=key,
+            total=len(inputs),
+            inputs_digest=digest,
+            tenant=new.tenant,
+            key_id=new.key_id,
+            client=new.client,
+            created_at=now,
+            updated_at=now,
+            cancel_requested=False,
+        )
+        try:
+            with self._session(writes=True) as session:
+                if max_active is not None:
+                    _admit(session, new.tenant, max_active)
+                if max_queued is not None:
+                    _admit_batch(session, family, len(inputs), max_queued)
+                if new.key_id is not None:
+                    size = sum(int(stored.get("size") or 0) for stored in inputs)
+                    usage.admit(session, new.key_id, new.tenant, quotas or Quotas(), size, now)
+                session.add(batch)
+                session.flush()
+                chunks = iter(inputs)
+                for start in range(0, len(inputs), _BATCH_INSERT):
+                    chunk = itertools.islice(chunks, _BATCH_INSERT)
+                    rows = [
+                        {
+                            "id": str(uuid.uuid4()),
+                            "operation": new.operation,
+                            "params": new.params,
+                            "status": JobStatus.QUEUED,
+                            "priority": new.priority,
+                            "input": stored,
+                            "max_attempts": new.max_attempts,
+                            # A microsecond apart: claimed in the inputs' order.
+                            "created_at": now + timedelta(microseconds=index),
+                            "updated_at": now,
+                            "tenant": new.tenant,
+                            "key_id": new.key_id,
+                            "client": new.client,
+                            "batch_id": batch.id,
+                            "batch_index": index,
+                        }
+                        for index, stored in enumerate(chunk, start)
+                    ]
+                    session.execute(insert(Job), rows)
+                record = BatchRecord.from_row(batch, _no_counts(len(inputs)), None)
+        except IntegrityError:
+            if key is None or (existing := self.batch_by_key(key)) is None:
+                raise
+            return _same_batch(existing, new, digest), False
+        _log.info("batch created", batch_id=record.id, operation=new.operation, jobs=record.total)
+        return record, True
+
+    def get_batch(self, batch_id: str) -> BatchRecord:
+        """The batch ``batch_id`` with its children counted; :class:`NotFound` if none."""
+        with self._session() as session:
+            batch = session.get(Batch, batch_id)
+            if batch is None:
+                raise NotFound("batch", batch_id)
+            return _batch_record(session, batch)
+
+    def batch_children(self, batch_id: str, *, after: int = -1, limit: int = 100) -> Records:
+        """Up to ``limit`` children of the batch, in its inputs' order, from the one after
+        place ``after``."""
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        query = (
+            select(Job)
+            .where(Job.batch_id == batch_id, Job.batch_index > after)
+            .order_by(Job.batch_index)
+            .limit(limit)
+        )
+        with self._session() as session:
+            return [JobRecord.from_row(job) for job in session.scalars(query)]
+
+    def cancel_batch(self, batch_id: str) -> BatchRecord:
+        """Cancel the batch's children that have not ended: the queued ones at once, a
+        chunk of them per transaction; the running ones are flagged for their executor
+        (:meth:`request_cancel`'s way). Children that ended are left as they are."""
+        with self._session(writes=True) as session:
+            batch = session.get(Batch, batch_id, with_for_update=True)
+            if batch is None:
+                raise NotFound("batch", batch_id)
+            batch.cancel_requested = True
+            batch.updated_at = _now()
+            session.execute(
+                update(Job)
+                .where(Job.batch_id == batch_id, Job.status == JobStatus.RUNNING)
+                .values(cancel_requested=True)
+                .execution_options(synchronize_session=False)
+            )
+        queued = (
+            select(Job)
+            .where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
+            .limit(_BATCH_INSERT)
+            .with_for_update(skip_locked=True)
+        )
+        cancelled = 0
+        while True:
+            with self._session(writes=True) as session:
+                now = _now()
+                jobs = session.scalars(queued).all()
+                for job in jobs:
+                    job.status = JobStatus.CANCELLED
+                    job.cancel_requested = True
+                    job.finished_at = now
+                    job.updated_at = now
+                    settle(session, job, now)
+            cancelled += len(jobs)
+            if len(jobs) < _BATCH_INSERT:
+                break
+        _log.info("batch cancelled", batch_id=batch_id, queued_cancelled=cancelled)
+        return self.get_batch(batch_id)
+
+    def retry_batch(
+        self, batch_id: str, *, family: Collection[str] = (), max_queued: int | None = None
+    ) -> tuple[BatchRecord, int]:
+        """Queue again the children that failed (``failed`` and ``dead``), with their
+        attempts afresh, in one transaction; how many. ``max_queued`` bounds the queued
+        children of batches of ``family`` as :meth:`create_batch` does."""
+        failed = Job.status.in_((JobStatus.FAILED, JobStatus.DEAD))
+        with self._session(writes=True) as session:
+            batch = session.get(Batch, batch_id, with_for_update=True)
+            if batch is None:
+                raise NotFound("batch", batch_id)
+            count = session.scalar(select(func.count()).where(Job.batch_id == batch_id, failed))
+            if count and max_queued is not None:
+                _admit_batch(session, family, count, max_queued)
+            now = _now()
+            if count:
+                session.execute(
+                    update(Job)
+                    .where(Job.batch_id == batch_id, failed)
+                    .values(
+                        status=JobStatus.QUEUED,
+                        attempts=0,
+                        error=None,
+                        result=None,
+                        progress=0.0,
+                        progress_message=None,
+                        started_at=None,
+                        finished_at=None,
+                        run_after=None,
+                        worker=None,
+                        heartbeat_at=None,
+                        cancel_requested=False,
+                        updated_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                batch.cancel_requested = False
+                batch.updated_at = now
+            record = _batch_record(session, batch)
+        if count:
+            _log.info("batch retried", batch_id=batch_id, jobs=count)
+        return record, count or 0
+
+    def batch_by_key(self, key: str) -> BatchRecord | None:
+        """The batch created under the idempotency ``key`` (as stored), if any."""
+        with self._session() as session:
+            query = select(Batch).where(Batch.idempotency_key == key)
+            batch = session.scalars(query).one_or_none()
+            return None if batch is None else _batch_record(session, batch)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -1334,22 +1569,43 @@ class JobStore:
 
 def _admit(session: Session, tenant: str | None, max_active: int) -> None:
     """Raise :class:`ActiveJobsLimit` when ``tenant`` has ``max_active`` jobs queued or
-    running; on PostgreSQL, first wait for the tenant's other admissions to commit."""
+    running (a batch with children unfinished counting as one); on PostgreSQL, first
+    wait for the tenant's other admissions to commit."""
     if session.get_bind().dialect.name == "postgresql":
         key = func.hashtext(tenant or "")
         session.execute(select(func.pg_advisory_xact_lock(_ADMISSION_LOCK, key)))
     same_tenant = Job.tenant.is_(None) if tenant is None else Job.tenant == tenant
-    active = session.scalar(
+    unfinished = Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
+    jobs = session.scalar(
         select(func.count())
         .select_from(Job)
-        .where(
-            same_tenant,
-            Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
-            Job.parent_id.is_(None),
+        .where(same_tenant, unfinished, Job.parent_id.is_(None), Job.batch_id.is_(None))
+    )
+    # A batch with children queued or running takes one place, whatever its size.
+    batches = session.scalar(
+        select(func.count(func.distinct(Job.batch_id))).where(
+            same_tenant, unfinished, Job.batch_id.is_not(None)
         )
     )
-    if active is not None and active >= max_active:
+    active = (jobs or 0) + (batches or 0)
+    if active >= max_active:
         raise ActiveJobsLimit(active, max_active)
+
+
+def _family_filter(
+    query: Select[Any], parent_id: str | None, batch_id: str | None, *, include_parts: bool
+) -> Select[Any]:
+    """``query`` kept to one job's parts (``parent_id``) or one batch's children
+    (``batch_id``); else to jobs that are neither, unless ``include_parts``."""
+    if parent_id is not None:
+        query = query.where(Job.parent_id == parent_id)
+    elif not include_parts:
+        query = query.where(Job.parent_id.is_(None))
+    if batch_id is not None:
+        return query.where(Job.batch_id == batch_id)
+    if not include_parts and parent_id is None:
+        query = query.where(Job.batch_id.is_(None))
+    return query
 
 
 def _delete_journal(session: Session, job_ids: Sequence[str]) -> None:
@@ -1363,6 +1619,77 @@ def _delete_journal(session: Session, job_ids: Sequence[str]) -> None:
                 .where(table.job_id.in_(ids))
                 .execution_options(synchronize_session=False)
             )
+
+
+#: Input URIs looked up per statement (:meth:`JobStore.inputs_in_use`).
+_URIS_AT_ONCE = 1000
+#: Children of a batch inserted (or cancelled) per statement.
+_BATCH_INSERT = 500
+
+
+def _no_counts(queued: int) -> dict[JobStatus, int]:
+    counts = dict.fromkeys(JobStatus, 0)
+    counts[JobStatus.QUEUED] = queued
+    return counts
+
+
+def _batch_record(session: Session, batch: Batch) -> BatchRecord:
+    """The batch with its children counted by state (one range of ``ix_jobs_batch_status``)."""
+    counts = dict.fromkeys(JobStatus, 0)
+    last: datetime | None = None
+    query = (
+        select(Job.status, func.count(), func.max(Job.finished_at))
+        .where(Job.batch_id == batch.id)
+        .group_by(Job.status)
+    )
+    for status, count, ended in session.execute(query):
+        counts[JobStatus(status)] = count
+        if ended is not None:
+            at = ended if ended.tzinfo else ended.replace(tzinfo=UTC)
+            last = at if last is None else max(last, at)
+    unfinished = counts[JobStatus.QUEUED] + counts[JobStatus.RUNNING]
+    return BatchRecord.from_row(batch, counts, None if unfinished else last)
+
+
+def _same_batch(existing: BatchRecord, new: NewBatch, digest: str) -> BatchRecord:
+    if (
+        existing.operation != new.operation
+        or comparable(existing.params) != comparable(_as_stored(new.params))
+        or existing.inputs_digest != digest
+    ):
+        raise Conflict(
+            f"idempotency key '{_client_key(new.idempotency_key)}' was already used for "
+            "another batch",
+            batch_id=existing.id,
+        )
+    return existing
+
+
+def _admit_batch(session: Session, family: Collection[str], count: int, max_queued: int) -> None:
+    """Raise :class:`QueueFull` when ``count`` more children would pass ``max_queued``
+    queued children of batches in the operations of ``family``."""
+    queued = session.scalar(
+        select(func.count()).where(
+            Job.status == JobStatus.QUEUED,
+            Job.batch_id.is_not(None),
+            Job.operation.in_(sorted(family)),
+        )
+    )
+    queued = queued or 0
+    if queued + count > max_queued:
+        raise QueueFull(
+            f"{queued} files of batches wait in this family's queue and this batch has "
+            f"{count}: more than the {max_queued} it takes (batches.max_queued_files); "
+            "retry later, or send fewer files",
+            retry_after=_BATCH_RETRY_AFTER,
+            queued=queued,
+            files=count,
+            room=max(0, max_queued - queued),
+        )
+
+
+#: Seconds a batch refused for a full batch queue is told to wait.
+_BATCH_RETRY_AFTER = 30
 
 
 def _row(session: Session, job_id: str, *, lock: bool = False) -> Job:

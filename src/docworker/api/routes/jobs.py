@@ -371,9 +371,11 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="From a previous page's next_cursor.")] = None,
     parent_id: Annotated[str | None, Query(description="Only the parts of this split job.")] = None,
+    batch_id: Annotated[str | None, Query(description="Only the children of this batch.")] = None,
 ) -> JobList:
     """Jobs, newest first, a page at a time. The parts of split jobs are listed only
-    with ``parent_id``. A key sees its tenant's jobs; an admin key sees every job."""
+    with ``parent_id``, the children of batches only with ``batch_id``. A key sees its
+    tenant's jobs; an admin key sees every job."""
     caller.require_read()
     records, next_cursor = await anyio.to_thread.run_sync(
         lambda: services.store.list(
@@ -385,6 +387,7 @@ async def list_jobs(
             cursor=cursor,
             parent_id=parent_id,
             tenant=caller.visible_tenant,
+            batch_id=batch_id,
         )
     )
     return JobList(jobs=[JobPublic.of(r) for r in records], next_cursor=next_cursor)
