@@ -27,10 +27,15 @@ S3
     ``moto_server`` started for the session on a free port of 127.0.0.1 (its state in
     memory, gone when it stops). ``s3_bucket`` (function) is a new bucket on it, with
     the settings that reach it as ``DOCWORKER_STORAGE__S3__*`` variables.
+
+RabbitMQ
+    ``amqp_url`` (session): ``DOCWORKER_TEST_AMQP_URL``, else the local server on port
+    5672 (guest) when it answers; tests using it are marked ``@pytest.mark.rabbitmq``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pwd
@@ -190,6 +195,14 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def postgres_db_url(postgres_url: str) -> Iterator[str]:
     """URL of a new, empty PostgreSQL database, dropped after the test."""
+    with new_postgres_database(postgres_url) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def new_postgres_database(postgres_url: str) -> Iterator[str]:
+    """URL of a new, empty database on the server of ``postgres_url``, dropped at the
+    block's end (for fixtures of a wider scope than a test)."""
     name = f"test_{uuid.uuid4().hex}"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
@@ -379,3 +392,33 @@ def s3_bucket(s3_endpoint: str) -> S3Bucket:
 
 #: The loopback listener fixture (``listener``) of tests/listener.py, for every test.
 pytest_plugins = ["tests.listener"]
+
+
+AMQP_URL_VARIABLE = "DOCWORKER_TEST_AMQP_URL"
+#: The RabbitMQ a developer's machine may run; used when it answers.
+_LOCAL_AMQP = ("127.0.0.1", 5672)
+
+
+def _amqp_answers(host: str, port: int) -> bool:
+    """Whether an AMQP 0-9-1 server answers the protocol header with its own."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as connection:
+            connection.sendall(b"AMQP\x00\x00\x09\x01")
+            return connection.recv(8)[:1] == b"\x01"  # a Connection.Start method frame
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """URL of a RabbitMQ server: ``DOCWORKER_TEST_AMQP_URL``, else the local one on port
+    5672 (user guest) when it answers; without one the tests that need it are skipped,
+    except under ``CI``, where they fail."""
+    given = os.environ.get(AMQP_URL_VARIABLE)
+    if given:
+        return given
+    if _amqp_answers(*_LOCAL_AMQP):
+        return "amqp://guest:guest@{}:{}//".format(*_LOCAL_AMQP)
+    if _in_ci():
+        pytest.fail("RabbitMQ is needed under CI", pytrace=False)
+    pytest.skip(f"no RabbitMQ; set {AMQP_URL_VARIABLE} or run rabbitmq-server")

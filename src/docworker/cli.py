@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from docworker import __version__
 from docworker.cli_keys import keys_app
 from docworker.cli_v1 import extract_v1, install_v1_commands
-from docworker.config import Settings, SettingsRefused, load_settings
+from docworker.config import ExecutorKind, Settings, SettingsRefused, load_settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.files import restrict_umask
@@ -82,6 +82,14 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 3001, or PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes for jobs.")] = None,
+    executor: Annotated[
+        ExecutorKind | None,
+        typer.Option(
+            help="Where jobs run (default executor.kind): 'local' worker processes, "
+            "'celery' (this process is the API only: jobs go to the broker, "
+            "`docworker worker` runs them) or 'none'."
+        ),
+    ] = None,
 ) -> None:
     """Start the HTTP API with the local executor (SQLite and local storage by default).
     SIGTERM drains it: no new work, running jobs finish (server.drain_timeout at most)."""
@@ -96,6 +104,8 @@ def serve(
         settings.server.port = port
     if workers is not None:
         settings.executor.workers = workers
+    if executor is not None:
+        settings.executor.kind = executor
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
     try:
         application = create_app(settings)
@@ -105,6 +115,66 @@ def serve(
     status = serve_app(application, settings)
     if status:
         raise typer.Exit(status)
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            help="Families whose queues this worker takes, separated by commas "
+            "(documents, ocr, convert, media; default: all)."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (default celery.concurrency, else executor.workers)."),
+    ] = None,
+) -> None:
+    """Run jobs of the celery executor: a Celery worker taking the named families' queues
+    from the broker (celery.broker_url), against the same job store and blob store as the
+    API (docs/distributed.md)."""
+    from docworker.jobs.distributed import prepare_worker, queue_name
+    from docworker.operations.base import Family
+    from docworker.storage import storage_refusals
+    from docworker.telemetry import configure_logging
+
+    settings = load_settings()
+    configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    names = [part.strip() for part in (queues or "").split(",") if part.strip()]
+    known = {family.value for family in Family}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise _fail(
+            f"unknown queue {', '.join(unknown)}: the queues are {', '.join(sorted(known))}", 2
+        )
+    families = names or [family.value for family in Family]
+    processes = concurrency or settings.celery.concurrency or settings.executor.workers
+    if refusals := storage_refusals(settings.storage):
+        lines = "\n".join(f"  - {reason}" for reason in refusals)
+        raise _fail(f"refusing to start:\n{lines}", 2)
+    restrict_umask()
+    try:
+        celery_app = prepare_worker(settings)
+    except DocworkerError as exc:
+        raise _fail(exc.detail) from None
+    celery_app.worker_main(
+        [
+            "worker",
+            "--queues",
+            ",".join(queue_name(settings, family) for family in families),
+            "--concurrency",
+            str(processes),
+            "--pool",
+            "prefork",
+            "--hostname",
+            f"docworker-{os.getpid()}@%h",
+            "--loglevel",
+            settings.log.level.upper(),
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 def _inputs(paths: list[Path]) -> list[tuple[Path, Path]]:

@@ -466,6 +466,9 @@ class ExecutorKind(StrEnum):
     LOCAL = "local"
     #: This process runs no jobs: an API-only replica, the jobs run by other processes.
     NONE = "none"
+    #: Jobs are published to a Celery broker, one queue per family, and run by
+    #: ``docworker worker`` processes (see docs/distributed.md).
+    CELERY = "celery"
 
 
 class WorkerStart(StrEnum):
@@ -565,6 +568,64 @@ class ExecutorSettings(BaseModel):
         ge=1,
         description="Most jobs (or parts) of one tenant running at once across all "
         "executors; its other jobs wait even when workers are free. None: no cap.",
+    )
+
+
+class CelerySettings(BaseModel):
+    """The ``celery`` executor (docs/distributed.md): the broker the API publishes jobs to
+    and ``docworker worker`` takes them from. The job store stays the only record of a
+    job's state; a message names the job and nothing else, so no result backend is used."""
+
+    broker_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Broker URL: redis://host:port/db or amqp://user:password@host:port/vhost.",
+    )
+    queue_prefix: str = Field(
+        "",
+        max_length=100,
+        description="Prefix of the broker's queue names (the queue of a family is "
+        "<prefix><family>), so that several deployments may share one broker.",
+    )
+    prefetch_multiplier: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Messages a worker process reserves ahead (1: none beyond the one it runs).",
+    )
+    max_tasks_per_child: int = Field(
+        100, ge=1, description="A worker process is replaced after this many jobs."
+    )
+    max_memory_per_child_mb: int | None = Field(
+        None,
+        ge=64,
+        description="A worker process whose resident memory is over this after a job is "
+        "replaced (Celery's worker_max_memory_per_child). None: only the per-job limit "
+        "(executor.memory_limit_mb) applies.",
+    )
+    time_limit_margin: Seconds = Field(
+        30.0,
+        gt=0,
+        description="Celery's soft time limit is executor.job_timeout plus this, its hard "
+        "limit (the worker process killed) the soft one plus this again: both back up the "
+        "worker's own enforcement of executor.job_timeout.",
+    )
+    visibility_timeout: Seconds = Field(
+        3600.0,
+        gt=0,
+        description="Redis only: a message taken by a worker that is neither acknowledged "
+        "nor given back within this is delivered again (a worker host that vanished).",
+    )
+    concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Worker processes of `docworker worker` (default: executor.workers).",
+    )
+    sweep_interval: Seconds = Field(
+        5.0,
+        gt=0,
+        description="How often each `docworker worker` takes back jobs whose worker stopped "
+        "sending heartbeats and publishes them again.",
     )
 
 
@@ -1458,6 +1519,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    celery: CelerySettings = Field(default_factory=CelerySettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)

@@ -101,3 +101,9 @@ def test_jobs_commands_against_a_server(tmp_path: Path) -> None:
         assert "404" in unknown.stderr
     finally:
         server.stop()
+
+
+def test_a_worker_for_an_unknown_queue_is_refused_with_the_queues_named(tmp_path: Path) -> None:
+    done = docworker("worker", "--queues", "ocr,pictures", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown queue pictures: the queues are convert, documents, media, ocr" in done.stderr

@@ -180,6 +180,26 @@ def test_retried_job_waits_for_run_after(store: JobStore) -> None:
     assert again is not None and again.attempts == 2
 
 
+def test_a_job_is_claimed_by_id_once_and_when_due(store: JobStore) -> None:
+    (job,) = add(store)
+    claimed = store.claim(job.id, "w1")
+    assert claimed is not None and (claimed.status, claimed.worker) == (JobStatus.RUNNING, "w1")
+    # A message delivered twice: the job is no longer queued.
+    assert store.claim(job.id, "w2") is None
+    retried = store.mark_failed(job.id, {"code": "engine-failed"}, retry_delay=60)
+    assert retried.run_after is not None
+    assert store.claim(job.id, "w2", now=retried.run_after - timedelta(seconds=1)) is None
+    again = store.claim(job.id, "w2", now=retried.run_after)
+    assert again is not None and (again.attempts, again.worker) == (2, "w2")
+    store.mark_succeeded(job.id, {"uri": "x"})
+    assert store.claim(job.id, "w3") is None
+    assert store.claim("00000000-0000-4000-8000-000000000000", "w3") is None
+    # Of many claimers of one job, one wins.
+    (raced,) = add(store)
+    won = run_together(4, lambda n: store.claim(raced.id, f"w{n}"))
+    assert sum(record is not None for record in won) == 1
+
+
 def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
     """Run ``work(i)`` in ``count`` threads released at the same moment."""
     barrier = threading.Barrier(count)

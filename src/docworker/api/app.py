@@ -59,7 +59,7 @@ from docworker.jobs.events import JobEventBus, JobEvents, RedisJobEvents
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.outbox import Outbox
-from docworker.jobs.queue import JobQueue
+from docworker.jobs.queue import Executor, JobQueue
 from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
@@ -133,13 +133,21 @@ def build_services(
     breakers = Breakers(settings.breaker)
     cache = ResultCache.from_settings(settings)
     executor = None
+    dispatch: Executor | None = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
-        executor = LocalExecutor(settings, store, events, keys=sealing, breakers=breakers)
+        executor = dispatch = LocalExecutor(
+            settings, store, events, keys=sealing, breakers=breakers
+        )
         drain.on_start(executor.hold)
+    elif settings.executor.kind is ExecutorKind.CELERY:
+        # The API runs no job: it publishes each to the broker (docs/distributed.md).
+        from docworker.jobs.distributed import CeleryDispatch
+
+        dispatch = CeleryDispatch(settings)
     queue = JobQueue(
         store,
         blobs,
-        executor,
+        dispatch,
         events,
         max_attempts=settings.executor.max_attempts,
         keys=sealing,

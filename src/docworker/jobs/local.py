@@ -9,8 +9,8 @@ of the worker and its children), cancellation of running jobs (the worker is
 killed with its process group) and recycling after ``jobs_per_worker`` jobs.
 
 Retries, decided in one place (:class:`~docworker.errors.AfterFailure`, by the
-error's class, with the delay of :mod:`docworker.jobs.retries`) and applied in
-:meth:`LocalExecutor._attempt_failed`:
+error's class, with the delay of :mod:`docworker.jobs.retries`) and applied by
+:mod:`docworker.jobs.outcomes`, shared with the celery executor:
 
 * a worker that died on its own (a lost worker), an engine that crashed, failed or
   whose circuit breaker was open, the blob store down: the job is queued again after
@@ -53,6 +53,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
@@ -66,7 +67,6 @@ import structlog
 from docworker.config import Settings
 from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import (
-    AfterFailure,
     DocworkerError,
     EngineFailed,
     EngineUnavailable,
@@ -75,7 +75,8 @@ from docworker.errors import (
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEventBus, JobEvents
-from docworker.jobs.retries import Backoff, after_failure
+from docworker.jobs.outcomes import end_attempt, job_message, record_answer
+from docworker.jobs.retries import Backoff
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
     ClaimPolicy,
@@ -89,7 +90,6 @@ from docworker.jobs.workdirs import ExecutorFolder, process_gone, remove, sweep
 from docworker.jobs.worker import receive, send
 from docworker.sealing import SecretKeys
 from docworker.telemetry import (
-    JOB_ATTEMPTS_FAILED,
     JOB_DURATION,
     JOB_QUEUE_WAIT,
     JOBS_FINISHED,
@@ -289,6 +289,23 @@ class LocalExecutor:
                 for record in self.store.requeue_worker(worker):
                     log.warning("job of a dead executor queued again", job_id=record.id)
 
+    def queued(self, record: JobRecord) -> None:
+        """A job was queued: a worker of this executor claims it from the store."""
+        self.notify()
+
+    def cancelled(self, record: JobRecord) -> None:
+        """A job's cancellation was asked for: a running one is stopped at once."""
+        self.notify()
+
+    def queued_many(self, records: Iterable[JobRecord]) -> None:
+        """Jobs were queued together (a batch's children): the supervisor is woken once,
+        ``records`` not read (its workers claim them from the store)."""
+        self.notify()
+
+    def cancelled_many(self, records: Iterable[JobRecord]) -> None:
+        """The cancellation of jobs was asked for together (a batch's): woken once."""
+        self.notify()
+
     def notify(self) -> None:
         """Wake the supervisor: a job was queued or a cancel requested."""
         with contextlib.suppress(OSError):
@@ -365,26 +382,7 @@ class LocalExecutor:
             wait_s = (datetime.now(UTC) - job.created_at).total_seconds()
             JOB_QUEUE_WAIT.labels(job.operation).observe(max(wait_s, 0.0))
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
-        message: dict[str, Any] = {
-            "type": "run",
-            "job_id": job.id,
-            "operation": job.operation,
-            "params": job.params,
-            "input": job.input,
-            "parent_id": job.parent_id,
-            "tenant": job.tenant,
-        }
-        if job.children_total:
-            message["parts"] = [
-                {
-                    "part": part.part,
-                    "params": part.params,
-                    "status": str(part.status),
-                    "result": part.result,
-                    "error": part.error,
-                }
-                for part in self.store.parts_of(job.id)
-            ]
+        message = job_message(self.store, job)
         self.events.publish(job.id, job)
         try:
             send(slot.conn, message)
@@ -424,21 +422,18 @@ class LocalExecutor:
         slot.progress = None
         slot.jobs_done += 1
         self._look = True
-        engines = engines_of(job.operation, job.input)
-        if kind == "split":
-            self.breakers.release(engines)
-            record, parts = self.store.split(job.id, message["parts"], cost=cost)
-            log.info("job split into parts", job_id=job.id, parts=len(parts))
-            self._finished(record)
-        elif kind == "done":
-            self.breakers.ended(engines)
-            errors = message.get("errors") or []
-            record = self.store.mark_succeeded(
-                job.id, message["result"], partial=bool(errors), errors=errors, cost=cost
+        if kind in ("split", "done", "error"):
+            record, _ = record_answer(
+                self.store,
+                job,
+                message,
+                cost=cost,
+                backoff=self._backoff,
+                breakers=self.breakers,
             )
             self._finished(record)
-        elif kind == "error":
-            self._attempt_failed(job, message["error"], cost=cost)
+            if record.status == "queued":
+                self.notify()
         if slot.jobs_done >= self.config.jobs_per_worker:
             self._replace(slot, "recycled")
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
@@ -450,19 +445,15 @@ class LocalExecutor:
         """End the job's attempt as its error's class says (the module docstring); the
         engines' breakers hear of it unless ``heard`` is False (the attempt was refused
         by a breaker: it tried no engine)."""
-        code = str(error.get("code"))
-        JOB_ATTEMPTS_FAILED.labels(job.operation, code).inc()
-        if heard:
-            self.breakers.ended(engines_of(job.operation, job.input), error)
-        outcome = after_failure(error, job.attempts, self._backoff)
-        after = outcome.after
-        if after is AfterFailure.RETRY:
-            delay = outcome.retry_delay
-            record = self.store.mark_failed(job.id, error, retry_delay=delay, cost=cost)
-        elif after is AfterFailure.DEAD:
-            record = self.store.mark_dead(job.id, error, cost=cost)
-        else:
-            record = self.store.mark_failed(job.id, error, retry_delay=None, cost=cost)
+        record = end_attempt(
+            self.store,
+            job,
+            error,
+            cost=cost,
+            backoff=self._backoff,
+            breakers=self.breakers,
+            heard=heard,
+        )
         self._finished(record)
         if record.status == "queued":
             self.notify()

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any, Protocol
@@ -25,6 +25,7 @@ from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import (
     ActiveJobsLimit,
     Conflict,
+    DependencyDown,
     DocworkerError,
     EngineUnavailable,
     Forbidden,
@@ -62,13 +63,26 @@ log = structlog.get_logger(__name__)
 
 
 class Executor(Protocol):
-    """Runs queued jobs. ``notify`` says new work or a cancel is waiting."""
+    """Runs queued jobs: ``queued`` hands it a job just queued in the store, ``cancelled``
+    a job whose cancellation was asked for; ``queued_many`` and ``cancelled_many`` the
+    same for the children of a batch (read from the store only by an executor that needs
+    them one by one)."""
 
     def start(self) -> None: ...
 
     def stop(self, timeout: float = 10.0) -> None: ...
 
-    def notify(self) -> None: ...
+    def queued(self, record: JobRecord) -> None:
+        """Raises :class:`~docworker.errors.DependencyDown` when the job cannot be handed
+        over (a broker down): the job is withdrawn and the submission refused."""
+
+    def cancelled(self, record: JobRecord) -> None: ...
+
+    def queued_many(self, records: Iterable[JobRecord]) -> None:
+        """Raises :class:`~docworker.errors.DependencyDown` when they cannot all be
+        handed over."""
+
+    def cancelled_many(self, records: Iterable[JobRecord]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -257,13 +271,23 @@ class JobQueue:
         if served is not None and not created:  # another request of the key came first
             self._discard_result(served.job_id)
         if created:
-            JOBS_SUBMITTED.labels(operation).inc()
-            if served is not None:
-                JOBS_FINISHED.labels(operation, str(record.status)).inc()
-                self.events.publish(record.id, record)
-            elif self.executor is not None:
-                self.executor.notify()
+            self._created(record, cached=served is not None)
         return record, created
+
+    def _created(self, record: JobRecord, *, cached: bool) -> None:
+        """A new job: one made from the cache (succeeded) is heard of by its waiters and
+        runs nowhere; another is handed to the executor, and withdrawn when it cannot be
+        (:class:`DependencyDown`, raised again: a broker down)."""
+        if cached:
+            JOBS_FINISHED.labels(record.operation, str(record.status)).inc()
+            self.events.publish(record.id, record)
+        elif self.executor is not None:
+            try:
+                self.executor.queued(record)
+            except DependencyDown:
+                self._withdraw(record)
+                raise
+        JOBS_SUBMITTED.labels(record.operation).inc()
 
     def _cached(
         self,
@@ -379,10 +403,22 @@ class JobQueue:
                 self.refusals.quota_exceeded(caller, exc, status, operation=operation)
             raise
         if created:
-            JOBS_SUBMITTED.labels(operation).inc(record.total)
             if self.executor is not None:
-                self.executor.notify()
+                try:
+                    self.executor.queued_many(self._children(record.id, JobStatus.QUEUED))
+                except DependencyDown:
+                    # Its children not all handed over: none is left to run.
+                    self.store.cancel_batch(record.id)
+                    raise
+            JOBS_SUBMITTED.labels(operation).inc(record.total)
         return record, created
+
+    def _children(self, batch_id: str, status: JobStatus) -> Iterator[JobRecord]:
+        """The batch's children in ``status``, read from the store a page at a time."""
+        after = -1
+        while page := self.store.batch_children(batch_id, after=after, limit=MAX_PAGE_SIZE):
+            yield from (child for child in page if child.status == status)
+            after = page[-1].batch_index if page[-1].batch_index is not None else after + 1
 
     def batch(self, batch_id: str, caller: Principal) -> BatchRecord:
         """The batch, if ``caller`` may read it; another tenant's does not exist for it."""
@@ -402,7 +438,7 @@ class JobQueue:
         caller.require_submit(current.operation)
         record = self.store.cancel_batch(batch_id)
         if self.executor is not None:
-            self.executor.notify()
+            self.executor.cancelled_many(self._children(batch_id, JobStatus.RUNNING))
         return record
 
     def retry_batch(self, batch_id: str, caller: Principal) -> tuple[BatchRecord, int]:
@@ -419,8 +455,22 @@ class JobQueue:
             batch_id, family=family, max_queued=self.max_queued_batch_files
         )
         if count and self.executor is not None:
-            self.executor.notify()
+            try:
+                self.executor.queued_many(self._children(batch_id, JobStatus.QUEUED))
+            except DependencyDown as exc:
+                log.error(
+                    "batch queued again but not handed over", batch_id=batch_id, error=exc.detail
+                )
         return record, count
+
+    def _withdraw(self, record: JobRecord) -> None:
+        """Delete a job its executor could not be handed (it never ran), with its input
+        files no other job names, so that the refused request leaves nothing behind and
+        its idempotency key is free for the retry."""
+        self.store.request_cancel(record.id)
+        deleted = self.store.delete_job(record.id)
+        if deleted:
+            discard_job_data(self.store, self.blobs, deleted)
 
     def get(self, job_id: str, caller: Principal) -> JobRecord:
         """The job, if ``caller`` may read it; another tenant's job does not exist for it."""
@@ -440,7 +490,7 @@ class JobQueue:
         caller.require_submit(current.operation)
         record = self.store.request_cancel(job_id)
         if self.executor is not None:
-            self.executor.notify()
+            self.executor.cancelled(record)
         if record.status in TERMINAL_STATUSES:
             self.events.publish(job_id)
         return record
@@ -456,8 +506,7 @@ class JobQueue:
         if self.breakers is not None:
             self.breakers.check(engines_of(current.operation, current.input))
         record = self.store.retry(job_id, attempts=attempts)
-        if self.executor is not None:
-            self.executor.notify()
+        self._hand_over([record])
         return record
 
     def replay(
@@ -488,9 +537,22 @@ class JobQueue:
                 replayed.append(self.store.retry(record.id, attempts=attempts))
             except (Conflict, NotFound):
                 continue  # retried, purged or cancelled meanwhile
-        if replayed and self.executor is not None:
-            self.executor.notify()
+        self._hand_over(replayed)
         return replayed, more is not None
+
+    def _hand_over(self, records: Sequence[JobRecord]) -> None:
+        """Hand jobs queued again (a retry, a replay) to the executor. They stay queued
+        in the store when it cannot take them (a broker down): logged, not refused, as
+        the store's change is made."""
+        if self.executor is None:
+            return
+        for record in records:
+            try:
+                self.executor.queued(record)
+            except DependencyDown as exc:
+                log.error(
+                    "job queued again but not handed over", job_id=record.id, error=exc.detail
+                )
 
     def dead_letters(
         self, caller: Principal, filters: DeadLetterFilter, limit: int, cursor: str | None

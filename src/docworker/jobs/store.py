@@ -67,6 +67,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from docworker.errors import (
     ActiveJobsLimit,
@@ -186,15 +187,16 @@ def _begin_sqlite(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
-def _create_engine(url: str, echo: bool) -> Engine:
+def _create_engine(url: str, echo: bool, pooled: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         # psycopg 3 is the driver installed; older SQLAlchemy would pick psycopg2.
         parsed = parsed.set(drivername="postgresql+psycopg")
+    options: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     if parsed.get_backend_name() != "sqlite":
         # A pooled connection may outlive a database restart: test it before use.
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
-    engine = create_engine(parsed, echo=echo)
+        return create_engine(parsed, echo=echo, pool_pre_ping=pooled, **options)
+    engine = create_engine(parsed, echo=echo, **options)
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_sqlite)
     return engine
@@ -341,6 +343,11 @@ _CLAIM_START = (
 )
 
 
+#: Starts one named job (``job_id``) for ``worker`` at ``at`` if it is queued and due: the
+#: claim of an executor whose messages name the job (the celery executor). A message
+#: delivered twice finds the job no longer queued and starts nothing.
+_CLAIM_BY_ID = _CLAIM_START.where(or_(Job.run_after.is_(None), Job.run_after <= _claim_at()))
+
 #: Records a running job's progress, and returns what its progress event says of it.
 _SET_PROGRESS = (
     update(Job)
@@ -476,10 +483,14 @@ def _log_transition(record: JobRecord) -> None:
 class JobStore:
     """Jobs in an SQL database named by a SQLAlchemy URL (SQLite file or PostgreSQL)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pooled: bool = True) -> None:
+        """``pooled`` False: every transaction opens its own connection and closes it, so
+        that between transactions the process holds none (a process that forks others
+        which open the same SQLite file: a child must not inherit SQLite's state of a
+        connection of its parent)."""
         #: Writes each state change's event and webhooks (see :mod:`docworker.jobs.journal`).
         self.journal = Journal()
-        self._engine = _create_engine(url, echo)
+        self._engine = _create_engine(url, echo, pooled)
         self._readers = sessionmaker(self._engine, expire_on_commit=False)
         self._writers = sessionmaker(
             self._engine.execution_options(**{_WRITES: True}), expire_on_commit=False
@@ -543,6 +554,12 @@ class JobStore:
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
+
+    def after_fork(self) -> None:
+        """In a process forked from the one that opened this store: forget the pooled
+        connections it inherited without closing them (they are the parent's), so this
+        process opens its own."""
+        self._engine.dispose(close=False)
 
     def ping(self) -> None:
         """Check that the database answers; raises :class:`DependencyDown` if not."""
@@ -841,6 +858,21 @@ class JobStore:
             return record
         return None
 
+    def claim(self, job_id: str, worker: str, *, now: datetime | None = None) -> JobRecord | None:
+        """Start the job ``job_id`` for ``worker`` if it is queued and due (its retry delay
+        over); None otherwise (running elsewhere, ended, waiting for its delay, or no
+        such job). One conditional update: of two claimers of one job, one wins."""
+        at = _aware(now, "now")
+        bound = {"at": at, "worker": worker, "job_id": job_id}
+        with self._session(writes=True) as session:
+            won = session.scalars(_CLAIM_BY_ID, bound).one_or_none()
+            if won is None:
+                return None
+            self.journal.record(session, won, "started", at)
+            record = JobRecord.from_row(won)
+        _log_transition(record)
+        return record
+
     def heartbeat(self, job_ids: Collection[str], *, now: datetime | None = None) -> None:
         """Record that the executor holding ``job_ids`` is alive."""
         if not job_ids:
@@ -1098,9 +1130,10 @@ class JobStore:
         error = EngineFailed("the executor running the job stopped sending heartbeats")
         return self._requeue(Job.heartbeat_at < cutoff, error, at)
 
-    def requeue_worker(self, worker: str) -> Records:
-        """Take back the running jobs of ``worker`` (an executor restarting under its name)."""
-        error = EngineFailed("the executor running the job restarted", worker=worker)
+    def requeue_worker(self, worker: str, *, reason: str | None = None) -> Records:
+        """Take back the running jobs of ``worker`` (an executor restarting under its name,
+        or a worker process found dead: ``reason`` says so in the jobs' error)."""
+        error = EngineFailed(reason or "the executor running the job restarted", worker=worker)
         return self._requeue(Job.worker == worker, error, _now())
 
     def delete_finished_before(

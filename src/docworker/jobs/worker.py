@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
@@ -170,19 +170,9 @@ def worker_main(
     _die_with_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _work_in(Path(folder), config["environ"])
-    restrict_umask()
     settings = worker_settings(config)
     keys = SecretKeys(config["secret_keys"])
-    configure_logging(level=settings.log.level, json_logs=settings.json_logs)
-    _cap_memory(settings.executor.memory_limit_mb)
-    store = BlobStore.of(settings)
-    preload()
-    _preload_rules(settings)
-    # This worker's own LibreOffice, started by the first job that converts a file.
-    libreoffice = LibreOfficeEngine(settings.libreoffice, settings.sandbox)
-    # The shared tier of the result cache, where results are kept (no memory tier: a
-    # worker never looks results up).
-    cache = ResultCache.from_settings(settings, memory=False)
+    tools = prepare_process(settings)
     send(conn, {"type": "ready", "pid": os.getpid()})
     try:
         while True:
@@ -194,13 +184,53 @@ def worker_main(
                 return
             if message["type"] == "run":
                 answer = run_job(
-                    conn, store, message, settings, keys, libreoffice.convert, cache=cache
+                    conn,
+                    tools.blobs,
+                    message,
+                    settings,
+                    keys,
+                    tools.libreoffice.convert,
+                    cache=tools.cache,
                 )
                 send(conn, answer)
     finally:
-        libreoffice.stop()
-        if cache is not None:
-            cache.close()
+        tools.close()
+
+
+class WorkerTools(NamedTuple):
+    """What a worker process runs jobs with (:func:`prepare_process`)."""
+
+    #: The blob store the settings name.
+    blobs: BlobStore
+    #: The process's own LibreOffice, started by the first job that converts a file.
+    libreoffice: LibreOfficeEngine
+    #: The shared tier of the result cache, where results are kept (no memory tier: a
+    #: worker never looks results up); None when the cache is disabled.
+    cache: ResultCache | None
+
+    def close(self) -> None:
+        """Stop the LibreOffice and close the cache: the process is ending."""
+        self.libreoffice.stop()
+        if self.cache is not None:
+            self.cache.close()
+
+
+def prepare_process(settings: Settings) -> WorkerTools:
+    """Make this process a worker (the local executor's, or a Celery worker process): a
+    private umask, logging, the memory cap, every parser and the guard's rules loaded;
+    returns the blob store, the process's own LibreOffice and the result cache's shared
+    tier (close them with :meth:`WorkerTools.close` when the process ends).
+
+    ``settings`` must hold the stores' credentials: a local worker's are put back by
+    :func:`worker_settings`; ``docworker worker`` loads its settings itself."""
+    restrict_umask()
+    configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    _cap_memory(settings.executor.memory_limit_mb)
+    blobs = BlobStore.of(settings)
+    preload()
+    _preload_rules(settings)
+    libreoffice = LibreOfficeEngine(settings.libreoffice, settings.sandbox)
+    return WorkerTools(blobs, libreoffice, ResultCache.from_settings(settings, memory=False))
 
 
 def _progress_sender(conn: Connection, job_id: str) -> Any:
@@ -227,10 +257,27 @@ def run_job(
     convert: Callable[[Path, str], Path] | None = None,
     cache: ResultCache | None = None,
 ) -> dict[str, Any]:
-    """Run one job and return the answer message for the supervisor. The job's secret
-    parameters are opened here, just before it runs, and the parts of a split job are
-    answered with theirs sealed again. A result that succeeded whole is kept in
-    ``cache`` under the key its input names (see :mod:`docworker.result_cache`)."""
+    """Run one job and return the answer message for the supervisor, its progress sent
+    over ``conn`` (see :func:`execute_job`)."""
+    progress = _progress_sender(conn, message["job_id"])
+    return execute_job(progress, store, message, settings, keys, convert, cache=cache)
+
+
+def execute_job(
+    progress: Callable[[float, str], None],
+    store: BlobStore,
+    message: dict[str, Any],
+    settings: Settings,
+    keys: SecretKeys,
+    convert: Callable[[Path, str], Path] | None = None,
+    cache: ResultCache | None = None,
+) -> dict[str, Any]:
+    """Run one job (a ``run`` message) and return its answer message (``done``, ``split``
+    or ``error``), ``progress`` told how far it is. The job's secret parameters are
+    opened here, just before it runs, and the parts of a split job are answered with
+    theirs sealed again. A result that succeeded whole is kept in ``cache`` under the
+    key its input names (see :mod:`docworker.result_cache`). Every executor runs jobs
+    through here."""
     job_id: str = message["job_id"]
     bound = log.bind(job_id=job_id, operation=message["operation"])
     try:
@@ -245,7 +292,7 @@ def run_job(
         ):
             ctx = operation_context(
                 settings,
-                progress=_progress_sender(conn, job_id),
+                progress=progress,
                 convert=convert,
                 workdir=Path(workdir),
                 tenant=message.get("tenant"),

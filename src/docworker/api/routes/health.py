@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_lat
 
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1.encoding import go_duration, v1_time
-from docworker.config import Settings
+from docworker.config import ExecutorKind, Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DependencyDown
@@ -107,7 +107,12 @@ def _checks(services: Services) -> dict[str, Any]:
     checks["sandbox"] = network_sandbox(services.settings.sandbox).status()
     checks["breakers"] = services.breakers.status()
     executor = services.executor
-    if executor is not None:
+    if services.settings.executor.kind is ExecutorKind.CELERY:
+        from docworker.jobs.distributed import CeleryDispatch
+
+        if isinstance(services.queue.executor, CeleryDispatch):
+            checks["executor"] = services.queue.executor.status()
+    elif executor is not None:
         checks["executor"] = {
             "status": "up",
             "kind": "local",
@@ -129,6 +134,8 @@ def health_report(services: Services) -> tuple[dict[str, Any], int]:
     if any(b["state"] != "closed" for b in checks["breakers"].values()):
         status = "degraded"
     if not queue["connected"] or checks["storage"]["status"] != "up":
+        status = "unhealthy"
+    if checks.get("executor", {}).get("status") == "down":  # the broker: no job can be queued
         status = "unhealthy"
     body = {
         "status": status,

@@ -1,0 +1,110 @@
+"""What a job's attempt is given and what its end writes to the job store, whichever
+executor ran it.
+
+A worker answers a job with a message (:mod:`docworker.jobs.worker`): ``done``,
+``split`` or ``error``. The executor that supervised the attempt, the only writer of
+the job's state for that attempt, records it here, so that both executors (the local
+one and Celery's) decide alike: a result, the parts of a split job, or a failed attempt
+retried (after the delay of :mod:`docworker.jobs.retries`: exponential backoff with
+jitter), buried or failed as the error's class says
+(:class:`~docworker.errors.AfterFailure`). The engines' circuit breakers
+(:mod:`docworker.engines.breaker`) of the process that supervised the attempt hear how
+it ended, when it has breakers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from docworker.engines.breaker import Breakers, engines_of
+from docworker.errors import AfterFailure
+from docworker.jobs.retries import Backoff, after_failure
+from docworker.jobs.store import JobCost, JobRecord, JobStore
+from docworker.telemetry import JOB_ATTEMPTS_FAILED
+
+log = structlog.get_logger(__name__)
+
+
+def job_message(store: JobStore, job: JobRecord) -> dict[str, Any]:
+    """The ``run`` message of a claimed job (:mod:`docworker.jobs.worker`): with its parts'
+    outcomes when it was split and comes back to merge them."""
+    message: dict[str, Any] = {
+        "type": "run",
+        "job_id": job.id,
+        "operation": job.operation,
+        "params": job.params,
+        "input": job.input,
+        "parent_id": job.parent_id,
+        "tenant": job.tenant,
+    }
+    if job.children_total:
+        message["parts"] = [
+            {
+                "part": part.part,
+                "params": part.params,
+                "status": str(part.status),
+                "result": part.result,
+                "error": part.error,
+            }
+            for part in store.parts_of(job.id)
+        ]
+    return message
+
+
+def end_attempt(
+    store: JobStore,
+    job: JobRecord,
+    error: dict[str, Any],
+    *,
+    cost: JobCost,
+    backoff: Backoff,
+    breakers: Breakers | None = None,
+    heard: bool = True,
+) -> JobRecord:
+    """End the job's attempt as its error's class says: queued again after ``backoff``'s
+    delay for this attempt while it has attempts left (then ``dead``), ``dead`` at once,
+    or ``failed``. ``breakers`` hear of the failure unless ``heard`` is False (the attempt
+    was refused by a breaker: it tried no engine)."""
+    code = str(error.get("code"))
+    JOB_ATTEMPTS_FAILED.labels(job.operation, code).inc()
+    if heard and breakers is not None:
+        breakers.ended(engines_of(job.operation, job.input), error)
+    outcome = after_failure(error, job.attempts, backoff)
+    if outcome.after is AfterFailure.RETRY:
+        return store.mark_failed(job.id, error, retry_delay=outcome.retry_delay, cost=cost)
+    if outcome.after is AfterFailure.DEAD:
+        return store.mark_dead(job.id, error, cost=cost)
+    return store.mark_failed(job.id, error, retry_delay=None, cost=cost)
+
+
+def record_answer(
+    store: JobStore,
+    job: JobRecord,
+    answer: dict[str, Any],
+    *,
+    cost: JobCost,
+    backoff: Backoff,
+    breakers: Breakers | None = None,
+) -> tuple[JobRecord, list[JobRecord]]:
+    """Record a worker's answer to ``job`` (``done``, ``split`` or ``error``); returns the
+    job as it now stands and the parts it was split into (none unless it split)."""
+    kind = answer.get("type")
+    engines = engines_of(job.operation, job.input)
+    if kind == "split":
+        if breakers is not None:
+            breakers.release(engines)
+        record, parts = store.split(job.id, answer["parts"], cost=cost)
+        log.info("job split into parts", job_id=job.id, parts=len(parts))
+        return record, parts
+    if kind == "done":
+        if breakers is not None:
+            breakers.ended(engines)
+        errors = answer.get("errors") or []
+        record = store.mark_succeeded(
+            job.id, answer["result"], partial=bool(errors), errors=errors, cost=cost
+        )
+        return record, []
+    error = answer["error"]
+    return end_attempt(store, job, error, cost=cost, backoff=backoff, breakers=breakers), []
