@@ -18,7 +18,7 @@ from docworker.auth import Principal
 from docworker.config import Settings, load_settings
 from docworker.errors import QueueFull, ServiceDraining
 from docworker.jobs.admission import Admission, Drain
-from docworker.jobs.backlog import DRAIN_CACHE, QUEUED_CACHE, Backlog, Band
+from docworker.jobs.backlog import DRAIN_CACHE, QUEUED_CACHE, REFUSAL_COUNT_AGE, Backlog, Band
 from docworker.jobs.events import JobEvents
 from docworker.jobs.queue import JobInput, JobQueue
 from docworker.jobs.store import JobStatus, JobStore, NewJob
@@ -278,11 +278,13 @@ def test_admissions_count_on_a_fresh_count_and_refusals_count_anew(
     _fill(queue, 1, HIGH)
 
 
-def test_a_refusal_from_the_counts_kept_asks_nothing_of_the_job_store(
+def test_a_refusal_from_the_counts_kept_waits_on_nothing_and_keeps_them_fresh(
     tmp_path: Path, store: JobStore, database_url: str
 ) -> None:
     """What the intake guard asks before a request's body is read: a refusal only when
-    the counts kept, fresh, show the band's room filled and a drain rate was measured."""
+    the counts kept show the band's room filled and a drain rate was measured; a count
+    older than QUEUED_CACHE is made again in the background, one past REFUSAL_COUNT_AGE
+    refuses nothing."""
     now = [0.0]
     settings = _settings(tmp_path, database_url, documents=2)
     queue = _queue(settings, store)
@@ -299,7 +301,25 @@ def test_a_refusal_from_the_counts_kept_asks_nothing_of_the_job_store(
     assert _refusals("queue_full", "documents") == refused_before + 1
     assert backlog.refusal(Family.DOCUMENTS, HIGH) is None  # high priority has room
     assert backlog.refusal(Family.OCR, NORMAL) is None  # another family is empty
-    # Once the count is older than QUEUED_CACHE it no longer refuses (the submission is
-    # read, and checked on a new count).
+
+    def counted_again() -> None:
+        deadline = time.monotonic() + 10
+        while backlog._counting:
+            assert time.monotonic() < deadline, "the background count did not end"
+            time.sleep(0.01)
+
+    # The queued job leaves: the count kept still says full, and refuses, until it is
+    # made again; an old count starts that, in the background.
+    assert store.claim_next("w1") is not None
     now[0] += QUEUED_CACHE
+    assert backlog.refusal(Family.DOCUMENTS, NORMAL) is not None
+    counted_again()
     assert backlog.refusal(Family.DOCUMENTS, NORMAL) is None
+    # A count older than REFUSAL_COUNT_AGE refuses nothing (the body is read, and the
+    # submission checked on a new count).
+    _fill(queue, 1, NORMAL)
+    with pytest.raises(QueueFull):
+        _fill(queue, 1, NORMAL)
+    now[0] += REFUSAL_COUNT_AGE
+    assert backlog.refusal(Family.DOCUMENTS, NORMAL) is None
+    counted_again()

@@ -51,12 +51,16 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import structlog
+
 from docworker.config import Settings
-from docworker.errors import QueueFull
+from docworker.errors import DocworkerError, QueueFull
 from docworker.jobs.store import JobStore
 from docworker.operations import OPERATIONS
 from docworker.operations.base import Family
 from docworker.telemetry import QUEUE_DRAIN_RATE, QUEUED_JOBS
+
+log = structlog.get_logger(__name__)
 
 #: Seconds the measured drain rates are kept before the job store is asked again.
 DRAIN_CACHE = 1.0
@@ -65,6 +69,10 @@ DRAIN_CACHE = 1.0
 #: has queued (jobs claimed meanwhile only make it larger). A refusal is always counted
 #: anew, so that no job is refused for room freed since.
 QUEUED_CACHE = 0.1
+#: Seconds the count kept may serve a refusal before a request's body is read
+#: (:meth:`Backlog.refusal`); past :data:`QUEUED_CACHE` it is counted anew meanwhile, in
+#: the background, so that under a flood the count stays fresh without a request waiting.
+REFUSAL_COUNT_AGE = 1.0
 
 
 class Band(StrEnum):
@@ -111,6 +119,8 @@ class Backlog:
         self._queued: tuple[float, dict[Family, int]] | None = None
         self._admitted: dict[Family, int] = dict.fromkeys(Family, 0)
         self._queued_lock = threading.Lock()
+        #: A count is being made in the background (:meth:`refusal`).
+        self._counting = False
 
     def room(self, family: Family, band: Band) -> int | None:
         """How many queued jobs of ``family`` a job of ``band`` is admitted under (one at
@@ -147,12 +157,13 @@ class Backlog:
 
     def refusal(self, family: Family, priority: int) -> QueueFull | None:
         """The refusal of a job of ``priority`` in ``family`` that the counts kept already
-        justify, without asking the job store (so that it can be answered on the event
-        loop, before a request's body is read): the queue counted at most
-        :data:`QUEUED_CACHE` seconds ago, plus this process's admissions since, fills the
-        band's room, and a drain rate has been measured; None otherwise (the submission
-        goes on to :meth:`check`, which counts anew). The count kept only grows between
-        counts (jobs claimed since are still in it), so a refusal may come at most that
+        justify, without waiting on the job store (so that it can be answered on the
+        event loop, before a request's body is read): the queue counted at most
+        :data:`REFUSAL_COUNT_AGE` seconds ago, plus this process's admissions since, fills
+        the band's room, and a drain rate has been measured; None otherwise (the
+        submission goes on to :meth:`check`, which counts anew). A count older than
+        :data:`QUEUED_CACHE` is made again in the background. The count kept only grows
+        between counts (jobs claimed since are still in it), so a refusal may come that
         long after room was freed, never a job admitted past the bound."""
         band = Band.of(priority)
         room = self.room(family, band)
@@ -161,12 +172,28 @@ class Backlog:
             return None
         with self._queued_lock:
             kept = self._queued
-            if kept is None or self._clock() - kept[0] >= QUEUED_CACHE:
+            if kept is None:
                 return None
+            age = self._clock() - kept[0]
             queued = kept[1][family] + self._admitted[family]
-        if queued < room:
+            stale = age >= QUEUED_CACHE and not self._counting
+            if stale:
+                self._counting = True
+        if stale:
+            threading.Thread(target=self._count_again, name="backlog-count", daemon=True).start()
+        if age >= REFUSAL_COUNT_AGE or queued < room:
             return None
         return self._full(family, band, queued, self._turn(family, queued - room + 1, rates[1]))
+
+    def _count_again(self) -> None:
+        try:
+            self._recount()
+            self.drain_rates()  # for the Retry-After of the refusals to come
+        except DocworkerError as exc:  # the next submission counts, and says so
+            log.warning("queued jobs not counted", error=exc.detail)
+        finally:
+            with self._queued_lock:
+                self._counting = False
 
     def _full(self, family: Family, band: Band, queued: int, retry_after: int) -> QueueFull:
         room = self.room(family, band)
