@@ -100,3 +100,21 @@ def test_under_the_disk_floor_no_work_is_taken(tmp_path: Path) -> None:
     assert status["status"] == "low" and status["floor_mb"] == 10**9
     assert all(disk["free_mb"] > 0 for disk in status["disks"])
     assert DiskFloor.of(load_settings(data_dir=tmp_path)).status()["status"] == "up"
+
+
+def test_the_disk_floor_is_judged_on_a_recent_reading_without_reading_the_disk(
+    tmp_path: Path,
+) -> None:
+    """The intake guard judges the floor on the event loop from the last reading, and
+    reads the disks (in a thread) only when there is none recent."""
+    floor = DiskFloor.of(load_settings(data_dir=tmp_path, server={"min_free_disk_mb": 10**9}))
+    assert floor.check_read() is False  # nothing read yet: check() must read
+    with pytest.raises(InsufficientStorage):
+        floor.check()
+    with pytest.raises(InsufficientStorage):
+        floor.check_read()  # the same reading, judged again
+    roomy = DiskFloor.of(load_settings(data_dir=tmp_path))
+    roomy.check()
+    assert roomy.check_read() is True
+    off = DiskFloor.of(load_settings(data_dir=tmp_path, server={"min_free_disk_mb": 0}))
+    assert off.check_read() is True

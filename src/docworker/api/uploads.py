@@ -234,7 +234,8 @@ class IntakeGuard:
         if scope["type"] == "http" and _has_body(scope):
             try:
                 self.drain.check()
-                await anyio.to_thread.run_sync(self.disk.check)
+                if not self.disk.check_read():
+                    await anyio.to_thread.run_sync(self.disk.check)
                 self._check_queue(scope)
             except (ServiceDraining, InsufficientStorage, QueueFull) as exc:
                 response = early_refusal(scope, receive, exc)

@@ -75,6 +75,11 @@ QUEUE_RETRY_AFTER = 10
 _MIB = 1024 * 1024
 
 
+#: Seconds a reading of the disks' free space serves the checks of the floor (every
+#: submission, and every request with a body, checks it).
+FREE_SPACE_CACHE = 1.0
+
+
 class DiskFloor:
     """The folders whose disks must keep ``min_free_mb`` free for work to be accepted."""
 
@@ -82,6 +87,8 @@ class DiskFloor:
         self.folders = folders
         self.min_free_mb = min_free_mb
         self.retry_after = retry_after
+        #: The last reading (monotonic time, free bytes of each disk): see :meth:`check`.
+        self._reading: tuple[float, list[tuple[Path, int]]] | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> DiskFloor:
@@ -95,10 +102,30 @@ class DiskFloor:
         return cls(folders, server.min_free_disk_mb, server.disk_retry_after)
 
     def check(self) -> None:
-        """Raise :class:`InsufficientStorage` when a folder's disk is under the floor."""
+        """Raise :class:`InsufficientStorage` when a folder's disk is under the floor, as
+        read at most :data:`FREE_SPACE_CACHE` seconds ago (read again otherwise)."""
         if self.min_free_mb <= 0:
             return
-        for folder, free in self._free():
+        reading = self._reading
+        if reading is None or time.monotonic() - reading[0] >= FREE_SPACE_CACHE:
+            reading = (time.monotonic(), self._free())
+            self._reading = reading
+        self._judge(reading[1])
+
+    def check_read(self) -> bool:
+        """:meth:`check` on the last reading when it is recent, reading no disk (for the
+        event loop); False when there is none, and :meth:`check` must read the disks."""
+        reading = self._reading
+        if self.min_free_mb > 0 and (
+            reading is None or time.monotonic() - reading[0] >= FREE_SPACE_CACHE
+        ):
+            return False
+        if reading is not None and self.min_free_mb > 0:
+            self._judge(reading[1])
+        return True
+
+    def _judge(self, disks: list[tuple[Path, int]]) -> None:
+        for folder, free in disks:
             if free < self.min_free_mb * _MIB:
                 raise InsufficientStorage(
                     str(folder), free / _MIB, self.min_free_mb, retry_after=self.retry_after
