@@ -29,7 +29,7 @@ from docworker.api.batch_intake import (
 )
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.jobs import FORM, _int_field, _params_field
+from docworker.api.routes.jobs import FORM, _int_field, _params_field, submission_fields
 from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH, BatchJobList, BatchPublic, JobPublic
 from docworker.api.streamed_form import StreamedForm
 from docworker.api.submitting import IdempotencyKeyHeader
@@ -37,7 +37,7 @@ from docworker.errors import DocworkerError, InvalidParameter, UnsupportedFormat
 from docworker.jobs.models import BatchRecord
 from docworker.jobs.results import JsonAnswer, StoredResult
 from docworker.jobs.store import JobRecord, JobStatus
-from docworker.operations import OPERATIONS, get_operation, validate_params
+from docworker.operations import get_operation, validate_params
 from docworker.storage import CHUNK
 
 router = APIRouter(prefix="/api/v2", tags=["batches"])
@@ -75,28 +75,9 @@ def batch_response(record: BatchRecord, status_code: int = 200) -> JSONResponse:
                         "type": "object",
                         "required": ["operation", FILE_FIELD],
                         "properties": {
-                            "operation": {
-                                "type": "string",
-                                "enum": sorted(OPERATIONS),
-                                "example": "extract",
-                            },
-                            "params": {
-                                "type": "string",
-                                "description": "The operation's parameters, a JSON object, "
-                                "applied to every file.",
-                                "example": '{"output":"markdown"}',
-                            },
-                            "priority": {
-                                "type": "integer",
-                                "default": 0,
-                                "minimum": -100,
-                                "maximum": 100,
-                            },
-                            "idempotency_key": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": IDEMPOTENCY_KEY_LENGTH,
-                            },
+                            **submission_fields(
+                                "The operation's parameters, a JSON object, applied to every file."
+                            ),
                             FILE_FIELD: {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},

@@ -42,7 +42,7 @@ from docworker.api.submitting import CacheQuery, IdempotencyKeyHeader
 from docworker.api.uploads import store_upload, store_uploads
 from docworker.auth import Principal
 from docworker.errors import InvalidParameter, NotFound, UnsupportedFormat
-from docworker.jobs.queue import JobInput
+from docworker.jobs.queue import MAX_PRIORITY, MIN_PRIORITY, JobInput
 from docworker.jobs.store import JobStatus
 from docworker.jobs.webhooks import EVENT_KINDS, WebhookRequest
 from docworker.operations import OPERATIONS, get_operation, validate_params
@@ -61,6 +61,27 @@ FORM = "multipart/form-data"
 JSON = "application/json"
 #: The longest text field of a multipart submission (``params`` is the longest).
 MAX_FIELD_BYTES = 1024 * 1024
+
+
+def submission_fields(params: str) -> dict[str, Any]:
+    """The schemas of the form fields every submission has (``operation``, ``params``,
+    described as ``params``, ``priority``, ``idempotency_key``), for the OpenAPI
+    document of a route that reads its form itself."""
+    return {
+        "operation": {"type": "string", "enum": sorted(OPERATIONS), "example": "extract"},
+        "params": {"type": "string", "description": params, "example": '{"output":"markdown"}'},
+        "priority": {
+            "type": "integer",
+            "default": 0,
+            "minimum": MIN_PRIORITY,
+            "maximum": MAX_PRIORITY,
+        },
+        "idempotency_key": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": IDEMPOTENCY_KEY_LENGTH,
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -99,27 +120,7 @@ class Submission:
                         "type": "object",
                         "required": ["operation"],
                         "properties": {
-                            "operation": {
-                                "type": "string",
-                                "enum": sorted(OPERATIONS),
-                                "example": "extract",
-                            },
-                            "params": {
-                                "type": "string",
-                                "description": "The operation's parameters, a JSON object.",
-                                "example": '{"output":"markdown"}',
-                            },
-                            "priority": {
-                                "type": "integer",
-                                "default": 0,
-                                "minimum": -100,
-                                "maximum": 100,
-                            },
-                            "idempotency_key": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": IDEMPOTENCY_KEY_LENGTH,
-                            },
+                            **submission_fields("The operation's parameters, a JSON object."),
                             "cache": {
                                 "type": "boolean",
                                 "default": True,
