@@ -23,6 +23,7 @@ import shutil
 import tarfile
 import zipfile
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -131,7 +132,7 @@ class Staging:
     meter: Callable[[], Meter]
 
 
-class ArchiveReader:
+class ArchiveReader(ABC):
     """An open archive: its members in order (:meth:`members`), and the compressed bytes
     read from it so far (:attr:`consumed`)."""
 
@@ -152,10 +153,10 @@ class ArchiveReader:
     def consumed(self) -> int:
         return self._counting.consumed
 
+    @abstractmethod
     def members(self) -> Iterator[Member]:
         """The archive's members, in order; each is to be opened before the next is asked
-        for (a tar is read once, front to back)."""
-        raise NotImplementedError  # each format's reader gives them
+        for (a tar is read once, front to back). Each format's reader gives them."""
 
     def close(self) -> None:
         self._stack.close()
