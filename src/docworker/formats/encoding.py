@@ -13,6 +13,7 @@ import codecs
 from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
+from charset_normalizer.constant import IANA_SUPPORTED
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -156,3 +157,11 @@ def _common_sibling(sample: bytes, guess: str, alike: set[str | None]) -> str:
     if sibling in alike or _strict(sample, sibling) == _strict(sample, guess):
         return sibling
     return guess
+
+
+def codec_modules() -> list[str]:
+    """The codec modules that guessing an encoding may try (charset-normalizer probes
+    each encoding it knows, importing its codec on first use): for a template process to
+    import once (:mod:`docworker.jobs.template`), so that a fresh worker's first
+    undeclared text does not import a hundred codecs."""
+    return [f"encodings.{name}" for name in IANA_SUPPORTED]
