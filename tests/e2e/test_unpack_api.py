@@ -81,6 +81,20 @@ def test_hostile_archives_end_partial_with_their_reasons(client: httpx.Client, n
     assert refused and all(e["code"] and e["reason"] for e in refused)
 
 
+RARS = Path(__file__).resolve().parents[1] / "fixtures" / "rar"
+
+
+def test_a_rar_is_unpacked_and_an_encrypted_one_refused(client: httpx.Client) -> None:
+    answer = _unpack(client, RARS / "rar5-subdirs.rar")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Job-Status"] == "succeeded"
+    paths = {e["path"] for e in answer.json()["entries"]}
+    assert "sub/üȵĩöḋè/file.txt" in paths and len(paths) == 4
+    locked = _unpack(client, RARS / "rar5-hpsw.rar")
+    assert locked.status_code == 415 and locked.headers["content-type"].startswith(PROBLEM)
+    assert "encrypted RAR" in locked.json()["detail"]
+
+
 def test_what_cannot_be_unpacked_is_a_problem(client: httpx.Client) -> None:
     oom = _unpack(client, CORPUS / "hostile/lzma-oom")
     assert oom.status_code == 422 and oom.headers["content-type"].startswith(PROBLEM)

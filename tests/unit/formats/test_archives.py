@@ -351,3 +351,92 @@ def test_damaged_archives_fail_as_input_errors(name: str, tmp_path: Path) -> Non
         except InputError:
             continue
         assert all(e.code and e.reason for e in entries if e.status.value != "ok")
+
+
+# -- RAR, through libarchive ----------------------------------------------------------
+RARS = Path(__file__).resolve().parents[2] / "fixtures" / "rar"
+RAR_SUBDIRS = {
+    "sub/dir1/file1.txt": b"file1\n",
+    "sub/dir2/file2.txt": b"file2\n",
+    "sub/with space/long fn.txt": b"long fn\n",
+    "sub/üȵĩöḋè/file.txt": b"file\n",
+}
+
+
+@pytest.mark.parametrize("name", ["rar3-subdirs.rar", "rar5-subdirs.rar"])
+def test_rar_4_and_5_archives_are_read(name: str, tmp_path: Path) -> None:
+    entries = walk(RARS / name, tmp_path / "work")
+    assert {e.path: e.file.read_bytes() for e in entries if e.file} == RAR_SUBDIRS
+    assert all((e.status.value, e.depth, e.mime) == ("ok", 1, "text/plain") for e in entries)
+
+
+def test_a_rar_5_solid_archive_is_read_whole(tmp_path: Path) -> None:
+    entries = walk(RARS / "rar5-solid.rar", tmp_path / "work")
+    assert [(e.path, e.size) for e in entries] == [("stest1.txt", 2048), ("stest2.txt", 2048)]
+    assert all(e.file and e.file.read_bytes().startswith(b"000\n001\n") for e in entries)
+
+
+def test_a_rar_4_solid_archive_says_where_its_reading_stopped(tmp_path: Path) -> None:
+    first, stopped = walk(RARS / "rar3-solid.rar", tmp_path / "work")
+    assert (first.path, first.status.value, first.size) == ("stest1.txt", "ok", 2048)
+    assert (stopped.path, stopped.status.value, stopped.code) == (
+        ".",
+        "failed",
+        "corrupt-document",
+    )
+    assert stopped.reason == (
+        "the rar archive could not be read further: RAR solid archive support unavailable."
+    )
+
+
+def test_a_rar_link_is_refused_and_nothing_is_written_through_it(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    entries = table(walk(RARS / "rar5-evil-symlink-traversal.rar", workdir))
+    assert entries == {"up": (1, "refused", "hostile-input"), "up/pwned.txt": (1, "ok", None)}
+    # The file under the link's name is an entry of the work folder like any other.
+    assert [p.parent for p in workdir.rglob("*") if p.is_file()] == [workdir]
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+def test_an_encrypted_rar_is_refused_as_unread(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFormat, match="encrypted RAR archives are not read"):
+        walk(RARS / "rar5-hpsw.rar", tmp_path / "names")
+    # Names in the clear, data encrypted: libarchive would hand the encrypted bytes over.
+    entries = walk(RARS / "rar5-psw.rar", tmp_path / "data")
+    assert table(entries) == {
+        "stest1.txt": (1, "failed", "unsupported-format"),
+        "stest2.txt": (1, "failed", "unsupported-format"),
+    }
+    assert all(e.file is None for e in entries)
+
+
+def test_rar_5_copies_of_an_earlier_entry_are_refused_as_links(tmp_path: Path) -> None:
+    # libarchive would hand each copy over empty.
+    entries = table(walk(RARS / "rar5-dups.rar", tmp_path / "work"))
+    assert entries.pop("stest1.txt") == (1, "ok", None)
+    assert set(entries.values()) == {(1, "refused", "hostile-input")}
+    assert len(entries) == 8
+
+
+def test_a_rar_inside_a_zip_is_unpacked(tmp_path: Path) -> None:
+    inner = (RARS / "rar5-subdirs.rar").read_bytes()
+    outer = zip_of(tmp_path / "outer.zip", {"inner.rar": inner})
+    entries = walk(outer, tmp_path / "work")
+    assert (entries[0].path, entries[0].archive) == ("inner.rar", "rar")
+    assert {e.path for e in entries[1:]} == {f"inner.rar/{p}" for p in RAR_SUBDIRS}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RARS.glob("*.rar")))
+def test_damaged_rars_fail_as_input_errors(name: str, tmp_path: Path) -> None:
+    data = (RARS / name).read_bytes()
+    changed = bytearray(data)
+    for at in range(len(data) // 3, len(data), max(len(data) // 7, 1)):
+        changed[at] ^= 0x5A
+    for index, damaged in enumerate((data[: len(data) // 2], data[:-3], bytes(changed))):
+        path = tmp_path / f"{index}-{name}"
+        path.write_bytes(damaged)
+        try:
+            entries = walk(path, tmp_path / f"work-{index}")
+        except InputError:
+            continue
+        assert all(e.code and e.reason for e in entries if e.status.value != "ok")

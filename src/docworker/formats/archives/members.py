@@ -3,12 +3,13 @@
 :func:`open_archive` gives an :class:`ArchiveReader` over a ZIP (plain, ZipCrypto or
 AES, through pyzipper), a tar (plain or inside gzip, bzip2, xz or zstd), a 7z, or a
 single compressed stream (a ``.gz``, ``.xz``, ... that is not a tar: one member, its
-content). Members come as :class:`Member`: the decoded name, the kind (file,
-directory, link, device), what the archive declares of its sizes, and how to open
-its bytes. Nothing here judges names or sizes: the walker does
+content), or a RAR (through libarchive: RAR 5, solid or not, and RAR 4 archives that are
+not solid; neither encrypted nor split in volumes). Members come as :class:`Member`: the
+decoded name, the kind (file, directory, link, device), what the archive declares of its
+sizes, and how to open its bytes. Nothing here judges names or sizes: the walker does
 (:mod:`~docworker.formats.archives.walk`), before it opens a member.
 
-Readers stream: a tar is read front to back, once, and a ZIP's members are opened
+Readers stream: a tar or a RAR is read front to back, once, and a ZIP's members are opened
 one at a time. 7z decoders work on whole folders, so a 7z's plain files are
 unpacked into a staging folder first, under the walker's limits, then handed over
 one by one.
@@ -17,6 +18,7 @@ one by one.
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import lzma
 import shutil
@@ -26,11 +28,13 @@ import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Protocol, cast
 
+import libarchive
+import libarchive.exception
 import py7zr
 import py7zr.exceptions
 import pyzipper
@@ -67,6 +71,7 @@ READ_ERRORS: tuple[type[BaseException], ...] = (
     pyzipper.BadZipFile,  # its own class, not zipfile's
     tarfile.TarError,
     py7zr.exceptions.ArchiveError,
+    libarchive.exception.ArchiveError,
     zlib.error,
     lzma.LZMAError,
     zstandard.ZstdError,
@@ -187,9 +192,7 @@ def open_archive(
     if fmt == "7z":
         return _SevenZipReader(path, password, staging)
     if fmt == "rar":
-        raise UnsupportedFormat(
-            "application/vnd.rar", "RAR archives are not read: no RAR decoder is installed"
-        )
+        return _RarReader(path)
     if _holds_tar(path, fmt, max_memory):
         return _TarReader(path, fmt, max_memory)
     return _StreamReader(path, fmt, max_memory, name)
@@ -317,6 +320,234 @@ class _TarReader(ArchiveReader):
         if stream is None:
             raise CorruptDocument("tar", f"the entry '{info.name[:200]}' has no content")
         return stream
+
+
+#: The signatures of RAR 5 and of RAR 1.5 to 4 archives (libarchive reads each with its own
+#: reader; it has none that tries both).
+_RAR5_SIGNATURE = b"Rar!\x1a\x07\x01\x00"
+_RAR_SIGNATURE = b"Rar!\x1a\x07\x00"
+#: What libarchive says of the RAR features it does not read.
+_RAR_ENCRYPTED = "encryption is not supported"
+
+
+class _RarReader(ArchiveReader):
+    """A RAR read front to back through libarchive (its RAR and RAR 5 readers). What
+    libarchive does not read is said so: an encrypted archive or entry, with
+    :class:`UnsupportedFormat`; a RAR 4 solid archive past its first entry, and the
+    volumes of a split archive, as damaged data where the reading stops."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "rar")
+        with path.open("rb") as fh:
+            head = fh.read(len(_RAR5_SIGNATURE))
+        #: What libarchive's RAR 5 reader does not say of its entries (see :class:`Rar5Headers`).
+        self._headers = Rar5Headers()
+        if head.startswith(_RAR5_SIGNATURE):
+            self._format = "rar5"
+            self._headers = rar5_headers(path)
+        elif head.startswith(_RAR_SIGNATURE):
+            self._format = "rar"
+        else:
+            self.close()
+            raise CorruptDocument("rar", "not a RAR archive: its signature is missing")
+        try:
+            self._archive = self._stack.enter_context(
+                libarchive.stream_reader(self._counter, format_name=self._format)
+            )
+        except libarchive.exception.ArchiveError as exc:
+            self.close()
+            raise _rar_error(exc) from None
+
+    def members(self) -> Iterator[Member]:
+        entries = iter(self._archive)
+        while True:
+            try:
+                entry = next(entries)
+            except StopIteration:
+                return
+            except libarchive.exception.ArchiveError as exc:
+                error = _rar_error(exc)
+                if isinstance(error, UnsupportedFormat):
+                    raise error from None
+                # The walker says where the reading stopped (a read error, not an input
+                # error: the entries before it stand).
+                raise _RarStopped(_rar_message(exc)) from None
+            name = entry.pathname or ""
+            encrypted = name in self._headers.encrypted
+            redirected = name in self._headers.redirected
+            yield Member(
+                name=clean_name(name),
+                kind=MemberKind.LINK if redirected else _rar_kind(entry),
+                size=entry.size,
+                encrypted=encrypted,
+                opener=_encrypted_rar_entry if encrypted else _rar_opener(entry),
+            )
+
+
+def _rar_opener(entry: libarchive.ArchiveEntry) -> Callable[[], IO[bytes]]:
+    """Opens the bytes of the RAR entry libarchive is at."""
+    return lambda: cast(IO[bytes], _RarEntryStream(entry))
+
+
+def _encrypted_rar_entry() -> IO[bytes]:
+    raise UnsupportedFormat(
+        "application/vnd.rar", "encrypted RAR entries are not read: libarchive cannot decrypt them"
+    )
+
+
+#: RAR 5 header types, and the records of a file header's extra area read here.
+_RAR5_FILE, _RAR5_ENCRYPTION, _RAR5_END = 2, 4, 5
+_RAR5_EXTRA_ENCRYPTION, _RAR5_EXTRA_REDIRECTION = 1, 5
+#: The largest header RAR 5 allows (its specification: 2 MB).
+_RAR5_MAX_HEADER = 2 * 1024 * 1024
+
+
+@dataclass
+class Rar5Headers:
+    """What the file headers of a RAR 5 archive say that libarchive's reader does not:
+    the names of entries whose data is encrypted (it would hand their bytes over
+    undecrypted) and of those that redirect to another entry or path (links, and copies
+    of an earlier entry, which it hands over empty)."""
+
+    encrypted: set[str] = field(default_factory=set)
+    redirected: set[str] = field(default_factory=set)
+
+
+def rar5_headers(path: Path) -> Rar5Headers:
+    """The :class:`Rar5Headers` of the RAR 5 archive at ``path``, from its headers alone:
+    each is read and the data after it skipped. Reading stops at an archive whose headers
+    are encrypted (libarchive refuses it), at the end, or at damaged headers (libarchive
+    stops there too)."""
+    names = Rar5Headers()
+    with path.open("rb") as fh:
+        fh.seek(len(_RAR5_SIGNATURE))
+        while True:
+            try:
+                head = fh.read(4)  # the header's CRC32
+                size = _read_vint(fh)
+                if len(head) < 4 or not 0 < size <= _RAR5_MAX_HEADER:
+                    return names
+                header = memoryview(fh.read(size))
+                if len(header) < size:
+                    return names
+                kind, at = _vint(header, 0)
+                flags, at = _vint(header, at)
+                extra = data = 0
+                if flags & 0x1:
+                    extra, at = _vint(header, at)
+                if flags & 0x2:
+                    data, at = _vint(header, at)
+                if kind in (_RAR5_ENCRYPTION, _RAR5_END):
+                    return names
+                records = _rar5_records(header[size - extra :]) if extra else set()
+                if kind == _RAR5_FILE and _RAR5_EXTRA_ENCRYPTION in records:
+                    names.encrypted.add(_rar5_name(header, at))
+                if kind == _RAR5_FILE and _RAR5_EXTRA_REDIRECTION in records:
+                    names.redirected.add(_rar5_name(header, at))
+                fh.seek(data, 1)
+            except (ValueError, IndexError, UnicodeDecodeError):
+                return names
+
+
+def _rar5_name(header: memoryview, at: int) -> str:
+    """The name field of a RAR 5 file header whose fields start at ``at``."""
+    file_flags, at = _vint(header, at)
+    _unpacked, at = _vint(header, at)
+    _attributes, at = _vint(header, at)
+    at += (4 if file_flags & 0x2 else 0) + (4 if file_flags & 0x4 else 0)
+    _compression, at = _vint(header, at)
+    _host, at = _vint(header, at)
+    length, at = _vint(header, at)
+    return bytes(header[at : at + length]).decode("utf-8")
+
+
+def _rar5_records(extra: memoryview) -> set[int]:
+    """The types of the records in a RAR 5 header's extra area."""
+    kinds: set[int] = set()
+    at = 0
+    while at < len(extra):
+        size, start = _vint(extra, at)
+        kind, _ = _vint(extra, start)
+        kinds.add(kind)
+        at = start + size
+    return kinds
+
+
+def _vint(data: memoryview, at: int) -> tuple[int, int]:
+    """RAR 5's variable-length integer at ``at``: its value and where the next field starts."""
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, at
+    raise ValueError("RAR 5 integer longer than 10 bytes")
+
+
+def _read_vint(fh: IO[bytes]) -> int:
+    """RAR 5's variable-length integer read from ``fh``."""
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = fh.read(1)
+        if not byte:
+            return 0
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
+    raise ValueError("RAR 5 integer longer than 10 bytes")
+
+
+class _RarStopped(RuntimeError):
+    """libarchive could not read a RAR past an entry (its message, without its pointers)."""
+
+
+def _rar_message(exc: libarchive.exception.ArchiveError) -> str:
+    """What libarchive said, without its pointers."""
+    return str(getattr(exc, "msg", "") or "unreadable RAR data").strip()
+
+
+def _rar_error(exc: libarchive.exception.ArchiveError) -> DocworkerError:
+    """The input error of what libarchive raised."""
+    message = _rar_message(exc)
+    if _RAR_ENCRYPTED in message.lower():
+        return UnsupportedFormat(
+            "application/vnd.rar", "encrypted RAR archives are not read: libarchive cannot"
+        )
+    return CorruptDocument("rar", message)
+
+
+def _rar_kind(entry: libarchive.ArchiveEntry) -> MemberKind:
+    if entry.isdir:
+        return MemberKind.DIRECTORY
+    if entry.issym or entry.islnk:
+        return MemberKind.LINK
+    if entry.isreg:
+        return MemberKind.FILE
+    return MemberKind.DEVICE
+
+
+class _RarEntryStream(io.RawIOBase):
+    """The bytes of the RAR entry libarchive is at, a block at a time."""
+
+    def __init__(self, entry: libarchive.ArchiveEntry) -> None:
+        super().__init__()
+        self._blocks = entry.get_blocks(CHUNK)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if not self._pending:
+            try:
+                self._pending = next(self._blocks, b"")
+            except libarchive.exception.ArchiveError as exc:
+                raise _rar_error(exc) from None
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def _tar_kind(info: tarfile.TarInfo) -> MemberKind:
