@@ -191,8 +191,9 @@ def early_refusal(scope: Scope, receive: Receive, exc: errors.DocworkerError) ->
     return response
 
 
-def get_caller(request: Request) -> Principal:
-    """The caller of the request (set by :class:`Authenticate`)."""
+async def get_caller(request: Request) -> Principal:
+    """The caller of the request (set by :class:`Authenticate`); a coroutine, so that
+    FastAPI calls it on the event loop, not in a worker thread."""
     principal = request.scope.get("state", {}).get(STATE_KEY)
     if principal is None:  # a public path: no key was asked for
         client = client_address(request.scope)

@@ -62,7 +62,9 @@ class Services:
         return time.monotonic() - self.started_monotonic
 
 
-def get_services(request: Request) -> Services:
+# The dependencies are coroutines: FastAPI runs a plain function's in a worker thread,
+# a round trip per request for what reads an attribute.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -70,15 +72,17 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_queue(request: Request) -> JobQueue:
-    return get_services(request).queue
+async def get_queue(request: Request) -> JobQueue:
+    services: Services = request.app.state.services
+    return services.queue
 
 
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
-def get_settings(request: Request) -> Settings:
-    return get_services(request).settings
+async def get_settings(request: Request) -> Settings:
+    services: Services = request.app.state.services
+    return services.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -17,7 +17,10 @@ loaded whole, except to reshape it, and then within bounds.
 Every blob is opened in a worker thread and read by the streamed response's
 iteration, which Starlette runs in worker threads too: nothing here blocks the
 event loop, and a response holds about one chunk (:data:`~docworker.storage.CHUNK`)
-of the result at a time, whatever its size.
+of the result at a time, whatever its size. A result stored in at most
+:data:`INLINE_BYTES` is read whole by the thread that opens it and sent as one body:
+streamed, each chunk would cost a round trip to a worker thread, which for the small
+results of most requests costs more than the reading.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import anyio.to_thread
 from fastapi.responses import Response, StreamingResponse
 
 from docworker.api.deps import Services
-from docworker.jobs.results import JsonAnswer
+from docworker.jobs.results import JsonAnswer, StoredResult
 from docworker.jobs.store import JobRecord
 from docworker.render.document import OutputFormat
 from docworker.storage import CHUNK
@@ -45,6 +48,9 @@ RAW_TYPES = {
 JSON = "application/json"
 #: Answers larger than this are moved to a temporary file before they are sent.
 SPOOL_BYTES = 256 * 1024
+#: Results stored in at most this many bytes (payload and content) are answered as one
+#: body, read in the thread that opens them (escaping may make the JSON a few times longer).
+INLINE_BYTES = 64 * 1024
 
 
 def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
@@ -59,12 +65,25 @@ async def json_result(
     *,
     members: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
-) -> StreamingResponse:
-    """The job's result as JSON, streamed; ``members`` come first (e.g. ``job_id``). The
-    job's own error when it failed, 409 when it has not finished."""
-    queue = services.queue
-    stored = await anyio.to_thread.run_sync(queue.stored, record)
-    answer = await anyio.to_thread.run_sync(JsonAnswer, services.blobs, stored, members or {})
+) -> Response:
+    """The job's result as JSON, streamed when large; ``members`` come first (e.g.
+    ``job_id``). The job's own error when it failed, 409 when it has not finished."""
+    return await anyio.to_thread.run_sync(
+        lambda: _json_response(services, services.queue.stored(record), members or {}, headers)
+    )
+
+
+def _json_response(
+    services: Services,
+    stored: StoredResult,
+    members: dict[str, Any],
+    headers: dict[str, str] | None,
+) -> Response:
+    """The stored result as JSON (see :func:`json_result`). Blocking: call it in a
+    worker thread."""
+    answer = JsonAnswer(services.blobs, stored, members)
+    if stored.total_size <= INLINE_BYTES:
+        return Response(b"".join(answer), media_type=JSON, headers=headers)
     return StreamingResponse(answer, media_type=JSON, headers=headers)
 
 
@@ -87,15 +106,26 @@ async def result_response(
 ) -> Response:
     """A finished job's answer to a synchronous route: its text content alone when the
     client asks for the content's type, else the result as JSON with ``job_id`` first."""
-    stored = await anyio.to_thread.run_sync(services.queue.stored, record)
-    if stored.legacy and _takes_text(accept):
+
+    def answer() -> Response | None:
+        stored = services.queue.stored(record)
+        if stored.legacy and _takes_text(accept):
+            return None
+        media = raw_type(stored.output, accept)
+        if media is None or stored.content_uri is None:
+            return _json_response(services, stored, {"job_id": record.id}, headers)
+        stream = services.blobs.open(stored.content_uri)
+        text = f"{media}; charset=utf-8"
+        if stored.content_size <= INLINE_BYTES:
+            with stream:
+                return Response(stream.read(), media_type=text, headers=headers)
+        sized = headers | {"Content-Length": str(stored.content_size)}
+        return StreamingResponse(_chunks(stream), media_type=text, headers=sized)
+
+    response = await anyio.to_thread.run_sync(answer)
+    if response is None:
         return await _legacy_result_response(services, record, accept, headers)
-    media = raw_type(stored.output, accept)
-    if media is None or stored.content_uri is None:
-        return await json_result(services, record, members={"job_id": record.id}, headers=headers)
-    stream = await anyio.to_thread.run_sync(services.blobs.open, stored.content_uri)
-    headers = headers | {"Content-Length": str(stored.content_size)}
-    return StreamingResponse(_chunks(stream), media_type=f"{media}; charset=utf-8", headers=headers)
+    return response
 
 
 async def _legacy_result_response(
