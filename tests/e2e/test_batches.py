@@ -294,8 +294,8 @@ def test_bad_requests_are_refused(server: Server, keys: Keys) -> None:
         assert too_many.status_code == 413 and too_many.headers["content-type"] == PROBLEM
         assert too_many.json()["limit"] == "batch files"
         cases = [
-            ({"operation": "extract", "urls": "https://example.org/a.pdf"}, [], "urls"),
-            ({"operation": "extract"}, [("archive", ("a.zip", b"PK"))], "archive"),
+            ({"operation": "extract", "url": "https://example.org/a.pdf"}, [], "url"),
+            ({"operation": "extract"}, [("archives", ("a.zip", b"PK"))], "archives"),
             ({"operation": "extract"}, [("files", ("a.txt", b"a"))], "files"),
             ({"operation": "extract"}, [], "file"),
             ({"operation": "extract", "params": "[1]"}, [("file", ("a.txt", b"a"))], "params"),

@@ -38,9 +38,9 @@ MAX_NAME_CHARS = 1024
 class SourceFile:
     """One file of a batch as its source gives it: its name (a relative path, maybe)
     and either its bytes (``stream``, read once), or ``store`` (stores it and gives its
-    input; an input error it raises makes the child failed), or ``error`` (the child is
-    recorded failed with it, nothing stored). ``origin`` is kept in a failed child's
-    input (the URL or URI it came from)."""
+    input, whose own name comes first; an input error it raises makes the child
+    failed), or ``error`` (the child is recorded failed with it, nothing stored).
+    ``origin`` is kept in a failed child's input (the URL or URI it came from)."""
 
     name: str | None
     stream: IO[bytes] | None = None
@@ -124,7 +124,7 @@ async def _stored(services: Services, item: SourceFile, limit: int) -> dict[str,
         except InputError as exc:
             error = exc
         else:
-            return stored.as_dict() | {"name": child_name(item.name) or stored.name}
+            return stored.as_dict() | {"name": stored.name or child_name(item.name)}
     if error is not None:
         return {"name": child_name(item.name), **item.origin, "error": error.to_dict()}
     stream = item.stream

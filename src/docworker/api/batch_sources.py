@@ -33,13 +33,14 @@ import anyio.to_thread
 
 from docworker.api.batch_intake import FILE_FIELD, SourceFile, too_many_files
 from docworker.api.deps import Services
-from docworker.api.sources import MAX_REFERENCE_LENGTH, store_uri, store_url
+from docworker.api.sources import MAX_REFERENCE_LENGTH, store_uri, store_url, url_file_name
 from docworker.api.streamed_form import FilePart, StreamedForm
 from docworker.api.uploads import store_input
 from docworker.errors import (
     ArchiveBomb,
     DocworkerError,
     HostileInput,
+    InputError,
     InvalidParameter,
     LimitExceeded,
     PayloadTooLarge,
@@ -83,25 +84,8 @@ class BatchForm:
         self._archives = 0
 
     def check_field(self, field: str, is_file: bool) -> None:
-        """Refuse a part of the body that a batch does not take (422), as soon as its
-        headers are read: a misnamed input field, a text field where a file is wanted
-        or the other way round, a password after the archives it would open."""
-        if field in _MISNAMED:
-            raise InvalidParameter(
-                field, f"a batch does not take '{field}': send '{_MISNAMED[field]}' instead"
-            )
-        files = (FILE_FIELD, ARCHIVE_FIELD)
-        if not is_file and field in files:
-            raise InvalidParameter(field, "must be a file part (with a filename), not a text field")
-        if is_file and field not in files:
-            raise InvalidParameter(
-                field,
-                f"a batch's files are multipart parts named '{FILE_FIELD}' or '{ARCHIVE_FIELD}'",
-            )
-        if field == PASSWORD_FIELD and self._archives:
-            raise InvalidParameter(
-                field, "must come before the 'archive' parts it opens (they are read as they come)"
-            )
+        """:func:`check_form_field`, knowing whether an archive part came before."""
+        check_form_field(field, is_file, after_archive=bool(self._archives))
 
     async def files(self) -> AsyncIterator[SourceFile]:
         """Every file of the body in its order, the lists' after the parts."""
@@ -141,10 +125,10 @@ class BatchForm:
 
             try:
                 entries = await anyio.to_thread.run_sync(walk)
-            except DocworkerError as exc:
+            except InputError as exc:  # no archive read here
                 raise _archive_refused(name, exc) from None
             try:
-                while (entry := await anyio.to_thread.run_sync(next, entries, None)) is not None:
+                while (entry := await self._next(name, entries)) is not None:
                     item = self._entry(name, entry)
                     if item is not None:
                         yield item
@@ -154,6 +138,15 @@ class BatchForm:
                     await anyio.to_thread.run_sync(entries.close)
         finally:
             await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+
+    async def _next(self, archive: str, entries: Iterator[Entry]) -> Entry | None:
+        """The next entry of the walk (off the event loop), None after the last. The
+        archive is opened at the first: one that cannot be (damaged, its names
+        encrypted, a decoder asking for too much memory) refuses the batch."""
+        try:
+            return await anyio.to_thread.run_sync(next, entries, None)
+        except InputError as exc:
+            raise _archive_refused(archive, exc) from None
 
     def _entry(self, archive: str, entry: Entry) -> SourceFile | None:
         """The child of one entry of the walk: its file stored, or its error; None for an
@@ -191,7 +184,7 @@ class BatchForm:
     def _url(self, url: str) -> SourceFile:
         limit = self.services.settings.server.largest_upload
         return SourceFile(
-            None,
+            url_file_name(url),
             store=lambda: store_url(self.services, url, limit),
             origin={"url": shown_url(url)},
         )
@@ -199,9 +192,30 @@ class BatchForm:
     def _uri(self, uri: str) -> SourceFile:
         limit = self.services.settings.server.largest_upload
         return SourceFile(
-            None,
+            url_file_name(uri),
             store=lambda: store_uri(self.services, uri, limit),
             origin={"uri": uri[:MAX_REFERENCE_LENGTH]},
+        )
+
+
+def check_form_field(field: str, is_file: bool, *, after_archive: bool = False) -> None:
+    """Refuse a part of a batch's body that it does not take (422), as soon as its
+    headers are read: a misnamed input field, a text field where a file is wanted or the
+    other way round, a password after the archives it would open."""
+    if field in _MISNAMED:
+        raise InvalidParameter(
+            field, f"a batch does not take '{field}': send '{_MISNAMED[field]}' instead"
+        )
+    files = (FILE_FIELD, ARCHIVE_FIELD)
+    if not is_file and field in files:
+        raise InvalidParameter(field, "must be a file part (with a filename), not a text field")
+    if is_file and field not in files:
+        raise InvalidParameter(
+            field, f"a batch's files are multipart parts named '{FILE_FIELD}' or '{ARCHIVE_FIELD}'"
+        )
+    if field == PASSWORD_FIELD and after_archive:
+        raise InvalidParameter(
+            field, "must come before the 'archive' parts it opens (they are read as they come)"
         )
 
 
@@ -213,7 +227,7 @@ def reference_list(fields: dict[str, str], field: str) -> list[str]:
     if raw is None:
         return []
     text = raw.strip()
-    if text.startswith("["):
+    if text.startswith(("[", "{")):
         try:
             items = json.loads(text)
         except ValueError as exc:
