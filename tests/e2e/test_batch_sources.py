@@ -8,9 +8,11 @@ tenant."""
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,8 @@ DOCUMENTS = [
 ]
 #: Files per batch the server takes (batches.max_files).
 MAX_FILES = 50
+#: Entries one archive may have (archives.max_entries).
+MAX_ENTRIES = 40
 #: What a slip aims at.
 SLIP_TARGETS = (Path("/tmp/evil.txt"), Path("/evil.txt"))
 
@@ -100,6 +104,7 @@ def server(folders: dict[str, Path]) -> Iterator[Server]:
         DOCWORKER_AUTH__SECRET=SECRET,
         DOCWORKER_EXECUTOR__MAX_ATTEMPTS="1",
         DOCWORKER_BATCHES__MAX_FILES=str(MAX_FILES),
+        DOCWORKER_ARCHIVES__MAX_ENTRIES=str(MAX_ENTRIES),
         DOCWORKER_FETCH__ALLOW='["127.0.0.1", "169.254.169.254"]',
         DOCWORKER_FETCH__PRIVATE_ALLOW='["127.0.0.1/32"]',
         DOCWORKER_STORAGE__READ_ROOTS=json.dumps([f"file://{folders['shared']}/"]),
@@ -322,17 +327,30 @@ def test_hostile_archives_are_refused_or_cut(
     assert not list(folders["tmp"].glob("docworker-batch-*"))
 
 
-def test_an_archive_past_the_batch_files_is_refused(client: httpx.Client, keys: Keys) -> None:
-    # Each entry is a child: the files of the archives and the parts are counted together.
-    files = [("file", (f"{n}.txt", b"x")) for n in range(3)]
-    response = client.post(
-        "/api/v2/batches",
-        data={"operation": "extract", "urls": "\n".join(["http://127.0.0.1/x"] * 40)},
-        files=files + _archive(ARCHIVES / "test-documents.zip"),
-        headers=_as(keys.a),
-    )
-    assert response.status_code == 413, response.text
-    assert response.json()["limit"] == "batch files"
+def _zip_of(count: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for index in range(count):
+            archive.writestr(f"d/{index}.txt", f"file {index}\n")
+    return out.getvalue()
+
+
+def test_limits_of_the_batch_and_the_archive_refuse_it_whole(
+    client: httpx.Client, keys: Keys, folders: dict[str, Path]
+) -> None:
+    # Each entry is a child: the parts' files and the archives' are counted together.
+    parts = [("file", (f"{n}.txt", b"x")) for n in range(30)]
+    mixed = _post(client, keys.a, {}, [*parts, ("archive", ("30.zip", _zip_of(30)))])
+    assert mixed.status_code == 413, mixed.text
+    assert mixed.json()["limit"] == "batch files"
+    listed = _post(client, keys.a, {"urls": "\n".join(["http://127.0.0.1/x"] * 40)}, parts)
+    assert listed.status_code == 413 and listed.json()["limit"] == "batch files"
+    crowded = _post(client, keys.a, {}, [("archive", ("45.zip", _zip_of(MAX_ENTRIES + 5)))])
+    assert crowded.status_code == 413, crowded.text
+    problem = crowded.json()
+    assert problem["limit"] == "entries" and problem["archive"] == "45.zip"
+    assert "archives.max_entries" in problem["detail"]
+    assert not list(folders["tmp"].glob("docworker-batch-*"))
 
 
 # -- URLs and URIs --------------------------------------------------------------------

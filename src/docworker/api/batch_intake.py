@@ -1,6 +1,6 @@
 """The inputs of a batch into the blob store, one at a time, from any source of files.
 
-A source is an async iterator of :class:`SourceFile`: a name and a readable stream, or
+A source is an async generator of :class:`SourceFile`: a name and a readable stream, or
 a coroutine that stores the file itself (an archive's entry, a URL fetched), or an
 error (a file that cannot be one: the child is recorded failed). The sources of a
 multipart body (its ``file`` and ``archive`` parts, its ``urls`` and ``uris`` lists)
@@ -14,7 +14,8 @@ that failed: a line each in a temporary file
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any
@@ -63,7 +64,7 @@ def child_name(raw: str | None) -> str | None:
 
 async def store_files(
     services: Services,
-    source: AsyncIterator[SourceFile],
+    source: AsyncGenerator[SourceFile],
     *,
     max_files: int,
     on_first: Callable[[], None] | None = None,
@@ -76,7 +77,9 @@ async def store_files(
     limit = services.settings.server.largest_upload
     inputs = SpooledInputs()
     try:
-        await _store_each(services, source, inputs, limit, max_files, on_first)
+        # Closed whatever stops it: a source's working files go with it, not at collection.
+        async with contextlib.aclosing(source):
+            await _store_each(services, source, inputs, limit, max_files, on_first)
     except BaseException:
         inputs.close()
         raise
@@ -95,7 +98,7 @@ def too_many_files(count: int, max_files: int) -> PayloadTooLarge:
 
 async def _store_each(
     services: Services,
-    source: AsyncIterator[SourceFile],
+    source: AsyncGenerator[SourceFile],
     inputs: SpooledInputs,
     limit: int,
     max_files: int,

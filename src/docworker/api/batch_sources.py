@@ -22,10 +22,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -87,17 +88,20 @@ class BatchForm:
         """:func:`check_form_field`, knowing whether an archive part came before."""
         check_form_field(field, is_file, after_archive=bool(self._archives))
 
-    async def files(self) -> AsyncIterator[SourceFile]:
+    async def files(self) -> AsyncGenerator[SourceFile]:
         """Every file of the body in its order, the lists' after the parts."""
-        async for part in self.form.files():
-            if part.field == ARCHIVE_FIELD:
-                self._archives += 1
-                async for entry in self._archive(part):
+        async with contextlib.aclosing(self.form.files()) as parts:
+            async for part in parts:
+                if part.field != ARCHIVE_FIELD:
                     self.count += 1
-                    yield entry
-            else:
-                self.count += 1
-                yield SourceFile(part.filename, part.stream)
+                    yield SourceFile(part.filename, part.stream)
+                    continue
+                self._archives += 1
+                # Closed when this is: its working folder goes at once.
+                async with contextlib.aclosing(self._archive(part)) as entries:
+                    async for entry in entries:
+                        self.count += 1
+                        yield entry
         urls = reference_list(self.form.fields, URLS_FIELD)
         uris = reference_list(self.form.fields, URIS_FIELD)
         max_files = self.services.settings.batches.max_files
@@ -108,7 +112,7 @@ class BatchForm:
         for uri in uris:
             yield self._uri(uri)
 
-    async def _archive(self, part: FilePart) -> AsyncIterator[SourceFile]:
+    async def _archive(self, part: FilePart) -> AsyncGenerator[SourceFile]:
         """The children of one archive part, an entry at a time (see the module)."""
         name = part.filename or "archive"
         folder = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "docworker-batch-"))
@@ -129,6 +133,10 @@ class BatchForm:
                 raise _archive_refused(name, exc) from None
             try:
                 while (entry := await self._next(name, entries)) is not None:
+                    if entry.status is not EntryStatus.OK and entry.file is not None:
+                        # A nested archive that could not be read: its bytes are no child.
+                        await anyio.to_thread.run_sync(entry.file.unlink)
+                        entry.file = None
                     item = self._entry(name, entry)
                     if item is not None:
                         yield item
@@ -157,8 +165,6 @@ class BatchForm:
         if entry.status is EntryStatus.OK:
             assert entry.file is not None
             return SourceFile(entry.path, store=self._entry_store(entry.file))
-        if entry.file is not None:  # a nested archive that could not be read
-            entry.file.unlink(missing_ok=True)
         error = entry.error or HostileInput(entry.reason or "the entry was refused")
         if _whole(error):
             raise _archive_refused(archive, error, entry.path)
