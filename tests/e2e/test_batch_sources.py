@@ -54,10 +54,20 @@ pytestmark = pytest.mark.skipif(not ARCHIVES.is_dir(), reason=f"corpus not found
 
 
 class _Site(http.server.BaseHTTPRequestHandler):
-    """One document on loopback; anything else is not found."""
+    """One document on loopback, and three that answer only once all three are asked
+    for at the same time; anything else is not found."""
+
+    together = threading.Barrier(3, timeout=20)
 
     def do_GET(self) -> None:
-        if self.path == "/docs/plain.txt":
+        if self.path.startswith("/together/"):
+            try:
+                self.together.wait()
+            except threading.BrokenBarrierError:
+                self.send_response(503)
+                self.end_headers()
+                return
+        if self.path == "/docs/plain.txt" or self.path.startswith("/together/"):
             body = TEXT.read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -385,6 +395,19 @@ def test_a_list_of_urls_is_a_batch(
         "sha256": None,
         "others": [],
     }
+
+
+def test_urls_are_fetched_a_few_at_once_and_kept_in_order(
+    client: httpx.Client, keys: Keys, site: str
+) -> None:
+    # Each of the three answers only when the three are being fetched together.
+    urls = "\n".join(f"{site}/together/{n}.txt" for n in range(3))
+    response = _post(client, keys.a, {"urls": urls}, [("file", ("first.txt", b"first\n"))])
+    assert response.status_code == 202, response.text
+    batch = _ended(client, keys.a, response.json()["id"])
+    lines = _results(client, keys.a, batch)
+    assert [line["name"] for line in lines] == ["first.txt", "0.txt", "1.txt", "2.txt"]
+    assert batch["status"] == "succeeded", lines
 
 
 def test_a_list_of_uris_is_a_batch(

@@ -15,12 +15,15 @@ that failed: a line each in a temporary file
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any
 
+import anyio
 import anyio.to_thread
+from anyio.abc import TaskGroup
 
 from docworker.api.deps import Services
 from docworker.api.uploads import store_input
@@ -48,6 +51,8 @@ class SourceFile:
     store: Callable[[], Awaitable[JobInput]] | None = None
     error: DocworkerError | None = None
     origin: dict[str, Any] = field(default_factory=dict)
+    #: Fetched from elsewhere (a URL, a storage URI): a few are fetched at once.
+    remote: bool = False
 
 
 def child_name(raw: str | None) -> str | None:
@@ -104,18 +109,83 @@ async def _store_each(
     max_files: int,
     on_first: Callable[[], None] | None,
 ) -> None:
-    async for item in source:
-        if not inputs and on_first is not None:
-            on_first()
-        if len(inputs) >= max_files:
-            raise too_many_files(len(inputs) + 1, max_files)
-        inputs.append(await _stored(services, item, limit))
+    window = _Window(services, limit)
+    try:
+        async with anyio.create_task_group() as group:
+            async for item in source:
+                if not inputs and not window and on_first is not None:
+                    on_first()
+                if len(inputs) + len(window) >= max_files:
+                    raise too_many_files(len(inputs) + len(window) + 1, max_files)
+                if item.remote:
+                    await window.add(group, item, inputs)
+                    continue
+                await window.drain(inputs)
+                inputs.append(await _stored(services, item, limit))
+            await window.drain(inputs)
+    except BaseExceptionGroup as group_error:
+        # The task group's wrapping undone: the one error is the request's answer.
+        if len(group_error.exceptions) == 1:
+            raise group_error.exceptions[0] from None
+        raise
     if not inputs:
         raise InvalidParameter(
             FILE_FIELD,
             f"a batch needs one file or more: multipart parts named '{FILE_FIELD}', an "
             "'archive' part, or a 'urls' or 'uris' list",
         )
+
+
+@dataclass
+class _Pending:
+    item: SourceFile
+    done: anyio.Event = field(default_factory=anyio.Event)
+    stored: dict[str, Any] | None = None
+    failure: BaseException | None = None
+
+
+class _Window:
+    """Remote files (URLs, URIs) fetched a few at a time, taken in their order: half of
+    ``server.remote_inputs_at_once`` per batch, so that one batch never holds every
+    turn of the API process (single jobs' ``url`` and ``uri`` wait for the same turns).
+    A fetch never raises into the task group: its failure is raised when its turn to
+    be taken comes, in order."""
+
+    def __init__(self, services: Services, limit: int) -> None:
+        self.services = services
+        self.limit = limit
+        self.size = max(1, services.settings.server.remote_inputs_at_once // 2)
+        self.pending: deque[_Pending] = deque()
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    async def add(self, group: TaskGroup, item: SourceFile, inputs: SpooledInputs) -> None:
+        if len(self.pending) >= self.size:
+            await self._take(inputs)
+        pending = _Pending(item)
+        self.pending.append(pending)
+        group.start_soon(self._fetch, pending)
+
+    async def drain(self, inputs: SpooledInputs) -> None:
+        while self.pending:
+            await self._take(inputs)
+
+    async def _take(self, inputs: SpooledInputs) -> None:
+        pending = self.pending.popleft()
+        await pending.done.wait()
+        if pending.failure is not None:
+            raise pending.failure
+        assert pending.stored is not None
+        inputs.append(pending.stored)
+
+    async def _fetch(self, pending: _Pending) -> None:
+        try:
+            pending.stored = await _stored(self.services, pending.item, self.limit)
+        except Exception as exc:  # noqa: BLE001 - raised in order, by _take
+            pending.failure = exc
+        finally:
+            pending.done.set()
 
 
 async def _stored(services: Services, item: SourceFile, limit: int) -> dict[str, Any]:

@@ -193,6 +193,7 @@ class BatchForm:
             url_file_name(url),
             store=lambda: store_url(self.services, url, limit),
             origin={"url": shown_url(url)},
+            remote=True,
         )
 
     def _uri(self, uri: str) -> SourceFile:
@@ -201,6 +202,7 @@ class BatchForm:
             url_file_name(uri),
             store=lambda: store_uri(self.services, uri, limit),
             origin={"uri": uri[:MAX_REFERENCE_LENGTH]},
+            remote=True,
         )
 
 
