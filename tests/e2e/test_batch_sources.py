@@ -337,6 +337,16 @@ def test_hostile_archives_are_refused_or_cut(
     assert not list(folders["tmp"].glob("docworker-batch-*"))
 
 
+def test_the_fields_before_an_archive_are_checked_before_it_is_read(
+    client: httpx.Client, keys: Keys
+) -> None:
+    bomb = _archive(HOSTILE / "zip-bomb-flat.zip")
+    unknown = _post(client, keys.a, {}, bomb, operation="nope")
+    assert unknown.status_code == 404, unknown.text
+    bad = _post(client, keys.a, {"params": "[1]"}, bomb)
+    assert bad.status_code == 422 and bad.json()["parameter"] == "params"
+
+
 def _zip_of(count: int) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:

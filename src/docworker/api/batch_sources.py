@@ -77,9 +77,17 @@ WHOLE_ARCHIVE_LIMITS = {
 class BatchForm:
     """A batch's multipart body as a source of files (see the module)."""
 
-    def __init__(self, form: StreamedForm, services: Services) -> None:
+    def __init__(
+        self,
+        form: StreamedForm,
+        services: Services,
+        *,
+        early_fields: Callable[[], None] | None = None,
+    ) -> None:
         self.form = form
         self.services = services
+        #: Checks the fields read so far before an archive is copied and walked.
+        self.early_fields = early_fields
         #: Files given so far (children to be, failed ones too).
         self.count = 0
         self._archives = 0
@@ -114,6 +122,8 @@ class BatchForm:
 
     async def _archive(self, part: FilePart) -> AsyncGenerator[SourceFile]:
         """The children of one archive part, an entry at a time (see the module)."""
+        if self.early_fields is not None:
+            self.early_fields()
         name = part.filename or "archive"
         folder = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "docworker-batch-"))
         try:

@@ -165,13 +165,15 @@ async def create_batch(
         )
     settings = services.settings.batches
     form = StreamedForm(request, max_field_bytes=settings.max_field_bytes)
-    source = BatchForm(form, services)
-    form.check_field = source.check_field
 
     def early_fields() -> None:
-        # Fields sent before the files are checked before any file is stored.
+        # Fields sent before the files are checked before any file is stored (or any
+        # archive walked).
         if "operation" in form.fields:
             _fields(form.fields)
+
+    source = BatchForm(form, services, early_fields=early_fields)
+    form.check_field = source.check_field
 
     inputs = await store_files(
         services, source.files(), max_files=settings.max_files, on_first=early_fields
