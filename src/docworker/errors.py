@@ -10,6 +10,7 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
     │   │   └── WrongPassword      encrypted, and the password did not open it
     │   ├── LimitExceeded          a configured limit (size, pages, ...) was passed
     │   ├── HostileInput           the file looks like an attack (bomb, traversal)
+    │   │   ├── ArchiveBomb        an archive made to expand without end (overlap, quine)
     │   │   └── ContentRefused     the guard's policy refuses what the scan found
     │   ├── ProcessingFailed       a parser failed in a way it did not foresee
     │   ├── InvalidParameter       a parameter was missing or out of range
@@ -164,6 +165,12 @@ class PayloadTooLarge(LimitExceeded):
 class HostileInput(InputError):
     code = "hostile-input"
     title = "Hostile input refused"
+
+
+class ArchiveBomb(HostileInput):
+    """An archive made to expand without end: entries sharing one compressed kernel, an
+    archive holding itself (a quine). Unlike a hostile name, the whole archive is at
+    fault, not one entry."""
 
 
 class ContentRefused(HostileInput):

@@ -294,8 +294,8 @@ def test_bad_requests_are_refused(server: Server, keys: Keys) -> None:
         assert too_many.status_code == 413 and too_many.headers["content-type"] == PROBLEM
         assert too_many.json()["limit"] == "batch files"
         cases = [
-            ({"operation": "extract", "urls": "https://example.org/a.pdf"}, [], "urls"),
-            ({"operation": "extract"}, [("archive", ("a.zip", b"PK"))], "archive"),
+            ({"operation": "extract", "url": "https://example.org/a.pdf"}, [], "url"),
+            ({"operation": "extract"}, [("archives", ("a.zip", b"PK"))], "archives"),
             ({"operation": "extract"}, [("files", ("a.txt", b"a"))], "files"),
             ({"operation": "extract"}, [], "file"),
             ({"operation": "extract", "params": "[1]"}, [("file", ("a.txt", b"a"))], "params"),
@@ -336,6 +336,45 @@ def test_a_large_batch_does_not_grow_the_api_process(server: Server, keys: Keys)
         assert cancelled["counts"]["queued"] == 0
     # A few hundred bytes kept per file (its stored reference); no file held.
     assert after - before < 40 * 1024 * 1024, (before, after)
+
+
+def test_a_large_archive_does_not_grow_the_api_process(server: Server, keys: Keys) -> None:
+    """An archive's entries are stored one at a time too: a thousand in one zip take the
+    API process no more than a thousand parts do."""
+    assert server.process is not None
+    process = psutil.Process(server.process.pid)
+    with server.client() as client:
+        warm = client.post(
+            "/api/v2/batches",
+            data={"operation": "extract"},
+            files=[("archive", ("warm.zip", _zipped(100, "warm")))],
+            headers=_as(keys.b),
+        )
+        assert warm.status_code == 202, warm.text
+        client.post(warm.json()["links"]["cancel"], headers=_as(keys.b))
+        before = process.memory_info().rss
+        response = client.post(
+            "/api/v2/batches",
+            data={"operation": "extract"},
+            files=[("archive", ("large.zip", _zipped(MAX_FILES, "zipped")))],
+            headers=_as(keys.b),
+        )
+        after = process.memory_info().rss
+        assert response.status_code == 202, response.text
+        batch = response.json()
+        assert batch["total"] == MAX_FILES
+        first = client.get(f"{batch['links']['jobs']}?limit=1", headers=_as(keys.b)).json()
+        assert first["jobs"][0]["input"]["name"] == "d/zipped-0.txt"
+        client.post(batch["links"]["cancel"], headers=_as(keys.b))
+    assert after - before < 40 * 1024 * 1024, (before, after)
+
+
+def _zipped(count: int, tag: str) -> bytes:
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in _tiny(count, tag):
+            archive.writestr(name, data)
+    return packed.getvalue()
 
 
 def test_any_operation_and_its_files_in_the_zip(server: Server, keys: Keys) -> None:

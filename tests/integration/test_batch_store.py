@@ -138,3 +138,40 @@ def test_retention_takes_the_batch_with_its_last_child(store: JobStore) -> None:
     store.delete_finished_before(datetime.now(UTC) + timedelta(seconds=1))
     with pytest.raises(NotFound):
         store.get_batch(batch.id)
+
+
+def test_an_input_with_an_error_is_a_child_failed_at_once(store: JobStore) -> None:
+    error = {"code": "url-unreadable", "title": "URL unreadable", "detail": "404"}
+    given = inputs(2, "e")
+    given.insert(1, {"name": "missing.pdf", "url": "http://x.example/missing.pdf", "error": error})
+    batch, _ = store.create_batch(new_batch(), given, family=FAMILY, max_queued=2, max_active=1)
+    # Not queued: not counted against the batches' queue (max_queued is 2).
+    assert batch.counts[JobStatus.QUEUED] == 2 and batch.counts[JobStatus.FAILED] == 1
+    failed = store.batch_children(batch.id)[1]
+    assert failed.status is JobStatus.FAILED and failed.error == error
+    assert failed.input == {"name": "missing.pdf", "url": "http://x.example/missing.pdf"}
+    assert failed.finished_at is not None
+    run_all(store)
+    assert store.get_batch(batch.id).state is BatchState.PARTIAL
+    # Nothing stored to run again: a retry leaves it failed.
+    _, retried = store.retry_batch(batch.id)
+    assert retried == 0
+    only, _ = store.create_batch(new_batch(), [given[1]])
+    assert only.state is BatchState.FAILED and only.finished_at is not None
+
+
+def test_batches_are_listed_newest_first_per_tenant(store: JobStore) -> None:
+    made = [
+        store.create_batch(new_batch(tenant=tenant, operation=operation), inputs(1, tenant))[0]
+        for tenant, operation in [("t1", "extract"), ("t2", "extract"), ("t1", "chunk")] * 2
+    ]
+    mine = [b for b in made if b.tenant == "t1"]
+    first, cursor = store.list_batches(tenant="t1", limit=3)
+    rest, last = store.list_batches(tenant="t1", limit=3, cursor=cursor)
+    assert [b.id for b in [*first, *rest]] == [b.id for b in reversed(mine)]
+    assert cursor is not None and last is None
+    chunked, _ = store.list_batches(tenant="t1", operation="chunk")
+    assert {b.id for b in chunked} == {b.id for b in mine if b.operation == "chunk"}
+    every, _ = store.list_batches(limit=100)
+    assert {b.id for b in made} <= {b.id for b in every}
+    assert all(b.counts[JobStatus.QUEUED] == 1 for b in first)

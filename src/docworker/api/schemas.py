@@ -317,6 +317,13 @@ class BatchPublic(BaseModel):
         )
 
 
+class BatchList(BaseModel):
+    batches: list[BatchPublic] = Field(description="Batches, newest first.")
+    next_cursor: str | None = Field(
+        None, description="Pass as 'cursor' for the next page; absent on the last page."
+    )
+
+
 class BatchJobList(BaseModel):
     jobs: list[JobPublic] = Field(description="Children in the order of the batch's files.")
     next_cursor: str | None = Field(

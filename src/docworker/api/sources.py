@@ -125,7 +125,7 @@ async def store_url(services: Services, url: str, limit: int) -> JobInput:
     def put() -> StoredBlob:
         with policy.stream(url, max_bytes=limit, deadline=fetch.input_timeout) as fetched:
             blob = services.blobs.put_chunks(fetched.chunks, max_bytes=limit)
-            found.append((_name_in(fetched.url), fetched.mime))
+            found.append((url_file_name(fetched.url), fetched.mime))
         return blob
 
     blob = await anyio.to_thread.run_sync(store_input, put, limiter=services.fetch_slots)
@@ -133,7 +133,7 @@ async def store_url(services: Services, url: str, limit: int) -> JobInput:
     return JobInput(blob=blob, name=name, mime=mime)
 
 
-def _name_in(url: str) -> str | None:
+def url_file_name(url: str) -> str | None:
     """The file name the URL's path ends with, if any."""
     name = PurePosixPath(unquote(urlsplit(url).path)).name
     return name[:255] or None

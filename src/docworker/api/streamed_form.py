@@ -17,7 +17,7 @@ disk, and whatever the reader does with each part.
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from typing import IO, Any
@@ -89,7 +89,7 @@ class StreamedForm:
         except LookupError:
             self._charset = "utf-8"
 
-    async def files(self) -> AsyncIterator[FilePart]:
+    async def files(self) -> AsyncGenerator[FilePart]:
         """The file parts in the body's order; the body is read as they are asked for."""
         events = _Events()
         parser = MultipartParser(self._boundary, events.callbacks())

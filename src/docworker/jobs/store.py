@@ -399,7 +399,7 @@ def _client_key(key: str | None) -> str:
     return (key or "").rsplit("\x1f", 1)[-1]
 
 
-def _encode_cursor(record: JobRecord) -> str:
+def _encode_cursor(record: JobRecord | BatchRecord) -> str:
     raw = f"{record.created_at.isoformat()}|{record.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -1323,11 +1323,18 @@ class JobStore:
         A known ``idempotency_key`` returns the batch it made before, provided the
         operation, the params and the inputs (their sha256s in order) are the same;
         otherwise :class:`Conflict`. The children are claimed in the inputs' order.
+
+        An input with an ``error`` (a file that could not be taken: an archive's entry
+        refused, a URL not fetched) is a child made ``failed`` with that error, its
+        input the rest of the mapping (no ``uri``): it is not queued, not counted in the
+        batches' queue, and not queued again by :meth:`retry_batch`.
         """
         if not inputs:
             raise InvalidParameter("file", "a batch has one input or more")
         digest = hashlib.sha256(
-            "\n".join(str(stored["sha256"]) for stored in inputs).encode()
+            "\n".join(
+                str(stored.get("sha256") or f"failed:{stored.get('name')}") for stored in inputs
+            ).encode()
         ).hexdigest()
         key = new.idempotency_key
         if key is not None and (existing := self.batch_by_key(key)) is not None:
@@ -1353,7 +1360,8 @@ class JobStore:
                 if max_active is not None:
                     _admit(session, new.tenant, max_active)
                 if max_queued is not None:
-                    _admit_batch(session, family, len(inputs), max_queued)
+                    queued = sum(1 for stored in inputs if "error" not in stored)
+                    _admit_batch(session, family, queued, max_queued)
                 if new.key_id is not None:
                     size = sum(int(stored.get("size") or 0) for stored in inputs)
                     usage.admit(session, new.key_id, new.tenant, quotas or Quotas(), size, now)
@@ -1363,27 +1371,11 @@ class JobStore:
                 for start in range(0, len(inputs), _BATCH_INSERT):
                     chunk = itertools.islice(chunks, _BATCH_INSERT)
                     rows = [
-                        {
-                            "id": str(uuid.uuid4()),
-                            "operation": new.operation,
-                            "params": new.params,
-                            "status": JobStatus.QUEUED,
-                            "priority": new.priority,
-                            "input": stored,
-                            "max_attempts": new.max_attempts,
-                            # A microsecond apart: claimed in the inputs' order.
-                            "created_at": now + timedelta(microseconds=index),
-                            "updated_at": now,
-                            "tenant": new.tenant,
-                            "key_id": new.key_id,
-                            "client": new.client,
-                            "batch_id": batch.id,
-                            "batch_index": index,
-                        }
+                        _child_row(new, batch.id, index, stored, now)
                         for index, stored in enumerate(chunk, start)
                     ]
                     session.execute(insert(Job), rows)
-                record = BatchRecord.from_row(batch, _no_counts(len(inputs)), None)
+                record = _batch_record(session, batch)
         except IntegrityError:
             if key is None or (existing := self.batch_by_key(key)) is None:
                 raise
@@ -1455,9 +1447,14 @@ class JobStore:
         self, batch_id: str, *, family: Collection[str] = (), max_queued: int | None = None
     ) -> tuple[BatchRecord, int]:
         """Queue again the children that failed (``failed`` and ``dead``), with their
-        attempts afresh, in one transaction; how many. ``max_queued`` bounds the queued
+        attempts afresh, in one transaction; how many. Children that failed at intake
+        (no stored input) are left as they are. ``max_queued`` bounds the queued
         children of batches of ``family`` as :meth:`create_batch` does."""
-        failed = Job.status.in_((JobStatus.FAILED, JobStatus.DEAD))
+        # A child that failed at intake has no stored input (no uri) to run again.
+        failed = and_(
+            Job.status.in_((JobStatus.FAILED, JobStatus.DEAD)),
+            Job.input["uri"].as_string().is_not(None),
+        )
         with self._session(writes=True) as session:
             batch = session.get(Batch, batch_id, with_for_update=True)
             if batch is None:
@@ -1493,6 +1490,35 @@ class JobStore:
         if count:
             _log.info("batch retried", batch_id=batch_id, jobs=count)
         return record, count or 0
+
+    def list_batches(
+        self,
+        *,
+        tenant: str | None = None,
+        operation: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[Sequence[BatchRecord], str | None]:
+        """One page of batches, newest first, each with its children counted, and the
+        cursor of the next page (or None). ``tenant`` keeps that tenant's batches only
+        (``ix_batches_tenant``); ``operation`` those of that operation."""
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        query = select(Batch)
+        if tenant is not None:
+            query = query.where(Batch.tenant == tenant)
+        if operation is not None:
+            query = query.where(Batch.operation == operation)
+        if cursor is not None:
+            at, last_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(Batch.created_at < at, and_(Batch.created_at == at, Batch.id < last_id))
+            )
+        query = query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)
+        with self._session() as session:
+            page = [_batch_record(session, batch) for batch in session.scalars(query)]
+        if len(page) <= limit:
+            return page, None
+        return page[:limit], _encode_cursor(page[limit - 1])
 
     def batch_by_key(self, key: str) -> BatchRecord | None:
         """The batch created under the idempotency ``key`` (as stored), if any."""
@@ -1627,10 +1653,37 @@ _URIS_AT_ONCE = 1000
 _BATCH_INSERT = 500
 
 
-def _no_counts(queued: int) -> dict[JobStatus, int]:
-    counts = dict.fromkeys(JobStatus, 0)
-    counts[JobStatus.QUEUED] = queued
-    return counts
+def _child_row(
+    new: NewBatch, batch_id: str, index: int, stored: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The row of a batch's child ``index``: queued, or failed with the error its input
+    carries (see :meth:`JobStore.create_batch`)."""
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "operation": new.operation,
+        "params": new.params,
+        "status": JobStatus.QUEUED,
+        "priority": new.priority,
+        "input": stored,
+        "max_attempts": new.max_attempts,
+        # A microsecond apart: claimed in the inputs' order.
+        "created_at": now + timedelta(microseconds=index),
+        "updated_at": now,
+        "tenant": new.tenant,
+        "key_id": new.key_id,
+        "client": new.client,
+        "batch_id": batch_id,
+        "batch_index": index,
+    }
+    if "error" in stored:
+        taken = {key: value for key, value in stored.items() if key != "error"}
+        row |= {
+            "status": JobStatus.FAILED,
+            "input": taken,
+            "error": stored["error"],
+            "finished_at": now,
+        }
+    return row
 
 
 def _batch_record(session: Session, batch: Batch) -> BatchRecord:

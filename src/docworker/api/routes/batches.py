@@ -20,17 +20,24 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from docworker.api.auth import CallerDep
-from docworker.api.batch_intake import (
-    FILE_FIELD,
-    NOT_YET_FIELDS,
-    check_form_field,
-    form_files,
-    store_files,
+from docworker.api.batch_intake import FILE_FIELD, store_files
+from docworker.api.batch_sources import (
+    ARCHIVE_FIELD,
+    PASSWORD_FIELD,
+    URIS_FIELD,
+    URLS_FIELD,
+    BatchForm,
 )
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
 from docworker.api.routes.jobs import FORM, _int_field, _params_field, submission_fields
-from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH, BatchJobList, BatchPublic, JobPublic
+from docworker.api.schemas import (
+    IDEMPOTENCY_KEY_LENGTH,
+    BatchJobList,
+    BatchList,
+    BatchPublic,
+    JobPublic,
+)
 from docworker.api.streamed_form import StreamedForm
 from docworker.api.submitting import IdempotencyKeyHeader
 from docworker.errors import DocworkerError, InvalidParameter, UnsupportedFormat
@@ -73,7 +80,13 @@ def batch_response(record: BatchRecord, status_code: int = 200) -> JSONResponse:
                 FORM: {
                     "schema": {
                         "type": "object",
-                        "required": ["operation", FILE_FIELD],
+                        "required": ["operation"],
+                        "anyOf": [
+                            {"required": [FILE_FIELD]},
+                            {"required": [ARCHIVE_FIELD]},
+                            {"required": [URLS_FIELD]},
+                            {"required": [URIS_FIELD]},
+                        ],
                         "properties": {
                             **submission_fields(
                                 "The operation's parameters, a JSON object, applied to every file."
@@ -85,9 +98,44 @@ def batch_response(record: BatchRecord, status_code: int = 200) -> JSONResponse:
                                 "batches.max_files). Each child keeps its part's filename "
                                 "(a relative path is kept).",
                             },
+                            ARCHIVE_FIELD: {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                                "description": "Archives (zip, tar, tar.gz/bz2/xz/zst, 7z, "
+                                "a single .gz/.bz2/.xz/.zst), one part each, repeated: each "
+                                "file entry is a child named by its path in the archive, "
+                                "nested archives unpacked in turn (archives.* limits). An "
+                                "entry refused on its own or unreadable is a failed child; "
+                                "a limit of the archive as a whole (entries, total bytes, "
+                                "depth, compression ratio) or a bomb refuses the batch.",
+                            },
+                            PASSWORD_FIELD: {
+                                "type": "string",
+                                "format": "password",
+                                "description": "Password of the encrypted archives (ZIP, 7z); "
+                                "sent before the archive parts.",
+                            },
+                            URLS_FIELD: {
+                                "type": "string",
+                                "description": "http(s) URLs, a JSON array of strings or one "
+                                "per line: each is fetched at intake (fetch.allow, "
+                                "fetch.input_timeout) and is a child; one that cannot be "
+                                "fetched is a failed child.",
+                                "example": '["https://example.com/a.pdf"]',
+                            },
+                            URIS_FIELD: {
+                                "type": "string",
+                                "description": "Storage URLs under storage.read_roots, a JSON "
+                                "array of strings or one per line: each is copied at intake "
+                                "and is a child; one that cannot be read is a failed child.",
+                                "example": "s3://incoming/a.pdf\ns3://incoming/b.pdf",
+                            },
                         },
                     },
-                    "encoding": {FILE_FIELD: {"style": "form", "explode": True}},
+                    "encoding": {
+                        FILE_FIELD: {"style": "form", "explode": True},
+                        ARCHIVE_FIELD: {"style": "form", "explode": True},
+                    },
                 }
             },
         }
@@ -99,12 +147,16 @@ async def create_batch(
     caller: CallerDep,
     idempotency_header: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    """Queue one child job of ``operation`` with ``params`` per ``file`` part, in order.
-    The files are stored one at a time as the body is read. The batch is admitted whole
-    or refused whole: ``413`` past ``batches.max_files`` files, ``429`` when its family's
-    queue is full or the batches' queue would pass ``batches.max_queued_files``. Archives
-    and lists of URLs or URIs are not taken yet (``422``). Answers ``202`` with the
-    batch; poll its ``links.self``, read its ``links.results``."""
+    """Queue one child job of ``operation`` with ``params`` per file, in order: each
+    ``file`` part, each file entry of each ``archive`` part, then each URL of ``urls``
+    and storage URL of ``uris`` (fetched at intake). The files are stored one at a time
+    as the body is read; a file that cannot be one (an archive entry refused or
+    unreadable, a URL that cannot be fetched) is a child recorded ``failed``. The batch
+    is admitted whole or refused whole: ``413`` past ``batches.max_files`` files or an
+    archive's entries or bytes, ``422`` for an archive bomb or past another archive
+    limit, ``429`` when its family's queue is full or the batches' queue would pass
+    ``batches.max_queued_files``. Answers ``202`` with the batch; poll its
+    ``links.self``, read its ``links.results``."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != FORM:
         raise UnsupportedFormat(
@@ -112,17 +164,19 @@ async def create_batch(
             f"a batch is sent as {FORM} with one '{FILE_FIELD}' part per file",
         )
     settings = services.settings.batches
-    form = StreamedForm(
-        request, max_field_bytes=settings.max_field_bytes, check_field=check_form_field
-    )
+    form = StreamedForm(request, max_field_bytes=settings.max_field_bytes)
 
     def early_fields() -> None:
-        # Fields sent before the files are checked before any file is stored.
+        # Fields sent before the files are checked before any file is stored (or any
+        # archive walked).
         if "operation" in form.fields:
             _fields(form.fields)
 
+    source = BatchForm(form, services, early_fields=early_fields)
+    form.check_field = source.check_field
+
     inputs = await store_files(
-        services, form_files(form.files()), max_files=settings.max_files, on_first=early_fields
+        services, source.files(), max_files=settings.max_files, on_first=early_fields
     )
     with contextlib.closing(inputs):
         operation, params, priority, key = _fields(form.fields)
@@ -141,9 +195,6 @@ async def create_batch(
 
 def _fields(fields: dict[str, str]) -> tuple[str, dict[str, Any], int, str | None]:
     """The batch's text fields, checked: operation, params, priority, idempotency key."""
-    for name in fields:
-        if name in NOT_YET_FIELDS:
-            check_form_field(name, False)
     operation = fields.get("operation")
     if not operation:
         raise InvalidParameter("operation", "the name of an operation is required")
@@ -156,6 +207,31 @@ def _fields(fields: dict[str, str]) -> tuple[str, dict[str, Any], int, str | Non
             "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters"
         )
     return operation, params, priority, key
+
+
+@router.get(
+    "/batches",
+    operation_id="list_batches",
+    summary="List batches",
+    response_model=BatchList,
+    responses=problem_responses(403, 422),
+)
+async def list_batches(
+    services: ServicesDep,
+    caller: CallerDep,
+    operation: Annotated[str | None, Query(description="Only this operation.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="From a previous page's next_cursor.")] = None,
+) -> BatchList:
+    """Batches, newest first, a page at a time, each with its state and its children
+    counted. A key sees its tenant's batches; an admin key sees every batch."""
+    caller.require_read()
+    records, next_cursor = await anyio.to_thread.run_sync(
+        lambda: services.store.list_batches(
+            tenant=caller.visible_tenant, operation=operation, limit=limit, cursor=cursor
+        )
+    )
+    return BatchList(batches=[BatchPublic.of(r) for r in records], next_cursor=next_cursor)
 
 
 @router.get(

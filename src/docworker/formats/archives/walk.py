@@ -36,6 +36,8 @@ from typing import Any
 
 from docworker.config import ArchiveSettings
 from docworker.errors import (
+    ArchiveBomb,
+    CorruptDocument,
     DocworkerError,
     HostileInput,
     InputError,
@@ -84,6 +86,9 @@ class Entry:
     code: str | None = None
     reason: str | None = None
     file: Path | None = field(default=None, repr=False)
+    #: The error of a refused or failed entry (what ``code`` and ``reason`` say), with its
+    #: fields: a limit's name and figures, or :class:`ArchiveBomb` for a bomb.
+    error: DocworkerError | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -242,7 +247,7 @@ class _Walk:
             return
         if digest in seen:
             target.unlink()
-            yield _refuse(entry, HostileInput("the archive contains itself (a quine)"))
+            yield _refuse(entry, ArchiveBomb("the archive contains itself (a quine)"))
             return
         if digest in self.unpacked:
             # Its entries are those listed under the first: the 42.zip kind of bomb (nine
@@ -263,6 +268,7 @@ class _Walk:
             if isinstance(exc, ServiceError):
                 raise
             entry.status, entry.code, entry.reason = EntryStatus.FAILED, exc.code, exc.detail
+            entry.error = exc
             entry.file = target  # the bytes are fine; only what they hold could not be read
             yield entry
             return
@@ -282,7 +288,8 @@ class _Walk:
             reason = "the entry is a link: links are not unpacked"
         elif reason is None and member.kind is MemberKind.DEVICE:
             reason = "the entry is a device, a pipe or a socket, not a file"
-        reason = reason or member.hostile
+        if reason is None and member.hostile is not None:
+            return ArchiveBomb(member.hostile)
         if reason is not None:
             return HostileInput(reason)
         return self._declared_excess(member)
@@ -320,13 +327,16 @@ class _Walk:
 
     def _unreadable(self, prefix: str, depth: int, fmt: str, exc: BaseException) -> Entry:
         """The entry saying an archive could not be read past some point."""
-        reason = str(exc) or type(exc).__name__
+        error = CorruptDocument(
+            fmt, f"the archive could not be read further: {str(exc) or type(exc).__name__}"
+        )
         return Entry(
             prefix or ".",
             depth - 1,
             EntryStatus.FAILED,
-            code="corrupt-document",
-            reason=f"the {fmt} archive could not be read further: {reason}",
+            code=error.code,
+            reason=error.detail,
+            error=error,
         )
 
     def _new_path(self, kind: str) -> Path:
@@ -361,23 +371,25 @@ class _EntryMeter:
 
 
 def _refused(path: str, depth: int, size: int | None, exc: DocworkerError) -> Entry:
-    return Entry(path, depth, EntryStatus.REFUSED, size, code=exc.code, reason=exc.detail)
+    return Entry(
+        path, depth, EntryStatus.REFUSED, size, code=exc.code, reason=exc.detail, error=exc
+    )
 
 
 def _failed(path: str, depth: int, size: int | None, exc: BaseException) -> Entry:
     if isinstance(exc, DocworkerError):
-        code, reason = exc.code, exc.detail
+        error: DocworkerError = exc
     else:
-        code, reason = (
-            "corrupt-document",
-            f"the entry could not be read: {exc or type(exc).__name__}",
-        )
-    return Entry(path, depth, EntryStatus.FAILED, size, code=code, reason=reason)
+        error = CorruptDocument("archive entry", str(exc) or type(exc).__name__)
+    return Entry(
+        path, depth, EntryStatus.FAILED, size, code=error.code, reason=error.detail, error=error
+    )
 
 
 def _refuse(entry: Entry, exc: DocworkerError) -> Entry:
     """``entry`` (written whole, then refused: a quine, an archive too deep), refused."""
     entry.status, entry.code, entry.reason = EntryStatus.REFUSED, exc.code, exc.detail
+    entry.error = exc
     return entry
 
 
