@@ -384,8 +384,8 @@ def test_a_rar_4_solid_archive_says_where_its_reading_stopped(tmp_path: Path) ->
         "failed",
         "corrupt-document",
     )
-    assert stopped.reason == (
-        "the rar archive could not be read further: RAR solid archive support unavailable."
+    assert (stopped.reason or "").endswith(
+        "could not be read further: RAR solid archive support unavailable."
     )
 
 
