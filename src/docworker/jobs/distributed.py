@@ -83,7 +83,7 @@ from docworker.errors import (
     NotFound,
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
-from docworker.jobs.events import RedisJobEvents
+from docworker.jobs.events import RedisJobEvents, event_bus
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
@@ -360,14 +360,9 @@ class _Child:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
         runtime.store.after_fork()
         self.store = JobStore(self.settings.database_url)
-        self.store.journal = journal(self.settings.webhooks, None)
         #: Announces each change this process commits to the API replicas' waiters.
-        self.events: RedisJobEvents | None = None
-        if self.settings.events.redis_url:
-            self.events = RedisJobEvents(
-                self.settings.events.redis_url, self.settings.events.channel
-            )
-            self.store.journal.on_event = self.events.announce
+        self.events = event_bus(self.settings.events, listen=False)
+        self.store.journal = journal(self.settings.webhooks, None, self.events)
         self.folder = ExecutorFolder(self.settings.data_dir, token)
         self.folder.create()
         work = self.folder.new_worker_folder()
@@ -381,7 +376,7 @@ class _Child:
 
     def close(self) -> None:
         self.tools.close()
-        if self.events is not None:
+        if isinstance(self.events, RedisJobEvents):
             self.events.close()
         self.folder.remove()
         self.store.close()
@@ -680,7 +675,18 @@ def _start_sweep(**_: Any) -> None:
     runtime = _This.runtime
     if runtime is None or os.getpid() != runtime.main_pid:
         return
+    announce_changes(runtime)
     threading.Thread(target=_sweep, args=(runtime,), name="docworker-sweep", daemon=True).start()
+
+
+def announce_changes(runtime: _Runtime) -> None:
+    """Give the main process's job store (its sweep, the hard-limit handler) the event bus:
+    each change it commits is announced over Redis (``events.redis_url``) as a worker
+    process's are, so the API replicas' waiters hear of a job taken back at once. Made
+    once the worker processes are forked (none inherits its threads)."""
+    bus = event_bus(runtime.settings.events, listen=False)
+    with _MAIN_STORE:
+        runtime.store.journal = journal(runtime.settings.webhooks, None, bus)
 
 
 def _sweep(runtime: _Runtime) -> None:

@@ -80,11 +80,12 @@ from docworker.errors import (
 )
 from docworker.files import make_private
 from docworker.jobs import usage
-from docworker.jobs.journal import Journal, kind_of, run_after_commit
+from docworker.jobs.journal import Journal, batch_event_data, kind_of, run_after_commit
 from docworker.jobs.ledger import settle
 from docworker.jobs.models import (
     TERMINAL_STATUSES,
     Batch,
+    BatchEvent,
     BatchRecord,
     Job,
     JobCost,
@@ -1169,8 +1170,8 @@ class JobStore:
                 session.delete(job)
             _delete_journal(session, [job.id for job in jobs])
             session.flush()
-            # A batch goes with the last of its children.
-            emptied = delete(Batch).where(
+            # A batch goes with the last of its children, and its events with it.
+            emptied = select(Batch.id).where(
                 Batch.created_at < _aware(before, "before"),
                 ~exists().where(Job.batch_id == Batch.id),
             )
@@ -1180,7 +1181,7 @@ class JobStore:
                 emptied = emptied.where(
                     or_(Batch.tenant.is_(None), Batch.tenant.not_in(list(other_than)))
                 )
-            session.execute(emptied.execution_options(synchronize_session=False))
+            _delete_batches(session, list(session.scalars(emptied)))
         if records:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
@@ -1347,6 +1348,7 @@ class JobStore:
             created_at=now,
             updated_at=now,
             cancel_requested=False,
+            webhook=new.webhook,
         )
         try:
             with self._session(writes=True) as session:
@@ -1384,6 +1386,9 @@ class JobStore:
                     ]
                     session.execute(insert(Job), rows)
                 record = BatchRecord.from_row(batch, _no_counts(len(inputs)), None)
+                self.journal.record_batch(
+                    session, batch, "batch.queued", now, batch_event_data(record)
+                )
         except IntegrityError:
             if key is None or (existing := self.batch_by_key(key)) is None:
                 raise
@@ -1445,6 +1450,8 @@ class JobStore:
                     job.finished_at = now
                     job.updated_at = now
                     settle(session, job, now)
+                if jobs:  # one batch event for the chunk
+                    self.journal.child_ended(session, batch_id, None, now)
             cancelled += len(jobs)
             if len(jobs) < _BATCH_INSERT:
                 break
@@ -1490,9 +1497,37 @@ class JobStore:
                 batch.cancel_requested = False
                 batch.updated_at = now
             record = _batch_record(session, batch)
+            if count:
+                data = batch_event_data(record) | {"retried": count}
+                self.journal.record_batch(session, batch, "batch.retried", now, data)
         if count:
             _log.info("batch retried", batch_id=batch_id, jobs=count)
         return record, count or 0
+
+    def batch_events_after(
+        self, batch_id: str, after: int, *, limit: int = 100
+    ) -> tuple[str | None, Events]:
+        """The kind of the batch's latest event (read first), and its events numbered
+        above ``after`` (``limit`` at most), in order; :class:`NotFound` when there is no
+        such batch."""
+        query = (
+            select(BatchEvent)
+            .where(BatchEvent.batch_id == batch_id, BatchEvent.seq > after)
+            .order_by(BatchEvent.seq)
+            .limit(limit)
+        )
+        latest = (
+            select(BatchEvent.kind)
+            .where(BatchEvent.batch_id == batch_id)
+            .order_by(BatchEvent.seq.desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            if session.scalar(select(Batch.id).where(Batch.id == batch_id)) is None:
+                raise NotFound("batch", batch_id)
+            # The latest first: the events read next include it.
+            kind = session.scalar(latest)
+            return kind, [JobEventRecord.of_batch(row) for row in session.scalars(query)]
 
     def batch_by_key(self, key: str) -> BatchRecord | None:
         """The batch created under the idempotency ``key`` (as stored), if any."""
@@ -1619,6 +1654,18 @@ def _delete_journal(session: Session, job_ids: Sequence[str]) -> None:
                 .where(table.job_id.in_(ids))
                 .execution_options(synchronize_session=False)
             )
+
+
+def _delete_batches(session: Session, batch_ids: Sequence[str]) -> None:
+    """Delete the batches ``batch_ids``, their events and webhook deliveries (in slices)."""
+    for start in range(0, len(batch_ids), 500):
+        ids = list(batch_ids[start : start + 500])
+        for statement in (
+            delete(Batch).where(Batch.id.in_(ids)),
+            delete(BatchEvent).where(BatchEvent.batch_id.in_(ids)),
+            delete(WebhookDelivery).where(WebhookDelivery.batch_id.in_(ids)),
+        ):
+            session.execute(statement.execution_options(synchronize_session=False))
 
 
 #: Input URIs looked up per statement (:meth:`JobStore.inputs_in_use`).
