@@ -36,7 +36,8 @@ changes nothing by itself:
   own (:mod:`docworker.engines.breaker`: it opens on the failures it sees; the main
   process has none); its job store writes each change's event and webhook deliveries
   (:mod:`docworker.jobs.journal`) for the API replicas to deliver, and announces them
-  over Redis with ``events.redis_url``; a result that succeeded whole is kept in the
+  over Redis with ``events.redis_url`` (as does the sweep of ``docworker worker``'s own
+  process: :func:`announce_changes`); a result that succeeded whole is kept in the
   result cache's shared tier.
 * **Batches.** Each child of a batch is published as a job of its own.
 * **Parts.** A job that splits (long OCR) publishes each part to its family's queue, so
@@ -83,7 +84,7 @@ from docworker.errors import (
     NotFound,
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
-from docworker.jobs.events import RedisJobEvents, event_bus
+from docworker.jobs.events import JobEventBus, RedisJobEvents, event_bus
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
@@ -679,14 +680,15 @@ def _start_sweep(**_: Any) -> None:
     threading.Thread(target=_sweep, args=(runtime,), name="docworker-sweep", daemon=True).start()
 
 
-def announce_changes(runtime: _Runtime) -> None:
+def announce_changes(runtime: _Runtime) -> JobEventBus:
     """Give the main process's job store (its sweep, the hard-limit handler) the event bus:
     each change it commits is announced over Redis (``events.redis_url``) as a worker
     process's are, so the API replicas' waiters hear of a job taken back at once. Made
-    once the worker processes are forked (none inherits its threads)."""
+    once the worker processes are forked (none inherits its threads). Returns the bus."""
     bus = event_bus(runtime.settings.events, listen=False)
     with _MAIN_STORE:
         runtime.store.journal = journal(runtime.settings.webhooks, None, bus)
+    return bus
 
 
 def _sweep(runtime: _Runtime) -> None:
@@ -694,14 +696,21 @@ def _sweep(runtime: _Runtime) -> None:
     message acknowledged by a worker that then died) and publish them again; delete the
     folders of this host's worker processes that are gone (killed)."""
     while True:
-        try:
-            with _MAIN_STORE:
-                taken = runtime.store.requeue_stale(older_than=STALE_AFTER)
-                for record in taken:
-                    log.warning("job of a lost worker taken back", job_id=record.id)
-                    runtime.dispatch.follow_up(runtime.store, record)
-        except DocworkerError as exc:
-            log.warning("stale job sweep failed", error=exc.detail)
-        for folder in sweep(runtime.settings.data_dir):
-            log.info("work folder of a gone worker process deleted", folder=str(folder))
+        sweep_once(runtime)
         time.sleep(runtime.settings.celery.sweep_interval)
+
+
+def sweep_once(runtime: _Runtime) -> list[JobRecord]:
+    """One pass of the sweep (:func:`_sweep`); returns the jobs taken back."""
+    taken: list[JobRecord] = []
+    try:
+        with _MAIN_STORE:
+            taken = runtime.store.requeue_stale(older_than=STALE_AFTER)
+            for record in taken:
+                log.warning("job of a lost worker taken back", job_id=record.id)
+                runtime.dispatch.follow_up(runtime.store, record)
+    except DocworkerError as exc:
+        log.warning("stale job sweep failed", error=exc.detail)
+    for folder in sweep(runtime.settings.data_dir):
+        log.info("work folder of a gone worker process deleted", folder=str(folder))
+    return taken
