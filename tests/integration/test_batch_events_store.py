@@ -13,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from docworker.errors import NotFound
 from docworker.jobs.journal import Journal, Subscription, batch_key
 from docworker.jobs.models import JobEventRecord, NewBatch
 from docworker.jobs.outbox import Outbox
 from docworker.jobs.store import JobStatus, JobStore
+from docworker.jobs.webhooks import reseal_webhook
+from docworker.sealing import SecretKeys
 
 
 def inputs(count: int, tag: str = "") -> list[dict[str, Any]]:
@@ -202,3 +205,16 @@ def test_counts_in_events_match_the_batch(store: JobStore) -> None:
     record = store.get_batch(batch.id)
     assert end["counts"] == {status.value: n for status, n in record.counts.items()}
     assert record.counts[JobStatus.FAILED] == 1
+
+
+def test_a_batch_webhook_secret_is_sealed_again_with_the_first_key(store: JobStore) -> None:
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    secret = "whsec_" + "A" * 40
+    hook = HOOK | {"secret": SecretKeys([old]).seal(secret)}
+    batch, _ = store.create_batch(new_batch(webhook=hook), inputs(1))
+    keys = SecretKeys([new, old])
+    assert store.rewrite_batch_webhooks(lambda webhook: reseal_webhook(webhook, keys)) == 1
+    resealed = store.get_batch(batch.id).webhook
+    assert resealed is not None
+    assert SecretKeys([new]).open(resealed["secret"]) == secret
+    assert store.rewrite_batch_webhooks(lambda webhook: reseal_webhook(webhook, keys)) == 0

@@ -1252,6 +1252,31 @@ class JobStore:
 
         return self._rewrite(apply, Job.webhook.is_not(None), batch)
 
+    def rewrite_batch_webhooks(
+        self, change: Callable[[dict[str, Any]], dict[str, Any] | None], *, batch: int = 500
+    ) -> int:
+        """Pass the webhook of every batch that has one through ``change`` and store what
+        it returns instead (None: leave it), ``batch`` batches per transaction."""
+        changed = 0
+        last = ""
+        while True:
+            query = (
+                select(Batch)
+                .where(Batch.webhook.is_not(None), Batch.id > last)
+                .order_by(Batch.id)
+                .limit(batch)
+            )
+            with self._session(writes=True) as session:
+                rows = session.scalars(query.with_for_update()).all()
+                for row in rows:
+                    new = change(row.webhook) if row.webhook is not None else None
+                    if new is not None:
+                        row.webhook = new
+                        changed += 1
+            if len(rows) < batch:
+                return changed
+            last = rows[-1].id
+
     def _rewrite(self, apply: Callable[[Job], bool], which: ColumnElement[bool], batch: int) -> int:
         """Walk the jobs matching ``which`` in id order, ``batch`` at a time, one
         transaction each, passing each to ``apply``; returns how many it changed."""
