@@ -1047,6 +1047,14 @@ class EventSettings(BaseModel):
     retry_ms: int = Field(
         2000, ge=0, description="The reconnection delay a stream advises (its 'retry:' field)."
     )
+    batch_progress_interval: Seconds = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="A batch's children that end within this long of its previous event are "
+        "counted in its next batch.progress event (or its end) rather than each in one of "
+        "their own; 0: one batch.progress per child end.",
+    )
     redis_url: str | None = Field(
         None,
         description="Redis (redis://host:port/db) over which processes tell each other that a "

@@ -218,3 +218,17 @@ def test_a_batch_webhook_secret_is_sealed_again_with_the_first_key(store: JobSto
     assert resealed is not None
     assert SecretKeys([new]).open(resealed["secret"]) == secret
     assert store.rewrite_batch_webhooks(lambda webhook: reseal_webhook(webhook, keys)) == 0
+
+
+def test_progress_is_paced_but_the_end_is_always_written(store: JobStore) -> None:
+    store.journal = Journal(batch_progress_interval=3600)
+    batch, _ = store.create_batch(new_batch(), inputs(3))
+    job = store.claim_next("w1")
+    assert job is not None
+    store.mark_succeeded(job.id, RESULT)
+    # Within the interval of batch.queued: counted by the next event instead.
+    assert [e.kind for e in events(store, batch.id)] == ["batch.queued"]
+    run_all(store)
+    end = events(store, batch.id)[-1]
+    assert end.kind == "batch.succeeded" and end.data["counts"]["succeeded"] == 3
+    assert store.get_batch(batch.id).updated_at > batch.updated_at

@@ -119,7 +119,7 @@ def build_services(
     # Every change this process commits is announced on the bus (to the other processes
     # too with events.redis_url, whose changes are heard).
     events = event_bus(settings.events)
-    store.journal = journal(settings.webhooks, deliverer, events)
+    store.journal = journal(settings, deliverer, events)
     blobs = BlobStore.of(settings)
     blobs.ping()
     configure_usage_metrics(by_key=settings.usage.metrics_by_key)

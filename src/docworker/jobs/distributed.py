@@ -322,7 +322,7 @@ def prepare_worker(settings: Settings) -> Celery:
     store = JobStore(settings.database_url, echo=settings.database.echo, pooled=False)
     # Each state change's event and webhooks, as the API's store writes them (delivered
     # by the API replicas, which read the outbox).
-    store.journal = journal(settings.webhooks, None)
+    store.journal = journal(settings, None)
     os.register_at_fork(
         before=_MAIN_STORE.acquire,
         after_in_parent=_MAIN_STORE.release,
@@ -363,7 +363,7 @@ class _Child:
         self.store = JobStore(self.settings.database_url)
         #: Announces each change this process commits to the API replicas' waiters.
         self.events = event_bus(self.settings.events, listen=False)
-        self.store.journal = journal(self.settings.webhooks, None, self.events)
+        self.store.journal = journal(self.settings, None, self.events)
         self.folder = ExecutorFolder(self.settings.data_dir, token)
         self.folder.create()
         work = self.folder.new_worker_folder()
@@ -687,7 +687,7 @@ def announce_changes(runtime: _Runtime) -> JobEventBus:
     once the worker processes are forked (none inherits its threads). Returns the bus."""
     bus = event_bus(runtime.settings.events, listen=False)
     with _MAIN_STORE:
-        runtime.store.journal = journal(runtime.settings.webhooks, None, bus)
+        runtime.store.journal = journal(runtime.settings, None, bus)
     return bus
 
 

@@ -42,11 +42,11 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, get_args
 
-from sqlalchemy import String, Table, bindparam, delete, func, insert, select
+from sqlalchemy import String, Table, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from docworker.config import FINAL_BATCH_EVENT_KINDS, BatchEventKind
@@ -83,6 +83,8 @@ BATCH_EVENT_KINDS: tuple[str, ...] = get_args(BatchEventKind)
 FINAL_BATCH_EVENTS = frozenset(FINAL_BATCH_EVENT_KINDS)
 #: The batch event of which a batch keeps only the latest.
 BATCH_PROGRESS = "batch.progress"
+#: The states of a child that has not ended.
+_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 #: The session ``info`` entry holding the store's journal.
 _JOURNAL = "docworker_journal"
 #: Session ``info`` entry: what to run once the transaction commits.
@@ -156,6 +158,26 @@ _EARLIER_BATCH_PROGRESS = delete(_BATCH_EVENTS).where(
 )
 
 
+_BATCHES: Table = Batch.__table__  # type: ignore[assignment]
+_JOBS: Table = Job.__table__  # type: ignore[assignment]
+#: Locks the batch's row (a child's end changes it) and says whether it exists.
+_TOUCH_BATCH = update(_BATCHES).where(_BATCHES.c.id == _BATCH_ID).values(updated_at=bindparam("at"))
+#: When the batch's latest event was written, and whether a child is still to end: one
+#: index entry each (counting the children reads all of the batch's).
+_PACE = select(
+    select(_BATCH_EVENTS.c.at)
+    .where(_BATCH_EVENTS.c.batch_id == _BATCH_ID)
+    .order_by(_BATCH_EVENTS.c.seq.desc())
+    .limit(1)
+    .scalar_subquery(),
+    exists().where(_JOBS.c.batch_id == _BATCH_ID, _JOBS.c.status.in_(_UNFINISHED)),
+)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def kind_of(status: JobStatus) -> str:
     """The event of a job reaching ``status``."""
     if status is JobStatus.RUNNING:
@@ -195,6 +217,9 @@ class Journal:
     #: Called with a job's id (a batch's :func:`batch_key`) once a transaction that
     #: recorded one of its events has committed: the event bus's ``announce``.
     on_event: Callable[[str], None] | None = field(default=None, repr=False)
+    #: Seconds after a batch's latest event within which a child's end writes no
+    #: ``batch.progress`` (the next one, or the batch's end, counts it); 0: every end.
+    batch_progress_interval: float = 0.0
 
     def attach(self, session: Session) -> None:
         """Make this journal the one :func:`journal_of` finds for ``session``."""
@@ -259,12 +284,22 @@ class Journal:
     ) -> None:
         """Record what a child's end (``child``; None: several, a cancellation's) does to
         its batch: ``batch.progress``, or the batch's end when no child is left. Locks
-        the batch's row, then counts its children (their changes in this transaction
-        included)."""
-        batch = session.get(Batch, batch_id, with_for_update=True)
+        the batch's row first (by touching its ``updated_at``), then looks at its
+        children (their changes in this transaction flushed first)."""
+        session.flush()
+        connection = session.connection()
+        if not connection.execute(_TOUCH_BATCH, {"batch_id": batch_id, "at": now}).rowcount:
+            return  # the batch is gone
+        if self.batch_progress_interval > 0:
+            latest, unfinished = connection.execute(_PACE, {"batch_id": batch_id}).one()
+            young = latest is not None and (now - _aware(latest)).total_seconds() < (
+                self.batch_progress_interval
+            )
+            if unfinished and young:
+                return  # counted by the batch's next event
+        batch = session.get(Batch, batch_id)
         if batch is None:
             return
-        batch.updated_at = now
         record = batch_state(session, batch)
         data = batch_event_data(record)
         if record.state is BatchState.RUNNING:

@@ -42,6 +42,7 @@ from docworker.config import (
     FINAL_EVENT_KINDS,
     BatchEventKind,
     JobEventKind,
+    Settings,
     WebhookSettings,
     webhook_secret_bytes,
 )
@@ -91,16 +92,18 @@ def subscriptions(settings: WebhookSettings) -> tuple[Subscription, ...]:
 
 
 def journal(
-    settings: WebhookSettings,
+    settings: Settings,
     deliverer: WebhookDeliverer | None,
     events: JobEventBus | None = None,
 ) -> Journal:
     """The job store's journal: the subscriptions, the wake-up of this process's loop,
-    and the event bus every committed change is announced on (``events``)."""
+    the event bus every committed change is announced on (``events``), and how often a
+    batch's progress is written (``events.batch_progress_interval``)."""
     return Journal(
-        subscriptions(settings),
+        subscriptions(settings.webhooks),
         deliverer.wake if deliverer is not None else None,
         events.announce if events is not None else None,
+        batch_progress_interval=settings.events.batch_progress_interval,
     )
 
 
