@@ -232,3 +232,25 @@ def test_progress_is_paced_but_the_end_is_always_written(store: JobStore) -> Non
     end = events(store, batch.id)[-1]
     assert end.kind == "batch.succeeded" and end.data["counts"]["succeeded"] == 3
     assert store.get_batch(batch.id).updated_at > batch.updated_at
+
+
+def test_a_cancel_while_children_end_locks_in_their_order(store: JobStore) -> None:
+    batch, _ = store.create_batch(new_batch(), inputs(8))
+    claimed = [store.claim_next(f"w{i}") for i in range(8)]
+    barrier = threading.Barrier(9)
+
+    def end(job_id: str) -> None:
+        barrier.wait(10)
+        store.mark_succeeded(job_id, RESULT)
+
+    def cancel() -> None:
+        barrier.wait(10)
+        store.cancel_batch(batch.id)
+
+    with ThreadPoolExecutor(9) as pool:
+        futures = [pool.submit(end, job.id) for job in claimed if job]
+        futures.append(pool.submit(cancel))
+        for future in futures:
+            future.result(30)
+    finals = [e.kind for e in events(store, batch.id) if e.kind != "batch.progress"]
+    assert finals == ["batch.queued", "batch.succeeded"]

@@ -1447,17 +1447,21 @@ class JobStore:
         chunk of them per transaction; the running ones are flagged for their executor
         (:meth:`request_cancel`'s way). Children that ended are left as they are."""
         with self._session(writes=True) as session:
-            batch = session.get(Batch, batch_id, with_for_update=True)
-            if batch is None:
+            if session.scalar(select(Batch.id).where(Batch.id == batch_id)) is None:
                 raise NotFound("batch", batch_id)
-            batch.cancel_requested = True
-            batch.updated_at = _now()
+            # The children's rows before the batch's, in the order of a child's end (which
+            # locks its batch's row once its own is locked): no deadlock between them.
             session.execute(
                 update(Job)
                 .where(Job.batch_id == batch_id, Job.status == JobStatus.RUNNING)
                 .values(cancel_requested=True)
                 .execution_options(synchronize_session=False)
             )
+            batch = session.get(Batch, batch_id, with_for_update=True)
+            if batch is None:
+                raise NotFound("batch", batch_id)
+            batch.cancel_requested = True
+            batch.updated_at = _now()
         queued = (
             select(Job)
             .where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
