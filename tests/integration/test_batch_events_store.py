@@ -254,3 +254,19 @@ def test_a_cancel_while_children_end_locks_in_their_order(store: JobStore) -> No
             future.result(30)
     finals = [e.kind for e in events(store, batch.id) if e.kind != "batch.progress"]
     assert finals == ["batch.queued", "batch.succeeded"]
+
+
+def test_a_child_retried_on_its_own_brings_its_ended_batch_back(store: JobStore) -> None:
+    batch, _ = store.create_batch(new_batch(), inputs(2))
+    run_all(store, fail={1})
+    assert events(store, batch.id)[-1].kind == "batch.partial"
+    failed = store.batch_children(batch.id)[1]
+    store.retry(failed.id, attempts=1)
+    # The job's own stream says it is queued again; the batch's that it runs again.
+    _, job_events = store.events_after(failed.id, 0)
+    assert job_events[-1].kind == "queued"
+    retried = events(store, batch.id)[-1]
+    assert retried.kind == "batch.retried" and retried.data["job_id"] == failed.id
+    assert retried.data["status"] == "running" and retried.data["retried"] == 1
+    run_all(store)
+    assert events(store, batch.id)[-1].kind == "batch.succeeded"

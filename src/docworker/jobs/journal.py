@@ -174,6 +174,15 @@ _PACE = select(
 )
 
 
+#: The kind of the batch's latest event.
+_LATEST_KIND = (
+    select(_BATCH_EVENTS.c.kind)
+    .where(_BATCH_EVENTS.c.batch_id == _BATCH_ID)
+    .order_by(_BATCH_EVENTS.c.seq.desc())
+    .limit(1)
+)
+
+
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
@@ -251,6 +260,8 @@ class Journal:
             self._queue(session, targets, f"job.{kind}", seq, data, now, job_id=job.id)
         if job.batch_id is not None and kind in FINAL_EVENTS:
             self.child_ended(session, job.batch_id, job, now)
+        elif job.batch_id is not None and kind == "queued":
+            self.child_queued(session, job.batch_id, job, now)
         return seq
 
     def record_batch(
@@ -312,6 +323,24 @@ class Journal:
             self.record_batch(session, batch, BATCH_PROGRESS, now, data)
         else:
             self.record_batch(session, batch, f"batch.{record.state.value}", now, data)
+
+    def child_queued(self, session: Session, batch_id: str, child: Job, now: datetime) -> None:
+        """A child queued again: when its batch had ended (a child retried on its own, or
+        replayed from the dead letters), the batch is running again (``batch.retried``).
+        An automatic retry of a running child changes nothing of its batch's."""
+        session.flush()
+        connection = session.connection()
+        if not connection.execute(_TOUCH_BATCH, {"batch_id": batch_id, "at": now}).rowcount:
+            return
+        if connection.execute(_LATEST_KIND, {"batch_id": batch_id}).scalar() not in (
+            FINAL_BATCH_EVENTS
+        ):
+            return
+        batch = session.get(Batch, batch_id)
+        if batch is not None:
+            data = batch_event_data(batch_state(session, batch))
+            data |= {"retried": 1, "job_id": child.id, "batch_index": child.batch_index}
+            self.record_batch(session, batch, "batch.retried", now, data)
 
     def _queue(
         self,

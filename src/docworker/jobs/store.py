@@ -1083,6 +1083,7 @@ class JobStore:
             if not job.children_total:
                 job.progress, job.progress_message = 0.0, None
             job.updated_at = now
+            self.journal.record(session, job, "queued", now)
             record = JobRecord.from_row(job)
         _log_transition(record)
         return record
