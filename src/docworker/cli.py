@@ -367,12 +367,14 @@ def secrets_rotate() -> None:
             lambda operation, params: reseal_params(operation, params, keys)
         )
         hooks = store.rewrite_webhooks(lambda webhook: reseal_webhook(webhook, keys))
+        batch_hooks = store.rewrite_batch_webhooks(lambda webhook: reseal_webhook(webhook, keys))
     except DocworkerError as exc:
         raise _fail(exc.detail) from None
     finally:
         store.close()
     typer.echo(f"{changed} jobs had their secret parameters sealed with the first key")
     typer.echo(f"{hooks} jobs had their webhook secret sealed with the first key")
+    typer.echo(f"{batch_hooks} batches had their webhook secret sealed with the first key")
 
 
 install_v1_commands(app)

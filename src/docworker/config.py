@@ -983,6 +983,23 @@ FINAL_EVENT_KINDS: tuple[JobEventKind, ...] = (
     "cancelled",
     "dead",
 )
+#: The events of a batch (see docs/events.md, "Batch events").
+BatchEventKind = Literal[
+    "batch.queued",
+    "batch.progress",
+    "batch.retried",
+    "batch.succeeded",
+    "batch.partial",
+    "batch.failed",
+    "batch.cancelled",
+]
+#: The events that end a batch: what a batch's webhook hears unless it chooses.
+FINAL_BATCH_EVENT_KINDS: tuple[BatchEventKind, ...] = (
+    "batch.succeeded",
+    "batch.partial",
+    "batch.failed",
+    "batch.cancelled",
+)
 #: The prefix of a Standard Webhooks secret (``whsec_`` and the base64 of its bytes).
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
@@ -1030,6 +1047,14 @@ class EventSettings(BaseModel):
     retry_ms: int = Field(
         2000, ge=0, description="The reconnection delay a stream advises (its 'retry:' field)."
     )
+    batch_progress_interval: Seconds = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="A batch's children that end within this long of its previous event are "
+        "counted in its next batch.progress event (or its end) rather than each in one of "
+        "their own; 0: one batch.progress per child end.",
+    )
     redis_url: str | None = Field(
         None,
         description="Redis (redis://host:port/db) over which processes tell each other that a "
@@ -1046,7 +1071,8 @@ class EventSettings(BaseModel):
 
 
 class WebhookSubscription(BaseModel):
-    """A configured webhook: every job's chosen events (or one tenant's) go to ``url``."""
+    """A configured webhook: every job's and batch's chosen events (or one tenant's) go to
+    ``url``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -1054,11 +1080,15 @@ class WebhookSubscription(BaseModel):
         pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Names the subscription in logs."
     )
     url: str = Field(max_length=2000, description="Where the events are POSTed (http/https).")
-    events: list[JobEventKind] = Field(
-        default_factory=lambda: list(FINAL_EVENT_KINDS), min_length=1, description="Events sent."
+    events: list[JobEventKind | BatchEventKind] = Field(
+        default_factory=lambda: list[JobEventKind | BatchEventKind](FINAL_EVENT_KINDS),
+        min_length=1,
+        description="Events sent: a job's (succeeded, …) and a batch's (batch.succeeded, …).",
     )
     secret: WebhookSecret = Field(description="Signing secret, 'whsec_' and base64.")
-    tenant: str | None = Field(None, description="Only this tenant's jobs (None: every job).")
+    tenant: str | None = Field(
+        None, description="Only this tenant's jobs and batches (None: every one)."
+    )
 
 
 class WebhookSettings(BaseModel):

@@ -333,11 +333,15 @@ def test_a_batch_publishes_each_child_and_runs_them_on_the_worker(
     )
     assert response.status_code == 202, response.text
     batch_id = response.json()["id"]
-    deadline = time.monotonic() + 120
-    while (batch := client.get(f"/api/v2/batches/{batch_id}").json())["status"] == "running":
-        assert time.monotonic() < deadline, fleet.worker.tail()
-        time.sleep(0.1)
+    # The long poll answers once the worker has ended the last child.
+    waited = client.get(f"/api/v2/batches/{batch_id}", params={"wait": 120}, timeout=150)
+    batch = waited.json()
+    assert batch["status"] != "running", fleet.worker.tail()
     assert (batch["status"], batch["counts"]["succeeded"]) == ("succeeded", len(files)), batch
+    # The batch's events were written by the worker, in its children's transactions.
+    stream = client.get(f"/api/v2/batches/{batch_id}/events", timeout=30).text
+    kinds = [line[len("event: ") :] for line in stream.splitlines() if line.startswith("event:")]
+    assert kinds[0] == "batch.queued" and kinds[-1] == "batch.succeeded", kinds
     children = fleet.store.batch_children(batch_id)
     assert all(c.attempts == 1 and c.worker is not None for c in children)
     assert all(c.worker.split(":")[1] != str(os.getpid()) for c in children if c.worker)

@@ -23,6 +23,7 @@ from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
 from docworker.api.routes import audit as audit_routes
 from docworker.api.routes import (
+    batch_events,
     batches,
     chunk,
     dead_letters,
@@ -55,7 +56,7 @@ from docworker.files import make_private, restrict_umask
 from docworker.guard import load_rules
 from docworker.jobs.admission import Admission, DiskFloor, Drain
 from docworker.jobs.audit import AuditLog, RefusalLog
-from docworker.jobs.events import JobEventBus, JobEvents, RedisJobEvents
+from docworker.jobs.events import RedisJobEvents, event_bus
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
 from docworker.jobs.outbox import Outbox
@@ -115,14 +116,12 @@ def build_services(
     deliverer = None
     if settings.webhooks.deliver:
         deliverer = WebhookDeliverer(settings.webhooks, outbox, sealing)
-    store.journal = journal(settings.webhooks, deliverer)
+    # Every change this process commits is announced on the bus (to the other processes
+    # too with events.redis_url, whose changes are heard).
+    events = event_bus(settings.events)
+    store.journal = journal(settings, deliverer, events)
     blobs = BlobStore.of(settings)
     blobs.ping()
-    events: JobEventBus = JobEvents()
-    if settings.events.redis_url:
-        # Every change this process commits is announced to the others, and theirs heard.
-        events = RedisJobEvents(settings.events.redis_url, settings.events.channel)
-        store.journal.on_event = events.announce
     configure_usage_metrics(by_key=settings.usage.metrics_by_key)
     audit = AuditLog(store)
     refusals = RefusalLog(
@@ -237,7 +236,17 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     for router in (
         *(
             module.router
-            for module in (extract, chunk, ocr, jobs, job_events, batches, operations, health)
+            for module in (
+                extract,
+                chunk,
+                ocr,
+                jobs,
+                job_events,
+                batches,
+                batch_events,
+                operations,
+                health,
+            )
         ),
         dead_letters.router,
         pdf_routes.router,

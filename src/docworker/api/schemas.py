@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
-from docworker.config import FINAL_EVENT_KINDS, JobEventKind
+from docworker.config import FINAL_EVENT_KINDS, BatchEventKind, JobEventKind
 from docworker.errors import InvalidParameter
 from docworker.jobs.models import BatchRecord, BatchState
 from docworker.jobs.outbox import Delivery
@@ -273,6 +273,19 @@ class BatchLinks(BaseModel):
     results: str = Field(description="Every child's result or error, as NDJSON or a zip.")
     cancel: str
     retry: str
+    events: str = Field(description="The batch's events (Server-Sent Events).")
+    webhooks: str = Field(description="The deliveries of the batch's webhooks and their log.")
+
+
+class BatchWebhookPublic(BaseModel):
+    """A batch's own webhook (its secret is never shown)."""
+
+    url: str
+    events: list[BatchEventKind]
+
+    @classmethod
+    def of(cls, stored: dict[str, Any]) -> BatchWebhookPublic:
+        return cls(url=shown_url(str(stored["url"])), events=stored.get("events") or [])
 
 
 class BatchPublic(BaseModel):
@@ -291,6 +304,7 @@ class BatchPublic(BaseModel):
     progress: float = Field(description="Share of the children that have ended.")
     created_at: datetime
     finished_at: datetime | None = Field(None, description="When the last child ended.")
+    webhook: BatchWebhookPublic | None = Field(None, description="The batch's own webhook.")
     links: BatchLinks
 
     @classmethod
@@ -307,12 +321,15 @@ class BatchPublic(BaseModel):
             progress=record.progress,
             created_at=record.created_at,
             finished_at=record.finished_at,
+            webhook=BatchWebhookPublic.of(record.webhook) if record.webhook else None,
             links=BatchLinks(
                 self=here,
                 jobs=f"{here}/jobs",
                 results=f"{here}/results",
                 cancel=f"{here}/cancel",
                 retry=f"{here}/retry",
+                events=f"{here}/events",
+                webhooks=f"{here}/webhooks",
             ),
         )
 
@@ -483,13 +500,13 @@ class WebhookAttempt(BaseModel):
 
 
 class WebhookDeliveryPublic(BaseModel):
-    """One webhook to send for one of a job's events, and its attempts."""
+    """One webhook to send for one of a job's (or a batch's) events, and its attempts."""
 
     id: str = Field(description="The webhook-id header, the same on every attempt.")
-    event: JobEventKind
-    event_id: int = Field(description="The event's id in the job's event stream.")
+    event: JobEventKind | BatchEventKind
+    event_id: int = Field(description="The event's id in the job's (batch's) event stream.")
     subscription: str | None = Field(
-        None, description="The configured subscription it is for; none: the job's own."
+        None, description="The configured subscription it is for; none: the job's (batch's) own."
     )
     url: str
     status: str = Field(description="pending, delivered or failed.")

@@ -36,7 +36,8 @@ changes nothing by itself:
   own (:mod:`docworker.engines.breaker`: it opens on the failures it sees; the main
   process has none); its job store writes each change's event and webhook deliveries
   (:mod:`docworker.jobs.journal`) for the API replicas to deliver, and announces them
-  over Redis with ``events.redis_url``; a result that succeeded whole is kept in the
+  over Redis with ``events.redis_url`` (as does the sweep of ``docworker worker``'s own
+  process: :func:`announce_changes`); a result that succeeded whole is kept in the
   result cache's shared tier.
 * **Batches.** Each child of a batch is published as a job of its own.
 * **Parts.** A job that splits (long OCR) publishes each part to its family's queue, so
@@ -83,7 +84,7 @@ from docworker.errors import (
     NotFound,
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
-from docworker.jobs.events import RedisJobEvents
+from docworker.jobs.events import JobEventBus, RedisJobEvents, event_bus
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
@@ -321,7 +322,7 @@ def prepare_worker(settings: Settings) -> Celery:
     store = JobStore(settings.database_url, echo=settings.database.echo, pooled=False)
     # Each state change's event and webhooks, as the API's store writes them (delivered
     # by the API replicas, which read the outbox).
-    store.journal = journal(settings.webhooks, None)
+    store.journal = journal(settings, None)
     os.register_at_fork(
         before=_MAIN_STORE.acquire,
         after_in_parent=_MAIN_STORE.release,
@@ -360,14 +361,9 @@ class _Child:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
         runtime.store.after_fork()
         self.store = JobStore(self.settings.database_url)
-        self.store.journal = journal(self.settings.webhooks, None)
         #: Announces each change this process commits to the API replicas' waiters.
-        self.events: RedisJobEvents | None = None
-        if self.settings.events.redis_url:
-            self.events = RedisJobEvents(
-                self.settings.events.redis_url, self.settings.events.channel
-            )
-            self.store.journal.on_event = self.events.announce
+        self.events = event_bus(self.settings.events, listen=False)
+        self.store.journal = journal(self.settings, None, self.events)
         self.folder = ExecutorFolder(self.settings.data_dir, token)
         self.folder.create()
         work = self.folder.new_worker_folder()
@@ -381,7 +377,7 @@ class _Child:
 
     def close(self) -> None:
         self.tools.close()
-        if self.events is not None:
+        if isinstance(self.events, RedisJobEvents):
             self.events.close()
         self.folder.remove()
         self.store.close()
@@ -680,7 +676,19 @@ def _start_sweep(**_: Any) -> None:
     runtime = _This.runtime
     if runtime is None or os.getpid() != runtime.main_pid:
         return
+    announce_changes(runtime)
     threading.Thread(target=_sweep, args=(runtime,), name="docworker-sweep", daemon=True).start()
+
+
+def announce_changes(runtime: _Runtime) -> JobEventBus:
+    """Give the main process's job store (its sweep, the hard-limit handler) the event bus:
+    each change it commits is announced over Redis (``events.redis_url``) as a worker
+    process's are, so the API replicas' waiters hear of a job taken back at once. Made
+    once the worker processes are forked (none inherits its threads). Returns the bus."""
+    bus = event_bus(runtime.settings.events, listen=False)
+    with _MAIN_STORE:
+        runtime.store.journal = journal(runtime.settings, None, bus)
+    return bus
 
 
 def _sweep(runtime: _Runtime) -> None:
@@ -688,14 +696,21 @@ def _sweep(runtime: _Runtime) -> None:
     message acknowledged by a worker that then died) and publish them again; delete the
     folders of this host's worker processes that are gone (killed)."""
     while True:
-        try:
-            with _MAIN_STORE:
-                taken = runtime.store.requeue_stale(older_than=STALE_AFTER)
-                for record in taken:
-                    log.warning("job of a lost worker taken back", job_id=record.id)
-                    runtime.dispatch.follow_up(runtime.store, record)
-        except DocworkerError as exc:
-            log.warning("stale job sweep failed", error=exc.detail)
-        for folder in sweep(runtime.settings.data_dir):
-            log.info("work folder of a gone worker process deleted", folder=str(folder))
+        sweep_once(runtime)
         time.sleep(runtime.settings.celery.sweep_interval)
+
+
+def sweep_once(runtime: _Runtime) -> list[JobRecord]:
+    """One pass of the sweep (:func:`_sweep`); returns the jobs taken back."""
+    taken: list[JobRecord] = []
+    try:
+        with _MAIN_STORE:
+            taken = runtime.store.requeue_stale(older_than=STALE_AFTER)
+            for record in taken:
+                log.warning("job of a lost worker taken back", job_id=record.id)
+                runtime.dispatch.follow_up(runtime.store, record)
+    except DocworkerError as exc:
+        log.warning("stale job sweep failed", error=exc.detail)
+    for folder in sweep(runtime.settings.data_dir):
+        log.info("work folder of a gone worker process deleted", folder=str(folder))
+    return taken

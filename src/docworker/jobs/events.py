@@ -33,6 +33,7 @@ import structlog
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from docworker.config import EventSettings
     from docworker.jobs.models import JobRecord
 
 log = structlog.get_logger(__name__)
@@ -71,6 +72,12 @@ class JobEventBus(Protocol):
     def subscribe(self, job_id: str) -> AbstractContextManager[Subscription]:
         """Hear ``job_id``'s publications while the block runs (in the event loop)."""
 
+    def announce(self, job_id: str) -> None:
+        """Say that the job store committed a change of ``job_id`` (a batch's
+        :func:`~docworker.jobs.journal.batch_key`): the store's journal calls it after
+        every commit that recorded an event, so every change reaches the bus, whoever
+        made it."""
+
     async def wait(self, job_id: str, timeout: float) -> bool:
         """Wait until ``job_id`` is published or ``timeout`` passes; True if published."""
 
@@ -90,6 +97,10 @@ class JobEvents:
         for waiter in waiters:
             if not waiter.loop.is_closed():
                 waiter.loop.call_soon_threadsafe(waiter._set, record)
+
+    def announce(self, job_id: str) -> None:
+        """Wake this process's waiters on ``job_id`` (they read the store)."""
+        self.publish(job_id)
 
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
@@ -126,16 +137,17 @@ class RedisJobEvents:
     In the process, it is :class:`JobEvents` (what :meth:`publish` hands, record and
     all, reaches this process's waiters at once). Between processes, the job store
     announces every change it commits (:attr:`Journal.on_event
-    <docworker.jobs.journal.Journal.on_event>`): :meth:`announce` queues the job's id,
-    a sender thread publishes it as ``<origin> <job id>``, and a listener thread in
-    every process wakes that job's waiters there (its own announcements aside: its
-    waiters heard them from :meth:`publish`). Neither thread ever holds up the caller:
+    <docworker.jobs.journal.Journal.on_event>`): :meth:`announce` wakes this process's
+    waiters and queues the job's id, a sender thread publishes it as
+    ``<origin> <job id>``, and a listener thread in every other process wakes that
+    job's waiters there (``listen`` False: a process that only announces, such as the
+    sweep of ``docworker worker``, runs no listener). Neither thread ever holds up the caller:
     while Redis does not answer, announcements wait (:data:`MAX_PENDING` at most) and
     waiters fall back on their look at the store every second; both threads reconnect
     by themselves.
     """
 
-    def __init__(self, url: str, channel: str) -> None:
+    def __init__(self, url: str, channel: str, *, listen: bool = True) -> None:
         self.local = JobEvents()
         self.channel = channel
         #: Tells this process's announcements apart from others'.
@@ -144,10 +156,11 @@ class RedisJobEvents:
         self._pending: deque[str] = deque(maxlen=MAX_PENDING)
         self._ready = threading.Condition()
         self._stopping = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._send, name="events-redis-send", daemon=True),
-            threading.Thread(target=self._listen, name="events-redis-listen", daemon=True),
-        ]
+        self._threads = [threading.Thread(target=self._send, name="events-redis-send", daemon=True)]
+        if listen:
+            self._threads.append(
+                threading.Thread(target=self._listen, name="events-redis-listen", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 
@@ -163,7 +176,9 @@ class RedisJobEvents:
         return await self.local.wait(job_id, timeout)
 
     def announce(self, job_id: str) -> None:
-        """Tell the other processes that ``job_id`` moved on (queued for the sender)."""
+        """Wake this process's waiters on ``job_id`` and tell the other processes (queued
+        for the sender)."""
+        self.local.publish(job_id)
         with self._ready:
             self._pending.append(job_id)
             self._ready.notify()
@@ -214,3 +229,12 @@ class RedisJobEvents:
         origin, _, job_id = text.partition(" ")
         if job_id and origin != self.origin:
             self.local.publish(job_id)
+
+
+def event_bus(settings: EventSettings, *, listen: bool = True) -> JobEventBus:
+    """The bus of this process: :class:`RedisJobEvents` with ``events.redis_url``, else
+    :class:`JobEvents`. Hand it to the job store's journal
+    (:func:`docworker.jobs.webhooks.journal`), which announces every change on it."""
+    if settings.redis_url:
+        return RedisJobEvents(settings.redis_url, settings.channel, listen=listen)
+    return JobEvents()

@@ -235,6 +235,11 @@ class JobEventRecord:
     def from_row(cls, row: JobEvent) -> JobEventRecord:
         return cls(row.job_id, row.seq, row.kind, row.at, row.data or {})
 
+    @classmethod
+    def of_batch(cls, row: BatchEvent) -> JobEventRecord:
+        """An event of a batch (``job_id``: the batch's id)."""
+        return cls(row.batch_id, row.seq, row.kind, row.at, row.data or {})
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as UTC and always read back timezone-aware.
@@ -365,6 +370,20 @@ class JobEvent(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(_json())
 
 
+class BatchEvent(Base):
+    """A row of ``batch_events``: one thing that happened to a batch, numbered per batch."""
+
+    __tablename__ = "batch_events"
+    __table_args__ = (PrimaryKeyConstraint("batch_id", "seq"),)
+
+    batch_id: Mapped[str] = mapped_column(String(36))
+    #: From 1, increasing with each event of the batch (the stream's event id).
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any] | None] = mapped_column(_json())
+
+
 class WebhookDelivery(Base):
     """A row of ``webhook_deliveries``: one webhook to send (the outbox) and its attempts."""
 
@@ -373,11 +392,15 @@ class WebhookDelivery(Base):
         # The deliveries due, for the delivery loops; a job's deliveries, for its log.
         Index("ix_webhook_deliveries_due", "status", "next_at"),
         Index("ix_webhook_deliveries_job_id", "job_id", "created_at"),
+        Index("ix_webhook_deliveries_batch_id", "batch_id", "created_at"),
     )
 
     #: The ``webhook-id`` header: the same on every attempt of one delivery.
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    job_id: Mapped[str] = mapped_column(String(36))
+    #: The job whose event it sends; None for a batch's event.
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    #: The batch whose event it sends; None for a job's event.
+    batch_id: Mapped[str | None] = mapped_column(String(36))
     event_seq: Mapped[int] = mapped_column(Integer)
     event: Mapped[str] = mapped_column(String(16))
     #: The configured subscription's name; None for the job's own webhook.
@@ -462,6 +485,8 @@ class NewBatch:
     tenant: str | None = None
     key_id: str | None = None
     client: str | None = None
+    #: The batch's own webhook, its secret sealed (see ``Batch.webhook``).
+    webhook: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -487,6 +512,8 @@ class BatchRecord:
     counts: dict[JobStatus, int]
     #: When the last child ended, once none is queued or running.
     finished_at: datetime | None
+    #: The batch's own webhook (``Batch.webhook``), its secret sealed.
+    webhook: dict[str, Any] | None = None
 
     @property
     def unfinished(self) -> int:
@@ -536,6 +563,7 @@ class BatchRecord:
             cancel_requested=batch.cancel_requested,
             counts=counts,
             finished_at=finished_at,
+            webhook=batch.webhook,
         )
 
 
@@ -559,6 +587,8 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Its own webhook: ``{"url", "events", "secret"}`` (the secret sealed), or None.
+    webhook: Mapped[dict[str, Any] | None] = mapped_column(_json())
 
 
 class ApiKey(Base):

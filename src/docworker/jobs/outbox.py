@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from docworker.jobs.models import Job, WebhookDelivery
+from docworker.jobs.models import Batch, Job, WebhookDelivery
 from docworker.jobs.store import JobStore
 
 #: Delivery states.
@@ -29,7 +29,8 @@ class Delivery:
     """One outbox row as plain values, with what its attempt needs."""
 
     id: str
-    job_id: str
+    #: The job whose event it sends (None: a batch's).
+    job_id: str | None
     event_seq: int
     event: str
     subscription: str | None
@@ -41,9 +42,11 @@ class Delivery:
     created_at: datetime
     delivered_at: datetime | None
     log: list[dict[str, Any]]
-    #: The job's own webhook as stored (its sealed secret), for a delivery of it; None
-    #: when the job is gone or the delivery is a configured subscription's.
+    #: The job's (or batch's) own webhook as stored (its sealed secret), for a delivery
+    #: of it; None when the job is gone or the delivery is a configured subscription's.
     job_webhook: dict[str, Any] | None = None
+    #: The batch whose event it sends (None: a job's).
+    batch_id: str | None = None
 
     @classmethod
     def from_row(cls, row: WebhookDelivery, job_webhook: dict[str, Any] | None = None) -> Delivery:
@@ -62,6 +65,7 @@ class Delivery:
             delivered_at=row.delivered_at,
             log=list(row.log or []),
             job_webhook=job_webhook,
+            batch_id=row.batch_id,
         )
 
 
@@ -83,14 +87,21 @@ class Outbox:
         )
         with self.store.transaction(writes=True) as session:
             rows = list(session.scalars(query))
-            own = [row.job_id for row in rows if row.subscription is None]
+            own = [row for row in rows if row.subscription is None]
+            jobs = [row.job_id for row in own if row.job_id is not None]
+            batches = [row.batch_id for row in own if row.batch_id is not None]
             webhooks: dict[str, dict[str, Any] | None] = {}
-            if own:
-                found = session.execute(select(Job.id, Job.webhook).where(Job.id.in_(own)))
+            if jobs:
+                found = session.execute(select(Job.id, Job.webhook).where(Job.id.in_(jobs)))
                 webhooks = {job_id: webhook for job_id, webhook in found}
+            if batches:
+                hooks = session.execute(
+                    select(Batch.id, Batch.webhook).where(Batch.id.in_(batches))
+                )
+                webhooks |= {batch_id: webhook for batch_id, webhook in hooks}
             for row in rows:
                 row.next_at = now + timedelta(seconds=lease)
-            return [Delivery.from_row(row, webhooks.get(row.job_id)) for row in rows]
+            return [Delivery.from_row(row, webhooks.get(_owner(row))) for row in rows]
 
     def record_attempt(
         self, delivery_id: str, entry: dict[str, Any], *, status: str, next_at: datetime | None
@@ -118,3 +129,18 @@ class Outbox:
         )
         with self.store.transaction() as session:
             return [Delivery.from_row(row) for row in session.scalars(query)]
+
+    def of_batch(self, batch_id: str) -> list[Delivery]:
+        """The deliveries of the batch's events, in the order they were queued."""
+        query = (
+            select(WebhookDelivery)
+            .where(WebhookDelivery.batch_id == batch_id)
+            .order_by(WebhookDelivery.created_at, WebhookDelivery.event_seq, WebhookDelivery.id)
+        )
+        with self.store.transaction() as session:
+            return [Delivery.from_row(row) for row in session.scalars(query)]
+
+
+def _owner(row: WebhookDelivery) -> str:
+    """The id of the job or batch whose event ``row`` sends."""
+    return row.job_id or row.batch_id or ""

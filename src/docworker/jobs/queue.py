@@ -39,7 +39,8 @@ from docworker.jobs.admission import ENGINE_TAG, Admission
 from docworker.jobs.audit import RefusalLog
 from docworker.jobs.backlog import FAMILY_OF
 from docworker.jobs.events import JobEventBus
-from docworker.jobs.models import BatchRecord, NewBatch
+from docworker.jobs.journal import batch_key
+from docworker.jobs.models import BatchRecord, BatchState, NewBatch
 from docworker.jobs.results import StoredResult, read_payload
 from docworker.jobs.retention import discard_job_data
 from docworker.jobs.store import (
@@ -355,6 +356,7 @@ class JobQueue:
         caller: Principal,
         priority: int = 0,
         idempotency_key: str | None = None,
+        webhook: WebhookRequest | None = None,
     ) -> tuple[BatchRecord, bool]:
         """Validate, admit and queue a batch: one child job of ``operation`` with
         ``params`` per stored input (:meth:`JobInput.as_dict`), in order; returns the
@@ -367,10 +369,14 @@ class JobQueue:
         (``batches.max_queued_files``, the children of every batch of the family); the
         tenant's cap on active jobs (the batch takes one place) and the key's quotas
         (one request of all the bytes). Engine queues are not checked per child: a
-        batch's children wait in the job store, not at the engine."""
+        batch's children wait in the job store, not at the engine.
+
+        ``webhook``: the batch's own webhook (:meth:`WebhookRequest.for_batch`), checked
+        as a job's (:class:`InvalidParameter` naming the field at fault)."""
         op = get_operation(operation)
         caller.require_submit(operation)
         checked = validate_params(op, params)
+        hook = webhook.checked(self.webhooks, self.keys) if webhook is not None else None
         key = _scoped_key(idempotency_key, caller)
         if self.admission is not None and (key is None or not self.store.batch_by_key(key)):
             self.admission.admit(op, checked, None, priority)
@@ -384,6 +390,7 @@ class JobQueue:
             tenant=caller.tenant,
             key_id=caller.key_id,
             client=caller.client,
+            webhook=hook,
         )
         try:
             record, created = self.store.create_batch(
@@ -430,6 +437,19 @@ class JobQueue:
         if not caller.sees(record.tenant):
             raise NotFound("batch", batch_id)
         return record
+
+    async def wait_batch(self, record: BatchRecord, timeout: float) -> BatchRecord:
+        """The batch once it has ended (no child queued or running), or as it stands when
+        ``timeout`` seconds have passed. Wakes on the batch's events on the bus, and
+        reads the store at least every :data:`STORE_POLL` seconds."""
+        deadline = time.monotonic() + timeout
+        with self.events.subscribe(batch_key(record.id)) as events:
+            while True:
+                remaining = deadline - time.monotonic()
+                if record.state is not BatchState.RUNNING or remaining <= 0:
+                    return record
+                await events.wait(min(remaining, STORE_POLL))
+                record = await anyio.to_thread.run_sync(self.store.get_batch, record.id)
 
     def cancel_batch(self, batch_id: str, caller: Principal) -> BatchRecord:
         """Cancel the batch's children that have not ended (see

@@ -80,12 +80,20 @@ from docworker.errors import (
 )
 from docworker.files import make_private
 from docworker.jobs import usage
-from docworker.jobs.journal import Journal, kind_of, run_after_commit
+from docworker.jobs.journal import (
+    Journal,
+    batch_event_data,
+    batch_state,
+    kind_of,
+    run_after_commit,
+)
 from docworker.jobs.ledger import settle
 from docworker.jobs.models import (
     TERMINAL_STATUSES,
     Batch,
+    BatchEvent,
     BatchRecord,
+    BatchState,
     Job,
     JobCost,
     JobEvent,
@@ -1082,6 +1090,7 @@ class JobStore:
             if not job.children_total:
                 job.progress, job.progress_message = 0.0, None
             job.updated_at = now
+            self.journal.record(session, job, "queued", now)
             record = JobRecord.from_row(job)
         _log_transition(record)
         return record
@@ -1169,8 +1178,8 @@ class JobStore:
                 session.delete(job)
             _delete_journal(session, [job.id for job in jobs])
             session.flush()
-            # A batch goes with the last of its children.
-            emptied = delete(Batch).where(
+            # A batch goes with the last of its children, and its events with it.
+            emptied = select(Batch.id).where(
                 Batch.created_at < _aware(before, "before"),
                 ~exists().where(Job.batch_id == Batch.id),
             )
@@ -1180,7 +1189,7 @@ class JobStore:
                 emptied = emptied.where(
                     or_(Batch.tenant.is_(None), Batch.tenant.not_in(list(other_than)))
                 )
-            session.execute(emptied.execution_options(synchronize_session=False))
+            _delete_batches(session, list(session.scalars(emptied)))
         if records:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
@@ -1250,6 +1259,31 @@ class JobStore:
             return new is not None
 
         return self._rewrite(apply, Job.webhook.is_not(None), batch)
+
+    def rewrite_batch_webhooks(
+        self, change: Callable[[dict[str, Any]], dict[str, Any] | None], *, batch: int = 500
+    ) -> int:
+        """Pass the webhook of every batch that has one through ``change`` and store what
+        it returns instead (None: leave it), ``batch`` batches per transaction."""
+        changed = 0
+        last = ""
+        while True:
+            query = (
+                select(Batch)
+                .where(Batch.webhook.is_not(None), Batch.id > last)
+                .order_by(Batch.id)
+                .limit(batch)
+            )
+            with self._session(writes=True) as session:
+                rows = session.scalars(query.with_for_update()).all()
+                for row in rows:
+                    new = change(row.webhook) if row.webhook is not None else None
+                    if new is not None:
+                        row.webhook = new
+                        changed += 1
+            if len(rows) < batch:
+                return changed
+            last = rows[-1].id
 
     def _rewrite(self, apply: Callable[[Job], bool], which: ColumnElement[bool], batch: int) -> int:
         """Walk the jobs matching ``which`` in id order, ``batch`` at a time, one
@@ -1354,6 +1388,7 @@ class JobStore:
             created_at=now,
             updated_at=now,
             cancel_requested=False,
+            webhook=new.webhook,
         )
         try:
             with self._session(writes=True) as session:
@@ -1375,7 +1410,13 @@ class JobStore:
                         for index, stored in enumerate(chunk, start)
                     ]
                     session.execute(insert(Job), rows)
-                record = _batch_record(session, batch)
+                record = batch_state(session, batch)
+                data = batch_event_data(record)
+                self.journal.record_batch(session, batch, "batch.queued", now, data)
+                if record.state is not BatchState.RUNNING:
+                    # Every child failed at intake (no URL could be read): it has ended.
+                    kind = f"batch.{record.state.value}"
+                    self.journal.record_batch(session, batch, kind, now, data)
         except IntegrityError:
             if key is None or (existing := self.batch_by_key(key)) is None:
                 raise
@@ -1389,7 +1430,7 @@ class JobStore:
             batch = session.get(Batch, batch_id)
             if batch is None:
                 raise NotFound("batch", batch_id)
-            return _batch_record(session, batch)
+            return batch_state(session, batch)
 
     def batch_children(self, batch_id: str, *, after: int = -1, limit: int = 100) -> Records:
         """Up to ``limit`` children of the batch, in its inputs' order, from the one after
@@ -1409,17 +1450,21 @@ class JobStore:
         chunk of them per transaction; the running ones are flagged for their executor
         (:meth:`request_cancel`'s way). Children that ended are left as they are."""
         with self._session(writes=True) as session:
-            batch = session.get(Batch, batch_id, with_for_update=True)
-            if batch is None:
+            if session.scalar(select(Batch.id).where(Batch.id == batch_id)) is None:
                 raise NotFound("batch", batch_id)
-            batch.cancel_requested = True
-            batch.updated_at = _now()
+            # The children's rows before the batch's, in the order of a child's end (which
+            # locks its batch's row once its own is locked): no deadlock between them.
             session.execute(
                 update(Job)
                 .where(Job.batch_id == batch_id, Job.status == JobStatus.RUNNING)
                 .values(cancel_requested=True)
                 .execution_options(synchronize_session=False)
             )
+            batch = session.get(Batch, batch_id, with_for_update=True)
+            if batch is None:
+                raise NotFound("batch", batch_id)
+            batch.cancel_requested = True
+            batch.updated_at = _now()
         queued = (
             select(Job)
             .where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
@@ -1437,6 +1482,8 @@ class JobStore:
                     job.finished_at = now
                     job.updated_at = now
                     settle(session, job, now)
+                if jobs:  # one batch event for the chunk
+                    self.journal.child_ended(session, batch_id, None, now)
             cancelled += len(jobs)
             if len(jobs) < _BATCH_INSERT:
                 break
@@ -1486,7 +1533,10 @@ class JobStore:
                 )
                 batch.cancel_requested = False
                 batch.updated_at = now
-            record = _batch_record(session, batch)
+            record = batch_state(session, batch)
+            if count:
+                data = batch_event_data(record) | {"retried": count}
+                self.journal.record_batch(session, batch, "batch.retried", now, data)
         if count:
             _log.info("batch retried", batch_id=batch_id, jobs=count)
         return record, count or 0
@@ -1515,17 +1565,42 @@ class JobStore:
             )
         query = query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)
         with self._session() as session:
-            page = [_batch_record(session, batch) for batch in session.scalars(query)]
+            page = [batch_state(session, batch) for batch in session.scalars(query)]
         if len(page) <= limit:
             return page, None
         return page[:limit], _encode_cursor(page[limit - 1])
+
+    def batch_events_after(
+        self, batch_id: str, after: int, *, limit: int = 100
+    ) -> tuple[str | None, Events]:
+        """The kind of the batch's latest event (read first), and its events numbered
+        above ``after`` (``limit`` at most), in order; :class:`NotFound` when there is no
+        such batch."""
+        query = (
+            select(BatchEvent)
+            .where(BatchEvent.batch_id == batch_id, BatchEvent.seq > after)
+            .order_by(BatchEvent.seq)
+            .limit(limit)
+        )
+        latest = (
+            select(BatchEvent.kind)
+            .where(BatchEvent.batch_id == batch_id)
+            .order_by(BatchEvent.seq.desc())
+            .limit(1)
+        )
+        with self._session() as session:
+            if session.scalar(select(Batch.id).where(Batch.id == batch_id)) is None:
+                raise NotFound("batch", batch_id)
+            # The latest first: the events read next include it.
+            kind = session.scalar(latest)
+            return kind, [JobEventRecord.of_batch(row) for row in session.scalars(query)]
 
     def batch_by_key(self, key: str) -> BatchRecord | None:
         """The batch created under the idempotency ``key`` (as stored), if any."""
         with self._session() as session:
             query = select(Batch).where(Batch.idempotency_key == key)
             batch = session.scalars(query).one_or_none()
-            return None if batch is None else _batch_record(session, batch)
+            return None if batch is None else batch_state(session, batch)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -1647,6 +1722,18 @@ def _delete_journal(session: Session, job_ids: Sequence[str]) -> None:
             )
 
 
+def _delete_batches(session: Session, batch_ids: Sequence[str]) -> None:
+    """Delete the batches ``batch_ids``, their events and webhook deliveries (in slices)."""
+    for start in range(0, len(batch_ids), 500):
+        ids = list(batch_ids[start : start + 500])
+        for statement in (
+            delete(Batch).where(Batch.id.in_(ids)),
+            delete(BatchEvent).where(BatchEvent.batch_id.in_(ids)),
+            delete(WebhookDelivery).where(WebhookDelivery.batch_id.in_(ids)),
+        ):
+            session.execute(statement.execution_options(synchronize_session=False))
+
+
 #: Input URIs looked up per statement (:meth:`JobStore.inputs_in_use`).
 _URIS_AT_ONCE = 1000
 #: Children of a batch inserted (or cancelled) per statement.
@@ -1684,24 +1771,6 @@ def _child_row(
             "finished_at": now,
         }
     return row
-
-
-def _batch_record(session: Session, batch: Batch) -> BatchRecord:
-    """The batch with its children counted by state (one range of ``ix_jobs_batch_status``)."""
-    counts = dict.fromkeys(JobStatus, 0)
-    last: datetime | None = None
-    query = (
-        select(Job.status, func.count(), func.max(Job.finished_at))
-        .where(Job.batch_id == batch.id)
-        .group_by(Job.status)
-    )
-    for status, count, ended in session.execute(query):
-        counts[JobStatus(status)] = count
-        if ended is not None:
-            at = ended if ended.tzinfo else ended.replace(tzinfo=UTC)
-            last = at if last is None else max(last, at)
-    unfinished = counts[JobStatus.QUEUED] + counts[JobStatus.RUNNING]
-    return BatchRecord.from_row(batch, counts, None if unfinished else last)
 
 
 def _same_batch(existing: BatchRecord, new: NewBatch, digest: str) -> BatchRecord:

@@ -38,12 +38,16 @@ import structlog
 
 from docworker import __version__
 from docworker.config import (
+    FINAL_BATCH_EVENT_KINDS,
     FINAL_EVENT_KINDS,
+    BatchEventKind,
     JobEventKind,
+    Settings,
     WebhookSettings,
     webhook_secret_bytes,
 )
 from docworker.errors import DocworkerError, InvalidParameter, SecretUnreadable
+from docworker.jobs.events import JobEventBus
 from docworker.jobs.journal import Journal, Subscription
 from docworker.jobs.outbox import DELIVERED, FAILED, PENDING, Delivery, Outbox
 from docworker.sealing import SecretKeys
@@ -52,6 +56,7 @@ from docworker.url_policy import UrlPolicy, UrlRefused, UrlUnreadable
 log = structlog.get_logger(__name__)
 
 EVENT_KINDS: tuple[str, ...] = get_args(JobEventKind)
+BATCH_EVENT_KINDS: tuple[str, ...] = get_args(BatchEventKind)
 #: The longest webhook URL accepted.
 MAX_URL_LENGTH = 2000
 
@@ -86,18 +91,43 @@ def subscriptions(settings: WebhookSettings) -> tuple[Subscription, ...]:
     )
 
 
-def journal(settings: WebhookSettings, deliverer: WebhookDeliverer | None) -> Journal:
-    """The job store's journal: the subscriptions, and the wake-up of this process's loop."""
-    return Journal(subscriptions(settings), deliverer.wake if deliverer is not None else None)
+def journal(
+    settings: Settings,
+    deliverer: WebhookDeliverer | None,
+    events: JobEventBus | None = None,
+) -> Journal:
+    """The job store's journal: the subscriptions, the wake-up of this process's loop,
+    the event bus every committed change is announced on (``events``), and how often a
+    batch's progress is written (``events.batch_progress_interval``)."""
+    return Journal(
+        subscriptions(settings.webhooks),
+        deliverer.wake if deliverer is not None else None,
+        events.announce if events is not None else None,
+        batch_progress_interval=settings.events.batch_progress_interval,
+    )
 
 
 @dataclass(frozen=True)
 class WebhookRequest:
-    """A job's own webhook as its client asked for it."""
+    """A job's (or a batch's) own webhook as its client asked for it."""
 
     url: str
     events: Sequence[str] = FINAL_EVENT_KINDS
     secret: str | None = None
+    #: The events it may choose from: a job's, or a batch's (:meth:`for_batch`).
+    kinds: tuple[str, ...] = EVENT_KINDS
+
+    @classmethod
+    def for_batch(
+        cls, url: str | None, events: str | None, secret: str | None
+    ) -> WebhookRequest | None:
+        """A batch's webhook from its form's ``webhook_*`` fields, as :meth:`of_form`
+        reads them; its events are a batch's (default: the final ones)."""
+        request = cls.of_form(url, events, secret)
+        if request is None:
+            return None
+        chosen = request.events if events else FINAL_BATCH_EVENT_KINDS
+        return cls(request.url, chosen, request.secret, BATCH_EVENT_KINDS)
 
     @classmethod
     def of_form(
@@ -125,11 +155,11 @@ class WebhookRequest:
         URL's host is resolved: call from a worker thread."""
         if len(self.url) > MAX_URL_LENGTH:
             raise InvalidParameter("webhook_url", f"longer than {MAX_URL_LENGTH} characters")
-        unknown = [e for e in self.events if e not in EVENT_KINDS]
+        unknown = [e for e in self.events if e not in self.kinds]
         if unknown or not self.events:
             raise InvalidParameter(
                 "webhook_events",
-                f"'{unknown[0] if unknown else ''}' is not an event: {', '.join(EVENT_KINDS)}",
+                f"'{unknown[0] if unknown else ''}' is not an event: {', '.join(self.kinds)}",
             )
         if self.secret is not None:
             try:
@@ -147,7 +177,7 @@ class WebhookRequest:
             raise InvalidParameter("webhook_url", exc.detail) from exc
         return {
             "url": self.url,
-            "events": [kind for kind in EVENT_KINDS if kind in self.events],
+            "events": [kind for kind in self.kinds if kind in self.events],
             "secret": keys.seal(self.secret) if self.secret is not None else None,
         }
 
@@ -259,6 +289,7 @@ class WebhookDeliverer:
             "webhook attempt",
             delivery_id=delivery.id,
             job_id=delivery.job_id,
+            batch_id=delivery.batch_id,
             event_type=delivery.event,
             outcome=status,
             http_status=entry.get("status"),
@@ -273,7 +304,7 @@ class WebhookDeliverer:
                     return subscription.secret.get_secret_value()
             raise _Undeliverable(f"subscription '{delivery.subscription}' is not configured")
         if delivery.job_webhook is None:
-            raise _Undeliverable("the job was deleted")
+            raise _Undeliverable(f"the {'batch' if delivery.batch_id else 'job'} was deleted")
         sealed = delivery.job_webhook.get("secret")
         if sealed is not None:
             return self.keys.open(sealed)

@@ -11,7 +11,13 @@ from standardwebhooks import Webhook
 
 from docworker.config import WebhookSettings
 from docworker.errors import InvalidParameter
-from docworker.jobs.webhooks import WebhookRequest, reseal_webhook, retry_delay, sign
+from docworker.jobs.webhooks import (
+    WebhookRequest,
+    reseal_webhook,
+    retry_delay,
+    sign,
+    subscriptions,
+)
 from docworker.sealing import SecretKeys, new_key
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
@@ -82,3 +88,53 @@ def test_retries_back_off_exponentially_with_jitter_up_to_the_bound() -> None:
         delays = [retry_delay(settings, attempts) for _ in range(50)]
         assert all(base / 2 <= delay <= base for delay in delays)
         assert len(set(delays)) > 1
+
+
+def test_a_batch_webhook_chooses_batch_events_only() -> None:
+    keys = SecretKeys([new_key()])
+    default = WebhookRequest.for_batch(PUBLIC, None, SECRET)
+    assert default is not None
+    stored = default.checked(WebhookSettings(), keys)
+    assert stored["events"] == [
+        "batch.succeeded",
+        "batch.partial",
+        "batch.failed",
+        "batch.cancelled",
+    ]
+    chosen = WebhookRequest.for_batch(PUBLIC, "batch.succeeded, batch.progress", SECRET)
+    assert chosen is not None
+    assert chosen.checked(WebhookSettings(), keys)["events"] == [
+        "batch.progress",
+        "batch.succeeded",
+    ]
+    job_event = WebhookRequest.for_batch(PUBLIC, "succeeded", SECRET)
+    assert job_event is not None
+    with pytest.raises(InvalidParameter) as refused:
+        job_event.checked(WebhookSettings(), keys)
+    assert refused.value.fields["parameter"] == "webhook_events"
+    assert WebhookRequest.for_batch(None, None, None) is None
+
+
+def test_a_subscription_may_choose_batch_events() -> None:
+    settings = WebhookSettings.model_validate(
+        {
+            "subscriptions": [
+                {
+                    "name": "ops",
+                    "url": PUBLIC,
+                    "secret": SECRET,
+                    "events": ["batch.partial", "succeeded"],
+                }
+            ]
+        }
+    )
+    [subscription] = subscriptions(settings)
+    assert subscription.events == {"batch.partial", "succeeded"}
+    with pytest.raises(ValueError, match=r"batch\.nothing"):
+        WebhookSettings.model_validate(
+            {
+                "subscriptions": [
+                    {"name": "x", "url": PUBLIC, "secret": SECRET, "events": ["batch.nothing"]}
+                ]
+            }
+        )

@@ -30,6 +30,7 @@ from docworker.api.batch_sources import (
 )
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.errors import problem_responses
+from docworker.api.routes.batch_events import BATCH_WEBHOOK_FIELDS, BatchWait, batch_webhook
 from docworker.api.routes.jobs import FORM, _int_field, _params_field, submission_fields
 from docworker.api.schemas import (
     IDEMPOTENCY_KEY_LENGTH,
@@ -91,6 +92,7 @@ def batch_response(record: BatchRecord, status_code: int = 200) -> JSONResponse:
                             **submission_fields(
                                 "The operation's parameters, a JSON object, applied to every file."
                             ),
+                            **BATCH_WEBHOOK_FIELDS,
                             FILE_FIELD: {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
@@ -180,6 +182,7 @@ async def create_batch(
     )
     with contextlib.closing(inputs):
         operation, params, priority, key = _fields(form.fields)
+        webhook = batch_webhook(form.fields)
         record, created = await anyio.to_thread.run_sync(
             lambda: services.queue.submit_batch(
                 operation,
@@ -188,6 +191,7 @@ async def create_batch(
                 caller=caller,
                 priority=priority,
                 idempotency_key=idempotency_header or key,
+                webhook=webhook,
             )
         )
     return batch_response(record, 202 if created else 200)
@@ -239,12 +243,18 @@ async def list_batches(
     operation_id="get_batch",
     summary="Get a batch",
     response_model=BatchPublic,
-    responses=problem_responses(403, 404),
+    responses=problem_responses(403, 404, 422),
 )
-async def get_batch(batch_id: str, services: ServicesDep, caller: CallerDep) -> BatchPublic:
+async def get_batch(
+    batch_id: str, services: ServicesDep, caller: CallerDep, wait: BatchWait = 0
+) -> BatchPublic:
     """The batch's state (derived from its children's), its children counted by state,
-    its progress, when it was made and when its last child ended."""
+    its progress, when it was made and when its last child ended; with ``wait``, once
+    the batch has ended or the wait has run out, whichever comes first."""
     record = await anyio.to_thread.run_sync(services.queue.batch, batch_id, caller)
+    if wait > 0:
+        timeout = min(wait, services.settings.server.max_wait)
+        record = await services.queue.wait_batch(record, timeout)
     return BatchPublic.of(record)
 
 
