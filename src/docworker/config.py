@@ -631,8 +631,9 @@ class CelerySettings(BaseModel):
 
 class BreakerSettings(BaseModel):
     """Circuit breakers of the external engines (LibreOffice, Tesseract, FFmpeg, Chromium)
-    and of the blob store (see :mod:`docworker.engines.breaker`). Their state is kept in
-    the service's process: each replica counts the failures it sees."""
+    and of the blob store (see :mod:`docworker.engines.breaker`). Each process counts the
+    failures it sees; a breaker that opens is posted in the job store for the others
+    (``shared``)."""
 
     enabled: bool = Field(True, description="false: no breaker opens; every job tries its engine.")
     threshold: int = Field(
@@ -647,6 +648,13 @@ class BreakerSettings(BaseModel):
         gt=0,
         description="How long an open breaker refuses work before it lets one job through "
         "to try the engine again (half-open).",
+    )
+    shared: bool = Field(
+        True,
+        description="Post a breaker that opens in the job store until it half-opens, so "
+        "that every process of the service (API replicas, Celery worker processes) refuses "
+        "work needing the engine meanwhile and reports it in /health; false: each process "
+        "judges alone.",
     )
 
 

@@ -56,6 +56,7 @@ from docworker.files import make_private, restrict_umask
 from docworker.guard import load_rules
 from docworker.jobs.admission import Admission, DiskFloor, Drain
 from docworker.jobs.audit import AuditLog, RefusalLog
+from docworker.jobs.breaker_board import StoreBreakerBoard
 from docworker.jobs.events import RedisJobEvents, event_bus
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
@@ -128,8 +129,10 @@ def build_services(
         audit, max_events=settings.audit.buffer_events, enabled=settings.audit.refusals
     )
     drain = drain or Drain.of(settings)
-    # One set of engine breakers for the process: the executor records, the API refuses.
-    breakers = Breakers(settings.breaker)
+    # One set of engine breakers for the process: the executor records, the API refuses;
+    # those that open are posted in the job store for the other processes.
+    board = StoreBreakerBoard(store) if settings.breaker.shared else None
+    breakers = Breakers(settings.breaker, board=board)
     cache = ResultCache.from_settings(settings)
     executor = None
     dispatch: Executor | None = None

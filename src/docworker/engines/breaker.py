@@ -20,9 +20,14 @@ Chromium, and the blob store), each in one of three states:
 
 :class:`Breakers` holds them all and is shared by the executor's supervisor, which
 records what each attempt shows of its engines, and the API, which refuses work and
-reports the states in ``/health``. The state lives in that one process: replicas and
-executors in other processes keep breakers of their own, each opening on the failures
-it sees. Everything here is thread-safe and does no I/O, so any executor may call it.
+reports the states in ``/health``. Each process keeps breakers of its own, opening on
+the failures it sees; with a :class:`BreakerBoard` (the job store's, see
+:mod:`docworker.jobs.breaker_board`) a breaker that opens is posted there until it
+half-opens, and one that closes is taken down, so that every other process (API
+replicas, Celery worker processes) refuses work needing the engine meanwhile and says
+so in ``/health``. Only the trial after the cool-down stays each process's own.
+Everything here is thread-safe; the board's I/O is done outside the lock, and a board
+that cannot be reached leaves each process to its own breakers.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -166,13 +171,64 @@ class CircuitBreaker:
         return self._remaining() <= 0
 
 
+@dataclass(frozen=True)
+class PostedBreaker:
+    """An engine's breaker opened by some process, as a :class:`BreakerBoard` shows it."""
+
+    engine: str
+    #: Seconds until it half-opens (above 0: the board shows only those not yet due).
+    remaining: float
+    failures: int
+    last_error: str | None
+    #: The process that opened it.
+    opened_by: str
+
+    def refusal(self) -> EngineUnavailable:
+        return EngineUnavailable(
+            ENGINES[self.engine], max(1, math.ceil(self.remaining)), self.failures
+        )
+
+    def status(self, threshold: int) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "state": str(BreakerState.OPEN),
+            "failures": self.failures,
+            "threshold": threshold,
+            "retry_after": max(1, math.ceil(self.remaining)),
+            "opened_by": self.opened_by,
+        }
+        if self.last_error is not None:
+            body["last_error"] = self.last_error
+        return body
+
+
+class BreakerBoard(Protocol):
+    """Where the processes of one service post the breakers they open (see the module)."""
+
+    def post(self, engine: str, cooldown: float, failures: int, last_error: str | None) -> None:
+        """``engine``'s breaker opened here: posted until ``cooldown`` seconds from now."""
+
+    def take_down(self, engine: str) -> None:
+        """``engine``'s breaker closed here: the engine works again."""
+
+    def posted(self) -> dict[str, PostedBreaker]:
+        """The breakers other processes posted and that are not yet due to half-open, by
+        engine (a reading at most a moment old)."""
+
+
 class Breakers:
     """Every engine's breaker, for one process (see the module docstring)."""
 
     def __init__(
-        self, settings: BreakerSettings, *, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: BreakerSettings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        board: BreakerBoard | None = None,
     ) -> None:
         self.enabled = settings.enabled
+        self.threshold = settings.threshold
+        self.cooldown = settings.cooldown
+        self.board = board
         self._lock = threading.Lock()
         self._breakers = {
             engine: CircuitBreaker(engine, settings.threshold, settings.cooldown, clock)
@@ -181,14 +237,29 @@ class Breakers:
 
     def check(self, engines: Iterable[str]) -> None:
         """Raise :class:`EngineUnavailable` when the breaker of one of ``engines`` is
-        open; a submission asks this."""
+        open, here or on the board; a submission asks this."""
         if not self.enabled:
             return
+        wanted = sorted(engines)
         with self._lock:
-            for engine in sorted(engines):
+            for engine in wanted:
                 refusal = self._breakers[engine].refusal()
                 if refusal is not None:
                     raise refusal
+        posted = self._posted()
+        for engine in wanted:
+            if engine in posted:
+                raise posted[engine].refusal()
+
+    def _posted(self) -> dict[str, PostedBreaker]:
+        """The board's breakers; none when there is no board or it cannot be read."""
+        if self.board is None:
+            return {}
+        try:
+            return self.board.posted()
+        except Exception as exc:  # noqa: BLE001 - the board is advice: each process judges alone
+            log.warning("engine breakers of other processes not read", error=repr(exc))
+            return {}
 
     def begin(self, engines: Iterable[str]) -> bool:
         """Whether a job that needs ``engines`` may run now: :meth:`check`, then, when a
@@ -196,12 +267,15 @@ class Breakers:
         runs (hold this one back until it has ended, see :meth:`ended`)."""
         if not self.enabled:
             return True
+        posted = self._posted()
         with self._lock:
             breakers = [self._breakers[engine] for engine in sorted(engines)]
             for breaker in breakers:
                 refusal = breaker.refusal()
                 if refusal is not None:
                     raise refusal
+                if breaker.engine in posted:
+                    raise posted[breaker.engine].refusal()
             half_open = [b for b in breakers if b.state is BreakerState.HALF_OPEN]
             if any(breaker.trial for breaker in half_open):
                 return False
@@ -219,16 +293,37 @@ class Breakers:
         if not self.enabled:
             return frozenset()
         failed = failed_engines(error, engines) if error is not None else frozenset()
+        opened: list[CircuitBreaker] = []
+        closed: list[str] = []
         with self._lock:
             for engine in failed:
-                self._breakers[engine].failed(str(error.get("detail")) if error else None)
+                breaker = self._breakers[engine]
+                was = breaker.state
+                breaker.failed(str(error.get("detail")) if error else None)
+                if breaker.state is BreakerState.OPEN and was is not BreakerState.OPEN:
+                    opened.append(breaker)
             for engine in set(engines) - failed:
                 breaker = self._breakers[engine]
                 if error is None:
+                    if breaker.state is not BreakerState.CLOSED:
+                        closed.append(engine)
                     breaker.succeeded()
                 else:
                     breaker.trial = False
+        self._tell_board(opened, closed)
         return failed
+
+    def _tell_board(self, opened: list[CircuitBreaker], closed: list[str]) -> None:
+        """Post the breakers that opened here, take down those that closed."""
+        if self.board is None:
+            return
+        try:
+            for breaker in opened:
+                self.board.post(breaker.engine, self.cooldown, breaker.failures, breaker.last_error)
+            for engine in closed:
+                self.board.take_down(engine)
+        except Exception as exc:  # noqa: BLE001 - the board is advice: each process judges alone
+            log.warning("engine breaker not posted for other processes", error=repr(exc))
 
     def release(self, engines: Collection[str]) -> None:
         """A job that needed ``engines`` ended saying nothing of them (it was cancelled, or
@@ -244,6 +339,12 @@ class Breakers:
 
     def status(self) -> dict[str, Any]:
         """For health: each engine's breaker state, its failures in a row and threshold,
-        and for an open one the seconds until it half-opens."""
+        and for an open one the seconds until it half-opens; an engine closed here but
+        posted open by another process is open, with ``opened_by``."""
+        posted = self._posted()
         with self._lock:
-            return {engine: breaker.status() for engine, breaker in self._breakers.items()}
+            states = {engine: breaker.status() for engine, breaker in self._breakers.items()}
+        for engine, other in posted.items():
+            if states.get(engine, {}).get("state") != str(BreakerState.OPEN):
+                states[engine] = other.status(self.threshold)
+        return states

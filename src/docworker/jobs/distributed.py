@@ -83,6 +83,7 @@ from docworker.errors import (
     MemoryLimitExceeded,
     NotFound,
 )
+from docworker.jobs.breaker_board import StoreBreakerBoard
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEventBus, RedisJobEvents, event_bus
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer
@@ -372,8 +373,12 @@ class _Child:
         self.tools = prepare_process(self.settings)
         self.dispatch = runtime.dispatch
         self.backoff = runtime.backoff
-        #: This process's breakers: they open on the failures of its own engines.
-        self.breakers = Breakers(self.settings.breaker)
+        #: This process's breakers: they open on the failures of its own engines, and
+        #: are posted in the job store for the API and the other workers.
+        board = (
+            StoreBreakerBoard(self.store, name=self.name) if self.settings.breaker.shared else None
+        )
+        self.breakers = Breakers(self.settings.breaker, board=board)
 
     def close(self) -> None:
         self.tools.close()

@@ -683,6 +683,22 @@ class UsageCounter(Base):
     cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class EngineBreaker(Base):
+    """A row of ``engine_breakers``: an engine whose circuit breaker a process of the
+    service opened, until it half-opens (see :mod:`docworker.jobs.breaker_board`)."""
+
+    __tablename__ = "engine_breakers"
+
+    engine: Mapped[str] = mapped_column(String(32), primary_key=True)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: When it half-opens: work needing the engine is accepted again from then.
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+    failures: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: The process that opened it (``host:pid``).
+    opened_by: Mapped[str] = mapped_column(String(200))
+
+
 # Claiming reads queued jobs by priority (high first), then age: one index walk, no sort.
 Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.created_at)
 # Claiming fairly: a tenant's queued jobs in the same order, its running ones, and when
