@@ -33,8 +33,9 @@ changes nothing by itself:
   (:mod:`docworker.jobs.outcomes`, as the local executor); a job queued again is
   published with its retry delay as the message's countdown.
 * **Breakers, events, cache.** Each worker process keeps engine circuit breakers of its
-  own (:mod:`docworker.engines.breaker`: it opens on the failures it sees; the main
-  process has none); its job store writes each change's event and webhook deliveries
+  own (:mod:`docworker.engines.breaker`: it opens on the failures it sees, and posts
+  those that open in the job store for the API and the other workers,
+  :mod:`docworker.jobs.breaker_board`; the main process has none); its job store writes each change's event and webhook deliveries
   (:mod:`docworker.jobs.journal`) for the API replicas to deliver, and announces them
   over Redis with ``events.redis_url`` (as does the sweep of ``docworker worker``'s own
   process: :func:`announce_changes`); a result that succeeded whole is kept in the
