@@ -84,7 +84,7 @@ from docworker.errors import (
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import RedisJobEvents
-from docworker.jobs.outcomes import end_attempt, job_message, record_answer
+from docworker.jobs.outcomes import end_attempt, job_message, record_answer, write_when_back
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
 from docworker.jobs.webhooks import journal
@@ -108,6 +108,8 @@ STALE_AFTER = 30.0
 WATCH_INTERVAL = 0.5
 #: How often the processes a job started are looked up again for its memory count.
 CHILDREN_INTERVAL = 2.0
+#: Seconds a request refused because the broker does not answer is told to wait.
+BROKER_RETRY_AFTER = 5
 
 
 def queue_name(settings: Settings, family: Family | str) -> str:
@@ -250,7 +252,9 @@ class CeleryDispatch:
             )
         except (KombuError, OSError) as exc:
             raise DependencyDown(
-                "the broker does not answer: the job could not be queued", dependency="broker"
+                "the broker does not answer: the job could not be queued",
+                dependency="broker",
+                retry_after=BROKER_RETRY_AFTER,
             ) from exc
         log.debug("job published", job_id=record.id, queue=queue, countdown=countdown)
 
@@ -452,10 +456,21 @@ class _Child:
                 return  # the watch ended the attempt (and is ending this process)
             pages = answer.get("pages")
             cost = watch.cost(pages if isinstance(pages, int) else None)
-            record, parts = record_answer(
-                self.store, job, answer, cost=cost, backoff=self.backoff, breakers=self.breakers
+            written = write_when_back(
+                self.store,
+                job,
+                lambda: record_answer(
+                    self.store,
+                    job,
+                    answer,
+                    cost=cost,
+                    backoff=self.backoff,
+                    breakers=self.breakers,
+                ),
+                self.settings.executor.store_outage_timeout,
             )
-            self.dispatch.follow_up(self.store, record, parts)
+            if written is not None:
+                self.dispatch.follow_up(self.store, *written)
         finally:
             watch.stop()
 
@@ -685,7 +700,8 @@ def _start_sweep(**_: Any) -> None:
 
 def _sweep(runtime: _Runtime) -> None:
     """Take back the jobs whose worker stopped sending heartbeats (a worker host gone, a
-    message acknowledged by a worker that then died) and publish them again; delete the
+    message acknowledged by a worker that then died) and publish them again; publish
+    again the queued jobs whose message was lost (:func:`_republish`); delete the
     folders of this host's worker processes that are gone (killed)."""
     while True:
         try:
@@ -696,6 +712,35 @@ def _sweep(runtime: _Runtime) -> None:
                     runtime.dispatch.follow_up(runtime.store, record)
         except DocworkerError as exc:
             log.warning("stale job sweep failed", error=exc.detail)
+        _republish(runtime)
         for folder in sweep(runtime.settings.data_dir):
             log.info("work folder of a gone worker process deleted", folder=str(folder))
         time.sleep(runtime.settings.celery.sweep_interval)
+
+
+#: The most jobs one sweep publishes again (the next sweep takes the rest).
+REPUBLISH_BATCH = 100
+
+
+def _republish(runtime: _Runtime) -> None:
+    """Publish again the queued jobs no worker took for ``celery.republish_after``: their
+    message was lost (a publish that failed after the job store took the change, a
+    broker that lost what it held). A message the broker still holds as well is
+    harmless: the first claims the job, the other finds it claimed or ended and is
+    skipped. The store touches each job it hands out, so that the sweeps of other
+    workers pass it over until ``celery.republish_after`` has passed again."""
+    try:
+        with _MAIN_STORE:
+            lost = runtime.store.unpublished(
+                older_than=runtime.settings.celery.republish_after, limit=REPUBLISH_BATCH
+            )
+    except DocworkerError as exc:
+        log.warning("sweep of unpublished jobs failed", error=exc.detail)
+        return
+    for record in lost:
+        try:
+            runtime.dispatch.publish(record)
+        except DependencyDown:
+            log.warning("queued job not published again: the broker failed", job_id=record.id)
+            return  # the next sweep tries again, once republish_after has passed
+        log.warning("queued job taken by no worker published again", job_id=record.id)
