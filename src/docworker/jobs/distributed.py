@@ -174,6 +174,9 @@ def make_app(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
+        # A worker that lost the broker tries again for as long as it is away (Celery's
+        # own waits: 2 s, then 2 s more each time, 30 s at most), never giving up.
+        broker_connection_max_retries=None,
         broker_connection_timeout=4.0,
         # Broadcasts (a revoke) stay among the workers of this deployment.
         control_exchange=f"{config.queue_prefix}docworker",
