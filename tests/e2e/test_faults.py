@@ -300,6 +300,7 @@ def _restart_postgres_mid_run(deployment: Deployment) -> None:
         try:
             _store_down_problem(deployment.submit(client, SMALL_TEXT, output="text"))
             _store_down_problem(client.get(f"/api/v2/jobs/{running}"))
+            assert client.get("/health").status_code == 503
             # The running job ends while the database is away: its outcome waits.
             deployment.wait_log(
                 rf"job outcome not written.*{running}|{running}.*job outcome not written"

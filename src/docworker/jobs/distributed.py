@@ -16,7 +16,13 @@ changes nothing by itself:
 * **Nothing lost.** Messages are acknowledged after the job's attempt
   (``acks_late``) and given back to the broker when the worker process dies
   (``reject_on_worker_lost``); each ``docworker worker`` also takes back, every
-  ``celery.sweep_interval``, the jobs whose heartbeats stopped and publishes them again.
+  ``celery.sweep_interval``, the jobs whose heartbeats stopped and publishes them again,
+  and publishes again the queued jobs no worker took for ``celery.republish_after``
+  (their message lost: a publish that failed after the store took the change, a broker
+  that lost what it held); a message published twice runs the job once.
+* **The job store away.** A claim is delivered again later; an attempt's outcome is
+  written again until the database answers (``executor.store_outage_timeout``), if the
+  attempt is still the job's (:func:`~docworker.jobs.outcomes.write_when_back`).
 * **Limits, cancel, heartbeats in the worker process.** A job runs in a Celery worker
   process (a prefork child, forked from a ``docworker worker`` that loaded every
   parser first) through the same code as the local executor's workers

@@ -32,7 +32,10 @@ job tries the engine is queued again after ``executor.retry_delay``, its attempt
 counted.
 
 Jobs left ``running`` by a service that crashed are found by their stale
-heartbeat and queued again. A worker never outlives the service: it waits on a
+heartbeat and queued again. While the job database does not answer, running jobs go
+on and no job is claimed; the outcomes of attempts that end meanwhile are kept and
+written once it answers again (``executor.store_outage_timeout`` at most), if the
+attempt is still the job's. A worker never outlives the service: it waits on a
 lifeline pipe from the supervisor and, once the service is gone, however it went,
 ends its own process group (engines included), so no job runs on unsupervised
 while its restarted service runs it again.
