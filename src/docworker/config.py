@@ -638,12 +638,11 @@ class CelerySettings(BaseModel):
     republish_after: Seconds = Field(
         120.0,
         gt=0,
-        description="A queued job due this long, unchanged and taken by no worker is "
-        "published again by the sweep of `docworker worker` (its message was lost: a "
-        "publish that failed after the job store took the change, a broker that lost what "
-        "it held). A message published twice runs the job once (workers claim by id); set "
-        "it above the longest a job waits in the broker's queue, or it is published again "
-        "for nothing.",
+        description="A queued job due this long, unchanged and taken by no worker, while "
+        "its family's broker queue holds no message waiting, is published again by the "
+        "sweep of `docworker worker` (its message was lost: a publish that failed after "
+        "the job store took the change, a broker that lost what it held). A message "
+        "published twice runs the job once (workers claim by id).",
     )
 
 

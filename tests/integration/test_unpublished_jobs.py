@@ -46,3 +46,13 @@ def test_the_highest_priority_and_oldest_come_first_a_limit_at_a_time(store: Job
     taken = store.unpublished(older_than=60, limit=3, now=now)
     assert [record.id for record in taken] == [high.id, first.id, second.id]
     assert [record.id for record in store.unpublished(older_than=60, now=now)] == [low.id]
+
+
+def test_only_the_jobs_of_the_operations_asked_for(store: JobStore) -> None:
+    extract, _ = store.create(new_job())
+    ocr, _ = store.create(new_job("ocr"))
+    now = ocr.created_at + timedelta(seconds=120)
+    assert store.unpublished(older_than=60, operations=[], now=now) == []
+    taken = store.unpublished(older_than=60, operations=["ocr"], now=now)
+    assert [record.id for record in taken] == [ocr.id]
+    assert [record.id for record in store.unpublished(older_than=60, now=now)] == [extract.id]

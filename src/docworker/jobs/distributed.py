@@ -76,7 +76,7 @@ import structlog
 from celery import Celery, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.entity import Exchange, Queue
-from kombu.exceptions import KombuError
+from kombu.exceptions import ChannelError, KombuError
 
 from docworker.config import Settings
 from docworker.engines.breaker import Breakers, engines_of
@@ -88,6 +88,7 @@ from docworker.errors import (
     MemoryLimitExceeded,
     NotFound,
 )
+from docworker.jobs.backlog import FAMILY_OF
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import RedisJobEvents
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer, write_when_back
@@ -266,6 +267,39 @@ class CeleryDispatch:
                 retry_after=BROKER_RETRY_AFTER,
             ) from exc
         log.debug("job published", job_id=record.id, queue=queue, countdown=countdown)
+
+    def idle_families(self) -> list[Family]:
+        """The families whose broker queue holds no message waiting (none declared yet
+        counts as none waiting); raises :class:`DependencyDown` when the broker cannot be
+        reached."""
+        idle = []
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+                for family in Family:
+                    if not self._waiting(connection, queue_name(self.settings, family)):
+                        idle.append(family)
+        except (KombuError, OSError) as exc:
+            raise DependencyDown(
+                "the broker does not answer", dependency="broker", retry_after=BROKER_RETRY_AFTER
+            ) from exc
+        return idle
+
+    def _waiting(self, connection: Any, queue: str) -> int:
+        """Messages waiting in ``queue`` (taken by no worker yet)."""
+        channel = connection.channel()
+        try:
+            if self._redis:
+                # Kombu's own count over the queue's list of each priority level (its
+                # passive declare finds no queue whose messages are all at other levels).
+                return int(channel._size(queue))
+            try:
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except ChannelError:  # never declared: no worker took from it yet
+                return 0
+        finally:
+            with contextlib.suppress(KombuError, OSError, ChannelError):
+                channel.close()
 
     def follow_up(
         self, store: JobStore, record: JobRecord, parts: list[JobRecord] | None = None
@@ -734,14 +768,24 @@ REPUBLISH_BATCH = 100
 def _republish(runtime: _Runtime) -> None:
     """Publish again the queued jobs no worker took for ``celery.republish_after``: their
     message was lost (a publish that failed after the job store took the change, a
-    broker that lost what it held). A message the broker still holds as well is
-    harmless: the first claims the job, the other finds it claimed or ended and is
-    skipped. The store touches each job it hands out, so that the sweeps of other
-    workers pass it over until ``celery.republish_after`` has passed again."""
+    broker that lost what it held). Only the jobs of families whose broker queue holds
+    no message waiting: a job waiting behind others (a backlog) still has its message
+    there, and is published again only if the queue drains without it. A message the
+    broker holds as well is harmless: the first claims the job, the other finds it
+    claimed or ended and is skipped. The store touches each job it hands out, so that
+    the sweeps of other workers pass it over until ``celery.republish_after`` has passed
+    again."""
+    try:
+        idle = set(runtime.dispatch.idle_families())
+    except DependencyDown:
+        return  # nothing can be published: the next sweep looks again
+    operations = [name for name, family in FAMILY_OF.items() if family in idle]
     try:
         with _MAIN_STORE:
             lost = runtime.store.unpublished(
-                older_than=runtime.settings.celery.republish_after, limit=REPUBLISH_BATCH
+                older_than=runtime.settings.celery.republish_after,
+                operations=operations,
+                limit=REPUBLISH_BATCH,
             )
     except DocworkerError as exc:
         log.warning("sweep of unpublished jobs failed", error=exc.detail)

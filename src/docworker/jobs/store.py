@@ -1130,14 +1130,21 @@ class JobStore:
         return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancelled, cost)
 
     def unpublished(
-        self, *, older_than: float, limit: int = 100, now: datetime | None = None
+        self,
+        *,
+        older_than: float,
+        operations: Collection[str] | None = None,
+        limit: int = 100,
+        now: datetime | None = None,
     ) -> Records:
         """Queued jobs, due for ``older_than`` seconds and unchanged for as long, that no
         worker took: their message was lost (a publish that failed after the change was
         committed, a broker that lost what it held). Each is touched (its ``updated_at``),
         so that the next look passes it over for ``older_than`` again, and returned, the
         highest priority and oldest first, ``limit`` at most, for its message to be
-        published again (the celery executor's sweep)."""
+        published again (the celery executor's sweep). ``operations``: of those only."""
+        if operations is not None and not operations:
+            return []
         at = _aware(now, "now")
         cutoff = at - timedelta(seconds=older_than)
         query = (
@@ -1151,6 +1158,8 @@ class JobStore:
             .limit(max(1, limit))
             .with_for_update(skip_locked=True)
         )
+        if operations is not None:
+            query = query.where(Job.operation.in_(sorted(operations)))
         with self._session(writes=True) as session:
             jobs = session.scalars(query).all()
             for job in jobs:
