@@ -502,14 +502,15 @@ class _Child:
             written = write_when_back(
                 self.store,
                 job,
-                lambda: record_answer(
+                lambda breakers: record_answer(
                     self.store,
                     job,
                     answer,
                     cost=cost,
                     backoff=self.backoff,
-                    breakers=self.breakers,
+                    breakers=breakers,
                 ),
+                self.breakers,
                 self.settings.executor.store_outage_timeout,
             )
             if written is not None:

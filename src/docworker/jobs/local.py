@@ -191,7 +191,8 @@ class _Unwritten:
     when it answers again, unless the attempt was taken back meanwhile."""
 
     job: JobRecord
-    write: Callable[[], JobRecord]
+    #: Writes the outcome (given no breakers: they heard of it at the first try).
+    write: Callable[[Breakers | None], JobRecord]
     since: float = field(default_factory=time.monotonic)
     wait: float = STORE_RETRY_FIRST
     next_try: float = 0.0
@@ -472,13 +473,13 @@ class LocalExecutor:
         if kind in ("split", "done", "error"):
             self._write(
                 job,
-                lambda: record_answer(
+                lambda breakers: record_answer(
                     self.store,
                     job,
                     message,
                     cost=cost,
                     backoff=self._backoff,
-                    breakers=self.breakers,
+                    breakers=breakers,
                 )[0],
             )
         if slot.jobs_done >= self.config.jobs_per_worker:
@@ -494,22 +495,23 @@ class LocalExecutor:
         by a breaker: it tried no engine)."""
         self._write(
             job,
-            lambda: end_attempt(
+            lambda breakers: end_attempt(
                 self.store,
                 job,
                 error,
                 cost=cost,
                 backoff=self._backoff,
-                breakers=self.breakers,
+                breakers=breakers,
                 heard=heard,
             ),
         )
 
-    def _write(self, job: JobRecord, write: Callable[[], JobRecord]) -> None:
-        """Write an attempt's outcome; kept to be written later when the job database
-        does not answer (:meth:`_write_unwritten`)."""
+    def _write(self, job: JobRecord, write: Callable[[Breakers | None], JobRecord]) -> None:
+        """Write an attempt's outcome (``write`` tells the breakers it is given how the
+        attempt ended); kept to be written later when the job database does not answer
+        (:meth:`_write_unwritten`, the breakers told already)."""
         try:
-            record = write()
+            record = write(self.breakers)
         except DependencyDown as exc:
             log.warning(
                 "job outcome not written: the job store is down; trying again",
@@ -536,7 +538,7 @@ class LocalExecutor:
                 continue
             try:
                 if attempt_held(self.store, item.job):
-                    record = item.write()
+                    record = item.write(None)
                     log.info("job outcome written: the job store is back", job_id=item.job.id)
                     self._finished(record)
                     if record.status == "queued":

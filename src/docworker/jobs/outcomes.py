@@ -133,12 +133,17 @@ def attempt_held(store: JobStore, job: JobRecord) -> bool:
 
 
 def write_when_back(
-    store: JobStore, job: JobRecord, write: Callable[[], T], timeout: float
+    store: JobStore,
+    job: JobRecord,
+    write: Callable[[Breakers | None], T],
+    breakers: Breakers | None,
+    timeout: float,
 ) -> T | None:
-    """``write()`` (an attempt's outcome), tried again with a growing wait while the job
-    database does not answer, for ``timeout`` seconds at most; None when the outcome was
-    given up (the database away for longer, or the attempt taken back meanwhile: the job
-    runs again, see :func:`attempt_held`)."""
+    """``write(breakers)`` (an attempt's outcome, told to ``breakers``), tried again with
+    a growing wait while the job database does not answer (given no breakers then: they
+    heard of the attempt at the first try), for ``timeout`` seconds at most; None when
+    the outcome was given up (the database away for longer, or the attempt taken back
+    meanwhile: the job runs again, see :func:`attempt_held`)."""
     deadline = time.monotonic() + timeout
     wait = STORE_RETRY_FIRST
     tried = False
@@ -147,7 +152,7 @@ def write_when_back(
             if tried and not attempt_held(store, job):
                 log.warning("job outcome dropped: the attempt was taken back", job_id=job.id)
                 return None
-            result = write()
+            result = write(None if tried else breakers)
             if tried:
                 log.info("job outcome written: the job store is back", job_id=job.id)
             return result
