@@ -299,7 +299,9 @@ def _restart_postgres_mid_run(deployment: Deployment) -> None:
         waiting = [deployment.accepted(client, SMALL_TEXT, output="text") for _ in range(2)]
         deployment.postgres.stop()
         try:
+            started = time.monotonic()
             _store_down_problem(deployment.submit(client, SMALL_TEXT, output="text"))
+            assert time.monotonic() - started < 15  # refused, not held until it is back
             _store_down_problem(client.get(f"/api/v2/jobs/{running}"))
             assert client.get("/health").status_code == 503
             # The running job ends while the database is away: its outcome waits.
