@@ -512,6 +512,14 @@ class ExecutorSettings(BaseModel):
     retry_max_delay: Seconds = Field(
         300.0, ge=0, description="Longest delay before a retry, however many attempts failed."
     )
+    store_outage_timeout: Seconds = Field(
+        600.0,
+        gt=0,
+        description="How long a worker keeps trying to write an attempt's outcome (a result, "
+        "a failure) while the job database does not answer, before it gives the outcome up: "
+        "the job, left running, is then taken back once its heartbeat is 30 s old and run "
+        "again.",
+    )
     retry_jitter: float = Field(
         0.5,
         ge=0,
@@ -626,6 +634,15 @@ class CelerySettings(BaseModel):
         gt=0,
         description="How often each `docworker worker` takes back jobs whose worker stopped "
         "sending heartbeats and publishes them again.",
+    )
+    republish_after: Seconds = Field(
+        120.0,
+        gt=0,
+        description="A queued job due this long, unchanged and taken by no worker, while "
+        "its family's broker queue holds no message waiting, is published again by the "
+        "sweep of `docworker worker` (its message was lost: a publish that failed after "
+        "the job store took the change, a broker that lost what it held). A message "
+        "published twice runs the job once (workers claim by id).",
     )
 
 

@@ -10,6 +10,9 @@ Two things FastAPI cannot know are put right here, once, when the document is bu
   but the error handlers (:mod:`docworker.api.errors`) answer a malformed request with
   a problem (``application/problem+json``) under ``/api/v2`` and with v1's framework
   error (``400``) elsewhere. Those are what the document says.
+* Every ``/api/v2`` route may answer ``503`` (``dependency-down``, with ``Retry-After``)
+  when the job database does not answer (it keeps the jobs, the API keys, the usage
+  counts): the document says so on each (:func:`_answer_store_down`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def install_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         document = build()
         _answer_validation_errors(document)
+        _answer_store_down(document)
         _add_named_models(document)
         return document
 
@@ -93,6 +97,20 @@ def _answer_validation_errors(document: dict[str, Any]) -> None:
     if _FASTAPI_VALIDATION not in json.dumps(document.get("paths")):
         for name in _FASTAPI_SCHEMAS:
             schemas.pop(name, None)
+
+
+def _answer_store_down(document: dict[str, Any]) -> None:
+    """A ``503`` problem on each ``/api/v2`` operation that does not list one yet."""
+    problem = {
+        **problem_responses(503)[503],
+        "description": "Problem (RFC 9457): a dependency does not answer (the job "
+        "database, the broker, the blob store); Retry-After says when to try again",
+    }
+    for path, operations in document.get("paths", {}).items():
+        if not path.lower().startswith("/api/v2"):
+            continue
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("503", problem)
 
 
 def _is_fastapi_validation(response: dict[str, Any] | None) -> bool:

@@ -16,7 +16,13 @@ changes nothing by itself:
 * **Nothing lost.** Messages are acknowledged after the job's attempt
   (``acks_late``) and given back to the broker when the worker process dies
   (``reject_on_worker_lost``); each ``docworker worker`` also takes back, every
-  ``celery.sweep_interval``, the jobs whose heartbeats stopped and publishes them again.
+  ``celery.sweep_interval``, the jobs whose heartbeats stopped and publishes them again,
+  and publishes again the queued jobs no worker took for ``celery.republish_after``
+  (their message lost: a publish that failed after the store took the change, a broker
+  that lost what it held); a message published twice runs the job once.
+* **The job store away.** A claim is delivered again later; an attempt's outcome is
+  written again until the database answers (``executor.store_outage_timeout``), if the
+  attempt is still the job's (:func:`~docworker.jobs.outcomes.write_when_back`).
 * **Limits, cancel, heartbeats in the worker process.** A job runs in a Celery worker
   process (a prefork child, forked from a ``docworker worker`` that loaded every
   parser first) through the same code as the local executor's workers
@@ -35,11 +41,11 @@ changes nothing by itself:
 * **Breakers, events, cache.** Each worker process keeps engine circuit breakers of its
   own (:mod:`docworker.engines.breaker`: it opens on the failures it sees, and posts
   those that open in the job store for the API and the other workers,
-  :mod:`docworker.jobs.breaker_board`; the main process has none); its job store writes each change's event and webhook deliveries
-  (:mod:`docworker.jobs.journal`) for the API replicas to deliver, and announces them
-  over Redis with ``events.redis_url`` (as does the sweep of ``docworker worker``'s own
-  process: :func:`announce_changes`); a result that succeeded whole is kept in the
-  result cache's shared tier.
+  :mod:`docworker.jobs.breaker_board`; the main process has none); its job store writes
+  each change's event and webhook deliveries (:mod:`docworker.jobs.journal`) for the API
+  replicas to deliver, and announces them over Redis with ``events.redis_url`` (as does
+  the sweep of ``docworker worker``'s own process: :func:`announce_changes`); a result
+  that succeeded whole is kept in the result cache's shared tier.
 * **Batches.** Each child of a batch is published as a job of its own.
 * **Parts.** A job that splits (long OCR) publishes each part to its family's queue, so
   the parts run across the fleet; the attempt that ends the last part publishes the
@@ -72,7 +78,7 @@ import structlog
 from celery import Celery, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.entity import Exchange, Queue
-from kombu.exceptions import KombuError
+from kombu.exceptions import ChannelError, KombuError
 
 from docworker.config import Settings
 from docworker.engines.breaker import Breakers, engines_of
@@ -84,10 +90,11 @@ from docworker.errors import (
     MemoryLimitExceeded,
     NotFound,
 )
+from docworker.jobs.backlog import FAMILY_OF
 from docworker.jobs.breaker_board import StoreBreakerBoard
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEventBus, RedisJobEvents, event_bus
-from docworker.jobs.outcomes import end_attempt, job_message, record_answer
+from docworker.jobs.outcomes import end_attempt, job_message, record_answer, write_when_back
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
 from docworker.jobs.webhooks import journal
@@ -111,6 +118,8 @@ STALE_AFTER = 30.0
 WATCH_INTERVAL = 0.5
 #: How often the processes a job started are looked up again for its memory count.
 CHILDREN_INTERVAL = 2.0
+#: Seconds a request refused because the broker does not answer is told to wait.
+BROKER_RETRY_AFTER = 5
 
 
 def queue_name(settings: Settings, family: Family | str) -> str:
@@ -175,6 +184,9 @@ def make_app(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
+        # A worker that lost the broker tries again for as long as it is away (Celery's
+        # own waits: 2 s, then 2 s more each time, 30 s at most), never giving up.
+        broker_connection_max_retries=None,
         broker_connection_timeout=4.0,
         # Broadcasts (a revoke) stay among the workers of this deployment.
         control_exchange=f"{config.queue_prefix}docworker",
@@ -253,9 +265,44 @@ class CeleryDispatch:
             )
         except (KombuError, OSError) as exc:
             raise DependencyDown(
-                "the broker does not answer: the job could not be queued", dependency="broker"
+                "the broker does not answer: the job could not be queued",
+                dependency="broker",
+                retry_after=BROKER_RETRY_AFTER,
             ) from exc
         log.debug("job published", job_id=record.id, queue=queue, countdown=countdown)
+
+    def idle_families(self) -> list[Family]:
+        """The families whose broker queue holds no message waiting (none declared yet
+        counts as none waiting); raises :class:`DependencyDown` when the broker cannot be
+        reached."""
+        idle = []
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+                for family in Family:
+                    if not self._waiting(connection, queue_name(self.settings, family)):
+                        idle.append(family)
+        except (KombuError, OSError) as exc:
+            raise DependencyDown(
+                "the broker does not answer", dependency="broker", retry_after=BROKER_RETRY_AFTER
+            ) from exc
+        return idle
+
+    def _waiting(self, connection: Any, queue: str) -> int:
+        """Messages waiting in ``queue`` (taken by no worker yet)."""
+        channel = connection.channel()
+        try:
+            if self._redis:
+                # Kombu's own count over the queue's list of each priority level (its
+                # passive declare finds no queue whose messages are all at other levels).
+                return int(channel._size(queue))
+            try:
+                return int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except ChannelError:  # never declared: no worker took from it yet
+                return 0
+        finally:
+            with contextlib.suppress(KombuError, OSError, ChannelError):
+                channel.close()
 
     def follow_up(
         self, store: JobStore, record: JobRecord, parts: list[JobRecord] | None = None
@@ -454,10 +501,22 @@ class _Child:
                 return  # the watch ended the attempt (and is ending this process)
             pages = answer.get("pages")
             cost = watch.cost(pages if isinstance(pages, int) else None)
-            record, parts = record_answer(
-                self.store, job, answer, cost=cost, backoff=self.backoff, breakers=self.breakers
+            written = write_when_back(
+                self.store,
+                job,
+                lambda breakers: record_answer(
+                    self.store,
+                    job,
+                    answer,
+                    cost=cost,
+                    backoff=self.backoff,
+                    breakers=breakers,
+                ),
+                self.breakers,
+                self.settings.executor.store_outage_timeout,
             )
-            self.dispatch.follow_up(self.store, record, parts)
+            if written is not None:
+                self.dispatch.follow_up(self.store, *written)
         finally:
             watch.stop()
 
@@ -699,11 +758,50 @@ def announce_changes(runtime: _Runtime) -> JobEventBus:
 
 def _sweep(runtime: _Runtime) -> None:
     """Take back the jobs whose worker stopped sending heartbeats (a worker host gone, a
-    message acknowledged by a worker that then died) and publish them again; delete the
+    message acknowledged by a worker that then died) and publish them again; publish
+    again the queued jobs whose message was lost (:func:`_republish`); delete the
     folders of this host's worker processes that are gone (killed)."""
     while True:
         sweep_once(runtime)
         time.sleep(runtime.settings.celery.sweep_interval)
+
+
+#: The most jobs one sweep publishes again (the next sweep takes the rest).
+REPUBLISH_BATCH = 100
+
+
+def _republish(runtime: _Runtime) -> None:
+    """Publish again the queued jobs no worker took for ``celery.republish_after``: their
+    message was lost (a publish that failed after the job store took the change, a
+    broker that lost what it held). Only the jobs of families whose broker queue holds
+    no message waiting: a job waiting behind others (a backlog) still has its message
+    there, and is published again only if the queue drains without it. A message the
+    broker holds as well is harmless: the first claims the job, the other finds it
+    claimed or ended and is skipped. The store touches each job it hands out, so that
+    the sweeps of other workers pass it over until ``celery.republish_after`` has passed
+    again."""
+    try:
+        idle = set(runtime.dispatch.idle_families())
+    except DependencyDown:
+        return  # nothing can be published: the next sweep looks again
+    operations = [name for name, family in FAMILY_OF.items() if family in idle]
+    try:
+        with _MAIN_STORE:
+            lost = runtime.store.unpublished(
+                older_than=runtime.settings.celery.republish_after,
+                operations=operations,
+                limit=REPUBLISH_BATCH,
+            )
+    except DocworkerError as exc:
+        log.warning("sweep of unpublished jobs failed", error=exc.detail)
+        return
+    for record in lost:
+        try:
+            runtime.dispatch.publish(record)
+        except DependencyDown:
+            log.warning("queued job not published again: the broker failed", job_id=record.id)
+            return  # the next sweep tries again, once republish_after has passed
+        log.warning("queued job taken by no worker published again", job_id=record.id)
 
 
 def sweep_once(runtime: _Runtime) -> list[JobRecord]:
@@ -717,6 +815,7 @@ def sweep_once(runtime: _Runtime) -> list[JobRecord]:
                 runtime.dispatch.follow_up(runtime.store, record)
     except DocworkerError as exc:
         log.warning("stale job sweep failed", error=exc.detail)
+    _republish(runtime)
     for folder in sweep(runtime.settings.data_dir):
         log.info("work folder of a gone worker process deleted", folder=str(folder))
     return taken

@@ -32,7 +32,10 @@ job tries the engine is queued again after ``executor.retry_delay``, its attempt
 counted.
 
 Jobs left ``running`` by a service that crashed are found by their stale
-heartbeat and queued again. A worker never outlives the service: it waits on a
+heartbeat and queued again. While the job database does not answer, running jobs go
+on and no job is claimed; the outcomes of attempts that end meanwhile are kept and
+written once it answers again (``executor.store_outage_timeout`` at most), if the
+attempt is still the job's. A worker never outlives the service: it waits on a
 lifeline pipe from the supervisor and, once the service is gone, however it went,
 ends its own process group (engines included), so no job runs on unsupervised
 while its restarted service runs it again.
@@ -53,7 +56,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
@@ -67,6 +70,7 @@ import structlog
 from docworker.config import Settings
 from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import (
+    DependencyDown,
     DocworkerError,
     EngineFailed,
     EngineUnavailable,
@@ -75,7 +79,14 @@ from docworker.errors import (
 )
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEventBus, JobEvents
-from docworker.jobs.outcomes import end_attempt, job_message, record_answer
+from docworker.jobs.outcomes import (
+    STORE_RETRY_FIRST,
+    STORE_RETRY_MAX,
+    attempt_held,
+    end_attempt,
+    job_message,
+    record_answer,
+)
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
@@ -174,6 +185,19 @@ class _Slot:
         return total
 
 
+@dataclass
+class _Unwritten:
+    """An attempt's outcome the job database did not take (it did not answer): written
+    when it answers again, unless the attempt was taken back meanwhile."""
+
+    job: JobRecord
+    #: Writes the outcome (given no breakers: they heard of it at the first try).
+    write: Callable[[Breakers | None], JobRecord]
+    since: float = field(default_factory=time.monotonic)
+    wait: float = STORE_RETRY_FIRST
+    next_try: float = 0.0
+
+
 class LocalExecutor:
     """Runs jobs from ``store`` in ``settings.executor.workers`` worker processes."""
 
@@ -217,6 +241,10 @@ class LocalExecutor:
         self._claims = ClaimPolicy(
             fair=self.config.fair_claiming, max_running=self.config.max_running_per_tenant
         )
+        #: Outcomes of attempts that ended while the job database did not answer.
+        self._unwritten: list[_Unwritten] = []
+        #: Whether the job database failed the last time it was used (logged once).
+        self._store_away = False
 
     # -- public surface -----------------------------------------------------------------
     def start(self) -> None:
@@ -329,7 +357,12 @@ class LocalExecutor:
                 time.sleep(self.config.poll_interval)
 
     def _tick(self) -> None:
-        self._dispatch()
+        if self._unwritten:
+            self._write_unwritten()
+        try:
+            self._dispatch()
+        except DependencyDown as exc:
+            self._store_failed(exc)
         waitables: list[Any] = [self._wake_r]
         for slot in self._slots:
             waitables.extend([slot.conn, slot.process.sentinel])
@@ -342,7 +375,22 @@ class LocalExecutor:
                 self._on_ready(ready)
         self._enforce_limits()
         if time.monotonic() - self._last_housekeeping >= min(HEARTBEAT_INTERVAL, 1.0):
-            self._housekeeping()
+            try:
+                self._housekeeping()
+            except DependencyDown as exc:
+                self._store_failed(exc)
+            else:
+                if self._store_away and not self._unwritten:
+                    self._store_away = False
+                    log.info("job store answers again", executor=self.name)
+
+    def _store_failed(self, exc: DependencyDown) -> None:
+        """The job database did not answer: running jobs go on (their outcomes are kept
+        until it answers), no job is claimed; the outage is logged once."""
+        self._last_housekeeping = time.monotonic()
+        if not self._store_away:
+            self._store_away = True
+            log.warning("job store down: no job claimed until it answers", error=exc.detail)
 
     def _drain_wake(self) -> None:
         while self._wake_r.poll():
@@ -423,17 +471,17 @@ class LocalExecutor:
         slot.jobs_done += 1
         self._look = True
         if kind in ("split", "done", "error"):
-            record, _ = record_answer(
-                self.store,
+            self._write(
                 job,
-                message,
-                cost=cost,
-                backoff=self._backoff,
-                breakers=self.breakers,
+                lambda breakers: record_answer(
+                    self.store,
+                    job,
+                    message,
+                    cost=cost,
+                    backoff=self._backoff,
+                    breakers=breakers,
+                )[0],
             )
-            self._finished(record)
-            if record.status == "queued":
-                self.notify()
         if slot.jobs_done >= self.config.jobs_per_worker:
             self._replace(slot, "recycled")
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
@@ -445,18 +493,69 @@ class LocalExecutor:
         """End the job's attempt as its error's class says (the module docstring); the
         engines' breakers hear of it unless ``heard`` is False (the attempt was refused
         by a breaker: it tried no engine)."""
-        record = end_attempt(
-            self.store,
+        self._write(
             job,
-            error,
-            cost=cost,
-            backoff=self._backoff,
-            breakers=self.breakers,
-            heard=heard,
+            lambda breakers: end_attempt(
+                self.store,
+                job,
+                error,
+                cost=cost,
+                backoff=self._backoff,
+                breakers=breakers,
+                heard=heard,
+            ),
         )
+
+    def _write(self, job: JobRecord, write: Callable[[Breakers | None], JobRecord]) -> None:
+        """Write an attempt's outcome (``write`` tells the breakers it is given how the
+        attempt ended); kept to be written later when the job database does not answer
+        (:meth:`_write_unwritten`, the breakers told already)."""
+        try:
+            record = write(self.breakers)
+        except DependencyDown as exc:
+            log.warning(
+                "job outcome not written: the job store is down; trying again",
+                job_id=job.id,
+                error=exc.detail,
+            )
+            self._store_away = True
+            self._unwritten.append(_Unwritten(job, write, next_try=time.monotonic()))
+            return
         self._finished(record)
         if record.status == "queued":
             self.notify()
+
+    def _write_unwritten(self) -> None:
+        """Try again the outcomes the job database did not take, each after a wait that
+        grows while it does not answer; one kept longer than
+        ``executor.store_outage_timeout`` is given up (the job, left running, is taken
+        back when its heartbeat is stale and runs again). An attempt taken back
+        meanwhile (by another executor's sweep) keeps its new course: its outcome is
+        dropped."""
+        now = time.monotonic()
+        for item in list(self._unwritten):
+            if now < item.next_try:
+                continue
+            try:
+                if attempt_held(self.store, item.job):
+                    record = item.write(None)
+                    log.info("job outcome written: the job store is back", job_id=item.job.id)
+                    self._finished(record)
+                    if record.status == "queued":
+                        self.notify()
+                else:
+                    log.warning(
+                        "job outcome dropped: the attempt was taken back", job_id=item.job.id
+                    )
+            except DependencyDown:
+                if now - item.since > self.config.store_outage_timeout:
+                    log.error("job outcome given up: the job store stayed down", job_id=item.job.id)
+                    self._unwritten.remove(item)
+                else:
+                    item.next_try = now + item.wait
+                    item.wait = min(item.wait * 2, STORE_RETRY_MAX)
+                continue
+            self._unwritten.remove(item)
 
     def _finished(self, record: JobRecord) -> None:
         if record.status in TERMINAL_STATUSES:
@@ -510,9 +609,13 @@ class LocalExecutor:
                 slot.job = None
                 self._replace(slot, "cancelled")
                 self._finished(self.store.mark_cancelled(job_id, cost=cost))
-            self.store.heartbeat([s.job.id for s in self._slots if s.job is not None])
             self._write_progress()
-        for record in self.store.requeue_stale(older_than=STALE_AFTER):
+        # The jobs whose outcome waits to be written are this executor's still.
+        beating = [s.job.id for s in self._slots if s.job is not None]
+        self.store.heartbeat(beating + [item.job.id for item in self._unwritten])
+        # While outcomes wait to be written, the database was away: the heartbeats of
+        # every executor are as old as the outage, none is judged by them yet.
+        for record in [] if self._unwritten else self.store.requeue_stale(older_than=STALE_AFTER):
             log.warning(
                 "job of a lost executor queued again", job_id=record.id, status=record.status
             )

@@ -14,17 +14,26 @@ it ended, when it has breakers.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import structlog
 
 from docworker.engines.breaker import Breakers, engines_of
-from docworker.errors import AfterFailure
+from docworker.errors import AfterFailure, DependencyDown
 from docworker.jobs.retries import Backoff, after_failure
-from docworker.jobs.store import JobCost, JobRecord, JobStore
+from docworker.jobs.store import JobCost, JobRecord, JobStatus, JobStore
 from docworker.telemetry import JOB_ATTEMPTS_FAILED
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+#: The first and the longest wait between two tries of an outcome's write while the job
+#: database does not answer.
+STORE_RETRY_FIRST = 0.2
+STORE_RETRY_MAX = 5.0
 
 
 def job_message(store: JobStore, job: JobRecord) -> dict[str, Any]:
@@ -108,3 +117,55 @@ def record_answer(
         return record, []
     error = answer["error"]
     return end_attempt(store, job, error, cost=cost, backoff=backoff, breakers=breakers), []
+
+
+def attempt_held(store: JobStore, job: JobRecord) -> bool:
+    """Whether the attempt ``job`` was claimed for is still the job's: running, on the
+    same worker, its attempts not counted since. An outcome written late (the database
+    was away) is written only then: a job taken back meanwhile (its heartbeat went stale)
+    is queued, or claimed again by another attempt, whose outcome is the one to keep."""
+    current = store.get(job.id)
+    return (
+        current.status == JobStatus.RUNNING
+        and current.worker == job.worker
+        and current.attempts == job.attempts
+    )
+
+
+def write_when_back(
+    store: JobStore,
+    job: JobRecord,
+    write: Callable[[Breakers | None], T],
+    breakers: Breakers | None,
+    timeout: float,
+) -> T | None:
+    """``write(breakers)`` (an attempt's outcome, told to ``breakers``), tried again with
+    a growing wait while the job database does not answer (given no breakers then: they
+    heard of the attempt at the first try), for ``timeout`` seconds at most; None when
+    the outcome was given up (the database away for longer, or the attempt taken back
+    meanwhile: the job runs again, see :func:`attempt_held`)."""
+    deadline = time.monotonic() + timeout
+    wait = STORE_RETRY_FIRST
+    tried = False
+    while True:
+        try:
+            if tried and not attempt_held(store, job):
+                log.warning("job outcome dropped: the attempt was taken back", job_id=job.id)
+                return None
+            result = write(None if tried else breakers)
+            if tried:
+                log.info("job outcome written: the job store is back", job_id=job.id)
+            return result
+        except DependencyDown as exc:
+            if not tried:
+                log.warning(
+                    "job outcome not written: the job store is down; trying again",
+                    job_id=job.id,
+                    error=exc.detail,
+                )
+            tried = True
+            if time.monotonic() + wait > deadline:
+                log.error("job outcome given up: the job store stayed down", job_id=job.id)
+                return None
+            time.sleep(wait)
+            wait = min(wait * 2, STORE_RETRY_MAX)

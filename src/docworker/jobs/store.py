@@ -144,6 +144,8 @@ _WRITES = "docworker_writes"
 _ADMISSION_LOCK = 0x646F6377
 #: How often a claim that lost its job to another claimer looks for the next one.
 _CLAIM_TRIES = 5
+#: Seconds a request refused because the job database does not answer is told to wait.
+DATABASE_RETRY_AFTER = 5
 
 
 def _now() -> datetime:
@@ -512,7 +514,11 @@ class JobStore:
                 self.journal.attach(session)
                 yield session
         except (OperationalError, InterfaceError) as exc:
-            raise DependencyDown("the job database failed", dependency="database") from exc
+            raise DependencyDown(
+                "the job database does not answer: retry later",
+                dependency="database",
+                retry_after=DATABASE_RETRY_AFTER,
+            ) from exc
         run_after_commit(session)
 
     def transaction(self, *, writes: bool = False) -> AbstractContextManager[Session]:
@@ -575,7 +581,11 @@ class JobStore:
             with self._engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
-            raise DependencyDown("the job database does not answer", dependency="database") from exc
+            raise DependencyDown(
+                "the job database does not answer",
+                dependency="database",
+                retry_after=DATABASE_RETRY_AFTER,
+            ) from exc
 
     # -- reading ----------------------------------------------------------------
 
@@ -1127,6 +1137,43 @@ class JobStore:
             job.finished_at = now
 
         return self._transition(job_id, {JobStatus.QUEUED, JobStatus.RUNNING}, cancelled, cost)
+
+    def unpublished(
+        self,
+        *,
+        older_than: float,
+        operations: Collection[str] | None = None,
+        limit: int = 100,
+        now: datetime | None = None,
+    ) -> Records:
+        """Queued jobs, due for ``older_than`` seconds and unchanged for as long, that no
+        worker took: their message was lost (a publish that failed after the change was
+        committed, a broker that lost what it held). Each is touched (its ``updated_at``),
+        so that the next look passes it over for ``older_than`` again, and returned, the
+        highest priority and oldest first, ``limit`` at most, for its message to be
+        published again (the celery executor's sweep). ``operations``: of those only."""
+        if operations is not None and not operations:
+            return []
+        at = _aware(now, "now")
+        cutoff = at - timedelta(seconds=older_than)
+        query = (
+            select(Job)
+            .where(
+                Job.status == JobStatus.QUEUED,
+                Job.updated_at <= cutoff,
+                or_(Job.run_after.is_(None), Job.run_after <= cutoff),
+            )
+            .order_by(Job.priority.desc(), Job.created_at, Job.part, Job.id)
+            .limit(max(1, limit))
+            .with_for_update(skip_locked=True)
+        )
+        if operations is not None:
+            query = query.where(Job.operation.in_(sorted(operations)))
+        with self._session(writes=True) as session:
+            jobs = session.scalars(query).all()
+            for job in jobs:
+                job.updated_at = at
+            return [JobRecord.from_row(job) for job in jobs]
 
     def requeue_stale(self, *, older_than: float, now: datetime | None = None) -> Records:
         """Take back running jobs whose executor sent no heartbeat for ``older_than`` s.

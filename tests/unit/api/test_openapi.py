@@ -113,3 +113,17 @@ def test_every_operation_has_an_id_and_every_body_a_schema(document: dict[str, A
 def test_the_document_is_built_once(tmp_path: Path) -> None:
     app = create_app(load_settings(data_dir=tmp_path), start_executor=False)
     assert app.openapi() is app.openapi()
+
+
+def test_every_v2_route_documents_the_503_of_a_dependency_down(
+    document: dict[str, Any],
+) -> None:
+    """The job database (or the broker, the blob store) not answering is a 503 problem
+    with Retry-After on any route under /api/v2 (tests/e2e/test_faults.py)."""
+    for path, operations in document["paths"].items():
+        if not path.startswith("/api/v2"):
+            continue
+        for method, operation in operations.items():
+            answer = operation["responses"].get("503")
+            assert answer is not None, f"{method.upper()} {path}"
+            assert PROBLEM in answer["content"], f"{method.upper()} {path}"
