@@ -26,6 +26,7 @@ from docworker.errors import DocworkerError
 from docworker.files import restrict_umask
 from docworker.jobs.store import JobStore
 from docworker.jobs.webhooks import reseal_webhook
+from docworker.memory import limit_arenas
 from docworker.operations import reseal_params
 from docworker.operations.base import InputFile, operation_context
 from docworker.operations.extract import ExtractOperation, ExtractParams
@@ -107,6 +108,8 @@ def serve(
     if executor is not None:
         settings.executor.kind = executor
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    # Before any thread of the service starts: each would make an arena of its own.
+    limit_arenas(settings.server.malloc_arenas)
     try:
         application = create_app(settings)
     except SettingsRefused as refused:

@@ -96,6 +96,19 @@ class ServerSettings(BaseModel):
     max_upload_bytes: int = Field(
         512 * 1024 * 1024, gt=0, description="Largest request body accepted, in bytes."
     )
+    malloc_arenas: int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="glibc malloc arenas of the API process (docworker.memory): fewer keep "
+        "less memory a burst of concurrent requests freed; 0: glibc's default (8 per core).",
+    )
+    memory_trim_interval: Seconds = Field(
+        10.0,
+        ge=0,
+        description="How often the API process gives the memory it freed back to the "
+        "system (malloc_trim); 0: never.",
+    )
     default_wait: Seconds = Field(
         30.0, ge=0, description="How long a synchronous endpoint waits for its job by default."
     )

@@ -66,6 +66,7 @@ from docworker.jobs.retention import purge_audit, purge_expired
 from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
 from docworker.jobs.webhooks import WebhookDeliverer, journal
+from docworker.memory import give_back
 from docworker.result_cache import ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, storage_refusals
@@ -208,11 +209,13 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         log.info("service started", profile=settings.profile.value, database=_safe(settings))
         janitor = asyncio.create_task(_purge_periodically(services))
         refusals = asyncio.create_task(_flush_refusals_periodically(services))
+        trimmer = asyncio.create_task(_give_memory_back_periodically(settings))
         try:
             yield
         finally:
             janitor.cancel()
             refusals.cancel()
+            trimmer.cancel()
             await _drain_jobs(services, drain)
             if (deliverer := services.deliverer) is not None:
                 # An attempt cut short is claimed again once its lease runs out.
@@ -335,6 +338,17 @@ async def _flush_refusals_periodically(services: Services) -> None:
     while True:
         await asyncio.sleep(services.settings.audit.flush_interval)
         await anyio.to_thread.run_sync(services.refusals.flush)
+
+
+async def _give_memory_back_periodically(settings: Settings) -> None:
+    """Give the memory the process freed back to the system, every trim interval
+    (:mod:`docworker.memory`): a burst of requests does not leave its high-water mark."""
+    interval = settings.server.memory_trim_interval
+    if interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        await anyio.to_thread.run_sync(give_back)
 
 
 def _safe(settings: Settings) -> str:
