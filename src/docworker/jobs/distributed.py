@@ -53,13 +53,16 @@ changes nothing by itself:
 * **Recycling.** A worker process is replaced after ``celery.max_tasks_per_child`` jobs
   (and, when set, once its memory is over ``celery.max_memory_per_child_mb``).
 
-Claims go by the broker's order (priority, then first in, first out): the local
-executor's fair claiming across tenants and its cap per tenant are not applied.
+A message is a turn of its family: with fair claims (the default) the worker process
+that takes it claims the job the local executor would claim among the family's queued
+ones (fair across tenants, each tenant's cap held), which may be another job than the
+message's; there are as many messages as queued jobs (:meth:`_Child.claim`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -96,7 +99,14 @@ from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEventBus, RedisJobEvents, event_bus
 from docworker.jobs.outcomes import end_attempt, job_message, record_answer, write_when_back
 from docworker.jobs.retries import Backoff
-from docworker.jobs.store import TERMINAL_STATUSES, JobCost, JobRecord, JobStatus, JobStore
+from docworker.jobs.store import (
+    TERMINAL_STATUSES,
+    ClaimPolicy,
+    JobCost,
+    JobRecord,
+    JobStatus,
+    JobStore,
+)
 from docworker.jobs.webhooks import journal
 from docworker.jobs.workdirs import ExecutorFolder, process_gone, sweep
 from docworker.jobs.worker import execute_job, prepare_process
@@ -118,6 +128,11 @@ STALE_AFTER = 30.0
 WATCH_INTERVAL = 0.5
 #: How often the processes a job started are looked up again for its memory count.
 CHILDREN_INTERVAL = 2.0
+#: The operations of each family: a message's turn goes to one of its family's jobs.
+FAMILY_OPERATIONS: dict[Family, frozenset[str]] = {
+    family: frozenset(name for name, op in OPERATIONS.items() if op.queue is family)
+    for family in Family
+}
 #: Seconds a request refused because the broker does not answer is told to wait.
 BROKER_RETRY_AFTER = 5
 
@@ -238,8 +253,12 @@ class CeleryDispatch:
         return found | {"status": "up"}
 
     def cancelled(self, record: JobRecord) -> None:
-        """Revoke the job's message (workers drop it unrun); a running job is stopped by
-        the worker running it, which watches the store for the cancellation."""
+        """Revoke the message of a job cancelled while it waited (workers drop it unrun);
+        a running job is stopped by the worker running it, which watches the store for
+        the cancellation. A running job's message is not revoked: with fair claims it may
+        have been taken by another job's message and still wait, as that job's turn."""
+        if record.status == JobStatus.RUNNING:
+            return
         try:
             self.app.control.revoke(record.id)
         except (KombuError, OSError) as exc:
@@ -345,6 +364,11 @@ class _Runtime:
     backoff: Backoff
     child: _Child | None = None
 
+    @functools.cached_property
+    def families(self) -> dict[str, Family]:
+        """Each family by the name of its broker queue (a message's routing key)."""
+        return {queue_name(self.settings, family): family for family in Family}
+
 
 class _This:
     """This process's runtime, set by :func:`prepare_worker` (inherited by the worker
@@ -408,6 +432,11 @@ class _Child:
         self.settings = runtime.settings
         token = uuid.uuid4().hex[:8]
         self.name = f"{socket.gethostname()}:{os.getpid()}:{token}"
+        executor = self.settings.executor
+        #: How a message's turn is given (see :meth:`claim`).
+        self.claims = ClaimPolicy(
+            fair=executor.fair_claiming, max_running=executor.max_running_per_tenant
+        )
         runtime.store.after_fork()
         self.store = JobStore(self.settings.database_url)
         #: Announces each change this process commits to the API replicas' waiters.
@@ -436,9 +465,43 @@ class _Child:
         self.store.close()
 
     # -- claiming ---------------------------------------------------------------------
-    def claim(self, job_id: str) -> JobRecord | None:
-        """The job ``job_id``, started for this process; None when its message is to be
-        skipped (the module docstring)."""
+    def claim(self, job_id: str, family: Family | None = None) -> JobRecord | None:
+        """The job to run for the message of ``job_id`` from ``family``'s queue, started
+        for this process; None when the message is to be skipped (the module docstring).
+
+        With fair claims (``executor.fair_claiming`` or ``executor.max_running_per_tenant``)
+        a message is a turn of its family: the job the policy gives first among the
+        family's queued ones is claimed, as the local executor's supervisor claims, which
+        may be another than ``job_id`` (whose own turn then comes with a later message:
+        there are as many messages as queued jobs). A job the tenant's cap holds back is
+        published again for later rather than claimed past the cap."""
+        if family is not None and self.claims.by_tenant:
+            operations = FAMILY_OPERATIONS[family]
+            job = self.store.claim_next(self.name, operations=operations, policy=self.claims)
+            if job is not None:
+                if job.id != job_id:
+                    log.debug("message's turn given to another job", message=job_id, job_id=job.id)
+                return job
+            if self.claims.max_running is not None and self._held_back(job_id):
+                return None
+        return self._claim_by_id(job_id)
+
+    def _held_back(self, job_id: str) -> bool:
+        """Whether ``job_id`` waits, due, while no claim gives it (its tenant runs as many
+        jobs as its cap allows): then published again after ``executor.retry_delay``."""
+        try:
+            current = self.store.get(job_id)
+        except NotFound:
+            return False
+        due = current.run_after is None or current.run_after <= datetime.now(UTC)
+        if current.status != JobStatus.QUEUED or not due:
+            return False
+        log.info("job held back by its tenant's cap: published again", job_id=job_id)
+        self.dispatch.publish(current, countdown=self.settings.executor.retry_delay)
+        return True
+
+    def _claim_by_id(self, job_id: str) -> JobRecord | None:
+        """The job ``job_id`` itself, started for this process (see :meth:`claim`)."""
         job = self.store.claim(job_id, self.name)
         if job is not None:
             return job
@@ -685,8 +748,10 @@ def _run_task(task: Any, job_id: str) -> None:
     if runtime is None or runtime.child is None:
         raise RuntimeError("docworker worker processes are started by `docworker worker`")
     child = runtime.child
+    delivery = getattr(task.request, "delivery_info", None) or {}
+    family = runtime.families.get(str(delivery.get("routing_key") or ""))
     try:
-        job = child.claim(job_id)
+        job = child.claim(job_id, family)
     except DependencyDown as exc:
         # The job store is away: the message comes back later instead of being lost.
         log.warning("job store down: message delivered again later", job_id=job_id)
