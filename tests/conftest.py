@@ -313,6 +313,46 @@ def gcs_endpoint() -> Iterator[str]:
         server.wait(10)
 
 
+#: Azurite's well-known development account (the same in every Azurite).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+AZURITE = Path(__file__).parent / "tools" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+
+
+@pytest.fixture(scope="session")
+def azure_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Connection string of Azurite's blob service on loopback, for the session (installed
+    by ``scripts/bootstrap dev`` from npm); set as ``AZURE_STORAGE_CONNECTION_STRING``,
+    where adlfs finds its credentials as it would find Azure's."""
+    if not AZURITE.exists():
+        message = "Azurite is not installed: run scripts/bootstrap dev"
+        if _in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("azurite")
+    arguments = [str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
+    arguments += ["--location", str(folder), "--silent", "--skipApiVersionCheck", "--loose"]
+    server = _serve_on_loopback(arguments, port, "Azurite")
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+    )
+    previous = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    os.environ["AZURE_STORAGE_CONNECTION_STRING"] = connection
+    try:
+        yield connection
+    finally:
+        if previous is None:
+            os.environ.pop("AZURE_STORAGE_CONNECTION_STRING", None)
+        else:
+            os.environ["AZURE_STORAGE_CONNECTION_STRING"] = previous
+        server.terminate()
+        server.wait(10)
+
+
 #: Credentials moto takes (any are taken; botocore needs some to sign with).
 S3_KEY, S3_SECRET = "docworker-test", "docworker-test-secret"
 

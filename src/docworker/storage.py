@@ -10,7 +10,7 @@ row never depends on where the store lives.
 
 Results and artifacts (``blob://results/...``) go to the output store
 (``storage.output_url``), which may differ from the inputs' store; an artifact in
-an output store that signs URLs (s3) gets presigned download links
+an output store that signs URLs (s3, Azure) gets presigned download links
 (:meth:`BlobStore.signed_url`). :class:`ReadRoots` are the storage URLs outside the
 store that inputs may be copied in from (``storage.read_roots``).
 """
@@ -59,6 +59,7 @@ DRIVERS = {
     "abfss": "adlfs",
 }
 _S3 = frozenset({"s3", "s3a"})
+_AZURE = frozenset({"az", "abfs", "abfss"})
 
 
 def protocol_of(url: str) -> str:
@@ -346,9 +347,11 @@ class BlobStore:
     def signed_url(self, uri: str, *, expires: float, name: str, mime: str) -> str | None:
         """A presigned link that downloads the blob ``uri`` without the API for
         ``expires`` seconds, as the file ``name`` of type ``mime``; None when its store
-        cannot sign one (only s3 stores are asked: the signing of other drivers is
-        not tested)."""
+        cannot sign one (s3 stores sign with their keys, Azure stores a SAS token with
+        the account key of their credentials; a local folder and GCS sign none)."""
         root, path = self._locate(uri)
+        if protocol_of(root.url) in _AZURE:
+            return self._azure_link(root, path, expires, name, mime)
         if protocol_of(root.url) not in _S3:
             return None
         signer = root.fs
@@ -365,6 +368,24 @@ class BlobStore:
         except (OSError, ValueError) as exc:
             raise DependencyDown(
                 f"the output store at {root.url} signs no link: {exc}", dependency="storage"
+            ) from exc
+        return link
+
+    @staticmethod
+    def _azure_link(root: _Root, path: str, expires: float, name: str, mime: str) -> str:
+        """A SAS link of an Azure store (adlfs signs it with the account key its
+        credentials carry: a connection string, or an account name and key)."""
+        try:
+            link: str = root.fs.url(
+                path,
+                expires=int(expires),
+                content_disposition=f'attachment; filename="{name}"',
+                content_type=mime,
+            )
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            raise DependencyDown(
+                f"the output store at {root.url} signs no link (an account key is needed): {exc}",
+                dependency="storage",
             ) from exc
         return link
 

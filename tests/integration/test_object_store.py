@@ -1,5 +1,6 @@
 """The blob store on object storage, each against a real server on loopback: S3
-(``moto_server``) and Google Cloud Storage (``gcp-storage-emulator``)."""
+(``moto_server``), Google Cloud Storage (``gcp-storage-emulator``) and Azure Blob Storage
+(Azurite)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,27 @@ def test_the_store_on_gcs(gcs_endpoint: str) -> None:
     assert store.signed_url(uri, expires=60, name="page.txt", mime="text/plain") is None
     with pytest.raises(DependencyDown):
         BlobStore("gs://docworker-no-such-bucket/blobs").ping()
+
+
+# adlfs hands aiohttp each block of an upload as bytes too.
+@pytest.mark.filterwarnings("ignore:Sending a large body directly:ResourceWarning")
+def test_the_store_on_azure_with_sas_links(azure_connection: str) -> None:
+    fs = fsspec.filesystem("az", connection_string=azure_connection)
+    container = f"docworker-{uuid.uuid4().hex[:16]}"
+    fs.mkdir(container)
+    # adlfs finds Azurite through AZURE_STORAGE_CONNECTION_STRING, as it would find
+    # Azure's credentials through its own environment.
+    store = BlobStore(f"az://{container}/blobs")
+    uri = _round_trip(store, fs, f"{container}/blobs")
+    link = store.signed_url(uri, expires=60, name="page.txt", mime="text/plain")
+    assert link is not None and "sig=" in link and "/devstoreaccount1/" in link
+    answer = httpx.get(link)
+    assert answer.status_code == 200
+    assert answer.content == b"page one"
+    assert answer.headers["content-disposition"] == 'attachment; filename="page.txt"'
+    assert answer.headers["content-type"] == "text/plain"
+    with pytest.raises(DependencyDown):
+        BlobStore("az://docworker-no-such-container/blobs").ping()
 
 
 def _options(bucket: S3Bucket) -> dict[str, object]:

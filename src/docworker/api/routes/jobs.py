@@ -456,7 +456,7 @@ async def get_job_result(job_id: str, services: ServicesDep, caller: CallerDep) 
 )
 async def list_job_artifacts(job_id: str, services: ServicesDep, caller: CallerDep) -> ArtifactList:
     """The files listed in the result's ``artifacts``, each with a download link: a
-    presigned link straight to the output store where it signs links (s3, unless
+    presigned link straight to the output store where it signs links (s3, Azure; unless
     ``storage.presign`` is false), valid ``storage.link_expiry`` seconds; else the API's
     own ``/api/v2/jobs/{id}/artifacts/{name}``. A failed job answers its error; one
     that has not finished, ``409``."""
