@@ -679,6 +679,13 @@ class BreakerSettings(BaseModel):
         description="How long an open breaker refuses work before it lets one job through "
         "to try the engine again (half-open).",
     )
+    broker_cooldown: Seconds = Field(
+        5.0,
+        gt=0,
+        description="The cool-down of the celery executor's broker breaker: after "
+        "'threshold' publishes failed in a row, submissions are refused at once (503) for "
+        "this long, then the next publish tries the broker again.",
+    )
     shared: bool = Field(
         True,
         description="Post a breaker that opens in the job store until it half-opens, so "

@@ -146,7 +146,7 @@ def build_services(
         # The API runs no job: it publishes each to the broker (docs/distributed.md).
         from docworker.jobs.distributed import CeleryDispatch
 
-        dispatch = CeleryDispatch(settings)
+        dispatch = CeleryDispatch(settings, breakers=breakers)
     queue = JobQueue(
         store,
         blobs,

@@ -1,7 +1,8 @@
 """Circuit breakers of the external engines: work that needs a failing engine fails fast.
 
 One breaker per engine the service depends on (LibreOffice, Tesseract, FFmpeg,
-Chromium, and the blob store), each in one of three states:
+Chromium, the blob store, and the celery executor's broker), each in one of three
+states:
 
 * ``closed``: work runs; each failure of the engine in a row is counted, and
   ``breaker.threshold`` of them open it. A success resets the count. Only the
@@ -62,7 +63,10 @@ ENGINES: dict[str, str] = {
     "ffmpeg": "FFmpeg",
     "chromium": "Chromium",
     "storage": "storage",
+    "broker": "broker",
 }
+#: The broker's breaker: told of each publish by the celery executor's API side.
+BROKER = frozenset({"broker"})
 #: The error codes that count as a failure of the engine the error names.
 ENGINE_FAILURES = frozenset({"engine-failed", "dependency-down"})
 #: Operations that always run on an engine, whatever their input (others say it at
@@ -231,7 +235,12 @@ class Breakers:
         self.board = board
         self._lock = threading.Lock()
         self._breakers = {
-            engine: CircuitBreaker(engine, settings.threshold, settings.cooldown, clock)
+            engine: CircuitBreaker(
+                engine,
+                settings.threshold,
+                settings.broker_cooldown if engine == "broker" else settings.cooldown,
+                clock,
+            )
             for engine in ENGINES
         }
 
@@ -319,7 +328,9 @@ class Breakers:
             return
         try:
             for breaker in opened:
-                self.board.post(breaker.engine, self.cooldown, breaker.failures, breaker.last_error)
+                self.board.post(
+                    breaker.engine, breaker.cooldown, breaker.failures, breaker.last_error
+                )
             for engine in closed:
                 self.board.take_down(engine)
         except Exception as exc:  # noqa: BLE001 - the board is advice: each process judges alone

@@ -84,7 +84,7 @@ from kombu.entity import Exchange, Queue
 from kombu.exceptions import ChannelError, KombuError
 
 from docworker.config import Settings
-from docworker.engines.breaker import Breakers, engines_of
+from docworker.engines.breaker import BROKER, Breakers, engines_of
 from docworker.errors import (
     DependencyDown,
     DocworkerError,
@@ -216,10 +216,16 @@ class CeleryDispatch:
     """The celery executor as the API sees it: jobs queued in the store are published to
     their family's queue, cancelled ones revoked. It runs no job itself."""
 
-    def __init__(self, settings: Settings, app: Celery | None = None) -> None:
+    def __init__(
+        self, settings: Settings, app: Celery | None = None, *, breakers: Breakers | None = None
+    ) -> None:
         self.settings = settings
         self.app = app or make_app(settings)
         self._redis = _is_redis(settings.celery.broker_url)
+        #: The API's breakers: the broker's is told of each publish, and refuses
+        #: publishes at once while open (a broker away does not cost each request its
+        #: connection timeout).
+        self.breakers = breakers
 
     def start(self) -> None:
         """Nothing to start: the broker connection is opened by the first publish."""
@@ -270,6 +276,16 @@ class CeleryDispatch:
         operation = OPERATIONS.get(record.operation)
         family = operation.queue if operation is not None else Family.DOCUMENTS
         queue = queue_name(self.settings, family)
+        if self.breakers is not None:
+            try:
+                self.breakers.check(BROKER)
+            except EngineUnavailable as open_breaker:
+                raise DependencyDown(
+                    f"the broker failed {open_breaker.fields['failures']} times in a row: it "
+                    f"is not tried again for {open_breaker.fields['retry_after']} s",
+                    dependency="broker",
+                    retry_after=open_breaker.fields["retry_after"],
+                ) from None
         try:
             self.app.send_task(
                 TASK,
@@ -283,11 +299,16 @@ class CeleryDispatch:
                 retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
             )
         except (KombuError, OSError) as exc:
+            if self.breakers is not None:
+                failure = {"code": "dependency-down", "engine": "broker", "detail": str(exc)}
+                self.breakers.ended(BROKER, failure)
             raise DependencyDown(
                 "the broker does not answer: the job could not be queued",
                 dependency="broker",
                 retry_after=BROKER_RETRY_AFTER,
             ) from exc
+        if self.breakers is not None:
+            self.breakers.ended(BROKER)
         log.debug("job published", job_id=record.id, queue=queue, countdown=countdown)
 
     def idle_families(self) -> list[Family]:
