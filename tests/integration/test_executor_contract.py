@@ -204,25 +204,58 @@ def _celery(settings: Settings, env: dict[str, str], closing: contextlib.ExitSta
     )
     worker = Worker(settings.data_dir, env, concurrency=settings.executor.workers)
     closing.callback(worker.stop)
-    worker.start().wait_ready()
+    worker.start()  # the caller waits until it is ready
     return Backend("celery", settings, store, queue, worker=worker, closing=closing)
 
 
+Group = tuple[tuple[str, Any], ...]
+
+
+def _group(executor: dict[str, Any]) -> Group:
+    return tuple(sorted(executor.items()))
+
+
 class Combination:
-    """One executor on one database: a backend per group of settings, made on first use."""
+    """One executor on one database: a backend per group of settings, made on first use;
+    the celery fleets of every group the combination's tests need start at once."""
 
     def __init__(
         self, kind: str, request: pytest.FixtureRequest, folders: pytest.TempPathFactory
     ) -> None:
         self.executor, _, self.database = kind.partition("-")
         self.request, self.folders = request, folders
-        self.backends: dict[tuple[tuple[str, Any], ...], Backend] = {}
+        self.backends: dict[Group, Backend] = {}
 
     def backend(self, **executor: Any) -> Backend:
-        group = tuple(sorted(executor.items()))
+        group = _group(executor)
         if group not in self.backends:
-            self.backends[group] = self._start({**COMMON, **executor})
+            wanted = {group: executor}
+            if self.executor == "celery":  # a worker takes long to start: all at once
+                wanted |= self._groups()
+            started = []
+            for key, settings in wanted.items():
+                if key not in self.backends:
+                    self.backends[key] = self._start({**COMMON, **settings})
+                    started.append(self.backends[key])
+            for backend in started:
+                if backend.worker is not None:
+                    backend.worker.wait_ready()
         return self.backends[group]
+
+    def _groups(self) -> dict[Group, dict[str, Any]]:
+        """The settings groups (``executor`` markers) of this module's tests selected to
+        run on this combination."""
+        groups: dict[Group, dict[str, Any]] = {}
+        for item in self.request.session.items:
+            callspec = getattr(item, "callspec", None)
+            if getattr(item, "module", None) is not self.request.module or callspec is None:
+                continue
+            if callspec.params.get("combination") != f"{self.executor}-{self.database}":
+                continue
+            marker = item.get_closest_marker("executor")
+            settings = dict(marker.kwargs) if marker else {}
+            groups[_group(settings)] = settings
+        return groups
 
     def _start(self, executor: dict[str, Any]) -> Backend:
         data_dir = self.folders.mktemp(f"{self.executor}-{self.database}")
