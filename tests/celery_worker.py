@@ -3,6 +3,7 @@ clean-up of what its fleet made on a broker that other tests share."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -82,7 +83,12 @@ class Worker:
             children = psutil.Process(self.process.pid).children()
         except psutil.NoSuchProcess:
             return []
-        return [child.pid for child in children if child.status() != psutil.STATUS_ZOMBIE]
+        alive = []
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):  # it may end meanwhile
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(child.pid)
+        return alive
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
