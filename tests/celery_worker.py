@@ -93,6 +93,11 @@ class Worker:
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
+    def terminate(self) -> None:
+        """Ask the worker to stop (a warm shutdown), without waiting: :meth:`stop` waits."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

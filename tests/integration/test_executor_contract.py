@@ -298,6 +298,9 @@ class Combination:
             raise
 
     def close(self) -> None:
+        for backend in self.backends.values():  # the fleets stop side by side
+            if backend.worker is not None:
+                backend.worker.terminate()
         for backend in self.backends.values():
             backend.close()
 
