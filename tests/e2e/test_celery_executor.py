@@ -1,7 +1,8 @@
-"""The celery executor: a real ``docworker serve --executor celery`` (the API) and a real
-``docworker worker`` process, on Redis with an SQLite job store and on RabbitMQ with a
-PostgreSQL one; every job is submitted and its result read through the API. The time and
-memory limits have workers of their own, their jobs submitted as the API does."""
+"""What only the celery executor does: a real ``docworker serve --executor celery`` (the
+API) and a real ``docworker worker`` process, on Redis with an SQLite job store and on
+RabbitMQ with a PostgreSQL one; every job is submitted and its result read through the
+API. What every executor does (cancel, priorities, limits, retries, parts) is proved on
+this executor too by tests/integration/test_executor_contract.py."""
 
 from __future__ import annotations
 
@@ -9,12 +10,8 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +19,6 @@ from typing import Any
 import httpx
 import pypdfium2
 import pytest
-import redis
-from kombu.connection import Connection
 from sqlalchemy import update
 
 from bench.scoring import corpus_root
@@ -39,70 +34,15 @@ from docworker.jobs.store import TERMINAL_STATUSES, JobRecord, JobStatus, JobSto
 from docworker.result_cache import CACHE_KEY, ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
+from tests.celery_worker import Worker, delete_queues, queue_prefix
 from tests.conftest import new_postgres_database
 from tests.e2e.server import Server
 
 SMALL_TEXT = corpus_root() / "text" / "plain-utf8.txt"
-HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
 ARTICLE = corpus_root() / "pdf" / "multi-page-article.pdf"
+HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
 ENDED = {"succeeded", "partial", "failed", "dead", "cancelled"}
 OPEN = Principal.open()
-
-
-class Worker:
-    """One ``docworker worker`` process (one worker process under it) with ``env``."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.env = env
-        self.log = data_dir / "worker.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Worker:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "docworker", "worker", "--concurrency", "1"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    def wait_ready(self) -> None:
-        self.wait_for_line(re.compile(r"docworker-\d+@\S+ ready"), 120)
-
-    def wait_for_line(self, pattern: re.Pattern[str], timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None and self.process.poll() is None, self.tail()
-            for line in self.log.read_text(errors="replace").splitlines():
-                if pattern.search(line):
-                    return line
-            time.sleep(0.1)
-        raise AssertionError(f"no line {pattern.pattern!r} in the worker's log:\n{self.tail()}")
-
-    def wait_for_event(self, event: str, job_id: str, timeout: float = 60) -> dict[str, Any]:
-        """The first JSON log line of ``event`` about ``job_id``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.log.read_text(errors="replace").splitlines():
-                if line.startswith("{") and job_id in line:
-                    entry: dict[str, Any] = json.loads(line)
-                    if entry.get("event") == event and entry.get("job_id") == job_id:
-                        return entry
-            time.sleep(0.1)
-        raise AssertionError(f"no {event!r} of job {job_id} in the worker's log:\n{self.tail()}")
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 class Fleet:
@@ -184,7 +124,7 @@ def fleet(
             "DOCWORKER_DATABASE__URL": database,
             "DOCWORKER_CELERY__BROKER_URL": broker,
             # Queues of their own on a broker that others may share.
-            "DOCWORKER_CELERY__QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:12]}-",
+            "DOCWORKER_CELERY__QUEUE_PREFIX": queue_prefix(),
             # A scan of two pages or more is read by parts, a page each.
             "DOCWORKER_EXECUTOR__SPLIT_MIN_PAGES": "2",
             "DOCWORKER_EXECUTOR__SPLIT_PARTS": "2",
@@ -192,7 +132,7 @@ def fleet(
         store = JobStore(database)
         store.migrate()
         stack.callback(store.close)
-        stack.callback(_delete_queues, env)
+        stack.callback(delete_queues, env)
         server = Server(data_dir, **env)
         stack.callback(server.stop)
         worker = Worker(data_dir, {**server.env})
@@ -212,28 +152,6 @@ def _settings(env: dict[str, str], data_dir: Path) -> Settings:
             "queue_prefix": env["DOCWORKER_CELERY__QUEUE_PREFIX"],
         },
     )
-
-
-def _delete_queues(env: dict[str, str]) -> None:
-    """Delete what the fleet made on the broker (others share it): on Redis every key of
-    its prefix, on RabbitMQ its queues and exchanges."""
-    broker, prefix = env["DOCWORKER_CELERY__BROKER_URL"], env["DOCWORKER_CELERY__QUEUE_PREFIX"]
-    if broker.startswith("redis"):
-        client = redis.Redis.from_url(broker)
-        try:
-            keys = list(client.scan_iter(match=f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
-        return
-    exchanges = [f"{prefix}docworker{suffix}" for suffix in ("", ".pidbox", ".events")]
-    with Connection(broker) as connection:
-        channel = connection.channel()
-        for family in ("documents", "ocr", "convert", "media"):
-            channel.queue_delete(f"{prefix}{family}")
-        for name in [*exchanges, f"reply.{prefix}docworker.pidbox"]:
-            channel.exchange_delete(name)
 
 
 @pytest.fixture
@@ -281,31 +199,6 @@ def test_a_message_delivered_again_does_not_run_a_finished_job(
     assert fleet.audit_events(job_id) == 1
 
 
-def test_cancel_stops_a_running_job_and_the_worker_goes_on(
-    fleet: Fleet, client: httpx.Client
-) -> None:
-    job_id = fleet.submit(client, HUGE_PDF, output="markdown")
-    fleet.running(job_id)
-    cancelled = client.delete(f"/api/v2/jobs/{job_id}")
-    assert cancelled.status_code == 200, cancelled.text
-    assert fleet.wait(client, job_id)["status"] == "cancelled"
-    # The worker process that ran it was replaced: the next job runs.
-    after = fleet.submit(client, SMALL_TEXT, output="text")
-    assert fleet.wait(client, after)["status"] == "succeeded"
-
-
-def test_the_job_of_higher_priority_is_taken_first(fleet: Fleet, client: httpx.Client) -> None:
-    blocker = fleet.submit(client, HUGE_PDF, output="text")
-    fleet.running(blocker)  # the one worker process is busy: the next two wait in the broker
-    low = fleet.submit(client, SMALL_TEXT, priority=-1, output="text")
-    high = fleet.submit(client, SMALL_TEXT, priority=5, output="text")
-    assert client.delete(f"/api/v2/jobs/{blocker}").status_code == 200
-    assert fleet.wait(client, low)["status"] == fleet.wait(client, high)["status"] == "succeeded"
-    first, then = fleet.store.get(high), fleet.store.get(low)
-    assert first.started_at is not None and then.started_at is not None
-    assert first.started_at < then.started_at
-
-
 def test_a_message_is_a_turn_given_to_the_tenant_served_least(
     fleet: Fleet, client: httpx.Client
 ) -> None:
@@ -329,24 +222,6 @@ def test_a_message_is_a_turn_given_to_the_tenant_served_least(
     assert all(fleet.store.get(job_id).attempts == 1 for job_id in (*crowd, late))
 
 
-def test_a_worker_process_killed_mid_job_leaves_the_job_done_once(
-    fleet: Fleet, client: httpx.Client
-) -> None:
-    job_id = fleet.submit(client, HUGE_PDF, output="text", pages="1-250")
-    running = fleet.running(job_id)
-    assert running.worker is not None
-    os.kill(int(running.worker.split(":")[1]), signal.SIGKILL)
-    done = fleet.wait(client, job_id)
-    assert done["status"] == "succeeded", done
-    record = fleet.store.get(job_id)
-    assert record.attempts == 2
-    assert record.worker != running.worker
-    assert fleet.audit_events(job_id) == 1
-    result = client.get(f"/api/v2/jobs/{job_id}/result")
-    assert result.status_code == 200
-    assert result.json()["content"]
-
-
 def test_a_batch_publishes_each_child_and_runs_them_on_the_worker(
     fleet: Fleet, client: httpx.Client
 ) -> None:
@@ -358,15 +233,11 @@ def test_a_batch_publishes_each_child_and_runs_them_on_the_worker(
     )
     assert response.status_code == 202, response.text
     batch_id = response.json()["id"]
-    # The long poll answers once the worker has ended the last child.
-    waited = client.get(f"/api/v2/batches/{batch_id}", params={"wait": 120}, timeout=150)
-    batch = waited.json()
-    assert batch["status"] != "running", fleet.worker.tail()
+    deadline = time.monotonic() + 120
+    while (batch := client.get(f"/api/v2/batches/{batch_id}").json())["status"] == "running":
+        assert time.monotonic() < deadline, fleet.worker.tail()
+        time.sleep(0.1)
     assert (batch["status"], batch["counts"]["succeeded"]) == ("succeeded", len(files)), batch
-    # The batch's events were written by the worker, in its children's transactions.
-    stream = client.get(f"/api/v2/batches/{batch_id}/events", timeout=30).text
-    kinds = [line[len("event: ") :] for line in stream.splitlines() if line.startswith("event:")]
-    assert kinds[0] == "batch.queued" and kinds[-1] == "batch.succeeded", kinds
     children = fleet.store.batch_children(batch_id)
     assert all(c.attempts == 1 and c.worker is not None for c in children)
     assert all(c.worker.split(":")[1] != str(os.getpid()) for c in children if c.worker)
@@ -408,73 +279,6 @@ def test_the_parts_of_a_split_job_run_as_messages_of_their_own(
 
 
 @pytest.mark.redis
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("limit", "code"),
-    [
-        # The 619-page PDF to Markdown takes 1.4 s in process on a fast machine.
-        ({"JOB_TIMEOUT": "0.5"}, "job-timeout"),
-        # Below what a worker process holds once every parser is loaded: any job passes it.
-        ({"MEMORY_LIMIT_MB": "100"}, "memory-limit-exceeded"),
-    ],
-    ids=["time", "memory"],
-)
-def test_a_job_past_its_limit_ends_dead_after_one_attempt(
-    tmp_path: Path, redis_url: str, limit: dict[str, str], code: str
-) -> None:
-    """A worker of its own with a tight limit; jobs submitted as the API does."""
-    env = {
-        **os.environ,
-        "DOCWORKER_DATA_DIR": str(tmp_path),
-        "DOCWORKER_LOG__FORMAT": "json",
-        "DOCWORKER_EXECUTOR__KIND": "celery",
-        "DOCWORKER_CELERY__BROKER_URL": redis_url,
-        "DOCWORKER_CELERY__QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:12]}-",
-        **{f"DOCWORKER_EXECUTOR__{name}": value for name, value in limit.items()},
-    }
-    settings = _settings(env, tmp_path)
-    with contextlib.ExitStack() as stack:
-        store = JobStore(settings.database_url)
-        store.migrate()
-        stack.callback(store.close)
-        stack.callback(_delete_queues, env)
-        dispatch = CeleryDispatch(settings)
-        stack.callback(dispatch.stop)
-        queue = JobQueue(
-            store,
-            BlobStore(settings.storage_url),
-            dispatch,
-            JobEvents(),
-            max_attempts=3,
-            keys=SecretKeys.from_settings(settings),
-        )
-        worker = Worker(tmp_path, env)
-        stack.callback(worker.stop)
-        worker.start()
-        worker.wait_ready()
-
-        def run(path: Path, output: str = "text") -> JobRecord:
-            blob = queue.blobs.put_file(path)
-            record, _ = queue.submit(
-                "extract", {"output": output}, JobInput(blob, name=path.name), caller=OPEN
-            )
-            deadline = time.monotonic() + 120
-            while (record := store.get(record.id)).status not in TERMINAL_STATUSES:
-                assert time.monotonic() < deadline, worker.tail()
-                time.sleep(0.1)
-            return record
-
-        ended = run(HUGE_PDF, "markdown")
-        assert ended.status == JobStatus.DEAD, ended
-        assert ended.error is not None and ended.error["code"] == code
-        assert ended.attempts == 1
-        # The message, given back when the worker process was ended, found the job ended.
-        assert worker.wait_for_event("message skipped", ended.id)["status"] == "dead"
-        if code == "job-timeout":  # the replaced worker process takes the next job
-            assert run(SMALL_TEXT).status == JobStatus.SUCCEEDED
-
-
-@pytest.mark.redis
 def test_a_result_kept_by_a_worker_answers_the_same_request_without_the_broker(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -488,14 +292,14 @@ def test_a_result_kept_by_a_worker_answers_the_same_request_without_the_broker(
         "DOCWORKER_CACHE__ENABLED": "true",
         "DOCWORKER_EXECUTOR__KIND": "celery",
         "DOCWORKER_CELERY__BROKER_URL": redis_url,
-        "DOCWORKER_CELERY__QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:12]}-",
+        "DOCWORKER_CELERY__QUEUE_PREFIX": queue_prefix(),
     }
     settings = _settings(env, tmp_path)
     with contextlib.ExitStack() as stack:
         store = JobStore(settings.database_url)
         store.migrate()
         stack.callback(store.close)
-        stack.callback(_delete_queues, env)
+        stack.callback(delete_queues, env)
         dispatch = CeleryDispatch(settings)
         stack.callback(dispatch.stop)
         cache = ResultCache(settings)

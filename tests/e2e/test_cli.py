@@ -80,27 +80,24 @@ def test_failures_in_a_batch_are_counted(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "good.txt.md").exists()
 
 
-def test_jobs_commands_against_a_server(tmp_path: Path) -> None:
-    server = Server(tmp_path / "srv").start()
-    try:
-        with server.client() as client:
-            job = client.post(
-                "/api/v2/extract",
-                files={"file": ("n.md", (CORPUS / "web" / "nested.md").read_bytes())},
-            ).json()
-        listed = docworker("jobs", "list", "--server", server.url)
-        assert listed.returncode == 0, listed.stderr
-        assert job["job_id"] in listed.stdout
-        shown = docworker("jobs", "show", job["job_id"], "--server", server.url)
-        assert json.loads(shown.stdout)["status"] == "succeeded"
-        cancelled = docworker("jobs", "cancel", job["job_id"], "--server", server.url)
-        assert cancelled.returncode == 0
-        assert "succeeded" in cancelled.stdout
-        unknown = docworker("jobs", "show", "nope", "--server", server.url)
-        assert unknown.returncode == 1
-        assert "404" in unknown.stderr
-    finally:
-        server.stop()
+def test_jobs_commands_against_a_server(server: Server) -> None:
+    with server.client() as client:
+        job = client.post(
+            "/api/v2/extract",
+            files={"file": ("n.md", (CORPUS / "web" / "nested.md").read_bytes())},
+        ).json()
+    # Newest first: the job is on the first page of the shared server's jobs.
+    listed = docworker("jobs", "list", "--server", server.url)
+    assert listed.returncode == 0, listed.stderr
+    assert job["job_id"] in listed.stdout
+    shown = docworker("jobs", "show", job["job_id"], "--server", server.url)
+    assert json.loads(shown.stdout)["status"] == "succeeded"
+    cancelled = docworker("jobs", "cancel", job["job_id"], "--server", server.url)
+    assert cancelled.returncode == 0
+    assert "succeeded" in cancelled.stdout
+    unknown = docworker("jobs", "show", "nope", "--server", server.url)
+    assert unknown.returncode == 1
+    assert "404" in unknown.stderr
 
 
 def test_a_worker_for_an_unknown_queue_is_refused_with_the_queues_named(tmp_path: Path) -> None:
