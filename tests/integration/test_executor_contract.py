@@ -123,7 +123,7 @@ class Backend:
             if pid and (attempt == 1 or self.store.get(job_id).attempts >= attempt):
                 return pid
             assert time.monotonic() < deadline, f"job {job_id} never ran attempt {attempt}"
-            time.sleep(0.02)
+            time.sleep(0.005)
 
     def pids(self) -> list[int]:
         """Process ids of the worker processes that run jobs."""
@@ -437,13 +437,20 @@ def test_a_job_over_its_time_limit_is_dead_after_one_attempt(backend: Backend) -
 @pytest.mark.executor(memory_limit_mb=64)
 def test_a_job_over_its_memory_limit_is_dead_after_one_attempt(backend: Backend) -> None:
     # A worker alone (Python, its parsers loaded) is over 64 MiB once it reads a PDF.
+    before = set(backend.pids())
     record = backend.submit(HUGE_PDF, output="markdown")
-    pid = backend.running_pid(record.id)
     done = backend.done(record.id)
     assert (done.status, done.attempts) == (JobStatus.DEAD, 1)
     assert done.error is not None and done.error["code"] == "memory-limit-exceeded"
     assert "64 MiB" in done.error["detail"]
-    backend.ended(pid)
+    # The worker process that ran it was ended. It may be killed before a look at the
+    # executor's busy workers sees it run: a Celery worker process names itself in the
+    # job's worker; of the local executor's, one of those there before is gone.
+    if backend.executor is None:
+        assert done.worker is not None
+        backend.ended(int(done.worker.split(":")[1]))
+    else:
+        assert before - set(backend.pids())
     if backend.worker is not None:
         assert backend.worker.wait_for_event("message skipped", record.id)["status"] == "dead"
 
