@@ -106,7 +106,7 @@ async def refuse_repeated_files(request: Request) -> None:
             raise InvalidParameter(
                 name,
                 f"takes one file, and {count} parts named '{name}' were sent: send one "
-                "file per request (or one job per file)",
+                "file per request, or send them all to POST /api/v2/batches (a job each)",
             )
 
 
