@@ -12,8 +12,7 @@ the ``wait`` of ``GET /api/v2/batches/{id}``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Annotated, Any
 
@@ -24,14 +23,11 @@ from fastapi.responses import StreamingResponse
 from docworker.api.auth import CallerDep
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.job_events import EVENT_STREAM, READ_BATCH, _frame
+from docworker.api.routes.job_events import EVENT_STREAM, READ_BATCH, event_id, event_stream
 from docworker.api.schemas import WEBHOOK_SIGNING, WebhookDeliveryList, WebhookDeliveryPublic
-from docworker.config import EventSettings
-from docworker.errors import InvalidParameter, NotFound
 from docworker.jobs.admission import Drain
-from docworker.jobs.events import JobEventBus
 from docworker.jobs.journal import FINAL_BATCH_EVENTS, batch_key
-from docworker.jobs.queue import STORE_POLL
+from docworker.jobs.models import JobEventRecord
 from docworker.jobs.store import JobStore
 from docworker.jobs.webhooks import BATCH_EVENT_KINDS, MAX_URL_LENGTH, WebhookRequest
 
@@ -128,12 +124,12 @@ async def get_batch_events(
     has seen it already, and when the service begins to drain (reconnect with
     ``Last-Event-ID``). ``batch.progress`` events are coalesced: a client that resumes
     gets the latest, not every one it missed."""
-    after = _event_id(last_event_id)
+    after = event_id(last_event_id, "this batch's stream")
     record = await anyio.to_thread.run_sync(services.queue.batch, batch_id, caller)
     drain: Drain = request.app.state.drain
-    lines = _stream(
-        services.store, services.queue.events, record.id, after, services.settings.events, drain
-    )
+    read = partial(_batch_events, services.store, record.id)
+    key = batch_key(record.id)
+    lines = event_stream(services.queue.events, key, read, after, services.settings.events, drain)
     return StreamingResponse(
         lines,
         media_type=EVENT_STREAM,
@@ -141,50 +137,13 @@ async def get_batch_events(
     )
 
 
-def _event_id(header: str | None) -> int:
-    text = (header or "").strip()
-    if not text:
-        return 0
-    if not (text.isascii() and text.isdigit()):
-        raise InvalidParameter("Last-Event-ID", "must be the id of an event of this batch's stream")
-    return int(text)
-
-
-async def _stream(
-    store: JobStore,
-    bus: JobEventBus,
-    batch_id: str,
-    after: int,
-    config: EventSettings,
-    drain: Drain,
-) -> AsyncIterator[bytes]:
-    """The stream's bytes: see the module."""
-    yield f"retry: {config.retry_ms}\n\n".encode()
-    started = said = time.monotonic()
-    # Subscribed before each read, so an event between a read and the wait is not missed.
-    with bus.subscribe(batch_key(batch_id)) as heard:
-        while True:
-            try:
-                read = partial(store.batch_events_after, batch_id, after, limit=READ_BATCH)
-                latest, events = await anyio.to_thread.run_sync(read)
-            except NotFound:  # deleted meanwhile: nothing more will happen
-                return
-            for event in events:
-                yield _frame(event)
-                after, said = event.seq, time.monotonic()
-            if len(events) == READ_BATCH:
-                continue
-            # The latest event was read before the events: it is among those sent.
-            if (events[-1].kind if events else latest) in FINAL_BATCH_EVENTS:
-                return
-            now = time.monotonic()
-            if now - started >= config.stream_timeout or drain.active:
-                return
-            if now - said >= config.keepalive:
-                yield b": keep-alive\n\n"
-                said = now
-            left = min(STORE_POLL, config.keepalive - (now - said))
-            await heard.wait(max(left, 0.0))
+def _batch_events(store: JobStore, batch_id: str, after: int) -> tuple[list[JobEventRecord], bool]:
+    """The batch's events after ``after``, and whether the stream ends with them: its
+    latest event (read first, so among those sent) is a final one."""
+    latest, events = store.batch_events_after(batch_id, after, limit=READ_BATCH)
+    if len(events) == READ_BATCH:
+        return list(events), False
+    return list(events), (events[-1].kind if events else latest) in FINAL_BATCH_EVENTS
 
 
 @router.get(

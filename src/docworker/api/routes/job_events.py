@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Annotated
 
@@ -90,11 +90,13 @@ async def get_job_events(
     seen it already, and when the service begins to drain (reconnect with
     ``Last-Event-ID``). ``progress`` and ``part`` events are coalesced: a client that
     resumes gets the latest of each, not every one it missed."""
-    after = _event_id(last_event_id)
+    after = event_id(last_event_id, "this job's stream")
     record = await anyio.to_thread.run_sync(services.queue.get, job_id, caller)
-    events = services.settings.events
     drain: Drain = request.app.state.drain
-    lines = _stream(services.store, services.queue.events, record.id, after, events, drain)
+    read = partial(_job_events, services.store, record.id)
+    lines = event_stream(
+        services.queue.events, record.id, read, after, services.settings.events, drain
+    )
     return StreamingResponse(
         lines,
         media_type=EVENT_STREAM,
@@ -102,40 +104,47 @@ async def get_job_events(
     )
 
 
-def _event_id(header: str | None) -> int:
+def event_id(header: str | None, stream: str) -> int:
+    """The ``Last-Event-ID`` header as the number of an event of ``stream`` (0: none)."""
     text = (header or "").strip()
     if not text:
         return 0
     if not (text.isascii() and text.isdigit()):
-        raise InvalidParameter("Last-Event-ID", "must be the id of an event of this job's stream")
+        raise InvalidParameter("Last-Event-ID", f"must be the id of an event of {stream}")
     return int(text)
 
 
-async def _stream(
-    store: JobStore,
+#: Reads a stream's events after a number: those to send (at most :data:`READ_BATCH`),
+#: and whether the stream ends once they are sent. Blocking: run in a worker thread.
+ReadEvents = Callable[[int], tuple[list[JobEventRecord], bool]]
+
+
+async def event_stream(
     bus: JobEventBus,
-    job_id: str,
+    key: str,
+    read: ReadEvents,
     after: int,
     config: EventSettings,
     drain: Drain,
 ) -> AsyncIterator[bytes]:
-    """The stream's bytes: see the module."""
+    """A Server-Sent Events stream (see the module): the events ``read`` gives after
+    ``after``, woken by the bus's publications of ``key`` and reading the store at least
+    every :data:`~docworker.jobs.queue.STORE_POLL` seconds, a keep-alive comment when
+    nothing happened for ``events.keepalive`` seconds, until ``read`` says it ended, the
+    stream's time is up or the service drains."""
     yield f"retry: {config.retry_ms}\n\n".encode()
     started = said = time.monotonic()
     # Subscribed before each read, so an event between a read and the wait is not missed.
-    with bus.subscribe(job_id) as heard:
+    with bus.subscribe(key) as heard:
         while True:
             try:
-                read = partial(store.events_after, job_id, after, limit=READ_BATCH)
-                status, events = await anyio.to_thread.run_sync(read)
+                events, ended = await anyio.to_thread.run_sync(read, after)
             except NotFound:  # deleted meanwhile: nothing more will happen
                 return
             for event in events:
                 yield _frame(event)
                 after, said = event.seq, time.monotonic()
-                if event.kind in FINAL_EVENTS:
-                    return
-            if not events and status in TERMINAL_STATUSES:
+            if ended:
                 return
             if len(events) == READ_BATCH:
                 continue
@@ -149,7 +158,18 @@ async def _stream(
             await heard.wait(max(left, 0.0))
 
 
+def _job_events(store: JobStore, job_id: str, after: int) -> tuple[list[JobEventRecord], bool]:
+    """The job's events after ``after`` up to its final one, and whether it ended: a
+    final event among them, or none left and the job over."""
+    status, events = store.events_after(job_id, after, limit=READ_BATCH)
+    for index, event in enumerate(events):
+        if event.kind in FINAL_EVENTS:
+            return list(events[: index + 1]), True
+    return list(events), not events and status in TERMINAL_STATUSES
+
+
 def _frame(event: JobEventRecord) -> bytes:
+    """One event as the stream writes it."""
     at = event.at.isoformat().replace("+00:00", "Z")
     data = json.dumps({"id": event.seq, "type": event.kind, "at": at, **event.data})
     return f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n".encode()
