@@ -17,7 +17,9 @@ from bench.scoring import corpus_root
 from docworker.config import load_settings
 from docworker.jobs.store import JobStatus
 from docworker.jobs.workdirs import host_folder
-from tests.integration.test_local_executor import HUGE_PDF, SMALL_TEXT, Harness, _done, _settings
+from tests.integration.test_local_executor import SMALL_TEXT, Harness, _done, _settings
+
+HUGE_PDF = corpus_root() / "pdf" / "huge-619-pages.pdf"
 
 LEGACY_WORD = corpus_root() / "office" / "legacy-word.doc"
 ARTICLE = corpus_root() / "pdf" / "multi-page-article.pdf"
