@@ -17,13 +17,19 @@ from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from docworker.api.auth import CallerDep
 from docworker.api.deps import ServicesDep
 from docworker.api.errors import problem_responses
-from docworker.api.routes.job_events import EVENT_STREAM, READ_BATCH, event_id, event_stream
+from docworker.api.routes.job_events import (
+    EVENT_STREAM,
+    READ_BATCH,
+    LastEventIdHeader,
+    event_id,
+    event_stream,
+)
 from docworker.api.schemas import WEBHOOK_SIGNING, WebhookDeliveryList, WebhookDeliveryPublic
 from docworker.jobs.admission import Drain
 from docworker.jobs.journal import FINAL_BATCH_EVENTS, batch_key
@@ -110,14 +116,7 @@ async def get_batch_events(
     request: Request,
     services: ServicesDep,
     caller: CallerDep,
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            alias="Last-Event-ID",
-            max_length=18,
-            description="The id of the last event received: only later ones are sent.",
-        ),
-    ] = None,
+    last_event_id: LastEventIdHeader = None,
 ) -> StreamingResponse:
     """The batch's events from the first (or after ``Last-Event-ID``), each with its
     ``id``; the stream ends after a final event of the batch, at once when the client

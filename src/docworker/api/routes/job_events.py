@@ -39,6 +39,15 @@ from docworker.jobs.store import TERMINAL_STATUSES, JobStore
 router = APIRouter(prefix="/api/v2", tags=["jobs"])
 
 EVENT_STREAM = "text/event-stream"
+#: The header a client that reconnects sends: the last event it received.
+LastEventIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        max_length=18,
+        description="The id of the last event received: only later ones are sent.",
+    ),
+]
 #: Events read from the store at a time.
 READ_BATCH = 100
 
@@ -76,14 +85,7 @@ async def get_job_events(
     request: Request,
     services: ServicesDep,
     caller: CallerDep,
-    last_event_id: Annotated[
-        str | None,
-        Header(
-            alias="Last-Event-ID",
-            max_length=18,
-            description="The id of the last event received: only later ones are sent.",
-        ),
-    ] = None,
+    last_event_id: LastEventIdHeader = None,
 ) -> StreamingResponse:
     """The job's events from the first (or after ``Last-Event-ID``), each with its
     ``id``; the stream ends after the job's final event, at once when the client has
