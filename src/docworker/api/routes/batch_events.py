@@ -64,7 +64,10 @@ BATCH_WEBHOOK_FIELDS: dict[str, Any] = {
         f"{', '.join(BATCH_EVENT_KINDS)}. Default: the final ones.",
         "example": "batch.progress,batch.succeeded,batch.partial,batch.failed",
     },
-    "webhook_secret": {"type": "string", "description": WEBHOOK_SIGNING},
+    "webhook_secret": {
+        "type": "string",
+        "description": WEBHOOK_SIGNING.replace("the job's webhooks", "the batch's webhooks"),
+    },
 }
 
 
