@@ -15,6 +15,7 @@ keeping it lost less text than cutting down to the main element did.
 
 from __future__ import annotations
 
+import html.parser
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -606,9 +607,102 @@ def parse_page(text: str) -> etree._Element | None:
     except UnicodeEncodeError:
         markup, parser = text, _page_parser()
     try:
-        return lxml.html.document_fromstring(markup, parser=parser)
+        root = lxml.html.document_fromstring(markup, parser=parser)
     except (etree.ParserError, ValueError) as exc:
         raise CorruptDocument("html", str(exc)) from exc
+    if any(error.type_name == "ERR_RESOURCE_LIMIT" for error in parser.error_log):
+        # libxml2 stops at elements nested 256 deep, dropping the rest of the page
+        # (the deep text and everything after it): read it again without that limit.
+        return capped_tree(text, TREE_DEPTH)
+    return root
+
+
+#: How deep :func:`capped_tree` nests elements; deeper ones are read into the deepest.
+TREE_DEPTH = 200
+#: Elements that have no end tag.
+_VOID = frozenset(
+    {
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "source",
+        "track",
+        "wbr",
+    }
+)
+
+
+class _CappedBuilder(html.parser.HTMLParser):
+    """Builds an element tree from a page with the standard library's tokenizer, which
+    reads any nesting without recursion, opening elements no deeper than ``depth``: the
+    tags below are left out and their text goes to the deepest element open. A page
+    libxml2 cannot read whole (nested deeper than it allows) keeps all its text so."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = depth
+        self.builder = etree.TreeBuilder()
+        self.open: list[str] = []
+        #: Start tags left out below the depth, not yet closed.
+        self.beyond = 0
+        self.builder.start("html", {})
+        self.open.append("html")
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "html":
+            return
+        if tag in _VOID:
+            if len(self.open) < self.depth:
+                self.builder.start(tag, {k: v or "" for k, v in attrs})
+                self.builder.end(tag)
+            return
+        if len(self.open) >= self.depth:
+            self.beyond += 1
+            return
+        self.builder.start(tag, {k: v or "" for k, v in attrs})
+        self.open.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID or tag == "html":
+            return
+        if self.beyond:
+            self.beyond -= 1
+            return
+        if tag not in self.open[1:]:
+            return  # an end tag with no start: left out
+        while self.open[-1] != tag:
+            self.builder.end(self.open.pop())
+        self.builder.end(self.open.pop())
+
+    def handle_data(self, data: str) -> None:
+        self.builder.data(data)
+
+    def close(self) -> etree._Element:  # type: ignore[override]
+        super().close()
+        while self.open:
+            self.builder.end(self.open.pop())
+        root: etree._Element = self.builder.close()
+        return root
+
+
+def capped_tree(text: str, depth: int) -> etree._Element:
+    """The element tree of a page, nested at most ``depth`` deep (see
+    :class:`_CappedBuilder`), with a ``<body>`` as :func:`walk_page` looks for."""
+    reader = _CappedBuilder(depth)
+    reader.feed(text)
+    root = reader.close()
+    if root.find("body") is None:
+        body = etree.SubElement(root, "body")
+        for child in [c for c in root if c.tag not in ("head", "body")]:
+            body.append(child)
+    return root
 
 
 def walk_page(builder: DocumentBuilder, root: etree._Element, max_cells: int) -> None:
