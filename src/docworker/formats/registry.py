@@ -126,7 +126,71 @@ def parse_path(
     detection = Detection(mime=mime, format="", how="given") if mime else detect(path, name)
     parser = parser_for(detection.mime)
     document = parser.parse(Source(path=path, mime=detection.mime, name=name), ctx)
+    mismatch = None if mime else type_mismatch(detection, name or path.name)
+    if mismatch is not None:
+        warning = Warning(code=TYPE_MISMATCH, message=mismatch)
+        document = document.model_copy(update={"warnings": [*document.warnings, warning]})
     return cap_text(document, ctx.limits.max_text_chars)
+
+
+#: The warning of a file whose name claims another type than its content shows.
+TYPE_MISMATCH = "type-mismatch"
+#: What a file's extension claims it is, for the extensions that name one type: a file
+#: is read as its content says, and a warning tells when the name said otherwise.
+_CLAIMS = {
+    "pdf": "pdf",
+    "docx": "docx",
+    "xlsx": "xlsx",
+    "pptx": "pptx",
+    "doc": "doc",
+    "xls": "xls",
+    "ppt": "ppt",
+    "odt": "odt",
+    "ods": "ods",
+    "odp": "odp",
+    "rtf": "rtf",
+    "epub": "epub",
+    "eml": "eml",
+    "msg": "msg",
+    "zip": "zip",
+    "7z": "7z",
+    "png": "image",
+    "jpg": "image",
+    "jpeg": "image",
+    "gif": "image",
+    "tif": "image",
+    "tiff": "image",
+    "webp": "image",
+    "txt": "text",
+    "md": "markdown",
+    "csv": "csv",
+    "tsv": "csv",
+    "json": "json",
+    "xml": "xml",
+    "html": "html",
+    "htm": "html",
+}
+#: Families of plain text, told apart by their content more than by any name: a name
+#: of one and content of another is no mismatch (a .txt of Markdown, an .xml of XHTML).
+_TEXT_FAMILIES = frozenset({"text", "markdown", "csv", "json", "xml", "html", "subtitles"})
+#: Content that is the claimed type in another wrapping: an encrypted Office package.
+_SAME_CLAIM = {"encrypted-ooxml": frozenset({"docx", "xlsx", "pptx"})}
+
+
+def type_mismatch(detection: Detection, name: str) -> str | None:
+    """What to warn when ``name``'s extension claims another type than the content
+    detected (a ``.pdf`` that is plain text), or None."""
+    extension = Path(name).suffix.lower().lstrip(".")
+    claimed = _CLAIMS.get(extension)
+    found = detection.format
+    if claimed is None or claimed == found or claimed in _SAME_CLAIM.get(found, ()):
+        return None
+    if claimed in _TEXT_FAMILIES and found in _TEXT_FAMILIES:
+        return None
+    return (
+        f"the file is named .{extension} ({claimed}) but its content is {found} "
+        f"({detection.mime}): it was read as {found}"
+    )
 
 
 #: The warning of a document whose text was cut at the limit.

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from docworker.formats.base import ParseContext
 from docworker.formats.detect import Detection, detect, format_of
+from docworker.formats.registry import TYPE_MISMATCH, parse_path, type_mismatch
 
 CORPUS = Path(
     os.environ.get(
@@ -482,3 +484,50 @@ def test_pathological_text_is_sniffed_quickly(tmp_path: Path, payload: bytes) ->
     started = time.perf_counter()
     detect(path)
     assert time.perf_counter() - started < 0.2
+
+
+# -- a name that claims another type ---------------------------------------------------
+def test_a_file_named_for_another_type_is_read_as_its_content_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    text = tmp_path / "report.pdf"
+    text.write_text("Quarterly figures went up.\n")
+    document = parse_path(text, ParseContext())
+    assert "Quarterly figures went up." in document.blocks[0].text
+    (warning,) = [w for w in document.warnings if w.code == TYPE_MISMATCH]
+    assert warning.message.startswith("the file is named .pdf (pdf) but its content is text")
+    # The client's name counts, not the stored file's.
+    renamed = parse_path(text, ParseContext(), name="report.txt")
+    assert all(w.code != TYPE_MISMATCH for w in renamed.warnings)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("notes.txt", b"# A heading\n\nSome *Markdown*.\n"),  # text families among themselves
+        ("data.xml", b"<html><body><p>XHTML read as HTML</p></body></html>"),
+        ("page.htm", b"<!doctype html><p>a page</p>"),
+    ],
+)
+def test_text_families_named_for_one_another_are_no_mismatch(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert type_mismatch(detect(path), name) is None
+
+
+def test_the_corpus_names_its_files_for_what_they_are() -> None:
+    if not CORPUS.is_dir():
+        pytest.skip("test corpus not present")
+    found = {
+        str(path.relative_to(CORPUS)): type_mismatch(detect(path), path.name)
+        for path in CORPUS.rglob("*")
+        if path.is_file() and ".expected" not in path.name and path.name != "MANIFEST.tsv"
+    }
+    assert {name for name, warning in found.items() if warning} == {"hostile/not-a-zip.odt"}
+    encrypted = CORPUS / "office" / "encrypted-password-tika.xlsx"
+    assert (
+        detect(encrypted).format == "encrypted-ooxml"
+        and found[str(encrypted.relative_to(CORPUS))] is None
+    )
