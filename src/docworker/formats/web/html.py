@@ -639,34 +639,59 @@ _VOID = frozenset(
 )
 
 
+#: Characters an element tree cannot hold (XML 1.0): C0 controls but tab, newline and
+#: carriage return, surrogates, and the two noncharacters at the end of the BMP.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+#: The names of elements and attributes the rebuilt tree takes (plain XML names, without
+#: a namespace prefix); others are left out.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
 class _CappedBuilder(html.parser.HTMLParser):
     """Builds an element tree from a page with the standard library's tokenizer, which
     reads any nesting without recursion, opening elements no deeper than ``depth``: the
     tags below are left out and their text goes to the deepest element open. A page
-    libxml2 cannot read whole (nested deeper than it allows) keeps all its text so."""
+    libxml2 cannot read whole (nested deeper than it allows) keeps all its text so.
+    Characters a tree cannot hold are dropped, and a tag whose name it cannot hold is
+    left out (its text kept)."""
 
     def __init__(self, depth: int) -> None:
         super().__init__(convert_charrefs=True)
         self.depth = depth
         self.builder = etree.TreeBuilder()
         self.open: list[str] = []
-        #: Start tags left out below the depth, not yet closed.
+        #: Start tags left out (below the depth, or unnamable), not yet closed.
         self.beyond = 0
         self.builder.start("html", {})
         self.open.append("html")
+
+    def _start(self, tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+        """Open ``tag`` in the tree; False when the tree cannot hold its name (checked
+        first: a tree builder that refuses a name is left unusable)."""
+        if not _NAME.fullmatch(tag):
+            return False
+        clean: dict[str | bytes, str | bytes] = {
+            name: _xml_text(value or "") for name, value in attrs if _NAME.fullmatch(name)
+        }
+        self.builder.start(tag, clean)
+        return True
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "html":
             return
         if tag in _VOID:
-            if len(self.open) < self.depth:
-                self.builder.start(tag, {k: v or "" for k, v in attrs})
+            if len(self.open) < self.depth and self._start(tag, attrs):
                 self.builder.end(tag)
             return
-        if len(self.open) >= self.depth:
+        if len(self.open) >= self.depth or not self._start(tag, attrs):
             self.beyond += 1
             return
-        self.builder.start(tag, {k: v or "" for k, v in attrs})
         self.open.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
@@ -682,7 +707,7 @@ class _CappedBuilder(html.parser.HTMLParser):
         self.builder.end(self.open.pop())
 
     def handle_data(self, data: str) -> None:
-        self.builder.data(data)
+        self.builder.data(_xml_text(data))
 
     def close(self) -> etree._Element:  # type: ignore[override]
         super().close()
