@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -105,3 +106,14 @@ class Server:
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
+
+
+def finished(client: httpx.Client, job: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+    """The job (as the API answers it) once it has ended, asserted ``succeeded``."""
+    deadline = time.monotonic() + timeout
+    while job["status"] in {"queued", "running"}:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+        job = client.get(job["links"]["self"]).json()
+    assert job["status"] == "succeeded", job
+    return job

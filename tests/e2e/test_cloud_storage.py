@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from bench.scoring import corpus_root
-from tests.e2e.server import Server
+from tests.e2e.server import Server, finished
 
 CORPUS = corpus_root()
 PDF = CORPUS / "pdf" / "rotated-page-90.pdf"
@@ -75,22 +74,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, cloud: Cloud) -> Iterator[S
         yield srv
 
 
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    with server.client() as c:
-        yield c
-
-
-def _finished(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while job["status"] in {"queued", "running"}:
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-        job = client.get(job["links"]["self"]).json()
-    assert job["status"] == "succeeded", job
-    return job
-
-
 def test_upload_job_result_and_artifact_through_the_store(
     client: httpx.Client, cloud: Cloud
 ) -> None:
@@ -101,7 +84,7 @@ def test_upload_job_result_and_artifact_through_the_store(
         files={"file": (PDF.name, data, "application/pdf")},
     )
     assert answer.status_code == 202, answer.text
-    job = _finished(client, answer.json())
+    job = finished(client, answer.json())
     sha256 = hashlib.sha256(data).hexdigest()
     cloud.fs.invalidate_cache()
     assert cloud.fs.exists(f"{cloud.inputs}/blobs/inputs/{sha256}")

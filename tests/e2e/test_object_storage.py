@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import S3Bucket, new_bucket
-from tests.e2e.server import Server
+from tests.e2e.server import Server, finished
 
 CORPUS = Path("/work/shared/corpus")
 PDF = CORPUS / "pdf" / "rotated-page-90.pdf"
@@ -45,22 +43,6 @@ def server(
         yield srv
 
 
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    with server.client() as c:
-        yield c
-
-
-def _finished(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while job["status"] in {"queued", "running"}:
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-        job = client.get(job["links"]["self"]).json()
-    assert job["status"] == "succeeded", job
-    return job
-
-
 def test_upload_job_result_and_artifact_through_the_buckets(
     client: httpx.Client, buckets: tuple[S3Bucket, S3Bucket]
 ) -> None:
@@ -72,7 +54,7 @@ def test_upload_job_result_and_artifact_through_the_buckets(
         files={"file": (PDF.name, data, "application/pdf")},
     )
     assert answer.status_code == 202, answer.text
-    job = _finished(client, answer.json())
+    job = finished(client, answer.json())
     sha256 = hashlib.sha256(data).hexdigest()
     # The input is in the inputs' bucket, content-addressed; the result in the outputs'.
     assert inputs.keys("blobs/inputs/") == [f"blobs/inputs/{sha256}"]
