@@ -567,6 +567,24 @@ def test_cancelling_a_split_job_cancels_its_parts(store: JobStore) -> None:
     assert store.claim_next("w3") is None
 
 
+def test_a_part_done_after_its_job_was_cancelled_ends_cancelled(store: JobStore) -> None:
+    """The worker of a part may end it before it sees the cancel: the part is cancelled
+    as its job is (no merge reads its result). A job of its own keeps what it made."""
+    parent, _ = split_job(store, parts=2)
+    running = store.claim_next("w2")
+    assert running is not None
+    store.request_cancel(parent.id)
+    ended = store.mark_succeeded(running.id, {"uri": "r"})
+    assert ended.status is JobStatus.CANCELLED and ended.result is None
+    assert store.get(parent.id).status is JobStatus.CANCELLED
+    (job,) = add(store)
+    claimed = store.claim_next("w")
+    assert claimed is not None and claimed.id == job.id
+    store.request_cancel(job.id)
+    kept = store.mark_succeeded(job.id, {"uri": "made"})
+    assert kept.status is JobStatus.SUCCEEDED and kept.result == {"uri": "made"}
+
+
 def test_a_split_asked_to_cancel_is_cancelled(store: JobStore) -> None:
     (job,) = add(store)
     claimed = store.claim_next("w1")

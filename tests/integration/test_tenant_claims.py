@@ -3,11 +3,12 @@ jobs at admission, and claims shared fairly across tenants."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from docworker.auth import Principal
 from docworker.errors import ActiveJobsLimit
@@ -135,6 +136,28 @@ def test_the_claim_is_one_walk_of_indexes(store: JobStore, database_url: str) ->
             assert not [step for step in plan if "Seq Scan" in step], plan
     for index in ("ix_jobs_claim_tenant", "ix_jobs_tenant_started"):
         assert any(index in step for step in plan), plan
+
+
+def test_a_claim_looks_past_a_job_another_claimer_holds(store: JobStore, database_url: str) -> None:
+    """PostgreSQL skips the rows other claimers hold, and the fair claim weighs one job per
+    tenant: with the tenant's first job held, its next ones must still be given (a claim
+    that found nothing would spend a Celery message's turn on no job)."""
+    held, following = add(store, 2, tenant="a")
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite claims one at a time: no row is held while another claims")
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as holder:
+            lock = text("SELECT id FROM jobs WHERE id = :id FOR UPDATE")
+            holder.execute(lock, {"id": held.id})
+            released = threading.Timer(0.05, holder.rollback)
+            released.start()
+            job = store.claim_next("w")
+            released.join()
+    finally:
+        engine.dispose()
+    assert job is not None and job.id in {held.id, following.id}
+    assert store.claim_next("w") is not None and store.claim_next("w") is None
 
 
 # -- the cap on active jobs -------------------------------------------------------------

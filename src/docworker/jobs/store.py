@@ -144,6 +144,9 @@ _WRITES = "docworker_writes"
 _ADMISSION_LOCK = 0x646F6377
 #: How often a claim that lost its job to another claimer looks for the next one.
 _CLAIM_TRIES = 5
+#: Seconds a claim waits before looking again when the job it would give is held by
+#: another claimer's transaction (PostgreSQL), doubled at each try.
+_CLAIM_RETRY_PAUSE = 0.005
 #: Seconds a request refused because the job database does not answer is told to wait.
 DATABASE_RETRY_AFTER = 5
 
@@ -259,8 +262,9 @@ def _claim_candidate(operations: frozenset[str] | None, policy: ClaimPolicy) -> 
     )
 
 
+@functools.lru_cache(maxsize=64)
 def _claim_candidate_by_tenant(
-    operations: frozenset[str] | None, policy: ClaimPolicy
+    operations: frozenset[str] | None, policy: ClaimPolicy, *, locked: bool = True
 ) -> Select[str]:
     """The claim across tenants, in one statement of index seeks:
 
@@ -293,7 +297,8 @@ def _claim_candidate_by_tenant(
     if policy.fair:
         order += [candidates.c.running, candidates.c.served.nulls_first()]
     order += [Job.priority.desc(), Job.created_at, Job.part, Job.id]
-    return query.order_by(*order).limit(1).with_for_update(skip_locked=True, of=Job)
+    query = query.order_by(*order).limit(1)
+    return query.with_for_update(skip_locked=True, of=Job) if locked else query
 
 
 def _tenant_candidate(
@@ -501,6 +506,7 @@ class JobStore:
         #: Writes each state change's event and webhooks (see :mod:`docworker.jobs.journal`).
         self.journal = Journal()
         self._engine = _create_engine(url, echo, pooled)
+        self._postgres = self._engine.dialect.name == "postgresql"
         self._readers = sessionmaker(self._engine, expire_on_commit=False)
         self._writers = sessionmaker(
             self._engine.execution_options(**{_WRITES: True}), expire_on_commit=False
@@ -858,23 +864,46 @@ class JobStore:
         at = _aware(now, "now")
         if operations is not None and not operations:
             return None
-        candidate = _claim_candidate(
-            frozenset(operations) if operations is not None else None, policy
-        )
+        chosen = frozenset(operations) if operations is not None else None
+        candidate = _claim_candidate(chosen, policy)
         bound = {"at": at, "worker": worker, "job_id": None}
-        for _ in range(_CLAIM_TRIES):
+        for attempt in range(_CLAIM_TRIES):
+            won = None
             with self._session(writes=True) as session:
                 bound["job_id"] = session.scalar(candidate, bound)
-                if bound["job_id"] is None:
+                if bound["job_id"] is not None:
+                    won = session.scalars(_CLAIM_START, bound).one_or_none()
+                    if won is not None:
+                        self.journal.record(session, won, "started", at)
+                        record = JobRecord.from_row(won)
+                elif not self._held_by_another_claimer(session, chosen, policy, bound):
                     return None
-                won = session.scalars(_CLAIM_START, bound).one_or_none()
-                if won is None:  # another claimer was faster: try the next job
-                    continue
-                self.journal.record(session, won, "started", at)
-                record = JobRecord.from_row(won)
-            _log_transition(record)
-            return record
+            if won is not None:
+                _log_transition(record)
+                return record
+            if bound["job_id"] is None and attempt + 1 < _CLAIM_TRIES:
+                # Held: its claimer is about to commit.
+                time.sleep(_CLAIM_RETRY_PAUSE * 2**attempt)
+            # else another claimer was faster: try the next job
         return None
+
+    def _held_by_another_claimer(
+        self,
+        session: Session,
+        operations: frozenset[str] | None,
+        policy: ClaimPolicy,
+        bound: dict[str, Any],
+    ) -> bool:
+        """Whether the claim found nothing only because another claimer holds the job it
+        would give (PostgreSQL skips locked rows). The claim across tenants weighs one
+        job per tenant: with that one locked, a tenant's other ready jobs are not looked
+        at, and a claimer that gave up would leave them waiting for a turn that was
+        spent (a Celery message). The holder's transaction is short: the claim looks
+        again after a pause."""
+        if not self._postgres or not policy.by_tenant:
+            return False
+        peek = _claim_candidate_by_tenant(operations, policy, locked=False)
+        return session.scalar(peek, bound) is not None
 
     def claim(self, job_id: str, worker: str, *, now: datetime | None = None) -> JobRecord | None:
         """Start the job ``job_id`` for ``worker`` if it is queued and due (its retry delay
@@ -1004,11 +1033,19 @@ class JobStore:
 
         It ends ``partial`` when asked or when ``errors`` lists anything, keeping
         the items as ``{"code": "partial", "items": [...]}``; otherwise the error
-        of an earlier attempt is cleared.
+        of an earlier attempt is cleared. A job whose cancellation was asked for while
+        this attempt ran keeps its result (the work is done), unless it is a part of a
+        split job: then it is cancelled, as its job is.
         """
         partial = partial or bool(errors)
 
         def succeed(job: Job, now: datetime) -> None:
+            if job.cancel_requested and job.parent_id is not None:
+                # A part of a cancelled job, done before its worker saw the cancel: no
+                # merge reads its result, and its job ended cancelled.
+                job.status = JobStatus.CANCELLED
+                job.finished_at = now
+                return
             job.status = JobStatus.PARTIAL if partial else JobStatus.SUCCEEDED
             job.result = result
             job.error = {"code": "partial", "items": list(errors or [])} if partial else None
