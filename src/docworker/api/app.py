@@ -21,6 +21,7 @@ from docworker.api.errors import install_error_handlers
 from docworker.api.openapi import install_openapi
 from docworker.api.quota import AuditRefusals, QuotaGate, document_quotas
 from docworker.api.ratelimit import RateLimit, document_rate_limits
+from docworker.api.routes import audio as audio_routes
 from docworker.api.routes import audit as audit_routes
 from docworker.api.routes import (
     batch_events,
@@ -259,6 +260,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         image_route.router,
         render_routes.router,
         video_routes.router,
+        audio_routes.router,
         screenshot_route.router,
         unpack_route.router,
         convert_router,

@@ -71,7 +71,7 @@ BROKER = frozenset({"broker"})
 ENGINE_FAILURES = frozenset({"engine-failed", "dependency-down"})
 #: Operations that always run on an engine, whatever their input (others say it at
 #: admission: see :class:`~docworker.operations.base.EngineBound`).
-OPERATION_ENGINES: dict[str, str] = {"ocr": "tesseract", "video": "ffmpeg"}
+OPERATION_ENGINES: dict[str, str] = {"ocr": "tesseract", "video": "ffmpeg", "audio": "ffmpeg"}
 
 
 def engine_key(name: object) -> str | None:

@@ -310,13 +310,16 @@ class Ffmpeg:
         expected_seconds: float | None,
         progress: Callable[[float, str], None],
         timeout: float | None = None,
-    ) -> None:
-        """Run ``ffmpeg <args>`` (inputs, filters, codecs and an output named ``file:``)
-        with the caps, reporting progress over ``expected_seconds`` of output.
+        log_level: str = "error",
+    ) -> Completed:
+        """Run ``ffmpeg <args>`` (inputs, filters, codecs and an output named ``file:``,
+        or ``-`` for the null muxer) with the caps, reporting progress over
+        ``expected_seconds`` of output.
 
         The output is cut at ``max_output_bytes`` (``-fs``); the caller checks its size.
-        Raises :class:`EngineTimeout`, :class:`LimitExceeded` (memory) or
-        :class:`ProcessingFailed` with FFmpeg's own words.
+        ``log_level`` ``info`` keeps what filters report in the run's stderr (its tail,
+        :data:`STDERR_KEEP` bytes). Raises :class:`EngineTimeout`, :class:`LimitExceeded`
+        (memory) or :class:`ProcessingFailed` with FFmpeg's own words.
         """
         settings = self.settings
         limit = settings.timeout if timeout is None else min(timeout, settings.timeout)
@@ -326,7 +329,7 @@ class Ffmpeg:
             "-nostdin",
             "-nostats",
             "-loglevel",
-            "error",
+            log_level,
             "-progress",
             "pipe:1",
             "-y",
@@ -350,6 +353,7 @@ class Ffmpeg:
         if done.returncode != 0:
             raise _failure(done, settings.memory_limit_mb)
         log.debug("ffmpeg run", seconds=round(time.monotonic() - started, 3))
+        return done
 
     def version(self) -> str | None:
         """FFmpeg's version string, or None when it cannot run."""

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from docworker.errors import InvalidParameter, NotFound
+from docworker.operations.audio import AudioOperation
 from docworker.operations.base import Operation, OperationParams
 from docworker.operations.chunk import ChunkOperation
 from docworker.operations.convert import ConvertOperation
@@ -35,6 +36,7 @@ OPERATIONS: dict[str, Operation] = {
     ImageOperation.name: ImageOperation(),
     RenderOperation.name: RenderOperation(),
     VideoOperation.name: VideoOperation(),
+    AudioOperation.name: AudioOperation(),
     ScreenshotOperation.name: ScreenshotOperation(),
     ConvertOperation.name: ConvertOperation(),
     V1MediaOperation.name: V1MediaOperation(),

@@ -12,20 +12,10 @@ against the limits (``settings.ffmpeg``) before anything is decoded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe
-from docworker.errors import (
-    CorruptDocument,
-    InvalidParameter,
-    LimitExceeded,
-    ProcessingFailed,
-    UnsupportedFormat,
-    figure,
-)
-from docworker.formats.detect import detect, format_of
+from docworker.errors import CorruptDocument, InvalidParameter, LimitExceeded, UnsupportedFormat
 from docworker.operations.base import (
     Artifact,
     Family,
@@ -33,6 +23,16 @@ from docworker.operations.base import (
     OperationContext,
     OperationParams,
     Result,
+)
+from docworker.operations.media import (
+    check_duration,
+    check_output,
+    covered_seconds,
+    ffmpeg_timeout,
+    length_args,
+    media_mime,
+    probe_input,
+    span_of,
 )
 from docworker.operations.video_params import VideoAction, VideoCodec, VideoParams
 
@@ -44,12 +44,6 @@ MIME = {
     "jpeg": "image/jpeg",
     "webp": "image/webp",
 }
-#: Families (:func:`~docworker.formats.detect.format_of`) handed to FFmpeg; it decides
-#: on ``binary`` (what detection could not name) by probing.
-_MEDIA_FAMILIES = frozenset({"video", "audio", "binary"})
-_ALSO_MEDIA = frozenset({"image/gif"})
-#: Seconds kept between FFmpeg's time limit and the job's, so the clearer error wins.
-_JOB_MARGIN = 5.0
 #: The frame taken when neither time nor percent is given, as a percentage.
 DEFAULT_PERCENT = 10.0
 DEFAULT_QUALITY = 85
@@ -78,15 +72,6 @@ _ENCODERS: dict[VideoCodec, tuple[list[str], int, list[str], int]] = {
 }
 
 
-@dataclass(frozen=True)
-class _Span:
-    """The stretch of the input an output covers: from ``start``, for ``length`` seconds
-    (None: to the end)."""
-
-    start: float
-    length: float | None
-
-
 class VideoOperation:
     name: ClassVar[str] = "video"
     summary: ClassVar[str] = (
@@ -97,13 +82,9 @@ class VideoOperation:
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, VideoParams)
-        mime = source.mime or detect(source.path, source.name).mime
-        if format_of(mime) not in _MEDIA_FAMILIES and mime not in _ALSO_MEDIA:
-            raise UnsupportedFormat(
-                mime, f"the video operation reads video and audio files, not {mime}"
-            )
+        mime = media_mime(source, self.name)
         engine = Ffmpeg(ctx.settings.ffmpeg, ctx.settings.sandbox)
-        probe = _probe(engine, source, mime)
+        probe = probe_input(engine, source, mime)
         if params.action is VideoAction.PROBE:
             return Result(payload={"action": "probe", "mime": mime, **probe.as_dict()})
         if probe.video is None and probe.audio is None:
@@ -114,15 +95,6 @@ class VideoOperation:
         return _transcode(ctx, engine, source, params, probe)
 
 
-def _probe(engine: Ffmpeg, source: InputFile, mime: str) -> Probe:
-    try:
-        return engine.probe(source.path)
-    except UnsupportedFormat as exc:
-        if format_of(mime) in {"video", "audio"}:
-            raise CorruptDocument(mime.rsplit("/", maxsplit=1)[-1], exc.detail) from None
-        raise
-
-
 def _check_frame_size(ctx: OperationContext, probe: Probe) -> None:
     video = probe.video
     if video is None:
@@ -131,10 +103,6 @@ def _check_frame_size(ctx: OperationContext, probe: Probe) -> None:
     maximum = ctx.settings.ffmpeg.max_pixels
     if pixels > maximum:
         raise LimitExceeded("frame pixels", pixels, maximum)
-
-
-def _ffmpeg_timeout(ctx: OperationContext) -> float:
-    return max(ctx.settings.executor.job_timeout - _JOB_MARGIN, 1.0)
 
 
 # -- transcode ----------------------------------------------------------------------------
@@ -151,24 +119,20 @@ def _transcode(
         raise InvalidParameter(
             "mute", "the file has no video, and without its audio nothing is left"
         )
-    span = _span(params, probe)
-    seconds = span.length if span.length is not None else _rest(probe, span.start)
-    _check_duration(ctx, seconds)
+    span = span_of(params.start, params.duration, params.end, probe)
+    seconds = covered_seconds(span, probe)
+    check_duration(ctx, seconds)
     size = _fitted(ctx, probe, params, even=True) if has_video else None
     output = ctx.artifact_path(f"video.{fmt}")
-    args = [*engine.input_args(source.path, start=span.start)]
-    # A file that states no duration is cut at the limit rather than trusted.
-    length = span.length if seconds is not None else ctx.settings.ffmpeg.max_duration
-    if length is not None:
-        args += ["-t", f"{length:.6f}"]
+    args = [*engine.input_args(source.path, start=span.start), *length_args(ctx, span, seconds)]
     args += ["-map_metadata", "-1", "-sn", "-dn"]
     args += _video_args(params, codec, size) if has_video else ["-vn"]
     args += _audio_args(params, codec, probe) if has_audio else ["-an"]
     args += ["-f", fmt, f"file:{output}"]
     engine.transcode(
-        args, expected_seconds=seconds, progress=ctx.progress, timeout=_ffmpeg_timeout(ctx)
+        args, expected_seconds=seconds, progress=ctx.progress, timeout=ffmpeg_timeout(ctx)
     )
-    _check_output(ctx, output)
+    check_output(ctx, output)
     made = engine.probe(output)
     result = {
         "format": fmt,
@@ -183,36 +147,6 @@ def _transcode(
     }
     payload = {"action": "transcode", "input": probe.as_dict(), "output": result}
     return Result(payload=payload, artifacts=[Artifact(output.name, output, MIME[fmt])])
-
-
-def _span(params: VideoParams, probe: Probe) -> _Span:
-    start = params.start or 0.0
-    if probe.duration is not None and start >= probe.duration:
-        raise InvalidParameter(
-            "start", f"{start:g} s is past the end of the file ({probe.duration:g} s)"
-        )
-    length = params.duration
-    if params.end is not None:
-        length = params.end - start
-    if length is not None and probe.duration is not None:
-        length = min(length, probe.duration - start)
-    return _Span(start, length)
-
-
-def _rest(probe: Probe, start: float) -> float | None:
-    return probe.duration - start if probe.duration is not None else None
-
-
-def _check_duration(ctx: OperationContext, seconds: float | None) -> None:
-    maximum = ctx.settings.ffmpeg.max_duration
-    if seconds is not None and seconds > maximum:
-        raise LimitExceeded(
-            "duration (s)",
-            round(seconds, 3),
-            maximum,
-            f"the output would last {seconds:g} s, over the configured limit of "
-            f"{figure(maximum)} s: ask for a shorter clip",
-        )
 
 
 def _video_args(params: VideoParams, codec: VideoCodec, size: tuple[int, int] | None) -> list[str]:
@@ -277,21 +211,6 @@ def _round(value: float, step: int) -> int:
     return max(round(value / step) * step, step)
 
 
-def _check_output(ctx: OperationContext, output: Path) -> None:
-    if not output.is_file() or output.stat().st_size == 0:
-        raise ProcessingFailed("FFmpeg wrote no output: the input has nothing to encode there")
-    maximum = ctx.settings.ffmpeg.max_output_bytes
-    size = output.stat().st_size
-    if size >= maximum:
-        raise LimitExceeded(
-            "output bytes",
-            size,
-            maximum,
-            f"the output passed the configured limit of {maximum} bytes: "
-            "ask for a shorter clip, a smaller size or a lower bit rate",
-        )
-
-
 # -- frame --------------------------------------------------------------------------------
 
 
@@ -318,11 +237,11 @@ def _frame(
         args += ["-c:v", "png"]
     args += ["-f", "image2", f"file:{output}"]
     engine.transcode(
-        args, expected_seconds=None, progress=ctx.progress, timeout=_ffmpeg_timeout(ctx)
+        args, expected_seconds=None, progress=ctx.progress, timeout=ffmpeg_timeout(ctx)
     )
     if not output.is_file() or output.stat().st_size == 0:
         raise InvalidParameter("time", f"there is no frame at {at:g} s")
-    _check_output(ctx, output)
+    check_output(ctx, output)
     result = {
         "format": fmt,
         "mime": MIME[fmt],
