@@ -124,3 +124,21 @@ def test_openapi_documents_the_route(client: httpx.Client) -> None:
     form = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
     assert {"file", "action", "format", "clip", "width", "height", "time", "mute"} <= set(form)
     assert all(form[name].get("description") for name in ("clip", "start", "crf", "percent"))
+
+
+def test_scenes_answer_json_and_keyframes_are_artifacts(
+    client: httpx.Client, test_video: Path
+) -> None:
+    answer = client.post(
+        "/api/v2/video", files=_file(test_video), data={"action": "scenes", "width": "160"}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    # One shot of testsrc2: one scene over the whole video, its keyframe in the middle.
+    (scene,) = body["scenes"]
+    assert (scene["start"], scene["end"]) == (0.0, 4.0)
+    assert scene["keyframe"] == {"name": "scene-001.jpeg", "time": 2.0}
+    keyframe = client.get(f"/api/v2/jobs/{body['job_id']}/artifacts/scene-001.jpeg")
+    assert keyframe.status_code == 200 and keyframe.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(keyframe.content)) as image:
+        assert image.size == (160, 120)

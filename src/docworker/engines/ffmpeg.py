@@ -110,13 +110,15 @@ def run_guarded(
     memory_bytes: int,
     file_bytes: int | None = None,
     on_line: Callable[[str], None] | None = None,
+    on_chunk: Callable[[bytes], None] | None = None,
     stdout_max: int = PROBE_OUTPUT_MAX,
     sandbox: NetworkSandbox | None = None,
 ) -> Completed:
     """Run ``command`` in its own process group under the caps, and wait for it.
 
     With ``on_line``, standard output is handed over line by line (FFmpeg's
-    ``-progress`` report) instead of being collected. Past ``timeout`` seconds the
+    ``-progress`` report) instead of being collected; with ``on_chunk``, as the bytes
+    come (decoded frames), a consumer that may raise to stop the run. Past ``timeout`` seconds the
     whole group is killed and :class:`EngineTimeout` raised; more than
     ``stdout_max`` bytes of output kill it too (:class:`LimitExceeded`). With
     ``sandbox``, the program starts in a network namespace of its own where it can.
@@ -132,7 +134,7 @@ def run_guarded(
         preexec_fn=_child_limits(memory_bytes, file_bytes),  # noqa: PLW1509 - caps set in the child
     )
     try:
-        out, err = _drain(process, name, time.monotonic() + timeout, on_line, stdout_max)
+        out, err = _drain(process, name, time.monotonic() + timeout, on_line, on_chunk, stdout_max)
     except EngineTimeout:
         log.warning("process killed at its time limit", program=name, seconds=timeout)
         raise EngineTimeout(name, timeout) from None
@@ -147,6 +149,7 @@ def _drain(
     name: str,
     deadline: float,
     on_line: Callable[[str], None] | None,
+    on_chunk: Callable[[bytes], None] | None,
     stdout_max: int,
 ) -> tuple[bytes, bytes]:
     """Read both pipes until they close (or the deadline passes), then reap the process."""
@@ -167,6 +170,8 @@ def _drain(
                 elif stream is process.stderr:
                     err += chunk
                     del err[:-STDERR_KEEP]
+                elif on_chunk is not None:
+                    on_chunk(chunk)
                 elif on_line is not None:
                     *lines, pending = (pending + chunk).split(b"\n")
                     for line in lines:
@@ -354,6 +359,62 @@ class Ffmpeg:
             raise _failure(done, settings.memory_limit_mb)
         log.debug("ffmpeg run", seconds=round(time.monotonic() - started, 3))
         return done
+
+    def frames(
+        self,
+        args: Sequence[str],
+        *,
+        size: tuple[int, int],
+        on_frame: Callable[[int, bytes], None],
+        timeout: float | None = None,
+    ) -> int:
+        """Run ``ffmpeg <args>`` (inputs and filters that make frames of ``size``) with
+        the caps and hand each decoded frame over as it comes: its number and its BGR
+        bytes (``rawvideo``, ``bgr24``, on standard output). Nothing but the frame being
+        assembled is held, however long the input. Returns how many frames came.
+
+        Raises as :meth:`transcode`; what ``on_frame`` raises stops the run.
+        """
+        settings = self.settings
+        limit = settings.timeout if timeout is None else min(timeout, settings.timeout)
+        frame_bytes = size[0] * size[1] * 3
+        pending = bytearray()
+        count = 0
+
+        def take(chunk: bytes) -> None:
+            nonlocal count
+            pending.extend(chunk)
+            while len(pending) >= frame_bytes:
+                on_frame(count, bytes(pending[:frame_bytes]))
+                del pending[:frame_bytes]
+                count += 1
+
+        command = [
+            self.ffmpeg_program(),
+            "-hide_banner",
+            "-nostdin",
+            "-nostats",
+            "-loglevel",
+            "error",
+            *args,
+            "-threads",
+            str(settings.threads),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "pipe:1",
+        ]
+        done = run_guarded(
+            command,
+            timeout=limit,
+            memory_bytes=settings.memory_limit_mb * 1024 * 1024,
+            on_chunk=take,
+            sandbox=self.sandbox,
+        )
+        if done.returncode != 0:
+            raise _failure(done, settings.memory_limit_mb)
+        return count
 
     def version(self) -> str | None:
         """FFmpeg's version string, or None when it cannot run."""

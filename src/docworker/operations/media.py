@@ -25,6 +25,8 @@ MEDIA_FAMILIES = frozenset({"video", "audio", "binary"})
 ALSO_MEDIA = frozenset({"image/gif"})
 #: Seconds kept between FFmpeg's time limit and the job's, so the clearer error wins.
 JOB_MARGIN = 5.0
+#: JPEG and WebP quality of images made from frames, when none is asked for.
+DEFAULT_QUALITY = 85
 
 
 @dataclass(frozen=True)
@@ -114,3 +116,45 @@ def check_output(ctx: OperationContext, output: Path) -> None:
             f"the output passed the configured limit of {maximum} bytes: "
             "ask for a shorter clip, a smaller size or a lower bit rate",
         )
+
+
+def image_codec_args(fmt: str, quality: int | None) -> list[str]:
+    """The encoder of frames written as ``fmt`` images (png, jpeg, webp)."""
+    quality = quality or DEFAULT_QUALITY
+    if fmt == "jpeg":
+        # FFmpeg's JPEG scale: 2 (best) to 31; v1 mapped quality q to 31 - q*30/100.
+        return ["-c:v", "mjpeg", "-q:v", str(max(31 - quality * 30 // 100, 2))]
+    if fmt == "webp":
+        return ["-c:v", "libwebp", "-quality", str(quality)]
+    return ["-c:v", "png"]
+
+
+def fitted_size(
+    ctx: OperationContext, probe: Probe, width: int | None, height: int | None, *, even: bool
+) -> tuple[int, int]:
+    """An output's picture size: the input's as displayed, fitted to ``width`` and/or
+    ``height`` with its aspect ratio kept (even numbers for video encoders)."""
+    video = probe.video
+    assert video is not None
+    shown_width = int(video.get("display_width") or 0)
+    shown_height = int(video.get("display_height") or 0)
+    if shown_width <= 0 or shown_height <= 0:
+        raise CorruptDocument("video", "the video stream has no picture size")
+    factor = 1.0
+    if width is not None and height is not None:
+        factor = min(width / shown_width, height / shown_height)
+    elif width is not None:
+        factor = width / shown_width
+    elif height is not None:
+        factor = height / shown_height
+    step = 2 if even else 1
+    size = (_round(shown_width * factor, step), _round(shown_height * factor, step))
+    pixels = size[0] * size[1]
+    maximum = ctx.settings.ffmpeg.max_pixels
+    if pixels > maximum:
+        raise LimitExceeded("output frame pixels", pixels, maximum)
+    return size
+
+
+def _round(value: float, step: int) -> int:
+    return max(round(value / step) * step, step)

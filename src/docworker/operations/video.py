@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe
-from docworker.errors import CorruptDocument, InvalidParameter, LimitExceeded, UnsupportedFormat
+from docworker.errors import InvalidParameter, LimitExceeded, UnsupportedFormat
 from docworker.operations.base import (
     Artifact,
     Family,
@@ -29,12 +29,15 @@ from docworker.operations.media import (
     check_output,
     covered_seconds,
     ffmpeg_timeout,
+    fitted_size,
+    image_codec_args,
     length_args,
     media_mime,
     probe_input,
     span_of,
 )
 from docworker.operations.video_params import VideoAction, VideoCodec, VideoParams
+from docworker.operations.video_scenes import scenes
 
 #: Media types of the outputs, by format.
 MIME = {
@@ -46,7 +49,6 @@ MIME = {
 }
 #: The frame taken when neither time nor percent is given, as a percentage.
 DEFAULT_PERCENT = 10.0
-DEFAULT_QUALITY = 85
 
 #: Encoder options per video codec: (codec options, default CRF, audio codec options,
 #: default audio bit rate). The VP8/VP9 speed settings are measured in bench/video_codecs.py.
@@ -92,6 +94,8 @@ class VideoOperation:
         _check_frame_size(ctx, probe)
         if params.action is VideoAction.FRAME:
             return _frame(ctx, engine, source, params, probe)
+        if params.action is VideoAction.SCENES:
+            return scenes(ctx, engine, source, params, probe)
         return _transcode(ctx, engine, source, params, probe)
 
 
@@ -122,7 +126,7 @@ def _transcode(
     span = span_of(params.start, params.duration, params.end, probe)
     seconds = covered_seconds(span, probe)
     check_duration(ctx, seconds)
-    size = _fitted(ctx, probe, params, even=True) if has_video else None
+    size = fitted_size(ctx, probe, params.width, params.height, even=True) if has_video else None
     output = ctx.artifact_path(f"video.{fmt}")
     args = [*engine.input_args(source.path, start=span.start), *length_args(ctx, span, seconds)]
     args += ["-map_metadata", "-1", "-sn", "-dn"]
@@ -177,40 +181,6 @@ def _audio_args(params: VideoParams, codec: VideoCodec, probe: Probe) -> list[st
     return args
 
 
-# -- sizes --------------------------------------------------------------------------------
-
-
-def _fitted(
-    ctx: OperationContext, probe: Probe, params: VideoParams, *, even: bool
-) -> tuple[int, int]:
-    """The output's picture size: the input's as displayed, fitted to width and/or height
-    with its aspect ratio kept (even numbers for video encoders)."""
-    video = probe.video
-    assert video is not None
-    width = int(video.get("display_width") or 0)
-    height = int(video.get("display_height") or 0)
-    if width <= 0 or height <= 0:
-        raise CorruptDocument("video", "the video stream has no picture size")
-    factor = 1.0
-    if params.width is not None and params.height is not None:
-        factor = min(params.width / width, params.height / height)
-    elif params.width is not None:
-        factor = params.width / width
-    elif params.height is not None:
-        factor = params.height / height
-    step = 2 if even else 1
-    size = (_round(width * factor, step), _round(height * factor, step))
-    pixels = size[0] * size[1]
-    maximum = ctx.settings.ffmpeg.max_pixels
-    if pixels > maximum:
-        raise LimitExceeded("output frame pixels", pixels, maximum)
-    return size
-
-
-def _round(value: float, step: int) -> int:
-    return max(round(value / step) * step, step)
-
-
 # -- frame --------------------------------------------------------------------------------
 
 
@@ -223,19 +193,11 @@ def _frame(
         )
     at = _frame_time(params, probe)
     fmt = params.output_format
-    size = _fitted(ctx, probe, params, even=False)
+    size = fitted_size(ctx, probe, params.width, params.height, even=False)
     output = ctx.artifact_path(f"frame.{fmt}")
     args = [*engine.input_args(source.path, start=at), "-map", "0:V:0", "-frames:v", "1"]
     args += ["-vf", f"scale={size[0]}:{size[1]}:flags=bicubic,setsar=1", "-update", "1"]
-    quality = params.quality or DEFAULT_QUALITY
-    if fmt == "jpeg":
-        # FFmpeg's JPEG scale: 2 (best) to 31; v1 mapped quality q to 31 - q*30/100.
-        args += ["-c:v", "mjpeg", "-q:v", str(max(31 - quality * 30 // 100, 2))]
-    elif fmt == "webp":
-        args += ["-c:v", "libwebp", "-quality", str(quality)]
-    else:
-        args += ["-c:v", "png"]
-    args += ["-f", "image2", f"file:{output}"]
+    args += [*image_codec_args(fmt, params.quality), "-f", "image2", f"file:{output}"]
     engine.transcode(
         args, expected_seconds=None, progress=ctx.progress, timeout=ffmpeg_timeout(ctx)
     )

@@ -88,6 +88,7 @@ class VideoAction(StrEnum):
     PROBE = "probe"
     TRANSCODE = "transcode"
     FRAME = "frame"
+    SCENES = "scenes"
 
 
 class VideoCodec(StrEnum):
@@ -108,11 +109,13 @@ class VideoParams(OperationParams):
     action: VideoAction = Field(
         VideoAction.TRANSCODE,
         description="probe: what the file holds (JSON); transcode: a new video file; "
-        "frame: one frame as an image.",
+        "frame: one frame as an image; scenes: the shots, each with its times and a "
+        "keyframe image.",
     )
     format: str | None = Field(
         None,
-        description="transcode: webm (default) or mp4; frame: png (default), jpeg or webp.",
+        description="transcode: webm (default) or mp4; frame: png (default), jpeg or webp; "
+        "scenes: the keyframes' format, jpeg (default), png or webp.",
     )
     video_codec: VideoCodec | None = Field(
         None,
@@ -132,10 +135,12 @@ class VideoParams(OperationParams):
         "FFmpeg time ('5:2.5', '1500ms:3s'). Not with start, duration or end.",
         examples=["5:2.5"],
     )
-    start: TimeParam = Field(None, description="transcode: where the output begins.")
-    duration: TimeParam = Field(None, description="transcode: how long the output lasts.")
+    start: TimeParam = Field(
+        None, description="transcode, scenes: where the stretch worked on begins."
+    )
+    duration: TimeParam = Field(None, description="transcode, scenes: how long the stretch lasts.")
     end: TimeParam = Field(
-        None, description="transcode: where the output ends (not with duration)."
+        None, description="transcode, scenes: where the stretch ends (not with duration)."
     )
     crf: int | None = Field(
         None,
@@ -160,7 +165,22 @@ class VideoParams(OperationParams):
         "(default: 10, as first frames are often black).",
     )
     quality: int | None = Field(
-        None, ge=1, le=100, description="frame: JPEG or WebP quality (default 85)."
+        None, ge=1, le=100, description="frame, scenes: JPEG or WebP quality (default 85)."
+    )
+    threshold: float = Field(
+        3.0,
+        ge=1.0,
+        le=255.0,
+        description="scenes: how far a frame's change must stand above the changes around "
+        "it to be a cut (PySceneDetect's adaptive threshold; lower finds more cuts).",
+    )
+    min_scene: TimeParam = Field(
+        None,
+        description="scenes: the shortest scene (default 0.5 s): a cut closer than this "
+        "to the one before is dropped.",
+    )
+    keyframes: bool = Field(
+        True, description="scenes: one image per scene, taken at its middle, as artifacts."
     )
 
     @model_validator(mode="after")
@@ -173,6 +193,8 @@ class VideoParams(OperationParams):
             raise InvalidParameter("end", "must come after start")
         if self.duration is not None and self.duration <= 0:
             raise InvalidParameter("duration", "must be more than 0")
+        if self.min_scene is not None and self.min_scene <= 0:
+            raise InvalidParameter("min_scene", "must be more than 0")
         if self.time is not None and self.percent is not None:
             raise InvalidParameter("percent", "give time or percent, not both")
         self.format = self._check_format()
@@ -210,6 +232,7 @@ class VideoParams(OperationParams):
         allowed = {
             VideoAction.TRANSCODE: VIDEO_FORMATS,
             VideoAction.FRAME: IMAGE_FORMATS,
+            VideoAction.SCENES: IMAGE_FORMATS,
             VideoAction.PROBE: (),
         }[self.action]
         if name not in allowed:
@@ -222,7 +245,9 @@ class VideoParams(OperationParams):
     @property
     def output_format(self) -> str:
         """The output's format: the one asked for, or the action's default."""
-        default = IMAGE_FORMATS[0] if self.action is VideoAction.FRAME else VIDEO_FORMATS[0]
+        default = {VideoAction.FRAME: "png", VideoAction.SCENES: "jpeg"}.get(
+            self.action, VIDEO_FORMATS[0]
+        )
         return self.format or default
 
     @property

@@ -1,7 +1,9 @@
-"""``POST /api/v2/video``: probe a video or audio file, transcode it, or grab a frame.
+"""``POST /api/v2/video``: probe a video or audio file, transcode it, grab a frame, or
+find its scenes.
 
 Like every synchronous endpoint it submits a job (the ``video`` operation) and
-waits up to ``wait`` seconds: a probe answers JSON; a transcode or a frame
+waits up to ``wait`` seconds: a probe and the scenes answer JSON (the scenes'
+keyframes listed as the job's artifacts); a transcode or a frame
 answers the file itself, or the job's JSON result (with its artifact listed)
 when the request accepts only JSON; ``202`` with the job when it is not done.
 """
@@ -53,10 +55,10 @@ Time = Annotated[
     "/video",
     operation_id="video",
     openapi_extra=feeds("video"),
-    summary="Probe, transcode or take a frame of a video",
+    summary="Probe, transcode, take a frame of a video or find its scenes",
     responses={
         200: {
-            "description": "probe: JSON; transcode: the video file; frame: the image "
+            "description": "probe, scenes: JSON; transcode: the video file; frame: the image "
             "(JSON with the artifact listed instead when the request accepts only "
             "application/json)",
             "content": {
@@ -80,7 +82,8 @@ async def video(
         UploadFile | None, File(description="A video or audio file (MP4, WebM, MKV, …).")
     ] = None,
     action: Annotated[
-        VideoAction, Form(description="probe (JSON), transcode (a video) or frame (an image)")
+        VideoAction,
+        Form(description="probe (JSON), transcode (a video), frame (an image), scenes (JSON)"),
     ] = VideoAction.TRANSCODE,
     format: Annotated[
         str | None,
@@ -106,15 +109,26 @@ async def video(
         float | None, Form(ge=0, le=100, description="frame: time as % of the duration")
     ] = None,
     quality: Annotated[
-        int | None, Form(ge=1, le=100, description="frame: JPEG or WebP quality")
+        int | None, Form(ge=1, le=100, description="frame, scenes: JPEG or WebP quality")
     ] = None,
+    threshold: Annotated[
+        float | None,
+        Form(ge=1, le=255, description="scenes: adaptive threshold of a cut (3; lower: more)"),
+    ] = None,
+    min_scene: Annotated[
+        str | None, Form(description="scenes: the shortest scene, e.g. '0.5' (seconds)")
+    ] = None,
+    keyframes: Annotated[
+        FormBool, Form(description="scenes: one image per scene as an artifact")
+    ] = True,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Upload the file as the multipart ``file`` part, the parameters as form fields
     (see the ``video`` operation). Times: ``clip`` (start:duration), or ``start`` with
-    ``duration`` or ``end``; a frame at ``time`` or ``percent``."""
+    ``duration`` or ``end``; a frame at ``time`` or ``percent``; scenes with their
+    keyframes (``GET /api/v2/jobs/{id}/artifacts/scene-001.jpeg``)."""
     given: dict[str, Any] = {
         "format": format,
         "video_codec": video_codec,
@@ -130,11 +144,15 @@ async def video(
         "time": time,
         "percent": percent,
         "quality": quality,
+        "threshold": threshold,
+        "min_scene": min_scene,
     }
     params: dict[str, Any] = {"action": action, "mute": mute}
+    if action is VideoAction.SCENES:
+        params["keyframes"] = keyframes
     params.update({k: v for k, v in given.items() if v is not None and v != ""})
     job_input = await store_document(services, file, source)
-    if action is VideoAction.PROBE:
+    if action in {VideoAction.PROBE, VideoAction.SCENES}:
         return await run_and_answer(
             services, client, "video", params, job_input, wait, priority, accept
         )
