@@ -142,3 +142,29 @@ def test_scenes_answer_json_and_keyframes_are_artifacts(
     assert keyframe.status_code == 200 and keyframe.headers["content-type"] == "image/jpeg"
     with Image.open(io.BytesIO(keyframe.content)) as image:
         assert image.size == (160, 120)
+
+
+def test_thumbnails_answer_json_and_a_preview_answers_the_animation(
+    client: httpx.Client, test_video: Path
+) -> None:
+    answer = client.post(
+        "/api/v2/video",
+        files=_file(test_video),
+        data={"action": "thumbnails", "count": "4", "columns": "2", "width": "80"},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [t["name"] for t in body["thumbnails"]] == [f"thumb-00{i}.jpeg" for i in range(1, 5)]
+    assert body["sheet"] == "sheet.jpeg" and len(body["artifacts"]) == 5
+    sheet = client.get(f"/api/v2/jobs/{body['job_id']}/artifacts/sheet.jpeg")
+    with Image.open(io.BytesIO(sheet.content)) as image:
+        assert image.size == (2 * 80 + 3 * 6, 2 * (60 + 20) + 3 * 6)
+    animated = client.post(
+        "/api/v2/video",
+        files=_file(test_video),
+        data={"action": "preview", "format": "gif", "duration": "1", "width": "80"},
+    )
+    assert animated.status_code == 200, animated.text
+    assert animated.headers["content-type"] == "image/gif"
+    with Image.open(io.BytesIO(animated.content)) as image:
+        assert image.n_frames == pytest.approx(10, abs=1)

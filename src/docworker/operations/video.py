@@ -38,6 +38,7 @@ from docworker.operations.media import (
 )
 from docworker.operations.video_params import VideoAction, VideoCodec, VideoParams
 from docworker.operations.video_scenes import scenes
+from docworker.operations.video_thumbs import preview, thumbnails
 
 #: Media types of the outputs, by format.
 MIME = {
@@ -96,6 +97,10 @@ class VideoOperation:
             return _frame(ctx, engine, source, params, probe)
         if params.action is VideoAction.SCENES:
             return scenes(ctx, engine, source, params, probe)
+        if params.action is VideoAction.THUMBNAILS:
+            return thumbnails(ctx, engine, source, params, probe)
+        if params.action is VideoAction.PREVIEW:
+            return preview(ctx, engine, source, params, probe)
         return _transcode(ctx, engine, source, params, probe)
 
 

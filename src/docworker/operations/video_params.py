@@ -89,6 +89,8 @@ class VideoAction(StrEnum):
     TRANSCODE = "transcode"
     FRAME = "frame"
     SCENES = "scenes"
+    THUMBNAILS = "thumbnails"
+    PREVIEW = "preview"
 
 
 class VideoCodec(StrEnum):
@@ -100,6 +102,7 @@ class VideoCodec(StrEnum):
 #: Output formats per action, the first one the default; aliases map to a name here.
 VIDEO_FORMATS = ("webm", "mp4")
 IMAGE_FORMATS = ("png", "jpeg", "webp")
+ANIMATION_FORMATS = ("webp", "gif")
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 #: The codecs a container takes; the first is its default.
 CODECS = {"webm": (VideoCodec.VP9, VideoCodec.VP8), "mp4": (VideoCodec.H264,)}
@@ -110,12 +113,14 @@ class VideoParams(OperationParams):
         VideoAction.TRANSCODE,
         description="probe: what the file holds (JSON); transcode: a new video file; "
         "frame: one frame as an image; scenes: the shots, each with its times and a "
-        "keyframe image.",
+        "keyframe image; thumbnails: frames spaced evenly and a contact sheet; preview: "
+        "a few seconds as an animated WebP or GIF.",
     )
     format: str | None = Field(
         None,
         description="transcode: webm (default) or mp4; frame: png (default), jpeg or webp; "
-        "scenes: the keyframes' format, jpeg (default), png or webp.",
+        "scenes, thumbnails: the images' format, jpeg (default), png or webp; preview: "
+        "webp (default) or gif.",
     )
     video_codec: VideoCodec | None = Field(
         None,
@@ -182,6 +187,21 @@ class VideoParams(OperationParams):
     keyframes: bool = Field(
         True, description="scenes: one image per scene, taken at its middle, as artifacts."
     )
+    count: int = Field(
+        9, ge=1, le=100, description="thumbnails: how many, spaced evenly over the stretch."
+    )
+    sheet: bool = Field(
+        True,
+        description="thumbnails: also a contact sheet, the thumbnails in a grid with their times.",
+    )
+    columns: int | None = Field(
+        None, ge=1, le=20, description="thumbnails: the sheet's columns (default: a square grid)."
+    )
+    smart: bool = Field(
+        True,
+        description="thumbnails: choose each among the frames of the second around its time, "
+        "passing over black and flat frames and taking the sharpest.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> VideoParams:
@@ -233,6 +253,8 @@ class VideoParams(OperationParams):
             VideoAction.TRANSCODE: VIDEO_FORMATS,
             VideoAction.FRAME: IMAGE_FORMATS,
             VideoAction.SCENES: IMAGE_FORMATS,
+            VideoAction.THUMBNAILS: IMAGE_FORMATS,
+            VideoAction.PREVIEW: ANIMATION_FORMATS,
             VideoAction.PROBE: (),
         }[self.action]
         if name not in allowed:
@@ -245,9 +267,12 @@ class VideoParams(OperationParams):
     @property
     def output_format(self) -> str:
         """The output's format: the one asked for, or the action's default."""
-        default = {VideoAction.FRAME: "png", VideoAction.SCENES: "jpeg"}.get(
-            self.action, VIDEO_FORMATS[0]
-        )
+        default = {
+            VideoAction.FRAME: "png",
+            VideoAction.SCENES: "jpeg",
+            VideoAction.THUMBNAILS: "jpeg",
+            VideoAction.PREVIEW: "webp",
+        }.get(self.action, VIDEO_FORMATS[0])
         return self.format or default
 
     @property

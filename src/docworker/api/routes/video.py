@@ -55,10 +55,11 @@ Time = Annotated[
     "/video",
     operation_id="video",
     openapi_extra=feeds("video"),
-    summary="Probe, transcode, take a frame of a video or find its scenes",
+    summary="Probe, transcode a video; frames, thumbnails, preview, scenes",
     responses={
         200: {
-            "description": "probe, scenes: JSON; transcode: the video file; frame: the image "
+            "description": "probe, scenes, thumbnails: JSON (images as the job's artifacts); "
+            "transcode: the video file; frame, preview: the image "
             "(JSON with the artifact listed instead when the request accepts only "
             "application/json)",
             "content": {
@@ -68,6 +69,7 @@ Time = Annotated[
                 "image/png": {},
                 "image/jpeg": {},
                 "image/webp": {},
+                "image/gif": {},
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
@@ -83,11 +85,17 @@ async def video(
     ] = None,
     action: Annotated[
         VideoAction,
-        Form(description="probe (JSON), transcode (a video), frame (an image), scenes (JSON)"),
+        Form(
+            description="probe (JSON), transcode (a video), frame (an image), scenes (JSON), "
+            "thumbnails (JSON), preview (an animated WebP or GIF)"
+        ),
     ] = VideoAction.TRANSCODE,
     format: Annotated[
         str | None,
-        Form(description="transcode: webm (default) or mp4; frame: png (default), jpeg, webp"),
+        Form(
+            description="transcode: webm (default) or mp4; frame: png (default), jpeg, webp; "
+            "scenes, thumbnails: jpeg (default), png, webp; preview: webp (default), gif"
+        ),
     ] = None,
     video_codec: Annotated[
         VideoCodec | None, Form(description="webm: vp9 (default) or vp8; mp4: h264")
@@ -121,6 +129,16 @@ async def video(
     keyframes: Annotated[
         FormBool, Form(description="scenes: one image per scene as an artifact")
     ] = True,
+    count: Annotated[int | None, Form(ge=1, le=100, description="thumbnails: how many (9)")] = None,
+    sheet: Annotated[
+        FormBool, Form(description="thumbnails: also a contact sheet with the times")
+    ] = True,
+    columns: Annotated[
+        int | None, Form(ge=1, le=20, description="thumbnails: the sheet's columns")
+    ] = None,
+    smart: Annotated[
+        FormBool, Form(description="thumbnails: pass over black, flat and blurred frames")
+    ] = True,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,
     accept: Annotated[str | None, Header()] = None,
@@ -146,13 +164,17 @@ async def video(
         "quality": quality,
         "threshold": threshold,
         "min_scene": min_scene,
+        "count": count,
+        "columns": columns,
     }
     params: dict[str, Any] = {"action": action, "mute": mute}
     if action is VideoAction.SCENES:
         params["keyframes"] = keyframes
+    if action is VideoAction.THUMBNAILS:
+        params.update(sheet=sheet, smart=smart)
     params.update({k: v for k, v in given.items() if v is not None and v != ""})
     job_input = await store_document(services, file, source)
-    if action in {VideoAction.PROBE, VideoAction.SCENES}:
+    if action in {VideoAction.PROBE, VideoAction.SCENES, VideoAction.THUMBNAILS}:
         return await run_and_answer(
             services, client, "video", params, job_input, wait, priority, accept
         )
