@@ -88,6 +88,7 @@ def normalise_cell(text: str) -> str:
 
 
 _DELIMITER_ROW = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _HTML_TABLE = re.compile(r"<table\b.*?</table\s*>", re.IGNORECASE | re.DOTALL)
 # A pipe not escaped by a backslash.
 _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
@@ -95,13 +96,18 @@ _CELL_SEPARATOR = re.compile(r"(?<!\\)\|")
 
 def markdown_tables(text: str) -> list[TableGrid]:
     """Every table of a Markdown text, pipe tables and raw HTML tables, in order."""
+    # Comments, then HTML tables, become blanks of the same length (offsets stay true):
+    # a table inside a comment is no table.
+    text = _HTML_COMMENT.sub(_blank, text)
     found: list[tuple[int, TableGrid]] = []
     for match in _HTML_TABLE.finditer(text):
         found.extend((match.start(), table) for table in html_tables(match.group(0)))
-    # HTML tables become blank lines of the same length, so offsets stay true.
-    rest = _HTML_TABLE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
-    found.extend(_pipe_tables(rest))
+    found.extend(_pipe_tables(_HTML_TABLE.sub(_blank, text)))
     return [table for _, table in sorted(found, key=lambda item: item[0])]
+
+
+def _blank(match: re.Match[str]) -> str:
+    return re.sub(r"[^\n]", " ", match.group(0))
 
 
 def _pipe_tables(text: str) -> Iterator[tuple[int, TableGrid]]:

@@ -182,11 +182,11 @@ def _sheet_tables(sheet: Any) -> list[TableGrid]:
             for c in range(merged.min_col, merged.max_col + 1)
         )
         covered.discard(top_left)
-    blocks = _blocks(set(values) | covered | set(spans))
+    blocks = touching_blocks(set(values) | covered | set(spans))
     return [_block_table(block, values, spans, covered) for block in blocks]
 
 
-def _blocks(filled: set[Position]) -> list[set[Position]]:
+def touching_blocks(filled: set[Position]) -> list[set[Position]]:
     """The groups of ``filled`` positions that touch, in reading order."""
     blocks: list[set[Position]] = []
     left = set(filled)

@@ -14,7 +14,8 @@ from bench.table_cells import (
     normalise_cell,
     split_row,
 )
-from bench.table_truths import docx_tables
+from bench.table_truths import TableTruth, docx_tables, touching_blocks
+from bench.tables import Found, score
 from bench.teds import Node, teds, tree_edit_distance
 
 CORPUS = corpus_root()
@@ -111,7 +112,7 @@ def test_a_missed_table_costs_its_nodes_among_the_documents() -> None:
 
 def test_markdown_pipe_tables_are_read_in_order_with_html_tables() -> None:
     text = (
-        "Intro | not a table\n\n"
+        "Intro | not a table\n\n<!-- <table><tr><td>hidden</td></tr></table> -->\n"
         "| Name | Value |\n|:-----|------:|\n| **a** | `b\\|c` |\n| short |\n\n"
         "Between.\n\n"
         "<table><tr><td rowspan='2'>x</td><td>y</td></tr><tr><td>z</td></tr></table>\n\n"
@@ -173,3 +174,22 @@ def test_docx_tables_are_read_with_their_spans_from_the_xml() -> None:
     assert Cell(1, 1, "merged cell 1.1 2.1", row_span=2) in vertical.cells
     # A row starting late (w:gridBefore) leaves its first position to no cell.
     assert late == TableGrid(2, 2, (*late.cells[:2], Cell(1, 1, "cell 1.1")))
+
+
+def test_worksheet_blocks_are_cells_that_touch_in_reading_order() -> None:
+    filled = {(1, 1), (1, 2), (2, 1), (5, 7), (5, 8), (1, 7), (2, 2), (3, 3)}
+    assert touching_blocks(filled) == [
+        {(1, 1), (1, 2), (2, 1), (2, 2)},
+        {(1, 7)},
+        {(3, 3)},
+        {(5, 7), (5, 8)},
+    ]
+
+
+def test_a_markdown_truth_is_compared_with_the_spans_written_out() -> None:
+    merged = TableGrid(2, 2, (Cell(0, 0, "a", col_span=2), Cell(1, 0, "b"), Cell(1, 1, "c")))
+    written_out = TableTruth("x.docx", "x.expected.md", (merged.as_grid(),), spans=False)
+    from_the_file = TableTruth("x.docx", "DOCX XML", (merged,), spans=True)
+    found = Found(tables=[merged])
+    assert score(found, written_out).teds == score(found, from_the_file).teds == 1.0
+    assert score(Found(error="boom"), from_the_file).cells.f1 == 0.0
