@@ -144,7 +144,8 @@ def score(found: Found, truth: TableTruth) -> Scores:
     )
 
 
-def run(name: str, extract: TableExtractor, paths: Sequence[str]) -> dict[str, Found]:
+def run(extract: TableExtractor, paths: Sequence[str]) -> dict[str, Found]:
+    """What ``extract`` finds in each corpus path, timed."""
     results: dict[str, Found] = {}
     for path in paths:
         start = time.perf_counter()
@@ -168,6 +169,8 @@ PEERS: dict[str, Callable[[], TableExtractor | None]] = {
 def select(
     truths: list[TableTruth], folders: Sequence[str], names: Sequence[str]
 ) -> list[TableTruth]:
+    """The truths of documents in ``folders`` whose path holds one of ``names`` (each
+    filter applies only when given)."""
     return [
         t
         for t in truths
@@ -271,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 missing.append(name)
             else:
                 tools[name] = extractor
-    found = {name: run(name, extract, paths) for name, extract in tools.items()}
+    found = {name: run(extract, paths) for name, extract in tools.items()}
 
     start = time.perf_counter()
     results: dict[str, dict[TruthKey, Scores]] = {
