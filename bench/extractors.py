@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 
@@ -45,12 +46,17 @@ def _libreoffice() -> LibreOfficeEngine:
     return engine
 
 
-def docworker_service(path: Path) -> str:
-    """The ``extract`` operation exactly as a job runs it: the service's settings, OCR where
-    a page or image has no text layer, LibreOffice for legacy Office files; Markdown."""
+def extract_payload(path: Path, params: ExtractParams | None = None) -> dict[str, Any]:
+    """The ``extract`` operation's payload exactly as a job makes it: the service's settings,
+    OCR where a page or image has no text layer, LibreOffice for legacy Office files."""
     ctx = operation_context(load_settings(), convert=_libreoffice().convert)
-    payload = ExtractOperation().run(ctx, InputFile(path=path, name=path.name), ExtractParams())
-    content: str = payload.payload["content"]
+    source = InputFile(path=path, name=path.name)
+    return ExtractOperation().run(ctx, source, params or ExtractParams()).payload
+
+
+def docworker_service(path: Path) -> str:
+    """The ``extract`` operation as a job runs it (:func:`extract_payload`), Markdown."""
+    content: str = extract_payload(path)["content"]
     return content
 
 
