@@ -930,6 +930,23 @@ class FfmpegSettings(BaseModel):
     )
 
 
+class SpeechSettings(BaseModel):
+    """Speech recognition (the ``audio`` operation's ``transcribe``)."""
+
+    language: str = Field(
+        "en-us",
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="The PocketSphinx model's language, as its files are named "
+        "('en-us': the model the pocketsphinx package ships).",
+    )
+    model_dir: str | None = Field(
+        None,
+        description="A folder holding a PocketSphinx model: '<language>/' (the acoustic "
+        "model), '<language>.lm.bin' and 'cmudict-<language>.dict'. Default: the models "
+        "the pocketsphinx package ships.",
+    )
+
+
 class ChromiumSettings(BaseModel):
     path: str = Field(
         "/usr/bin/chromium",
@@ -1603,6 +1620,7 @@ class Settings(BaseSettings):
     libreoffice: LibreOfficeSettings = Field(default_factory=LibreOfficeSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     ffmpeg: FfmpegSettings = Field(default_factory=FfmpegSettings)
+    speech: SpeechSettings = Field(default_factory=SpeechSettings)
     chromium: ChromiumSettings = Field(default_factory=ChromiumSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     pdf: PdfToolSettings = Field(default_factory=PdfToolSettings)

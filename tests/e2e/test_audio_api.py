@@ -10,6 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from bench.scoring import corpus_root
 from docworker.config import FfmpegSettings
 from docworker.engines.ffmpeg import Ffmpeg
 from tests.videos import needs_ffmpeg, test_video
@@ -88,3 +89,14 @@ def test_openapi_documents_the_route(client: httpx.Client) -> None:
     form = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
     assert {"file", "action", "format", "start", "silence_threshold", "width"} <= set(form)
     assert all(form[name].get("description") for name in ("format", "bitrate", "silence_min"))
+
+
+def test_transcribe_answers_subtitles(client: httpx.Client) -> None:
+    speech = corpus_root() / "media" / "speech-a-little-bottle-of-water.mp3"
+    if not speech.is_file():
+        pytest.skip("test corpus not present")
+    answer = client.post("/api/v2/audio", files=_file(speech), data={"action": "transcribe"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/vtt")
+    assert answer.text.startswith("WEBVTT\n\n00:00:0")
+    assert "water" in answer.text

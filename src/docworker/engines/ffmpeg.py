@@ -370,13 +370,11 @@ class Ffmpeg:
     ) -> int:
         """Run ``ffmpeg <args>`` (inputs and filters that make frames of ``size``) with
         the caps and hand each decoded frame over as it comes: its number and its BGR
-        bytes (``rawvideo``, ``bgr24``, on standard output). Nothing but the frame being
-        assembled is held, however long the input. Returns how many frames came.
+        bytes (``rawvideo``, ``bgr24``). Nothing but the frame being assembled is held,
+        however long the input. Returns how many frames came.
 
         Raises as :meth:`transcode`; what ``on_frame`` raises stops the run.
         """
-        settings = self.settings
-        limit = settings.timeout if timeout is None else min(timeout, settings.timeout)
         frame_bytes = size[0] * size[1] * 3
         pending = bytearray()
         count = 0
@@ -389,6 +387,21 @@ class Ffmpeg:
                 del pending[:frame_bytes]
                 count += 1
 
+        self.stream([*args, "-f", "rawvideo", "-pix_fmt", "bgr24"], on_chunk=take, timeout=timeout)
+        return count
+
+    def stream(
+        self,
+        args: Sequence[str],
+        *,
+        on_chunk: Callable[[bytes], None],
+        timeout: float | None = None,
+    ) -> None:
+        """Run ``ffmpeg <args>`` (inputs, filters and the output's format) with the caps,
+        its output written to standard output and handed to ``on_chunk`` as it comes
+        (decoded frames, PCM samples). Raises as :meth:`transcode`."""
+        settings = self.settings
+        limit = settings.timeout if timeout is None else min(timeout, settings.timeout)
         command = [
             self.ffmpeg_program(),
             "-hide_banner",
@@ -399,22 +412,17 @@ class Ffmpeg:
             *args,
             "-threads",
             str(settings.threads),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "bgr24",
             "pipe:1",
         ]
         done = run_guarded(
             command,
             timeout=limit,
             memory_bytes=settings.memory_limit_mb * 1024 * 1024,
-            on_chunk=take,
+            on_chunk=on_chunk,
             sandbox=self.sandbox,
         )
         if done.returncode != 0:
             raise _failure(done, settings.memory_limit_mb)
-        return count
 
     def version(self) -> str | None:
         """FFmpeg's version string, or None when it cannot run."""

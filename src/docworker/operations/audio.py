@@ -11,6 +11,9 @@ checks the stretch asked for against the limits (``settings.ffmpeg``):
   integrated loudness, loudness range and true peak (EBU R128 / ITU-R BS.1770), the
   silences (under ``silence_threshold`` dBFS for ``silence_min`` seconds or more) and
   the share of the time that holds sound — a JSON report;
+- ``transcribe`` recognises the words spoken (:mod:`docworker.engines.speech`) and
+  writes them as subtitles (WebVTT or SubRip), cues cut at pauses and at a reading
+  length, beside the words and their times in JSON;
 - ``waveform`` draws it (``showwavespic``, down-mixed to one channel and read at a low
   rate so the picture's memory stays small however long the input): ``waveform.png``.
 
@@ -23,16 +26,20 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe
+from docworker.engines.speech import SAMPLE_RATE as SPEECH_RATE
+from docworker.engines.speech import Transcription, Word, model_of
 from docworker.errors import LimitExceeded, ProcessingFailed, UnsupportedFormat
 from docworker.operations.audio_params import (
     LOSSLESS,
     AudioAction,
     AudioFormat,
     AudioParams,
+    SubtitleFormat,
 )
 from docworker.operations.base import (
     Artifact,
@@ -109,6 +116,8 @@ class AudioOperation:
             return _analyze(ctx, engine, source, params, probe, span, seconds)
         if params.action is AudioAction.WAVEFORM:
             return _waveform(ctx, engine, source, params, probe, span, seconds)
+        if params.action is AudioAction.TRANSCRIBE:
+            return _transcribe(ctx, engine, source, params, probe, span, seconds)
         return _extract(ctx, engine, source, params, probe, span, seconds)
 
 
@@ -346,3 +355,128 @@ def _waveform(
     }
     payload = {"action": "waveform", "input": probe.as_dict(), "output": result}
     return Result(payload=payload, artifacts=[Artifact(output.name, output, "image/png")])
+
+
+# -- transcribe ---------------------------------------------------------------------------
+
+#: A cue ends at a pause this long (seconds), past this length (seconds), or when its
+#: text would pass this many characters (two subtitle lines of 42).
+CUE_PAUSE = 0.6
+CUE_SECONDS = 5.0
+CUE_CHARACTERS = 84
+_LINE = 42
+
+
+def _transcribe(
+    ctx: OperationContext,
+    engine: Ffmpeg,
+    source: InputFile,
+    params: AudioParams,
+    probe: Probe,
+    span: Span,
+    seconds: float | None,
+) -> Result:
+    model = model_of(ctx.settings.speech)
+    transcription = Transcription(model)
+    step = max((seconds or 0.0) / 50, 1.0)
+    reported = 0.0
+
+    def take(chunk: bytes) -> None:
+        nonlocal reported
+        transcription.feed(chunk)
+        if seconds and transcription.seconds - reported >= step:
+            reported = transcription.seconds
+            done = min(reported / seconds, 1.0)
+            ctx.progress(0.95 * done, f"listened to {reported:.0f} of {seconds:.0f} s")
+
+    args = [*_input(ctx, engine, source, span, seconds), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    args += ["-ac", "1", "-ar", str(SPEECH_RATE), "-f", "s16le"]
+    engine.stream(args, on_chunk=take, timeout=ffmpeg_timeout(ctx))
+    words = [
+        Word(word.text, round(word.start + span.start, 2), round(word.end + span.start, 2))
+        for word in transcription.finish()
+    ]
+    cues = cues_of(words)
+    fmt = params.subtitle_format
+    output = ctx.artifact_path(f"subtitles.{fmt.value}")
+    output.write_text(
+        write_vtt(cues) if fmt is SubtitleFormat.VTT else write_srt(cues), encoding="utf-8"
+    )
+    mime = "text/vtt" if fmt is SubtitleFormat.VTT else "application/x-subrip"
+    payload = {
+        "action": "transcribe",
+        "input": probe.as_dict(),
+        "start": span.start,
+        "duration": seconds,
+        "engine": "pocketsphinx",
+        "language": model.language,
+        "text": " ".join(word.text for word in words),
+        "cues": [{"start": c.start, "end": c.end, "text": c.text} for c in cues],
+        "words": [{"text": w.text, "start": w.start, "end": w.end} for w in words],
+    }
+    return Result(payload=payload, artifacts=[Artifact(output.name, output, mime)])
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float
+    end: float
+    text: str
+
+
+def cues_of(words: list[Word]) -> list[Cue]:
+    """Subtitle cues from timed words: a new cue at a pause of :data:`CUE_PAUSE`, or when
+    the cue would last past :data:`CUE_SECONDS` or hold more than
+    :data:`CUE_CHARACTERS`; its text broken into lines of about :data:`_LINE`."""
+    cues: list[Cue] = []
+    group: list[Word] = []
+
+    def close() -> None:
+        if group:
+            text = _lines(" ".join(word.text for word in group))
+            cues.append(Cue(group[0].start, group[-1].end, text))
+            group.clear()
+
+    for word in words:
+        if group:
+            length = len(" ".join(w.text for w in group)) + 1 + len(word.text)
+            if (
+                word.start - group[-1].end >= CUE_PAUSE
+                or word.end - group[0].start > CUE_SECONDS
+                or length > CUE_CHARACTERS
+            ):
+                close()
+        group.append(word)
+    close()
+    return cues
+
+
+def _lines(text: str) -> str:
+    if len(text) <= _LINE:
+        return text
+    middle = len(text) // 2
+    spaces = [index for index, char in enumerate(text) if char == " "]
+    cut = min(spaces, key=lambda index: abs(index - middle)) if spaces else middle
+    return f"{text[:cut]}\n{text[cut + 1 :]}"
+
+
+def _stamp(seconds: float, separator: str) -> str:
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    secs, millis = divmod(millis, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
+
+
+def write_vtt(cues: list[Cue]) -> str:
+    blocks = ["WEBVTT"]
+    blocks += [f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{c.text}" for c in cues]
+    return "\n\n".join(blocks) + "\n"
+
+
+def write_srt(cues: list[Cue]) -> str:
+    blocks = [
+        f"{number}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.text}"
+        for number, c in enumerate(cues, start=1)
+    ]
+    return "\n\n".join(blocks) + ("\n" if blocks else "")

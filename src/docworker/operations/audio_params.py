@@ -19,6 +19,7 @@ class AudioAction(StrEnum):
     EXTRACT = "extract"
     ANALYZE = "analyze"
     WAVEFORM = "waveform"
+    TRANSCRIBE = "transcribe"
 
 
 class AudioFormat(StrEnum):
@@ -29,11 +30,18 @@ class AudioFormat(StrEnum):
     AAC = "aac"
 
 
+class SubtitleFormat(StrEnum):
+    VTT = "vtt"
+    SRT = "srt"
+
+
 #: Formats without a bit rate of their own: the bit rate applies to the lossy ones.
 LOSSLESS = frozenset({AudioFormat.WAV, AudioFormat.FLAC})
 _ALIASES = {"m4a": "aac", "ogg": "opus", "wave": "wav"}
 #: The actions that work on a stretch of the input (``start``, ``duration``, ``end``).
-_STRETCHED = frozenset({AudioAction.EXTRACT, AudioAction.ANALYZE, AudioAction.WAVEFORM})
+_STRETCHED = frozenset(
+    {AudioAction.EXTRACT, AudioAction.ANALYZE, AudioAction.WAVEFORM, AudioAction.TRANSCRIBE}
+)
 
 
 class AudioParams(OperationParams):
@@ -41,12 +49,14 @@ class AudioParams(OperationParams):
         AudioAction.EXTRACT,
         description="probe: what the file holds (JSON); extract: the audio track as an "
         "audio file; analyze: loudness (EBU R128), silences and the share of sound "
-        "(JSON); waveform: a picture of the waveform (PNG).",
+        "(JSON); waveform: a picture of the waveform (PNG); transcribe: the words spoken, "
+        "with their times, as subtitles (WebVTT or SubRip) and JSON.",
     )
-    format: AudioFormat | None = Field(
+    format: str | None = Field(
         None,
         description="extract: wav (16-bit PCM, default), flac, mp3, opus (in Ogg) or aac "
-        "(in an M4A file); 'm4a', 'ogg' and 'wave' name aac, opus and wav.",
+        "(in an M4A file), 'm4a', 'ogg' and 'wave' naming aac, opus and wav; transcribe: "
+        "vtt (default) or srt.",
     )
     start: TimeParam = Field(None, description="Where the stretch worked on begins.")
     duration: TimeParam = Field(None, description="How long the stretch lasts.")
@@ -89,6 +99,20 @@ class AudioParams(OperationParams):
             return _ALIASES.get(name, name) or None
         return value
 
+    def _check_format(self) -> None:
+        if self.format is None:
+            return
+        allowed: tuple[str, ...] = ()
+        if self.action is AudioAction.EXTRACT:
+            allowed = tuple(AudioFormat)
+        elif self.action is AudioAction.TRANSCRIBE:
+            allowed = tuple(SubtitleFormat)
+        if self.format not in allowed:
+            names = ", ".join(allowed) or "none (the answer is JSON or PNG)"
+            raise InvalidParameter(
+                "format", f"'{self.format}' is not an output of {self.action.value}: {names}"
+            )
+
     @model_validator(mode="after")
     def _check(self) -> AudioParams:
         # InvalidParameter (not ValueError) passes through pydantic and names the field.
@@ -101,8 +125,9 @@ class AudioParams(OperationParams):
         stretched = self.start is not None or self.duration is not None or self.end is not None
         if stretched and self.action not in _STRETCHED:
             raise InvalidParameter("start", f"{self.action.value} covers the whole file")
-        if self.format is not None and self.action is not AudioAction.EXTRACT:
-            raise InvalidParameter("format", "only extract writes an audio file")
+        self._check_format()
+        if self.bitrate is not None and self.action is not AudioAction.EXTRACT:
+            raise InvalidParameter("bitrate", "only extract encodes audio")
         if self.bitrate is not None and self.output_format in LOSSLESS:
             raise InvalidParameter("bitrate", f"{self.output_format.value} is lossless")
         if self.silence_min is not None and self.silence_min <= 0:
@@ -111,4 +136,14 @@ class AudioParams(OperationParams):
 
     @property
     def output_format(self) -> AudioFormat:
-        return self.format or AudioFormat.WAV
+        """The audio format ``extract`` writes."""
+        if self.action is AudioAction.EXTRACT and self.format is not None:
+            return AudioFormat(self.format)
+        return AudioFormat.WAV
+
+    @property
+    def subtitle_format(self) -> SubtitleFormat:
+        """The subtitles ``transcribe`` writes."""
+        if self.action is AudioAction.TRANSCRIBE and self.format is not None:
+            return SubtitleFormat(self.format)
+        return SubtitleFormat.VTT

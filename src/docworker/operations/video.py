@@ -12,6 +12,7 @@ against the limits (``settings.ffmpeg``) before anything is decoded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe
@@ -78,7 +79,9 @@ _ENCODERS: dict[VideoCodec, tuple[list[str], int, list[str], int]] = {
 class VideoOperation:
     name: ClassVar[str] = "video"
     summary: ClassVar[str] = (
-        "Probe video and audio files, transcode them to WebM or MP4, grab a frame."
+        "Probe video and audio files, transcode them to WebM or MP4, grab a frame, make "
+        "thumbnails, a contact sheet and an animated preview, find the scenes, extract "
+        "subtitles."
     )
     queue: ClassVar[Family] = Family.MEDIA
     Params: ClassVar[type[OperationParams]] = VideoParams
@@ -90,18 +93,12 @@ class VideoOperation:
         probe = probe_input(engine, source, mime)
         if params.action is VideoAction.PROBE:
             return Result(payload={"action": "probe", "mime": mime, **probe.as_dict()})
+        if params.action is VideoAction.SUBTITLES:
+            return _subtitles(ctx, engine, source, params, probe)
         if probe.video is None and probe.audio is None:
             raise UnsupportedFormat(mime, "the file has neither video nor audio to work on")
         _check_frame_size(ctx, probe)
-        if params.action is VideoAction.FRAME:
-            return _frame(ctx, engine, source, params, probe)
-        if params.action is VideoAction.SCENES:
-            return scenes(ctx, engine, source, params, probe)
-        if params.action is VideoAction.THUMBNAILS:
-            return thumbnails(ctx, engine, source, params, probe)
-        if params.action is VideoAction.PREVIEW:
-            return preview(ctx, engine, source, params, probe)
-        return _transcode(ctx, engine, source, params, probe)
+        return _ACTIONS[params.action](ctx, engine, source, params, probe)
 
 
 def _check_frame_size(ctx: OperationContext, probe: Probe) -> None:
@@ -236,3 +233,64 @@ def _frame_time(params: VideoParams, probe: Probe) -> float:
     fps = probe.video.get("fps") if probe.video else None
     last = max(duration - 1.0 / (fps or 25.0), 0.0)
     return round(min(duration * percent / 100.0, last), 6)
+
+
+# -- subtitles ----------------------------------------------------------------------------
+
+#: Subtitle codecs that are text, which FFmpeg converts to WebVTT and SubRip (bitmap
+#: subtitles, DVD and Blu-ray's, would need OCR).
+TEXT_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text", "ttml"})
+_SUBTITLE_OUTPUT = {
+    "vtt": ("webvtt", "webvtt", "text/vtt"),
+    "srt": ("srt", "srt", "application/x-subrip"),
+}
+
+
+def _subtitles(
+    ctx: OperationContext, engine: Ffmpeg, source: InputFile, params: VideoParams, probe: Probe
+) -> Result:
+    streams = [stream for stream in probe.streams if stream.type == "subtitle"]
+    if not streams:
+        raise UnsupportedFormat(
+            probe.container or "video", "the file has no subtitle stream to extract"
+        )
+    if params.subtitle_stream >= len(streams):
+        raise InvalidParameter(
+            "subtitle_stream",
+            f"the file has {len(streams)} subtitle stream(s): 0 to {len(streams) - 1}",
+        )
+    stream = streams[params.subtitle_stream]
+    if stream.codec not in TEXT_SUBTITLES:
+        raise UnsupportedFormat(
+            str(stream.codec), f"subtitles in {stream.codec} are pictures, not text"
+        )
+    fmt = params.output_format
+    codec, muxer, mime = _SUBTITLE_OUTPUT[fmt]
+    output = ctx.artifact_path(f"subtitles.{fmt}")
+    args = [*engine.input_args(source.path), "-map", f"0:s:{params.subtitle_stream}"]
+    args += ["-c:s", codec, "-f", muxer, f"file:{output}"]
+    engine.transcode(
+        args, expected_seconds=None, progress=ctx.progress, timeout=ffmpeg_timeout(ctx)
+    )
+    check_output(ctx, output)
+    result = {
+        "format": fmt,
+        "mime": mime,
+        "stream": stream.index,
+        "codec": stream.codec,
+        "language": stream.get("language"),
+        "size": output.stat().st_size,
+    }
+    payload = {"action": "subtitles", "input": probe.as_dict(), "output": result}
+    return Result(payload=payload, artifacts=[Artifact(output.name, output, mime)])
+
+
+_Action = Callable[[OperationContext, Ffmpeg, InputFile, VideoParams, Probe], Result]
+#: The actions that work on the picture or the sound (probe and subtitles are apart).
+_ACTIONS: dict[VideoAction, _Action] = {
+    VideoAction.TRANSCODE: _transcode,
+    VideoAction.FRAME: _frame,
+    VideoAction.SCENES: scenes,
+    VideoAction.THUMBNAILS: thumbnails,
+    VideoAction.PREVIEW: preview,
+}

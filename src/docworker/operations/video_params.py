@@ -91,6 +91,7 @@ class VideoAction(StrEnum):
     SCENES = "scenes"
     THUMBNAILS = "thumbnails"
     PREVIEW = "preview"
+    SUBTITLES = "subtitles"
 
 
 class VideoCodec(StrEnum):
@@ -103,6 +104,7 @@ class VideoCodec(StrEnum):
 VIDEO_FORMATS = ("webm", "mp4")
 IMAGE_FORMATS = ("png", "jpeg", "webp")
 ANIMATION_FORMATS = ("webp", "gif")
+SUBTITLE_FORMATS = ("vtt", "srt")
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 #: The codecs a container takes; the first is its default.
 CODECS = {"webm": (VideoCodec.VP9, VideoCodec.VP8), "mp4": (VideoCodec.H264,)}
@@ -114,13 +116,14 @@ class VideoParams(OperationParams):
         description="probe: what the file holds (JSON); transcode: a new video file; "
         "frame: one frame as an image; scenes: the shots, each with its times and a "
         "keyframe image; thumbnails: frames spaced evenly and a contact sheet; preview: "
-        "a few seconds as an animated WebP or GIF.",
+        "a few seconds as an animated WebP or GIF; subtitles: an embedded subtitle stream "
+        "as WebVTT or SubRip.",
     )
     format: str | None = Field(
         None,
         description="transcode: webm (default) or mp4; frame: png (default), jpeg or webp; "
         "scenes, thumbnails: the images' format, jpeg (default), png or webp; preview: "
-        "webp (default) or gif.",
+        "webp (default) or gif; subtitles: vtt (default) or srt.",
     )
     video_codec: VideoCodec | None = Field(
         None,
@@ -197,6 +200,12 @@ class VideoParams(OperationParams):
     columns: int | None = Field(
         None, ge=1, le=20, description="thumbnails: the sheet's columns (default: a square grid)."
     )
+    subtitle_stream: int = Field(
+        0,
+        ge=0,
+        le=99,
+        description="subtitles: which of the file's subtitle streams (0: the first).",
+    )
     smart: bool = Field(
         True,
         description="thumbnails: choose each among the frames of the second around its time, "
@@ -255,6 +264,7 @@ class VideoParams(OperationParams):
             VideoAction.SCENES: IMAGE_FORMATS,
             VideoAction.THUMBNAILS: IMAGE_FORMATS,
             VideoAction.PREVIEW: ANIMATION_FORMATS,
+            VideoAction.SUBTITLES: SUBTITLE_FORMATS,
             VideoAction.PROBE: (),
         }[self.action]
         if name not in allowed:
@@ -272,6 +282,7 @@ class VideoParams(OperationParams):
             VideoAction.SCENES: "jpeg",
             VideoAction.THUMBNAILS: "jpeg",
             VideoAction.PREVIEW: "webp",
+            VideoAction.SUBTITLES: "vtt",
         }.get(self.action, VIDEO_FORMATS[0])
         return self.format or default
 

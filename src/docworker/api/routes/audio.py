@@ -1,9 +1,10 @@
 """``POST /api/v2/audio``: probe, extract, analyze or draw the audio of a media file.
 
 Like every synchronous endpoint it submits a job (the ``audio`` operation) and
-waits up to ``wait`` seconds: a probe and an analysis answer JSON; an extract or a
-waveform answers the file itself, or the job's JSON result (with its artifact
-listed) when the request accepts only JSON; ``202`` with the job when it is not done.
+waits up to ``wait`` seconds: a probe and an analysis answer JSON; an extract, a
+waveform or a transcription (its subtitles) answers the file itself, or the job's
+JSON result (with its artifact listed) when the request accepts only JSON; ``202``
+with the job when it is not done.
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ ANALYZE_EXAMPLE = {
     "/audio",
     operation_id="audio",
     openapi_extra=feeds("audio"),
-    summary="Probe, extract, analyze or draw the audio of a media file",
+    summary="Probe, extract, analyze, draw or transcribe the audio of a media file",
     responses={
         200: {
             "description": "probe and analyze: JSON; extract: the audio file; waveform: "
-            "a PNG (JSON with the artifact listed instead when the request accepts only "
-            "application/json)",
+            "a PNG; transcribe: the subtitles (JSON with the words, cues and the artifact "
+            "listed instead when the request accepts only application/json)",
             "content": {
                 "application/json": {"example": ANALYZE_EXAMPLE},
                 "audio/wav": {},
@@ -67,6 +68,8 @@ ANALYZE_EXAMPLE = {
                 "audio/ogg": {},
                 "audio/mp4": {},
                 "image/png": {},
+                "text/vtt": {},
+                "application/x-subrip": {},
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
@@ -83,10 +86,17 @@ async def audio(
     ] = None,
     action: Annotated[
         AudioAction,
-        Form(description="probe (JSON), extract (an audio file), analyze (JSON), waveform (PNG)"),
+        Form(
+            description="probe (JSON), extract (an audio file), analyze (JSON), waveform "
+            "(PNG), transcribe (subtitles)"
+        ),
     ] = AudioAction.EXTRACT,
     format: Annotated[
-        str | None, Form(description="extract: wav (default), flac, mp3, opus or aac (m4a)")
+        str | None,
+        Form(
+            description="extract: wav (default), flac, mp3, opus or aac (m4a); transcribe: "
+            "vtt (default) or srt"
+        ),
     ] = None,
     start: Time = None,
     duration: Time = None,

@@ -59,7 +59,7 @@ Time = Annotated[
     responses={
         200: {
             "description": "probe, scenes, thumbnails: JSON (images as the job's artifacts); "
-            "transcode: the video file; frame, preview: the image "
+            "transcode: the video file; frame, preview: the image; subtitles: the file "
             "(JSON with the artifact listed instead when the request accepts only "
             "application/json)",
             "content": {
@@ -70,6 +70,8 @@ Time = Annotated[
                 "image/jpeg": {},
                 "image/webp": {},
                 "image/gif": {},
+                "text/vtt": {},
+                "application/x-subrip": {},
             },
         },
         202: {"description": "Not finished within `wait`: the job, to poll"},
@@ -87,14 +89,15 @@ async def video(
         VideoAction,
         Form(
             description="probe (JSON), transcode (a video), frame (an image), scenes (JSON), "
-            "thumbnails (JSON), preview (an animated WebP or GIF)"
+            "thumbnails (JSON), preview (an animated WebP or GIF), subtitles (WebVTT/SubRip)"
         ),
     ] = VideoAction.TRANSCODE,
     format: Annotated[
         str | None,
         Form(
             description="transcode: webm (default) or mp4; frame: png (default), jpeg, webp; "
-            "scenes, thumbnails: jpeg (default), png, webp; preview: webp (default), gif"
+            "scenes, thumbnails: jpeg (default), png, webp; preview: webp (default), gif; "
+            "subtitles: vtt (default), srt"
         ),
     ] = None,
     video_codec: Annotated[
@@ -136,6 +139,9 @@ async def video(
     columns: Annotated[
         int | None, Form(ge=1, le=20, description="thumbnails: the sheet's columns")
     ] = None,
+    subtitle_stream: Annotated[
+        int | None, Form(ge=0, le=99, description="subtitles: which subtitle stream (0)")
+    ] = None,
     smart: Annotated[
         FormBool, Form(description="thumbnails: pass over black, flat and blurred frames")
     ] = True,
@@ -166,6 +172,7 @@ async def video(
         "min_scene": min_scene,
         "count": count,
         "columns": columns,
+        "subtitle_stream": subtitle_stream,
     }
     params: dict[str, Any] = {"action": action, "mute": mute}
     if action is VideoAction.SCENES:

@@ -1,0 +1,102 @@
+"""The ``video`` operation's ``subtitles`` action with the real FFmpeg: the corpus' SubRip
+and WebVTT files muxed into a video come back out with the same cues and times."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.scoring import corpus_root
+from docworker.config import FfmpegSettings, load_settings
+from docworker.errors import InvalidParameter, UnsupportedFormat
+from docworker.formats.text.subtitles import read_timed_text
+from docworker.operations import get_operation, validate_params
+from docworker.operations.base import InputFile, OperationContext, Result
+from tests.videos import needs_ffmpeg, test_video
+
+__all__ = ["test_video"]
+pytestmark = needs_ffmpeg
+OPERATION = get_operation("video")
+MEDIA = corpus_root() / "media"
+
+
+def run(path: Path, workdir: Path, **params: Any) -> Result:
+    settings = load_settings(ffmpeg=FfmpegSettings())
+    workdir.mkdir(parents=True, exist_ok=True)
+    ctx = OperationContext(workdir=workdir, settings=settings)
+    return OPERATION.run(ctx, InputFile(path, path.name), validate_params(OPERATION, params))
+
+
+@pytest.fixture(scope="module")
+def subtitled(tmp_path_factory: pytest.TempPathFactory, test_video: Path) -> Path:
+    """The test video with two subtitle streams: the corpus' SubRip, then its WebVTT."""
+    srt, vtt = MEDIA / "subtitles.srt", MEDIA / "subtitles-utf8.vtt"
+    if not (srt.is_file() and vtt.is_file()):
+        pytest.skip("test corpus not present")
+    path = tmp_path_factory.mktemp("subtitles") / "subtitled.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(test_video),
+            "-i",
+            str(srt),
+            "-i",
+            str(vtt),
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-map",
+            "2",
+            "-c",
+            "copy",
+            "-c:s",
+            "mov_text",
+            "-metadata:s:s:0",
+            "language=fre",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("stream", "source", "fmt"),
+    [
+        (0, "subtitles.srt", "srt"),
+        (0, "subtitles.srt", "vtt"),
+        (1, "subtitles-utf8.vtt", "vtt"),
+    ],
+)
+def test_cues_come_back_as_they_went_in(
+    subtitled: Path, tmp_path: Path, stream: int, source: str, fmt: str
+) -> None:
+    result = run(subtitled, tmp_path, action="subtitles", subtitle_stream=stream, format=fmt)
+    (artifact,) = result.artifacts
+    assert artifact.name == f"subtitles.{fmt}"
+    made = read_timed_text(artifact.path.read_text(encoding="utf-8"), vtt=fmt == "vtt")
+    original_text = (MEDIA / source).read_text(encoding="utf-8-sig")
+    original = read_timed_text(original_text, vtt=source.endswith(".vtt"))
+    assert [(c.start, c.end, c.text) for c in made] == [(c.start, c.end, c.text) for c in original]
+    if stream == 0:
+        assert result.payload["output"]["language"] == "fre"
+
+
+def test_errors(subtitled: Path, test_video: Path, tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFormat, match="no subtitle"):
+        run(test_video, tmp_path / "a", action="subtitles")
+    with pytest.raises(InvalidParameter, match="2 subtitle"):
+        run(subtitled, tmp_path / "b", action="subtitles", subtitle_stream=2)
+    with pytest.raises(InvalidParameter) as refused:
+        validate_params(OPERATION, {"action": "subtitles", "format": "ass"})
+    assert refused.value.fields["parameter"] == "format"
