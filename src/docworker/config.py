@@ -928,6 +928,15 @@ class FfmpegSettings(BaseModel):
     max_output_bytes: int = Field(
         1024 * 1024 * 1024, ge=1024, description="Largest file one request may produce, in bytes."
     )
+    max_concurrent: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Jobs that run FFmpeg (video, audio) at once in one local executor; "
+        "default: one worker fewer than executor.workers (at least 1), so a long transcode "
+        "never holds every worker while documents wait. The celery executor runs them on "
+        "the media queue's workers instead.",
+    )
 
 
 class SpeechSettings(BaseModel):

@@ -148,3 +148,36 @@ def test_a_part_that_fails_leaves_its_pages_out(harness: Harness, scanned_pdf: P
     codes = {(w["code"], w.get("page")) for w in payload["warnings"]}
     assert ("ocr-failed", 1) in codes
     assert payload["content"]
+
+
+@pytest.mark.executor(workers=2)
+def test_ffmpeg_jobs_leave_a_worker_to_documents(harness: Harness, tmp_path: Path) -> None:
+    """``ffmpeg.max_concurrent`` (default: one worker fewer than the pool): the second
+    FFmpeg job waits for the first while a document takes the other worker."""
+    tone = tmp_path / "tone.wav"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300:sample_rate=8000:duration=180",
+            str(tone),
+        ],
+        check=True,
+        timeout=60,
+    )
+    first = harness.submit(tone, "audio", action="analyze")
+    harness.running_pid(first.id)
+    second = harness.submit(tone, "audio", action="analyze")
+    document = harness.submit(SMALL_TEXT, output="text")
+    ended = {job.id: harness.wait_until(job.id, _done, 120) for job in (first, second, document)}
+    assert {record.status for record in ended.values()} == {JobStatus.SUCCEEDED}
+    a, b, c = ended[first.id], ended[second.id], ended[document.id]
+    assert a.finished_at and b.started_at and c.finished_at
+    assert b.started_at >= a.finished_at
+    assert c.finished_at <= a.finished_at

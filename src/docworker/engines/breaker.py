@@ -72,6 +72,8 @@ ENGINE_FAILURES = frozenset({"engine-failed", "dependency-down"})
 #: Operations that always run on an engine, whatever their input (others say it at
 #: admission: see :class:`~docworker.operations.base.EngineBound`).
 OPERATION_ENGINES: dict[str, str] = {"ocr": "tesseract", "video": "ffmpeg", "audio": "ffmpeg"}
+#: Operations whose every job runs FFmpeg (``ffmpeg.max_concurrent`` caps them).
+FFMPEG_JOBS = frozenset(name for name, engine in OPERATION_ENGINES.items() if engine == "ffmpeg")
 
 
 def engine_key(name: object) -> str | None:

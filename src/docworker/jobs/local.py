@@ -68,7 +68,7 @@ import psutil
 import structlog
 
 from docworker.config import Settings
-from docworker.engines.breaker import Breakers, engines_of
+from docworker.engines.breaker import FFMPEG_JOBS, Breakers, engines_of
 from docworker.errors import (
     DependencyDown,
     DocworkerError,
@@ -241,6 +241,12 @@ class LocalExecutor:
         self._claims = ClaimPolicy(
             fair=self.config.fair_claiming, max_running=self.config.max_running_per_tenant
         )
+        # Imported here: the registry imports every operation, which this module's
+        # importers (the worker template among them) need not.
+        from docworker.operations import OPERATIONS
+
+        self._ffmpeg_cap = settings.ffmpeg.max_concurrent or max(1, self.config.workers - 1)
+        self._without_ffmpeg = frozenset(OPERATIONS) - FFMPEG_JOBS
         #: Outcomes of attempts that ended while the job database did not answer.
         self._unwritten: list[_Unwritten] = []
         #: Whether the job database failed the last time it was used (logged once).
@@ -406,12 +412,22 @@ class LocalExecutor:
         for slot in self._slots:
             if self._stopping.is_set() or self._holding or not slot.idle:
                 continue
-            job = self.store.claim_next(self.name, policy=self._claims)
+            job = self.store.claim_next(
+                self.name, operations=self._claimable(), policy=self._claims
+            )
             if job is None:
                 self._look = False
                 self._looked_at = now
                 return
             self._start_job(slot, job)
+
+    def _claimable(self) -> frozenset[str] | None:
+        """The operations a free worker may take: all (None), or all but those that run
+        FFmpeg while ``ffmpeg.max_concurrent`` of them run."""
+        running = sum(
+            1 for slot in self._slots if slot.job is not None and slot.job.operation in FFMPEG_JOBS
+        )
+        return self._without_ffmpeg if running >= self._ffmpeg_cap else None
 
     def _start_job(self, slot: _Slot, job: JobRecord) -> None:
         try:
