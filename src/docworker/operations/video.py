@@ -12,11 +12,13 @@ against the limits (``settings.ffmpeg``) before anything is decoded.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe
-from docworker.errors import InvalidParameter, LimitExceeded, UnsupportedFormat
+from docworker.errors import InvalidParameter, LimitExceeded, ProcessingFailed, UnsupportedFormat
 from docworker.operations.base import (
     Artifact,
     Family,
@@ -45,6 +47,8 @@ from docworker.operations.video_thumbs import preview, thumbnails
 MIME = {
     "webm": "video/webm",
     "mp4": "video/mp4",
+    "m3u8": "application/vnd.apple.mpegurl",
+    "ts": "video/mp2t",
     "png": "image/png",
     "jpeg": "image/jpeg",
     "webp": "image/webp",
@@ -129,11 +133,13 @@ def _transcode(
     seconds = covered_seconds(span, probe)
     check_duration(ctx, seconds)
     size = fitted_size(ctx, probe, params.width, params.height, even=True) if has_video else None
-    output = ctx.artifact_path(f"video.{fmt}")
     args = [*engine.input_args(source.path, start=span.start), *length_args(ctx, span, seconds)]
     args += ["-map_metadata", "-1", "-sn", "-dn"]
     args += _video_args(params, codec, size) if has_video else ["-vn"]
     args += _audio_args(params, codec, probe) if has_audio else ["-an"]
+    if fmt == "hls":
+        return _hls(ctx, engine, args, seconds, span.start, probe, has_video)
+    output = ctx.artifact_path(f"video.{fmt}")
     args += ["-f", fmt, f"file:{output}"]
     engine.transcode(
         args, expected_seconds=seconds, progress=ctx.progress, timeout=ffmpeg_timeout(ctx)
@@ -181,6 +187,75 @@ def _audio_args(params: VideoParams, codec: VideoCodec, probe: Probe) -> list[st
     if channels is not None and channels > 2:
         args += ["-ac", "2"]
     return args
+
+
+#: Seconds of each HLS segment (a keyframe is forced at each boundary).
+HLS_SEGMENT = 4
+
+
+def _hls(
+    ctx: OperationContext,
+    engine: Ffmpeg,
+    args: list[str],
+    seconds: float | None,
+    start: float,
+    probe: Probe,
+    has_video: bool,
+) -> Result:
+    """HLS for on-demand playing: ``playlist.m3u8`` and its MPEG-TS segments of
+    :data:`HLS_SEGMENT` seconds, each an artifact, the playlist naming them by their
+    artifact names (served side by side under the job's artifacts)."""
+    playlist = ctx.artifact_path("playlist.m3u8")
+    pattern = ctx.artifact_path("segment-%03d.ts")
+    if has_video:
+        args += ["-force_key_frames", f"expr:gte(t,n_forced*{HLS_SEGMENT})"]
+    args += ["-f", "hls", "-hls_time", str(HLS_SEGMENT), "-hls_playlist_type", "vod"]
+    args += ["-hls_segment_filename", f"file:{pattern}", f"file:{playlist}"]
+    engine.transcode(
+        args, expected_seconds=seconds, progress=ctx.progress, timeout=ffmpeg_timeout(ctx)
+    )
+    check_output(ctx, playlist)
+    names, duration = _playlist_entries(playlist)
+    segments = [ctx.artifact_path(name) for name in names]
+    if not segments or not all(path.is_file() for path in segments):
+        raise ProcessingFailed("FFmpeg's HLS playlist names segments it did not write")
+    total = sum(path.stat().st_size for path in segments) + playlist.stat().st_size
+    maximum = ctx.settings.ffmpeg.max_output_bytes
+    if total >= maximum:
+        raise LimitExceeded("output bytes", total, maximum)
+    made = engine.probe(segments[0])
+    result = {
+        "format": "hls",
+        "mime": MIME["m3u8"],
+        "video_codec": made.video.codec if made.video else None,
+        "audio_codec": made.audio.codec if made.audio else None,
+        "width": made.video.get("width") if made.video else None,
+        "height": made.video.get("height") if made.video else None,
+        "duration": round(duration, 3),
+        "segments": len(segments),
+        "size": total,
+        "start": start,
+    }
+    artifacts = [Artifact(playlist.name, playlist, MIME["m3u8"])]
+    artifacts += [Artifact(path.name, path, MIME["ts"]) for path in segments]
+    payload = {"action": "transcode", "input": probe.as_dict(), "output": result}
+    return Result(payload=payload, artifacts=artifacts)
+
+
+def _playlist_entries(playlist: Path) -> tuple[list[str], float]:
+    """The segment names of a VOD playlist FFmpeg wrote, and their total duration."""
+    names: list[str] = []
+    duration = 0.0
+    for raw in playlist.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line.startswith("#EXTINF:"):
+            with contextlib.suppress(ValueError):
+                duration += float(line[len("#EXTINF:") :].split(",", 1)[0])
+        elif line and not line.startswith("#"):
+            if "/" in line or line.startswith("."):
+                raise ProcessingFailed(f"FFmpeg's HLS playlist names '{line}', not a segment here")
+            names.append(line)
+    return names, duration
 
 
 # -- frame --------------------------------------------------------------------------------

@@ -101,13 +101,17 @@ class VideoCodec(StrEnum):
 
 
 #: Output formats per action, the first one the default; aliases map to a name here.
-VIDEO_FORMATS = ("webm", "mp4")
+VIDEO_FORMATS = ("webm", "mp4", "hls")
 IMAGE_FORMATS = ("png", "jpeg", "webp")
 ANIMATION_FORMATS = ("webp", "gif")
 SUBTITLE_FORMATS = ("vtt", "srt")
 _FORMAT_ALIASES = {"jpg": "jpeg"}
 #: The codecs a container takes; the first is its default.
-CODECS = {"webm": (VideoCodec.VP9, VideoCodec.VP8), "mp4": (VideoCodec.H264,)}
+CODECS = {
+    "webm": (VideoCodec.VP9, VideoCodec.VP8),
+    "mp4": (VideoCodec.H264,),
+    "hls": (VideoCodec.H264,),
+}
 
 
 class VideoParams(OperationParams):
@@ -121,7 +125,8 @@ class VideoParams(OperationParams):
     )
     format: str | None = Field(
         None,
-        description="transcode: webm (default) or mp4; frame: png (default), jpeg or webp; "
+        description="transcode: webm (default), mp4 or hls (a playlist and its segments); "
+        "frame: png (default), jpeg or webp; "
         "scenes, thumbnails: the images' format, jpeg (default), png or webp; preview: "
         "webp (default) or gif; subtitles: vtt (default) or srt.",
     )

@@ -308,3 +308,41 @@ def test_a_rotated_video_is_measured_and_turned_as_displayed(
     _, made = output_of(run(rotated, tmp_path / "t", duration=1, width=120))
     assert made.video is not None
     assert (made.video.get("width"), made.video.get("height")) == (120, 160)
+
+
+def test_hls_is_a_playlist_and_segments_ffprobe_plays(test_video: Path, tmp_path: Path) -> None:
+    result = run(test_video, tmp_path, format="hls", width=160)
+    names = [artifact.name for artifact in result.artifacts]
+    assert names == ["playlist.m3u8", "segment-000.ts"]  # 4 s of video: one 4 s segment
+    output = result.payload["output"]
+    assert (output["video_codec"], output["audio_codec"]) == ("h264", "aac")
+    assert output["segments"] == 1 and output["duration"] == pytest.approx(4.0, abs=0.05)
+    # ffprobe reads the playlist (HLS allowed here, as a player would) to its end.
+    playlist = result.artifacts[0].path
+    done = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            "file",
+            "-show_entries",
+            "format=duration:stream=codec_name",
+            "-of",
+            "json",
+            str(playlist),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert b'"h264"' in done.stdout and b'"aac"' in done.stdout
+    longer = make_video(tmp_path / "ten.mp4", seconds=10)
+    split = run(longer, tmp_path / "ten", format="hls", width=160)
+    assert [a.name for a in split.artifacts][1:] == [
+        "segment-000.ts",
+        "segment-001.ts",
+        "segment-002.ts",
+    ]
+    text = split.artifacts[0].path.read_text()
+    assert "#EXT-X-ENDLIST" in text and text.count("#EXTINF:4.0") == 2

@@ -59,13 +59,15 @@ Time = Annotated[
     responses={
         200: {
             "description": "probe, scenes, thumbnails: JSON (images as the job's artifacts); "
-            "transcode: the video file; frame, preview: the image; subtitles: the file "
+            "transcode: the video file (HLS: a zip of the playlist and its segments); frame, "
+            "preview: the image; subtitles: the file "
             "(JSON with the artifact listed instead when the request accepts only "
             "application/json)",
             "content": {
                 "application/json": {"example": PROBE_EXAMPLE},
                 "video/webm": {},
                 "video/mp4": {},
+                "application/zip": {},
                 "image/png": {},
                 "image/jpeg": {},
                 "image/webp": {},
@@ -95,7 +97,8 @@ async def video(
     format: Annotated[
         str | None,
         Form(
-            description="transcode: webm (default) or mp4; frame: png (default), jpeg, webp; "
+            description="transcode: webm (default), mp4 or hls; frame: png (default), jpeg, "
+            "webp; "
             "scenes, thumbnails: jpeg (default), png, webp; preview: webp (default), gif; "
             "subtitles: vtt (default), srt"
         ),
@@ -185,4 +188,6 @@ async def video(
         return await run_and_answer(
             services, client, "video", params, job_input, wait, priority, accept
         )
-    return await answer_files(services, client, "video", params, job_input, wait, priority, accept)
+    return await answer_files(
+        services, client, "video", params, job_input, wait, priority, accept, zip_name="hls.zip"
+    )
