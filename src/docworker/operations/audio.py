@@ -200,11 +200,36 @@ def _analyze(
     span: Span,
     seconds: float | None,
 ) -> Result:
-    marks = ctx.artifact_path("silences.txt")  # a scratch file: not listed as an artifact
     minimum = params.silence_min or DEFAULT_SILENCE_MIN
+    measured = measure_sound(
+        ctx, engine, source, span, seconds, threshold=params.silence_threshold, minimum=minimum
+    )
+    report: dict[str, Any] = {
+        "action": "analyze",
+        "input": probe.as_dict(),
+        "start": span.start,
+        **measured,
+    }
+    return Result(payload=report)
+
+
+def measure_sound(
+    ctx: OperationContext,
+    engine: Ffmpeg,
+    source: InputFile,
+    span: Span,
+    seconds: float | None,
+    *,
+    threshold: float = -50.0,
+    minimum: float = DEFAULT_SILENCE_MIN,
+) -> dict[str, Any]:
+    """The loudness, the silences and the share of sound of the stretch's first audio
+    stream, from one FFmpeg pass (``duration``, ``loudness``, ``silence``,
+    ``sound_share``)."""
+    marks = ctx.artifact_path("silences.txt")  # a scratch file: not listed as an artifact
     chain = ",".join(
         [
-            f"silencedetect=noise={params.silence_threshold:g}dB:duration={minimum:g}",
+            f"silencedetect=noise={threshold:g}dB:duration={minimum:g}",
             f"ametadata=mode=print:file={filter_value(str(marks))}",
             "ebur128=peak=true:framelog=verbose",
         ]
@@ -221,14 +246,12 @@ def _analyze(
     loudness = _loudness(done.stderr)
     length = seconds if seconds is not None else _analyzed_seconds(done.stderr)
     silences, count, silent = _silences(marks, span.start, length)
-    report: dict[str, Any] = {
-        "action": "analyze",
-        "input": probe.as_dict(),
-        "start": span.start,
+    marks.unlink(missing_ok=True)
+    return {
         "duration": length,
         "loudness": loudness,
         "silence": {
-            "threshold_db": params.silence_threshold,
+            "threshold_db": threshold,
             "min_duration": minimum,
             "count": count,
             "seconds": round(silent, 3),
@@ -237,7 +260,6 @@ def _analyze(
         },
         "sound_share": (round(max(0.0, 1.0 - silent / length), 4) if length else None),
     }
-    return Result(payload=report)
 
 
 def filter_value(text: str) -> str:

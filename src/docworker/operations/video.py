@@ -39,6 +39,7 @@ from docworker.operations.media import (
     probe_input,
     span_of,
 )
+from docworker.operations.video_analytics import analytics
 from docworker.operations.video_params import VideoAction, VideoCodec, VideoParams
 from docworker.operations.video_scenes import scenes
 from docworker.operations.video_thumbs import preview, thumbnails
@@ -368,4 +369,5 @@ _ACTIONS: dict[VideoAction, _Action] = {
     VideoAction.SCENES: scenes,
     VideoAction.THUMBNAILS: thumbnails,
     VideoAction.PREVIEW: preview,
+    VideoAction.ANALYTICS: analytics,
 }

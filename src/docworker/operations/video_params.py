@@ -92,6 +92,7 @@ class VideoAction(StrEnum):
     THUMBNAILS = "thumbnails"
     PREVIEW = "preview"
     SUBTITLES = "subtitles"
+    ANALYTICS = "analytics"
 
 
 class VideoCodec(StrEnum):
@@ -121,7 +122,8 @@ class VideoParams(OperationParams):
         "frame: one frame as an image; scenes: the shots, each with its times and a "
         "keyframe image; thumbnails: frames spaced evenly and a contact sheet; preview: "
         "a few seconds as an animated WebP or GIF; subtitles: an embedded subtitle stream "
-        "as WebVTT or SubRip.",
+        "as WebVTT or SubRip; analytics: scenes, motion, black and frozen stretches, "
+        "loudness and silences, text on keyframes, and a timeline chart.",
     )
     format: str | None = Field(
         None,
@@ -270,6 +272,7 @@ class VideoParams(OperationParams):
             VideoAction.THUMBNAILS: IMAGE_FORMATS,
             VideoAction.PREVIEW: ANIMATION_FORMATS,
             VideoAction.SUBTITLES: SUBTITLE_FORMATS,
+            VideoAction.ANALYTICS: IMAGE_FORMATS,
             VideoAction.PROBE: (),
         }[self.action]
         if name not in allowed:
@@ -288,6 +291,7 @@ class VideoParams(OperationParams):
             VideoAction.THUMBNAILS: "jpeg",
             VideoAction.PREVIEW: "webp",
             VideoAction.SUBTITLES: "vtt",
+            VideoAction.ANALYTICS: "jpeg",
         }.get(self.action, VIDEO_FORMATS[0])
         return self.format or default
 

@@ -15,6 +15,7 @@ size asked for (``width``/``height``, else the picture's own), as ``scene-001.jp
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -57,25 +58,15 @@ def scenes(
     seconds = covered_seconds(span, probe)
     check_duration(ctx, seconds)
     fps = float(video.get("fps") or DEFAULT_FPS)
-    width, height = _analysis_size(video)
+    width, height = analysis_size(video)
     head = [*engine.input_args(source.path, start=span.start), *length_args(ctx, span, seconds)]
     expected = round(seconds * fps) if seconds else None
-    cuts, frames = _cuts(ctx, engine, head, fps, (width, height), params, expected)
-    bounds = [0, *cuts, frames]
-    found = [
-        {
-            "index": number,
-            "start": round(span.start + first / fps, 3),
-            "end": round(span.start + last / fps, 3),
-            "duration": round((last - first) / fps, 3),
-            "frames": last - first,
-        }
-        for number, (first, last) in enumerate(itertools.pairwise(bounds), start=1)
-        if last > first
-    ]
+    reading = read_frames(ctx, engine, head, fps, (width, height), params, expected)
+    frames = reading.frames
+    found = scene_list(reading, fps, span.start)
     artifacts: list[Artifact] = []
     if params.keyframes and found:
-        artifacts = _keyframes(ctx, engine, head, fps, params, probe, found)
+        artifacts = keyframes(ctx, engine, head, fps, params, probe, found)
     payload: dict[str, Any] = {
         "action": "scenes",
         "input": probe.as_dict(),
@@ -88,7 +79,7 @@ def scenes(
     return Result(payload=payload, artifacts=artifacts)
 
 
-def _analysis_size(video: Any) -> tuple[int, int]:
+def analysis_size(video: Any) -> tuple[int, int]:
     width = int(video.get("display_width") or video.get("width") or 0)
     height = int(video.get("display_height") or video.get("height") or 0)
     if width <= 0 or height <= 0:
@@ -97,7 +88,19 @@ def _analysis_size(video: Any) -> tuple[int, int]:
     return scaled - scaled % 2, max(2, round(height * scaled / width / 2) * 2)
 
 
-def _cuts(
+@dataclass
+class FrameReading:
+    """What one pass over the analysis frames found: the cuts (frame numbers where
+    scenes begin, the first excepted), the frame count, and per frame its mean
+    luminance (0–255) and its mean difference from the frame before (0–255)."""
+
+    cuts: list[int] = field(default_factory=list)
+    frames: int = 0
+    luma: list[float] = field(default_factory=list)
+    change: list[float] = field(default_factory=list)
+
+
+def read_frames(
     ctx: OperationContext,
     engine: Ffmpeg,
     head: list[str],
@@ -105,9 +108,12 @@ def _cuts(
     size: tuple[int, int],
     params: VideoParams,
     expected: int | None,
-) -> tuple[list[int], int]:
-    """The frame numbers where scenes begin (the first excepted), and the frame count."""
-    # Imported here: OpenCV and PySceneDetect are large, and only this action needs them.
+    *,
+    measure: bool = False,
+) -> FrameReading:
+    """One pass over the stretch's frames at ``size``: the detector's cuts, and with
+    ``measure`` the luminance and change of each frame (four numbers a frame kept)."""
+    # Imported here: OpenCV and PySceneDetect are large, and only these actions need them.
     from scenedetect.common import FrameTimecode
     from scenedetect.detectors import AdaptiveDetector
 
@@ -116,15 +122,24 @@ def _cuts(
         adaptive_threshold=params.threshold, min_scene_len=max(1, round(minimum * fps))
     )
     width, height = size
-    cuts: list[int] = []
+    reading = FrameReading()
+    previous: np.ndarray[Any, Any] | None = None
     step = max(1, (expected or 0) // 50)
 
     def frame(number: int, data: bytes) -> None:
+        nonlocal previous
         image = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
         for cut in detector.process_frame(FrameTimecode(number, fps), image):
-            cuts.append(cut.frame_num)
+            reading.cuts.append(cut.frame_num)
+        if measure:
+            # BT.601 luma from BGR, at a quarter of the pixels: enough for a mean.
+            grey = image[::2, ::2] @ np.array([0.114, 0.587, 0.299], dtype=np.float32)
+            reading.luma.append(float(grey.mean()))
+            change = 0.0 if previous is None else float(np.abs(grey - previous).mean())
+            reading.change.append(change)
+            previous = grey
         if expected and number % step == 0:
-            ctx.progress(0.9 * min(number / expected, 1.0), f"read {number} of {expected} frames")
+            ctx.progress(0.8 * min(number / expected, 1.0), f"read {number} of {expected} frames")
 
     args = [*head, "-map", "0:V:0", "-an", "-sn", "-dn"]
     args += ["-vf", f"fps={fps:.6f},scale={width}:{height}:flags=area,setsar=1"]
@@ -132,11 +147,29 @@ def _cuts(
     if count == 0:
         raise CorruptDocument("video", "no frame could be decoded in the stretch asked for")
     for cut in detector.post_process(FrameTimecode(count, fps)):
-        cuts.append(cut.frame_num)
-    return sorted({cut for cut in cuts if 0 < cut < count}), count
+        reading.cuts.append(cut.frame_num)
+    reading.cuts = sorted({cut for cut in reading.cuts if 0 < cut < count})
+    reading.frames = count
+    return reading
 
 
-def _keyframes(
+def scene_list(reading: FrameReading, fps: float, start: float) -> list[dict[str, Any]]:
+    """The scenes between the cuts, in the file's time."""
+    bounds = [0, *reading.cuts, reading.frames]
+    return [
+        {
+            "index": number,
+            "start": round(start + first / fps, 3),
+            "end": round(start + last / fps, 3),
+            "duration": round((last - first) / fps, 3),
+            "frames": last - first,
+        }
+        for number, (first, last) in enumerate(itertools.pairwise(bounds), start=1)
+        if last > first
+    ]
+
+
+def keyframes(
     ctx: OperationContext,
     engine: Ffmpeg,
     head: list[str],

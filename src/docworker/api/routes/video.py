@@ -58,7 +58,8 @@ Time = Annotated[
     summary="Probe, transcode a video; frames, thumbnails, preview, scenes",
     responses={
         200: {
-            "description": "probe, scenes, thumbnails: JSON (images as the job's artifacts); "
+            "description": "probe, scenes, thumbnails, analytics: JSON (images as the job's "
+            "artifacts); "
             "transcode: the video file (HLS: a zip of the playlist and its segments); frame, "
             "preview: the image; subtitles: the file "
             "(JSON with the artifact listed instead when the request accepts only "
@@ -91,7 +92,8 @@ async def video(
         VideoAction,
         Form(
             description="probe (JSON), transcode (a video), frame (an image), scenes (JSON), "
-            "thumbnails (JSON), preview (an animated WebP or GIF), subtitles (WebVTT/SubRip)"
+            "thumbnails (JSON), preview (an animated WebP or GIF), subtitles (WebVTT/SubRip), "
+            "analytics (JSON, with a timeline chart)"
         ),
     ] = VideoAction.TRANSCODE,
     format: Annotated[
@@ -178,13 +180,18 @@ async def video(
         "subtitle_stream": subtitle_stream,
     }
     params: dict[str, Any] = {"action": action, "mute": mute}
-    if action is VideoAction.SCENES:
+    if action in {VideoAction.SCENES, VideoAction.ANALYTICS}:
         params["keyframes"] = keyframes
     if action is VideoAction.THUMBNAILS:
         params.update(sheet=sheet, smart=smart)
     params.update({k: v for k, v in given.items() if v is not None and v != ""})
     job_input = await store_document(services, file, source)
-    if action in {VideoAction.PROBE, VideoAction.SCENES, VideoAction.THUMBNAILS}:
+    if action in {
+        VideoAction.PROBE,
+        VideoAction.SCENES,
+        VideoAction.THUMBNAILS,
+        VideoAction.ANALYTICS,
+    }:
         return await run_and_answer(
             services, client, "video", params, job_input, wait, priority, accept
         )
