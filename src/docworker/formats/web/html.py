@@ -27,6 +27,7 @@ import lxml.html
 from lxml import etree
 
 from docworker.document import (
+    Block,
     BlockKind,
     Document,
     DocumentBuilder,
@@ -36,8 +37,10 @@ from docworker.document import (
     TableCell,
 )
 from docworker.errors import CorruptDocument, LimitExceeded
-from docworker.formats.base import ParseContext, Source
+from docworker.formats.base import HtmlContent, ParseContext, Source
 from docworker.formats.encoding import bom_encoding, decode_text
+from docworker.formats.web.main_content import main_content, page_heading
+from docworker.formats.web.page_meta import add_article_metadata, byline, first, meta_contents
 
 #: The HTML standard's prescan looks at this many bytes for a declared charset.
 _PRESCAN_BYTES = 1024
@@ -311,6 +314,12 @@ class HtmlWalker:
         self._children(element)
         self.flush()
 
+    def read(self, element: etree._Element) -> None:
+        """Add the blocks of ``element`` itself, read as its tag says (a heading as a
+        heading), and everything under it."""
+        self._element(element)
+        self.flush()
+
     def flush(self) -> None:
         """Turn the inline text gathered so far into one block."""
         inline = self._inline
@@ -543,40 +552,33 @@ def build_table(element: etree._Element, max_cells: int) -> Table:
     return Table(n_rows=len(rows), n_cols=n_cols, cells=cells)
 
 
-def _meta_contents(root: etree._Element) -> dict[str, str]:
-    """Each ``<meta name|property=...>``'s lower-case name and its first non-empty content."""
-    contents: dict[str, str] = {}
-    for meta in root.iter("meta"):
-        name = (meta.get("name") or meta.get("property") or "").lower()
-        if name not in contents:
-            content = " ".join((meta.get("content") or "").split())
-            if content:
-                contents[name] = content
-    return contents
+def page_metadata(root: etree._Element, content: HtmlContent = "full") -> Metadata:
+    """Title, language, authors, keywords and description from the page's head.
 
-
-def _first(contents: dict[str, str], *names: str) -> str | None:
-    """The content of the first of ``names`` that the page has."""
-    return next((contents[name] for name in names if name in contents), None)
-
-
-def page_metadata(root: etree._Element) -> Metadata:
-    """Title, language, authors, keywords and description from the page's head."""
+    In ``main`` mode also what the page declares about its article (:mod:`.page_meta`:
+    dates, site name, canonical URL, JSON-LD authors) and the visible byline when the
+    head names no author. ``full`` keeps to the head's usual tags, so that its output
+    stays what it has been.
+    """
     title_element = root.find("head/title")
     title = flat_text(title_element) if title_element is not None else ""
-    metas = _meta_contents(root)
-    author = _first(metas, "author", "dc.creator", "article:author")
-    keywords = _first(metas, "keywords") or ""
+    metas = meta_contents(root)
+    author = first(metas, "author", "dc.creator", "article:author")
+    if author is None and content == "main":
+        author = byline(root)
+    keywords = first(metas, "keywords") or ""
     metadata = Metadata(
-        title=title or _first(metas, "og:title", "dc.title"),
+        title=title or first(metas, "og:title", "dc.title"),
         language=root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"),
         authors=[author] if author else [],
         keywords=list(dict.fromkeys(k.strip() for k in keywords.split(",") if k.strip())),
-        producer=_first(metas, "generator"),
+        producer=first(metas, "generator"),
     )
-    description = _first(metas, "description", "og:description", "dc.description")
+    description = first(metas, "description", "og:description", "dc.description")
     if description:
         metadata.extra["description"] = description
+    if content == "main":
+        add_article_metadata(root, metadata, metas)
     return metadata
 
 
@@ -730,11 +732,49 @@ def capped_tree(text: str, depth: int) -> etree._Element:
     return root
 
 
-def walk_page(builder: DocumentBuilder, root: etree._Element, max_cells: int) -> None:
-    """Add the blocks of a page's body (the e-mail parser's HTML bodies go here too)."""
+def walk_page(
+    builder: DocumentBuilder, root: etree._Element, max_cells: int, content: HtmlContent = "full"
+) -> int:
+    """Add the blocks of a page's body (e-mail HTML bodies and, in ``main`` mode, EPUB
+    chapters go here too); returns the table cells used.
+
+    ``content="main"`` reads only the article (:mod:`.main_content`), headed by the
+    page's title heading when the article's element does not hold it, and drops the
+    headings its clutter leaves empty; the tree is changed in place then.
+    """
+    if content == "main":
+        container = main_content(root)
+        heading = page_heading(root, container)
+        start = len(builder.document.blocks)
+        walker = HtmlWalker(builder, max_cells)
+        if heading is not None:
+            walker.read(heading)
+        walker.read(container)
+        builder.remove(_emptied_headings(builder.document.blocks[start:]))
+        return walker.cells
     body = root.find("body")
     walker = HtmlWalker(builder, max_cells, marks_main_content(root))
     walker.walk(body if body is not None else root)
+    return walker.cells
+
+
+def _emptied_headings(blocks: list[Block]) -> set[str]:
+    """The ids of the headings left with nothing under them once the clutter was cut
+    (a "See also" over a list of links, "References" over the citations): each is
+    followed by a heading of its level or above, or ends the document."""
+    doomed: set[str] = set()
+    #: The level of the kept heading that follows; 0 at the end, None after other blocks.
+    following: int | None = 0
+    for block in reversed(blocks):
+        if block.kind is not BlockKind.HEADING:
+            following = None
+            continue
+        level = block.level or 1
+        if following is not None and following <= level:
+            doomed.add(block.id)
+        else:
+            following = level
+    return doomed
 
 
 class HtmlParser:
@@ -746,11 +786,11 @@ class HtmlParser:
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         text, encoding = decode_html(source.path.read_bytes())
         root = parse_page(text)
-        metadata = page_metadata(root) if root is not None else Metadata()
+        metadata = page_metadata(root, ctx.html_content) if root is not None else Metadata()
         metadata.encoding = encoding
         builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         if root is not None:
-            walk_page(builder, root, ctx.limits.max_cells)
+            walk_page(builder, root, ctx.limits.max_cells, ctx.html_content)
         if not builder.document.blocks:
             builder.warn("empty", "the page holds no visible text")
         ctx.progress(1.0, f"{len(builder.document.blocks)} blocks")

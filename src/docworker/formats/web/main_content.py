@@ -1,0 +1,353 @@
+"""The main content of a web page: the article a reader came for, without the site around it.
+
+:func:`main_content` chooses the element that holds the article and cuts the
+clutter out of it in place; the HTML reader then walks that element as it walks
+a whole page, so the article keeps its headings, lists, tables, captions and
+links. The choice follows what the page says first, then what its text shows:
+
+1. a ``main`` element (or ``role=main``) holding enough of the page's text;
+2. else a single ``article`` (of several, the one holding most of their text,
+   or the element holding them all when none does);
+3. else the element that gathers most prose, scored as Mozilla's Readability
+   scores paragraphs: each paragraph of 25 characters or more counts for its
+   length and commas, for its parent in full and its grandparent in half, and an
+   element's score shrinks with the share of its text that is link text.
+
+Inside the chosen element, what is not the article goes: navigation,
+complementary and search landmarks, forms and buttons, elements whose class or
+id names site furniture (sidebar, breadcrumbs, cookie banner, share buttons,
+related links, comments, edit links, citation markers and reference lists), and
+blocks made mostly of links. Nothing holding half the article's text or more is
+cut, so one misleading class name cannot empty the page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lxml import etree
+
+#: Elements whose content is kept whole.
+_VERBATIM = frozenset(["pre", "code"])
+#: Elements inside which a ``header`` heads a section, not the page.
+_SECTIONING = frozenset(["article", "aside", "main", "nav", "section"])
+#: How visible text is measured: what the walk reads (no scripts, styles or hidden parts).
+_NOT_READ = frozenset(
+    ["script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object"]
+)
+#: Elements that are never the article.
+_FURNITURE_TAGS = frozenset(["nav", "aside", "form", "button", "dialog", "menu", "select"])
+#: ARIA roles that are never the article (WAI-ARIA landmark and widget roles).
+_FURNITURE_ROLES = frozenset(
+    [
+        "navigation",
+        "complementary",
+        "search",
+        "banner",
+        "contentinfo",
+        "menu",
+        "menubar",
+        "dialog",
+        "alertdialog",
+        "tooltip",
+        "toolbar",
+        "tablist",
+    ]
+)
+#: Words in a class or id that name site furniture, as whole words (parts split by
+#: ``-``, ``_`` or spaces); after Readability's list of unlikely candidates, with the
+#: clutter of wikis and documentation sites.
+_FURNITURE_WORDS = re.compile(
+    r"(?<![a-z0-9])(?:ad|ads|advert\w*|agegate|ambox|banner|breadcrumbs?|catlinks|comments?|"
+    r"consent|cookies?|disqus|editsection|footer|gdpr|header|jump|masthead|menu|"
+    r"nav|navbar|navbox|navigation|newsletter|noprint|pager|pagination|popup|printfooter|"
+    r"promo|reference|references|refbegin|reflist|related|share|sharing|shoutbox|sidebar|"
+    r"skip|social|sponsor\w*|sr-only|subscribe|toc|toolbar|visually-hidden)(?![a-z0-9])"
+)
+#: Words that name the article; an element named by both keeps its place if it is large.
+_ARTICLE_WORDS = re.compile(
+    r"(?<![a-z0-9])(?:article|body|content|entry|main|post|story|text)(?![a-z0-9])"
+)
+#: An element named both ways still goes when it holds less text than this.
+_SMALL = 200
+#: Elements whose text counts as a paragraph when scoring.
+_PARAGRAPHS = frozenset(["p", "pre", "td", "blockquote", "dd"])
+#: Elements that hold blocks, so a ``div`` holding one is not itself a paragraph.
+_HOLDS_BLOCKS = frozenset(
+    ["p", "div", "pre", "table", "ul", "ol", "dl", "blockquote", "section", "article"]
+)
+_TAG_WEIGHT = {
+    "div": 5,
+    "section": 5,
+    "article": 8,
+    "main": 8,
+    "pre": 3,
+    "td": 3,
+    "blockquote": 3,
+    "ol": -3,
+    "ul": -3,
+    "dl": -3,
+    "li": -3,
+    "form": -3,
+    "th": -5,
+}
+_SENTENCE_END = re.compile(r"\.(?:\s|$)")
+#: A paragraph shorter than this says nothing about where the article is.
+_MIN_PARAGRAPH = 25
+#: The least text a chosen element must hold; below it the whole body is read.
+_MIN_ARTICLE = 140
+#: A marked ``main`` or ``article`` must hold at least this share of the page's text.
+_MIN_MARKED_SHARE = 0.2
+#: A list or block whose text is more link than this is a list of links.
+_MAX_LINK_DENSITY = 0.5
+#: Blocks cut for their link density: lists and generic containers, never tables or prose.
+_LINK_LIST_TAGS = frozenset(["ul", "ol", "dl", "div", "section", "p"])
+
+
+@dataclass
+class _Text:
+    """The visible text under one element: all of it, and how much is link text."""
+
+    chars: int = 0
+    link_chars: int = 0
+    links: int = 0
+
+    @property
+    def link_density(self) -> float:
+        return self.link_chars / self.chars if self.chars else 0.0
+
+
+def _tag(element: etree._Element) -> str:
+    tag = element.tag
+    return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
+
+
+def _all_text(element: etree._Element) -> str:
+    """Every piece of text under ``element``, joined as written."""
+    return "".join(t for t in element.itertext() if isinstance(t, str))
+
+
+def _measure(root: etree._Element) -> dict[etree._Element, _Text]:
+    """The visible text of every element under ``root``, measured in one walk."""
+    sizes: dict[etree._Element, _Text] = {}
+
+    def visit(element: etree._Element, in_link: bool) -> _Text:
+        tag = _tag(element)
+        size = _Text()
+        sizes[element] = size
+        if tag in _NOT_READ or element.get("hidden") is not None:
+            return size
+        link = in_link or tag == "a"
+        own = len((element.text or "").strip())
+        size.chars += own
+        size.link_chars += own if link else 0
+        size.links += tag == "a"
+        for child in element:
+            if isinstance(child.tag, str):
+                inner = visit(child, link)
+                size.chars += inner.chars
+                size.link_chars += inner.link_chars
+                size.links += inner.links
+            tail = len((child.tail or "").strip())
+            size.chars += tail
+            size.link_chars += tail if in_link or tag == "a" else 0
+        return size
+
+    visit(root, False)
+    return sizes
+
+
+def _names(element: etree._Element) -> str:
+    return f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+
+
+def _furniture(element: etree._Element, chars: int) -> bool:
+    """Whether the element is site furniture by its tag, role or name."""
+    tag = _tag(element)
+    if tag in _FURNITURE_TAGS or (element.get("role") or "").lower() in _FURNITURE_ROLES:
+        return True
+    names = _names(element)
+    if not names.strip() or not _FURNITURE_WORDS.search(names):
+        return False
+    return not (_ARTICLE_WORDS.search(names) and chars >= _SMALL)
+
+
+def _largest(elements: list[etree._Element], sizes: dict[etree._Element, _Text]) -> etree._Element:
+    return max(elements, key=lambda e: sizes[e].chars)
+
+
+def _marked(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._Element | None:
+    """The element the page marks as its main content or its one article, if it holds
+    enough of the page's text."""
+    total = sizes[root].chars
+    enough = max(_MIN_ARTICLE, _MIN_MARKED_SHARE * total)
+    mains = [e for e in root.iter() if _tag(e) == "main" or e.get("role") == "main"]
+    if mains:
+        main = _largest(mains, sizes)
+        if sizes[main].chars >= enough:
+            return main
+    articles = [e for e in root.iter() if _tag(e) == "article"]
+    # Articles nested in another article count as part of it.
+    articles = [a for a in articles if not any(_tag(p) == "article" for p in a.iterancestors())]
+    if not articles:
+        return None
+    article = _largest(articles, sizes)
+    if len(articles) > 1 and sizes[article].chars < 0.5 * sum(sizes[a].chars for a in articles):
+        # A listing of several articles: the element holding them all.
+        article = _common_ancestor(articles)
+    return article if sizes[article].chars >= enough else None
+
+
+def _common_ancestor(elements: list[etree._Element]) -> etree._Element:
+    first = [elements[0], *elements[0].iterancestors()]
+    for candidate in first:
+        if all(candidate is e or candidate in e.iterancestors() for e in elements[1:]):
+            return candidate
+    return first[-1]
+
+
+def _scored(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._Element | None:
+    """The element that gathers most prose, scored as Readability scores it."""
+    scores: dict[etree._Element, float] = {}
+    for element in root.iter():
+        tag = _tag(element)
+        if tag not in _PARAGRAPHS and not (
+            tag == "div" and not any(_tag(c) in _HOLDS_BLOCKS for c in element)
+        ):
+            continue
+        size = sizes.get(element)
+        if size is None or size.chars < _MIN_PARAGRAPH:
+            continue
+        ancestors = [a for a in element.iterancestors() if a in sizes]
+        if any(_furniture(a, sizes[a].chars) for a in ancestors):
+            continue
+        text = _all_text(element)
+        points = 1 + text.count(",") + min(size.chars // 100, 3)
+        for level, ancestor in enumerate(ancestors[:3]):
+            if ancestor not in scores:
+                scores[ancestor] = _initial_score(ancestor)
+            scores[ancestor] += points / (1 if level == 0 else 2 if level == 1 else 3 * level)
+    if not scores:
+        return None
+    top = max(scores, key=lambda e: scores[e] * (1 - sizes[e].link_density))
+    return _with_siblings(top, scores, sizes)
+
+
+def _with_siblings(
+    top: etree._Element, scores: dict[etree._Element, float], sizes: dict[etree._Element, _Text]
+) -> etree._Element:
+    """``top``'s parent when a sibling of ``top`` belongs to the article too (scores well,
+    or is a paragraph of prose, as Readability judges siblings), else ``top``: an
+    article's introduction often sits beside the element that gathers its body."""
+    parent = top.getparent()
+    if parent is None or parent not in sizes:
+        return top
+    threshold = max(10.0, 0.2 * scores[top])
+    for sibling in parent:
+        if sibling is not top and (scores.get(sibling, 0.0) >= threshold or _prose(sibling, sizes)):
+            return parent
+    return top
+
+
+def _prose(element: etree._Element, sizes: dict[etree._Element, _Text]) -> bool:
+    """A paragraph of running text: long with few links, or a short linkless sentence."""
+    size = sizes.get(element)
+    if _tag(element) != "p" or size is None or not size.chars:
+        return False
+    if size.chars >= 80:
+        return size.link_density < 0.25
+    return size.link_chars == 0 and _SENTENCE_END.search(_all_text(element)) is not None
+
+
+def _initial_score(element: etree._Element) -> float:
+    score = float(_TAG_WEIGHT.get(_tag(element), 0))
+    names = _names(element)
+    if _FURNITURE_WORDS.search(names):
+        score -= 25
+    if _ARTICLE_WORDS.search(names):
+        score += 25
+    return score
+
+
+def _remove(element: etree._Element) -> None:
+    """Take ``element`` out of the tree, keeping the text that follows it."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail
+    if tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)
+
+
+def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> None:
+    """Cut the furniture and the lists of links out of ``container``."""
+    keep = 0.5 * sizes[container].chars
+    doomed: list[etree._Element] = []
+    stack = list(container)
+    while stack:
+        element = stack.pop()
+        size = sizes.get(element)
+        if size is None or not isinstance(element.tag, str) or _tag(element) in _VERBATIM:
+            # Code is read as written: its highlighting classes ("hljs-comment") name
+            # no furniture.
+            continue
+        if size.chars < keep and (
+            _furniture(element, size.chars)
+            or (
+                _tag(element) in _LINK_LIST_TAGS
+                and size.links >= 2
+                and size.link_density > _MAX_LINK_DENSITY
+            )
+        ):
+            doomed.append(element)
+        else:
+            stack.extend(element)
+    for element in doomed:
+        _remove(element)
+
+
+def main_content(root: etree._Element) -> etree._Element:
+    """The element of ``root`` (a whole page) that holds its article, cleared of clutter.
+
+    The tree is changed in place. When nothing holds enough text to be an
+    article, the page's body is returned, cleared the same way.
+    """
+    body = root.find("body")
+    page = body if body is not None else root
+    sizes = _measure(page)
+    # Not ``or``: an element without children is false.
+    chosen = _marked(page, sizes)
+    if chosen is None:
+        chosen = _scored(page, sizes)
+    if chosen is None or sizes[chosen].chars < _MIN_ARTICLE:
+        chosen = page
+    _prune(chosen, sizes)
+    return chosen
+
+
+def page_heading(root: etree._Element, container: etree._Element) -> etree._Element | None:
+    """The page's one ``h1`` when it lies outside ``container`` and ``container`` has none:
+    the article's title, which pages often set above the element holding its text."""
+    if any(_tag(e) == "h1" for e in container.iter()):
+        return None
+    headings = [e for e in root.iter() if _tag(e) == "h1"]
+    if len(headings) != 1:
+        return None
+    # A site's name set as a heading in its banner is not the article's title.
+    heading = headings[0]
+    if any(_furniture(a, 0) or _banner(a) for a in heading.iterancestors()):
+        return None
+    return heading
+
+
+def _banner(element: etree._Element) -> bool:
+    """A ``header`` outside any sectioning element: the page's banner (as HTML-AAM maps it)."""
+    return _tag(element) == "header" and not any(
+        _tag(a) in _SECTIONING for a in element.iterancestors()
+    )
