@@ -744,7 +744,8 @@ def walk_page(
     """
     if content == "main":
         container = main_content(root)
-        heading = page_heading(root, container)
+        title = root.find("head/title")
+        heading = page_heading(root, container, flat_text(title) if title is not None else None)
         start = len(builder.document.blocks)
         walker = HtmlWalker(builder, max_cells)
         if heading is not None:

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-#: Elements whose content is kept whole.
-_VERBATIM = frozenset(["pre", "code"])
+#: Elements whose content is kept whole: code, whose highlighting classes
+#: ("hljs-comment") name no furniture, and headings, whose anchors ("header") neither.
+_KEPT_WHOLE = frozenset(["pre", "code", "h1", "h2", "h3", "h4", "h5", "h6"])
 #: Elements inside which a ``header`` heads a section, not the page.
 _SECTIONING = frozenset(["article", "aside", "main", "nav", "section"])
 #: How visible text is measured: what the walk reads (no scripts, styles or hidden parts).
@@ -72,7 +73,10 @@ _ARTICLE_WORDS = re.compile(
 #: An element named both ways still goes when it holds less text than this.
 _SMALL = 200
 #: Elements whose text counts as a paragraph when scoring.
-_PARAGRAPHS = frozenset(["p", "pre", "td", "blockquote", "dd"])
+_PARAGRAPHS = frozenset(["p", "pre", "blockquote", "dd"])
+#: Elements that count as a paragraph when they hold no blocks, only text (a layout
+#: table's cell holding the whole article is no paragraph).
+_BLOCK_HOLDERS = frozenset(["div", "td"])
 #: Elements that hold blocks, so a ``div`` holding one is not itself a paragraph.
 _HOLDS_BLOCKS = frozenset(
     ["p", "div", "pre", "table", "ul", "ol", "dl", "blockquote", "section", "article"]
@@ -92,6 +96,7 @@ _TAG_WEIGHT = {
     "form": -3,
     "th": -5,
 }
+_WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")
 #: A paragraph shorter than this says nothing about where the article is.
 _MIN_PARAGRAPH = 25
@@ -212,8 +217,9 @@ def _scored(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._
     scores: dict[etree._Element, float] = {}
     for element in root.iter():
         tag = _tag(element)
-        if tag not in _PARAGRAPHS and not (
-            tag == "div" and not any(_tag(c) in _HOLDS_BLOCKS for c in element)
+        if not (
+            tag in _PARAGRAPHS
+            or (tag in _BLOCK_HOLDERS and not any(_tag(c) in _HOLDS_BLOCKS for c in element))
         ):
             continue
         size = sizes.get(element)
@@ -286,21 +292,42 @@ def _remove(element: etree._Element) -> None:
 
 
 def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> None:
-    """Cut the furniture and the lists of links out of ``container``."""
+    """Cut the furniture and the lists of links out of ``container``.
+
+    A page that is only a list of links (a table of contents) would be left empty:
+    then only the furniture goes, and when even that leaves too little, nothing does.
+    """
+    total = sizes[container].chars
+    for link_lists in (True, False):
+        doomed = _clutter(container, sizes, link_lists)
+        if total - sum(sizes[e].chars for e in doomed) >= min(_MIN_ARTICLE, total):
+            for element in doomed:
+                _remove(element)
+            return
+
+
+def _clutter(
+    container: etree._Element, sizes: dict[etree._Element, _Text], link_lists: bool
+) -> list[etree._Element]:
+    """The outermost elements of ``container`` that are furniture (or, with
+    ``link_lists``, lists of links), never one holding half its text."""
     keep = 0.5 * sizes[container].chars
     doomed: list[etree._Element] = []
     stack = list(container)
     while stack:
         element = stack.pop()
         size = sizes.get(element)
-        if size is None or not isinstance(element.tag, str) or _tag(element) in _VERBATIM:
-            # Code is read as written: its highlighting classes ("hljs-comment") name
-            # no furniture.
+        if size is None or not isinstance(element.tag, str):
+            continue
+        if _tag(element) in _KEPT_WHOLE:
+            # Only its buttons go ("copy" on a code block).
+            doomed.extend(e for e in element.iter() if _tag(e) == "button")
             continue
         if size.chars < keep and (
             _furniture(element, size.chars)
             or (
-                _tag(element) in _LINK_LIST_TAGS
+                link_lists
+                and _tag(element) in _LINK_LIST_TAGS
                 and size.links >= 2
                 and size.link_density > _MAX_LINK_DENSITY
             )
@@ -308,8 +335,7 @@ def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> Non
             doomed.append(element)
         else:
             stack.extend(element)
-    for element in doomed:
-        _remove(element)
+    return doomed
 
 
 def main_content(root: etree._Element) -> etree._Element:
@@ -331,19 +357,30 @@ def main_content(root: etree._Element) -> etree._Element:
     return chosen
 
 
-def page_heading(root: etree._Element, container: etree._Element) -> etree._Element | None:
+def page_heading(
+    root: etree._Element, container: etree._Element, title: str | None
+) -> etree._Element | None:
     """The page's one ``h1`` when it lies outside ``container`` and ``container`` has none:
-    the article's title, which pages often set above the element holding its text."""
+    the article's title, which pages often set above the element holding its text.
+
+    Not a heading in the site's banner or furniture, nor one that shares no word with
+    the page's ``title`` (when it has one): that is the site's name, not the article's.
+    """
     if any(_tag(e) == "h1" for e in container.iter()):
         return None
     headings = [e for e in root.iter() if _tag(e) == "h1"]
     if len(headings) != 1:
         return None
-    # A site's name set as a heading in its banner is not the article's title.
     heading = headings[0]
     if any(_furniture(a, 0) or _banner(a) for a in heading.iterancestors()):
         return None
+    if title and not _words(title) & _words(_all_text(heading)):
+        return None
     return heading
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
 
 
 def _banner(element: etree._Element) -> bool:
