@@ -24,6 +24,7 @@ from docworker.config import ExecutorKind, Settings, SettingsRefused, load_setti
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.files import restrict_umask
+from docworker.formats.base import HtmlContent
 from docworker.jobs.store import JobStore
 from docworker.jobs.webhooks import reseal_webhook
 from docworker.memory import limit_arenas
@@ -217,7 +218,8 @@ def extract(
     pages: Annotated[str | None, typer.Option(help="Pages, e.g. 1-3,5.")] = None,
     password: Annotated[str | None, typer.Option(help="Password of encrypted files.")] = None,
     content: Annotated[
-        str, typer.Option(help="Of a web page: full (all its text) or main (the article).")
+        HtmlContent,
+        typer.Option(help="Of a web page: full (all its text) or main (the article)."),
     ] = "full",
 ) -> None:
     """Extract documents here, without a server. One file without --out prints to stdout.
