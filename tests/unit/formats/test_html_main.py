@@ -285,3 +285,54 @@ def test_epub_chapters_go_through_main_too() -> None:
     # A book's chapters have no site around them: main keeps them whole.
     assert text(main) == text(full)
     assert {b.page for b in main.blocks} == {b.page for b in full.blocks}
+
+
+PROSE = (
+    "<p>Long enough to count as prose, with a comma, and another, for the scoring to see "
+    "it as a paragraph of the article rather than a label.</p>"
+)
+
+
+def test_a_form_around_the_whole_page_is_no_furniture(tmp_path: Path) -> None:
+    # ASP.NET writes every page inside one <form>.
+    path = tmp_path / "aspx.html"
+    menu = "".join(f'<li><a href="/p{n}">Page {n}</a></li>' for n in range(6))
+    path.write_text(
+        f'<html><body><form id="aspnetForm"><div class="menu"><ul>{menu}</ul></div>'
+        f'<div id="story">{PROSE * 5}</div></form></body></html>'
+    )
+    doc = page(path)
+    assert text(doc).count("Long enough to count as prose") == 5
+    assert "Page 3" not in text(doc)
+
+
+def test_headings_over_links_are_content(tmp_path: Path) -> None:
+    # An API page lists the implementations of a trait: headings of links, no prose.
+    path = tmp_path / "trait.html"
+    impls = "".join(
+        f'<section class="impl"><h3>impl Trait for <a href="t{n}.html">Type{n}</a></h3></section>'
+        for n in range(5)
+    )
+    path.write_text(
+        f'<html><body><main><h1>Trait</h1>{PROSE}<h2>Implementors</h2><div id="list">{impls}'
+        "</div></main></body></html>"
+    )
+    assert (3, "impl Trait for Type4") in headings(page(path))
+
+
+def test_a_page_of_headings_alone_keeps_them(tmp_path: Path) -> None:
+    path = tmp_path / "diagrams.html"
+    path.write_text("<html><body><h1>Forward</h1><h1>Column name</h1></body></html>")
+    assert headings(page(path)) == [(1, "Forward"), (1, "Column name")]
+
+
+def test_dates_as_some_sites_write_them(tmp_path: Path) -> None:
+    path = tmp_path / "dated.html"
+    path.write_text(
+        '<html><head><meta name="date" content="Tue, 14 May 2024 07:30:00 GMT">'
+        '<meta property="og:locale" content="en_GB"></head>'
+        f"<body><article>{PROSE * 2}</article></body></html>"
+    )
+    metadata = page(path).metadata
+    assert metadata.created == datetime(2024, 5, 14, 7, 30, tzinfo=UTC)
+    assert metadata.language == "en-GB"

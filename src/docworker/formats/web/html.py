@@ -39,7 +39,7 @@ from docworker.document import (
 from docworker.errors import CorruptDocument, LimitExceeded
 from docworker.formats.base import HtmlContent, ParseContext, Source
 from docworker.formats.encoding import bom_encoding, decode_text
-from docworker.formats.web.main_content import main_content, page_heading
+from docworker.formats.web.main_content import heading_key, main_content, page_heading
 from docworker.formats.web.page_meta import add_article_metadata, byline, first, meta_contents
 
 #: The HTML standard's prescan looks at this many bytes for a declared charset.
@@ -743,15 +743,17 @@ def walk_page(
     headings its clutter leaves empty; the tree is changed in place then.
     """
     if content == "main":
-        container = main_content(root)
+        article = main_content(root)
         title = root.find("head/title")
-        heading = page_heading(root, container, flat_text(title) if title is not None else None)
+        heading = page_heading(
+            root, article.element, flat_text(title) if title is not None else None
+        )
         start = len(builder.document.blocks)
         walker = HtmlWalker(builder, max_cells)
         if heading is not None:
             walker.read(heading)
-        walker.read(container)
-        builder.remove(_emptied_headings(builder.document.blocks[start:]))
+        walker.read(article.element)
+        builder.remove(_emptied_headings(builder.document.blocks[start:], article.cut_under))
         return walker.cells
     body = root.find("body")
     walker = HtmlWalker(builder, max_cells, marks_main_content(root))
@@ -759,22 +761,28 @@ def walk_page(
     return walker.cells
 
 
-def _emptied_headings(blocks: list[Block]) -> set[str]:
-    """The ids of the headings left with nothing under them once the clutter was cut
-    (a "See also" over a list of links, "References" over the citations): each is
-    followed by a heading of its level or above, or ends the document."""
+def _emptied_headings(blocks: list[Block], cut_under: frozenset[str]) -> set[str]:
+    """The ids of the headings that cutting the clutter left with nothing under them: a
+    heading followed by one of its level or above (or by the end), whose section lost
+    something (a "See also" over its links) or all its subsections ("Notes" over
+    "Citations" and "Sources"). A heading that had nothing under it on the page stays.
+    """
     doomed: set[str] = set()
     #: The level of the kept heading that follows; 0 at the end, None after other blocks.
     following: int | None = 0
+    #: Whether a heading was dropped between this block and ``following``.
+    lost = False
     for block in reversed(blocks):
         if block.kind is not BlockKind.HEADING:
-            following = None
+            following, lost = None, False
             continue
         level = block.level or 1
-        if following is not None and following <= level:
+        empty = following is not None and following <= level
+        if empty and (lost or heading_key(block.text) in cut_under):
             doomed.add(block.id)
+            lost = True
         else:
-            following = level
+            following, lost = level, False
     return doomed
 
 

@@ -25,18 +25,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from lxml import etree
 
 #: Elements whose content is kept whole: code, whose highlighting classes
 #: ("hljs-comment") name no furniture, and headings, whose anchors ("header") neither.
-_KEPT_WHOLE = frozenset(["pre", "code", "h1", "h2", "h3", "h4", "h5", "h6"])
+_HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
+_KEPT_WHOLE = _HEADINGS | {"pre", "code"}
 #: Elements inside which a ``header`` heads a section, not the page.
 _SECTIONING = frozenset(["article", "aside", "main", "nav", "section"])
 #: How visible text is measured: what the walk reads (no scripts, styles or hidden parts).
 _NOT_READ = frozenset(
     ["script", "style", "noscript", "template", "svg", "math", "head", "iframe", "object"]
 )
+#: Where pages mark their main content and their articles (by local name, for XHTML).
+_MAINS = etree.XPath(".//*[local-name() = 'main' or @role = 'main']")
+_ARTICLES = etree.XPath(".//*[local-name() = 'article']")
 #: Elements that are never the article.
 _FURNITURE_TAGS = frozenset(["nav", "aside", "form", "button", "dialog", "menu", "select"])
 #: ARIA roles that are never the article (WAI-ARIA landmark and widget roles).
@@ -110,7 +115,7 @@ _MAX_LINK_DENSITY = 0.5
 _LINK_LIST_TAGS = frozenset(["ul", "ol", "dl", "div", "section", "p"])
 
 
-@dataclass
+@dataclass(slots=True)
 class _Text:
     """The visible text under one element: all of it, and how much is link text."""
 
@@ -124,8 +129,14 @@ class _Text:
 
 
 def _tag(element: etree._Element) -> str:
+    """The element's lower-case local name; '' for comments and processing instructions."""
     tag = element.tag
-    return tag.rsplit("}", 1)[-1].lower() if isinstance(tag, str) else ""
+    return _local_name(tag) if isinstance(tag, str) else ""
+
+
+@lru_cache(maxsize=1024)
+def _local_name(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1].lower()
 
 
 def _all_text(element: etree._Element) -> str:
@@ -134,32 +145,39 @@ def _all_text(element: etree._Element) -> str:
 
 
 def _measure(root: etree._Element) -> dict[etree._Element, _Text]:
-    """The visible text of every element under ``root``, measured in one walk."""
+    """The visible text of every element under ``root``, measured in one walk.
+
+    Every element of the page is visited once, so this is kept lean: it is most of
+    what choosing the main content costs.
+    """
     sizes: dict[etree._Element, _Text] = {}
 
-    def visit(element: etree._Element, in_link: bool) -> _Text:
-        tag = _tag(element)
+    def visit(element: etree._Element, tag: str, in_link: bool) -> _Text:
         size = _Text()
         sizes[element] = size
         if tag in _NOT_READ or element.get("hidden") is not None:
             return size
         link = in_link or tag == "a"
-        own = len((element.text or "").strip())
-        size.chars += own
-        size.link_chars += own if link else 0
-        size.links += tag == "a"
+        text = element.text
+        chars = len(text.strip()) if text else 0
+        link_chars = links = 0
         for child in element:
-            if isinstance(child.tag, str):
-                inner = visit(child, link)
-                size.chars += inner.chars
-                size.link_chars += inner.link_chars
-                size.links += inner.links
-            tail = len((child.tail or "").strip())
-            size.chars += tail
-            size.link_chars += tail if in_link or tag == "a" else 0
+            child_tag = child.tag
+            if isinstance(child_tag, str):
+                inner = visit(child, _local_name(child_tag), link)
+                chars += inner.chars
+                link_chars += inner.link_chars
+                links += inner.links
+            tail = child.tail
+            if tail:
+                chars += len(tail.strip())
+        size.chars = chars
+        # Inside a link, all its text is link text (tails included).
+        size.link_chars = chars if link else link_chars
+        size.links = links + (tag == "a")
         return size
 
-    visit(root, False)
+    visit(root, _tag(root), False)
     return sizes
 
 
@@ -187,12 +205,12 @@ def _marked(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._
     enough of the page's text."""
     total = sizes[root].chars
     enough = max(_MIN_ARTICLE, _MIN_MARKED_SHARE * total)
-    mains = [e for e in root.iter() if _tag(e) == "main" or e.get("role") == "main"]
+    mains = _elements(root, _MAINS)
     if mains:
         main = _largest(mains, sizes)
         if sizes[main].chars >= enough:
             return main
-    articles = [e for e in root.iter() if _tag(e) == "article"]
+    articles = _elements(root, _ARTICLES)
     # Articles nested in another article count as part of it.
     articles = [a for a in articles if not any(_tag(p) == "article" for p in a.iterancestors())]
     if not articles:
@@ -202,6 +220,11 @@ def _marked(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._
         # A listing of several articles: the element holding them all.
         article = _common_ancestor(articles)
     return article if sizes[article].chars >= enough else None
+
+
+def _elements(root: etree._Element, path: etree.XPath) -> list[etree._Element]:
+    found = path(root)
+    return [e for e in found if isinstance(e, etree._Element)] if isinstance(found, list) else []
 
 
 def _common_ancestor(elements: list[etree._Element]) -> etree._Element:
@@ -215,6 +238,17 @@ def _common_ancestor(elements: list[etree._Element]) -> etree._Element:
 def _scored(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._Element | None:
     """The element that gathers most prose, scored as Readability scores it."""
     scores: dict[etree._Element, float] = {}
+    # Furniture that holds half the page or more is a wrapper misnamed (or a form
+    # around the whole page, as ASP.NET writes them): its paragraphs still count.
+    most = 0.5 * sizes[root].chars
+    furniture: dict[etree._Element, bool] = {}
+
+    def aside(element: etree._Element) -> bool:
+        if element not in furniture:
+            chars = sizes[element].chars
+            furniture[element] = chars < most and _furniture(element, chars)
+        return furniture[element]
+
     for element in root.iter():
         tag = _tag(element)
         if not (
@@ -226,7 +260,7 @@ def _scored(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._
         if size is None or size.chars < _MIN_PARAGRAPH:
             continue
         ancestors = [a for a in element.iterancestors() if a in sizes]
-        if any(_furniture(a, sizes[a].chars) for a in ancestors):
+        if aside(element) or any(aside(a) for a in ancestors):
             continue
         text = _all_text(element)
         points = 1 + text.count(",") + min(size.chars // 100, 3)
@@ -291,8 +325,9 @@ def _remove(element: etree._Element) -> None:
     parent.remove(element)
 
 
-def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> None:
-    """Cut the furniture and the lists of links out of ``container``.
+def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> frozenset[str]:
+    """Cut the furniture and the lists of links out of ``container``; returns the
+    :func:`heading_key` of each heading that had something cut from its section.
 
     A page that is only a list of links (a table of contents) would be left empty:
     then only the furniture goes, and when even that leaves too little, nothing does.
@@ -301,9 +336,34 @@ def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> Non
     for link_lists in (True, False):
         doomed = _clutter(container, sizes, link_lists)
         if total - sum(sizes[e].chars for e in doomed) >= min(_MIN_ARTICLE, total):
+            cut_under = _headings_over(container, set(doomed))
             for element in doomed:
                 _remove(element)
-            return
+            return cut_under
+    return frozenset()
+
+
+def _headings_over(container: etree._Element, doomed: set[etree._Element]) -> frozenset[str]:
+    """The keys of the headings whose sections hold a doomed element, found in one walk
+    in document order (a doomed element's own headings are not looked into)."""
+    cut_under: set[str] = set()
+    last: str | None = None
+    stack = [container]
+    while stack:
+        element = stack.pop()
+        if element in doomed:
+            if last is not None:
+                cut_under.add(last)
+        elif _tag(element) in _HEADINGS:
+            last = heading_key(_all_text(element))
+        else:
+            stack.extend(reversed([c for c in element if isinstance(c.tag, str)]))
+    return frozenset(cut_under)
+
+
+def heading_key(text: str) -> str:
+    """A heading's words, lower-cased: how a heading block is matched to its element."""
+    return " ".join(_WORD.findall(text.lower()))
 
 
 def _clutter(
@@ -324,13 +384,7 @@ def _clutter(
             doomed.extend(e for e in element.iter() if _tag(e) == "button")
             continue
         if size.chars < keep and (
-            _furniture(element, size.chars)
-            or (
-                link_lists
-                and _tag(element) in _LINK_LIST_TAGS
-                and size.links >= 2
-                and size.link_density > _MAX_LINK_DENSITY
-            )
+            _furniture(element, size.chars) or (link_lists and _link_list(element, size))
         ):
             doomed.append(element)
         else:
@@ -338,11 +392,32 @@ def _clutter(
     return doomed
 
 
-def main_content(root: etree._Element) -> etree._Element:
+def _link_list(element: etree._Element, size: _Text) -> bool:
+    """A list or block made mostly of links, with no heading of its own: a heading over
+    links (an API page's list of implementations) says they are content."""
+    return (
+        _tag(element) in _LINK_LIST_TAGS
+        and size.links >= 2
+        and size.link_density > _MAX_LINK_DENSITY
+        and not any(_tag(e) in _HEADINGS for e in element.iter())
+    )
+
+
+@dataclass(frozen=True)
+class MainContent:
+    """The element holding a page's article, once cleared of its clutter."""
+
+    element: etree._Element
+    #: The :func:`heading_key` of each heading that had clutter cut from its section:
+    #: left empty, such a heading ("See also" over its links) goes too.
+    cut_under: frozenset[str]
+
+
+def main_content(root: etree._Element) -> MainContent:
     """The element of ``root`` (a whole page) that holds its article, cleared of clutter.
 
     The tree is changed in place. When nothing holds enough text to be an
-    article, the page's body is returned, cleared the same way.
+    article, the page's body is taken, cleared the same way.
     """
     body = root.find("body")
     page = body if body is not None else root
@@ -353,8 +428,7 @@ def main_content(root: etree._Element) -> etree._Element:
         chosen = _scored(page, sizes)
     if chosen is None or sizes[chosen].chars < _MIN_ARTICLE:
         chosen = page
-    _prune(chosen, sizes)
-    return chosen
+    return MainContent(chosen, _prune(chosen, sizes))
 
 
 def page_heading(

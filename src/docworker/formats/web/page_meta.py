@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from lxml import etree
@@ -48,7 +49,8 @@ def first(contents: dict[str, str], *names: str) -> str | None:
 
 
 def _date(value: str | None) -> datetime | None:
-    """An ISO 8601 date or date-time as pages write them; None when it is not one."""
+    """An ISO 8601 date or date-time as pages write them (or an RFC 2822 one); None when
+    it is neither."""
     if not value:
         return None
     text = value.strip()
@@ -57,7 +59,11 @@ def _date(value: str | None) -> datetime | None:
             return datetime.fromisoformat(candidate)
         except ValueError:
             continue
-    return None
+    try:
+        # The e-mail form some sites use: "Tue, 14 May 2024 07:30:00 GMT".
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _json_ld(root: etree._Element) -> Iterator[dict[str, Any]]:
@@ -112,7 +118,9 @@ def add_article_metadata(root: etree._Element, metadata: Metadata, metas: dict[s
     if not metadata.authors:
         metadata.authors = list(dict.fromkeys(authors))
     if not metadata.language:
-        metadata.language = first(metas, "content-language", "dc.language", "og:locale")
+        language = first(metas, "content-language", "dc.language", "og:locale")
+        # og:locale writes "en_GB"; a language tag is "en-GB".
+        metadata.language = language.replace("_", "-") if language else None
     if site_name:
         metadata.extra["site_name"] = site_name
     canonical = _canonical(root) or first(metas, "og:url")
