@@ -2,7 +2,7 @@
 
 ``python -m bench.main_content`` reads the saved real pages of
 ``tests/fixtures/web`` (documentation sites: Node.js, npm, Valgrind, libxslt,
-libffi, the Rust book and rustdoc), one written news article, and the corpus'
+libffi, Python's Sphinx docs, the Rust book and rustdoc), one written news article, and the corpus'
 Wikipedia page, and scores each method's Markdown against the page's article
 with :mod:`bench.scoring`'s token-F1, giving precision (how little clutter came
 along) and recall (how much of the article stayed) too.
@@ -70,6 +70,7 @@ def articles() -> list[Article]:
         page("libffi-simple-example", ["//div[@id='Simple-Example']"], ["//div[@class='header']"]),
         page("rust-book-comments", ["//main"]),
         page("rustdoc-keyword-match", ["//section[@id='main-content']"]),
+        page("python-idle", ["//div[@role='main']"]),
         page("news-article", ["//div[@id='story']"], ["//div[@class='share-tools']"]),
         Article("wiki-duck (with references)", wiki, tuple(_WIKI), tuple(_WIKI_CHROME)),
         Article(

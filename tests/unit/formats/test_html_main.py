@@ -154,6 +154,13 @@ def test_a_visible_byline_names_the_author_when_the_head_does_not(tmp_path: Path
             id="libffi-texinfo",
         ),
         pytest.param(
+            "python-idle.html",
+            ["Previous topic", "Report a Bug", "Show Source", "Theme"],
+            [(1, "IDLE¶"), (2, "Menus¶"), (3, "File menu (Shell and Editor)¶")],
+            ["Source code: Lib/idlelib/", "(see PEP 434)"],
+            id="sphinx",
+        ),
+        pytest.param(
             "rust-book-comments.html",
             ["Keyboard shortcuts", "Press ← or → to navigate"],
             [(2, "Comments")],
@@ -248,6 +255,7 @@ BEFORE = {
     "news-article.html": ("d9408f5d84742316", "aa7312c75f7701d5"),
     "node-punycode.html": ("f1cffc3ddb9c747d", "43e51cf176685c17"),
     "npm-ci.html": ("ec76f73d5556456c", "0360dd7dcf72530e"),
+    "python-idle.html": ("d1b7a01c43994afa", "6ecfde484eb12f2c"),
     "rust-book-comments.html": ("65824f3dae64a12e", "eb5ddaa0d63e8c7f"),
     "rustdoc-keyword-match.html": ("293e293c9bb31adc", "5016eb9184638601"),
     "valgrind-quick-start.html": ("2997534d6f09c033", "46261d10d88e7aa6"),

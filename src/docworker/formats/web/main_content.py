@@ -29,9 +29,9 @@ from functools import lru_cache
 
 from lxml import etree
 
+_HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
 #: Elements whose content is kept whole: code, whose highlighting classes
 #: ("hljs-comment") name no furniture, and headings, whose anchors ("header") neither.
-_HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
 _KEPT_WHOLE = _HEADINGS | {"pre", "code"}
 #: Elements inside which a ``header`` heads a section, not the page.
 _SECTIONING = frozenset(["article", "aside", "main", "nav", "section"])
@@ -70,6 +70,38 @@ _FURNITURE_WORDS = re.compile(
     r"nav|navbar|navbox|navigation|newsletter|noprint|pager|pagination|popup|printfooter|"
     r"promo|reference|references|refbegin|reflist|related|share|sharing|shoutbox|sidebar|"
     r"skip|social|sponsor\w*|sr-only|subscribe|toc|toolbar|visually-hidden)(?![a-z0-9])"
+)
+#: Inline elements are named for their look, not their place ("reference internal" on
+#: every cross-reference of a Sphinx page): only these words make one furniture.
+_INLINE_FURNITURE_WORDS = re.compile(
+    r"(?<![a-z0-9])(?:editsection|jump|screen-reader-text|share|sharing|skip|social|sr-only|"
+    r"visually-hidden)(?![a-z0-9])"
+)
+_INLINE = frozenset(
+    [
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "cite",
+        "code",
+        "dfn",
+        "em",
+        "i",
+        "kbd",
+        "label",
+        "mark",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "time",
+        "u",
+        "var",
+    ]
 )
 #: Words that name the article; an element named by both keeps its place if it is large.
 _ARTICLE_WORDS = re.compile(
@@ -111,7 +143,8 @@ _MIN_ARTICLE = 140
 _MIN_MARKED_SHARE = 0.2
 #: A list or block whose text is more link than this is a list of links.
 _MAX_LINK_DENSITY = 0.5
-#: Blocks cut for their link density: lists and generic containers, never tables or prose.
+#: Blocks cut for their link density: lists, generic containers and paragraphs of links
+#: alone ("Share: Mail, Print"), never tables.
 _LINK_LIST_TAGS = frozenset(["ul", "ol", "dl", "div", "section", "p"])
 
 
@@ -182,7 +215,25 @@ def _measure(root: etree._Element) -> dict[etree._Element, _Text]:
 
 
 def _names(element: etree._Element) -> str:
-    return f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+    """The element's class and id, lower-case, as its furniture is named.
+
+    A section's id is most often its heading made a slug ("file-menu-shell-and-editor",
+    "editing-and-navigation"): it names the furniture only when it is one such word
+    alone ("comments").
+    """
+    names = (element.get("class") or "").lower()
+    ident = (element.get("id") or "").lower()
+    if ident and not (_heads_section(element) and not _FURNITURE_WORDS.fullmatch(ident)):
+        names = f"{names} {ident}"
+    return names
+
+
+def _heads_section(element: etree._Element) -> bool:
+    """A ``section``, or an element that opens with a heading: one whose id is its anchor."""
+    if _tag(element) == "section":
+        return True
+    first = next((c for c in element if isinstance(c.tag, str)), None)
+    return first is not None and _tag(first) in _HEADINGS
 
 
 def _furniture(element: etree._Element, chars: int) -> bool:
@@ -191,7 +242,8 @@ def _furniture(element: etree._Element, chars: int) -> bool:
     if tag in _FURNITURE_TAGS or (element.get("role") or "").lower() in _FURNITURE_ROLES:
         return True
     names = _names(element)
-    if not names.strip() or not _FURNITURE_WORDS.search(names):
+    words = _INLINE_FURNITURE_WORDS if tag in _INLINE else _FURNITURE_WORDS
+    if not names.strip() or not words.search(names):
         return False
     return not (_ARTICLE_WORDS.search(names) and chars >= _SMALL)
 
