@@ -27,7 +27,6 @@ import lxml.html
 from lxml import etree
 
 from docworker.document import (
-    Block,
     BlockKind,
     Document,
     DocumentBuilder,
@@ -39,7 +38,7 @@ from docworker.document import (
 from docworker.errors import CorruptDocument, LimitExceeded
 from docworker.formats.base import HtmlContent, ParseContext, Source
 from docworker.formats.encoding import bom_encoding, decode_text
-from docworker.formats.web.main_content import heading_key, main_content, page_heading
+from docworker.formats.web.main_content import emptied_headings, main_content, page_heading
 from docworker.formats.web.page_meta import add_article_metadata, byline, first, meta_contents
 
 #: The HTML standard's prescan looks at this many bytes for a declared charset.
@@ -753,37 +752,12 @@ def walk_page(
         if heading is not None:
             walker.read(heading)
         walker.read(article.element)
-        builder.remove(_emptied_headings(builder.document.blocks[start:], article.cut_under))
+        builder.remove(emptied_headings(builder.document.blocks[start:], article.cut_under))
         return walker.cells
     body = root.find("body")
     walker = HtmlWalker(builder, max_cells, marks_main_content(root))
     walker.walk(body if body is not None else root)
     return walker.cells
-
-
-def _emptied_headings(blocks: list[Block], cut_under: frozenset[str]) -> set[str]:
-    """The ids of the headings that cutting the clutter left with nothing under them: a
-    heading followed by one of its level or above (or by the end), whose section lost
-    something (a "See also" over its links) or all its subsections ("Notes" over
-    "Citations" and "Sources"). A heading that had nothing under it on the page stays.
-    """
-    doomed: set[str] = set()
-    #: The level of the kept heading that follows; 0 at the end, None after other blocks.
-    following: int | None = 0
-    #: Whether a heading was dropped between this block and ``following``.
-    lost = False
-    for block in reversed(blocks):
-        if block.kind is not BlockKind.HEADING:
-            following, lost = None, False
-            continue
-        level = block.level or 1
-        empty = following is not None and following <= level
-        if empty and (lost or heading_key(block.text) in cut_under):
-            doomed.add(block.id)
-            lost = True
-        else:
-            following, lost = level, False
-    return doomed
 
 
 class HtmlParser:

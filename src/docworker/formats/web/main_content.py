@@ -29,6 +29,8 @@ from functools import lru_cache
 
 from lxml import etree
 
+from docworker.document import Block, BlockKind
+
 _HEADINGS = frozenset(["h1", "h2", "h3", "h4", "h5", "h6"])
 #: Elements whose content is kept whole: code, whose highlighting classes
 #: ("hljs-comment") name no furniture, and headings, whose anchors ("header") neither.
@@ -379,7 +381,7 @@ def _remove(element: etree._Element) -> None:
 
 def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> frozenset[str]:
     """Cut the furniture and the lists of links out of ``container``; returns the
-    :func:`heading_key` of each heading that had something cut from its section.
+    :func:`_heading_key` of each heading that had something cut from its section.
 
     A page that is only a list of links (a table of contents) would be left empty:
     then only the furniture goes, and when even that leaves too little, nothing does.
@@ -407,13 +409,13 @@ def _headings_over(container: etree._Element, doomed: set[etree._Element]) -> fr
             if last is not None:
                 cut_under.add(last)
         elif _tag(element) in _HEADINGS:
-            last = heading_key(_all_text(element))
+            last = _heading_key(_all_text(element))
         else:
             stack.extend(reversed([c for c in element if isinstance(c.tag, str)]))
     return frozenset(cut_under)
 
 
-def heading_key(text: str) -> str:
+def _heading_key(text: str) -> str:
     """A heading's words, lower-cased: how a heading block is matched to its element."""
     return " ".join(_WORD.findall(text.lower()))
 
@@ -460,7 +462,7 @@ class MainContent:
     """The element holding a page's article, once cleared of its clutter."""
 
     element: etree._Element
-    #: The :func:`heading_key` of each heading that had clutter cut from its section:
+    #: The :func:`_heading_key` of each heading that had clutter cut from its section:
     #: left empty, such a heading ("See also" over its links) goes too.
     cut_under: frozenset[str]
 
@@ -514,3 +516,28 @@ def _banner(element: etree._Element) -> bool:
     return _tag(element) == "header" and not any(
         _tag(a) in _SECTIONING for a in element.iterancestors()
     )
+
+
+def emptied_headings(blocks: list[Block], cut_under: frozenset[str]) -> set[str]:
+    """The ids of the headings that cutting the clutter left with nothing under them: a
+    heading followed by one of its level or above (or by the end), whose section lost
+    something (a "See also" over its links) or all its subsections ("Notes" over
+    "Citations" and "Sources"). A heading that had nothing under it on the page stays.
+    """
+    doomed: set[str] = set()
+    #: The level of the kept heading that follows; 0 at the end, None after other blocks.
+    following: int | None = 0
+    #: Whether a heading was dropped between this block and ``following``.
+    lost = False
+    for block in reversed(blocks):
+        if block.kind is not BlockKind.HEADING:
+            following, lost = None, False
+            continue
+        level = block.level or 1
+        empty = following is not None and following <= level
+        if empty and (lost or _heading_key(block.text) in cut_under):
+            doomed.add(block.id)
+            lost = True
+        else:
+            following, lost = level, False
+    return doomed
