@@ -344,3 +344,29 @@ def test_dates_as_some_sites_write_them(tmp_path: Path) -> None:
     metadata = page(path).metadata
     assert metadata.created == datetime(2024, 5, 14, 7, 30, tzinfo=UTC)
     assert metadata.language == "en-GB"
+
+
+def test_a_newsletter_laid_out_in_tables_reads_as_its_article(tmp_path: Path) -> None:
+    path = tmp_path / "digest.eml"
+    path.write_text(
+        "From: News <news@example.com>\nTo: you@example.com\nSubject: Weekly digest\n"
+        "MIME-Version: 1.0\nContent-Type: text/html; charset=utf-8\n\n"
+        '<html><body><table width="100%"><tr><td><table width="600"><tr>'
+        '<td><img src="logo.png" alt="Example News"></td>'
+        '<td><a href="https://ex.com/view">View in browser</a></td></tr>'
+        '<tr><td colspan="2"><h1>This week</h1>'
+        "<p>Hello reader, here is what happened this week at Example, in short.</p>"
+        "<p>We shipped the new search, which is faster, finds more and understands typos.</p>"
+        "<p>Our team grew: welcome to Ana, Ben and Chloé, who join the support desk.</p></td></tr>"
+        '<tr><td colspan="2" class="footer"><p>You receive this because you subscribed. '
+        '<a href="https://ex.com/u">Unsubscribe</a></p></td></tr>'
+        "</table></td></tr></table></body></html>\n"
+    )
+    full = parse(EmlParser(), path, "message/rfc822")
+    main = parse(EmlParser(), path, "message/rfc822", ParseContext(html_content="main"))
+    # Read whole, the layout is one table; its article alone is headings and paragraphs.
+    assert [b.kind for b in full.blocks][-1] == BlockKind.TABLE
+    assert headings(main) == [(1, "Weekly digest"), (1, "This week")]
+    assert len(kinds(main, BlockKind.PARAGRAPH)) == 4  # the header lines and three
+    for gone in ("View in browser", "Unsubscribe"):
+        assert gone not in text(main)

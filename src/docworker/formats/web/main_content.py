@@ -19,6 +19,10 @@ id names site furniture (sidebar, breadcrumbs, cookie banner, share buttons,
 related links, comments, edit links, citation markers and reference lists), and
 blocks made mostly of links. Nothing holding half the article's text or more is
 cut, so one misleading class name cannot empty the page.
+
+The reader then heads the article with the page's title heading when the chosen
+element does not hold it (:func:`page_heading`), and drops the headings whose
+sections the cutting left empty (:func:`emptied_headings`).
 """
 
 from __future__ import annotations
