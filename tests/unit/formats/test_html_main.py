@@ -102,6 +102,13 @@ def test_main_reads_what_the_page_declares_about_its_article() -> None:
     }
 
 
+def test_the_first_paragraph_stands_for_a_description_the_page_lacks() -> None:
+    main = page(FIXTURES / "valgrind-quick-start.html").metadata.extra["description"]
+    assert main.startswith("The Valgrind tool suite provides a number of debugging")
+    assert main.endswith("…") and len(main) <= 301
+    assert "description" not in page(FIXTURES / "valgrind-quick-start.html", "full").metadata.extra
+
+
 def test_a_visible_byline_names_the_author_when_the_head_does_not(tmp_path: Path) -> None:
     path = tmp_path / "post.html"
     prose = "<p>A paragraph of the post, long enough to be read as its prose, and more.</p>"

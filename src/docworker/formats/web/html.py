@@ -39,7 +39,7 @@ from docworker.errors import CorruptDocument, LimitExceeded
 from docworker.formats.base import HtmlContent, ParseContext, Source
 from docworker.formats.encoding import bom_encoding, decode_text
 from docworker.formats.web.main_content import emptied_headings, main_content, page_heading
-from docworker.formats.web.page_meta import add_article_metadata, byline, first, meta_contents
+from docworker.formats.web.page_meta import add_excerpt, page_metadata
 
 #: The HTML standard's prescan looks at this many bytes for a declared charset.
 _PRESCAN_BYTES = 1024
@@ -551,34 +551,10 @@ def build_table(element: etree._Element, max_cells: int) -> Table:
     return Table(n_rows=len(rows), n_cols=n_cols, cells=cells)
 
 
-def page_metadata(root: etree._Element, content: HtmlContent = "full") -> Metadata:
-    """Title, language, authors, keywords and description from the page's head.
-
-    In ``main`` mode also what the page declares about its article (:mod:`.page_meta`:
-    dates, site name, canonical URL, JSON-LD authors) and the visible byline when the
-    head names no author. ``full`` keeps to the head's usual tags, so that its output
-    stays what it has been.
-    """
-    title_element = root.find("head/title")
-    title = flat_text(title_element) if title_element is not None else ""
-    metas = meta_contents(root)
-    author = first(metas, "author", "dc.creator", "article:author")
-    if author is None and content == "main":
-        author = byline(root)
-    keywords = first(metas, "keywords") or ""
-    metadata = Metadata(
-        title=title or first(metas, "og:title", "dc.title"),
-        language=root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"),
-        authors=[author] if author else [],
-        keywords=list(dict.fromkeys(k.strip() for k in keywords.split(",") if k.strip())),
-        producer=first(metas, "generator"),
-    )
-    description = first(metas, "description", "og:description", "dc.description")
-    if description:
-        metadata.extra["description"] = description
-    if content == "main":
-        add_article_metadata(root, metadata, metas)
-    return metadata
+def page_title(root: etree._Element) -> str:
+    """The text of the page's ``<title>`` ('' when it has none)."""
+    element = root.find("head/title")
+    return flat_text(element) if element is not None else ""
 
 
 def marks_main_content(root: etree._Element) -> bool:
@@ -743,10 +719,7 @@ def walk_page(
     """
     if content == "main":
         article = main_content(root)
-        title = root.find("head/title")
-        heading = page_heading(
-            root, article.element, flat_text(title) if title is not None else None
-        )
+        heading = page_heading(root, article.element, page_title(root))
         start = len(builder.document.blocks)
         walker = HtmlWalker(builder, max_cells)
         if heading is not None:
@@ -769,11 +742,17 @@ class HtmlParser:
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         text, encoding = decode_html(source.path.read_bytes())
         root = parse_page(text)
-        metadata = page_metadata(root, ctx.html_content) if root is not None else Metadata()
+        metadata = (
+            page_metadata(root, page_title(root), ctx.html_content)
+            if root is not None
+            else Metadata()
+        )
         metadata.encoding = encoding
         builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         if root is not None:
             walk_page(builder, root, ctx.limits.max_cells, ctx.html_content)
+            if ctx.html_content == "main":
+                add_excerpt(builder.document)
         if not builder.document.blocks:
             builder.warn("empty", "the page holds no visible text")
         ctx.progress(1.0, f"{len(builder.document.blocks)} blocks")

@@ -1,10 +1,11 @@
 """What a web page says about itself: its ``<meta>`` tags, canonical link and JSON-LD.
 
-The HTML reader's :func:`~docworker.formats.web.html.page_metadata` takes the
-title, language, authors, keywords and description from here, and this module
-adds what articles declare for search engines and link previews: the published
-and modified dates, the site's name, the canonical URL, and authors and dates
-from schema.org JSON-LD. In ``main`` mode the visible byline is read too.
+:func:`page_metadata` takes the title, language, authors, keywords and description
+from the page's head. In ``main`` mode it adds what articles declare for search
+engines and link previews (the published and modified dates, the site's name, the
+canonical URL, authors and dates from schema.org JSON-LD) and the visible byline, and
+:func:`add_excerpt` lets the article's first paragraph stand for a description the
+page does not declare.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from typing import Any
 
 from lxml import etree
 
-from docworker.document import Metadata
+from docworker.document import BlockKind, Document, Metadata
+from docworker.formats.base import HtmlContent
 
 #: A JSON-LD script longer than this is not read (metadata is a few kilobytes).
 _MAX_JSON_LD = 256 * 1024
+#: The longest excerpt taken from an article's first paragraph, in characters.
+_MAX_EXCERPT = 300
+#: A paragraph shorter than this (a dateline, a byline) is no excerpt.
+_MIN_EXCERPT = 40
 #: A byline longer than this is a paragraph, not a byline.
 _MAX_BYLINE = 100
 _BY = re.compile(r"^\s*by\s+", re.IGNORECASE)
@@ -98,6 +104,35 @@ def _names(value: Any) -> list[str]:
     return []
 
 
+def page_metadata(root: etree._Element, title: str, content: HtmlContent = "full") -> Metadata:
+    """Title, language, authors, keywords and description from the page's head (``title``
+    is its ``<title>``'s text).
+
+    In ``main`` mode also what the page declares about its article (dates, site name,
+    canonical URL, JSON-LD authors) and the visible byline when the head names no
+    author. ``full`` keeps to the head's usual tags, so that its output stays what it
+    has been.
+    """
+    metas = meta_contents(root)
+    author = first(metas, "author", "dc.creator", "article:author")
+    if author is None and content == "main":
+        author = byline(root)
+    keywords = first(metas, "keywords") or ""
+    metadata = Metadata(
+        title=title or first(metas, "og:title", "dc.title"),
+        language=root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"),
+        authors=[author] if author else [],
+        keywords=list(dict.fromkeys(k.strip() for k in keywords.split(",") if k.strip())),
+        producer=first(metas, "generator"),
+    )
+    description = first(metas, "description", "og:description", "dc.description")
+    if description:
+        metadata.extra["description"] = description
+    if content == "main":
+        add_article_metadata(root, metadata, metas)
+    return metadata
+
+
 def add_article_metadata(root: etree._Element, metadata: Metadata, metas: dict[str, str]) -> None:
     """Fill in what the page declares about the article: dates, site, canonical URL, and
     the authors and language when the usual tags left them out."""
@@ -153,3 +188,19 @@ def byline(root: etree._Element) -> str | None:
         if text and len(text) <= _MAX_BYLINE:
             return text
     return None
+
+
+def add_excerpt(document: Document) -> None:
+    """When the page declares no description, the article's first paragraph (of 40
+    characters or more, cut at a word past 300) stands for it in ``extra.description``,
+    as Readability's excerpt does."""
+    extra = document.metadata.extra
+    if "description" in extra:
+        return
+    for block in document.blocks:
+        if block.kind is BlockKind.PARAGRAPH and len(block.text) >= _MIN_EXCERPT:
+            text = " ".join(block.text.split())
+            if len(text) > _MAX_EXCERPT:
+                text = text[:_MAX_EXCERPT].rsplit(" ", 1)[0] + "…"
+            extra["description"] = text
+            return
