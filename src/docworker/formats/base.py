@@ -245,8 +245,8 @@ class ParseContext:
     #: Pages already read by OCR, by number, used instead of reading them again; a page
     #: mapped to None could not be read and is left without its OCR text.
     ocr_pages: Mapping[int, PrefetchedOcr | None] | None = None
-    #: What of an HTML page (a web page, an e-mail's HTML body) is read: all its visible
-    #: text, or only its main content, without the site's navigation and furniture.
+    #: What of an HTML page (a web page, an e-mail's HTML body, an EPUB chapter) is read:
+    #: all its visible text, or only its main content, without the site around it.
     html_content: HtmlContent = "full"
     #: Pictures with text on pages that have a text layer, read by OCR under ``auto``.
     mixed_pages: MixedPageOcr = field(default_factory=MixedPageOcr)

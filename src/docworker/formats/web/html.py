@@ -8,7 +8,9 @@ templates, inline SVG, the head) is dropped. When the page marks its main
 content (``main``, ``article``, ``role=main``), its banner and footer
 landmarks are dropped too, since only then is it clear they are site chrome;
 the rest of the body stays, navigation included, because on measured pages
-keeping it lost less text than cutting down to the main element did.
+keeping it lost less text than cutting down to the main element did. Asked for
+the main content alone (``content=main``), the reader walks only the element
+:mod:`~docworker.formats.web.main_content` chooses as the article.
 
 :class:`HtmlWalker` is also what the Markdown parser uses for raw HTML blocks.
 """
