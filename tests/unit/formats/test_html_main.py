@@ -377,3 +377,14 @@ def test_a_newsletter_laid_out_in_tables_reads_as_its_article(tmp_path: Path) ->
     assert len(kinds(main, BlockKind.PARAGRAPH)) == 4  # the header lines and three
     for gone in ("View in browser", "Unsubscribe"):
         assert gone not in text(main)
+
+
+def test_a_main_element_no_reader_sees_is_not_the_article(tmp_path: Path) -> None:
+    # Found by mutating a saved page: a <main> inside <noscript> was chosen, unmeasured.
+    path = tmp_path / "hidden-main.html"
+    path.write_text(
+        f"<html><body><noscript><main><p>Enable scripts.</p></main></noscript>"
+        f'<div id="story">{PROSE * 3}</div><template><article>{PROSE}</article></template>'
+        "</body></html>"
+    )
+    assert text(page(path)).count("Long enough to count as prose") == 3

@@ -263,12 +263,12 @@ def _marked(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._
     enough of the page's text."""
     total = sizes[root].chars
     enough = max(_MIN_ARTICLE, _MIN_MARKED_SHARE * total)
-    mains = _elements(root, _MAINS)
+    mains = _elements(root, _MAINS, sizes)
     if mains:
         main = _largest(mains, sizes)
         if sizes[main].chars >= enough:
             return main
-    articles = _elements(root, _ARTICLES)
+    articles = _elements(root, _ARTICLES, sizes)
     # Articles nested in another article count as part of it.
     articles = [a for a in articles if not any(_tag(p) == "article" for p in a.iterancestors())]
     if not articles:
@@ -277,12 +277,17 @@ def _marked(root: etree._Element, sizes: dict[etree._Element, _Text]) -> etree._
     if len(articles) > 1 and sizes[article].chars < 0.5 * sum(sizes[a].chars for a in articles):
         # A listing of several articles: the element holding them all.
         article = _common_ancestor(articles)
-    return article if sizes[article].chars >= enough else None
+    size = sizes.get(article)
+    return article if size is not None and size.chars >= enough else None
 
 
-def _elements(root: etree._Element, path: etree.XPath) -> list[etree._Element]:
+def _elements(
+    root: etree._Element, path: etree.XPath, sizes: dict[etree._Element, _Text]
+) -> list[etree._Element]:
+    """The elements ``path`` selects that a reader sees (measured: none inside a script,
+    a template or a hidden element)."""
     found = path(root)
-    return [e for e in found if isinstance(e, etree._Element)] if isinstance(found, list) else []
+    return [e for e in found if e in sizes] if isinstance(found, list) else []
 
 
 def _common_ancestor(elements: list[etree._Element]) -> etree._Element:
