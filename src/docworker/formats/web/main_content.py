@@ -373,19 +373,16 @@ def _initial_score(element: etree._Element) -> float:
     return score
 
 
-def _remove(element: etree._Element) -> None:
-    """Take ``element`` out of the tree, keeping the text that follows it."""
-    parent = element.getparent()
-    if parent is None:
-        return
-    tail = element.tail
-    if tail:
-        previous = element.getprevious()
-        if previous is not None:
-            previous.tail = (previous.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-    parent.remove(element)
+def _empty(element: etree._Element) -> None:
+    """Empty ``element`` of its text, children and attributes, keeping the text that
+    follows it and its place: an emptied cell keeps its table's columns, an emptied
+    block still ends the line before it. Nothing is re-set, so text the tree holds
+    but would refuse to be given back (control characters) cannot fail."""
+    tag = _tag(element)
+    element.clear(keep_tail=True)  # type: ignore[call-arg]  # lxml has it; its stubs lag
+    if tag == "img":
+        # An image without a source would still be read as an image.
+        element.tag = "span"
 
 
 def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> frozenset[str]:
@@ -401,7 +398,7 @@ def _prune(container: etree._Element, sizes: dict[etree._Element, _Text]) -> fro
         if total - sum(sizes[e].chars for e in doomed) >= min(_MIN_ARTICLE, total):
             cut_under = _headings_over(container, set(doomed))
             for element in doomed:
-                _remove(element)
+                _empty(element)
             return cut_under
     return frozenset()
 
@@ -444,7 +441,7 @@ def _clutter(
             continue
         if _tag(element) in _KEPT_WHOLE:
             # Only its buttons go ("copy" on a code block).
-            doomed.extend(e for e in element.iter() if _tag(e) == "button")
+            doomed.extend(e for e in element.iter() if _tag(e) == "button" and e in sizes)
             continue
         if size.chars < keep and (
             _furniture(element, size.chars) or (link_lists and _link_list(element, size))
