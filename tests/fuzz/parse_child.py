@@ -25,6 +25,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+#: Formats whose HTML the reader can take for its main content alone.
+_READ_AS_PAGES = frozenset(["html", "epub", "eml", "msg"])
+
 
 def _serve(memory_mb: int, folder: Path) -> None:
     answers = os.fdopen(os.dup(1), "wb", buffering=0)
@@ -55,6 +58,11 @@ def _serve(memory_mb: int, folder: Path) -> None:
             )
             render(document, OutputFormat.MARKDOWN)
             render(document, OutputFormat.JSON)
+            if document.format in _READ_AS_PAGES:
+                # Their HTML read again for its main content alone (content=main).
+                main = ParseContext(limits=ParseLimits(), html_content="main")
+                document = parse_path(path, main, name=request["name"], mime=request["mime"])
+                render(document, OutputFormat.MARKDOWN)
             answer = {"outcome": "parsed"}
         except InputError as exc:
             answer = {"outcome": "refused", "code": exc.code}
