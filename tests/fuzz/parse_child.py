@@ -5,7 +5,8 @@ JSON header line (``{"size", "mime", "name"}``) followed by ``size`` bytes; each
 one JSON line back on the original stdout. Anything a library prints goes to stderr.
 The input goes through the project's own entry point, :func:`parse_path` with the
 default :class:`ParseLimits`, and the document is then rendered as the ``extract``
-operation does (Markdown and JSON). No OCR and no LibreOffice run here: parsers that
+operation does (Markdown and JSON); web pages, e-mails and EPUBs are read again for
+their main content alone (``content=main``). No OCR and no LibreOffice run here: parsers that
 need them must refuse or degrade clearly.
 
 Outcomes: ``parsed``; ``refused`` (an input error, with its code); ``unexpected``
