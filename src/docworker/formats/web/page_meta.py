@@ -109,14 +109,12 @@ def page_metadata(root: etree._Element, title: str, content: HtmlContent = "full
     is its ``<title>``'s text).
 
     In ``main`` mode also what the page declares about its article (dates, site name,
-    canonical URL, JSON-LD authors) and the visible byline when the head names no
-    author. ``full`` keeps to the head's usual tags, so that its output stays what it
+    canonical URL, JSON-LD authors) and, when neither names an author, the visible
+    byline. ``full`` keeps to the head's usual tags, so that its output stays what it
     has been.
     """
     metas = meta_contents(root)
     author = first(metas, "author", "dc.creator", "article:author")
-    if author is None and content == "main":
-        author = byline(root)
     keywords = first(metas, "keywords") or ""
     metadata = Metadata(
         title=title or first(metas, "og:title", "dc.title"),
@@ -130,6 +128,9 @@ def page_metadata(root: etree._Element, title: str, content: HtmlContent = "full
         metadata.extra["description"] = description
     if content == "main":
         add_article_metadata(root, metadata, metas)
+        shown = byline(root) if not metadata.authors else None
+        if shown:
+            metadata.authors = [shown]
     return metadata
 
 
@@ -192,8 +193,8 @@ def byline(root: etree._Element) -> str | None:
 
 def add_excerpt(document: Document) -> None:
     """When the page declares no description, the article's first paragraph (of 40
-    characters or more, cut at a word past 300) stands for it in ``extra.description``,
-    as Readability's excerpt does."""
+    characters or more, cut at the last word that fits in 300) stands for it in
+    ``extra.description``, as Readability's excerpt does."""
     extra = document.metadata.extra
     if "description" in extra:
         return
