@@ -2,13 +2,14 @@
 
 ``python -m bench.main_content`` reads the saved real pages of
 ``tests/fixtures/web`` (documentation sites: Node.js, npm, Valgrind, libxslt,
-libffi, Python's Sphinx docs, the Rust book and rustdoc), one written news article, and the corpus'
-Wikipedia page, and scores each method's Markdown against the page's article
-with :mod:`bench.scoring`'s token-F1, giving precision (how little clutter came
-along) and recall (how much of the article stayed) too.
+libffi, Python's Sphinx docs, the Rust book and rustdoc), one written news article,
+and the corpus' Wikipedia page and think-tank report (``with-scripts.html``, a
+Drupal site), and scores each method's Markdown against the page's article with
+:mod:`bench.scoring`'s token-F1, giving precision (how little clutter came along)
+and recall (how much of the article stayed) too.
 
 The article of each page is the text of the element(s) its site puts the article
-in, chosen by hand on inspection (``ARTICLES``): a fixed truth, never used by the
+in, chosen by hand on inspection (:func:`articles`): a fixed truth, never used by the
 reader itself. Wikipedia's is given twice: with the reference list (as a reader
 scrolling down sees it) and without (as ``main`` means to read it, citations being
 reference-list clutter).
@@ -72,6 +73,11 @@ def articles() -> list[Article]:
         page("rustdoc-keyword-match", ["//section[@id='main-content']"]),
         page("python-idle", ["//div[@role='main']"]),
         page("news-article", ["//div[@id='story']"], ["//div[@class='share-tools']"]),
+        Article(
+            "isw-report (corpus with-scripts)",
+            corpus_root() / "web" / "with-scripts.html",
+            ("//h1[@id='page-title']", "//div[contains(@class, 'field-name-body')]"),
+        ),
         Article("wiki-duck (with references)", wiki, tuple(_WIKI), tuple(_WIKI_CHROME)),
         Article(
             "wiki-duck (without references)",

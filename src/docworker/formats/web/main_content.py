@@ -149,9 +149,9 @@ _MIN_ARTICLE = 140
 _MIN_MARKED_SHARE = 0.2
 #: A list or block whose text is more link than this is a list of links.
 _MAX_LINK_DENSITY = 0.5
-#: Blocks cut for their link density: lists, generic containers and paragraphs of links
-#: alone ("Share: Mail, Print"), never tables.
-_LINK_LIST_TAGS = frozenset(["ul", "ol", "dl", "div", "section", "p"])
+#: Blocks cut for their link density: lists and generic containers. Never tables, nor
+#: paragraphs (a report's endnotes are paragraphs of links).
+_LINK_LIST_TAGS = frozenset(["ul", "ol", "dl", "div", "section"])
 
 
 @dataclass(slots=True)
