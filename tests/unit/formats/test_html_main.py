@@ -249,6 +249,21 @@ def test_the_wikipedia_article_without_the_wiki() -> None:
     assert metadata.extra["canonical_url"] == "https://en.wikipedia.org/wiki/Duck"
 
 
+@needs_corpus
+def test_a_report_keeps_its_endnotes_and_loses_its_site() -> None:
+    full, main = (
+        page(CORPUS / "web/with-scripts.html", "full"),
+        page(CORPUS / "web/with-scripts.html"),
+    )
+    for clutter in ("Skip to main content", "File Attachments", "Ukraine Project"):
+        assert clutter in text(full), clutter
+        assert clutter not in text(main), clutter
+    assert headings(main) == [(1, "Russian Offensive Campaign Assessment, December 13")]
+    assert "Karolina Hird, George Barros" in text(main)
+    # The endnotes are paragraphs of links, part of the report.
+    assert "[79] https://t.me/m0sc0wcalling/16191" in text(main)
+
+
 #: sha256 (first 16 hex digits) of each page's Markdown and JSON model as the reader gave
 #: them before ``content`` existed: ``full`` must give them still.
 BEFORE = {
