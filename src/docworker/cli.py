@@ -24,6 +24,7 @@ from docworker.config import ExecutorKind, Settings, SettingsRefused, load_setti
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError
 from docworker.files import restrict_umask
+from docworker.formats.base import HtmlContent
 from docworker.jobs.store import JobStore
 from docworker.jobs.webhooks import reseal_webhook
 from docworker.memory import limit_arenas
@@ -216,6 +217,10 @@ def extract(
     out: Annotated[Path | None, typer.Option(help="Folder for the outputs.")] = None,
     pages: Annotated[str | None, typer.Option(help="Pages, e.g. 1-3,5.")] = None,
     password: Annotated[str | None, typer.Option(help="Password of encrypted files.")] = None,
+    content: Annotated[
+        HtmlContent,
+        typer.Option(help="Of a web page: full (all its text) or main (the article)."),
+    ] = "full",
 ) -> None:
     """Extract documents here, without a server. One file without --out prints to stdout.
     v1's form, ``extract INPUT OUTPUT`` (a file and a new file to write), writes the text."""
@@ -228,7 +233,7 @@ def extract(
         return
     try:
         params = ExtractParams.model_validate(
-            {"output": output, "pages": pages, "password": password}
+            {"output": output, "pages": pages, "password": password, "content": content}
         )
     except ValueError as exc:
         raise _fail(str(exc).splitlines()[-1], 2) from None

@@ -298,6 +298,15 @@ class DocumentBuilder:
         for number, block in enumerate(blocks, 1):
             block.id = f"b{number}"
 
+    def remove(self, doomed: set[str]) -> None:
+        """Take the blocks whose ids are in ``doomed`` out of the document, renumbering
+        the rest so that ids stay in reading order without gaps."""
+        blocks = self.document.blocks
+        blocks[:] = [block for block in blocks if block.id not in doomed]
+        for number, block in enumerate(blocks, 1):
+            block.id = f"b{number}"
+        self._next_id = len(blocks) + 1
+
     def add_page(self, number: int, **fields: Any) -> Page:
         page = Page(number=number, **fields)
         self.document.pages.append(page)

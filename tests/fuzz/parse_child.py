@@ -5,7 +5,8 @@ JSON header line (``{"size", "mime", "name"}``) followed by ``size`` bytes; each
 one JSON line back on the original stdout. Anything a library prints goes to stderr.
 The input goes through the project's own entry point, :func:`parse_path` with the
 default :class:`ParseLimits`, and the document is then rendered as the ``extract``
-operation does (Markdown and JSON). No OCR and no LibreOffice run here: parsers that
+operation does (Markdown and JSON); web pages, e-mails and EPUBs are read again for
+their main content alone (``content=main``). No OCR and no LibreOffice run here: parsers that
 need them must refuse or degrade clearly.
 
 Outcomes: ``parsed``; ``refused`` (an input error, with its code); ``unexpected``
@@ -24,6 +25,9 @@ import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
+
+#: Formats whose HTML the reader can take for its main content alone.
+_READ_AS_PAGES = frozenset(["html", "epub", "eml", "msg"])
 
 
 def _serve(memory_mb: int, folder: Path) -> None:
@@ -55,6 +59,11 @@ def _serve(memory_mb: int, folder: Path) -> None:
             )
             render(document, OutputFormat.MARKDOWN)
             render(document, OutputFormat.JSON)
+            if document.format in _READ_AS_PAGES:
+                # Their HTML read again for its main content alone (content=main).
+                main = ParseContext(limits=ParseLimits(), html_content="main")
+                document = parse_path(path, main, name=request["name"], mime=request["mime"])
+                render(document, OutputFormat.MARKDOWN)
             answer = {"outcome": "parsed"}
         except InputError as exc:
             answer = {"outcome": "refused", "code": exc.code}

@@ -193,6 +193,9 @@ class PrefetchedOcr:
 #: When to run OCR: on what has no usable text ("auto"), on everything ("force"), never.
 OcrPolicy = Literal["auto", "force", "off"]
 
+#: What of a web page is read: all its visible text ("full"), or only its article ("main").
+HtmlContent = Literal["full", "main"]
+
 
 @dataclass(frozen=True)
 class MixedPageOcr:
@@ -242,6 +245,9 @@ class ParseContext:
     #: Pages already read by OCR, by number, used instead of reading them again; a page
     #: mapped to None could not be read and is left without its OCR text.
     ocr_pages: Mapping[int, PrefetchedOcr | None] | None = None
+    #: What of an HTML page (a web page, an e-mail's HTML body, an EPUB chapter) is read:
+    #: all its visible text, or only its main content, without the site around it.
+    html_content: HtmlContent = "full"
     #: Pictures with text on pages that have a text layer, read by OCR under ``auto``.
     mixed_pages: MixedPageOcr = field(default_factory=MixedPageOcr)
     #: Called with (fraction done 0..1, message); never raises.

@@ -9,7 +9,13 @@ from pydantic import Field, SecretStr
 
 from docworker.document import Block, Document
 from docworker.engines.ocr import TesseractOcr, validate_languages
-from docworker.formats.base import OcrPolicy, PageSelection, ParseContext, PrefetchedOcr
+from docworker.formats.base import (
+    HtmlContent,
+    OcrPolicy,
+    PageSelection,
+    ParseContext,
+    PrefetchedOcr,
+)
 from docworker.formats.detect import detect
 from docworker.formats.registry import READ_THROUGH_LIBREOFFICE, TEXT_TRUNCATED, parse_path
 from docworker.operations.base import (
@@ -51,10 +57,22 @@ class DocumentInput(OperationParams):
     )
 
 
+#: What the ``content`` parameter says, for the API's forms and documents.
+CONTENT_DESCRIPTION = (
+    "What of a web page (HTML, XHTML, an e-mail's HTML body, an EPUB chapter) is read: "
+    "full (all its visible text, the default) or main (only the article: without "
+    "navigation, sidebars, footers, cookie banners, related links, edit links and "
+    "reference lists; its headings, lists, tables, captions and links kept; the "
+    "metadata gains the published and modified dates, byline, site name and canonical "
+    "URL the page declares). Other formats ignore it."
+)
+
+
 class ExtractParams(DocumentInput):
     output: OutputFormat = Field(
         OutputFormat.MARKDOWN, description="text, markdown, html, or json (the document model)."
     )
+    content: HtmlContent = Field("full", description=CONTENT_DESCRIPTION)
     per_page: bool = Field(False, description="Also return the output of each page on its own.")
 
 
@@ -171,6 +189,8 @@ def document_context(
         ocr_languages=params.ocr_lang,
         ocr_dpi=ctx.ocr_dpi,
         ocr_pages=ocr_pages,
+        # Only extract reads a page's main content; other operations read it all.
+        html_content=params.content if isinstance(params, ExtractParams) else "full",
     )
 
 

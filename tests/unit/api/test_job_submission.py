@@ -96,6 +96,11 @@ def _problem(answer: httpx.Response, status: int, parameter: str | None = None) 
             id="bad-param",
         ),
         pytest.param(
+            b'{"operation": "extract", "input_uri": "%s", "params": {"content": "article"}}',
+            "content",
+            id="bad-content",
+        ),
+        pytest.param(
             b'{"operation": "extract", "input_uri": "%s", "idempotency_key": ""}',
             "idempotency_key",
             id="empty-key",
@@ -209,6 +214,21 @@ def test_yes_or_no_fields_are_true_or_false(client: TestClient, value: str, stat
     assert answer.status_code == status, answer.text
     if status == 422:
         _problem(answer, 422, "per_page")
+
+
+@pytest.mark.parametrize(("value", "status"), [("article", 422), ("MAIN", 422), ("main", 202)])
+def test_extract_content_is_full_or_main(client: TestClient, value: str, status: int) -> None:
+    answer = client.post(
+        "/api/v2/extract",
+        params={"wait": 0},
+        files={"file": ("a.html", b"<p>x</p>")},
+        data={"content": value},
+    )
+    assert answer.status_code == status, answer.text
+    if status == 422:
+        _problem(answer, 422, "content")
+    else:
+        assert answer.json()["params"]["content"] == "main"
 
 
 def test_a_malformed_multipart_body_is_a_422_problem(client: TestClient) -> None:

@@ -127,3 +127,11 @@ def test_every_v2_route_documents_the_503_of_a_dependency_down(
             answer = operation["responses"].get("503")
             assert answer is not None, f"{method.upper()} {path}"
             assert PROBLEM in answer["content"], f"{method.upper()} {path}"
+
+
+def test_extract_documents_its_content_parameter(document: dict[str, Any]) -> None:
+    body = document["paths"]["/api/v2/extract"]["post"]["requestBody"]["content"]
+    form = _resolve(document, body["multipart/form-data"]["schema"]["$ref"])
+    content = form["properties"]["content"]
+    assert (content["enum"], content["default"]) == (["full", "main"], "full")
+    assert "navigation" in content["description"]

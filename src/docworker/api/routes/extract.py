@@ -23,8 +23,10 @@ from docworker.api.schemas import FormBool
 from docworker.api.sources import InputReferenceDep, store_document
 from docworker.api.submitting import JobClient, JobClientWithWebhookDep, submit_and_wait
 from docworker.api.uploads import ONE_FILE_PER_FIELD
+from docworker.formats.base import HtmlContent
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES
+from docworker.operations.extract import CONTENT_DESCRIPTION
 from docworker.render.document import OutputFormat
 
 router = APIRouter(prefix="/api/v2", tags=["extract"], dependencies=[ONE_FILE_PER_FIELD])
@@ -84,6 +86,7 @@ async def extract(
     pages: Annotated[str | None, Form(description="Pages, e.g. '1-3,5'", examples=["1-3"])] = None,
     per_page: Annotated[FormBool, Form(description="Also give each page's output")] = False,
     password: Annotated[str | None, Form(description="Password of an encrypted file")] = None,
+    content: Annotated[HtmlContent, Form(description=CONTENT_DESCRIPTION)] = "full",
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,
     accept: Annotated[str | None, Header()] = None,
@@ -92,6 +95,8 @@ async def extract(
     (or ``text/plain``, ``text/html``) the content alone is returned; otherwise JSON with
     the content, metadata and warnings."""
     params: dict[str, Any] = {"output": output, "per_page": per_page}
+    if content != "full":
+        params["content"] = content
     if pages:
         params["pages"] = pages
     if password:

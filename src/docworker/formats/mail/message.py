@@ -143,7 +143,7 @@ def _add_html_body(builder: DocumentBuilder, text: str, ctx: ParseContext) -> No
         builder.warn("body-unreadable", f"an HTML body could not be read: {exc.detail}")
         return
     if root is not None:
-        walk_page(builder, root, ctx.limits.max_cells)
+        walk_page(builder, root, ctx.limits.max_cells, ctx.html_content)
 
 
 def _add_rtf_body(builder: DocumentBuilder, data: bytes, ctx: ParseContext) -> None:

@@ -32,9 +32,15 @@ from lxml import etree
 
 from docworker.document import BlockKind, Document, DocumentBuilder, Metadata
 from docworker.errors import CorruptDocument, UnsupportedFormat
-from docworker.formats.base import ParseContext, Source
+from docworker.formats.base import HtmlContent, ParseContext, Source
 from docworker.formats.ooxml.package import parse_xml, translate_errors
-from docworker.formats.web.html import HtmlWalker, decode_html, flat_text, parse_page
+from docworker.formats.web.html import (
+    HtmlWalker,
+    decode_html,
+    flat_text,
+    parse_page,
+    walk_page,
+)
 
 EPUB_MIME = "application/epub+zip"
 
@@ -76,7 +82,7 @@ class EpubParser:
             titles = _toc_titles(zf, items)
             builder = DocumentBuilder(self.name, source.mime, _metadata(opf), limits=ctx.limits)
             builder.metadata.page_count = len(chapters)
-            reader = _ChapterReader(zf, builder, ctx.limits.max_cells)
+            reader = _ChapterReader(zf, builder, ctx.limits.max_cells, ctx.html_content)
             for number in ctx.each_page(ctx.select_pages(len(chapters)), len(chapters)):
                 reader.read(chapters[number - 1], number, titles)
             if not builder.document.blocks:
@@ -87,10 +93,17 @@ class EpubParser:
 class _ChapterReader:
     """Reads chapters into one builder, each as a page, sharing one cell budget."""
 
-    def __init__(self, zf: zipfile.ZipFile, builder: DocumentBuilder, max_cells: int) -> None:
+    def __init__(
+        self,
+        zf: zipfile.ZipFile,
+        builder: DocumentBuilder,
+        max_cells: int,
+        content: HtmlContent = "full",
+    ) -> None:
         self.zf = zf
         self.builder = builder
         self.max_cells = max_cells
+        self.content = content
 
     def read(self, path: str, number: int, titles: dict[str, str]) -> None:
         root = None
@@ -105,11 +118,14 @@ class _ChapterReader:
         self.builder.add_page(number, label=label)
         if root is None:
             return
-        body = root.find("body")
         start = len(self.builder.document.blocks)
-        walker = HtmlWalker(self.builder, self.max_cells)
-        walker.walk(body if body is not None else root)
-        self.max_cells -= walker.cells
+        if self.content == "main":
+            self.max_cells -= walk_page(self.builder, root, self.max_cells, "main")
+        else:
+            body = root.find("body")
+            walker = HtmlWalker(self.builder, self.max_cells)
+            walker.walk(body if body is not None else root)
+            self.max_cells -= walker.cells
         for block in self.builder.document.blocks[start:]:
             # The walker reads pages without page numbers: the chapter is this page.
             block.page = number

@@ -8,7 +8,9 @@ templates, inline SVG, the head) is dropped. When the page marks its main
 content (``main``, ``article``, ``role=main``), its banner and footer
 landmarks are dropped too, since only then is it clear they are site chrome;
 the rest of the body stays, navigation included, because on measured pages
-keeping it lost less text than cutting down to the main element did.
+keeping it lost less text than cutting down to the main element did. Asked for
+the main content alone (``content=main``), the reader walks only the element
+:mod:`~docworker.formats.web.main_content` chooses as the article.
 
 :class:`HtmlWalker` is also what the Markdown parser uses for raw HTML blocks.
 """
@@ -36,8 +38,10 @@ from docworker.document import (
     TableCell,
 )
 from docworker.errors import CorruptDocument, LimitExceeded
-from docworker.formats.base import ParseContext, Source
+from docworker.formats.base import HtmlContent, ParseContext, Source
 from docworker.formats.encoding import bom_encoding, decode_text
+from docworker.formats.web.main_content import emptied_headings, main_content, page_heading
+from docworker.formats.web.page_meta import add_excerpt, page_metadata
 
 #: The HTML standard's prescan looks at this many bytes for a declared charset.
 _PRESCAN_BYTES = 1024
@@ -311,6 +315,12 @@ class HtmlWalker:
         self._children(element)
         self.flush()
 
+    def read(self, element: etree._Element) -> None:
+        """Add the blocks of ``element`` itself, read as its tag says (a heading as a
+        heading), and everything under it."""
+        self._element(element)
+        self.flush()
+
     def flush(self) -> None:
         """Turn the inline text gathered so far into one block."""
         inline = self._inline
@@ -543,41 +553,10 @@ def build_table(element: etree._Element, max_cells: int) -> Table:
     return Table(n_rows=len(rows), n_cols=n_cols, cells=cells)
 
 
-def _meta_contents(root: etree._Element) -> dict[str, str]:
-    """Each ``<meta name|property=...>``'s lower-case name and its first non-empty content."""
-    contents: dict[str, str] = {}
-    for meta in root.iter("meta"):
-        name = (meta.get("name") or meta.get("property") or "").lower()
-        if name not in contents:
-            content = " ".join((meta.get("content") or "").split())
-            if content:
-                contents[name] = content
-    return contents
-
-
-def _first(contents: dict[str, str], *names: str) -> str | None:
-    """The content of the first of ``names`` that the page has."""
-    return next((contents[name] for name in names if name in contents), None)
-
-
-def page_metadata(root: etree._Element) -> Metadata:
-    """Title, language, authors, keywords and description from the page's head."""
-    title_element = root.find("head/title")
-    title = flat_text(title_element) if title_element is not None else ""
-    metas = _meta_contents(root)
-    author = _first(metas, "author", "dc.creator", "article:author")
-    keywords = _first(metas, "keywords") or ""
-    metadata = Metadata(
-        title=title or _first(metas, "og:title", "dc.title"),
-        language=root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang"),
-        authors=[author] if author else [],
-        keywords=list(dict.fromkeys(k.strip() for k in keywords.split(",") if k.strip())),
-        producer=_first(metas, "generator"),
-    )
-    description = _first(metas, "description", "og:description", "dc.description")
-    if description:
-        metadata.extra["description"] = description
-    return metadata
+def page_title(root: etree._Element) -> str:
+    """The text of the page's ``<title>`` ('' when it has none)."""
+    element = root.find("head/title")
+    return flat_text(element) if element is not None else ""
 
 
 def marks_main_content(root: etree._Element) -> bool:
@@ -730,11 +709,30 @@ def capped_tree(text: str, depth: int) -> etree._Element:
     return root
 
 
-def walk_page(builder: DocumentBuilder, root: etree._Element, max_cells: int) -> None:
-    """Add the blocks of a page's body (the e-mail parser's HTML bodies go here too)."""
+def walk_page(
+    builder: DocumentBuilder, root: etree._Element, max_cells: int, content: HtmlContent = "full"
+) -> int:
+    """Add the blocks of a page's body (e-mail HTML bodies and, in ``main`` mode, EPUB
+    chapters go here too); returns the table cells used.
+
+    ``content="main"`` reads only the article (:mod:`.main_content`), headed by the
+    page's title heading when the article's element does not hold it, and drops the
+    headings its clutter leaves empty; the tree is changed in place then.
+    """
+    if content == "main":
+        article = main_content(root)
+        heading = page_heading(root, article.element, page_title(root))
+        start = len(builder.document.blocks)
+        walker = HtmlWalker(builder, max_cells)
+        if heading is not None:
+            walker.read(heading)
+        walker.read(article.element)
+        builder.remove(emptied_headings(builder.document.blocks[start:], article.cut_under))
+        return walker.cells
     body = root.find("body")
     walker = HtmlWalker(builder, max_cells, marks_main_content(root))
     walker.walk(body if body is not None else root)
+    return walker.cells
 
 
 class HtmlParser:
@@ -746,11 +744,17 @@ class HtmlParser:
     def parse(self, source: Source, ctx: ParseContext) -> Document:
         text, encoding = decode_html(source.path.read_bytes())
         root = parse_page(text)
-        metadata = page_metadata(root) if root is not None else Metadata()
+        metadata = (
+            page_metadata(root, page_title(root), ctx.html_content)
+            if root is not None
+            else Metadata()
+        )
         metadata.encoding = encoding
         builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         if root is not None:
-            walk_page(builder, root, ctx.limits.max_cells)
+            walk_page(builder, root, ctx.limits.max_cells, ctx.html_content)
+            if ctx.html_content == "main":
+                add_excerpt(builder.document)
         if not builder.document.blocks:
             builder.warn("empty", "the page holds no visible text")
         ctx.progress(1.0, f"{len(builder.document.blocks)} blocks")
