@@ -55,6 +55,7 @@ from docworker.operations.media import (
     check_output,
     covered_seconds,
     ffmpeg_timeout,
+    filter_value,
     length_args,
     media_mime,
     probe_input,
@@ -260,13 +261,6 @@ def measure_sound(
         },
         "sound_share": (round(max(0.0, 1.0 - silent / length), 4) if length else None),
     }
-
-
-def filter_value(text: str) -> str:
-    """``text`` as an option value inside an FFmpeg filter graph: escaped for the
-    option (``\\ ' :``), then for the graph (``\\ ' [ ] , ;``)."""
-    once = re.sub(r"([\\':])", r"\\\1", text)
-    return re.sub(r"([\\'\[\],;])", r"\\\1", once)
 
 
 def _loudness(stderr: str) -> dict[str, float | None]:

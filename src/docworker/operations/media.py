@@ -4,6 +4,7 @@ output size against ``settings.ffmpeg``."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,3 +159,10 @@ def fitted_size(
 
 def _round(value: float, step: int) -> int:
     return max(round(value / step) * step, step)
+
+
+def filter_value(text: str) -> str:
+    """``text`` as an option value inside an FFmpeg filter graph: escaped for the
+    option (``\\ ' :``), then for the graph (``\\ ' [ ] , ;``)."""
+    once = re.sub(r"([\\':])", r"\\\1", text)
+    return re.sub(r"([\\'\[\],;])", r"\\\1", once)

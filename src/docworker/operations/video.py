@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-from docworker.engines.ffmpeg import Ffmpeg, Probe
+from docworker.engines.ffmpeg import Ffmpeg, Probe, Stream
 from docworker.errors import InvalidParameter, LimitExceeded, ProcessingFailed, UnsupportedFormat
 from docworker.operations.base import (
     Artifact,
@@ -32,6 +32,7 @@ from docworker.operations.media import (
     check_output,
     covered_seconds,
     ffmpeg_timeout,
+    filter_value,
     fitted_size,
     image_codec_args,
     length_args,
@@ -136,7 +137,8 @@ def _transcode(
     size = fitted_size(ctx, probe, params.width, params.height, even=True) if has_video else None
     args = [*engine.input_args(source.path, start=span.start), *length_args(ctx, span, seconds)]
     args += ["-map_metadata", "-1", "-sn", "-dn"]
-    args += _video_args(params, codec, size) if has_video else ["-vn"]
+    burned = _subtitle_script(ctx, engine, source, params, probe, span.start)
+    args += _video_args(params, codec, size, burned) if has_video else ["-vn"]
     args += _audio_args(params, codec, probe) if has_audio else ["-an"]
     if fmt == "hls":
         return _hls(ctx, engine, args, seconds, span.start, probe, has_video)
@@ -162,7 +164,12 @@ def _transcode(
     return Result(payload=payload, artifacts=[Artifact(output.name, output, MIME[fmt])])
 
 
-def _video_args(params: VideoParams, codec: VideoCodec, size: tuple[int, int] | None) -> list[str]:
+def _video_args(
+    params: VideoParams,
+    codec: VideoCodec,
+    size: tuple[int, int] | None,
+    burned: Path | None = None,
+) -> list[str]:
     options, default_crf, _, _ = _ENCODERS[codec]
     crf = params.crf if params.crf is not None else default_crf
     args = ["-map", "0:V:0", *options, "-pix_fmt", "yuv420p", "-crf", str(crf)]
@@ -176,9 +183,37 @@ def _video_args(params: VideoParams, codec: VideoCodec, size: tuple[int, int] | 
     else:
         # VP8 needs a bit rate beside its CRF: the ceiling of its constrained quality.
         args += ["-b:v", str(cap or 4_000_000)]
-    if size is not None:
-        args += ["-vf", f"scale={size[0]}:{size[1]}:flags=bicubic,setsar=1"]
+    filters = [f"scale={size[0]}:{size[1]}:flags=bicubic,setsar=1"] if size is not None else []
+    if burned is not None:
+        filters.append(f"ass=filename={filter_value(str(burned))}")
+    if filters:
+        args += ["-vf", ",".join(filters)]
     return args
+
+
+def _subtitle_script(
+    ctx: OperationContext,
+    engine: Ffmpeg,
+    source: InputFile,
+    params: VideoParams,
+    probe: Probe,
+    start: float,
+) -> Path | None:
+    """With ``burn_subtitles``, the chosen subtitle stream written as an ASS script (a
+    scratch file, its times from ``start``) for libass to draw onto the picture. libass
+    reads the script itself: the input is never opened again outside FFmpeg's guards."""
+    if not params.burn_subtitles:
+        return None
+    stream = _subtitle_stream(params, probe)
+    script = ctx.artifact_path("burn.ass")  # a scratch file: not listed as an artifact
+    args = [*engine.input_args(source.path, start=start), "-map", f"0:s:{params.subtitle_stream}"]
+    args += ["-c:s", "ass", "-f", "ass", f"file:{script}"]
+    engine.transcode(
+        args, expected_seconds=None, progress=ctx.progress, timeout=ffmpeg_timeout(ctx)
+    )
+    if not script.is_file():
+        raise ProcessingFailed(f"FFmpeg could not turn the {stream.codec} subtitles into a script")
+    return script
 
 
 def _audio_args(params: VideoParams, codec: VideoCodec, probe: Probe) -> list[str]:
@@ -325,21 +360,7 @@ _SUBTITLE_OUTPUT = {
 def _subtitles(
     ctx: OperationContext, engine: Ffmpeg, source: InputFile, params: VideoParams, probe: Probe
 ) -> Result:
-    streams = [stream for stream in probe.streams if stream.type == "subtitle"]
-    if not streams:
-        raise UnsupportedFormat(
-            probe.container or "video", "the file has no subtitle stream to extract"
-        )
-    if params.subtitle_stream >= len(streams):
-        raise InvalidParameter(
-            "subtitle_stream",
-            f"the file has {len(streams)} subtitle stream(s): 0 to {len(streams) - 1}",
-        )
-    stream = streams[params.subtitle_stream]
-    if stream.codec not in TEXT_SUBTITLES:
-        raise UnsupportedFormat(
-            str(stream.codec), f"subtitles in {stream.codec} are pictures, not text"
-        )
+    stream = _subtitle_stream(params, probe)
     fmt = params.output_format
     codec, muxer, mime = _SUBTITLE_OUTPUT[fmt]
     output = ctx.artifact_path(f"subtitles.{fmt}")
@@ -371,3 +392,21 @@ _ACTIONS: dict[VideoAction, _Action] = {
     VideoAction.PREVIEW: preview,
     VideoAction.ANALYTICS: analytics,
 }
+
+
+def _subtitle_stream(params: VideoParams, probe: Probe) -> Stream:
+    """The text subtitle stream ``subtitle_stream`` names."""
+    streams = [stream for stream in probe.streams if stream.type == "subtitle"]
+    if not streams:
+        raise UnsupportedFormat(probe.container or "video", "the file has no subtitle stream")
+    if params.subtitle_stream >= len(streams):
+        raise InvalidParameter(
+            "subtitle_stream",
+            f"the file has {len(streams)} subtitle stream(s): 0 to {len(streams) - 1}",
+        )
+    stream = streams[params.subtitle_stream]
+    if stream.codec not in TEXT_SUBTITLES:
+        raise UnsupportedFormat(
+            str(stream.codec), f"subtitles in {stream.codec} are pictures, not text"
+        )
+    return stream

@@ -211,7 +211,12 @@ class VideoParams(OperationParams):
         0,
         ge=0,
         le=99,
-        description="subtitles: which of the file's subtitle streams (0: the first).",
+        description="subtitles, burn_subtitles: which of the file's subtitle streams "
+        "(0: the first).",
+    )
+    burn_subtitles: bool = Field(
+        False,
+        description="transcode: draw the subtitle stream subtitle_stream onto the picture.",
     )
     smart: bool = Field(
         True,

@@ -16,8 +16,8 @@ from docworker.config import FfmpegSettings, load_settings
 from docworker.engines.ffmpeg import Ffmpeg
 from docworker.errors import InvalidParameter, LimitExceeded, UnsupportedFormat
 from docworker.operations import get_operation, validate_params
-from docworker.operations.audio import filter_value
 from docworker.operations.base import InputFile, OperationContext, Result
+from docworker.operations.media import filter_value
 from tests.videos import make_video, needs_ffmpeg, test_video
 
 __all__ = ["test_video"]

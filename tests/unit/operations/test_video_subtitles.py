@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from bench.scoring import corpus_root
 from docworker.config import FfmpegSettings, load_settings
@@ -100,3 +101,33 @@ def test_errors(subtitled: Path, test_video: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter) as refused:
         validate_params(OPERATION, {"action": "subtitles", "format": "ass"})
     assert refused.value.fields["parameter"] == "format"
+
+
+def test_burnt_subtitles_are_drawn_while_their_cue_shows(subtitled: Path, tmp_path: Path) -> None:
+    # The VTT stream's first cue shows from 0.35 s; nothing shows before it.
+    plain = run(subtitled, tmp_path / "plain", format="mp4", duration="3.5")
+    burnt = run(
+        subtitled,
+        tmp_path / "burnt",
+        format="mp4",
+        duration="3.5",
+        burn_subtitles=True,
+        subtitle_stream=1,
+    )
+    assert [a.name for a in burnt.artifacts] == ["video.mp4"]
+
+    def bottom(result: Result, at: str, folder: str) -> list[int]:
+        frame = run(result.artifacts[0].path, tmp_path / folder, action="frame", time=at)
+        with Image.open(frame.artifacts[0].path) as image:
+            width, height = image.size
+            box = image.convert("L").crop((0, int(height * 0.7), width, height))
+            return list(box.tobytes())
+
+    def differing(a: list[int], b: list[int]) -> int:
+        return sum(1 for x, y in zip(a, b, strict=True) if abs(x - y) > 60)
+
+    during = differing(bottom(plain, "1", "p1"), bottom(burnt, "1", "b1"))
+    before = differing(bottom(plain, "0.1", "p0"), bottom(burnt, "0.1", "b0"))
+    assert during > 200 and before < 50
+    with pytest.raises(UnsupportedFormat, match="no subtitle"):
+        run(plain.artifacts[0].path, tmp_path / "none", burn_subtitles=True)

@@ -145,8 +145,12 @@ async def video(
         int | None, Form(ge=1, le=20, description="thumbnails: the sheet's columns")
     ] = None,
     subtitle_stream: Annotated[
-        int | None, Form(ge=0, le=99, description="subtitles: which subtitle stream (0)")
+        int | None,
+        Form(ge=0, le=99, description="subtitles, burn_subtitles: which subtitle stream (0)"),
     ] = None,
+    burn_subtitles: Annotated[
+        FormBool, Form(description="transcode: draw the subtitle stream onto the picture")
+    ] = False,
     smart: Annotated[
         FormBool, Form(description="thumbnails: pass over black, flat and blurred frames")
     ] = True,
@@ -180,6 +184,8 @@ async def video(
         "subtitle_stream": subtitle_stream,
     }
     params: dict[str, Any] = {"action": action, "mute": mute}
+    if burn_subtitles:
+        params["burn_subtitles"] = True
     if action in {VideoAction.SCENES, VideoAction.ANALYTICS}:
         params["keyframes"] = keyframes
     if action is VideoAction.THUMBNAILS:
