@@ -280,6 +280,7 @@ class Ffmpeg:
             *GUARD,
             "-show_format",
             "-show_streams",
+            "-show_chapters",
             "-of",
             "json",
             f"file:{path.resolve()}",
@@ -562,6 +563,8 @@ class Probe:
     bit_rate: int | None
     streams: tuple[Stream, ...]
     tags: dict[str, str]
+    #: The chapters: start and end (seconds) and title, in order.
+    chapters: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Probe:
@@ -578,6 +581,9 @@ class Probe:
             bit_rate=_integer(fmt.get("bit_rate")),
             streams=streams,
             tags=_tags(fmt.get("tags")),
+            chapters=tuple(
+                _chapter(raw) for raw in data.get("chapters") or [] if isinstance(raw, dict)
+            ),
         )
 
     @property
@@ -597,4 +603,13 @@ class Probe:
             "bit_rate": self.bit_rate,
             "streams": [s.data for s in self.streams],
             "tags": self.tags,
+            "chapters": list(self.chapters),
         }
+
+
+def _chapter(raw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "start": _number(raw.get("start_time")),
+        "end": _number(raw.get("end_time")),
+        "title": _tags(raw.get("tags")).get("title"),
+    }

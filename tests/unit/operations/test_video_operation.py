@@ -346,3 +346,41 @@ def test_hls_is_a_playlist_and_segments_ffprobe_plays(test_video: Path, tmp_path
     ]
     text = split.artifacts[0].path.read_text()
     assert "#EXT-X-ENDLIST" in text and text.count("#EXTINF:4.0") == 2
+
+
+def test_probe_lists_chapters(tmp_path: Path) -> None:
+    chapters = tmp_path / "chapters.txt"
+    chapters.write_text(
+        ";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1500\ntitle=Opening\n"
+        "[CHAPTER]\nTIMEBASE=1/1000\nSTART=1500\nEND=4000\ntitle=Main part\n"
+    )
+    video = tmp_path / "chaptered.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=d=4:s=160x120",
+            "-i",
+            str(chapters),
+            "-map_metadata",
+            "1",
+            "-map_chapters",
+            "1",
+            "-pix_fmt",
+            "yuv420p",
+            str(video),
+        ],
+        check=True,
+        timeout=60,
+    )
+    payload = run(video, tmp_path / "out", action="probe").payload
+    assert payload["chapters"] == [
+        {"start": 0.0, "end": 1.5, "title": "Opening"},
+        {"start": 1.5, "end": 4.0, "title": "Main part"},
+    ]
