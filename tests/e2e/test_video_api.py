@@ -168,3 +168,19 @@ def test_thumbnails_answer_json_and_a_preview_answers_the_animation(
     assert animated.headers["content-type"] == "image/gif"
     with Image.open(io.BytesIO(animated.content)) as image:
         assert image.n_frames == pytest.approx(10, abs=1)
+
+
+def test_concat_answers_the_joined_video(
+    client: httpx.Client, test_video: Path, tmp_path: Path
+) -> None:
+    content = test_video.read_bytes()
+    files = [("files", ("a.mp4", content)), ("files", ("b.mp4", content))]
+    answer = client.post("/api/v2/video/concat", files=files, data={"format": "mp4"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "video/mp4"
+    saved = tmp_path / "joined.mp4"
+    saved.write_bytes(answer.content)
+    made = Ffmpeg(FfmpegSettings()).probe(saved)
+    assert made.duration == pytest.approx(8.0, abs=0.1)
+    one = client.post("/api/v2/video/concat", files=files[:1])
+    assert one.status_code == 422 and one.json()["parameter"] == "files"

@@ -101,6 +101,12 @@ class VideoOperation:
             return Result(payload={"action": "probe", "mime": mime, **probe.as_dict()})
         if params.action is VideoAction.SUBTITLES:
             return _subtitles(ctx, engine, source, params, probe)
+        if params.action is VideoAction.CONCAT:
+            return _concat(ctx, engine, source, params, probe)
+        if source.others:
+            raise InvalidParameter(
+                "files", f"{params.action.value} takes one file; concat takes several"
+            )
         if probe.video is None and probe.audio is None:
             raise UnsupportedFormat(mime, "the file has neither video nor audio to work on")
         _check_frame_size(ctx, probe)
@@ -410,3 +416,94 @@ def _subtitle_stream(params: VideoParams, probe: Probe) -> Stream:
             str(stream.codec), f"subtitles in {stream.codec} are pictures, not text"
         )
     return stream
+
+
+# -- concat -------------------------------------------------------------------------------
+
+#: The most inputs one concat takes.
+MAX_CONCAT_INPUTS = 20
+#: Frame rate of a joined video whose first input states none.
+_CONCAT_FPS = 25.0
+
+
+def _concat(
+    ctx: OperationContext, engine: Ffmpeg, source: InputFile, params: VideoParams, first: Probe
+) -> Result:
+    """The inputs one after another as one video: each scaled into the first one's
+    picture (or ``width``/``height``), letter-boxed where its aspect differs, at the first
+    one's frame rate; the sound joined too, silence standing in for an input without."""
+    inputs = [source, *source.others]
+    if len(inputs) < 2:
+        raise InvalidParameter("files", "concat joins two files or more")
+    if len(inputs) > MAX_CONCAT_INPUTS:
+        raise LimitExceeded("concat inputs", len(inputs), MAX_CONCAT_INPUTS)
+    probes = [first] + [
+        probe_input(engine, other, media_mime(other, "video")) for other in inputs[1:]
+    ]
+    for index, probe in enumerate(probes):
+        if probe.video is None or probe.duration is None:
+            raise UnsupportedFormat(
+                probe.container or "audio",
+                f"file {index + 1} has no video stream of known length to join",
+            )
+        _check_frame_size(ctx, probe)
+    total = sum(probe.duration or 0.0 for probe in probes)
+    check_duration(ctx, total)
+    width, height = fitted_size(ctx, first, params.width, params.height, even=True)
+    fps = float(first.video.get("fps") or _CONCAT_FPS) if first.video else _CONCAT_FPS
+    sound = not params.mute and any(probe.audio is not None for probe in probes)
+    args: list[str] = []
+    for item in inputs:
+        args += engine.input_args(item.path)
+    parts: list[str] = []
+    joined = ""
+    for index, probe in enumerate(probes):
+        parts.append(
+            f"[{index}:V:0]scale={width}:{height}:force_original_aspect_ratio=decrease:"
+            f"flags=bicubic,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,"
+            f"fps={fps:.6f},format=yuv420p,trim=duration={probe.duration:.6f},"
+            f"setpts=PTS-STARTPTS[v{index}]"
+        )
+        joined += f"[v{index}]"
+        if sound:
+            if probe.audio is not None:
+                parts.append(
+                    f"[{index}:a:0]aresample=48000,aformat=channel_layouts=stereo,"
+                    f"apad,atrim=duration={probe.duration:.6f},asetpts=PTS-STARTPTS[a{index}]"
+                )
+            else:
+                parts.append(
+                    f"anullsrc=r=48000:cl=stereo,atrim=duration={probe.duration:.6f}[a{index}]"
+                )
+            joined += f"[a{index}]"
+    outputs = "[v][a]" if sound else "[v]"
+    parts.append(f"{joined}concat=n={len(inputs)}:v=1:a={int(sound)}{outputs}")
+    fmt = params.output_format
+    codec = params.codec
+    options, default_crf, audio_options, default_rate = _ENCODERS[codec]
+    crf = params.crf if params.crf is not None else default_crf
+    output = ctx.artifact_path(f"video.{fmt}")
+    args += ["-filter_complex", ";".join(parts), "-map", "[v]", *options, "-crf", str(crf)]
+    if codec is not VideoCodec.H264:
+        args += ["-b:v", str(params.max_bitrate or (0 if codec is VideoCodec.VP9 else 4_000_000))]
+    if sound:
+        args += ["-map", "[a]", *audio_options, "-b:a", str(params.audio_bitrate or default_rate)]
+    args += ["-map_metadata", "-1", "-f", fmt, f"file:{output}"]
+    engine.transcode(
+        args, expected_seconds=total, progress=ctx.progress, timeout=ffmpeg_timeout(ctx)
+    )
+    check_output(ctx, output)
+    made = engine.probe(output)
+    result = {
+        "format": fmt,
+        "mime": MIME[fmt],
+        "inputs": len(inputs),
+        "video_codec": made.video.codec if made.video else None,
+        "audio_codec": made.audio.codec if made.audio else None,
+        "width": made.video.get("width") if made.video else None,
+        "height": made.video.get("height") if made.video else None,
+        "duration": made.duration,
+        "size": output.stat().st_size,
+    }
+    payload = {"action": "concat", "inputs": [p.as_dict() for p in probes], "output": result}
+    return Result(payload=payload, artifacts=[Artifact(output.name, output, MIME[fmt])])

@@ -93,6 +93,7 @@ class VideoAction(StrEnum):
     PREVIEW = "preview"
     SUBTITLES = "subtitles"
     ANALYTICS = "analytics"
+    CONCAT = "concat"
 
 
 class VideoCodec(StrEnum):
@@ -123,7 +124,8 @@ class VideoParams(OperationParams):
         "keyframe image; thumbnails: frames spaced evenly and a contact sheet; preview: "
         "a few seconds as an animated WebP or GIF; subtitles: an embedded subtitle stream "
         "as WebVTT or SubRip; analytics: scenes, motion, black and frozen stretches, "
-        "loudness and silences, text on keyframes, and a timeline chart.",
+        "loudness and silences, text on keyframes, and a timeline chart; concat: the "
+        "inputs one after another as one video.",
     )
     format: str | None = Field(
         None,
@@ -239,7 +241,10 @@ class VideoParams(OperationParams):
         if self.time is not None and self.percent is not None:
             raise InvalidParameter("percent", "give time or percent, not both")
         self.format = self._check_format()
-        if self.video_codec is not None and self.action is VideoAction.TRANSCODE:
+        if self.video_codec is not None and self.action in {
+            VideoAction.TRANSCODE,
+            VideoAction.CONCAT,
+        }:
             container = self.format or VIDEO_FORMATS[0]
             if self.video_codec not in CODECS[container]:
                 allowed = ", ".join(CODECS[container])
@@ -278,6 +283,7 @@ class VideoParams(OperationParams):
             VideoAction.PREVIEW: ANIMATION_FORMATS,
             VideoAction.SUBTITLES: SUBTITLE_FORMATS,
             VideoAction.ANALYTICS: IMAGE_FORMATS,
+            VideoAction.CONCAT: ("webm", "mp4"),
             VideoAction.PROBE: (),
         }[self.action]
         if name not in allowed:

@@ -384,3 +384,46 @@ def test_probe_lists_chapters(tmp_path: Path) -> None:
         {"start": 0.0, "end": 1.5, "title": "Opening"},
         {"start": 1.5, "end": 4.0, "title": "Main part"},
     ]
+
+
+def test_concat_joins_videos_of_different_shapes(test_video: Path, tmp_path: Path) -> None:
+    wide = make_video(tmp_path / "wide.mp4", size="320x180", seconds=2)
+    mute = tmp_path / "mute.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(wide),
+            "-an",
+            "-c:v",
+            "copy",
+            str(mute),
+        ],
+        check=True,
+        timeout=60,
+    )
+    settings = load_settings(ffmpeg=FfmpegSettings())
+    ctx = OperationContext(workdir=tmp_path / "out", settings=settings)
+    (tmp_path / "out").mkdir()
+    others = (InputFile(wide, wide.name), InputFile(mute, mute.name))
+    source = InputFile(test_video, test_video.name, others=others)
+    params = validate_params(OPERATION, {"action": "concat", "format": "mp4", "width": 160})
+    result = OPERATION.run(ctx, source, params)
+    output = result.payload["output"]
+    assert output["inputs"] == 3 and (output["width"], output["height"]) == (160, 120)
+    path, made = output_of(result)
+    assert made.duration == pytest.approx(8.0, abs=0.1)
+    assert made.audio is not None and made.audio.codec == "aac"
+    # The wide input is letter-boxed into the first one's 4:3 picture: black bands.
+    frame = run(path, tmp_path / "frame", action="frame", time="5", format="png")
+    with Image.open(frame.artifacts[0].path) as image:
+        top = image.convert("L").getpixel((80, 2))
+    assert top is not None and top < 20  # type: ignore[operator]
+    with pytest.raises(InvalidParameter, match="two files"):
+        run(test_video, tmp_path / "one", action="concat")
+    with pytest.raises(InvalidParameter, match="one file"):
+        OPERATION.run(ctx, source, validate_params(OPERATION, {"format": "mp4"}))

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Query, UploadFile
 from fastapi.responses import Response
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from docworker.api.answers import answer_files
 from docworker.api.deps import ServicesDep
@@ -23,7 +24,9 @@ from docworker.api.routing import feeds
 from docworker.api.schemas import FormBool
 from docworker.api.sources import InputReferenceDep, store_document
 from docworker.api.submitting import JobClientWithWebhookDep
-from docworker.api.uploads import ONE_FILE_PER_FIELD
+from docworker.api.uploads import ONE_FILE_PER_FIELD, store_uploads
+from docworker.errors import LimitExceeded
+from docworker.operations.video import MAX_CONCAT_INPUTS
 from docworker.operations.video_params import VideoAction, VideoCodec
 
 router = APIRouter(prefix="/api/v2", tags=["video"], dependencies=[ONE_FILE_PER_FIELD])
@@ -203,4 +206,61 @@ async def video(
         )
     return await answer_files(
         services, client, "video", params, job_input, wait, priority, accept, zip_name="hls.zip"
+    )
+
+
+@router.post(
+    "/video/concat",
+    operation_id="video_concat",
+    openapi_extra=feeds("video"),
+    summary="Join several videos into one",
+    responses={
+        200: {
+            "description": "The joined video (JSON with the artifact listed instead when "
+            "the request accepts only application/json)",
+            "content": {"video/webm": {}, "video/mp4": {}, "application/json": {}},
+        },
+        202: {"description": "Not finished within `wait`: the job, to poll"},
+        **problem_responses(403, 409, 413, 415, 422, 429, 503),
+    },
+)
+async def concat(
+    services: ServicesDep,
+    client: JobClientWithWebhookDep,
+    files: Annotated[
+        list[UploadFile], File(description="The videos, in the order they are to play.")
+    ],
+    format: Annotated[str | None, Form(description="webm (default) or mp4")] = None,
+    video_codec: Annotated[
+        VideoCodec | None, Form(description="webm: vp9 (default) or vp8; mp4: h264")
+    ] = None,
+    width: Annotated[int | None, Form(ge=2, le=16384, description="Fit to this width")] = None,
+    height: Annotated[int | None, Form(ge=2, le=16384, description="Fit to this height")] = None,
+    crf: Annotated[int | None, Form(ge=0, le=63, description="Constant quality")] = None,
+    max_bitrate: Annotated[str | None, Form(description="Video bit-rate cap, e.g. '2M'")] = None,
+    audio_bitrate: Annotated[str | None, Form(description="Audio bit rate, e.g. '128k'")] = None,
+    mute: Annotated[FormBool, Form(description="Leave the sound out")] = False,
+    wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
+    priority: Annotated[int, Form(ge=-100, le=100)] = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Send two to 20 ``files`` parts; they play in upload order. Each is fitted into
+    the first one's picture (or ``width``/``height``), letter-boxed where its shape
+    differs, at the first one's frame rate; silence stands in for a file without sound."""
+    given: dict[str, Any] = {
+        "format": format,
+        "video_codec": video_codec,
+        "width": width,
+        "height": height,
+        "crf": crf,
+        "max_bitrate": max_bitrate,
+        "audio_bitrate": audio_bitrate,
+    }
+    params: dict[str, Any] = {"action": VideoAction.CONCAT, "mute": mute}
+    params.update({k: v for k, v in given.items() if v is not None and v != ""})
+    if len(files) > MAX_CONCAT_INPUTS:
+        raise LimitExceeded("files count", len(files), MAX_CONCAT_INPUTS)
+    first, *others = await store_uploads(services, list[StarletteUploadFile](files), field="files")
+    return await answer_files(
+        services, client, "video", params, first, wait, priority, accept, others=others
     )
