@@ -98,6 +98,9 @@ class Line:
     starts_bold: bool = False
     #: The line ends inside a word broken by a hyphen; the word goes on on the next line.
     hyphenated: bool = False
+    #: The index of its first character in its page's text, -1 when not read from one: the
+    #: way back to its characters' boxes for the few lines whose words are measured.
+    start: int = -1
     #: Read often enough while grouping to be worth keeping rather than computing.
     height: float = field(init=False)
 
@@ -112,12 +115,13 @@ class Line:
         bold: bool = False,
         starts_bold: bool = False,
         hyphenated: bool = False,
+        start: int = -1,
     ) -> None:
         # The dataclass's own ``__init__`` with its ``__post_init__`` in it, as one call
         # rather than two: a plain-text read builds a Line for every line of every page.
         self.text, self.x0, self.y0, self.x1, self.y1 = text, x0, y0, x1, y1
         self.size, self.bold, self.starts_bold = size, bold, starts_bold
-        self.hyphenated = hyphenated
+        self.hyphenated, self.start = hyphenated, start
         height = y1 - y0
         # max(height, 1.0), NaN kept as max() keeps it.
         self.height = 1.0 if height < 1.0 else height

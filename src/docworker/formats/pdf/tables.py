@@ -199,7 +199,7 @@ def _mark_header(cells: list[TableCell]) -> None:
     takes the rows it spans into the header.
     """
     first = [cell for cell in cells if cell.row == 0]
-    if not all(cell.text and not _numeric(cell.text) for cell in first):
+    if not all(cell.text and not numeric(cell.text) for cell in first):
         return
     depth = max(cell.row_span for cell in first)
     for cell in cells:
@@ -207,5 +207,5 @@ def _mark_header(cells: list[TableCell]) -> None:
             cell.header = True
 
 
-def _numeric(text: str) -> bool:
+def numeric(text: str) -> bool:
     return text.replace(".", "").replace(",", "").replace("%", "").strip().lstrip("-+").isdigit()

@@ -283,9 +283,9 @@ def read_lines(text: PageText, frame: PageFrame, *, measure_fonts: bool) -> list
             else:
                 x0, y0, x1, y1 = to_display(left, bottom, right, top)
             if piece[-1] == _HYPHEN:
-                line = Line(piece[:-1], x0, y0, x1, y1, hyphenated=True)
+                line = Line(piece[:-1], x0, y0, x1, y1, hyphenated=True, start=end + 1 - len(piece))
             else:
-                line = Line(piece, x0, y0, x1, y1)
+                line = Line(piece, x0, y0, x1, y1, start=end + 1 - len(piece))
             if fonts is not None:
                 fonts.measure(line, piece, end + 1 - len(piece), end)
             lines.append(line)

@@ -1,0 +1,437 @@
+"""Tables of PDF pages told by alignment alone: no grid of rules, columns set by white space.
+
+Borderless tables (financial statements, inventories, lists of values) and
+tables ruled across only (the booktabs style of papers: a rule above, under
+the header and below) draw no grid, so :mod:`docworker.formats.pdf.tables`
+never sees them. Their columns show in the words: gaps that run down through
+several consecutive lines of the page at the same place.
+
+A page's lines (pdfium's, with their boxes) are first put into bands, the
+pieces that sit side by side on one visual line. Only a page with a few bands
+that look spread out (pieces far apart, or a piece much wider than its
+characters need) is looked at further, so that a page of prose costs a sort
+of its lines and no call into pdfium. On such a page the spread-out pieces
+are cut into words, two character boxes a word. Runs of consecutive bands
+whose words leave common gaps make a table's body; a band just above whose
+words cross some of those gaps (a header over several columns) joins it as a
+header. Bands that fill only some columns under a band that fills them are
+the continuation lines of that row's cells.
+
+Prose in columns also leaves a common gap (the gutter), so a table must have
+short cells: a run whose columns all hold full lines of words is text, and a
+run whose first column only holds list markers is a list.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import pypdfium2.raw as pdfium_c
+
+from docworker.document import Table, TableCell
+from docworker.formats.pdf.layout import BULLETS, Box, Line
+from docworker.formats.pdf.tables import FoundTable, numeric
+from docworker.formats.pdf.text import PageFrame, PageText
+
+#: A gap between columns is at least this share of the line height (about an em) wide.
+_COLUMN_GAP = 0.75
+#: A piece whose box is wider than its characters need by this many line heights
+#: may hold a column gap, and is cut into words.
+_SPREAD = 1.5
+#: The usual width of a Latin character per point of line height (pdfium's boxes reach
+#: from the font's descent to its ascent, some 1.2 em).
+_LATIN_WIDTH = 0.5
+#: A table's body has at least this many bands, and this many with two cells or more.
+_MIN_BANDS = 3
+_MIN_FULL_BANDS = 2
+#: Bands further apart than this many line heights are not in one table.
+_MAX_BAND_GAP = 2.2
+#: A column whose bands hold this many words or more on the median, each band filling
+#: this share of the column's width, is running text.
+_WORDY = 3
+_FULL = 0.7
+#: Dots that lead from an entry to its page number.
+_LEADER = "....."
+#: Words of letters in a fixed-pitch font are as wide per character, to this ratio;
+#: it takes this many words to tell.
+_SAME_PITCH = 1.12
+_MIN_SAMPLES = 5
+#: At least this share of a table's places hold text.
+_MIN_FILLED = 0.5
+#: At most this many bands above a table's body are looked at as its header.
+_MAX_HEADER_BANDS = 3
+#: A first column of these only (bullets, item numbers) makes a list, not a table.
+_LIST_MARKER = re.compile(r"^(?:[\-–—*]|\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)]|\(?[ivxIVX]{1,4}[.)])$")
+
+
+@dataclass(slots=True)
+class _Word:
+    """A word (or an unbroken piece) of a band, with where it starts and ends across."""
+
+    text: str
+    x0: float
+    x1: float
+    #: The line it ends ends in a hyphen that broke a word: the next line goes on with it.
+    hyphenated: bool = False
+    #: It follows the word before it with no space (a superscript, a change of font).
+    attached: bool = False
+
+
+@dataclass(slots=True)
+class _Band:
+    """The pieces that share one visual line, and their words once measured."""
+
+    lines: list[Line]
+    y0: float
+    y1: float
+    words: list[_Word] = field(default_factory=list)
+
+    @property
+    def height(self) -> float:
+        return min(line.height for line in self.lines)
+
+    @property
+    def bold(self) -> bool:
+        return all(line.bold for line in self.lines)
+
+
+def find_aligned_tables(
+    lines: list[Line],
+    text: PageText,
+    frame: PageFrame,
+    rules: list[tuple[float, float, float]],
+    taken: list[Box],
+) -> list[FoundTable]:
+    """The tables of a page that its words' alignment shows, outside the boxes ``taken``.
+
+    ``lines`` are the page's lines as :func:`~docworker.formats.pdf.text.read_lines`
+    read them from ``text`` in ``frame``; ``rules`` are its rules across
+    (``(y, x0, x1)``), which tell a header from the body under it.
+    """
+    if len(lines) < _MIN_BANDS or text.right_to_left:
+        return []
+    free = [
+        line
+        for line in lines
+        if not any(_inside(line, box) for box in taken) and not _vertical(line)
+    ]
+    bands = _bands(free)
+    width = _char_width(free)
+    spread = [band for band in bands if _spread(band, width)]
+    if len(spread) < _MIN_FULL_BANDS:
+        return []
+    for band in bands:
+        band.words = _words(band, text, frame, width)
+    found = []
+    for run in _runs(bands):
+        if _monospaced(run):
+            continue
+        table = _table(run, rules)
+        if table is not None:
+            found.append(table)
+    return found
+
+
+def _vertical(line: Line) -> bool:
+    """Text running up or down the page (an arXiv stamp in the margin): no table's row."""
+    return len(line.text) > 1 and line.y1 - line.y0 > 2 * (line.x1 - line.x0)
+
+
+def _inside(line: Line, box: Box) -> bool:
+    x, y = (line.x0 + line.x1) / 2, (line.y0 + line.y1) / 2
+    return box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+def _bands(lines: list[Line]) -> list[_Band]:
+    """The lines grouped into visual lines, top to bottom, each band's pieces left to right."""
+    bands: list[_Band] = []
+    for line in sorted(lines, key=lambda line: line.y0 + line.y1):
+        middle = (line.y0 + line.y1) / 2
+        last = bands[-1] if bands else None
+        if last is not None and last.y0 <= middle <= last.y1 and not line.height > 2 * last.height:
+            last.lines.append(line)
+            last.y0, last.y1 = min(last.y0, line.y0), max(last.y1, line.y1)
+        else:
+            bands.append(_Band([line], line.y0, line.y1))
+    for band in bands:
+        band.lines.sort(key=lambda line: line.x0)
+    return bands
+
+
+def _char_width(lines: list[Line]) -> float:
+    """The page's usual width of a character per point of line height, from its longer lines.
+
+    At most that of Latin text: on a page made mostly of a table, the table's own
+    spread-out lines would make spread out the norm.
+    """
+    long = [line for line in lines if len(line.text) >= 20] or lines
+    ratios = sorted((line.x1 - line.x0) / len(line.text) / line.height for line in long)
+    return min(ratios[len(ratios) // 2], _LATIN_WIDTH) if ratios else _LATIN_WIDTH
+
+
+def _slack(line: Line, width: float) -> float:
+    """How much wider (in line heights) the line's box is than its characters need."""
+    return (line.x1 - line.x0) / line.height - len(line.text) * width
+
+
+def _spread(band: _Band, width: float) -> bool:
+    """Whether a band may cross a column gap: pieces far apart, or a piece spread out."""
+    pieces = band.lines
+    for before, after in pairwise(pieces):
+        if after.x0 - before.x1 >= _COLUMN_GAP * band.height:
+            return True
+    return any(_slack(line, width) >= _SPREAD for line in pieces)
+
+
+def _words(band: _Band, text: PageText, frame: PageFrame, width: float) -> list[_Word]:
+    """The band's words: a spread-out piece cut at its spaces, any other piece whole."""
+    words: list[_Word] = []
+    for line in band.lines:
+        # Pieces pdfium split off one word (a superscript) go on with it, as in TextBlock.
+        attached = bool(words) and 0 <= line.x0 - words[-1].x1 < 0.1 * band.height
+        count = len(words)
+        if line.start < 0 or _slack(line, width) < _SPREAD or " " not in line.text:
+            words.append(_Word(line.text, line.x0, line.x1, line.hyphenated))
+        else:
+            words.extend(_cut(line, text, frame))
+        if attached and len(words) > count:
+            words[count].attached = True
+    return words
+
+
+def _cut(line: Line, text: PageText, frame: PageFrame) -> list[_Word]:
+    """A line's words, each measured from its first and last characters' boxes."""
+    words = []
+    rect = pdfium_c.FS_RECTF()
+    offset = 0
+    parts = line.text.split(" ")
+    for index, part in enumerate(parts):
+        if part:
+            first, last = line.start + offset, line.start + offset + len(part) - 1
+            edges = []
+            for at in (first, last):
+                if pdfium_c.FPDFText_GetLooseCharBox(text.raw, text.char_index(at), rect):
+                    x0, _, x1, _ = frame.box(rect.left, rect.bottom, rect.right, rect.top)
+                    edges += [x0, x1]
+            if edges:
+                hyphenated = line.hyphenated and index == len(parts) - 1
+                words.append(_Word(part, min(edges), max(edges), hyphenated))
+        offset += len(part) + 1
+    return words
+
+
+def _monospaced(run: list[_Band]) -> bool:
+    """Whether the run is set in a fixed-pitch font: a listing of code, whose columns are
+    made by spaces (a table set in such a font is lost with it).
+
+    Told from the words' widths, as fonts' flags are often not set: in a fixed-pitch
+    font every word of letters is as wide per character (digits are in most fonts).
+    """
+    widths = sorted(
+        (word.x1 - word.x0) / len(word.text)
+        for band in run
+        for word in band.words
+        if len(word.text) >= 3 and any(char.isalpha() for char in word.text)
+    )
+    return len(widths) >= _MIN_SAMPLES and widths[-1] <= _SAME_PITCH * widths[0]
+
+
+# -- runs of bands into tables --------------------------------------------------------------
+
+
+def _runs(bands: list[_Band]) -> list[list[_Band]]:
+    """Runs of consecutive bands that leave common gaps, as long as each can be made.
+
+    A run grows while the next band is close under it and its words leave at
+    least one of the run's gaps open; a band that closes them all (a paragraph
+    line, a title) ends the run.
+    """
+    runs: list[list[_Band]] = []
+    run: list[_Band] = []
+    for band in bands:
+        if run and _joins(run, band):
+            run.append(band)
+            continue
+        if len(run) >= _MIN_BANDS:
+            runs.append(run)
+        run = [band] if _gaps([band]) else []
+    if len(run) >= _MIN_BANDS:
+        runs.append(run)
+    return runs
+
+
+def _joins(run: list[_Band], band: _Band) -> bool:
+    last = run[-1]
+    if band.y0 - last.y1 > _MAX_BAND_GAP * max(last.height, band.height):
+        return False
+    before = _gaps(run)
+    after = _gaps([*run, band])
+    return bool(after) and len(after) >= len(before)
+
+
+def _gaps(bands: list[_Band]) -> list[tuple[float, float]]:
+    """The spaces across that no word of the bands covers, between their leftmost and
+    rightmost words, at least a column gap wide."""
+    spans = sorted((word.x0, word.x1) for band in bands for word in band.words)
+    if not spans:
+        return []
+    least = _COLUMN_GAP * min(band.height for band in bands)
+    gaps = []
+    reach = spans[0][1]
+    for x0, x1 in spans[1:]:
+        if x0 - reach >= least:
+            gaps.append((reach, x0))
+        reach = max(reach, x1)
+    return gaps
+
+
+def _table(run: list[_Band], rules: list[tuple[float, float, float]]) -> FoundTable | None:
+    """The table a run of bands makes, with its header, or None if it is text or a list."""
+    gaps = _gaps(run)
+    bounds = [(a + b) / 2 for a, b in gaps]
+    placed = [_place(band, bounds) for band in run]
+    n_cols = len(bounds) + 1
+    if sum(1 for cells in placed if len(cells) >= 2) < _MIN_FULL_BANDS:
+        return None
+    if _is_text(placed, n_cols) or _is_list(placed):
+        return None
+    grouped = _rows(placed)
+    filled = sum(len(row) for _, row in grouped)
+    per_column = Counter(col for _, row in grouped for col in row)
+    if (
+        sum(1 for _, row in grouped if len(row) >= 2) < _MIN_FULL_BANDS
+        or filled < _MIN_FILLED * len(grouped) * n_cols
+        or min(per_column.values()) < 2
+    ):
+        return None
+    tops = [top for top, _ in grouped]
+    rows = [{col: _cell_text(words) for col, words in row.items()} for _, row in grouped]
+    left = min(word.x0 for band in run for word in band.words)
+    right = max(word.x1 for band in run for word in band.words)
+    header = _header_rows(rows, [run[top] for top in tops], run, rules, (left, right))
+    cells = [
+        TableCell(row=r, col=col, text=text, header=r < header)
+        for r, row in enumerate(rows)
+        for col, text in sorted(row.items())
+    ]
+    table = Table(n_rows=len(rows), n_cols=n_cols, cells=cells)
+    box = (left, run[0].y0, right, run[-1].y1)
+    return FoundTable(box, table)
+
+
+def _place(band: _Band, bounds: list[float]) -> dict[int, list[_Word]]:
+    """The band's words by column, the columns cut at ``bounds``."""
+    cells: dict[int, list[_Word]] = {}
+    for word in band.words:
+        cells.setdefault(bisect.bisect(bounds, (word.x0 + word.x1) / 2), []).append(word)
+    return cells
+
+
+def _is_text(placed: list[dict[int, list[_Word]]], n_cols: int) -> bool:
+    """Whether a column holds running text: lines of several words that fill the column's
+    width, as the lines of a paragraph do (a column of amounts fills its width too, with
+    one word a line; a column of names neither), or dot leaders (a table of contents).
+
+    One such column is enough: a column of prose beside a list is a page in two
+    columns. A table whose cells wrap long sentences is lost with it.
+    """
+    for col in range(n_cols):
+        cells = [cells[col] for cells in placed if col in cells]
+        if any(_LEADER in word.text for cell in cells for word in cell):
+            return True
+        left = min(cell[0].x0 for cell in cells)
+        width = max(cell[-1].x1 for cell in cells) - left
+        fills = sorted((cell[-1].x1 - cell[0].x0) / width if width > 0 else 1.0 for cell in cells)
+        words = sorted(len(_joined(cell).split()) for cell in cells)
+        middle = len(cells) // 2
+        if words[middle] >= _WORDY and fills[middle] >= _FULL:
+            return True
+    return False
+
+
+def _is_list(placed: list[dict[int, list[_Word]]]) -> bool:
+    """Whether the first column holds only bullets or item numbers."""
+    first = [_joined(cells[0]) for cells in placed if 0 in cells]
+    return bool(first) and all(
+        _LIST_MARKER.match(text) or (len(text) == 1 and text in BULLETS) for text in first
+    )
+
+
+def _joined(words: list[_Word]) -> str:
+    return " ".join(word.text for word in words)
+
+
+def _rows(placed: list[dict[int, list[_Word]]]) -> list[tuple[int, dict[int, list[_Word]]]]:
+    """The table's rows, each with the index of its first band: each band a row, but for
+    the continuation lines of multi-line cells.
+
+    A band continues the row above when it leaves the first column empty, fills
+    only columns the row above fills, and is not all numbers (amounts do not
+    wrap, so a band of amounts under amounts is a row of its own).
+    """
+    rows: list[tuple[int, dict[int, list[_Word]]]] = []
+    for index, cells in enumerate(placed):
+        if rows and _continues(cells, rows[-1][1]):
+            above = rows[-1][1]
+            for col, words in cells.items():
+                above[col] = above[col] + words
+        else:
+            rows.append((index, {col: list(words) for col, words in cells.items()}))
+    return rows
+
+
+def _continues(cells: dict[int, list[_Word]], above: dict[int, list[_Word]]) -> bool:
+    if 0 in cells or not cells.keys() <= above.keys():
+        return False
+    return not all(numeric(_joined(words)) for words in cells.values())
+
+
+def _cell_text(words: list[_Word]) -> str:
+    """The words of a cell on one line; a word a hyphen broke at a line's end made whole."""
+    parts: list[str] = []
+    for word in words:
+        if parts and parts[-1].endswith("\ufffe"):
+            rest = word.text if word.text[:1].islower() else "-" + word.text
+            parts[-1] = parts[-1][:-1] + rest
+        elif parts and word.attached:
+            parts[-1] += word.text
+        else:
+            parts.append(word.text)
+        if word.hyphenated:
+            parts[-1] += "\ufffe"
+    return " ".join(parts).replace("\ufffe", "-")
+
+
+def _header_rows(
+    rows: list[dict[int, str]],
+    firsts: list[_Band],
+    run: list[_Band],
+    rules: list[tuple[float, float, float]],
+    across: tuple[float, float],
+) -> int:
+    """How many of the first rows are a header: those above a rule across the table near its
+    top, else a first row in bold over a body that is not, else a first row of words over
+    a column of numbers. ``firsts`` are the rows' first bands."""
+    if len(rows) < 2:
+        return 0
+    left, right = across
+    for r in range(1, min(len(rows), _MAX_HEADER_BANDS + 1)):
+        upper, lower = run[run.index(firsts[r]) - 1].y1, firsts[r].y0
+        for y, x0, x1 in rules:
+            if upper - 1 <= y <= lower + 1 and x0 <= left + 2 and x1 >= right - 2:
+                return r
+    body = run[run.index(firsts[1]) :]
+    if firsts[0].bold and not all(band.bold for band in body):
+        return 1
+    first = rows[0]
+    wordy = all(text and not numeric(text) for text in first.values())
+    columns = {col for row in rows for col in row}
+    numbers = any(
+        sum(1 for row in rows[1:] if numeric(row.get(col, ""))) > len(rows[1:]) / 2
+        for col in columns
+    )
+    return 1 if wordy and numbers and len(first) >= 2 else 0
