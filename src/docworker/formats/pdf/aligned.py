@@ -62,6 +62,11 @@ _SAME_PITCH = 1.12
 _MIN_SAMPLES = 5
 #: At least this share of a table's places hold text.
 _MIN_FILLED = 0.5
+#: Rows set further apart than the lines of their cells by this many line heights are
+#: told apart by those spaces.
+_ROW_SPACE = 0.35
+#: A spanning header is at most this many line heights above the columns it spans.
+_HEADER_GAP = 1.0
 #: At most this many bands above a table's body are looked at as its header.
 _MAX_HEADER_BANDS = 3
 #: A first column of these only (bullets, item numbers) makes a list, not a table.
@@ -130,7 +135,8 @@ def find_aligned_tables(
     for run in _runs(bands):
         if _monospaced(run):
             continue
-        table = _table(run, rules)
+        start = bands.index(run[0])
+        table = _table(run, bands[start - 1] if start else None, rules)
         if table is not None:
             found.append(table)
     return found
@@ -289,8 +295,14 @@ def _gaps(bands: list[_Band]) -> list[tuple[float, float]]:
     return gaps
 
 
-def _table(run: list[_Band], rules: list[tuple[float, float, float]]) -> FoundTable | None:
-    """The table a run of bands makes, with its header, or None if it is text or a list."""
+def _table(
+    run: list[_Band], above: _Band | None, rules: list[tuple[float, float, float]]
+) -> FoundTable | None:
+    """The table a run of bands makes, with its header, or None if it is text or a list.
+
+    ``above`` is the band over the run, which joins the table as a header row of
+    cells spanning columns when it is one (see :func:`_spanning`).
+    """
     gaps = _gaps(run)
     bounds = [(a + b) / 2 for a, b in gaps]
     placed = [_place(band, bounds) for band in run]
@@ -299,7 +311,7 @@ def _table(run: list[_Band], rules: list[tuple[float, float, float]]) -> FoundTa
         return None
     if _is_text(placed, n_cols) or _is_list(placed):
         return None
-    grouped = _rows(placed)
+    grouped = _rows(run, placed)
     filled = sum(len(row) for _, row in grouped)
     per_column = Counter(col for _, row in grouped for col in row)
     if (
@@ -318,9 +330,72 @@ def _table(run: list[_Band], rules: list[tuple[float, float, float]]) -> FoundTa
         for r, row in enumerate(rows)
         for col, text in sorted(row.items())
     ]
-    table = Table(n_rows=len(rows), n_cols=n_cols, cells=cells)
-    box = (left, run[0].y0, right, run[-1].y1)
-    return FoundTable(box, table)
+    top = run[0].y0
+    spans = _spanning(above, run[0], bounds, (left, right)) if above is not None else []
+    if spans:
+        assert above is not None
+        cells = _with_spanning_row(cells, spans, header > 0)
+        top = above.y0
+    n_rows = len(rows) + bool(spans)
+    table = Table(n_rows=n_rows, n_cols=n_cols, cells=cells)
+    return FoundTable((left, top, right, run[-1].y1), table)
+
+
+def _spanning(
+    band: _Band, below: _Band, bounds: list[float], across: tuple[float, float]
+) -> list[tuple[int, int, str]]:
+    """The cells ``(column, span, text)`` of a header band over a table's columns.
+
+    A band right above the table (a line apart at most), within its width, whose
+    words group into cells over columns, at least one of them over several (a
+    heading over the columns of two years). Nothing if the band is not one."""
+    height = max(band.height, below.height)
+    left, right = across
+    if below.y0 - band.y1 > _HEADER_GAP * height or not band.words:
+        return []
+    if band.words[0].x0 < left - height or band.words[-1].x1 > right + height:
+        return []
+    groups: list[list[_Word]] = []
+    for word in band.words:
+        if groups and word.x0 - groups[-1][-1].x1 < _COLUMN_GAP * height:
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    spans = []
+    for group in groups:
+        first = bisect.bisect(bounds, group[0].x0)
+        last = bisect.bisect(bounds, group[-1].x1)
+        spans.append((first, last - first + 1, _cell_text(group)))
+    ends = [first + span for first, span, _ in spans]
+    overlapping = any(end > first for end, (first, _, _) in zip(ends, spans[1:], strict=False))
+    # A heading spans the columns of values; a line over the first column too is a
+    # caption or the end of a paragraph.
+    if overlapping or all(span == 1 for _, span, _ in spans) or spans[0][0] == 0 < spans[0][1] - 1:
+        return []
+    return spans
+
+
+def _with_spanning_row(
+    cells: list[TableCell], spans: list[tuple[int, int, str]], header_below: bool
+) -> list[TableCell]:
+    """The table's cells under a first row of spanning header cells.
+
+    Where that row leaves a column empty and the row under it is a header too,
+    that header's cell reaches up into the empty place (a name set beside a
+    spanning heading, over the column's own line).
+    """
+    covered = {col for first, span, _ in spans for col in range(first, first + span)}
+    moved = []
+    for cell in cells:
+        if header_below and cell.row == 0 and cell.col not in covered:
+            moved.append(cell.model_copy(update={"row_span": 2}))
+        else:
+            moved.append(cell.model_copy(update={"row": cell.row + 1}))
+    heads = [
+        TableCell(row=0, col=first, col_span=span, text=text, header=True)
+        for first, span, text in spans
+    ]
+    return sorted(heads + moved, key=lambda cell: (cell.row, cell.col))
 
 
 def _place(band: _Band, bounds: list[float]) -> dict[int, list[_Word]]:
@@ -365,20 +440,39 @@ def _joined(words: list[_Word]) -> str:
     return " ".join(word.text for word in words)
 
 
-def _rows(placed: list[dict[int, list[_Word]]]) -> list[tuple[int, dict[int, list[_Word]]]]:
-    """The table's rows, each with the index of its first band: each band a row, but for
-    the continuation lines of multi-line cells.
+def _rows(
+    run: list[_Band], placed: list[dict[int, list[_Word]]]
+) -> list[tuple[int, dict[int, list[_Word]]]]:
+    """The table's rows, each with the index of its first band: the bands grouped where
+    multi-line cells put several in one row.
 
-    A band continues the row above when it leaves the first column empty, fills
+    Where rows are set further apart than the lines inside a cell, the wider spaces
+    part the rows (and a cell set in the middle of its row's height, its first
+    column one of them, stays in its row), and so does a band that has a first
+    cell of its own under another. Where all lines are as far apart, a
+    band continues the row above when it leaves the first column empty, fills
     only columns the row above fills, and is not all numbers (amounts do not
     wrap, so a band of amounts under amounts is a row of its own).
     """
+    spaces = [band.y0 - above.y1 for above, band in pairwise(run)]
+    least = min(spaces, default=0.0)
+    parted = [
+        space > least + _ROW_SPACE * band.height
+        for space, band in zip(spaces, run[1:], strict=True)
+    ]
+    spaced = any(parted) and not all(parted)
     rows: list[tuple[int, dict[int, list[_Word]]]] = []
     for index, cells in enumerate(placed):
-        if rows and _continues(cells, rows[-1][1]):
-            above = rows[-1][1]
+        above = rows[-1][1] if rows else None
+        if above is None:
+            joins = False
+        elif spaced:
+            joins = not parted[index - 1] and not (0 in cells and 0 in above)
+        else:
+            joins = _continues(cells, above)
+        if above is not None and joins:
             for col, words in cells.items():
-                above[col] = above[col] + words
+                above[col] = above.get(col, []) + words
         else:
             rows.append((index, {col: list(words) for col, words in cells.items()}))
     return rows
