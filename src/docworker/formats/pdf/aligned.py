@@ -30,21 +30,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-import pypdfium2.raw as pdfium_c
-
 from docworker.document import Table, TableCell
 from docworker.formats.pdf.layout import BULLETS, Box, Line
 from docworker.formats.pdf.tables import FoundTable, numeric
-from docworker.formats.pdf.text import PageFrame, PageText
+from docworker.formats.pdf.text import PageFrame, PageText, spans_across
 
 #: A gap between columns is at least this share of the line height (about an em) wide.
 _COLUMN_GAP = 0.75
 #: A piece whose box is wider than its characters need by this many line heights
 #: may hold a column gap, and is cut into words.
 _SPREAD = 1.5
-#: The usual width of a Latin character per point of line height (pdfium's boxes reach
-#: from the font's descent to its ascent, some 1.2 em).
-_LATIN_WIDTH = 0.5
+#: The width of a character per point of line height, twice that from the first wide
+#: (East Asian) characters on.
+_NARROW = 0.5
+_WIDE = "\u1100"
 #: A table's body has at least this many bands, and this many with two cells or more.
 _MIN_BANDS = 3
 _MIN_FULL_BANDS = 2
@@ -93,11 +92,9 @@ class _Band:
     lines: list[Line]
     y0: float
     y1: float
+    #: The height of its lowest piece, the measure of its gaps.
+    height: float
     words: list[_Word] = field(default_factory=list)
-
-    @property
-    def height(self) -> float:
-        return min(line.height for line in self.lines)
 
     @property
     def bold(self) -> bool:
@@ -122,22 +119,19 @@ def find_aligned_tables(
     free = [
         line
         for line in lines
-        if not any(_inside(line, box) for box in taken) and not _vertical(line)
+        if not _vertical(line) and not (taken and any(_inside(line, box) for box in taken))
     ]
     bands = _bands(free)
-    width = _char_width(free)
-    spread = [band for band in bands if _spread(band, width)]
+    spread = [band for band in bands if _spread(band)]
     if len(spread) < _MIN_FULL_BANDS:
         return []
     for band in bands:
-        band.words = _words(band, text, frame, width)
+        band.words = _words(band, text, frame)
     found = []
     for run in _runs(bands):
-        if _monospaced(run):
-            continue
         start = bands.index(run[0])
         table = _table(run, bands[start - 1] if start else None, rules)
-        if table is not None:
+        if table is not None and not _monospaced(run):
             found.append(table)
     return found
 
@@ -161,46 +155,47 @@ def _bands(lines: list[Line]) -> list[_Band]:
         if last is not None and last.y0 <= middle <= last.y1 and not line.height > 2 * last.height:
             last.lines.append(line)
             last.y0, last.y1 = min(last.y0, line.y0), max(last.y1, line.y1)
+            last.height = min(last.height, line.height)
         else:
-            bands.append(_Band([line], line.y0, line.y1))
+            bands.append(_Band([line], line.y0, line.y1, line.height))
     for band in bands:
         band.lines.sort(key=lambda line: line.x0)
     return bands
 
 
-def _char_width(lines: list[Line]) -> float:
-    """The page's usual width of a character per point of line height, from its longer lines.
+def _slack(line: Line) -> float:
+    """How much wider (in line heights) the line's box is than its characters need.
 
-    At most that of Latin text: on a page made mostly of a table, the table's own
-    spread-out lines would make spread out the norm.
+    A character needs half a line height (pdfium's boxes reach from the font's
+    descent to its ascent, some 1.2 em), a wide one (CJK) a whole one.
     """
-    long = [line for line in lines if len(line.text) >= 20] or lines
-    ratios = sorted((line.x1 - line.x0) / len(line.text) / line.height for line in long)
-    return min(ratios[len(ratios) // 2], _LATIN_WIDTH) if ratios else _LATIN_WIDTH
+    text = line.text
+    need = len(text) if text.isascii() else len(text) + sum(1 for c in text if c >= _WIDE)
+    return (line.x1 - line.x0) / line.height - need * _NARROW
 
 
-def _slack(line: Line, width: float) -> float:
-    """How much wider (in line heights) the line's box is than its characters need."""
-    return (line.x1 - line.x0) / line.height - len(line.text) * width
-
-
-def _spread(band: _Band, width: float) -> bool:
-    """Whether a band may cross a column gap: pieces far apart, or a piece spread out."""
+def _spread(band: _Band) -> bool:
+    """Whether a band may cross a column gap: a piece spread out, or a short piece far from
+    the next (two long pieces far apart are the lines of two columns of prose)."""
     pieces = band.lines
     for before, after in pairwise(pieces):
-        if after.x0 - before.x1 >= _COLUMN_GAP * band.height:
+        if after.x0 - before.x1 >= _COLUMN_GAP * band.height and (_short(before) or _short(after)):
             return True
-    return any(_slack(line, width) >= _SPREAD for line in pieces)
+    return any(_slack(line) >= _SPREAD for line in pieces)
 
 
-def _words(band: _Band, text: PageText, frame: PageFrame, width: float) -> list[_Word]:
+def _short(line: Line) -> bool:
+    return line.text.count(" ") < _WORDY
+
+
+def _words(band: _Band, text: PageText, frame: PageFrame) -> list[_Word]:
     """The band's words: a spread-out piece cut at its spaces, any other piece whole."""
     words: list[_Word] = []
     for line in band.lines:
         # Pieces pdfium split off one word (a superscript) go on with it, as in TextBlock.
         attached = bool(words) and 0 <= line.x0 - words[-1].x1 < 0.1 * band.height
         count = len(words)
-        if line.start < 0 or _slack(line, width) < _SPREAD or " " not in line.text:
+        if line.start < 0 or _slack(line) < _SPREAD or " " not in line.text:
             words.append(_Word(line.text, line.x0, line.x1, line.hyphenated))
         else:
             words.extend(_cut(line, text, frame))
@@ -211,22 +206,18 @@ def _words(band: _Band, text: PageText, frame: PageFrame, width: float) -> list[
 
 def _cut(line: Line, text: PageText, frame: PageFrame) -> list[_Word]:
     """A line's words, each measured from its first and last characters' boxes."""
-    words = []
-    rect = pdfium_c.FS_RECTF()
+    parts: list[tuple[str, int]] = []
     offset = 0
-    parts = line.text.split(" ")
-    for index, part in enumerate(parts):
+    for part in line.text.split(" "):
         if part:
-            first, last = line.start + offset, line.start + offset + len(part) - 1
-            edges = []
-            for at in (first, last):
-                if pdfium_c.FPDFText_GetLooseCharBox(text.raw, text.char_index(at), rect):
-                    x0, _, x1, _ = frame.box(rect.left, rect.bottom, rect.right, rect.top)
-                    edges += [x0, x1]
-            if edges:
-                hyphenated = line.hyphenated and index == len(parts) - 1
-                words.append(_Word(part, min(edges), max(edges), hyphenated))
+            parts.append((part, line.start + offset))
         offset += len(part) + 1
+    spans = spans_across(text, frame, [(at, at + len(part) - 1) for part, at in parts])
+    words = []
+    for index, ((part, _), span) in enumerate(zip(parts, spans, strict=True)):
+        if span is not None:
+            hyphenated = line.hyphenated and index == len(parts) - 1
+            words.append(_Word(part, span[0], span[1], hyphenated))
     return words
 
 
@@ -252,47 +243,58 @@ def _monospaced(run: list[_Band]) -> bool:
 def _runs(bands: list[_Band]) -> list[list[_Band]]:
     """Runs of consecutive bands that leave common gaps, as long as each can be made.
 
-    A run grows while the next band is close under it and its words leave at
-    least one of the run's gaps open; a band that closes them all (a paragraph
-    line, a title) ends the run.
+    A run grows while the next band is close under it and its words leave open
+    as many gaps as the run had; a band that closes one (a paragraph line, a
+    title) ends the run. What the run's words cover is kept merged as it grows,
+    a few stretches across, so that a long run (a page of prose in two columns)
+    costs a pass over each band's words once.
     """
     runs: list[list[_Band]] = []
     run: list[_Band] = []
+    cover: list[tuple[float, float]] = []
     for band in bands:
-        if run and _joins(run, band):
-            run.append(band)
-            continue
+        if run and _close(run[-1], band):
+            least = _COLUMN_GAP * min(band.height, run[-1].height)
+            grown = _covered(cover + _spans(band), least)
+            if len(cover) <= len(grown) > 1:
+                run.append(band)
+                cover = grown
+                continue
         if len(run) >= _MIN_BANDS:
             runs.append(run)
-        run = [band] if _gaps([band]) else []
+        cover = _covered(_spans(band), _COLUMN_GAP * band.height)
+        run = [band] if len(cover) > 1 else []
     if len(run) >= _MIN_BANDS:
         runs.append(run)
     return runs
 
 
-def _joins(run: list[_Band], band: _Band) -> bool:
-    last = run[-1]
-    if band.y0 - last.y1 > _MAX_BAND_GAP * max(last.height, band.height):
-        return False
-    before = _gaps(run)
-    after = _gaps([*run, band])
-    return bool(after) and len(after) >= len(before)
+def _close(above: _Band, band: _Band) -> bool:
+    return band.y0 - above.y1 <= _MAX_BAND_GAP * max(above.height, band.height)
+
+
+def _spans(band: _Band) -> list[tuple[float, float]]:
+    return [(word.x0, word.x1) for word in band.words]
+
+
+def _covered(spans: list[tuple[float, float]], least: float) -> list[tuple[float, float]]:
+    """What ``spans`` cover across, stretches less than ``least`` apart taken as one."""
+    merged: list[tuple[float, float]] = []
+    for x0, x1 in sorted(spans):
+        if merged and x0 - merged[-1][1] < least:
+            if x1 > merged[-1][1]:
+                merged[-1] = (merged[-1][0], x1)
+        else:
+            merged.append((x0, x1))
+    return merged
 
 
 def _gaps(bands: list[_Band]) -> list[tuple[float, float]]:
     """The spaces across that no word of the bands covers, between their leftmost and
     rightmost words, at least a column gap wide."""
-    spans = sorted((word.x0, word.x1) for band in bands for word in band.words)
-    if not spans:
-        return []
     least = _COLUMN_GAP * min(band.height for band in bands)
-    gaps = []
-    reach = spans[0][1]
-    for x0, x1 in spans[1:]:
-        if x0 - reach >= least:
-            gaps.append((reach, x0))
-        reach = max(reach, x1)
-    return gaps
+    cover = _covered([span for band in bands for span in _spans(band)], least)
+    return [(left[1], right[0]) for left, right in pairwise(cover)]
 
 
 def _table(

@@ -14,7 +14,9 @@ captions or links are looked for.
 
 With structure, what each page draws is glanced at (:mod:`docworker.formats.pdf.graphics`):
 pages ruled into a grid have their tables found (:mod:`docworker.formats.pdf.tables`),
-and a block naming a figure or table right next to one is its caption.
+tables without a grid are told from their words' alignment
+(:mod:`docworker.formats.pdf.aligned`), and a block naming a figure or table right next
+to one is its caption.
 
 Pages are read one at a time and closed straight away, so a long document
 needs memory for its text only. A page pdfium cannot load becomes a warning.

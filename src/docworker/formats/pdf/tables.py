@@ -1,9 +1,11 @@
 """Tables of PDF pages: cells found by pdfplumber's table finder, their text read by pdfium.
 
 pdfplumber's table finder works from the lines a page draws (its "lines"
-strategy, ruled tables only: tables told from text alignment alone are too
-often paragraphs in columns). pdfplumber would read the page through pdfminer,
-a hundred times slower than pdfium (some 0.2 s a page), so the finder is given
+strategy, ruled tables only: its "text" strategy takes paragraphs in columns
+for tables; tables without a grid are found by
+:mod:`docworker.formats.pdf.aligned`, which tells them from prose). pdfplumber
+would read the page through pdfminer, a hundred times slower than pdfium (some
+0.2 s a page), so the finder is given
 the page's straight strokes as pdfium reads them
 (:func:`~docworker.formats.pdf.graphics.ruling_edges`) and runs its own steps
 on them: merge the edges, find their crossings, the cells between crossings,
