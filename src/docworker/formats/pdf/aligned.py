@@ -7,19 +7,26 @@ never sees them. Their columns show in the words: gaps that run down through
 several consecutive lines of the page at the same place.
 
 A page's lines (pdfium's, with their boxes) are first put into bands, the
-pieces that sit side by side on one visual line. Only a page with a few bands
-that look spread out (pieces far apart, or a piece much wider than its
-characters need) is looked at further, so that a page of prose costs a sort
-of its lines and no call into pdfium. On such a page the spread-out pieces
-are cut into words, two character boxes a word. Runs of consecutive bands
-whose words leave common gaps make a table's body; a band just above whose
-words cross some of those gaps (a header over several columns) joins it as a
-header. Bands that fill only some columns under a band that fills them are
-the continuation lines of that row's cells.
+pieces that sit side by side on one visual line. A band is spread out when a
+piece is much wider than its characters need or a short piece stands far from
+the next; a page with fewer than two such bands costs a sort of its lines and
+no call into pdfium. A run of bands starts at a spread-out band and takes the
+close bands under it while their words leave its gaps open; only those bands
+are measured, a spread-out piece cut into words at two character boxes a word.
+The gaps of a run are its columns. Rows are the bands, but for multi-line
+cells: where rows are set further apart than the lines of a cell, the wider
+spaces part them; elsewhere a band that leaves the first column empty and
+fills only columns the row above fills goes on with that row. A header is
+the rows above a rule across the table near its top, or a bold first row, or
+a first row of words over columns of numbers; a band right above the run
+whose words group over several columns (a heading over two years) becomes a
+first header row of spanning cells.
 
-Prose in columns also leaves a common gap (the gutter), so a table must have
-short cells: a run whose columns all hold full lines of words is text, and a
-run whose first column only holds list markers is a list.
+Prose in columns leaves a common gap too (the gutter), so a run is no table
+when a column holds running text (lines of several words that fill it), dot
+leaders (a table of contents) or only list markers in the first column, when
+it is set in a fixed-pitch font (code), or when less than half its places, or
+fewer than two rows of a column, hold text.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ _SPREAD = 1.5
 #: The width of a character per point of line height, twice that from the first wide
 #: (East Asian) characters on.
 _NARROW = 0.5
-_WIDE = "\u1100"
+_WIDE = re.compile("[\u1100-\U0010ffff]")
 #: A table's body has at least this many bands, and this many with two cells or more.
 _MIN_BANDS = 3
 _MIN_FULL_BANDS = 2
@@ -122,15 +129,14 @@ def find_aligned_tables(
         if not _vertical(line) and not (taken and any(_inside(line, box) for box in taken))
     ]
     bands = _bands(free)
-    spread = [band for band in bands if _spread(band)]
-    if len(spread) < _MIN_FULL_BANDS:
+    spread = [_spread(band) for band in bands]
+    if sum(spread) < _MIN_FULL_BANDS:
         return []
-    for band in bands:
-        band.words = _words(band, text, frame)
     found = []
-    for run in _runs(bands):
+    for run in _runs(bands, spread, text, frame):
         start = bands.index(run[0])
-        table = _table(run, bands[start - 1] if start else None, rules)
+        above = _measured(bands[start - 1], text, frame) if start else None
+        table = _table(run, above, rules)
         if table is not None and not _monospaced(run):
             found.append(table)
     return found
@@ -170,7 +176,7 @@ def _slack(line: Line) -> float:
     descent to its ascent, some 1.2 em), a wide one (CJK) a whole one.
     """
     text = line.text
-    need = len(text) if text.isascii() else len(text) + sum(1 for c in text if c >= _WIDE)
+    need = len(text) if text.isascii() else len(text) + len(_WIDE.findall(text))
     return (line.x1 - line.x0) / line.height - need * _NARROW
 
 
@@ -240,33 +246,45 @@ def _monospaced(run: list[_Band]) -> bool:
 # -- runs of bands into tables --------------------------------------------------------------
 
 
-def _runs(bands: list[_Band]) -> list[list[_Band]]:
+def _runs(
+    bands: list[_Band], spread: list[bool], text: PageText, frame: PageFrame
+) -> list[list[_Band]]:
     """Runs of consecutive bands that leave common gaps, as long as each can be made.
 
-    A run grows while the next band is close under it and its words leave open
-    as many gaps as the run had; a band that closes one (a paragraph line, a
-    title) ends the run. What the run's words cover is kept merged as it grows,
-    a few stretches across, so that a long run (a page of prose in two columns)
-    costs a pass over each band's words once.
+    A run starts at a spread-out band and grows while the next band is close
+    under it and its words leave open as many gaps as the run had; a band that
+    closes one (a paragraph line, a title) ends the run. Only the bands a run
+    starts at or reaches are measured, and what the run's words cover is kept
+    merged as it grows, a few stretches across, so that a long run costs a pass
+    over each band's words once.
     """
     runs: list[list[_Band]] = []
     run: list[_Band] = []
     cover: list[tuple[float, float]] = []
-    for band in bands:
+    for band, spreads in zip(bands, spread, strict=True):
         if run and _close(run[-1], band):
             least = _COLUMN_GAP * min(band.height, run[-1].height)
-            grown = _covered(cover + _spans(band), least)
+            grown = _covered(cover + _spans(_measured(band, text, frame)), least)
             if len(cover) <= len(grown) > 1:
                 run.append(band)
                 cover = grown
                 continue
         if len(run) >= _MIN_BANDS:
             runs.append(run)
-        cover = _covered(_spans(band), _COLUMN_GAP * band.height)
-        run = [band] if len(cover) > 1 else []
+        run, cover = [], []
+        if spreads:
+            cover = _covered(_spans(_measured(band, text, frame)), _COLUMN_GAP * band.height)
+            run = [band] if len(cover) > 1 else []
     if len(run) >= _MIN_BANDS:
         runs.append(run)
     return runs
+
+
+def _measured(band: _Band, text: PageText, frame: PageFrame) -> _Band:
+    """The band with its words (see :func:`_words`), measured the first time it is asked."""
+    if not band.words:
+        band.words = _words(band, text, frame)
+    return band
 
 
 def _close(above: _Band, band: _Band) -> bool:
