@@ -14,6 +14,7 @@ from docworker.formats.base import PageSelection, ParseContext, Source
 from docworker.formats.pdf.graphics import PageGraphics
 from docworker.formats.pdf.layout import Line, TextBlock, cut_out, is_caption
 from docworker.formats.pdf.parser import PdfParser
+from docworker.formats.pdf.tables import numeric
 
 PDF = CORPUS / "pdf"
 MIME = "application/pdf"
@@ -251,6 +252,24 @@ def test_code_listings_in_columns_make_no_table(redbook: Document) -> None:
 
 
 # -- made-up geometry --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1,200", True),
+        ("-0.5%", True),
+        ("(7,310)", True),
+        ("€ 96", True),
+        ("2024", True),
+        ("Note", False),
+        ("3–6 months", False),
+        ("(a)", False),
+        ("", False),
+    ],
+)
+def test_amounts_are_told_from_words(text: str, expected: bool) -> None:
+    assert numeric(text) is expected
 
 
 def test_a_grid_needs_rules_crossing_into_two_columns_on_three_rules() -> None:

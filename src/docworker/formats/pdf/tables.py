@@ -210,4 +210,10 @@ def _mark_header(cells: list[TableCell]) -> None:
 
 
 def numeric(text: str) -> bool:
-    return text.replace(".", "").replace(",", "").replace("%", "").strip().lstrip("-+").isdigit()
+    """Whether a cell holds one amount: digits with their separators, a sign or a percent
+    sign, a currency sign, or in brackets (a cost, as accounts write it)."""
+    text = text.strip()
+    if text[:1] == "(" and text[-1:] == ")":
+        text = text[1:-1]
+    text = text.lstrip("-+−–$€£¥").replace(".", "").replace(",", "").replace("%", "")
+    return text.strip().isdigit()
