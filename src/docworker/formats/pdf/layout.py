@@ -91,6 +91,9 @@ class Line:
     y0: float
     x1: float
     y1: float
+    #: The index of its first character in its page's text, -1 when not read from one: the
+    #: way back to its characters' boxes for the few lines whose words are measured.
+    start: int = -1
     size: float = 0.0
     #: Set in bold (its first and last characters are); only read with the font sizes.
     bold: bool = False
@@ -98,9 +101,6 @@ class Line:
     starts_bold: bool = False
     #: The line ends inside a word broken by a hyphen; the word goes on on the next line.
     hyphenated: bool = False
-    #: The index of its first character in its page's text, -1 when not read from one: the
-    #: way back to its characters' boxes for the few lines whose words are measured.
-    start: int = -1
     #: Read often enough while grouping to be worth keeping rather than computing.
     height: float = field(init=False)
 
@@ -111,11 +111,11 @@ class Line:
         y0: float,
         x1: float,
         y1: float,
+        start: int = -1,
         size: float = 0.0,
         bold: bool = False,
         starts_bold: bool = False,
         hyphenated: bool = False,
-        start: int = -1,
     ) -> None:
         # The dataclass's own ``__init__`` with its ``__post_init__`` in it, as one call
         # rather than two: a plain-text read builds a Line for every line of every page.

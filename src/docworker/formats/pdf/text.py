@@ -282,12 +282,13 @@ def read_lines(text: PageText, frame: PageFrame, *, measure_fonts: bool) -> list
                 )
             else:
                 x0, y0, x1, y1 = to_display(left, bottom, right, top)
+            begin = end + 1 - len(piece)
             if piece[-1] == _HYPHEN:
-                line = Line(piece[:-1], x0, y0, x1, y1, hyphenated=True, start=end + 1 - len(piece))
+                line = Line(piece[:-1], x0, y0, x1, y1, begin, hyphenated=True)
             else:
-                line = Line(piece, x0, y0, x1, y1, start=end + 1 - len(piece))
+                line = Line(piece, x0, y0, x1, y1, begin)
             if fonts is not None:
-                fonts.measure(line, piece, end + 1 - len(piece), end)
+                fonts.measure(line, piece, begin, end)
             lines.append(line)
     return lines
 
