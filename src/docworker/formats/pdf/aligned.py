@@ -137,14 +137,15 @@ def find_aligned_tables(
         start = bands.index(run[0])
         above = _measured(bands[start - 1], text, frame) if start else None
         table = _table(run, above, rules)
-        if table is not None and not _monospaced(run) and _holds_all(table, run, above, free):
+        if table is not None and not _monospaced(run) and _holds_all(table, run, above, lines):
             found.append(table)
     return found
 
 
 def _holds_all(table: FoundTable, run: list[_Band], above: _Band | None, lines: list[Line]) -> bool:
-    """Whether every line inside the table's box is one of its own: the lines inside are
-    taken out of the page's paragraphs, so a line the table did not read would be lost."""
+    """Whether every line of the page inside the table's box is one of its own: the lines
+    inside are taken out of the page's paragraphs, so a line the table did not read (set
+    sideways, or a ruled table's) would be lost or read twice."""
     bands = [above, *run] if above is not None and table.box[1] < run[0].y0 else run
     own = {id(line) for band in bands for line in band.lines}
     return all(id(line) in own for line in lines if _inside(line, table.box))
