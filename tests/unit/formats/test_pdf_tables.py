@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,13 +14,16 @@ from docworker.formats.base import PageSelection, ParseContext, Source
 from docworker.formats.pdf.graphics import PageGraphics
 from docworker.formats.pdf.layout import Line, TextBlock, cut_out, is_caption
 from docworker.formats.pdf.parser import PdfParser
+from docworker.formats.pdf.tables import numeric
 
 PDF = CORPUS / "pdf"
 MIME = "application/pdf"
+#: Borderless tables written by LibreOffice (see the README beside them).
+MADE = Path(__file__).resolve().parents[2] / "fixtures" / "pdf"
 
 
-def parse(name: str, **context: Any) -> Document:
-    return PdfParser().parse(Source(PDF / f"{name}.pdf", MIME), ParseContext(**context))
+def parse(name: str, folder: Path = PDF, **context: Any) -> Document:
+    return PdfParser().parse(Source(folder / f"{name}.pdf", MIME), ParseContext(**context))
 
 
 def kinds(doc: Document, kind: BlockKind) -> list[Block]:
@@ -152,7 +156,120 @@ def test_plain_text_looks_for_no_tables_and_keeps_every_word(paper: Document) ->
     assert not flat - structured
 
 
+# -- tables without rulings ----------------------------------------------------------
+
+
+@needs_corpus
+def test_a_table_ruled_across_only_is_found_by_its_alignment() -> None:
+    doc = parse("latex-multicolumn", pages=PageSelection.parse("3"))
+    [block] = kinds(doc, BlockKind.TABLE)
+    table = table_of(block)
+    assert (table.n_rows, table.n_cols, table.header_rows()) == (6, 5, 1)
+    grid = table.grid()
+    assert grid[0] == [
+        "Country",
+        "Population (millions)",
+        "Area (km2)",
+        "Capital",
+        "Official Language",
+    ]
+    assert grid[3] == ["Czech Republic", "10.7", "78,866", "Prague", "Czech"]
+    assert grid[5] == ["Finland", "5.5", "338,424", "Helsinki", "Finnish, Swedish"]
+    # The caption above stays a caption; no cell's text is repeated as a paragraph.
+    assert [b.text for b in kinds(doc, BlockKind.CAPTION)] == ["Table 1: EU Countries Information"]
+    assert not any("Helsinki" in b.text for b in kinds(doc, BlockKind.PARAGRAPH))
+
+
+def test_a_borderless_table_with_a_multi_line_cell_and_empty_cells() -> None:
+    doc = parse("borderless-inventory", MADE)
+    [block] = kinds(doc, BlockKind.TABLE)
+    table = table_of(block)
+    assert (table.n_rows, table.n_cols, table.header_rows()) == (6, 5, 1)
+    assert table.grid() == [
+        ["Item", "Description", "Quantity", "Unit cost", "Value"],
+        ["A-100", "Steel bolts, M8", "1,200", "0.15", "180.00"],
+        [
+            "A-220",
+            "Hex nuts for the M8 bolts, zinc plated, sold in boxes of one hundred",
+            "35",
+            "4.20",
+            "147.00",
+        ],
+        ["B-310", "Washers, flat", "", "0.02", ""],
+        ["C-045", "Cable ties, black", "800", "0.05", "40.00"],
+        ["D-500", "Wood screws", "2,500", "0.03", "75.00"],
+    ]
+    # The paragraphs around it stay paragraphs, in their places.
+    texts = [b.text for b in doc.blocks]
+    assert texts[0].startswith("The warehouse counted") and texts[-1].startswith("Values are")
+
+
+def test_a_heading_over_two_columns_is_a_spanning_header_cell() -> None:
+    doc = parse("borderless-statement", MADE)
+    [block] = kinds(doc, BlockKind.TABLE)
+    table = table_of(block)
+    assert (table.n_rows, table.n_cols, table.header_rows()) == (11, 4, 2)
+    [spanning] = [cell for cell in table.cells if cell.col_span > 1]
+    assert (spanning.row, spanning.col, spanning.col_span) == (0, 2, 2)
+    assert spanning.text == "Year ended 31 December"
+    grid = table.grid()
+    # "Note" sits beside the heading, over its own column: it spans both header rows.
+    assert grid[0] == ["", "Note", "Year ended 31 December", "Year ended 31 December"]
+    assert grid[1] == ["", "Note", "2024", "2023"]
+    assert grid[2] == ["Revenue", "3", "12,480", "11,902"]
+    assert grid[7] == ["Other income", "", "96", ""]
+    assert grid[10] == ["Profit before tax", "", "1,708", "1,386"]
+
+
+@needs_corpus
+@pytest.mark.parametrize(
+    ("name", "pages"),
+    [
+        ("multi-column-2p", None),
+        ("latex-multicolumn", "1-2"),
+        ("multi-page-article", None),
+        ("copy-protected", None),
+        ("code-and-formula", None),
+        # A booklet in two columns of prose; page 18 has a ruled table under them.
+        ("broken-failure-after-repair", "11,14,18,19"),
+    ],
+)
+def test_prose_in_columns_lists_and_code_make_no_table(name: str, pages: str | None) -> None:
+    selection = {"pages": PageSelection.parse(pages)} if pages else {}
+    doc = parse(name, **selection)
+    tables = kinds(doc, BlockKind.TABLE)
+    ruled = {"broken-failure-after-repair": [18]}.get(name, [])
+    assert [b.page for b in tables] == ruled
+
+
+@needs_corpus
+def test_code_listings_in_columns_make_no_table(redbook: Document) -> None:
+    # Page 8 lists SQL whose keywords and arguments are aligned in columns.
+    assert not any(
+        "function_usage" in table_of(b).grid()[0] for b in kinds(redbook, BlockKind.TABLE)
+    )
+    assert any("FROM function_usage" in b.text for b in redbook.blocks if b.page == 8)
+
+
 # -- made-up geometry --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1,200", True),
+        ("-0.5%", True),
+        ("(7,310)", True),
+        ("€ 96", True),
+        ("2024", True),
+        ("Note", False),
+        ("3–6 months", False),
+        ("(a)", False),
+        ("", False),
+    ],
+)
+def test_amounts_are_told_from_words(text: str, expected: bool) -> None:
+    assert numeric(text) is expected
 
 
 def test_a_grid_needs_rules_crossing_into_two_columns_on_three_rules() -> None:

@@ -91,6 +91,9 @@ class Line:
     y0: float
     x1: float
     y1: float
+    #: The index of its first character in its page's text, -1 when not read from one: the
+    #: way back to its characters' boxes for the few lines whose words are measured.
+    start: int = -1
     size: float = 0.0
     #: Set in bold (its first and last characters are); only read with the font sizes.
     bold: bool = False
@@ -108,6 +111,7 @@ class Line:
         y0: float,
         x1: float,
         y1: float,
+        start: int = -1,
         size: float = 0.0,
         bold: bool = False,
         starts_bold: bool = False,
@@ -117,7 +121,7 @@ class Line:
         # rather than two: a plain-text read builds a Line for every line of every page.
         self.text, self.x0, self.y0, self.x1, self.y1 = text, x0, y0, x1, y1
         self.size, self.bold, self.starts_bold = size, bold, starts_bold
-        self.hyphenated = hyphenated
+        self.hyphenated, self.start = hyphenated, start
         height = y1 - y0
         # max(height, 1.0), NaN kept as max() keeps it.
         self.height = 1.0 if height < 1.0 else height

@@ -14,7 +14,9 @@ captions or links are looked for.
 
 With structure, what each page draws is glanced at (:mod:`docworker.formats.pdf.graphics`):
 pages ruled into a grid have their tables found (:mod:`docworker.formats.pdf.tables`),
-and a block naming a figure or table right next to one is its caption.
+tables without a grid are told from their words' alignment
+(:mod:`docworker.formats.pdf.aligned`), and a block naming a figure or table right next
+to one is its caption.
 
 Pages are read one at a time and closed straight away, so a long document
 needs memory for its text only. A page pdfium cannot load becomes a warning.
@@ -58,6 +60,7 @@ from docworker.errors import CorruptDocument, PasswordRequired, WrongPassword
 from docworker.formats.base import OcrPage, OcrReader, ParseContext, Source
 from docworker.formats.embedded import append_embedded
 from docworker.formats.ocr_blocks import add_ocr_blocks
+from docworker.formats.pdf.aligned import find_aligned_tables
 from docworker.formats.pdf.graphics import PageGraphics, read_graphics
 from docworker.formats.pdf.layout import (
     Box,
@@ -486,7 +489,7 @@ class _PageReader:
         pictures = self._read_pictures(page, lines, graphics)
         if self.structure is not None:
             assert graphics is not None
-            self._read_structure(page, blocks, graphics, pictures)
+            self._read_structure(page, lines, blocks, graphics, pictures)
             return
         items: list[TextBlock | _PictureText] = list(blocks)
         if pictures:
@@ -507,6 +510,7 @@ class _PageReader:
     def _read_structure(
         self,
         page: _Page,
+        lines: list[Line],
         blocks: list[TextBlock],
         graphics: PageGraphics,
         pictures: list[_PictureText],
@@ -517,6 +521,8 @@ class _PageReader:
         found: list[FoundTable] = []
         if graphics.has_grid():
             found = find_tables(page.handle, page.text, page.layout)
+        taken = [table.box for table in found]
+        found += find_aligned_tables(lines, page.text, page.layout, graphics.across, taken)
         boxes = [table.box for table in found]
         figures = graphics.figures + boxes
         placed: list[tuple[Block, TextBlock]] = []

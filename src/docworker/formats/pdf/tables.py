@@ -1,9 +1,11 @@
 """Tables of PDF pages: cells found by pdfplumber's table finder, their text read by pdfium.
 
 pdfplumber's table finder works from the lines a page draws (its "lines"
-strategy, ruled tables only: tables told from text alignment alone are too
-often paragraphs in columns). pdfplumber would read the page through pdfminer,
-a hundred times slower than pdfium (some 0.2 s a page), so the finder is given
+strategy, ruled tables only: its "text" strategy takes paragraphs in columns
+for tables; tables without a grid are found by
+:mod:`docworker.formats.pdf.aligned`, which tells them from prose). pdfplumber
+would read the page through pdfminer, a hundred times slower than pdfium (some
+0.2 s a page), so the finder is given
 the page's straight strokes as pdfium reads them
 (:func:`~docworker.formats.pdf.graphics.ruling_edges`) and runs its own steps
 on them: merge the edges, find their crossings, the cells between crossings,
@@ -199,7 +201,7 @@ def _mark_header(cells: list[TableCell]) -> None:
     takes the rows it spans into the header.
     """
     first = [cell for cell in cells if cell.row == 0]
-    if not all(cell.text and not _numeric(cell.text) for cell in first):
+    if not all(cell.text and not numeric(cell.text) for cell in first):
         return
     depth = max(cell.row_span for cell in first)
     for cell in cells:
@@ -207,5 +209,11 @@ def _mark_header(cells: list[TableCell]) -> None:
             cell.header = True
 
 
-def _numeric(text: str) -> bool:
-    return text.replace(".", "").replace(",", "").replace("%", "").strip().lstrip("-+").isdigit()
+def numeric(text: str) -> bool:
+    """Whether a cell holds one amount: digits with their separators, a sign or a percent
+    sign, a currency sign, or in brackets (a cost, as accounts write it)."""
+    text = text.strip()
+    if text[:1] == "(" and text[-1:] == ")":
+        text = text[1:-1]
+    text = text.lstrip("-+−–$€£¥").replace(".", "").replace(",", "").replace("%", "")
+    return text.strip().isdigit()

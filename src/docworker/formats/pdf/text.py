@@ -282,14 +282,39 @@ def read_lines(text: PageText, frame: PageFrame, *, measure_fonts: bool) -> list
                 )
             else:
                 x0, y0, x1, y1 = to_display(left, bottom, right, top)
+            begin = end + 1 - len(piece)
             if piece[-1] == _HYPHEN:
-                line = Line(piece[:-1], x0, y0, x1, y1, hyphenated=True)
+                line = Line(piece[:-1], x0, y0, x1, y1, begin, hyphenated=True)
             else:
-                line = Line(piece, x0, y0, x1, y1)
+                line = Line(piece, x0, y0, x1, y1, begin)
             if fonts is not None:
-                fonts.measure(line, piece, end + 1 - len(piece), end)
+                fonts.measure(line, piece, begin, end)
             lines.append(line)
     return lines
+
+
+def spans_across(
+    text: PageText, frame: PageFrame, ranges: list[tuple[int, int]]
+) -> list[tuple[float, float] | None]:
+    """How far across ``frame`` each range of the text (first and last text index) reaches,
+    from its first and last characters' boxes; None where pdfium gives neither box.
+
+    For the few lines whose words are measured one by one (a table's rows): two
+    calls into pdfium a word, made as :func:`read_lines` makes them.
+    """
+    raw, exact = text.raw, text.exact
+    rect = pdfium_c.FS_RECTF()
+    box = ctypes.byref(rect)
+    found: list[tuple[float, float] | None] = []
+    for first, last in ranges:
+        edges: list[float] = []
+        for at in (first, last) if first != last else (first,):
+            index = at if exact else _bare_char_index(raw, at)
+            if _bare_loose_box(raw, index, box):
+                x0, _, x1, _ = frame.box(rect.left, rect.bottom, rect.right, rect.top)
+                edges += (x0, x1)
+        found.append((min(edges), max(edges)) if edges else None)
+    return found
 
 
 def _cut_after_hyphens(row: str) -> list[str]:
