@@ -216,6 +216,9 @@ def extract(
     out: Annotated[Path | None, typer.Option(help="Folder for the outputs.")] = None,
     pages: Annotated[str | None, typer.Option(help="Pages, e.g. 1-3,5.")] = None,
     password: Annotated[str | None, typer.Option(help="Password of encrypted files.")] = None,
+    sheet_names: Annotated[
+        bool, typer.Option(help="Open each spreadsheet sheet with a heading of its name.")
+    ] = True,
 ) -> None:
     """Extract documents here, without a server. One file without --out prints to stdout.
     v1's form, ``extract INPUT OUTPUT`` (a file and a new file to write), writes the text."""
@@ -228,7 +231,7 @@ def extract(
         return
     try:
         params = ExtractParams.model_validate(
-            {"output": output, "pages": pages, "password": password}
+            {"output": output, "pages": pages, "password": password, "sheet_names": sheet_names}
         )
     except ValueError as exc:
         raise _fail(str(exc).splitlines()[-1], 2) from None

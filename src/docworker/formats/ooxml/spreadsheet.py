@@ -2,7 +2,8 @@
 
 Cell values come from python-calamine (fast, and it gives typed values: numbers,
 dates, booleans). Each sheet becomes a :class:`~docworker.document.Page`
-labelled with the sheet's name, opened by a level-2 HEADING with that name. The
+labelled with the sheet's name, opened by a level-2 HEADING with that name (unless
+``ctx.sheet_names`` is off). The
 used range is split into tables where blank rows and columns separate blocks of
 cells (see :func:`table_regions`); merged cells become spans; a lone cell on its
 own is a PARAGRAPH (typically a title or a note). Numbers are written as a
@@ -106,7 +107,8 @@ def _read_sheets(
     for number in ctx.each_page(ctx.select_pages(len(names)), len(names)):
         name = names[number - 1]
         builder.add_page(number, label=name)
-        builder.add(BlockKind.HEADING, name, level=2, page=number)
+        if ctx.sheet_names:
+            builder.add(BlockKind.HEADING, name, level=2, page=number)
         if sheets[number - 1].typ == SheetTypeEnum.WorkSheet:
             sheet = workbook.get_sheet_by_index(number - 1)
             cells_read += sheet.height * sheet.width
