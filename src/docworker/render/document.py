@@ -30,7 +30,15 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from docworker.document import Block, BlockKind, Document, Link, Table
+from docworker.document import (
+    DEFER_ROW_CELLS,
+    Block,
+    BlockKind,
+    Document,
+    Link,
+    RowCells,
+    Table,
+)
 
 
 class OutputFormat(StrEnum):
@@ -56,8 +64,16 @@ def render(
 
 
 def render_json(doc: Document) -> dict[str, Any]:
-    """The document model as JSON values; ``Document.model_validate`` gives ``doc`` back."""
-    return doc.model_dump(mode="json", exclude_none=True)
+    """The document model as JSON values; ``Document.model_validate`` gives ``doc`` back.
+
+    The cells of the tables held as rows are dumped here, once, rather than by pydantic,
+    which would copy them again in JSON mode.
+    """
+    dumped = doc.model_dump(mode="json", exclude_none=True, context={DEFER_ROW_CELLS: True})
+    for block, data in zip(doc.blocks, dumped["blocks"], strict=True):
+        if block.table is not None and isinstance(block.table.cells, RowCells):
+            data["table"]["cells"] = block.table.cells.dumped()
+    return dumped
 
 
 def page_blocks(doc: Document) -> dict[int | None, list[Block]]:
@@ -225,9 +241,30 @@ def _text_block(block: Block) -> str:
     if block.kind is BlockKind.CODE:
         return block.text.strip("\n")
     if block.table is not None:  # one line a row: a cell's own line breaks become spaces
-        grid = block.table.grid()
-        return "\n".join("\t".join(" ".join(c.split()) for c in row) for row in grid)
+        return "\n".join(map(_text_row, block.table.iter_grid()))
     return block.text.strip()
+
+
+def _text_row(row: list[str]) -> str:
+    """A table row as one line of tab-separated cells, each cell's whitespace made single
+    spaces between its words."""
+    line = _plain_row(row)
+    if line is not None:  # most rows of a large table: their cells as they are
+        return line
+    return "\t".join(" ".join(text.split()) for text in row)
+
+
+def _plain_row(row: list[str]) -> str | None:
+    """The cells joined by tabs when none has whitespace other than single spaces between
+    words (nor a ``|`` or ``<``, which Markdown escapes), else None."""
+    line = "\t".join(row)
+    if line.count("\t") != len(row) - 1 or _CELL_CHANGES.search(line):
+        return None
+    return line
+
+
+#: In cells joined by tabs: what makes a cell's text or Markdown differ from the cell.
+_CELL_CHANGES = re.compile(r"[^\S \t]|  |^ | $| \t|\t |[|<]")
 
 
 def _text_list(run: list[Block]) -> str:
@@ -327,10 +364,16 @@ def _md_table(block: Block) -> str:
     table = block.table
     if table is None or table.n_rows == 0 or table.n_cols == 0:
         return ""
-    rows = [[_md_cell(text) for text in row] for row in table.grid()]
-    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines = list(map(_md_row, table.iter_grid()))
     lines.insert(1, "|" + "|".join(" --- " for _ in range(table.n_cols)) + "|")
     return "\n".join(lines)
+
+
+def _md_row(row: list[str]) -> str:
+    line = _plain_row(row)
+    if line is not None:  # most rows of a large table: their cells as they are
+        return "| " + line.replace("\t", " | ") + " |"
+    return "| " + " | ".join(map(_md_cell, row)) + " |"
 
 
 def _md_cell(text: str) -> str:
