@@ -256,15 +256,23 @@ def _text_row(row: list[str]) -> str:
 
 def _plain_row(row: list[str]) -> str | None:
     """The cells joined by tabs when none has whitespace other than single spaces between
-    words (nor a ``|`` or ``<``, which Markdown escapes), else None."""
+    words (nor a ``|`` or ``<``, which Markdown escapes), else None.
+
+    Plain string tests, not a regular expression: they cost a quarter of one per row.
+    """
     line = "\t".join(row)
-    if line.count("\t") != len(row) - 1 or _CELL_CHANGES.search(line):
-        return None
-    return line
-
-
-#: In cells joined by tabs: what makes a cell's text or Markdown differ from the cell.
-_CELL_CHANGES = re.compile(r"[^\S \t]|  |^ | $| \t|\t |[|<]")
+    plain = (
+        # Every whitespace character but the space is unprintable (so is a tab in a cell).
+        "".join(row).isprintable()
+        and "  " not in line
+        and " \t" not in line
+        and "\t " not in line
+        and line[:1] != " "
+        and line[-1:] != " "
+        and "|" not in line
+        and "<" not in line
+    )
+    return line if plain else None
 
 
 def _text_list(run: list[Block]) -> str:
