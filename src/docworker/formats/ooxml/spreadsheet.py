@@ -1,12 +1,13 @@
 """Excel workbooks (xlsx, xlsm): one page per sheet, its tables, charts and pictures.
 
 Cell values come from python-calamine (fast, and it gives typed values: numbers,
-dates, booleans), a row at a time. Each sheet becomes a :class:`~docworker.document.Page`
-labelled with the sheet's name, opened by a level-2 HEADING with that name (unless
-``ctx.sheet_names`` is off). The
-used range is split into tables where blank rows and columns separate blocks of
-cells (see :func:`table_regions`); merged cells become spans; a lone cell on its
-own is a PARAGRAPH (typically a title or a note). Numbers are written as a
+dates, booleans), a row at a time. Each sheet becomes a
+:class:`~docworker.document.Page` labelled with the sheet's name, opened by a
+level-2 HEADING with that name (unless ``ctx.sheet_names`` is off). The used
+range is split into tables where blank rows and columns separate blocks of
+cells (see :func:`table_regions`), each held as rows (``Table.from_rows``: a
+large sheet makes no model object per cell); merged cells become spans; a lone
+cell on its own is a PARAGRAPH (typically a title or a note). Numbers are written as a
 person would (``3``, not ``3.0``), dates in ISO 8601. Charts, pictures and text
 boxes drawn on the sheet follow its tables, then the objects embedded in it (OLE
 objects, embedded packages), read on its page through the embedded-document
