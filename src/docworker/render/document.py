@@ -575,7 +575,11 @@ def _html_table(block: Block, caption: Block | None = None) -> str:
 
 def _html_rows(table: Table) -> list[str]:
     by_row: dict[int, list[str]] = {r: [] for r in range(table.n_rows)}
-    for cell in sorted(table.cells, key=lambda c: (c.row, c.col)):
+    # A table held as rows gives its cells in reading order, one at a time: not sorted,
+    # they are never all held at once.
+    cells = table.cells
+    ordered = cells if isinstance(cells, RowCells) else sorted(cells, key=lambda c: (c.row, c.col))
+    for cell in ordered:
         tag = "th" if cell.header else "td"
         spans = f' rowspan="{cell.row_span}"' if cell.row_span > 1 else ""
         spans += f' colspan="{cell.col_span}"' if cell.col_span > 1 else ""
