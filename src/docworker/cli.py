@@ -221,6 +221,9 @@ def extract(
         HtmlContent,
         typer.Option(help="Of a web page: full (all its text) or main (the article)."),
     ] = "full",
+    sheet_names: Annotated[
+        bool, typer.Option(help="Open each spreadsheet sheet with a heading of its name.")
+    ] = True,
 ) -> None:
     """Extract documents here, without a server. One file without --out prints to stdout.
     v1's form, ``extract INPUT OUTPUT`` (a file and a new file to write), writes the text."""
@@ -233,7 +236,13 @@ def extract(
         return
     try:
         params = ExtractParams.model_validate(
-            {"output": output, "pages": pages, "password": password, "content": content}
+            {
+                "output": output,
+                "pages": pages,
+                "password": password,
+                "content": content,
+                "sheet_names": sheet_names,
+            }
         )
     except ValueError as exc:
         raise _fail(str(exc).splitlines()[-1], 2) from None

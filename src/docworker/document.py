@@ -9,11 +9,19 @@ native structure. The JSON form is versioned by ``schema_name``/``schema_version
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from docworker.errors import LimitExceeded
 
@@ -72,15 +80,212 @@ class TableCell(_Model):
     header: bool = False
 
 
+class RowCells(Sequence[TableCell]):
+    """A large table's cells held as rows of texts: a :class:`TableCell` is made only
+    when one is asked for.
+
+    A CSV or a sheet of a hundred thousand rows would otherwise hold a model object per
+    cell, several times the memory of its text and about half the time of its reading.
+    Held here are the rows of texts, the cells that span (model objects, at their
+    top-left), the places that are not listed (those the spanning cells cover), how
+    many leading rows are header rows, and whether an empty cell is listed: a sheet
+    lists every cell of its range, a CSV only the filled ones (and the empty ones of
+    its header row, up to the row's own length). Read as a sequence, it gives the cells
+    a :class:`Table` of the same content built cell by cell lists, in the same order;
+    :class:`Table`'s own methods read the rows directly.
+    """
+
+    __slots__ = ("_listed", "covered", "empty_listed", "header_rows", "n_cols", "rows", "spans")
+
+    def __init__(
+        self,
+        rows: list[list[str]],
+        n_cols: int,
+        *,
+        header_rows: int = 0,
+        spans: Sequence[TableCell] = (),
+        covered: set[tuple[int, int]] | None = None,
+        empty_listed: bool = True,
+    ) -> None:
+        #: Cell texts by row; a row may stop short of ``n_cols`` (its last cells are empty).
+        self.rows = rows
+        self.n_cols = n_cols
+        self.header_rows = header_rows
+        #: The spanning cells, each at its top-left, cut to the table.
+        self.spans = {(cell.row, cell.col): cell for cell in spans}
+        #: The places not listed, whatever their text: by default those the spans cover.
+        self.covered = _covered_by(self.spans.values()) if covered is None else covered
+        self.empty_listed = empty_listed
+        self._listed: list[TableCell] | None = None
+
+    def _places(self) -> Iterator[tuple[int, int, str, bool, TableCell | None]]:
+        """Each listed cell as (row, column, text, header, the spanning cell or None)."""
+        spans, covered = self.spans, self.covered
+        for r, texts in enumerate(self.rows):
+            header = r < self.header_rows
+            row = texts[: self.n_cols]
+            if self.empty_listed and len(row) < self.n_cols:
+                row += [""] * (self.n_cols - len(row))
+            for c, text in enumerate(row):
+                if covered and (r, c) in covered:
+                    continue
+                if spans and (r, c) in spans:
+                    yield r, c, text, header, spans[(r, c)]
+                elif text or header or self.empty_listed:
+                    yield r, c, text, header, None
+
+    def leading_header_rows(self) -> int:
+        """The header rows that list a cell at all (a row wholly covered by spans does not)."""
+        count = 0
+        for r in range(min(self.header_rows, len(self.rows))):
+            width = self.n_cols if self.empty_listed else min(len(self.rows[r]), self.n_cols)
+            if all((r, c) in self.covered for c in range(width)):
+                break
+            count += 1
+        return count
+
+    def __iter__(self) -> Iterator[TableCell]:
+        make = TableCell.model_construct
+        for r, c, text, header, span in self._places():
+            yield span if span is not None else make(row=r, col=c, text=text, header=header)
+
+    def dumped(self) -> list[dict[str, Any]]:
+        """The cells as the JSON form lists them (each a :class:`TableCell` dumped),
+        made without the model objects."""
+        return [
+            span.model_dump()
+            if span is not None
+            else {"row": r, "col": c, "text": text, "row_span": 1, "col_span": 1, "header": header}
+            for r, c, text, header, span in self._places()
+        ]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def _all(self) -> list[TableCell]:
+        """Every cell as a model object, made once: only for a reader that indexes."""
+        if self._listed is None:
+            # From the iterator: list(self) would ask this sequence's length first.
+            self._listed = list(iter(self))
+        return self._listed
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RowCells | list):
+            return list(iter(self)) == list(iter(other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RowCells({len(self.rows)} rows, {self.n_cols} columns)"
+
+
+def _covered_by(spans: Iterable[TableCell]) -> set[tuple[int, int]]:
+    """The places spanning cells cover, their own top-left places left out."""
+    return {
+        (r, c)
+        for cell in spans
+        for r in range(cell.row, cell.row + cell.row_span)
+        for c in range(cell.col, cell.col + cell.col_span)
+        if (r, c) != (cell.row, cell.col)
+    }
+
+
+#: A serialization context key (``model_dump(context={DEFER_ROW_CELLS: True})``): the
+#: tables held as rows dump an empty ``cells`` list, for the caller to fill in with
+#: :meth:`RowCells.dumped` (see ``render_json``).
+DEFER_ROW_CELLS = "defer_row_cells"
+
+
 class Table(_Model):
-    """A table as a grid of cells; a spanning cell is listed once, at its top-left."""
+    """A table as a grid of cells; a spanning cell is listed once, at its top-left.
+
+    ``cells`` is a list of :class:`TableCell`, or, for a large table read from rows
+    (:meth:`from_rows`), a :class:`RowCells` that makes them only when asked: read
+    a table through its methods (:meth:`grid`, :meth:`iter_grid`, :meth:`cell_texts`,
+    :meth:`header_rows`), which read either form at its own pace. Both forms dump to
+    the same JSON.
+    """
 
     n_rows: int = Field(ge=0)
     n_cols: int = Field(ge=0)
-    cells: list[TableCell] = Field(default_factory=list)
+    #: Validated, a list; a :class:`RowCells` when made by :meth:`from_rows`.
+    cells: Sequence[TableCell] = Field(default_factory=list)
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: list[list[str]],
+        n_cols: int | None = None,
+        *,
+        header_rows: int = 0,
+        spans: Sequence[TableCell] = (),
+        covered: set[tuple[int, int]] | None = None,
+        empty_listed: bool = True,
+    ) -> Table:
+        """A table of cell texts by row, held as rows (see :class:`RowCells`).
+
+        ``n_cols`` defaults to the longest row; ``spans`` are the spanning cells, cut to
+        the table; ``covered`` the places not listed (by default those the spans cover);
+        ``header_rows`` leading rows are header cells.
+        """
+        width = max((len(row) for row in rows), default=0) if n_cols is None else n_cols
+        cells = RowCells(
+            rows,
+            width,
+            header_rows=header_rows,
+            spans=spans,
+            covered=covered,
+            empty_listed=empty_listed,
+        )
+        return cls.model_construct(n_rows=len(rows), n_cols=width, cells=cells)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        cells = self.cells
+        if not isinstance(cells, RowCells):
+            return handler(self)
+        # Asked to, leave the cells to the caller: pydantic copies whatever a serializer
+        # returns once more in JSON mode, which for a large table is hundreds of megabytes.
+        deferred = isinstance(info.context, dict) and info.context.get(DEFER_ROW_CELLS)
+        listed = [] if deferred else cells.dumped()
+        return {"n_rows": self.n_rows, "n_cols": self.n_cols, "cells": listed}
 
     def grid(self) -> list[list[str]]:
         """Rows of cell texts, a spanning cell's text repeated over the cells it covers."""
+        return list(self.iter_grid())
+
+    def iter_grid(self) -> Iterator[list[str]]:
+        """The rows of :meth:`grid` one at a time, each of ``n_cols`` texts."""
+        cells = self.cells
+        if not isinstance(cells, RowCells):
+            yield from self._cell_grid()
+            return
+        # What changes a row: places not listed (blank) and spans (their text spread).
+        changes: dict[int, list[tuple[int, int, str]]] = {}
+        for r, c in sorted(cells.covered):
+            changes.setdefault(r, []).append((c, c + 1, ""))
+        # In reading order, a later cell's text over an earlier one's, as in _cell_grid.
+        listed = (span for place, span in sorted(cells.spans.items()) if place not in cells.covered)
+        for cell in listed:
+            for r in range(cell.row, min(cell.row + cell.row_span, self.n_rows)):
+                changes.setdefault(r, []).append((cell.col, cell.col + cell.col_span, cell.text))
+        width = self.n_cols
+        for r, texts in enumerate(cells.rows):
+            if len(texts) == width and r not in changes:
+                yield texts
+                continue
+            row = (texts + [""] * (width - len(texts)))[:width]
+            # The blanks come first, then the spans: a span's text wins over a blank.
+            for start, end, text in changes.get(r, ()):
+                stop = min(end, width)
+                row[start:stop] = [text] * max(stop - start, 0)
+            yield row
+
+    def _cell_grid(self) -> list[list[str]]:
         rows = [["" for _ in range(self.n_cols)] for _ in range(self.n_rows)]
         for cell in self.cells:
             for r in range(cell.row, min(cell.row + cell.row_span, self.n_rows)):
@@ -88,8 +293,40 @@ class Table(_Model):
                     rows[r][c] = cell.text
         return rows
 
+    def cell_texts(self) -> Iterator[str]:
+        """The text of each cell, a spanning cell's once (for counting words and characters)."""
+        cells = self.cells
+        if not isinstance(cells, RowCells) or cells.covered or cells.spans:
+            yield from (cell.text for cell in cells)
+            return
+        for row in cells.rows:
+            yield from row[: self.n_cols]
+
+    def text_counts(self) -> tuple[int, int]:
+        """Words and characters of the cells' texts, each cell counted once."""
+        cells = self.cells
+        if not isinstance(cells, RowCells) or cells.covered or cells.spans:
+            texts = list(self.cell_texts())
+            return sum(len(text.split()) for text in texts), sum(map(len, texts))
+        words = chars = 0
+        for texts in cells.rows:
+            row = texts[: self.n_cols]
+            # Joined by a space, a row splits into the words of its cells, one split a row.
+            words += len(" ".join(row).split())
+            chars += sum(map(len, row))
+        return words, chars
+
+    def text_size(self) -> int:
+        """The length of the table's plain text: rows of tab-separated cells, a line each."""
+        size = 0
+        for row in self.iter_grid():
+            size += sum(map(len, row)) + max(len(row) - 1, 0) + 1
+        return max(size - 1, 0)
+
     def header_rows(self) -> int:
         """How many leading rows are made only of header cells."""
+        if isinstance(self.cells, RowCells):
+            return self.cells.leading_header_rows()
         count = 0
         for r in range(self.n_rows):
             row_cells = [c for c in self.cells if c.row == r]
@@ -194,8 +431,12 @@ class Document(_Model):
     def text_of(self, block: Block) -> str:
         """Plain text of a block; tables become tab-separated rows."""
         if block.table is not None:
-            return "\n".join("\t".join(row) for row in block.table.grid())
+            return "\n".join("\t".join(row) for row in block.table.iter_grid())
         return block.text
+
+    def text_size(self, block: Block) -> int:
+        """``len(self.text_of(block))``, without making the text of a table."""
+        return block.table.text_size() if block.table is not None else len(block.text)
 
 
 class BuildLimits(Protocol):
@@ -243,7 +484,7 @@ class DocumentBuilder:
         table = fields.get("table")
         if kind not in _TEXTLESS_KINDS and table is None and not text.strip():
             return None
-        self._measure(len(text) + (sum(len(c.text) for c in table.cells) if table else 0))
+        self._measure(len(text) + (sum(map(len, table.cell_texts())) if table else 0))
         block = Block(id=f"b{self._next_id}", kind=kind, text=text, **fields)
         self._next_id += 1
         self.document.blocks.append(block)
@@ -323,11 +564,13 @@ class DocumentBuilder:
         doc = self.document
         words = chars = 0
         for block in doc.blocks:
-            # A table counts each cell once (not once per grid position it spans).
-            texts = [c.text for c in block.table.cells] if block.table else [block.text]
-            for text in texts:
-                words += len(text.split())
-                chars += len(text)
+            if block.table is not None:  # each cell once, not once per place it spans
+                block_words, block_chars = block.table.text_counts()
+                words += block_words
+                chars += block_chars
+            else:
+                words += len(block.text.split())
+                chars += len(block.text)
         doc.metadata.word_count = words
         doc.metadata.char_count = chars
         if doc.pages and doc.metadata.page_count is None:

@@ -229,6 +229,9 @@ class ParseContext:
     #: False when only the text is wanted: a parser may then skip costly structure
     #: analysis (headings from font sizes, table finding) and emit plain paragraphs.
     structure: bool = True
+    #: Whether each sheet of a spreadsheet opens with a heading of its name. Without
+    #: them the name is still the page's label and listed in the metadata.
+    sheet_names: bool = True
     #: Converts a file to another format through an external engine (LibreOffice):
     #: ``convert(path, "docx")`` returns the converted file's path; the file is the
     #: caller's, to delete once read. None where no such engine runs; parsers that

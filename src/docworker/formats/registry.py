@@ -207,7 +207,7 @@ def cap_text(document: Document, limit: int) -> Document:
     """
     total = 0
     for index, block in enumerate(document.blocks):
-        size = len(document.text_of(block))
+        size = document.text_size(block)
         if total + size <= limit:
             total += size
             continue
@@ -215,7 +215,7 @@ def cap_text(document: Document, limit: int) -> Document:
         room = limit - total
         if block.table is None and room > 0:
             kept = [*kept, block.model_copy(update={"text": block.text[:room]})]
-        full = total + sum(len(document.text_of(b)) for b in document.blocks[index:])
+        full = total + sum(document.text_size(b) for b in document.blocks[index:])
         warning = Warning(
             code=TEXT_TRUNCATED,
             message=f"the text was cut at {limit:,} of its {full:,} characters "

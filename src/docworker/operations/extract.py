@@ -74,6 +74,12 @@ class ExtractParams(DocumentInput):
     )
     content: HtmlContent = Field("full", description=CONTENT_DESCRIPTION)
     per_page: bool = Field(False, description="Also return the output of each page on its own.")
+    sheet_names: bool = Field(
+        True,
+        description="Open each sheet of a spreadsheet (xlsx, xls, ods) with a heading of its "
+        "name. With false the sheets' tables follow one another without it; the names stay "
+        "in the metadata (sheets) and, per page, as the page's label.",
+    )
 
 
 class DocumentOperation:
@@ -181,6 +187,7 @@ def document_context(
         pages=PageSelection.parse(params.pages) if params.pages else None,
         limits=ctx.limits,
         structure=structure,
+        sheet_names=params.sheet_names if isinstance(params, ExtractParams) else True,
         progress=ctx.progress,
         cancelled=ctx.cancelled,
         convert=ctx.convert,

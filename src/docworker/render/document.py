@@ -30,7 +30,15 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from docworker.document import Block, BlockKind, Document, Link, Table
+from docworker.document import (
+    DEFER_ROW_CELLS,
+    Block,
+    BlockKind,
+    Document,
+    Link,
+    RowCells,
+    Table,
+)
 
 
 class OutputFormat(StrEnum):
@@ -56,8 +64,16 @@ def render(
 
 
 def render_json(doc: Document) -> dict[str, Any]:
-    """The document model as JSON values; ``Document.model_validate`` gives ``doc`` back."""
-    return doc.model_dump(mode="json", exclude_none=True)
+    """The document model as JSON values; ``Document.model_validate`` gives ``doc`` back.
+
+    The cells of the tables held as rows are dumped here, once, rather than by pydantic,
+    which would copy them again in JSON mode.
+    """
+    dumped = doc.model_dump(mode="json", exclude_none=True, context={DEFER_ROW_CELLS: True})
+    for block, data in zip(doc.blocks, dumped["blocks"], strict=True):
+        if block.table is not None and isinstance(block.table.cells, RowCells):
+            data["table"]["cells"] = block.table.cells.dumped()
+    return dumped
 
 
 def page_blocks(doc: Document) -> dict[int | None, list[Block]]:
@@ -225,9 +241,38 @@ def _text_block(block: Block) -> str:
     if block.kind is BlockKind.CODE:
         return block.text.strip("\n")
     if block.table is not None:  # one line a row: a cell's own line breaks become spaces
-        grid = block.table.grid()
-        return "\n".join("\t".join(" ".join(c.split()) for c in row) for row in grid)
+        return "\n".join(map(_text_row, block.table.iter_grid()))
     return block.text.strip()
+
+
+def _text_row(row: list[str]) -> str:
+    """A table row as one line of tab-separated cells, each cell's whitespace made single
+    spaces between its words."""
+    line = _plain_row(row)
+    if line is not None:  # most rows of a large table: their cells as they are
+        return line
+    return "\t".join(" ".join(text.split()) for text in row)
+
+
+def _plain_row(row: list[str]) -> str | None:
+    """The cells joined by tabs when none has whitespace other than single spaces between
+    words (nor a ``|`` or ``<``, which Markdown escapes), else None.
+
+    Plain string tests, not a regular expression: they cost a quarter of one per row.
+    """
+    line = "\t".join(row)
+    plain = (
+        # Every whitespace character but the space is unprintable (so is a tab in a cell).
+        "".join(row).isprintable()
+        and "  " not in line
+        and " \t" not in line
+        and "\t " not in line
+        and line[:1] != " "
+        and line[-1:] != " "
+        and "|" not in line
+        and "<" not in line
+    )
+    return line if plain else None
 
 
 def _text_list(run: list[Block]) -> str:
@@ -327,10 +372,16 @@ def _md_table(block: Block) -> str:
     table = block.table
     if table is None or table.n_rows == 0 or table.n_cols == 0:
         return ""
-    rows = [[_md_cell(text) for text in row] for row in table.grid()]
-    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines = list(map(_md_row, table.iter_grid()))
     lines.insert(1, "|" + "|".join(" --- " for _ in range(table.n_cols)) + "|")
     return "\n".join(lines)
+
+
+def _md_row(row: list[str]) -> str:
+    line = _plain_row(row)
+    if line is not None:  # most rows of a large table: their cells as they are
+        return "| " + line.replace("\t", " | ") + " |"
+    return "| " + " | ".join(map(_md_cell, row)) + " |"
 
 
 def _md_cell(text: str) -> str:
@@ -524,7 +575,11 @@ def _html_table(block: Block, caption: Block | None = None) -> str:
 
 def _html_rows(table: Table) -> list[str]:
     by_row: dict[int, list[str]] = {r: [] for r in range(table.n_rows)}
-    for cell in sorted(table.cells, key=lambda c: (c.row, c.col)):
+    # A table held as rows gives its cells in reading order, one at a time: not sorted,
+    # they are never all held at once.
+    cells = table.cells
+    ordered = cells if isinstance(cells, RowCells) else sorted(cells, key=lambda c: (c.row, c.col))
+    for cell in ordered:
         tag = "th" if cell.header else "td"
         spans = f' rowspan="{cell.row_span}"' if cell.row_span > 1 else ""
         spans += f' colspan="{cell.col_span}"' if cell.col_span > 1 else ""

@@ -101,6 +101,11 @@ def _problem(answer: httpx.Response, status: int, parameter: str | None = None) 
             id="bad-content",
         ),
         pytest.param(
+            b'{"operation": "extract", "input_uri": "%s", "params": {"sheet_names": "maybe"}}',
+            "sheet_names",
+            id="bad-sheet-names",
+        ),
+        pytest.param(
             b'{"operation": "extract", "input_uri": "%s", "idempotency_key": ""}',
             "idempotency_key",
             id="empty-key",
@@ -203,17 +208,20 @@ def test_job_list_times_are_dates_not_numbers(client: TestClient, value: str) ->
     assert listed.status_code == 200
 
 
+@pytest.mark.parametrize("field", ["per_page", "sheet_names"])
 @pytest.mark.parametrize(("value", "status"), [("1", 422), ("on", 422), ("TRUE", 202)])
-def test_yes_or_no_fields_are_true_or_false(client: TestClient, value: str, status: int) -> None:
+def test_yes_or_no_fields_are_true_or_false(
+    client: TestClient, field: str, value: str, status: int
+) -> None:
     answer = client.post(
         "/api/v2/extract",
         params={"wait": 0},
         files={"file": ("a.txt", b"x")},
-        data={"per_page": value},
+        data={field: value},
     )
     assert answer.status_code == status, answer.text
     if status == 422:
-        _problem(answer, 422, "per_page")
+        _problem(answer, 422, field)
 
 
 @pytest.mark.parametrize(("value", "status"), [("article", 422), ("MAIN", 422), ("main", 202)])

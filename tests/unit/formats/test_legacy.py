@@ -2,7 +2,8 @@
 
 ``fixtures/encrypted-password-docworker.doc`` and ``.xls`` were written by LibreOffice
 7.4 from the corpus's ``word6.doc`` and ``legacy-excel.xls``, saved as Word 97 and
-Excel 97 with the password ``docworker`` (RC4 CryptoAPI encryption).
+Excel 97 with the password ``docworker`` (RC4 CryptoAPI encryption). The workbooks
+saved both as xls and xlsx are in ``tests/fixtures/spreadsheets`` (its README says how).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import CorruptDocument, PasswordRequired, UnsupportedFormat, WrongPassword
 from docworker.formats.base import ParseContext
 from docworker.formats.ooxml.legacy import LegacyOfficeParser
+from docworker.formats.ooxml.spreadsheet import XLSX_MIME, XlsxParser
+from docworker.render.document import render_markdown, render_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
+SPREADSHEETS = Path(__file__).parents[2] / "fixtures" / "spreadsheets"
 PARSER = LegacyOfficeParser()
 DOC, XLS, PPT = (
     "application/msword",
@@ -126,3 +130,32 @@ def test_no_file_is_left_behind(engine: LibreOfficeEngine, ctx: ParseContext) ->
     converted = engine.convert(CORPUS / "office" / "word6.doc", "docx")
     converted.unlink()
     assert not list(converted.parent.iterdir())
+
+
+@pytest.mark.parametrize(
+    "xlsx",
+    [CORPUS / "office" / "xlsx-edge-cases.xlsx", SPREADSHEETS / "typed-cells.xlsx"],
+    ids=["edge-cases", "typed-cells"],
+)
+def test_a_workbook_gives_the_same_text_as_xls_and_as_xlsx(ctx: ParseContext, xlsx: Path) -> None:
+    from_xlsx = parse(XlsxParser(), xlsx, XLSX_MIME)
+    from_xls = parse(PARSER, SPREADSHEETS / f"{xlsx.stem}.xls", XLS, ctx)
+    assert render_text(from_xls) == render_text(from_xlsx)
+    assert render_markdown(from_xls) == render_markdown(from_xlsx)
+    assert from_xls.metadata.extra["sheets"] == from_xlsx.metadata.extra["sheets"]
+    assert (from_xls.format, from_xlsx.format) == ("xls", "xlsx")
+
+
+def test_both_give_stored_values_not_number_formats(ctx: ParseContext) -> None:
+    document = parse(PARSER, SPREADSHEETS / "typed-cells.xls", XLS, ctx)
+    [typed, merged] = [b.table for b in document.blocks if b.table is not None]
+    assert typed is not None and merged is not None
+    values = dict(typed.grid()[1:])
+    assert values["percentage"] == "0.25"  # shown as 25%
+    assert values["currency"] == "1234.5"  # shown as $1,234.50
+    assert values["three places"] == "2.5"  # shown as 2.500
+    assert values["date"] == "2024-02-29"  # shown as 29/02/2024
+    assert values["date and time"] == "2024-02-29 13:45:00"
+    assert values["formula"] == "84"
+    assert values["text"] == "Zürich, 12 €"
+    assert merged.grid()[0] == ["Quarterly totals"] * 3

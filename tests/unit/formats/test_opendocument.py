@@ -160,6 +160,9 @@ def test_spreadsheet_sheet_is_a_page_with_its_title_and_table() -> None:
     assert table.grid()[:2] == [["Year", "Freshwater Ducks"], ["2019", "120"]]
     assert table.header_rows() == 1
     assert doc.metadata.extra["sheets"] == ["Sheet1"]
+    unnamed = parse(OFFICE / "table-with-title.ods", ODS_MIME, ParseContext(sheet_names=False))
+    assert [b.kind for b in unnamed.blocks] == [BlockKind.PARAGRAPH, BlockKind.TABLE]
+    assert [p.label for p in unnamed.pages] == ["Sheet1"]
 
 
 @needs_corpus

@@ -73,6 +73,15 @@ def test_every_sheet_is_a_page_opened_by_its_name(workbook: Document) -> None:
     assert (heading.kind, heading.level, heading.text) == (BlockKind.HEADING, 2, "Sheet1")
 
 
+def test_sheet_names_can_be_left_out_of_the_text() -> None:
+    doc = parse(OFFICE / "workbook-multi-sheet.xlsx", ParseContext(sheet_names=False))
+    assert BlockKind.HEADING not in {b.kind for b in doc.blocks}
+    # The names stay where they describe the document: page labels and the metadata.
+    assert [p.label for p in doc.pages] == ["Sheet1", "Sheet2", "Sheet3", "Sheet4"]
+    assert doc.metadata.extra["sheets"] == ["Sheet1", "Sheet2", "Sheet3", "Sheet4"]
+    assert on_page(doc, 1)[0].kind is BlockKind.TABLE
+
+
 def test_numbers_are_written_naturally(workbook: Document) -> None:
     [table] = tables_on(workbook, 1)
     assert table.grid()[0] == ["first", "second", "third"]

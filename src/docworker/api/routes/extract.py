@@ -87,6 +87,13 @@ async def extract(
     per_page: Annotated[FormBool, Form(description="Also give each page's output")] = False,
     password: Annotated[str | None, Form(description="Password of an encrypted file")] = None,
     content: Annotated[HtmlContent, Form(description=CONTENT_DESCRIPTION)] = "full",
+    sheet_names: Annotated[
+        FormBool,
+        Form(
+            description="Open each sheet of a spreadsheet with a heading of its name "
+            "(true or false); the names stay in the metadata either way"
+        ),
+    ] = True,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,
     accept: Annotated[str | None, Header()] = None,
@@ -97,6 +104,8 @@ async def extract(
     params: dict[str, Any] = {"output": output, "per_page": per_page}
     if content != "full":
         params["content"] = content
+    if not sheet_names:
+        params["sheet_names"] = False
     if pages:
         params["pages"] = pages
     if password:

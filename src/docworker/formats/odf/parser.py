@@ -12,9 +12,10 @@ the metadata. Text is read by :mod:`~docworker.formats.odf.text`, tables by
   HEADER and FOOTER blocks, once each (before and after the body); endnotes
   close the document.
 - **ods**: one page per sheet, labelled with its name and opened by a level-2
-  HEADING with it, its cells split into tables as the Excel reader splits
-  them; the display text of a cell (``text:p``) is used, so numbers, dates and
-  percentages read as the author saw them. Drawings on the sheet follow.
+  HEADING with it (unless ``ctx.sheet_names`` is off), its cells split into
+  tables as the Excel reader splits them; the display text of a cell
+  (``text:p``) is used, so numbers, dates and percentages read as the author
+  saw them. Drawings on the sheet follow.
 - **odp**: one page per slide, labelled with its title (else its name), sized
   by its master page; shapes in reading order as the PowerPoint reader orders
   them, the title placeholder a HEADING (the first slide's a TITLE), the
@@ -216,7 +217,8 @@ def _read_sheets(
     for number in ctx.each_page(ctx.select_pages(len(sheets)), len(sheets)):
         sheet, name = sheets[number - 1], names[number - 1]
         builder.add_page(number, label=name)
-        builder.add(BlockKind.HEADING, name, level=2, page=number)
+        if ctx.sheet_names:
+            builder.add(BlockKind.HEADING, name, level=2, page=number)
         grid = read_grid(sheet, cell_text, ctx.limits.max_cells - reader.cells)
         reader.cells += grid.size
         merges = _merges(grid.rows, grid.spans, ctx.limits.max_cells - reader.cells)

@@ -1,11 +1,13 @@
 """Excel workbooks (xlsx, xlsm): one page per sheet, its tables, charts and pictures.
 
 Cell values come from python-calamine (fast, and it gives typed values: numbers,
-dates, booleans). Each sheet becomes a :class:`~docworker.document.Page`
-labelled with the sheet's name, opened by a level-2 HEADING with that name. The
-used range is split into tables where blank rows and columns separate blocks of
-cells (see :func:`table_regions`); merged cells become spans; a lone cell on its
-own is a PARAGRAPH (typically a title or a note). Numbers are written as a
+dates, booleans), a row at a time. Each sheet becomes a
+:class:`~docworker.document.Page` labelled with the sheet's name, opened by a
+level-2 HEADING with that name (unless ``ctx.sheet_names`` is off). The used
+range is split into tables where blank rows and columns separate blocks of
+cells (see :func:`table_regions`), each held as rows (``Table.from_rows``: a
+large sheet makes no model object per cell); merged cells become spans; a lone
+cell on its own is a PARAGRAPH (typically a title or a note). Numbers are written as a
 person would (``3``, not ``3.0``), dates in ISO 8601. Charts, pictures and text
 boxes drawn on the sheet follow its tables, then the objects embedded in it (OLE
 objects, embedded packages), read on its page through the embedded-document
@@ -106,7 +108,8 @@ def _read_sheets(
     for number in ctx.each_page(ctx.select_pages(len(names)), len(names)):
         name = names[number - 1]
         builder.add_page(number, label=name)
-        builder.add(BlockKind.HEADING, name, level=2, page=number)
+        if ctx.sheet_names:
+            builder.add(BlockKind.HEADING, name, level=2, page=number)
         if sheets[number - 1].typ == SheetTypeEnum.WorkSheet:
             sheet = workbook.get_sheet_by_index(number - 1)
             cells_read += sheet.height * sheet.width
@@ -145,7 +148,8 @@ def _read_drawn_and_embedded(
 
 def _read_cells(sheet: CalamineSheet, builder: DocumentBuilder, page: int, split: bool) -> None:
     top, left = sheet.start or (0, 0)
-    texts = [[cell_text(value) for value in row] for row in sheet.to_python()]
+    # Row by row: the typed values of the whole sheet are never held beside its texts.
+    texts = [list(map(cell_text, row)) for row in sheet.iter_rows()]
     merges = [
         Merge(r0 - top, c0 - left, r1 - top, c1 - left)
         for (r0, c0), (r1, c1) in sheet.merged_cell_ranges or []
@@ -162,11 +166,11 @@ def add_sheet_tables(
     ``merges`` its merged ranges in the same coordinates.
     """
     for region in table_regions(texts, merges, split):
-        table = _table(texts, merges, region)
-        if table.n_rows == 1 and table.n_cols == 1:
-            builder.add(BlockKind.PARAGRAPH, table.cells[0].text, page=page)
+        if region.top == region.bottom and region.left == region.right:
+            row = texts[region.top]
+            builder.add(BlockKind.PARAGRAPH, row[region.left], page=page)
         else:
-            builder.add(BlockKind.TABLE, table=table, page=page)
+            builder.add(BlockKind.TABLE, table=_table(texts, merges, region), page=page)
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,9 @@ def table_regions(texts: list[list[str]], merges: list[Merge], split: bool = Tru
     separate tables while a diagonal touch does not join them; blocks whose
     bounding boxes overlap are one table. Without ``split``, the filled range is one table.
     """
+    if not split or _filled_count(texts) > _SPLIT_MAX_CELLS:
+        whole = _filled_bounds(texts, merges)
+        return [whole] if whole is not None else []
     filled = {(r, c) for r, row in enumerate(texts) for c, text in enumerate(row) if text}
     for merge in merges:
         if (merge.top, merge.left) in filled:
@@ -217,12 +224,43 @@ def table_regions(texts: list[list[str]], merges: list[Merge], split: bool = Tru
             )
     if not filled:
         return []
-    if not split or len(filled) > _SPLIT_MAX_CELLS:
-        return [_bounds(filled)]
     boxes = [_bounds(block) for block in _connected_blocks(filled)]
     if len(boxes) > _SPLIT_MAX_BLOCKS:
         return [_bounds(filled)]
     return sorted(_merge_overlapping(boxes), key=lambda b: (b.top, b.left))
+
+
+def _filled_count(texts: list[list[str]]) -> int:
+    return sum(len(row) - row.count("") for row in texts)
+
+
+def _filled_bounds(texts: list[list[str]], merges: list[Merge]) -> Region | None:
+    """The smallest region holding every filled cell (and the merged ranges they start),
+    found row by row: a large sheet is not turned into a set of its cells."""
+    top = bottom = left = right = -1
+    for r, row in enumerate(texts):
+        if not any(row):
+            continue
+        first, last = 0, len(row) - 1
+        while not row[first]:
+            first += 1
+        while not row[last]:
+            last -= 1
+        if top < 0:
+            top, left, right = r, first, last
+        bottom, left, right = r, min(left, first), max(right, last)
+    found = Region(top, left, bottom, right) if top >= 0 else None
+    applied: list[Merge] = []
+    for merge in merges:
+        # As in table_regions: a merge counts when its first cell has text or lies in
+        # a merged range counted before it.
+        start = texts[merge.top] if merge.top < len(texts) else []
+        has_text = merge.left < len(start) and bool(start[merge.left])
+        origin = Region(merge.top, merge.left, merge.top, merge.left)
+        if has_text or any(origin.overlaps(other) for other in applied):
+            applied.append(merge)
+            found = merge if found is None else found.union(merge)
+    return found
 
 
 def _connected_blocks(filled: set[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
@@ -263,37 +301,38 @@ def _merge_overlapping(boxes: list[Region]) -> list[Region]:
 
 
 def _table(texts: list[list[str]], merges: list[Merge], region: Region) -> Table:
-    spans = {(m.top, m.left): m for m in merges}
+    """The cells of ``region`` as a table held as rows: the places a merged range covers
+    are not listed, a range starting in the region is a spanning cell cut to its edges,
+    and a first row of labels is the header."""
+    rows = [
+        texts[r][region.left : region.right + 1] if r < len(texts) else []
+        for r in range(region.top, region.bottom + 1)
+    ]
     covered = {
-        (r, c)
+        (r - region.top, c - region.left)
         for m in merges
-        for r in range(m.top, m.bottom + 1)
-        for c in range(m.left, m.right + 1)
+        for r in range(max(m.top, region.top), min(m.bottom, region.bottom) + 1)
+        for c in range(max(m.left, region.left), min(m.right, region.right) + 1)
         if (r, c) != (m.top, m.left)
     }
-    cells: list[TableCell] = []
-    for r in range(region.top, region.bottom + 1):
-        row = texts[r] if r < len(texts) else []
-        for c in range(region.left, region.right + 1):
-            if (r, c) in covered:
-                continue
-            merge = spans.get((r, c))
-            cells.append(
-                TableCell(
-                    row=r - region.top,
-                    col=c - region.left,
-                    text=row[c] if c < len(row) else "",
-                    row_span=min(merge.bottom, region.bottom) - r + 1 if merge else 1,
-                    col_span=min(merge.right, region.right) - c + 1 if merge else 1,
-                )
-            )
-    n_rows = region.bottom - region.top + 1
-    if n_rows > 1 and _looks_like_header(texts[region.top][region.left : region.right + 1]):
-        for cell in cells:
-            if cell.row > 0:
-                break
-            cell.header = True
-    return Table(n_rows=n_rows, n_cols=region.right - region.left + 1, cells=cells)
+    header = len(rows) > 1 and _looks_like_header(rows[0])
+    spans: dict[tuple[int, int], TableCell] = {}
+    for m in merges:
+        r, c = m.top - region.top, m.left - region.left
+        if not (0 <= r < len(rows) and 0 <= c <= region.right - region.left):
+            continue
+        spans[(r, c)] = TableCell(
+            row=r,
+            col=c,
+            text=rows[r][c] if c < len(rows[r]) else "",
+            row_span=min(m.bottom, region.bottom) - m.top + 1,
+            col_span=min(m.right, region.right) - m.left + 1,
+            header=header and r == 0,
+        )
+    width = region.right - region.left + 1
+    return Table.from_rows(
+        rows, width, header_rows=1 if header else 0, spans=list(spans.values()), covered=covered
+    )
 
 
 def _looks_like_header(row: list[str]) -> bool:
@@ -312,6 +351,15 @@ def _is_number_like(text: str) -> bool:
 
 def cell_text(value: Any) -> str:
     """A cell value as a person reads it: ``3`` not ``3.0``, dates in ISO 8601."""
+    kind = type(value)  # the common kinds first: a large sheet has millions of cells
+    if kind is str:
+        return str(value).strip()
+    if kind is float:
+        return _number_text(value)
+    return _other_text(value)
+
+
+def _other_text(value: Any) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):

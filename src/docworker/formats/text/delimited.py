@@ -13,10 +13,9 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Iterator
 from typing import ClassVar
 
-from docworker.document import BlockKind, Document, DocumentBuilder, Metadata, Table, TableCell
+from docworker.document import BlockKind, Document, DocumentBuilder, Metadata, Table
 from docworker.errors import CorruptDocument, LimitExceeded
 from docworker.formats.base import ParseContext, Source
 from docworker.formats.encoding import decode_text
@@ -123,19 +122,11 @@ def read_rows(text: str, dialect: type[csv.Dialect], max_cells: int) -> list[lis
     return rows
 
 
-def _cells(rows: list[list[str]], header: bool) -> Iterator[TableCell]:
-    # Empty cells are left out (the grid fills them in), except in a header row.
-    for r, row in enumerate(rows):
-        is_header = header and r == 0
-        for c, value in enumerate(row):
-            if value or is_header:
-                yield TableCell(row=r, col=c, text=value, header=is_header)
-
-
 def build_table(rows: list[list[str]], header: bool) -> Table:
-    """A table of ``rows``, short rows padded with empty cells to the widest."""
-    n_cols = max((len(row) for row in rows), default=0)
-    return Table(n_rows=len(rows), n_cols=n_cols, cells=list(_cells(rows, header)))
+    """A table of ``rows``, held as rows (a large CSV is the common case): short rows
+    stand for empty cells up to the widest, and an empty cell is listed only in the
+    header row, up to that row's own length."""
+    return Table.from_rows(rows, header_rows=1 if header else 0, empty_listed=False)
 
 
 class DelimitedParser:
