@@ -19,13 +19,17 @@ from typing import ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe, Stream
 from docworker.errors import InvalidParameter, LimitExceeded, ProcessingFailed, UnsupportedFormat
+from docworker.operations import video_parts
 from docworker.operations.base import (
     Artifact,
     Family,
     InputFile,
     OperationContext,
     OperationParams,
+    PartResult,
     Result,
+    SplitPart,
+    SplitPlan,
 )
 from docworker.operations.media import (
     check_duration,
@@ -91,6 +95,23 @@ class VideoOperation:
     )
     queue: ClassVar[Family] = Family.MEDIA
     Params: ClassVar[type[OperationParams]] = VideoParams
+
+    def split(
+        self, ctx: OperationContext, source: InputFile, params: OperationParams, plan: SplitPlan
+    ) -> list[SplitPart] | None:
+        """Time ranges of a long video's scenes or thumbnails (:mod:`.video_parts`)."""
+        assert isinstance(params, VideoParams)
+        return video_parts.split(ctx, source, params, plan)
+
+    def merge(
+        self,
+        ctx: OperationContext,
+        source: InputFile,
+        params: OperationParams,
+        parts: list[PartResult],
+    ) -> Result:
+        assert isinstance(params, VideoParams)
+        return video_parts.merge(ctx, source, params, parts)
 
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, VideoParams)
