@@ -928,6 +928,13 @@ class FfmpegSettings(BaseModel):
     max_output_bytes: int = Field(
         1024 * 1024 * 1024, ge=1024, description="Largest file one request may produce, in bytes."
     )
+    split_min_seconds: Seconds = Field(
+        600.0,
+        ge=0,
+        description="A video's scenes or thumbnails over a stretch at least this long are "
+        "found in time ranges of at least half of it, on several workers at once (when the "
+        "executor splits jobs at all); 0: never split.",
+    )
     max_concurrent: int | None = Field(
         None,
         ge=1,

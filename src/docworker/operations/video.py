@@ -19,13 +19,17 @@ from typing import ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe, Stream
 from docworker.errors import InvalidParameter, LimitExceeded, ProcessingFailed, UnsupportedFormat
+from docworker.operations import video_parts
 from docworker.operations.base import (
     Artifact,
     Family,
     InputFile,
     OperationContext,
     OperationParams,
+    PartResult,
     Result,
+    SplitPart,
+    SplitPlan,
 )
 from docworker.operations.media import (
     check_duration,
@@ -92,6 +96,23 @@ class VideoOperation:
     queue: ClassVar[Family] = Family.MEDIA
     Params: ClassVar[type[OperationParams]] = VideoParams
 
+    def split(
+        self, ctx: OperationContext, source: InputFile, params: OperationParams, plan: SplitPlan
+    ) -> list[SplitPart] | None:
+        """Time ranges of a long video's scenes or thumbnails (:mod:`.video_parts`)."""
+        assert isinstance(params, VideoParams)
+        return video_parts.split(ctx, source, params, plan)
+
+    def merge(
+        self,
+        ctx: OperationContext,
+        source: InputFile,
+        params: OperationParams,
+        parts: list[PartResult],
+    ) -> Result:
+        assert isinstance(params, VideoParams)
+        return video_parts.merge(ctx, source, params, parts)
+
     def run(self, ctx: OperationContext, source: InputFile, params: OperationParams) -> Result:
         assert isinstance(params, VideoParams)
         mime = media_mime(source, self.name)
@@ -144,7 +165,8 @@ def _transcode(
     args = [*engine.input_args(source.path, start=span.start), *length_args(ctx, span, seconds)]
     args += ["-map_metadata", "-1", "-sn", "-dn"]
     burned = _subtitle_script(ctx, engine, source, params, probe, span.start)
-    args += _video_args(params, codec, size, burned) if has_video else ["-vn"]
+    fps = probe.video.get("fps") if probe.video else None
+    args += _video_args(params, codec, size, burned, fps) if has_video else ["-vn"]
     args += _audio_args(params, codec, probe) if has_audio else ["-an"]
     if fmt == "hls":
         return _hls(ctx, engine, args, seconds, span.start, probe, has_video)
@@ -175,6 +197,7 @@ def _video_args(
     codec: VideoCodec,
     size: tuple[int, int] | None,
     burned: Path | None = None,
+    fps: float | None = None,
 ) -> list[str]:
     options, default_crf, _, _ = _ENCODERS[codec]
     crf = params.crf if params.crf is not None else default_crf
@@ -190,6 +213,8 @@ def _video_args(
         # VP8 needs a bit rate beside its CRF: the ceiling of its constrained quality.
         args += ["-b:v", str(cap or 4_000_000)]
     filters = [f"scale={size[0]}:{size[1]}:flags=bicubic,setsar=1"] if size is not None else []
+    if params.max_fps is not None and (fps is None or fps > params.max_fps):
+        filters.append(f"fps={params.max_fps:g}")
     if burned is not None:
         filters.append(f"ass=filename={filter_value(str(burned))}")
     if filters:

@@ -173,6 +173,13 @@ class VideoParams(OperationParams):
         None, description="Audio bit rate, e.g. '128k' (default: 96k Opus, 128k AAC/Vorbis)."
     )
     mute: bool = Field(False, description="transcode: leave the audio out.")
+    max_fps: float | None = Field(
+        None,
+        ge=1,
+        le=240,
+        description="transcode: cap on the frame rate; a video above it drops frames to "
+        "it, one below keeps its own.",
+    )
     time: TimeParam = Field(None, description="frame: the time of the frame.")
     percent: float | None = Field(
         None,

@@ -48,7 +48,7 @@ FLAT_SPREAD = 6.0
 PREVIEW_FPS = 10
 PREVIEW_SECONDS = 3.0
 PREVIEW_MAX_SECONDS = 10.0
-_MIME = {
+MIME = {
     "png": "image/png",
     "jpeg": "image/jpeg",
     "webp": "image/webp",
@@ -60,7 +60,7 @@ _LABEL_HEIGHT = 20
 
 
 @dataclass(frozen=True)
-class _Pick:
+class Pick:
     time: float
     image: Image.Image
     black: bool
@@ -85,7 +85,7 @@ def thumbnails(
         even=True,
     )
     fmt = params.output_format
-    picks: list[_Pick] = []
+    picks: list[Pick] = []
     for index in range(count):
         at = span.start + seconds * (index + 0.5) / count
         picks.append(_pick(ctx, engine, source, params, at, (width, height), probe))
@@ -96,7 +96,7 @@ def thumbnails(
         name = f"thumb-{index:03d}.{fmt}"
         path = ctx.artifact_path(name)
         _save(pick.image, path, fmt, params.quality)
-        artifacts.append(Artifact(name, path, _MIME[fmt]))
+        artifacts.append(Artifact(name, path, MIME[fmt]))
         listed.append({"name": name, "time": round(pick.time, 3), "black": pick.black})
     payload: dict[str, Any] = {
         "action": "thumbnails",
@@ -106,9 +106,9 @@ def thumbnails(
         "thumbnails": listed,
     }
     if params.sheet:
-        sheet = _sheet(ctx, picks, params, fmt)
+        sheet = draw_sheet(ctx, picks, params, fmt)
         check_output(ctx, sheet)
-        artifacts.append(Artifact(sheet.name, sheet, _MIME[fmt]))
+        artifacts.append(Artifact(sheet.name, sheet, MIME[fmt]))
         payload["sheet"] = sheet.name
     return Result(payload=payload, artifacts=artifacts)
 
@@ -128,7 +128,7 @@ def _pick(
     at: float,
     size: tuple[int, int],
     probe: Probe,
-) -> _Pick:
+) -> Pick:
     """The frame shown for time ``at``: with ``smart``, the best of the window centred
     on it (within the file); else the frame at ``at``."""
     width, height = size
@@ -157,9 +157,9 @@ def _pick(
     usable = [entry for entry in scored if not entry[2]]
     if usable:
         time, image, _, _ = max(usable, key=lambda entry: entry[3])
-        return _Pick(time, image, black=False)
+        return Pick(time, image, black=False)
     time, image, _, _ = max(scored, key=lambda entry: entry[3])
-    return _Pick(time, image, black=True)
+    return Pick(time, image, black=True)
 
 
 def _score(image: Image.Image) -> tuple[bool, float]:
@@ -182,7 +182,7 @@ def _save(image: Image.Image, path: Path, fmt: str, quality: int | None) -> None
     image.save(path, _PIL_FORMAT[fmt], **options)
 
 
-def _sheet(ctx: OperationContext, picks: list[_Pick], params: VideoParams, fmt: str) -> Path:
+def draw_sheet(ctx: OperationContext, picks: list[Pick], params: VideoParams, fmt: str) -> Path:
     """The thumbnails in a grid (``columns``, else as square as it goes), each over its
     time."""
     columns = params.columns or math.ceil(math.sqrt(len(picks)))
@@ -269,7 +269,7 @@ def preview(
     check_output(ctx, output)
     result = {
         "format": fmt,
-        "mime": _MIME[fmt],
+        "mime": MIME[fmt],
         "width": width,
         "height": height,
         "start": round(begin, 3),
@@ -278,4 +278,4 @@ def preview(
         "size": output.stat().st_size,
     }
     payload = {"action": "preview", "input": probe.as_dict(), "output": result}
-    return Result(payload=payload, artifacts=[Artifact(output.name, output, _MIME[fmt])])
+    return Result(payload=payload, artifacts=[Artifact(output.name, output, MIME[fmt])])

@@ -427,3 +427,12 @@ def test_concat_joins_videos_of_different_shapes(test_video: Path, tmp_path: Pat
         run(test_video, tmp_path / "one", action="concat")
     with pytest.raises(InvalidParameter, match="one file"):
         OPERATION.run(ctx, source, validate_params(OPERATION, {"format": "mp4"}))
+
+
+def test_the_frame_rate_cap(test_video: Path, tmp_path: Path) -> None:
+    capped = run(test_video, tmp_path / "capped", format="mp4", max_fps=10, mute=True)
+    _, made = output_of(capped)
+    assert made.video is not None and made.video.get("fps") == pytest.approx(10.0)
+    kept = run(test_video, tmp_path / "kept", format="mp4", max_fps=60, mute=True)
+    _, made = output_of(kept)
+    assert made.video is not None and made.video.get("fps") == pytest.approx(25.0)

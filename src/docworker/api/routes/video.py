@@ -123,6 +123,9 @@ async def video(
     max_bitrate: Annotated[str | None, Form(description="Video bit-rate cap, e.g. '2M'")] = None,
     audio_bitrate: Annotated[str | None, Form(description="Audio bit rate, e.g. '128k'")] = None,
     mute: Annotated[FormBool, Form(description="transcode: leave the audio out")] = False,
+    max_fps: Annotated[
+        float | None, Form(ge=1, le=240, description="transcode: cap on the frame rate")
+    ] = None,
     time: Time = None,
     percent: Annotated[
         float | None, Form(ge=0, le=100, description="frame: time as % of the duration")
@@ -177,6 +180,7 @@ async def video(
         "crf": crf,
         "max_bitrate": max_bitrate,
         "audio_bitrate": audio_bitrate,
+        "max_fps": max_fps,
         "time": time,
         "percent": percent,
         "quality": quality,
