@@ -148,7 +148,10 @@ class PageText:
     def __init__(self, textpage: Any) -> None:
         #: pdfium's text page (from :func:`load_text`), which stays open while this is used.
         self.raw = textpage
+        self._bounded: tuple[bytearray, Any] | None = None
         count = pdfium_c.FPDFText_CountChars(self.raw)
+        #: How many characters pdfium counts on the page.
+        self.count = count
         # Plain bytes, not a ctypes array: a ctypes array type of each page's size
         # would be made anew for most pages, at a cost beyond that of the text.
         buffer = bytearray(2 * (max(count, 0) + 1))
@@ -169,6 +172,18 @@ class PageText:
         self.right_to_left = not text.isascii() and _RIGHT_TO_LEFT.search(text) is not None
         if self.right_to_left:
             self.text = self._lam_alef_in_order()
+
+    def bounded_buffer(self) -> tuple[bytearray, Any]:
+        """A buffer for the text in a box of this page (:func:`bounded_text`), and its start.
+
+        It holds four UTF-16 units for each of the page's characters: a character
+        beyond the BMP takes two, and pdfium may put a line break (two more) before
+        it. Made on the first use, kept while the page is read.
+        """
+        if self._bounded is None:
+            buffer = bytearray(2 * (4 * max(self.count, len(self.text)) + 16))
+            self._bounded = (buffer, ctypes.c_ushort.from_buffer(buffer))
+        return self._bounded
 
     def upright_turn(self) -> int:
         """The clockwise turn (0, 90, 180, 270) of user space that sets the text upright.
@@ -372,13 +387,29 @@ def bounded_text(text: PageText, box: Box) -> str:
     line: words a line-end hyphen broke are joined, whitespace is single spaces."""
     left, bottom, right, top = box
     args = (text.raw, left, top, right, bottom)
+    # pdfium works the text out anew on every call, so it is asked once, into a buffer
+    # that holds any text of the page; one it fills up is asked again at the size it says.
+    buffer, start = text.bounded_buffer()
+    units = pdfium_c.FPDFText_GetBoundedText(*args, start, len(buffer) // 2)
+    if 2 * units < len(buffer):
+        # What fits comes with its terminating NUL, which the count includes.
+        found = codecs.decode(memoryview(buffer)[: 2 * units], "utf-16-le", "replace")
+        found = found.removesuffix("\x00")
+    else:
+        found = _bounded_text_sized(args)
+    if not found:
+        return ""
+    return " ".join(text.clean(_BROKEN_WORD.sub("", found)).split())
+
+
+def _bounded_text_sized(args: tuple[Any, float, float, float, float]) -> str:
+    """The text in a box, read into a buffer of the size pdfium gives first."""
     size = pdfium_c.FPDFText_GetBoundedText(*args, None, 0)
     if size <= 0:
         return ""
     buffer = (ctypes.c_ushort * size)()
-    pdfium_c.FPDFText_GetBoundedText(*args, buffer, size)
-    found = codecs.decode(memoryview(buffer), "utf-16-le", "replace")
-    return " ".join(text.clean(_BROKEN_WORD.sub("", found)).split())
+    written = pdfium_c.FPDFText_GetBoundedText(*args, buffer, size)
+    return codecs.decode(memoryview(buffer)[: 2 * written], "utf-16-le", "replace")
 
 
 def written_links(text: str) -> list[Link]:
