@@ -53,22 +53,29 @@ _FORCE_BOLD = 1 << 18
 _BOLD_NAME = re.compile(rb"bold|black|heavy|demi", re.IGNORECASE)
 
 
-def _bare(function: Any) -> Any:
+def _bare(function: Any, result: Any = ctypes.c_int) -> Any:
     """``function`` called without ctypes' conversion of each argument, twice as fast.
 
     Only for calls made per line of text, and only with arguments passed as C
     takes them: pdfium handles and ``ctypes.byref`` pointers as they are, and
-    Python ints where the C function takes an ``int``.
+    Python ints where the C function takes an ``int``. ``result`` is the C type
+    the function returns.
     """
     address = ctypes.cast(function, ctypes.c_void_p).value
     assert address is not None
-    return ctypes.CFUNCTYPE(ctypes.c_int)(address)
+    return ctypes.CFUNCTYPE(result)(address)
 
 
 #: ``FPDFText_GetLooseCharBox(textpage, index, byref(rect))``.
 _bare_loose_box = _bare(pdfium_c.FPDFText_GetLooseCharBox)
 #: ``FPDFText_GetCharIndexFromTextIndex(textpage, index)``.
 _bare_char_index = _bare(pdfium_c.FPDFText_GetCharIndexFromTextIndex)
+#: ``FPDFText_GetFontSize(textpage, index)``, a double.
+_bare_font_size = _bare(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
+#: ``FPDFText_GetMatrix(textpage, index, byref(matrix))``.
+_bare_matrix = _bare(pdfium_c.FPDFText_GetMatrix)
+#: ``FPDFText_GetFontWeight(textpage, index)``.
+_bare_font_weight = _bare(pdfium_c.FPDFText_GetFontWeight)
 _TWO_RECTS = pdfium_c.FS_RECTF * 2
 
 
@@ -319,6 +326,7 @@ class _FontReader:
         self.text = text
         self.raw = text.raw
         self.matrix = pdfium_c.FS_MATRIX()
+        self.matrix_ref = ctypes.byref(self.matrix)
         self.font_name = ctypes.create_string_buffer(256)
         self.font_flags = ctypes.c_int()
 
@@ -326,25 +334,35 @@ class _FontReader:
         """Set the line's size (the median of three characters') and boldness.
 
         A list item is measured after its bullet, which often comes from a symbol font.
+        When the first and last characters have one size, that is the median, and
+        the middle one is not read (most lines are set in one size).
         """
         if piece[0] in BULLETS and piece[1:].strip():
             first = last + 1 - len(piece[1:].lstrip())
-        first, middle, last = (self.text.char_index(i) for i in (first, (first + last) // 2, last))
-        sizes = sorted(self._size(index) for index in (first, middle, last))
-        line.size = size_key(sizes[1])
+        middle = (first + last) // 2
+        char_index = self.text.char_index
+        first, last = char_index(first), char_index(last)
+        first_size, last_size = self._size(first), self._size(last)
+        if first_size == last_size:
+            median = first_size
+        else:
+            sizes = sorted((first_size, self._size(char_index(middle)), last_size))
+            median = sizes[1]
+        line.size = size_key(median)
         line.starts_bold = self._bold(first)
         line.bold = line.starts_bold and self._bold(last)
 
     def _size(self, index: int) -> float:
         # pdfium reports the size set in the content, often 1 with the real scale
         # in the text matrix, so the size is multiplied by the vertical scale.
-        size: float = pdfium_c.FPDFText_GetFontSize(self.raw, index)
-        if pdfium_c.FPDFText_GetMatrix(self.raw, index, self.matrix):
-            size *= math.hypot(self.matrix.c, self.matrix.d)
+        size: float = _bare_font_size(self.raw, index)
+        if _bare_matrix(self.raw, index, self.matrix_ref):
+            matrix = self.matrix
+            size *= math.hypot(matrix.c, matrix.d)
         return size
 
     def _bold(self, index: int) -> bool:
-        if pdfium_c.FPDFText_GetFontWeight(self.raw, index) >= _BOLD_WEIGHT:
+        if _bare_font_weight(self.raw, index) >= _BOLD_WEIGHT:
             return True
         self.font_name.value = b""
         pdfium_c.FPDFText_GetFontInfo(
