@@ -53,12 +53,12 @@ _FORCE_BOLD = 1 << 18
 _BOLD_NAME = re.compile(rb"bold|black|heavy|demi", re.IGNORECASE)
 
 
-def _bare(function: Any, result: Any = ctypes.c_int) -> Any:
+def bare(function: Any, result: Any = ctypes.c_int) -> Any:
     """``function`` called without ctypes' conversion of each argument, twice as fast.
 
-    Only for calls made per line of text, and only with arguments passed as C
-    takes them: pdfium handles and ``ctypes.byref`` pointers as they are, and
-    Python ints where the C function takes an ``int``. ``result`` is the C type
+    Only for calls made per line of text or per object a page draws, and only
+    with arguments passed as C takes them: pdfium handles and ``ctypes.byref``
+    pointers as they are, and Python ints where the C function takes an ``int``. ``result`` is the C type
     the function returns.
     """
     address = ctypes.cast(function, ctypes.c_void_p).value
@@ -67,15 +67,15 @@ def _bare(function: Any, result: Any = ctypes.c_int) -> Any:
 
 
 #: ``FPDFText_GetLooseCharBox(textpage, index, byref(rect))``.
-_bare_loose_box = _bare(pdfium_c.FPDFText_GetLooseCharBox)
+_bare_loose_box = bare(pdfium_c.FPDFText_GetLooseCharBox)
 #: ``FPDFText_GetCharIndexFromTextIndex(textpage, index)``.
-_bare_char_index = _bare(pdfium_c.FPDFText_GetCharIndexFromTextIndex)
+_bare_char_index = bare(pdfium_c.FPDFText_GetCharIndexFromTextIndex)
 #: ``FPDFText_GetFontSize(textpage, index)``, a double.
-_bare_font_size = _bare(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
+_bare_font_size = bare(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
 #: ``FPDFText_GetMatrix(textpage, index, byref(matrix))``.
-_bare_matrix = _bare(pdfium_c.FPDFText_GetMatrix)
+_bare_matrix = bare(pdfium_c.FPDFText_GetMatrix)
 #: ``FPDFText_GetFontWeight(textpage, index)``.
-_bare_font_weight = _bare(pdfium_c.FPDFText_GetFontWeight)
+_bare_font_weight = bare(pdfium_c.FPDFText_GetFontWeight)
 _TWO_RECTS = pdfium_c.FS_RECTF * 2
 
 
