@@ -58,8 +58,8 @@ def bare(function: Any, result: Any = ctypes.c_int) -> Any:
 
     Only for calls made per line of text or per object a page draws, and only
     with arguments passed as C takes them: pdfium handles and ``ctypes.byref``
-    pointers as they are, and Python ints where the C function takes an ``int``. ``result`` is the C type
-    the function returns.
+    pointers as they are, and Python ints where the C function takes an ``int``.
+    ``result`` is the C type the function returns.
     """
     address = ctypes.cast(function, ctypes.c_void_p).value
     assert address is not None
