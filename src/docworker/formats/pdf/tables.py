@@ -7,8 +7,10 @@ a hundred times slower than pdfium (some 0.2 s a page), so the finder is given
 the page's straight strokes as pdfium reads them
 (:func:`~docworker.formats.pdf.graphics.ruling_edges`) and runs its own steps
 on them: merge the edges, find their crossings, the cells between crossings,
-the tables the cells make. It only runs on the pages whose rules cross into a
-grid (:meth:`~docworker.formats.pdf.graphics.PageGraphics.has_grid`).
+the tables the cells make. The two middle steps are done here, with the same
+comparisons as pdfplumber's but without the work it repeats (:func:`_crossings`,
+:func:`_cell_boxes`). It only runs on the pages whose rules cross into a grid
+(:meth:`~docworker.formats.pdf.graphics.PageGraphics.has_grid`).
 
 Tables whose sides are open (rules across, no outer verticals: the common
 style of papers) get their outer sides from the ends of the rules, so their
