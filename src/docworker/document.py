@@ -482,7 +482,8 @@ class DocumentBuilder:
     def add(self, kind: BlockKind, text: str = "", **fields: Any) -> Block | None:
         """Append a block; a text block whose text is only whitespace is dropped."""
         table = fields.get("table")
-        if kind not in _TEXTLESS_KINDS and table is None and not text.strip():
+        # ``text.isspace()`` is ``not text.strip()`` for text that is not empty, without a copy.
+        if kind not in _TEXTLESS_KINDS and table is None and (not text or text.isspace()):
             return None
         self._measure(len(text) + (sum(map(len, table.cell_texts())) if table else 0))
         block = Block(id=f"b{self._next_id}", kind=kind, text=text, **fields)

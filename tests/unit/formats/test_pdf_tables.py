@@ -14,7 +14,7 @@ from docworker.formats.base import PageSelection, ParseContext, Source
 from docworker.formats.pdf.graphics import PageGraphics
 from docworker.formats.pdf.layout import Line, TextBlock, cut_out, is_caption
 from docworker.formats.pdf.parser import PdfParser
-from docworker.formats.pdf.tables import numeric
+from docworker.formats.pdf.tables import _cell_boxes, _crossings, numeric
 
 PDF = CORPUS / "pdf"
 MIME = "application/pdf"
@@ -294,6 +294,31 @@ def test_a_grid_needs_rules_crossing_into_two_columns_on_three_rules() -> None:
         down=[(x, y, 500.0) for y, left, right in tops for x in (left, right)],
     )
     assert not bars.has_grid()
+
+
+def _edge(x0: float, top: float, x1: float, bottom: float) -> dict[str, Any]:
+    orientation = "h" if bottom - top < x1 - x0 else "v"
+    width, height = x1 - x0, bottom - top
+    edge: dict[str, Any] = {"x0": x0, "x1": x1, "top": top, "bottom": bottom}
+    return edge | {"width": width, "height": height, "orientation": orientation}
+
+
+def test_crossings_and_cells_are_pdfplumbers() -> None:
+    """The finder's own crossing and cell steps give what pdfplumber's give, cell for cell."""
+    from pdfplumber.table import edges_to_intersections, intersections_to_cells
+
+    grid = [_edge(100, y, 300, y) for y in (100, 120, 140, 160)]
+    grid += [_edge(x, 100, x, 160) for x in (100, 150, 200.5, 300)]
+    # A rule ending short of the grid (a spanning cell), one crossing it within the
+    # tolerance only, a box beside the grid, and a rule crossed by nothing.
+    grid += [_edge(250, 100, 250, 121), _edge(98, 130, 302.5, 130), _edge(400, 100, 420, 100)]
+    grid += [_edge(400, 100, 400, 130), _edge(420, 100, 420, 130), _edge(400, 130, 420, 130)]
+    grid += [_edge(500, 500, 600, 500)]
+    for edges in (grid, grid[::-1], grid[:5]):
+        theirs = edges_to_intersections(edges, 3.0, 3.0)
+        ours = _crossings(edges)
+        assert sorted(ours) == sorted(theirs)
+        assert _cell_boxes(ours) == intersections_to_cells(theirs)
 
 
 def block(*rows: tuple[str, float, float, float]) -> TextBlock:

@@ -27,7 +27,7 @@ from typing import Any
 import pypdfium2.raw as pdfium_c
 
 from docworker.formats.pdf.layout import Box
-from docworker.formats.pdf.text import PageFrame
+from docworker.formats.pdf.text import PageFrame, bare
 
 #: A path thinner than this (points) is a ruling line.
 _THIN = 2.0
@@ -113,7 +113,7 @@ def read_graphics(page: Any, frame: PageFrame, *, rules: bool = True) -> PageGra
     for item, kind, to_page in _objects(page):
         if kind == pdfium_c.FPDF_PAGEOBJ_PATH and not rules:
             continue
-        if not pdfium_c.FPDFPageObj_GetBounds(item, *corners):
+        if not _bare_bounds(item, *corners):
             continue
         bounds = (left.value, bottom.value, right.value, top.value)
         box = frame.box(*(_moved_box(bounds, to_page) if to_page else bounds))
@@ -150,17 +150,35 @@ def ruling_edges(page: Any, frame: PageFrame) -> list[dict[str, Any]]:
     """
     edges: list[dict[str, Any]] = []
     matrix = pdfium_c.FS_MATRIX()
-    x, y = ctypes.c_float(), ctypes.c_float()
+    point = _Point()
     for item, kind, to_page in _objects(page):
         if kind != pdfium_c.FPDF_PAGEOBJ_PATH or not pdfium_c.FPDFPageObj_GetMatrix(item, matrix):
             continue
         own = (matrix.a, matrix.b, matrix.c, matrix.d, matrix.e, matrix.f)
         transform = _compose(own, to_page) if to_page else own
-        edges += _strokes(_segments(item, x, y), transform, frame)
+        edges += _strokes(_segments(item, point), transform, frame)
     return edges
 
 
-def _segments(item: Any, x: Any, y: Any) -> list[tuple[int, bool, float, float]]:
+#: ``FPDFPageObj_GetType(object)``, ``FPDFPageObj_GetBounds(object, byref(left), ...)``.
+_bare_object_type = bare(pdfium_c.FPDFPageObj_GetType)
+_bare_bounds = bare(pdfium_c.FPDFPageObj_GetBounds)
+_bare_segment_type = bare(pdfium_c.FPDFPathSegment_GetType)
+_bare_segment_point = bare(pdfium_c.FPDFPathSegment_GetPoint)
+_bare_segment_close = bare(pdfium_c.FPDFPathSegment_GetClose)
+
+
+class _Point:
+    """Two floats pdfium writes a segment's end point into, with pointers to them."""
+
+    __slots__ = ("x", "x_ref", "y", "y_ref")
+
+    def __init__(self) -> None:
+        self.x, self.y = ctypes.c_float(), ctypes.c_float()
+        self.x_ref, self.y_ref = ctypes.byref(self.x), ctypes.byref(self.y)
+
+
+def _segments(item: Any, point: _Point) -> list[tuple[int, bool, float, float]]:
     """A path's segments: kind, whether it closes the subpath, end point.
 
     A long path with curves is a drawing (a chart, an illustration) unless it
@@ -173,13 +191,20 @@ def _segments(item: Any, x: Any, y: Any) -> list[tuple[int, bool, float, float]]
     if count > _MAX_SEGMENTS:
         return points
     curves_allowed = count <= _SHAPE_SEGMENTS or _large(item)
+    get_segment, x, y, x_ref, y_ref = (
+        pdfium_c.FPDFPath_GetPathSegment,
+        point.x,
+        point.y,
+        point.x_ref,
+        point.y_ref,
+    )
     for index in range(count):
-        segment = pdfium_c.FPDFPath_GetPathSegment(item, index)
-        kind = pdfium_c.FPDFPathSegment_GetType(segment)
+        segment = get_segment(item, index)
+        kind = _bare_segment_type(segment)
         if kind == pdfium_c.FPDF_SEGMENT_BEZIERTO and not curves_allowed:
             return []
-        pdfium_c.FPDFPathSegment_GetPoint(segment, x, y)
-        points.append((kind, bool(pdfium_c.FPDFPathSegment_GetClose(segment)), x.value, y.value))
+        _bare_segment_point(segment, x_ref, y_ref)
+        points.append((kind, bool(_bare_segment_close(segment)), x.value, y.value))
     return points
 
 
@@ -196,18 +221,21 @@ def _strokes(
     """The straight strokes across or down the page of one path's segments."""
     found = []
     start = current = (0.0, 0.0)
-    for kind, closes, *point in points:
-        here = _apply(transform, point[0], point[1])
-        if kind == pdfium_c.FPDF_SEGMENT_MOVETO:
+    # The transform applied here rather than by _apply: this runs for every segment.
+    a, b, c, d, e, f = transform
+    for kind, closes, x, y in points:
+        here = (a * x + c * y + e, b * x + d * y + f)
+        if kind == _MOVETO:
             start = here
-        elif kind == pdfium_c.FPDF_SEGMENT_LINETO:
+        elif kind == _LINETO:
             found.append((current, here))
         if closes:
             found.append((here, start))
         current = here
     edges = []
+    to_frame = frame.box
     for (ax, ay), (bx, by) in found:
-        x0, y0, x1, y1 = frame.box(min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
+        x0, y0, x1, y1 = to_frame(min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
         width, height = x1 - x0, y1 - y0
         if height <= _STRAIGHT < width or width <= _STRAIGHT < height:
             orientation = "h" if height <= _STRAIGHT else "v"
@@ -216,6 +244,10 @@ def _strokes(
                 | {"orientation": orientation, "object_type": "line"}
             )
     return edges
+
+
+_MOVETO = pdfium_c.FPDF_SEGMENT_MOVETO
+_LINETO = pdfium_c.FPDF_SEGMENT_LINETO
 
 
 #: An affine transform ``(a, b, c, d, e, f)``: ``x' = a x + c y + e``, ``y' = b x + d y + f``.
@@ -230,7 +262,7 @@ def _objects(page: Any) -> Iterator[tuple[Any, int, Matrix | None]]:
     Text objects are skipped: the text is read from the text page. This runs
     for every object of every page, so it keeps pdfium's functions local.
     """
-    get_object, get_type = pdfium_c.FPDFPage_GetObject, pdfium_c.FPDFPageObj_GetType
+    get_object, get_type = pdfium_c.FPDFPage_GetObject, _bare_object_type
     raw = page.raw
     for index in range(pdfium_c.FPDFPage_CountObjects(raw)):
         item = get_object(raw, index)

@@ -62,7 +62,8 @@ _PDF_DATE = re.compile(
 
 def read_metadata(pdf: Any) -> Metadata:
     """The document information dictionary, the page count and a few cheap facts."""
-    info = {key: _clean(value) for key in _INFO_KEYS if (value := _info_value(pdf, key))}
+    buffer = _InfoBuffer()
+    info = {key: _clean(value) for key in _INFO_KEYS if (value := buffer.read(pdf, key))}
     encrypted = pdfium_c.FPDF_GetSecurityHandlerRevision(pdf.raw) != -1
     extra: dict[str, Any] = {}
     version = pdf.get_version()
@@ -91,18 +92,35 @@ def read_metadata(pdf: Any) -> Metadata:
     )
 
 
-def _info_value(pdf: Any, key: str) -> str:
-    """One entry of the information dictionary, "" if it has none.
+class _InfoBuffer:
+    """Reads entries of the information dictionary, each in one call into pdfium.
 
-    pypdfium2's ``get_metadata_value`` read into a bytearray, not a ctypes buffer:
-    a ctypes array type made for each entry's size costs more than reading it.
+    pypdfium2's ``get_metadata_value`` asks each entry's size, then reads it into a
+    buffer made for it: two calls and a ctypes array type per entry. Most entries
+    fit this buffer, made once per document; a longer one is read again at its size.
     """
-    name = f"{key}\x00".encode()
-    size = pdfium_c.FPDF_GetMetaText(pdf.raw, name, None, 0)
-    buffer = bytearray(max(size, 1))
-    pdfium_c.FPDF_GetMetaText(pdf.raw, name, ctypes.byref(ctypes.c_char.from_buffer(buffer)), size)
-    # Strict, as pypdfium2 decodes it; the terminating NUL left out.
-    return buffer[: max(size - 2, 0)].decode("utf-16-le")
+
+    #: Bytes: 511 UTF-16 units and the terminating NUL.
+    SIZE = 1024
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(self.SIZE)
+        self.start = ctypes.byref(ctypes.c_char.from_buffer(self.buffer))
+
+    def read(self, pdf: Any, key: str) -> str:
+        """One entry, "" if there is none."""
+        name = _INFO_NAMES[key]
+        size = pdfium_c.FPDF_GetMetaText(pdf.raw, name, self.start, self.SIZE)
+        buffer = self.buffer
+        if size > self.SIZE:
+            buffer = bytearray(size)
+            start = ctypes.byref(ctypes.c_char.from_buffer(buffer))
+            pdfium_c.FPDF_GetMetaText(pdf.raw, name, start, size)
+        # Strict, as pypdfium2 decodes it; the terminating NUL left out.
+        return buffer[: max(size - 2, 0)].decode("utf-16-le")
+
+
+_INFO_NAMES = {key: f"{key}\x00".encode() for key in _INFO_KEYS}
 
 
 def _clean(value: str) -> str:

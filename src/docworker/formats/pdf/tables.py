@@ -9,8 +9,10 @@ would read the page through pdfminer, a hundred times slower than pdfium (some
 the page's straight strokes as pdfium reads them
 (:func:`~docworker.formats.pdf.graphics.ruling_edges`) and runs its own steps
 on them: merge the edges, find their crossings, the cells between crossings,
-the tables the cells make. It only runs on the pages whose rules cross into a
-grid (:meth:`~docworker.formats.pdf.graphics.PageGraphics.has_grid`).
+the tables the cells make. The two middle steps are done here, with the same
+comparisons as pdfplumber's but without the work it repeats (:func:`_crossings`,
+:func:`_cell_boxes`). It only runs on the pages whose rules cross into a grid
+(:meth:`~docworker.formats.pdf.graphics.PageGraphics.has_grid`).
 
 Tables whose sides are open (rules across, no outer verticals: the common
 style of papers) get their outer sides from the ends of the rules, so their
@@ -22,8 +24,9 @@ inside boxes (a figure), or of long paragraphs (a ruled page layout) is dropped.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from docworker.document import Table, TableCell
@@ -82,19 +85,95 @@ def _cells(edges: list[dict[str, Any]]) -> list[list[Box]]:
     """The cell boxes of each table the edges make, as pdfplumber's finder groups them."""
     # Imported on the first ruled page: pdfplumber brings pdfminer, some 25 MB
     # that a worker reading no ruled page never needs.
-    from pdfplumber.table import (
-        cells_to_tables,
-        edges_to_intersections,
-        intersections_to_cells,
-        merge_edges,
-    )
+    from pdfplumber.table import cells_to_tables, merge_edges
 
     merged = merge_edges(edges, _SNAP, _SNAP, _JOIN, _JOIN)
     rules = [e for e in merged if e["width" if e["orientation"] == "h" else "height"] >= _MIN_EDGE]
-    crossings = edges_to_intersections(rules, _CROSS, _CROSS)
+    crossings = _crossings(rules)
     if len(crossings) > _MAX_CROSSINGS:
         return []
-    return [list(table) for table in cells_to_tables(intersections_to_cells(crossings))]
+    return [list(table) for table in cells_to_tables(_cell_boxes(crossings))]
+
+
+#: A crossing of rules: the boxes (``x0, top, x1, bottom``) of the rules that run
+#: down through it, and of those that run across it.
+_Crossing = tuple[set[Box], set[Box]]
+
+
+def _crossings(rules: list[dict[str, Any]]) -> dict[tuple[float, float], _Crossing]:
+    """The points where rules cross (within ``_CROSS``), as pdfplumber's
+    ``edges_to_intersections`` finds them, each with the rules through it.
+
+    pdfplumber sorts the rules across once for every rule down, and keeps the
+    rules of a crossing as lists that its cell finder turns into sets of boxes
+    at every comparison; here both are done once.
+    """
+    across = sorted((e for e in rules if e["orientation"] == "h"), key=itemgetter("top", "x0"))
+    down = sorted((e for e in rules if e["orientation"] == "v"), key=itemgetter("x0", "top"))
+    across_boxes = [(_bbox(h), h["top"], h["x0"], h["x1"]) for h in across]
+    found: dict[tuple[float, float], _Crossing] = {}
+    for v in down:
+        x, top, bottom, box = v["x0"], v["top"], v["bottom"], _bbox(v)
+        for h_box, y, x0, x1 in across_boxes:
+            # The very comparisons pdfplumber makes, so that the same points are found.
+            if top <= y + _CROSS and bottom >= y - _CROSS and x >= x0 - _CROSS and x <= x1 + _CROSS:
+                crossing = found.get((x, y))
+                if crossing is None:
+                    crossing = found[(x, y)] = (set(), set())
+                crossing[0].add(box)
+                crossing[1].add(h_box)
+    return found
+
+
+def _bbox(edge: dict[str, Any]) -> Box:
+    return edge["x0"], edge["top"], edge["x1"], edge["bottom"]
+
+
+def _cell_boxes(crossings: dict[tuple[float, float], _Crossing]) -> list[Box]:
+    """The smallest cell each crossing is the top-left corner of, as pdfplumber's
+    ``intersections_to_cells`` finds them: a crossing below and one to the right
+    joined to it by rules, and the crossing that closes the box joined to both."""
+    points = sorted(crossings)
+    # The crossings after each one in sorted order on the same rule down (x) and across (y).
+    down: dict[float, list[int]] = defaultdict(list)
+    across: dict[float, list[int]] = defaultdict(list)
+    for index, (x, y) in enumerate(points):
+        down[x].append(index)
+        across[y].append(index)
+    cells: list[Box] = []
+    for index, point in enumerate(points):
+        x, y = point
+        rules_down, rules_across = crossings[point]
+        below = [points[i] for i in down[x] if i > index and points[i][0] == x]
+        right = [points[i] for i in across[y] if i > index and points[i][1] == y]
+        cell = _smallest_cell(crossings, point, below, right, rules_down, rules_across)
+        if cell is not None:
+            cells.append(cell)
+    return cells
+
+
+def _smallest_cell(
+    crossings: dict[tuple[float, float], _Crossing],
+    point: tuple[float, float],
+    below: list[tuple[float, float]],
+    right: list[tuple[float, float]],
+    rules_down: set[Box],
+    rules_across: set[Box],
+) -> Box | None:
+    for below_point in below:
+        if rules_down.isdisjoint(crossings[below_point][0]):
+            continue
+        for right_point in right:
+            if rules_across.isdisjoint(crossings[right_point][1]):
+                continue
+            corner = crossings.get((right_point[0], below_point[1]))
+            if (
+                corner is not None
+                and not corner[0].isdisjoint(crossings[right_point][0])
+                and not corner[1].isdisjoint(crossings[below_point][1])
+            ):
+                return (point[0], point[1], right_point[0], below_point[1])
+    return None
 
 
 def _around(cells: list[Box]) -> Box:

@@ -53,22 +53,29 @@ _FORCE_BOLD = 1 << 18
 _BOLD_NAME = re.compile(rb"bold|black|heavy|demi", re.IGNORECASE)
 
 
-def _bare(function: Any) -> Any:
+def bare(function: Any, result: Any = ctypes.c_int) -> Any:
     """``function`` called without ctypes' conversion of each argument, twice as fast.
 
-    Only for calls made per line of text, and only with arguments passed as C
-    takes them: pdfium handles and ``ctypes.byref`` pointers as they are, and
-    Python ints where the C function takes an ``int``.
+    Only for calls made per line of text or per object a page draws, and only
+    with arguments passed as C takes them: pdfium handles and ``ctypes.byref``
+    pointers as they are, and Python ints where the C function takes an ``int``.
+    ``result`` is the C type the function returns.
     """
     address = ctypes.cast(function, ctypes.c_void_p).value
     assert address is not None
-    return ctypes.CFUNCTYPE(ctypes.c_int)(address)
+    return ctypes.CFUNCTYPE(result)(address)
 
 
 #: ``FPDFText_GetLooseCharBox(textpage, index, byref(rect))``.
-_bare_loose_box = _bare(pdfium_c.FPDFText_GetLooseCharBox)
+_bare_loose_box = bare(pdfium_c.FPDFText_GetLooseCharBox)
 #: ``FPDFText_GetCharIndexFromTextIndex(textpage, index)``.
-_bare_char_index = _bare(pdfium_c.FPDFText_GetCharIndexFromTextIndex)
+_bare_char_index = bare(pdfium_c.FPDFText_GetCharIndexFromTextIndex)
+#: ``FPDFText_GetFontSize(textpage, index)``, a double.
+_bare_font_size = bare(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
+#: ``FPDFText_GetMatrix(textpage, index, byref(matrix))``.
+_bare_matrix = bare(pdfium_c.FPDFText_GetMatrix)
+#: ``FPDFText_GetFontWeight(textpage, index)``.
+_bare_font_weight = bare(pdfium_c.FPDFText_GetFontWeight)
 _TWO_RECTS = pdfium_c.FS_RECTF * 2
 
 
@@ -148,7 +155,10 @@ class PageText:
     def __init__(self, textpage: Any) -> None:
         #: pdfium's text page (from :func:`load_text`), which stays open while this is used.
         self.raw = textpage
+        self._bounded: tuple[bytearray, Any] | None = None
         count = pdfium_c.FPDFText_CountChars(self.raw)
+        #: How many characters pdfium counts on the page.
+        self.count = count
         # Plain bytes, not a ctypes array: a ctypes array type of each page's size
         # would be made anew for most pages, at a cost beyond that of the text.
         buffer = bytearray(2 * (max(count, 0) + 1))
@@ -169,6 +179,18 @@ class PageText:
         self.right_to_left = not text.isascii() and _RIGHT_TO_LEFT.search(text) is not None
         if self.right_to_left:
             self.text = self._lam_alef_in_order()
+
+    def bounded_buffer(self) -> tuple[bytearray, Any]:
+        """A buffer for the text in a box of this page (:func:`bounded_text`), and its start.
+
+        It holds four UTF-16 units for each of the page's characters: a character
+        beyond the BMP takes two, and pdfium may put a line break (two more) before
+        it. Made on the first use, kept while the page is read.
+        """
+        if self._bounded is None:
+            buffer = bytearray(2 * (4 * max(self.count, len(self.text)) + 16))
+            self._bounded = (buffer, ctypes.c_ushort.from_buffer(buffer))
+        return self._bounded
 
     def upright_turn(self) -> int:
         """The clockwise turn (0, 90, 180, 270) of user space that sets the text upright.
@@ -329,6 +351,7 @@ class _FontReader:
         self.text = text
         self.raw = text.raw
         self.matrix = pdfium_c.FS_MATRIX()
+        self.matrix_ref = ctypes.byref(self.matrix)
         self.font_name = ctypes.create_string_buffer(256)
         self.font_flags = ctypes.c_int()
 
@@ -336,25 +359,35 @@ class _FontReader:
         """Set the line's size (the median of three characters') and boldness.
 
         A list item is measured after its bullet, which often comes from a symbol font.
+        When the first and last characters have one size, that is the median, and
+        the middle one is not read (most lines are set in one size).
         """
         if piece[0] in BULLETS and piece[1:].strip():
             first = last + 1 - len(piece[1:].lstrip())
-        first, middle, last = (self.text.char_index(i) for i in (first, (first + last) // 2, last))
-        sizes = sorted(self._size(index) for index in (first, middle, last))
-        line.size = size_key(sizes[1])
+        middle = (first + last) // 2
+        char_index = self.text.char_index
+        first, last = char_index(first), char_index(last)
+        first_size, last_size = self._size(first), self._size(last)
+        if first_size == last_size:
+            median = first_size
+        else:
+            sizes = sorted((first_size, self._size(char_index(middle)), last_size))
+            median = sizes[1]
+        line.size = size_key(median)
         line.starts_bold = self._bold(first)
         line.bold = line.starts_bold and self._bold(last)
 
     def _size(self, index: int) -> float:
         # pdfium reports the size set in the content, often 1 with the real scale
         # in the text matrix, so the size is multiplied by the vertical scale.
-        size: float = pdfium_c.FPDFText_GetFontSize(self.raw, index)
-        if pdfium_c.FPDFText_GetMatrix(self.raw, index, self.matrix):
-            size *= math.hypot(self.matrix.c, self.matrix.d)
+        size: float = _bare_font_size(self.raw, index)
+        if _bare_matrix(self.raw, index, self.matrix_ref):
+            matrix = self.matrix
+            size *= math.hypot(matrix.c, matrix.d)
         return size
 
     def _bold(self, index: int) -> bool:
-        if pdfium_c.FPDFText_GetFontWeight(self.raw, index) >= _BOLD_WEIGHT:
+        if _bare_font_weight(self.raw, index) >= _BOLD_WEIGHT:
             return True
         self.font_name.value = b""
         pdfium_c.FPDFText_GetFontInfo(
@@ -397,13 +430,29 @@ def bounded_text(text: PageText, box: Box) -> str:
     line: words a line-end hyphen broke are joined, whitespace is single spaces."""
     left, bottom, right, top = box
     args = (text.raw, left, top, right, bottom)
+    # pdfium works the text out anew on every call, so it is asked once, into a buffer
+    # that holds any text of the page; one it fills up is asked again at the size it says.
+    buffer, start = text.bounded_buffer()
+    units = pdfium_c.FPDFText_GetBoundedText(*args, start, len(buffer) // 2)
+    if 2 * units < len(buffer):
+        # What fits comes with its terminating NUL, which the count includes.
+        found = codecs.decode(memoryview(buffer)[: 2 * units], "utf-16-le", "replace")
+        found = found.removesuffix("\x00")
+    else:
+        found = _bounded_text_sized(args)
+    if not found:
+        return ""
+    return " ".join(text.clean(_BROKEN_WORD.sub("", found)).split())
+
+
+def _bounded_text_sized(args: tuple[Any, float, float, float, float]) -> str:
+    """The text in a box, read into a buffer of the size pdfium gives first."""
     size = pdfium_c.FPDFText_GetBoundedText(*args, None, 0)
     if size <= 0:
         return ""
     buffer = (ctypes.c_ushort * size)()
-    pdfium_c.FPDFText_GetBoundedText(*args, buffer, size)
-    found = codecs.decode(memoryview(buffer), "utf-16-le", "replace")
-    return " ".join(text.clean(_BROKEN_WORD.sub("", found)).split())
+    written = pdfium_c.FPDFText_GetBoundedText(*args, buffer, size)
+    return codecs.decode(memoryview(buffer)[: 2 * written], "utf-16-le", "replace")
 
 
 def written_links(text: str) -> list[Link]:
