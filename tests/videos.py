@@ -10,8 +10,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from docworker.config import FfmpegSettings, SpeechSettings, load_settings
+from docworker.operations import get_operation, validate_params
+from docworker.operations.base import InputFile, OperationContext, Result
 
 WIDTH, HEIGHT, FPS, SECONDS = 320, 240, 25, 4
 #: The bars at the bottom of a testsrc2 frame, left to right.
@@ -75,3 +80,35 @@ def test_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("ffmpeg") is None:
         pytest.skip("FFmpeg is not installed")
     return make_video(tmp_path_factory.mktemp("videos") / "testsrc2.mp4")
+
+
+def run_operation(
+    name: str,
+    path: Path,
+    workdir: Path,
+    ffmpeg: FfmpegSettings | None = None,
+    speech: SpeechSettings | None = None,
+    **params: Any,
+) -> Result:
+    """The operation ``name`` run here on ``path`` with ``params``, its outputs in
+    ``workdir`` (made when missing)."""
+    settings = load_settings(ffmpeg=ffmpeg or FfmpegSettings(), speech=speech or SpeechSettings())
+    workdir.mkdir(parents=True, exist_ok=True)
+    operation = get_operation(name)
+    ctx = OperationContext(workdir=workdir, settings=settings)
+    return operation.run(ctx, InputFile(path, path.name), validate_params(operation, params))
+
+
+def ffmpeg(*args: str) -> None:
+    """FFmpeg run quietly with ``args`` (inputs, filters, the output)."""
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+        check=True,
+        timeout=60,
+    )
+
+
+def make_tone(path: Path, seconds: float = 1.0) -> Path:
+    """A WAV of a 440 Hz tone."""
+    ffmpeg("-f", "lavfi", "-i", f"sine=d={seconds}", str(path))
+    return path

@@ -22,6 +22,7 @@ from docworker.jobs.queue import JobInput, JobQueue
 from docworker.jobs.store import JobRecord, JobStatus, JobStore
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
+from tests.videos import ffmpeg
 
 SMALL_TEXT = corpus_root() / "text" / "plain-utf8.txt"
 
@@ -155,22 +156,7 @@ def test_ffmpeg_jobs_leave_a_worker_to_documents(harness: Harness, tmp_path: Pat
     """``ffmpeg.max_concurrent`` (default: one worker fewer than the pool): the second
     FFmpeg job waits for the first while a document takes the other worker."""
     tone = tmp_path / "tone.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=300:sample_rate=8000:duration=180",
-            str(tone),
-        ],
-        check=True,
-        timeout=60,
-    )
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:sample_rate=8000:duration=180", str(tone))
     first = harness.submit(tone, "audio", action="analyze")
     harness.running_pid(first.id)
     second = harness.submit(tone, "audio", action="analyze")

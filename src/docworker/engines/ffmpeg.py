@@ -265,6 +265,17 @@ class Ffmpeg:
         seek = ["-ss", f"{start:.6f}"] if start else []
         return [*GUARD, *seek, "-i", f"file:{path.resolve()}"]
 
+    def _ffmpeg(self, log_level: str) -> list[str]:
+        """FFmpeg, quiet but for what ``log_level`` lets through, never reading stdin."""
+        return [
+            self.ffmpeg_program(),
+            "-hide_banner",
+            "-nostdin",
+            "-nostats",
+            "-loglevel",
+            log_level,
+        ]
+
     # -- running --------------------------------------------------------------------------
     def probe(self, path: Path) -> Probe:
         """What ``path`` holds: container, duration and streams.
@@ -330,12 +341,7 @@ class Ffmpeg:
         settings = self.settings
         limit = settings.timeout if timeout is None else min(timeout, settings.timeout)
         command = [
-            self.ffmpeg_program(),
-            "-hide_banner",
-            "-nostdin",
-            "-nostats",
-            "-loglevel",
-            log_level,
+            *self._ffmpeg(log_level),
             "-progress",
             "pipe:1",
             "-y",
@@ -404,12 +410,7 @@ class Ffmpeg:
         settings = self.settings
         limit = settings.timeout if timeout is None else min(timeout, settings.timeout)
         command = [
-            self.ffmpeg_program(),
-            "-hide_banner",
-            "-nostdin",
-            "-nostats",
-            "-loglevel",
-            "error",
+            *self._ffmpeg("error"),
             *args,
             "-threads",
             str(settings.threads),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe, Stream
 from docworker.errors import InvalidParameter, LimitExceeded, ProcessingFailed, UnsupportedFormat
@@ -180,10 +180,7 @@ def _transcode(
     result = {
         "format": fmt,
         "mime": MIME[fmt],
-        "video_codec": made.video.codec if made.video else None,
-        "audio_codec": made.audio.codec if made.audio else None,
-        "width": made.video.get("width") if made.video else None,
-        "height": made.video.get("height") if made.video else None,
+        **_made(made),
         "duration": made.duration,
         "size": output.stat().st_size,
         "start": span.start,
@@ -199,9 +196,22 @@ def _video_args(
     burned: Path | None = None,
     fps: float | None = None,
 ) -> list[str]:
+    args = ["-map", "0:V:0", *_video_encoder(params, codec)]
+    filters = [f"scale={size[0]}:{size[1]}:flags=bicubic,setsar=1"] if size is not None else []
+    if params.max_fps is not None and (fps is None or fps > params.max_fps):
+        filters.append(f"fps={params.max_fps:g}")
+    if burned is not None:
+        filters.append(f"ass=filename={filter_value(str(burned))}")
+    if filters:
+        args += ["-vf", ",".join(filters)]
+    return args
+
+
+def _video_encoder(params: VideoParams, codec: VideoCodec) -> list[str]:
+    """The video encoder, its quality and its bit rate."""
     options, default_crf, _, _ = _ENCODERS[codec]
     crf = params.crf if params.crf is not None else default_crf
-    args = ["-map", "0:V:0", *options, "-pix_fmt", "yuv420p", "-crf", str(crf)]
+    args = [*options, "-pix_fmt", "yuv420p", "-crf", str(crf)]
     cap = params.max_bitrate
     if codec is VideoCodec.H264:
         if cap is not None:
@@ -212,14 +222,17 @@ def _video_args(
     else:
         # VP8 needs a bit rate beside its CRF: the ceiling of its constrained quality.
         args += ["-b:v", str(cap or 4_000_000)]
-    filters = [f"scale={size[0]}:{size[1]}:flags=bicubic,setsar=1"] if size is not None else []
-    if params.max_fps is not None and (fps is None or fps > params.max_fps):
-        filters.append(f"fps={params.max_fps:g}")
-    if burned is not None:
-        filters.append(f"ass=filename={filter_value(str(burned))}")
-    if filters:
-        args += ["-vf", ",".join(filters)]
     return args
+
+
+def _made(made: Probe) -> dict[str, Any]:
+    """What a probe of the file made says of its streams, for the result."""
+    return {
+        "video_codec": made.video.codec if made.video else None,
+        "audio_codec": made.audio.codec if made.audio else None,
+        "width": made.video.get("width") if made.video else None,
+        "height": made.video.get("height") if made.video else None,
+    }
 
 
 def _subtitle_script(
@@ -294,10 +307,7 @@ def _hls(
     result = {
         "format": "hls",
         "mime": MIME["m3u8"],
-        "video_codec": made.video.codec if made.video else None,
-        "audio_codec": made.audio.codec if made.audio else None,
-        "width": made.video.get("width") if made.video else None,
-        "height": made.video.get("height") if made.video else None,
+        **_made(made),
         "duration": round(duration, 3),
         "segments": len(segments),
         "size": total,
@@ -505,12 +515,9 @@ def _concat(
     parts.append(f"{joined}concat=n={len(inputs)}:v=1:a={int(sound)}{outputs}")
     fmt = params.output_format
     codec = params.codec
-    options, default_crf, audio_options, default_rate = _ENCODERS[codec]
-    crf = params.crf if params.crf is not None else default_crf
+    _, _, audio_options, default_rate = _ENCODERS[codec]
     output = ctx.artifact_path(f"video.{fmt}")
-    args += ["-filter_complex", ";".join(parts), "-map", "[v]", *options, "-crf", str(crf)]
-    if codec is not VideoCodec.H264:
-        args += ["-b:v", str(params.max_bitrate or (0 if codec is VideoCodec.VP9 else 4_000_000))]
+    args += ["-filter_complex", ";".join(parts), "-map", "[v]", *_video_encoder(params, codec)]
     if sound:
         args += ["-map", "[a]", *audio_options, "-b:a", str(params.audio_bitrate or default_rate)]
     args += ["-map_metadata", "-1", "-f", fmt, f"file:{output}"]
@@ -523,10 +530,7 @@ def _concat(
         "format": fmt,
         "mime": MIME[fmt],
         "inputs": len(inputs),
-        "video_codec": made.video.codec if made.video else None,
-        "audio_codec": made.audio.codec if made.audio else None,
-        "width": made.video.get("width") if made.video else None,
-        "height": made.video.get("height") if made.video else None,
+        **_made(made),
         "duration": made.duration,
         "size": output.stat().st_size,
     }

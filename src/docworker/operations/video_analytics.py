@@ -23,23 +23,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from docworker.engines.ffmpeg import Ffmpeg, Probe
 from docworker.engines.ocr import recognize
-from docworker.errors import UnsupportedFormat
 from docworker.operations.base import Artifact, InputFile, OperationContext, Result
-from docworker.operations.media import (
-    Span,
-    check_duration,
-    covered_seconds,
-    length_args,
-    span_of,
-)
+from docworker.operations.media import Span
 from docworker.operations.video_params import VideoParams
-from docworker.operations.video_scenes import (
-    DEFAULT_FPS,
-    analysis_size,
-    keyframes,
-    read_frames,
-    scene_list,
-)
+from docworker.operations.video_scenes import keyframes, read_frames, scene_list, stretch_of
 
 BLACK_LUMA = 24.0
 FROZEN_CHANGE = 0.5
@@ -58,19 +45,12 @@ _ROW = 34
 def analytics(
     ctx: OperationContext, engine: Ffmpeg, source: InputFile, params: VideoParams, probe: Probe
 ) -> Result:
-    video = probe.video
-    if video is None:
-        raise UnsupportedFormat(
-            probe.container or "audio", "the file has no video stream to analyse"
-        )
-    span = span_of(params.start, params.duration, params.end, probe)
-    seconds = covered_seconds(span, probe)
-    check_duration(ctx, seconds)
-    fps = float(video.get("fps") or DEFAULT_FPS)
-    size = analysis_size(video)
-    head = [*engine.input_args(source.path, start=span.start), *length_args(ctx, span, seconds)]
-    expected = round(seconds * fps) if seconds else None
-    reading = read_frames(ctx, engine, head, fps, size, params, expected, measure=True)
+    stretch = stretch_of(ctx, engine, source, params, probe, "to analyse")
+    fps, head, seconds = stretch.fps, stretch.head, stretch.seconds
+    span = Span(stretch.start, seconds)
+    reading = read_frames(
+        ctx, engine, head, fps, stretch.size, params, stretch.expected, measure=True
+    )
     length = reading.frames / fps
     scenes = scene_list(reading, fps, span.start)
     artifacts: list[Artifact] = []

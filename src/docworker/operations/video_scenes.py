@@ -46,31 +46,59 @@ MAX_KEYFRAMES = 500
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 
-def scenes(
-    ctx: OperationContext, engine: Ffmpeg, source: InputFile, params: VideoParams, probe: Probe
-) -> Result:
+@dataclass(frozen=True)
+class Stretch:
+    """The stretch of a video an analysis reads: where it begins, how long it lasts (None:
+    unknown), its frame rate, the size its frames are compared at, the FFmpeg options
+    that open it, and how many frames it should give (None: unknown)."""
+
+    start: float
+    seconds: float | None
+    fps: float
+    size: tuple[int, int]
+    head: list[str]
+    expected: int | None
+
+
+def stretch_of(
+    ctx: OperationContext,
+    engine: Ffmpeg,
+    source: InputFile,
+    params: VideoParams,
+    probe: Probe,
+    purpose: str,
+) -> Stretch:
+    """The stretch ``params`` ask for, checked against the limits; a file without video
+    is refused, naming ``purpose`` ("to find scenes in")."""
     video = probe.video
     if video is None:
         raise UnsupportedFormat(
-            probe.container or "audio", "the file has no video stream to find scenes in"
+            probe.container or "audio", f"the file has no video stream {purpose}"
         )
     span = span_of(params.start, params.duration, params.end, probe)
     seconds = covered_seconds(span, probe)
     check_duration(ctx, seconds)
     fps = float(video.get("fps") or DEFAULT_FPS)
-    width, height = analysis_size(video)
     head = [*engine.input_args(source.path, start=span.start), *length_args(ctx, span, seconds)]
     expected = round(seconds * fps) if seconds else None
-    reading = read_frames(ctx, engine, head, fps, (width, height), params, expected)
+    return Stretch(span.start, seconds, fps, analysis_size(video), head, expected)
+
+
+def scenes(
+    ctx: OperationContext, engine: Ffmpeg, source: InputFile, params: VideoParams, probe: Probe
+) -> Result:
+    stretch = stretch_of(ctx, engine, source, params, probe, "to find scenes in")
+    fps, head = stretch.fps, stretch.head
+    reading = read_frames(ctx, engine, head, fps, stretch.size, params, stretch.expected)
     frames = reading.frames
-    found = scene_list(reading, fps, span.start)
+    found = scene_list(reading, fps, stretch.start)
     artifacts: list[Artifact] = []
     if params.keyframes and found:
         artifacts = keyframes(ctx, engine, head, fps, params, probe, found)
     payload: dict[str, Any] = {
         "action": "scenes",
         "input": probe.as_dict(),
-        "start": span.start,
+        "start": stretch.start,
         "fps": round(fps, 3),
         "frames": frames,
         "count": len(found),

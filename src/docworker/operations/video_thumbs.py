@@ -77,13 +77,7 @@ def thumbnails(
             probe.container or "video", "the file states no duration to space thumbnails over"
         )
     count = params.count
-    width, height = fitted_size(
-        ctx,
-        probe,
-        params.width or (None if params.height else DEFAULT_WIDTH),
-        params.height,
-        even=True,
-    )
+    width, height = _picture_size(ctx, probe, params)
     fmt = params.output_format
     picks: list[Pick] = []
     for index in range(count):
@@ -111,6 +105,12 @@ def thumbnails(
         artifacts.append(Artifact(sheet.name, sheet, MIME[fmt]))
         payload["sheet"] = sheet.name
     return Result(payload=payload, artifacts=artifacts)
+
+
+def _picture_size(ctx: OperationContext, probe: Probe, params: VideoParams) -> tuple[int, int]:
+    """The size of thumbnails and previews: ``width``/``height``, else 320 px wide."""
+    width = params.width or (None if params.height else DEFAULT_WIDTH)
+    return fitted_size(ctx, probe, width, params.height, even=True)
 
 
 def _need_video(probe: Probe) -> None:
@@ -243,13 +243,7 @@ def preview(
         begin = 0.0
     if duration is not None and begin >= duration:
         raise InvalidParameter("start", f"{begin:g} s is past the end of the file ({duration:g} s)")
-    width, height = fitted_size(
-        ctx,
-        probe,
-        params.width or (None if params.height else DEFAULT_WIDTH),
-        params.height,
-        even=True,
-    )
+    width, height = _picture_size(ctx, probe, params)
     fmt = params.output_format
     output = ctx.artifact_path(f"preview.{fmt}")
     scale = f"fps={PREVIEW_FPS},scale={width}:{height}:flags=bicubic,setsar=1"

@@ -4,21 +4,19 @@ silences checked against what the signal must give, waveforms opened, errors nam
 
 from __future__ import annotations
 
-import subprocess
+import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
 from bench.scoring import corpus_root
-from docworker.config import FfmpegSettings, load_settings
+from docworker.config import FfmpegSettings
 from docworker.engines.ffmpeg import Ffmpeg
 from docworker.errors import InvalidParameter, LimitExceeded, UnsupportedFormat
 from docworker.operations import get_operation, validate_params
-from docworker.operations.base import InputFile, OperationContext, Result
 from docworker.operations.media import filter_value
-from tests.videos import make_video, needs_ffmpeg, test_video
+from tests.videos import ffmpeg, make_video, needs_ffmpeg, run_operation, test_video
 
 __all__ = ["test_video"]
 pytestmark = needs_ffmpeg
@@ -30,11 +28,7 @@ SILENCES = ((1.0, 2.0), (3.5, 4.5))
 SECONDS = 6.0
 
 
-def run(path: Path, workdir: Path, ffmpeg: FfmpegSettings | None = None, **params: Any) -> Result:
-    settings = load_settings(ffmpeg=ffmpeg or FfmpegSettings())
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx = OperationContext(workdir=workdir, settings=settings)
-    return OPERATION.run(ctx, InputFile(path, path.name), validate_params(OPERATION, params))
+run = functools.partial(run_operation, "audio")
 
 
 @pytest.fixture(scope="module")
@@ -43,24 +37,14 @@ def tone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     silent = "+".join(f"between(t,{a},{b - 1e-6})" for a, b in SILENCES)
     path = tmp_path_factory.mktemp("audio") / "tone.wav"
     expression = f"if({silent},0,0.5*sin(2*PI*1000*t))"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"aevalsrc='{expression}':s=48000:d={SECONDS}",
-            "-c:a",
-            "pcm_s16le",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"aevalsrc='{expression}':s=48000:d={SECONDS}",
+        "-c:a",
+        "pcm_s16le",
+        str(path),
     )
     return path
 
@@ -182,23 +166,7 @@ def test_errors_name_what_is_wrong(tmp_path: Path, tone: Path) -> None:
         run(text, tmp_path / "t")
     silent_video = make_video(tmp_path / "mute.mp4", seconds=1)
     muted = tmp_path / "muted.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            str(silent_video),
-            "-an",
-            "-c:v",
-            "copy",
-            str(muted),
-        ],
-        check=True,
-        timeout=60,
-    )
+    ffmpeg("-i", str(silent_video), "-an", "-c:v", "copy", str(muted))
     with pytest.raises(UnsupportedFormat, match="no audio"):
         run(muted, tmp_path / "m")
     with pytest.raises(InvalidParameter, match="past the end"):

@@ -4,33 +4,28 @@ subtitles that the project's own subtitle reader reads back cue for cue."""
 
 from __future__ import annotations
 
+import functools
 import itertools
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bench.scoring import corpus_root
-from docworker.config import FfmpegSettings, SpeechSettings, load_settings
+from docworker.config import SpeechSettings
 from docworker.engines.speech import Word
 from docworker.errors import DependencyDown, InvalidParameter
 from docworker.formats.text.subtitles import read_timed_text
 from docworker.operations import get_operation, validate_params
 from docworker.operations.audio import Cue, cues_of, write_srt, write_vtt
-from docworker.operations.base import InputFile, OperationContext, Result
-from tests.videos import needs_ffmpeg
+from docworker.operations.base import Result
+from tests.videos import ffmpeg, needs_ffmpeg, run_operation
 
 pytestmark = needs_ffmpeg
 OPERATION = get_operation("audio")
 SPEECH = corpus_root() / "media" / "speech-10s.mp3"
 
 
-def run(path: Path, workdir: Path, speech: SpeechSettings | None = None, **params: Any) -> Result:
-    settings = load_settings(ffmpeg=FfmpegSettings(), speech=speech or SpeechSettings())
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx = OperationContext(workdir=workdir, settings=settings)
-    return OPERATION.run(ctx, InputFile(path, path.name), validate_params(OPERATION, params))
+run = functools.partial(run_operation, "audio")
 
 
 @pytest.fixture(scope="module")
@@ -79,24 +74,7 @@ def test_a_stretch_and_subrip(tmp_path: Path) -> None:
 
 def test_silence_has_no_words(tmp_path: Path) -> None:
     quiet = tmp_path / "quiet.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "anullsrc=r=16000:cl=mono",
-            "-t",
-            "2",
-            str(quiet),
-        ],
-        check=True,
-        timeout=60,
-    )
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "2", str(quiet))
     result = run(quiet, tmp_path / "q", action="transcribe")
     assert result.payload["words"] == [] and result.payload["text"] == ""
     assert result.artifacts[0].path.read_text() == "WEBVTT\n"

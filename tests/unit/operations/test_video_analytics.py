@@ -4,29 +4,22 @@ moving test pattern, a still grey end, and a tone with a silence."""
 
 from __future__ import annotations
 
-import subprocess
+import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
-from docworker.config import FfmpegSettings, load_settings
 from docworker.errors import UnsupportedFormat
-from docworker.operations import get_operation, validate_params
-from docworker.operations.base import InputFile, OperationContext, Result
-from tests.videos import needs_ffmpeg
+from docworker.operations import get_operation
+from tests.videos import ffmpeg, make_tone, needs_ffmpeg, run_operation
 
 pytestmark = needs_ffmpeg
 OPERATION = get_operation("video")
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 
 
-def run(path: Path, workdir: Path, **params: Any) -> Result:
-    settings = load_settings(ffmpeg=FfmpegSettings())
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx = OperationContext(workdir=workdir, settings=settings)
-    return OPERATION.run(ctx, InputFile(path, path.name), validate_params(OPERATION, params))
+run = functools.partial(run_operation, "video")
 
 
 @pytest.fixture(scope="module")
@@ -40,44 +33,35 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ":fontsize=48:fontcolor=black:x=(w-tw)/2:y=(h-th)/2"
     )
     path = tmp_path_factory.mktemp("analytics") / "parts.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=black:s=640x360:r=25:d=1.5",
-            "-f",
-            "lavfi",
-            "-i",
-            title,
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=640x360:r=25:d=3",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=gray:s=640x360:r=25:d=2.5",
-            "-f",
-            "lavfi",
-            "-i",
-            "aevalsrc='if(between(t,5,7),0,0.3*sin(2*PI*440*t))':s=48000:d=10",
-            "-filter_complex",
-            "[0:v][1:v][2:v][3:v]concat=n=4:v=1:a=0,format=yuv420p[v]",
-            "-map",
-            "[v]",
-            "-map",
-            "4:a",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=640x360:r=25:d=1.5",
+        "-f",
+        "lavfi",
+        "-i",
+        title,
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=640x360:r=25:d=3",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:s=640x360:r=25:d=2.5",
+        "-f",
+        "lavfi",
+        "-i",
+        "aevalsrc='if(between(t,5,7),0,0.3*sin(2*PI*440*t))':s=48000:d=10",
+        "-filter_complex",
+        "[0:v][1:v][2:v][3:v]concat=n=4:v=1:a=0,format=yuv420p[v]",
+        "-map",
+        "[v]",
+        "-map",
+        "4:a",
+        "-shortest",
+        str(path),
     )
     return path
 
@@ -112,21 +96,6 @@ def test_without_keyframes_and_without_video(parts: Path, tmp_path: Path) -> Non
     quick = run(parts, tmp_path / "q", action="analytics", keyframes=False)
     assert quick.payload["text"] == [] and len(quick.artifacts) == 1
     sound = tmp_path / "tone.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=d=1",
-            str(sound),
-        ],
-        check=True,
-        timeout=60,
-    )
+    make_tone(sound)
     with pytest.raises(UnsupportedFormat, match="no video"):
         run(sound, tmp_path / "s", action="analytics")

@@ -3,6 +3,7 @@ and checked (containers by magic bytes, codecs, sizes, clip durations, pixels)."
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,10 @@ from tests.videos import (
     STILL_TIMES,
     bar_colours,
     close_to,
+    ffmpeg,
     make_video,
     needs_ffmpeg,
+    run_operation,
     test_video,
 )
 
@@ -40,11 +43,7 @@ OPERATION = VideoOperation()
 ENGINE = Ffmpeg(FfmpegSettings())
 
 
-def run(path: Path, workdir: Path, ffmpeg: FfmpegSettings | None = None, **params: Any) -> Result:
-    settings = load_settings(ffmpeg=ffmpeg or FfmpegSettings())
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx = OperationContext(workdir=workdir, settings=settings)
-    return OPERATION.run(ctx, InputFile(path, path.name), validate_params(OPERATION, params))
+run = functools.partial(run_operation, "video")
 
 
 def output_of(result: Result) -> tuple[Path, Probe]:
@@ -355,29 +354,20 @@ def test_probe_lists_chapters(tmp_path: Path) -> None:
         "[CHAPTER]\nTIMEBASE=1/1000\nSTART=1500\nEND=4000\ntitle=Main part\n"
     )
     video = tmp_path / "chaptered.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=d=4:s=160x120",
-            "-i",
-            str(chapters),
-            "-map_metadata",
-            "1",
-            "-map_chapters",
-            "1",
-            "-pix_fmt",
-            "yuv420p",
-            str(video),
-        ],
-        check=True,
-        timeout=60,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=d=4:s=160x120",
+        "-i",
+        str(chapters),
+        "-map_metadata",
+        "1",
+        "-map_chapters",
+        "1",
+        "-pix_fmt",
+        "yuv420p",
+        str(video),
     )
     payload = run(video, tmp_path / "out", action="probe").payload
     assert payload["chapters"] == [
@@ -389,23 +379,7 @@ def test_probe_lists_chapters(tmp_path: Path) -> None:
 def test_concat_joins_videos_of_different_shapes(test_video: Path, tmp_path: Path) -> None:
     wide = make_video(tmp_path / "wide.mp4", size="320x180", seconds=2)
     mute = tmp_path / "mute.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            str(wide),
-            "-an",
-            "-c:v",
-            "copy",
-            str(mute),
-        ],
-        check=True,
-        timeout=60,
-    )
+    ffmpeg("-i", str(wide), "-an", "-c:v", "copy", str(mute))
     settings = load_settings(ffmpeg=FfmpegSettings())
     ctx = OperationContext(workdir=tmp_path / "out", settings=settings)
     (tmp_path / "out").mkdir()

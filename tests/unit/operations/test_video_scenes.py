@@ -4,18 +4,15 @@ scene's keyframe shows its shot."""
 
 from __future__ import annotations
 
-import subprocess
+import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
-from docworker.config import FfmpegSettings, load_settings
 from docworker.errors import InvalidParameter, UnsupportedFormat
 from docworker.operations import get_operation, validate_params
-from docworker.operations.base import InputFile, OperationContext, Result
-from tests.videos import close_to, needs_ffmpeg
+from tests.videos import close_to, ffmpeg, make_tone, needs_ffmpeg, run_operation
 
 pytestmark = needs_ffmpeg
 OPERATION = get_operation("video")
@@ -24,11 +21,7 @@ FPS = 25
 SHOTS = (("testsrc2", 2.0), ("smptebars", 1.6), ("mandelbrot", 2.0))
 
 
-def run(path: Path, workdir: Path, **params: Any) -> Result:
-    settings = load_settings(ffmpeg=FfmpegSettings())
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx = OperationContext(workdir=workdir, settings=settings)
-    return OPERATION.run(ctx, InputFile(path, path.name), validate_params(OPERATION, params))
+run = functools.partial(run_operation, "video")
 
 
 @pytest.fixture(scope="module")
@@ -38,23 +31,13 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for source, seconds in SHOTS:
         inputs += ["-f", "lavfi", "-i", f"{source}=s=320x240:r={FPS},trim=duration={seconds}"]
     joined = "".join(f"[{index}:v]" for index in range(len(SHOTS)))
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            *inputs,
-            "-filter_complex",
-            f"{joined}concat=n={len(SHOTS)}:v=1:a=0,format=yuv420p[v]",
-            "-map",
-            "[v]",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
+    ffmpeg(
+        *inputs,
+        "-filter_complex",
+        f"{joined}concat=n={len(SHOTS)}:v=1:a=0,format=yuv420p[v]",
+        "-map",
+        "[v]",
+        str(path),
     )
     return path
 
@@ -93,22 +76,7 @@ def test_scenes_shorter_than_the_minimum_are_merged(shots: Path, tmp_path: Path)
 
 def test_errors(tmp_path: Path) -> None:
     sound = tmp_path / "tone.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=d=1",
-            str(sound),
-        ],
-        check=True,
-        timeout=60,
-    )
+    make_tone(sound)
     with pytest.raises(UnsupportedFormat, match="no video"):
         run(sound, tmp_path / "s", action="scenes")
     for params, name in [

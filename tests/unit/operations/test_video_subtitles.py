@@ -3,20 +3,18 @@ and WebVTT files muxed into a video come back out with the same cues and times."
 
 from __future__ import annotations
 
-import subprocess
+import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image
 
 from bench.scoring import corpus_root
-from docworker.config import FfmpegSettings, load_settings
 from docworker.errors import InvalidParameter, UnsupportedFormat
 from docworker.formats.text.subtitles import read_timed_text
 from docworker.operations import get_operation, validate_params
-from docworker.operations.base import InputFile, OperationContext, Result
-from tests.videos import needs_ffmpeg, test_video
+from docworker.operations.base import Result
+from tests.videos import ffmpeg, needs_ffmpeg, run_operation, test_video
 
 __all__ = ["test_video"]
 pytestmark = needs_ffmpeg
@@ -24,11 +22,7 @@ OPERATION = get_operation("video")
 MEDIA = corpus_root() / "media"
 
 
-def run(path: Path, workdir: Path, **params: Any) -> Result:
-    settings = load_settings(ffmpeg=FfmpegSettings())
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx = OperationContext(workdir=workdir, settings=settings)
-    return OPERATION.run(ctx, InputFile(path, path.name), validate_params(OPERATION, params))
+run = functools.partial(run_operation, "video")
 
 
 @pytest.fixture(scope="module")
@@ -38,35 +32,26 @@ def subtitled(tmp_path_factory: pytest.TempPathFactory, test_video: Path) -> Pat
     if not (srt.is_file() and vtt.is_file()):
         pytest.skip("test corpus not present")
     path = tmp_path_factory.mktemp("subtitles") / "subtitled.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            str(test_video),
-            "-i",
-            str(srt),
-            "-i",
-            str(vtt),
-            "-map",
-            "0",
-            "-map",
-            "1",
-            "-map",
-            "2",
-            "-c",
-            "copy",
-            "-c:s",
-            "mov_text",
-            "-metadata:s:s:0",
-            "language=fre",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
+    ffmpeg(
+        "-i",
+        str(test_video),
+        "-i",
+        str(srt),
+        "-i",
+        str(vtt),
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        "-c",
+        "copy",
+        "-c:s",
+        "mov_text",
+        "-metadata:s:s:0",
+        "language=fre",
+        str(path),
     )
     return path
 

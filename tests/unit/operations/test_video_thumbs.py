@@ -4,60 +4,43 @@ contact sheet's grid, animated previews opened and their frames counted."""
 
 from __future__ import annotations
 
-import subprocess
+import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image, ImageStat
 
-from docworker.config import FfmpegSettings, load_settings
 from docworker.errors import InvalidParameter, UnsupportedFormat
 from docworker.operations import get_operation, validate_params
-from docworker.operations.base import InputFile, OperationContext, Result
 from docworker.operations.video_thumbs import clock
-from tests.videos import needs_ffmpeg, test_video
+from tests.videos import ffmpeg, make_tone, needs_ffmpeg, run_operation, test_video
 
 __all__ = ["test_video"]
 pytestmark = needs_ffmpeg
 OPERATION = get_operation("video")
 
 
-def run(path: Path, workdir: Path, **params: Any) -> Result:
-    settings = load_settings(ffmpeg=FfmpegSettings())
-    workdir.mkdir(parents=True, exist_ok=True)
-    ctx = OperationContext(workdir=workdir, settings=settings)
-    return OPERATION.run(ctx, InputFile(path, path.name), validate_params(OPERATION, params))
+run = functools.partial(run_operation, "video")
 
 
 @pytest.fixture(scope="module")
 def fade_in(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 s at 25 fps: black until 1.2 s, then testsrc2."""
     path = tmp_path_factory.mktemp("thumbs") / "fade-in.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=black:s=320x240:r=25:d=1.2",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=s=320x240:r=25:d=2.8",
-            "-filter_complex",
-            "[0:v][1:v]concat=n=2:v=1:a=0,format=yuv420p[v]",
-            "-map",
-            "[v]",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=black:s=320x240:r=25:d=1.2",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=320x240:r=25:d=2.8",
+        "-filter_complex",
+        "[0:v][1:v]concat=n=2:v=1:a=0,format=yuv420p[v]",
+        "-map",
+        "[v]",
+        str(path),
     )
     return path
 
@@ -117,22 +100,7 @@ def test_previews_are_animated(test_video: Path, tmp_path: Path, fmt: str) -> No
 
 def test_errors(tmp_path: Path, test_video: Path) -> None:
     sound = tmp_path / "tone.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=d=1",
-            str(sound),
-        ],
-        check=True,
-        timeout=60,
-    )
+    make_tone(sound)
     with pytest.raises(UnsupportedFormat, match="no video"):
         run(sound, tmp_path / "s", action="thumbnails")
     with pytest.raises(InvalidParameter, match="at most"):
