@@ -96,7 +96,7 @@ class AudioOperation:
     name: ClassVar[str] = "audio"
     summary: ClassVar[str] = (
         "Probe audio (or a video's audio), extract it as WAV/FLAC/MP3/Opus/AAC, measure "
-        "its loudness and silences, draw its waveform."
+        "its loudness and silences, draw its waveform, transcribe its speech."
     )
     queue: ClassVar[Family] = Family.MEDIA
     Params: ClassVar[type[OperationParams]] = AudioParams

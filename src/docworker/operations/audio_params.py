@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from docworker.errors import InvalidParameter
 from docworker.operations.base import OperationParams
-from docworker.operations.video_params import BitrateParam, TimeParam
+from docworker.operations.video_params import BitrateParam, TimeParam, check_stretch
 
 
 class AudioAction(StrEnum):
@@ -116,12 +116,7 @@ class AudioParams(OperationParams):
     @model_validator(mode="after")
     def _check(self) -> AudioParams:
         # InvalidParameter (not ValueError) passes through pydantic and names the field.
-        if self.duration is not None and self.end is not None:
-            raise InvalidParameter("end", "give duration or end, not both")
-        if self.end is not None and self.end <= (self.start or 0):
-            raise InvalidParameter("end", "must come after start")
-        if self.duration is not None and self.duration <= 0:
-            raise InvalidParameter("duration", "must be more than 0")
+        check_stretch(self.start, self.duration, self.end)
         stretched = self.start is not None or self.duration is not None or self.end is not None
         if stretched and self.action not in _STRETCHED:
             raise InvalidParameter("start", f"{self.action.value} covers the whole file")

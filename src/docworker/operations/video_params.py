@@ -68,6 +68,16 @@ def parse_bitrate(value: object) -> int | None:
     return rate
 
 
+def check_stretch(start: float | None, duration: float | None, end: float | None) -> None:
+    """A stretch is ``start`` with ``duration`` or ``end``, ending after it begins."""
+    if duration is not None and end is not None:
+        raise InvalidParameter("end", "give duration or end, not both")
+    if end is not None and end <= (start or 0):
+        raise InvalidParameter("end", "must come after start")
+    if duration is not None and duration <= 0:
+        raise InvalidParameter("duration", "must be more than 0")
+
+
 #: Seconds, or a string FFmpeg reads as a duration; stored as seconds.
 TimeParam = Annotated[
     float | None,
@@ -237,12 +247,7 @@ class VideoParams(OperationParams):
     def _check(self) -> VideoParams:
         # InvalidParameter (not ValueError) passes through pydantic and names the field.
         self._read_clip()
-        if self.duration is not None and self.end is not None:
-            raise InvalidParameter("end", "give duration or end, not both")
-        if self.end is not None and self.end <= (self.start or 0):
-            raise InvalidParameter("end", "must come after start")
-        if self.duration is not None and self.duration <= 0:
-            raise InvalidParameter("duration", "must be more than 0")
+        check_stretch(self.start, self.duration, self.end)
         if self.min_scene is not None and self.min_scene <= 0:
             raise InvalidParameter("min_scene", "must be more than 0")
         if self.time is not None and self.percent is not None:
