@@ -68,15 +68,18 @@ from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
 from docworker.jobs.webhooks import WebhookDeliverer, journal
 from docworker.memory import give_back
-from docworker.result_cache import ResultCache
-from docworker.sealing import SecretKeys
-from docworker.storage import BlobStore, storage_refusals
-from docworker.telemetry import (
+from docworker.metrics import (
+    HTTP_IN_FLIGHT,
     HTTP_LATENCY,
     HTTP_REQUEST_BYTES,
     HTTP_REQUESTS,
+    UNMATCHED_ROUTE,
     configure_usage_metrics,
+    http_method,
 )
+from docworker.result_cache import ResultCache
+from docworker.sealing import SecretKeys
+from docworker.storage import BlobStore, storage_refusals
 
 log = structlog.get_logger(__name__)
 
@@ -395,15 +398,19 @@ class RequestContext:
                 ]
             await send(message)
 
+        HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, counting_receive, tagged_send)
         finally:
+            HTTP_IN_FLIGHT.dec()
+            # The route's template (``/api/v2/jobs/{job_id}``), never the path asked for.
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            path = getattr(route, "path", None) or UNMATCHED_ROUTE
             method = scope["method"]
+            label = http_method(method)
             elapsed = time.perf_counter() - started
-            HTTP_REQUESTS.labels(method, path, str(status)).inc()
-            HTTP_LATENCY.labels(method, path).observe(elapsed)
+            HTTP_REQUESTS.labels(label, path, str(status)).inc()
+            HTTP_LATENCY.labels(label, path).observe(elapsed)
             HTTP_REQUEST_BYTES.labels(path).inc(received)
             log.info(
                 "request",

@@ -761,6 +761,14 @@ class JobStore:
             return count, None
         return count, max(0.0, (now - oldest).total_seconds())
 
+    def dead_count(self) -> int:
+        """Jobs on the dead-letter list (status ``dead``), of every tenant."""
+        with self._session() as session:
+            count: int = session.execute(
+                select(func.count()).where(Job.status == JobStatus.DEAD.value)
+            ).scalar_one()
+        return count
+
     # -- writing ----------------------------------------------------------------
 
     def create(
