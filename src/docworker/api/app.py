@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 import structlog
 from fastapi import FastAPI
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docworker import __version__
@@ -365,6 +366,25 @@ def _safe(settings: Settings) -> str:
     return url
 
 
+def _route_template(scope: Scope) -> str:
+    """The template of the route a request is for (``/api/v2/jobs/{job_id}``), never the
+    path asked for: the route the router chose, or, for a request refused before routing
+    (a key missing, a rate limit), the route its path and method match; ``unmatched``
+    when none does (a 404 of an unknown path)."""
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return str(path)
+    router = getattr(scope.get("app"), "router", None)
+    partial = None
+    for candidate in getattr(router, "routes", ()):
+        match, _ = candidate.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(candidate, "path", UNMATCHED_ROUTE))
+        if match is Match.PARTIAL and partial is None:
+            partial = getattr(candidate, "path", None)
+    return str(partial) if partial else UNMATCHED_ROUTE
+
+
 class RequestContext:
     """Binds a request id to every log line of a request, and records HTTP metrics."""
 
@@ -403,9 +423,7 @@ class RequestContext:
             await self.app(scope, counting_receive, tagged_send)
         finally:
             HTTP_IN_FLIGHT.dec()
-            # The route's template (``/api/v2/jobs/{job_id}``), never the path asked for.
-            route = scope.get("route")
-            path = getattr(route, "path", None) or UNMATCHED_ROUTE
+            path = _route_template(scope)
             method = scope["method"]
             label = http_method(method)
             elapsed = time.perf_counter() - started
