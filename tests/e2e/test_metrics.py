@@ -10,6 +10,7 @@ one worker process replaced after every job, real jobs on corpus files, real scr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -23,7 +24,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.scoring import corpus_root
-from tests.e2e.server import Server
+from tests.celery_worker import Worker, delete_queues, queue_prefix
+from tests.e2e.server import Server, free_port
 from tests.e2e.test_auth import SECRET, _as
 
 CORPUS = corpus_root()
@@ -212,3 +214,76 @@ def _value(samples: dict[str, list[tuple[dict[str, str], float]]], name: str, **
         for labels, value in samples.get(name, [])
         if all(labels.get(k) == v for k, v in want.items())
     )
+
+
+@pytest.mark.redis
+def test_docworker_worker_serves_the_metrics_of_its_processes(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """``docworker worker`` with a metrics port: a job run in a pool process that Celery
+    replaced after it (one task per process) shows in the worker's own /metrics."""
+    port = free_port()
+    env = {
+        "DOCWORKER_EXECUTOR__KIND": "celery",
+        "DOCWORKER_CELERY__BROKER_URL": redis_url,
+        "DOCWORKER_CELERY__QUEUE_PREFIX": queue_prefix(),
+        "DOCWORKER_EVENTS__REDIS_URL": redis_url,
+        "DOCWORKER_CELERY__MAX_TASKS_PER_CHILD": "1",
+    }
+    with contextlib.ExitStack() as closing:
+        server = Server(tmp_path, **env)
+        closing.callback(delete_queues, server.env)
+        closing.callback(server.stop)
+        worker = Worker(
+            tmp_path,
+            dict(server.env)
+            | {
+                "DOCWORKER_METRICS__WORKER_PORT": str(port),
+                "DOCWORKER_METRICS__WORKER_HOST": "127.0.0.1",
+            },
+            concurrency=1,
+        )
+        closing.callback(worker.stop)
+        worker.start()
+        server.start()
+        worker.wait_ready()
+        before = worker.pids()
+        with server.client() as client:
+            response = client.post(
+                "/api/v2/jobs",
+                files={"file": ("scan.png", OCR_IMAGE.read_bytes())},
+                data={"operation": "ocr", "params": "{}"},
+            )
+            assert response.status_code == 202, response.text
+            job_id = response.json()["id"]
+
+            def ended() -> dict[str, Any] | None:
+                job: dict[str, Any] = client.get(f"/api/v2/jobs/{job_id}").json()
+                return job if job["status"] not in {"queued", "running"} else None
+
+            assert _until(ended)["status"] == "succeeded"
+        _until(lambda: worker.pids() and set(worker.pids()).isdisjoint(before))
+
+        def scraped() -> dict[str, list[tuple[dict[str, str], float]]]:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            found: dict[str, list[tuple[dict[str, str], float]]] = {}
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    found.setdefault(sample.name, []).append((sample.labels, sample.value))
+            return found
+
+        samples = _until(
+            lambda: (
+                (found := scraped())
+                and _value(found, "docworker_engine_calls_total", engine="tesseract", outcome="ok")
+                and found
+            )
+        )
+        assert _value(samples, "docworker_jobs_started_total", operation="ocr") == 1
+        finished = _value(
+            samples, "docworker_jobs_finished_total", operation="ocr", status="succeeded"
+        )
+        assert finished == 1
+        assert _value(samples, "docworker_job_duration_seconds_count", operation="ocr") == 1
+        assert _value(samples, "docworker_usage_pages_total", operation="ocr") >= 1
+        assert _value(samples, "docworker_workers_busy") == 0
