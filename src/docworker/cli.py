@@ -109,6 +109,7 @@ def serve(
     if executor is not None:
         settings.executor.kind = executor
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    restrict_umask()  # the metrics' files are the service's user's alone, as all it keeps
     _gather_metrics(settings, "api")
     # Before any thread of the service starts: each would make an arena of its own.
     limit_arenas(settings.server.malloc_arenas)

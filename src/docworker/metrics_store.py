@@ -73,7 +73,7 @@ def folder() -> Path | None:
 def instance_folder(parent: Path, role: str) -> Path:
     """The folder of this instance (``<parent>/<role>-<pid>``), made empty; the folders
     of instances whose process has ended are removed on the way."""
-    parent.mkdir(parents=True, exist_ok=True)
+    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     for entry in parent.iterdir():
         found = _INSTANCE.match(entry.name)
         if found and entry.is_dir() and not _alive(int(found.group(1))):
