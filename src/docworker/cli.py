@@ -169,12 +169,14 @@ def worker(
         lines = "\n".join(f"  - {reason}" for reason in refusals)
         raise _fail(f"refusing to start:\n{lines}", 2)
     restrict_umask()
-    _gather_metrics(settings, "worker")
+    port = settings.metrics.worker_port if metrics_port is None else metrics_port
+    if port:
+        # Only when scraped: the scrapes fold the files of the pool processes that ended.
+        _gather_metrics(settings, "worker")
     try:
         celery_app = prepare_worker(settings)
     except DocworkerError as exc:
         raise _fail(exc.detail) from None
-    port = settings.metrics.worker_port if metrics_port is None else metrics_port
     if port:
         from docworker import metrics_store
 

@@ -258,11 +258,7 @@ class Journal:
             connection.execute(_EARLIER_OF_KIND, bound | {"seq": seq})
         if self.on_event is not None:
             after_commit(session, partial(self.on_event, job.id))
-        if kind in _COUNTED:
-            counted = JobEventCount(
-                job.operation, kind, job.parent_id is not None, job.attempts, job.created_at, now
-            )
-            after_commit(session, partial(counted.record, extra))
+        self.count(session, job, kind, now, extra)
         targets = self._targets(job, kind)
         if targets:
             self._queue(session, targets, f"job.{kind}", seq, data, now, job_id=job.id)
@@ -271,6 +267,23 @@ class Journal:
         elif job.batch_id is not None and kind == "queued":
             self.child_queued(session, job.batch_id, job, now)
         return seq
+
+    def count(
+        self,
+        session: Session,
+        job: Job,
+        kind: str,
+        now: datetime,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Count the change ``kind`` of ``job`` in the job metrics once the transaction
+        has committed (:meth:`record` does; a change that records no event of its own,
+        a batch's queued children cancelled in bulk, calls it alone)."""
+        if kind in _COUNTED:
+            counted = JobEventCount(
+                job.operation, kind, job.parent_id is not None, job.attempts, job.created_at, now
+            )
+            after_commit(session, partial(counted.record, extra))
 
     def record_batch(
         self,

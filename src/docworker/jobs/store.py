@@ -1574,6 +1574,7 @@ class JobStore:
                     job.finished_at = now
                     job.updated_at = now
                     settle(session, job, now)
+                    self.journal.count(session, job, "cancelled", now)
                 if jobs:  # one batch event for the chunk
                     self.journal.child_ended(session, batch_id, None, now)
             cancelled += len(jobs)

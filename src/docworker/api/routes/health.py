@@ -8,6 +8,7 @@ text to a scraper (an ``Accept`` asking for text/plain or OpenMetrics).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import tempfile
@@ -263,7 +264,9 @@ def _scrape(services: Services) -> bytes:
             _dead_cache["at"] = now
         except DependencyDown:
             pass  # the job store is away: the last count stands
-    show_states(services.breakers.status())
+    # The breakers other processes posted unreadable (the job store away): the last stand.
+    with contextlib.suppress(DependencyDown):
+        show_states(services.breakers.status())
     return metrics_store.exposition()
 
 
