@@ -109,6 +109,8 @@ def serve(
     if executor is not None:
         settings.executor.kind = executor
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    restrict_umask()  # the metrics' files are the service's user's alone, as all it keeps
+    _gather_metrics(settings, "api")
     # Before any thread of the service starts: each would make an arena of its own.
     limit_arenas(settings.server.malloc_arenas)
     try:
@@ -134,6 +136,15 @@ def worker(
         int | None,
         typer.Option(help="Worker processes (default celery.concurrency, else executor.workers)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Answer GET /metrics (Prometheus text of this worker and its processes) "
+            "on this port (default metrics.worker_port; 0: none).",
+        ),
+    ] = None,
 ) -> None:
     """Run jobs of the celery executor: a Celery worker taking the named families' queues
     from the broker (celery.broker_url), against the same job store and blob store as the
@@ -158,10 +169,21 @@ def worker(
         lines = "\n".join(f"  - {reason}" for reason in refusals)
         raise _fail(f"refusing to start:\n{lines}", 2)
     restrict_umask()
+    port = settings.metrics.worker_port if metrics_port is None else metrics_port
+    if port:
+        # Only when scraped: the scrapes fold the files of the pool processes that ended.
+        _gather_metrics(settings, "worker")
     try:
         celery_app = prepare_worker(settings)
     except DocworkerError as exc:
         raise _fail(exc.detail) from None
+    if port:
+        from docworker import metrics_store
+
+        try:
+            metrics_store.serve(port, settings.metrics.worker_host)
+        except OSError as exc:
+            raise _fail(f"the metrics port {port} cannot be opened: {exc}") from None
     celery_app.worker_main(
         [
             "worker",
@@ -179,6 +201,20 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+def _gather_metrics(settings: Settings, role: str) -> None:
+    """Gather the metrics of this instance's processes in one folder (metrics.*), before
+    any is recorded or any process is started."""
+    if not settings.metrics.multiprocess:
+        return
+    from docworker import metrics_store
+
+    parent = settings.metrics.folder or settings.data_dir / "metrics"
+    try:
+        metrics_store.enable(metrics_store.instance_folder(parent.absolute(), role))
+    except OSError as exc:
+        raise _fail(f"the metrics folder {parent} cannot be made: {exc}") from None
 
 
 def _inputs(paths: list[Path]) -> list[tuple[Path, Path]]:

@@ -659,6 +659,36 @@ class CelerySettings(BaseModel):
     )
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (docs/observability.md): where the processes of one service
+    instance gather their samples, so that a scrape of the API (or of ``docworker
+    worker --metrics-port``) shows every worker process's, those recycled included."""
+
+    multiprocess: bool = Field(
+        True,
+        description="Gather the metrics of every process of an instance (API, worker "
+        "processes, `docworker worker` and its pool) in one folder that each scrape reads. "
+        "False: each process keeps its own; the API's /metrics shows its own process only.",
+    )
+    folder: Path | None = Field(
+        None,
+        description="Parent of the instances' metric folders (each instance takes "
+        "<folder>/<role>-<pid>, emptied at start; those of ended instances are removed). "
+        "Default: <data_dir>/metrics. A local disk: the files are memory-mapped.",
+    )
+    worker_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port on which `docworker worker` answers GET /metrics (Prometheus "
+        "text of its processes); 0: none (`docworker worker --metrics-port` sets it).",
+    )
+    worker_host: str = Field(
+        "0.0.0.0",  # noqa: S104 - scraped from another host; off unless a port is set
+        description="Address `docworker worker`'s metrics endpoint listens on.",
+    )
+
+
 class BreakerSettings(BaseModel):
     """Circuit breakers of the external engines (LibreOffice, Tesseract, FFmpeg, Chromium)
     and of the blob store (see :mod:`docworker.engines.breaker`). Each process counts the
@@ -1656,6 +1686,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

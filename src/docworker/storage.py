@@ -21,6 +21,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from fsspec.core import split_protocol
 from docworker.config import Settings, StorageSettings
 from docworker.errors import DependencyDown, Forbidden, LimitExceeded, NotFound, PayloadTooLarge
 from docworker.files import make_private
+from docworker.metrics import STORAGE_BYTES, STORAGE_DURATION, STORAGE_OPERATIONS
 
 CHUNK = 1024 * 1024
 SCHEME = "blob://"
@@ -153,6 +155,27 @@ class _Root:
     path: str
     local: bool
 
+    @property
+    def backend(self) -> str:
+        """The store's label in the metrics: its URL's protocol (``file``, ``s3``...)."""
+        return protocol_of(self.url)
+
+
+@contextmanager
+def _measured(root: _Root, operation: str) -> Iterator[None]:
+    """Count and time one ``operation`` on the store ``root`` (docs/observability.md)."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        yield
+        outcome = "ok"
+    except NotFound:
+        outcome = "not_found"
+        raise
+    finally:
+        STORAGE_OPERATIONS.labels(root.backend, operation, outcome).inc()
+        STORAGE_DURATION.labels(root.backend, operation).observe(time.perf_counter() - started)
+
 
 class BlobStore:
     """Reads and writes blobs under one fsspec root, results and artifacts under
@@ -225,7 +248,7 @@ class BlobStore:
         digest = hashlib.sha256()
         size = 0
         tmp = f"{root.path}/incoming/{uuid.uuid4().hex}"
-        with self._writing(root, tmp):
+        with _measured(root, "put"), self._writing(root, tmp):
             fs.makedirs(f"{root.path}/incoming", exist_ok=True)
             with fs.open(tmp, "wb") as out:
                 for chunk in chunks:
@@ -246,6 +269,7 @@ class BlobStore:
                 if created:
                     fs.copy(tmp, final)
                 fs.rm(tmp)
+        STORAGE_BYTES.labels(root.backend, "in").inc(size)
         return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size, created=created)
 
     @contextmanager
@@ -287,13 +311,14 @@ class BlobStore:
         root, path = self._locate(uri)
         digest = hashlib.sha256()
         size = 0
-        with self._writing(root, path):
+        with _measured(root, "write"), self._writing(root, path):
             root.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             with root.fs.open(path, "wb") as out:
                 for chunk in chunks:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
+        STORAGE_BYTES.labels(root.backend, "in").inc(size)
         return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size)
 
     def write_file(self, uri: str, path: Path) -> StoredBlob:
@@ -304,12 +329,14 @@ class BlobStore:
     # -- reading --------------------------------------------------------------------
     def read_bytes(self, uri: str) -> bytes:
         root, path = self._locate(uri)
-        try:
-            with root.fs.open(path, "rb") as stream:
-                data: bytes = stream.read()
-                return data
-        except FileNotFoundError as exc:
-            raise NotFound("blob", uri) from exc
+        with _measured(root, "read"):
+            try:
+                with root.fs.open(path, "rb") as stream:
+                    data: bytes = stream.read()
+            except FileNotFoundError as exc:
+                raise NotFound("blob", uri) from exc
+        STORAGE_BYTES.labels(root.backend, "out").inc(len(data))
+        return data
 
     def open(self, uri: str) -> IO[bytes]:
         root, path = self._locate(uri)
@@ -330,18 +357,21 @@ class BlobStore:
             return
         with tempfile.TemporaryDirectory(prefix="docworker-") as tmp:
             target = Path(tmp) / f"input{suffix}"
-            with self.open(uri) as src, target.open("wb") as dst:
+            with _measured(root, "fetch"), self.open(uri) as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst, CHUNK)
+            STORAGE_BYTES.labels(root.backend, "out").inc(target.stat().st_size)
             yield target
 
     def exists(self, uri: str) -> bool:
         root, path = self._locate(uri)
-        return bool(root.fs.exists(path))
+        with _measured(root, "exists"):
+            return bool(root.fs.exists(path))
 
     def delete(self, uri: str) -> None:
         root, path = self._locate(uri)
-        if root.fs.exists(path):
-            root.fs.rm(path, recursive=True)
+        with _measured(root, "delete"):
+            if root.fs.exists(path):
+                root.fs.rm(path, recursive=True)
 
     # -- links ----------------------------------------------------------------------
     def signed_url(self, uri: str, *, expires: float, name: str, mime: str) -> str | None:

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 import structlog
 from fastapi import FastAPI
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docworker import __version__
@@ -68,15 +69,18 @@ from docworker.jobs.store import JobStore
 from docworker.jobs.usage import QuotaCounters
 from docworker.jobs.webhooks import WebhookDeliverer, journal
 from docworker.memory import give_back
-from docworker.result_cache import ResultCache
-from docworker.sealing import SecretKeys
-from docworker.storage import BlobStore, storage_refusals
-from docworker.telemetry import (
+from docworker.metrics import (
+    HTTP_IN_FLIGHT,
     HTTP_LATENCY,
     HTTP_REQUEST_BYTES,
     HTTP_REQUESTS,
+    UNMATCHED_ROUTE,
     configure_usage_metrics,
+    http_method,
 )
+from docworker.result_cache import ResultCache
+from docworker.sealing import SecretKeys
+from docworker.storage import BlobStore, storage_refusals
 
 log = structlog.get_logger(__name__)
 
@@ -362,6 +366,25 @@ def _safe(settings: Settings) -> str:
     return url
 
 
+def _route_template(scope: Scope) -> str:
+    """The template of the route a request is for (``/api/v2/jobs/{job_id}``), never the
+    path asked for: the route the router chose, or, for a request refused before routing
+    (a key missing, a rate limit), the route its path and method match; ``unmatched``
+    when none does (a 404 of an unknown path)."""
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return str(path)
+    router = getattr(scope.get("app"), "router", None)
+    partial = None
+    for candidate in getattr(router, "routes", ()):
+        match, _ = candidate.matches(scope)
+        if match is Match.FULL:
+            return str(getattr(candidate, "path", UNMATCHED_ROUTE))
+        if match is Match.PARTIAL and partial is None:
+            partial = getattr(candidate, "path", None)
+    return str(partial) if partial else UNMATCHED_ROUTE
+
+
 class RequestContext:
     """Binds a request id to every log line of a request, and records HTTP metrics."""
 
@@ -395,15 +418,17 @@ class RequestContext:
                 ]
             await send(message)
 
+        HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, counting_receive, tagged_send)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
+            HTTP_IN_FLIGHT.dec()
+            path = _route_template(scope)
             method = scope["method"]
+            label = http_method(method)
             elapsed = time.perf_counter() - started
-            HTTP_REQUESTS.labels(method, path, str(status)).inc()
-            HTTP_LATENCY.labels(method, path).observe(elapsed)
+            HTTP_REQUESTS.labels(label, path, str(status)).inc()
+            HTTP_LATENCY.labels(label, path).observe(elapsed)
             HTTP_REQUEST_BYTES.labels(path).inc(received)
             log.info(
                 "request",

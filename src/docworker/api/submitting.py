@@ -24,6 +24,7 @@ Every route that submits a job takes :data:`JobClientDep`: the caller, the
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypeVar
@@ -42,8 +43,9 @@ from docworker.api.schemas import IDEMPOTENCY_KEY_LENGTH, WEBHOOK_SIGNING, WEBHO
 from docworker.auth import Principal
 from docworker.errors import DocworkerError, InvalidParameter
 from docworker.jobs.queue import MAX_PRIORITY, MIN_PRIORITY, JobInput, JobQueue
-from docworker.jobs.store import JobRecord
+from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
 from docworker.jobs.webhooks import MAX_URL_LENGTH, WebhookRequest
+from docworker.metrics import SYNC_REQUEST_DURATION
 from docworker.operations import OPERATIONS
 
 log = structlog.get_logger(__name__)
@@ -301,9 +303,13 @@ async def submit_and_wait(
     to ``wait`` seconds (the server's default when None, capped by its longest) for it
     to end, while the client is there."""
     queue = services.queue
+    started = time.perf_counter()
     record = await client.submit(
         queue, operation, params, job_input, priority=priority, others=others
     )
     server = services.settings.server
     timeout = server.default_wait if wait is None else wait
-    return await client.wait(queue, record, min(timeout, server.max_wait))
+    ended = await client.wait(queue, record, min(timeout, server.max_wait))
+    outcome = str(ended.status) if ended.status in TERMINAL_STATUSES else "pending"
+    SYNC_REQUEST_DURATION.labels(operation, outcome).observe(time.perf_counter() - started)
+    return ended

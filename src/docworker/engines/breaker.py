@@ -45,6 +45,7 @@ import structlog
 
 from docworker.config import BreakerSettings
 from docworker.errors import EngineUnavailable
+from docworker.metrics import BREAKER_OPENED, BREAKER_STATE, BREAKER_STATE_VALUES
 
 log = structlog.get_logger(__name__)
 
@@ -109,6 +110,18 @@ def failed_engines(error: Mapping[str, Any], needed: Collection[str]) -> frozens
     return frozenset(needed) - {"storage"}
 
 
+def _show(engine: str, state: BreakerState | str) -> None:
+    """Set the breaker-state gauge of ``engine`` (:data:`~docworker.metrics.BREAKER_STATE`)."""
+    BREAKER_STATE.labels(engine).set(BREAKER_STATE_VALUES.get(str(state), 0))
+
+
+def show_states(states: Mapping[str, Mapping[str, Any]]) -> None:
+    """Set the breaker-state gauges from :meth:`Breakers.status` (at a scrape)."""
+    for engine, status in states.items():
+        if engine in ENGINES:
+            _show(engine, str(status.get("state", "closed")))
+
+
 @dataclass
 class CircuitBreaker:
     """The breaker of one engine (see the module docstring); call it under a lock."""
@@ -131,6 +144,7 @@ class CircuitBreaker:
             self.state = BreakerState.HALF_OPEN
             self.trial = False
             log.info("engine breaker half-open", engine=self.engine)
+            _show(self.engine, self.state)
         if self.state is not BreakerState.OPEN:
             return None
         wait = max(1, math.ceil(self._remaining()))
@@ -143,13 +157,16 @@ class CircuitBreaker:
         opens = self.state is BreakerState.HALF_OPEN or self.failures >= self.threshold
         if opens and self.state is not BreakerState.OPEN:
             log.warning("engine breaker open", engine=self.engine, failures=self.failures)
+            BREAKER_OPENED.labels(self.engine).inc()
         if opens:
             self.state = BreakerState.OPEN
             self.opened_at = self.clock()
+            _show(self.engine, self.state)
 
     def succeeded(self) -> None:
         if self.state is not BreakerState.CLOSED:
             log.info("engine breaker closed", engine=self.engine)
+            _show(self.engine, BreakerState.CLOSED)
         self.state = BreakerState.CLOSED
         self.failures = 0
         self.opened_at = None

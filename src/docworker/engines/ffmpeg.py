@@ -51,6 +51,7 @@ from docworker.errors import (
     ProcessingFailed,
     UnsupportedFormat,
 )
+from docworker.metrics import engine_call
 
 log = structlog.get_logger(__name__)
 
@@ -277,6 +278,7 @@ class Ffmpeg:
         ]
 
     # -- running --------------------------------------------------------------------------
+    @engine_call("ffmpeg")
     def probe(self, path: Path) -> Probe:
         """What ``path`` holds: container, duration and streams.
 
@@ -320,6 +322,7 @@ class Ffmpeg:
             )
         return probe
 
+    @engine_call("ffmpeg")
     def transcode(
         self,
         args: Sequence[str],
@@ -397,6 +400,7 @@ class Ffmpeg:
         self.stream([*args, "-f", "rawvideo", "-pix_fmt", "bgr24"], on_chunk=take, timeout=timeout)
         return count
 
+    @engine_call("ffmpeg")
     def stream(
         self,
         args: Sequence[str],

@@ -29,6 +29,7 @@ from PIL import Image
 
 from docworker.errors import DependencyDown, EngineFailed, InvalidParameter
 from docworker.formats.base import OcrLine, OcrPage, OcrParagraph, OcrWord, PixelBox
+from docworker.metrics import engine_call
 
 if TYPE_CHECKING:
     from docworker.engines.ocr_preprocess import BoxMapper, Prepared
@@ -206,6 +207,7 @@ class _ApiPool:
 _POOL = _ApiPool()
 
 
+@engine_call("tesseract")
 def recognize(
     image: Image.Image,
     *,

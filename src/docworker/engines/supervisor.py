@@ -28,6 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 
 from docworker.errors import DocworkerError, EngineFailed, EngineTimeout, QueueFull, ServiceError
+from docworker.metrics import ENGINE_RESTARTS, engine_call
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +75,8 @@ class Supervisor(Generic[P]):
         ``restart_after`` and ``idle_shutdown`` of 0 disable those restarts.
         """
         self.name = name
+        #: The engine's name in the metrics' ``engine`` label.
+        self.engine = name.lower()
         self._start = start
         self.task_timeout = task_timeout
         self.restart_after = restart_after
@@ -109,11 +112,12 @@ class Supervisor(Generic[P]):
         try:
             with self._busy:
                 self._cancel_idle_timer()
-                process = self._running_process()
-                try:
-                    return self._watched(process, task, timeout or self.task_timeout)
-                finally:
-                    self._after_task()
+                with engine_call(self.engine):
+                    process = self._running_process()
+                    try:
+                        return self._watched(process, task, timeout or self.task_timeout)
+                    finally:
+                        self._after_task()
         finally:
             with self._state:
                 self._pending -= 1
@@ -155,6 +159,7 @@ class Supervisor(Generic[P]):
             return process
         if process is not None:
             self._fail("the process exited between two tasks")
+            ENGINE_RESTARTS.labels(self.engine, "crashed").inc()
             self._retire(process)
         try:
             process = self._start(self.start_timeout)
@@ -166,6 +171,7 @@ class Supervisor(Generic[P]):
             self._process = process
             self._starts += 1
             self._tasks_on_process = 0
+        ENGINE_RESTARTS.labels(self.engine, "start").inc()
         log.info("engine started", engine=self.name, pid=process.pid, starts=self._starts)
         return process
 
@@ -187,6 +193,7 @@ class Supervisor(Generic[P]):
                 raise self._timed_out(process, timeout) from None
             if isinstance(exc, ServiceError) or not process.alive():
                 self._fail(exc.detail)
+                ENGINE_RESTARTS.labels(self.engine, "crashed").inc()
                 self._retire(process)
             self._name_in(exc)
             raise
@@ -194,6 +201,7 @@ class Supervisor(Generic[P]):
             if expired.is_set():
                 raise self._timed_out(process, timeout) from None
             self._fail(f"{type(exc).__name__}: {exc}")
+            ENGINE_RESTARTS.labels(self.engine, "crashed").inc()
             self._retire(process)
             raise EngineFailed(
                 f"{self.name} failed: {type(exc).__name__}: {exc}", engine=self.name
@@ -214,6 +222,7 @@ class Supervisor(Generic[P]):
     def _timed_out(self, process: P, timeout: float) -> EngineTimeout:
         error = EngineTimeout(self.name, timeout)
         self._fail(error.detail)
+        ENGINE_RESTARTS.labels(self.engine, "hung").inc()
         self._retire(process)
         return error
 
@@ -227,6 +236,7 @@ class Supervisor(Generic[P]):
             return
         if recycle:
             log.info("engine recycled", engine=self.name, pid=process.pid, tasks=self.restart_after)
+            ENGINE_RESTARTS.labels(self.engine, "recycled").inc()
             self._retire(process)
         else:
             self._arm_idle_timer()

@@ -56,9 +56,9 @@ from docworker.errors import (
 from docworker.formats.detect import detect_stream
 from docworker.jobs.backlog import Backlog
 from docworker.jobs.store import JobStore
+from docworker.metrics import ADMISSION_REFUSALS
 from docworker.operations.base import Engine, EngineBound, Family, Operation, OperationParams
 from docworker.storage import BlobStore, StoredBlob
-from docworker.telemetry import ADMISSION_REFUSALS
 
 log = structlog.get_logger(__name__)
 

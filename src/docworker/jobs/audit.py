@@ -34,7 +34,7 @@ from docworker.auth import Principal
 from docworker.errors import DocworkerError, InvalidParameter
 from docworker.jobs.models import AuditEvent
 from docworker.jobs.store import JobStore
-from docworker.telemetry import AUDIT_EVENTS_DROPPED, NO_TENANT, QUOTA_REFUSALS
+from docworker.metrics import AUDIT_EVENTS_DROPPED, NO_TENANT, QUOTA_REFUSALS
 
 log = structlog.get_logger(__name__)
 

@@ -56,9 +56,9 @@ import structlog
 from docworker.config import Settings
 from docworker.errors import DocworkerError, QueueFull
 from docworker.jobs.store import JobStore
+from docworker.metrics import QUEUE_DRAIN_RATE, QUEUED_JOBS
 from docworker.operations import OPERATIONS
 from docworker.operations.base import Family
-from docworker.telemetry import QUEUE_DRAIN_RATE, QUEUED_JOBS
 
 log = structlog.get_logger(__name__)
 

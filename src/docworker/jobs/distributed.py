@@ -110,6 +110,7 @@ from docworker.jobs.store import (
 from docworker.jobs.webhooks import journal
 from docworker.jobs.workdirs import ExecutorFolder, process_gone, sweep
 from docworker.jobs.worker import execute_job, prepare_process
+from docworker.metrics import JOB_DURATION, WORKER_RESTARTS, WORKERS_BUSY
 from docworker.operations import OPERATIONS
 from docworker.operations.base import Family
 from docworker.sealing import SecretKeys
@@ -563,6 +564,7 @@ class _Child:
             return
         watch = _Watch(self, job)
         watch.start()
+        WORKERS_BUSY.inc()
         try:
             try:
                 answer = execute_job(
@@ -602,6 +604,8 @@ class _Child:
             if written is not None:
                 self.dispatch.follow_up(self.store, *written)
         finally:
+            JOB_DURATION.labels(job.operation).observe(watch.elapsed())
+            WORKERS_BUSY.dec()
             watch.stop()
 
     def _may_begin(self, job: JobRecord) -> bool:
@@ -732,6 +736,7 @@ class _Watch:
         cost = self.cost()
         engines = _processes(process_tree(os.getpid())[1:])
         log.warning("job attempt ended by its worker's watch", job_id=self.job.id, reason=reason)
+        WORKER_RESTARTS.labels(reason).inc()  # this process is killed below; Celery replaces it
         try:
             if error is None:
                 record = store.mark_cancelled(self.job.id, cost=cost)

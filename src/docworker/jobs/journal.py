@@ -60,6 +60,7 @@ from docworker.jobs.models import (
     JobStatus,
     WebhookDelivery,
 )
+from docworker.metrics import JobEventCount
 
 #: Every kind of event, in the order a job meets them.
 EVENT_KINDS = (
@@ -75,6 +76,8 @@ EVENT_KINDS = (
 )
 #: The kinds that end a job (and its event stream).
 FINAL_EVENTS = frozenset({"succeeded", "partial", "failed", "cancelled", "dead"})
+#: Kinds the job metrics count (:class:`~docworker.metrics.JobEventCount`).
+_COUNTED = FINAL_EVENTS | {"started", "progress"}
 #: Kinds of which a job keeps only the latest.
 COALESCED = frozenset({"progress", "part"})
 #: Every kind of batch event.
@@ -255,6 +258,7 @@ class Journal:
             connection.execute(_EARLIER_OF_KIND, bound | {"seq": seq})
         if self.on_event is not None:
             after_commit(session, partial(self.on_event, job.id))
+        self.count(session, job, kind, now, extra)
         targets = self._targets(job, kind)
         if targets:
             self._queue(session, targets, f"job.{kind}", seq, data, now, job_id=job.id)
@@ -263,6 +267,23 @@ class Journal:
         elif job.batch_id is not None and kind == "queued":
             self.child_queued(session, job.batch_id, job, now)
         return seq
+
+    def count(
+        self,
+        session: Session,
+        job: Job,
+        kind: str,
+        now: datetime,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Count the change ``kind`` of ``job`` in the job metrics once the transaction
+        has committed (:meth:`record` does; a change that records no event of its own,
+        a batch's queued children cancelled in bulk, calls it alone)."""
+        if kind in _COUNTED:
+            counted = JobEventCount(
+                job.operation, kind, job.parent_id is not None, job.attempts, job.created_at, now
+            )
+            after_commit(session, partial(counted.record, extra))
 
     def record_batch(
         self,

@@ -22,7 +22,7 @@ from docworker.jobs import usage
 from docworker.jobs.journal import after_commit as _after_commit
 from docworker.jobs.journal import journal_of, kind_of
 from docworker.jobs.models import TERMINAL_STATUSES, AuditEvent, Job, JobCost, JobStatus
-from docworker.telemetry import record_job_cpu, record_job_usage
+from docworker.metrics import record_job_cpu, record_job_usage
 
 
 def settle(

@@ -58,7 +58,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -67,6 +66,7 @@ from typing import Any
 import psutil
 import structlog
 
+from docworker import metrics_store
 from docworker.config import Settings
 from docworker.engines.breaker import FFMPEG_JOBS, Breakers, engines_of
 from docworker.errors import (
@@ -89,7 +89,6 @@ from docworker.jobs.outcomes import (
 )
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import (
-    TERMINAL_STATUSES,
     ClaimPolicy,
     JobCost,
     JobRecord,
@@ -99,15 +98,8 @@ from docworker.jobs.store import (
 from docworker.jobs.template import start_worker, worker_config, worker_context
 from docworker.jobs.workdirs import ExecutorFolder, process_gone, remove, sweep
 from docworker.jobs.worker import receive, send
+from docworker.metrics import JOB_DURATION, WORKER_RESTARTS, WORKERS_BUSY, WORKERS_TOTAL
 from docworker.sealing import SecretKeys
-from docworker.telemetry import (
-    JOB_DURATION,
-    JOB_QUEUE_WAIT,
-    JOBS_FINISHED,
-    WORKER_RESTARTS,
-    WORKERS_BUSY,
-    WORKERS_TOTAL,
-)
 
 log = structlog.get_logger(__name__)
 
@@ -442,9 +434,6 @@ class LocalExecutor:
         slot.job = job
         slot.job_started = time.monotonic()
         slot.job_cpu_start = tree_cpu_seconds(slot.process.pid) if slot.process.pid else 0.0
-        if job.attempts == 1:
-            wait_s = (datetime.now(UTC) - job.created_at).total_seconds()
-            JOB_QUEUE_WAIT.labels(job.operation).observe(max(wait_s, 0.0))
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
         message = job_message(self.store, job)
         self.events.publish(job.id, job)
@@ -574,8 +563,6 @@ class LocalExecutor:
             self._unwritten.remove(item)
 
     def _finished(self, record: JobRecord) -> None:
-        if record.status in TERMINAL_STATUSES:
-            JOBS_FINISHED.labels(record.operation, str(record.status)).inc()
         self.events.publish(record.id, record)
         if record.parent_id is not None:
             # The part's end moved its parent on (progress; queued to merge).
@@ -679,6 +666,9 @@ class LocalExecutor:
         slot.conn.close()
         slot.lifeline.close()
         remove(slot.folder)
+        if process.pid is not None and not process.is_alive():
+            # Its counts kept, its live gauges dropped, before the next scrape.
+            metrics_store.process_ended(process.pid)
 
 
 def _descendants(pid: int | None) -> list[psutil.Process]:

@@ -24,7 +24,7 @@ from docworker.engines.breaker import Breakers, engines_of
 from docworker.errors import AfterFailure, DependencyDown
 from docworker.jobs.retries import Backoff, after_failure
 from docworker.jobs.store import JobCost, JobRecord, JobStatus, JobStore
-from docworker.telemetry import JOB_ATTEMPTS_FAILED
+from docworker.metrics import JOB_ATTEMPTS_FAILED
 
 log = structlog.get_logger(__name__)
 

@@ -54,11 +54,11 @@ from docworker.jobs.store import (
 )
 from docworker.jobs.usage import Quotas
 from docworker.jobs.webhooks import WebhookRequest
+from docworker.metrics import ADMISSION_REFUSALS, JOBS_SUBMITTED
 from docworker.operations import dump_params, get_operation, validate_params
 from docworker.result_cache import CACHE_KEY, CachedResult, ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
-from docworker.telemetry import ADMISSION_REFUSALS, JOBS_FINISHED, JOBS_SUBMITTED
 
 log = structlog.get_logger(__name__)
 
@@ -280,7 +280,6 @@ class JobQueue:
         runs nowhere; another is handed to the executor, and withdrawn when it cannot be
         (:class:`DependencyDown`, raised again: a broker down)."""
         if cached:
-            JOBS_FINISHED.labels(record.operation, str(record.status)).inc()
             self.events.publish(record.id, record)
         elif self.executor is not None:
             try:

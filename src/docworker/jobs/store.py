@@ -761,6 +761,14 @@ class JobStore:
             return count, None
         return count, max(0.0, (now - oldest).total_seconds())
 
+    def dead_count(self) -> int:
+        """Jobs on the dead-letter list (status ``dead``), of every tenant."""
+        with self._session() as session:
+            count: int = session.execute(
+                select(func.count()).where(Job.status == JobStatus.DEAD.value)
+            ).scalar_one()
+        return count
+
     # -- writing ----------------------------------------------------------------
 
     def create(
@@ -1566,6 +1574,7 @@ class JobStore:
                     job.finished_at = now
                     job.updated_at = now
                     settle(session, job, now)
+                    self.journal.count(session, job, "cancelled", now)
                 if jobs:  # one batch event for the chunk
                     self.journal.child_ended(session, batch_id, None, now)
             cancelled += len(jobs)

@@ -50,6 +50,7 @@ from docworker.errors import DocworkerError, InvalidParameter, SecretUnreadable
 from docworker.jobs.events import JobEventBus
 from docworker.jobs.journal import Journal, Subscription
 from docworker.jobs.outbox import DELIVERED, FAILED, PENDING, Delivery, Outbox
+from docworker.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DURATION
 from docworker.sealing import SecretKeys
 from docworker.url_policy import UrlPolicy, UrlRefused, UrlUnreadable
 
@@ -267,7 +268,9 @@ class WebhookDeliverer:
             log.exception("webhook attempt failed", delivery_id=delivery.id)
             entry["error"] = f"{type(exc).__name__}"
             ok = False
-        entry["ms"] = round((time.monotonic() - started) * 1000, 1)
+        elapsed = time.monotonic() - started
+        entry["ms"] = round(elapsed * 1000, 1)
+        WEBHOOK_DURATION.observe(elapsed)
         self._record(delivery, entry, ok=ok, final=final)
 
     def _record(self, delivery: Delivery, entry: dict[str, Any], *, ok: bool, final: bool) -> None:
@@ -285,6 +288,7 @@ class WebhookDeliverer:
         except DocworkerError as exc:  # claimed again once the lease runs out
             log.warning("webhook attempt not recorded", delivery_id=delivery.id, error=exc.detail)
             return
+        WEBHOOK_DELIVERIES.labels(_OUTCOMES[status]).inc()
         log.info(
             "webhook attempt",
             delivery_id=delivery.id,
@@ -324,6 +328,11 @@ class WebhookDeliverer:
         # To the address the policy checked: a name that resolves elsewhere by the time
         # of the connection cannot lead the delivery to a private address.
         return self.policy.post(delivery.url, delivery.payload.encode(), headers)
+
+
+#: The outcome label of an attempt (docworker_webhook_deliveries_total), by the
+#: delivery's status after it.
+_OUTCOMES = {DELIVERED: "delivered", PENDING: "retry", FAILED: "failed"}
 
 
 class _Undeliverable(Exception):

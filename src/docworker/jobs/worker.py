@@ -52,6 +52,7 @@ import orjson
 import structlog
 from pydantic import SecretStr
 
+from docworker import metrics_store
 from docworker.config import Settings
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFailed
@@ -170,6 +171,7 @@ def worker_main(
     _die_with_supervisor(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _work_in(Path(folder), config["environ"])
+    metrics_store.adopt()
     settings = worker_settings(config)
     keys = SecretKeys(config["secret_keys"])
     tools = prepare_process(settings)

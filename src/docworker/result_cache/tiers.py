@@ -30,14 +30,14 @@ from typing import Any, Protocol
 
 import redis
 
-from docworker.result_cache.entry import CachedResult, EntryCorrupt
-from docworker.telemetry import (
+from docworker.metrics import (
     CACHE_BYTES,
     CACHE_ENTRIES,
     CACHE_EVICTIONS,
     CACHE_HITS,
     CACHE_MISSES,
 )
+from docworker.result_cache.entry import CachedResult, EntryCorrupt
 
 #: What a key looks like: the operation, a colon, a SHA-256 in hex.
 KEY_PATTERN = re.compile(r"^[a-z0-9_-]{1,64}:[0-9a-f]{64}$")

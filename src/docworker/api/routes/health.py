@@ -8,29 +8,33 @@ text to a scraper (an ``Accept`` asking for text/plain or OpenMetrics).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from docworker import metrics_store
 from docworker.api.deps import Services, ServicesDep
 from docworker.api.v1.encoding import go_duration, v1_time
 from docworker.config import ExecutorKind, Settings
+from docworker.engines.breaker import show_states
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DependencyDown
 from docworker.jobs.admission import DiskFloor
+from docworker.metrics import DEAD_LETTERS, DISK_FLOOR, DISK_FREE, QUEUE_AGE, QUEUE_DEPTH
 
 router = APIRouter(tags=["health", "v1"])
 
-QUEUE_DEPTH = Gauge("docworker_queue_depth", "Queued jobs ready to run.")
-QUEUE_AGE = Gauge("docworker_queue_oldest_age_seconds", "Age of the oldest queued job.")
 V1_VERSION = "1.0.0"
 #: Tool probes are cached this long, as v1 did: they start processes.
 PROBE_TTL = 300.0
@@ -231,7 +235,8 @@ async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> R
         and ("text/plain" in accept or "openmetrics" in accept)
     )
     if wants_text:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        text = await anyio.to_thread.run_sync(_scrape, services)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
     tools = await anyio.to_thread.run_sync(_probe_services, services.settings)
     body: dict[str, Any] = {
         "documents_worker_up": 1,
@@ -241,3 +246,50 @@ async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> R
     for key, info in tools.items():
         body[f'documents_worker_service_available{{service="{key}"}}'] = int(info["available"])
     return JSONResponse(body)
+
+
+#: The dead-letter count is read from the job store at most this often (seconds).
+DEAD_COUNT_TTL = 30.0
+_dead_cache: dict[str, float] = {"at": -DEAD_COUNT_TTL}
+
+
+def _scrape(services: Services) -> bytes:
+    """The gauges read at a scrape (disks, dead letters, breakers; the queue was counted
+    just before), then the Prometheus text of every process of the instance."""
+    _disk_gauges(services.settings)
+    now = time.monotonic()
+    if now - _dead_cache["at"] >= DEAD_COUNT_TTL:
+        try:
+            DEAD_LETTERS.set(services.store.dead_count())
+            _dead_cache["at"] = now
+        except DependencyDown:
+            pass  # the job store is away: the last count stands
+    # The breakers other processes posted unreadable (the job store away): the last stand.
+    with contextlib.suppress(DependencyDown):
+        show_states(services.breakers.status())
+    return metrics_store.exposition()
+
+
+def _disk_gauges(settings: Settings) -> None:
+    """Free bytes of each disk the service writes to, by the role of its folder."""
+    floor = DiskFloor.of(settings)
+    DISK_FLOOR.set(max(floor.min_free_mb, 0) * 1024 * 1024)
+    for role, folder in disk_roles(settings).items():
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is None:
+            continue
+        try:
+            DISK_FREE.labels(role).set(shutil.disk_usage(existing).free)
+        except OSError:
+            continue
+
+
+def disk_roles(settings: Settings) -> dict[str, Path]:
+    """The folders whose disks :data:`~docworker.metrics.DISK_FREE` reports, by role:
+    ``data`` (the data folder: the embedded database, the jobs' work folders), ``temp``
+    (uploads), ``blobs`` and ``output`` (a local blob store's folders)."""
+    roles = {"data": settings.data_dir.absolute(), "temp": Path(tempfile.gettempdir())}
+    for role, url in (("blobs", settings.storage_url), ("output", settings.storage.output_url)):
+        if url is not None and url.startswith("file://"):
+            roles[role] = Path(url.removeprefix("file://"))
+    return roles
