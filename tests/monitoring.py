@@ -185,3 +185,77 @@ def exported_families(exposition: str) -> set[str]:
         if len(parts) >= 3 and parts[0] == "#" and parts[1] in {"HELP", "TYPE"}:
             found.add(family(parts[2]))
     return found
+
+
+#: Labels Prometheus adds to every scraped series, and the bucket bound of histograms.
+_TARGET_LABELS = frozenset({"job", "instance", "le"})
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^{}]*)\}")
+_MATCHER_LABEL = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+_GROUPING = re.compile(r"\bby\s*\(([^()]*)\)\s*\(")
+
+
+def exported_labels(exposition: str) -> dict[str, set[str]]:
+    """Each metric family with samples in a Prometheus text exposition → its label names."""
+    found: dict[str, set[str]] = {}
+    for line in exposition.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        sample = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s", line)
+        if sample is None:
+            continue
+        labels = set(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', sample.group(2) or ""))
+        found.setdefault(family(sample.group(1)), set()).update(labels - {"le"})
+    return found
+
+
+def _closing(text: str, start: int) -> int:
+    """The index of the parenthesis closing the one at ``start``."""
+    depth = 0
+    for index in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[index], 0)
+        if depth == 0:
+            return index
+    raise ValueError(f"unbalanced: {text}")
+
+
+def used_labels(query: str) -> list[tuple[set[str], set[str]]]:
+    """The label names a query reads, each with the metrics they are read from: those of
+    a selector's matchers (``metric{label="…"}``), and those an aggregation groups by
+    (``sum by (label) (…)``, from every metric inside)."""
+    text = _STRINGS.sub('""', query)
+    found = [
+        ({name}, set(_MATCHER_LABEL.findall(matchers)))
+        for name, matchers in _SELECTOR.findall(text)
+    ]
+    for grouping in _GROUPING.finditer(text):
+        inner = text[grouping.end() - 1 : _closing(text, grouping.end() - 1) + 1]
+        labels = {label.strip() for label in grouping.group(1).split(",") if label.strip()}
+        found.append((metric_names(inner), labels))
+    return found
+
+
+def deploy_queries() -> list[str]:
+    """Every query of the rules and dashboards, as Prometheus receives it."""
+    queries = [str(rule["expr"]) for path in RULES for rule in _rules_of(path)]
+    queries += [plain_query(q) for path in DASHBOARDS for q in dashboard_queries(dashboard(path))]
+    return queries
+
+
+def label_mismatches(exposition: str, queries: list[str]) -> list[str]:
+    """Labels the queries read from a service metric that the exposition shows with
+    samples but without that label (metrics without samples are not judged)."""
+    exported = exported_labels(exposition)
+    recorded = recorded_names()
+    wrong = set()
+    for query in queries:
+        for names, labels in used_labels(query):
+            families = {family(n) for n in names - recorded - PROMETHEUS_SERIES}
+            if (
+                not families
+                or len(names & (recorded | PROMETHEUS_SERIES))
+                or any(f not in exported for f in families)
+            ):
+                continue
+            known = set().union(*(exported[f] for f in families)) | _TARGET_LABELS
+            wrong.update(f"{sorted(families)}: {label}" for label in labels - known)
+    return sorted(wrong)

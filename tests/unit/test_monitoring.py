@@ -22,11 +22,17 @@ from tests.monitoring import (
     alerts,
     dashboard,
     dashboard_queries,
+    exported_families,
+    exported_labels,
+    family,
+    label_mismatches,
+    metric_names,
     panels,
     plain_query,
     recorded_names,
     rules,
     tool,
+    used_labels,
 )
 
 RUNBOOK = DEPLOY.parent / "docs" / "operations-monitoring.md"
@@ -254,3 +260,62 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     for query in queries:
         for name in re.findall(r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+", re.sub(r'"[^"]*"', "", query)):
             assert name in recorded, (name, query)
+
+
+def test_metric_names_of_a_query() -> None:
+    query = (
+        'sum by (tenant) (increase(docworker_usage_cpu_seconds_total{tenant=~"a|b"}[1h]))'
+        " / on (slo) (1 - docworker:slo_objective:ratio) > bool 2"
+        " or max(docworker_dead_letters offset 1h) and x[5m:1m] unless 1e3 * y @ 100"
+    )
+    assert metric_names(query) == {
+        "docworker_usage_cpu_seconds_total",
+        "docworker:slo_objective:ratio",
+        "docworker_dead_letters",
+        "x",
+        "y",
+    }
+    assert plain_query("label_values(docworker_queued_jobs, family)") == "docworker_queued_jobs"
+    assert plain_query('rate(a{b=~"$family"}[$__rate_interval])') == 'rate(a{b=~".*"}[5m])'
+    assert {family(n) for n in ("a_total", "a_bucket", "a_count", "a_sum", "a")} == {"a"}
+
+
+def test_labels_of_a_query_and_of_an_exposition() -> None:
+    query = (
+        'sum by (engine, outcome) (rate(docworker_engine_calls_total{engine=~".*"}[5m]))'
+        ' / on (slo) x{slo="a"}'
+    )
+    assert used_labels(query) == [
+        ({"docworker_engine_calls_total"}, {"engine"}),
+        ({"x"}, {"slo"}),
+        ({"docworker_engine_calls_total"}, {"engine", "outcome"}),
+    ]
+    exposition = "\n".join(
+        [
+            "# HELP docworker_engine_calls_total Engine calls.",
+            "# TYPE docworker_engine_calls_total counter",
+            'docworker_engine_calls_total{engine="ffmpeg",outcome="ok"} 3.0',
+            "# HELP docworker_job_duration_seconds Run time.",
+            "# TYPE docworker_job_duration_seconds histogram",
+            'docworker_job_duration_seconds_bucket{le="1.0",operation="ocr"} 1.0',
+            "# HELP docworker_idle_total Never counted.",
+            "# TYPE docworker_idle_total counter",
+            "",
+        ]
+    )
+    assert exported_families(exposition) == {
+        "docworker_engine_calls",
+        "docworker_job_duration_seconds",
+        "docworker_idle",
+    }
+    assert exported_labels(exposition) == {
+        "docworker_engine_calls": {"engine", "outcome"},
+        "docworker_job_duration_seconds": {"operation"},
+    }
+    queries = [
+        'sum by (engine, reason) (rate(docworker_engine_calls_total{instance="a"}[5m]))',
+        "histogram_quantile(0.9, sum by (le, operation)"
+        " (rate(docworker_job_duration_seconds_bucket[5m])))",
+        'docworker_idle_total{whatever="x"}',
+    ]
+    assert label_mismatches(exposition, queries) == ["['docworker_engine_calls']: reason"]
