@@ -54,6 +54,7 @@ from docworker.engines.breaker import Breakers
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
+from docworker.flags import Flags
 from docworker.guard import load_rules
 from docworker.jobs.admission import Admission, DiskFloor, Drain
 from docworker.jobs.audit import AuditLog, RefusalLog
@@ -136,6 +137,7 @@ def build_services(
     board = StoreBreakerBoard(store) if settings.breaker.shared else None
     breakers = Breakers(settings.breaker, board=board)
     cache = ResultCache.from_settings(settings)
+    flags = Flags.of(settings)
     executor = None
     dispatch: Executor | None = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
@@ -163,6 +165,7 @@ def build_services(
         cache=cache,
         webhooks=settings.webhooks,
         max_queued_batch_files=settings.batches.max_queued_files or None,
+        flags=flags,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -183,6 +186,7 @@ def build_services(
         cache=cache,
         outbox=outbox,
         deliverer=deliverer,
+        flags=flags,
     )
 
 
