@@ -1664,6 +1664,34 @@ class FlagDefinition(BaseModel):
         "tenant", description="What the rollout hashes: the caller's tenant or API key id."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _on_off_names(cls, data: Any) -> Any:
+        # YAML reads a bare on/off (yes/no, true/false) as a boolean: as a variant's name,
+        # it means the variant named so.
+        if not isinstance(data, dict):
+            return data
+
+        def name(value: Any) -> Any:
+            return ("on" if value else "off") if isinstance(value, bool) else value
+
+        data = dict(data)
+        if "default" in data:
+            data["default"] = name(data["default"])
+        for part in ("tenants", "keys"):
+            if isinstance(data.get(part), dict):
+                data[part] = {str(k): name(v) for k, v in data[part].items()}
+        if isinstance(data.get("variants"), dict):
+            data["variants"] = {name(k): v for k, v in data["variants"].items()}
+        if isinstance(data.get("rollout"), list):
+            data["rollout"] = [
+                {**share, "variant": name(share.get("variant"))}
+                if isinstance(share, dict)
+                else share
+                for share in data["rollout"]
+            ]
+        return data
+
     @model_validator(mode="after")
     def _check_variants(self) -> FlagDefinition:
         named = [self.default, *self.tenants.values(), *self.keys.values()]

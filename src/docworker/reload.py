@@ -6,7 +6,8 @@ was started with it, and the settings file ``DOCWORKER_CONFIG_FILE``, which is w
 can change) and applies the part that is safe to change under running work:
 
 * ``log.level``;
-* ``flags`` (the flag provider is made again: a changed flags file is read);
+* ``flags``: the flag provider is made again at every reload, so that a changed flags
+  file (``flags.file``) is read;
 * ``limits``, ``pdf`` and ``render`` (read by the jobs: each local worker is replaced,
   once idle, by one started with the new values; a running job ends with the old);
 * ``quota`` (the default daily quotas of API keys), and of ``server``:
@@ -57,6 +58,8 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     restart_needed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    #: Whether the flag provider was made again.
+    flags_reloaded: bool = False
 
 
 def reloadable(path: str) -> bool:
@@ -104,12 +107,15 @@ def apply(live: Settings, new: Settings, services: Services | None = None) -> Ou
         outcome.refused = refusals
         return outcome
     sections = {path.partition(".")[0] for path in applied}
-    if "flags" in sections and services is not None and services.flags is not None:
+    # The flags are made again whether their settings changed or not: the flags file
+    # (or what a custom provider reads at its start) may have.
+    if services is not None and services.flags is not None:
         try:
             services.flags.reload(new.flags)
         except ValueError as exc:
             outcome.refused = [str(exc)]
             return outcome
+        outcome.flags_reloaded = True
     for path in applied:
         section, _, name = path.partition(".")
         setattr(getattr(live, section), name, getattr(getattr(new, section), name))
@@ -143,5 +149,6 @@ def reload(live: Settings, services: Services | None, **overrides: Any) -> Outco
             "settings reloaded",
             changed=outcome.applied,
             restart_needed=outcome.restart_needed,
+            flags_reloaded=outcome.flags_reloaded,
         )
     return outcome
