@@ -95,7 +95,8 @@ def _errors(exc: ValidationError) -> list[str]:
 
 def apply(live: Settings, new: Settings, services: Services | None = None) -> Outcome:
     """Apply the reloadable part of ``new`` to ``live`` (in place) and to the services
-    that keep something of it; nothing at all when ``new`` is refused."""
+    that keep something of it; nothing at all when ``new`` is refused. The log level is
+    the caller's to set (:func:`reload` does, once it has logged the reload)."""
     changed = differences(live, new)
     applied = [path for path in changed if reloadable(path)]
     outcome = Outcome(restart_needed=[path for path in changed if not reloadable(path)])
@@ -119,10 +120,6 @@ def apply(live: Settings, new: Settings, services: Services | None = None) -> Ou
     for path in applied:
         section, _, name = path.partition(".")
         setattr(getattr(live, section), name, getattr(getattr(new, section), name))
-    if "log.level" in applied:
-        from docworker.telemetry import set_log_level
-
-        set_log_level(live.log.level)
     if sections & _WORKER_SECTIONS and services is not None and services.executor is not None:
         services.executor.reconfigure(live)
     outcome.applied = applied
@@ -151,4 +148,8 @@ def reload(live: Settings, services: Services | None, **overrides: Any) -> Outco
             restart_needed=outcome.restart_needed,
             flags_reloaded=outcome.flags_reloaded,
         )
+        if "log.level" in outcome.applied:
+            from docworker.telemetry import set_log_level
+
+            set_log_level(live.log.level)
     return outcome
