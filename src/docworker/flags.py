@@ -50,7 +50,7 @@ from pydantic import ValidationError
 
 from docworker.auth import Principal
 from docworker.config import FlagDefinition, FlagSettings, Settings, read_structured_file
-from docworker.errors import Forbidden
+from docworker.errors import FeatureDisabled
 
 log = structlog.get_logger(__name__)
 
@@ -83,18 +83,6 @@ KNOWN_FLAGS: dict[str, FlagDefinition] = {
     OCR_PREPROCESSING_FLAG: FlagDefinition(variants=dict(_ON_OFF), default="on"),
     "operations.audio": FlagDefinition(variants=dict(_ON_OFF), default="on"),
 }
-
-
-class FeatureDisabled(Forbidden):
-    """A flag keeps the caller from what it asked for (403, naming the flag)."""
-
-    code = "feature-disabled"
-    title = "Feature disabled"
-
-    def __init__(self, flag: str, what: str) -> None:
-        super().__init__(
-            f"{what} is not enabled for this caller (feature flag '{flag}')", flag=flag
-        )
 
 
 def bucket(flag_key: str, subject: str) -> int:

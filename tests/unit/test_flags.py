@@ -17,10 +17,10 @@ from prometheus_client import REGISTRY
 
 from docworker.auth import Principal
 from docworker.config import FlagDefinition, FlagSettings, load_settings
+from docworker.errors import FeatureDisabled
 from docworker.flags import (
     BUCKETS,
     HTML_ENGINE_FLAG,
-    FeatureDisabled,
     Flags,
     bucket,
     flag_problems,
