@@ -54,7 +54,7 @@ from docworker.engines.breaker import Breakers
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
-from docworker.flags import Flags
+from docworker.flags import Flags, flag_problems
 from docworker.guard import load_rules
 from docworker.jobs.admission import Admission, DiskFloor, Drain
 from docworker.jobs.audit import AuditLog, RefusalLog
@@ -194,10 +194,15 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     """The ASGI application; the services start with it and stop with it.
 
     Raises :class:`SettingsRefused` when the settings are not safe to serve with
-    (see :meth:`Settings.refusals`) or name storage this machine cannot open (a driver
-    not installed: :func:`~docworker.storage.storage_refusals`).
+    (see :meth:`Settings.refusals`), name storage this machine cannot open (a driver
+    not installed: :func:`~docworker.storage.storage_refusals`) or flags that cannot be
+    loaded (:func:`~docworker.flags.flag_problems`).
     """
-    if refusals := [*settings.refusals(), *storage_refusals(settings.storage)]:
+    if refusals := [
+        *settings.refusals(),
+        *storage_refusals(settings.storage),
+        *flag_problems(settings),
+    ]:
         raise SettingsRefused(refusals)
     drain = Drain.of(settings)
 
