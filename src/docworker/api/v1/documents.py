@@ -51,7 +51,7 @@ PROCESSING: dict[str, tuple[str, dict[str, Any], str, dict[str, Any]]] = {
         extraction.TEXT_EXTRACTION,
         {"job_type": "full"},
     ),
-    "ocr": ("ocr", {"output": "v1", "pages": "1"}, "ocr_processing", {}),
+    "ocr": ("ocr", {"output": "v1", "pages": "1", "preprocess": True}, "ocr_processing", {}),
 }
 #: ProcessingTypes made by the media operations (:func:`media_plan`).
 MEDIA_TYPES = frozenset({"image_convert", "video_convert", "pdf_generate", "thumbnail"})
