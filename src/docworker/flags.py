@@ -249,7 +249,7 @@ class FlagTelemetry(Hook):
         if variant is None:
             variant = str(details.value).lower() if isinstance(details.value, bool) else "-"
         reason = str(details.reason or Reason.UNKNOWN).lower()
-        FLAG_EVALUATIONS.labels(details.flag_key, variant[:64], reason).inc()
+        FLAG_EVALUATIONS.labels(details.flag_key, variant[:64], reason[:32]).inc()
         span = trace.get_current_span()
         if not span.is_recording():
             return
@@ -270,7 +270,7 @@ def context_of(caller: Principal) -> EvaluationContext:
         attributes["tenant"] = caller.tenant
     if caller.key_id is not None:
         attributes["key_id"] = caller.key_id
-    return EvaluationContext(targeting_key=caller.tenant or caller.key_id, attributes=attributes)
+    return EvaluationContext(targeting_key=caller.tenant, attributes=attributes)
 
 
 class Flags:
