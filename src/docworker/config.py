@@ -17,6 +17,7 @@ import json
 import os
 import re
 import warnings
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -2021,9 +2022,24 @@ class ConfigFileSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         name = os.environ.get(CONFIG_FILE_VARIABLE, "").strip()
-        if not name:
+        if not name or not _read_config_file.get():
             return {}
         return read_structured_file(Path(name), "settings file")
+
+
+#: Off while settings are rebuilt from a dump (:func:`settings_of`): the file may have
+#: changed, or broken, since the dump was made.
+_read_config_file: ContextVar[bool] = ContextVar("read_config_file", default=True)
+
+
+def settings_of(dumped: dict[str, Any]) -> Settings:
+    """Settings from another process's dump (``model_dump``): what it held, the settings
+    file not read again (it may have changed, or broken, since)."""
+    token = _read_config_file.set(False)
+    try:
+        return Settings.model_validate(dumped)
+    finally:
+        _read_config_file.reset(token)
 
 
 def load_settings(**overrides: Any) -> Settings:

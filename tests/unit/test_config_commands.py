@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from docworker.cli import app
-from docworker.config import Profile, load_settings
+from docworker.config import Profile, load_settings, settings_of
 from docworker.reload import apply
 
 SECRETS = {
@@ -206,3 +206,20 @@ def test_a_reload_applies_what_is_safe_and_names_the_rest(env: Path) -> None:
     )
     assert refused.refused == ["log.level DEBUG may log request contents"]
     assert production.limits.max_pages == 5000 and production.log.level == "INFO"
+
+
+def test_a_dump_is_rebuilt_without_the_settings_file(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker rebuilds the service's settings from their dump: a settings file broken
+    # (or changed) since the service read it is not read again.
+    file = env / "docworker.json"
+    file.write_text('{"executor": {"workers": 3}, "server": {"upload_limits": {"/a": 5}}}')
+    monkeypatch.setenv("DOCWORKER_CONFIG_FILE", str(file))
+    dumped = load_settings().model_dump(mode="json")
+    file.write_text('{"server": {"upload_limits": {"/b": 7}}, "executor": ')
+    rebuilt = settings_of(dumped)
+    assert rebuilt.executor.workers == 3
+    assert rebuilt.server.upload_limits == {"/a": 5}
+    with pytest.raises(ValueError, match="is not valid json"):
+        load_settings()
