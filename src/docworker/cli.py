@@ -94,20 +94,23 @@ def serve(
     ] = None,
 ) -> None:
     """Start the HTTP API with the local executor (SQLite and local storage by default).
-    SIGTERM drains it: no new work, running jobs finish (server.drain_timeout at most)."""
+    SIGTERM drains it: no new work, running jobs finish (server.drain_timeout at most).
+    SIGHUP reads the settings again and applies those safe to change while it runs
+    (log level, flags, limits: docs/configuration.md)."""
     from docworker.api.app import create_app
     from docworker.api.serving import serve as serve_app
     from docworker.telemetry import configure_logging
 
-    settings = load_settings()
-    if host is not None:
-        settings.server.host = host
-    if port is not None:
-        settings.server.port = port
-    if workers is not None:
-        settings.executor.workers = workers
-    if executor is not None:
-        settings.executor.kind = executor
+    overrides: dict[str, dict[str, Any]] = {}
+    for section, name, value in (
+        ("server", "host", host),
+        ("server", "port", port),
+        ("executor", "workers", workers),
+        ("executor", "kind", executor),
+    ):
+        if value is not None:
+            overrides.setdefault(section, {})[name] = value
+    settings = _settings_or_fail(**overrides)
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
     restrict_umask()  # the metrics' files are the service's user's alone, as all it keeps
     _gather_metrics(settings, "api")
@@ -118,9 +121,106 @@ def serve(
     except SettingsRefused as refused:
         lines = "\n".join(f"  - {reason}" for reason in refused.reasons)
         raise _fail(f"refusing to start ({settings.profile.value} profile):\n{lines}", 2) from None
+    _reload_on_hangup(application, settings, overrides)
     status = serve_app(application, settings)
     if status:
         raise typer.Exit(status)
+
+
+def _settings_or_fail(**overrides: Any) -> Settings:
+    """The settings, or exit 2 naming what is wrong with them (never the values)."""
+    from pydantic import ValidationError
+
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        lines = "\n".join(
+            f"  - {'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise _fail(f"the settings are not valid:\n{lines}", 2) from None
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+def _reload_on_hangup(application: Any, settings: Settings, overrides: dict[str, Any]) -> None:
+    """SIGHUP reloads the settings (:mod:`docworker.reload`), in a thread of its own: a
+    signal handler may not log nor take locks."""
+    import signal
+    import threading
+
+    from docworker.reload import reload
+
+    lock = threading.Lock()
+
+    def run() -> None:
+        with lock:
+            services = getattr(application.state, "services", None)
+            reload(settings, services, **overrides)
+
+    def on_hangup(signum: int, frame: Any) -> None:
+        threading.Thread(target=run, name="settings-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, on_hangup)
+
+
+config_app = typer.Typer(help="The settings: show them, check them.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    output: Annotated[
+        str, typer.Option("--format", help="yaml or json.", case_sensitive=False)
+    ] = "yaml",
+    profile: Annotated[
+        str | None, typer.Option(help="Show them as this profile would have them.")
+    ] = None,
+    sources: Annotated[bool, typer.Option(help="Say where each setting given came from.")] = True,
+) -> None:
+    """The effective settings (defaults, the profile's, the settings file, the
+    environment), every secret masked: passwords of URLs, keys, secrets."""
+    from docworker.config_report import masked
+    from docworker.config_report import sources as sources_of
+
+    if output.lower() not in ("yaml", "json"):
+        raise _fail(f"--format is yaml or json, not {output}", 2)
+    settings = _settings_or_fail(**({"profile": profile} if profile else {}))
+    data: dict[str, Any] = {"settings": masked(settings)}
+    if sources:
+        data["sources"] = sources_of(settings)
+    if output.lower() == "json":
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        import yaml  # type: ignore[import-untyped]
+
+        typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), nl=False)
+
+
+@config_app.command("check")
+def config_check(
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Check as this profile (e.g. production) instead of the configured."),
+    ] = None,
+) -> None:
+    """Exit 0 when the profile accepts the settings; else 1, listing every refusal and
+    why (2: the settings are not valid at all)."""
+    from docworker.config import Profile
+    from docworker.config_report import problems
+
+    if profile is not None and profile not in {p.value for p in Profile}:
+        known = ", ".join(p.value for p in Profile)
+        raise _fail(f"--profile is one of {known}, not {profile}", 2)
+    settings = _settings_or_fail(**({"profile": profile} if profile else {}))
+    found = problems(settings)
+    name = settings.profile.value
+    if not found:
+        typer.echo(f"ok: the {name} profile accepts these settings")
+        return
+    lines = "\n".join(f"  - {reason}" for reason in found)
+    typer.echo(f"the {name} profile refuses these settings:\n{lines}")
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -154,7 +254,7 @@ def worker(
     from docworker.storage import storage_refusals
     from docworker.telemetry import configure_logging
 
-    settings = load_settings()
+    settings = _settings_or_fail()
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
     names = [part.strip() for part in (queues or "").split(",") if part.strip()]
     known = {family.value for family in Family}

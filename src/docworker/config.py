@@ -17,6 +17,7 @@ import json
 import os
 import re
 import warnings
+from contextvars import ContextVar
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -79,8 +80,25 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class Profile(StrEnum):
+    """What the service is deployed for (docs/configuration.md has what each one changes)."""
+
     DEVELOPMENT = "development"
+    #: An automated test deployment (CI, staging runs): as development, and every job
+    #: really runs (no result cache) and fails through its attempts in seconds.
+    TEST = "test"
     PRODUCTION = "production"
+
+
+#: Defaults a profile puts in place of the fields' own, for the fields not set by any
+#: source (section, field) → value. The properties below (``auth_enabled``,
+#: ``json_logs``, ``rate_enabled``, ``listen_host``) decide the rest by profile.
+PROFILE_DEFAULTS: dict[Profile, dict[tuple[str, str], Any]] = {
+    Profile.TEST: {
+        ("cache", "enabled"): False,
+        ("executor", "retry_delay"): 0.1,
+        ("executor", "retry_max_delay"): 1.0,
+    },
+}
 
 
 class ServerSettings(BaseModel):
@@ -1634,6 +1652,111 @@ class GuardSettings(BaseModel):
         return self.policy.get(kind, DEFAULT_GUARD_POLICY[kind])
 
 
+#: What a flag's variant may be.
+FlagValue = bool | int | float | str | dict[str, Any] | list[Any]
+
+
+class FlagRollout(BaseModel):
+    """A share of tenants (or keys) given a variant, by a stable hash of the flag's key
+    and theirs (docs/flags.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variant: str = Field(description="The variant the share gets.")
+    percent: float = Field(ge=0, le=100, description="The share, 0-100 (steps of 0.01).")
+
+
+class FlagDefinition(BaseModel):
+    """One flag of the file provider (docs/flags.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variants: dict[str, FlagValue] = Field(
+        default_factory=lambda: dict[str, FlagValue]({"on": True, "off": False}),
+        description="Variant name → value; default: on (true) and off (false).",
+    )
+    default: str = Field(description="The variant of whoever no rule below names.")
+    enabled: bool = Field(
+        True, description="false: every evaluation gets the code's own default (DISABLED)."
+    )
+    tenants: dict[str, str] = Field(
+        default_factory=dict, description="Tenant → the variant it always gets."
+    )
+    keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="API key id → the variant it always gets (before the tenant's).",
+    )
+    rollout: list[FlagRollout] = Field(
+        default_factory=list,
+        description="Shares of the rest, in order: the bucket (0-9999) of sha256(flag key, "
+        "tenant or key) picks the share it falls in; past the last share, the default.",
+    )
+    rollout_by: Literal["tenant", "key"] = Field(
+        "tenant", description="What the rollout hashes: the caller's tenant or API key id."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_off_names(cls, data: Any) -> Any:
+        # YAML reads a bare on/off (yes/no, true/false) as a boolean: as a variant's name,
+        # it means the variant named so.
+        if not isinstance(data, dict):
+            return data
+
+        def name(value: Any) -> Any:
+            return ("on" if value else "off") if isinstance(value, bool) else value
+
+        data = dict(data)
+        if "default" in data:
+            data["default"] = name(data["default"])
+        for part in ("tenants", "keys"):
+            if isinstance(data.get(part), dict):
+                data[part] = {str(k): name(v) for k, v in data[part].items()}
+        if isinstance(data.get("variants"), dict):
+            data["variants"] = {name(k): v for k, v in data["variants"].items()}
+        if isinstance(data.get("rollout"), list):
+            data["rollout"] = [
+                {**share, "variant": name(share.get("variant"))}
+                if isinstance(share, dict)
+                else share
+                for share in data["rollout"]
+            ]
+        return data
+
+    @model_validator(mode="after")
+    def _check_variants(self) -> FlagDefinition:
+        named = [self.default, *self.tenants.values(), *self.keys.values()]
+        named += [share.variant for share in self.rollout]
+        unknown = sorted({name for name in named if name not in self.variants})
+        if unknown:
+            raise ValueError(f"variants not defined: {', '.join(unknown)}")
+        if sum(share.percent for share in self.rollout) > 100:
+            raise ValueError("the rollout's shares add up to more than 100 percent")
+        return self
+
+
+class FlagSettings(BaseModel):
+    """Feature flags (docs/flags.md): OpenFeature, with the service's file provider by
+    default."""
+
+    file: Path | None = Field(
+        None, description="Flags file (YAML or JSON: a 'flags' mapping of flag key → flag)."
+    )
+    definitions: dict[str, FlagDefinition] = Field(
+        default_factory=dict,
+        description="Flags given in the settings (e.g. DOCWORKER_FLAGS__DEFINITIONS as JSON); "
+        "a flag here replaces the file's flag of the same key.",
+    )
+    provider: str | None = Field(
+        None,
+        description="Another OpenFeature provider: 'module:attribute', a provider class or "
+        "factory called with provider_options as keyword arguments; unset: the file provider.",
+    )
+    provider_options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of the provider's factory."
+    )
+
+
 class Settings(BaseSettings):
     """Everything the service can be told, with its defaults."""
 
@@ -1687,9 +1810,14 @@ class Settings(BaseSettings):
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    flags: FlagSettings = Field(default_factory=FlagSettings)
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
+        for (section, name), value in PROFILE_DEFAULTS.get(self.profile, {}).items():
+            part = getattr(self, section)
+            if name not in part.model_fields_set:
+                setattr(part, name, value)
         if self.database.url is None:
             self.database.url = f"sqlite:///{(self.data_dir / 'docworker.db').absolute()}"
         if self.storage.url is None:
@@ -1785,7 +1913,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, V1EnvironmentSource(settings_cls), dotenv_settings)
+        return (
+            init_settings,
+            env_settings,
+            V1EnvironmentSource(settings_cls),
+            dotenv_settings,
+            ConfigFileSource(settings_cls),
+        )
 
 
 def _weak_secret(secret: str) -> str | None:
@@ -1872,6 +2006,71 @@ class V1EnvironmentSource(EnvSettingsSource):
                 node = node.setdefault(key, {})
             node[path[-1]] = value
         return found
+
+
+#: The variable naming the settings file (below the environment, see ConfigFileSource).
+CONFIG_FILE_VARIABLE = "DOCWORKER_CONFIG_FILE"
+
+
+def read_structured_file(path: Path, what: str) -> dict[str, Any]:
+    """A YAML (.yaml, .yml), TOML (.toml) or JSON (anything else) file holding a mapping;
+    ValueError naming the file when it cannot be read or is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: {exc.strerror or exc}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml  # type: ignore[import-untyped]
+
+            data = yaml.safe_load(text) if text.strip() else {}
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text) if text.strip() else {}
+    except Exception as exc:  # noqa: BLE001 - each parser has its own error class
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        kind = suffix.lstrip(".") or "JSON"
+        raise ValueError(f"{what} {path} is not valid {kind}: {line}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path} must hold a mapping of settings")
+    return data
+
+
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """The settings file named by ``DOCWORKER_CONFIG_FILE``: the same tree as the
+    variables (``executor: {workers: 4}``), below every variable. It is read again by
+    a reload (SIGHUP), which is what makes one useful: a running process's environment
+    does not change."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        name = os.environ.get(CONFIG_FILE_VARIABLE, "").strip()
+        if not name or not _read_config_file.get():
+            return {}
+        return read_structured_file(Path(name), "settings file")
+
+
+#: Off while settings are rebuilt from a dump (:func:`settings_of`): the file may have
+#: changed, or broken, since the dump was made.
+_read_config_file: ContextVar[bool] = ContextVar("read_config_file", default=True)
+
+
+def settings_of(dumped: dict[str, Any]) -> Settings:
+    """Settings from another process's dump (``model_dump``): what it held, the settings
+    file not read again (it may have changed, or broken, since)."""
+    token = _read_config_file.set(False)
+    try:
+        return Settings.model_validate(dumped)
+    finally:
+        _read_config_file.reset(token)
 
 
 def load_settings(**overrides: Any) -> Settings:

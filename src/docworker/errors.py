@@ -18,6 +18,7 @@ Every error the service raises on purpose is a :class:`DocworkerError`::
     │   ├── Conflict               the request contradicts the stored state
     │   ├── Unauthorized           no API key, or one that is not valid
     │   ├── Forbidden              the API key lacks the scope the request needs
+    │   │   └── FeatureDisabled    a feature flag keeps the caller from it
     │   └── RateLimited            too many requests, or a quota is spent (429)
     │       ├── QuotaExceeded      a daily quota of the key is spent
     │       └── ActiveJobsLimit    the tenant has as many jobs queued or running as allowed
@@ -242,6 +243,18 @@ class Unauthorized(InputError):
 class Forbidden(InputError):
     code = "forbidden"
     title = "Forbidden"
+
+
+class FeatureDisabled(Forbidden):
+    """A feature flag keeps the caller from what it asked for (docs/flags.md)."""
+
+    code = "feature-disabled"
+    title = "Feature disabled"
+
+    def __init__(self, flag: str, what: str) -> None:
+        super().__init__(
+            f"{what} is not enabled for this caller (feature flag '{flag}')", flag=flag
+        )
 
 
 class RateLimited(InputError):

@@ -151,7 +151,7 @@ ADMISSION_REFUSALS = Counter(
 WORKER_RESTARTS = Counter(
     "docworker_worker_restarts_total",
     "Worker processes replaced, by reason (recycled, died, timeout, memory, cancelled, "
-    "start-timeout).",
+    "start-timeout, reconfigured: a reload gave new settings).",
     ["reason"],
 )
 WORKERS_BUSY = Gauge(

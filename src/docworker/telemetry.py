@@ -80,10 +80,43 @@ __all__ = [
 ]
 
 
-def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
-    """Set up structlog (and the standard library's logging under it), once per process."""
+#: The lowest level logged, changed at run time by :func:`set_log_level` (a reload).
+_log_level = {"min": logging.INFO}
+_METHOD_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+def _drop_below_level(
+    logger: object, method_name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    if _METHOD_LEVELS.get(method_name, logging.INFO) < _log_level["min"]:
+        raise structlog.DropEvent
+    return event_dict
+
+
+def set_log_level(level: str) -> None:
+    """Log from ``level`` up from now on (structlog and the standard library's logging)."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    _log_level["min"] = numeric
+    logging.getLogger().setLevel(numeric)
+
+
+def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
+    """Set up structlog (and the standard library's logging under it), once per process.
+    The level can be changed later (:func:`set_log_level`): loggers are cached, so the
+    level is a processor's check rather than the bound logger's."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    _log_level["min"] = numeric
     shared: list[structlog.types.Processor] = [
+        _drop_below_level,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -100,7 +133,7 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
         )
     structlog.configure(
         processors=[*shared, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )

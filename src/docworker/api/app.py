@@ -55,6 +55,7 @@ from docworker.engines.breaker import Breakers
 from docworker.engines.sandbox import network_sandbox
 from docworker.errors import DocworkerError
 from docworker.files import make_private, restrict_umask
+from docworker.flags import Flags, flag_problems
 from docworker.guard import load_rules
 from docworker.jobs.admission import Admission, DiskFloor, Drain
 from docworker.jobs.audit import AuditLog, RefusalLog
@@ -140,6 +141,7 @@ def build_services(
     board = StoreBreakerBoard(store) if settings.breaker.shared else None
     breakers = Breakers(settings.breaker, board=board)
     cache = ResultCache.from_settings(settings)
+    flags = Flags.of(settings)
     executor = None
     dispatch: Executor | None = None
     if start_executor and settings.executor.kind is ExecutorKind.LOCAL:
@@ -167,6 +169,7 @@ def build_services(
         cache=cache,
         webhooks=settings.webhooks,
         max_queued_batch_files=settings.batches.max_queued_files or None,
+        flags=flags,
     )
     configured = settings.auth.secret.get_secret_value() if settings.auth.secret else None
     keys = KeyStore(store, server_secret(configured, settings.data_dir))
@@ -187,6 +190,7 @@ def build_services(
         cache=cache,
         outbox=outbox,
         deliverer=deliverer,
+        flags=flags,
     )
 
 
@@ -194,10 +198,15 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     """The ASGI application; the services start with it and stop with it.
 
     Raises :class:`SettingsRefused` when the settings are not safe to serve with
-    (see :meth:`Settings.refusals`) or name storage this machine cannot open (a driver
-    not installed: :func:`~docworker.storage.storage_refusals`).
+    (see :meth:`Settings.refusals`), name storage this machine cannot open (a driver
+    not installed: :func:`~docworker.storage.storage_refusals`) or flags that cannot be
+    loaded (:func:`~docworker.flags.flag_problems`).
     """
-    if refusals := [*settings.refusals(), *storage_refusals(settings.storage)]:
+    if refusals := [
+        *settings.refusals(),
+        *storage_refusals(settings.storage),
+        *flag_problems(settings),
+    ]:
         raise SettingsRefused(refusals)
     drain = Drain.of(settings)
 

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from docworker.api.auth import Authenticator
 from docworker.config import Settings
 from docworker.engines.breaker import Breakers
+from docworker.flags import Flags
 from docworker.jobs.audit import AuditLog, RefusalLog
 from docworker.jobs.keys import KeyStore
 from docworker.jobs.local import LocalExecutor
@@ -54,6 +55,8 @@ class Services:
     fetch_slots: anyio.CapacityLimiter
     #: The result cache (None: ``cache.enabled`` is false).
     cache: ResultCache | None = None
+    #: The feature flags (docs/flags.md); None: each operation's defaults.
+    flags: Flags | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_monotonic: float = field(default_factory=time.monotonic)
 

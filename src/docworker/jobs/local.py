@@ -130,6 +130,8 @@ class _Slot:
     #: CPU-seconds of the worker's process tree when it was handed its job.
     job_cpu_start: float = 0.0
     jobs_done: int = 0
+    #: The executor's settings generation the worker started with (see ``reconfigure``).
+    generation: int = 0
     #: The job's latest progress (fraction, message) not yet written to the store:
     #: written by the housekeeping, at most once a second, so that a job of a few
     #: milliseconds costs no write for its progress.
@@ -227,7 +229,10 @@ class LocalExecutor:
         self._look = True
         self._looked_at = 0.0
         keys = keys or SecretKeys.from_settings(settings)
+        self._keys = keys
         self._worker_config = worker_config(settings, keys)
+        #: Bumped by ``reconfigure``: a worker of an older generation is replaced once idle.
+        self._generation = 0
         self.breakers = breakers or Breakers(settings.breaker)
         self._backoff = Backoff.of(self.config)
         self._claims = ClaimPolicy(
@@ -354,9 +359,20 @@ class LocalExecutor:
                 log.exception("executor tick failed")
                 time.sleep(self.config.poll_interval)
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Run the jobs claimed from now on with ``settings`` (their limits, the
+        engines' options): each worker is replaced by one started with them once it is
+        idle, a running job finishing with the settings it started with."""
+        self._worker_config = worker_config(settings, self._keys)
+        self._generation += 1
+        self.notify()
+
     def _tick(self) -> None:
         if self._unwritten:
             self._write_unwritten()
+        for slot in list(self._slots):
+            if slot.generation != self._generation and slot.ready and slot.job is None:
+                self._replace(slot, "reconfigured")
         try:
             self._dispatch()
         except DependencyDown as exc:
@@ -637,7 +653,13 @@ class LocalExecutor:
     def _spawn(self) -> _Slot:
         folder = self.folder.new_worker_folder()
         process, conn, lifeline = start_worker(self._ctx, self._worker_config, folder)
-        return _Slot(process=process, conn=conn, lifeline=lifeline, folder=folder)
+        return _Slot(
+            process=process,
+            conn=conn,
+            lifeline=lifeline,
+            folder=folder,
+            generation=self._generation,
+        )
 
     def _replace(self, slot: _Slot, reason: str) -> None:
         WORKER_RESTARTS.labels(reason).inc()

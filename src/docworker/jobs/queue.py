@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import anyio.to_thread
 import structlog
@@ -59,6 +59,9 @@ from docworker.operations import dump_params, get_operation, validate_params
 from docworker.result_cache import CACHE_KEY, CachedResult, ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
+
+if TYPE_CHECKING:
+    from docworker.flags import Flags
 
 log = structlog.get_logger(__name__)
 
@@ -157,8 +160,11 @@ class JobQueue:
         cache: ResultCache | None = None,
         webhooks: WebhookSettings | None = None,
         max_queued_batch_files: int | None = None,
+        flags: Flags | None = None,
     ) -> None:
-        """``admission``: the checks a job passes before it is queued (free disk, engine
+        """``flags``: the feature flags that decide, per caller, what a request leaves to
+        them and whether an operation is open to it (None: the operations' defaults).
+        ``admission``: the checks a job passes before it is queued (free disk, engine
         queues); None queues every valid job. ``max_active_jobs``: jobs a tenant may
         have queued or running at once unless its key says (None: no cap).
         ``breakers``: the engines' circuit breakers, shared with the executor of this
@@ -184,6 +190,7 @@ class JobQueue:
         self.webhooks = webhooks or WebhookSettings()
         #: Children of batches that may wait in one family's queue (None: no bound).
         self.max_queued_batch_files = max_queued_batch_files
+        self.flags = flags
 
     def submit(
         self,
@@ -228,6 +235,8 @@ class JobQueue:
         not acceptable (:meth:`WebhookRequest.checked`)."""
         op = get_operation(operation)
         caller.require_submit(operation)
+        if self.flags is not None:
+            params = self.flags.decide(operation, params, caller)
         checked = validate_params(op, params)
         hook = webhook.checked(self.webhooks, self.keys) if webhook is not None else None
         stored = job_input.as_dict()
@@ -374,6 +383,8 @@ class JobQueue:
         as a job's (:class:`InvalidParameter` naming the field at fault)."""
         op = get_operation(operation)
         caller.require_submit(operation)
+        if self.flags is not None:
+            params = self.flags.decide(operation, params, caller)
         checked = validate_params(op, params)
         hook = webhook.checked(self.webhooks, self.keys) if webhook is not None else None
         key = _scoped_key(idempotency_key, caller)

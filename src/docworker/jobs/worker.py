@@ -53,7 +53,7 @@ import structlog
 from pydantic import SecretStr
 
 from docworker import metrics_store
-from docworker.config import Settings
+from docworker.config import Settings, settings_of
 from docworker.engines.libreoffice import LibreOfficeEngine
 from docworker.errors import DocworkerError, MemoryLimitExceeded, ProcessingFailed
 from docworker.files import restrict_umask
@@ -145,7 +145,7 @@ def _work_in(folder: Path, environ: dict[str, str]) -> None:
 def worker_settings(config: dict[str, Any]) -> Settings:
     """The service's settings in a worker, from the executor's ``config``
     (:func:`~docworker.jobs.template.worker_config`), the stores' credentials put back."""
-    settings = Settings.model_validate(config["settings"])
+    settings = settings_of(config["settings"])
     for name, value in config.get("storage_secrets", {}).items():
         setattr(settings.storage.s3, name, SecretStr(value))
     return settings

@@ -176,7 +176,8 @@ class ConvertParams(OperationParams):
     engine: HtmlEngine = Field(
         HtmlEngine.WEASYPRINT,
         description="HTML/Markdown → PDF: weasyprint, or chromium for pages that need "
-        "JavaScript (PDF/A only with weasyprint).",
+        "JavaScript (PDF/A only with weasyprint). A job submitted without it gets the "
+        "`convert.html-engine` feature flag's (docs/flags.md; weasyprint unless configured).",
     )
 
     @field_validator("page_size")

@@ -104,7 +104,9 @@ class OcrParams(OperationParams):
     password: SecretStr | None = Field(None, description="Password of an encrypted PDF.")
     preprocess: bool = Field(
         True,
-        description="Prepare images first: scale small text up, turn pages upright, deskew.",
+        description="Prepare images first: scale small text up, turn pages upright, deskew. "
+        "A job submitted without it gets the `ocr.preprocessing` feature flag's "
+        "(docs/flags.md; on unless configured).",
     )
     allowed_characters: str | None = Field(
         None,

@@ -102,6 +102,6 @@ def test_documents_media_plans() -> None:
     assert operation == "v1_media" and params["width"] == params["height"] == 64
     assert media_plan("pdf_generate", {}, "text/html")[:3] == (
         "convert",
-        {"to": "pdf"},
+        {"to": "pdf", "engine": "weasyprint"},
         "pdf_generation",
     )

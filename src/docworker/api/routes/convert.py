@@ -103,8 +103,12 @@ async def convert(
     ] = None,
     css: Annotated[str | None, Form(description="HTML/Markdown → PDF: extra CSS")] = None,
     engine: Annotated[
-        HtmlEngine, Form(description="HTML/Markdown → PDF: weasyprint or chromium")
-    ] = HtmlEngine.WEASYPRINT,
+        HtmlEngine | None,
+        Form(
+            description="HTML/Markdown → PDF: weasyprint or chromium; default: the "
+            "`convert.html-engine` feature flag's (weasyprint unless configured, docs/flags.md)"
+        ),
+    ] = None,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100, description="Job priority, higher first")] = 0,
     accept: Annotated[str | None, Header()] = None,
@@ -131,8 +135,9 @@ async def convert(
         "landscape": landscape,
         "pdfa": pdfa,
         "export_form_fields": export_form_fields,
-        "engine": engine,
     }
+    if engine is not None:
+        params["engine"] = engine
     params.update({name: value for name, value in given.items() if value})
     job_input = await store_document(services, file, source)
     job_input = JobInput(blob=job_input.blob, name=job_input.name, mime=None)

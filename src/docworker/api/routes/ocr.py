@@ -92,7 +92,13 @@ async def ocr(
     pages: Annotated[str | None, Form(description="Pages or frames, e.g. '1-3'")] = None,
     dpi: Annotated[int | None, Form(ge=50, le=1200, description="PDF render resolution")] = None,
     psm: Annotated[int | None, Form(ge=0, le=13, description="Page segmentation mode")] = None,
-    preprocess: Annotated[FormBool, Form(description="Scale, turn upright, deskew first")] = True,
+    preprocess: Annotated[
+        FormBool | None,
+        Form(
+            description="Scale, turn upright, deskew first; default: the `ocr.preprocessing` "
+            "feature flag's (on unless configured, docs/flags.md)"
+        ),
+    ] = None,
     password: Annotated[str | None, Form(description="Password of an encrypted PDF")] = None,
     wait: Annotated[float | None, Query(ge=0, description="Seconds to wait for the result")] = None,
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,
@@ -107,7 +113,9 @@ async def ocr(
         "psm": psm,
         "password": password or None,
     }
-    params: dict[str, Any] = {"output": output, "preprocess": preprocess}
+    params: dict[str, Any] = {"output": output}
+    if preprocess is not None:
+        params["preprocess"] = preprocess
     params.update({name: value for name, value in given.items() if value is not None})
     job_input = await store_document(services, file, source)
     if output is not OcrOutput.SEARCHABLE_PDF:

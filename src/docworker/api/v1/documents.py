@@ -51,7 +51,7 @@ PROCESSING: dict[str, tuple[str, dict[str, Any], str, dict[str, Any]]] = {
         extraction.TEXT_EXTRACTION,
         {"job_type": "full"},
     ),
-    "ocr": ("ocr", {"output": "v1", "pages": "1"}, "ocr_processing", {}),
+    "ocr": ("ocr", {"output": "v1", "pages": "1", "preprocess": True}, "ocr_processing", {}),
 }
 #: ProcessingTypes made by the media operations (:func:`media_plan`).
 MEDIA_TYPES = frozenset({"image_convert", "video_convert", "pdf_generate", "thumbnail"})
@@ -108,7 +108,8 @@ def media_plan(
     """(operation, its parameters, v1 job type, v1 payload additions) of a media
     ProcessingType on a document of type ``mime``."""
     if processing == "pdf_generate":
-        return "convert", {"to": "pdf"}, "pdf_generation", {}
+        # v1 routes keep the engine they always had here (WeasyPrint): no flag decides.
+        return "convert", {"to": "pdf", "engine": "weasyprint"}, "pdf_generation", {}
     video = document_type(mime) == "video"
     if processing == "thumbnail":
         size = _number(parameters.get("size")) or THUMBNAIL_SIZE

@@ -52,6 +52,8 @@ async def _ocr(
 ) -> Response:
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
+    # v1 routes keep the preprocessing they always had here: no flag decides.
+    params = {"preprocess": True, **params}
     record = await run_and_wait(services, client, "ocr", params, upload.job_input, FAILURE)
     return await v1_answer(services, record, FAILURE, JSONResponse)
 

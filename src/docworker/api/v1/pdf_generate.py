@@ -89,7 +89,13 @@ async def _pdf_of(
 ) -> Response:
     upload = await receive_upload(services, request, file)
     record = await run_and_wait(
-        services, client, "convert", {"to": "pdf", **params}, upload.job_input, FAILURE
+        # v1 routes keep the engine they always had here (WeasyPrint): no flag decides.
+        services,
+        client,
+        "convert",
+        {"to": "pdf", "engine": "weasyprint", **params},
+        upload.job_input,
+        FAILURE,
     )
     name, extension = output_extension(record)
     try:
