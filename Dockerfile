@@ -17,18 +17,15 @@ WORKDIR /app
 COPY scripts/bootstrap scripts/bootstrap
 COPY pyproject.toml requirements.lock README.md LICENSE ./
 COPY src src
-# hadolint ignore=DL3008,DL3009
+# hadolint ignore=DL3009
 RUN apt-get update -qq \
  && scripts/bootstrap venv \
- && find .venv -name __pycache__ -prune -exec rm -rf {} + \
- && .venv/bin/python -m compileall -q -j 0 src .venv/lib
+ && .venv/bin/python -m compileall -q src
 
 FROM ${DEBIAN_IMAGE} AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /app
 COPY scripts/bootstrap scripts/bootstrap
-COPY requirements.lock pyproject.toml ./
-# hadolint ignore=DL3008
 RUN apt-get update -qq \
  && scripts/bootstrap packages \
  && apt-get clean \

@@ -99,7 +99,7 @@ def test_the_image_is_built_by_the_readmes_own_steps() -> None:
     assert "pip install" not in text
     assert "scripts/bootstrap\n" in (ROOT / "scripts" / "serve").read_text()
     bootstrap = (ROOT / "scripts" / "bootstrap").read_text()
-    assert "runtime | dev | packages | venv) ;;" in bootstrap
+    assert "runtime | dev | packages | venv | list) ;;" in bootstrap
     # Whatever the stages copy is in the build context .dockerignore lets through.
     ignore = (ROOT / ".dockerignore").read_text().split()
     copied = re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.M)
