@@ -42,6 +42,10 @@ RUN .venv/bin/docworker --version
 # Everything the service and its engines write goes under the data folder or /tmp:
 # HOME (LibreOffice's and Chromium's profiles are per instance under TMPDIR), the
 # fontconfig cache (XDG_CACHE_HOME). Mount both as volumes with a read-only root.
+# Chromium's own sandbox needs user namespaces, which the runtimes' default seccomp
+# profiles refuse to a process without CAP_SYS_ADMIN: off here, the container confining
+# the browser instead (docs/deployment.md); set it back to true where the container may
+# make user namespaces.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -51,7 +55,8 @@ ENV PATH=/app/.venv/bin:$PATH \
     DOCWORKER_DATA_DIR=/var/lib/docworker \
     DOCWORKER_PROFILE=production \
     DOCWORKER_SERVER__HOST=0.0.0.0 \
-    DOCWORKER_SERVER__PORT=3001
+    DOCWORKER_SERVER__PORT=3001 \
+    DOCWORKER_CHROMIUM__SANDBOX=false
 
 USER 10001:0
 VOLUME ["/var/lib/docworker"]
