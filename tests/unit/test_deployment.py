@@ -108,6 +108,21 @@ def test_the_image_is_built_by_the_readmes_own_steps() -> None:
             assert f"!{source.rstrip('/')}" in ignore or f"!{source}/" in ignore, source
 
 
+def test_bootstrap_lists_the_packages_the_image_installs() -> None:
+    """``scripts/bootstrap list`` prints the runtime's Debian packages, the list its
+    ``packages`` mode (the image's runtime stage) installs; an unknown mode is refused."""
+    bootstrap = str(ROOT / "scripts" / "bootstrap")
+    listed = subprocess.run(
+        [bootstrap, "list"], check=True, capture_output=True, text=True, timeout=60
+    ).stdout.split()
+    assert {"libmagic1", "chromium", "ffmpeg", "tesseract-ocr-eng", "python3-uno"} <= set(listed)
+    assert any(name.startswith("libarchive13") for name in listed)
+    refused = subprocess.run(
+        [bootstrap, "images"], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2 and "usage" in refused.stderr
+
+
 def test_the_image_runs_as_non_root_and_writes_only_to_its_volumes() -> None:
     text = _dockerfile()
     env = _dockerfile_env()
