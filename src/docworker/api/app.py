@@ -36,6 +36,7 @@ from docworker.api.routes import (
     operations,
 )
 from docworker.api.routes import cache as cache_routes
+from docworker.api.routes import capacity as capacity_routes
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
@@ -267,6 +268,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         keys_routes.router,
         audit_routes.router,
         usage_routes.router,
+        capacity_routes.router,
         cache_routes.router,
     ):
         mount_routes(app, router)
