@@ -215,9 +215,11 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            janitor.cancel()
-            refusals.cancel()
-            trimmer.cancel()
+            for task in (janitor, refusals, trimmer):
+                task.cancel()
+            # A purge already running in a thread finishes before the store is closed: a
+            # connection it holds would otherwise outlive the pool.
+            await asyncio.gather(janitor, refusals, trimmer, return_exceptions=True)
             await _drain_jobs(services, drain)
             if (deliverer := services.deliverer) is not None:
                 # An attempt cut short is claimed again once its lease runs out.
