@@ -101,7 +101,9 @@ def render(found: dict[str, Any], console: Console) -> None:
         "daily jobs",
     ]:
         left = name in ("operation", "family", "daily jobs")
-        table.add_column(name, justify="left" if left else "right", no_wrap=left)
+        table.add_column(
+            name, justify="left" if left else "right", no_wrap=left, min_width=len(name)
+        )
     for entry in found["operations"]:
         fig = entry["figures"]
         per_worker = fig["throughput_per_worker"]
@@ -142,7 +144,9 @@ def render(found: dict[str, Any], console: Console) -> None:
         "wait mean",
         f"wait p{target['percentile']:g}",
     ]:
-        sizing.add_column(name, justify="left" if name == "family" else "right")
+        sizing.add_column(
+            name, justify="left" if name == "family" else "right", min_width=len(name)
+        )
     for family in found["families"]:
         plan = family["sizing"]
         sizing.add_row(
@@ -274,4 +278,6 @@ def capacity(
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
-    render(found, Console(width=max(140, Console().width), highlight=False))
+    days_shown = max((len(o["figures"]["daily"]) for o in found["operations"]), default=0)
+    # Wide enough for the table and its sparklines, piped to a file or not.
+    render(found, Console(width=max(150 + days_shown, Console().width), highlight=False))

@@ -571,7 +571,8 @@ def _plain(value: Any) -> Any:  # noqa: PLR0911 (one case per kind of value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
-        return None if not math.isfinite(value) else round(value, 6)
+        # Nine significant digits: rates of a few jobs a day are small numbers.
+        return None if not math.isfinite(value) else float(f"{value:.9g}")
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
