@@ -181,23 +181,21 @@ def test_workers_needed_for_a_known_case(store: JobStore, clock: Clock) -> None:
 
 def test_daily_buckets_and_their_trend(store: JobStore, clock: Clock) -> None:
     now = datetime(2026, 3, 10, 12, tzinfo=UTC)
-    for day, count, service in ((8, 2, 2.0), (9, 4, 4.0), (10, 3, 6.0)):
+    for day, count, service in ((8, 2, 2.0), (9, 4, 4.0), (10, 1, 6.0)):
         for index in range(count):
             created = datetime(2026, 3, day, 1 + index, tzinfo=UTC)
             _run(store, clock, "convert", created, 1, service)
     settings = _settings()
     found = measure(store, check_query(settings.capacity, days=3), settings, now=now).to_dict()
     figures = found["operations"][0]["figures"]
-    assert [d["day"] for d in figures["daily"]] == [
-        "2026-03-07",
-        "2026-03-08",
-        "2026-03-09",
-        "2026-03-10",
-    ]
-    assert [d["jobs"] for d in figures["daily"]] == [0, 2, 4, 3]
-    # The first and last days are halves of days: 3 jobs in 12 h is 6 a day.
-    rates = [d["arrival_rate"] * 86400 for d in figures["daily"]]
-    assert rates == pytest.approx([0, 2, 4, 6])
+    daily = figures["daily"]
+    assert [d["day"] for d in daily] == ["2026-03-07", "2026-03-08", "2026-03-09", "2026-03-10"]
+    assert [d["jobs"] for d in daily] == [0, 2, 4, 1]
+    assert [d["whole"] for d in daily] == [False, True, True, False]
+    # The first and last days are halves of days: 1 job in 12 h is 2 a day.
+    rates = [d["arrival_rate"] * 86400 for d in daily]
+    assert rates == pytest.approx([0, 2, 4, 2])
+    # The trend is drawn over the whole days only: 2 then 4 jobs a day, of 2 then 4 s.
     assert figures["trend"]["arrivals_per_day"] * 86400 == pytest.approx(2.0)
     assert figures["trend"]["service_per_day"] == pytest.approx(2.0, abs=1e-3)
     assert found["operations"][0]["family"] == "convert"

@@ -479,6 +479,8 @@ class Day:
     jobs: int
     arrival_rate: float
     service_mean: float | None
+    #: The whole day lies in the window (the trend is drawn over those).
+    whole: bool
 
 
 @dataclass(frozen=True)
@@ -634,30 +636,33 @@ def _daily(days: dict[date, Bucket], since: datetime, until: datetime) -> list[D
     over the part of it within the window."""
     out: list[Day] = []
     day = since.astimezone(UTC).date()
-    while datetime.combine(day, datetime.min.time(), UTC) < until:
-        start = max(since, datetime.combine(day, datetime.min.time(), UTC))
-        end = min(until, datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC))
-        span = (end - start).total_seconds()
+    while _midnight(day) < until:
+        span = min(until, _midnight(day + timedelta(days=1))) - max(since, _midnight(day))
         bucket = days.get(day, Bucket())
+        seconds = span.total_seconds()
         out.append(
             Day(
                 day=day,
                 jobs=bucket.jobs,
-                arrival_rate=bucket.jobs / span if span > 0 else 0.0,
+                arrival_rate=bucket.jobs / seconds if seconds > 0 else 0.0,
                 service_mean=bucket.busy / bucket.jobs if bucket.jobs else None,
+                whole=seconds >= _DAY,
             )
         )
         day += timedelta(days=1)
     return out
 
 
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)
+
+
 def _trend(daily: list[Day], mean_rate: float) -> Trend:
-    # Every day of the window weighs alike, the partial first and last ones by their
-    # rate over the part of them in the window.
-    arrivals = slope([(float(i), d.arrival_rate) for i, d in enumerate(daily)])
-    services = slope(
-        [(float(i), d.service_mean) for i, d in enumerate(daily) if d.service_mean is not None]
-    )
+    """The slopes over the whole UTC days of the window (its first and last are parts of
+    days, their rates the noisiest); None with fewer than two."""
+    whole = [(float(i), d) for i, d in enumerate(daily) if d.whole]
+    arrivals = slope([(x, d.arrival_rate) for x, d in whole])
+    services = slope([(x, d.service_mean) for x, d in whole if d.service_mean is not None])
     relative = arrivals / mean_rate if arrivals is not None and mean_rate > 0 else None
     return Trend(arrivals_per_day=arrivals, arrivals_relative=relative, service_per_day=services)
 

@@ -25,12 +25,13 @@ class DayFigures(BaseModel):
         description="Those jobs per second of the day's part in the window."
     )
     service_mean: float | None = Field(description="Their mean service time, seconds.")
+    whole: bool = Field(description="The whole day lies in the window.")
 
 
 class TrendFigures(BaseModel):
     arrivals_per_day: float | None = Field(
-        description="Least-squares slope of the daily arrival rate: (jobs/s) per day; null "
-        "with fewer than two days."
+        description="Least-squares slope of the daily arrival rate over the whole UTC days "
+        "of the window: (jobs/s) per day; null with fewer than two whole days."
     )
     arrivals_relative: float | None = Field(
         description="That slope over the window's mean rate (0.1: +10 % a day)."
