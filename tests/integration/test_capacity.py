@@ -5,6 +5,7 @@ the route (keys, scopes, bad parameters) and the command's output are checked.""
 from __future__ import annotations
 
 import json
+import statistics
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -127,6 +128,9 @@ def test_figures_of_known_jobs(store: JobStore, clock: Clock) -> None:
     assert extract["service_mean"] == pytest.approx(50 / 7, abs=1e-3)
     assert extract["service_p50"] == pytest.approx(8, abs=1e-3)
     assert extract["service_p95"] == pytest.approx(11.4, abs=1e-3)
+    times = [2, 4, 6, 8, 8, 10, 12]
+    cv2 = statistics.variance(times) / statistics.mean(times) ** 2
+    assert extract["service_cv2"] == pytest.approx(cv2, abs=1e-4)
     # Waits 1 .. 6 s, and the retried job's first one (1 s).
     assert extract["wait_mean"] == pytest.approx(22 / 7, abs=1e-3)
     assert extract["arrival_rate"] == pytest.approx(7 / 86400)

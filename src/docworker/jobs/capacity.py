@@ -505,6 +505,9 @@ class Figures:
     service_mean: float | None
     service_p50: float | None
     service_p95: float | None
+    #: Squared coefficient of variation of the service time in the sample (variance over
+    #: the squared mean): 1 for the exponential times M/M/c assumes.
+    service_cv2: float | None
     wait_mean: float | None
     wait_p50: float | None
     wait_p95: float | None
@@ -618,6 +621,7 @@ def _figures(
         service_mean=service,
         service_p50=percentile(services, 50),
         service_p95=percentile(services, 95),
+        service_cv2=_cv2(services),
         wait_mean=total.wait / total.waited if total.waited else None,
         wait_p50=percentile(waits, 50),
         wait_p95=percentile(waits, 95),
@@ -629,6 +633,16 @@ def _figures(
         daily=daily,
         trend=_trend(daily, arrival_rate),
     )
+
+
+def _cv2(values: Sequence[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    if mean <= 0:
+        return None
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return variance / mean**2
 
 
 def _daily(days: dict[date, Bucket], since: datetime, until: datetime) -> list[Day]:

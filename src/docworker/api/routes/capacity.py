@@ -56,6 +56,11 @@ class FiguresPublic(BaseModel):
     )
     service_p50: float | None = Field(description="Median service time (from the sample).")
     service_p95: float | None = Field(description="95th percentile of it (from the sample).")
+    service_cv2: float | None = Field(
+        description="Squared coefficient of variation of the service time (from the sample): "
+        "1 for the exponential times M/M/c assumes; well above 1, real waits are longer "
+        "than predicted (about (1 + cv²)/2 times, Allen-Cunneen)."
+    )
     wait_mean: float | None = Field(
         description="Mean queue wait of submitted jobs, seconds: creation to first start."
     )
