@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from docworker import __version__
+from docworker.cli_capacity import capacity
 from docworker.cli_keys import keys_app
 from docworker.cli_v1 import extract_v1, install_v1_commands
 from docworker.config import ExecutorKind, Settings, SettingsRefused, load_settings
@@ -530,6 +531,7 @@ def secrets_rotate() -> None:
     typer.echo(f"{batch_hooks} batches had their webhook secret sealed with the first key")
 
 
+app.command("capacity")(capacity)
 install_v1_commands(app)
 # v1's packaged binary took `server` as well as no argument to start the service.
 app.command("server", help="Start the HTTP API (v1's name for 'serve').")(serve)

@@ -296,6 +296,57 @@ class UsageSettings(BaseModel):
     )
 
 
+class CapacitySettings(BaseModel):
+    """Capacity planning from the job history (``docworker capacity``, ``GET
+    /api/v2/capacity``; docs/capacity.md). The window reaches back no further than
+    executor.job_retention: older jobs are deleted."""
+
+    window_days: float = Field(
+        7.0, gt=0, description="Days of job history read when none are asked for."
+    )
+    max_window_days: float = Field(
+        31.0, gt=0, le=3660, description="The most days of job history one report may read."
+    )
+    basis: Literal["mean", "peak"] = Field(
+        "peak",
+        description="The load the workers are sized for by default: the window's mean "
+        "arrival rate, or its busiest hour's.",
+    )
+    target_wait: Seconds = Field(
+        30.0, ge=0, description="Queue wait the workers are sized to keep within by default."
+    )
+    max_target_wait: Seconds = Field(
+        86400.0, gt=0, description="The longest target wait a report may be asked for."
+    )
+    wait_percentile: float = Field(
+        95.0, ge=50, le=99.9, description="The percentile of the queue wait held to the target."
+    )
+    max_growth: float = Field(
+        1000.0, gt=0, description="The largest growth factor a report may be asked for."
+    )
+    max_rate: float = Field(
+        100000.0, gt=0, description="The largest target rate (jobs/s) a report may be asked for."
+    )
+    max_workers: int = Field(
+        100000,
+        ge=1,
+        description="Sizing gives up past this many workers (the answer then names none).",
+    )
+    sample_per_operation: int = Field(
+        5000,
+        ge=10,
+        le=1000000,
+        description="Newest jobs of each operation read one by one for the percentiles.",
+    )
+    max_detail_rows: int = Field(
+        100000,
+        ge=100,
+        le=10000000,
+        description="Most jobs of more than one attempt (retried, split, cancelled) read one "
+        "by one for their exact service time; past it the report says it is not exact.",
+    )
+
+
 class RateStrategy(StrEnum):
     #: Exact: at most N requests in any span of the window (a timestamp per request).
     MOVING_WINDOW = "moving-window"
@@ -1806,6 +1857,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     quota: QuotaSettings = Field(default_factory=QuotaSettings)
     usage: UsageSettings = Field(default_factory=UsageSettings)
+    capacity: CapacitySettings = Field(default_factory=CapacitySettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)

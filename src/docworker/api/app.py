@@ -37,6 +37,7 @@ from docworker.api.routes import (
     operations,
 )
 from docworker.api.routes import cache as cache_routes
+from docworker.api.routes import capacity as capacity_routes
 from docworker.api.routes import image as image_route
 from docworker.api.routes import keys as keys_routes
 from docworker.api.routes import pdf as pdf_routes
@@ -227,9 +228,11 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            janitor.cancel()
-            refusals.cancel()
-            trimmer.cancel()
+            for task in (janitor, refusals, trimmer):
+                task.cancel()
+            # A purge already running in a thread finishes before the store is closed: a
+            # connection it holds would otherwise outlive the pool.
+            await asyncio.gather(janitor, refusals, trimmer, return_exceptions=True)
             await _drain_jobs(services, drain)
             if (deliverer := services.deliverer) is not None:
                 # An attempt cut short is claimed again once its lease runs out.
@@ -280,6 +283,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
         keys_routes.router,
         audit_routes.router,
         usage_routes.router,
+        capacity_routes.router,
         cache_routes.router,
     ):
         mount_routes(app, router)
