@@ -12,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from docworker import __version__
 from docworker.cli_capacity import capacity
+from docworker.cli_common import fail, server_call
 from docworker.cli_keys import keys_app
 from docworker.cli_v1 import extract_v1, install_v1_commands
 from docworker.config import ExecutorKind, Settings, SettingsRefused, load_settings
@@ -58,11 +58,6 @@ SUFFIX = {
     OutputFormat.JSON: ".json",
 }
 DEFAULT_SERVER = "http://127.0.0.1:3001"
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    sys.stderr.write(f"docworker: {message}\n")
-    return typer.Exit(code)
 
 
 @app.callback(invoke_without_command=True)
@@ -121,7 +116,7 @@ def serve(
         application = create_app(settings)
     except SettingsRefused as refused:
         lines = "\n".join(f"  - {reason}" for reason in refused.reasons)
-        raise _fail(f"refusing to start ({settings.profile.value} profile):\n{lines}", 2) from None
+        raise fail(f"refusing to start ({settings.profile.value} profile):\n{lines}", 2) from None
     _reload_on_hangup(application, settings, overrides)
     status = serve_app(application, settings)
     if status:
@@ -139,9 +134,9 @@ def _settings_or_fail(**overrides: Any) -> Settings:
             f"  - {'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
             for error in exc.errors()
         )
-        raise _fail(f"the settings are not valid:\n{lines}", 2) from None
+        raise fail(f"the settings are not valid:\n{lines}", 2) from None
     except ValueError as exc:
-        raise _fail(str(exc), 2) from None
+        raise fail(str(exc), 2) from None
 
 
 def _reload_on_hangup(application: Any, settings: Settings, overrides: dict[str, Any]) -> None:
@@ -185,7 +180,7 @@ def config_show(
     from docworker.config_report import sources as sources_of
 
     if output.lower() not in ("yaml", "json"):
-        raise _fail(f"--format is yaml or json, not {output}", 2)
+        raise fail(f"--format is yaml or json, not {output}", 2)
     settings = _settings_or_fail(**({"profile": profile} if profile else {}))
     data: dict[str, Any] = {"settings": masked(settings)}
     if sources:
@@ -212,7 +207,7 @@ def config_check(
 
     if profile is not None and profile not in {p.value for p in Profile}:
         known = ", ".join(p.value for p in Profile)
-        raise _fail(f"--profile is one of {known}, not {profile}", 2)
+        raise fail(f"--profile is one of {known}, not {profile}", 2)
     settings = _settings_or_fail(**({"profile": profile} if profile else {}))
     found = problems(settings)
     name = settings.profile.value
@@ -261,14 +256,14 @@ def worker(
     known = {family.value for family in Family}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise _fail(
+        raise fail(
             f"unknown queue {', '.join(unknown)}: the queues are {', '.join(sorted(known))}", 2
         )
     families = names or [family.value for family in Family]
     processes = concurrency or settings.celery.concurrency or settings.executor.workers
     if refusals := storage_refusals(settings.storage):
         lines = "\n".join(f"  - {reason}" for reason in refusals)
-        raise _fail(f"refusing to start:\n{lines}", 2)
+        raise fail(f"refusing to start:\n{lines}", 2)
     restrict_umask()
     port = settings.metrics.worker_port if metrics_port is None else metrics_port
     if port:
@@ -277,14 +272,14 @@ def worker(
     try:
         celery_app = prepare_worker(settings)
     except DocworkerError as exc:
-        raise _fail(exc.detail) from None
+        raise fail(exc.detail) from None
     if port:
         from docworker import metrics_store
 
         try:
             metrics_store.serve(port, settings.metrics.worker_host)
         except OSError as exc:
-            raise _fail(f"the metrics port {port} cannot be opened: {exc}") from None
+            raise fail(f"the metrics port {port} cannot be opened: {exc}") from None
     celery_app.worker_main(
         [
             "worker",
@@ -315,7 +310,7 @@ def _gather_metrics(settings: Settings, role: str) -> None:
     try:
         metrics_store.enable(metrics_store.instance_folder(parent.absolute(), role))
     except OSError as exc:
-        raise _fail(f"the metrics folder {parent} cannot be made: {exc}") from None
+        raise fail(f"the metrics folder {parent} cannot be made: {exc}") from None
 
 
 def _inputs(paths: list[Path]) -> list[tuple[Path, Path]]:
@@ -327,7 +322,7 @@ def _inputs(paths: list[Path]) -> list[tuple[Path, Path]]:
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:
-            raise _fail(f"{path}: no such file or folder")
+            raise fail(f"{path}: no such file or folder")
     return found
 
 
@@ -382,25 +377,25 @@ def extract(
             }
         )
     except ValueError as exc:
-        raise _fail(str(exc).splitlines()[-1], 2) from None
+        raise fail(str(exc).splitlines()[-1], 2) from None
     settings = load_settings()
     # Logs go to stderr, stdout carrying the output; a command line speaks only of trouble.
     configure_logging(level="WARNING", json_logs=settings.json_logs)
     files = _inputs(paths)
     if out is None and len(files) != 1:
-        raise _fail("several files need --out DIR", 2)
+        raise fail("several files need --out DIR", 2)
     # Started by the first file that needs it (.doc, .xls, .ppt), stopped here.
     with LibreOfficeEngine(settings.libreoffice, settings.sandbox) as libreoffice:
         if out is None:
             try:
                 payload = _extract_one(files[0][0], params, settings, libreoffice.convert)
             except DocworkerError as exc:
-                raise _fail(f"{files[0][0]}: {exc.detail}") from None
+                raise fail(f"{files[0][0]}: {exc.detail}") from None
             sys.stdout.write(_content_text(payload))
             return
         failures = _extract_many(files, out, params, settings, libreoffice.convert)
     if failures:
-        raise _fail(f"{failures} of {len(files)} files failed")
+        raise fail(f"{failures} of {len(files)} files failed")
 
 
 def _extract_many(
@@ -434,27 +429,6 @@ def _extract_many(
     return failures
 
 
-def _client(server: str) -> httpx.Client:
-    key = os.environ.get("DOCWORKER_API_KEY", "")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=server.rstrip("/"), timeout=30.0, headers=headers)
-
-
-def _call(server: str, method: str, path: str, **kwargs: Any) -> Any:
-    try:
-        with _client(server) as client:
-            response = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {server}: {exc}") from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail") or response.text
-        except ValueError:
-            detail = response.text
-        raise _fail(f"{response.status_code}: {detail}")
-    return response.json() if response.content else None
-
-
 ServerOption = Annotated[
     str, typer.Option(envvar="DOCWORKER_SERVER", help="Base URL of the server.")
 ]
@@ -471,7 +445,7 @@ def jobs_list(
     query: dict[str, Any] = {"limit": limit, "status": status or []}
     if operation:
         query["operation"] = operation
-    body = _call(server, "GET", "/api/v2/jobs", params=query)
+    body = server_call(server, "GET", "/api/v2/jobs", params=query)
     for job in body["jobs"]:
         name = (job.get("input") or {}).get("name") or "-"
         typer.echo(
@@ -482,20 +456,20 @@ def jobs_list(
 @jobs_app.command("show")
 def jobs_show(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
     """Show one job as JSON."""
-    typer.echo(json.dumps(_call(server, "GET", f"/api/v2/jobs/{job_id}"), indent=2))
+    typer.echo(json.dumps(server_call(server, "GET", f"/api/v2/jobs/{job_id}"), indent=2))
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
     """Cancel a queued or running job."""
-    job = _call(server, "DELETE", f"/api/v2/jobs/{job_id}")
+    job = server_call(server, "DELETE", f"/api/v2/jobs/{job_id}")
     typer.echo(f"{job['id']}  {job['status']}")
 
 
 @jobs_app.command("delete")
 def jobs_delete(job_id: str, server: ServerOption = DEFAULT_SERVER) -> None:
     """Delete a job with all its data (cancelled first if it has not ended)."""
-    _call(server, "DELETE", f"/api/v2/jobs/{job_id}", params={"purge": "true"})
+    server_call(server, "DELETE", f"/api/v2/jobs/{job_id}", params={"purge": "true"})
     typer.echo(f"{job_id}  deleted")
 
 
@@ -523,7 +497,7 @@ def secrets_rotate() -> None:
         hooks = store.rewrite_webhooks(lambda webhook: reseal_webhook(webhook, keys))
         batch_hooks = store.rewrite_batch_webhooks(lambda webhook: reseal_webhook(webhook, keys))
     except DocworkerError as exc:
-        raise _fail(exc.detail) from None
+        raise fail(exc.detail) from None
     finally:
         store.close()
     typer.echo(f"{changed} jobs had their secret parameters sealed with the first key")

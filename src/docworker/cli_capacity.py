@@ -9,14 +9,13 @@ keys`` does, as the service's own user); with it, it asks a running server's
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from docworker.cli_common import fail, server_call
 from docworker.config import load_settings
 from docworker.errors import DocworkerError
 
@@ -175,20 +174,9 @@ def render(found: dict[str, Any], console: Console) -> None:
 
 
 def _remote(server: str, params: dict[str, Any]) -> dict[str, Any]:
-    key = os.environ.get("DOCWORKER_API_KEY", "")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        with httpx.Client(base_url=server.rstrip("/"), timeout=120.0, headers=headers) as client:
-            response = client.get("/api/v2/capacity", params=params)
-    except httpx.HTTPError as exc:
-        raise _fail(f"cannot reach {server}: {exc}") from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail") or response.text
-        except ValueError:
-            detail = response.text
-        raise _fail(f"{response.status_code}: {detail}")
-    answer: dict[str, Any] = response.json()
+    answer: dict[str, Any] = server_call(
+        server, "GET", "/api/v2/capacity", timeout=120.0, params=params
+    )
     return answer
 
 
@@ -213,11 +201,6 @@ def _local(params: dict[str, Any]) -> dict[str, Any]:
         return measure(store, query, settings).to_dict()
     finally:
         store.close()
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"docworker: {message}", err=True)
-    return typer.Exit(1)
 
 
 def capacity(
@@ -274,7 +257,7 @@ def capacity(
         try:
             found = _local(params)
         except DocworkerError as exc:
-            raise _fail(exc.detail) from None
+            raise fail(exc.detail) from None
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return

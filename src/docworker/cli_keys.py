@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from docworker.auth import KeyLimits, Principal, Scope, check_scopes, server_secret
+from docworker.cli_common import fail
 from docworker.config import load_settings
 from docworker.errors import DocworkerError
 from docworker.jobs.keys import KeyRecord, KeyStore
@@ -40,11 +41,6 @@ def _operator() -> Principal:
         user = "unknown"
     client = f"cli:{user}@{socket.gethostname()}"[:64]
     return Principal(tenant=None, key_id=None, scopes=frozenset({Scope.ADMIN}), client=client)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"docworker: {message}", err=True)
-    return typer.Exit(1)
 
 
 def _row(record: KeyRecord) -> str:
@@ -92,7 +88,7 @@ def create(
             actor=_operator(),
         )
     except (DocworkerError, ValueError) as exc:
-        raise _fail(getattr(exc, "detail", None) or str(exc)) from None
+        raise fail(getattr(exc, "detail", None) or str(exc)) from None
     finally:
         store.close()
     typer.echo(_row(record), err=True)
@@ -125,7 +121,7 @@ def revoke(key_id: str) -> None:
     try:
         record = keys.revoke(key_id, actor=_operator())
     except DocworkerError as exc:
-        raise _fail(exc.detail) from None
+        raise fail(exc.detail) from None
     finally:
         store.close()
     typer.echo(_row(record))
@@ -143,7 +139,7 @@ def rotate(
     try:
         record, token = keys.rotate(key_id, grace=grace, actor=_operator())
     except DocworkerError as exc:
-        raise _fail(exc.detail) from None
+        raise fail(exc.detail) from None
     finally:
         store.close()
     typer.echo(_row(record), err=True)
