@@ -98,6 +98,7 @@ def serve(
     from docworker.api.app import create_app
     from docworker.api.serving import serve as serve_app
     from docworker.telemetry import configure_logging
+    from docworker.tracing import shutdown as shutdown_tracing
 
     settings = load_settings()
     if host is not None:
@@ -116,7 +117,10 @@ def serve(
     except SettingsRefused as refused:
         lines = "\n".join(f"  - {reason}" for reason in refused.reasons)
         raise _fail(f"refusing to start ({settings.profile.value} profile):\n{lines}", 2) from None
-    status = serve_app(application, settings)
+    try:
+        status = serve_app(application, settings)
+    finally:
+        shutdown_tracing()  # the spans still held are exported
     if status:
         raise typer.Exit(status)
 

@@ -34,6 +34,7 @@ from fsspec.core import split_protocol
 from docworker.config import Settings, StorageSettings
 from docworker.errors import DependencyDown, Forbidden, LimitExceeded, NotFound, PayloadTooLarge
 from docworker.files import make_private
+from docworker.tracing import engine_span, set_attributes
 
 CHUNK = 1024 * 1024
 SCHEME = "blob://"
@@ -221,6 +222,14 @@ class BlobStore:
         """Store an input from the bytes ``chunks`` yields, as they come, content-addressed;
         refuse it past ``max_bytes``. When ``chunks`` raises, nothing is kept."""
         root = self._inputs
+        with engine_span("storage write", **{"storage.protocol": protocol_of(root.url)}) as span:
+            blob = self._put_chunks(root, chunks, max_bytes)
+            set_attributes(span, **{"storage.bytes": blob.size, "storage.created": blob.created})
+        return blob
+
+    def _put_chunks(
+        self, root: _Root, chunks: Iterable[bytes], max_bytes: int | None
+    ) -> StoredBlob:
         fs = root.fs
         digest = hashlib.sha256()
         size = 0
@@ -287,13 +296,17 @@ class BlobStore:
         root, path = self._locate(uri)
         digest = hashlib.sha256()
         size = 0
-        with self._writing(root, path):
+        with (
+            engine_span("storage write", **{"storage.protocol": protocol_of(root.url)}) as span,
+            self._writing(root, path),
+        ):
             root.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             with root.fs.open(path, "wb") as out:
                 for chunk in chunks:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
+            set_attributes(span, **{"storage.bytes": size})
         return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size)
 
     def write_file(self, uri: str, path: Path) -> StoredBlob:
@@ -305,8 +318,12 @@ class BlobStore:
     def read_bytes(self, uri: str) -> bytes:
         root, path = self._locate(uri)
         try:
-            with root.fs.open(path, "rb") as stream:
+            with (
+                engine_span("storage read", **{"storage.protocol": protocol_of(root.url)}) as span,
+                root.fs.open(path, "rb") as stream,
+            ):
                 data: bytes = stream.read()
+                set_attributes(span, **{"storage.bytes": len(data)})
                 return data
         except FileNotFoundError as exc:
             raise NotFound("blob", uri) from exc
@@ -324,14 +341,23 @@ class BlobStore:
         """A path on local disk holding the blob: the blob itself when the store is local."""
         root, path = self._locate(uri)
         if root.local:
-            if not root.fs.exists(path):
-                raise NotFound("blob", uri)
+            with engine_span("storage read", **{"storage.protocol": protocol_of(root.url)}) as span:
+                if not root.fs.exists(path):
+                    raise NotFound("blob", uri)
+                set_attributes(
+                    span, **{"storage.bytes": root.fs.size(path), "storage.copied": False}
+                )
             yield Path(path)
             return
         with tempfile.TemporaryDirectory(prefix="docworker-") as tmp:
             target = Path(tmp) / f"input{suffix}"
-            with self.open(uri) as src, target.open("wb") as dst:
+            with (
+                engine_span("storage read", **{"storage.protocol": protocol_of(root.url)}) as span,
+                self.open(uri) as src,
+                target.open("wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst, CHUNK)
+                set_attributes(span, **{"storage.bytes": dst.tell(), "storage.copied": True})
             yield target
 
     def exists(self, uri: str) -> bool:

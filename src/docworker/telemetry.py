@@ -13,6 +13,8 @@ import sys
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
+from docworker.tracing import add_trace_ids
+
 HTTP_REQUESTS = Counter(
     "docworker_http_requests_total",
     "HTTP requests answered, by method, route and status code.",
@@ -170,10 +172,15 @@ def record_job_cpu(
 
 
 def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
-    """Set up structlog (and the standard library's logging under it), once per process."""
+    """Set up structlog, and the standard library's logging under it, once per process:
+    every line (uvicorn's, Alembic's, Celery's and every library's too) goes through the
+    same processors to one renderer, JSON lines when ``json_logs``. A line carries the
+    context bound in contextvars (``request_id``, ``job_id``, ``tenant``, ``key_id``) and
+    the ``trace_id`` and ``span_id`` of the span current when it was logged."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -193,6 +200,22 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(
-        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    # Loggers that bring handlers of their own (uvicorn's, when configured by it; Celery's)
+    # hand their lines to the root's instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "celery"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate = True

@@ -436,6 +436,8 @@ def prepare_worker(settings: Settings) -> Celery:
         os.getpid(),
         Backoff.of(settings.executor),
     )
+    # Logging is the service's (configure_logging), not Celery's: every line JSON alike.
+    signals.setup_logging.connect(_keep_logging, weak=False)
     signals.worker_process_init.connect(_child_init, weak=False)
     signals.worker_process_shutdown.connect(_child_shutdown, weak=False)
     signals.worker_ready.connect(_start_sweep, weak=False)
@@ -781,6 +783,10 @@ def _run_task(task: Any, job_id: str) -> None:
         ) from exc
     if job is not None:
         child.run(job)
+
+
+def _keep_logging(**_: Any) -> None:
+    """Celery's logging set-up, skipped: connected, it keeps the service's handlers."""
 
 
 def _child_init(**_: Any) -> None:

@@ -66,6 +66,7 @@ from typing import Any
 
 import psutil
 import structlog
+from opentelemetry.trace import Span
 
 from docworker.config import Settings
 from docworker.engines.breaker import FFMPEG_JOBS, Breakers, engines_of
@@ -108,6 +109,7 @@ from docworker.telemetry import (
     WORKERS_BUSY,
     WORKERS_TOTAL,
 )
+from docworker.tracing import job_attributes, job_scope, now_ns, set_attributes, with_span
 
 log = structlog.get_logger(__name__)
 
@@ -412,6 +414,7 @@ class LocalExecutor:
         for slot in self._slots:
             if self._stopping.is_set() or self._holding or not slot.idle:
                 continue
+            claimed_at = now_ns()
             job = self.store.claim_next(
                 self.name, operations=self._claimable(), policy=self._claims
             )
@@ -419,7 +422,8 @@ class LocalExecutor:
                 self._look = False
                 self._looked_at = now
                 return
-            self._start_job(slot, job)
+            with _job_scope("job claim", job, start_time=claimed_at) as span:
+                self._start_job(slot, job, span)
 
     def _claimable(self) -> frozenset[str] | None:
         """The operations a free worker may take: all (None), or all but those that run
@@ -429,7 +433,9 @@ class LocalExecutor:
         )
         return self._without_ffmpeg if running >= self._ffmpeg_cap else None
 
-    def _start_job(self, slot: _Slot, job: JobRecord) -> None:
+    def _start_job(self, slot: _Slot, job: JobRecord, span: Span) -> None:
+        """Hand the claimed ``job`` to ``slot``'s worker, whose ``job run`` span follows
+        ``span`` (the claim's)."""
         try:
             if not self.breakers.begin(engines_of(job.operation, job.input)):
                 # An engine's breaker is half-open and another job is trying it.
@@ -447,6 +453,7 @@ class LocalExecutor:
             JOB_QUEUE_WAIT.labels(job.operation).observe(max(wait_s, 0.0))
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
         message = job_message(self.store, job)
+        message["trace"] = with_span(job.trace, span)
         self.events.publish(job.id, job)
         try:
             send(slot.conn, message)
@@ -487,17 +494,19 @@ class LocalExecutor:
         slot.jobs_done += 1
         self._look = True
         if kind in ("split", "done", "error"):
-            self._write(
-                job,
-                lambda breakers: record_answer(
-                    self.store,
+            with _job_scope("job record", job) as span:
+                set_attributes(span, outcome=kind)
+                self._write(
                     job,
-                    message,
-                    cost=cost,
-                    backoff=self._backoff,
-                    breakers=breakers,
-                )[0],
-            )
+                    lambda breakers: record_answer(
+                        self.store,
+                        job,
+                        message,
+                        cost=cost,
+                        backoff=self._backoff,
+                        breakers=breakers,
+                    )[0],
+                )
         if slot.jobs_done >= self.config.jobs_per_worker:
             self._replace(slot, "recycled")
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
@@ -679,6 +688,19 @@ class LocalExecutor:
         slot.conn.close()
         slot.lifeline.close()
         remove(slot.folder)
+
+
+def _job_scope(name: str, job: JobRecord, *, start_time: int | None = None) -> Any:
+    """A span of the supervisor's work on ``job``, in the job's trace, with the job's log
+    context (see :func:`docworker.tracing.job_scope`)."""
+    context = {"job_id": job.id, "tenant": job.tenant, "key_id": job.key_id}
+    return job_scope(
+        name,
+        job.trace,
+        start_time=start_time,
+        log_context={key: value for key, value in context.items() if value},
+        attributes=job_attributes(job.id, job.operation, attempt=job.attempts),
+    )
 
 
 def _descendants(pid: int | None) -> list[psutil.Process]:

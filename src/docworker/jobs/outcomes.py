@@ -46,7 +46,11 @@ def job_message(store: JobStore, job: JobRecord) -> dict[str, Any]:
         "params": job.params,
         "input": job.input,
         "parent_id": job.parent_id,
+        "part": job.part,
         "tenant": job.tenant,
+        "key_id": job.key_id,
+        "attempt": job.attempts,
+        "trace": job.trace,
     }
     if job.children_total:
         message["parts"] = [
