@@ -171,6 +171,10 @@ def record_job_cpu(
     USAGE_CPU_SECONDS.labels(**_usage_labels(tenant, operation, key_id)).inc(cpu_seconds)
 
 
+#: The name of the standard library's handler :func:`configure_logging` installs.
+_HANDLER = "docworker"
+
+
 def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
     """Set up structlog, and the standard library's logging under it, once per process:
     every line (uvicorn's, Alembic's, Celery's and every library's too) goes through the
@@ -207,9 +211,12 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    handler.set_name(_HANDLER)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        # This function's handler of an earlier call (a test's capture handler stays).
+        if old.get_name() == _HANDLER:
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
     # Loggers that bring handlers of their own (uvicorn's, when configured by it; Celery's)

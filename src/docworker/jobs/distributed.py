@@ -97,7 +97,13 @@ from docworker.jobs.backlog import FAMILY_OF
 from docworker.jobs.breaker_board import StoreBreakerBoard
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEventBus, RedisJobEvents, event_bus
-from docworker.jobs.outcomes import end_attempt, job_message, record_answer, write_when_back
+from docworker.jobs.outcomes import (
+    end_attempt,
+    job_message,
+    job_span,
+    record_answer,
+    write_when_back,
+)
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
@@ -113,6 +119,7 @@ from docworker.jobs.worker import execute_job, prepare_process
 from docworker.operations import OPERATIONS
 from docworker.operations.base import Family
 from docworker.sealing import SecretKeys
+from docworker.tracing import set_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -587,22 +594,24 @@ class _Child:
                 return  # the watch ended the attempt (and is ending this process)
             pages = answer.get("pages")
             cost = watch.cost(pages if isinstance(pages, int) else None)
-            written = write_when_back(
-                self.store,
-                job,
-                lambda breakers: record_answer(
+            with job_span("job record", job) as span:
+                set_attributes(span, outcome=answer["type"])
+                written = write_when_back(
                     self.store,
                     job,
-                    answer,
-                    cost=cost,
-                    backoff=self.backoff,
-                    breakers=breakers,
-                ),
-                self.breakers,
-                self.settings.executor.store_outage_timeout,
-            )
-            if written is not None:
-                self.dispatch.follow_up(self.store, *written)
+                    lambda breakers: record_answer(
+                        self.store,
+                        job,
+                        answer,
+                        cost=cost,
+                        backoff=self.backoff,
+                        breakers=breakers,
+                    ),
+                    self.breakers,
+                    self.settings.executor.store_outage_timeout,
+                )
+                if written is not None:
+                    self.dispatch.follow_up(self.store, *written)
         finally:
             watch.stop()
 

@@ -86,6 +86,7 @@ from docworker.jobs.outcomes import (
     attempt_held,
     end_attempt,
     job_message,
+    job_span,
     record_answer,
 )
 from docworker.jobs.retries import Backoff
@@ -109,7 +110,7 @@ from docworker.telemetry import (
     WORKERS_BUSY,
     WORKERS_TOTAL,
 )
-from docworker.tracing import job_attributes, job_scope, now_ns, set_attributes, with_span
+from docworker.tracing import now_ns, set_attributes, with_span
 
 log = structlog.get_logger(__name__)
 
@@ -422,7 +423,7 @@ class LocalExecutor:
                 self._look = False
                 self._looked_at = now
                 return
-            with _job_scope("job claim", job, start_time=claimed_at) as span:
+            with job_span("job claim", job, start_time=claimed_at) as span:
                 self._start_job(slot, job, span)
 
     def _claimable(self) -> frozenset[str] | None:
@@ -494,7 +495,7 @@ class LocalExecutor:
         slot.jobs_done += 1
         self._look = True
         if kind in ("split", "done", "error"):
-            with _job_scope("job record", job) as span:
+            with job_span("job record", job) as span:
                 set_attributes(span, outcome=kind)
                 self._write(
                     job,
@@ -688,19 +689,6 @@ class LocalExecutor:
         slot.conn.close()
         slot.lifeline.close()
         remove(slot.folder)
-
-
-def _job_scope(name: str, job: JobRecord, *, start_time: int | None = None) -> Any:
-    """A span of the supervisor's work on ``job``, in the job's trace, with the job's log
-    context (see :func:`docworker.tracing.job_scope`)."""
-    context = {"job_id": job.id, "tenant": job.tenant, "key_id": job.key_id}
-    return job_scope(
-        name,
-        job.trace,
-        start_time=start_time,
-        log_context={key: value for key, value in context.items() if value},
-        attributes=job_attributes(job.id, job.operation, attempt=job.attempts),
-    )
 
 
 def _descendants(pid: int | None) -> list[psutil.Process]:
