@@ -1399,8 +1399,8 @@ class TracingSettings(BaseModel):
         2.0,
         ge=0,
         le=60,
-        description="Longest a worker process waits, after each job, for its spans to be "
-        "exported (a worker may be replaced right after a job).",
+        description="Longest a local worker process waits, after its last job before it "
+        "is replaced (executor.jobs_per_worker), for its spans to be exported.",
     )
     excluded_urls: str = Field(
         "/health,/metrics",

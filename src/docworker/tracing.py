@@ -192,8 +192,8 @@ def trace_app(app: FastAPI, settings: TracingSettings) -> None:
 
 
 def flush() -> None:
-    """Export the spans ended so far, waiting ``tracing.flush_timeout`` at most: a
-    worker process calls it after each job, as it may be replaced (killed) right after."""
+    """Export the spans ended so far, waiting ``tracing.flush_timeout`` at most: a local
+    worker process calls it after its last job, as it is replaced (killed) right after."""
     if _Process.provider is not None:
         _Process.provider.force_flush(_Process.flush_ms)
 

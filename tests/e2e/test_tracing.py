@@ -7,6 +7,7 @@ and every log line JSON, naming its request, its job and its span."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -18,6 +19,7 @@ import httpx
 import pypdfium2
 import pytest
 
+from tests.celery_worker import Worker, delete_queues, queue_prefix
 from tests.e2e.server import Server
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan, render, span_tree
 
@@ -235,3 +237,58 @@ def test_every_log_line_is_json_naming_its_request_job_and_span(traced: Traced) 
     # The job's lines and the request's, of all those about it.
     about = [e for e in events if e.get("request_id") == "log-test-1"]
     assert all(e.get("job_id") == job_id for e in about if e["event"] != "storage"), about
+
+
+@pytest.mark.redis
+def test_a_job_run_by_a_celery_worker_process_is_in_its_trace(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """``docworker worker``'s processes export their spans too: the run and the record
+    of the job, in the trace of its request, with Celery's own spans of the task."""
+    env = {
+        "DOCWORKER_EXECUTOR__KIND": "celery",
+        "DOCWORKER_DATABASE__URL": f"sqlite:///{tmp_path / 'jobs.db'}",
+        "DOCWORKER_CELERY__BROKER_URL": redis_url,
+        "DOCWORKER_CELERY__QUEUE_PREFIX": queue_prefix(),
+        "DOCWORKER_TRACING__ENABLED": "true",
+    }
+    with OtlpReceiver() as receiver, contextlib.ExitStack() as stack:
+        env["DOCWORKER_TRACING__OTLP_ENDPOINT"] = receiver.endpoint
+        stack.callback(delete_queues, env)
+        server = Server(tmp_path, **env)
+        stack.callback(server.stop)
+        worker = Worker(tmp_path, {**server.env})
+        stack.callback(worker.stop)
+        worker.start()
+        server.start()
+        worker.wait_ready()
+        with server.client() as client:
+            answer = client.post(
+                "/api/v2/extract",
+                files={"file": ("note.txt", b"a note for the celery worker")},
+                data={"output": "text"},
+                headers={"X-Request-ID": "celery-trace-1"},
+            )
+        assert answer.status_code == 200, answer.text
+        job_id = answer.headers["x-job-id"]
+        spans = Traced(server, receiver, "").trace_of(job_id)
+        pids = set(worker.pids())
+        entry = worker.wait_for_event("job transition", job_id)
+    tree = render(spans)
+    (root,) = span_tree(spans)
+    assert root.name == "POST /api/v2/extract", tree
+    submit = _only(spans, "job submit")
+    run = _only(spans, "job run")
+    record = _only(spans, "job record")
+    assert run.parent_id == submit.span_id and record.parent_id == submit.span_id, tree
+    assert run.pid in pids and record.pid in pids, (run.pid, record.pid, pids)
+    assert any(child.name.startswith("UPDATE") for child in record.children), tree
+    assert {"storage read", "operation extract", "storage write"} <= {
+        child.name for child in run.children
+    }, tree
+    # Celery's instrumentation: the task published by the API and run by the worker.
+    assert any(s.name.startswith("apply_async/") and s.pid == root.pid for s in spans), tree
+    assert any(s.name.startswith("run/") and s.pid in pids for s in spans), tree
+    # The worker's lines: JSON, with the job's request.
+    assert entry["request_id"] == "celery-trace-1"
+    assert all(line.startswith("{") for line in worker.log.read_text().splitlines() if line)

@@ -187,6 +187,7 @@ def worker_main(
     keys = SecretKeys(config["secret_keys"])
     tools = prepare_process(settings)
     send(conn, {"type": "ready", "pid": os.getpid()})
+    jobs = 0
     try:
         while True:
             try:
@@ -205,6 +206,11 @@ def worker_main(
                     tools.libreoffice.convert,
                     cache=tools.cache,
                 )
+                jobs += 1
+                if jobs >= settings.executor.jobs_per_worker:
+                    # The supervisor replaces this worker (kills it) once it answers: the
+                    # spans are exported first, not by the exporter's next round.
+                    flush()
                 send(conn, answer)
     finally:
         tools.close()
@@ -297,7 +303,7 @@ def execute_job(
 
     The attempt is the span ``job run``, continuing the job's trace (``message["trace"]``,
     see :mod:`docworker.tracing`), with the job's id, tenant, key id and request id bound
-    to every line logged meanwhile; its spans are exported before the answer is given."""
+    to every line logged meanwhile."""
     spec = message.get("input") or {}
     attributes = job_attributes(
         message["job_id"],
@@ -315,22 +321,19 @@ def execute_job(
         "tenant": message.get("tenant"),
         "key_id": message.get("key_id"),
     }
-    try:
-        with job_scope(
-            "job run",
-            message.get("trace"),
-            kind=SpanKind.CONSUMER,
-            log_context={name: value for name, value in context.items() if value},
-            attributes=attributes,
-        ) as span:
-            answer = _execute(progress, store, message, settings, keys, convert, cache)
-            set_attributes(span, outcome=answer["type"], pages=answer.get("pages"))
-            if answer["type"] == "error":
-                error = answer["error"]
-                mark_failed(span, str(error.get("code")), str(error.get("detail")))
-            return answer
-    finally:
-        flush()
+    with job_scope(
+        "job run",
+        message.get("trace"),
+        kind=SpanKind.CONSUMER,
+        log_context={name: value for name, value in context.items() if value},
+        attributes=attributes,
+    ) as span:
+        answer = _execute(progress, store, message, settings, keys, convert, cache)
+        set_attributes(span, outcome=answer["type"], pages=answer.get("pages"))
+        if answer["type"] == "error":
+            error = answer["error"]
+            mark_failed(span, str(error.get("code")), str(error.get("detail")))
+        return answer
 
 
 def _execute(
