@@ -166,8 +166,11 @@ def worker(
         celery_app = prepare_worker(settings)
     except DocworkerError as exc:
         raise _fail(exc.detail) from None
+    # JSON logs: no banner in plain text either (the log lines say the same).
+    quiet = ["--quiet"] if settings.json_logs else []
     celery_app.worker_main(
         [
+            *quiet,
             "worker",
             "--queues",
             ",".join(queue_name(settings, family) for family in families),

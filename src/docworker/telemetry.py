@@ -219,6 +219,8 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # Warnings (a library's deprecation, Celery's about running as root) are lines too.
+    logging.captureWarnings(True)
     # Loggers that bring handlers of their own (uvicorn's, when configured by it; Celery's)
     # hand their lines to the root's instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "celery"):

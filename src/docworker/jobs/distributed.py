@@ -119,7 +119,7 @@ from docworker.jobs.worker import execute_job, prepare_process
 from docworker.operations import OPERATIONS
 from docworker.operations.base import Family
 from docworker.sealing import SecretKeys
-from docworker.tracing import set_attributes
+from docworker.tracing import configure_tracing, set_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -468,6 +468,9 @@ class _Child:
             fair=executor.fair_claiming, max_running=executor.max_running_per_tenant
         )
         runtime.store.after_fork()
+        # Before the store: its engine is traced as it is made (prepare_process below
+        # finds the provider installed).
+        configure_tracing(self.settings.tracing)
         self.store = JobStore(self.settings.database_url)
         #: Announces each change this process commits to the API replicas' waiters.
         self.events = event_bus(self.settings.events, listen=False)
