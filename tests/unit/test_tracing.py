@@ -22,7 +22,9 @@ from opentelemetry.trace import SpanKind
 from docworker import tracing
 from docworker.api.app import create_app, request_id_of
 from docworker.config import TracingSettings, load_settings
-from docworker.jobs.store import JobStore
+from docworker.jobs.store import JobStore, NewJob
+
+INPUT = {"uri": "blob://inputs/ab", "sha256": "ab" * 32, "size": 1000}
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +172,26 @@ def test_housekeeping_statements_outside_a_span_are_not_sampled(
 def test_tracing_off_installs_nothing() -> None:
     assert tracing.configure_tracing(TracingSettings()) is None
     assert tracing.job_carrier() is None
+
+
+def test_the_trace_stays_with_the_job_through_retries_and_goes_to_its_parts(
+    tmp_path: Path,
+) -> None:
+    carrier = {"traceparent": f"00-{'a' * 32}-{'b' * 16}-01", "request_id": "req-9"}
+    split_at = {"traceparent": f"00-{'a' * 32}-{'c' * 16}-01", "request_id": "req-9"}
+    store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
+    try:
+        store.migrate()
+        job, _ = store.create(NewJob("ocr", {}, INPUT, trace=carrier))
+        claimed = store.claim_next("worker-1")
+        assert claimed is not None and claimed.trace == carrier
+        # Its worker died: taken back, claimed again by another, the same trace.
+        (taken,) = store.requeue_worker("worker-1", reason="gone")
+        again = store.claim_next("worker-2")
+        assert again is not None and again.id == job.id and again.attempts == 2
+        assert taken.trace == again.trace == carrier
+        # Split: a part given the splitting attempt's context takes it, another the job's.
+        _, parts = store.split(job.id, [{"params": {}, "trace": split_at}, {"params": {}}])
+        assert [part.trace for part in parts] == [split_at, carrier]
+    finally:
+        store.close()
