@@ -8,6 +8,7 @@ by tests/e2e/test_tracing.py, through a real OTLP receiver."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,15 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from pydantic import SecretStr
 
 from docworker import tracing
 from docworker.api.app import create_app, request_id_of
 from docworker.config import TracingSettings, load_settings
 from docworker.jobs.store import JobStore, NewJob
+from docworker.jobs.template import worker_config
+from docworker.jobs.worker import worker_settings
+from docworker.sealing import SecretKeys
 
 INPUT = {"uri": "blob://inputs/ab", "sha256": "ab" * 32, "size": 1000}
 
@@ -195,3 +200,15 @@ def test_the_trace_stays_with_the_job_through_retries_and_goes_to_its_parts(
         assert [part.trace for part in parts] == [split_at, carrier]
     finally:
         store.close()
+
+
+def test_a_local_worker_gets_the_collector_headers_its_settings_mask(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path,
+        tracing=TracingSettings(enabled=True, headers=SecretStr("authorization=Bearer t0k")),
+    )
+    config = worker_config(settings, SecretKeys.from_settings(settings))
+    assert "t0k" not in json.dumps(config["settings"])
+    headers = worker_settings(config).tracing.headers
+    assert headers is not None
+    assert tracing.parse_headers(headers.get_secret_value()) == {"authorization": "Bearer t0k"}

@@ -160,6 +160,8 @@ def worker_settings(config: dict[str, Any]) -> Settings:
     settings = Settings.model_validate(config["settings"])
     for name, value in config.get("storage_secrets", {}).items():
         setattr(settings.storage.s3, name, SecretStr(value))
+    if config.get("tracing_headers") is not None:
+        settings.tracing.headers = SecretStr(config["tracing_headers"])
     return settings
 
 
