@@ -295,3 +295,50 @@ def test_a_job_run_by_a_celery_worker_process_is_in_its_trace(
     # The worker's lines: JSON, with the job's request.
     assert entry["request_id"] == "celery-trace-1"
     assert all(line.startswith("{") for line in lines), lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("route", "document", "data", "engine"),
+    [
+        pytest.param(
+            "/api/v2/convert",
+            "office/word-sample.docx",
+            {},
+            "libreoffice convert",
+            id="libreoffice",
+        ),
+        pytest.param(
+            "/api/v2/video",
+            "media/quicktime-metadata.mov",
+            {"action": "probe"},
+            "ffprobe run",
+            id="ffmpeg",
+        ),
+    ],
+)
+def test_an_engine_call_is_a_span_of_its_operation(
+    traced: Traced, route: str, document: str, data: dict[str, str], engine: str
+) -> None:
+    path = CORPUS / document
+    with traced.client() as client:
+        answer = client.post(route, files={"file": (path.name, path.read_bytes())}, data=data)
+    assert answer.status_code == 200, answer.text
+    spans = traced.trace_of(answer.headers["x-job-id"])
+    tree = render(spans)
+    span_tree(spans)
+    by_id = {span.span_id: span for span in spans}
+    calls = [span for span in spans if span.name == engine]
+    assert calls, tree
+    for call in calls:
+        operation = by_id[call.parent_id]
+        assert operation.name.startswith("operation "), tree
+        assert by_id[operation.parent_id].name == "job run", tree
+        assert call.status != 2, tree  # not ERROR
+    if engine == "libreoffice convert":
+        (call,) = calls
+        assert call.attributes["docworker.target"] == "pdf"
+        assert call.attributes["docworker.input.bytes"] == path.stat().st_size
+        assert call.attributes["docworker.output.bytes"] > 1000
+    else:
+        assert all(call.attributes["docworker.exit_code"] == 0 for call in calls)
