@@ -299,6 +299,20 @@ def now_ns() -> int:
     return time.time_ns()
 
 
+def job_log_ids(carrier: Mapping[str, str] | None) -> dict[str, str]:
+    """What a line about a job logged outside its spans says of the job's request and trace
+    (``Job.trace``): its ``request_id``, and the ``trace_id`` and ``span_id`` its trace
+    context names when no span is current (a current span's are added by
+    :func:`add_trace_ids`)."""
+    if not carrier:
+        return {}
+    found = {REQUEST_ID: carrier[REQUEST_ID]} if carrier.get(REQUEST_ID) else {}
+    parts = carrier.get("traceparent", "").split("-")
+    if len(parts) == 4 and not trace.get_current_span().get_span_context().is_valid:
+        found |= {"trace_id": parts[1], "span_id": parts[2]}
+    return found
+
+
 def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: ``trace_id`` and ``span_id`` of the current span, if any."""
     context = trace.get_current_span().get_span_context()

@@ -109,7 +109,7 @@ from docworker.jobs.models import (
 )
 from docworker.jobs.usage import Quotas
 from docworker.sealing import comparable
-from docworker.tracing import instrument_engine
+from docworker.tracing import instrument_engine, job_log_ids
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -487,12 +487,10 @@ def _record_attempt(job: Job, now: datetime, worker: str | None) -> None:
 
 
 def _log_transition(record: JobRecord) -> None:
-    # The request that submitted the job, wherever the line is written.
-    request_id = (record.trace or {}).get("request_id")
-    request = {"request_id": request_id} if request_id else {}
     _log.info(
         "job transition",
-        **request,
+        # The request that submitted the job and its trace, wherever the line is written.
+        **job_log_ids(record.trace),
         job_id=record.id,
         operation=record.operation,
         status=record.status.value,

@@ -4,7 +4,7 @@ context and request id the job row keeps for the processes that run it; the requ
 taken from X-Request-ID or made; log lines naming the current span.
 
 The app runs in process without an executor: what the worker processes export is read
-by tests/e2e/test_tracing.py, through a real OTLP receiver."""
+by tests/e2e/test_job_traces.py, through a real OTLP receiver."""
 
 from __future__ import annotations
 
@@ -139,6 +139,7 @@ def test_probes_are_not_traced(client: TestClient, exporter: InMemorySpanExporte
     assert _spans(exporter) == []
 
 
+@pytest.mark.usefixtures("exporter")
 def test_log_lines_name_the_current_span() -> None:
     lines: list[dict[str, Any]] = []
 
