@@ -78,6 +78,8 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
             DOCWORKER_LOG__FORMAT="auto",
             DOCWORKER_TRACING__ENABLED="true",
             DOCWORKER_TRACING__OTLP_ENDPOINT=receiver.endpoint,
+            # The SDK's batch processor exports every 0.2 s, not 5 s: the tests wait less.
+            OTEL_BSP_SCHEDULE_DELAY="200",
             # A scan of two pages or more is read by parts, a page each.
             DOCWORKER_EXECUTOR__SPLIT_MIN_PAGES="2",
             DOCWORKER_EXECUTOR__SPLIT_PARTS="2",
@@ -249,6 +251,7 @@ def test_a_job_run_by_a_celery_worker_process_is_in_its_trace(
         "DOCWORKER_CELERY__BROKER_URL": redis_url,
         "DOCWORKER_CELERY__QUEUE_PREFIX": queue_prefix(),
         "DOCWORKER_TRACING__ENABLED": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
     }
     with OtlpReceiver() as receiver, contextlib.ExitStack() as stack:
         env["DOCWORKER_TRACING__OTLP_ENDPOINT"] = receiver.endpoint
