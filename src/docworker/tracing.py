@@ -199,9 +199,11 @@ def flush() -> None:
 
 
 def shutdown() -> None:
-    """Export what is left and stop the exporter: the process is ending."""
+    """Export what is left and stop the exporter: the process is ending (it traces no
+    more: the statements of engines made from now on are not traced)."""
     if _Process.provider is not None:
         _Process.provider.shutdown()
+        _Process.provider = None
 
 
 def job_carrier() -> dict[str, str] | None:

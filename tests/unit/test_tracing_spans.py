@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import structlog
 from fastapi.testclient import TestClient
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -33,11 +35,17 @@ INPUT = {"uri": "blob://inputs/ab", "sha256": "ab" * 32, "size": 1000}
 
 
 @pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
+def exporter() -> Iterator[InMemorySpanExporter]:
+    """This process's provider, exporting to memory; the libraries' instrumentation
+    taken off again after the module (the provider stays, emptied: it cannot be
+    uninstalled, and shut down it would warn of every span ended later)."""
     exporter = InMemorySpanExporter()
     provider = tracing.configure_tracing(TracingSettings(enabled=True), exporter=exporter)
     assert provider is not None
-    return exporter
+    yield exporter
+    HTTPXClientInstrumentor().uninstrument()
+    CeleryInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
+    exporter.clear()
 
 
 @pytest.fixture
