@@ -7,7 +7,9 @@ worker never touches the job store: every state change is the supervisor's, so
 a worker that dies or is killed mid-job cannot leave a half-written job behind.
 
 Messages, supervisor → worker: ``{"type": "run", "job_id", "operation",
-"params", "input", "parent_id", "parts", "tenant"}`` and ``{"type": "stop"}``. Worker →
+"params", "input", "parent_id", "part", "parts", "tenant", "key_id", "attempt", "trace"}``
+(``trace``: the job's trace context and request id, see :mod:`docworker.tracing`) and
+``{"type": "stop"}``. Worker →
 supervisor: ``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction",
 "message"}``, ``{"type": "done", "job_id", "result", "errors", "pages"}``, ``{"type":
 "error", "job_id", "error"}`` and ``{"type": "split", "job_id", "parts"}``. What
