@@ -441,5 +441,5 @@ class RequestContext:
                 ms=round(elapsed * 1000, 1),
                 **jobs.as_log(),
             )
-            structlog.contextvars.unbind_contextvars("request_id", "tenant", "key_id")
+            structlog.contextvars.unbind_contextvars("request_id", "tenant", "key_id", "job_id")
             jobs.close()
