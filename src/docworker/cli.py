@@ -96,6 +96,7 @@ def serve(
     from docworker.api.app import create_app
     from docworker.api.serving import serve as serve_app
     from docworker.telemetry import configure_logging
+    from docworker.tracing import shutdown as shutdown_tracing
 
     overrides: dict[str, dict[str, Any]] = {}
     for section, name, value in (
@@ -118,7 +119,10 @@ def serve(
         lines = "\n".join(f"  - {reason}" for reason in refused.reasons)
         raise fail(f"refusing to start ({settings.profile.value} profile):\n{lines}", 2) from None
     _reload_on_hangup(application, settings, overrides)
-    status = serve_app(application, settings)
+    try:
+        status = serve_app(application, settings)
+    finally:
+        shutdown_tracing()  # the spans still held are exported
     if status:
         raise typer.Exit(status)
 
@@ -280,8 +284,11 @@ def worker(
             metrics_store.serve(port, settings.metrics.worker_host)
         except OSError as exc:
             raise fail(f"the metrics port {port} cannot be opened: {exc}") from None
+    # JSON logs: no banner in plain text either (the log lines say the same).
+    quiet = ["--quiet"] if settings.json_logs else []
     celery_app.worker_main(
         [
+            *quiet,
             "worker",
             "--queues",
             ",".join(queue_name(settings, family) for family in families),

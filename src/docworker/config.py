@@ -1453,6 +1453,58 @@ class LogSettings(BaseModel):
         LogFormat.AUTO,
         description="json, console, or auto: JSON in production, console in development.",
     )
+    max_request_id: int = Field(
+        128,
+        ge=8,
+        le=1024,
+        description="Longest X-Request-ID taken from a request; a longer one, or one with "
+        "characters other than letters, digits and '._:-', is replaced by a new id.",
+    )
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry tracing (docs/observability.md): off unless ``enabled``."""
+
+    enabled: bool = Field(
+        False,
+        description="Export traces over OTLP/HTTP; off: no tracer is installed and "
+        "tracing costs nothing.",
+    )
+    otlp_endpoint: str = Field(
+        "http://127.0.0.1:4318/v1/traces",
+        description="URL the spans are posted to (OTLP over HTTP, protobuf), path included.",
+    )
+    headers: SecretStr | None = Field(
+        None,
+        description="Headers sent with every export, as 'name=value,name=value' "
+        "(OTEL_EXPORTER_OTLP_HEADERS' form), e.g. a collector's token.",
+    )
+    sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded (a job's spans follow its request's choice).",
+    )
+    service_name: str = Field(
+        "documents-worker",
+        min_length=1,
+        max_length=100,
+        description="The service.name resource attribute of every span.",
+    )
+    export_timeout: Seconds = Field(
+        5.0, gt=0, le=60, description="Longest wait for the collector to take one export."
+    )
+    flush_timeout: Seconds = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="Longest a local worker process waits, after its last job before it "
+        "is replaced (executor.jobs_per_worker), for its spans to be exported.",
+    )
+    excluded_urls: str = Field(
+        "/health,/metrics",
+        description="Comma-separated patterns of request paths not traced (probes, scrapes).",
+    )
 
 
 class ImageSettings(BaseModel):
@@ -1843,6 +1895,7 @@ class Settings(BaseSettings):
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
     chromium: ChromiumSettings = Field(default_factory=ChromiumSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     pdf: PdfToolSettings = Field(default_factory=PdfToolSettings)
     image: ImageSettings = Field(default_factory=ImageSettings)
     render: RenderSettings = Field(default_factory=RenderSettings)

@@ -31,11 +31,13 @@ from typing import IO, Any
 
 import fsspec
 from fsspec.core import split_protocol
+from opentelemetry.trace import Span
 
 from docworker.config import Settings, StorageSettings
 from docworker.errors import DependencyDown, Forbidden, LimitExceeded, NotFound, PayloadTooLarge
 from docworker.files import make_private
 from docworker.metrics import STORAGE_BYTES, STORAGE_DURATION, STORAGE_OPERATIONS
+from docworker.tracing import engine_span, set_attributes
 
 CHUNK = 1024 * 1024
 SCHEME = "blob://"
@@ -177,6 +179,21 @@ def _measured(root: _Root, operation: str) -> Iterator[None]:
         STORAGE_DURATION.labels(root.backend, operation).observe(time.perf_counter() - started)
 
 
+#: The span of each storage operation that moves a blob's bytes (or finds a local one).
+_SPANS = {"write": "storage write", "read": "storage read", "fetch": "storage read"}
+
+
+@contextmanager
+def _traced(root: _Root, operation: str) -> Iterator[Span]:
+    """:func:`_measured` inside a span of the operation (docs/observability.md)."""
+    name = _SPANS.get(operation, "storage read")
+    with (
+        _measured(root, operation),
+        engine_span(name, **{"storage.protocol": protocol_of(root.url)}) as span,
+    ):
+        yield span
+
+
 class BlobStore:
     """Reads and writes blobs under one fsspec root, results and artifacts under
     ``output_url``'s when it is given."""
@@ -244,6 +261,14 @@ class BlobStore:
         """Store an input from the bytes ``chunks`` yields, as they come, content-addressed;
         refuse it past ``max_bytes``. When ``chunks`` raises, nothing is kept."""
         root = self._inputs
+        with engine_span("storage write", **{"storage.protocol": protocol_of(root.url)}) as span:
+            blob = self._put_chunks(root, chunks, max_bytes)
+            set_attributes(span, **{"storage.bytes": blob.size, "storage.created": blob.created})
+        return blob
+
+    def _put_chunks(
+        self, root: _Root, chunks: Iterable[bytes], max_bytes: int | None
+    ) -> StoredBlob:
         fs = root.fs
         digest = hashlib.sha256()
         size = 0
@@ -311,13 +336,14 @@ class BlobStore:
         root, path = self._locate(uri)
         digest = hashlib.sha256()
         size = 0
-        with _measured(root, "write"), self._writing(root, path):
+        with _traced(root, "write") as span, self._writing(root, path):
             root.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             with root.fs.open(path, "wb") as out:
                 for chunk in chunks:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
+            set_attributes(span, **{"storage.bytes": size})
         STORAGE_BYTES.labels(root.backend, "in").inc(size)
         return StoredBlob(uri=uri, sha256=digest.hexdigest(), size=size)
 
@@ -329,12 +355,12 @@ class BlobStore:
     # -- reading --------------------------------------------------------------------
     def read_bytes(self, uri: str) -> bytes:
         root, path = self._locate(uri)
-        with _measured(root, "read"):
-            try:
-                with root.fs.open(path, "rb") as stream:
-                    data: bytes = stream.read()
-            except FileNotFoundError as exc:
-                raise NotFound("blob", uri) from exc
+        try:
+            with _traced(root, "read") as span, root.fs.open(path, "rb") as stream:
+                data: bytes = stream.read()
+                set_attributes(span, **{"storage.bytes": len(data)})
+        except FileNotFoundError as exc:
+            raise NotFound("blob", uri) from exc
         STORAGE_BYTES.labels(root.backend, "out").inc(len(data))
         return data
 
@@ -351,14 +377,23 @@ class BlobStore:
         """A path on local disk holding the blob: the blob itself when the store is local."""
         root, path = self._locate(uri)
         if root.local:
-            if not root.fs.exists(path):
-                raise NotFound("blob", uri)
+            with _traced(root, "exists") as span:
+                if not root.fs.exists(path):
+                    raise NotFound("blob", uri)
+                set_attributes(
+                    span, **{"storage.bytes": root.fs.size(path), "storage.copied": False}
+                )
             yield Path(path)
             return
         with tempfile.TemporaryDirectory(prefix="docworker-") as tmp:
             target = Path(tmp) / f"input{suffix}"
-            with _measured(root, "fetch"), self.open(uri) as src, target.open("wb") as dst:
+            with (
+                _traced(root, "fetch") as span,
+                self.open(uri) as src,
+                target.open("wb") as dst,
+            ):
                 shutil.copyfileobj(src, dst, CHUNK)
+                set_attributes(span, **{"storage.bytes": dst.tell(), "storage.copied": True})
             STORAGE_BYTES.labels(root.backend, "out").inc(target.stat().st_size)
             yield target
 

@@ -44,6 +44,7 @@ from docworker.metrics import (
     record_job_cpu,
     record_job_usage,
 )
+from docworker.tracing import add_trace_ids
 
 #: The metrics' names stay importable from here (they live in docworker.metrics).
 __all__ = [
@@ -109,8 +110,16 @@ def set_log_level(level: str) -> None:
     logging.getLogger().setLevel(numeric)
 
 
+#: The name of the standard library's handler :func:`configure_logging` installs.
+_HANDLER = "docworker"
+
+
 def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
-    """Set up structlog (and the standard library's logging under it), once per process.
+    """Set up structlog, and the standard library's logging under it, once per process:
+    every line (uvicorn's, Alembic's, Celery's and every library's too) goes through the
+    same processors to one renderer, JSON lines when ``json_logs``. A line carries the
+    context bound in contextvars (``request_id``, ``job_id``, ``tenant``, ``key_id``) and
+    the ``trace_id`` and ``span_id`` of the span current when it was logged.
     The level can be changed later (:func:`set_log_level`): loggers are cached, so the
     level is a processor's check rather than the bound logger's."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -118,6 +127,7 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
     shared: list[structlog.types.Processor] = [
         _drop_below_level,
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -137,6 +147,27 @@ def configure_logging(*, level: str = "INFO", json_logs: bool = False) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(
-        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
+    handler.set_name(_HANDLER)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        # This function's handler of an earlier call (a test's capture handler stays).
+        if old.get_name() == _HANDLER:
+            root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    # Warnings (a library's deprecation, Celery's about running as root) are lines too.
+    logging.captureWarnings(True)
+    # Loggers that bring handlers of their own (uvicorn's, when configured by it; Celery's)
+    # hand their lines to the root's instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "celery"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate = True

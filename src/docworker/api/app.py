@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 import structlog
 from fastapi import FastAPI
+from opentelemetry import trace
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -83,6 +85,7 @@ from docworker.metrics import (
 from docworker.result_cache import ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, storage_refusals
+from docworker.tracing import jobs_of_request, set_attributes, trace_app
 
 log = structlog.get_logger(__name__)
 
@@ -299,7 +302,7 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     app.add_middleware(RateLimit, settings=settings)
     app.add_middleware(Authenticate, settings=settings)
     app.add_middleware(AuditRefusals)
-    app.add_middleware(RequestContext)
+    _observe(app, settings)
     install_v1(app, settings)
     install_docs(app, settings)
     document_security(app, settings)
@@ -307,6 +310,14 @@ def create_app(settings: Settings, *, start_executor: bool = True) -> FastAPI:
     document_rate_limits(app, settings)
     install_openapi(app)
     return app
+
+
+def _observe(app: FastAPI, settings: Settings) -> None:
+    """The request's context (its id, its log lines, its metrics), and the tracing of
+    requests when it is on: installed before the stores open (in the lifespan), so that
+    their engines are instrumented as they are made."""
+    app.add_middleware(RequestContext, max_request_id=settings.log.max_request_id)
+    trace_app(app, settings.tracing)
 
 
 async def _drain_jobs(services: Services, drain: Drain) -> None:
@@ -398,19 +409,36 @@ def _route_template(scope: Scope) -> str:
     return str(partial) if partial else UNMATCHED_ROUTE
 
 
-class RequestContext:
-    """Binds a request id to every log line of a request, and records HTTP metrics."""
+#: What an X-Request-ID taken from a request may hold.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]+")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def request_id_of(headers: dict[bytes, bytes], max_length: int) -> str:
+    """The request's id: its X-Request-ID when that is at most ``max_length`` letters,
+    digits and ``._:-``; else a new one."""
+    given = headers.get(b"x-request-id", b"").decode("latin-1")
+    if 0 < len(given) <= max_length and _REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    """Binds a request id to every log line of a request (and to the jobs it submits),
+    answers it in X-Request-ID, and records HTTP metrics."""
+
+    def __init__(self, app: ASGIApp, max_request_id: int = 128) -> None:
         self.app = app
+        self.max_request_id = max_request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:100] or uuid.uuid4().hex
+        request_id = request_id_of(headers, self.max_request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        set_attributes(trace.get_current_span(), request_id=request_id)
+        jobs = jobs_of_request()
         started = time.perf_counter()
         status = 500
         received = 0
@@ -449,5 +477,7 @@ class RequestContext:
                 path=scope["path"],
                 status=status,
                 ms=round(elapsed * 1000, 1),
+                **jobs.as_log(),
             )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.unbind_contextvars("request_id", "tenant", "key_id", "job_id")
+            jobs.close()

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
+import structlog
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -141,6 +142,8 @@ class Authenticate:
             limits=principal.limits,
         )
         _CALLER.set(state[STATE_KEY])
+        # Every line of the request names its caller (RequestContext unbinds them).
+        structlog.contextvars.bind_contextvars(tenant=principal.tenant, key_id=principal.key_id)
         await self.app(scope, receive, send)
 
     async def _check(self, scope: Scope, token: str) -> Principal | None:

@@ -52,6 +52,7 @@ from docworker.errors import (
     UnsupportedFormat,
 )
 from docworker.metrics import engine_call
+from docworker.tracing import engine_span, set_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +126,25 @@ def run_guarded(
     ``sandbox``, the program starts in a network namespace of its own where it can.
     """
     name = Path(command[0]).name
+    with engine_span(f"{name} run", engine=name) as span:
+        done = _run_guarded(
+            name, command, timeout, memory_bytes, file_bytes, on_line, on_chunk, stdout_max, sandbox
+        )
+        set_attributes(span, **{"exit_code": done.returncode, "output.bytes": len(done.stdout)})
+    return done
+
+
+def _run_guarded(
+    name: str,
+    command: Sequence[str],
+    timeout: float,
+    memory_bytes: int,
+    file_bytes: int | None,
+    on_line: Callable[[str], None] | None,
+    on_chunk: Callable[[bytes], None] | None,
+    stdout_max: int,
+    sandbox: NetworkSandbox | None,
+) -> Completed:
     argv = sandbox.command(command) if sandbox is not None else list(command)
     process = subprocess.Popen(
         argv,

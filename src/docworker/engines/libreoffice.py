@@ -58,6 +58,7 @@ from docworker.errors import (
     InvalidParameter,
     figure,
 )
+from docworker.tracing import engine_span, set_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -232,10 +233,13 @@ class LibreOfficeEngine:
         chosen = options or ExportOptions()
         limit = min(timeout, self.settings.timeout) if timeout else self.settings.timeout
         started = time.monotonic()
+        attributes = {"engine": NAME, "target": ext, "input.bytes": source.stat().st_size}
         try:
-            self._supervisor.run(
-                lambda instance: instance.convert(source, output, chosen), timeout=limit
-            )
+            with engine_span("libreoffice convert", **attributes) as span:
+                self._supervisor.run(
+                    lambda instance: instance.convert(source, output, chosen), timeout=limit
+                )
+                set_attributes(span, **{"output.bytes": output.stat().st_size})
         except BaseException:
             output.unlink(missing_ok=True)
             raise

@@ -30,6 +30,7 @@ from PIL import Image
 from docworker.errors import DependencyDown, EngineFailed, InvalidParameter
 from docworker.formats.base import OcrLine, OcrPage, OcrParagraph, OcrWord, PixelBox
 from docworker.metrics import engine_call
+from docworker.tracing import engine_span, set_attributes
 
 if TYPE_CHECKING:
     from docworker.engines.ocr_preprocess import BoxMapper, Prepared
@@ -230,6 +231,28 @@ def recognize(
     """
     spec = validate_languages(languages)
     check_psm(psm)
+    attributes = {
+        "engine": "tesseract",
+        "ocr.languages": spec,
+        "image.width": image.width,
+        "image.height": image.height,
+    }
+    with engine_span("tesseract page", **attributes) as span:
+        page = _recognize(image, spec, psm, dpi, preprocessing, allowed_characters)
+        found = {"ocr.confidence": page.confidence, "ocr.paragraphs": len(page.paragraphs)}
+        set_attributes(span, **found)
+    return page
+
+
+def _recognize(
+    image: Image.Image,
+    spec: str,
+    psm: int,
+    dpi: int | None,
+    preprocessing: Preprocessing | None,
+    allowed_characters: str | None,
+) -> OcrPage:
+    """:func:`recognize`'s work, in its span."""
     steps = Preprocessing() if preprocessing is None else preprocessing
     prepared = _prepare(image, steps)
     reading = _Reading(spec, psm, dpi, allowed_characters or "")

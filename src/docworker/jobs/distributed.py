@@ -97,7 +97,13 @@ from docworker.jobs.backlog import FAMILY_OF
 from docworker.jobs.breaker_board import StoreBreakerBoard
 from docworker.jobs.cost import process_tree, tree_cpu_seconds
 from docworker.jobs.events import JobEventBus, RedisJobEvents, event_bus
-from docworker.jobs.outcomes import end_attempt, job_message, record_answer, write_when_back
+from docworker.jobs.outcomes import (
+    end_attempt,
+    job_message,
+    job_span,
+    record_answer,
+    write_when_back,
+)
 from docworker.jobs.retries import Backoff
 from docworker.jobs.store import (
     TERMINAL_STATUSES,
@@ -114,6 +120,7 @@ from docworker.metrics import JOB_DURATION, WORKER_RESTARTS, WORKERS_BUSY
 from docworker.operations import OPERATIONS
 from docworker.operations.base import Family
 from docworker.sealing import SecretKeys
+from docworker.tracing import configure_tracing, set_attributes
 
 log = structlog.get_logger(__name__)
 
@@ -437,6 +444,8 @@ def prepare_worker(settings: Settings) -> Celery:
         os.getpid(),
         Backoff.of(settings.executor),
     )
+    # Logging is the service's (configure_logging), not Celery's: every line JSON alike.
+    signals.setup_logging.connect(_keep_logging, weak=False)
     signals.worker_process_init.connect(_child_init, weak=False)
     signals.worker_process_shutdown.connect(_child_shutdown, weak=False)
     signals.worker_ready.connect(_start_sweep, weak=False)
@@ -460,6 +469,9 @@ class _Child:
             fair=executor.fair_claiming, max_running=executor.max_running_per_tenant
         )
         runtime.store.after_fork()
+        # Before the store: its engine is traced as it is made (prepare_process below
+        # finds the provider installed).
+        configure_tracing(self.settings.tracing)
         self.store = JobStore(self.settings.database_url)
         #: Announces each change this process commits to the API replicas' waiters.
         self.events = event_bus(self.settings.events, listen=False)
@@ -587,22 +599,24 @@ class _Child:
                 return  # the watch ended the attempt (and is ending this process)
             pages = answer.get("pages")
             cost = watch.cost(pages if isinstance(pages, int) else None)
-            written = write_when_back(
-                self.store,
-                job,
-                lambda breakers: record_answer(
+            with job_span("job record", job) as span:
+                set_attributes(span, outcome=answer["type"])
+                written = write_when_back(
                     self.store,
                     job,
-                    answer,
-                    cost=cost,
-                    backoff=self.backoff,
-                    breakers=breakers,
-                ),
-                self.breakers,
-                self.settings.executor.store_outage_timeout,
-            )
-            if written is not None:
-                self.dispatch.follow_up(self.store, *written)
+                    lambda breakers: record_answer(
+                        self.store,
+                        job,
+                        answer,
+                        cost=cost,
+                        backoff=self.backoff,
+                        breakers=breakers,
+                    ),
+                    self.breakers,
+                    self.settings.executor.store_outage_timeout,
+                )
+                if written is not None:
+                    self.dispatch.follow_up(self.store, *written)
         finally:
             JOB_DURATION.labels(job.operation).observe(watch.elapsed())
             WORKERS_BUSY.dec()
@@ -786,6 +800,10 @@ def _run_task(task: Any, job_id: str) -> None:
         ) from exc
     if job is not None:
         child.run(job)
+
+
+def _keep_logging(**_: Any) -> None:
+    """Celery's logging set-up, skipped: connected, it keeps the service's handlers."""
 
 
 def _child_init(**_: Any) -> None:

@@ -65,6 +65,7 @@ from typing import Any
 
 import psutil
 import structlog
+from opentelemetry.trace import Span
 
 from docworker import metrics_store
 from docworker.config import Settings
@@ -85,6 +86,7 @@ from docworker.jobs.outcomes import (
     attempt_held,
     end_attempt,
     job_message,
+    job_span,
     record_answer,
 )
 from docworker.jobs.retries import Backoff
@@ -100,6 +102,7 @@ from docworker.jobs.workdirs import ExecutorFolder, process_gone, remove, sweep
 from docworker.jobs.worker import receive, send
 from docworker.metrics import JOB_DURATION, WORKER_RESTARTS, WORKERS_BUSY, WORKERS_TOTAL
 from docworker.sealing import SecretKeys
+from docworker.tracing import now_ns, set_attributes, with_span
 
 log = structlog.get_logger(__name__)
 
@@ -420,6 +423,7 @@ class LocalExecutor:
         for slot in self._slots:
             if self._stopping.is_set() or self._holding or not slot.idle:
                 continue
+            claimed_at = now_ns()
             job = self.store.claim_next(
                 self.name, operations=self._claimable(), policy=self._claims
             )
@@ -427,7 +431,8 @@ class LocalExecutor:
                 self._look = False
                 self._looked_at = now
                 return
-            self._start_job(slot, job)
+            with job_span("job claim", job, start_time=claimed_at) as span:
+                self._start_job(slot, job, span)
 
     def _claimable(self) -> frozenset[str] | None:
         """The operations a free worker may take: all (None), or all but those that run
@@ -437,7 +442,9 @@ class LocalExecutor:
         )
         return self._without_ffmpeg if running >= self._ffmpeg_cap else None
 
-    def _start_job(self, slot: _Slot, job: JobRecord) -> None:
+    def _start_job(self, slot: _Slot, job: JobRecord, span: Span) -> None:
+        """Hand the claimed ``job`` to ``slot``'s worker, whose ``job run`` span follows
+        ``span`` (the claim's)."""
         try:
             if not self.breakers.begin(engines_of(job.operation, job.input)):
                 # An engine's breaker is half-open and another job is trying it.
@@ -452,6 +459,7 @@ class LocalExecutor:
         slot.job_cpu_start = tree_cpu_seconds(slot.process.pid) if slot.process.pid else 0.0
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
         message = job_message(self.store, job)
+        message["trace"] = with_span(job.trace, span)
         self.events.publish(job.id, job)
         try:
             send(slot.conn, message)
@@ -492,17 +500,19 @@ class LocalExecutor:
         slot.jobs_done += 1
         self._look = True
         if kind in ("split", "done", "error"):
-            self._write(
-                job,
-                lambda breakers: record_answer(
-                    self.store,
+            with job_span("job record", job) as span:
+                set_attributes(span, outcome=kind)
+                self._write(
                     job,
-                    message,
-                    cost=cost,
-                    backoff=self._backoff,
-                    breakers=breakers,
-                )[0],
-            )
+                    lambda breakers: record_answer(
+                        self.store,
+                        job,
+                        message,
+                        cost=cost,
+                        backoff=self._backoff,
+                        breakers=breakers,
+                    )[0],
+                )
         if slot.jobs_done >= self.config.jobs_per_worker:
             self._replace(slot, "recycled")
         WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))

@@ -100,6 +100,8 @@ class NewJob:
     client: str | None = None
     #: The job's own webhook, its secret sealed (see ``Job.webhook``).
     webhook: dict[str, Any] | None = None
+    #: The submitting request's trace context and id (see ``Job.trace``).
+    trace: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,8 @@ class JobRecord:
     #: The batch this job is a child of, and its place among the batch's files (from 0).
     batch_id: str | None = None
     batch_index: int | None = None
+    #: The submitting request's trace context and id (see ``Job.trace``).
+    trace: dict[str, str] | None = None
 
     @property
     def input_bytes(self) -> int:
@@ -218,6 +222,7 @@ class JobRecord:
             webhook=job.webhook,
             batch_id=job.batch_id,
             batch_index=job.batch_index,
+            trace=job.trace,
         )
 
 
@@ -354,6 +359,11 @@ class Job(Base):
     #: The batch this job is a child of, and its place among the batch's files.
     batch_id: Mapped[str | None] = mapped_column(String(36))
     batch_index: Mapped[int | None] = mapped_column(Integer)
+    #: What the job carries of the request that submitted it, for every process that
+    #: runs it, its parts and its retries (:mod:`docworker.tracing`): the W3C trace
+    #: context of the request's span (``traceparent``, ``tracestate``) when tracing is
+    #: on, and the request's id (``request_id``).
+    trace: Mapped[dict[str, str] | None] = mapped_column(_json())
 
 
 class JobEvent(Base):
@@ -487,6 +497,8 @@ class NewBatch:
     client: str | None = None
     #: The batch's own webhook, its secret sealed (see ``Batch.webhook``).
     webhook: dict[str, Any] | None = None
+    #: The submitting request's trace context and id, for every child (``Job.trace``).
+    trace: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

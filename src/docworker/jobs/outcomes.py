@@ -25,6 +25,7 @@ from docworker.errors import AfterFailure, DependencyDown
 from docworker.jobs.retries import Backoff, after_failure
 from docworker.jobs.store import JobCost, JobRecord, JobStatus, JobStore
 from docworker.metrics import JOB_ATTEMPTS_FAILED
+from docworker.tracing import job_attributes, job_scope
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +47,11 @@ def job_message(store: JobStore, job: JobRecord) -> dict[str, Any]:
         "params": job.params,
         "input": job.input,
         "parent_id": job.parent_id,
+        "part": job.part,
         "tenant": job.tenant,
+        "key_id": job.key_id,
+        "attempt": job.attempts,
+        "trace": job.trace,
     }
     if job.children_total:
         message["parts"] = [
@@ -60,6 +65,19 @@ def job_message(store: JobStore, job: JobRecord) -> dict[str, Any]:
             for part in store.parts_of(job.id)
         ]
     return message
+
+
+def job_span(name: str, job: JobRecord, *, start_time: int | None = None) -> Any:
+    """A span of an executor's work on ``job`` (its claim, the writing of its outcome), in
+    the job's trace, with the job's log context (see :func:`docworker.tracing.job_scope`)."""
+    context = {"job_id": job.id, "tenant": job.tenant, "key_id": job.key_id}
+    return job_scope(
+        name,
+        job.trace,
+        start_time=start_time,
+        log_context={key: value for key, value in context.items() if value},
+        attributes=job_attributes(job.id, job.operation, attempt=job.attempts),
+    )
 
 
 def end_attempt(

@@ -59,6 +59,7 @@ from docworker.operations import dump_params, get_operation, validate_params
 from docworker.result_cache import CACHE_KEY, CachedResult, ResultCache
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore, StoredBlob
+from docworker.tracing import job_carrier, note_job, set_attributes, tracer
 
 if TYPE_CHECKING:
     from docworker.flags import Flags
@@ -233,56 +234,67 @@ class JobQueue:
         ``webhook``: the job's own webhook, refused with
         :class:`~docworker.errors.InvalidParameter` when its URL, events or secret are
         not acceptable (:meth:`WebhookRequest.checked`)."""
-        op = get_operation(operation)
-        caller.require_submit(operation)
-        if self.flags is not None:
-            params = self.flags.decide(operation, params, caller)
-        checked = validate_params(op, params)
-        hook = webhook.checked(self.webhooks, self.keys) if webhook is not None else None
-        stored = job_input.as_dict()
-        if others:
-            stored["others"] = [other.as_dict() for other in others]
-        dumped = dump_params(checked, self.keys)
-        key = _scoped_key(idempotency_key, caller)
-        # A job sent again under its idempotency key is not new work: it is answered
-        # (by the store) however full the queue is, and not from the cache.
-        known = key is not None and self.store.by_idempotency_key(key) is not None
-        hit = None
-        if use_cache:
-            files = [job_input, *others]
-            hit = self._cached(operation, dumped, files, stored, caller, look=not known)
-        new_work = not known and hit is None
-        if self.admission is not None and new_work:
-            hints = {"name": job_input.name, "mime": job_input.mime}
-            engine = self.admission.admit(op, checked, job_input.blob, priority, **hints)
-            if engine is not None:
-                stored[ENGINE_TAG[0]] = engine.value
-        if self.breakers is not None and new_work:
-            self.breakers.check(engines_of(operation, stored))
-        new = NewJob(
-            operation=operation,
-            params=dumped,
-            input=stored,
-            priority=priority,
-            idempotency_key=key,
-            max_attempts=self.max_attempts,
-            tenant=caller.tenant,
-            key_id=caller.key_id,
-            client=caller.client,
-            webhook=hook,
-        )
-        served = self._restore(hit) if hit is not None else None
-        try:
-            record, created = self._create(new, caller, served)
-        except BaseException:
-            if served is not None:
+        attributes: dict[str, str | int] = {
+            "docworker.operation": operation,
+            "docworker.input.bytes": job_input.blob.size,
+        }
+        with tracer.start_as_current_span("job submit", attributes=attributes) as span:
+            op = get_operation(operation)
+            caller.require_submit(operation)
+            if self.flags is not None:
+                params = self.flags.decide(operation, params, caller)
+            checked = validate_params(op, params)
+            hook = webhook.checked(self.webhooks, self.keys) if webhook is not None else None
+            stored = job_input.as_dict()
+            if others:
+                stored["others"] = [other.as_dict() for other in others]
+            dumped = dump_params(checked, self.keys)
+            key = _scoped_key(idempotency_key, caller)
+            # A job sent again under its idempotency key is not new work: it is answered
+            # (by the store) however full the queue is, and not from the cache.
+            known = key is not None and self.store.by_idempotency_key(key) is not None
+            hit = None
+            if use_cache:
+                files = [job_input, *others]
+                hit = self._cached(operation, dumped, files, stored, caller, look=not known)
+            new_work = not known and hit is None
+            if self.admission is not None and new_work:
+                hints = {"name": job_input.name, "mime": job_input.mime}
+                with tracer.start_as_current_span("job admission"):
+                    engine = self.admission.admit(op, checked, job_input.blob, priority, **hints)
+                if engine is not None:
+                    stored[ENGINE_TAG[0]] = engine.value
+            if self.breakers is not None and new_work:
+                self.breakers.check(engines_of(operation, stored))
+            new = NewJob(
+                operation=operation,
+                params=dumped,
+                input=stored,
+                priority=priority,
+                idempotency_key=key,
+                max_attempts=self.max_attempts,
+                tenant=caller.tenant,
+                key_id=caller.key_id,
+                client=caller.client,
+                webhook=hook,
+                trace=job_carrier(),
+            )
+            served = self._restore(hit) if hit is not None else None
+            try:
+                record, created = self._create(new, caller, served)
+            except BaseException:
+                if served is not None:
+                    self._discard_result(served.job_id)
+                raise
+            if served is not None and not created:  # another request of the key came first
                 self._discard_result(served.job_id)
-            raise
-        if served is not None and not created:  # another request of the key came first
-            self._discard_result(served.job_id)
-        if created:
-            self._created(record, cached=served is not None)
-        return record, created
+            note_job(record.id)
+            if created:
+                self._created(record, cached=served is not None)
+            set_attributes(
+                span, **{"job.id": record.id, "job.created": created, "job.cached": record.cached}
+            )
+            return record, created
 
     def _created(self, record: JobRecord, *, cached: bool) -> None:
         """A new job: one made from the cache (succeeded) is heard of by its waiters and
@@ -401,6 +413,7 @@ class JobQueue:
             key_id=caller.key_id,
             client=caller.client,
             webhook=hook,
+            trace=job_carrier(),
         )
         try:
             record, created = self.store.create_batch(

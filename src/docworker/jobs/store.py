@@ -109,6 +109,7 @@ from docworker.jobs.models import (
 )
 from docworker.jobs.usage import Quotas
 from docworker.sealing import comparable
+from docworker.tracing import instrument_engine, job_log_ids
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -208,10 +209,12 @@ def _create_engine(url: str, echo: bool, pooled: bool = True) -> Engine:
     options: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     if parsed.get_backend_name() != "sqlite":
         # A pooled connection may outlive a database restart: test it before use.
-        return create_engine(parsed, echo=echo, pool_pre_ping=pooled, **options)
-    engine = create_engine(parsed, echo=echo, **options)
-    event.listen(engine, "connect", _configure_sqlite)
-    event.listen(engine, "begin", _begin_sqlite)
+        engine = create_engine(parsed, echo=echo, pool_pre_ping=pooled, **options)
+    else:
+        engine = create_engine(parsed, echo=echo, **options)
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
+    instrument_engine(engine)
     return engine
 
 
@@ -486,6 +489,8 @@ def _record_attempt(job: Job, now: datetime, worker: str | None) -> None:
 def _log_transition(record: JobRecord) -> None:
     _log.info(
         "job transition",
+        # The request that submitted the job and its trace, wherever the line is written.
+        **job_log_ids(record.trace),
         job_id=record.id,
         operation=record.operation,
         status=record.status.value,
@@ -821,6 +826,7 @@ class JobStore:
             key_id=new.key_id,
             client=new.client,
             webhook=new.webhook,
+            trace=new.trace,
         )
         if served is not None:
             job.result = served.result
@@ -970,8 +976,10 @@ class JobStore:
         """Turn a running job into ``parts``: child jobs with the job's input. A part is
         ``{"params": ..., "operation": ...}``: without an operation it runs the job's,
         with the job's params updated by its own; with one, it runs that on its own
-        params. The job then runs nowhere and waits; when the last part ends it is
-        queued again, to merge what the parts made.
+        params. A part's ``trace`` (the span of the attempt that split the job, see
+        :mod:`docworker.tracing`) is its trace context, else it takes the job's. The job
+        then runs nowhere and waits; when the last part ends it is queued again, to merge
+        what the parts made.
 
         Parts take their parent's priority and place in the queue (its creation time),
         so a job begun is finished before younger jobs start. A job whose cancellation
@@ -1008,6 +1016,7 @@ class JobStore:
                             tenant=job.tenant,
                             key_id=job.key_id,
                             client=job.client,
+                            trace=part.get("trace") or job.trace,
                         )
                     )
                 session.add_all(children)
@@ -1852,6 +1861,7 @@ def _child_row(
         "tenant": new.tenant,
         "key_id": new.key_id,
         "client": new.client,
+        "trace": new.trace,
         "batch_id": batch_id,
         "batch_index": index,
     }

@@ -78,9 +78,10 @@ _STORAGE_SECRETS = ("secret_access_key", "session_token")
 def worker_config(settings: Settings, keys: SecretKeys) -> dict[str, Any]:
     """What each worker of an executor is sent when it starts: the settings as JSON, and
     outside them (their JSON form masks secrets) the keys that open the jobs' secret
-    parameters and the credentials of the stores
+    parameters, the credentials of the stores and the trace collector's headers
     (:func:`~docworker.jobs.worker.worker_settings` puts them back)."""
     s3 = settings.storage.s3
+    headers = settings.tracing.headers
     return {
         "settings": settings.model_dump(mode="json", exclude={"secrets"}),
         "secret_keys": keys.export(),
@@ -89,6 +90,7 @@ def worker_config(settings: Settings, keys: SecretKeys) -> dict[str, Any]:
             for name in _STORAGE_SECRETS
             if (value := getattr(s3, name)) is not None
         },
+        "tracing_headers": headers.get_secret_value() if headers is not None else None,
     }
 
 

@@ -7,7 +7,9 @@ worker never touches the job store: every state change is the supervisor's, so
 a worker that dies or is killed mid-job cannot leave a half-written job behind.
 
 Messages, supervisor → worker: ``{"type": "run", "job_id", "operation",
-"params", "input", "parent_id", "parts", "tenant"}`` and ``{"type": "stop"}``. Worker →
+"params", "input", "parent_id", "part", "parts", "tenant", "key_id", "attempt", "trace"}``
+(``trace``: the job's trace context and request id, see :mod:`docworker.tracing`) and
+``{"type": "stop"}``. Worker →
 supervisor: ``{"type": "ready"}``, ``{"type": "progress", "job_id", "fraction",
 "message"}``, ``{"type": "done", "job_id", "result", "errors", "pages"}``, ``{"type":
 "error", "job_id", "error"}`` and ``{"type": "split", "job_id", "parts"}``. What
@@ -50,6 +52,8 @@ from typing import Any, NamedTuple
 
 import orjson
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from pydantic import SecretStr
 
 from docworker import metrics_store
@@ -76,6 +80,17 @@ from docworker.result_cache import CACHE_KEY, ResultCache, capture
 from docworker.sealing import SecretKeys
 from docworker.storage import BlobStore
 from docworker.telemetry import configure_logging
+from docworker.tracing import (
+    configure_tracing,
+    engine_span,
+    flush,
+    job_attributes,
+    job_scope,
+    mark_failed,
+    set_attributes,
+    with_span,
+)
+from docworker.tracing import shutdown as shutdown_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -148,6 +163,8 @@ def worker_settings(config: dict[str, Any]) -> Settings:
     settings = settings_of(config["settings"])
     for name, value in config.get("storage_secrets", {}).items():
         setattr(settings.storage.s3, name, SecretStr(value))
+    if config.get("tracing_headers") is not None:
+        settings.tracing.headers = SecretStr(config["tracing_headers"])
     return settings
 
 
@@ -176,6 +193,7 @@ def worker_main(
     keys = SecretKeys(config["secret_keys"])
     tools = prepare_process(settings)
     send(conn, {"type": "ready", "pid": os.getpid()})
+    jobs = 0
     try:
         while True:
             try:
@@ -194,6 +212,11 @@ def worker_main(
                     tools.libreoffice.convert,
                     cache=tools.cache,
                 )
+                jobs += 1
+                if jobs >= settings.executor.jobs_per_worker:
+                    # The supervisor replaces this worker (kills it) once it answers: the
+                    # spans are exported first, not by the exporter's next round.
+                    flush()
                 send(conn, answer)
     finally:
         tools.close()
@@ -211,10 +234,12 @@ class WorkerTools(NamedTuple):
     cache: ResultCache | None
 
     def close(self) -> None:
-        """Stop the LibreOffice and close the cache: the process is ending."""
+        """Stop the LibreOffice, close the cache and export the spans left: the process
+        is ending."""
         self.libreoffice.stop()
         if self.cache is not None:
             self.cache.close()
+        shutdown_tracing()
 
 
 def prepare_process(settings: Settings) -> WorkerTools:
@@ -227,6 +252,7 @@ def prepare_process(settings: Settings) -> WorkerTools:
     :func:`worker_settings`; ``docworker worker`` loads its settings itself."""
     restrict_umask()
     configure_logging(level=settings.log.level, json_logs=settings.json_logs)
+    configure_tracing(settings.tracing)
     _cap_memory(settings.executor.memory_limit_mb)
     blobs = BlobStore.of(settings)
     preload()
@@ -279,9 +305,56 @@ def execute_job(
     opened here, just before it runs, and the parts of a split job are answered with
     theirs sealed again. A result that succeeded whole is kept in ``cache`` under the
     key its input names (see :mod:`docworker.result_cache`). Every executor runs jobs
-    through here."""
+    through here.
+
+    The attempt is the span ``job run``, continuing the job's trace (``message["trace"]``,
+    see :mod:`docworker.tracing`), with the job's id, tenant, key id and request id bound
+    to every line logged meanwhile."""
+    spec = message.get("input") or {}
+    attributes = job_attributes(
+        message["job_id"],
+        message["operation"],
+        attempt=message.get("attempt"),
+        **{
+            "job.parent_id": message.get("parent_id"),
+            "job.part": message.get("part"),
+            "input.bytes": spec.get("size"),
+            "input.mime": spec.get("mime"),
+        },
+    )
+    context = {
+        "job_id": message["job_id"],
+        "tenant": message.get("tenant"),
+        "key_id": message.get("key_id"),
+    }
+    with job_scope(
+        "job run",
+        message.get("trace"),
+        kind=SpanKind.CONSUMER,
+        log_context={name: value for name, value in context.items() if value},
+        attributes=attributes,
+    ) as span:
+        answer = _execute(progress, store, message, settings, keys, convert, cache)
+        set_attributes(span, outcome=answer["type"], pages=answer.get("pages"))
+        if answer["type"] == "error":
+            error = answer["error"]
+            mark_failed(span, str(error.get("code")), str(error.get("detail")))
+        return answer
+
+
+def _execute(
+    progress: Callable[[float, str], None],
+    store: BlobStore,
+    message: dict[str, Any],
+    settings: Settings,
+    keys: SecretKeys,
+    convert: Callable[[Path, str], Path] | None,
+    cache: ResultCache | None,
+) -> dict[str, Any]:
+    """:func:`execute_job`'s work, in the job's span."""
     job_id: str = message["job_id"]
-    bound = log.bind(job_id=job_id, operation=message["operation"])
+    bound = log.bind(operation=message["operation"])
+    attempt_span = trace.get_current_span()
     try:
         operation = get_operation(message["operation"])
         params = open_params(operation, message["params"], keys)
@@ -308,18 +381,28 @@ def execute_job(
                 if not isinstance(operation, Splittable):
                     raise ProcessingFailed(f"the {operation.name} operation cannot merge parts")
                 parts = [_part_result(stack, store, item) for item in message["parts"]]
-                result = operation.merge(ctx, source, params, parts)
+                with _operation_span(operation.name, "merge", parts=len(parts)):
+                    result = operation.merge(ctx, source, params, parts)
             else:
                 plan = split_plan(settings)
                 if message.get("parent_id") is None and plan and isinstance(operation, Splittable):
-                    split = operation.split(ctx, source, params, plan)
+                    with _operation_span(operation.name, "split") as span:
+                        split = operation.split(ctx, source, params, plan)
+                        set_attributes(span, parts=len(split) if split else 0)
                     if split:
                         if security is not None:
                             uri = BlobStore.result_uri(job_id, SECURITY_BLOB)
                             store.write_bytes(uri, json.dumps(security).encode())
-                        wire = [_sealed_part(operation.name, part, keys) for part in split]
+                        # The parts' spans continue this attempt's.
+                        carrier = with_span(message.get("trace"), attempt_span)
+                        wire = [
+                            _sealed_part(operation.name, part, keys) | {"trace": carrier}
+                            for part in split
+                        ]
                         return {"type": "split", "job_id": job_id, "parts": wire}
-                result = operation.run(ctx, source, params)
+                with _operation_span(operation.name, "run") as span:
+                    result = operation.run(ctx, source, params)
+                    set_attributes(span, pages=pages_processed(result.payload))
             if security is not None:
                 result.payload = result.payload | {"security": security}
             ref = store_result(store, job_id, result, max_bytes=settings.limits.max_output_bytes)
@@ -346,6 +429,11 @@ def execute_job(
         return _error(
             job_id, ProcessingFailed(f"the document could not be processed ({type(exc).__name__})")
         )
+
+
+def _operation_span(name: str, step: str, **attributes: Any) -> Any:
+    """The span of the operation's ``step`` (run, split or merge)."""
+    return engine_span(f"operation {name}", **{"operation.step": step}, **attributes)
 
 
 def _keep(
