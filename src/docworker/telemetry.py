@@ -12,74 +12,7 @@ import sys
 
 import structlog
 
-# The metrics live in docworker.metrics; these names stay importable from here.
-from docworker.metrics import (
-    ADMISSION_REFUSALS,
-    AUDIT_EVENTS_DROPPED,
-    CACHE_BYTES,
-    CACHE_ENTRIES,
-    CACHE_EVICTIONS,
-    CACHE_HITS,
-    CACHE_MISSES,
-    HTTP_LATENCY,
-    HTTP_REQUEST_BYTES,
-    HTTP_REQUESTS,
-    JOB_ATTEMPTS_FAILED,
-    JOB_DURATION,
-    JOB_QUEUE_WAIT,
-    JOBS_FINISHED,
-    JOBS_SUBMITTED,
-    NO_TENANT,
-    QUEUE_DRAIN_RATE,
-    QUEUED_JOBS,
-    QUOTA_REFUSALS,
-    USAGE_CPU_SECONDS,
-    USAGE_INPUT_BYTES,
-    USAGE_JOBS,
-    USAGE_PAGES,
-    WORKER_RESTARTS,
-    WORKERS_BUSY,
-    WORKERS_TOTAL,
-    configure_usage_metrics,
-    record_job_cpu,
-    record_job_usage,
-)
 from docworker.tracing import add_trace_ids
-
-#: The metrics' names stay importable from here (they live in docworker.metrics).
-__all__ = [
-    "ADMISSION_REFUSALS",
-    "AUDIT_EVENTS_DROPPED",
-    "CACHE_BYTES",
-    "CACHE_ENTRIES",
-    "CACHE_EVICTIONS",
-    "CACHE_HITS",
-    "CACHE_MISSES",
-    "HTTP_LATENCY",
-    "HTTP_REQUESTS",
-    "HTTP_REQUEST_BYTES",
-    "JOBS_FINISHED",
-    "JOBS_SUBMITTED",
-    "JOB_ATTEMPTS_FAILED",
-    "JOB_DURATION",
-    "JOB_QUEUE_WAIT",
-    "NO_TENANT",
-    "QUEUED_JOBS",
-    "QUEUE_DRAIN_RATE",
-    "QUOTA_REFUSALS",
-    "USAGE_CPU_SECONDS",
-    "USAGE_INPUT_BYTES",
-    "USAGE_JOBS",
-    "USAGE_PAGES",
-    "WORKERS_BUSY",
-    "WORKERS_TOTAL",
-    "WORKER_RESTARTS",
-    "configure_logging",
-    "configure_usage_metrics",
-    "record_job_cpu",
-    "record_job_usage",
-]
-
 
 #: The lowest level logged, changed at run time by :func:`set_log_level` (a reload).
 _log_level = {"min": logging.INFO}
