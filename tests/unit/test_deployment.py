@@ -255,7 +255,11 @@ def test_a_compose_file_starts_the_service_as_its_settings_and_cli_allow(
             # A worker finishes its jobs: the longest one's hard limit fits.
             longest = settings.executor.job_timeout + 2 * settings.celery.time_limit_margin
             assert grace > longest, key
-            assert service["healthcheck"] == {"disable": True}, key
+            # Its health check asks its metrics port, which it opens.
+            port = settings.metrics.worker_port
+            assert port, key
+            check = " ".join(service["healthcheck"]["test"])
+            assert f"http://127.0.0.1:{port}/favicon.ico" in check, key
     if name == "compose.distributed.yaml":
         assert sorted(queues) == FAMILIES
         api_env = services["api"]["environment"]
@@ -292,12 +296,50 @@ def test_docker_compose_reads_the_files_where_it_is_installed() -> None:
         assert done.returncode == 0, done.stderr
 
 
-def test_the_prometheus_of_compose_scrapes_the_apis() -> None:
-    config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
-    (job,) = config["scrape_configs"]
+def _scrape_names(config: dict[str, Any], job_name: str) -> tuple[set[str], int]:
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == job_name]
     assert job["metrics_path"] == "/metrics"
     (discovery,) = job["dns_sd_configs"]
-    assert set(discovery["names"]) == {"docworker", "api"} and discovery["port"] == 3001
+    return set(discovery["names"]), discovery["port"]
+
+
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.distributed.yaml"])
+def test_compose_monitors_with_the_one_prometheus_and_grafana_configuration(
+    name: str, environment: Any
+) -> None:
+    """Both compose files mount deploy/prometheus (its configuration and rules, which
+    promtool checks in tests/unit/test_monitoring.py), deploy/alertmanager and
+    deploy/grafana; the scrape targets are the services' names and ports."""
+    services = _compose(name)["services"]
+    prometheus = ROOT / "deploy" / "prometheus"
+    config = yaml.safe_load((prometheus / "prometheus.yml").read_text())
+    mounts = set(services["prometheus"]["volumes"])
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in mounts
+    assert all((prometheus / rule).is_file() for rule in config["rule_files"])
+    (alerting,) = config["alerting"]["alertmanagers"]
+    (target,) = alerting["static_configs"][0]["targets"]
+    assert target.split(":")[0] in services, "Prometheus's Alertmanager is a service"
+    assert any(m.startswith("./deploy/alertmanager/") for m in services["alertmanager"]["volumes"])
+    grafana = set(services["grafana"]["volumes"])
+    provisioning = yaml.safe_load(
+        (ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "docworker.yml").read_text()
+    )
+    (provider,) = provisioning["providers"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert f"./deploy/grafana/dashboards:{provider['options']['path']}:ro" in grafana
+    api_names, api_port = _scrape_names(config, "docworker-api")
+    worker_names, worker_port = _scrape_names(config, "docworker-worker")
+    ours = {key: service for key, service in services.items() if "build" in service}
+    for key, service in ours.items():
+        env = _dockerfile_env() | service.get("environment", {})
+        settings = _check_settings(env, environment, f"{name}: {key}")
+        if service["command"][0] == "serve":
+            assert key in api_names and api_port == settings.server.port, key
+        else:
+            assert key in worker_names and worker_port == settings.metrics.worker_port, key
+    if name == "compose.distributed.yaml":
+        assert worker_names == {key for key in ours if key.startswith("worker-")}
 
 
 # -- Kubernetes ----------------------------------------------------------------------------
