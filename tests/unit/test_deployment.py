@@ -680,9 +680,9 @@ def test_the_pods_are_locked_down_probed_and_drained(overlay: str, environment: 
             longest = settings.executor.job_timeout + 2 * settings.celery.time_limit_margin
             assert grace > longest, name
             # It opens its metrics port, named metrics; the liveness probe asks it.
-            env = {item["name"]: item["value"] for item in container.get("env", [])}
+            own = {item["name"]: item["value"] for item in container.get("env", [])}
             port = settings.metrics.worker_port
-            assert env["DOCWORKER_METRICS__WORKER_PORT"] == str(port) and port, name
+            assert own["DOCWORKER_METRICS__WORKER_PORT"] == str(port) and port, name
             assert container["ports"] == [
                 {"name": "metrics", "containerPort": port, "protocol": "TCP"}
             ], name
