@@ -6,6 +6,8 @@ one worker process replaced after every job, real jobs on corpus files, real scr
   second round of new distinct requests adds no series.
 * The worker processes' metrics reach the API's ``/metrics``, and stay there once the
   process that recorded them was recycled.
+* On a Celery fleet (an API and a ``docworker worker`` on Redis): a running job cancelled
+  is counted once over the API's and the worker's scrapes; the worker's liveness path.
 """
 
 from __future__ import annotations
@@ -287,3 +289,76 @@ def test_docworker_worker_serves_the_metrics_of_its_processes(
         assert _value(samples, "docworker_job_duration_seconds_count", operation="ocr") == 1
         assert _value(samples, "docworker_usage_pages_total", operation="ocr") >= 1
         assert _value(samples, "docworker_workers_busy") == 0
+
+
+HUGE_PDF = CORPUS / "pdf" / "huge-619-pages.pdf"
+
+
+@pytest.mark.redis
+def test_a_job_cancelled_on_a_celery_fleet_is_counted_once_over_api_and_worker(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A running job cancelled through the API and stopped by the worker's watch: its end
+    is in ``docworker_jobs_finished_total`` once, summed over the API's and the worker's
+    scrapes (each counts only the ends it commits). The worker's liveness path answers
+    while it runs and is gone with it."""
+    port = free_port()
+    env = {
+        "DOCWORKER_EXECUTOR__KIND": "celery",
+        "DOCWORKER_CELERY__BROKER_URL": redis_url,
+        "DOCWORKER_CELERY__QUEUE_PREFIX": queue_prefix(),
+        "DOCWORKER_EVENTS__REDIS_URL": redis_url,
+    }
+    with contextlib.ExitStack() as closing:
+        server = Server(tmp_path, **env)
+        closing.callback(delete_queues, server.env)
+        closing.callback(server.stop)
+        worker = Worker(
+            tmp_path,
+            dict(server.env)
+            | {
+                "DOCWORKER_METRICS__WORKER_PORT": str(port),
+                "DOCWORKER_METRICS__WORKER_HOST": "127.0.0.1",
+            },
+            concurrency=1,
+        )
+        closing.callback(worker.stop)
+        worker.start()
+        server.start()
+        worker.wait_ready()
+        alive = httpx.get(f"http://127.0.0.1:{port}/favicon.ico", timeout=10)
+        assert alive.status_code == 200 and alive.content == b""
+
+        def cancelled(text: str) -> float:
+            return sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "docworker_jobs_finished_total"
+                and sample.labels == {"operation": "ocr", "status": "cancelled"}
+            )
+
+        with server.client() as client:
+            response = client.post(
+                "/api/v2/jobs",
+                files={"file": (HUGE_PDF.name, HUGE_PDF.read_bytes())},
+                data={"operation": "ocr", "params": "{}"},
+            )
+            assert response.status_code == 202, response.text
+            job_id = response.json()["id"]
+            _until(lambda: client.get(f"/api/v2/jobs/{job_id}").json()["status"] == "running")
+            assert client.delete(f"/api/v2/jobs/{job_id}").status_code < 300
+            _until(lambda: client.get(f"/api/v2/jobs/{job_id}").json()["status"] == "cancelled")
+
+            def both() -> tuple[float, float]:
+                api = client.get("/metrics", headers={"Accept": "text/plain"}).text
+                own = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                return cancelled(api), cancelled(own)
+
+            # The end is counted after its commit; give a scrape time to see it.
+            counts = _until(lambda: found if sum(found := both()) else None, timeout=30)
+            time.sleep(1)
+            assert sum(both()) == sum(counts) == 1, counts
+        worker.stop()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/favicon.ico", timeout=5)

@@ -6,13 +6,15 @@ Kubernetes 1.30 schemas (kubernetes-validate), KEDA's objects against the part o
 KEDA's CRD schema they use, and the pods' security, probes, grace periods, writable
 paths, budgets and network policies checked against the service's settings.
 
-The tools (hadolint, kubectl) are skipped where missing, except under ``CI``, where the
-tests fail."""
+hadolint is skipped where missing, except under ``CI``, where the test fails; the
+re-rendering is skipped, under ``CI`` too, without a kubectl whose kustomize is v5 or
+later (docs/testing.md)."""
 
 from __future__ import annotations
 
 import os
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -255,7 +257,11 @@ def test_a_compose_file_starts_the_service_as_its_settings_and_cli_allow(
             # A worker finishes its jobs: the longest one's hard limit fits.
             longest = settings.executor.job_timeout + 2 * settings.celery.time_limit_margin
             assert grace > longest, key
-            assert service["healthcheck"] == {"disable": True}, key
+            # Its health check asks its metrics port, which it opens.
+            port = settings.metrics.worker_port
+            assert port, key
+            check = " ".join(service["healthcheck"]["test"])
+            assert f"http://127.0.0.1:{port}/favicon.ico" in check, key
     if name == "compose.distributed.yaml":
         assert sorted(queues) == FAMILIES
         api_env = services["api"]["environment"]
@@ -292,12 +298,50 @@ def test_docker_compose_reads_the_files_where_it_is_installed() -> None:
         assert done.returncode == 0, done.stderr
 
 
-def test_the_prometheus_of_compose_scrapes_the_apis() -> None:
-    config = yaml.safe_load((ROOT / "deploy" / "compose" / "prometheus.yml").read_text())
-    (job,) = config["scrape_configs"]
+def _scrape_names(config: dict[str, Any], job_name: str) -> tuple[set[str], int]:
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == job_name]
     assert job["metrics_path"] == "/metrics"
     (discovery,) = job["dns_sd_configs"]
-    assert set(discovery["names"]) == {"docworker", "api"} and discovery["port"] == 3001
+    return set(discovery["names"]), discovery["port"]
+
+
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.distributed.yaml"])
+def test_compose_monitors_with_the_one_prometheus_and_grafana_configuration(
+    name: str, environment: Any
+) -> None:
+    """Both compose files mount deploy/prometheus (its configuration and rules, which
+    promtool checks in tests/unit/test_monitoring.py), deploy/alertmanager and
+    deploy/grafana; the scrape targets are the services' names and ports."""
+    services = _compose(name)["services"]
+    prometheus = ROOT / "deploy" / "prometheus"
+    config = yaml.safe_load((prometheus / "prometheus.yml").read_text())
+    mounts = set(services["prometheus"]["volumes"])
+    assert "./deploy/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in mounts
+    assert all((prometheus / rule).is_file() for rule in config["rule_files"])
+    (alerting,) = config["alerting"]["alertmanagers"]
+    (target,) = alerting["static_configs"][0]["targets"]
+    assert target.split(":")[0] in services, "Prometheus's Alertmanager is a service"
+    assert any(m.startswith("./deploy/alertmanager/") for m in services["alertmanager"]["volumes"])
+    grafana = set(services["grafana"]["volumes"])
+    provisioning = yaml.safe_load(
+        (ROOT / "deploy" / "grafana" / "provisioning" / "dashboards" / "docworker.yml").read_text()
+    )
+    (provider,) = provisioning["providers"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert f"./deploy/grafana/dashboards:{provider['options']['path']}:ro" in grafana
+    api_names, api_port = _scrape_names(config, "docworker-api")
+    worker_names, worker_port = _scrape_names(config, "docworker-worker")
+    ours = {key: service for key, service in services.items() if "build" in service}
+    for key, service in ours.items():
+        env = _dockerfile_env() | service.get("environment", {})
+        settings = _check_settings(env, environment, f"{name}: {key}")
+        if service["command"][0] == "serve":
+            assert key in api_names and api_port == settings.server.port, key
+        else:
+            assert key in worker_names and worker_port == settings.metrics.worker_port, key
+    if name == "compose.distributed.yaml":
+        assert worker_names == {key for key in ours if key.startswith("worker-")}
 
 
 # -- Kubernetes ----------------------------------------------------------------------------
@@ -307,10 +351,40 @@ def _rendered(overlay: str) -> list[dict[str, Any]]:
     return _documents((KUBERNETES / "rendered" / f"{overlay}.yaml").read_text())
 
 
+#: The renderings are kustomize v5's (kubectl 1.27 and later embeds it); an older one
+#: orders and formats differently, and knows no components in some places.
+KUSTOMIZE_MAJOR = 5
+
+
+def _kustomize_kubectl() -> str:
+    """A kubectl whose kustomize is v5 or later, or skip, under CI too: no package that
+    scripts/bootstrap installs has one (Debian's kubernetes-client is 1.20, before
+    kustomize v5; docs/testing.md). The checks of the checked-in renderings run all the
+    same."""
+    local = Path(sys.executable).parent / "kubectl"
+    kubectl = str(local) if local.is_file() else shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip(
+            "kubectl is not installed: the renderings are not re-rendered (docs/testing.md)"
+        )
+    done = subprocess.run(
+        [kubectl, "version", "--client"], check=False, capture_output=True, text=True, timeout=60
+    )
+    found = re.search(r"Kustomize Version: v((\d+)\S*)", done.stdout)
+    if found is None or int(found.group(2)) < KUSTOMIZE_MAJOR:
+        seen = f"kustomize v{found.group(1)}" if found else "no kustomize version"
+        reason = (
+            f"{kubectl} has no kustomize v{KUSTOMIZE_MAJOR} ({seen}): "
+            "the renderings need kubectl 1.27 or later (docs/testing.md)"
+        )
+        pytest.skip(reason)
+    return kubectl
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_the_checked_in_rendering_is_the_overlays(overlay: str) -> None:
     done = subprocess.run(
-        [_tool("kubectl"), "kustomize", str(KUBERNETES / "overlays" / overlay)],
+        [_kustomize_kubectl(), "kustomize", str(KUBERNETES / "overlays" / overlay)],
         check=False,
         capture_output=True,
         text=True,
@@ -329,6 +403,7 @@ def test_every_overlay_has_a_rendering() -> None:
     assert set(OVERLAYS) == {
         "embedded",
         "distributed-keda",
+        "distributed-keda-monitoring",
         "distributed-hpa",
         "canary",
         "blue-green",
@@ -430,6 +505,86 @@ KEDA_SCHEMAS: dict[str, dict[str, Any]] = {
         },
     },
 }
+_LABELS = {"type": "object", "additionalProperties": _STRING}
+_RELABELING = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "action": _STRING,
+        "regex": _STRING,
+        "replacement": _STRING,
+        "separator": _STRING,
+        "sourceLabels": {"type": "array", "items": _STRING},
+        "targetLabel": _STRING,
+    },
+}
+_RULE = {
+    "type": "object",
+    "required": ["expr"],
+    "additionalProperties": False,
+    "properties": {
+        "alert": _STRING,
+        "record": _STRING,
+        "expr": _STRING,
+        "for": {"type": "string", "pattern": r"^(0|(([0-9]+)(y|w|d|h|m|s|ms))+)$"},
+        "labels": _LABELS,
+        "annotations": _LABELS,
+    },
+    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+}
+#: The Prometheus Operator's PodMonitor and PrometheusRule (monitoring.coreos.com/v1),
+#: the fields these manifests use, as its CRDs (0.70 and later) declare them; closed.
+OPERATOR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "PodMonitor": {
+        "type": "object",
+        "required": ["selector", "podMetricsEndpoints"],
+        "additionalProperties": False,
+        "properties": {
+            "selector": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"matchLabels": _LABELS},
+            },
+            "podMetricsEndpoints": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["port"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "port": _STRING,
+                        "path": _STRING,
+                        "interval": {
+                            "type": "string",
+                            "pattern": r"^(0|(([0-9]+)(y|w|d|h|m|s|ms))+)$",
+                        },
+                        "relabelings": {"type": "array", "items": _RELABELING},
+                    },
+                },
+            },
+        },
+    },
+    "PrometheusRule": {
+        "type": "object",
+        "required": ["groups"],
+        "additionalProperties": False,
+        "properties": {
+            "groups": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "rules"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "interval": _STRING,
+                        "rules": {"type": "array", "items": _RULE},
+                    },
+                },
+            }
+        },
+    },
+}
 #: Where each of the redis scaler's settings this repository uses comes from (KEDA's
 #: "Redis Lists" scaler).
 REDIS_SCALER_METADATA = {"addressFromEnv", "databaseIndex", "listName", "listLength"}
@@ -442,6 +597,9 @@ def test_every_object_validates_against_its_schema(overlay: str) -> None:
         where = f"{overlay}: {kind} {doc['metadata']['name']}"
         if api == "keda.sh/v1alpha1":
             jsonschema.validate(doc["spec"], KEDA_SCHEMAS[kind])
+            assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}, where
+        elif api == "monitoring.coreos.com/v1":
+            jsonschema.validate(doc["spec"], OPERATOR_SCHEMAS[kind])
             assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}, where
         elif api == "gateway.networking.k8s.io/v1":
             assert kind == "HTTPRoute", where
@@ -521,6 +679,17 @@ def test_the_pods_are_locked_down_probed_and_drained(overlay: str, environment: 
             assert settings.executor.kind.value == "celery", name
             longest = settings.executor.job_timeout + 2 * settings.celery.time_limit_margin
             assert grace > longest, name
+            # It opens its metrics port, named metrics; the liveness probe asks it.
+            own = {item["name"]: item["value"] for item in container.get("env", [])}
+            port = settings.metrics.worker_port
+            assert own["DOCWORKER_METRICS__WORKER_PORT"] == str(port) and port, name
+            assert container["ports"] == [
+                {"name": "metrics", "containerPort": port, "protocol": "TCP"}
+            ], name
+            probe = container["livenessProbe"]["httpGet"]
+            assert probe == {"path": "/favicon.ico", "port": "metrics"}, name
+            annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+            assert annotations["prometheus.io/port"] == str(port), name
             concurrency = int(args[args.index("--concurrency") + 1])
             limit = resources["limits"]["memory"]
             assert limit.endswith("Gi"), name
@@ -567,8 +736,15 @@ def test_budgets_services_and_policies_find_their_pods(overlay: str) -> None:
             for port in deployment["spec"]["template"]["spec"]["containers"][0].get("ports", [])
         ]
         allowed = [port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]]
-        # The API takes requests on its port alone; a worker takes none.
+        # The API takes requests on its port alone; a worker, Prometheus's scrapes of
+        # its metrics port, from the monitoring namespace's Prometheus pods alone.
         assert allowed == ports
+        if labels["app.kubernetes.io/component"] == "worker":
+            for rule in policy["spec"]["ingress"]:
+                (source,) = rule["from"]
+                assert source["namespaceSelector"]["matchExpressions"], source
+                (pods,) = source["podSelector"]["matchExpressions"]
+                assert pods["key"] == "app.kubernetes.io/name" and pods["values"] == ["prometheus"]
         egress = {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
         assert {53, 5432, 6379, 443} <= egress
 
@@ -635,3 +811,73 @@ def test_blue_green_sends_the_live_service_to_one_slot() -> None:
         labels = deployments[f"docworker-api-{slot}"]["spec"]["template"]["metadata"]["labels"]
         assert labels["docworker/slot"] == slot
     assert "docworker-api" not in _by_kind(docs, "HorizontalPodAutoscaler")
+
+
+# -- monitoring (components/monitoring) ----------------------------------------------------
+
+MONITORED = "distributed-keda-monitoring"
+
+
+def test_the_prometheusrule_is_the_rule_files() -> None:
+    """One source for the rules: the PrometheusRule's groups are deploy/prometheus/rules'
+    (deploy/prometheus/render-prometheusrule writes it), in the rendering too."""
+    script = ROOT / "deploy" / "prometheus" / "render-prometheusrule"
+    rendered = runpy.run_path(str(script))["rendered"]()
+    checked_in = KUBERNETES / "components" / "monitoring" / "prometheusrule.yaml"
+    assert rendered == checked_in.read_text(), (
+        "components/monitoring/prometheusrule.yaml is stale: "
+        "deploy/prometheus/render-prometheusrule"
+    )
+    groups = [
+        group
+        for path in sorted((ROOT / "deploy" / "prometheus" / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+    ]
+    (rule,) = _by_kind(_rendered(MONITORED), "PrometheusRule").values()
+    assert rule["spec"]["groups"] == groups
+
+
+def test_the_dashboards_are_configmaps_for_grafanas_sidecar() -> None:
+    maps = _by_kind(_rendered(MONITORED), "ConfigMap")
+    dashboards = {
+        name: config for name, config in maps.items() if name.startswith("docworker-dashboard-")
+    }
+    files = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert sorted(dashboards) == [f"docworker-dashboard-{path.stem}" for path in files]
+    for path in files:
+        config = dashboards[f"docworker-dashboard-{path.stem}"]
+        assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert config["data"] == {path.name: path.read_text()}
+        # The kubectl apply annotation holds a copy: 256 KiB at most.
+        assert len(path.read_text().encode()) < 256 * 1024 // 2, path.name
+
+
+def test_the_podmonitors_scrape_the_api_and_workers_ports_as_their_jobs() -> None:
+    docs = _rendered(MONITORED)
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    pods = [deployment["spec"]["template"] for deployment in _by_kind(docs, "Deployment").values()]
+    found: set[str] = set()
+    for name, monitor in _by_kind(docs, "PodMonitor").items():
+        (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+        (relabel,) = endpoint["relabelings"]
+        assert relabel["targetLabel"] == "job" and relabel["replacement"] in jobs, name
+        found.add(relabel["replacement"])
+        selected = [
+            pod
+            for pod in pods
+            if _selects(monitor["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
+        ]
+        assert selected, name
+        for pod in selected:
+            ports = {port["name"] for port in pod["spec"]["containers"][0]["ports"]}
+            assert endpoint["port"] in ports, name
+    assert found == jobs
+
+
+def test_the_monitoring_overlay_is_the_keda_one_with_monitoring() -> None:
+    plain = _rendered("distributed-keda")
+    monitored = _rendered(MONITORED)
+    added = [doc for doc in monitored if doc not in plain]
+    assert {doc["kind"] for doc in added} == {"ConfigMap", "PodMonitor", "PrometheusRule"}
+    assert all(doc in monitored for doc in plain)
