@@ -69,7 +69,7 @@ def render(found: dict[str, Any], console: Console) -> None:
     hours = found["window_seconds"] / 3600
     console.print(
         f"Jobs that ended from {found['since']} to {found['until']} ({hours:.1f} h)"
-        + (" - cut to executor.job_retention" if found["limited_by_retention"] else "")
+        + (" - cut to capacity.history_retention" if found["limited_by_retention"] else "")
     )
     if not found["exact"]:
         console.print(

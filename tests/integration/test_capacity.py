@@ -218,11 +218,13 @@ def test_bounded_reads_say_so(store: JobStore, clock: Clock) -> None:
     assert sorted(history.service_samples["extract"]) == pytest.approx([8, 12], abs=1e-3)
 
 
-def test_the_window_stops_at_the_job_retention(store: JobStore, clock: Clock) -> None:
+def test_the_window_stops_at_the_history_retention(store: JobStore, clock: Clock) -> None:
     now = datetime.now(UTC)
-    settings = load_settings(executor={"job_retention": 3600})
+    settings = load_settings(
+        executor={"job_retention": 3600}, capacity={"history_retention": 2 * 86400}
+    )
     found = measure(store, check_query(settings.capacity, days=7), settings, now=now)
-    assert found.limited_by_retention and found.window_seconds == 3600
+    assert found.limited_by_retention and found.window_seconds == 2 * 86400
     assert found.operations == [] and found.families == []
 
 
@@ -282,7 +284,7 @@ def test_the_route_answers_admin_keys_only(client: TestClient, clock: Clock) -> 
     filtered = client.get(
         "/api/v2/capacity",
         headers=admin,
-        params={"operation": "extract", "rate": 0.28, "wait": 0, "percentile": 50},
+        params={"operation": "extract", "rate": 0.28, "wait": 0, "percentile": 50, "days": 1},
     ).json()
     assert _by(filtered["families"], "family")["documents"]["sizing"]["workers"] == 3
 
@@ -296,7 +298,7 @@ def test_the_route_answers_admin_keys_only(client: TestClient, clock: Clock) -> 
     ("params", "named"),
     [
         ({"days": 0}, "days"),
-        ({"days": 400}, "days"),
+        ({"days": 401}, "days"),
         ({"days": "a week"}, "days"),
         ({"growth": 2, "rate": 1}, "rate"),
         ({"growth": -1}, "growth"),
@@ -369,6 +371,6 @@ def test_the_command_reads_the_configured_store(
     assert as_json.exit_code == 0
     assert json.loads(as_json.output)["families"][-1]["figures"]["jobs"] == 10
 
-    refused = runner.invoke(cli_app, ["capacity", "--days", "99"], env=env)
+    refused = runner.invoke(cli_app, ["capacity", "--days", "999"], env=env)
     assert refused.exit_code == 1
-    assert "parameter 'days': must be more than 0 and at most 31" in refused.output
+    assert "parameter 'days': must be more than 0 and at most 400" in refused.output
