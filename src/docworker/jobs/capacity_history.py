@@ -62,13 +62,13 @@ def bucket_of(seconds: float) -> int:
     """The bucket of a value (seconds)."""
     if seconds < SMALLEST:
         return 0
-    k = math.floor(2.0 * math.log2(seconds / SMALLEST)) + 1
+    k = min(math.floor(2.0 * math.log2(seconds / SMALLEST)) + 1, BUCKETS - 1)
     # A value on an edge may round to the bucket below: its edges decide.
     while k < BUCKETS - 1 and seconds >= EDGES[k]:
         k += 1
     while k > 1 and seconds < EDGES[k - 1]:
         k -= 1
-    return min(k, BUCKETS - 1)
+    return k
 
 
 def midpoint(bucket: int) -> float:
