@@ -37,6 +37,14 @@ split; or cancelled) are read one by one, their history giving the exact figures
 exact). The percentiles are taken from a sample, the newest
 ``capacity.sample_per_operation`` rows of each operation (the same on SQLite and
 PostgreSQL, so both give the same figures).
+
+**Past the rows.** The jobs whose rows the retention sweep deleted are read from the
+capacity history (:mod:`docworker.jobs.capacity_history`): exact hourly sums added to the
+rows' hours (a job is in one or the other), so the window reaches back
+``capacity.history_retention``. When an operation's window holds any such job, its
+percentiles are estimated from the log-spaced histograms of every job of the window (the
+rows' bucketed in SQL by the same edges), within a factor 2^(1/4), and its cv² comes
+from Σ S and Σ S² (``percentiles`` says which).
 """
 
 from __future__ import annotations
