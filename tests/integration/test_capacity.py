@@ -4,6 +4,7 @@ the route (keys, scopes, bad parameters) and the command's output are checked.""
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 import uuid
@@ -14,12 +15,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from rich.console import Console
 from sqlalchemy import func, inspect, select
 from typer.testing import CliRunner
 
 from docworker.api.app import create_app
 from docworker.api.deps import Services
 from docworker.cli import app as cli_app
+from docworker.cli_capacity import render
 from docworker.config import Settings, load_settings
 from docworker.jobs import store as store_module
 from docworker.jobs.capacity import check_query, measure, read_history
@@ -278,6 +281,7 @@ def test_the_route_answers_admin_keys_only(client: TestClient, clock: Clock) -> 
     body = answer.json()
     extract = _by(body["operations"], "operation")["extract"]["figures"]
     assert extract["jobs"] == 7 and extract["busy_seconds"] == pytest.approx(50, abs=1e-3)
+    assert (extract["percentiles"], extract["rolled_up"], extract["sampled"]) == ("sample", 0, 7)
     assert body["target"] == {
         "basis": "peak",
         "growth": 1.0,
@@ -435,6 +439,11 @@ def test_the_history_keeps_the_figures_of_purged_jobs(store: JobStore, clock: Cl
     history = _figures_of(store, now, settings)
     _same_within_the_bound(rows, history)
     assert history["family:all"]["rolled_up"] == 10 and history["family:all"]["sampled"] == 0
+
+    printed = io.StringIO()
+    found = measure(store, check_query(settings.capacity, days=1), settings, now=now)
+    render(found.to_dict(), Console(file=printed, width=200))
+    assert "Percentiles of extract, ocr estimated from the capacity history" in printed.getvalue()
 
 
 def test_a_deleted_job_is_rolled_up_too(store: JobStore, clock: Clock) -> None:
