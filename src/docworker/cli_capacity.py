@@ -68,7 +68,7 @@ def render(found: dict[str, Any], console: Console) -> None:
     hours = found["window_seconds"] / 3600
     console.print(
         f"Jobs that ended from {found['since']} to {found['until']} ({hours:.1f} h)"
-        + (" - cut to executor.job_retention" if found["limited_by_retention"] else "")
+        + (" - cut to capacity.history_retention" if found["limited_by_retention"] else "")
     )
     if not found["exact"]:
         console.print(
@@ -78,6 +78,13 @@ def render(found: dict[str, Any], console: Console) -> None:
     if not found["operations"]:
         console.print("No job ran and ended in the window: nothing to size.")
         return
+    estimated = [o["operation"] for o in found["operations"] if o["figures"]["rolled_up"]]
+    if estimated:
+        console.print(
+            f"Percentiles of {', '.join(estimated)} estimated from the capacity history's "
+            "histograms (jobs whose rows are deleted): within a factor 2^(1/4) of the exact "
+            "ones (docs/capacity.md); sums and means exact."
+        )
     table = Table(
         title="Per operation (S: service time; wait: queue wait of submitted jobs; busy: "
         "workers busy on average)",

@@ -298,14 +298,21 @@ class UsageSettings(BaseModel):
 
 class CapacitySettings(BaseModel):
     """Capacity planning from the job history (``docworker capacity``, ``GET
-    /api/v2/capacity``; docs/capacity.md). The window reaches back no further than
-    executor.job_retention: older jobs are deleted."""
+    /api/v2/capacity``; docs/capacity.md). Jobs still kept are read from their rows; the
+    retention sweep rolls the jobs it deletes up into hourly sums kept for
+    history_retention, so the window reaches back that far."""
 
     window_days: float = Field(
-        7.0, gt=0, description="Days of job history read when none are asked for."
+        28.0, gt=0, description="Days of job history read when none are asked for."
     )
     max_window_days: float = Field(
-        31.0, gt=0, le=3660, description="The most days of job history one report may read."
+        400.0, gt=0, le=3660, description="The most days of job history one report may read."
+    )
+    history_retention: Seconds = Field(
+        400 * 86400.0,
+        gt=0,
+        description="How long the hourly capacity history (the sums of the jobs the "
+        "retention sweep deleted) is kept; older hours are deleted by the same sweep.",
     )
     basis: Literal["mean", "peak"] = Field(
         "peak",

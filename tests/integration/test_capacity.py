@@ -4,6 +4,7 @@ the route (keys, scopes, bad parameters) and the command's output are checked.""
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 import uuid
@@ -14,16 +15,22 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from rich.console import Console
+from sqlalchemy import func, inspect, select
 from typer.testing import CliRunner
 
 from docworker.api.app import create_app
 from docworker.api.deps import Services
 from docworker.cli import app as cli_app
+from docworker.cli_capacity import render
 from docworker.config import Settings, load_settings
 from docworker.jobs import store as store_module
 from docworker.jobs.capacity import check_query, measure, read_history
-from docworker.jobs.models import JobStatus, ServedResult
+from docworker.jobs.capacity_history import ERROR_FACTOR, bucket_of
+from docworker.jobs.models import CapacityBucket, CapacityHour, JobStatus, ServedResult
+from docworker.jobs.retention import purge_expired
 from docworker.jobs.store import JobRecord, JobStore, NewJob
+from docworker.storage import BlobStore
 
 SECRET = "k7Hq2Lx9Vd3Rt8Wz1Mb6Np4Fs0Gc5Jy7Ae2Ku9"
 CRASH = {"code": "engine-failed", "detail": "crashed"}
@@ -218,11 +225,13 @@ def test_bounded_reads_say_so(store: JobStore, clock: Clock) -> None:
     assert sorted(history.service_samples["extract"]) == pytest.approx([8, 12], abs=1e-3)
 
 
-def test_the_window_stops_at_the_job_retention(store: JobStore, clock: Clock) -> None:
+def test_the_window_stops_at_the_history_retention(store: JobStore, clock: Clock) -> None:
     now = datetime.now(UTC)
-    settings = load_settings(executor={"job_retention": 3600})
+    settings = load_settings(
+        executor={"job_retention": 3600}, capacity={"history_retention": 2 * 86400}
+    )
     found = measure(store, check_query(settings.capacity, days=7), settings, now=now)
-    assert found.limited_by_retention and found.window_seconds == 3600
+    assert found.limited_by_retention and found.window_seconds == 2 * 86400
     assert found.operations == [] and found.families == []
 
 
@@ -272,6 +281,7 @@ def test_the_route_answers_admin_keys_only(client: TestClient, clock: Clock) -> 
     body = answer.json()
     extract = _by(body["operations"], "operation")["extract"]["figures"]
     assert extract["jobs"] == 7 and extract["busy_seconds"] == pytest.approx(50, abs=1e-3)
+    assert (extract["percentiles"], extract["rolled_up"], extract["sampled"]) == ("sample", 0, 7)
     assert body["target"] == {
         "basis": "peak",
         "growth": 1.0,
@@ -282,7 +292,7 @@ def test_the_route_answers_admin_keys_only(client: TestClient, clock: Clock) -> 
     filtered = client.get(
         "/api/v2/capacity",
         headers=admin,
-        params={"operation": "extract", "rate": 0.28, "wait": 0, "percentile": 50},
+        params={"operation": "extract", "rate": 0.28, "wait": 0, "percentile": 50, "days": 1},
     ).json()
     assert _by(filtered["families"], "family")["documents"]["sizing"]["workers"] == 3
 
@@ -296,7 +306,7 @@ def test_the_route_answers_admin_keys_only(client: TestClient, clock: Clock) -> 
     ("params", "named"),
     [
         ({"days": 0}, "days"),
-        ({"days": 400}, "days"),
+        ({"days": 401}, "days"),
         ({"days": "a week"}, "days"),
         ({"growth": 2, "rate": 1}, "rate"),
         ({"growth": -1}, "growth"),
@@ -369,6 +379,139 @@ def test_the_command_reads_the_configured_store(
     assert as_json.exit_code == 0
     assert json.loads(as_json.output)["families"][-1]["figures"]["jobs"] == 10
 
-    refused = runner.invoke(cli_app, ["capacity", "--days", "99"], env=env)
+    refused = runner.invoke(cli_app, ["capacity", "--days", "999"], env=env)
     assert refused.exit_code == 1
-    assert "parameter 'days': must be more than 0 and at most 31" in refused.output
+    assert "parameter 'days': must be more than 0 and at most 400" in refused.output
+
+
+# -- the capacity history ------------------------------------------------------------------
+
+
+def _figures_of(store: JobStore, now: datetime, settings: Settings) -> dict[str, Any]:
+    found = measure(store, check_query(settings.capacity, days=1), settings, now=now).to_dict()
+    assert found["exact"]
+    return {
+        **{f"op:{o['operation']}": o["figures"] for o in found["operations"]},
+        **{f"family:{f['family']}": f["figures"] for f in found["families"]},
+    }
+
+
+EXACT = ("jobs", "submitted", "busy_seconds", "service_mean", "wait_mean", "peak_rate")
+ESTIMATED = ("service_p50", "service_p95", "wait_p50", "wait_p95")
+
+
+def _same_within_the_bound(rows: dict[str, Any], history: dict[str, Any]) -> None:
+    assert set(rows) == set(history)
+    for name, before in rows.items():
+        after = history[name]
+        for figure in EXACT:
+            # The rows' sums are taken in SQL (julianday on SQLite: within a millisecond).
+            assert after[figure] == pytest.approx(before[figure], abs=1e-3), (name, figure)
+        assert [d["jobs"] for d in after["daily"]] == [d["jobs"] for d in before["daily"]]
+        assert after["service_cv2"] == pytest.approx(before["service_cv2"], abs=1e-4)
+        for figure in ESTIMATED:
+            if before[figure] is None:
+                assert after[figure] is None
+                continue
+            assert before[figure] / ERROR_FACTOR <= after[figure] <= before[figure] * ERROR_FACTOR
+        assert before["percentiles"] == "sample"
+        assert after["percentiles"] == ("histogram" if after["rolled_up"] else "sample")
+
+
+def test_the_history_keeps_the_figures_of_purged_jobs(store: JobStore, clock: Clock) -> None:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    base = now - timedelta(hours=3)
+    _known_history(store, clock, base)
+    settings = _settings()
+    rows = _figures_of(store, now, settings)
+    assert rows["op:extract"]["rolled_up"] == 0 and rows["op:extract"]["sampled"] == 7
+
+    # The first hour's six jobs go: that hour is read from the history, the next from rows.
+    deleted = store.delete_finished_before(base + timedelta(hours=1))
+    assert {r.operation for r in deleted} == {"extract"} and len(deleted) == 7
+    mixed = _figures_of(store, now, settings)
+    _same_within_the_bound(rows, mixed)
+    assert mixed["op:extract"]["rolled_up"] == 6 and mixed["op:ocr"]["percentiles"] == "sample"
+
+    # Every row goes (the jobs that never ran are not counted, as before).
+    store.delete_finished_before(now)
+    assert store.counts() == dict.fromkeys(JobStatus, 0)
+    history = _figures_of(store, now, settings)
+    _same_within_the_bound(rows, history)
+    assert history["family:all"]["rolled_up"] == 10 and history["family:all"]["sampled"] == 0
+
+    printed = io.StringIO()
+    found = measure(store, check_query(settings.capacity, days=1), settings, now=now)
+    render(found.to_dict(), Console(file=printed, width=200))
+    assert "Percentiles of extract, ocr estimated from the capacity history" in printed.getvalue()
+
+
+def test_a_deleted_job_is_rolled_up_too(store: JobStore, clock: Clock) -> None:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    job = _run(store, clock, "convert", now - timedelta(hours=2), 3, 5)
+    assert store.delete_job(job.id) is not None
+    with store.transaction() as session:
+        (row,) = session.scalars(select(CapacityHour)).all()
+        buckets = {(b.measure, b.bucket): b.jobs for b in session.scalars(select(CapacityBucket))}
+    assert (row.operation, row.family, row.jobs, row.submitted) == ("convert", "convert", 1, 1)
+    assert (row.busy, row.busy_sq, row.waited, row.wait) == pytest.approx((5, 25, 1, 3))
+    assert buckets == {("s", bucket_of(5)): 1, ("w", bucket_of(3)): 1}
+
+
+def test_the_history_has_a_retention_of_its_own(
+    store: JobStore, clock: Clock, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    for days in (30, 3):
+        _run(store, clock, "extract", now - timedelta(days=days), 1, 2)
+    blobs = BlobStore((tmp_path / "blobs").as_uri())
+    assert purge_expired(store, blobs, retention=86400, history_retention=10 * 86400) == 2
+    with store.transaction() as session:
+        kept = session.scalars(select(CapacityHour.hour)).all()
+        kept_buckets = set(session.scalars(select(CapacityBucket.hour)).all())
+    assert kept == [(now - timedelta(days=3)).strftime("%Y-%m-%dT%H")]
+    assert kept_buckets == set(kept)
+    settings = _settings()
+    month = measure(store, check_query(settings.capacity, days=40), settings, now=now)
+    assert [o.figures.jobs for o in month.operations] == [1]
+
+
+def test_the_migration_adds_the_history_to_a_database_in_use(
+    database_url: str, clock: Clock
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    store = JobStore(database_url)
+    try:
+        for path in store.files()[:1]:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        config = Config()
+        config.set_main_option("script_location", str(store_module._MIGRATIONS))
+        # The revision before the capacity history's (its number may change at a merge).
+        (history,) = [
+            rev
+            for rev in ScriptDirectory.from_config(config).walk_revisions()
+            if rev.path.endswith("_capacity_history.py")
+        ]
+        assert isinstance(history.down_revision, str)
+        with store._engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, history.down_revision)
+        with store._engine.connect() as connection:
+            assert not inspect(connection).has_table("capacity_hours")
+        # A job that ran and ended before the upgrade (the jobs table is the same).
+        job = _run(store, clock, "extract", clock.at - timedelta(hours=2), 1, 4)
+        store.migrate()
+        with store._engine.connect() as connection:
+            assert {"capacity_hours", "capacity_buckets"} <= set(
+                inspect(connection).get_table_names()
+            )
+        assert store.get(job.id).status is JobStatus.SUCCEEDED
+        assert store.delete_job(job.id) is not None
+        with store.transaction() as session:
+            assert session.scalar(select(func.sum(CapacityHour.jobs))) == 1
+            assert session.scalar(select(func.sum(CapacityHour.busy))) == pytest.approx(4)
+    finally:
+        store.close()

@@ -353,6 +353,7 @@ async def _purge_periodically(services: Services) -> None:
                     retention=services.settings.executor.job_retention,
                     tenant_retention=services.settings.executor.tenant_retention,
                     cache=services.cache,
+                    history_retention=services.settings.capacity.history_retention,
                 )
             )
             await anyio.to_thread.run_sync(

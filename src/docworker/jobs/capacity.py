@@ -37,12 +37,20 @@ split; or cancelled) are read one by one, their history giving the exact figures
 exact). The percentiles are taken from a sample, the newest
 ``capacity.sample_per_operation`` rows of each operation (the same on SQLite and
 PostgreSQL, so both give the same figures).
+
+**Past the rows.** The jobs whose rows the retention sweep deleted are read from the
+capacity history (:mod:`docworker.jobs.capacity_history`): exact hourly sums added to the
+rows' hours (a job is in one or the other), so the window reaches back
+``capacity.history_retention``. When an operation's window holds any such job, its
+percentiles are estimated from the log-spaced histograms of every job of the window (the
+rows' bucketed in SQL by the same edges), within a factor 2^(1/4), and its cv² comes
+from Σ S and Σ S² (``percentiles`` says which).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -52,8 +60,16 @@ from sqlalchemy.orm import Session
 
 from docworker.config import CapacitySettings, ExecutorKind, Settings
 from docworker.errors import InvalidParameter
+from docworker.jobs import capacity_history
 from docworker.jobs.backlog import FAMILY_OF
-from docworker.jobs.models import Job, JobStatus
+from docworker.jobs.capacity_history import (
+    BUCKETS,
+    attempts_of,
+    histogram_percentile,
+    hour_of,
+    iso,
+)
+from docworker.jobs.models import CapacityBucket, CapacityHour, Job, JobStatus
 from docworker.jobs.store import JobStore
 from docworker.operations.base import Family
 
@@ -257,6 +273,9 @@ class Bucket:
     busy: float = 0.0
     waited: int = 0
     wait: float = 0.0
+    #: Σ S², and the jobs counted from the capacity history (their rows are gone).
+    busy_sq: float = 0.0
+    rolled_up: int = 0
 
     def add(self, other: Bucket) -> None:
         self.jobs += other.jobs
@@ -264,6 +283,8 @@ class Bucket:
         self.busy += other.busy
         self.waited += other.waited
         self.wait += other.wait
+        self.busy_sq += other.busy_sq
+        self.rolled_up += other.rolled_up
 
 
 @dataclass
@@ -279,6 +300,11 @@ class History:
     #: Rows of more than one attempt (or cancelled) that were not read one by one, so
     #: their earlier attempts are not counted.
     unread_detail: int = 0
+    #: Histograms (counts per :data:`~docworker.jobs.capacity_history.BUCKETS` bucket)
+    #: of the service times and waits per operation, rows and capacity history
+    #: together: read when the window reaches into the history.
+    service_histograms: dict[str, list[int]] = field(default_factory=dict)
+    wait_histograms: dict[str, list[int]] = field(default_factory=dict)
 
     def bucket(self, operation: str, hour: str) -> Bucket:
         return self.hours.setdefault((operation, hour), Bucket())
@@ -296,36 +322,11 @@ def _hour(column: Any, dialect: str) -> ColumnElement[str]:
     return func.strftime("%Y-%m-%dT%H", column)
 
 
-def _iso(value: Any) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+_hour_of = hour_of
 
 
-def attempts_of(
-    history: Iterable[dict[str, Any]] | None,
-    started_at: datetime | None,
-    finished_at: datetime | None,
-) -> tuple[float, datetime | None]:
-    """A row's service time (its attempts' durations, summed) and the start of its first
-    attempt, from its history; a row without one (written before histories were kept)
-    counts its last attempt's start to its end."""
-    busy = 0.0
-    first: datetime | None = None
-    for entry in history or []:
-        start, end = _iso(entry.get("started_at")), _iso(entry.get("ended_at"))
-        if start is None or end is None:
-            continue
-        busy += max(0.0, (end - start).total_seconds())
-        first = start if first is None or start < first else first
-    if first is None and started_at is not None and finished_at is not None:
-        return max(0.0, (finished_at - started_at).total_seconds()), started_at
-    return busy, first
-
-
-def _hour_of(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H")
+def _count(histograms: dict[str, list[int]], operation: str, bucket: int, jobs: int) -> None:
+    histograms.setdefault(operation, [0] * BUCKETS)[bucket] += jobs
 
 
 def read_history(
@@ -352,6 +353,8 @@ def read_history(
         _read_sums(session, dialect, window, found)
         _read_detail(session, window, found, settings.max_detail_rows)
         _read_samples(session, window, found, settings.sample_per_operation)
+        if _read_rolled_up(session, since, until, operations, found):
+            _read_histograms(session, dialect, window, found)
     return found
 
 
@@ -375,17 +378,118 @@ def _read_sums(session: Session, dialect: str, window: list[Any], found: History
             func.sum(case((simple, run), else_=literal(0.0))),
             func.sum(case((and_(simple, submitted), 1), else_=0)),
             func.sum(case((and_(simple, submitted), waited), else_=literal(0.0))),
+            func.sum(case((simple, run * run), else_=literal(0.0))),
         )
         .where(*window)
         .group_by(Job.operation, hour)
     )
-    for operation, at, jobs, subs, busy, n_waited, wait in session.execute(query):
+    for operation, at, jobs, subs, busy, n_waited, wait, busy_sq in session.execute(query):
         bucket = found.bucket(operation, at)
         bucket.jobs += int(jobs)
         bucket.submitted += int(subs or 0)
         bucket.busy += float(busy or 0.0)
         bucket.waited += int(n_waited or 0)
         bucket.wait += float(wait or 0.0)
+        bucket.busy_sq += float(busy_sq or 0.0)
+
+
+def _history_hours(since: datetime, until: datetime) -> list[Any]:
+    """The hours of the capacity history a window counts: those that start in it, and
+    the one it starts in (counted whole)."""
+    last = hour_of(until - timedelta(microseconds=1))
+    return [CapacityHour.hour >= hour_of(since), CapacityHour.hour <= last]
+
+
+def _read_rolled_up(
+    session: Session,
+    since: datetime,
+    until: datetime,
+    operations: frozenset[str] | None,
+    found: History,
+) -> bool:
+    """Add the sums and histograms of the capacity history's hours in the window (jobs
+    whose rows are deleted: no row counts them); whether there were any."""
+    hours = _history_hours(since, until)
+    if operations is not None:
+        hours.append(CapacityHour.operation.in_(sorted(operations)))
+    query = (
+        select(
+            CapacityHour.operation,
+            CapacityHour.hour,
+            func.sum(CapacityHour.jobs),
+            func.sum(CapacityHour.submitted),
+            func.sum(CapacityHour.busy),
+            func.sum(CapacityHour.busy_sq),
+            func.sum(CapacityHour.waited),
+            func.sum(CapacityHour.wait),
+        )
+        .where(*hours)
+        .group_by(CapacityHour.operation, CapacityHour.hour)
+    )
+    any_jobs = False
+    for operation, at, jobs, subs, busy, busy_sq, n_waited, wait in session.execute(query):
+        bucket = found.bucket(operation, at)
+        bucket.jobs += int(jobs or 0)
+        bucket.rolled_up += int(jobs or 0)
+        bucket.submitted += int(subs or 0)
+        bucket.busy += float(busy or 0.0)
+        bucket.busy_sq += float(busy_sq or 0.0)
+        bucket.waited += int(n_waited or 0)
+        bucket.wait += float(wait or 0.0)
+        any_jobs = any_jobs or bool(jobs)
+    if not any_jobs:
+        return False
+    counted = [
+        CapacityBucket.hour >= hour_of(since),
+        CapacityBucket.hour <= hour_of(until - timedelta(microseconds=1)),
+    ]
+    if operations is not None:
+        counted.append(CapacityBucket.operation.in_(sorted(operations)))
+    histograms = (
+        select(
+            CapacityBucket.operation,
+            CapacityBucket.measure,
+            CapacityBucket.bucket,
+            func.sum(CapacityBucket.jobs),
+        )
+        .where(*counted)
+        .group_by(CapacityBucket.operation, CapacityBucket.measure, CapacityBucket.bucket)
+    )
+    for operation, measure, index, jobs in session.execute(histograms):
+        into = (
+            found.service_histograms
+            if measure == capacity_history.SERVICE
+            else found.wait_histograms
+        )
+        _count(into, operation, int(index), int(jobs or 0))
+    return True
+
+
+def _bucket_index(seconds: ColumnElement[float]) -> ColumnElement[int]:
+    """The histogram bucket of a value, in SQL (the edges of
+    :data:`~docworker.jobs.capacity_history.EDGES`)."""
+    edges = capacity_history.EDGES
+    return case(*((seconds < edge, index) for index, edge in enumerate(edges)), else_=len(edges))
+
+
+def _read_histograms(session: Session, dialect: str, window: list[Any], found: History) -> None:
+    """Add the rows of one attempt of the window to the histograms (those of several
+    are added as they are read one by one)."""
+    run = _seconds(Job.finished_at, Job.started_at, dialect)
+    waited = _seconds(Job.started_at, Job.created_at, dialect)
+    simple = _simple()
+    for measure, value, where, into in (
+        ("s", run, [simple], found.service_histograms),
+        ("w", waited, [simple, Job.parent_id.is_(None)], found.wait_histograms),
+    ):
+        index = _bucket_index(value).label(f"{measure}_bucket")
+        query = (
+            select(Job.operation, index, func.count())
+            .where(*window, *where)
+            .group_by(Job.operation, index)
+        )
+        for operation, bucket, jobs in session.execute(query):
+            _count(into, operation, int(bucket), int(jobs))
 
 
 def _read_detail(session: Session, window: list[Any], found: History, most: int) -> None:
@@ -414,9 +518,14 @@ def _read_detail(session: Session, window: list[Any], found: History, most: int)
         busy, first = attempts_of(history, started, finished)
         bucket = found.bucket(operation, _hour_of(finished))
         bucket.busy += busy
+        bucket.busy_sq += busy * busy
+        # Filled in only when the window reaches into the history (else not read).
+        _count(found.service_histograms, operation, capacity_history.bucket_of(busy), 1)
         if parent is None and first is not None:
+            waited = max(0.0, (first - created).total_seconds())
             bucket.waited += 1
-            bucket.wait += max(0.0, (first - created).total_seconds())
+            bucket.wait += waited
+            _count(found.wait_histograms, operation, capacity_history.bucket_of(waited), 1)
     if read == most:
         count = session.scalar(
             select(func.count()).select_from(complex_rows.order_by(None).subquery())
@@ -465,7 +574,7 @@ def _aware(value: Any) -> datetime:
     """A timestamp of the subquery: read back raw (a string on SQLite), made aware UTC."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    parsed = _iso(value)
+    parsed = iso(value)
     assert parsed is not None
     return parsed
 
@@ -515,7 +624,15 @@ class Figures:
     busy_workers: float
     throughput_per_worker: float | None
     utilisation: float | None
+    #: Rows read for the percentiles (0 when they come from the histograms).
     sampled: int
+    #: ``sample``: the percentiles and cv² are those of the newest rows (exact when all
+    #: the window's jobs were read); ``histogram``: some jobs of the window are counted
+    #: from the capacity history only, so the percentiles are estimated from the
+    #: histograms of every job (within a factor 2^(1/4)), the cv² exact from the sums.
+    percentiles: str
+    #: Jobs counted from the capacity history (their rows were deleted).
+    rolled_up: int
     daily: list[Day]
     trend: Trend
 
@@ -594,6 +711,7 @@ def _figures(
     since: datetime,
     until: datetime,
     workers: int | None,
+    histograms: tuple[list[int], list[int]] | None = None,
 ) -> Figures:
     window = (until - since).total_seconds()
     total = Bucket()
@@ -612,6 +730,26 @@ def _figures(
     services, waits = sorted(services), sorted(waits)
     arrival_rate = total.jobs / window if window > 0 else 0.0
     busy_workers = total.busy / window if window > 0 else 0.0
+    method = "sample"
+    spread: dict[str, float | None] = {
+        "service_p50": percentile(services, 50),
+        "service_p95": percentile(services, 95),
+        "service_cv2": _cv2(services),
+        "wait_p50": percentile(waits, 50),
+        "wait_p95": percentile(waits, 95),
+    }
+    if total.rolled_up and histograms is not None:
+        # Some jobs of the window have no rows any more: the percentiles come from the
+        # histograms of every job, the cv² from the sums.
+        method, (service_counts, wait_counts) = "histogram", histograms
+        spread = {
+            "service_p50": histogram_percentile(service_counts, 50),
+            "service_p95": histogram_percentile(service_counts, 95),
+            "service_cv2": _cv2_of_sums(total.jobs, total.busy, total.busy_sq),
+            "wait_p50": histogram_percentile(wait_counts, 50),
+            "wait_p95": histogram_percentile(wait_counts, 95),
+        }
+        services = []
     return Figures(
         jobs=total.jobs,
         submitted=total.submitted,
@@ -619,20 +757,31 @@ def _figures(
         peak_rate=peak_rate,
         peak_hour=peak_hour,
         service_mean=service,
-        service_p50=percentile(services, 50),
-        service_p95=percentile(services, 95),
-        service_cv2=_cv2(services),
+        service_p50=spread["service_p50"],
+        service_p95=spread["service_p95"],
+        service_cv2=spread["service_cv2"],
         wait_mean=total.wait / total.waited if total.waited else None,
-        wait_p50=percentile(waits, 50),
-        wait_p95=percentile(waits, 95),
+        wait_p50=spread["wait_p50"],
+        wait_p95=spread["wait_p95"],
         busy_seconds=total.busy,
         busy_workers=busy_workers,
         throughput_per_worker=1.0 / service if service else None,
         utilisation=busy_workers / workers if workers else None,
         sampled=len(services),
+        percentiles=method,
+        rolled_up=total.rolled_up,
         daily=daily,
         trend=_trend(daily, arrival_rate),
     )
+
+
+def _cv2_of_sums(count: int, total: float, squares: float) -> float | None:
+    """The cv² of ``count`` values from their sum and the sum of their squares."""
+    if count < 2 or total <= 0:
+        return None
+    mean = total / count
+    variance = max(0.0, (squares - total * mean) / (count - 1))
+    return variance / mean**2
 
 
 def _cv2(values: Sequence[float]) -> float | None:
@@ -713,6 +862,19 @@ def _target_rate(figures: Figures, target: Target, share: float | None) -> float
     return base * target.growth
 
 
+def _histograms(history: History, operations: list[str]) -> tuple[list[int], list[int]]:
+    """The histograms of the service time and of the wait of some operations, merged."""
+    service, wait = [0] * BUCKETS, [0] * BUCKETS
+    for op in operations:
+        for merged, counts in (
+            (service, history.service_histograms.get(op)),
+            (wait, history.wait_histograms.get(op)),
+        ):
+            for index, count in enumerate(counts or []):
+                merged[index] += count
+    return service, wait
+
+
 def report(
     history: History,
     query: CapacityQuery,
@@ -740,6 +902,7 @@ def report(
                 history.since,
                 history.until,
                 workers,
+                _histograms(history, [op]),
             ),
         )
         for op, hours in sorted(by_operation.items())
@@ -760,7 +923,15 @@ def report(
                 hours.setdefault(hour, Bucket()).add(bucket)
             services += history.service_samples.get(op, [])
             waits += history.wait_samples.get(op, [])
-        figures = _figures(hours, services, waits, history.since, history.until, workers)
+        figures = _figures(
+            hours,
+            services,
+            waits,
+            history.since,
+            history.until,
+            workers,
+            _histograms(history, members),
+        )
         share = figures.jobs / all_jobs if all_jobs else None
         rate = _target_rate(figures, query.target, share)
         families.append(
@@ -792,11 +963,13 @@ def measure(
     store: JobStore, query: CapacityQuery, settings: Settings, *, now: datetime | None = None
 ) -> CapacityReport:
     """Read the window that ends ``now`` (default: the present) and report on it. The
-    window reaches back no further than ``executor.job_retention``: older jobs are gone
-    (a window cut short says so)."""
+    window reaches back no further than ``capacity.history_retention`` (or
+    ``executor.job_retention`` if longer): older jobs are gone (a window cut short says
+    so)."""
     until = (now or datetime.now(UTC)).astimezone(UTC)
     wanted = query.days * _DAY
-    span = min(wanted, settings.executor.job_retention)
+    kept = max(settings.capacity.history_retention, settings.executor.job_retention)
+    span = min(wanted, kept)
     since = until - timedelta(seconds=span)
     history = read_history(store, since, until, query.operations, settings.capacity)
     return report(history, query, settings, limited=span < wanted)

@@ -717,3 +717,44 @@ Index("ix_jobs_claim", Job.status, Job.priority.desc(), Job.created_at)
 # its last job started.
 Index("ix_jobs_claim_tenant", Job.status, Job.tenant, Job.priority.desc(), Job.created_at)
 Index("ix_jobs_tenant_started", Job.tenant, Job.started_at)
+
+
+class CapacityHour(Base):
+    """A row of ``capacity_hours``: the sums of the jobs of one operation (of one family)
+    that ended in one UTC hour and whose rows the retention sweep deleted (see
+    :mod:`docworker.jobs.capacity_history`)."""
+
+    __tablename__ = "capacity_hours"
+    __table_args__ = (PrimaryKeyConstraint("operation", "family", "hour"),)
+
+    operation: Mapped[str] = mapped_column(String(64))
+    family: Mapped[str] = mapped_column(String(32))
+    #: ``YYYY-MM-DDTHH`` (UTC): ordered as text, compared as text.
+    hour: Mapped[str] = mapped_column(String(13))
+    jobs: Mapped[int] = mapped_column(BigInteger, default=0)
+    submitted: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Σ S and Σ S² of the service times, seconds.
+    busy: Mapped[float] = mapped_column(Float, default=0.0)
+    busy_sq: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Submitted jobs whose queue wait is known, Σ wait and Σ wait².
+    waited: Mapped[int] = mapped_column(BigInteger, default=0)
+    wait: Mapped[float] = mapped_column(Float, default=0.0)
+    wait_sq: Mapped[float] = mapped_column(Float, default=0.0)
+    retried: Mapped[int] = mapped_column(BigInteger, default=0)
+    split: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CapacityBucket(Base):
+    """A row of ``capacity_buckets``: of the jobs of a ``capacity_hours`` row, how many had
+    a service time (``measure`` ``s``) or a queue wait (``w``) in one log-spaced bucket;
+    only the buckets holding jobs have rows."""
+
+    __tablename__ = "capacity_buckets"
+    __table_args__ = (PrimaryKeyConstraint("operation", "family", "hour", "measure", "bucket"),)
+
+    operation: Mapped[str] = mapped_column(String(64))
+    family: Mapped[str] = mapped_column(String(32))
+    hour: Mapped[str] = mapped_column(String(13))
+    measure: Mapped[str] = mapped_column(String(1))
+    bucket: Mapped[int] = mapped_column(Integer)
+    jobs: Mapped[int] = mapped_column(BigInteger, default=0)

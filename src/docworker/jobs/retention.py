@@ -17,6 +17,10 @@ The result cache's entry of a deleted job (the result its worker kept, or the on
 was answered with) is forgotten with it, so a result stays in the cache no longer than
 the jobs it belongs to (and never past ``cache.ttl``).
 
+The jobs that ran are rolled up into the capacity history as their rows are deleted
+(:mod:`docworker.jobs.capacity_history`), whose hours are kept for
+``capacity.history_retention`` and purged here too.
+
 Audit events live longer (``audit.retention``, per tenant if set), beyond their
 jobs: the trail and the usage figures outlast the work they describe.
 """
@@ -45,9 +49,11 @@ def purge_expired(
     retention: float,
     tenant_retention: Mapping[str, float] | None = None,
     cache: ResultCache | None = None,
+    history_retention: float | None = None,
 ) -> int:
     """Delete jobs finished more than ``retention`` seconds ago (for the tenants of
-    ``tenant_retention``, their own number of seconds), with their blobs."""
+    ``tenant_retention``, their own number of seconds), with their blobs; and the hours
+    of the capacity history older than ``history_retention`` seconds, when given."""
     now = datetime.now(UTC)
     own = dict(tenant_retention or {})
     deleted = store.delete_finished_before(now - timedelta(seconds=retention), other_than=own)
@@ -56,6 +62,10 @@ def purge_expired(
     inputs = discard_job_data(store, blobs, deleted, cache)
     if deleted:
         log.info("expired jobs purged", jobs=len(deleted), inputs=inputs)
+    if history_retention is not None:
+        hours = store.purge_capacity_history(now - timedelta(seconds=history_retention))
+        if hours:
+            log.info("capacity history purged", hours=hours)
     return len(deleted)
 
 

@@ -79,7 +79,7 @@ from docworker.errors import (
     QueueFull,
 )
 from docworker.files import make_private
-from docworker.jobs import usage
+from docworker.jobs import capacity_history, usage
 from docworker.jobs.journal import (
     Journal,
     batch_event_data,
@@ -1254,6 +1254,7 @@ class JobStore:
         other_than: Collection[str] = (),
     ) -> Records:
         """Delete the jobs that reached a final state before ``before``; returns them.
+        The ones that ran are added to the capacity history in the same transaction.
 
         ``tenant`` keeps to that tenant's jobs; ``other_than`` leaves those tenants'
         jobs alone (they have retentions of their own). The parts of a split job are
@@ -1275,6 +1276,7 @@ class JobStore:
             if split:
                 jobs += session.scalars(select(Job).where(Job.parent_id.in_(split))).all()
             records = [JobRecord.from_row(job) for job in jobs]
+            capacity_history.roll_up(session, jobs)
             for job in jobs:
                 session.delete(job)
             _delete_journal(session, [job.id for job in jobs])
@@ -1294,6 +1296,11 @@ class JobStore:
         if records:
             _log.info("jobs deleted", count=len(records), finished_before=before.isoformat())
         return records
+
+    def purge_capacity_history(self, before: datetime) -> int:
+        """Delete the hours of the capacity history that ended before ``before``."""
+        with self._session(writes=True) as session:
+            return capacity_history.purge_before(session, _aware(before, "before"))
 
     def tenant_has_input(self, tenant: str | None, uri: str) -> bool:
         """Whether a job of ``tenant`` names the input blob ``uri`` as its first input."""
@@ -1326,6 +1333,7 @@ class JobStore:
             if any(each.status not in TERMINAL_STATUSES for each in jobs):
                 return None
             records = [JobRecord.from_row(each) for each in jobs]
+            capacity_history.roll_up(session, jobs)
             for each in jobs:
                 session.delete(each)
             _delete_journal(session, [each.id for each in jobs])

@@ -4,6 +4,7 @@ workers a target needs), checked against exact values and the closed forms."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -17,6 +18,13 @@ from docworker.jobs.capacity import (
     wait_exceeds,
     wait_percentile,
     workers_for,
+)
+from docworker.jobs.capacity_history import (
+    BUCKETS,
+    EDGES,
+    ERROR_FACTOR,
+    bucket_of,
+    histogram_percentile,
 )
 
 
@@ -99,3 +107,33 @@ def test_a_row_s_service_time_sums_its_attempts() -> None:
     busy, first = attempts_of(history, None, None)
     assert busy == pytest.approx(8.5)
     assert first is not None and first.isoformat() == "2026-01-01T10:00:05+00:00"
+
+
+# -- the histograms of the capacity history -------------------------------------------------
+
+
+def test_buckets_are_log_spaced_and_their_edges_decide() -> None:
+    assert [bucket_of(v) for v in (0.0, 0.0099, 0.01, 0.0142, 0.0141)] == [0, 0, 1, 2, 1]
+    for index, edge in enumerate(EDGES):
+        assert bucket_of(edge) == index + 1
+        assert bucket_of(edge * (1 - 1e-9)) == index
+    assert bucket_of(1e9) == BUCKETS - 1
+    assert EDGES[-1] == pytest.approx(83886.08)
+
+
+def test_percentiles_from_the_histogram_are_within_the_bound() -> None:
+    generator = random.Random(7)
+    for sigma in (0.2, 1.0, 2.5):
+        values = sorted(generator.lognormvariate(1.0, sigma) for _ in range(2000))
+        counts = [0] * BUCKETS
+        for value in values:
+            counts[bucket_of(value)] += 1
+        for q in (5, 50, 90, 95, 99):
+            exact = percentile(values, q)
+            estimate = histogram_percentile(counts, q)
+            assert exact is not None and estimate is not None
+            assert exact / ERROR_FACTOR <= estimate <= exact * ERROR_FACTOR, (sigma, q)
+    assert histogram_percentile([0] * BUCKETS, 50) is None
+    # Under 0.01 s: within 0.005 s; past the last edge: its edge, a lower bound.
+    assert histogram_percentile([3] + [0] * (BUCKETS - 1), 50) == pytest.approx(0.005)
+    assert histogram_percentile([0] * (BUCKETS - 1) + [1], 50) == EDGES[-1]

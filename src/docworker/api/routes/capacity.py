@@ -54,18 +54,21 @@ class FiguresPublic(BaseModel):
     service_mean: float | None = Field(
         description="Mean service time, seconds: the time a job's attempts held a worker."
     )
-    service_p50: float | None = Field(description="Median service time (from the sample).")
-    service_p95: float | None = Field(description="95th percentile of it (from the sample).")
+    service_p50: float | None = Field(
+        description="Median service time (from the sample, or the histograms: see percentiles)."
+    )
+    service_p95: float | None = Field(description="95th percentile of it (as service_p50).")
     service_cv2: float | None = Field(
-        description="Squared coefficient of variation of the service time (from the sample): "
+        description="Squared coefficient of variation of the service time (from the sample; "
+        "from the exact sums when percentiles is 'histogram'): "
         "1 for the exponential times M/M/c assumes; well above 1, real waits are longer "
         "than predicted (about (1 + cv²)/2 times, Allen-Cunneen)."
     )
     wait_mean: float | None = Field(
         description="Mean queue wait of submitted jobs, seconds: creation to first start."
     )
-    wait_p50: float | None = Field(description="Median queue wait (from the sample).")
-    wait_p95: float | None = Field(description="95th percentile of it (from the sample).")
+    wait_p50: float | None = Field(description="Median queue wait (as service_p50).")
+    wait_p95: float | None = Field(description="95th percentile of it (as service_p50).")
     busy_seconds: float = Field(description="Worker-seconds the jobs used.")
     busy_workers: float = Field(
         description="Workers busy on average: busy_seconds over the window (= λ·S)."
@@ -77,7 +80,20 @@ class FiguresPublic(BaseModel):
         description="busy_workers over the configured workers (local executor); null "
         "with celery (its fleets are sized outside the settings)."
     )
-    sampled: int = Field(description="Jobs in the sample the percentiles are taken from.")
+    sampled: int = Field(
+        description="Jobs in the sample the percentiles are taken from (0 from the histograms)."
+    )
+    percentiles: Literal["sample", "histogram"] = Field(
+        description="'sample': percentiles of the newest job rows of the window; "
+        "'histogram': some of the window's jobs are counted from the capacity history "
+        "only (their rows were deleted), so the percentiles are estimated from the "
+        "log-spaced histograms of every job, within a factor 2^(1/4) (-15.9 %, +18.9 %) "
+        "between 0.01 s and 23.3 h (docs/capacity.md)."
+    )
+    rolled_up: int = Field(
+        description="Jobs counted from the capacity history, their rows deleted (the sums "
+        "stay exact)."
+    )
     daily: list[DayFigures]
     trend: TrendFigures
 
@@ -131,7 +147,8 @@ class CapacityAnswer(BaseModel):
     window_seconds: float
     requested_days: float
     limited_by_retention: bool = Field(
-        description="The window was cut to executor.job_retention: older jobs are deleted."
+        description="The window was cut to capacity.history_retention (or "
+        "executor.job_retention if longer): older history is deleted."
     )
     target: TargetPublic
     executor: str
