@@ -6,8 +6,8 @@ histograms of the service time and of the wait of the same jobs. They are kept f
 ``capacity.history_retention`` (see docs/capacity.md). Nothing is written for the jobs
 already deleted: the history starts with the first sweep after this migration.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-07
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0012"
+revision: str = "0014"
+down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
