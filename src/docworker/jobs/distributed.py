@@ -82,6 +82,7 @@ from celery import Celery, signals
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.entity import Exchange, Queue
 from kombu.exceptions import ChannelError, KombuError
+from redis.exceptions import RedisError
 
 from docworker.config import Settings
 from docworker.engines.breaker import BROKER, Breakers, engines_of
@@ -330,7 +331,9 @@ class CeleryDispatch:
                 for family in Family:
                     if not self._waiting(connection, queue_name(self.settings, family)):
                         idle.append(family)
-        except (KombuError, OSError) as exc:
+        except (KombuError, OSError, RedisError) as exc:
+            # Redis's client raises errors of its own (a connection reset by a restarted
+            # broker), which are neither kombu's nor OSError.
             raise DependencyDown(
                 "the broker does not answer", dependency="broker", retry_after=BROKER_RETRY_AFTER
             ) from exc
@@ -871,7 +874,12 @@ def _sweep(runtime: _Runtime) -> None:
     again the queued jobs whose message was lost (:func:`_republish`); delete the
     folders of this host's worker processes that are gone (killed)."""
     while True:
-        sweep_once(runtime)
+        try:
+            sweep_once(runtime)
+        except Exception:
+            # A pass that fails (a broker or database error nobody foresaw) is logged and
+            # tried again: a sweep thread that died would leave lost jobs unpublished.
+            log.exception("sweep failed: tried again at the next interval")
         time.sleep(runtime.settings.celery.sweep_interval)
 
 
