@@ -305,14 +305,18 @@ class Flags:
     def boolean(self, key: str, default: bool, caller: Principal) -> bool:
         return self.client.get_boolean_value(key, default, context_of(caller))
 
+    def allows(self, operation: str, caller: Principal) -> bool:
+        """Whether ``caller`` may submit ``operation`` jobs: False when a flag closes it."""
+        gate = OPERATION_FLAGS.get(operation)
+        return gate is None or self.boolean(gate, True, caller)
+
     def decide(self, operation: str, params: dict[str, Any], caller: Principal) -> dict[str, Any]:
         """What the flags decide for a job ``caller`` submits: :class:`FeatureDisabled`
         when a flag closes the operation to it; else ``params`` with what the request left
         to the flags filled in (the HTML engine of a convert job, an OCR job's
         preprocessing), written into the job so that it is decided once."""
-        gate = OPERATION_FLAGS.get(operation)
-        if gate is not None and not self.boolean(gate, True, caller):
-            raise FeatureDisabled(gate, f"the '{operation}' operation")
+        if not self.allows(operation, caller):
+            raise FeatureDisabled(OPERATION_FLAGS[operation], f"the '{operation}' operation")
         if operation == "convert" and params.get("engine") is None:
             engine = self.string(HTML_ENGINE_FLAG, "weasyprint", caller)
             if engine not in ("weasyprint", "chromium"):

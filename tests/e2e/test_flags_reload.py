@@ -152,6 +152,19 @@ def test_a_flag_closes_an_operation_to_a_tenant(
     assert problem["flag"] == "operations.audio"
     assert "operations.audio" in problem["detail"]
     assert _analyze(server, keys["alpha"]).status_code == 200
+    # The list of operations shows each caller what it may run.
+    with server.client() as client:
+        listed = {
+            tenant: {
+                op["name"]
+                for op in client.get("/api/v2/operations", headers=_as(keys[tenant])).json()[
+                    "operations"
+                ]
+            }
+            for tenant in ("alpha", "beta")
+        }
+    assert "audio" in listed["alpha"]
+    assert listed["beta"] == listed["alpha"] - {"audio"}
 
 
 def test_sighup_reloads_the_settings_file_and_the_flags(
