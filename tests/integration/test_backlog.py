@@ -184,6 +184,18 @@ def test_retry_after_is_the_excess_over_the_drain_rate(
     assert backlog.retry_after(Family.DOCUMENTS, 1) == 1  # 3 a second: 1/3 s, at least 1
 
 
+def test_retry_after_is_exact_at_any_clock_reading(
+    tmp_path: Path, store: JobStore, database_url: str
+) -> None:
+    """A clock reading where ``now + 6 - now`` is not 6 in floating point still gives 6 s."""
+    reading = 28.27505553071097
+    assert math.ceil((reading + 6.0) - reading) == 7  # the reading this is about
+    settings = _settings(tmp_path, database_url, drain_window=10, retry_after_max=30)
+    backlog = Backlog(settings, store, clock=lambda: reading)
+    _end_jobs(store, 5)  # half a job a second
+    assert backlog.retry_after(Family.DOCUMENTS, 3) == 6
+
+
 def test_refused_clients_are_sent_back_at_the_pace_of_the_drain(
     tmp_path: Path, store: JobStore, database_url: str
 ) -> None:

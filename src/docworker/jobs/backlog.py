@@ -265,10 +265,13 @@ class Backlog:
             return min(high, max(low, math.ceil(self.window)))
         now = self._clock()
         with self._line_lock:
-            turn = max(self._line.get(family, now), now + excess / rate)
-            turn = min(turn, now + high)
-            self._line[family] = turn + 1 / rate
-        return min(high, max(low, math.ceil(turn - now)))
+            # The wait is worked out as a length, not as a moment less now: a float
+            # clock of some size does not give back ``now + 6 - now == 6`` exactly, and
+            # the ceiling would then send a client back a second late.
+            wait = max(self._line.get(family, now) - now, excess / rate)
+            wait = min(wait, high)
+            self._line[family] = now + wait + 1 / rate
+        return min(high, max(low, math.ceil(wait)))
 
     def status(self) -> dict[str, Any]:
         """For health: each family's bound, the room of each band, the jobs queued, and
