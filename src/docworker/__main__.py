@@ -1,5 +1,5 @@
 """``python -m docworker``: the command line."""
 
-from docworker.cli import main
+from docworker.launch import main
 
 main()

@@ -5,13 +5,15 @@ parser and engine binding among them, before it can take a job: over a CPU-secon
 each time a worker is replaced (after ``executor.jobs_per_worker`` jobs, or after a
 job killed at its limits). With ``executor.worker_start`` "forkserver" (the default)
 workers are forked instead from a template process, multiprocessing's fork server,
-that imported those modules once (:func:`preloaded_modules`): a
+that imported those modules once (:func:`~docworker.jobs.preload.preloaded_modules`): a
 replaced worker is ready in milliseconds (``bench/worker_start.py`` measures both).
 
 What the template holds, and what it does not:
 
 * modules only. It is started, once per service process, by the first worker's
-  start, from the service's interpreter and its import path; no settings, keys,
+  start (``docworker serve`` starts it before importing its own modules, so that the
+  two import side by side: :mod:`docworker.launch`), from the service's interpreter
+  and its import path; no settings, keys,
   database or network connections are made in it, so every executor of the process
   (tests run several, each with its own settings) forks from the same template and
   sends its worker the settings, the keys, the environment and the work folder
@@ -37,37 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from docworker.config import Settings, WorkerStart
-from docworker.formats.encoding import codec_modules
-from docworker.formats.registry import parser_modules
+from docworker.jobs.preload import forkserver_context
 from docworker.jobs.worker import worker_main
 from docworker.sealing import SecretKeys
 
 
-def preloaded_modules() -> list[str]:
-    """Every module the template imports before it forks workers, in the order a worker
-    started afresh imports them: the worker's own (and with them the operations, the
-    engines' bindings, the guard), those that validating the settings imports (the rate
-    limiter's, for its checks), then every parser, then what parsers import on their
-    first document of a kind: pdfplumber's table finder (the first ruled PDF page, 0.15 s)
-    and the codecs an encoding guess probes (0.1 s): a few percent of a worker's time
-    when workers are replaced every few seconds under load."""
-    return [
-        "docworker.jobs.worker",
-        "docworker.ratelimit",
-        *parser_modules(),
-        "pdfplumber.table",
-        *codec_modules(),
-    ]
-
-
 def worker_context(start: WorkerStart) -> BaseContext:
     """The multiprocessing context workers are started with."""
-    context = multiprocessing.get_context(start.value)
     if start is WorkerStart.FORKSERVER:
-        # One fork server per process, whichever executor starts it first: the list is
-        # the same for all.
-        context.set_forkserver_preload(preloaded_modules())
-    return context
+        return forkserver_context()
+    return multiprocessing.get_context(start.value)
 
 
 #: The secrets of the settings a worker needs (the stores' credentials), by field of
