@@ -1,12 +1,16 @@
-"""The command line's entry point: which commands start the worker template early."""
+"""Starting up: which commands start the worker template early, and what the API and the
+command line leave to the workers to import."""
 
 from __future__ import annotations
 
 import multiprocessing.forkserver
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from docworker.jobs.preload import preloaded_modules
 from docworker.launch import serves, start_template
 
 
@@ -45,3 +49,15 @@ def test_the_settings_decide_whether_a_template_is_started(
     assert start_template() is True
     # The one fork server of this process, which the executors' workers come from.
     assert multiprocessing.forkserver._forkserver._forkserver_pid is not None
+
+
+def test_the_api_and_the_command_line_do_not_import_weasyprint() -> None:
+    """WeasyPrint is imported by the processes that lay pages out (the worker template
+    preloads it), not by the API or the command line: a second of start-up and about
+    20 MiB each."""
+    code = (
+        "import sys, docworker.cli, docworker.api.app, docworker.operations;"
+        "assert 'weasyprint' not in sys.modules, 'weasyprint imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert "docworker.render.html_fetch" in preloaded_modules()

@@ -17,13 +17,15 @@ def preloaded_modules() -> list[str]:
     """Every module the template imports before it forks workers, in the order a worker
     started afresh imports them: the worker's own (and with them the operations, the
     engines' bindings, the guard), those that validating the settings imports (the rate
-    limiter's, for its checks), then every parser, then what parsers import on their
+    limiter's, for its checks), WeasyPrint (which the operations import only where a
+    page is laid out: not in the API), then every parser, then what parsers import on their
     first document of a kind: pdfplumber's table finder (the first ruled PDF page, 0.15 s)
     and the codecs an encoding guess probes (0.1 s): a few percent of a worker's time
     when workers are replaced every few seconds under load."""
     return [
         "docworker.jobs.worker",
         "docworker.ratelimit",
+        "docworker.render.html_fetch",
         *parser_modules(),
         "pdfplumber.table",
         *codec_modules(),

@@ -10,11 +10,12 @@ them, an element of class ``pageNumber`` shows the page's number and one of clas
 the document's title and ``date`` today's date.
 
 Every resource the page refers to (images, style sheets, fonts) is fetched by
-:class:`GuardedFetcher`: ``data:`` URLs are read in place, ``file:`` URLs only inside
-the folder the page was given (``root``, the job's own folder), ``http(s)`` URLs
-only through the service's :class:`~docworker.url_policy.UrlPolicy`; everything
-else is refused. A refused or failed resource is left out and named in the result's
-warnings; it never fails the conversion.
+:class:`~docworker.render.html_fetch.GuardedFetcher`: ``data:`` URLs are read in place,
+``file:`` URLs only inside the folder the page was given (``root``, the job's own
+folder), ``http(s)`` URLs only through the service's
+:class:`~docworker.url_policy.UrlPolicy`; everything else is refused. A refused or
+failed resource is left out and named in the result's warnings; it never fails the
+conversion.
 
 Markdown (:func:`markdown_to_html`) is CommonMark with pipe tables and
 strikethrough, read by markdown-it-py (the parser the Markdown reader uses); raw
@@ -29,23 +30,19 @@ from __future__ import annotations
 import datetime
 import html
 import logging
-import mimetypes
 import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import pypdfium2
 from markdown_it import MarkdownIt
-from weasyprint import CSS, HTML
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from docworker.document import Warning
-from docworker.errors import DocworkerError, InvalidParameter
+from docworker.errors import InvalidParameter
 from docworker.formats.base import PageSelection
 from docworker.formats.text.markdown import parse_front_matter
 from docworker.url_policy import UrlPolicy
@@ -132,59 +129,6 @@ _TEMPLATE_CSS = """
 """
 
 
-@dataclass
-class GuardedFetcher(URLFetcher):  # type: ignore[misc]
-    """WeasyPrint's fetcher of a page's resources, kept to ``root`` and the URL policy."""
-
-    root: Path
-    policy: UrlPolicy
-    warnings: list[Warning] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        super().__init__(timeout=self.policy.timeout, allow_redirects=False)
-        self.root = self.root.resolve()
-
-    def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
-        scheme = urlsplit(url).scheme.lower()
-        try:
-            if scheme == "data":
-                return super().fetch(url, headers)
-            if scheme == "file":
-                return self._local(url)
-            if scheme in {"http", "https"}:
-                body, mime, final = self.policy.fetch(url)
-                return URLFetcherResponse(final, body, {"Content-Type": mime or ""})
-            raise _Refused(f"the scheme '{scheme}' is never fetched")
-        except DocworkerError as exc:
-            self._refuse(url, exc.detail)
-            raise
-        except _Refused as exc:
-            self._refuse(url, str(exc))
-            raise
-
-    def _local(self, url: str) -> URLFetcherResponse:
-        path = Path(unquote(urlsplit(url).path))
-        resolved = path.resolve()
-        if not resolved.is_relative_to(self.root) or path.is_symlink():
-            raise _Refused("it is outside the uploaded files")
-        if not resolved.is_file():
-            raise _Refused("no such file among the uploaded files")
-        mime = mimetypes.guess_type(resolved.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(url, resolved.read_bytes(), {"Content-Type": mime})
-
-    def _refuse(self, url: str, reason: str) -> None:
-        shown = url if len(url) <= 200 else url[:200] + "…"
-        if url.startswith("data:"):
-            shown = "a data: URL"
-        self.warnings.append(
-            Warning(code="resource-refused", message=f"{shown} was not loaded: {reason}")
-        )
-
-
-class _Refused(ValueError):
-    """A resource the fetcher does not load (the reason is its message)."""
-
-
 @dataclass(frozen=True)
 class HtmlPdf:
     """What :func:`html_to_pdf` made: the PDF's page count and what was left out."""
@@ -206,6 +150,12 @@ def html_to_pdf(
     """Lay out ``markup`` as a PDF at ``target``. Relative URLs resolve against the folder
     ``base``, and no local file outside it is read. ``pages`` keeps only those pages (of
     those laid out); ``pdfa`` ('1b', '2b') makes a PDF/A of that level."""
+    # WeasyPrint (a second to import, and its fonts' tables) only in the processes that
+    # lay pages out: the worker template imports it (docworker.jobs.preload), the API not.
+    from weasyprint import CSS, HTML
+
+    from docworker.render.html_fetch import GuardedFetcher
+
     fetcher = GuardedFetcher(base, policy)
     page = _with_templates(markup, setup)
     if setup.css:
