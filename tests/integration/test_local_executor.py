@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from bench.scoring import corpus_root
 from docworker.auth import Principal
 from docworker.config import Settings, load_settings
 from docworker.jobs.events import JobEvents
 from docworker.jobs.local import LocalExecutor
+from docworker.jobs.models import Job
 from docworker.jobs.queue import JobInput, JobQueue
 from docworker.jobs.store import JobRecord, JobStatus, JobStore
 from docworker.sealing import SecretKeys
@@ -126,6 +129,25 @@ def test_jobs_left_running_by_a_dead_executor_of_this_host_run_again(tmp_path: P
         h.store.close()
     assert done.status is JobStatus.SUCCEEDED
     assert done.attempts == 2
+
+
+def test_a_job_whose_message_does_not_encode_fails_and_frees_its_worker(tmp_path: Path) -> None:
+    h = Harness(_settings(tmp_path))
+    blob = h.blobs.put_file(SMALL_TEXT)
+    record, _ = h.queue.submit("render", {"width": 100}, JobInput(blob), caller=OPEN)
+    # Stored before parameters were checked for size: no worker message holds the number.
+    with Session(h.store._engine) as session, session.begin():
+        session.execute(update(Job).where(Job.id == record.id).values(params={"width": 10**30}))
+    h.executor.start()
+    try:
+        failed = h.wait_until(record.id, _done, timeout=30)
+        after = h.submit(SMALL_TEXT, output="text")
+        assert h.wait_until(after.id, _done, timeout=30).status is JobStatus.SUCCEEDED
+    finally:
+        h.executor.stop()
+        h.store.close()
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None and failed.error["code"] == "invalid-parameter"
 
 
 # -- jobs split into parts ------------------------------------------------------------------

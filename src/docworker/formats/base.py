@@ -264,10 +264,16 @@ class ParseContext:
         return self.pages is None or page in self.pages
 
     def select_pages(self, page_count: int) -> list[int]:
-        """The pages to parse out of ``page_count``, checked against the page limit."""
+        """The pages to parse out of ``page_count``, checked against the page limit; a
+        selection that names none of them is refused (an empty answer would look like a
+        document without text)."""
         chosen = (
             list(range(1, page_count + 1)) if self.pages is None else self.pages.pages(page_count)
         )
+        if self.pages is not None and not chosen:
+            raise InvalidParameter(
+                "pages", f"'{self.pages}' selects none of its {page_count} pages"
+            )
         if len(chosen) > self.limits.max_pages:
             raise LimitExceeded("pages", len(chosen), self.limits.max_pages)
         return chosen

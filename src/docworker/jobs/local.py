@@ -75,6 +75,7 @@ from docworker.errors import (
     DocworkerError,
     EngineFailed,
     EngineUnavailable,
+    InvalidParameter,
     JobTimeout,
     MemoryLimitExceeded,
 )
@@ -465,6 +466,15 @@ class LocalExecutor:
             send(slot.conn, message)
         except OSError:
             self._worker_lost(slot, "died")
+        except TypeError as exc:
+            # The job's message does not encode (parameters stored before they were checked
+            # as they are now): the worker never got it, so the job ends here rather than
+            # holding the slot until the job timeout, attempt after attempt.
+            slot.job = None
+            WORKERS_BUSY.set(sum(1 for s in self._slots if s.job))
+            self.breakers.release(engines_of(job.operation, job.input))
+            error = InvalidParameter("params", f"the job cannot be handed to a worker: {exc}")
+            self._attempt_failed(job, error.to_dict(), cost=JobCost(), heard=False)
 
     def _on_ready(self, ready: Any) -> None:
         slot = next((s for s in self._slots if ready in (s.conn, s.process.sentinel)), None)

@@ -56,12 +56,41 @@ def operation_names() -> list[str]:
     return list(OPERATIONS)
 
 
+#: The integers a parameter may hold: signed 64-bit, what every JSON reader of a job's
+#: parameters takes exactly (the worker's messages, PostgreSQL's ``jsonb`` readers).
+INT_RANGE = range(-(2**63), 2**63)
+
+
 def validate_params(operation: Operation, raw: dict[str, Any]) -> OperationParams:
     """The operation's parameters from ``raw``; :class:`InvalidParameter` names the first fault."""
     try:
-        return operation.Params.model_validate(raw)
+        checked = operation.Params.model_validate(raw)
     except ValidationError as exc:
         raise InvalidParameter.first_of(exc.errors(), "params") from None
+    huge = _huge_integer(checked.model_dump(), "")
+    if huge is not None:
+        # A bound of the field would say it better; this catches every field without one
+        # (ge=1 alone lets 10**30 through, and the job could not be handed to a worker).
+        raise InvalidParameter(huge, "the number is out of range")
+    return checked
+
+
+def _huge_integer(value: Any, path: str) -> str | None:
+    """The path of the first integer in ``value`` outside :data:`INT_RANGE`, or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value in INT_RANGE else path or "params"
+    items: Any
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _huge_integer(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 @functools.cache

@@ -96,6 +96,12 @@ def _problem(answer: httpx.Response, status: int, parameter: str | None = None) 
             id="bad-param",
         ),
         pytest.param(
+            b'{"operation": "render", "input_uri": "%s", '
+            b'"params": {"width": 1000000000000000000000000000000}}',
+            "width",
+            id="huge-integer",
+        ),
+        pytest.param(
             b'{"operation": "extract", "input_uri": "%s", "params": {"content": "article"}}',
             "content",
             id="bad-content",
@@ -274,6 +280,23 @@ def test_a_body_over_the_limit_names_the_limit_in_full(client: TestClient) -> No
     body = _problem(answer, 413)
     assert f"limit of {LIMIT}" in str(body["detail"]) and "e+" not in str(body["detail"])
     assert body["maximum"] == LIMIT
+
+
+@pytest.mark.parametrize(
+    ("route", "form"),
+    [
+        ("/api/v2/render", {"width": "1" + "0" * 30}),
+        ("/api/v2/pdf/split", {"every": "9" * 25}),
+        ("/api/v2/image", {"max_bytes": "9" * 25}),
+    ],
+)
+def test_an_integer_past_64_bits_is_refused(
+    client: TestClient, route: str, form: dict[str, str]
+) -> None:
+    # Accepted before, such a job was never handed to a worker: it held a worker until
+    # the job timeout, attempt after attempt.
+    answer = client.post(route, files={"file": ("a.png", b"x")}, data=form)
+    _problem(answer, 422, next(iter(form)))
 
 
 def test_a_refused_upload_leaves_no_blob(client: TestClient) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pikepdf
 import pytest
 
 from docworker.errors import InvalidParameter, LimitExceeded
 from docworker.formats.base import PageSelection, ParseContext, ParseLimits
+from docworker.formats.registry import parse_path
 
 
 @pytest.mark.parametrize(
@@ -47,3 +51,19 @@ def test_each_page_reports_progress_and_stops_when_cancelled() -> None:
     )
     assert list(ctx.each_page([1, 2, 3, 4], 4)) == [1, 2]
     assert seen == [0.25, 0.5]
+
+
+def test_a_selection_of_no_page_of_the_document_is_refused(tmp_path: Path) -> None:
+    # Before, extract and ocr of '5' on a 2-page PDF answered an empty text, as of a scan.
+    ctx = ParseContext(pages=PageSelection.parse("5,7-"))
+    with pytest.raises(InvalidParameter, match="'5,7-' selects none of its 2 pages"):
+        ctx.select_pages(2)
+    assert ParseContext(pages=PageSelection.parse("2-9")).select_pages(3) == [2, 3]
+    pdf = tmp_path / "two.pdf"
+    with pikepdf.new() as doc:
+        doc.add_blank_page()
+        doc.add_blank_page()
+        doc.save(pdf)
+    with pytest.raises(InvalidParameter) as refused:
+        parse_path(pdf, ParseContext(pages=PageSelection.parse("3")))
+    assert refused.value.fields["parameter"] == "pages"

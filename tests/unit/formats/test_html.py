@@ -205,6 +205,17 @@ def test_huge_spans_count_against_the_cell_limit(tmp_path: Path) -> None:
         parse_html(tmp_path, page, ParseContext(limits=ParseLimits(max_cells=500)))
 
 
+def test_a_wide_row_over_many_narrow_ones_counts_as_its_grid(tmp_path: Path) -> None:
+    # 39 slots taken, but laid out as 20 rows of 20 columns: 12 KB of such a page made a
+    # grid of 100 million cells, read for seconds and then cut from the text.
+    page = "<table><tr>" + '<td colspan="20">a</td>' + "</tr>" + "<tr><td>b</td></tr>" * 19
+    with pytest.raises(LimitExceeded) as refused:
+        parse_html(tmp_path, page + "</table>", ParseContext(limits=ParseLimits(max_cells=300)))
+    assert refused.value.fields["value"] == 400
+    table = parse_html(tmp_path, page + "</table>", ParseContext(limits=ParseLimits(max_cells=400)))
+    assert [(b.table.n_rows, b.table.n_cols) for b in table.blocks if b.table] == [(20, 20)]
+
+
 def test_without_a_main_element_the_whole_body_is_kept(tmp_path: Path) -> None:
     page = "<header>Site name</header><p>Body text</p><footer>Contact us</footer>"
     assert texts(parse_html(tmp_path, page)) == ["Site name", "Body text", "Contact us"]

@@ -153,3 +153,18 @@ def test_tables_count_against_the_cell_limit(tmp_path: Path) -> None:
     table = "| a | b |\n|---|---|\n" + "| 1 | 2 |\n" * 10
     with pytest.raises(LimitExceeded):
         parse_md(tmp_path, table, ParseContext(limits=ParseLimits(max_cells=10)))
+
+
+def test_deep_quotes_and_lists_keep_their_text(tmp_path: Path) -> None:
+    # markdown-it's CommonMark preset dropped a quote 20 deep, or a list 10 deep, silently.
+    lists = "".join("  " * i + f"- item{i}\n" for i in range(12))
+    doc = parse_md(tmp_path, ">" * 25 + " quoted\n\n" + lists)
+    assert [b.text for b in doc.blocks] == ["quoted"] + [f"item{i}" for i in range(12)]
+    assert doc.warnings == []
+    deeper = parse_md(tmp_path, ">" * 5000 + " the deepest\n\nafter\n\n" + "- " * 200 + "end\n")
+    assert shape(deeper) == [
+        ("quote", None, None, "the deepest"),
+        ("paragraph", None, None, "after"),
+        ("list_item", 49, False, "end"),
+    ]
+    assert [w.code for w in deeper.warnings] == ["nested-too-deep"]

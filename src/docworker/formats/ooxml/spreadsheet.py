@@ -53,6 +53,7 @@ from docworker.formats.ooxml.package import (
     shown_objects,
     translate_errors,
 )
+from docworker.formats.ooxml.sheet_extent import declared_cells
 
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSX_MACRO_MIME = "application/vnd.ms-excel.sheet.macroEnabled.12"
@@ -110,15 +111,33 @@ def _read_sheets(
         builder.add_page(number, label=name)
         if ctx.sheet_names:
             builder.add(BlockKind.HEADING, name, level=2, page=number)
-        if sheets[number - 1].typ == SheetTypeEnum.WorkSheet:
-            sheet = workbook.get_sheet_by_index(number - 1)
-            cells_read += sheet.height * sheet.width
-            if cells_read > ctx.limits.max_cells:
-                raise LimitExceeded("cells", cells_read, ctx.limits.max_cells)
-            _read_cells(sheet, builder, number, split=ctx.structure)
         part = parts.get(name)
+        if sheets[number - 1].typ == SheetTypeEnum.WorkSheet:
+            if part is not None:
+                # Before calamine allocates the range (sheet_extent.py).
+                _check_cells(cells_read + declared_cells(zf, part), ctx)
+            sheet = workbook.get_sheet_by_index(number - 1)
+            cells_read += _extent(sheet)
+            _check_cells(cells_read, ctx)
+            _read_cells(sheet, builder, number, split=ctx.structure)
         if part is not None:
             _read_drawn_and_embedded(zf, part, objects, number)
+
+
+def _check_cells(cells: int, ctx: ParseContext) -> None:
+    if cells > ctx.limits.max_cells:
+        raise LimitExceeded("cells", cells, ctx.limits.max_cells)
+
+
+def _extent(sheet: CalamineSheet) -> int:
+    """The cells of the sheet's used range together with its merged ranges (a merge
+    reaching far past the data is walked cell by cell when tables are found)."""
+    top, left = sheet.start or (0, 0)
+    bottom, right = top + sheet.height - 1, left + sheet.width - 1
+    for (r0, c0), (r1, c1) in sheet.merged_cell_ranges or []:
+        top, left = min(top, r0), min(left, c0)
+        bottom, right = max(bottom, r1), max(right, c1)
+    return max(0, bottom - top + 1) * max(0, right - left + 1)
 
 
 def _read_drawn_and_embedded(

@@ -37,6 +37,16 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|
 _KEY_VALUE = re.compile(r"^([A-Za-z_][\w.-]*)\s*:\s*(.*)$")
 _LIST_ENTRY = re.compile(r"^\s*-\s+(.*)$")
 _BREAK_TAG = re.compile(r"^<br\s*/?>$", re.I)
+#: The quote and list markers at the start of a line read as plain text.
+_CONTAINER_MARKERS = re.compile(r"^(?:[ \t]*(?:>|[-+*](?=\s)|\d{1,9}[.)](?=\s)))*[ \t]*")
+#: How deep markdown-it's tokens may nest (its ``maxNesting``: a quote is one level, a
+#: list item two). The CommonMark preset's 20 dropped the text of a quote 20 deep, or of
+#: a list 10 deep, without a word; what is deeper than this is read as plain text.
+MAX_NESTING = 100
+#: The containers whose content markdown-it drops past :data:`MAX_NESTING`.
+_CONTAINERS = frozenset(
+    {"blockquote_open", "bullet_list_open", "ordered_list_open", "list_item_open"}
+)
 
 
 def _scalar(value: str) -> str:
@@ -140,8 +150,11 @@ def render_inline(token: Token) -> _Inline:
 class _Walker:
     """Turns markdown-it's flat token stream into blocks, tracking lists and quotes."""
 
-    def __init__(self, builder: DocumentBuilder, max_cells: int) -> None:
+    def __init__(self, builder: DocumentBuilder, max_cells: int, source: str) -> None:
         self.builder = builder
+        #: The source, for what is nested too deep to have tokens; its lines once needed.
+        self.source = source
+        self.lines: list[str] | None = None
         self.max_cells = max_cells
         self.cells = 0
         #: Whether each open list is numbered, outermost first.
@@ -158,6 +171,8 @@ class _Walker:
         """Handle ``tokens[i]``; return the index of the next token to handle."""
         token = tokens[i]
         kind = token.type
+        if kind in _CONTAINERS and token.level >= MAX_NESTING - 1:
+            return self._plain(tokens, i)
         if kind == "heading_open":
             self._text_block(tokens[i + 1], BlockKind.HEADING, int(token.tag[1:]), None)
             return i + 3
@@ -182,6 +197,25 @@ class _Walker:
         elif kind == "table_open":
             return self._table(tokens, i)
         return i + 1
+
+    def _plain(self, tokens: list[Token], i: int) -> int:
+        """A container at the nesting limit, whose content has no tokens: its lines as
+        one text block, markers left out; return the index after its closing token."""
+        if self.lines is None:
+            self.lines = self.source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+            self.builder.warn(
+                "nested-too-deep", "quotes and lists nested too deep were read as plain text"
+            )
+        start, end = tokens[i].map or (0, 0)
+        text = " ".join(_CONTAINER_MARKERS.sub("", line) for line in self.lines[start:end])
+        kind, level, ordered = self._paragraph_kind()
+        self.builder.add(kind, " ".join(text.split()), level=level, ordered=ordered)
+        depth = 0
+        while True:
+            depth += tokens[i].nesting
+            i += 1
+            if depth <= 0 or i >= len(tokens):
+                return i
 
     def _paragraph_kind(self) -> tuple[BlockKind, int | None, bool | None]:
         if self.containers:
@@ -240,8 +274,9 @@ class MarkdownParser:
         if fields:
             front_matter_metadata(fields, metadata)
         builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
-        tokens = MarkdownIt("commonmark").enable(["table", "strikethrough"]).parse(body)
-        _Walker(builder, ctx.limits.max_cells).run(tokens)
+        reader = MarkdownIt("commonmark", {"maxNesting": MAX_NESTING})
+        tokens = reader.enable(["table", "strikethrough"]).parse(body)
+        _Walker(builder, ctx.limits.max_cells, body).run(tokens)
         if metadata.title is None:
             metadata.title = _first_title(builder.document.blocks)
         if not builder.document.blocks:

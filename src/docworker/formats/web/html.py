@@ -521,7 +521,9 @@ def build_table(element: etree._Element, max_cells: int) -> Table:
     Only the table's own rows count: a table nested in a cell is part of that
     cell's text. A cell goes in the first grid slot of its row that no earlier
     row's rowspan has taken. Spans count against ``max_cells`` as the slots
-    they cover, so a few huge spans cannot make a huge grid.
+    they cover, so a few huge spans cannot make a huge grid; and so does the grid,
+    every row as wide as the widest (what a rendering lays out), so one wide row over
+    many narrow ones cannot either.
     """
     rows = _children(element, "tr", nested_in={"thead", "tbody", "tfoot"})
     taken: set[tuple[int, int]] = set()
@@ -536,6 +538,9 @@ def build_table(element: etree._Element, max_cells: int) -> Table:
             col_span = _span(cell, "colspan", _MAX_COLSPAN)
             if len(taken) + row_span * col_span > max_cells:
                 raise LimitExceeded("cells", len(taken) + row_span * col_span, max_cells)
+            grid = len(rows) * max(n_cols, c + col_span)
+            if grid > max_cells:
+                raise LimitExceeded("cells", grid, max_cells)
             taken.update((r + dr, c + dc) for dr in range(row_span) for dc in range(col_span))
             cells.append(
                 TableCell(

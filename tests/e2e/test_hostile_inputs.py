@@ -1,0 +1,110 @@
+"""Small hostile inputs through the real server: each answered with a problem naming the
+fault, or with its text, and the job ended; never a job held running, a worker lost, or
+an empty answer where the input had text. (Files that need no server, the guard's and
+the archives', are in tests/unit/guard, tests/fuzz and test_hostile_walk.py.)"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import httpx
+import pikepdf
+import pytest
+
+PROBLEM = "application/problem+json"
+SHEET = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+PACKAGE = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+
+def _xlsx(sheet_data: str) -> bytes:
+    """A workbook of one sheet whose ``sheetData`` is ``sheet_data``."""
+    types = "http://schemas.openxmlformats.org/package/2006/content-types"
+    main = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": f'<Types xmlns="{types}">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+        f'<Override PartName="/xl/workbook.xml" ContentType="{main}.sheet.main+xml"/>'
+        f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{main}.worksheet+xml"/>'
+        "</Types>",
+        "_rels/.rels": f'<Relationships xmlns="{PACKAGE}"><Relationship Id="rId1" '
+        f'Type="{RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{SHEET}" xmlns:r="{RELS}"><sheets>'
+        '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{PACKAGE}"><Relationship '
+        f'Id="rId1" Type="{RELS}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>',
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{SHEET}"><sheetData>{sheet_data}'
+        "</sheetData></worksheet>",
+    }
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as package:
+        for name, text in parts.items():
+            package.writestr(name, text)
+    return data.getvalue()
+
+
+def _pdf(pages: int) -> bytes:
+    data = io.BytesIO()
+    with pikepdf.new() as doc:
+        for _ in range(pages):
+            doc.add_blank_page()
+        doc.save(data)
+    return data.getvalue()
+
+
+SPARSE = _xlsx(
+    '<row r="1"><c r="A1" t="inlineStr"><is><t>a</t></is></c></row>'
+    '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
+)
+
+
+@pytest.mark.parametrize(
+    ("route", "name", "content", "form", "code", "parameter"),
+    [
+        # Held a worker until the job timeout, attempt after attempt.
+        (
+            "/api/v2/render",
+            "a.pdf",
+            _pdf(1),
+            {"width": "1" + "0" * 30},
+            "invalid-parameter",
+            "width",
+        ),
+        ("/api/v2/pdf/split", "a.pdf", _pdf(1), {"every": "9" * 25}, "invalid-parameter", "every"),
+        # Answered 200 with no text.
+        ("/api/v2/extract", "a.pdf", _pdf(2), {"pages": "5"}, "invalid-parameter", "pages"),
+        ("/api/v2/ocr", "a.pdf", _pdf(2), {"pages": "3-"}, "invalid-parameter", "pages"),
+        # Made calamine abort the worker: 503 engine-failed, and retried.
+        ("/api/v2/extract", "sparse.xlsx", SPARSE, {}, "limit-exceeded", None),
+    ],
+    ids=["huge-width", "huge-every", "pages-past-the-end", "ocr-pages-past-the-end", "sparse-xlsx"],
+)
+def test_hostile_inputs_are_refused_at_once(
+    client: httpx.Client,
+    route: str,
+    name: str,
+    content: bytes,
+    form: dict[str, str],
+    code: str,
+    parameter: str | None,
+) -> None:
+    started = time.monotonic()
+    answer = client.post(route, files={"file": (name, content)}, data=form, params={"wait": 30})
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"].startswith(PROBLEM)
+    body = answer.json()
+    assert body["code"] == code, body
+    if parameter is not None:
+        assert body["parameter"] == parameter
+    assert time.monotonic() - started < 20
+
+
+def test_deeply_nested_markdown_keeps_its_text(client: httpx.Client) -> None:
+    page = ">" * 30 + " quoted\n\n" + "".join("  " * i + f"- item{i}\n" for i in range(12))
+    answer = client.post("/api/v2/extract", files={"file": ("deep.md", page.encode())})
+    assert answer.status_code == 200, answer.text
+    content = answer.json()["content"]
+    assert "quoted" in content and "item11" in content
