@@ -476,6 +476,52 @@ def test_interleaved_columns_are_put_in_order() -> None:
     assert [b.lines[0].text for b in ordered] == ["L1", "L2", "R1", "R2"]
 
 
+def test_numbered_lines_start_list_items() -> None:
+    lines = [
+        line("Do this:", 72, 100, 150),
+        line("1. Open the box", 72, 113, 200),
+        line("2. Take the device out of it and", 72, 126, 300),
+        line("set it down.", 86, 139, 150),
+        line("a. Nested under it", 100, 152, 250),
+        line("10.Close the box", 72, 165, 250),
+        line("3.5 per cent of users never do.", 72, 178, 300),
+    ]
+    assert [b.text for b in group_blocks(lines)] == [
+        "Do this:",
+        "1. Open the box",
+        "2. Take the device out of it and set it down.",
+        "a. Nested under it",
+        "10.Close the box 3.5 per cent of users never do.",
+    ]
+
+
+def test_flush_left_blocks_under_two_columns_follow_them() -> None:
+    def block(text: str, x0: float, y0: float, x1: float, lines: int = 2) -> TextBlock:
+        made = TextBlock()
+        for n in range(lines):
+            made.add(line(text, x0, y0 + 13 * n, x1))
+        return made
+
+    title = block("Title", 72, 60, 530, 1)
+    columns = [block("L1", 72, 100, 290), block("L2", 72, 140, 290)]
+    columns += [block("R1", 310, 100, 530), block("R2", 310, 140, 530)]
+    after = [block("Steps", 72, 200, 150, 1), block("1. Open", 72, 220, 150, 1)]
+    ordered = reading_order([title, *columns, *after])
+    assert [b.lines[0].text for b in ordered] == [
+        "Title",
+        "L1",
+        "L2",
+        "R1",
+        "R2",
+        "Steps",
+        "1. Open",
+    ]
+    # A left column running on below a shorter right one is still read before it.
+    tail = block("L3", 72, 200, 290)
+    ordered = reading_order([title, *columns[:2], tail, *columns[2:]])
+    assert [b.lines[0].text for b in ordered] == ["Title", "L1", "L2", "L3", "R1", "R2"]
+
+
 def test_one_column_keeps_pdfium_order() -> None:
     made = []
     for n, y in enumerate([300, 100, 200, 400]):
