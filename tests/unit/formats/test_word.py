@@ -391,6 +391,16 @@ def test_outline_levels_hidden_text_breaks_and_symbols(tmp_path: Path) -> None:
     ]
 
 
+def test_ruby_base_text_is_read_without_its_guide(tmp_path: Path) -> None:
+    ruby = (
+        "<w:r><w:ruby><w:rubyPr/><w:rt><w:r><w:t>かん</w:t></w:r></w:rt>"
+        "<w:rubyBase><w:r><w:t>漢</w:t></w:r></w:rubyBase></w:ruby></w:r>"
+    )
+    body = f"<w:p><w:r><w:t>東京の</w:t></w:r>{ruby}<w:r><w:t>字</w:t></w:r></w:p>"
+    [block] = parse(write_docx(tmp_path / "ruby.docx", body)).blocks
+    assert block.text == "東京の漢字"
+
+
 def test_nested_tables_keep_their_text_and_header_rows_are_marked(tmp_path: Path) -> None:
     nested = f"<w:tbl><w:tr><w:tc>{p('inner A')}</w:tc><w:tc>{p('inner B')}</w:tc></w:tr></w:tbl>"
     body = (

@@ -44,6 +44,8 @@ _SKIPPED = frozenset({"del", "moveFrom", "pPr", "rPr", "sdtPr", "sdtEndPr"})
 #: Fields whose shown value is layout noise (page numbers), not document text.
 _PAGE_FIELDS = re.compile(r"^\s*(PAGE|NUMPAGES|SECTIONPAGES|PAGEREF)\b", re.IGNORECASE)
 _HYPERLINK_FIELD = re.compile(r'^\s*HYPERLINK\s+(?:\\l\s+)?"?([^"\s]+)"?', re.IGNORECASE)
+#: Run elements that stand for one character.
+_RUN_CHARACTERS = {"tab": "\t", "ptab": "\t", "cr": "\n", "noBreakHyphen": "-"}
 _ON = frozenset({None, "1", "true", "on"})
 #: Word allows 63 columns; other writers a few more.
 _MAX_GRID_COLUMNS = 1000
@@ -242,22 +244,22 @@ class StoryReader:
                 continue
             if name == "t":
                 inline.add(node.text or "")
-            elif name in {"tab", "ptab"}:
-                inline.add("\t")
+            elif name in _RUN_CHARACTERS:
+                inline.add(_RUN_CHARACTERS[name])
             elif name == "br":
                 if node.get(f"{_W}type") == "page":
                     inline.page_break = True
                 inline.add("\n")
-            elif name == "cr":
-                inline.add("\n")
-            elif name == "noBreakHyphen":
-                inline.add("-")
             elif name == "sym":
                 inline.add(_symbol(node))
             elif name in {"drawing", "pict", "object", "AlternateContent"}:
                 inline.floating.append(node)
             elif name in {"fldChar", "instrText"}:
                 _field_event(node, name, inline)
+            elif name == "ruby":
+                # The base text; its reading guide (``w:rt``) sits above it in small type.
+                for base in node.iterfind(f"{_W}rubyBase/{_W}r"):
+                    self._run(base, inline)
 
     def _simple_field(self, element: etree._Element, inline: _Inline, story: Story) -> None:
         instruction = element.get(f"{_W}instr", "")
