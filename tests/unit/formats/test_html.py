@@ -178,6 +178,18 @@ def test_links_and_line_breaks_in_a_paragraph(tmp_path: Path) -> None:
     assert doc.blocks[0].links == [Link(text="plain bold text", url="/a")]
 
 
+def test_soft_hyphens_do_not_split_words(tmp_path: Path) -> None:
+    page = (
+        "<p>fi&shy;nance, ad&#173;dress, in&#xAD;come, data\u00adbase</p>"
+        '<table><tr><td>con&shy;tract</td></tr></table><p><a href="/x">hy&shy;per</a></p>'
+    )
+    doc = parse_html(tmp_path, page)
+    assert texts(doc) == ["finance, address, income, database", "", "hyper"]
+    assert doc.blocks[1].table is not None
+    assert doc.blocks[1].table.grid() == [["contract"]]
+    assert doc.blocks[2].links == [Link(text="hyper", url="/x")]
+
+
 def test_table_spans_and_header_cells(tmp_path: Path) -> None:
     page = """<table><caption>Results</caption>
       <thead><tr><th rowspan="2">Name</th><th colspan="2">Score</th></tr>

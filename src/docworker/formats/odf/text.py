@@ -117,6 +117,8 @@ _VALUES = tuple(
     for name in ("string-value", "value", "date-value", "time-value", "boolean-value")
 )
 _WHITESPACE = re.compile(r"[ \t\r\n]+")
+#: Where a word may break when it is set; it is not part of the word.
+_SOFT_HYPHEN = "\xad"
 _HEADING_STYLE = re.compile(r"^Heading_20_(\d+)$")
 
 
@@ -181,7 +183,8 @@ class Inline:
 
     @property
     def text(self) -> str:
-        lines = (" ".join(line.split()) for line in "".join(self.parts).split("\n"))
+        joined = "".join(self.parts).replace(_SOFT_HYPHEN, "")
+        lines = (" ".join(line.split()) for line in joined.split("\n"))
         return "\n".join(line for line in lines if line)
 
 
@@ -212,7 +215,7 @@ def read_inline(element: etree._Element, into: Inline | None = None) -> Inline:
 def _link(anchor: etree._Element, inline: Inline) -> None:
     start = len(inline.parts)
     read_inline(anchor, inline)
-    text = " ".join("".join(inline.parts[start:]).split())
+    text = " ".join("".join(inline.parts[start:]).replace(_SOFT_HYPHEN, "").split())
     url = anchor.get(_XLINK_HREF, "")
     if text and url:
         inline.links.append(Link(text=text, url=url))

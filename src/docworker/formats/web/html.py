@@ -134,6 +134,7 @@ _BLOCK = frozenset(
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
+_SOFT_HYPHENS = re.compile(r"\xad|&(?:shy|#0*173|#x0*ad);", re.IGNORECASE)
 #: How pages mark their main content; each test stops at the first match.
 _MARKS_MAIN_CONTENT = etree.XPath(
     "boolean(//main) or boolean(//article) or boolean(//@role[. = 'main'])"
@@ -576,9 +577,14 @@ def add_fragment(builder: DocumentBuilder, markup: str, max_cells: int) -> int:
 
 
 def parse_page(text: str) -> etree._Element | None:
-    """The element tree of a whole page's text; None when the text is only whitespace."""
+    """The element tree of a whole page's text; None when the text is only whitespace.
+
+    Soft hyphens, written or as references, go first: they only say where a word may
+    break, and left in they split it in two for a search.
+    """
     if not text.strip():
         return None
+    text = _SOFT_HYPHENS.sub("", text)
     try:
         # libxml2 reads UTF-8 bytes faster than the str it would first convert.
         markup: str | bytes = text.encode("utf-8")
