@@ -129,6 +129,8 @@ class Styles:
         #: List style → {level: numbered (True), bulleted (False) or unmarked (None)}.
         self.lists: dict[str, dict[int, bool | None]] = {}
         self.parents: dict[str, str] = {}
+        #: Text styles that hide what they are applied to (``text:display="none"``).
+        self.hidden: set[str] = set()
         for root in roots:
             if root is not None:
                 self._read(root)
@@ -149,6 +151,25 @@ class Styles:
             name, parent = style.get(f"{STYLE}name"), style.get(f"{STYLE}parent-style-name")
             if name and parent:
                 self.parents[name] = parent
+            properties = style.find(f"{STYLE}text-properties")
+            if name and properties is not None and properties.get(f"{TEXT}display") == "none":
+                self.hidden.add(name)
+
+    def drop_hidden(self, root: etree._Element) -> None:
+        """Take the spans set in a hidden style out of ``root``, keeping the text after each."""
+        if not self.hidden:
+            return
+        for span in list(root.iter(f"{TEXT}span")):
+            if self._hides(span.get(f"{TEXT}style-name")):
+                _remove_keeping_tail(span)
+
+    def _hides(self, name: str | None) -> bool:
+        seen = 0
+        while name and seen < 20:
+            if name in self.hidden:
+                return True
+            name, seen = self.parents.get(name), seen + 1
+        return False
 
     def marker(self, list_style: str | None, level: int) -> bool | None:
         """Whether items at ``level`` of ``list_style`` are numbered (True), bulleted
@@ -186,6 +207,19 @@ class Inline:
         joined = "".join(self.parts).replace(_SOFT_HYPHEN, "")
         lines = (" ".join(line.split()) for line in joined.split("\n"))
         return "\n".join(line for line in lines if line)
+
+
+def _remove_keeping_tail(element: etree._Element) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail or ""
+    previous = element.getprevious()
+    if previous is not None:
+        previous.tail = (previous.tail or "") + tail
+    else:
+        parent.text = (parent.text or "") + tail
+    parent.remove(element)
 
 
 def read_inline(element: etree._Element, into: Inline | None = None) -> Inline:
