@@ -493,6 +493,20 @@ def test_numbered_lines_start_list_items() -> None:
         "a. Nested under it",
         "10.Close the box 3.5 per cent of users never do.",
     ]
+    # After a sentence: a number or a small letter set close (a tab shown as nothing)
+    # starts an item; a capital is more often a name's initial.
+    lines = [
+        line("The paragraph ends here.", 72, 100, 250),
+        line("1.First step", 72, 113, 200),
+        line("b.Second step", 72, 126, 200),
+        line("Written by the team.", 72, 139, 200),
+        line("A. Smith and B. Jones", 72, 152, 200),
+    ]
+    assert [b.text for b in group_blocks(lines)] == [
+        "The paragraph ends here.",
+        "1.First step",
+        "b.Second step Written by the team. A. Smith and B. Jones",
+    ]
 
 
 def test_flush_left_blocks_under_two_columns_follow_them() -> None:

@@ -34,8 +34,11 @@ U = TypeVar("U")
 BULLETS = frozenset("•◦▪▫‣∙●○■□➢►▶✓✔❖\uf0b7\uf0a7\uf076\uf0d8\uf0fc")
 
 #: An ordered list item's number or letter and its full stop or parenthesis: ``2.``, ``(b)``.
-#: A number may be set close to a word (``10.Then``), never to a figure (``3.5``).
-_NUMBERED = re.compile(r"\(?(?:(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]\s+\S|\d{1,3}[.)][^\W\d])")
+#: A number or a small letter may be set close to a word (``10.Then``, ``a.Step``, a tab
+#: shown as nothing), never to a figure (``3.5``) or as an abbreviation's (``e.g.``).
+_NUMBERED = re.compile(
+    r"\(?(?:(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]\s+\S|\d{1,3}[.)][^\W\d]|[a-z][.)][A-Z])"
+)
 
 #: A vertical gap larger than this share of the line height starts a new paragraph.
 _PARAGRAPH_GAP = 0.7
@@ -307,14 +310,15 @@ def _starts_block(block: TextBlock, line: Line, band: bool) -> bool:
 
 def _next_item(block: TextBlock, line: Line, height: float) -> bool:
     """A numbered line that goes on a list: after another item (``1.`` then ``2.``, or a
-    nested ``a.``) unless it lines up with that item's wrapped lines, or after a single
-    line ending in a colon that leads in."""
+    nested ``a.``) unless it lines up with that item's wrapped lines, or after a line
+    that ends a sentence or leads in with a colon."""
     if _NUMBERED.match(line.text) is None:
         return False
     first, last = block.lines[0], block.lines[-1]
     if first.text[:1] in BULLETS or _NUMBERED.match(first.text):
         return last is first or abs(line.x0 - last.x0) > 0.5 * height
-    return len(block.lines) == 1 and last.text.rstrip().endswith(":")
+    # Not a capital (``A. Name``): after a sentence that is more often a name's initial.
+    return last.text.rstrip()[-1:] in {".", ":", "!", "?"} and not line.text[:1].isupper()
 
 
 def _indented_start(block: TextBlock, line: Line, height: float) -> bool:
