@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from corpus_scoring import CORPUS, corpus_f1, needs_corpus, render, token_f1
-from pdf_files import write_pdf
+from pdf_files import write_page, write_pdf
 
 from docworker.document import Block, BlockKind, BlockSource, Document
 from docworker.errors import CorruptDocument, LimitExceeded, PasswordRequired, WrongPassword
@@ -100,6 +100,26 @@ def test_header_blocks_placed_last_by_pdfium_come_first() -> None:
     texts = [b.text for b in doc.blocks]
     title = texts.index("코로나-19 관련 보험약관상 재해보험금 지급문제 및 개선과제")
     assert title < next(i for i, t in enumerate(texts) if t.startswith("2020.3.30."))
+
+
+def test_letter_spaced_words_are_closed_up(tmp_path: Path) -> None:
+    # Letters set 12 pt apart, words a further 14 pt: a heading with wide tracking.
+    texts: list[tuple[str, float, float]] = []
+    x = 72.0
+    for word in ["SPACED", "OUT", "HEADER"]:
+        for letter in word:
+            texts.append((letter, x, 700.0))
+            x += 12.0
+        x += 14.0
+    # Single letters evenly apart stay apart: nothing tells letters from words there.
+    texts += [(letter, 72.0 + 18 * n, 650.0) for n, letter in enumerate("ABCDEF")]
+    texts.append(("Body text under the heading.", 72.0, 600.0))
+    doc = parse(write_page(tmp_path / "tracked.pdf", texts, []))
+    assert [b.text for b in doc.blocks] == [
+        "SPACED OUT HEADER",
+        "A B C D E F",
+        "Body text under the heading.",
+    ]
 
 
 def test_hyphenated_words_are_joined_and_real_hyphens_kept(paper: Document) -> None:
