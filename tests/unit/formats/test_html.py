@@ -178,6 +178,25 @@ def test_links_and_line_breaks_in_a_paragraph(tmp_path: Path) -> None:
     assert doc.blocks[0].links == [Link(text="plain bold text", url="/a")]
 
 
+def test_paragraphs_of_one_list_item_are_one_item(tmp_path: Path) -> None:
+    page = (
+        "<ol><li><p>One</p></li><li><p>Two</p><p>Two, <a href='/more'>more</a></p></li>"
+        "<li>Three<ul><li><p>Nested</p></li></ul></li>"
+        "<li>Four<table><tr><td>cell</td></tr></table>after the table</li></ol>"
+    )
+    doc = parse_html(tmp_path, page)
+    assert [(b.kind, b.level, b.text) for b in doc.blocks] == [
+        (BlockKind.LIST_ITEM, 1, "One"),
+        (BlockKind.LIST_ITEM, 1, "Two\nTwo, more"),
+        (BlockKind.LIST_ITEM, 1, "Three"),
+        (BlockKind.LIST_ITEM, 2, "Nested"),
+        (BlockKind.LIST_ITEM, 1, "Four"),
+        (BlockKind.TABLE, None, ""),
+        (BlockKind.LIST_ITEM, 1, "after the table"),
+    ]
+    assert doc.blocks[1].links == [Link(text="more", url="/more")]
+
+
 def test_soft_hyphens_do_not_split_words(tmp_path: Path) -> None:
     page = (
         "<p>fi&shy;nance, ad&#173;dress, in&#xAD;come, data\u00adbase</p>"

@@ -29,6 +29,7 @@ import lxml.html
 from lxml import etree
 
 from docworker.document import (
+    Block,
     BlockKind,
     Document,
     DocumentBuilder,
@@ -303,6 +304,8 @@ class HtmlWalker:
         self._links: list[Link] = []
         self._contexts: list[_Context] = [_Context()]
         self._list_depth = 0
+        #: The list item being read and its context: its further paragraphs are its lines.
+        self._item: tuple[Block, _Context] | None = None
         #: How deep the walk is, and whether it went past MAX_DEPTH.
         self._depth = 0
         self._deep = False
@@ -342,13 +345,24 @@ class HtmlWalker:
         inline.clear()
         if text:
             context = self._contexts[-1]
-            self.builder.add(
-                context.kind,
-                text,
-                level=context.level,
-                ordered=context.ordered,
-                links=self._links,
-            )
+            item = self._item
+            # Only straight after the item: text after a table in it keeps its place.
+            if (
+                item is not None
+                and item[1] is context
+                and self.builder.document.blocks[-1] is item[0]
+            ):
+                self.builder.add_line(item[0], text, self._links)
+            else:
+                block = self.builder.add(
+                    context.kind,
+                    text,
+                    level=context.level,
+                    ordered=context.ordered,
+                    links=self._links,
+                )
+                if block is not None and context.kind is BlockKind.LIST_ITEM:
+                    self._item = (block, context)
         self._links = []
 
     def _children(self, element: etree._Element) -> None:
@@ -432,7 +446,10 @@ class HtmlWalker:
         ordered = _tag(element) == "ol"
         for child in element:
             if _tag(child) == "li":
+                # Each item is one block: paragraphs after its first go on as its lines.
+                self._item = None
                 self._in_context(child, _list_item_context(self._list_depth, ordered))
+                self._item = None
             else:
                 self._element(child)
         self._list_depth -= 1
