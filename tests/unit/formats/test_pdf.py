@@ -477,6 +477,26 @@ def test_lines_become_paragraphs_at_gaps_and_indents() -> None:
     ]
 
 
+def test_a_short_last_line_ends_a_paragraph_set_without_gap_or_indent() -> None:
+    lines = [
+        line("The first paragraph runs over two lines", 72, 100, 300),
+        line("and stops here.", 72, 113, 150),
+        line("Second paragraph starts flush left", 72, 126, 300),
+        line("after a sentence that ended short, while", 72, 139, 300),
+        line("this full line ends with a word set in", 72, 152, 300),
+        line("before its end.", 72, 165, 160),
+        line("Supercalifragilisticexpialidocious words", 72, 178, 300),
+    ]
+    # The last line's first word would not have fitted after "before its end.": the
+    # sentence ended short for want of room, not with its paragraph.
+    assert [b.text for b in group_blocks(lines)] == [
+        "The first paragraph runs over two lines and stops here.",
+        "Second paragraph starts flush left after a sentence that ended short, while "
+        "this full line ends with a word set in before its end. "
+        "Supercalifragilisticexpialidocious words",
+    ]
+
+
 def test_superscripts_stay_on_their_line() -> None:
     lines = [line("tokens w", 72, 100, 110), Line("(i)", 110.2, 96, 120, 104, size=7)]
     [block] = group_blocks(lines)

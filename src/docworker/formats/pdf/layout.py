@@ -40,6 +40,9 @@ _NUMBERED = re.compile(
     r"\(?(?:(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]\s+\S|\d{1,3}[.)][^\W\d]|[a-z][.)][A-Z])"
 )
 
+#: What ends a paragraph's last line.
+_SENTENCE_ENDS = frozenset('.!?:"”’)')
+
 #: A vertical gap larger than this share of the line height starts a new paragraph.
 _PARAGRAPH_GAP = 0.7
 #: Pieces of one visual line closer than this share of the line height are one line.
@@ -305,7 +308,20 @@ def _starts_block(block: TextBlock, line: Line, band: bool) -> bool:
         line.text[0] in BULLETS
         or _next_item(block, line, height)
         or _indented_start(block, line, height)
+        or _ended_short(block, prev, line)
     )
+
+
+def _ended_short(block: TextBlock, prev: Line, line: Line) -> bool:
+    """A sentence that ends its line well short of the right edge, before a line whose
+    first word would have fitted in the space left: the end of a paragraph set with
+    neither a gap nor an indent before the next."""
+    if prev.text.rstrip()[-1:] not in _SENTENCE_ENDS:
+        return False
+    right = block.x1 if block.x1 > line.x1 else line.x1
+    first_word = line.text.lstrip().split(" ", 1)[0]
+    per_char = (line.x1 - line.x0) / len(line.text)
+    return right - prev.x1 > (len(first_word) + 2) * per_char
 
 
 def _next_item(block: TextBlock, line: Line, height: float) -> bool:
