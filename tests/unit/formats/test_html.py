@@ -178,6 +178,36 @@ def test_links_and_line_breaks_in_a_paragraph(tmp_path: Path) -> None:
     assert doc.blocks[0].links == [Link(text="plain bold text", url="/a")]
 
 
+def test_layout_tables_read_as_the_page_they_lay_out(tmp_path: Path) -> None:
+    page = (
+        '<table width="100%"><tr><td><table width="600">'
+        '<tr><td><img src="logo.png" alt="Logo"></td></tr>'
+        "<tr><td><h1>News</h1><p>Dear reader,</p><ul><li>First</li><li>Second</li></ul></td></tr>"
+        "<tr><td><h2>Left</h2><p>Left text.</p></td><td><h2>Right</h2></td></tr>"
+        "</table></td></tr></table>"
+        '<table role="presentation"><tr><td>Framed</td><td>words</td></tr></table>'
+        "<table><tr><th>Name</th><th>Notes</th></tr><tr><td>A</td><td><ul><li>kept</li></ul></td>"
+        "</tr></table><table><tr><td>One cell of data</td></tr></table>"
+    )
+    doc = parse_html(tmp_path, page)
+    assert [(b.kind, b.text) for b in doc.blocks] == [
+        (BlockKind.IMAGE, "Logo"),
+        (BlockKind.HEADING, "News"),
+        (BlockKind.PARAGRAPH, "Dear reader,"),
+        (BlockKind.LIST_ITEM, "First"),
+        (BlockKind.LIST_ITEM, "Second"),
+        (BlockKind.HEADING, "Left"),
+        (BlockKind.PARAGRAPH, "Left text."),
+        (BlockKind.HEADING, "Right"),
+        (BlockKind.PARAGRAPH, "Framed"),
+        (BlockKind.PARAGRAPH, "words"),
+        (BlockKind.TABLE, ""),
+        (BlockKind.TABLE, ""),
+    ]
+    assert doc.blocks[-2].table is not None
+    assert doc.blocks[-2].table.grid() == [["Name", "Notes"], ["A", "kept"]]
+
+
 def test_paragraphs_of_one_list_item_are_one_item(tmp_path: Path) -> None:
     page = (
         "<ol><li><p>One</p></li><li><p>Two</p><p>Two, <a href='/more'>more</a></p></li>"

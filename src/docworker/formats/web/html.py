@@ -491,6 +491,13 @@ class HtmlWalker:
 
     def _table(self, element: etree._Element) -> None:
         self.flush()
+        if is_layout_table(element):
+            # Read as the page it lays out: each cell's content in reading order.
+            for row in _children(element, "tr", nested_in=_ROW_GROUPS):
+                for cell in _children(row, "td", "th"):
+                    self._children(cell)
+                    self.flush()
+            return
         for caption in _children(element, "caption"):
             self._caption(caption)
         table = build_table(element, self.max_cells - self.cells)
@@ -514,6 +521,38 @@ _HANDLERS: dict[str, _Handler] = {
     "img": HtmlWalker._image,
     "table": HtmlWalker._table,
 }
+
+
+_ROW_GROUPS = frozenset({"thead", "tbody", "tfoot"})
+#: Content no data table's cell holds, but the cells of a table laying out a page
+#: (an e-mail's, an old site's) do: headings, lists, quotes, code.
+_LAYOUT_CONTENT = etree.XPath(
+    "boolean(.//*[self::h1 or self::h2 or self::h3 or self::h4 or self::h5 or self::h6"
+    " or self::ul or self::ol or self::dl or self::blockquote or self::pre])"
+)
+#: What a table of one cell wraps when it only frames content: paragraphs, a table.
+_FRAMED_CONTENT = etree.XPath("boolean(.//*[self::p or self::table or self::div])")
+
+
+def is_layout_table(element: etree._Element) -> bool:
+    """Whether a table lays out a page rather than holding data.
+
+    It says so (``role="presentation"``), or, without header cells, caption or
+    header row group, a cell of it holds headings, lists, quotes or code, or it is
+    one cell framing paragraphs or a table. A data table nested in a cell does not
+    make its table a layout: it is read into that cell.
+    """
+    if (element.get("role") or "").lower() in {"presentation", "none"}:
+        return True
+    if _children(element, "caption", "thead"):
+        return False
+    rows = _children(element, "tr", nested_in=_ROW_GROUPS)
+    cells = [cell for row in rows for cell in _children(row, "td", "th")]
+    if not cells or any(_tag(cell) == "th" for cell in cells):
+        return False
+    if len(cells) == 1 and _FRAMED_CONTENT(cells[0]) is True:
+        return True
+    return any(_LAYOUT_CONTENT(cell) is True for cell in cells)
 
 
 def code_language(element: etree._Element) -> str | None:
