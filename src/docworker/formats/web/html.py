@@ -18,6 +18,7 @@ the main content alone (``content=main``), the reader walks only the element
 from __future__ import annotations
 
 import html.parser
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -526,12 +527,11 @@ _HANDLERS: dict[str, _Handler] = {
 _ROW_GROUPS = frozenset({"thead", "tbody", "tfoot"})
 #: Content no data table's cell holds, but the cells of a table laying out a page
 #: (an e-mail's, an old site's) do: headings, lists, quotes, code.
-_LAYOUT_CONTENT = etree.XPath(
-    "boolean(.//*[self::h1 or self::h2 or self::h3 or self::h4 or self::h5 or self::h6"
-    " or self::ul or self::ol or self::dl or self::blockquote or self::pre])"
-)
-#: What a table of one cell wraps when it only frames content: paragraphs, a table.
-_FRAMED_CONTENT = etree.XPath("boolean(.//*[self::p or self::table or self::div])")
+_LAYOUT_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "blockquote", "pre")
+#: What a table of one cell holds when it only frames content: paragraphs, a table.
+_FRAMING_TAGS = ("p", "table", "div")
+#: Paths to a table's own cells: in its rows, in its row groups' rows.
+_CELL_PATHS = ("tr/td", "tr/th", "tbody/tr/td", "tbody/tr/th", "tfoot/tr/td", "tfoot/tr/th")
 
 
 def is_layout_table(element: etree._Element) -> bool:
@@ -544,15 +544,23 @@ def is_layout_table(element: etree._Element) -> bool:
     """
     if (element.get("role") or "").lower() in {"presentation", "none"}:
         return True
-    if _children(element, "caption", "thead"):
+    if any(_tag(child) in {"caption", "thead"} for child in element):
         return False
-    rows = _children(element, "tr", nested_in=_ROW_GROUPS)
-    cells = [cell for row in rows for cell in _children(row, "td", "th")]
-    if not cells or any(_tag(cell) == "th" for cell in cells):
-        return False
-    if len(cells) == 1 and _FRAMED_CONTENT(cells[0]) is True:
+    if any(next(element.iterfind(path), None) is not None for path in _CELL_PATHS[1::2]):
+        return False  # a header cell
+    cells = itertools.islice(
+        itertools.chain.from_iterable(element.iterfind(path) for path in _CELL_PATHS[::2]), 2
+    )
+    only = list(cells)
+    if len(only) == 1 and _holds(only[0], _FRAMING_TAGS):
         return True
-    return any(_LAYOUT_CONTENT(cell) is True for cell in cells)
+    # Searched by libxml2 as one walk, nested tables included: a data table's cells
+    # hold none of these, so the first found settles it.
+    return _holds(element, _LAYOUT_TAGS)
+
+
+def _holds(element: etree._Element, tags: tuple[str, ...]) -> bool:
+    return next(element.iter(*tags), None) is not None
 
 
 def code_language(element: etree._Element) -> str | None:
