@@ -491,6 +491,15 @@ class DocumentBuilder:
         self.document.blocks.append(block)
         return block
 
+    def add_line(self, block: Block, text: str, links: list[Link] | None = None) -> None:
+        """Add a line to a block already added (a list item's second paragraph), counted
+        against the limits as the block's own text is."""
+        self.check_text(len(text) + 1)
+        self.chars += len(text) + 1
+        block.text = f"{block.text}\n{text}" if block.text else text
+        if links:
+            block.links = [*block.links, *links]
+
     def chars_left(self) -> int | None:
         """Characters of text the document may still take (None: no limit)."""
         if self._limits is None:

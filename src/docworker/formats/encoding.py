@@ -2,9 +2,11 @@
 
 The order matters. A byte-order mark is proof, so it wins; then a charset the
 document declares (an HTML ``<meta>``, an XML declaration) if the bytes decode
-with it; then strict UTF-8, which almost never decodes text that is not UTF-8;
-then the shapes of UTF-16/32 without a BOM and of EBCDIC, which statistical
-detectors miss; and only then charset-normalizer's guess.
+with it, unless it is ASCII and the bytes are not (an e-mail client's default
+label on text it did not look at says nothing of its 8-bit bytes); then strict
+UTF-8, which almost never decodes text that is not UTF-8; then the shapes of
+UTF-16/32 without a BOM and of EBCDIC, which statistical detectors miss; and
+only then charset-normalizer's guess.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ def decode_text(data: bytes, declared: str | None = None) -> Decoded:
         name, skip = bom
         return Decoded(data[skip:].decode(name, errors="replace"), name, "bom")
     codec = normalise_codec(declared)
+    if codec is not None and _ascii_label(declared) and not data.isascii():
+        codec = None
     if codec is not None and codec not in {"utf-16", "utf-32"}:
         text = _strict(data, codec)
         if text is not None:
@@ -136,6 +140,12 @@ def decode_text(data: bytes, declared: str | None = None) -> Decoded:
     encoding = _common_sibling(sample, guess or "cp1252", alike)
     return Decoded(data.decode(encoding, errors="replace"), encoding, "guess")
 
+
+def _ascii_label(label: str | None) -> bool:
+    return (label or "").strip().strip("\"'").lower() in _ASCII_LABELS
+
+
+_ASCII_LABELS = frozenset({"ascii", "us-ascii", "ansi_x3.4-1968", "iso646-us", "us"})
 
 #: Code pages that detectors pick over a far more common one that reads the bytes the same.
 _COMMON_SIBLING = {

@@ -54,6 +54,16 @@ def test_a_wrong_declaration_is_overruled_by_the_bytes() -> None:
     assert "Grüße" in decoded.text
 
 
+def test_an_ascii_declaration_does_not_decide_8_bit_bytes() -> None:
+    # A mail client's default label on text it never looked at.
+    decoded = decode_text(SAMPLE.encode(), declared="us-ascii")
+    assert (decoded.text, decoded.how) == (SAMPLE, "utf-8")
+    decoded = decode_text(SAMPLE.encode("cp1252"), declared="ascii")
+    assert "Grüße" in decoded.text
+    # ASCII bytes keep the declaration.
+    assert decode_text(b"plain", declared="us-ascii").how == "declared"
+
+
 def test_a_declared_utf16_is_ignored_as_browsers_do() -> None:
     decoded = decode_text(b"<p>ascii only</p>", declared="utf-16")
     assert (decoded.text, decoded.encoding) == ("<p>ascii only</p>", "utf-8")

@@ -178,6 +178,67 @@ def test_links_and_line_breaks_in_a_paragraph(tmp_path: Path) -> None:
     assert doc.blocks[0].links == [Link(text="plain bold text", url="/a")]
 
 
+def test_layout_tables_read_as_the_page_they_lay_out(tmp_path: Path) -> None:
+    page = (
+        '<table width="100%"><tr><td><table width="600">'
+        '<tr><td><img src="logo.png" alt="Logo"></td></tr>'
+        "<tr><td><h1>News</h1><p>Dear reader,</p><ul><li>First</li><li>Second</li></ul></td></tr>"
+        "<tr><td><h2>Left</h2><p>Left text.</p></td><td><h2>Right</h2></td></tr>"
+        "</table></td></tr></table>"
+        '<table role="presentation"><tr><td>Framed</td><td>words</td></tr></table>'
+        "<table><tr><th>Name</th><th>Notes</th></tr><tr><td>A</td><td><ul><li>kept</li></ul></td>"
+        "</tr></table><table><tr><td>One cell of data</td></tr></table>"
+    )
+    doc = parse_html(tmp_path, page)
+    assert [(b.kind, b.text) for b in doc.blocks] == [
+        (BlockKind.IMAGE, "Logo"),
+        (BlockKind.HEADING, "News"),
+        (BlockKind.PARAGRAPH, "Dear reader,"),
+        (BlockKind.LIST_ITEM, "First"),
+        (BlockKind.LIST_ITEM, "Second"),
+        (BlockKind.HEADING, "Left"),
+        (BlockKind.PARAGRAPH, "Left text."),
+        (BlockKind.HEADING, "Right"),
+        (BlockKind.PARAGRAPH, "Framed"),
+        (BlockKind.PARAGRAPH, "words"),
+        (BlockKind.TABLE, ""),
+        (BlockKind.TABLE, ""),
+    ]
+    assert doc.blocks[-2].table is not None
+    assert doc.blocks[-2].table.grid() == [["Name", "Notes"], ["A", "kept"]]
+
+
+def test_paragraphs_of_one_list_item_are_one_item(tmp_path: Path) -> None:
+    page = (
+        "<ol><li><p>One</p></li><li><p>Two</p><p>Two, <a href='/more'>more</a></p></li>"
+        "<li>Three<ul><li><p>Nested</p></li></ul></li>"
+        "<li>Four<table><tr><td>cell</td></tr></table>after the table</li></ol>"
+    )
+    doc = parse_html(tmp_path, page)
+    assert [(b.kind, b.level, b.text) for b in doc.blocks] == [
+        (BlockKind.LIST_ITEM, 1, "One"),
+        (BlockKind.LIST_ITEM, 1, "Two\nTwo, more"),
+        (BlockKind.LIST_ITEM, 1, "Three"),
+        (BlockKind.LIST_ITEM, 2, "Nested"),
+        (BlockKind.LIST_ITEM, 1, "Four"),
+        (BlockKind.TABLE, None, ""),
+        (BlockKind.LIST_ITEM, 1, "after the table"),
+    ]
+    assert doc.blocks[1].links == [Link(text="more", url="/more")]
+
+
+def test_soft_hyphens_do_not_split_words(tmp_path: Path) -> None:
+    page = (
+        "<p>fi&shy;nance, ad&#173;dress, in&#xAD;come, data\u00adbase</p>"
+        '<table><tr><td>con&shy;tract</td></tr></table><p><a href="/x">hy&shy;per</a></p>'
+    )
+    doc = parse_html(tmp_path, page)
+    assert texts(doc) == ["finance, address, income, database", "", "hyper"]
+    assert doc.blocks[1].table is not None
+    assert doc.blocks[1].table.grid() == [["contract"]]
+    assert doc.blocks[2].links == [Link(text="hyper", url="/x")]
+
+
 def test_table_spans_and_header_cells(tmp_path: Path) -> None:
     page = """<table><caption>Results</caption>
       <thead><tr><th rowspan="2">Name</th><th colspan="2">Score</th></tr>

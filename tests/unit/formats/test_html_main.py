@@ -265,15 +265,17 @@ def test_a_report_keeps_its_endnotes_and_loses_its_site() -> None:
 
 
 #: sha256 (first 16 hex digits) of each page's Markdown and JSON model as the reader gave
-#: them before ``content`` existed: ``full`` must give them still.
+#: them before ``content`` existed: ``full`` must give them still. (wiki-duck's since a
+#: list item's further paragraphs became lines of that item rather than items;
+#: libxslt-python's since its layout tables are read as the page they lay out.)
 BEFORE = {
-    "wiki-duck.html": ("3770a15ffec82c70", "c3047d9732bd2548"),
+    "wiki-duck.html": ("00b593ab131952ce", "8412d907ed3e6252"),
     "with-scripts.html": ("a3f8c234b31a3408", "fe32058d1d2dbab3"),
     "table-rowspan.html": ("896be6dc8f62df8a", "62cd4f70a8452c44"),
     "cp1252.html": ("4269ad3f5de6fe02", "9b5c3a9fc7a8530f"),
     "utf16le.html": ("29ae9bfe32bcb3e5", "0e5fb0e50e49318c"),
     "libffi-simple-example.html": ("d51c573374c87419", "2d6a44016cbbc9b1"),
-    "libxslt-python.html": ("89ed4ea09b1d2d8d", "0b9305f2a8bcb4c9"),
+    "libxslt-python.html": ("9f9061106a8adcfa", "553fe91cfca16e04"),
     "news-article.html": ("d9408f5d84742316", "aa7312c75f7701d5"),
     "node-punycode.html": ("f1cffc3ddb9c747d", "43e51cf176685c17"),
     "npm-ci.html": ("ec76f73d5556456c", "0360dd7dcf72530e"),
@@ -386,8 +388,11 @@ def test_a_newsletter_laid_out_in_tables_reads_as_its_article(tmp_path: Path) ->
     )
     full = parse(EmlParser(), path, "message/rfc822")
     main = parse(EmlParser(), path, "message/rfc822", ParseContext(html_content="main"))
-    # Read whole, the layout is one table; its article alone is headings and paragraphs.
-    assert [b.kind for b in full.blocks][-1] == BlockKind.TABLE
+    # Read whole, the layout tables give the page they lay out, links and footer too;
+    # its article alone is headings and paragraphs.
+    assert not kinds(full, BlockKind.TABLE)
+    assert headings(full) == [(1, "Weekly digest"), (1, "This week")]
+    assert "Unsubscribe" in text(full)
     assert headings(main) == [(1, "Weekly digest"), (1, "This week")]
     assert len(kinds(main, BlockKind.PARAGRAPH)) == 4  # the header lines and three
     for gone in ("View in browser", "Unsubscribe"):

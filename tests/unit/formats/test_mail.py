@@ -146,6 +146,35 @@ def test_legacy_charset_plain_body_and_quoted_reply(tmp_path: Path) -> None:
     assert texts(doc, BlockKind.QUOTE) == ["Le plan tient-il ?\nRéponds vite."]
 
 
+@pytest.mark.parametrize(
+    ("delsp", "body", "expected"),
+    [
+        (
+            "no",
+            "A long line broken by the \nsender's client.\n\n>Quoted and \n>flowed.\n\n-- \nSig",
+            ["A long line broken by the sender's client.", "--\nSig"],
+        ),
+        (
+            "yes",
+            # The sender adds a space at each break, inside a word or after the one there.
+            "Split inside a wo \nrd and on.  \nEnd.\n\n>Quoted and  \n>flowed.\n\n-- \nSig",
+            ["Split inside a word and on. End.", "--\nSig"],
+        ),
+    ],
+)
+def test_format_flowed_bodies_are_joined(
+    tmp_path: Path, delsp: str, body: str, expected: list[str]
+) -> None:
+    mail = EmailMessage()
+    mail["From"] = "a@example.com"
+    mail["Subject"] = "Flowed"
+    mail.set_content(body.encode(), maintype="text", subtype="plain", cte="8bit")
+    mail.replace_header("Content-Type", f"text/plain; charset=utf-8; format=flowed; delsp={delsp}")
+    doc = parse_eml(tmp_path, mail)
+    assert texts(doc, BlockKind.PARAGRAPH)[1:] == expected
+    assert texts(doc, BlockKind.QUOTE) == ["Quoted and flowed."]
+
+
 def test_attachments_are_detected_listed_and_read(tmp_path: Path) -> None:
     mail = EmailMessage()
     mail["From"] = "a@example.com"

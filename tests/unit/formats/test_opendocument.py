@@ -348,6 +348,31 @@ def test_inline_content_notes_links_frames_and_skipped_text(tmp_path: Path) -> N
     assert doc.blocks[4].level == 3
 
 
+def test_soft_hyphens_do_not_split_words(tmp_path: Path) -> None:
+    body = (
+        '<text:p>fi\u00adnance and <text:a xlink:href="https://example.org/">hy\u00adper</text:a>'
+        "</text:p>"
+    )
+    [block] = parse(build(tmp_path, body)).blocks
+    assert block.text == "finance and hyper"
+    assert [link.text for link in block.links] == ["hyper"]
+
+
+def test_text_in_a_hidden_style_is_not_read(tmp_path: Path) -> None:
+    automatic = (
+        '<style:style style:name="T1" style:family="text">'
+        '<style:text-properties text:display="none"/></style:style>'
+        '<style:style style:name="T2" style:family="text" style:parent-style-name="T1"/>'
+    )
+    body = (
+        '<text:p>Shown <text:span text:style-name="T1">hidden </text:span>and '
+        '<text:span text:style-name="T2">inherited </text:span>'
+        "<text:span>kept</text:span>.</text:p>"
+    )
+    [block] = parse(build(tmp_path, body, automatic_styles=automatic)).blocks
+    assert block.text == "Shown and kept."
+
+
 def test_tables_spans_headers_and_repeats(tmp_path: Path) -> None:
     body = (
         "<table:table><table:table-column table:number-columns-repeated='3'/>"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from corpus_scoring import CORPUS, corpus_f1, needs_corpus, render, token_f1
-from pdf_files import write_pdf
+from pdf_files import write_page, write_pdf
 
 from docworker.document import Block, BlockKind, BlockSource, Document
 from docworker.errors import CorruptDocument, LimitExceeded, PasswordRequired, WrongPassword
@@ -100,6 +100,26 @@ def test_header_blocks_placed_last_by_pdfium_come_first() -> None:
     texts = [b.text for b in doc.blocks]
     title = texts.index("코로나-19 관련 보험약관상 재해보험금 지급문제 및 개선과제")
     assert title < next(i for i, t in enumerate(texts) if t.startswith("2020.3.30."))
+
+
+def test_letter_spaced_words_are_closed_up(tmp_path: Path) -> None:
+    # Letters set 12 pt apart, words a further 14 pt: a heading with wide tracking.
+    texts: list[tuple[str, float, float]] = []
+    x = 72.0
+    for word in ["SPACED", "OUT", "HEADER"]:
+        for letter in word:
+            texts.append((letter, x, 700.0))
+            x += 12.0
+        x += 14.0
+    # Single letters evenly apart stay apart: nothing tells letters from words there.
+    texts += [(letter, 72.0 + 18 * n, 650.0) for n, letter in enumerate("ABCDEF")]
+    texts.append(("Body text under the heading.", 72.0, 600.0))
+    doc = parse(write_page(tmp_path / "tracked.pdf", texts, []))
+    assert [b.text for b in doc.blocks] == [
+        "SPACED OUT HEADER",
+        "A B C D E F",
+        "Body text under the heading.",
+    ]
 
 
 def test_hyphenated_words_are_joined_and_real_hyphens_kept(paper: Document) -> None:
@@ -457,6 +477,26 @@ def test_lines_become_paragraphs_at_gaps_and_indents() -> None:
     ]
 
 
+def test_a_short_last_line_ends_a_paragraph_set_without_gap_or_indent() -> None:
+    lines = [
+        line("The first paragraph runs over two lines", 72, 100, 300),
+        line("and stops here.", 72, 113, 150),
+        line("Second paragraph starts flush left", 72, 126, 300),
+        line("after a sentence that ended short, while", 72, 139, 300),
+        line("this full line ends with a word set in", 72, 152, 300),
+        line("before its end.", 72, 165, 160),
+        line("Supercalifragilisticexpialidocious words", 72, 178, 300),
+    ]
+    # The last line's first word would not have fitted after "before its end.": the
+    # sentence ended short for want of room, not with its paragraph.
+    assert [b.text for b in group_blocks(lines)] == [
+        "The first paragraph runs over two lines and stops here.",
+        "Second paragraph starts flush left after a sentence that ended short, while "
+        "this full line ends with a word set in before its end. "
+        "Supercalifragilisticexpialidocious words",
+    ]
+
+
 def test_superscripts_stay_on_their_line() -> None:
     lines = [line("tokens w", 72, 100, 110), Line("(i)", 110.2, 96, 120, 104, size=7)]
     [block] = group_blocks(lines)
@@ -474,6 +514,66 @@ def test_interleaved_columns_are_put_in_order() -> None:
     left_low, right_low = block("L2", 72, 200, 290), block("R2", 310, 200, 530)
     ordered = reading_order([left_top, right_top, left_low, right_low])
     assert [b.lines[0].text for b in ordered] == ["L1", "L2", "R1", "R2"]
+
+
+def test_numbered_lines_start_list_items() -> None:
+    lines = [
+        line("Do this:", 72, 100, 150),
+        line("1. Open the box", 72, 113, 200),
+        line("2. Take the device out of it and", 72, 126, 300),
+        line("set it down.", 86, 139, 150),
+        line("a. Nested under it", 100, 152, 250),
+        line("10.Close the box", 72, 165, 250),
+        line("3.5 per cent of users never do.", 72, 178, 300),
+    ]
+    assert [b.text for b in group_blocks(lines)] == [
+        "Do this:",
+        "1. Open the box",
+        "2. Take the device out of it and set it down.",
+        "a. Nested under it",
+        "10.Close the box 3.5 per cent of users never do.",
+    ]
+    # After a sentence: a number or a small letter set close (a tab shown as nothing)
+    # starts an item; a capital is more often a name's initial.
+    lines = [
+        line("The paragraph ends here.", 72, 100, 250),
+        line("1.First step", 72, 113, 200),
+        line("b.Second step", 72, 126, 200),
+        line("Written by the team.", 72, 139, 200),
+        line("A. Smith and B. Jones", 72, 152, 200),
+    ]
+    assert [b.text for b in group_blocks(lines)] == [
+        "The paragraph ends here.",
+        "1.First step",
+        "b.Second step Written by the team. A. Smith and B. Jones",
+    ]
+
+
+def test_flush_left_blocks_under_two_columns_follow_them() -> None:
+    def block(text: str, x0: float, y0: float, x1: float, lines: int = 2) -> TextBlock:
+        made = TextBlock()
+        for n in range(lines):
+            made.add(line(text, x0, y0 + 13 * n, x1))
+        return made
+
+    title = block("Title", 72, 60, 530, 1)
+    columns = [block("L1", 72, 100, 290), block("L2", 72, 140, 290)]
+    columns += [block("R1", 310, 100, 530), block("R2", 310, 140, 530)]
+    after = [block("Steps", 72, 200, 150, 1), block("1. Open", 72, 220, 150, 1)]
+    ordered = reading_order([title, *columns, *after])
+    assert [b.lines[0].text for b in ordered] == [
+        "Title",
+        "L1",
+        "L2",
+        "R1",
+        "R2",
+        "Steps",
+        "1. Open",
+    ]
+    # A left column running on below a shorter right one is still read before it.
+    tail = block("L3", 72, 200, 290)
+    ordered = reading_order([title, *columns[:2], tail, *columns[2:]])
+    assert [b.lines[0].text for b in ordered] == ["Title", "L1", "L2", "L3", "R1", "R2"]
 
 
 def test_one_column_keeps_pdfium_order() -> None:

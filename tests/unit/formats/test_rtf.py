@@ -127,6 +127,28 @@ def test_list_items_from_their_list_text(tmp_path: Path) -> None:
     ]
 
 
+def test_numbered_headings_stay_headings(tmp_path: Path) -> None:
+    source = (
+        _HEADER + r"{\stylesheet{\s0 Normal;}{\s1\outlinelevel0 heading 1;}}"
+        r"\pard\s1\outlinelevel0{\listtext\pard\plain 1.\tab}\ls1 Introduction\par"
+        r"\pard\s0{\listtext 1.\tab}\ls2\ilvl0 An item\par}"
+    )
+    doc = parse_rtf(tmp_path, source)
+    assert [(b.kind, b.level, b.text) for b in doc.blocks] == [
+        (BlockKind.HEADING, 1, "Introduction"),
+        (BlockKind.LIST_ITEM, 1, "An item"),
+    ]
+
+
+def test_hidden_text_and_tracked_deletions_are_not_read(tmp_path: Path) -> None:
+    source = (
+        _HEADER + r"\pard Keep {\deleted\revauthdel1 removed }{\revised inserted }"
+        r"and {\v hidden }{\v0 shown }\v secret\v0  end \v gone\plain  plain\par}"
+    )
+    [block] = parse_rtf(tmp_path, source).blocks
+    assert block.text == "Keep inserted and shown end plain"
+
+
 def test_tables_with_widened_and_merged_cells(tmp_path: Path) -> None:
     source = (
         _HEADER + r"\trowd\trhdr\cellx1000\cellx2000\cellx3000\intbl A\cell B\cell C\cell\row"

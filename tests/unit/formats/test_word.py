@@ -391,6 +391,59 @@ def test_outline_levels_hidden_text_breaks_and_symbols(tmp_path: Path) -> None:
     ]
 
 
+def test_imported_chunks_are_read_in_place(tmp_path: Path) -> None:
+    mhtml = (
+        "MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=B\r\n\r\n--B\r\n"
+        "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable"
+        "\r\n\r\n<html><body><p>From the web archive: caf=C3=A9</p></body></html>\r\n--B--\r\n"
+    )
+    chunks = {
+        "chunk1.htm": b"<html><body><h1>Imported</h1><ul><li>one</li></ul></body></html>",
+        "chunk2.mht": mhtml.encode(),
+        "chunk3.rtf": rb"{\rtf1\ansi From RTF\par}",
+        "chunk4.txt": b"Plain one.\n\nPlain two.",
+    }
+    body = (
+        p("Before")
+        + "".join(f'<w:altChunk r:id="rc{n}"/>' for n in range(1, len(chunks) + 1))
+        + p("After")
+    )
+    path = write_docx(tmp_path / "chunks.docx", body)
+    with zipfile.ZipFile(path) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    rels = "".join(
+        f'<Relationship Id="rc{n}" Type="{_REL}/aFChunk" Target="{name}"/>'
+        for n, name in enumerate(chunks, 1)
+    )
+    name = "word/_rels/document.xml.rels"
+    files[name] = files[name].replace(b"</Relationships>", rels.encode() + b"</Relationships>")
+    files.update({f"word/{chunk}": data for chunk, data in chunks.items()})
+    with zipfile.ZipFile(path, "w") as zf:
+        for part, data in files.items():
+            zf.writestr(part, data)
+    doc = parse(path)
+    assert [(b.kind, b.text) for b in doc.blocks] == [
+        (BlockKind.PARAGRAPH, "Before"),
+        (BlockKind.HEADING, "Imported"),
+        (BlockKind.LIST_ITEM, "one"),
+        (BlockKind.PARAGRAPH, "From the web archive: café"),
+        (BlockKind.PARAGRAPH, "From RTF"),
+        (BlockKind.PARAGRAPH, "Plain one."),
+        (BlockKind.PARAGRAPH, "Plain two."),
+        (BlockKind.PARAGRAPH, "After"),
+    ]
+
+
+def test_ruby_base_text_is_read_without_its_guide(tmp_path: Path) -> None:
+    ruby = (
+        "<w:r><w:ruby><w:rubyPr/><w:rt><w:r><w:t>かん</w:t></w:r></w:rt>"
+        "<w:rubyBase><w:r><w:t>漢</w:t></w:r></w:rubyBase></w:ruby></w:r>"
+    )
+    body = f"<w:p><w:r><w:t>東京の</w:t></w:r>{ruby}<w:r><w:t>字</w:t></w:r></w:p>"
+    [block] = parse(write_docx(tmp_path / "ruby.docx", body)).blocks
+    assert block.text == "東京の漢字"
+
+
 def test_nested_tables_keep_their_text_and_header_rows_are_marked(tmp_path: Path) -> None:
     nested = f"<w:tbl><w:tr><w:tc>{p('inner A')}</w:tc><w:tc>{p('inner B')}</w:tc></w:tr></w:tbl>"
     body = (

@@ -154,7 +154,50 @@ def _body(part: MIMEPart) -> Body | RtfBody:
     charset = part.get_content_charset()
     if part.get_content_type() == "text/html":
         return Body(decode_html(data, charset)[0], html=True)
-    return Body(decode_text(data, charset).text, html=False)
+    text = decode_text(data, charset).text
+    if _param(part, "format") == "flowed":
+        text = unflow(text, delete_space=_param(part, "delsp") == "yes")
+    return Body(text, html=False)
+
+
+def _param(part: MIMEPart, name: str) -> str:
+    """A ``Content-Type`` parameter, lower-cased ('' when absent)."""
+    value = part.get_param(name)
+    return value.lower() if isinstance(value, str) else ""
+
+
+def unflow(text: str, *, delete_space: bool) -> str:
+    """A ``format=flowed`` body (RFC 3676) with its soft line breaks undone.
+
+    A line that ends in a space goes on on the next line of the same quote depth; with
+    ``delsp=yes`` that space was added by the sender only to mark the break and goes.
+    The one space a sender puts before a line starting with a space, ``>`` or ``From``
+    goes too; the signature separator (``-- ``) is never a soft break.
+    """
+    lines: list[str] = []
+    open_text: str | None = None  # a flowed line still going on
+    open_depth = 0
+    for raw in text.split("\n"):
+        line = raw.removesuffix("\r")
+        depth = len(line) - len(line.lstrip(">"))
+        content = line[depth:].removeprefix(" ")
+        if open_text is not None and depth != open_depth:
+            lines.append(_quoted(open_depth, open_text))
+            open_text = None
+        if open_text is not None:
+            content = open_text + content
+        if content.endswith(" ") and content != "-- ":
+            open_text, open_depth = (content[:-1] if delete_space else content), depth
+            continue
+        open_text = None
+        lines.append(_quoted(depth, content))
+    if open_text is not None:
+        lines.append(_quoted(open_depth, open_text))
+    return "\n".join(lines)
+
+
+def _quoted(depth: int, text: str) -> str:
+    return f"{'>' * depth} {text}" if depth else text
 
 
 def _file_name(part: MIMEPart, position: int) -> str:

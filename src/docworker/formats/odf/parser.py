@@ -100,6 +100,7 @@ class OpenDocumentParser:
             body = content.find(f"{OFFICE}body")
             if body is None:
                 raise CorruptDocument(fmt, "content.xml has no office:body")
+            styles.drop_hidden(body)
             reader = TextReader(builder, styles, ctx.limits.max_cells, _loader(package, builder))
             if fmt == "ods":
                 _read_sheets(body, content, reader, ctx)

@@ -117,6 +117,8 @@ _VALUES = tuple(
     for name in ("string-value", "value", "date-value", "time-value", "boolean-value")
 )
 _WHITESPACE = re.compile(r"[ \t\r\n]+")
+#: Where a word may break when it is set; it is not part of the word.
+_SOFT_HYPHEN = "\xad"
 _HEADING_STYLE = re.compile(r"^Heading_20_(\d+)$")
 
 
@@ -127,6 +129,8 @@ class Styles:
         #: List style → {level: numbered (True), bulleted (False) or unmarked (None)}.
         self.lists: dict[str, dict[int, bool | None]] = {}
         self.parents: dict[str, str] = {}
+        #: Text styles that hide what they are applied to (``text:display="none"``).
+        self.hidden: set[str] = set()
         for root in roots:
             if root is not None:
                 self._read(root)
@@ -147,6 +151,25 @@ class Styles:
             name, parent = style.get(f"{STYLE}name"), style.get(f"{STYLE}parent-style-name")
             if name and parent:
                 self.parents[name] = parent
+            properties = style.find(f"{STYLE}text-properties")
+            if name and properties is not None and properties.get(f"{TEXT}display") == "none":
+                self.hidden.add(name)
+
+    def drop_hidden(self, root: etree._Element) -> None:
+        """Take the spans set in a hidden style out of ``root``, keeping the text after each."""
+        if not self.hidden:
+            return
+        for span in list(root.iter(f"{TEXT}span")):
+            if self._hides(span.get(f"{TEXT}style-name")):
+                _remove_keeping_tail(span)
+
+    def _hides(self, name: str | None) -> bool:
+        seen = 0
+        while name and seen < 20:
+            if name in self.hidden:
+                return True
+            name, seen = self.parents.get(name), seen + 1
+        return False
 
     def marker(self, list_style: str | None, level: int) -> bool | None:
         """Whether items at ``level`` of ``list_style`` are numbered (True), bulleted
@@ -181,8 +204,22 @@ class Inline:
 
     @property
     def text(self) -> str:
-        lines = (" ".join(line.split()) for line in "".join(self.parts).split("\n"))
+        joined = "".join(self.parts).replace(_SOFT_HYPHEN, "")
+        lines = (" ".join(line.split()) for line in joined.split("\n"))
         return "\n".join(line for line in lines if line)
+
+
+def _remove_keeping_tail(element: etree._Element) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail or ""
+    previous = element.getprevious()
+    if previous is not None:
+        previous.tail = (previous.tail or "") + tail
+    else:
+        parent.text = (parent.text or "") + tail
+    parent.remove(element)
 
 
 def read_inline(element: etree._Element, into: Inline | None = None) -> Inline:
@@ -212,7 +249,7 @@ def read_inline(element: etree._Element, into: Inline | None = None) -> Inline:
 def _link(anchor: etree._Element, inline: Inline) -> None:
     start = len(inline.parts)
     read_inline(anchor, inline)
-    text = " ".join("".join(inline.parts[start:]).split())
+    text = " ".join("".join(inline.parts[start:]).replace(_SOFT_HYPHEN, "").split())
     url = anchor.get(_XLINK_HREF, "")
     if text and url:
         inline.links.append(Link(text=text, url=url))

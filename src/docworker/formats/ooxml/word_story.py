@@ -5,23 +5,33 @@ paragraph's runs give its text (fields, tabs, breaks, symbols, inline equations
 as ``$LaTeX$``, hyperlinks as links); what floats in it (pictures, text boxes,
 charts, display equations) becomes blocks after it. Text boxes are stories of
 their own; ``mc:AlternateContent`` is read once, through its first choice, so
-that the same text box is not read twice from its fallback.
+that the same text box is not read twice from its fallback. An ``w:altChunk``
+(a part in another format imported where it stands: HTML, MHTML, RTF or plain
+text, as HTML-to-Word converters write whole documents) is read by that
+format's reader in its place.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
 
 from lxml import etree
 
 from docworker.document import BlockKind, DocumentBuilder, Link, Table, TableCell
+from docworker.formats.encoding import decode_text
 from docworker.formats.ooxml.charts import add_chart, read_chart
 from docworker.formats.ooxml.omml import M_NS, to_latex
 from docworker.formats.ooxml.package import child, clean_alt_text, local_name
 from docworker.formats.ooxml.word_styles import W_NS, ParagraphRoles
+from docworker.formats.rtf.parser import add_rtf
+from docworker.formats.text.plain import split_paragraphs
+from docworker.formats.web.html import decode_html, parse_page, walk_page
 
 _W = f"{{{W_NS}}}"
 _M = f"{{{M_NS}}}"
@@ -38,12 +48,27 @@ _O = "{urn:schemas-microsoft-com:office:office}"
 _WRAPPERS = frozenset({"sdt", "sdtContent", "customXml", "smartTag", "ins", "moveTo", "dir", "bdo"})
 #: The tags (any namespace) of the elements a story's children may be to hold blocks:
 #: paragraphs, tables, their wrappers (what :func:`_block_nodes` looks into).
-BLOCK_HOLDERS = ("{*}p", "{*}tbl", "{*}AlternateContent", *(f"{{*}}{n}" for n in _WRAPPERS))
+BLOCK_HOLDERS = (
+    "{*}p",
+    "{*}tbl",
+    "{*}altChunk",
+    "{*}AlternateContent",
+    *(f"{{*}}{n}" for n in _WRAPPERS),
+)
+#: An alternative format chunk's file extension → how it is read.
+_CHUNK_KINDS = {
+    ".htm": "html", ".html": "html", ".xhtml": "html", ".mht": "mhtml", ".mhtml": "mhtml",
+    ".rtf": "rtf", ".txt": "text",
+}  # fmt: skip
+#: The most table cells an imported chunk may hold (Word's own tables are not counted).
+_CHUNK_CELLS = 1_000_000
 #: Elements whose content is not part of the current text.
 _SKIPPED = frozenset({"del", "moveFrom", "pPr", "rPr", "sdtPr", "sdtEndPr"})
 #: Fields whose shown value is layout noise (page numbers), not document text.
 _PAGE_FIELDS = re.compile(r"^\s*(PAGE|NUMPAGES|SECTIONPAGES|PAGEREF)\b", re.IGNORECASE)
 _HYPERLINK_FIELD = re.compile(r'^\s*HYPERLINK\s+(?:\\l\s+)?"?([^"\s]+)"?', re.IGNORECASE)
+#: Run elements that stand for one character.
+_RUN_CHARACTERS = {"tab": "\t", "ptab": "\t", "cr": "\n", "noBreakHyphen": "-"}
 _ON = frozenset({None, "1", "true", "on"})
 #: Word allows 63 columns; other writers a few more.
 _MAX_GRID_COLUMNS = 1000
@@ -117,7 +142,28 @@ class StoryReader:
                 self._paragraph(element, story)
             elif name == "tbl":
                 self._table(element, story)
+            elif name == "altChunk":
+                self._alt_chunk(element, story)
             self.tick()
+
+    def _alt_chunk(self, element: etree._Element, story: Story) -> None:
+        """The blocks of an imported part, read by its own format's reader."""
+        _, target = story.rels.get(element.get(f"{_R}id", ""), ("", ""))
+        kind = _CHUNK_KINDS.get(posixpath.splitext(target)[1].lower())
+        if kind is None or target not in story.zf.NameToInfo:
+            return
+        data = story.zf.read(target)
+        if kind == "rtf":
+            add_rtf(self.builder, data, _CHUNK_CELLS)
+            return
+        if kind == "text":
+            for paragraph in split_paragraphs(decode_text(data, None).text):
+                self.builder.add(BlockKind.PARAGRAPH, paragraph)
+            return
+        page = decode_html(data)[0] if kind == "html" else _mhtml_page(data)
+        root = parse_page(page) if page else None
+        if root is not None:
+            walk_page(self.builder, root, _CHUNK_CELLS)
 
     def _paragraph(self, paragraph: etree._Element, story: Story) -> None:
         inline = self.inline(paragraph, story)
@@ -242,22 +288,22 @@ class StoryReader:
                 continue
             if name == "t":
                 inline.add(node.text or "")
-            elif name in {"tab", "ptab"}:
-                inline.add("\t")
+            elif name in _RUN_CHARACTERS:
+                inline.add(_RUN_CHARACTERS[name])
             elif name == "br":
                 if node.get(f"{_W}type") == "page":
                     inline.page_break = True
                 inline.add("\n")
-            elif name == "cr":
-                inline.add("\n")
-            elif name == "noBreakHyphen":
-                inline.add("-")
             elif name == "sym":
                 inline.add(_symbol(node))
             elif name in {"drawing", "pict", "object", "AlternateContent"}:
                 inline.floating.append(node)
             elif name in {"fldChar", "instrText"}:
                 _field_event(node, name, inline)
+            elif name == "ruby":
+                # The base text; its reading guide (``w:rt``) sits above it in small type.
+                for base in node.iterfind(f"{_W}rubyBase/{_W}r"):
+                    self._run(base, inline)
 
     def _simple_field(self, element: etree._Element, inline: _Inline, story: Story) -> None:
         instruction = element.get(f"{_W}instr", "")
@@ -313,10 +359,22 @@ def _block_children(container: etree._Element) -> Iterator[etree._Element]:
         yield from _block_nodes(node)
 
 
+def _mhtml_page(data: bytes) -> str:
+    """The HTML page of a web archive (MHTML): its first ``text/html`` part, decoded."""
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    for part in message.walk():
+        if part.get_content_type() == "text/html":
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return decode_html(payload, part.get_content_charset())[0]
+    return ""
+
+
 def _block_nodes(node: etree._Element) -> Iterator[etree._Element]:
-    """``node`` if it is a paragraph or a table, else the ones a wrapper holds."""
+    """``node`` if it is a paragraph, a table or an imported chunk, else the ones a
+    wrapper holds."""
     name = local_name(node)
-    if name in {"p", "tbl"}:
+    if name in {"p", "tbl", "altChunk"}:
         yield node
     elif name in _WRAPPERS:
         yield from _block_children(node)

@@ -33,6 +33,16 @@ U = TypeVar("U")
 #: bullets that fonts map into the private use area.
 BULLETS = frozenset("•◦▪▫‣∙●○■□➢►▶✓✔❖\uf0b7\uf0a7\uf076\uf0d8\uf0fc")
 
+#: An ordered list item's number or letter and its full stop or parenthesis: ``2.``, ``(b)``.
+#: A number or a small letter may be set close to a word (``10.Then``, ``a.Step``, a tab
+#: shown as nothing), never to a figure (``3.5``) or as an abbreviation's (``e.g.``).
+_NUMBERED = re.compile(
+    r"\(?(?:(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,4})[.)]\s+\S|\d{1,3}[.)][^\W\d]|[a-z][.)][A-Z])"
+)
+
+#: What ends a paragraph's last line.
+_SENTENCE_ENDS = frozenset('.!?:"”’)')
+
 #: A vertical gap larger than this share of the line height starts a new paragraph.
 _PARAGRAPH_GAP = 0.7
 #: Pieces of one visual line closer than this share of the line height are one line.
@@ -294,7 +304,37 @@ def _starts_block(block: TextBlock, line: Line, band: bool) -> bool:
     # but a bold lead-in may run on into regular text on its last line.
     if abs(prev.size - line.size) > _SIZE_TOLERANCE or line.starts_bold != prev.bold:
         return True
-    return line.text[0] in BULLETS or _indented_start(block, line, height)
+    return (
+        line.text[0] in BULLETS
+        or _next_item(block, line, height)
+        or _indented_start(block, line, height)
+        or _ended_short(block, prev, line)
+    )
+
+
+def _ended_short(block: TextBlock, prev: Line, line: Line) -> bool:
+    """A sentence that ends its line well short of the right edge, before a line whose
+    first word would have fitted in the space left: the end of a paragraph set with
+    neither a gap nor an indent before the next."""
+    if prev.text.rstrip()[-1:] not in _SENTENCE_ENDS:
+        return False
+    right = block.x1 if block.x1 > line.x1 else line.x1
+    first_word = line.text.lstrip().split(" ", 1)[0]
+    per_char = (line.x1 - line.x0) / len(line.text)
+    return right - prev.x1 > (len(first_word) + 2) * per_char
+
+
+def _next_item(block: TextBlock, line: Line, height: float) -> bool:
+    """A numbered line that goes on a list: after another item (``1.`` then ``2.``, or a
+    nested ``a.``) unless it lines up with that item's wrapped lines, or after a line
+    that ends a sentence or leads in with a colon."""
+    if _NUMBERED.match(line.text) is None:
+        return False
+    first, last = block.lines[0], block.lines[-1]
+    if first.text[:1] in BULLETS or _NUMBERED.match(first.text):
+        return last is first or abs(line.x0 - last.x0) > 0.5 * height
+    # Not a capital (``A. Name``): after a sentence that is more often a name's initial.
+    return last.text.rstrip()[-1:] in {".", ":", "!", "?"} and not line.text[:1].isupper()
 
 
 def _indented_start(block: TextBlock, line: Line, height: float) -> bool:
@@ -323,7 +363,10 @@ def reading_order(blocks: list[TextBlock]) -> list[TextBlock]:
     middle = (left + right) / 2
     tolerance = 0.02 * (right - left)
     sides = {id(b): _side(b, middle, tolerance) for b in body}
-    if not _has_two_columns(body, sides, right - left) or _in_column_order(body, sides):
+    if not _has_two_columns(body, sides, right - left):
+        return blocks
+    _mark_after_columns(body, sides)
+    if _in_column_order(body, sides):
         return blocks
     full = sorted((b for b in body if sides[id(b)] == "F"), key=lambda b: b.y0)
     bands: list[list[TextBlock]] = [[] for _ in range(len(full) + 1)]
@@ -359,6 +402,36 @@ def _has_two_columns(body: list[TextBlock], sides: dict[int, str], span: float) 
         if len(block.lines) >= 2 and block.x1 - block.x0 > 0.3 * span:
             column_chars[sides[id(block)]] += block.chars
     return min(column_chars["L"], column_chars["R"]) > 0.2 * total
+
+
+def _mark_after_columns(body: list[TextBlock], sides: dict[int, str]) -> None:
+    """Count as full width the short left-hand blocks that follow the columns.
+
+    A heading, a list or a note set flush left under two columns sits in the left
+    half as a left column's block does, but pdfium reads it after the right column,
+    and no right-hand block is beside it. A block that goes on with the left column
+    is not: pdfium reads a right-hand block above or beside it later.
+    """
+    # The top of the highest right-hand block read after each block.
+    next_right_top = [float("inf")] * len(body)
+    top = float("inf")
+    for index in range(len(body) - 1, -1, -1):
+        next_right_top[index] = top
+        block = body[index]
+        if sides[id(block)] == "R" and block.y0 < top:
+            top = block.y0
+    right_bottom = float("inf")  # the bottom of the highest right-hand block read so far
+    for index, block in enumerate(body):
+        side = sides[id(block)]
+        if side == "R" and block.y1 < right_bottom:
+            right_bottom = block.y1
+        elif (
+            side == "L"
+            and right_bottom <= block.y0
+            and next_right_top[index] >= block.y1
+            and not any(sides[id(r)] == "R" and r.y0 < block.y1 and r.y1 > block.y0 for r in body)
+        ):
+            sides[id(block)] = "F"
 
 
 def _in_column_order(body: list[TextBlock], sides: dict[int, str]) -> bool:

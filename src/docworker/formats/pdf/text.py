@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import ctypes
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ _bare_matrix = bare(pdfium_c.FPDFText_GetMatrix)
 #: ``FPDFText_GetFontWeight(textpage, index)``.
 _bare_font_weight = bare(pdfium_c.FPDFText_GetFontWeight)
 _TWO_RECTS = pdfium_c.FS_RECTF * 2
+#: A line of single characters between single spaces: letter-spaced words, as
+#: pdfium reads them, with a space put between every two letters.
+_SPACED_OUT = re.compile(r"\S(?: {1,2}\S){5,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,14 +309,58 @@ def read_lines(text: PageText, frame: PageFrame, *, measure_fonts: bool) -> list
             else:
                 x0, y0, x1, y1 = to_display(left, bottom, right, top)
             begin = end + 1 - len(piece)
-            if piece[-1] == _HYPHEN:
-                line = Line(piece[:-1], x0, y0, x1, y1, begin, hyphenated=True)
-            else:
-                line = Line(piece, x0, y0, x1, y1, begin)
+            hyphenated = piece[-1] == _HYPHEN
+            line = Line(
+                piece[:-1] if hyphenated else piece, x0, y0, x1, y1, begin, hyphenated=hyphenated
+            )
             if fonts is not None:
                 fonts.measure(line, piece, begin, end)
+            if piece[1:2] == " " and not hyphenated and _SPACED_OUT.fullmatch(piece):
+                _close_up(text, line, piece)
             lines.append(line)
     return lines
+
+
+def _close_up(text: PageText, line: Line, piece: str) -> None:
+    """Give a letter-spaced line its words (``S P A C E D  O U T`` → ``SPACED OUT``)."""
+    closed = _closed_up(text, line.start, piece, line.y1 - line.y0)
+    if closed is not None:
+        # Its characters no longer match the page's text one for one.
+        line.text, line.start = closed, -1
+
+
+def _closed_up(text: PageText, begin: int, piece: str, height: float) -> str | None:
+    """A letter-spaced line's words, or None when the gaps do not tell them apart.
+
+    The gaps between the letters of a word are alike and small beside the letters'
+    height; the gaps between words are clearly wider. A line of gaps all alike is
+    left as it is: single letters (``A B C``) look the same.
+    """
+    box = pdfium_c.FS_RECTF()
+    edges: list[tuple[float, float]] = []
+    offsets = [offset for offset, char in enumerate(piece) if char != " "]
+    for offset in offsets:
+        if not pdfium_c.FPDFText_GetLooseCharBox(
+            text.raw, text.char_index(begin + offset), ctypes.byref(box)
+        ):
+            return None
+        edges.append((box.left, box.right))
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(edges)]
+    tight = sorted(gaps)[len(gaps) // 2]
+    # Two spaces in a row: pdfium saw a space character there as well as the gap.
+    wide = [
+        (gap > tight + 0.25 * height and gap > 1.5 * tight) or piece[offset + 2] == " "
+        for gap, offset in zip(gaps, offsets, strict=False)
+    ]
+    if not any(wide) or tight > 0.5 * height or max(gaps) > 3 * height:
+        return None
+    words = [piece[0]]
+    for offset, breaks in zip(offsets[1:], wide, strict=True):
+        words.append(" " + piece[offset] if breaks else piece[offset])
+    closed = "".join(words)
+    if max(len(word) for word in closed.split()) < 3:
+        return None
+    return closed
 
 
 def spans_across(

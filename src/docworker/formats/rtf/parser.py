@@ -161,6 +161,9 @@ class _State:
     style_entry: _StyleEntry | None = None
     field: _Field | None = None
     upr_first_seen: bool = False
+    #: Hidden text (``\v``) or a tracked deletion (``\deleted``): not shown, not read.
+    hidden: bool = False
+    deleted: bool = False
 
     def child(self) -> _State:
         """The state a nested group starts with (a plain copy: groups are many)."""
@@ -280,6 +283,8 @@ class _Reader:
             self.pending.clear()
 
     def _emit(self, text: str) -> None:
+        if self.state.hidden or self.state.deleted:
+            return
         buffer = self._buffer()
         if buffer is not None:
             buffer.parts.append(text)
@@ -433,6 +438,11 @@ class _Reader:
         elif word == "plain":
             default = self.fonts.get(self.default_font) if self.default_font is not None else None
             state.codec = default or self.default_codec
+            state.hidden = state.deleted = False
+        elif word == "v":
+            state.hidden = param != 0
+        elif word == "deleted":
+            state.deleted = param != 0
         elif word == "deff":
             self.default_font = param
         elif word in CODEPAGE_WORDS:
@@ -502,9 +512,7 @@ class _Reader:
 
     def _role(self) -> tuple[BlockKind, int | None, bool | None]:
         """The paragraph's kind, level and numbering, from its list marker or its style."""
-        if self.marker is not None:
-            numbered = bool(_NUMBERED_MARKER.search(self.marker))
-            return BlockKind.LIST_ITEM, min(self.state.ilvl, 8) + 1, numbered
+        # A heading stays one when its numbering (chapter numbers) is a list's.
         name, style_outline = self.styles.get(self.state.style, ("", None))
         outline = self.state.outline if self.state.outline is not None else style_outline
         if outline is not None and 0 <= outline < 9:
@@ -512,6 +520,9 @@ class _Reader:
         heading = _HEADING_STYLE.match(name)
         if heading:
             return BlockKind.HEADING, max(int(heading.group(1)), 1), None
+        if self.marker is not None:
+            numbered = bool(_NUMBERED_MARKER.search(self.marker))
+            return BlockKind.LIST_ITEM, min(self.state.ilvl, 8) + 1, numbered
         if name.lower() == "title":
             return BlockKind.TITLE, None, None
         return BlockKind.PARAGRAPH, None, None
@@ -555,7 +566,7 @@ class _Reader:
 _PARAGRAPH_WORDS = frozenset({"par", "sect", "page", "pard", "s", "outlinelevel", "ilvl"})
 _TABLE_WORDS = frozenset({"intbl", "itap", "cell", "row", "trowd", "cellx", "trhdr"} | MERGE_FLAGS)
 _FONT_WORDS = frozenset(
-    {"f", "fcharset", "cpg", "plain", "deff", "ansicpg", "ansi", "mac", "pc", "pca"}
+    {"f", "fcharset", "cpg", "plain", "deff", "ansicpg", "ansi", "mac", "pc", "pca", "v", "deleted"}
 )
 CODEPAGE_WORDS = {"ansi": "cp1252", "mac": "mac_roman", "pc": "cp437", "pca": "cp850"}
 #: Every control word the reader acts on; the others (formatting) are passed over.

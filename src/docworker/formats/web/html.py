@@ -18,6 +18,7 @@ the main content alone (``content=main``), the reader walks only the element
 from __future__ import annotations
 
 import html.parser
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import lxml.html
 from lxml import etree
 
 from docworker.document import (
+    Block,
     BlockKind,
     Document,
     DocumentBuilder,
@@ -134,6 +136,7 @@ _BLOCK = frozenset(
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
+_SOFT_HYPHENS = re.compile(r"\xad|&(?:shy|#0*173|#x0*ad);", re.IGNORECASE)
 #: How pages mark their main content; each test stops at the first match.
 _MARKS_MAIN_CONTENT = etree.XPath(
     "boolean(//main) or boolean(//article) or boolean(//@role[. = 'main'])"
@@ -302,6 +305,8 @@ class HtmlWalker:
         self._links: list[Link] = []
         self._contexts: list[_Context] = [_Context()]
         self._list_depth = 0
+        #: The list item being read and its context: its further paragraphs are its lines.
+        self._item: tuple[Block, _Context] | None = None
         #: How deep the walk is, and whether it went past MAX_DEPTH.
         self._depth = 0
         self._deep = False
@@ -341,13 +346,24 @@ class HtmlWalker:
         inline.clear()
         if text:
             context = self._contexts[-1]
-            self.builder.add(
-                context.kind,
-                text,
-                level=context.level,
-                ordered=context.ordered,
-                links=self._links,
-            )
+            item = self._item
+            # Only straight after the item: text after a table in it keeps its place.
+            if (
+                item is not None
+                and item[1] is context
+                and self.builder.document.blocks[-1] is item[0]
+            ):
+                self.builder.add_line(item[0], text, self._links)
+            else:
+                block = self.builder.add(
+                    context.kind,
+                    text,
+                    level=context.level,
+                    ordered=context.ordered,
+                    links=self._links,
+                )
+                if block is not None and context.kind is BlockKind.LIST_ITEM:
+                    self._item = (block, context)
         self._links = []
 
     def _children(self, element: etree._Element) -> None:
@@ -431,7 +447,10 @@ class HtmlWalker:
         ordered = _tag(element) == "ol"
         for child in element:
             if _tag(child) == "li":
+                # Each item is one block: paragraphs after its first go on as its lines.
+                self._item = None
                 self._in_context(child, _list_item_context(self._list_depth, ordered))
+                self._item = None
             else:
                 self._element(child)
         self._list_depth -= 1
@@ -473,6 +492,13 @@ class HtmlWalker:
 
     def _table(self, element: etree._Element) -> None:
         self.flush()
+        if is_layout_table(element):
+            # Read as the page it lays out: each cell's content in reading order.
+            for row in _children(element, "tr", nested_in=_ROW_GROUPS):
+                for cell in _children(row, "td", "th"):
+                    self._children(cell)
+                    self.flush()
+            return
         for caption in _children(element, "caption"):
             self._caption(caption)
         table = build_table(element, self.max_cells - self.cells)
@@ -496,6 +522,45 @@ _HANDLERS: dict[str, _Handler] = {
     "img": HtmlWalker._image,
     "table": HtmlWalker._table,
 }
+
+
+_ROW_GROUPS = frozenset({"thead", "tbody", "tfoot"})
+#: Content no data table's cell holds, but the cells of a table laying out a page
+#: (an e-mail's, an old site's) do: headings, lists, quotes, code.
+_LAYOUT_TAGS = ("h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "blockquote", "pre")
+#: What a table of one cell holds when it only frames content: paragraphs, a table.
+_FRAMING_TAGS = ("p", "table", "div")
+#: Paths to a table's own cells: in its rows, in its row groups' rows.
+_CELL_PATHS = ("tr/td", "tr/th", "tbody/tr/td", "tbody/tr/th", "tfoot/tr/td", "tfoot/tr/th")
+
+
+def is_layout_table(element: etree._Element) -> bool:
+    """Whether a table lays out a page rather than holding data.
+
+    It says so (``role="presentation"``), or, without header cells, caption or
+    header row group, a cell of it holds headings, lists, quotes or code, or it is
+    one cell framing paragraphs or a table. A data table nested in a cell does not
+    make its table a layout: it is read into that cell.
+    """
+    if (element.get("role") or "").lower() in {"presentation", "none"}:
+        return True
+    if any(_tag(child) in {"caption", "thead"} for child in element):
+        return False
+    if any(next(element.iterfind(path), None) is not None for path in _CELL_PATHS[1::2]):
+        return False  # a header cell
+    cells = itertools.islice(
+        itertools.chain.from_iterable(element.iterfind(path) for path in _CELL_PATHS[::2]), 2
+    )
+    only = list(cells)
+    if len(only) == 1 and _holds(only[0], _FRAMING_TAGS):
+        return True
+    # Searched by libxml2 as one walk, nested tables included: a data table's cells
+    # hold none of these, so the first found settles it.
+    return _holds(element, _LAYOUT_TAGS)
+
+
+def _holds(element: etree._Element, tags: tuple[str, ...]) -> bool:
+    return next(element.iter(*tags), None) is not None
 
 
 def code_language(element: etree._Element) -> str | None:
@@ -581,9 +646,14 @@ def add_fragment(builder: DocumentBuilder, markup: str, max_cells: int) -> int:
 
 
 def parse_page(text: str) -> etree._Element | None:
-    """The element tree of a whole page's text; None when the text is only whitespace."""
+    """The element tree of a whole page's text; None when the text is only whitespace.
+
+    Soft hyphens, written or as references, go first: they only say where a word may
+    break, and left in they split it in two for a search.
+    """
     if not text.strip():
         return None
+    text = _SOFT_HYPHENS.sub("", text)
     try:
         # libxml2 reads UTF-8 bytes faster than the str it would first convert.
         markup: str | bytes = text.encode("utf-8")
