@@ -281,6 +281,10 @@ def test_pdf_range_checks_in_v1_order(client: httpx.Client) -> None:
         ({"start_page": "1", "end_page": "y"}, "Invalid end_page parameter"),
         ({"start_page": "3", "end_page": "2"}, "Invalid page range"),
         ({"start_page": "0", "end_page": "2"}, "Invalid page range"),
+        # v1 read the pages with Go's Atoi: a sign and ASCII digits only.
+        ({"start_page": "1_0", "end_page": "12"}, "Invalid start_page parameter"),
+        ({"start_page": " 1", "end_page": "2"}, "Invalid start_page parameter"),
+        ({"start_page": "1", "end_page": "\u0662"}, "Invalid end_page parameter"),
     ]
     for form, error in cases:
         response = client.post(route, files=_file(PDF), data=form)

@@ -28,6 +28,7 @@ from docworker.api.v1.intake import (
     SEVERAL_FILES_CASE,
     accepted,
     form_value,
+    go_int,
     multipart_body,
     receive_upload,
     run_and_wait,
@@ -224,11 +225,11 @@ async def _page_range(request: Request) -> tuple[FormData, UploadFile, int, int]
             example="start_page=1&end_page=3",
         )
     try:
-        start = int(raw_start)
+        start = go_int(raw_start)
     except ValueError:
         raise V1Error(400, "Invalid start_page parameter", f"not an integer: {raw_start}") from None
     try:
-        end = int(raw_end)
+        end = go_int(raw_end)
     except ValueError:
         raise V1Error(400, "Invalid end_page parameter", f"not an integer: {raw_end}") from None
     if start < 1 or end < 1 or start > end:
