@@ -424,6 +424,13 @@ def test_image_convert_errors(client: httpx.Client) -> None:
     }
     json_body = client.post("/api/v1/process/image/convert", json={"output_format": "png"})
     assert json_body.status_code == 400 and json_body.json()["error"] == "No file provided"
+    # A body that its Content-Type cannot decode is v1's "Invalid request body".
+    not_json = client.post(
+        "/api/v1/process/image/convert",
+        content=b"{output_format: png",
+        headers={"Content-Type": "application/json"},
+    )
+    assert not_json.status_code == 400 and not_json.json()["error"] == "Invalid request body"
     no_type = client.post("/api/v1/process/image/convert", content=b"x")
     assert no_type.status_code == 400 and no_type.json()["error"] == "Invalid request body"
     bad = client.post(
