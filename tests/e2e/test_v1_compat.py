@@ -413,6 +413,25 @@ def test_ocr_document_reads_the_first_page(client: httpx.Client) -> None:
     assert missing.status_code == 400 and missing.json()["error"] == "File upload error"
 
 
+def test_ocr_metadata_keys_follow_the_route_not_the_input(client: httpx.Client) -> None:
+    # v1 had LibreOffice wrap an image sent to /ocr/document in a PDF: the document's keys.
+    document = client.post("/api/v1/ocr/document", files=_file(PNG))
+    assert document.status_code == 200, document.text
+    assert document.json()["metadata"] == {
+        "input_file": "pdf-page-1.png",
+        "psm": 3,
+        "dpi": 200,
+        "source_type": "pdf",
+        "page_number": 1,
+        "source_file": "ocr-text.pdf",
+    }
+    assert "words" in document.json()["text"]
+    # A PDF read by /ocr/image (v1 refused it) keeps the image route's keys.
+    image = client.post("/api/v1/ocr/image", files=_file(PDF))
+    assert image.status_code == 200, image.text
+    assert image.json()["metadata"] == {"input_file": PDF.name, "psm": 3, "dpi": 200}
+
+
 def test_ocr_of_a_blank_image_has_no_confidence(client: httpx.Client) -> None:
     blank = io.BytesIO()
     Image.new("RGB", (200, 100), "white").save(blank, "PNG")
