@@ -493,6 +493,10 @@ def test_markdown_batch(client: httpx.Client, root: Path) -> None:
     assert (root / "batch" / "in_markdown" / "sub" / "multi-page-article.md").is_file()
     types = {r["conversion_type"] for r in body["results"]}
     assert types == {"pdf_to_markdown", "office_to_markdown"}
+    # v1's converters' labels, with each one's own key.
+    metadata = {r["conversion_type"]: r["metadata"] for r in body["results"]}
+    assert metadata["pdf_to_markdown"] == {"generator": "pymupdf", "source_pages": 5}
+    assert metadata["office_to_markdown"] == {"generator": "pandoc", "source_format": ".docx"}
 
 
 def test_markdown_batch_refusals(client: httpx.Client, root: Path) -> None:
