@@ -373,6 +373,17 @@ def test_a_failing_job_ends_failed_with_its_error(client: httpx.Client) -> None:
     assert job["max_retries"] == 3 and 1 <= job["retry_count"] <= 3
 
 
+def test_a_job_failed_by_its_v1_shape_counts_a_failed_attempt(client: httpx.Client) -> None:
+    # Not a PDF: the pages job fails (in the job, as v1's did), with one failed attempt.
+    job_id = _accepted(client.post("/api/v1/extract/async/pdf-pages", files=_file(DOCX)), "pages")
+    job = _poll(client, job_id)
+    assert job["status"] == "failed"
+    assert job["error"].startswith("PDF pages extraction failed: ")
+    assert 1 <= job["retry_count"] <= job["max_retries"]
+    domain = client.get(f"/api/v1/jobs/{job_id}").json()
+    assert domain["status"] == "failed" and domain["retry_count"] == job["retry_count"]
+
+
 def test_unknown_jobs_are_404(client: httpx.Client) -> None:
     for path in (f"/api/v1/job/{uuid.uuid4()}", f"/api/v1/jobs/{uuid.uuid4()}"):
         response = client.get(path)

@@ -66,6 +66,14 @@ def failed_attempts(record: JobRecord) -> int:
     return record.attempts
 
 
+def v1_retry_count(record: JobRecord, state: str) -> int:
+    """``retry_count`` as v1 shows it in ``state``: a ``failed`` job had at least one
+    failed attempt, also when it is its result that v1 would have failed (a v2 job that
+    succeeded, shaped into what v1 refused, such as pages of a document that is not a PDF)."""
+    attempts = failed_attempts(record)
+    return max(attempts, 1) if state == "failed" else attempts
+
+
 def v1_meta(record: JobRecord) -> dict[str, Any]:
     """What the v1 route recorded with the job (``{}`` for a job submitted through v2)."""
     meta = (record.input or {}).get("v1")
@@ -158,7 +166,7 @@ def job_record(services: Services, record: JobRecord) -> dict[str, Any]:
     body |= {"created_at": v1_time(record.created_at), "updated_at": v1_time(record.updated_at)}
     if state == "completed":
         body["completed_at"] = v1_time(record.finished_at)
-    return body | {"retry_count": failed_attempts(record), "max_retries": record.max_attempts}
+    return body | {"retry_count": v1_retry_count(record, state), "max_retries": record.max_attempts}
 
 
 def processing_job(
@@ -181,7 +189,7 @@ def processing_job(
         body["result"] = result
     if error:
         body["error"] = error
-    body |= {"retry_count": failed_attempts(record), "created_at": v1_time(record.created_at)}
+    body |= {"retry_count": v1_retry_count(record, state), "created_at": v1_time(record.created_at)}
     if record.started_at is not None:
         body["started_at"] = v1_time(record.started_at)
     if state in {"completed", "failed"} and record.finished_at is not None:
