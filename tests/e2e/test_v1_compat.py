@@ -233,6 +233,41 @@ def test_extract_text_of_office_and_plain_text(client: httpx.Client) -> None:
     assert plain["char_count"] == len(plain["text"].encode("utf-8"))
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        CORPUS / "web" / "wiki.md",
+        CORPUS / "web" / "comma.csv",
+        CORPUS / "web" / "table-rowspan.html",
+        CORPUS / "web" / "jats-article.xml",
+        CORPUS / "office" / "tika-test.rtf",
+        CORPUS / "text" / "all-whitespace.txt",
+    ],
+    ids=lambda path: path.name,
+)
+def test_extract_text_of_a_text_file_is_the_file_as_it_is(client: httpx.Client, path: Path) -> None:
+    # v1 read every text/* file raw: Markdown with its marks, CSV with its commas, HTML
+    # with its tags, XML and RTF as their source, white space kept.
+    raw = path.read_bytes().decode("utf-8")
+    sync = client.post("/api/v1/extract/text", files=_file(path))
+    assert sync.status_code == 200, sync.text
+    body = sync.json()
+    assert body["source_type"] == "plain_text" and body["text"] == raw
+    assert body["char_count"] == len(path.read_bytes())
+    assert body["metadata"]["extractor"] == "direct_read"
+    job_id = _accepted(client.post("/api/v1/extract/async/text", files=_file(path)), "full")
+    job = _poll(client, job_id)
+    assert job["status"] == "completed", job
+    assert job["result"]["extraction_result"]["text"] == raw
+
+
+def test_extract_text_of_text_in_another_encoding_is_decoded(client: httpx.Client) -> None:
+    # Not UTF-8: v1 sent the bytes (each one not UTF-8 replaced); here they are decoded.
+    body = client.post("/api/v1/extract/text", files=_file(CORPUS / "text" / "utf16le.txt"))
+    assert body.status_code == 200, body.text
+    assert body.json()["text"].startswith("This is a test document")
+
+
 def test_extract_text_refuses_what_v1_could_not_read(client: httpx.Client) -> None:
     response = client.post("/api/v1/extract/text", files=_file(PNG))
     assert response.status_code == 500

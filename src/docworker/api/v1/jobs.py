@@ -113,11 +113,15 @@ class V1JobKind:
 
     result: Callable[[dict[str, Any], dict[str, Any], JobRecord], dict[str, Any]]
     failure_prefix: Callable[[dict[str, Any]], str]
+    #: What is read besides the v2 result before ``result`` shapes it (blocking).
+    prepare: Callable[[Services, JobRecord, dict[str, Any]], dict[str, Any]] | None = None
 
 
 #: v1 job type → its shapes. A job of a type not listed shows the v2 result as it is.
 JOB_KINDS: dict[str, V1JobKind] = {
-    extraction.TEXT_EXTRACTION: V1JobKind(extraction.job_result, extraction.failure_prefix),
+    extraction.TEXT_EXTRACTION: V1JobKind(
+        extraction.job_result, extraction.failure_prefix, extraction.job_payload
+    ),
 }
 
 
@@ -144,6 +148,8 @@ def outcome(
         return "failed", None, exc.detail
     if kind is None:
         return state, payload, None
+    if kind.prepare is not None:
+        payload = kind.prepare(services, record, payload)
     try:
         return state, kind.result(v1_payload(record), payload, record), None
     except ResultRefused as exc:
