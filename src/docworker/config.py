@@ -1572,6 +1572,11 @@ class V1Settings(BaseModel):
     markdown_batch_max_files: int = Field(
         1000, ge=1, description="Most files one Markdown batch may convert; more are refused."
     )
+    environment: str | None = Field(
+        None,
+        description="The name /health shows as system.environment (v1: ENVIRONMENT, any "
+        "text, which also picks the profile when it names one); default: the profile.",
+    )
 
 
 class CacheSettings(BaseModel):
@@ -2117,6 +2122,9 @@ class V1EnvironmentSource(EnvSettingsSource):
             for key in path[:-1]:
                 node = node.setdefault(key, {})
             node[path[-1]] = value
+        # v1 showed ENVIRONMENT as it was in /health, whether or not it names a profile.
+        if environ.get("ENVIRONMENT", "").strip():
+            found.setdefault("v1", {})["environment"] = environ["ENVIRONMENT"].strip()
         return found
 
 

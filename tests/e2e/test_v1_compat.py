@@ -173,6 +173,15 @@ def test_health_probes_and_metrics(client: httpx.Client) -> None:
     assert {"status", "version", "timestamp", "uptime", "services", "queue", "system"} <= set(body)
     assert body["status"] in {"healthy", "degraded"} and health.status_code == 200
     assert set(body["services"]) == {"ffmpeg", "vips", "libreoffice", "mutool", "tesseract"}
+    # v1's probe "versions": what each printed on stdout; mutool prints on stderr.
+    versions = {name: info.get("version") for name, info in body["services"].items()}
+    assert versions == {
+        "ffmpeg": "detected",
+        "vips": "detected",
+        "libreoffice": "detected",
+        "mutool": "available",
+        "tesseract": "detected",
+    }
     assert body["queue"]["connected"] is True and isinstance(body["queue"]["stats"]["pending"], int)
     assert body["version"] == "1.0.0" and body["system"]["platform"] == "kubernetes"
     live = client.get("/health/liveness").json()
@@ -706,6 +715,9 @@ def test_server_port_and_v1_variables(tmp_path: Path) -> None:
         CACHE_ENABLED="false",
         WORKER_RETRY_COUNT="2",
         VIPS_ENABLED="false",
+        # A name that is no profile: shown as it is, as v1 did.
+        ENVIRONMENT="staging",
+        FFMPEG_PATH=str(tmp_path / "no-ffmpeg"),
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
@@ -722,6 +734,9 @@ def test_server_port_and_v1_variables(tmp_path: Path) -> None:
             health = client.get("/health")
             assert health.status_code == 200 and health.json()["status"] == "degraded"
             assert health.json()["services"]["vips"] == {"status": "disabled", "available": False}
+            assert health.json()["system"]["environment"] == "staging"
+            # The probe looks for FFMPEG_PATH's program, as v1's did.
+            assert health.json()["services"]["ffmpeg"]["available"] is False
             domain = client.get("/api/v1/health")
             assert domain.status_code == 503 and domain.json()["status"] == "degraded"
             assert domain.json()["dependencies"]["cache"] == {

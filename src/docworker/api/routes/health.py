@@ -51,7 +51,7 @@ def _library(name: str) -> str | None:
 def _capabilities(settings: Settings) -> dict[str, Callable[[], str | None]]:
     """v1's service keys → a check of what provides that capability in v2 (None: available)."""
     return {
-        "ffmpeg": lambda: _program("ffmpeg"),
+        "ffmpeg": lambda: _program(settings.ffmpeg.ffmpeg_path),
         "vips": lambda: _library("pyvips"),
         "libreoffice": LibreOfficeEngine(settings.libreoffice).unavailable_reason,
         "mutool": lambda: _library("pypdfium2"),
@@ -74,7 +74,10 @@ def _probe_services(settings: Settings) -> dict[str, dict[str, Any]]:
             continue
         reason = check()
         if reason is None:
-            services[key] = {"status": "available", "available": True, "version": "detected"}
+            # v1's "version" was what its probe printed: "detected" for output on stdout,
+            # "available" for mutool, which prints its version on stderr.
+            version = "available" if key == "mutool" else "detected"
+            services[key] = {"status": "available", "available": True, "version": version}
         else:
             services[key] = {"status": "unavailable", "available": False, "error": reason}
     _probe_cache.update(at=now, services=services)
@@ -148,10 +151,15 @@ def health_report(services: Services) -> tuple[dict[str, Any], int]:
         "uptime": go_duration(services.uptime),
         "services": tools,
         "queue": queue,
-        "system": {"environment": services.settings.profile.value, "platform": "kubernetes"},
+        "system": {"environment": _environment(services.settings), "platform": "kubernetes"},
         "checks": checks,
     }
     return body, 503 if status == "unhealthy" else 200
+
+
+def _environment(settings: Settings) -> str:
+    """v1's ``ENVIRONMENT`` as given, else the profile's name."""
+    return settings.v1.environment or settings.profile.value
 
 
 def _now() -> str:
