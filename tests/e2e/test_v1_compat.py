@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.scoring import corpus_root
 from tests.e2e.server import Server, free_port
@@ -192,6 +193,17 @@ def test_health_probes_and_metrics(client: httpx.Client) -> None:
     assert isinstance(metrics["documents_worker_queue_pending_jobs"], int)
     assert isinstance(metrics["documents_worker_uptime_seconds"], float)
     assert 'documents_worker_service_available{service="tesseract"}' in metrics
+    # Prometheus text, asked for, carries v1's metrics under v1's names too.
+    text = client.get("/metrics", headers={"Accept": "text/plain"})
+    assert text.headers["content-type"].startswith("text/plain")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text.text)
+        for sample in family.samples
+    }
+    assert samples[("documents_worker_up", ())] == 1
+    assert ("documents_worker_queue_pending_jobs", ()) in samples
+    assert samples[("documents_worker_service_available", (("service", "mutool"),))] == 1
 
 
 def test_domain_health_is_200_iff_healthy(client: httpx.Client) -> None:

@@ -242,9 +242,6 @@ async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> R
         and "application/json" not in accept
         and ("text/plain" in accept or "openmetrics" in accept)
     )
-    if wants_text:
-        text = await anyio.to_thread.run_sync(_scrape, services)
-        return Response(text, media_type=CONTENT_TYPE_LATEST)
     tools = await anyio.to_thread.run_sync(_probe_services, services.settings)
     body: dict[str, Any] = {
         "documents_worker_up": 1,
@@ -253,7 +250,33 @@ async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> R
     }
     for key, info in tools.items():
         body[f'documents_worker_service_available{{service="{key}"}}'] = int(info["available"])
+    if wants_text:
+        text = await anyio.to_thread.run_sync(_scrape, services)
+        return Response(text + _v1_exposition(body), media_type=CONTENT_TYPE_LATEST)
     return JSONResponse(body)
+
+
+#: v1's metrics, for their lines in the Prometheus text.
+_V1_HELP = {
+    "documents_worker_up": "1 while the service answers (v1).",
+    "documents_worker_uptime_seconds": "Seconds since the process started (v1).",
+    "documents_worker_queue_pending_jobs": "Jobs waiting in the queue (v1).",
+    "documents_worker_service_available": "1 when the tool is available, else 0 (v1).",
+}
+
+
+def _v1_exposition(values: dict[str, Any]) -> bytes:
+    """v1's metrics (the JSON object's keys are Prometheus samples already) as
+    Prometheus text, so that a scraper finds them under the names v1 gave them."""
+    lines: list[str] = []
+    for name, help_text in _V1_HELP.items():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        lines += [
+            f"{sample} {value}"
+            for sample, value in values.items()
+            if sample == name or sample.startswith(name + "{")
+        ]
+    return ("\n".join(lines) + "\n").encode()
 
 
 #: The dead-letter count is read from the job store at most this often (seconds).
