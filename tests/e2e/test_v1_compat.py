@@ -730,6 +730,11 @@ def test_server_port_and_v1_variables(tmp_path: Path) -> None:
         # A name that is no profile: shown as it is, as v1 did.
         ENVIRONMENT="staging",
         FFMPEG_PATH=str(tmp_path / "no-ffmpeg"),
+        # Numbers v1 took and v2 cannot: let go of, with a warning, as v1 let go of
+        # values it could not read; the service starts on its defaults.
+        OCR_DPI="5000",
+        WORKER_MAX_CONCURRENCY="0",
+        CACHE_TTL="0s",
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
