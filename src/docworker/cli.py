@@ -40,6 +40,8 @@ app = typer.Typer(
     help="Documents Worker: text, structure and Markdown from documents.",
     no_args_is_help=False,
     add_completion=False,
+    # v1's CLI (cobra) took -h for help on every command; no command has a -h option.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 jobs_app = typer.Typer(help="Jobs on a running server.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")

@@ -29,6 +29,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -1572,6 +1573,11 @@ class V1Settings(BaseModel):
     markdown_batch_max_files: int = Field(
         1000, ge=1, description="Most files one Markdown batch may convert; more are refused."
     )
+    environment: str | None = Field(
+        None,
+        description="The name /health shows as system.environment (v1: ENVIRONMENT, any "
+        "text, which also picks the profile when it names one); default: the profile.",
+    )
 
 
 class CacheSettings(BaseModel):
@@ -2092,6 +2098,18 @@ V1_ALIASES: dict[str, tuple[tuple[str, ...], Any]] = {
 }
 
 
+def _validate_at(model: type[BaseModel], path: tuple[str, ...], value: Any) -> None:
+    """Validate ``value`` as the field at ``path`` of ``model`` takes it (its type and
+    bounds); a ``ValidationError`` (a ``ValueError``) when it does not."""
+    for key in path[:-1]:
+        annotation = model.model_fields[key].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation
+    field = model.model_fields[path[-1]]
+    kind: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+    TypeAdapter(kind).validate_python(value)
+
+
 class V1EnvironmentSource(EnvSettingsSource):
     """Reads the v1 service's variable names, the v1 way (empty or bad → default)."""
 
@@ -2110,13 +2128,20 @@ class V1EnvironmentSource(EnvSettingsSource):
                 continue
             try:
                 value = convert(raw)
+                _validate_at(self.settings_cls, path, value)
             except (ValueError, TypeError):
+                # A ValidationError too: v1 took any number it could read; one v2
+                # cannot take (OCR_DPI=5000, WORKER_MAX_CONCURRENCY=0) is let go as
+                # v1 let go of what it could not read, rather than stop the start.
                 warnings.warn(f"ignoring {name}={raw!r}: not a valid value", stacklevel=2)
                 continue
             node = found
             for key in path[:-1]:
                 node = node.setdefault(key, {})
             node[path[-1]] = value
+        # v1 showed ENVIRONMENT as it was in /health, whether or not it names a profile.
+        if environ.get("ENVIRONMENT", "").strip():
+            found.setdefault("v1", {})["environment"] = environ["ENVIRONMENT"].strip()
         return found
 
 

@@ -190,3 +190,12 @@ def test_thumbnail_of_a_document_and_a_video(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert frame.read_bytes()[8:12] == b"WEBP" and _size(frame) == (100, 75)
+
+
+@pytest.mark.parametrize(
+    "args", [(), ("cli",), ("cli", "convert", "image"), ("thumbnail",), ("convert", "pdf")]
+)
+def test_dash_h_is_help_as_in_v1(tmp_path: Path, args: tuple[str, ...]) -> None:
+    done = docworker(*args, "-h", data=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout and "--help" in done.stdout

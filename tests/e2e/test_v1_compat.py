@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.scoring import corpus_root
 from tests.e2e.server import Server, free_port
@@ -173,6 +174,15 @@ def test_health_probes_and_metrics(client: httpx.Client) -> None:
     assert {"status", "version", "timestamp", "uptime", "services", "queue", "system"} <= set(body)
     assert body["status"] in {"healthy", "degraded"} and health.status_code == 200
     assert set(body["services"]) == {"ffmpeg", "vips", "libreoffice", "mutool", "tesseract"}
+    # v1's probe "versions": what each printed on stdout; mutool prints on stderr.
+    versions = {name: info.get("version") for name, info in body["services"].items()}
+    assert versions == {
+        "ffmpeg": "detected",
+        "vips": "detected",
+        "libreoffice": "detected",
+        "mutool": "available",
+        "tesseract": "detected",
+    }
     assert body["queue"]["connected"] is True and isinstance(body["queue"]["stats"]["pending"], int)
     assert body["version"] == "1.0.0" and body["system"]["platform"] == "kubernetes"
     live = client.get("/health/liveness").json()
@@ -183,6 +193,17 @@ def test_health_probes_and_metrics(client: httpx.Client) -> None:
     assert isinstance(metrics["documents_worker_queue_pending_jobs"], int)
     assert isinstance(metrics["documents_worker_uptime_seconds"], float)
     assert 'documents_worker_service_available{service="tesseract"}' in metrics
+    # Prometheus text, asked for, carries v1's metrics under v1's names too.
+    text = client.get("/metrics", headers={"Accept": "text/plain"})
+    assert text.headers["content-type"].startswith("text/plain")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text.text)
+        for sample in family.samples
+    }
+    assert samples[("documents_worker_up", ())] == 1
+    assert ("documents_worker_queue_pending_jobs", ()) in samples
+    assert samples[("documents_worker_service_available", (("service", "mutool"),))] == 1
 
 
 def test_domain_health_is_200_iff_healthy(client: httpx.Client) -> None:
@@ -233,6 +254,41 @@ def test_extract_text_of_office_and_plain_text(client: httpx.Client) -> None:
     assert plain["char_count"] == len(plain["text"].encode("utf-8"))
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        CORPUS / "web" / "wiki.md",
+        CORPUS / "web" / "comma.csv",
+        CORPUS / "web" / "table-rowspan.html",
+        CORPUS / "web" / "jats-article.xml",
+        CORPUS / "office" / "tika-test.rtf",
+        CORPUS / "text" / "all-whitespace.txt",
+    ],
+    ids=lambda path: path.name,
+)
+def test_extract_text_of_a_text_file_is_the_file_as_it_is(client: httpx.Client, path: Path) -> None:
+    # v1 read every text/* file raw: Markdown with its marks, CSV with its commas, HTML
+    # with its tags, XML and RTF as their source, white space kept.
+    raw = path.read_bytes().decode("utf-8")
+    sync = client.post("/api/v1/extract/text", files=_file(path))
+    assert sync.status_code == 200, sync.text
+    body = sync.json()
+    assert body["source_type"] == "plain_text" and body["text"] == raw
+    assert body["char_count"] == len(path.read_bytes())
+    assert body["metadata"]["extractor"] == "direct_read"
+    job_id = _accepted(client.post("/api/v1/extract/async/text", files=_file(path)), "full")
+    job = _poll(client, job_id)
+    assert job["status"] == "completed", job
+    assert job["result"]["extraction_result"]["text"] == raw
+
+
+def test_extract_text_of_text_in_another_encoding_is_decoded(client: httpx.Client) -> None:
+    # Not UTF-8: v1 sent the bytes (each one not UTF-8 replaced); here they are decoded.
+    body = client.post("/api/v1/extract/text", files=_file(CORPUS / "text" / "utf16le.txt"))
+    assert body.status_code == 200, body.text
+    assert body.json()["text"].startswith("This is a test document")
+
+
 def test_extract_text_refuses_what_v1_could_not_read(client: httpx.Client) -> None:
     response = client.post("/api/v1/extract/text", files=_file(PNG))
     assert response.status_code == 500
@@ -281,6 +337,10 @@ def test_pdf_range_checks_in_v1_order(client: httpx.Client) -> None:
         ({"start_page": "1", "end_page": "y"}, "Invalid end_page parameter"),
         ({"start_page": "3", "end_page": "2"}, "Invalid page range"),
         ({"start_page": "0", "end_page": "2"}, "Invalid page range"),
+        # v1 read the pages with Go's Atoi: a sign and ASCII digits only.
+        ({"start_page": "1_0", "end_page": "12"}, "Invalid start_page parameter"),
+        ({"start_page": " 1", "end_page": "2"}, "Invalid start_page parameter"),
+        ({"start_page": "1", "end_page": "\u0662"}, "Invalid end_page parameter"),
     ]
     for form, error in cases:
         response = client.post(route, files=_file(PDF), data=form)
@@ -369,6 +429,17 @@ def test_a_failing_job_ends_failed_with_its_error(client: httpx.Client) -> None:
     assert job["max_retries"] == 3 and 1 <= job["retry_count"] <= 3
 
 
+def test_a_job_failed_by_its_v1_shape_counts_a_failed_attempt(client: httpx.Client) -> None:
+    # Not a PDF: the pages job fails (in the job, as v1's did), with one failed attempt.
+    job_id = _accepted(client.post("/api/v1/extract/async/pdf-pages", files=_file(DOCX)), "pages")
+    job = _poll(client, job_id)
+    assert job["status"] == "failed"
+    assert job["error"].startswith("PDF pages extraction failed: ")
+    assert 1 <= job["retry_count"] <= job["max_retries"]
+    domain = client.get(f"/api/v1/jobs/{job_id}").json()
+    assert domain["status"] == "failed" and domain["retry_count"] == job["retry_count"]
+
+
 def test_unknown_jobs_are_404(client: httpx.Client) -> None:
     for path in (f"/api/v1/job/{uuid.uuid4()}", f"/api/v1/jobs/{uuid.uuid4()}"):
         response = client.get(path)
@@ -407,6 +478,25 @@ def test_ocr_document_reads_the_first_page(client: httpx.Client) -> None:
     assert "Word Processor" in body["text"]
     missing = client.post("/api/v1/ocr/document", files={"x": ("a", b"a")})
     assert missing.status_code == 400 and missing.json()["error"] == "File upload error"
+
+
+def test_ocr_metadata_keys_follow_the_route_not_the_input(client: httpx.Client) -> None:
+    # v1 had LibreOffice wrap an image sent to /ocr/document in a PDF: the document's keys.
+    document = client.post("/api/v1/ocr/document", files=_file(PNG))
+    assert document.status_code == 200, document.text
+    assert document.json()["metadata"] == {
+        "input_file": "pdf-page-1.png",
+        "psm": 3,
+        "dpi": 200,
+        "source_type": "pdf",
+        "page_number": 1,
+        "source_file": "ocr-text.pdf",
+    }
+    assert "words" in document.json()["text"]
+    # A PDF read by /ocr/image (v1 refused it) keeps the image route's keys.
+    image = client.post("/api/v1/ocr/image", files=_file(PDF))
+    assert image.status_code == 200, image.text
+    assert image.json()["metadata"] == {"input_file": PDF.name, "psm": 3, "dpi": 200}
 
 
 def test_ocr_of_a_blank_image_has_no_confidence(client: httpx.Client) -> None:
@@ -470,6 +560,10 @@ def test_markdown_batch(client: httpx.Client, root: Path) -> None:
     assert (root / "batch" / "in_markdown" / "sub" / "multi-page-article.md").is_file()
     types = {r["conversion_type"] for r in body["results"]}
     assert types == {"pdf_to_markdown", "office_to_markdown"}
+    # v1's converters' labels, with each one's own key.
+    metadata = {r["conversion_type"]: r["metadata"] for r in body["results"]}
+    assert metadata["pdf_to_markdown"] == {"generator": "pymupdf", "source_pages": 5}
+    assert metadata["office_to_markdown"] == {"generator": "pandoc", "source_format": ".docx"}
 
 
 def test_markdown_batch_refusals(client: httpx.Client, root: Path) -> None:
@@ -633,6 +727,14 @@ def test_server_port_and_v1_variables(tmp_path: Path) -> None:
         CACHE_ENABLED="false",
         WORKER_RETRY_COUNT="2",
         VIPS_ENABLED="false",
+        # A name that is no profile: shown as it is, as v1 did.
+        ENVIRONMENT="staging",
+        FFMPEG_PATH=str(tmp_path / "no-ffmpeg"),
+        # Numbers v1 took and v2 cannot: let go of, with a warning, as v1 let go of
+        # values it could not read; the service starts on its defaults.
+        OCR_DPI="5000",
+        WORKER_MAX_CONCURRENCY="0",
+        CACHE_TTL="0s",
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
@@ -649,6 +751,9 @@ def test_server_port_and_v1_variables(tmp_path: Path) -> None:
             health = client.get("/health")
             assert health.status_code == 200 and health.json()["status"] == "degraded"
             assert health.json()["services"]["vips"] == {"status": "disabled", "available": False}
+            assert health.json()["system"]["environment"] == "staging"
+            # The probe looks for FFMPEG_PATH's program, as v1's did.
+            assert health.json()["services"]["ffmpeg"]["available"] is False
             domain = client.get("/api/v1/health")
             assert domain.status_code == 503 and domain.json()["status"] == "degraded"
             assert domain.json()["dependencies"]["cache"] == {

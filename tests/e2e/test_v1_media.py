@@ -159,6 +159,12 @@ def test_sync_image_default_is_webp_attachment(client: httpx.Client) -> None:
         # ffmpeg semantics: both sides exact, then the crop (w:h:x:y).
         ((400, 200), "vipsEnable=false&width=100&height=100", (100, 100)),
         ((400, 200), "vipsEnable=false&width=100&crop=30:20:5:5", (30, 20)),
+        # Numbers are read as Go's Atoi read them: a sign is taken, what else Python's
+        # int() would take (separators, spaces, other digits) is ignored, as v1 did.
+        ((400, 200), "width=%2B100", (100, 50)),
+        ((400, 200), "width=1_00", (400, 200)),
+        ((400, 200), "width=%20100", (400, 200)),
+        ((400, 200), "width=%D9%A1%D9%A0%D9%A0", (400, 200)),
     ],
 )
 def test_sync_image_geometry(
@@ -418,6 +424,13 @@ def test_image_convert_errors(client: httpx.Client) -> None:
     }
     json_body = client.post("/api/v1/process/image/convert", json={"output_format": "png"})
     assert json_body.status_code == 400 and json_body.json()["error"] == "No file provided"
+    # A body that its Content-Type cannot decode is v1's "Invalid request body".
+    not_json = client.post(
+        "/api/v1/process/image/convert",
+        content=b"{output_format: png",
+        headers={"Content-Type": "application/json"},
+    )
+    assert not_json.status_code == 400 and not_json.json()["error"] == "Invalid request body"
     no_type = client.post("/api/v1/process/image/convert", content=b"x")
     assert no_type.status_code == 400 and no_type.json()["error"] == "Invalid request body"
     bad = client.post(

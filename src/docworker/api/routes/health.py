@@ -51,7 +51,7 @@ def _library(name: str) -> str | None:
 def _capabilities(settings: Settings) -> dict[str, Callable[[], str | None]]:
     """v1's service keys → a check of what provides that capability in v2 (None: available)."""
     return {
-        "ffmpeg": lambda: _program("ffmpeg"),
+        "ffmpeg": lambda: _program(settings.ffmpeg.ffmpeg_path),
         "vips": lambda: _library("pyvips"),
         "libreoffice": LibreOfficeEngine(settings.libreoffice).unavailable_reason,
         "mutool": lambda: _library("pypdfium2"),
@@ -74,7 +74,10 @@ def _probe_services(settings: Settings) -> dict[str, dict[str, Any]]:
             continue
         reason = check()
         if reason is None:
-            services[key] = {"status": "available", "available": True, "version": "detected"}
+            # v1's "version" was what its probe printed: "detected" for output on stdout,
+            # "available" for mutool, which prints its version on stderr.
+            version = "available" if key == "mutool" else "detected"
+            services[key] = {"status": "available", "available": True, "version": version}
         else:
             services[key] = {"status": "unavailable", "available": False, "error": reason}
     _probe_cache.update(at=now, services=services)
@@ -148,10 +151,15 @@ def health_report(services: Services) -> tuple[dict[str, Any], int]:
         "uptime": go_duration(services.uptime),
         "services": tools,
         "queue": queue,
-        "system": {"environment": services.settings.profile.value, "platform": "kubernetes"},
+        "system": {"environment": _environment(services.settings), "platform": "kubernetes"},
         "checks": checks,
     }
     return body, 503 if status == "unhealthy" else 200
+
+
+def _environment(settings: Settings) -> str:
+    """v1's ``ENVIRONMENT`` as given, else the profile's name."""
+    return settings.v1.environment or settings.profile.value
 
 
 def _now() -> str:
@@ -234,9 +242,6 @@ async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> R
         and "application/json" not in accept
         and ("text/plain" in accept or "openmetrics" in accept)
     )
-    if wants_text:
-        text = await anyio.to_thread.run_sync(_scrape, services)
-        return Response(text, media_type=CONTENT_TYPE_LATEST)
     tools = await anyio.to_thread.run_sync(_probe_services, services.settings)
     body: dict[str, Any] = {
         "documents_worker_up": 1,
@@ -245,7 +250,33 @@ async def metrics(services: ServicesDep, accept: str | None = Header(None)) -> R
     }
     for key, info in tools.items():
         body[f'documents_worker_service_available{{service="{key}"}}'] = int(info["available"])
+    if wants_text:
+        text = await anyio.to_thread.run_sync(_scrape, services)
+        return Response(text + _v1_exposition(body), media_type=CONTENT_TYPE_LATEST)
     return JSONResponse(body)
+
+
+#: v1's metrics, for their lines in the Prometheus text.
+_V1_HELP = {
+    "documents_worker_up": "1 while the service answers (v1).",
+    "documents_worker_uptime_seconds": "Seconds since the process started (v1).",
+    "documents_worker_queue_pending_jobs": "Jobs waiting in the queue (v1).",
+    "documents_worker_service_available": "1 when the tool is available, else 0 (v1).",
+}
+
+
+def _v1_exposition(values: dict[str, Any]) -> bytes:
+    """v1's metrics (the JSON object's keys are Prometheus samples already) as
+    Prometheus text, so that a scraper finds them under the names v1 gave them."""
+    lines: list[str] = []
+    for name, help_text in _V1_HELP.items():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        lines += [
+            f"{sample} {value}"
+            for sample, value in values.items()
+            if sample == name or sample.startswith(name + "{")
+        ]
+    return ("\n".join(lines) + "\n").encode()
 
 
 #: The dead-letter count is read from the job store at most this often (seconds).

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from docworker.api.deps import ServicesDep
+from docworker.api.deps import Services, ServicesDep
 from docworker.api.submitting import JobClient, V1JobClientDep
 from docworker.api.v1 import schemas
 from docworker.api.v1.encoding import nanoseconds, v1_time
@@ -28,6 +28,7 @@ from docworker.api.v1.intake import (
     SEVERAL_FILES_CASE,
     accepted,
     form_value,
+    go_int,
     multipart_body,
     receive_upload,
     run_and_wait,
@@ -35,6 +36,7 @@ from docworker.api.v1.intake import (
     upload_form,
     v1_answer,
 )
+from docworker.errors import DocworkerError
 from docworker.jobs.store import JobRecord
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
@@ -52,13 +54,18 @@ _SPACES = re.compile(r"\s+")
 _EXTRACTOR = {"pdf": "mutool", "office": "libreoffice_direct", "text": "direct_read"}
 
 
+#: Types detected here under another name than v1's detector gave them (``text/xml``,
+#: ``text/rtf``): v1 read them as text.
+_V1_TEXT_TYPES = frozenset({"application/xml", "application/rtf"})
+
+
 def source_kind(mime: str) -> str | None:
     """v1's families: ``pdf``, ``office`` or ``text``; None for what v1 could not read."""
     if "pdf" in mime:
         return "pdf"
     if any(marker in mime for marker in _OFFICE_MARKERS):
         return "office"
-    if "text/" in mime:
+    if "text/" in mime or mime in _V1_TEXT_TYPES:
         return "text"
     return None
 
@@ -97,6 +104,30 @@ def _result(
         "extracted_at": v1_time(finished),
         "duration": nanoseconds(duration),
     }
+
+
+def read_as_is(services: Services, uri: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with a text file's ``content`` as v1 answered it: the file's bytes as
+    they are (v1 read ``text/*`` files raw: Markdown keeps its marks, CSV its commas,
+    HTML its tags, white space is not trimmed), where the ``extract`` operation gives
+    their text. Only for a text file whose bytes are UTF-8 and at most the API's bound on
+    results loaded whole; another encoding (UTF-16 and UTF-32 too, which decode as UTF-8
+    full of NULs) keeps the operation's decoded text (v1 sent its bytes, replaced where
+    they were not UTF-8). Blocking."""
+    if source_kind(payload.get("mime", "")) != "text":
+        return payload
+    bound = services.settings.server.max_loaded_result_bytes
+    try:
+        with services.blobs.open(uri) as stream:
+            data = stream.read(bound + 1)
+    except (DocworkerError, OSError):
+        return payload
+    if len(data) > bound or b"\x00" in data:  # NULs: UTF-16 or UTF-32 without a BOM
+        return payload
+    try:
+        return payload | {"content": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return payload
 
 
 def full_result(payload: dict[str, Any], name: str, record: JobRecord) -> dict[str, Any]:
@@ -173,6 +204,15 @@ def failure_prefix(v1_payload: dict[str, Any]) -> str:
     return JOB_TYPES.get(str(v1_payload.get("job_type", "full")), JOB_TYPES["full"])[1]
 
 
+def job_payload(services: Services, record: JobRecord, payload: dict[str, Any]) -> dict[str, Any]:
+    """The v2 result of a v1 extraction job, a text file's content read as it is
+    (:func:`read_as_is`) for a whole-document job. Blocking."""
+    v1 = (record.input or {}).get("v1") or {}
+    if (v1.get("payload") or {}).get("job_type", "full") != "full":
+        return payload
+    return read_as_is(services, str((record.input or {}).get("uri", "")), payload)
+
+
 def job_result(
     v1_payload: dict[str, Any], payload: dict[str, Any], record: JobRecord
 ) -> dict[str, Any]:
@@ -224,11 +264,11 @@ async def _page_range(request: Request) -> tuple[FormData, UploadFile, int, int]
             example="start_page=1&end_page=3",
         )
     try:
-        start = int(raw_start)
+        start = go_int(raw_start)
     except ValueError:
         raise V1Error(400, "Invalid start_page parameter", f"not an integer: {raw_start}") from None
     try:
-        end = int(raw_end)
+        end = go_int(raw_end)
     except ValueError:
         raise V1Error(400, "Invalid end_page parameter", f"not an integer: {raw_end}") from None
     if start < 1 or end < 1 or start > end:
@@ -282,8 +322,12 @@ async def extract_text(request: Request, services: ServicesDep, client: V1JobCli
         raise V1Error(500, "Text extraction failed", f"unsupported file type: {upload.mime}")
     params, failure = JOB_TYPES["full"]
     record = await run_and_wait(services, client, "extract", params, upload.job_input, failure)
+    uri = upload.job_input.blob.uri
     return await v1_answer(
-        services, record, failure, _shaped(failure, lambda p: full_result(p, upload.name, record))
+        services,
+        record,
+        failure,
+        _shaped(failure, lambda p: full_result(read_as_is(services, uri, p), upload.name, record)),
     )
 
 

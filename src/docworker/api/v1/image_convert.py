@@ -92,6 +92,12 @@ def conversion_parameters(form: FormData) -> dict[str, int]:
 
 async def _form(request: Request) -> tuple[FormData, UploadFile]:
     content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        # v1 decoded the JSON first: a body that is not JSON is refused as such.
+        try:
+            json.loads(await request.body())
+        except ValueError as exc:
+            raise V1Error(400, INVALID_BODY, f"the body is not JSON: {exc}") from None
     if content_type.startswith(("application/json", "application/x-www-form-urlencoded")):
         # Decodable, but such a body cannot carry a file.
         raise V1Error(400, NO_FILE, "the file is sent as the multipart part 'file'")

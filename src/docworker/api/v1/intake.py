@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -113,6 +114,21 @@ async def upload_form(request: Request, name: str = "file") -> tuple[FormData, U
     return form, form_file(form, name, upload_error(NO_FILE))
 
 
+_GO_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def go_int(raw: str) -> int:
+    """An integer as v1 read one (Go's ``strconv.Atoi``): an optional sign and ASCII
+    digits, nothing else (no spaces, no ``_`` separators, no other digits); a
+    ``ValueError`` otherwise."""
+    if not _GO_INT.fullmatch(raw):
+        raise ValueError(f"not an integer: {raw}")
+    number = int(raw)
+    if not -(2**63) <= number < 2**63:
+        raise ValueError(f"out of range: {raw}")
+    return number
+
+
 def form_value(request: Request, form: FormData | None, name: str) -> str | None:
     """v1's rule F: the query string first, then the form's text field; empty is absent."""
     value = request.query_params.get(name)
@@ -141,7 +157,7 @@ class MediaParams:
         def number(name: str) -> int | None:
             raw = form_value(request, form, name)
             try:
-                return int(raw) if raw is not None else None
+                return go_int(raw) if raw is not None else None
             except ValueError:
                 return None  # v1 ignored what it could not parse
 

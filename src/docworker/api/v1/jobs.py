@@ -66,6 +66,14 @@ def failed_attempts(record: JobRecord) -> int:
     return record.attempts
 
 
+def v1_retry_count(record: JobRecord, state: str) -> int:
+    """``retry_count`` as v1 shows it in ``state``: a ``failed`` job had at least one
+    failed attempt, also when it is its result that v1 would have failed (a v2 job that
+    succeeded, shaped into what v1 refused, such as pages of a document that is not a PDF)."""
+    attempts = failed_attempts(record)
+    return max(attempts, 1) if state == "failed" else attempts
+
+
 def v1_meta(record: JobRecord) -> dict[str, Any]:
     """What the v1 route recorded with the job (``{}`` for a job submitted through v2)."""
     meta = (record.input or {}).get("v1")
@@ -105,11 +113,15 @@ class V1JobKind:
 
     result: Callable[[dict[str, Any], dict[str, Any], JobRecord], dict[str, Any]]
     failure_prefix: Callable[[dict[str, Any]], str]
+    #: What is read besides the v2 result before ``result`` shapes it (blocking).
+    prepare: Callable[[Services, JobRecord, dict[str, Any]], dict[str, Any]] | None = None
 
 
 #: v1 job type → its shapes. A job of a type not listed shows the v2 result as it is.
 JOB_KINDS: dict[str, V1JobKind] = {
-    extraction.TEXT_EXTRACTION: V1JobKind(extraction.job_result, extraction.failure_prefix),
+    extraction.TEXT_EXTRACTION: V1JobKind(
+        extraction.job_result, extraction.failure_prefix, extraction.job_payload
+    ),
 }
 
 
@@ -136,6 +148,8 @@ def outcome(
         return "failed", None, exc.detail
     if kind is None:
         return state, payload, None
+    if kind.prepare is not None:
+        payload = kind.prepare(services, record, payload)
     try:
         return state, kind.result(v1_payload(record), payload, record), None
     except ResultRefused as exc:
@@ -158,7 +172,7 @@ def job_record(services: Services, record: JobRecord) -> dict[str, Any]:
     body |= {"created_at": v1_time(record.created_at), "updated_at": v1_time(record.updated_at)}
     if state == "completed":
         body["completed_at"] = v1_time(record.finished_at)
-    return body | {"retry_count": failed_attempts(record), "max_retries": record.max_attempts}
+    return body | {"retry_count": v1_retry_count(record, state), "max_retries": record.max_attempts}
 
 
 def processing_job(
@@ -181,7 +195,7 @@ def processing_job(
         body["result"] = result
     if error:
         body["error"] = error
-    body |= {"retry_count": failed_attempts(record), "created_at": v1_time(record.created_at)}
+    body |= {"retry_count": v1_retry_count(record, state), "created_at": v1_time(record.created_at)}
     if record.started_at is not None:
         body["started_at"] = v1_time(record.started_at)
     if state in {"completed", "failed"} and record.finished_at is not None:

@@ -148,11 +148,12 @@ def _write(
     }
     if kind == "pdf" and pages:
         result["pages_processed"] = pages
-    metadata: dict[str, Any] = {"generator": "docworker"}
+    # v1's labels of its two converters, kept as the extraction routes keep v1's
+    # ``extractor`` labels: clients tell the conversions apart by them.
     if kind == "pdf":
-        metadata["source_pages"] = pages
+        metadata: dict[str, Any] = {"generator": "pymupdf", "source_pages": pages}
     else:
-        metadata["source_format"] = path.suffix.lower()
+        metadata = {"generator": "pandoc", "source_format": path.suffix.lower()}
     return result | {
         "duration": round(took, 6),
         "file_size": len(data),

@@ -9,6 +9,7 @@ resolution and page segmentation mode settings (``OCR_LANGUAGE``, ``OCR_DPI``,
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,6 +27,7 @@ from docworker.api.v1.intake import (
     upload_form,
     v1_answer,
 )
+from docworker.operations.ocr_v1 import document_metadata, image_metadata
 
 router = APIRouter(prefix="/api/v1", tags=["v1"])
 
@@ -47,15 +49,40 @@ OCR_EXAMPLE = {
 }
 
 
+def _route_metadata(result: dict[str, Any], name: str, document: bool) -> dict[str, Any]:
+    """``result`` with the metadata keys of its route: v1 chose them by the route, not by
+    what was sent. An image sent to ``/ocr/document`` was wrapped in a PDF by v1's
+    LibreOffice, so it has the document's keys; a document that ``/ocr/image`` reads
+    (v1 refused it) has the image's."""
+    meta = result.get("metadata") or {}
+    if document == ("source_type" in meta):
+        return result
+    psm, dpi = int(meta.get("psm") or 0), int(meta.get("dpi") or 0)
+    if document:
+        pdf_name = PurePosixPath(name).with_suffix(".pdf").name
+        return result | {"metadata": document_metadata(pdf_name, psm, dpi)}
+    return result | {"metadata": image_metadata(name, psm, dpi)}
+
+
 async def _ocr(
-    request: Request, services: ServicesDep, client: JobClient, params: dict[str, Any]
+    request: Request,
+    services: ServicesDep,
+    client: JobClient,
+    params: dict[str, Any],
+    *,
+    document: bool,
 ) -> Response:
     _, file = await upload_form(request)
     upload = await receive_upload(services, request, file)
     # v1 routes keep the preprocessing they always had here: no flag decides.
     params = {"preprocess": True, **params}
     record = await run_and_wait(services, client, "ocr", params, upload.job_input, FAILURE)
-    return await v1_answer(services, record, FAILURE, JSONResponse)
+    return await v1_answer(
+        services,
+        record,
+        FAILURE,
+        lambda result: JSONResponse(_route_metadata(result, upload.name, document)),
+    )
 
 
 @router.post(
@@ -74,7 +101,7 @@ async def _ocr(
 )
 async def ocr_image(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """The text of an uploaded image (every frame of a multi-frame image)."""
-    return await _ocr(request, services, client, {"output": "v1"})
+    return await _ocr(request, services, client, {"output": "v1"}, document=False)
 
 
 @router.post(
@@ -93,4 +120,4 @@ async def ocr_image(request: Request, services: ServicesDep, client: V1JobClient
 )
 async def ocr_document(request: Request, services: ServicesDep, client: V1JobClientDep) -> Response:
     """The text of the first page of a PDF or an office document (converted to PDF first)."""
-    return await _ocr(request, services, client, {"output": "v1", "pages": "1"})
+    return await _ocr(request, services, client, {"output": "v1", "pages": "1"}, document=True)
