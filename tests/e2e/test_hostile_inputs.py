@@ -60,6 +60,10 @@ SPARSE = _xlsx(
     '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
 )
 
+MANY_PARTS = b"Content-Type: multipart/mixed; boundary=b\n\n" + b"--b\n\nx\n" * 50_000 + b"--b--\n"
+MANY_WORDS = b"Subject: " + b"=?utf-8?q?x?= " * 20_000 + b"\n\nhi\n"
+WIDE_TABLE = b"".join(b"|" + cell * 100_000 + b"\n" for cell in (b" a |", b"---|", b" 1 |"))
+
 
 @pytest.mark.parametrize(
     ("route", "name", "content", "form", "code", "parameter"),
@@ -79,8 +83,28 @@ SPARSE = _xlsx(
         ("/api/v2/ocr", "a.pdf", _pdf(2), {"pages": "3-"}, "invalid-parameter", "pages"),
         # Made calamine abort the worker: 503 engine-failed, and retried.
         ("/api/v2/extract", "sparse.xlsx", SPARSE, {}, "limit-exceeded", None),
+        # Read for 23 s, 11 s and 5.7 s, bounded only by the job timeout.
+        ("/api/v2/extract", "parts.eml", MANY_PARTS, {}, "limit-exceeded", "MIME parts"),
+        (
+            "/api/v2/extract",
+            "words.eml",
+            MANY_WORDS,
+            {},
+            "limit-exceeded",
+            "encoded words in a header",
+        ),
+        ("/api/v2/extract", "wide.md", WIDE_TABLE, {}, "limit-exceeded", "table columns"),
     ],
-    ids=["huge-width", "huge-every", "pages-past-the-end", "ocr-pages-past-the-end", "sparse-xlsx"],
+    ids=[
+        "huge-width",
+        "huge-every",
+        "pages-past-the-end",
+        "ocr-pages-past-the-end",
+        "sparse-xlsx",
+        "mime-parts",
+        "encoded-words",
+        "markdown-columns",
+    ],
 )
 def test_hostile_inputs_are_refused_at_once(
     client: httpx.Client,
@@ -98,7 +122,7 @@ def test_hostile_inputs_are_refused_at_once(
     body = answer.json()
     assert body["code"] == code, body
     if parameter is not None:
-        assert body["parameter"] == parameter
+        assert body["parameter" if code == "invalid-parameter" else "limit"] == parameter
     assert time.monotonic() - started < 20
 
 
