@@ -22,14 +22,18 @@ before uvicorn's loop (which looks every 0.1 s) begins its shutdown. From then o
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import socket
 from types import FrameType
+from urllib.parse import urlsplit
 
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from docworker.api.errors import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE
 from docworker.config import Settings
 from docworker.jobs.admission import Drain
 
@@ -57,12 +61,51 @@ class DrainingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+class ProblemHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, answering a request it cannot parse under ``/api/v2``
+    with a problem+json 400 instead of uvicorn's plain text.
+
+    Such a request (a negative, non-numeric or twice given and different
+    ``Content-Length``, a malformed request line or header) never reaches the
+    application: the parser refuses it and the connection is closed. The path is
+    known when the request line was read; elsewhere (v1 routes, a request line that
+    is not one) the answer stays uvicorn's, as v1's framework answered in plain text.
+    """
+
+    def send_400_response(self, msg: str) -> None:
+        if not urlsplit(self.url).path.lower().startswith(b"/api/v2"):
+            super().send_400_response(msg)
+            return
+        body = json.dumps(
+            {
+                "type": f"{PROBLEM_TYPE}invalid-request",
+                "title": "Invalid HTTP request",
+                "status": 400,
+                "detail": "the request is not valid HTTP/1.1 (a Content-Length that is "
+                "negative, not a number, or given twice with different values; a malformed "
+                "request line or header)",
+            }
+        ).encode()
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [
+            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+        ]
+        head += [
+            f"content-type: {PROBLEM_MEDIA_TYPE}\r\n".encode(),
+            f"content-length: {len(body)}\r\n".encode(),
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
+
+
 def serve(application: FastAPI, settings: Settings) -> int:
     """Serve ``application`` (made by :func:`~docworker.api.app.create_app`) until it is
     told to stop, draining it then; the exit status (non-zero when it did not start)."""
     drain: Drain = application.state.drain
     config = uvicorn.Config(
         application,
+        http=ProblemHttpProtocol,
         host=settings.listen_host,
         port=settings.server.port,
         timeout_keep_alive=int(settings.server.idle_timeout),

@@ -110,6 +110,12 @@ class ParseLimits:
     max_blocks: int = 500_000
     #: Bytes a job may store as its output (result and artifacts), counted as written.
     max_output_bytes: int = 2 * 1024 * 1024 * 1024
+    #: MIME parts of one e-mail message, at every depth (attached messages' included).
+    max_mime_parts: int = 3000
+    #: RFC 2047 encoded words (``=?charset?q?...?=``) in one header of an e-mail message.
+    max_header_encoded_words: int = 2000
+    #: Columns of one Markdown table.
+    max_markdown_columns: int = 1000
 
 
 #: A box in the pixels of the image that was read: (x0, y0, x1, y1), top-left origin.

@@ -203,6 +203,13 @@ def test_obfuscated_fonts_alone_are_not_drm(tmp_path: Path) -> None:
     assert [b.text for b in parse(path).blocks] == ["Readable"]
 
 
+def test_an_internal_subset_of_a_chapter_doctype_is_not_text(tmp_path: Path) -> None:
+    doctype = '<!DOCTYPE html [<!ENTITY nbsp "&#160;">]>'
+    xhtml = chapter("C", "<p>Here</p>").replace("?><html", f"?>{doctype}<html", 1)
+    path = build(tmp_path, {"c.xhtml": xhtml}, '<itemref idref="c.xhtml"/>')
+    assert [b.text for b in parse(path).blocks] == ["Here"]
+
+
 def test_a_chapter_missing_from_the_zip_leaves_an_empty_page(tmp_path: Path) -> None:
     path = build(
         tmp_path,

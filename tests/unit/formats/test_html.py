@@ -130,6 +130,22 @@ def test_an_xhtml_declaration_is_read_and_removed(tmp_path: Path) -> None:
     assert (doc.metadata.encoding, texts(doc)) == ("iso8859-15", ["Prix : 5 €"])
 
 
+def test_an_internal_subset_of_the_doctype_is_not_text(tmp_path: Path) -> None:
+    page = (
+        '<?xml version="1.0"?>\n<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN" "x.dtd" [\n'
+        '<!ENTITY who "the ]> world"><!-- a ] here --><!ATTLIST p class CDATA "x">\n]>\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml"><head><title>T</title></head>'
+        "<body><p>Hello</p></body></html>"
+    )
+    doc = parse_html(tmp_path, page)
+    assert (doc.metadata.title, texts(doc)) == ("T", ["Hello"])
+
+
+def test_an_internal_subset_never_closed_costs_one_pass(tmp_path: Path) -> None:
+    doc = parse_html(tmp_path, "<!DOCTYPE html [" + "'" * 1_000_001 + "<p>x</p>")
+    assert texts(doc)
+
+
 def test_declared_charset_reads_only_the_first_kilobyte() -> None:
     assert declared_charset(b"<meta charset='koi8-r'>") == "koi8-r"
     assert declared_charset(b" " * 1100 + b"<meta charset='koi8-r'>") is None

@@ -27,8 +27,8 @@ from compressed_rtf import SIMPLE, compress_literally, stored
 from corpus_scoring import CORPUS, needs_corpus, parse
 
 from docworker.document import BlockKind, Document
-from docworker.errors import CorruptDocument, HostileInput
-from docworker.formats.base import ParseContext, Source
+from docworker.errors import CorruptDocument, HostileInput, LimitExceeded
+from docworker.formats.base import ParseContext, ParseLimits, Source
 from docworker.formats.detect import detect
 from docworker.formats.mail.outlook import codec_of
 from docworker.formats.mail.parser import EmlParser, MsgParser
@@ -220,6 +220,39 @@ def test_parts_nested_thousands_deep_are_refused_as_hostile(tmp_path: Path) -> N
     path = tmp_path / "deep.eml"
     path.write_bytes(b"Content-Type: message/rfc822\n\n" * 5000 + b"Subject: x\n\nhi\n")
     with pytest.raises(HostileInput):
+        parse(EmlParser(), path, EML)
+
+
+def _multipart(parts: int) -> bytes:
+    body = "".join(f"--b\nContent-Type: text/plain\n\npart {i}\n" for i in range(parts))
+    return f"Content-Type: multipart/mixed; boundary=b\n\n{body}--b--\n".encode()
+
+
+def test_mime_parts_past_the_limit_are_refused_as_they_are_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "parts.eml"
+    ctx = ParseContext(limits=ParseLimits(max_mime_parts=4))
+    path.write_bytes(_multipart(3))  # the message and its three parts
+    assert texts(parse(EmlParser(), path, EML, ctx))
+    path.write_bytes(_multipart(4))
+    with pytest.raises(LimitExceeded, match="more than 4 MIME parts") as refused:
+        parse(EmlParser(), path, EML, ctx)
+    assert refused.value.fields["limit"] == "MIME parts"
+
+
+def test_encoded_words_past_the_limit_in_a_header_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "words.eml"
+    ctx = ParseContext(limits=ParseLimits(max_header_encoded_words=3))
+    for words in (3, 4):
+        subject = " ".join(["=?utf-8?q?caf=C3=A9?="] * words)
+        path.write_bytes(f"From: a@example.com\nSubject: {subject}\n\nhi\n".encode())
+        if words == 3:
+            assert parse(EmlParser(), path, EML, ctx).metadata.title == "café" * 3
+            continue
+        with pytest.raises(LimitExceeded, match="Subject header holds 4 encoded words"):
+            parse(EmlParser(), path, EML, ctx)
+    # 20,000 of them were decoded for 11 s; refused, they cost one count.
+    path.write_bytes(b"Subject: " + b"=?utf-8?q?x?= " * 20_000 + b"\n\nhi\n")
+    with pytest.raises(LimitExceeded):
         parse(EmlParser(), path, EML)
 
 

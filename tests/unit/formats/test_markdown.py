@@ -155,6 +155,24 @@ def test_tables_count_against_the_cell_limit(tmp_path: Path) -> None:
         parse_md(tmp_path, table, ParseContext(limits=ParseLimits(max_cells=10)))
 
 
+def test_tables_wider_than_the_column_limit_are_refused_before_they_are_read(
+    tmp_path: Path,
+) -> None:
+    def table(columns: int) -> str:
+        return "".join("|" + cell * columns + "\n" for cell in (" a |", "---|", " 1 |"))
+
+    ctx = ParseContext(limits=ParseLimits(max_markdown_columns=4))
+    assert [b.table.n_cols for b in parse_md(tmp_path, table(4), ctx).blocks if b.table] == [4]
+    with pytest.raises(LimitExceeded, match="5 columns") as refused:
+        parse_md(tmp_path, table(5), ctx)
+    assert refused.value.fields["limit"] == "table columns"
+    # Pipes alone are no table: a line of them under text is read as text.
+    assert parse_md(tmp_path, "a\n" + "|" * 20 + "\n", ctx).blocks
+    # 100,000 columns were read for 5.7 s; refused, they cost one count of the pipes.
+    with pytest.raises(LimitExceeded):
+        parse_md(tmp_path, table(100_000), ParseContext())
+
+
 def test_deep_quotes_and_lists_keep_their_text(tmp_path: Path) -> None:
     # markdown-it's CommonMark preset dropped a quote 20 deep, or a list 10 deep, silently.
     lists = "".join("  " * i + f"- item{i}\n" for i in range(12))

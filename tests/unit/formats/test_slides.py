@@ -351,6 +351,23 @@ def test_macro_enabled_presentations_are_read(tmp_path: Path) -> None:
     assert doc.pages[0].label == "A Slide with a Table"
 
 
+def test_text_around_an_unexpanded_entity_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "entity.pptx"
+    doctype = b'<!DOCTYPE p:sld [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    with zipfile.ZipFile(OFFICE / "pptx-table.pptx") as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "ppt/slides/slide1.xml":
+                data = data.replace(b"<p:sld ", doctype + b"<p:sld ", 1)
+                data = data.replace(b"A Slide with", b"A Slide &xxe; with", 1)
+                assert b"&xxe;" in data
+            dst.writestr(info, data)
+    doc = parse(path)
+    # The entity is not expanded: its reference reads as nothing.
+    assert doc.pages[0].label == "A Slide with a Table"
+    assert doc.blocks[0].text == "A Slide with a Table"
+
+
 def test_encrypted_package_needs_a_password(tmp_path: Path) -> None:
     path = tmp_path / "secret.pptx"
     path.write_bytes((OFFICE / "encrypted-password-tika.xlsx").read_bytes())

@@ -503,6 +503,22 @@ def test_headers_footers_and_notes(tmp_path: Path) -> None:
     ]
 
 
+def test_text_around_an_unexpanded_entity_is_kept(tmp_path: Path) -> None:
+    doctype = '<!DOCTYPE w:document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    header = f"{doctype}<w:hdr {_NS}>{p('Head &xxe; line')}</w:hdr>"
+    sections = '<w:sectPr><w:headerReference w:type="default" r:id="rheader1"/></w:sectPr>'
+    path = write_docx(tmp_path / "entity.docx", p("A &xxe; B") + sections, {"header1": header})
+    with zipfile.ZipFile(path) as zf:
+        parts = {name: zf.read(name) for name in zf.namelist()}
+    parts["word/document.xml"] = doctype.encode() + parts["word/document.xml"]
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in parts.items():
+            zf.writestr(name, data)
+    doc = parse(path)
+    # The entity is not expanded: its reference reads as nothing.
+    assert [b.text for b in doc.blocks] == ["Head  line", "A  B"]
+
+
 # -- errors ------------------------------------------------------------------------
 
 

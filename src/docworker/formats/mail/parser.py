@@ -9,6 +9,12 @@ plain, HTML and RTF parts that are not attachments are bodies; every other leaf
 (inline images included) and every attached message is a file, read through
 the embedded-document dispatch. An ``.msg`` is read by :mod:`.outlook`.
 Both become the same blocks (see :mod:`.message`).
+
+The standard library's parser is linear but slow per part (it parses each part's
+headers) and decodes many encoded words in one header in more than linear time,
+so an ``.eml`` is refused past ``limits.max_mime_parts`` parts, counted as they
+are made, and past ``limits.max_header_encoded_words`` encoded words in any
+header, counted in the raw headers before one is decoded.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ from __future__ import annotations
 from email import policy
 from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
+from email.policy import Policy
 from mimetypes import guess_extension
 from typing import ClassVar
 
 from docworker.document import Document, DocumentBuilder
-from docworker.errors import CorruptDocument, HostileInput
-from docworker.formats.base import ParseContext, Source
+from docworker.errors import CorruptDocument, HostileInput, LimitExceeded
+from docworker.formats.base import ParseContext, ParseLimits, Source
 from docworker.formats.encoding import decode_text
 from docworker.formats.mail.message import (
     Body,
@@ -216,12 +223,53 @@ def _attached_message(part: MIMEPart) -> MailFile:
     return MailFile(name, inner.as_bytes(policy=policy.default))
 
 
-def read_eml(data: bytes) -> tuple[Message, list[str]]:
+class _PartCounter:
+    """The message factory of the MIME parser's policy: it counts the parts the parser
+    makes, and refuses the message at the first past ``maximum``, before its headers
+    are parsed."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.count = 0
+
+    def __call__(self, policy: Policy[EmailMessage]) -> EmailMessage:
+        self.count += 1
+        if self.count > self.maximum:
+            raise LimitExceeded(
+                "MIME parts",
+                self.count,
+                self.maximum,
+                f"the message has more than {self.maximum} MIME parts, "
+                "over the configured limit (limits.max_mime_parts)",
+            )
+        return EmailMessage(policy=policy)
+
+
+def _parse_mime(data: bytes, limits: ParseLimits) -> EmailMessage:
+    """The MIME tree of ``data``, within the limits on parts and on encoded words."""
+    counting = policy.default.clone(message_factory=_PartCounter(limits.max_mime_parts))
+    mail = BytesParser(policy=counting).parsebytes(data)
+    if not isinstance(mail, EmailMessage):  # the factory always makes these
+        raise CorruptDocument("eml", "the file is not a MIME message")
+    for part in mail.walk():
+        for name, value in part.raw_items():
+            words = value.count("=?")
+            if words > limits.max_header_encoded_words:
+                raise LimitExceeded(
+                    "encoded words in a header",
+                    words,
+                    limits.max_header_encoded_words,
+                    f"the {name} header holds {words} encoded words, over the configured "
+                    f"limit of {limits.max_header_encoded_words} "
+                    "(limits.max_header_encoded_words)",
+                )
+    return mail
+
+
+def read_eml(data: bytes, limits: ParseLimits) -> tuple[Message, list[str]]:
     """The message in RFC 822 ``data``, and the kinds of defect the MIME parser met."""
     try:
-        mail = BytesParser(policy=policy.default).parsebytes(data)
-        if not isinstance(mail, EmailMessage):  # the default policy always makes these
-            raise CorruptDocument("eml", "the file is not a MIME message")
+        mail = _parse_mime(data, limits)
         message = _envelope(mail)
         _collect(mail, message)
         defects = sorted({type(d).__name__ for part in mail.walk() for d in part.defects})
@@ -238,7 +286,7 @@ class EmlParser:
     media_types: ClassVar[frozenset[str]] = frozenset({"message/rfc822"})
 
     def parse(self, source: Source, ctx: ParseContext) -> Document:
-        message, defects = read_eml(source.path.read_bytes())
+        message, defects = read_eml(source.path.read_bytes(), ctx.limits)
         builder = DocumentBuilder(
             self.name, source.mime, message_metadata(message), limits=ctx.limits
         )

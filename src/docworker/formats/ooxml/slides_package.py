@@ -16,7 +16,7 @@ import zipfile
 
 from lxml import etree
 
-from docworker.formats.ooxml.package import relationships, resolve_target
+from docworker.formats.ooxml.package import drop_entity_references, relationships, resolve_target
 
 _RT = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
 OFFICE_DOCUMENT = f"{_RT}officeDocument"
@@ -58,7 +58,7 @@ class Part:
 
     def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
         self.name = name
-        self.root: etree._Element = etree.fromstring(zf.read(name), _PARSER)
+        self.root = drop_entity_references(etree.fromstring(zf.read(name), _PARSER))
         #: id → (type, target part name, or URL for an external target).
         self.rels: dict[str, tuple[str, str]] = {}
         #: The ids of the relationships whose target is external.

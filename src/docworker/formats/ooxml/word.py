@@ -36,6 +36,7 @@ from docworker.errors import CorruptDocument
 from docworker.formats.base import ParseContext, Source
 from docworker.formats.ooxml.package import (
     append_embedded_parts,
+    drop_entity_references,
     parse_xml,
     read_metadata,
     refuse_non_package,
@@ -110,10 +111,12 @@ def body_children(
     The part is parsed as it streams (entities unresolved, nothing fetched, as
     :func:`~docworker.formats.ooxml.package.xml_parser`); a child is emptied and
     dropped from the tree once the next one is asked for, so the tree never holds
-    more than the child being read. The text of its runs is counted as it is parsed,
-    so that one paragraph of millions of runs is refused at the output limit
-    (``builder.check_text``) before it is whole. Children of other kinds than
-    :data:`_STREAMED` (bookmarks, proofing marks) are dropped unseen.
+    more than the child being read; it is yielded without entity references
+    (:func:`~docworker.formats.ooxml.package.drop_entity_references`). The text of
+    its runs is counted as it is parsed, so that one paragraph of millions of runs
+    is refused at the output limit (``builder.check_text``) before it is whole.
+    Children of other kinds than :data:`_STREAMED` (bookmarks, proofing marks) are
+    dropped unseen.
     """
     body: etree._Element | None = None
     pending, room = 0, builder.chars_left()
@@ -127,6 +130,8 @@ def body_children(
     )
     for _event, element in events:
         if element.tag.endswith("}t"):
+            if len(element):
+                drop_entity_references(element)
             pending += len(element.text or "")
             if room is not None and pending > room:
                 builder.check_text(pending)
@@ -135,7 +140,7 @@ def body_children(
         if parent is None or (parent is not body and parent.tag != _BODY):
             continue
         body = parent
-        yield element
+        yield drop_entity_references(element)
         element.clear()
         while element.getprevious() is not None:
             del body[0]

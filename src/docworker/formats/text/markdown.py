@@ -12,10 +12,13 @@ metadata, without a YAML parser (and so without YAML's surprises).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_block.table import table as read_table
 from markdown_it.token import Token
 
 from docworker.document import (
@@ -47,6 +50,40 @@ MAX_NESTING = 100
 _CONTAINERS = frozenset(
     {"blockquote_open", "bullet_list_open", "ordered_list_open", "list_item_open"}
 )
+
+
+#: A table's delimiter row (``|---|:--:|``): nothing but pipes, dashes, colons, space.
+_DELIMITER_ROW = re.compile(r"[ \t]*[-:|][-:| \t]*")
+
+
+def _table_within(max_columns: int) -> Callable[[StateBlock, int, int, bool], bool]:
+    """markdown-it's table rule, refusing a table of more than ``max_columns`` columns.
+
+    markdown-it's work per column and per cell is slow in Python (a table of 100,000
+    columns took 5.7 s), so the columns are counted on the delimiter row before it
+    starts: such a row past the limit, under a header line with as many pipes, is
+    refused.
+    """
+
+    def rule(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+        if start + 2 <= end:
+            begin = state.bMarks[start + 1] + state.tShift[start + 1]
+            stop = state.eMarks[start + 1]
+            header = state.src.count("|", state.bMarks[start], state.eMarks[start])
+            if min(header, state.src.count("|", begin, stop)) > max_columns:
+                row = state.src[begin:stop]
+                columns = len(row.strip().strip("|").split("|"))
+                if columns > max_columns and _DELIMITER_ROW.fullmatch(row):
+                    raise LimitExceeded(
+                        "table columns",
+                        columns,
+                        max_columns,
+                        f"a table has {columns} columns, over the configured limit of "
+                        f"{max_columns} (limits.max_markdown_columns)",
+                    )
+        return read_table(state, start, end, silent)
+
+    return rule
 
 
 def _scalar(value: str) -> str:
@@ -275,7 +312,13 @@ class MarkdownParser:
             front_matter_metadata(fields, metadata)
         builder = DocumentBuilder(self.name, source.mime, metadata, limits=ctx.limits)
         reader = MarkdownIt("commonmark", {"maxNesting": MAX_NESTING})
-        tokens = reader.enable(["table", "strikethrough"]).parse(body)
+        reader.enable(["table", "strikethrough"])
+        reader.block.ruler.at(
+            "table",
+            _table_within(ctx.limits.max_markdown_columns),
+            {"alt": ["paragraph", "reference"]},
+        )
+        tokens = reader.parse(body)
         _Walker(builder, ctx.limits.max_cells, body).run(tokens)
         if metadata.title is None:
             metadata.title = _first_title(builder.document.blocks)

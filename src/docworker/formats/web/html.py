@@ -137,6 +137,15 @@ _HEADINGS = {f"h{n}": n for n in range(1, 7)}
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 _SOFT_HYPHENS = re.compile(r"\xad|&(?:shy|#0*173|#x0*ad);", re.IGNORECASE)
+#: A document type declaration's internal subset: after the prolog (XML declaration,
+#: comments, space), the name and external identifier, its declarations from ``[`` to
+#: ``]`` (quoted literals and comments may hold a ``]``). Possessive throughout: one
+#: pass, whatever the text, and no match for a subset never closed.
+_INTERNAL_SUBSET = re.compile(
+    r"\A\ufeff?(?:\s++|<\?[^>]*+>|<!--(?:(?!-->).)*+-->)*+<!DOCTYPE\b[^\[>]*+"
+    r"(\[(?:[^\]\"'<]++|\"[^\"]*+\"|'[^']*+'|<!--(?:(?!-->).)*+-->|<(?!!--))*+\])",
+    re.IGNORECASE | re.DOTALL,
+)
 #: How pages mark their main content; each test stops at the first match.
 _MARKS_MAIN_CONTENT = etree.XPath(
     "boolean(//main) or boolean(//article) or boolean(//@role[. = 'main'])"
@@ -653,7 +662,7 @@ def parse_page(text: str) -> etree._Element | None:
     """
     if not text.strip():
         return None
-    text = _SOFT_HYPHENS.sub("", text)
+    text = _SOFT_HYPHENS.sub("", without_internal_subset(text))
     try:
         # libxml2 reads UTF-8 bytes faster than the str it would first convert.
         markup: str | bytes = text.encode("utf-8")
@@ -669,6 +678,18 @@ def parse_page(text: str) -> etree._Element | None:
         # (the deep text and everything after it): read it again without that limit.
         return capped_tree(text, TREE_DEPTH)
     return root
+
+
+def without_internal_subset(text: str) -> str:
+    """``text`` without the internal subset of its document type declaration, if any.
+
+    XHTML may declare entities and attributes in ``<!DOCTYPE html [...]>``. An HTML
+    parser ends the declaration at the subset's first ``>`` and reads the rest as
+    markup and text, so a stray ``]>`` would open the page. The subset is only
+    declarations: it goes whole, and the ``<!DOCTYPE ...>`` around it stays.
+    """
+    found = _INTERNAL_SUBSET.match(text)
+    return text if found is None else text[: found.start(1)] + text[found.end(1) :]
 
 
 #: How deep :func:`capped_tree` nests elements; deeper ones are read into the deepest.
