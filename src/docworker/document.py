@@ -354,10 +354,14 @@ class Block(_Model):
     id: str
     kind: BlockKind
     text: str = ""
-    #: Heading depth (1 = top) for headings, nesting depth (1 = top) for list items.
+    #: Heading depth (1 = top) for headings, nesting depth (1 = top) for list items; for
+    #: a code block inside a list item, the depth of that item.
     level: int | None = None
     #: For list items: numbered (True) or bulleted (False).
     ordered: bool | None = None
+    #: For the first item of a numbered list: the number it starts at. An item with one
+    #: begins a new list, even right after another list of the same depth.
+    start: int | None = None
     page: int | None = None
     bbox: BBox | None = None
     table: Table | None = None

@@ -97,20 +97,37 @@ def page_blocks(doc: Document) -> dict[int | None, list[Block]]:
 
 @dataclass(frozen=True)
 class _Item:
-    """A list item placed in its list: depth (1 = top) and number among ordered siblings."""
+    """A list item placed in its list: depth (1 = top) and number among ordered siblings.
+
+    A code block inside a list item is an item too, with no number, at the depth of the
+    item it belongs to; ``restarted`` says a new list of the same kind began at its
+    depth right after another (Markdown must then change the list's delimiter)."""
 
     block: Block
     depth: int
     number: int | None
+    restarted: bool = False
+
+
+def _nested_code(block: Block) -> bool:
+    """A code block that belongs to the list item before it (its level is the item's)."""
+    return block.kind is BlockKind.CODE and block.level is not None
 
 
 def _groups(blocks: Iterable[Block]) -> Iterator[list[Block]]:
-    """Blocks one by one, except that a run of consecutive list items comes as one list."""
-    for is_list, run in itertools.groupby(blocks, lambda b: b.kind is BlockKind.LIST_ITEM):
-        if is_list:
-            yield list(run)
-        else:
-            yield from ([block] for block in run)
+    """Blocks one by one, except that a run of consecutive list items comes as one list,
+    with the code blocks nested in its items."""
+    run: list[Block] = []
+    for block in blocks:
+        if block.kind is BlockKind.LIST_ITEM or (run and _nested_code(block)):
+            run.append(block)
+            continue
+        if run:
+            yield run
+            run = []
+        yield [block]
+    if run:
+        yield run
 
 
 def _list_items(run: list[Block]) -> list[_Item]:
@@ -118,18 +135,27 @@ def _list_items(run: list[Block]) -> list[_Item]:
 
     A depth is never more than one deeper than the item before (a list cannot skip
     a level), and numbering restarts whenever a list of that depth starts again or
-    switches between bulleted and numbered.
+    switches between bulleted and numbered, or an item carries the number its list
+    starts at.
     """
     counters: list[tuple[bool, int]] = []  # per open depth: (ordered, items so far)
     items: list[_Item] = []
     for block in run:
+        if block.kind is not BlockKind.LIST_ITEM:  # a code block under an open item
+            depth = max(1, min(block.level or 1, len(counters)))
+            items.append(_Item(block, depth, None))
+            continue
         depth = max(1, min(block.level or 1, len(counters) + 1))
         del counters[depth:]
         ordered = bool(block.ordered)
-        same_list = len(counters) == depth and counters[-1][0] == ordered
-        count = counters[-1][1] + 1 if same_list else 1
+        sibling = len(counters) == depth and counters[-1][0] == ordered
+        same_list = sibling and block.start is None
+        if same_list:
+            count = counters[-1][1] + 1
+        else:
+            count = block.start if ordered and block.start is not None else 1
         counters[depth - 1 :] = [(ordered, count)]
-        items.append(_Item(block, depth, count if ordered else None))
+        items.append(_Item(block, depth, count if ordered else None, sibling and not same_list))
     return items
 
 
@@ -280,6 +306,12 @@ def _text_list(run: list[Block]) -> str:
     for item in _list_items(run):
         marker = f"{item.number}. " if item.number is not None else "- "
         indent = "  " * (item.depth - 1)
+        if item.block.kind is BlockKind.CODE:  # under its item's text, as written
+            inner = indent + "  "
+            lines.append(
+                "\n".join((inner + line).rstrip() for line in _text_block(item.block).split("\n"))
+            )
+            continue
         body = item.block.text.strip().replace("\n", "\n" + indent + " " * len(marker))
         lines.append(indent + marker + body)
     return "\n".join(lines)
@@ -358,10 +390,24 @@ def _md_heading(block: Block) -> str:
 def _md_list(run: list[Block]) -> str:
     lines = []
     content_columns: list[int] = []  # where the text of each open depth's item starts
+    delimiters: list[str] = []  # each open depth's marker: "." or ")", "-" or "*"
     for item in _list_items(run):
+        if item.block.kind is BlockKind.CODE:  # fenced, indented under its item's text
+            column = " " * content_columns[item.depth - 1] if content_columns else ""
+            code = _md_code(item.block).split("\n")
+            lines.append("\n".join((column + line).rstrip() for line in code))
+            continue
         del content_columns[item.depth - 1 :]
         indent = content_columns[-1] if content_columns else 0
-        marker = f"{item.number}. " if item.number is not None else "- "
+        pair = ".)" if item.number is not None else "-*"
+        previous = delimiters[item.depth - 1] if len(delimiters) >= item.depth else ""
+        delimiter = pair[0]
+        if previous and previous in pair:  # the same list goes on, or a new one of its kind
+            # CommonMark starts a new list of the same kind only where the delimiter changes.
+            delimiter = pair.replace(previous, "") if item.restarted else previous
+        del delimiters[item.depth - 1 :]
+        delimiters.append(delimiter)
+        marker = f"{item.number}{delimiter} " if item.number is not None else f"{delimiter} "
         content_columns.append(indent + len(marker))
         text = _md_inline(item.block)
         lines.append(_md_continued(" " * indent + marker, text, " " * content_columns[-1]))
@@ -542,13 +588,22 @@ def _html_list(run: list[Block]) -> str:
     out: list[str] = []
     open_lists: list[str] = []
     for item in _list_items(run):
+        if item.block.kind is BlockKind.CODE and open_lists:  # inside the item it belongs to
+            while len(open_lists) > item.depth:
+                out.append(f"</li></{open_lists.pop()}>")
+            out.append("\n" + _html_block(item.block))
+            continue
         tag = "ol" if item.number is not None else "ul"
+        if item.restarted and len(open_lists) >= item.depth:  # a new list of the same kind
+            while len(open_lists) >= item.depth:
+                out.append(f"</li></{open_lists.pop()}>")
         while len(open_lists) > item.depth:
             out.append(f"</li></{open_lists.pop()}>")
         if len(open_lists) == item.depth:
             out.append("</li>" if open_lists[-1] == tag else f"</li></{open_lists.pop()}>")
         if len(open_lists) < item.depth:
-            out.append(f"\n<{tag}>")
+            start = f' start="{item.number}"' if item.number not in {None, 1} else ""
+            out.append(f"\n<{tag}{start}>")
             open_lists.append(tag)
         out.append(f"\n<li{_attrs(item.block)}>{_html_inline(item.block)}")
     while open_lists:
