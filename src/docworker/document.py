@@ -362,6 +362,9 @@ class Block(_Model):
     #: For the first item of a numbered list: the number it starts at. An item with one
     #: begins a new list, even right after another list of the same depth.
     start: int | None = None
+    #: For a footnote or endnote: the mark that refers to it in the text (``1`` for a
+    #: ``[1]`` there, which is linked to ``#note-1``).
+    label: str | None = None
     page: int | None = None
     bbox: BBox | None = None
     table: Table | None = None

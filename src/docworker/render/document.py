@@ -11,8 +11,11 @@ the same way as the whole. What each keeps:
   and footers are left out (they repeat on every page and interrupt the prose;
   the text and HTML outputs keep them). Only the line starts that would turn a
   paragraph into a heading, list, quote or fence are escaped, so the text stays
-  as written. A footnote is a paragraph marked ``[^n]``: a footnote definition
-  (``[^n]: …``) that nothing references is dropped by most Markdown renderers.
+  as written. A note whose mark the text shows (``[1]`` linked to ``#note-1``, as the
+  Word reader gives it) is a footnote definition, ``[^1]: …``, and its mark a reference,
+  ``[^1]``. Any other footnote is a paragraph marked ``[^n]``: a definition that nothing
+  references is dropped by most Markdown renderers. The text and HTML show the note
+  after its mark, ``[1] …``.
 - **HTML**: a complete HTML5 document, everything escaped, each block carrying its
   id and page; headers and footers kept as ``<header>``/``<footer>``.
 - **JSON**: the model itself (:func:`render_json`), which validates back into an
@@ -266,6 +269,8 @@ def render_text(doc: Document, blocks: Sequence[Block] | None = None) -> str:
 def _text_block(block: Block) -> str:
     if block.kind is BlockKind.CODE:
         return block.text.strip("\n")
+    if block.label:  # a note after the mark the text shows where it refers to it
+        return f"[{block.label}] {block.text.strip()}"
     if block.table is not None:  # one line a row: a cell's own line breaks become spaces
         return "\n".join(map(_text_row, block.table.iter_grid()))
     return block.text.strip()
@@ -325,19 +330,27 @@ _MD_BLOCK_START = re.compile(
 )
 _MD_ORDERED_START = re.compile(r"(\d{1,9})([.)])(?=\s|$)")
 _MD_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+#: A note label a footnote reference can carry (``[^1]``, ``[^iv]``).
+_MD_NOTE_LABEL = re.compile(r"[\w-]{1,32}")
 _MD_OMITTED = frozenset({BlockKind.HEADER, BlockKind.FOOTER, BlockKind.PAGE_BREAK})
 
 
 def render_markdown(doc: Document, blocks: Sequence[Block] | None = None) -> str:
     """CommonMark with GitHub pipe tables; see the module docstring for what is kept."""
     chunks: list[str] = []
-    footnotes = itertools.count(1)
-    for group in _groups(_selected(doc, blocks)):
+    selected = list(_selected(doc, blocks))
+    labels = {block.label for block in selected if block.label}
+    # Notes without a mark in the text are numbered apart from the marked ones.
+    footnotes = (n for n in itertools.count(1) if str(n) not in labels)
+    for group in _groups(selected):
         block = group[0]
         if block.kind in _MD_OMITTED:
             continue
         if block.kind is BlockKind.LIST_ITEM:
             chunk = _md_list(group)
+        elif block.kind is BlockKind.FOOTNOTE and _MD_NOTE_LABEL.fullmatch(block.label or ""):
+            # A definition: its mark in the text refers to it (later lines indented in it).
+            chunk = _md_continued(f"[^{block.label}]: ", _md_inline(block), "    ")
         elif block.kind is BlockKind.FOOTNOTE:
             chunk = f"[^{next(footnotes)}] {_md_inline(block)}"
         else:
@@ -356,11 +369,16 @@ def _md_escape_line(line: str) -> str:
 
 
 def _md_inline(block: Block) -> str:
-    """The block's text with its links, its line starts escaped."""
+    """The block's text with its links, its line starts escaped; a note's mark ``[1]``
+    linked to ``#note-1`` is a footnote reference, ``[^1]``."""
     parts = []
     for piece, url in _link_segments(block.text.strip(), block.links):
         text = _MD_TAG_START.sub(r"\\<", piece)
-        parts.append(text if url is None else f"[{_md_bracketed(text)}]({_md_url(url)})")
+        label = url[len("#note-") :] if url and url.startswith("#note-") else ""
+        if _MD_NOTE_LABEL.fullmatch(label) and text == f"[{label}]":
+            parts.append(f"[^{label}]")
+        else:
+            parts.append(text if url is None else f"[{_md_bracketed(text)}]({_md_url(url)})")
     return "\n".join(_md_escape_line(line) for line in "".join(parts).split("\n"))
 
 
@@ -568,6 +586,9 @@ def _html_block(block: Block) -> str:
         inner = f"$${_esc(block.text.strip())}$$"
     elif kind is BlockKind.CAPTION:
         inner = f"<em>{inner}</em>"
+    elif block.label:  # a note, after its mark, the target of the text's #note-… link
+        label = _esc(block.label)
+        inner = f'<a id="note-{label}">[{label}]</a> {inner}'
     if tag in {"blockquote", "aside", "header", "footer"}:
         inner = f"<p>{inner}</p>"
     return f"<{tag}{_attrs(block, css_class)}>{inner}</{tag}>"
