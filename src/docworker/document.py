@@ -556,6 +556,20 @@ class DocumentBuilder:
         for number, block in enumerate(blocks, 1):
             block.id = f"b{number}"
 
+    def insert(self, before: dict[str, list[Block]], after: dict[str, list[Block]]) -> None:
+        """Put new blocks before or after the blocks with the given ids (a block told apart
+        from one already added), renumbering every block so that ids follow reading order.
+        Their text is counted already: it was part of the block they come out of."""
+        blocks = self.document.blocks
+        blocks[:] = [
+            new
+            for block in blocks
+            for new in (*before.get(block.id, ()), block, *after.get(block.id, ()))
+        ]
+        for number, block in enumerate(blocks, 1):
+            block.id = f"b{number}"
+        self._next_id = len(blocks) + 1
+
     def remove(self, doomed: set[str]) -> None:
         """Take the blocks whose ids are in ``doomed`` out of the document, renumbering
         the rest so that ids stay in reading order without gaps."""
