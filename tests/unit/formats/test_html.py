@@ -349,3 +349,20 @@ def test_elements_nested_past_the_stack_are_read_as_text(tmp_path: Path) -> None
     text = " ".join(texts(doc))
     assert "top" in text and "deep words" in text and "after" in text
     assert [w.code for w in doc.warnings] == ["nested-too-deep"]
+
+
+def test_ruby_gives_the_base_text_without_its_reading(tmp_path: Path) -> None:
+    markup = (
+        "<html><body><p>東京の<ruby>漢<rp>(</rp><rt>kan</rt><rp>)</rp>"
+        "<rb>字</rb><rt>ji</rt></ruby>を読む</p>"
+        "<table><tr><td><ruby>明日<rt>あした</rt></ruby></td></tr></table>"
+        '<p><a href="https://example.org/"><ruby>東<rt>とう</rt>京<rt>きょう</rt></ruby></a></p>'
+        "</body></html>"
+    )
+    doc = parse_html(tmp_path, markup)
+    assert texts(doc, BlockKind.PARAGRAPH) == ["東京の漢字を読む", "東京"]
+    [table] = [b.table for b in doc.blocks if b.table is not None]
+    assert table.grid() == [["明日"]]
+    assert [(link.text, link.url) for b in doc.blocks for link in b.links] == [
+        ("東京", "https://example.org/")
+    ]

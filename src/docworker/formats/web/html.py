@@ -70,6 +70,10 @@ _INVISIBLE = frozenset(
         "input",
         "textarea",
         "map",
+        # A ruby's reading guide (``rt``, with ``rp``'s fallback brackets) sits above its
+        # base text in small type: the text is the base, as the Word and ODF readers read it.
+        "rt",
+        "rp",
     ]
 )
 #: The page's banner and footer: a ``header``/``footer`` outside any sectioning
