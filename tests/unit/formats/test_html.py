@@ -366,3 +366,30 @@ def test_ruby_gives_the_base_text_without_its_reading(tmp_path: Path) -> None:
     assert [(link.text, link.url) for b in doc.blocks for link in b.links] == [
         ("東京", "https://example.org/")
     ]
+
+
+def test_adjacent_numbered_lists_stay_apart_and_keep_their_start(tmp_path: Path) -> None:
+    from docworker.render.document import render_markdown, render_text
+
+    markup = (
+        "<ol><li>one</li><li>two</li></ol><ol><li>again</li></ol>"
+        '<ol start="7"><li>seven</li><li>eight</li></ol><ul><li>dot</li></ul>'
+    )
+    doc = parse_html(tmp_path, markup)
+    assert [(b.text, b.ordered, b.start) for b in doc.blocks] == [
+        ("one", True, 1),
+        ("two", True, None),
+        ("again", True, 1),
+        ("seven", True, 7),
+        ("eight", True, None),
+        ("dot", False, None),
+    ]
+    assert render_markdown(doc).splitlines() == [
+        "1. one",
+        "2. two",
+        "1) again",
+        "7. seven",
+        "8. eight",
+        "- dot",
+    ]
+    assert "1. again\n7. seven" in render_text(doc)
