@@ -393,3 +393,19 @@ def test_adjacent_numbered_lists_stay_apart_and_keep_their_start(tmp_path: Path)
         "- dot",
     ]
     assert "1. again\n7. seven" in render_text(doc)
+
+
+def test_code_in_a_list_item_stays_in_the_list(tmp_path: Path) -> None:
+    from docworker.render.document import render_markdown
+
+    markup = "<ul><li>Run it:<pre>make all</pre></li><li>Then rest</li></ul><pre>after</pre>"
+    doc = parse_html(tmp_path, markup)
+    assert [(b.kind.value, b.level, b.text) for b in doc.blocks] == [
+        ("list_item", 1, "Run it:"),
+        ("code", 1, "make all"),
+        ("list_item", 1, "Then rest"),
+        ("code", None, "after"),
+    ]
+    assert render_markdown(doc) == (
+        "- Run it:\n  ```\n  make all\n  ```\n- Then rest\n\n```\nafter\n```\n"
+    )

@@ -483,7 +483,10 @@ class HtmlWalker:
         self.flush()
         # Like browsers, drop the one line break that may follow the opening tag.
         text = raw_text(element).removeprefix("\n").rstrip()
-        self.builder.add(BlockKind.CODE, text, language=code_language(element))
+        # In a list item the code belongs to the item: it takes the item's depth.
+        context = self._contexts[-1]
+        level = context.level if context.kind is BlockKind.LIST_ITEM else None
+        self.builder.add(BlockKind.CODE, text, language=code_language(element), level=level)
 
     def _line_break(self, _element: etree._Element) -> None:
         self._breaks.append(len(self._inline))
