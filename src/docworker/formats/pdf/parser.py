@@ -16,7 +16,10 @@ With structure, what each page draws is glanced at (:mod:`docworker.formats.pdf.
 pages ruled into a grid have their tables found (:mod:`docworker.formats.pdf.tables`),
 tables without a grid are told from their words' alignment
 (:mod:`docworker.formats.pdf.aligned`), and a block naming a figure or table right next
-to one is its caption.
+to one is its caption. Once every page is read, the short lines in the top or bottom
+margin that come back page after page are running headers and footers, even one
+set with no gap against the body and so read as the first (last) line of its block:
+that line then becomes a block of its own.
 
 Pages are read one at a time and closed straight away, so a long document
 needs memory for its text only. A page pdfium cannot load becomes a warning.
