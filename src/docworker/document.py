@@ -354,10 +354,17 @@ class Block(_Model):
     id: str
     kind: BlockKind
     text: str = ""
-    #: Heading depth (1 = top) for headings, nesting depth (1 = top) for list items.
+    #: Heading depth (1 = top) for headings, nesting depth (1 = top) for list items; for
+    #: a code block inside a list item, the depth of that item.
     level: int | None = None
     #: For list items: numbered (True) or bulleted (False).
     ordered: bool | None = None
+    #: For the first item of a numbered list: the number it starts at. An item with one
+    #: begins a new list, even right after another list of the same depth.
+    start: int | None = None
+    #: For a footnote or endnote: the mark that refers to it in the text (``1`` for a
+    #: ``[1]`` there, which is linked to ``#note-1``).
+    label: str | None = None
     page: int | None = None
     bbox: BBox | None = None
     table: Table | None = None
@@ -548,6 +555,20 @@ class DocumentBuilder:
         blocks[:] = blocks[start:] + blocks[:start]
         for number, block in enumerate(blocks, 1):
             block.id = f"b{number}"
+
+    def insert(self, before: dict[str, list[Block]], after: dict[str, list[Block]]) -> None:
+        """Put new blocks before or after the blocks with the given ids (a block told apart
+        from one already added), renumbering every block so that ids follow reading order.
+        Their text is counted already: it was part of the block they come out of."""
+        blocks = self.document.blocks
+        blocks[:] = [
+            new
+            for block in blocks
+            for new in (*before.get(block.id, ()), block, *after.get(block.id, ()))
+        ]
+        for number, block in enumerate(blocks, 1):
+            block.id = f"b{number}"
+        self._next_id = len(blocks) + 1
 
     def remove(self, doomed: set[str]) -> None:
         """Take the blocks whose ids are in ``doomed`` out of the document, renumbering

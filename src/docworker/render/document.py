@@ -11,8 +11,11 @@ the same way as the whole. What each keeps:
   and footers are left out (they repeat on every page and interrupt the prose;
   the text and HTML outputs keep them). Only the line starts that would turn a
   paragraph into a heading, list, quote or fence are escaped, so the text stays
-  as written. A footnote is a paragraph marked ``[^n]``: a footnote definition
-  (``[^n]: …``) that nothing references is dropped by most Markdown renderers.
+  as written. A note whose mark the text shows (``[1]`` linked to ``#note-1``, as the
+  Word reader gives it) is a footnote definition, ``[^1]: …``, and its mark a reference,
+  ``[^1]``. Any other footnote is a paragraph marked ``[^n]``: a definition that nothing
+  references is dropped by most Markdown renderers. The text and HTML show the note
+  after its mark, ``[1] …``.
 - **HTML**: a complete HTML5 document, everything escaped, each block carrying its
   id and page; headers and footers kept as ``<header>``/``<footer>``.
 - **JSON**: the model itself (:func:`render_json`), which validates back into an
@@ -97,20 +100,37 @@ def page_blocks(doc: Document) -> dict[int | None, list[Block]]:
 
 @dataclass(frozen=True)
 class _Item:
-    """A list item placed in its list: depth (1 = top) and number among ordered siblings."""
+    """A list item placed in its list: depth (1 = top) and number among ordered siblings.
+
+    A code block inside a list item is an item too, with no number, at the depth of the
+    item it belongs to; ``restarted`` says a new list of the same kind began at its
+    depth right after another (Markdown must then change the list's delimiter)."""
 
     block: Block
     depth: int
     number: int | None
+    restarted: bool = False
+
+
+def _nested_code(block: Block) -> bool:
+    """A code block that belongs to the list item before it (its level is the item's)."""
+    return block.kind is BlockKind.CODE and block.level is not None
 
 
 def _groups(blocks: Iterable[Block]) -> Iterator[list[Block]]:
-    """Blocks one by one, except that a run of consecutive list items comes as one list."""
-    for is_list, run in itertools.groupby(blocks, lambda b: b.kind is BlockKind.LIST_ITEM):
-        if is_list:
-            yield list(run)
-        else:
-            yield from ([block] for block in run)
+    """Blocks one by one, except that a run of consecutive list items comes as one list,
+    with the code blocks nested in its items."""
+    run: list[Block] = []
+    for block in blocks:
+        if block.kind is BlockKind.LIST_ITEM or (run and _nested_code(block)):
+            run.append(block)
+            continue
+        if run:
+            yield run
+            run = []
+        yield [block]
+    if run:
+        yield run
 
 
 def _list_items(run: list[Block]) -> list[_Item]:
@@ -118,18 +138,27 @@ def _list_items(run: list[Block]) -> list[_Item]:
 
     A depth is never more than one deeper than the item before (a list cannot skip
     a level), and numbering restarts whenever a list of that depth starts again or
-    switches between bulleted and numbered.
+    switches between bulleted and numbered, or an item carries the number its list
+    starts at.
     """
     counters: list[tuple[bool, int]] = []  # per open depth: (ordered, items so far)
     items: list[_Item] = []
     for block in run:
+        if block.kind is not BlockKind.LIST_ITEM:  # a code block under an open item
+            depth = max(1, min(block.level or 1, len(counters)))
+            items.append(_Item(block, depth, None))
+            continue
         depth = max(1, min(block.level or 1, len(counters) + 1))
         del counters[depth:]
         ordered = bool(block.ordered)
-        same_list = len(counters) == depth and counters[-1][0] == ordered
-        count = counters[-1][1] + 1 if same_list else 1
+        sibling = len(counters) == depth and counters[-1][0] == ordered
+        same_list = sibling and block.start is None
+        if same_list:
+            count = counters[-1][1] + 1
+        else:
+            count = block.start if ordered and block.start is not None else 1
         counters[depth - 1 :] = [(ordered, count)]
-        items.append(_Item(block, depth, count if ordered else None))
+        items.append(_Item(block, depth, count if ordered else None, sibling and not same_list))
     return items
 
 
@@ -240,6 +269,8 @@ def render_text(doc: Document, blocks: Sequence[Block] | None = None) -> str:
 def _text_block(block: Block) -> str:
     if block.kind is BlockKind.CODE:
         return block.text.strip("\n")
+    if block.label:  # a note after the mark the text shows where it refers to it
+        return f"[{block.label}] {block.text.strip()}"
     if block.table is not None:  # one line a row: a cell's own line breaks become spaces
         return "\n".join(map(_text_row, block.table.iter_grid()))
     return block.text.strip()
@@ -280,6 +311,12 @@ def _text_list(run: list[Block]) -> str:
     for item in _list_items(run):
         marker = f"{item.number}. " if item.number is not None else "- "
         indent = "  " * (item.depth - 1)
+        if item.block.kind is BlockKind.CODE:  # under its item's text, as written
+            inner = indent + "  "
+            lines.append(
+                "\n".join((inner + line).rstrip() for line in _text_block(item.block).split("\n"))
+            )
+            continue
         body = item.block.text.strip().replace("\n", "\n" + indent + " " * len(marker))
         lines.append(indent + marker + body)
     return "\n".join(lines)
@@ -293,19 +330,27 @@ _MD_BLOCK_START = re.compile(
 )
 _MD_ORDERED_START = re.compile(r"(\d{1,9})([.)])(?=\s|$)")
 _MD_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+#: A note label a footnote reference can carry (``[^1]``, ``[^iv]``).
+_MD_NOTE_LABEL = re.compile(r"[\w-]{1,32}")
 _MD_OMITTED = frozenset({BlockKind.HEADER, BlockKind.FOOTER, BlockKind.PAGE_BREAK})
 
 
 def render_markdown(doc: Document, blocks: Sequence[Block] | None = None) -> str:
     """CommonMark with GitHub pipe tables; see the module docstring for what is kept."""
     chunks: list[str] = []
-    footnotes = itertools.count(1)
-    for group in _groups(_selected(doc, blocks)):
+    selected = list(_selected(doc, blocks))
+    labels = {block.label for block in selected if block.label}
+    # Notes without a mark in the text are numbered apart from the marked ones.
+    footnotes = (n for n in itertools.count(1) if str(n) not in labels)
+    for group in _groups(selected):
         block = group[0]
         if block.kind in _MD_OMITTED:
             continue
         if block.kind is BlockKind.LIST_ITEM:
             chunk = _md_list(group)
+        elif block.kind is BlockKind.FOOTNOTE and _MD_NOTE_LABEL.fullmatch(block.label or ""):
+            # A definition: its mark in the text refers to it (later lines indented in it).
+            chunk = _md_continued(f"[^{block.label}]: ", _md_inline(block), "    ")
         elif block.kind is BlockKind.FOOTNOTE:
             chunk = f"[^{next(footnotes)}] {_md_inline(block)}"
         else:
@@ -324,11 +369,16 @@ def _md_escape_line(line: str) -> str:
 
 
 def _md_inline(block: Block) -> str:
-    """The block's text with its links, its line starts escaped."""
+    """The block's text with its links, its line starts escaped; a note's mark ``[1]``
+    linked to ``#note-1`` is a footnote reference, ``[^1]``."""
     parts = []
     for piece, url in _link_segments(block.text.strip(), block.links):
         text = _MD_TAG_START.sub(r"\\<", piece)
-        parts.append(text if url is None else f"[{_md_bracketed(text)}]({_md_url(url)})")
+        label = url[len("#note-") :] if url and url.startswith("#note-") else ""
+        if _MD_NOTE_LABEL.fullmatch(label) and text == f"[{label}]":
+            parts.append(f"[^{label}]")
+        else:
+            parts.append(text if url is None else f"[{_md_bracketed(text)}]({_md_url(url)})")
     return "\n".join(_md_escape_line(line) for line in "".join(parts).split("\n"))
 
 
@@ -358,10 +408,24 @@ def _md_heading(block: Block) -> str:
 def _md_list(run: list[Block]) -> str:
     lines = []
     content_columns: list[int] = []  # where the text of each open depth's item starts
+    delimiters: list[str] = []  # each open depth's marker: "." or ")", "-" or "*"
     for item in _list_items(run):
+        if item.block.kind is BlockKind.CODE:  # fenced, indented under its item's text
+            column = " " * content_columns[item.depth - 1] if content_columns else ""
+            code = _md_code(item.block).split("\n")
+            lines.append("\n".join((column + line).rstrip() for line in code))
+            continue
         del content_columns[item.depth - 1 :]
         indent = content_columns[-1] if content_columns else 0
-        marker = f"{item.number}. " if item.number is not None else "- "
+        pair = ".)" if item.number is not None else "-*"
+        previous = delimiters[item.depth - 1] if len(delimiters) >= item.depth else ""
+        delimiter = pair[0]
+        if previous and previous in pair:  # the same list goes on, or a new one of its kind
+            # CommonMark starts a new list of the same kind only where the delimiter changes.
+            delimiter = pair.replace(previous, "") if item.restarted else previous
+        del delimiters[item.depth - 1 :]
+        delimiters.append(delimiter)
+        marker = f"{item.number}{delimiter} " if item.number is not None else f"{delimiter} "
         content_columns.append(indent + len(marker))
         text = _md_inline(item.block)
         lines.append(_md_continued(" " * indent + marker, text, " " * content_columns[-1]))
@@ -522,6 +586,9 @@ def _html_block(block: Block) -> str:
         inner = f"$${_esc(block.text.strip())}$$"
     elif kind is BlockKind.CAPTION:
         inner = f"<em>{inner}</em>"
+    elif block.label:  # a note, after its mark, the target of the text's #note-… link
+        label = _esc(block.label)
+        inner = f'<a id="note-{label}">[{label}]</a> {inner}'
     if tag in {"blockquote", "aside", "header", "footer"}:
         inner = f"<p>{inner}</p>"
     return f"<{tag}{_attrs(block, css_class)}>{inner}</{tag}>"
@@ -542,13 +609,22 @@ def _html_list(run: list[Block]) -> str:
     out: list[str] = []
     open_lists: list[str] = []
     for item in _list_items(run):
+        if item.block.kind is BlockKind.CODE and open_lists:  # inside the item it belongs to
+            while len(open_lists) > item.depth:
+                out.append(f"</li></{open_lists.pop()}>")
+            out.append("\n" + _html_block(item.block))
+            continue
         tag = "ol" if item.number is not None else "ul"
+        if item.restarted and len(open_lists) >= item.depth:  # a new list of the same kind
+            while len(open_lists) >= item.depth:
+                out.append(f"</li></{open_lists.pop()}>")
         while len(open_lists) > item.depth:
             out.append(f"</li></{open_lists.pop()}>")
         if len(open_lists) == item.depth:
             out.append("</li>" if open_lists[-1] == tag else f"</li></{open_lists.pop()}>")
         if len(open_lists) < item.depth:
-            out.append(f"\n<{tag}>")
+            start = f' start="{item.number}"' if item.number not in {None, 1} else ""
+            out.append(f"\n<{tag}{start}>")
             open_lists.append(tag)
         out.append(f"\n<li{_attrs(item.block)}>{_html_inline(item.block)}")
     while open_lists:

@@ -97,3 +97,18 @@ def _save(pdf: Any, page: Any, path: Path, rotation: int) -> Path:
     pdf.save(path)
     pdf.close()
     return path
+
+
+def write_pages(path: Path, pages: list[list[tuple[str, float, float]]]) -> Path:
+    """An A4 PDF of several pages, each of lines of 12-point Helvetica starting at
+    ``(x, y)`` in PDF user space, and its path."""
+    pdf = pdfium.PdfDocument.new()
+    font = pdfium_c.FPDFText_LoadStandardFont(pdf.raw, b"Helvetica")
+    for texts in pages:
+        page = pdf.new_page(*A4)
+        for text, x, y in texts:
+            _add_text(pdf, page, font, text, (1, 0, 0, 1, x, y))
+        page.gen_content()
+    pdf.save(path)
+    pdf.close()
+    return path

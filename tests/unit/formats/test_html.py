@@ -365,3 +365,63 @@ def test_elements_nested_past_the_stack_are_read_as_text(tmp_path: Path) -> None
     text = " ".join(texts(doc))
     assert "top" in text and "deep words" in text and "after" in text
     assert [w.code for w in doc.warnings] == ["nested-too-deep"]
+
+
+def test_ruby_gives_the_base_text_without_its_reading(tmp_path: Path) -> None:
+    markup = (
+        "<html><body><p>東京の<ruby>漢<rp>(</rp><rt>kan</rt><rp>)</rp>"
+        "<rb>字</rb><rt>ji</rt></ruby>を読む</p>"
+        "<table><tr><td><ruby>明日<rt>あした</rt></ruby></td></tr></table>"
+        '<p><a href="https://example.org/"><ruby>東<rt>とう</rt>京<rt>きょう</rt></ruby></a></p>'
+        "</body></html>"
+    )
+    doc = parse_html(tmp_path, markup)
+    assert texts(doc, BlockKind.PARAGRAPH) == ["東京の漢字を読む", "東京"]
+    [table] = [b.table for b in doc.blocks if b.table is not None]
+    assert table.grid() == [["明日"]]
+    assert [(link.text, link.url) for b in doc.blocks for link in b.links] == [
+        ("東京", "https://example.org/")
+    ]
+
+
+def test_adjacent_numbered_lists_stay_apart_and_keep_their_start(tmp_path: Path) -> None:
+    from docworker.render.document import render_markdown, render_text
+
+    markup = (
+        "<ol><li>one</li><li>two</li></ol><ol><li>again</li></ol>"
+        '<ol start="7"><li>seven</li><li>eight</li></ol><ul><li>dot</li></ul>'
+    )
+    doc = parse_html(tmp_path, markup)
+    assert [(b.text, b.ordered, b.start) for b in doc.blocks] == [
+        ("one", True, 1),
+        ("two", True, None),
+        ("again", True, 1),
+        ("seven", True, 7),
+        ("eight", True, None),
+        ("dot", False, None),
+    ]
+    assert render_markdown(doc).splitlines() == [
+        "1. one",
+        "2. two",
+        "1) again",
+        "7. seven",
+        "8. eight",
+        "- dot",
+    ]
+    assert "1. again\n7. seven" in render_text(doc)
+
+
+def test_code_in_a_list_item_stays_in_the_list(tmp_path: Path) -> None:
+    from docworker.render.document import render_markdown
+
+    markup = "<ul><li>Run it:<pre>make all</pre></li><li>Then rest</li></ul><pre>after</pre>"
+    doc = parse_html(tmp_path, markup)
+    assert [(b.kind.value, b.level, b.text) for b in doc.blocks] == [
+        ("list_item", 1, "Run it:"),
+        ("code", 1, "make all"),
+        ("list_item", 1, "Then rest"),
+        ("code", None, "after"),
+    ]
+    assert render_markdown(doc) == (
+        "- Run it:\n  ```\n  make all\n  ```\n- Then rest\n\n```\nafter\n```\n"
+    )

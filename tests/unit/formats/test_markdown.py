@@ -186,3 +186,65 @@ def test_deep_quotes_and_lists_keep_their_text(tmp_path: Path) -> None:
         ("list_item", 49, False, "end"),
     ]
     assert [w.code for w in deeper.warnings] == ["nested-too-deep"]
+
+
+def test_a_change_of_delimiter_starts_a_new_list_and_round_trips(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    from docworker.render.document import render_html, render_markdown, render_text
+
+    doc = parse_md(tmp_path, "1. one\n2. two\n\n1) again\n2) more\n\n7. seven\n8. eight\n")
+    starts = [(b.text, b.start) for b in doc.blocks]
+    assert starts == [
+        ("one", 1),
+        ("two", None),
+        ("again", 1),
+        ("more", None),
+        ("seven", 7),
+        ("eight", None),
+    ]
+    markdown = render_markdown(doc)
+    assert markdown.splitlines() == [
+        "1. one",
+        "2. two",
+        "1) again",
+        "2) more",
+        "7. seven",
+        "8. eight",
+    ]
+    # Read back, the Markdown holds three lists, as the source did.
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    assert sum(t.type == "ordered_list_open" for t in tokens) == 3
+    assert "1. again" in render_text(doc) and "7. seven" in render_text(doc)
+    assert render_html(doc).count("<ol") == 3 and '<ol start="7">' in render_html(doc)
+
+
+def test_code_inside_a_list_item_stays_under_the_item(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    from docworker.render.document import render_html, render_markdown, render_text
+
+    source = "- item\n\n  ```python\n  x = 1\n  ```\n\n- next\n\n      indented code\n\nafter\n"
+    doc = parse_md(tmp_path, source)
+    assert [(b.kind.value, b.level, b.text) for b in doc.blocks] == [
+        ("list_item", 1, "item"),
+        ("code", 1, "x = 1"),
+        ("list_item", 1, "next"),
+        ("code", 1, "indented code"),
+        ("paragraph", None, "after"),
+    ]
+    markdown = render_markdown(doc)
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    # One list of two items, each with its code block inside it.
+    assert [t.type for t in tokens if t.type.endswith("list_open") or t.type == "fence"] == [
+        "bullet_list_open",
+        "fence",
+        "fence",
+    ]
+    fences = [t for t in tokens if t.type == "fence"]
+    assert [(t.info, t.content, t.level) for t in fences] == [
+        ("python", "x = 1\n", 2),
+        ("", "indented code\n", 2),
+    ]
+    assert render_text(doc).startswith("- item\n  x = 1\n- next\n  indented code\n")
+    assert "<li" in render_html(doc) and "x = 1</code></pre></li>" in render_html(doc)

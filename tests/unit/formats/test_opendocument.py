@@ -34,6 +34,7 @@ from docworker.formats.odf.parser import (
     ODT_MIME,
     OpenDocumentParser,
 )
+from docworker.render.document import render_markdown
 
 OFFICE = CORPUS / "office"
 
@@ -334,7 +335,7 @@ def test_inline_content_notes_links_frames_and_skipped_text(tmp_path: Path) -> N
     )
     doc = parse(build(tmp_path, body))
     assert [(b.kind, b.text) for b in doc.blocks] == [
-        (BlockKind.PARAGRAPH, "Two spaces, a link,\na break"),
+        (BlockKind.PARAGRAPH, "Two spaces, a link,\na break[1]"),
         (BlockKind.FOOTNOTE, "The footnote."),
         (BlockKind.IMAGE, "A duck on a pond"),
         (BlockKind.PARAGRAPH, "Inside a box"),
@@ -342,9 +343,14 @@ def test_inline_content_notes_links_frames_and_skipped_text(tmp_path: Path) -> N
         (BlockKind.PARAGRAPH, "Last"),
         (BlockKind.FOOTNOTE, "The endnote."),
     ]
+    # The footnote's citation marks where the text refers to it; the endnote has none.
+    assert [b.label for b in doc.blocks if b.kind is BlockKind.FOOTNOTE] == ["1", None]
     assert [(link.text, link.url) for link in doc.blocks[0].links] == [
-        ("link", "https://example.org/")
+        ("link", "https://example.org/"),
+        ("[1]", "#note-1"),
     ]
+    markdown = render_markdown(doc)
+    assert "a break[^1]\n" in markdown and "\n[^1]: The footnote.\n" in markdown
     assert doc.blocks[4].level == 3
 
 

@@ -600,3 +600,32 @@ def test_styles_sort_larger_then_bold_first() -> None:
         Style(12, True),
         Style(12, False),
     ]
+
+
+def test_a_running_header_touching_the_body_is_told_apart(tmp_path: Path) -> None:
+    from pdf_files import write_pages
+
+    from docworker.render.document import render_markdown
+
+    bodies = [
+        ["Cats sleep for most of the day and wake", "up to eat before they sleep again."],
+        ["Dogs bark at the postman every single", "morning and then they rest in the sun."],
+        ["Birds sing at dawn in the garden trees", "while the rest of the town still sleeps."],
+    ]
+    pages = [
+        # The header sits 14 points above the body's first line, as close as body lines.
+        [(f"Annual Report on Pets - page {n}", 72, 780)]
+        + [(line, 72, 766 - 14 * i) for i, line in enumerate(body)]
+        for n, body in enumerate(bodies, 1)
+    ]
+    doc = parse(write_pages(tmp_path / "running.pdf", pages))
+    assert [(b.kind.value, b.page, b.text) for b in doc.blocks] == [
+        ("header", 1, "Annual Report on Pets - page 1"),
+        ("paragraph", 1, " ".join(bodies[0])),
+        ("header", 2, "Annual Report on Pets - page 2"),
+        ("paragraph", 2, " ".join(bodies[1])),
+        ("header", 3, "Annual Report on Pets - page 3"),
+        ("paragraph", 3, " ".join(bodies[2])),
+    ]
+    assert [b.id for b in doc.blocks] == [f"b{n}" for n in range(1, 7)]
+    assert "Annual Report" not in render_markdown(doc)

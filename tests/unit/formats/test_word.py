@@ -571,3 +571,53 @@ def test_a_cancelled_job_stops_reading_with_a_warning(tmp_path: Path) -> None:
     whole = parse(path, ParseContext(progress=lambda done, _: progress.append(done)))
     assert len(whole.blocks) == 300
     assert progress and progress[-1] <= 1.0
+
+
+def _notes_part(kind: str, notes: dict[str, str]) -> str:
+    """A footnotes or endnotes part with Word's separators and the given notes by id."""
+    separators = (
+        f'<w:{kind} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{kind}>'
+        f'<w:{kind} w:type="continuationSeparator" w:id="0"><w:p><w:r>'
+        f"<w:continuationSeparator/></w:r></w:p></w:{kind}>"
+    )
+    own = "".join(
+        f'<w:{kind} w:id="{note_id}"><w:p><w:r><w:{kind}Ref/></w:r>'
+        f'<w:r><w:t xml:space="preserve"> {text}</w:t></w:r></w:p></w:{kind}>'
+        for note_id, text in notes.items()
+    )
+    return f"<w:{kind}s {_NS}>{separators}{own}</w:{kind}s>"
+
+
+def test_note_marks_stay_where_the_text_refers_to_them(tmp_path: Path) -> None:
+    from docworker.render.document import render_html, render_markdown, render_text
+
+    def ref(kind: str, note_id: str) -> str:
+        style = '<w:rPr><w:rStyle w:val="FootnoteReference"/></w:rPr>'
+        return f'<w:r>{style}<w:{kind}Reference w:id="{note_id}"/></w:r>'
+
+    body = (
+        f"<w:p><w:r><w:t>Cats sleep a lot.</w:t></w:r>{ref('footnote', '2')}"
+        f'<w:r><w:t xml:space="preserve"> Dogs bark.</w:t></w:r>{ref("endnote", "1")}</w:p>'
+        f"<w:p><w:r><w:t>Birds sing.</w:t></w:r>{ref('footnote', '1')}</w:p>"
+    )
+    parts = {
+        # Stored in id order; the text refers to note 2 first, so Word numbers it 1.
+        "footnotes": _notes_part("footnote", {"1": "About birds.", "2": "About cats."}),
+        "endnotes": _notes_part("endnote", {"1": "About dogs."}),
+    }
+    doc = parse(write_docx(tmp_path / "notes.docx", body, parts))
+    assert [(b.kind.value, b.text, b.label) for b in doc.blocks] == [
+        ("paragraph", "Cats sleep a lot.[1] Dogs bark.[i]", None),
+        ("paragraph", "Birds sing.[2]", None),
+        ("footnote", "About cats.", "1"),
+        ("footnote", "About birds.", "2"),
+        ("footnote", "About dogs.", "i"),
+    ]
+    markdown = render_markdown(doc)
+    assert markdown == (
+        "Cats sleep a lot.[^1] Dogs bark.[^i]\n\nBirds sing.[^2]\n\n"
+        "[^1]: About cats.\n\n[^2]: About birds.\n\n[^i]: About dogs.\n"
+    )
+    text = render_text(doc)
+    assert "Cats sleep a lot.[1] Dogs bark.[i]" in text and text.endswith("[i] About dogs.\n")
+    assert '<a id="note-1">[1]</a> About cats.' in render_html(doc)

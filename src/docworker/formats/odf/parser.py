@@ -175,8 +175,8 @@ def _read_text(
     for text in body.iterchildren(f"{OFFICE}text"):
         reader.read(text)
     _add_running(builder, masters, _FOOTERS, BlockKind.FOOTER)
-    for note in reader.endnotes:
-        builder.add(BlockKind.FOOTNOTE, note)
+    for note, label in reader.endnotes:
+        builder.add(BlockKind.FOOTNOTE, note, label=label)
     ctx.progress(1.0, f"{len(builder.document.blocks)} blocks")
 
 

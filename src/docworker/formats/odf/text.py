@@ -8,7 +8,9 @@ style says at each level. Whitespace follows the ODF rule (runs of spaces,
 tabs and newlines in the XML are one space; ``text:s``, ``text:tab`` and
 ``text:line-break`` are the real ones). A frame anchored in a paragraph (image,
 text box, table) follows the paragraph; a footnote follows it as a FOOTNOTE
-block, and endnotes are kept for the end of the document. Tracked deletions,
+block, and endnotes are kept for the end of the document; the text shows a note's
+citation where it stands (``[1]``, linked to ``#note-1``), and the note carries it
+as its label. Tracked deletions,
 comments and generated indexes (tables of contents) are not document text.
 
 An embedded object is read in place when it is a chart (its title and data);
@@ -222,6 +224,14 @@ def _remove_keeping_tail(element: etree._Element) -> None:
     parent.remove(element)
 
 
+def note_label(note: etree._Element) -> str:
+    """The mark a note's citation shows in the text (``1``, ``i``, ``*``), or ""."""
+    citation = note.find(f"{TEXT}note-citation")
+    if citation is None:
+        return ""
+    return " ".join("".join(map(str, citation.itertext())).split())
+
+
 def read_inline(element: etree._Element, into: Inline | None = None) -> Inline:
     """The inline content of a paragraph, heading or span."""
     inline = into or Inline()
@@ -236,6 +246,10 @@ def read_inline(element: etree._Element, into: Inline | None = None) -> Inline:
             inline.parts.append("\n")
         elif tag == _NOTE:
             inline.notes.append(node)
+            label = note_label(node)
+            if label:  # the mark the text shows, linked to the note as Word's reader links it
+                inline.parts.append(f"[{label}]")
+                inline.links.append(Link(text=f"[{label}]", url=f"#note-{label}"))
         elif tag in _SHAPES:
             inline.frames.append(node)
         elif tag == f"{TEXT}a":
@@ -354,7 +368,8 @@ class TextReader:
         self.load = load
         self.cells = 0
         self.fields: dict[str, Any] = {}
-        self.endnotes: list[str] = []
+        #: Each endnote's text and the mark the text shows for it.
+        self.endnotes: list[tuple[str, str | None]] = []
         #: The embedded documents and OLE objects met, in reading order.
         self.objects: list[EmbeddedObject] = []
 
@@ -391,10 +406,11 @@ class TextReader:
         for note in inline.notes:
             body = note.find(f"{TEXT}note-body")
             text = flat_text(body) if body is not None else ""
+            label = note_label(note) or None
             if note.get(f"{TEXT}note-class") == "endnote":
-                self.endnotes.append(text)
+                self.endnotes.append((text, label))
             else:
-                self.builder.add(BlockKind.FOOTNOTE, text, **self.fields)
+                self.builder.add(BlockKind.FOOTNOTE, text, label=label, **self.fields)
         for frame in inline.frames:
             self.shape(frame)
 

@@ -273,14 +273,22 @@ class _WordPackage:
                 self.builder.add(kind, text)
 
     def _notes(self, reader: StoryReader, note: str) -> None:
-        """Footnotes or endnotes, skipping the separators Word keeps among them."""
+        """Footnotes or endnotes, skipping the separators Word keeps among them: those the
+        text refers to first, in the order of their marks and labelled with them."""
         for rel_type, target in self.rels.values():
             if not rel_type.endswith(f"/{note}s") or target not in self.zf.NameToInfo:
                 continue
             story = Story(self.zf, relationships(self.zf, target))
-            for element in parse_xml(self.zf.read(target)).iterfind(f"{_W}{note}"):
-                if element.get(f"{_W}type") not in _NOTE_KINDS:
-                    self.builder.add(BlockKind.FOOTNOTE, reader.cell_text(element, story))
+            notes = [
+                (reader.note_labels.get((note, element.get(f"{_W}id", ""))), element)
+                for element in parse_xml(self.zf.read(target)).iterfind(f"{_W}{note}")
+                if element.get(f"{_W}type") not in _NOTE_KINDS
+            ]
+            order = {label: i for i, label in enumerate(reader.note_labels.values())}
+            notes.sort(key=lambda pair: order.get(pair[0], len(order)) if pair[0] else len(order))
+            for label, element in notes:
+                text = reader.cell_text(element, story)
+                self.builder.add(BlockKind.FOOTNOTE, text, label=label)
 
 
 def _has_body(zf: zipfile.ZipFile, part: str) -> bool:

@@ -125,6 +125,9 @@ class StoryReader:
         self.roles = roles
         #: Called once per block read, for progress and cancellation.
         self.tick = tick
+        #: ("footnote" or "endnote", the note's id) → the mark its reference shows, in
+        #: the order the text refers to the notes (Word numbers them so).
+        self.note_labels: dict[tuple[str, str], str] = {}
 
     # -- block level ---------------------------------------------------------
 
@@ -300,10 +303,29 @@ class StoryReader:
                 inline.floating.append(node)
             elif name in {"fldChar", "instrText"}:
                 _field_event(node, name, inline)
-            elif name == "ruby":
-                # The base text; its reading guide (``w:rt``) sits above it in small type.
-                for base in node.iterfind(f"{_W}rubyBase/{_W}r"):
-                    self._run(base, inline)
+            else:
+                self._annotated(node, name, inline)
+
+    def _annotated(self, node: etree._Element, name: str, inline: _Inline) -> None:
+        """Ruby text and note references in a run."""
+        if name == "ruby":
+            # The base text; its reading guide (``w:rt``) sits above it in small type.
+            for base in node.iterfind(f"{_W}rubyBase/{_W}r"):
+                self._run(base, inline)
+        elif name in {"footnoteReference", "endnoteReference"}:
+            self._note_reference(node, name[: -len("Reference")], inline)
+
+    def _note_reference(self, node: etree._Element, kind: str, inline: _Inline) -> None:
+        """A footnote's or endnote's mark where the text refers to it, as ``[1]`` (``[i]``
+        for endnotes, numbered apart as Word does), linked to ``#note-1``."""
+        key = (kind, node.get(f"{_W}id", ""))
+        label = self.note_labels.get(key)
+        if label is None:
+            count = 1 + sum(k == kind for k, _ in self.note_labels)
+            label = str(count) if kind == "footnote" else _roman(count)
+            self.note_labels[key] = label
+        inline.add(f"[{label}]")
+        inline.links.append(Link(text=f"[{label}]", url=f"#note-{label}"))
 
     def _simple_field(self, element: etree._Element, inline: _Inline, story: Story) -> None:
         instruction = element.get(f"{_W}instr", "")
@@ -468,6 +490,18 @@ def _hyperlink_target(element: etree._Element, story: Story) -> str | None:
         return story.rels[rel_id][1]
     anchor = element.get(f"{_W}anchor")
     return f"#{anchor}" if anchor else None
+
+
+def _roman(number: int) -> str:
+    """``number`` in lower-case Roman numerals (Word's endnote numbering)."""
+    out = []
+    for value, letters in (
+        (1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
+        (50, "l"), (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i"),
+    ):  # fmt: skip
+        count, number = divmod(number, value)
+        out.append(letters * count)
+    return "".join(out)
 
 
 def _symbol(element: etree._Element) -> str:

@@ -552,6 +552,42 @@ def running_key(block: TextBlock, page_height: float) -> tuple[str, str] | None:
     return place, _PAGE_NUMBERS.sub("#", " ".join(block.text.lower().split()))
 
 
+@dataclass
+class RunningEdge:
+    """A running header's line set with no gap above the body, and so read as the first
+    line of the body's first block (or a running footer's as the last line of a block)."""
+
+    #: What :func:`running_key` gives for the line alone.
+    key: tuple[str, str]
+    line: TextBlock
+    #: The block without the line.
+    rest: TextBlock
+
+
+def running_edge(block: TextBlock, page_height: float) -> RunningEdge | None:
+    """The first line of ``block`` when it lies in the top margin, or its last when it lies
+    in the bottom margin, as a header or footer of its own, with the rest of the block.
+
+    Whether it is one shows only when it comes back page after page, as for
+    :func:`running_key`.
+    """
+    lines = block.lines
+    if len(lines) < 2:
+        return None
+    if lines[0].y1 <= _MARGIN * page_height:
+        edge, rest = lines[:1], lines[1:]
+    elif lines[-1].y0 >= (1 - _MARGIN) * page_height:
+        edge, rest = lines[-1:], lines[:-1]
+    else:
+        return None
+    line, remainder = TextBlock(), TextBlock()
+    line.add(edge[0])
+    for each in rest:
+        remainder.add(each)
+    key = running_key(line, page_height)
+    return RunningEdge(key, line, remainder) if key is not None else None
+
+
 def cut_out(blocks: list[TextBlock], boxes: list[Box]) -> list[TextBlock | int]:
     """The blocks without their lines inside ``boxes`` (tables), each box's index in their place.
 

@@ -16,7 +16,10 @@ With structure, what each page draws is glanced at (:mod:`docworker.formats.pdf.
 pages ruled into a grid have their tables found (:mod:`docworker.formats.pdf.tables`),
 tables without a grid are told from their words' alignment
 (:mod:`docworker.formats.pdf.aligned`), and a block naming a figure or table right next
-to one is its caption.
+to one is its caption. Once every page is read, the short lines in the top or bottom
+margin that come back page after page are running headers and footers, even one
+set with no gap against the body and so read as the first (last) line of its block:
+that line then becomes a block of its own.
 
 Pages are read one at a time and closed straight away, so a long document
 needs memory for its text only. A page pdfium cannot load becomes a warning.
@@ -66,6 +69,7 @@ from docworker.formats.pdf.layout import (
     Box,
     HeadingScale,
     Line,
+    RunningEdge,
     Style,
     TextBlock,
     could_be_heading,
@@ -74,6 +78,7 @@ from docworker.formats.pdf.layout import (
     interleave,
     is_caption,
     reading_order,
+    running_edge,
     running_key,
 )
 from docworker.formats.pdf.metadata import FormFields, read_metadata
@@ -388,7 +393,7 @@ class _PageReader:
     def finish(self) -> None:
         """Decide what needed every page read: headings, running headers and footers."""
         if self.structure is not None:
-            self.structure.apply(self.builder.metadata, len(self.builder.document.pages))
+            self.structure.apply(self.builder, len(self.builder.document.pages))
 
     # -- OCR --
 
@@ -543,6 +548,9 @@ class _PageReader:
             if block is not None:
                 placed.append((block, item))
                 self.structure.note(block, item, page.number, page.layout.height)
+                edge = running_edge(item, page.layout.height)
+                if edge is not None:
+                    self.structure.note_edge(block, edge, self._told_apart(page, edge))
         if placed:
             links = annotation_links(self.pdf, page.handle, page.text, page.layout)
             _place_links(links, placed)
@@ -563,6 +571,20 @@ class _PageReader:
         return self.builder.add(
             kind, content, page=page.number, bbox=bbox, source=BlockSource.TEXT_LAYER, **fields
         )
+
+    def _told_apart(self, page: _Page, edge: RunningEdge) -> tuple[Block, str]:
+        """The line of a running edge as a block of its own (not added yet), and the text
+        left to the block it was read into."""
+        line, rest = edge.line, edge.rest
+        head = Block(
+            id="",
+            kind=BlockKind.HEADER if edge.key[0] == "header" else BlockKind.FOOTER,
+            text=page.text.clean(line.text),
+            page=page.number,
+            bbox=page.shown((line.x0, line.y0, line.x1, line.y1)),
+            source=BlockSource.TEXT_LAYER,
+        )
+        return head, page.text.clean(rest.text)
 
     def _add_table(self, page: _Page, found: FoundTable) -> None:
         self.builder.add(
@@ -625,6 +647,11 @@ class _Structure:
         self.sizes: Counter[float] = Counter()
         self.candidates: list[tuple[Block, TextBlock, int]] = []
         self.running: dict[tuple[str, str], list[Block]] = defaultdict(list)
+        #: Running lines read into a block of the body, by key: (the block, its edge, the
+        #: line as a block of its own and the text left to the block).
+        self.edges: dict[tuple[str, str], list[tuple[Block, RunningEdge, Block, str]]] = (
+            defaultdict(list)
+        )
 
     def note(self, block: Block, geometry: TextBlock, page: int, page_height: float) -> None:
         for line in geometry.lines:
@@ -635,10 +662,42 @@ class _Structure:
         if block.kind is BlockKind.PARAGRAPH and could_be_heading(geometry):
             self.candidates.append((block, geometry, page))
 
-    def apply(self, metadata: Metadata, pages: int) -> None:
+    def note_edge(self, block: Block, edge: RunningEdge, apart: tuple[Block, str]) -> None:
+        """A block whose first (last) line may be a running header (footer) set against it."""
+        self.edges[edge.key].append((block, edge, *apart))
+
+    def apply(self, builder: DocumentBuilder, pages: int) -> None:
         """Give the kept blocks their kinds, and the document a title if it has none."""
-        self._headings(metadata)
+        self._split_edges(builder, pages)
+        self._headings(builder.metadata)
         self._running_text(pages)
+
+    def _split_edges(self, builder: DocumentBuilder, pages: int) -> None:
+        """Tell a running line apart from the block it touches when it comes back on as
+        many pages (alone or touching) as a running header or footer must."""
+        before: dict[str, list[Block]] = defaultdict(list)
+        after: dict[str, list[Block]] = defaultdict(list)
+        split: dict[int, TextBlock] = {}
+        for key, edges in self.edges.items():
+            seen = {b.page for b in self.running.get(key, [])} | {b.page for b, *_ in edges}
+            if len(seen) < _running_pages(pages):
+                continue
+            for block, edge, head, rest in edges:
+                if not rest.strip():
+                    continue
+                block.text = rest
+                block.links = [link for link in block.links if link.text in rest]
+                (before if key[0] == "header" else after)[block.id].append(head)
+                self.running[key].append(head)
+                split[id(block)] = edge.rest
+        if not split:
+            return
+        builder.insert(before, after)
+        self.candidates = [
+            (block, split.get(id(block), geometry), page)
+            for block, geometry, page in self.candidates
+            if id(block) not in split or could_be_heading(split[id(block)])
+        ]
 
     def _headings(self, metadata: Metadata) -> None:
         scale = HeadingScale.measure(self.sizes, Counter(g.style for _, g, _ in self.candidates))
@@ -654,10 +713,15 @@ class _Structure:
             metadata.title = title[1].text
 
     def _running_text(self, pages: int) -> None:
-        # Three pages make a pattern; a short document shows it on two.
-        needed = min(3, max(2, pages // 2))
+        needed = _running_pages(pages)
         for (place, _), blocks in self.running.items():
             if len({b.page for b in blocks}) >= needed:
                 kind = BlockKind.HEADER if place == "header" else BlockKind.FOOTER
                 for block in blocks:
                     block.kind, block.level = kind, None
+
+
+def _running_pages(pages: int) -> int:
+    """On how many pages a line must come back to be a running header or footer: three
+    pages make a pattern; a short document shows it on two."""
+    return min(3, max(2, pages // 2))

@@ -198,6 +198,8 @@ class _Walker:
         self.lists: list[bool] = []
         #: What a paragraph inside each open list item or quote becomes, innermost last.
         self.containers: list[tuple[BlockKind, int | None, bool | None]] = []
+        #: The number the numbered list just opened starts at, until its first item takes it.
+        self.start: int | None = None
 
     def run(self, tokens: list[Token]) -> None:
         i = 0
@@ -218,6 +220,7 @@ class _Walker:
             return i + 3
         if kind in {"bullet_list_open", "ordered_list_open"}:
             self.lists.append(kind == "ordered_list_open")
+            self.start = _start(token) if self.lists[-1] else self.start
         elif kind in {"bullet_list_close", "ordered_list_close"}:
             self.lists.pop()
         elif kind == "list_item_open":
@@ -226,14 +229,22 @@ class _Walker:
             self.containers.append((BlockKind.QUOTE, None, None))
         elif kind in {"list_item_close", "blockquote_close"}:
             self.containers.pop()
+            self.start = None  # an item without text does not pass its number on
         elif kind in {"fence", "code_block"}:
-            language = token.info.split()[0] if token.info.strip() else None
-            self.builder.add(BlockKind.CODE, token.content.rstrip("\n"), language=language)
+            self._code(token)
         elif kind == "html_block":
             self.cells += add_fragment(self.builder, token.content, self.max_cells - self.cells)
         elif kind == "table_open":
             return self._table(tokens, i)
         return i + 1
+
+    def _code(self, token: Token) -> None:
+        """A code block; inside a list item it belongs to the item and takes its depth."""
+        language = token.info.split()[0] if token.info.strip() else None
+        inner = self.containers[-1] if self.containers else None
+        level = inner[1] if inner and inner[0] is BlockKind.LIST_ITEM else None
+        code = token.content.rstrip("\n")
+        self.builder.add(BlockKind.CODE, code, language=language, level=level)
 
     def _plain(self, tokens: list[Token], i: int) -> int:
         """A container at the nesting limit, whose content has no tokens: its lines as
@@ -263,7 +274,13 @@ class _Walker:
         self, token: Token, kind: BlockKind, level: int | None, ordered: bool | None
     ) -> None:
         inline = render_inline(token)
-        self.builder.add(kind, inline.text, level=level, ordered=ordered, links=inline.links)
+        start = None
+        if kind is BlockKind.LIST_ITEM and ordered:  # the first item says where its list starts
+            start, self.start = self.start, None
+        fields = {"start": start} if start is not None else {}
+        self.builder.add(
+            kind, inline.text, level=level, ordered=ordered, links=inline.links, **fields
+        )
         for alt, src in inline.images:
             links = [Link(text=alt, url=src)] if src else []
             self.builder.add(BlockKind.IMAGE, alt, links=links)
@@ -291,6 +308,12 @@ class _Walker:
             raise LimitExceeded("cells", self.cells, self.max_cells)
         self.builder.add(BlockKind.TABLE, table=table, links=links)
         return i + 1
+
+
+def _start(token: Token) -> int:
+    """The number an ordered list starts at (markdown-it leaves out ``start`` for 1)."""
+    value = token.attrs.get("start", 1)
+    return value if isinstance(value, int) else int(str(value) or 1)
 
 
 def _first_title(blocks: list[Block]) -> str | None:

@@ -70,6 +70,10 @@ _INVISIBLE = frozenset(
         "input",
         "textarea",
         "map",
+        # A ruby's reading guide (``rt``, with ``rp``'s fallback brackets) sits above its
+        # base text in small type: the text is the base, as the Word and ODF readers read it.
+        "rt",
+        "rp",
     ]
 )
 #: The page's banner and footer: a ``header``/``footer`` outside any sectioning
@@ -290,6 +294,12 @@ _QUOTE_CONTEXT = _Context(BlockKind.QUOTE)
 _CAPTION_CONTEXT = _Context(BlockKind.CAPTION)
 
 
+def _list_start(element: etree._Element) -> int:
+    """The number an ``ol`` starts at: its ``start``, 1 when it has none that is a number."""
+    value = (element.get("start") or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else 1
+
+
 @lru_cache(maxsize=64)
 def _list_item_context(depth: int, ordered: bool) -> _Context:
     return _Context(BlockKind.LIST_ITEM, level=depth, ordered=ordered)
@@ -316,6 +326,8 @@ class HtmlWalker:
         self._list_depth = 0
         #: The list item being read and its context: its further paragraphs are its lines.
         self._item: tuple[Block, _Context] | None = None
+        #: The number the numbered list being read starts at, until its first item has it.
+        self._start: int | None = None
         #: How deep the walk is, and whether it went past MAX_DEPTH.
         self._depth = 0
         self._deep = False
@@ -364,12 +376,14 @@ class HtmlWalker:
             ):
                 self.builder.add_line(item[0], text, self._links)
             else:
+                start, self._start = self._start, None
                 block = self.builder.add(
                     context.kind,
                     text,
                     level=context.level,
                     ordered=context.ordered,
                     links=self._links,
+                    **({"start": start} if start is not None and context.ordered else {}),
                 )
                 if block is not None and context.kind is BlockKind.LIST_ITEM:
                     self._item = (block, context)
@@ -454,14 +468,18 @@ class HtmlWalker:
         self.flush()
         self._list_depth += 1
         ordered = _tag(element) == "ol"
+        # Its first item starts a list of its own, even right after another.
+        start = _list_start(element) if ordered else None
         for child in element:
             if _tag(child) == "li":
                 # Each item is one block: paragraphs after its first go on as its lines.
                 self._item = None
+                self._start, start = start, None
                 self._in_context(child, _list_item_context(self._list_depth, ordered))
                 self._item = None
             else:
                 self._element(child)
+        self._start = None
         self._list_depth -= 1
 
     def _quote(self, element: etree._Element) -> None:
@@ -474,7 +492,10 @@ class HtmlWalker:
         self.flush()
         # Like browsers, drop the one line break that may follow the opening tag.
         text = raw_text(element).removeprefix("\n").rstrip()
-        self.builder.add(BlockKind.CODE, text, language=code_language(element))
+        # In a list item the code belongs to the item: it takes the item's depth.
+        context = self._contexts[-1]
+        level = context.level if context.kind is BlockKind.LIST_ITEM else None
+        self.builder.add(BlockKind.CODE, text, language=code_language(element), level=level)
 
     def _line_break(self, _element: etree._Element) -> None:
         self._breaks.append(len(self._inline))
