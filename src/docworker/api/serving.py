@@ -73,7 +73,8 @@ class ProblemHttpProtocol(HttpToolsProtocol):
     """
 
     def send_400_response(self, msg: str) -> None:
-        if not urlsplit(self.url).path.lower().startswith(b"/api/v2"):
+        # No URL yet when the parser failed before the request line was read.
+        if not urlsplit(getattr(self, "url", b"")).path.lower().startswith(b"/api/v2"):
             super().send_400_response(msg)
             return
         body = json.dumps(
