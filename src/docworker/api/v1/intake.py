@@ -48,6 +48,7 @@ from docworker.errors import Conflict, ContentRefused, DocworkerError
 from docworker.formats.detect import detect
 from docworker.jobs.queue import JobInput
 from docworker.jobs.store import TERMINAL_STATUSES, JobRecord
+from docworker.operations import INT_RANGE
 from docworker.storage import CHUNK, StoredBlob
 
 #: Output extension → Content-Type, as v1 answered files (§2.10).
@@ -124,7 +125,7 @@ def go_int(raw: str) -> int:
     if not _GO_INT.fullmatch(raw):
         raise ValueError(f"not an integer: {raw}")
     number = int(raw)
-    if not -(2**63) <= number < 2**63:
+    if number not in INT_RANGE:
         raise ValueError(f"out of range: {raw}")
     return number
 

@@ -20,11 +20,11 @@ import numpy
 #: A cell's or a row's start tag (any prefix), and the position it gives, if any.
 _TAG = re.compile(rb"<(?:[\w.-]+:)?(c|row)(?=[\s/>])([^>]*)")
 _REF = re.compile(rb'\br="([A-Za-z]{0,16})([0-9]{0,20})"')
-#: The same, for the fast pass: every cell tag, every row tag, and those with a position.
+#: The same, for the passes over a whole chunk: every cell tag, every row tag, and the
+#: cells with a position.
 _CELL = re.compile(rb"<(?:[\w.-]+:)?c(?=[\s/>])")
 _ROW = re.compile(rb"<(?:[\w.-]+:)?row(?=[\s/>])")
 _CELL_REF = re.compile(rb'<(?:[\w.-]+:)?c\s[^>]*?\br="([A-Za-z]{1,16})([0-9]{1,20})"')
-_ROW_REF = re.compile(rb'<(?:[\w.-]+:)?row\s[^>]*?\br="([0-9]{1,20})"')
 #: The columns and the rows of cells written ``<c r="B12"``, each on its own.
 _LETTERS = re.compile(rb'<c r="([A-Za-z]{1,16})[0-9]{1,20}"')
 _DIGITS = re.compile(rb'<c r="[A-Za-z]{1,16}([0-9]{1,20})"')

@@ -337,12 +337,11 @@ def _closed_up(text: PageText, begin: int, piece: str, height: float) -> str | N
     left as it is: single letters (``A B C``) look the same.
     """
     box = pdfium_c.FS_RECTF()
+    pointer = ctypes.byref(box)
     edges: list[tuple[float, float]] = []
     offsets = [offset for offset, char in enumerate(piece) if char != " "]
     for offset in offsets:
-        if not pdfium_c.FPDFText_GetLooseCharBox(
-            text.raw, text.char_index(begin + offset), ctypes.byref(box)
-        ):
+        if not _bare_loose_box(text.raw, text.char_index(begin + offset), pointer):
             return None
         edges.append((box.left, box.right))
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(edges)]
